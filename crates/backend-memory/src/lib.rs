@@ -1,0 +1,1 @@
+//! kubecloud in-memory backend (being written).

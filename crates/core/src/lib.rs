@@ -1,0 +1,1 @@
+//! kubecloud core (being written).

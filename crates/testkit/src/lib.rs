@@ -1,0 +1,2 @@
+//! kubecloud testkit (being written).
+pub mod schema;

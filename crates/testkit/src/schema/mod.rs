@@ -1,0 +1,1 @@
+//! Upstream schema catalog and validator (being written).

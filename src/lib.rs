@@ -1,0 +1,1 @@
+//! kubecloud facade (being written).
