@@ -1,0 +1,691 @@
+//! Networking: VPCs, subnets, IP reservations, security groups, services, the [`Network`] trait.
+
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::addr::{IpRange, MacAddress};
+use crate::error::{Error, Result};
+use crate::name::{Labels, Tenant, validate_labels, validate_name};
+
+/// A virtual private cloud: an isolated routing domain of one tenant.
+///
+/// ```
+/// let vpc = kubecloud_core::VpcSpec::named("main");
+/// assert!(vpc.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VpcSpec {
+    /// The VPC's name.
+    pub name: String,
+    /// Static routes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub static_routes: Vec<StaticRoute>,
+    /// Other VPCs of the same tenant to peer with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
+}
+
+impl VpcSpec {
+    /// A VPC with no routes and no peers.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Checks the spec.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("name", &self.name)?;
+        for (i, route) in self.static_routes.iter().enumerate() {
+            if route.destination.addr().is_ipv4() != route.next_hop.is_ipv4() {
+                return Err(Error::invalid(
+                    format!("staticRoutes[{i}].nextHop"),
+                    "is of another IP family than the destination",
+                ));
+            }
+        }
+        for (i, peer) in self.peers.iter().enumerate() {
+            validate_name(&format!("peers[{i}]"), peer)?;
+            if peer == &self.name {
+                return Err(Error::invalid(
+                    format!("peers[{i}]"),
+                    "a VPC cannot peer with itself",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A static route in a VPC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StaticRoute {
+    /// Destination CIDR.
+    pub destination: IpNet,
+    /// Next hop.
+    pub next_hop: IpAddr,
+}
+
+/// A VPC as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vpc {
+    /// Its spec.
+    pub spec: VpcSpec,
+    /// Whether the backend reports it ready.
+    pub ready: bool,
+    /// Its subnets.
+    pub subnets: Vec<String>,
+}
+
+/// A subnet of a VPC.
+///
+/// ```
+/// use kubecloud_core::SubnetSpec;
+/// let subnet = SubnetSpec::new("front", "main", "10.1.0.0/24".parse().unwrap());
+/// assert_eq!(subnet.gateway_ip(), "10.1.0.1".parse::<std::net::IpAddr>().unwrap());
+/// assert!(subnet.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubnetSpec {
+    /// The subnet's name.
+    pub name: String,
+    /// The VPC it belongs to.
+    pub vpc: String,
+    /// Its CIDR.
+    pub cidr: IpNet,
+    /// The gateway; the first host address when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// Addresses never handed out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<IpRange>,
+    /// Only reachable from its own VPC's `allow` list.
+    #[serde(default)]
+    pub private: bool,
+    /// CIDRs a private subnet accepts traffic from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<IpNet>,
+    /// Outgoing traffic is NATed to the node's address.
+    #[serde(default)]
+    pub nat_outgoing: bool,
+    /// Reached as a secondary interface (a Multus attachment) instead of the VM's primary network.
+    #[serde(default)]
+    pub secondary: bool,
+}
+
+impl SubnetSpec {
+    /// A subnet with defaults (first host as gateway, nothing excluded, public, primary).
+    pub fn new(name: impl Into<String>, vpc: impl Into<String>, cidr: IpNet) -> Self {
+        Self {
+            name: name.into(),
+            vpc: vpc.into(),
+            cidr,
+            gateway: None,
+            exclude: Vec::new(),
+            private: false,
+            allow: Vec::new(),
+            nat_outgoing: false,
+            secondary: false,
+        }
+    }
+
+    /// The gateway address (explicit or the first host).
+    pub fn gateway_ip(&self) -> IpAddr {
+        self.gateway.unwrap_or_else(|| first_host(self.cidr))
+    }
+
+    /// Checks the spec on its own (overlap with other subnets is the backend's check).
+    pub fn validate(&self) -> Result<()> {
+        validate_name("name", &self.name)?;
+        validate_name("vpc", &self.vpc)?;
+        if self.cidr != self.cidr.trunc() {
+            return Err(Error::invalid(
+                "cidr",
+                format!(
+                    "{} has host bits set; did you mean {}?",
+                    self.cidr,
+                    self.cidr.trunc()
+                ),
+            ));
+        }
+        let too_small = match self.cidr {
+            IpNet::V4(n) => n.prefix_len() > 29,
+            IpNet::V6(n) => n.prefix_len() > 125,
+        };
+        if too_small {
+            return Err(Error::invalid(
+                "cidr",
+                format!("{} is too small for a subnet", self.cidr),
+            ));
+        }
+        if let Some(gw) = self.gateway
+            && (!self.cidr.contains(&gw)
+                || gw == self.cidr.network()
+                || Some(gw) == broadcast(self.cidr))
+        {
+            return Err(Error::invalid(
+                "gateway",
+                format!("{gw} is not a host address of {}", self.cidr),
+            ));
+        }
+        for (i, range) in self.exclude.iter().enumerate() {
+            if !self.cidr.contains(&range.first) || !self.cidr.contains(&range.last) {
+                return Err(Error::invalid(
+                    format!("exclude[{i}]"),
+                    format!("{range} is not inside {}", self.cidr),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first host address of a CIDR (the network address + 1).
+pub fn first_host(cidr: IpNet) -> IpAddr {
+    let n = crate::addr::ip_to_u128(cidr.network()) + 1;
+    crate::addr::u128_to_ip(n, cidr.network()).unwrap_or(cidr.network())
+}
+
+/// The broadcast address of an IPv4 CIDR (IPv6 has none).
+pub fn broadcast(cidr: IpNet) -> Option<IpAddr> {
+    match cidr {
+        IpNet::V4(n) => Some(IpAddr::V4(n.broadcast())),
+        IpNet::V6(_) => None,
+    }
+}
+
+/// Whether two CIDRs share an address.
+///
+/// ```
+/// use kubecloud_core::cidrs_overlap;
+/// assert!(cidrs_overlap("10.0.0.0/16".parse().unwrap(), "10.0.3.0/24".parse().unwrap()));
+/// assert!(!cidrs_overlap("10.0.0.0/24".parse().unwrap(), "10.0.1.0/24".parse().unwrap()));
+/// ```
+pub fn cidrs_overlap(a: IpNet, b: IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// A subnet as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subnet {
+    /// Its spec.
+    pub spec: SubnetSpec,
+    /// Addresses still free.
+    pub available: u128,
+    /// Addresses in use (reservations and dynamic allocations).
+    pub used: u128,
+    /// Whether the backend reports it ready.
+    pub ready: bool,
+}
+
+/// A fixed IP (and MAC) held for a VM interface, kept across live migration.
+///
+/// ```
+/// use kubecloud_core::IpReservationSpec;
+/// let r = IpReservationSpec::new("db-eth0", "back").with_ip("10.2.0.10".parse().unwrap());
+/// assert!(r.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IpReservationSpec {
+    /// The reservation's name.
+    pub name: String,
+    /// The subnet the address comes from.
+    pub subnet: String,
+    /// The address; the next free one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// The MAC; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddress>,
+}
+
+impl IpReservationSpec {
+    /// A reservation of the next free address of `subnet`.
+    pub fn new(name: impl Into<String>, subnet: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            subnet: subnet.into(),
+            ip: None,
+            mac: None,
+        }
+    }
+
+    /// The same reservation of a specific address.
+    pub fn with_ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+
+    /// Checks the spec.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("name", &self.name)?;
+        validate_name("subnet", &self.subnet)?;
+        if let Some(mac) = self.mac
+            && mac.is_multicast()
+        {
+            return Err(Error::invalid(
+                "mac",
+                format!("{mac} is a multicast address"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A reservation as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpReservation {
+    /// The reservation's name.
+    pub name: String,
+    /// Its subnet.
+    pub subnet: String,
+    /// The address held.
+    pub ip: IpAddr,
+    /// The MAC held.
+    pub mac: MacAddress,
+    /// The VM (and interface) using it, as `vm/interface`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// A security group: rules applied to the VM interfaces that name it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecurityGroupSpec {
+    /// The group's name.
+    pub name: String,
+    /// Rules for traffic into the interfaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<Rule>,
+    /// Rules for traffic out of the interfaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<Rule>,
+}
+
+impl SecurityGroupSpec {
+    /// Checks the spec.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("name", &self.name)?;
+        for (dir, rules) in [("ingress", &self.ingress), ("egress", &self.egress)] {
+            for (i, rule) in rules.iter().enumerate() {
+                let field = format!("{dir}[{i}]");
+                if let Some(ports) = rule.ports {
+                    if ports.first == 0 || ports.last < ports.first {
+                        return Err(Error::invalid(
+                            format!("{field}.ports"),
+                            format!("{}-{} is not a port range", ports.first, ports.last),
+                        ));
+                    }
+                    if !matches!(rule.protocol, Protocol::Tcp | Protocol::Udp) {
+                        return Err(Error::invalid(
+                            format!("{field}.ports"),
+                            "ports apply to tcp and udp only",
+                        ));
+                    }
+                }
+                if let Remote::Group(group) = &rule.remote {
+                    validate_name(&format!("{field}.remote"), group)?;
+                }
+                if !(1..=200).contains(&rule.priority) {
+                    return Err(Error::invalid(
+                        format!("{field}.priority"),
+                        format!("{} is outside 1..=200", rule.priority),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One security-group rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rule {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// Ports (tcp/udp); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<PortRange>,
+    /// The other side.
+    #[serde(default)]
+    pub remote: Remote,
+    /// Lower numbers win (1 to 200).
+    #[serde(default = "default_priority")]
+    pub priority: u16,
+    /// Allow or drop.
+    #[serde(default)]
+    pub action: RuleAction,
+}
+
+fn default_priority() -> u16 {
+    100
+}
+
+impl Rule {
+    /// Allows tcp traffic on one port from anywhere.
+    pub fn allow_tcp(port: u16) -> Self {
+        Self {
+            protocol: Protocol::Tcp,
+            ports: Some(PortRange {
+                first: port,
+                last: port,
+            }),
+            remote: Remote::Any,
+            priority: default_priority(),
+            action: RuleAction::Allow,
+        }
+    }
+}
+
+/// An IP protocol.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Protocol {
+    /// TCP.
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+    /// ICMP.
+    Icmp,
+    /// Any protocol.
+    All,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+            Self::Sctp => "SCTP",
+            Self::Icmp => "ICMP",
+            Self::All => "ALL",
+        })
+    }
+}
+
+/// An inclusive port range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port.
+    pub last: u16,
+}
+
+/// The other side of a rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Remote {
+    /// Anywhere.
+    #[default]
+    Any,
+    /// Addresses in a CIDR.
+    Cidr(IpNet),
+    /// Interfaces in another security group.
+    Group(String),
+}
+
+/// What a rule does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RuleAction {
+    /// Let it through.
+    #[default]
+    Allow,
+    /// Drop it.
+    Drop,
+}
+
+/// A security group as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityGroup {
+    /// Its spec.
+    pub spec: SecurityGroupSpec,
+}
+
+/// An internal service: a stable address and DNS name in front of the VMs its selector picks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceSpec {
+    /// The service's name (and DNS label).
+    pub name: String,
+    /// VM labels that select its endpoints (must not be empty).
+    pub selector: Labels,
+    /// Its ports.
+    pub ports: Vec<ServicePort>,
+}
+
+impl ServiceSpec {
+    /// Checks the spec.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("name", &self.name)?;
+        if self.selector.is_empty() {
+            return Err(Error::invalid(
+                "selector",
+                "must select VMs by at least one label",
+            ));
+        }
+        validate_labels("selector", &self.selector)?;
+        validate_ports("ports", &self.ports)
+    }
+}
+
+/// Checks a list of service ports: at least one, none zero, no port/protocol twice.
+pub fn validate_ports(field: &str, ports: &[ServicePort]) -> Result<()> {
+    if ports.is_empty() {
+        return Err(Error::invalid(field, "at least one port is needed"));
+    }
+    for (i, p) in ports.iter().enumerate() {
+        if p.port == 0 {
+            return Err(Error::invalid(
+                format!("{field}[{i}].port"),
+                "must not be 0",
+            ));
+        }
+        if p.target_port == Some(0) {
+            return Err(Error::invalid(
+                format!("{field}[{i}].targetPort"),
+                "must not be 0",
+            ));
+        }
+        if !matches!(p.protocol, Protocol::Tcp | Protocol::Udp | Protocol::Sctp) {
+            return Err(Error::invalid(
+                format!("{field}[{i}].protocol"),
+                format!(
+                    "{} cannot be load-balanced; use tcp, udp or sctp",
+                    p.protocol
+                ),
+            ));
+        }
+        if ports[..i]
+            .iter()
+            .any(|o| o.port == p.port && o.protocol == p.protocol)
+        {
+            return Err(Error::invalid(
+                format!("{field}[{i}].port"),
+                format!("{}/{} is listed twice", p.port, p.protocol),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One port of a service or exposure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServicePort {
+    /// The port clients connect to.
+    pub port: u16,
+    /// The VM's port; the same as `port` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<u16>,
+    /// The protocol.
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+impl ServicePort {
+    /// A TCP port forwarded to the same port.
+    pub fn tcp(port: u16) -> Self {
+        Self {
+            port,
+            target_port: None,
+            protocol: Protocol::Tcp,
+        }
+    }
+}
+
+/// A service as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    /// Its spec.
+    pub spec: ServiceSpec,
+    /// Its stable internal address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<IpAddr>,
+    /// Its DNS name.
+    pub dns_name: String,
+    /// The VMs currently selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<String>,
+}
+
+/// What a network backend can do. The facade checks these before dispatching.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkCapabilities {
+    /// VPCs isolated from other tenants.
+    pub vpc_isolation: bool,
+    /// Static routes in VPCs.
+    pub static_routes: bool,
+    /// Peering between VPCs.
+    pub vpc_peering: bool,
+    /// Fixed IP reservations.
+    pub fixed_ips: bool,
+    /// Fixed MACs.
+    pub fixed_macs: bool,
+    /// Secondary (Multus) subnets.
+    pub secondary_subnets: bool,
+    /// Security groups.
+    pub security_groups: bool,
+    /// Internal services.
+    pub services: bool,
+    /// IPv6 subnets.
+    pub ipv6: bool,
+}
+
+/// The networks of a tenant. Implemented by each network backend.
+#[async_trait]
+pub trait Network: Send + Sync + std::fmt::Debug {
+    /// The backend's name for errors.
+    fn backend_name(&self) -> &str;
+    /// What this backend can do.
+    fn capabilities(&self) -> NetworkCapabilities;
+
+    /// Creates a VPC.
+    async fn create_vpc(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vpc>;
+    /// The VPC named `name`.
+    async fn get_vpc(&self, tenant: &Tenant, name: &str) -> Result<Vpc>;
+    /// The tenant's VPCs.
+    async fn list_vpcs(&self, tenant: &Tenant) -> Result<Vec<Vpc>>;
+    /// Deletes a VPC; refused while it has subnets.
+    async fn delete_vpc(&self, tenant: &Tenant, name: &str) -> Result<()>;
+
+    /// Creates a subnet; refused if its CIDR overlaps another subnet of the VPC.
+    async fn create_subnet(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Subnet>;
+    /// The subnet named `name`, with usage.
+    async fn get_subnet(&self, tenant: &Tenant, name: &str) -> Result<Subnet>;
+    /// The tenant's subnets.
+    async fn list_subnets(&self, tenant: &Tenant) -> Result<Vec<Subnet>>;
+    /// Deletes a subnet; refused while addresses are in use.
+    async fn delete_subnet(&self, tenant: &Tenant, name: &str) -> Result<()>;
+
+    /// Reserves an address (and MAC) in a subnet.
+    async fn reserve_ip(&self, tenant: &Tenant, spec: &IpReservationSpec) -> Result<IpReservation>;
+    /// The reservation named `name`.
+    async fn get_ip(&self, tenant: &Tenant, name: &str) -> Result<IpReservation>;
+    /// The tenant's reservations, of one subnet or all.
+    async fn list_ips(&self, tenant: &Tenant, subnet: Option<&str>) -> Result<Vec<IpReservation>>;
+    /// Releases a reservation; the address becomes free.
+    async fn release_ip(&self, tenant: &Tenant, name: &str) -> Result<()>;
+
+    /// Creates a security group.
+    async fn create_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup>;
+    /// The security group named `name`.
+    async fn get_security_group(&self, tenant: &Tenant, name: &str) -> Result<SecurityGroup>;
+    /// The tenant's security groups.
+    async fn list_security_groups(&self, tenant: &Tenant) -> Result<Vec<SecurityGroup>>;
+    /// Deletes a security group.
+    async fn delete_security_group(&self, tenant: &Tenant, name: &str) -> Result<()>;
+
+    /// Creates an internal service.
+    async fn create_service(&self, tenant: &Tenant, spec: &ServiceSpec) -> Result<Service>;
+    /// The service named `name`.
+    async fn get_service(&self, tenant: &Tenant, name: &str) -> Result<Service>;
+    /// The tenant's services.
+    async fn list_services(&self, tenant: &Tenant) -> Result<Vec<Service>>;
+    /// Deletes a service.
+    async fn delete_service(&self, tenant: &Tenant, name: &str) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnet_checks_name_their_field() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let mut s = SubnetSpec::new("a", "v", net("10.0.0.5/24"));
+        assert_eq!(s.validate().unwrap_err().invalid_field(), Some("cidr"));
+        s.cidr = net("10.0.0.0/30");
+        assert_eq!(s.validate().unwrap_err().invalid_field(), Some("cidr"));
+        s.cidr = net("10.0.0.0/24");
+        s.gateway = Some("10.0.1.1".parse().unwrap());
+        assert_eq!(s.validate().unwrap_err().invalid_field(), Some("gateway"));
+        s.gateway = None;
+        s.exclude = vec!["10.0.0.250..10.0.1.2".parse().unwrap()];
+        assert_eq!(
+            s.validate().unwrap_err().invalid_field(),
+            Some("exclude[0]")
+        );
+    }
+
+    #[test]
+    fn duplicate_ports_are_refused() {
+        let ports = [ServicePort::tcp(80), ServicePort::tcp(80)];
+        assert_eq!(
+            validate_ports("ports", &ports).unwrap_err().invalid_field(),
+            Some("ports[1].port")
+        );
+        let ports = [
+            ServicePort::tcp(53),
+            ServicePort {
+                protocol: Protocol::Udp,
+                ..ServicePort::tcp(53)
+            },
+        ];
+        assert!(validate_ports("ports", &ports).is_ok());
+    }
+}
