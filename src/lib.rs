@@ -1,1 +1,52 @@
-//! kubecloud facade (being written).
+//! # kubecloud
+//!
+//! One typed, async Rust API for running your own cloud on Kubernetes: virtual machines on
+//! KubeVirt + CDI, replicated block storage on LINSTOR, tenant networks on Kube-OVN + Multus and
+//! external addresses on MetalLB, or all of it in memory for quickstarts and tests.
+//!
+//! A [`Cloud`] composes one backend per trait ([`Compute`], [`BlockStorage`], [`Network`],
+//! [`LoadBalancer`]). Everything goes through a [`TenantHandle`], which validates input and
+//! checks the backend's capabilities *before* anything is sent, and which cannot name another
+//! tenant's resources.
+//!
+//! ```
+//! use kubecloud::{Cloud, VolumeSpec, ByteSize, AccessMode};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> kubecloud::Result<()> {
+//! let cloud = Cloud::in_memory();
+//! let acme = cloud.tenant("acme")?;
+//! let volume = acme
+//!     .volumes()
+//!     .create(&VolumeSpec::blank("data", ByteSize::gib(10)).with_replicas(2).with_access(AccessMode::ReadWriteMany))
+//!     .await?;
+//! assert_eq!(volume.spec.replicas, 2);
+//! // Bad input is refused before anything is sent, naming the field.
+//! let err = acme.volumes().create(&VolumeSpec::blank("Bad Name", ByteSize::gib(1))).await.unwrap_err();
+//! assert_eq!(err.invalid_field(), Some("name"));
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//! - `memory` (default): [`Cloud::in_memory`], the embedded in-memory cloud (`kubecloud-memory`).
+//!
+//! ## Crates
+//! `kubecloud-core` (re-exported here whole) holds the domain, the traits and the conformance
+//! suite; each backend is its own crate, turned on here with a cargo feature.
+
+mod cloud;
+mod load_balancer;
+mod network;
+mod tenant;
+mod vms;
+mod volumes;
+
+pub use cloud::{Capabilities, Cloud, CloudBuilder};
+pub use kubecloud_core::*;
+pub use load_balancer::TenantLoadBalancer;
+pub use network::TenantNetwork;
+pub use tenant::TenantHandle;
+pub use vms::TenantVms;
+pub use volumes::TenantVolumes;
+
+#[cfg(feature = "memory")]
+pub use kubecloud_memory::MemoryCloud;

@@ -1,0 +1,250 @@
+//! The garbage collector: owner references and deletion propagation, as kube-controller-manager's.
+//!
+//! - An object whose owners (by `ownerReferences[].uid`) are all gone is deleted (background);
+//!   references to owners that are gone are removed from objects that still have a live owner.
+//! - An owner deleted with `propagationPolicy=Foreground` keeps its `foregroundDeletion`
+//!   finalizer until all its dependents are gone (every dependent blocks, whatever its
+//!   `blockOwnerDeletion`).
+//! - An owner deleted with `propagationPolicy=Orphan` has the references to it removed from its
+//!   dependents, then loses its `orphan` finalizer.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::HashSet;
+
+use super::{Controller, ControllerError, Watched};
+use crate::cluster::{Cluster, ObjectEvent};
+use crate::store::{EventType, ObjKey};
+
+/// Deletes dependents of deleted owners. Registered by default.
+#[derive(Debug, Default)]
+pub struct GarbageCollector;
+
+fn owner_uids(object: &Value) -> Vec<String> {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r["uid"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn has_finalizer(object: &Value, name: &str) -> bool {
+    object["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == name))
+}
+
+fn is_deleting(object: &Value) -> bool {
+    object["metadata"]["deletionTimestamp"].is_string()
+}
+
+fn without_finalizer(object: &Value, name: &str) -> Value {
+    let mut o = object.clone();
+    if let Some(f) = o["metadata"]["finalizers"].as_array_mut() {
+        f.retain(|x| x != name);
+    }
+    o
+}
+
+fn without_owner(object: &Value, uids: &HashSet<String>, keep_live: bool) -> Value {
+    let mut o = object.clone();
+    if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
+        refs.retain(|r| {
+            r["uid"]
+                .as_str()
+                .is_some_and(|u| uids.contains(u) == keep_live)
+        });
+    }
+    o
+}
+
+impl GarbageCollector {
+    /// Deletes or trims `dependents` given the set of uids that exist.
+    fn collect(
+        api: &Cluster,
+        dependents: &[(ObjKey, Value)],
+        live: &HashSet<String>,
+    ) -> Result<(), ControllerError> {
+        for (key, dep) in dependents {
+            if is_deleting(dep) {
+                continue;
+            }
+            let owners = owner_uids(dep);
+            if owners.iter().all(|u| !live.contains(u)) {
+                tracing::debug!(object = %key.name, "garbage collecting dependent");
+                ignore_not_found(api.delete_key(key))?;
+            } else if owners.iter().any(|u| !live.contains(u)) {
+                ignore_not_found(api.update_key(key, without_owner(dep, live, true), None))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks each owner up by its reference (as the real collector does) and deletes the
+    /// object if none is there with the referenced uid. Owners of kinds the double does not serve
+    /// count as present.
+    fn check_owners(api: &Cluster, key: &ObjKey, obj: &Value) -> Result<(), ControllerError> {
+        let namespace = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
+        let mut live = HashSet::new();
+        let refs = obj["metadata"]["ownerReferences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for r in &refs {
+            let uid = r["uid"].as_str().unwrap_or_default();
+            let (Some(av), Some(kind), Some(name)) = (
+                r["apiVersion"].as_str(),
+                r["kind"].as_str(),
+                r["name"].as_str(),
+            ) else {
+                continue;
+            };
+            match api.get_opt(av, kind, namespace, name) {
+                Ok(Some(owner)) if owner["metadata"]["uid"] == uid => {
+                    live.insert(uid.to_string());
+                }
+                Ok(_) => {}
+                // Unknown kind: cannot be checked, keep the reference.
+                Err(_) => {
+                    live.insert(uid.to_string());
+                }
+            }
+        }
+        Self::collect(api, &[(key.clone(), obj.clone())], &live)
+    }
+
+    fn foreground(
+        api: &Cluster,
+        key: &ObjKey,
+        owner: &Value,
+        all: &[(ObjKey, Value)],
+    ) -> Result<(), ControllerError> {
+        let uid = owner["metadata"]["uid"].as_str().unwrap_or_default();
+        let dependents: Vec<&(ObjKey, Value)> = all
+            .iter()
+            .filter(|(_, o)| owner_uids(o).iter().any(|u| u == uid))
+            .collect();
+        if dependents.is_empty() {
+            ignore_not_found(api.update_key(
+                key,
+                without_finalizer(owner, "foregroundDeletion"),
+                None,
+            ))?;
+            return Ok(());
+        }
+        for (k, d) in dependents {
+            if !is_deleting(d) {
+                ignore_not_found(api.delete_key(k))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn orphan(
+        api: &Cluster,
+        key: &ObjKey,
+        owner: &Value,
+        all: &[(ObjKey, Value)],
+    ) -> Result<(), ControllerError> {
+        let uid: HashSet<String> = owner["metadata"]["uid"]
+            .as_str()
+            .map(String::from)
+            .into_iter()
+            .collect();
+        for (k, d) in all {
+            if owner_uids(d).iter().any(|u| uid.contains(u)) {
+                ignore_not_found(api.update_key(k, without_owner(d, &uid, false), None))?;
+            }
+        }
+        ignore_not_found(api.update_key(key, without_finalizer(owner, "orphan"), None))?;
+        Ok(())
+    }
+}
+
+fn ignore_not_found(r: Result<Value, crate::ApiError>) -> Result<(), ControllerError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[async_trait]
+impl Controller for GarbageCollector {
+    fn name(&self) -> &str {
+        "garbage-collector"
+    }
+
+    fn watches(&self) -> Vec<Watched> {
+        Vec::new()
+    }
+
+    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+        let relevant = ev.kind == EventType::Deleted
+            || is_deleting(&ev.object)
+            || !owner_uids(&ev.object).is_empty();
+        if !relevant {
+            return Ok(());
+        }
+        if ev.kind != EventType::Deleted && !is_deleting(&ev.object) {
+            let key = ObjKey {
+                group: ev.group.clone(),
+                resource: ev.resource.clone(),
+                namespace: ev.namespace.clone().unwrap_or_default(),
+                name: ev.name.clone(),
+            };
+            return match api.get_key(&key) {
+                Some(current) if !is_deleting(&current) => Self::check_owners(api, &key, &current),
+                _ => Ok(()),
+            };
+        }
+        let all = api.snapshot();
+        let live: HashSet<String> = all
+            .iter()
+            .filter_map(|(_, o)| o["metadata"]["uid"].as_str().map(String::from))
+            .collect();
+        let key = ObjKey {
+            group: ev.group.clone(),
+            resource: ev.resource.clone(),
+            namespace: ev.namespace.clone().unwrap_or_default(),
+            name: ev.name.clone(),
+        };
+        let current = all.iter().find(|(k, _)| *k == key).map(|(_, o)| o.clone());
+        match (ev.kind, current) {
+            (EventType::Deleted, _) | (_, None) => {
+                // Its dependents may now be orphans; its owners may be waiting for it (foreground).
+                let uid = ev.uid().unwrap_or_default().to_string();
+                let dependents: Vec<(ObjKey, Value)> = all
+                    .iter()
+                    .filter(|(_, o)| owner_uids(o).contains(&uid))
+                    .cloned()
+                    .collect();
+                Self::collect(api, &dependents, &live)?;
+                for owner_uid in owner_uids(&ev.object) {
+                    if let Some((k, o)) = all
+                        .iter()
+                        .find(|(_, o)| o["metadata"]["uid"] == owner_uid.as_str())
+                        && is_deleting(o)
+                        && has_finalizer(o, "foregroundDeletion")
+                    {
+                        Self::foreground(api, k, o, &all)?;
+                    }
+                }
+            }
+            (_, Some(obj)) => {
+                if is_deleting(&obj) && has_finalizer(&obj, "foregroundDeletion") {
+                    Self::foreground(api, &key, &obj, &all)?;
+                } else if is_deleting(&obj) && has_finalizer(&obj, "orphan") {
+                    Self::orphan(api, &key, &obj, &all)?;
+                }
+                if !is_deleting(&obj) && !owner_uids(&obj).is_empty() {
+                    Self::check_owners(api, &key, &obj)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

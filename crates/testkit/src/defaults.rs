@@ -1,0 +1,84 @@
+//! The few defaults kube-apiserver fills in on create that tests and controllers rely on.
+//!
+//! Only these are set: a Namespace's `spec.finalizers: [kubernetes]` and `status.phase: Active`;
+//! `status.phase: Pending` on PersistentVolumeClaims, PersistentVolumes and Pods; a Service's
+//! `type: ClusterIP`, `sessionAffinity: None`, an allocated `clusterIP`/`clusterIPs`, IPv4
+//! single-stack fields, and each port's `protocol: TCP` and `targetPort`. A PVC's
+//! `volumeMode: Filesystem`. Everything else is stored as sent.
+
+use rand::Rng;
+use serde_json::{Value, json};
+
+use crate::schema::ResourceType;
+
+pub(crate) fn on_create(rt: &ResourceType, object: &mut Value, rng: &mut impl Rng) {
+    if !rt.group.is_empty() {
+        return;
+    }
+    match rt.kind.as_str() {
+        "Namespace" => {
+            if object["spec"]["finalizers"].is_null() {
+                object["spec"]["finalizers"] = json!(["kubernetes"]);
+            }
+            object["status"]["phase"] = json!("Active");
+        }
+        "PersistentVolumeClaim" => {
+            if object["spec"].is_object() && object["spec"]["volumeMode"].is_null() {
+                object["spec"]["volumeMode"] = json!("Filesystem");
+            }
+            object["status"]["phase"] = json!("Pending");
+        }
+        "PersistentVolume" | "Pod" => {
+            object["status"]["phase"] = json!("Pending");
+        }
+        "Service" => service(object, rng),
+        _ => {}
+    }
+}
+
+fn service(object: &mut Value, rng: &mut impl Rng) {
+    let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let ty = spec
+        .entry("type")
+        .or_insert(json!("ClusterIP"))
+        .as_str()
+        .unwrap_or("ClusterIP")
+        .to_string();
+    spec.entry("sessionAffinity").or_insert(json!("None"));
+    if ty != "ExternalName" {
+        let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
+        if !headless
+            && spec
+                .get("clusterIP")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            let ip = format!(
+                "10.96.{}.{}",
+                rng.random_range(0..=255u8),
+                rng.random_range(1..=254u8)
+            );
+            spec.insert("clusterIP".into(), json!(ip));
+        }
+        let ip = spec["clusterIP"].clone();
+        spec.entry("clusterIPs").or_insert(json!([ip]));
+        spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+        spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+        spec.entry("internalTrafficPolicy")
+            .or_insert(json!("Cluster"));
+    }
+    if ty == "LoadBalancer" || ty == "NodePort" {
+        spec.entry("externalTrafficPolicy")
+            .or_insert(json!("Cluster"));
+    }
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            p.entry("protocol").or_insert(json!("TCP"));
+            if let Some(port) = p.get("port").cloned() {
+                p.entry("targetPort").or_insert(port);
+            }
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Reading the upstream files: the core OpenAPI documents and every CRD, into
+//! [`ResourceType`]s whose schemas share one compiled arena.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+use super::compile::{Arena, Compiler, NodeId};
+use super::meta::NameRule;
+use super::{CatalogError, CompiledSchema, ResourceType};
+
+/// Directories whose every `*.yaml` file holds CRDs, relative to the upstream dir.
+const CRD_DIRS: &[&str] = &[
+    "kubevirt/crds",
+    "cdi/crds_generated",
+    "kube-ovn",
+    "metallb",
+    "multus",
+    "piraeus-operator",
+    "external-snapshotter",
+];
+
+/// Single CRD files, relative to the upstream dir.
+const CRD_FILES: &[&str] = &["kubevirt/kv-resource.yaml"];
+
+const CORE_DOC: &str = "kubernetes/api__v1_openapi.json";
+const STORAGE_DOC: &str = "kubernetes/apis__storage.k8s.io__v1_openapi.json";
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
+/// Verbs every registered resource serves.
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// A built-in kind taken from a core OpenAPI document.
+struct BuiltIn {
+    definition: &'static str,
+    group: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    status: bool,
+    name_rule: NameRule,
+}
+
+const CORE_KINDS: &[BuiltIn] = &[
+    BuiltIn {
+        definition: "io.k8s.api.core.v1.Namespace",
+        group: "",
+        kind: "Namespace",
+        plural: "namespaces",
+        namespaced: false,
+        short_names: &["ns"],
+        status: true,
+        name_rule: NameRule::Label,
+    },
+    BuiltIn {
+        definition: "io.k8s.api.core.v1.Secret",
+        group: "",
+        kind: "Secret",
+        plural: "secrets",
+        namespaced: true,
+        short_names: &[],
+        status: false,
+        name_rule: NameRule::Subdomain,
+    },
+    BuiltIn {
+        definition: "io.k8s.api.core.v1.ConfigMap",
+        group: "",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        namespaced: true,
+        short_names: &["cm"],
+        status: false,
+        name_rule: NameRule::Subdomain,
+    },
+    BuiltIn {
+        definition: "io.k8s.api.core.v1.Service",
+        group: "",
+        kind: "Service",
+        plural: "services",
+        namespaced: true,
+        short_names: &["svc"],
+        status: true,
+        name_rule: NameRule::Dns1035Label,
+    },
+    BuiltIn {
+        definition: "io.k8s.api.core.v1.PersistentVolumeClaim",
+        group: "",
+        kind: "PersistentVolumeClaim",
+        plural: "persistentvolumeclaims",
+        namespaced: true,
+        short_names: &["pvc"],
+        status: true,
+        name_rule: NameRule::Subdomain,
+    },
+    BuiltIn {
+        definition: "io.k8s.api.core.v1.Pod",
+        group: "",
+        kind: "Pod",
+        plural: "pods",
+        namespaced: true,
+        short_names: &["po"],
+        status: true,
+        name_rule: NameRule::Subdomain,
+    },
+    BuiltIn {
+        definition: "io.k8s.api.core.v1.Event",
+        group: "",
+        kind: "Event",
+        plural: "events",
+        namespaced: true,
+        short_names: &["ev"],
+        status: false,
+        name_rule: NameRule::Subdomain,
+    },
+    BuiltIn {
+        definition: "io.k8s.api.core.v1.PersistentVolume",
+        group: "",
+        kind: "PersistentVolume",
+        plural: "persistentvolumes",
+        namespaced: false,
+        short_names: &["pv"],
+        status: true,
+        name_rule: NameRule::Subdomain,
+    },
+];
+
+const STORAGE_KINDS: &[BuiltIn] = &[BuiltIn {
+    definition: "io.k8s.api.storage.v1.StorageClass",
+    group: "storage.k8s.io",
+    kind: "StorageClass",
+    plural: "storageclasses",
+    namespaced: false,
+    short_names: &["sc"],
+    status: false,
+    name_rule: NameRule::Subdomain,
+}];
+
+/// Loads every resource type from the upstream directory `dir`.
+pub(crate) fn load(dir: &Path) -> Result<Vec<ResourceType>, CatalogError> {
+    let mut files = Vec::new();
+    for sub in CRD_DIRS {
+        files.extend(yaml_files(&dir.join(sub))?);
+    }
+    files.extend(CRD_FILES.iter().map(|f| dir.join(f)));
+    let core_doc = dir.join(CORE_DOC);
+    let storage_doc = dir.join(STORAGE_DOC);
+
+    // Parsing dominates the load time: parse the files on a few threads.
+    let parsed = parse_all(&files)?;
+    let core: Value = parse_json(&core_doc)?;
+    let storage: Value = parse_json(&storage_doc)?;
+
+    let mut arena = Arena::default();
+    let mut types = Vec::new();
+    compile_built_ins(&mut arena, &core_doc, &core, CORE_KINDS, true, &mut types)?;
+    compile_built_ins(
+        &mut arena,
+        &storage_doc,
+        &storage,
+        STORAGE_KINDS,
+        false,
+        &mut types,
+    )?;
+    for (file, docs) in files.iter().zip(&parsed) {
+        for doc in docs {
+            crd_types(&mut arena, file, doc, &mut types)?;
+        }
+    }
+
+    let arena = Arc::new(arena);
+    for t in &mut types {
+        t.schema.arena = Arc::clone(&arena);
+    }
+    Ok(types)
+}
+
+/// The `*.yaml` files of `dir`, sorted.
+fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
+    let io = |e: std::io::Error| CatalogError::Io {
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn read(path: &Path) -> Result<String, CatalogError> {
+    std::fs::read_to_string(path).map_err(|e| CatalogError::Io {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_json(path: &Path) -> Result<Value, CatalogError> {
+    serde_json::from_str(&read(path)?).map_err(|e| CatalogError::Parse {
+        file: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Every non-empty YAML document of `path`, as JSON values.
+fn parse_yaml(path: &Path) -> Result<Vec<Value>, CatalogError> {
+    let text = read(path)?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| CatalogError::Parse {
+        file: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(docs.into_iter().filter(|v| !v.is_null()).collect())
+}
+
+/// Parses every file, on up to four threads, keeping the files' order.
+fn parse_all(files: &[PathBuf]) -> Result<Vec<Vec<Value>>, CatalogError> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(file) = files.get(i) else { break };
+            done.push((i, parse_yaml(file)));
+        }
+        done
+    };
+    let mut results: Vec<Option<Result<Vec<Value>, CatalogError>>> =
+        (0..files.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+        let mut all = work();
+        for h in handles {
+            all.extend(h.join().expect("schema parser thread panicked"));
+        }
+        for (i, r) in all {
+            results[i] = Some(r);
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every file parsed"))
+        .collect()
+}
+
+/// Compiles the `kinds` of one core OpenAPI document; the first document also
+/// provides the ObjectMeta schema used for CRD metadata.
+fn compile_built_ins(
+    arena: &mut Arena,
+    file: &Path,
+    doc: &Value,
+    kinds: &[BuiltIn],
+    provides_object_meta: bool,
+    types: &mut Vec<ResourceType>,
+) -> Result<(), CatalogError> {
+    let schema_error = |reason: String| CatalogError::Schema {
+        file: file.to_owned(),
+        reason,
+    };
+    let definitions = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .ok_or_else(|| schema_error("no components.schemas".to_owned()))?;
+    let mut roots = Vec::new();
+    let object_meta;
+    {
+        let mut compiler = Compiler::built_in(arena, definitions);
+        object_meta = compiler.definition(OBJECT_META).map_err(schema_error)?;
+        for k in kinds {
+            roots.push(compiler.definition(k.definition).map_err(schema_error)?);
+        }
+    }
+    if provides_object_meta {
+        arena.object_meta = Some(object_meta);
+    }
+    for (k, root) in kinds.iter().zip(roots) {
+        types.push(ResourceType {
+            group: k.group.to_owned(),
+            version: "v1".to_owned(),
+            kind: k.kind.to_owned(),
+            plural: k.plural.to_owned(),
+            singular: k.kind.to_lowercase(),
+            namespaced: k.namespaced,
+            short_names: k.short_names.iter().map(|s| (*s).to_owned()).collect(),
+            list_kind: format!("{}List", k.kind),
+            status_subresource: k.status,
+            scale_subresource: false,
+            verbs: verbs(),
+            storage_version: true,
+            schema: placeholder(root, k.name_rule),
+        });
+    }
+    Ok(())
+}
+
+fn verbs() -> Vec<String> {
+    VERBS.iter().map(|v| (*v).to_owned()).collect()
+}
+
+/// A compiled schema whose arena is filled in once every schema is compiled.
+fn placeholder(root: NodeId, name_rule: NameRule) -> CompiledSchema {
+    CompiledSchema {
+        arena: Arc::default(),
+        root,
+        name_rule,
+    }
+}
+
+/// Registers every served version of the CRD `doc`.
+fn crd_types(
+    arena: &mut Arena,
+    file: &Path,
+    doc: &Value,
+    types: &mut Vec<ResourceType>,
+) -> Result<(), CatalogError> {
+    let bad = |reason: String| CatalogError::Schema {
+        file: file.to_owned(),
+        reason,
+    };
+    if doc.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
+        tracing::warn!(file = %file.display(), "skipping a document that is not a CRD");
+        return Ok(());
+    }
+    let text = |ptr: &str| doc.pointer(ptr).and_then(Value::as_str);
+    let need = |ptr: &str| text(ptr).ok_or_else(|| bad(format!("CRD has no {ptr}")));
+    let group = need("/spec/group")?;
+    let kind = need("/spec/names/kind")?;
+    let plural = need("/spec/names/plural")?;
+    let singular = text("/spec/names/singular").map_or_else(|| kind.to_lowercase(), str::to_owned);
+    let list_kind =
+        text("/spec/names/listKind").map_or_else(|| format!("{kind}List"), str::to_owned);
+    let short_names: Vec<String> = doc
+        .pointer("/spec/names/shortNames")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let namespaced = match need("/spec/scope")? {
+        "Namespaced" => true,
+        "Cluster" => false,
+        other => return Err(bad(format!("{plural}.{group}: unknown scope {other:?}"))),
+    };
+    let versions = doc
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad(format!("{plural}.{group}: no spec.versions")))?;
+    for v in versions {
+        if v.get("served").and_then(Value::as_bool) != Some(true) {
+            continue;
+        }
+        let version = v
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("{plural}.{group}: a version has no name")))?;
+        let free_form =
+            serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+        let schema = v.pointer("/schema/openAPIV3Schema").unwrap_or(&free_form);
+        let root = Compiler::crd(arena)
+            .schema(schema, false)
+            .map_err(|e| bad(format!("{plural}.{group}/{version}: {e}")))?;
+        arena.use_object_meta(root);
+        let subresource = |name: &str| v.pointer(&format!("/subresources/{name}")).is_some();
+        types.push(ResourceType {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            kind: kind.to_owned(),
+            plural: plural.to_owned(),
+            singular: singular.clone(),
+            namespaced,
+            short_names: short_names.clone(),
+            list_kind: list_kind.clone(),
+            status_subresource: subresource("status"),
+            scale_subresource: subresource("scale"),
+            verbs: verbs(),
+            storage_version: v.get("storage").and_then(Value::as_bool) == Some(true),
+            schema: placeholder(root, NameRule::Subdomain),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,765 @@
+//! The HTTP/1.1 server: the socket, request routing, faults and latency, the request log.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch as signal;
+use tokio::task::JoinHandle;
+
+use crate::api::{
+    CatalogRef, Core, DeleteOpts, FieldValidation, ListOpts, Sub, Target, WriteOpts, is_builtin,
+};
+use crate::cluster::Cluster;
+use crate::controllers::{
+    self, Controller, ControllerHandle, GarbageCollector, NamespaceController, PvcBinder,
+};
+use crate::counters::{RequestRecord, Requests};
+use crate::discovery;
+use crate::faults::{FaultAction, Faults, Latency};
+use crate::patch::PatchKind;
+use crate::routing::{self, ResourcePath, Route, Verb};
+use crate::schema::{Catalog, CatalogError};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, qualified_resource};
+use crate::store::Store;
+use crate::watch::{self, WatchOpts};
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The upstream schema catalog could not be loaded.
+    #[error("loading the schema catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    /// The socket could not be bound.
+    #[error("binding 127.0.0.1: {0}")]
+    Bind(#[from] std::io::Error),
+    /// The `kube::Client` for the server could not be built.
+    #[error("building a kube client: {0}")]
+    Client(#[from] kube::Error),
+    /// A seed object was refused.
+    #[error("seeding: {0}")]
+    Seed(#[from] ApiError),
+}
+
+/// Options for a [`TestServer`]; start with [`TestServer::builder`].
+#[must_use]
+pub struct TestServerBuilder {
+    catalog: Option<CatalogRef>,
+    seed: u64,
+    history_limit: usize,
+    latency: Latency,
+    field_validation: FieldValidation,
+    default_controllers: bool,
+    controllers: Vec<Arc<dyn Controller>>,
+    bookmark_interval: Duration,
+    seed_yaml: Vec<String>,
+}
+
+impl Default for TestServerBuilder {
+    fn default() -> Self {
+        TestServerBuilder {
+            catalog: None,
+            seed: 0,
+            history_limit: 10_000,
+            latency: Latency::None,
+            field_validation: FieldValidation::Strict,
+            default_controllers: true,
+            controllers: Vec::new(),
+            bookmark_interval: Duration::from_secs(10),
+            seed_yaml: Vec::new(),
+        }
+    }
+}
+
+impl TestServerBuilder {
+    /// Serve this catalog instead of [`Catalog::upstream`].
+    pub fn catalog(mut self, catalog: &'static Catalog) -> Self {
+        self.catalog = Some(CatalogRef::Static(catalog));
+        self
+    }
+
+    /// Serve this catalog instead of [`Catalog::upstream`] (e.g. from [`Catalog::load_from`]).
+    pub fn owned_catalog(mut self, catalog: Catalog) -> Self {
+        self.catalog = Some(CatalogRef::Shared(Arc::new(catalog)));
+        self
+    }
+
+    /// Seed of the generators behind uids, generated names, cluster IPs, fault draws and
+    /// latency draws (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// How many events the store retains for watches resuming from a `resourceVersion`
+    /// (default 10 000); older ones get 410.
+    pub fn history_limit(mut self, events: usize) -> Self {
+        self.history_limit = events;
+        self
+    }
+
+    /// Latency added to every HTTP request (also settable later through [`TestServer::faults`]).
+    pub fn latency(mut self, latency: Latency) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// How unknown fields are treated when a request does not say (`fieldValidation`).
+    /// Default [`FieldValidation::Strict`]; kube-apiserver's default is `Warn`.
+    pub fn field_validation(mut self, fv: FieldValidation) -> Self {
+        self.field_validation = fv;
+        self
+    }
+
+    /// Do not start the built-in controllers (garbage collector, namespace controller,
+    /// PVC binder).
+    pub fn without_default_controllers(mut self) -> Self {
+        self.default_controllers = false;
+        self
+    }
+
+    /// Starts this controller with the server.
+    pub fn controller(mut self, controller: impl Controller) -> Self {
+        self.controllers.push(Arc::new(controller));
+        self
+    }
+
+    /// How often watches that allow bookmarks get one (default 10 s).
+    pub fn bookmark_interval(mut self, every: Duration) -> Self {
+        self.bookmark_interval = every;
+        self
+    }
+
+    /// Objects (multi-document YAML) stored at start, before any controller runs.
+    pub fn seed_yaml(mut self, yaml: &str) -> Self {
+        self.seed_yaml.push(yaml.to_string());
+        self
+    }
+
+    /// Binds 127.0.0.1 on a random port and starts serving.
+    pub async fn start(self) -> Result<TestServer, StartError> {
+        let catalog = match self.catalog {
+            Some(c) => c,
+            None => CatalogRef::Static(Catalog::upstream()?),
+        };
+        let core = Arc::new(Core {
+            catalog,
+            store: Store::new(self.history_limit, self.seed),
+            default_validation: self.field_validation,
+        });
+        let cluster = Cluster::new(core.clone());
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            cluster.create(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )?;
+        }
+        for yaml in &self.seed_yaml {
+            cluster.seed_yaml(yaml)?;
+        }
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            core,
+            requests: Requests::default(),
+            faults: Faults::new(self.seed, self.latency),
+            bookmark_interval: self.bookmark_interval,
+            addr,
+        });
+        let (shutdown, _) = signal::channel(false);
+        let mut tasks = vec![tokio::spawn(accept_loop(
+            listener,
+            shared.clone(),
+            shutdown.subscribe(),
+        ))];
+        let mut controllers: Vec<Arc<dyn Controller>> = Vec::new();
+        if self.default_controllers {
+            controllers.push(Arc::new(GarbageCollector));
+            controllers.push(Arc::new(NamespaceController));
+            controllers.push(Arc::new(PvcBinder));
+        }
+        controllers.extend(self.controllers);
+        let mut handles = Vec::new();
+        for c in controllers {
+            let (h, t) = controllers::spawn(cluster.clone(), c);
+            handles.push(h);
+            tasks.push(t);
+        }
+        let url = format!("http://{addr}");
+        let config = kube::Config::new(url.parse().expect("a valid URL"));
+        let client = kube::Client::try_from(config)?;
+        tracing::debug!(%url, "kube API double listening");
+        Ok(TestServer {
+            shared,
+            cluster,
+            client,
+            url,
+            tasks: std::sync::Mutex::new(tasks),
+            controllers: std::sync::Mutex::new(handles),
+            shutdown,
+        })
+    }
+}
+
+struct Shared {
+    core: Arc<Core>,
+    requests: Requests,
+    faults: Faults,
+    bookmark_interval: Duration,
+    addr: SocketAddr,
+}
+
+/// A Kubernetes API server double listening on 127.0.0.1. Stops when dropped.
+pub struct TestServer {
+    shared: Arc<Shared>,
+    cluster: Cluster,
+    client: kube::Client,
+    url: String,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    controllers: std::sync::Mutex<Vec<ControllerHandle>>,
+    shutdown: signal::Sender<bool>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+}
+
+impl TestServer {
+    /// Starts a server with the upstream catalog and default options.
+    pub async fn start() -> Result<TestServer, StartError> {
+        Self::builder().start().await
+    }
+
+    /// Options for a server.
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder::default()
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// A `kube::Client` for this server: `kube::Config::new(url)` (default namespace `default`,
+    /// no auth, kube's default retry policy for 429/503/504), as a user would build it.
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// A `kube::Config` for this server, to customise before building a client.
+    pub fn kube_config(&self) -> kube::Config {
+        kube::Config::new(self.url.parse().expect("a valid URL"))
+    }
+
+    /// The in-process API handle: seed, read back, write without HTTP.
+    pub fn cluster(&self) -> Cluster {
+        self.cluster.clone()
+    }
+
+    /// Seeds every object in a multi-document YAML string (see [`Cluster::seed_yaml`]).
+    pub fn seed_yaml(&self, yaml: &str) -> Result<Vec<Value>, ApiError> {
+        self.cluster.seed_yaml(yaml)
+    }
+
+    /// The request log and counters.
+    pub fn requests(&self) -> Requests {
+        self.shared.requests.clone()
+    }
+
+    /// Fault and latency injection.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults.clone()
+    }
+
+    /// The handle of a running controller, by name (`garbage-collector`,
+    /// `namespace-controller`, `persistentvolume-binder`, or a registered one).
+    pub fn controller(&self, name: &str) -> Option<ControllerHandle> {
+        self.controllers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|h| h.name() == name)
+            .cloned()
+    }
+
+    /// Starts another controller now; it first sees every existing object it watches.
+    pub fn add_controller(&self, controller: impl Controller) -> ControllerHandle {
+        let (h, t) = controllers::spawn(self.cluster.clone(), Arc::new(controller));
+        self.controllers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(h.clone());
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).push(t);
+        h
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: signal::Receiver<bool>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(shared.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended");
+                },
+                _ = shutdown.wait_for(|s| *s) => {}
+            }
+        });
+    }
+}
+
+/// Returned by the service to make hyper close the connection without an answer.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by an injected fault")]
+struct Dropped;
+
+fn json_response(code: u16, body: &Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    let mut r = json_response(e.code, &e.to_status());
+    if let Some(secs) = e.retry_after
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        r.headers_mut().insert("Retry-After", v);
+    }
+    r
+}
+
+/// Everything the log needs, gathered before dispatch.
+struct Incoming_ {
+    method: String,
+    path: String,
+    query: String,
+    content_type: String,
+    accept: String,
+    user_agent: String,
+    body: Bytes,
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let (parts, body) = req.into_parts();
+    let header = |name: hyper::header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let inc = Incoming_ {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        content_type: header(CONTENT_TYPE),
+        accept: header(hyper::header::ACCEPT),
+        user_agent: header(hyper::header::USER_AGENT),
+        body,
+    };
+    let q = routing::query(Some(&inc.query));
+    let catalog = &shared.core.catalog;
+    let route = routing::route(&inc.path, |g, v, p| {
+        catalog.by_plural(g, v, p).is_some_and(|t| t.namespaced)
+    });
+    let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let (verb, rp) = match &route {
+        Route::Resource(rp) => (
+            routing::verb(&inc.method, rp, watch, &inc.content_type),
+            Some(rp.clone()),
+        ),
+        Route::NotFound => (Verb::Other, None),
+        _ => (Verb::Discovery, None),
+    };
+    let mut record = RequestRecord {
+        method: inc.method.clone(),
+        path: inc.path.clone(),
+        query: inc.query.clone(),
+        verb,
+        group: rp.as_ref().map(|r| r.group.clone()).unwrap_or_default(),
+        resource: rp.as_ref().map(|r| r.plural.clone()).unwrap_or_default(),
+        subresource: rp.as_ref().and_then(|r| r.subresource.clone()),
+        namespace: rp.as_ref().and_then(|r| r.namespace.clone()),
+        name: rp.as_ref().and_then(|r| r.name.clone()),
+        status: None,
+        content_type: (!inc.content_type.is_empty()).then(|| inc.content_type.clone()),
+        body_size: inc.body.len(),
+        faulted: false,
+    };
+
+    let (delay, fault) = shared.faults.decide(verb, &record.resource);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(action) = fault {
+        record.faulted = true;
+        let response = match action {
+            FaultAction::DropConnection => {
+                shared.requests.record(record);
+                return Err(Dropped);
+            }
+            FaultAction::TooManyRequests { retry_after_secs } => ApiError {
+                details: json!({"retryAfterSeconds": retry_after_secs}),
+                retry_after: Some(retry_after_secs),
+                ..ApiError::new(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests, please try again later.",
+                )
+            },
+            FaultAction::Status(code) => injected_status(code, rp.as_ref()),
+        };
+        record.status = Some(response.code);
+        shared.requests.record(record);
+        return Ok(error_response(&response));
+    }
+
+    let response = match dispatch(&shared, &route, verb, &inc, &q).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    record.status = Some(response.status().as_u16());
+    shared.requests.record(record);
+    Ok(response)
+}
+
+fn injected_status(code: u16, rp: Option<&ResourcePath>) -> ApiError {
+    let (group, plural, name) = match rp {
+        Some(rp) => (
+            rp.group.as_str(),
+            rp.plural.as_str(),
+            rp.name.as_deref().unwrap_or(""),
+        ),
+        None => ("", "", ""),
+    };
+    match code {
+        409 => ApiError::conflict(
+            group,
+            plural,
+            name,
+            "injected conflict; please apply your changes to the latest version and try again",
+        ),
+        500 => ApiError::internal("injected fault"),
+        503 => ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request (injected fault)",
+        ),
+        504 => ApiError::new(
+            504,
+            "Timeout",
+            "the server was unable to return a response in the time allotted (injected fault)",
+        ),
+        _ => ApiError::new(
+            code,
+            "Unknown",
+            format!("injected fault on {}", qualified_resource(group, plural)),
+        ),
+    }
+}
+
+fn not_found_path() -> ApiError {
+    ApiError {
+        details: json!({}),
+        ..ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    }
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    route: &Route,
+    verb: Verb,
+    inc: &Incoming_,
+    q: &HashMap<String, String>,
+) -> Result<Response<Body>, ApiError> {
+    let catalog = &shared.core.catalog;
+    if verb == Verb::Discovery && inc.method != "GET" {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let aggregated = discovery::wants_aggregated(&inc.accept);
+    let doc = match route {
+        Route::Version => Some(discovery::version()),
+        Route::CoreVersions if aggregated => {
+            return Ok(aggregated_response(discovery::aggregated(catalog, true)));
+        }
+        Route::CoreVersions => Some(discovery::api_versions(&shared.addr.to_string())),
+        Route::CoreResources => discovery::resource_list(catalog, "", "v1"),
+        Route::Groups if aggregated => {
+            return Ok(aggregated_response(discovery::aggregated(catalog, false)));
+        }
+        Route::Groups => Some(discovery::api_group_list(catalog)),
+        Route::Group(g) => discovery::api_group(catalog, g),
+        Route::GroupResources(g, v) => discovery::resource_list(catalog, g, v),
+        Route::NotFound => return Err(not_found_path()),
+        Route::Resource(rp) => return resource_request(shared, rp, verb, inc, q).await,
+    };
+    doc.map(|d| json_response(200, &d))
+        .ok_or_else(not_found_path)
+}
+
+fn aggregated_response(doc: Value) -> Response<Body> {
+    let mut r = json_response(200, &doc);
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(discovery::AGGREGATED_V2),
+    );
+    r
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+    })
+}
+
+/// Write options from the query. Without `fieldManager`, non-apply writes are attributed to the
+/// `User-Agent` up to its first `/`, as kube-apiserver does.
+fn write_opts(
+    q: &HashMap<String, String>,
+    inc: &Incoming_,
+    verb: Verb,
+) -> Result<WriteOpts, ApiError> {
+    let from_agent = (verb != Verb::Apply)
+        .then(|| inc.user_agent.split('/').next().unwrap_or("").to_string())
+        .filter(|m| !m.is_empty());
+    Ok(WriteOpts {
+        manager: q.get("fieldManager").cloned().or(from_agent),
+        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
+        field_validation: q
+            .get("fieldValidation")
+            .map(|s| FieldValidation::parse(s))
+            .transpose()?,
+        force: q.get("force").is_some_and(|f| f == "true"),
+    })
+}
+
+fn list_opts(q: &HashMap<String, String>, builtin: bool) -> Result<ListOpts, ApiError> {
+    Ok(ListOpts {
+        labels: LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?,
+        fields: FieldSelector::parse(
+            q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+            !builtin,
+        )?,
+        limit: q.get("limit").and_then(|l| l.parse().ok()),
+        continue_token: q.get("continue").cloned().filter(|c| !c.is_empty()),
+        resource_version: q.get("resourceVersion").cloned(),
+        resource_version_match: q.get("resourceVersionMatch").cloned(),
+    })
+}
+
+fn delete_opts(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOpts, ApiError> {
+    let b: Value = if body.is_empty() {
+        json!({})
+    } else {
+        parse_json(body)?
+    };
+    let orphan = b["orphanDependents"]
+        .as_bool()
+        .or_else(|| q.get("orphanDependents").map(|v| v == "true"));
+    let propagation = b["propagationPolicy"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| q.get("propagationPolicy").cloned())
+        .or_else(|| {
+            orphan.map(|o| {
+                if o {
+                    "Orphan".to_string()
+                } else {
+                    "Background".to_string()
+                }
+            })
+        });
+    let dry_run = b["dryRun"]
+        .as_array()
+        .is_some_and(|d| d.iter().any(|x| x == "All"))
+        || q.get("dryRun").is_some_and(|d| d == "All");
+    Ok(DeleteOpts {
+        propagation,
+        precondition_uid: b["preconditions"]["uid"].as_str().map(String::from),
+        precondition_rv: b["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(String::from),
+        dry_run,
+    })
+}
+
+fn with_warnings(mut r: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - {w:?}")) {
+            r.headers_mut().append("Warning", v);
+        }
+    }
+    r
+}
+
+async fn resource_request(
+    shared: &Arc<Shared>,
+    rp: &ResourcePath,
+    verb: Verb,
+    inc: &Incoming_,
+    q: &HashMap<String, String>,
+) -> Result<Response<Body>, ApiError> {
+    let core = &shared.core;
+    let rt = core
+        .catalog
+        .by_plural(&rp.group, &rp.version, &rp.plural)
+        .cloned()
+        .ok_or_else(not_found_path)?;
+    if (!rt.namespaced && rp.namespace.is_some())
+        || (rt.namespaced && rp.name.is_some() && rp.namespace.is_none())
+    {
+        return Err(not_found_path());
+    }
+    let sub = match rp.subresource.as_deref() {
+        None => None,
+        Some("status") if rt.status_subresource => Some(Sub::Status),
+        Some("finalize") if rt.group.is_empty() && rt.kind == "Namespace" => Some(Sub::Finalize),
+        Some(_) => return Err(not_found_path()),
+    };
+    let builtin = is_builtin(&rt);
+    let t = Target {
+        rt,
+        namespace: rp.namespace.clone(),
+        name: rp.name.clone(),
+        sub,
+    };
+    match verb {
+        Verb::Get => Ok(json_response(200, &core.get(&t)?)),
+        Verb::List => Ok(json_response(200, &core.list(&t, &list_opts(q, builtin)?)?)),
+        Verb::Watch => {
+            let mut lo = list_opts(q, builtin)?;
+            if let Some(name) = &t.name {
+                lo.fields = FieldSelector::parse(&format!("metadata.name={name}"), false)?;
+            }
+            let opts = WatchOpts {
+                resource_version: lo.resource_version.clone(),
+                send_initial_events: q.get("sendInitialEvents").is_some_and(|v| v == "true"),
+                allow_bookmarks: q.get("allowWatchBookmarks").is_some_and(|v| v == "true"),
+                timeout: q
+                    .get("timeoutSeconds")
+                    .and_then(|s| s.parse().ok())
+                    .map(Duration::from_secs),
+                labels: lo.labels,
+                fields: lo.fields,
+                bookmark_interval: shared.bookmark_interval,
+            };
+            let ns = if t.rt.namespaced {
+                t.namespace.clone()
+            } else {
+                None
+            };
+            let rx = watch::start(core.clone(), t.rt.clone(), ns, opts);
+            let stream = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+            });
+            let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Ok(r)
+        }
+        Verb::Create => {
+            if t.sub.is_some() {
+                return Err(ApiError::method_not_allowed(
+                    "POST is not supported on subresources",
+                ));
+            }
+            let written = core.create(&t, parse_json(&inc.body)?, &write_opts(q, inc, verb)?)?;
+            Ok(with_warnings(
+                json_response(201, &written.object),
+                &written.warnings,
+            ))
+        }
+        Verb::Update => {
+            let written = core.update(&t, parse_json(&inc.body)?, &write_opts(q, inc, verb)?)?;
+            Ok(with_warnings(
+                json_response(200, &written.object),
+                &written.warnings,
+            ))
+        }
+        Verb::Patch | Verb::Apply => {
+            let kind = PatchKind::from_content_type(&inc.content_type)
+                .ok_or_else(|| ApiError::unsupported_patch(&inc.content_type))?;
+            let written = core.patch(&t, kind, &inc.body, &write_opts(q, inc, verb)?)?;
+            let code = if written.created { 201 } else { 200 };
+            Ok(with_warnings(
+                json_response(code, &written.object),
+                &written.warnings,
+            ))
+        }
+        Verb::Delete => Ok(json_response(
+            200,
+            &core.delete(&t, &delete_opts(q, &inc.body)?)?,
+        )),
+        Verb::DeleteCollection => Ok(json_response(
+            200,
+            &core.delete_collection(&t, &list_opts(q, builtin)?, &delete_opts(q, &inc.body)?)?,
+        )),
+        Verb::Discovery | Verb::Other => Err(ApiError::method_not_allowed(format!(
+            "{} is not supported on this path",
+            inc.method
+        ))),
+    }
+}

@@ -1,0 +1,188 @@
+//! [`Cloud`]: one backend per trait, composed.
+
+use std::sync::Arc;
+
+use kubecloud_core::{
+    BlockStorage, Compute, ComputeCapabilities, Error, LoadBalancer, LoadBalancerCapabilities,
+    Network, NetworkCapabilities, Result, StorageCapabilities, Tenant,
+};
+
+use crate::tenant::TenantHandle;
+
+/// A cloud: one backend for each of compute, block storage, network and load balancing.
+/// Cheap to clone; share it freely.
+///
+/// ```
+/// let cloud = kubecloud::Cloud::in_memory();
+/// assert!(cloud.capabilities().compute.live_migration);
+/// let acme = cloud.tenant("acme")?;
+/// assert_eq!(acme.name().as_str(), "acme");
+/// # Ok::<(), kubecloud::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Cloud {
+    pub(crate) compute: Arc<dyn Compute>,
+    pub(crate) storage: Arc<dyn BlockStorage>,
+    pub(crate) network: Arc<dyn Network>,
+    pub(crate) load_balancer: Arc<dyn LoadBalancer>,
+}
+
+/// What each of a cloud's backends can do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Capabilities {
+    /// The compute backend's.
+    pub compute: ComputeCapabilities,
+    /// The block-storage backend's.
+    pub storage: StorageCapabilities,
+    /// The network backend's.
+    pub network: NetworkCapabilities,
+    /// The load-balancer backend's.
+    pub load_balancer: LoadBalancerCapabilities,
+}
+
+impl Cloud {
+    /// A builder that takes one backend per trait.
+    pub fn builder() -> CloudBuilder {
+        CloudBuilder::default()
+    }
+
+    /// The embedded in-memory cloud (three nodes, tiers `standard` and `fast`): no cluster needed.
+    #[cfg(feature = "memory")]
+    pub fn in_memory() -> Self {
+        Self::from_memory(kubecloud_memory::MemoryCloud::new())
+    }
+
+    /// A cloud whose four backends are the given in-memory cloud.
+    ///
+    /// ```
+    /// use kubecloud::{Cloud, MemoryCloud};
+    /// let cloud = Cloud::from_memory(MemoryCloud::builder().nodes(5).seed(7).build());
+    /// assert_eq!(cloud.capabilities().storage.max_replicas, 5);
+    /// ```
+    #[cfg(feature = "memory")]
+    pub fn from_memory(memory: kubecloud_memory::MemoryCloud) -> Self {
+        let shared = Arc::new(memory);
+        Self {
+            compute: shared.clone(),
+            storage: shared.clone(),
+            network: shared.clone(),
+            load_balancer: shared,
+        }
+    }
+
+    /// A handle on one tenant; every call through it is scoped to that tenant.
+    /// Refused with [`Error::InvalidInput`] if `name` is not a valid tenant name.
+    pub fn tenant(&self, name: &str) -> Result<TenantHandle> {
+        Ok(TenantHandle::new(self.clone(), Tenant::new(name)?))
+    }
+
+    /// What the backends can do.
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            compute: self.compute.capabilities(),
+            storage: self.storage.capabilities(),
+            network: self.network.capabilities(),
+            load_balancer: self.load_balancer.capabilities(),
+        }
+    }
+
+    /// The backends' names, as `(compute, storage, network, load balancer)`.
+    pub fn backend_names(&self) -> [&str; 4] {
+        [
+            self.compute.backend_name(),
+            self.storage.backend_name(),
+            self.network.backend_name(),
+            self.load_balancer.backend_name(),
+        ]
+    }
+}
+
+/// Builds a [`Cloud`] from one backend per trait.
+///
+/// ```
+/// use std::sync::Arc;
+/// use kubecloud::{Cloud, MemoryCloud};
+/// let memory = MemoryCloud::new();
+/// let cloud = Cloud::builder()
+///     .compute(memory.clone())
+///     .storage(memory.clone())
+///     .network(memory.clone())
+///     .load_balancer(memory)
+///     .build()?;
+/// assert_eq!(cloud.backend_names(), ["memory"; 4]);
+/// // A missing backend is refused, naming it.
+/// let err = Cloud::builder().compute(MemoryCloud::new()).build().unwrap_err();
+/// assert_eq!(err.invalid_field(), Some("storage"));
+/// # Ok::<(), kubecloud::Error>(())
+/// ```
+#[derive(Default)]
+pub struct CloudBuilder {
+    compute: Option<Arc<dyn Compute>>,
+    storage: Option<Arc<dyn BlockStorage>>,
+    network: Option<Arc<dyn Network>>,
+    load_balancer: Option<Arc<dyn LoadBalancer>>,
+}
+
+impl CloudBuilder {
+    /// The compute backend.
+    pub fn compute(self, backend: impl Compute + 'static) -> Self {
+        self.compute_arc(Arc::new(backend))
+    }
+    /// The compute backend, shared.
+    pub fn compute_arc(mut self, backend: Arc<dyn Compute>) -> Self {
+        self.compute = Some(backend);
+        self
+    }
+    /// The block-storage backend.
+    pub fn storage(self, backend: impl BlockStorage + 'static) -> Self {
+        self.storage_arc(Arc::new(backend))
+    }
+    /// The block-storage backend, shared.
+    pub fn storage_arc(mut self, backend: Arc<dyn BlockStorage>) -> Self {
+        self.storage = Some(backend);
+        self
+    }
+    /// The network backend.
+    pub fn network(self, backend: impl Network + 'static) -> Self {
+        self.network_arc(Arc::new(backend))
+    }
+    /// The network backend, shared.
+    pub fn network_arc(mut self, backend: Arc<dyn Network>) -> Self {
+        self.network = Some(backend);
+        self
+    }
+    /// The load-balancer backend.
+    pub fn load_balancer(self, backend: impl LoadBalancer + 'static) -> Self {
+        self.load_balancer_arc(Arc::new(backend))
+    }
+    /// The load-balancer backend, shared.
+    pub fn load_balancer_arc(mut self, backend: Arc<dyn LoadBalancer>) -> Self {
+        self.load_balancer = Some(backend);
+        self
+    }
+
+    /// The cloud; refused with [`Error::InvalidInput`] naming the first missing backend.
+    pub fn build(self) -> Result<Cloud> {
+        let missing = |what: &str| Error::invalid(what, "no backend given");
+        Ok(Cloud {
+            compute: self.compute.ok_or_else(|| missing("compute"))?,
+            storage: self.storage.ok_or_else(|| missing("storage"))?,
+            network: self.network.ok_or_else(|| missing("network"))?,
+            load_balancer: self.load_balancer.ok_or_else(|| missing("load_balancer"))?,
+        })
+    }
+}
+
+impl std::fmt::Debug for CloudBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudBuilder")
+            .field("compute", &self.compute.as_ref().map(|b| b.backend_name()))
+            .field("storage", &self.storage.as_ref().map(|b| b.backend_name()))
+            .field("network", &self.network.as_ref().map(|b| b.backend_name()))
+            .field(
+                "load_balancer",
+                &self.load_balancer.as_ref().map(|b| b.backend_name()),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,136 @@
+//! [`TenantLoadBalancer`]: a tenant's address pools and exposures.
+
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use kubecloud_core::wait::{self, Condition};
+use kubecloud_core::{
+    AddressPool, AddressPoolSpec, AddressRequest, Advertisement, Exposure, ExposureSpec,
+    LoadBalancer, Result, Tenant,
+};
+
+use crate::tenant::{check_name, unsupported};
+
+/// A tenant's external addresses (from [`crate::TenantHandle::load_balancer`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use kubecloud::{Cloud, AddressPoolSpec, AddressBlock, ExposureSpec, ServicePort};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kubecloud::Result<()> {
+/// let lb = Cloud::in_memory().tenant("acme")?.load_balancer();
+/// lb.create_pool(&AddressPoolSpec::l2("public", vec![AddressBlock::Cidr("203.0.113.0/29".parse().unwrap())])).await?;
+/// lb.expose(&ExposureSpec::new("web", [("app", "web")], vec![ServicePort::tcp(443)])).await?;
+/// let web = lb.wait_assigned("web", Duration::from_secs(10)).await?;
+/// assert!(web.ip.is_some());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct TenantLoadBalancer<'a> {
+    backend: &'a dyn LoadBalancer,
+    tenant: &'a Tenant,
+}
+
+impl<'a> TenantLoadBalancer<'a> {
+    pub(crate) fn new(backend: &'a dyn LoadBalancer, tenant: &'a Tenant) -> Self {
+        Self { backend, tenant }
+    }
+
+    fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
+        if has {
+            Ok(())
+        } else {
+            Err(unsupported(
+                self.backend.backend_name(),
+                operation,
+                capability,
+            ))
+        }
+    }
+
+    /// Creates an address pool owned by the tenant.
+    pub async fn create_pool(&self, spec: &AddressPoolSpec) -> Result<AddressPool> {
+        spec.validate()?;
+        let caps = self.backend.capabilities();
+        let op = "load_balancer.create_pool";
+        match &spec.advertisement {
+            Advertisement::L2(_) => self.require(op, "l2", caps.l2)?,
+            Advertisement::Bgp(bgp) => {
+                self.require(op, "bgp", caps.bgp)?;
+                if bgp.peers.iter().any(|p| p.bfd) {
+                    self.require(op, "bfd", caps.bfd)?;
+                }
+            }
+        }
+        self.backend.create_pool(self.tenant, spec).await
+    }
+
+    /// The pool named `name`, with usage.
+    pub async fn get_pool(&self, name: &str) -> Result<AddressPool> {
+        check_name("name", name)?;
+        self.backend.get_pool(self.tenant, name).await
+    }
+
+    /// The pools the tenant may use.
+    pub async fn list_pools(&self) -> Result<Vec<AddressPool>> {
+        self.backend.list_pools(self.tenant).await
+    }
+
+    /// Deletes a pool (refused while addresses are assigned from it).
+    pub async fn delete_pool(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.backend.delete_pool(self.tenant, name).await
+    }
+
+    /// Exposes VMs on an external address (assigned asynchronously; see
+    /// [`TenantLoadBalancer::wait_assigned`]).
+    pub async fn expose(&self, spec: &ExposureSpec) -> Result<Exposure> {
+        spec.validate()?;
+        let caps = self.backend.capabilities();
+        if matches!(spec.address, AddressRequest::Ip(_)) {
+            self.require("load_balancer.expose", "requested_ip", caps.requested_ip)?;
+        }
+        if spec.sharing_key.is_some() {
+            self.require("load_balancer.expose", "ip_sharing", caps.ip_sharing)?;
+        }
+        self.backend.expose(self.tenant, spec).await
+    }
+
+    /// The exposure named `name`.
+    pub async fn get_exposure(&self, name: &str) -> Result<Exposure> {
+        check_name("name", name)?;
+        self.backend.get_exposure(self.tenant, name).await
+    }
+
+    /// The tenant's exposures.
+    pub async fn list_exposures(&self) -> Result<Vec<Exposure>> {
+        self.backend.list_exposures(self.tenant).await
+    }
+
+    /// Removes an exposure and frees its address.
+    pub async fn release(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.backend.release(self.tenant, name).await
+    }
+
+    /// The exposure's state now and at every change.
+    pub async fn watch(&self, name: &str) -> Result<BoxStream<'static, Result<Exposure>>> {
+        check_name("name", name)?;
+        self.backend.watch_exposure(self.tenant, name).await
+    }
+
+    /// Waits (on a watch) until `condition` holds, failing fast with the load balancer's reason.
+    pub async fn wait(
+        &self,
+        name: &str,
+        condition: impl Condition<Exposure>,
+        timeout: Duration,
+    ) -> Result<Exposure> {
+        wait::until(self.watch(name).await?, condition, timeout).await
+    }
+
+    /// Waits until the exposure has its external address.
+    pub async fn wait_assigned(&self, name: &str, timeout: Duration) -> Result<Exposure> {
+        self.wait(name, wait::exposure_assigned(), timeout).await
+    }
+}

@@ -1,0 +1,197 @@
+//! [`TenantNetwork`]: a tenant's VPCs, subnets, IP reservations, security groups and services.
+
+use kubecloud_core::{
+    IpReservation, IpReservationSpec, Network, Result, SecurityGroup, SecurityGroupSpec, Service,
+    ServiceSpec, Subnet, SubnetSpec, Tenant, Vpc, VpcSpec,
+};
+
+use crate::tenant::{check_name, unsupported};
+
+/// A tenant's networks (from [`crate::TenantHandle::network`]).
+///
+/// ```
+/// use kubecloud::{Cloud, VpcSpec, SubnetSpec};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kubecloud::Result<()> {
+/// let net = Cloud::in_memory().tenant("acme")?.network();
+/// net.create_vpc(&VpcSpec::named("main")).await?;
+/// net.create_subnet(&SubnetSpec::new("front", "main", "10.1.0.0/24".parse().unwrap())).await?;
+/// // Overlapping CIDRs in one VPC are refused.
+/// let clash = SubnetSpec::new("back", "main", "10.1.0.128/25".parse().unwrap());
+/// assert!(net.create_subnet(&clash).await.is_err());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct TenantNetwork<'a> {
+    backend: &'a dyn Network,
+    tenant: &'a Tenant,
+}
+
+impl<'a> TenantNetwork<'a> {
+    pub(crate) fn new(backend: &'a dyn Network, tenant: &'a Tenant) -> Self {
+        Self { backend, tenant }
+    }
+
+    fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
+        if has {
+            Ok(())
+        } else {
+            Err(unsupported(
+                self.backend.backend_name(),
+                operation,
+                capability,
+            ))
+        }
+    }
+
+    /// Creates a VPC.
+    pub async fn create_vpc(&self, spec: &VpcSpec) -> Result<Vpc> {
+        spec.validate()?;
+        let caps = self.backend.capabilities();
+        if !spec.static_routes.is_empty() {
+            self.require("network.create_vpc", "static_routes", caps.static_routes)?;
+        }
+        if !spec.peers.is_empty() {
+            self.require("network.create_vpc", "vpc_peering", caps.vpc_peering)?;
+        }
+        self.backend.create_vpc(self.tenant, spec).await
+    }
+
+    /// The VPC named `name`.
+    pub async fn get_vpc(&self, name: &str) -> Result<Vpc> {
+        check_name("name", name)?;
+        self.backend.get_vpc(self.tenant, name).await
+    }
+
+    /// The tenant's VPCs.
+    pub async fn list_vpcs(&self) -> Result<Vec<Vpc>> {
+        self.backend.list_vpcs(self.tenant).await
+    }
+
+    /// Deletes a VPC (refused while it has subnets).
+    pub async fn delete_vpc(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.backend.delete_vpc(self.tenant, name).await
+    }
+
+    /// Creates a subnet (refused if it overlaps another of its VPC).
+    pub async fn create_subnet(&self, spec: &SubnetSpec) -> Result<Subnet> {
+        spec.validate()?;
+        let caps = self.backend.capabilities();
+        if spec.secondary {
+            self.require(
+                "network.create_subnet",
+                "secondary_subnets",
+                caps.secondary_subnets,
+            )?;
+        }
+        if spec.cidr.addr().is_ipv6() {
+            self.require("network.create_subnet", "ipv6", caps.ipv6)?;
+        }
+        self.backend.create_subnet(self.tenant, spec).await
+    }
+
+    /// The subnet named `name`, with usage.
+    pub async fn get_subnet(&self, name: &str) -> Result<Subnet> {
+        check_name("name", name)?;
+        self.backend.get_subnet(self.tenant, name).await
+    }
+
+    /// The tenant's subnets.
+    pub async fn list_subnets(&self) -> Result<Vec<Subnet>> {
+        self.backend.list_subnets(self.tenant).await
+    }
+
+    /// Deletes a subnet (refused while addresses are in use).
+    pub async fn delete_subnet(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.backend.delete_subnet(self.tenant, name).await
+    }
+
+    /// Reserves an address (and MAC) in a subnet.
+    pub async fn reserve_ip(&self, spec: &IpReservationSpec) -> Result<IpReservation> {
+        spec.validate()?;
+        let caps = self.backend.capabilities();
+        self.require("network.reserve_ip", "fixed_ips", caps.fixed_ips)?;
+        if spec.mac.is_some() {
+            self.require("network.reserve_ip", "fixed_macs", caps.fixed_macs)?;
+        }
+        self.backend.reserve_ip(self.tenant, spec).await
+    }
+
+    /// The reservation named `name`.
+    pub async fn get_ip(&self, name: &str) -> Result<IpReservation> {
+        check_name("name", name)?;
+        self.backend.get_ip(self.tenant, name).await
+    }
+
+    /// The tenant's reservations, of one subnet or all.
+    pub async fn list_ips(&self, subnet: Option<&str>) -> Result<Vec<IpReservation>> {
+        if let Some(subnet) = subnet {
+            check_name("subnet", subnet)?;
+        }
+        self.backend.list_ips(self.tenant, subnet).await
+    }
+
+    /// Releases a reservation.
+    pub async fn release_ip(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.backend.release_ip(self.tenant, name).await
+    }
+
+    /// Creates a security group.
+    pub async fn create_security_group(&self, spec: &SecurityGroupSpec) -> Result<SecurityGroup> {
+        spec.validate()?;
+        self.require(
+            "network.create_security_group",
+            "security_groups",
+            self.backend.capabilities().security_groups,
+        )?;
+        self.backend.create_security_group(self.tenant, spec).await
+    }
+
+    /// The security group named `name`.
+    pub async fn get_security_group(&self, name: &str) -> Result<SecurityGroup> {
+        check_name("name", name)?;
+        self.backend.get_security_group(self.tenant, name).await
+    }
+
+    /// The tenant's security groups.
+    pub async fn list_security_groups(&self) -> Result<Vec<SecurityGroup>> {
+        self.backend.list_security_groups(self.tenant).await
+    }
+
+    /// Deletes a security group.
+    pub async fn delete_security_group(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.backend.delete_security_group(self.tenant, name).await
+    }
+
+    /// Creates an internal service.
+    pub async fn create_service(&self, spec: &ServiceSpec) -> Result<Service> {
+        spec.validate()?;
+        self.require(
+            "network.create_service",
+            "services",
+            self.backend.capabilities().services,
+        )?;
+        self.backend.create_service(self.tenant, spec).await
+    }
+
+    /// The service named `name`.
+    pub async fn get_service(&self, name: &str) -> Result<Service> {
+        check_name("name", name)?;
+        self.backend.get_service(self.tenant, name).await
+    }
+
+    /// The tenant's services.
+    pub async fn list_services(&self) -> Result<Vec<Service>> {
+        self.backend.list_services(self.tenant).await
+    }
+
+    /// Deletes a service.
+    pub async fn delete_service(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.backend.delete_service(self.tenant, name).await
+    }
+}

@@ -1,0 +1,76 @@
+//! [`TenantHandle`]: everything a tenant does, scoped to it.
+
+use kubecloud_core::{Error, Result, Tenant, validate_name};
+
+use crate::cloud::Cloud;
+use crate::load_balancer::TenantLoadBalancer;
+use crate::network::TenantNetwork;
+use crate::vms::TenantVms;
+use crate::volumes::TenantVolumes;
+
+/// One tenant of a [`Cloud`]. Every call through it is scoped to this tenant: names are plain
+/// DNS labels, so there is no way to name another tenant's resource.
+///
+/// Each call validates its input and checks the backend's capabilities before the backend is
+/// called; refused calls send nothing.
+///
+/// ```
+/// let acme = kubecloud::Cloud::in_memory().tenant("acme")?;
+/// let _vms = acme.vms();
+/// let _volumes = acme.volumes();
+/// let _network = acme.network();
+/// let _lb = acme.load_balancer();
+/// # Ok::<(), kubecloud::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct TenantHandle {
+    cloud: Cloud,
+    tenant: Tenant,
+}
+
+impl TenantHandle {
+    pub(crate) fn new(cloud: Cloud, tenant: Tenant) -> Self {
+        Self { cloud, tenant }
+    }
+
+    /// The tenant.
+    pub fn name(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// The tenant's virtual machines.
+    pub fn vms(&self) -> TenantVms<'_> {
+        TenantVms::new(&*self.cloud.compute, &self.tenant)
+    }
+
+    /// The tenant's block volumes and snapshots.
+    pub fn volumes(&self) -> TenantVolumes<'_> {
+        TenantVolumes::new(&*self.cloud.storage, &self.tenant)
+    }
+
+    /// The tenant's VPCs, subnets, IP reservations, security groups and services.
+    pub fn network(&self) -> TenantNetwork<'_> {
+        TenantNetwork::new(&*self.cloud.network, &self.tenant)
+    }
+
+    /// The tenant's address pools and exposures.
+    pub fn load_balancer(&self) -> TenantLoadBalancer<'_> {
+        TenantLoadBalancer::new(&*self.cloud.load_balancer, &self.tenant)
+    }
+}
+
+/// Checks a resource name given to a get/delete-style call.
+pub(crate) fn check_name(field: &str, name: &str) -> Result<()> {
+    validate_name(field, name)
+}
+
+/// The error for a capability the backend lacks.
+pub(crate) fn unsupported(backend: &str, operation: &str, capability: &str) -> Error {
+    tracing::debug!(
+        backend,
+        operation,
+        capability,
+        "refused before dispatch: capability missing"
+    );
+    Error::unsupported(backend, operation, capability)
+}

@@ -1,0 +1,162 @@
+//! [`TenantVms`]: a tenant's virtual machines.
+
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use kubecloud_core::wait::{self, Condition};
+use kubecloud_core::{
+    BootDisk, Compute, Labels, Migration, MigrationBlocker, MigrationTarget, PowerAction, Result,
+    Tenant, Vm, VmResources, VmSpec, validate_labels, validate_name,
+};
+
+use crate::tenant::{check_name, unsupported};
+
+/// A tenant's virtual machines (from [`crate::TenantHandle::vms`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use kubecloud::{Cloud, VmSpec};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> kubecloud::Result<()> {
+/// let acme = Cloud::in_memory().tenant("acme")?;
+/// acme.vms().apply(&VmSpec { name: "box".into(), ..VmSpec::default() }).await?;
+/// let vm = acme.vms().wait_running("box", Duration::from_secs(10)).await?;
+/// assert!(vm.status.node.is_some());
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct TenantVms<'a> {
+    backend: &'a dyn Compute,
+    tenant: &'a Tenant,
+}
+
+impl<'a> TenantVms<'a> {
+    pub(crate) fn new(backend: &'a dyn Compute, tenant: &'a Tenant) -> Self {
+        Self { backend, tenant }
+    }
+
+    fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
+        if has {
+            Ok(())
+        } else {
+            Err(unsupported(
+                self.backend.backend_name(),
+                operation,
+                capability,
+            ))
+        }
+    }
+
+    /// Creates the VM or updates it to `spec` (idempotent).
+    pub async fn apply(&self, spec: &VmSpec) -> Result<Vm> {
+        spec.validate()?;
+        let caps = self.backend.capabilities();
+        let op = "vms.apply";
+        match &spec.resources {
+            VmResources::InstanceType { .. } => {
+                self.require(op, "instance_types", caps.instance_types)?
+            }
+            VmResources::Custom { .. } => {}
+        }
+        match &spec.boot_disk {
+            BootDisk::ContainerImage { .. } => {
+                self.require(op, "container_disks", caps.container_disks)?
+            }
+            BootDisk::Import { .. } => self.require(op, "http_import", caps.http_import)?,
+            BootDisk::Volume { .. } => {}
+        }
+        if spec.cloud_init.is_some() {
+            self.require(op, "cloud_init", caps.cloud_init)?;
+        }
+        if spec
+            .interfaces
+            .iter()
+            .any(|i| i.fixed_ip.is_some() || i.mac.is_some())
+        {
+            self.require(op, "fixed_addresses", caps.fixed_addresses)?;
+        }
+        self.backend.apply_vm(self.tenant, spec).await
+    }
+
+    /// The VM named `name`.
+    pub async fn get(&self, name: &str) -> Result<Vm> {
+        check_name("name", name)?;
+        self.backend.get_vm(self.tenant, name).await
+    }
+
+    /// The tenant's VMs with all `selector` labels (all for an empty selector).
+    pub async fn list(&self, selector: &Labels) -> Result<Vec<Vm>> {
+        validate_labels("selector", selector)?;
+        self.backend.list_vms(self.tenant, selector).await
+    }
+
+    /// Starts the VM.
+    pub async fn start(&self, name: &str) -> Result<Vm> {
+        self.power(name, PowerAction::Start).await
+    }
+
+    /// Stops the VM.
+    pub async fn stop(&self, name: &str) -> Result<Vm> {
+        self.power(name, PowerAction::Stop).await
+    }
+
+    /// Restarts the VM.
+    pub async fn restart(&self, name: &str) -> Result<Vm> {
+        self.power(name, PowerAction::Restart).await
+    }
+
+    async fn power(&self, name: &str, action: PowerAction) -> Result<Vm> {
+        check_name("name", name)?;
+        self.backend.power(self.tenant, name, action).await
+    }
+
+    /// Every reason the VM cannot live-migrate now (empty when it can).
+    pub async fn migration_blockers(&self, name: &str) -> Result<Vec<MigrationBlocker>> {
+        check_name("name", name)?;
+        self.require(
+            "vms.migration_blockers",
+            "live_migration",
+            self.backend.capabilities().live_migration,
+        )?;
+        self.backend.migration_blockers(self.tenant, name).await
+    }
+
+    /// Live-migrates the VM (to any node, or a named one); IPs and MACs are kept.
+    pub async fn migrate(&self, name: &str, target: &MigrationTarget) -> Result<Migration> {
+        check_name("name", name)?;
+        let caps = self.backend.capabilities();
+        self.require("vms.migrate", "live_migration", caps.live_migration)?;
+        if let MigrationTarget::Node(node) = target {
+            validate_name("target", node)?;
+            self.require("vms.migrate", "migrate_to_node", caps.migrate_to_node)?;
+        }
+        self.backend.migrate(self.tenant, name, target).await
+    }
+
+    /// Deletes the VM and what it created for itself.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.backend.delete_vm(self.tenant, name).await
+    }
+
+    /// The VM's state now and at every change.
+    pub async fn watch(&self, name: &str) -> Result<BoxStream<'static, Result<Vm>>> {
+        check_name("name", name)?;
+        self.backend.watch_vm(self.tenant, name).await
+    }
+
+    /// Waits (on a watch) until `condition` holds for the VM, failing fast on terminal failure.
+    pub async fn wait(
+        &self,
+        name: &str,
+        condition: impl Condition<Vm>,
+        timeout: Duration,
+    ) -> Result<Vm> {
+        wait::until(self.watch(name).await?, condition, timeout).await
+    }
+
+    /// Waits until the VM runs.
+    pub async fn wait_running(&self, name: &str, timeout: Duration) -> Result<Vm> {
+        self.wait(name, wait::vm_running(), timeout).await
+    }
+}
