@@ -125,6 +125,8 @@ pub fn condition<T, F: Fn(&T) -> Check + Send + Sync>(
 
 /// States that describe themselves briefly for timeout messages.
 pub trait Observed {
+    /// The kind of resource observed.
+    const KIND: ResourceKind;
     /// A short description of the state ("Starting on node-1").
     fn summary(&self) -> String;
     /// The resource's kind and name, for errors.
@@ -132,6 +134,7 @@ pub trait Observed {
 }
 
 impl Observed for Vm {
+    const KIND: ResourceKind = ResourceKind::Vm;
     fn summary(&self) -> String {
         match &self.status.node {
             Some(node) => format!("{} on {node}", self.status.phase),
@@ -144,6 +147,7 @@ impl Observed for Vm {
 }
 
 impl Observed for Volume {
+    const KIND: ResourceKind = ResourceKind::Volume;
     fn summary(&self) -> String {
         self.status.phase.to_string()
     }
@@ -153,6 +157,7 @@ impl Observed for Volume {
 }
 
 impl Observed for Exposure {
+    const KIND: ResourceKind = ResourceKind::Exposure;
     fn summary(&self) -> String {
         match (&self.state, self.ip) {
             (ExposureState::Assigned, Some(ip)) => format!("assigned {ip}"),
@@ -197,7 +202,7 @@ where
             let (kind, name) = last
                 .as_ref()
                 .map(Observed::identity)
-                .unwrap_or((ResourceKind::Vm, String::new()));
+                .unwrap_or((T::KIND, "(unnamed)".to_string()));
             Err(Error::not_found(kind, name))
         }
         Some(Err(err)) => Err(err),
@@ -217,7 +222,7 @@ async fn tokio_timeout<F: std::future::Future>(timeout: Duration, fut: F) -> Opt
     tokio::time::timeout(timeout, fut).await.ok()
 }
 
-/// The VM is running; fails if it is `Failed`, or stopped although it should run.
+/// The VM is running; fails if it is `Failed`.
 pub fn vm_running() -> impl Condition<Vm> {
     condition("vm running", |vm: &Vm| match vm.status.phase {
         VmPhase::Running => Check::Met,
