@@ -50,3 +50,8 @@ pub use volumes::TenantVolumes;
 
 #[cfg(feature = "memory")]
 pub use kubecloud_memory::MemoryCloud;
+
+/// The README's code, compiled as a doctest so it cannot rot.
+#[cfg(all(doctest, feature = "memory"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

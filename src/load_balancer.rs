@@ -18,7 +18,8 @@ use crate::tenant::{check_name, unsupported};
 /// use kubecloud::{Cloud, AddressPoolSpec, AddressBlock, ExposureSpec, ServicePort};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> kubecloud::Result<()> {
-/// let lb = Cloud::in_memory().tenant("acme")?.load_balancer();
+/// let acme = Cloud::in_memory().tenant("acme")?;
+/// let lb = acme.load_balancer();
 /// lb.create_pool(&AddressPoolSpec::l2("public", vec![AddressBlock::Cidr("203.0.113.0/29".parse().unwrap())])).await?;
 /// lb.expose(&ExposureSpec::new("web", [("app", "web")], vec![ServicePort::tcp(443)])).await?;
 /// let web = lb.wait_assigned("web", Duration::from_secs(10)).await?;

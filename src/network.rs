@@ -13,7 +13,8 @@ use crate::tenant::{check_name, unsupported};
 /// use kubecloud::{Cloud, VpcSpec, SubnetSpec};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> kubecloud::Result<()> {
-/// let net = Cloud::in_memory().tenant("acme")?.network();
+/// let acme = Cloud::in_memory().tenant("acme")?;
+/// let net = acme.network();
 /// net.create_vpc(&VpcSpec::named("main")).await?;
 /// net.create_subnet(&SubnetSpec::new("front", "main", "10.1.0.0/24".parse().unwrap())).await?;
 /// // Overlapping CIDRs in one VPC are refused.

@@ -19,6 +19,7 @@ use crate::tenant::{check_name, unsupported};
 /// # async fn main() -> kubecloud::Result<()> {
 /// let acme = Cloud::in_memory().tenant("acme")?;
 /// acme.volumes().create(&VolumeSpec::blank("data", ByteSize::gib(1))).await?;
+/// acme.volumes().wait_ready("data", std::time::Duration::from_secs(10)).await?;
 /// let grown = acme.volumes().resize("data", ByteSize::gib(2)).await?;
 /// assert_eq!(grown.spec.size, ByteSize::gib(2));
 /// # Ok(()) }
