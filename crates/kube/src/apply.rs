@@ -1,0 +1,184 @@
+//! Server-side apply with one field manager, skipping objects that would not change.
+
+use std::fmt::Debug;
+
+use kube::Resource;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kubecloud_core::{ResourceKind, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::errors::{from_kube, is_not_found};
+use crate::ownership::FIELD_MANAGER;
+use crate::retry::RetryPolicy;
+
+/// Sends objects to Kubernetes the way every kubecloud backend does: server-side apply with
+/// the field manager [`FIELD_MANAGER`] (forcing ownership of the fields it sets), retried on
+/// temporary failures, and not at all when the live object already says what is asked.
+///
+/// ```no_run
+/// # async fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
+/// use k8s_openapi::api::core::v1::ConfigMap;
+/// use kube::Api;
+/// use kubecloud_core::ResourceKind;
+/// let writer = kubecloud_kube::Writer::new("example");
+/// let api: Api<ConfigMap> = Api::namespaced(client, "acme");
+/// let mut cm = ConfigMap::default();
+/// cm.metadata.name = Some("settings".into());
+/// writer.apply(&api, &cm, ResourceKind::Service, "settings").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Writer {
+    backend: String,
+    retry: RetryPolicy,
+}
+
+impl Writer {
+    /// A writer for the backend named `backend` (used in errors), with default retries.
+    pub fn new(backend: impl Into<String>) -> Self {
+        Self {
+            backend: backend.into(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The same writer with another retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The backend's name.
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// Applies `desired` (server-side apply, forced, field manager `kubecloud`); `kind` and
+    /// `name` name the domain resource in errors.
+    pub async fn apply<K>(
+        &self,
+        api: &Api<K>,
+        desired: &K,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<K>
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+    {
+        let object_name = desired.meta().name.clone().unwrap_or_default();
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        self.retry
+            .run("apply", || async {
+                api.patch(&object_name, &params, &Patch::Apply(desired))
+                    .await
+                    .map_err(|e| from_kube(&self.backend, kind, name, e))
+            })
+            .await
+    }
+
+    /// Applies `desired` unless `current` (the live object, from a get, list or watch) already
+    /// holds every field of it; returns the object and whether a write was sent.
+    pub async fn apply_if_changed<K>(
+        &self,
+        api: &Api<K>,
+        current: Option<&K>,
+        desired: &K,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<(K, bool)>
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+    {
+        if let Some(current) = current
+            && holds(current, desired)
+        {
+            tracing::trace!(%kind, name, "unchanged; no write sent");
+            return Ok((current.clone(), false));
+        }
+        Ok((self.apply(api, desired, kind, name).await?, true))
+    }
+
+    /// The object named `object`, or `None` if it does not exist.
+    pub async fn get_opt<K>(
+        &self,
+        api: &Api<K>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Option<K>>
+    where
+        K: Resource + Clone + Debug + DeserializeOwned,
+    {
+        self.retry
+            .run("get", || async {
+                api.get_opt(object)
+                    .await
+                    .map_err(|e| from_kube(&self.backend, kind, name, e))
+            })
+            .await
+    }
+
+    /// Deletes the object named `object` in the background (owned objects go with it); an
+    /// object already gone is fine. Returns whether it existed.
+    pub async fn delete<K>(
+        &self,
+        api: &Api<K>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<bool>
+    where
+        K: Resource + Clone + Debug + DeserializeOwned,
+    {
+        let params = DeleteParams::background();
+        self.retry
+            .run("delete", || async {
+                match api.delete(object, &params).await {
+                    Ok(_) => Ok(true),
+                    Err(e) if is_not_found(&e) => Ok(false),
+                    Err(e) => Err(from_kube(&self.backend, kind, name, e)),
+                }
+            })
+            .await
+    }
+}
+
+/// Whether the live object `current` already holds every field `desired` sets.
+pub fn holds<K: Serialize>(current: &K, desired: &K) -> bool {
+    match (serde_json::to_value(current), serde_json::to_value(desired)) {
+        (Ok(current), Ok(desired)) => is_subset(&desired, &current),
+        _ => false,
+    }
+}
+
+/// Whether every field of `desired` is present in `current` with the same value (objects
+/// recursively; lists must match element by element; `null` in `desired` means "absent").
+///
+/// ```
+/// use serde_json::json;
+/// use kubecloud_kube::is_subset;
+/// let live = json!({"metadata": {"name": "a", "uid": "1"}, "spec": {"x": 1, "y": [1, 2]}});
+/// assert!(is_subset(&json!({"metadata": {"name": "a"}, "spec": {"y": [1, 2]}}), &live));
+/// assert!(!is_subset(&json!({"spec": {"y": [1]}}), &live));
+/// assert!(!is_subset(&json!({"spec": {"z": true}}), &live));
+/// ```
+pub fn is_subset(desired: &Value, current: &Value) -> bool {
+    match (desired, current) {
+        (Value::Object(d), Value::Object(c)) => d.iter().all(|(k, dv)| match c.get(k) {
+            Some(cv) => is_subset(dv, cv),
+            None => dv.is_null(),
+        }),
+        (Value::Array(d), Value::Array(c)) => {
+            d.len() == c.len() && d.iter().zip(c).all(|(dv, cv)| is_subset(dv, cv))
+        }
+        (Value::Number(d), Value::Number(c)) => d.as_f64() == c.as_f64(),
+        _ => desired == current,
+    }
+}

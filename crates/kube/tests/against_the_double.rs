@@ -1,0 +1,258 @@
+//! The shared Kubernetes layer against the API server double, over a real socket: what it sends
+//! and how it reads the answers.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::Api;
+use kube::api::PostParams;
+use kubecloud_core::wait::Check;
+use kubecloud_core::{Error, ResourceKind, Tenant};
+use kubecloud_kube::{RetryPolicy, Writer, ownership_labels, wait_for};
+use kubecloud_testkit::{Fault, TestServer, Verb};
+
+async fn server_with_namespace(ns: &str) -> TestServer {
+    let server = TestServer::start().await.expect("server starts");
+    let namespaces: Api<Namespace> = Api::all(server.client());
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(ns.into());
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("namespace");
+    server
+}
+
+fn config_map(tenant: &Tenant, name: &str, value: &str) -> ConfigMap {
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(name.into());
+    cm.metadata.labels = Some(ownership_labels(tenant, name));
+    cm.data = Some(BTreeMap::from([("key".to_string(), value.to_string())]));
+    cm
+}
+
+#[tokio::test]
+async fn an_unchanged_object_is_not_written_again() {
+    let server = server_with_namespace("acme").await;
+    let acme = Tenant::new("acme").unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    let writer = Writer::new("test");
+    let desired = config_map(&acme, "settings", "v1");
+    let (live, wrote) = writer
+        .apply_if_changed(&api, None, &desired, ResourceKind::Service, "settings")
+        .await
+        .unwrap();
+    assert!(wrote);
+    server.requests().reset();
+    let (_, wrote) = writer
+        .apply_if_changed(
+            &api,
+            Some(&live),
+            &desired,
+            ResourceKind::Service,
+            "settings",
+        )
+        .await
+        .unwrap();
+    assert!(!wrote);
+    assert_eq!(
+        server.requests().total(),
+        0,
+        "nothing sent for an unchanged object"
+    );
+    let changed = config_map(&acme, "settings", "v2");
+    let (live, wrote) = writer
+        .apply_if_changed(
+            &api,
+            Some(&live),
+            &changed,
+            ResourceKind::Service,
+            "settings",
+        )
+        .await
+        .unwrap();
+    assert!(wrote);
+    assert_eq!(live.data.unwrap()["key"], "v2");
+    assert_eq!(server.requests().count(Verb::Apply, "configmaps"), 1);
+}
+
+#[tokio::test]
+async fn temporary_failures_are_retried_and_permanent_ones_are_not() {
+    let server = server_with_namespace("acme").await;
+    let acme = Tenant::new("acme").unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    let writer = Writer::new("test").with_retry(RetryPolicy {
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        ..RetryPolicy::default()
+    });
+    server
+        .faults()
+        .inject(Fault::status(500).on_verb(Verb::Apply).times(2));
+    writer
+        .apply(
+            &api,
+            &config_map(&acme, "a", "x"),
+            ResourceKind::Service,
+            "a",
+        )
+        .await
+        .expect("third attempt succeeds");
+    assert_eq!(server.requests().count(Verb::Apply, "configmaps"), 3);
+
+    server.requests().reset();
+    let mut bad = config_map(&acme, "b", "x");
+    bad.metadata.name = Some("Not_Valid".into());
+    let err = writer
+        .apply(&api, &bad, ResourceKind::Service, "b")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert_eq!(
+        server.requests().count(Verb::Apply, "configmaps"),
+        1,
+        "a 422 is not retried"
+    );
+}
+
+#[tokio::test]
+async fn missing_objects_read_as_none_and_deletes_are_idempotent() {
+    let server = server_with_namespace("acme").await;
+    let acme = Tenant::new("acme").unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    let writer = Writer::new("test");
+    assert!(
+        writer
+            .get_opt(&api, "nope", ResourceKind::Service, "nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    writer
+        .apply(
+            &api,
+            &config_map(&acme, "c", "x"),
+            ResourceKind::Service,
+            "c",
+        )
+        .await
+        .unwrap();
+    assert!(
+        writer
+            .delete(&api, "c", ResourceKind::Service, "c")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !writer
+            .delete(&api, "c", ResourceKind::Service, "c")
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn waiting_sees_a_claim_bound_through_one_watch() {
+    let server = server_with_namespace("acme").await;
+    server
+        .seed_yaml("apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: standard\n  annotations:\n    storageclass.kubernetes.io/is-default-class: \"true\"\nprovisioner: example.com/fake\n")
+        .unwrap();
+    let binder = server
+        .controller("persistentvolume-binder")
+        .expect("default controller");
+    binder.pause();
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(server.client(), "acme");
+    let mut pvc = PersistentVolumeClaim::default();
+    pvc.metadata.name = Some("data".into());
+    pvc.spec = Some(PersistentVolumeClaimSpec {
+        access_modes: Some(vec!["ReadWriteOnce".into()]),
+        resources: Some(VolumeResourceRequirements {
+            requests: Some(BTreeMap::from([(
+                "storage".to_string(),
+                Quantity("1Gi".into()),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let binder = server
+        .controller("persistentvolume-binder")
+        .expect("default controller");
+    binder.pause();
+    api.create(&PostParams::default(), &pvc).await.unwrap();
+    server.requests().reset();
+    let seen_pending = std::sync::Arc::new(tokio::sync::Notify::new());
+    let signal = seen_pending.clone();
+    let waiting = tokio::spawn(wait_for(
+        api,
+        "data",
+        ResourceKind::Volume,
+        "data",
+        Duration::from_secs(10),
+        |pvc: Option<&PersistentVolumeClaim>| {
+            eprintln!("SEEN {:?}", pvc.map(|p| p.status.clone()));
+            match pvc
+                .and_then(|p| p.status.as_ref())
+                .and_then(|s| s.phase.as_deref())
+            {
+                Some("Bound") => Check::Met,
+                _ => Check::Pending,
+            }
+        },
+    ));
+    // The claim binds only once the binder runs again; the wait must see it through its watch.
+    binder.resume();
+    let bound = waiting.await.unwrap().unwrap();
+    assert_eq!(bound.status.unwrap().phase.as_deref(), Some("Bound"));
+    let requests = server.requests();
+    assert_eq!(requests.count_verb(Verb::Get), 0, "no polling");
+    assert!(
+        requests.count_verb(Verb::List) <= 1,
+        "one initial list: {:?}",
+        requests.summary()
+    );
+    assert!(
+        requests.count_verb(Verb::Watch) <= 1,
+        "one watch: {:?}",
+        requests.summary()
+    );
+}
+
+#[tokio::test]
+async fn a_terminal_state_ends_the_wait_at_once() {
+    let server = server_with_namespace("acme").await;
+    let acme = Tenant::new("acme").unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    Writer::new("test")
+        .apply(
+            &api,
+            &config_map(&acme, "job", "failed"),
+            ResourceKind::Service,
+            "job",
+        )
+        .await
+        .unwrap();
+    let err = wait_for(
+        api,
+        "job",
+        ResourceKind::Service,
+        "job",
+        Duration::from_secs(3600),
+        |cm| match cm
+            .and_then(|c| c.data.as_ref())
+            .and_then(|d| d.get("key"))
+            .map(String::as_str)
+        {
+            Some("failed") => Check::Failed("the job failed".into()),
+            _ => Check::Pending,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Failed { .. }), "{err:?}");
+}
