@@ -194,18 +194,20 @@ async fn waiting_sees_a_claim_bound_through_one_watch() {
         ResourceKind::Volume,
         "data",
         Duration::from_secs(10),
-        |pvc: Option<&PersistentVolumeClaim>| {
-            eprintln!("SEEN {:?}", pvc.map(|p| p.status.clone()));
-            match pvc
-                .and_then(|p| p.status.as_ref())
-                .and_then(|s| s.phase.as_deref())
-            {
-                Some("Bound") => Check::Met,
-                _ => Check::Pending,
+        move |pvc: Option<&PersistentVolumeClaim>| match pvc
+            .and_then(|p| p.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+        {
+            Some("Bound") => Check::Met,
+            _ => {
+                signal.notify_one();
+                Check::Pending
             }
         },
     ));
-    // The claim binds only once the binder runs again; the wait must see it through its watch.
+    // The claim binds only once the binder runs again, after the wait has seen it pending: the
+    // wait must see the change through its watch.
+    seen_pending.notified().await;
     binder.resume();
     let bound = waiting.await.unwrap().unwrap();
     assert_eq!(bound.status.unwrap().phase.as_deref(), Some("Bound"));
