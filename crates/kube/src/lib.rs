@@ -20,12 +20,14 @@
 
 mod apply;
 mod errors;
+mod namespace;
 pub mod ownership;
 mod retry;
 mod wait;
 
 pub use apply::{Writer, holds, is_subset};
 pub use errors::{from_kube, is_not_found};
+pub use namespace::ensure_namespace;
 pub use ownership::{
     FIELD_MANAGER, MANAGED_BY, MANAGER, NAME, TENANT, ensure_owned, is_owned, ownership_labels,
     tenant_namespace, tenant_selector,

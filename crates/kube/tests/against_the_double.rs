@@ -258,3 +258,24 @@ async fn a_terminal_state_ends_the_wait_at_once() {
     .unwrap_err();
     assert!(matches!(err, Error::Failed { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn the_tenant_namespace_is_created_once_and_labelled() {
+    let server = TestServer::start().await.unwrap();
+    let client = server.client();
+    let writer = Writer::new("test");
+    let acme = Tenant::new("acme").unwrap();
+    let ns = kubecloud_kube::ensure_namespace(&client, &writer, &acme)
+        .await
+        .unwrap();
+    assert_eq!(ns.metadata.labels.unwrap()["kubecloud.io/tenant"], "acme");
+    server.requests().reset();
+    kubecloud_kube::ensure_namespace(&client, &writer, &acme)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.requests().count_verb(Verb::Apply),
+        0,
+        "an existing namespace is not written again"
+    );
+}
