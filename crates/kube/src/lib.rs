@@ -20,6 +20,7 @@
 
 mod apply;
 mod errors;
+pub mod names;
 mod namespace;
 pub mod ownership;
 mod retry;
