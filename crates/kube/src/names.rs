@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn shortened_names_stay_unique_and_valid() {
-        let t = Tenant::new(&"t".repeat(40)).unwrap();
+        let t = Tenant::new("t".repeat(40)).unwrap();
         let a = cluster_scoped(&t, &"a".repeat(40));
         let b = cluster_scoped(&t, &format!("{}b", "a".repeat(39)));
         assert_ne!(a, b);
