@@ -9,7 +9,7 @@ use kubecloud_core::{
     LoadBalancer, Result, Tenant,
 };
 
-use crate::tenant::{check_name, unsupported};
+use crate::tenant::{check_name, require};
 
 /// A tenant's external addresses (from [`crate::TenantHandle::load_balancer`]).
 ///
@@ -38,15 +38,7 @@ impl<'a> TenantLoadBalancer<'a> {
     }
 
     fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
-        if has {
-            Ok(())
-        } else {
-            Err(unsupported(
-                self.backend.backend_name(),
-                operation,
-                capability,
-            ))
-        }
+        require(self.backend.backend_name(), operation, capability, has)
     }
 
     /// Creates an address pool owned by the tenant.

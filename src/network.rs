@@ -5,7 +5,7 @@ use kubecloud_core::{
     ServiceSpec, Subnet, SubnetSpec, Tenant, Vpc, VpcSpec,
 };
 
-use crate::tenant::{check_name, unsupported};
+use crate::tenant::{check_name, require};
 
 /// A tenant's networks (from [`crate::TenantHandle::network`]).
 ///
@@ -34,15 +34,7 @@ impl<'a> TenantNetwork<'a> {
     }
 
     fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
-        if has {
-            Ok(())
-        } else {
-            Err(unsupported(
-                self.backend.backend_name(),
-                operation,
-                capability,
-            ))
-        }
+        require(self.backend.backend_name(), operation, capability, has)
     }
 
     /// Creates a VPC.

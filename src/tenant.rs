@@ -64,13 +64,16 @@ pub(crate) fn check_name(field: &str, name: &str) -> Result<()> {
     validate_name(field, name)
 }
 
-/// The error for a capability the backend lacks.
-pub(crate) fn unsupported(backend: &str, operation: &str, capability: &str) -> Error {
+/// Refuses `operation` with [`Error::Unsupported`] unless the backend `has` the capability.
+pub(crate) fn require(backend: &str, operation: &str, capability: &str, has: bool) -> Result<()> {
+    if has {
+        return Ok(());
+    }
     tracing::debug!(
         backend,
         operation,
         capability,
         "refused before dispatch: capability missing"
     );
-    Error::unsupported(backend, operation, capability)
+    Err(Error::unsupported(backend, operation, capability))
 }

@@ -9,7 +9,7 @@ use kubecloud_core::{
     Tenant, Vm, VmResources, VmSpec, validate_labels, validate_name,
 };
 
-use crate::tenant::{check_name, unsupported};
+use crate::tenant::{check_name, require};
 
 /// A tenant's virtual machines (from [`crate::TenantHandle::vms`]).
 ///
@@ -36,15 +36,7 @@ impl<'a> TenantVms<'a> {
     }
 
     fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
-        if has {
-            Ok(())
-        } else {
-            Err(unsupported(
-                self.backend.backend_name(),
-                operation,
-                capability,
-            ))
-        }
+        require(self.backend.backend_name(), operation, capability, has)
     }
 
     /// Creates the VM or updates it to `spec` (idempotent).

@@ -9,7 +9,7 @@ use kubecloud_core::{
     Volume, VolumeMode, VolumeSource, VolumeSpec, validate_labels, validate_size,
 };
 
-use crate::tenant::{check_name, unsupported};
+use crate::tenant::{check_name, require};
 
 /// A tenant's block volumes (from [`crate::TenantHandle::volumes`]).
 ///
@@ -36,15 +36,7 @@ impl<'a> TenantVolumes<'a> {
     }
 
     fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
-        if has {
-            Ok(())
-        } else {
-            Err(unsupported(
-                self.backend.backend_name(),
-                operation,
-                capability,
-            ))
-        }
+        require(self.backend.backend_name(), operation, capability, has)
     }
 
     /// Creates a volume (blank, imported, cloned or restored, per its source).
