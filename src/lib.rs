@@ -34,6 +34,7 @@
 //! suite; each backend is its own crate, turned on here with a cargo feature.
 
 mod cloud;
+mod declarative;
 mod load_balancer;
 mod network;
 mod tenant;
@@ -41,6 +42,9 @@ mod vms;
 mod volumes;
 
 pub use cloud::{Capabilities, Cloud, CloudBuilder};
+pub use declarative::{
+    Action, ApplyEvent, ApplyOptions, ApplyReport, FieldChange, Plan, Progress, Step, TenantSpec,
+};
 pub use kubecloud_core::*;
 pub use load_balancer::TenantLoadBalancer;
 pub use network::TenantNetwork;

@@ -26,9 +26,18 @@ pub(crate) struct LbPool {
     spec: AddressPoolSpec,
     space: AddressSpace,
     uses: BTreeMap<IpAddr, IpUse>,
+    shared: bool,
 }
 
 impl LbPool {
+    /// A pool shared by the cluster administrator with every tenant.
+    pub(crate) fn shared(spec: AddressPoolSpec) -> Self {
+        Self {
+            shared: true,
+            ..Self::new(spec)
+        }
+    }
+
     pub(crate) fn new(spec: AddressPoolSpec) -> Self {
         let blocks: Vec<_> = spec.addresses.iter().map(|b| b.range()).collect();
         let space = AddressSpace::for_pool(&spec.name, &blocks, spec.avoid_buggy_ips);
@@ -36,6 +45,7 @@ impl LbPool {
             spec,
             space,
             uses: BTreeMap::new(),
+            shared: false,
         }
     }
 
@@ -44,6 +54,7 @@ impl LbPool {
             spec: self.spec.clone(),
             assigned: self.space.used(),
             available: self.space.available(),
+            shared: self.shared,
         }
     }
 

@@ -84,7 +84,7 @@ impl State {
         let shared_pools = config
             .shared_pools
             .into_iter()
-            .map(|spec| (spec.name.clone(), LbPool::new(spec)))
+            .map(|spec| (spec.name.clone(), LbPool::shared(spec)))
             .collect();
         Self {
             nodes,

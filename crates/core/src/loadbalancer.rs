@@ -250,6 +250,10 @@ pub struct AddressPool {
     pub assigned: u128,
     /// Addresses still free.
     pub available: u128,
+    /// Whether the pool is shared by the cluster's administrator rather than owned by the
+    /// tenant: tenants may use it but never change or delete it.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 /// Exposes VMs (selected by labels) on an external address.

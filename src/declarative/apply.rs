@@ -1,0 +1,391 @@
+//! Carrying out a [`Plan`]: level by level, independent steps in parallel with bounded
+//! concurrency, waiting through watches, reporting progress, stopping cleanly on failure.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use serde::Serialize;
+
+use kubecloud_core::wait;
+use kubecloud_core::{Error, ResourceKind, Result, RunStrategy};
+
+use super::plan::{Action, Desired, Plan, Step};
+use super::spec::TenantSpec;
+use crate::TenantHandle;
+
+/// How to apply a plan.
+///
+/// ```
+/// let options = kubecloud::ApplyOptions { concurrency: 32, ..Default::default() };
+/// assert!(options.wait);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct ApplyOptions {
+    /// Steps of one level run at once, at most this many.
+    pub concurrency: usize,
+    /// Wait until created resources are ready (VMs running, volumes ready, addresses assigned)
+    /// and deleted ones are gone before the next level.
+    pub wait: bool,
+    /// How long to wait for one resource.
+    pub timeout: Duration,
+    /// On failure, delete what this apply created (in reverse order).
+    pub rollback_on_failure: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            wait: true,
+            timeout: Duration::from_secs(300),
+            rollback_on_failure: false,
+        }
+    }
+}
+
+/// Where one resource stands during an apply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Progress {
+    /// Planned, not started.
+    Pending,
+    /// Being sent.
+    Applying,
+    /// Sent; waiting for it to be ready (or gone).
+    Waiting,
+    /// Done.
+    Ready,
+    /// Failed, with the reason.
+    Failed(String),
+    /// Deleted again by a rollback.
+    RolledBack,
+}
+
+/// One progress event of an apply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApplyEvent {
+    /// The resource's kind.
+    pub kind: ResourceKind,
+    /// The resource's name.
+    pub name: String,
+    /// What is done to it.
+    pub action: Action,
+    /// Where it stands.
+    pub progress: Progress,
+}
+
+/// What an apply did and did not do.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ApplyReport {
+    /// Steps carried out, in the order they finished.
+    pub done: Vec<(Action, ResourceKind, String)>,
+    /// Steps that failed, with the reason.
+    pub failed: Vec<(Action, ResourceKind, String, String)>,
+    /// Steps not started because an earlier one failed.
+    pub not_started: Vec<(Action, ResourceKind, String)>,
+    /// Resources this apply created and then deleted again (with `rollback_on_failure`).
+    pub rolled_back: Vec<(ResourceKind, String)>,
+}
+
+impl ApplyReport {
+    /// Whether every step was carried out.
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty() && self.not_started.is_empty()
+    }
+}
+
+type Sink<'a> = &'a (dyn Fn(ApplyEvent) + Send + Sync);
+
+/// A step's result, and whether it created something.
+type StepOutcome = (Result<()>, bool);
+
+impl TenantHandle {
+    /// Carries out `plan` (see [`TenantHandle::apply_with_progress`]); fails with the first
+    /// error if any step failed, after finishing or stopping what was in flight.
+    pub async fn apply(&self, plan: &Plan, options: ApplyOptions) -> Result<ApplyReport> {
+        let report = self.apply_with_progress(plan, options, &|_| {}).await;
+        match report.failed.first() {
+            None => Ok(report),
+            Some((action, kind, name, reason)) => Err(Error::failed(
+                *kind,
+                name,
+                format!("{action:?} failed: {reason}"),
+            )),
+        }
+    }
+
+    /// Carries out `plan`, calling `on_event` for every change of a resource's progress.
+    /// Levels run in order (deletions first, dependents before dependencies; then creations,
+    /// dependencies before dependents), the steps of a level in parallel. After a failure no new
+    /// step starts; steps in flight finish; the report says exactly what was and was not done.
+    /// Applying the same spec again converges.
+    pub async fn apply_with_progress(
+        &self,
+        plan: &Plan,
+        options: ApplyOptions,
+        on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
+    ) -> ApplyReport {
+        for step in &plan.steps {
+            on_event(event(step, Progress::Pending));
+        }
+        let failed = Arc::new(AtomicBool::new(false));
+        let mut report = ApplyReport::default();
+        let mut created_but_failed = Vec::new();
+        let mut i = 0;
+        while i < plan.steps.len() {
+            let key = group_key(&plan.steps[i]);
+            let end = plan.steps[i..]
+                .iter()
+                .position(|s| group_key(s) != key)
+                .map_or(plan.steps.len(), |n| i + n);
+            let group = &plan.steps[i..end];
+            i = end;
+            if failed.load(Ordering::SeqCst) {
+                report
+                    .not_started
+                    .extend(group.iter().map(|s| (s.action, s.kind, s.name.clone())));
+                continue;
+            }
+            let results: Vec<(&Step, Option<StepOutcome>)> = stream::iter(group)
+                .map(|step| {
+                    let failed = failed.clone();
+                    async move {
+                        if failed.load(Ordering::SeqCst) {
+                            return (step, None);
+                        }
+                        let outcome = self.run_step(step, options, on_event).await;
+                        if outcome.0.is_err() {
+                            failed.store(true, Ordering::SeqCst);
+                        }
+                        (step, Some(outcome))
+                    }
+                })
+                .buffer_unordered(options.concurrency.max(1))
+                .collect()
+                .await;
+            for (step, outcome) in results {
+                match outcome {
+                    None => report
+                        .not_started
+                        .push((step.action, step.kind, step.name.clone())),
+                    Some((Ok(()), _)) => {
+                        report
+                            .done
+                            .push((step.action, step.kind, step.name.clone()))
+                    }
+                    Some((Err(err), created)) => {
+                        on_event(event(step, Progress::Failed(err.to_string())));
+                        report.failed.push((
+                            step.action,
+                            step.kind,
+                            step.name.clone(),
+                            err.to_string(),
+                        ));
+                        if created {
+                            created_but_failed.push((step.kind, step.name.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        if options.rollback_on_failure && !report.failed.is_empty() {
+            self.roll_back(&mut report, created_but_failed, options, on_event)
+                .await;
+        }
+        report
+    }
+
+    /// Plans an empty spec and applies it: removes everything the tenant owns, in reverse
+    /// dependency order, waiting until each resource is gone. Shared resources it does not own
+    /// (an administrator's address pools) are left alone.
+    pub async fn destroy(&self, options: ApplyOptions) -> Result<ApplyReport> {
+        let plan = self.plan(&TenantSpec::default()).await?;
+        self.apply(&plan, options).await
+    }
+
+    async fn roll_back(
+        &self,
+        report: &mut ApplyReport,
+        created_but_failed: Vec<(ResourceKind, String)>,
+        options: ApplyOptions,
+        on_event: Sink<'_>,
+    ) {
+        let mut created: Vec<(ResourceKind, String)> = report
+            .done
+            .iter()
+            .filter(|(action, _, _)| *action == Action::Create)
+            .map(|(_, kind, name)| (*kind, name.clone()))
+            .chain(created_but_failed)
+            .collect();
+        created.sort_by_key(|(kind, _)| std::cmp::Reverse(super::plan::level(*kind)));
+        for (kind, name) in created {
+            let step = Step {
+                action: Action::Delete,
+                kind,
+                name: name.clone(),
+                changes: Vec::new(),
+                desired: None,
+            };
+            if self.run_step(&step, options, &|_| {}).await.0.is_ok() {
+                on_event(ApplyEvent {
+                    kind,
+                    name: name.clone(),
+                    action: Action::Create,
+                    progress: Progress::RolledBack,
+                });
+                report.rolled_back.push((kind, name));
+            }
+        }
+    }
+
+    /// Runs one step; the flag says whether it created something (even if waiting then failed),
+    /// so a rollback knows to remove it.
+    async fn run_step(
+        &self,
+        step: &Step,
+        options: ApplyOptions,
+        on_event: Sink<'_>,
+    ) -> (Result<()>, bool) {
+        on_event(event(step, Progress::Applying));
+        let sent = match step.action {
+            Action::Delete => self.delete_one(step.kind, &step.name, options).await,
+            Action::Replace => match self.delete_one(step.kind, &step.name, options).await {
+                Ok(()) => self.create_one(step).await,
+                Err(e) => Err(e),
+            },
+            Action::Create | Action::Update => self.create_one(step).await,
+        };
+        if let Err(e) = sent {
+            return (Err(e), false);
+        }
+        let created = step.action == Action::Create;
+        if options.wait && step.action != Action::Delete {
+            on_event(event(step, Progress::Waiting));
+            if let Err(e) = self.wait_ready(step, options.timeout).await {
+                return (Err(e), created);
+            }
+        }
+        on_event(event(step, Progress::Ready));
+        (Ok(()), created)
+    }
+
+    async fn create_one(&self, step: &Step) -> Result<()> {
+        let Some(desired) = &step.desired else {
+            return Err(Error::invalid(
+                "plan",
+                format!("step {} {} has no spec", step.kind, step.name),
+            ));
+        };
+        match desired {
+            Desired::Vpc(s) => self.network().create_vpc(s).await.map(drop),
+            Desired::Subnet(s) => self.network().create_subnet(s).await.map(drop),
+            Desired::SecurityGroup(s) => self.network().create_security_group(s).await.map(drop),
+            Desired::IpReservation(s) => self.network().reserve_ip(s).await.map(drop),
+            Desired::Volume(s) if step.action == Action::Update => {
+                self.volumes().resize(&s.name, s.size).await.map(drop)
+            }
+            Desired::Volume(s) => self.volumes().create(s).await.map(drop),
+            Desired::Vm(s) => self.vms().apply(s).await.map(drop),
+            Desired::Service(s) => self.network().create_service(s).await.map(drop),
+            Desired::AddressPool(s) => self.load_balancer().create_pool(s).await.map(drop),
+            Desired::Exposure(s) => self.load_balancer().expose(s).await.map(drop),
+        }
+    }
+
+    async fn delete_one(
+        &self,
+        kind: ResourceKind,
+        name: &str,
+        options: ApplyOptions,
+    ) -> Result<()> {
+        let gone = |r: Result<()>| match r {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        };
+        match kind {
+            ResourceKind::Vpc => gone(self.network().delete_vpc(name).await),
+            ResourceKind::Subnet => gone(self.network().delete_subnet(name).await),
+            ResourceKind::SecurityGroup => gone(self.network().delete_security_group(name).await),
+            ResourceKind::IpReservation => gone(self.network().release_ip(name).await),
+            ResourceKind::Service => gone(self.network().delete_service(name).await),
+            ResourceKind::AddressPool => gone(self.load_balancer().delete_pool(name).await),
+            ResourceKind::Volume => {
+                gone(self.volumes().delete(name, false).await)?;
+                self.wait_gone(self.volumes().watch(name).await, options)
+                    .await
+            }
+            ResourceKind::Vm => {
+                gone(self.vms().delete(name).await)?;
+                self.wait_gone(self.vms().watch(name).await, options).await
+            }
+            ResourceKind::Exposure => {
+                gone(self.load_balancer().release(name).await)?;
+                self.wait_gone(self.load_balancer().watch(name).await, options)
+                    .await
+            }
+            other => Err(Error::invalid("plan", format!("cannot delete a {other}"))),
+        }
+    }
+
+    /// Waits until a watch ends (the resource is gone); a watch refused with "not found" means
+    /// it is gone already.
+    async fn wait_gone<T>(
+        &self,
+        watch: Result<futures::stream::BoxStream<'static, Result<T>>>,
+        options: ApplyOptions,
+    ) -> Result<()> {
+        let states = match watch {
+            Err(e) if e.is_not_found() => return Ok(()),
+            other => other?,
+        };
+        if !options.wait {
+            return Ok(());
+        }
+        let drained = states.for_each(|_| async {});
+        tokio::time::timeout(options.timeout, drained)
+            .await
+            .map_err(|_| Error::Timeout {
+                waiting_for: "deletion".into(),
+                after: options.timeout,
+                last_seen: "still present".into(),
+            })
+    }
+
+    async fn wait_ready(&self, step: &Step, timeout: Duration) -> Result<()> {
+        match &step.desired {
+            Some(Desired::Vm(spec)) if spec.run_strategy == RunStrategy::Always => self
+                .vms()
+                .wait(&spec.name, wait::vm_running(), timeout)
+                .await
+                .map(drop),
+            Some(Desired::Volume(spec)) => self
+                .volumes()
+                .wait(&spec.name, wait::volume_ready(), timeout)
+                .await
+                .map(drop),
+            Some(Desired::Exposure(spec)) => self
+                .load_balancer()
+                .wait(&spec.name, wait::exposure_assigned(), timeout)
+                .await
+                .map(drop),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn event(step: &Step, progress: Progress) -> ApplyEvent {
+    ApplyEvent {
+        kind: step.kind,
+        name: step.name.clone(),
+        action: step.action,
+        progress,
+    }
+}
+
+/// Steps with the same key run together: deletions of one level, or creations/changes of one
+/// level.
+fn group_key(step: &Step) -> (bool, u8) {
+    (step.action == Action::Delete, step.level())
+}

@@ -1,0 +1,553 @@
+//! [`Plan`]: what applying a [`TenantSpec`] would create, change and delete, in dependency order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use kubecloud_core::{
+    AddressPoolSpec, BootDisk, Error, ExposureSpec, IpReservationSpec, Labels, ResourceKind,
+    Result, SecurityGroupSpec, ServiceSpec, SubnetSpec, Tenant, VmSpec, VolumeSpec, VpcSpec,
+};
+
+use super::spec::TenantSpec;
+use crate::TenantHandle;
+
+/// What a step does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// Create a resource that does not exist.
+    Create,
+    /// Change a resource in place.
+    Update,
+    /// Delete and create again (for kinds that cannot change in place and hold no data).
+    Replace,
+    /// Delete a resource the spec no longer has.
+    Delete,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Create => "+",
+            Self::Update => "~",
+            Self::Replace => "-/+",
+            Self::Delete => "-",
+        })
+    }
+}
+
+/// One changed field of an update or replacement.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// The field's path in the resource's spec, e.g. `resources.custom.cpuCores`.
+    pub field: String,
+    /// The value now (`null` when absent; `"[redacted]"` for secrets).
+    pub from: Value,
+    /// The value asked for.
+    pub to: Value,
+}
+
+/// A resource spec, of any kind.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Desired {
+    Vpc(VpcSpec),
+    Subnet(SubnetSpec),
+    SecurityGroup(SecurityGroupSpec),
+    IpReservation(IpReservationSpec),
+    Volume(VolumeSpec),
+    Vm(VmSpec),
+    Service(ServiceSpec),
+    AddressPool(AddressPoolSpec),
+    Exposure(ExposureSpec),
+}
+
+/// One step of a plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// What the step does.
+    pub action: Action,
+    /// The resource's kind.
+    pub kind: ResourceKind,
+    /// The resource's name.
+    pub name: String,
+    /// For updates and replacements, the fields that change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// The spec to apply (none for deletions). Not serialized: it may hold secrets.
+    #[serde(skip)]
+    pub(crate) desired: Option<Desired>,
+}
+
+impl Step {
+    /// The dependency level of the step's kind: lower levels are created first and deleted last.
+    pub fn level(&self) -> u8 {
+        level(self.kind)
+    }
+}
+
+pub(crate) fn level(kind: ResourceKind) -> u8 {
+    match kind {
+        ResourceKind::Vpc | ResourceKind::AddressPool => 0,
+        ResourceKind::Subnet | ResourceKind::SecurityGroup | ResourceKind::Volume => 1,
+        ResourceKind::IpReservation => 2,
+        ResourceKind::Vm => 3,
+        _ => 4,
+    }
+}
+
+/// What applying a spec would do: steps in the order they run (deletions from dependents to
+/// dependencies, then creations and changes from dependencies to dependents). Planning changes
+/// nothing. `Display` prints it for a person; `Serialize` gives it to a program (without
+/// secrets).
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// The tenant planned for.
+    pub tenant: Tenant,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// Whether applying would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// How many steps take `action`.
+    pub fn count(&self, action: Action) -> usize {
+        self.steps.iter().filter(|s| s.action == action).count()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.steps.is_empty() {
+            return writeln!(f, "tenant {}: no changes", self.tenant);
+        }
+        writeln!(
+            f,
+            "tenant {}: {} to create, {} to change, {} to replace, {} to delete",
+            self.tenant,
+            self.count(Action::Create),
+            self.count(Action::Update),
+            self.count(Action::Replace),
+            self.count(Action::Delete)
+        )?;
+        for step in &self.steps {
+            writeln!(
+                f,
+                "  {:>3} {} {}",
+                step.action.to_string(),
+                step.kind,
+                step.name
+            )?;
+            for change in &step.changes {
+                writeln!(
+                    f,
+                    "        {}: {} -> {}",
+                    change.field, change.from, change.to
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tenant's current resources, by kind and name, as specs.
+struct Current {
+    by_kind: BTreeMap<ResourceKind, BTreeMap<String, Desired>>,
+    /// Volumes created by VMs for imported boot disks: never planned on their own.
+    vm_owned_volumes: BTreeSet<String>,
+    /// Address pools the tenant may use but does not own.
+    shared_pools: BTreeSet<String>,
+}
+
+impl TenantHandle {
+    /// Compares `spec` with what the tenant has and returns the steps that would make them
+    /// equal. The spec is validated first; references to resources that are neither in the spec
+    /// nor in the cloud are refused naming the field. Nothing is changed.
+    pub async fn plan(&self, spec: &TenantSpec) -> Result<Plan> {
+        spec.validate()?;
+        let current = self.current().await?;
+        check_references(spec, &current)?;
+        let mut steps = Vec::new();
+        let mut wanted: BTreeMap<ResourceKind, BTreeSet<String>> = BTreeMap::new();
+        let mut add = |kind: ResourceKind, desired: Desired, field: String| -> Result<()> {
+            let name = name_of(&desired).to_string();
+            wanted.entry(kind).or_default().insert(name.clone());
+            let Some(live) = current.by_kind.get(&kind).and_then(|m| m.get(&name)) else {
+                steps.push(Step {
+                    action: Action::Create,
+                    kind,
+                    name,
+                    changes: Vec::new(),
+                    desired: Some(desired),
+                });
+                return Ok(());
+            };
+            let desired = normalize(desired, live);
+            if &desired == live {
+                return Ok(());
+            }
+            let changes = diff(&json(&desired), &json(live));
+            if !changes.is_empty() {
+                let action = change_action(kind, &changes, &field)?;
+                steps.push(Step {
+                    action,
+                    kind,
+                    name,
+                    changes,
+                    desired: Some(desired),
+                });
+            }
+            Ok(())
+        };
+        macro_rules! plan_kind {
+            ($list:expr, $kind:expr, $variant:ident, $field:literal) => {
+                for (i, item) in $list.iter().enumerate() {
+                    add(
+                        $kind,
+                        Desired::$variant(item.clone()),
+                        format!(concat!($field, "[{}]"), i),
+                    )?;
+                }
+            };
+        }
+        plan_kind!(spec.vpcs, ResourceKind::Vpc, Vpc, "vpcs");
+        plan_kind!(
+            spec.address_pools,
+            ResourceKind::AddressPool,
+            AddressPool,
+            "addressPools"
+        );
+        plan_kind!(spec.subnets, ResourceKind::Subnet, Subnet, "subnets");
+        plan_kind!(
+            spec.security_groups,
+            ResourceKind::SecurityGroup,
+            SecurityGroup,
+            "securityGroups"
+        );
+        plan_kind!(spec.volumes, ResourceKind::Volume, Volume, "volumes");
+        plan_kind!(
+            spec.ip_reservations,
+            ResourceKind::IpReservation,
+            IpReservation,
+            "ipReservations"
+        );
+        plan_kind!(spec.vms, ResourceKind::Vm, Vm, "vms");
+        plan_kind!(spec.services, ResourceKind::Service, Service, "services");
+        plan_kind!(
+            spec.exposures,
+            ResourceKind::Exposure,
+            Exposure,
+            "exposures"
+        );
+
+        // Whatever the tenant has and the spec does not: delete (never what it does not own).
+        let spec_owned_volumes: BTreeSet<String> = spec
+            .vms
+            .iter()
+            .filter(|vm| matches!(vm.boot_disk, BootDisk::Import { .. }))
+            .map(|vm| BootDisk::import_volume_name(&vm.name))
+            .collect();
+        for (kind, live) in &current.by_kind {
+            for name in live.keys() {
+                let wanted_here = wanted.get(kind).is_some_and(|w| w.contains(name));
+                let not_ours = (*kind == ResourceKind::Volume
+                    && (current.vm_owned_volumes.contains(name)
+                        || spec_owned_volumes.contains(name)))
+                    || (*kind == ResourceKind::AddressPool && current.shared_pools.contains(name));
+                if !wanted_here && !not_ours {
+                    steps.push(Step {
+                        action: Action::Delete,
+                        kind: *kind,
+                        name: name.clone(),
+                        changes: Vec::new(),
+                        desired: None,
+                    });
+                }
+            }
+        }
+        steps.sort_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.name.cmp(&b.name)));
+        Ok(Plan {
+            tenant: self.name().clone(),
+            steps,
+        })
+    }
+
+    async fn current(&self) -> Result<Current> {
+        let none = Labels::new();
+        let (net, vols, vms_api, lb) = (
+            self.network(),
+            self.volumes(),
+            self.vms(),
+            self.load_balancer(),
+        );
+        let (vpcs, subnets, sgs, ips, volumes, vms, services, pools, exposures) = futures::try_join!(
+            net.list_vpcs(),
+            net.list_subnets(),
+            net.list_security_groups(),
+            net.list_ips(None),
+            vols.list(&none),
+            vms_api.list(&none),
+            net.list_services(),
+            lb.list_pools(),
+            lb.list_exposures(),
+        )?;
+        let vm_owned_volumes: BTreeSet<String> = vms
+            .iter()
+            .filter(|vm| matches!(vm.spec.boot_disk, BootDisk::Import { .. }))
+            .map(|vm| BootDisk::import_volume_name(&vm.spec.name))
+            .collect();
+        let shared_pools: BTreeSet<String> = pools
+            .iter()
+            .filter(|p| p.shared)
+            .map(|p| p.spec.name.clone())
+            .collect();
+        let mut by_kind: BTreeMap<ResourceKind, BTreeMap<String, Desired>> = BTreeMap::new();
+        let mut put = |kind: ResourceKind, desired: Desired| {
+            by_kind
+                .entry(kind)
+                .or_default()
+                .insert(name_of(&desired).to_string(), desired);
+        };
+        vpcs.into_iter()
+            .for_each(|x| put(ResourceKind::Vpc, Desired::Vpc(x.spec)));
+        subnets
+            .into_iter()
+            .for_each(|x| put(ResourceKind::Subnet, Desired::Subnet(x.spec)));
+        sgs.into_iter()
+            .for_each(|x| put(ResourceKind::SecurityGroup, Desired::SecurityGroup(x.spec)));
+        ips.into_iter().for_each(|x| {
+            let spec = IpReservationSpec {
+                name: x.name,
+                subnet: x.subnet,
+                ip: Some(x.ip),
+                mac: Some(x.mac),
+            };
+            put(ResourceKind::IpReservation, Desired::IpReservation(spec));
+        });
+        volumes
+            .into_iter()
+            .for_each(|x| put(ResourceKind::Volume, Desired::Volume(x.spec)));
+        vms.into_iter()
+            .for_each(|x| put(ResourceKind::Vm, Desired::Vm(x.spec)));
+        services
+            .into_iter()
+            .for_each(|x| put(ResourceKind::Service, Desired::Service(x.spec)));
+        pools
+            .into_iter()
+            .for_each(|x| put(ResourceKind::AddressPool, Desired::AddressPool(x.spec)));
+        exposures
+            .into_iter()
+            .for_each(|x| put(ResourceKind::Exposure, Desired::Exposure(x.spec)));
+        Ok(Current {
+            by_kind,
+            vm_owned_volumes,
+            shared_pools,
+        })
+    }
+}
+
+/// A spec as JSON, for field-by-field differences.
+fn json(desired: &Desired) -> Value {
+    let value = match desired {
+        Desired::Vpc(s) => serde_json::to_value(s),
+        Desired::Subnet(s) => serde_json::to_value(s),
+        Desired::SecurityGroup(s) => serde_json::to_value(s),
+        Desired::IpReservation(s) => serde_json::to_value(s),
+        Desired::Volume(s) => serde_json::to_value(s),
+        Desired::Vm(s) => serde_json::to_value(s),
+        Desired::Service(s) => serde_json::to_value(s),
+        Desired::AddressPool(s) => serde_json::to_value(s),
+        Desired::Exposure(s) => serde_json::to_value(s),
+    };
+    value.unwrap_or(Value::Null)
+}
+
+fn name_of(desired: &Desired) -> &str {
+    match desired {
+        Desired::Vpc(s) => &s.name,
+        Desired::Subnet(s) => &s.name,
+        Desired::SecurityGroup(s) => &s.name,
+        Desired::IpReservation(s) => &s.name,
+        Desired::Volume(s) => &s.name,
+        Desired::Vm(s) => &s.name,
+        Desired::Service(s) => &s.name,
+        Desired::AddressPool(s) => &s.name,
+        Desired::Exposure(s) => &s.name,
+    }
+}
+
+fn order(step: &Step) -> (u8, i16) {
+    match step.action {
+        Action::Delete => (0, -i16::from(step.level())),
+        _ => (1, i16::from(step.level())),
+    }
+}
+
+/// Fields the backend chooses when the spec leaves them open are not drift.
+fn normalize(desired: Desired, live: &Desired) -> Desired {
+    match (desired, live) {
+        (Desired::IpReservation(mut want), Desired::IpReservation(have)) => {
+            want.ip = want.ip.or(have.ip);
+            want.mac = want.mac.or(have.mac);
+            Desired::IpReservation(want)
+        }
+        (desired, _) => desired,
+    }
+}
+
+/// Which action a change needs, or why it cannot be made.
+fn change_action(kind: ResourceKind, changes: &[FieldChange], field: &str) -> Result<Action> {
+    match kind {
+        ResourceKind::Vm => Ok(Action::Update),
+        ResourceKind::SecurityGroup | ResourceKind::Service | ResourceKind::Exposure => {
+            Ok(Action::Replace)
+        }
+        ResourceKind::Volume => {
+            let only_growth = changes.iter().all(|c| {
+                c.field == "size"
+                    && matches!((c.from.as_str(), c.to.as_str()), (Some(a), Some(b))
+                        if b.parse::<kubecloud_core::ByteSize>().ok() > a.parse::<kubecloud_core::ByteSize>().ok())
+            });
+            if only_growth {
+                Ok(Action::Update)
+            } else {
+                let c = &changes[0];
+                Err(Error::invalid(
+                    format!("{field}.{}", c.field),
+                    format!(
+                        "a volume cannot change {} from {} to {} in place (only growing its size is possible)",
+                        c.field, c.from, c.to
+                    ),
+                ))
+            }
+        }
+        _ => {
+            let c = &changes[0];
+            Err(Error::invalid(
+                format!("{field}.{}", c.field),
+                format!(
+                    "a {kind} cannot change {} from {} to {} in place; delete it first",
+                    c.field, c.from, c.to
+                ),
+            ))
+        }
+    }
+}
+
+/// The fields where `desired` and `live` differ, as paths.
+fn diff(desired: &Value, live: &Value) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    walk("", desired, live, &mut out);
+    out
+}
+
+fn walk(path: &str, desired: &Value, live: &Value, out: &mut Vec<FieldChange>) {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => {
+            let keys: BTreeSet<&String> = d.keys().chain(l.keys()).collect();
+            for key in keys {
+                let sub = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                walk(
+                    &sub,
+                    d.get(key).unwrap_or(&Value::Null),
+                    l.get(key).unwrap_or(&Value::Null),
+                    out,
+                );
+            }
+        }
+        _ if desired == live => {}
+        _ => {
+            let secret = path.starts_with("cloudInit") || path.ends_with("password");
+            let shown = |v: &Value| {
+                if secret && !v.is_null() {
+                    Value::String("[redacted]".into())
+                } else {
+                    v.clone()
+                }
+            };
+            out.push(FieldChange {
+                field: path.to_string(),
+                from: shown(live),
+                to: shown(desired),
+            });
+        }
+    }
+}
+
+/// References that are in neither the spec nor the cloud are refused, naming the field.
+fn check_references(spec: &TenantSpec, current: &Current) -> Result<()> {
+    let has = |kind: ResourceKind, in_spec: &dyn Fn(&str) -> bool, name: &str| {
+        in_spec(name)
+            || current
+                .by_kind
+                .get(&kind)
+                .is_some_and(|m| m.contains_key(name))
+    };
+    let vpc = |n: &str| spec.vpcs.iter().any(|v| v.name == n);
+    let subnet = |n: &str| spec.subnets.iter().any(|s| s.name == n);
+    let volume = |n: &str| spec.volumes.iter().any(|v| v.name == n);
+    let sg = |n: &str| spec.security_groups.iter().any(|s| s.name == n);
+    for (i, s) in spec.subnets.iter().enumerate() {
+        if !has(ResourceKind::Vpc, &vpc, &s.vpc) {
+            return Err(Error::invalid(
+                format!("subnets[{i}].vpc"),
+                format!("no VPC {:?} in the spec or the tenant", s.vpc),
+            ));
+        }
+    }
+    for (i, r) in spec.ip_reservations.iter().enumerate() {
+        if !has(ResourceKind::Subnet, &subnet, &r.subnet) {
+            return Err(Error::invalid(
+                format!("ipReservations[{i}].subnet"),
+                format!("no subnet {:?} in the spec or the tenant", r.subnet),
+            ));
+        }
+    }
+    for (i, vm) in spec.vms.iter().enumerate() {
+        if let BootDisk::Volume { volume: v } = &vm.boot_disk
+            && !has(ResourceKind::Volume, &volume, v)
+        {
+            return Err(Error::invalid(
+                format!("vms[{i}].bootDisk.volume"),
+                format!("no volume {v:?} in the spec or the tenant"),
+            ));
+        }
+        for (j, v) in vm.data_volumes.iter().enumerate() {
+            if !has(ResourceKind::Volume, &volume, v) {
+                return Err(Error::invalid(
+                    format!("vms[{i}].dataVolumes[{j}]"),
+                    format!("no volume {v:?} in the spec or the tenant"),
+                ));
+            }
+        }
+        for (j, iface) in vm.interfaces.iter().enumerate() {
+            if let Some(s) = iface.subnet()
+                && !has(ResourceKind::Subnet, &subnet, s)
+            {
+                return Err(Error::invalid(
+                    format!("vms[{i}].interfaces[{j}].subnet"),
+                    format!("no subnet {s:?} in the spec or the tenant"),
+                ));
+            }
+            for (k, g) in iface.security_groups.iter().enumerate() {
+                if !has(ResourceKind::SecurityGroup, &sg, g) {
+                    return Err(Error::invalid(
+                        format!("vms[{i}].interfaces[{j}].securityGroups[{k}]"),
+                        format!("no security group {g:?} in the spec or the tenant"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! [`TenantSpec`]: a whole tenant, described once.
+
+use serde::{Deserialize, Serialize};
+
+use kubecloud_core::{
+    AddressPoolSpec, Error, ExposureSpec, IpReservationSpec, Result, SecurityGroupSpec,
+    ServiceSpec, SubnetSpec, VmSpec, VolumeSpec, VpcSpec,
+};
+
+/// Everything a tenant should have, across compute, storage, network and load balancing.
+/// Readable from YAML; validated as a whole before anything is sent.
+///
+/// ```
+/// let spec = kubecloud::TenantSpec::from_yaml(r#"
+/// vpcs: [{ name: main }]
+/// subnets: [{ name: web, vpc: main, cidr: 10.1.0.0/24 }]
+/// volumes: [{ name: web-root, size: 10Gi, replicas: 2, access: readWriteMany }]
+/// vms:
+///   - name: web
+///     resources: { custom: { cpuCores: 2, memory: 4Gi } }
+///     bootDisk: { volume: { volume: web-root } }
+///     interfaces: [{ name: eth0, attachment: { subnet: { subnet: web } }, fixedIp: 10.1.0.10 }]
+/// "#)?;
+/// spec.validate()?;
+/// assert_eq!(spec.vms.len(), 1);
+/// # Ok::<(), kubecloud::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantSpec {
+    /// VPCs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vpcs: Vec<VpcSpec>,
+    /// Subnets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<SubnetSpec>,
+    /// Security groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<SecurityGroupSpec>,
+    /// Fixed IP reservations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_reservations: Vec<IpReservationSpec>,
+    /// Block volumes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
+    /// Virtual machines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vms: Vec<VmSpec>,
+    /// Internal services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceSpec>,
+    /// External address pools the tenant owns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address_pools: Vec<AddressPoolSpec>,
+    /// Load-balancer exposures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposures: Vec<ExposureSpec>,
+}
+
+impl TenantSpec {
+    /// Reads a spec from YAML; an unknown field is an error naming it.
+    pub fn from_yaml(yaml: &str) -> Result<Self> {
+        serde_saphyr::from_str(yaml).map_err(|e| Error::invalid("spec", e.to_string()))
+    }
+
+    /// The spec as YAML.
+    pub fn to_yaml(&self) -> Result<String> {
+        serde_saphyr::to_string(self).map_err(|e| Error::invalid("spec", e.to_string()))
+    }
+
+    /// How many resources the spec describes.
+    pub fn len(&self) -> usize {
+        self.vpcs.len()
+            + self.subnets.len()
+            + self.security_groups.len()
+            + self.ip_reservations.len()
+            + self.volumes.len()
+            + self.vms.len()
+            + self.services.len()
+            + self.address_pools.len()
+            + self.exposures.len()
+    }
+
+    /// Whether the spec describes nothing (applying it removes everything).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
