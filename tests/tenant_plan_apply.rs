@@ -436,3 +436,75 @@ vms:
         );
     });
 }
+
+mod generated_invalid_specs {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One way to break a valid spec, and the field the refusal must name.
+    fn breakage() -> impl Strategy<Value = (usize, String)> {
+        (0usize..10, "[A-Z_ ]{1,8}")
+    }
+
+    fn break_spec(spec: &mut TenantSpec, which: usize, junk: &str) -> String {
+        match which {
+            0 => {
+                spec.vms[0].name = junk.to_string();
+                "vms[0].name".into()
+            }
+            1 => {
+                spec.volumes[1].name = junk.to_string();
+                "volumes[1].name".into()
+            }
+            2 => {
+                spec.volumes[0].size = ByteSize(0);
+                "volumes[0].size".into()
+            }
+            3 => {
+                spec.volumes[0].replicas = 0;
+                "volumes[0].replicas".into()
+            }
+            4 => {
+                spec.subnets[0].vpc = format!("x{}", junk.len());
+                "subnets[0].vpc".into()
+            }
+            5 => {
+                spec.vms[1].interfaces[0].fixed_ip = Some("192.168.77.1".parse().unwrap());
+                "vms[1].interfaces[0].fixedIp".into()
+            }
+            6 => {
+                spec.exposures[0].ports.clear();
+                "exposures[0].ports".into()
+            }
+            7 => {
+                let key = format!("{junk}!");
+                spec.vms[0].labels.insert(key.clone(), "x".into());
+                format!("vms[0].labels.{key}")
+            }
+            8 => {
+                spec.services[0].selector.clear();
+                "services[0].selector".into()
+            }
+            _ => {
+                spec.security_groups[0].ingress[0].priority = 0;
+                "securityGroups[0].ingress[0].priority".into()
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn are_refused_naming_the_field_and_nothing_is_created((which, junk) in breakage()) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let acme = Cloud::in_memory().tenant("acme").unwrap();
+                let mut spec = TenantSpec::from_yaml(SPEC).unwrap();
+                let field = break_spec(&mut spec, which, &junk);
+                let err = acme.plan(&spec).await.unwrap_err();
+                assert_eq!(err.invalid_field(), Some(field.as_str()), "{err}");
+                assert_eq!(counts(&acme).await, (0, 0, 0, 0));
+            });
+        }
+    }
+}
