@@ -1,0 +1,343 @@
+//! `kubecloud`: plan, apply, destroy and show a tenant described in YAML.
+//!
+//! ```text
+//! cargo run --example kubecloud -- apply -f examples/data/acme.yaml --tenant acme
+//! cargo run --example kubecloud -- plan -f examples/data/acme.yaml --tenant acme --output json
+//! ```
+//!
+//! It runs on the embedded in-memory cloud, which lives as long as the command: `apply` shows
+//! the result it reached, `destroy` removes what `-f` would create after creating it.
+//!
+//! Exit codes: 0 done; 1 the cloud refused or failed an operation; 2 the input is invalid
+//! (an unreadable file, an invalid spec).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool prints for a person"
+)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use kubecloud::{
+    ApplyEvent, ApplyOptions, ApplyReport, Cloud, Error, Labels, Plan, Progress, TenantHandle,
+    TenantSpec,
+};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "kubecloud",
+    about = "Plan, apply and destroy tenants of a self-run cloud"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// How to print results.
+    #[arg(long, short, value_enum, global = true, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show what applying the spec would change.
+    Plan(Target),
+    /// Apply the spec and show the tenant.
+    Apply {
+        #[command(flatten)]
+        target: Target,
+        /// Only show the plan.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete what this apply created if it fails.
+        #[arg(long)]
+        rollback: bool,
+    },
+    /// Apply the spec, then remove everything the tenant owns.
+    Destroy(Target),
+    /// Apply the spec, then show the tenant's resources.
+    Status(Target),
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// The tenant spec (YAML).
+    #[arg(long, short = 'f')]
+    file: PathBuf,
+    /// The tenant's name.
+    #[arg(long, short)]
+    tenant: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+    Yaml,
+}
+
+/// A failure, sorted by who must act: the user (exit 2) or the cloud (exit 1).
+enum Failure {
+    Input(String),
+    Cloud(String),
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        let sentence = sentence(&err);
+        if err.is_invalid_input() {
+            Failure::Input(sentence)
+        } else {
+            Failure::Cloud(sentence)
+        }
+    }
+}
+
+/// The error as a sentence, with its causes.
+fn sentence(err: &Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect::<String>() + ".")
+        .unwrap_or(text)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Cloud(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let cloud = Cloud::in_memory();
+    let output = cli.output;
+    match cli.command {
+        Command::Plan(target) => {
+            let (tenant, spec) = load(&cloud, &target)?;
+            print_plan(&tenant.plan(&spec).await?, output)
+        }
+        Command::Apply {
+            target,
+            dry_run,
+            rollback,
+        } => {
+            let (tenant, spec) = load(&cloud, &target)?;
+            let plan = tenant.plan(&spec).await?;
+            if dry_run {
+                return print_plan(&plan, output);
+            }
+            let options = ApplyOptions {
+                rollback_on_failure: rollback,
+                ..ApplyOptions::default()
+            };
+            let report = apply_with_bars(&tenant, &plan, options, output).await;
+            finish(&report)?;
+            print_status(&tenant, output).await
+        }
+        Command::Destroy(target) => {
+            let (tenant, spec) = load(&cloud, &target)?;
+            tenant
+                .apply(&tenant.plan(&spec).await?, ApplyOptions::default())
+                .await?;
+            let plan = tenant.plan(&TenantSpec::default()).await?;
+            let report = apply_with_bars(&tenant, &plan, ApplyOptions::default(), output).await;
+            finish(&report)?;
+            if output == Output::Text {
+                println!(
+                    "tenant {} destroyed: {} resources removed",
+                    tenant.name(),
+                    report.done.len()
+                );
+            } else {
+                emit(&report, output)?;
+            }
+            Ok(())
+        }
+        Command::Status(target) => {
+            let (tenant, spec) = load(&cloud, &target)?;
+            tenant
+                .apply(&tenant.plan(&spec).await?, ApplyOptions::default())
+                .await?;
+            print_status(&tenant, output).await
+        }
+    }
+}
+
+fn load(cloud: &Cloud, target: &Target) -> Result<(TenantHandle, TenantSpec), Failure> {
+    let text = std::fs::read_to_string(&target.file)
+        .map_err(|e| Failure::Input(format!("Cannot read {}: {e}.", target.file.display())))?;
+    let spec = TenantSpec::from_yaml(&text)?;
+    Ok((cloud.tenant(&target.tenant)?, spec))
+}
+
+fn finish(report: &ApplyReport) -> Result<(), Failure> {
+    match report.failed.first() {
+        None => Ok(()),
+        Some((action, kind, name, reason)) => Err(Failure::Cloud(format!(
+            "Could not {} {kind} {name:?}: {reason}. {} done, {} not started{}.",
+            format!("{action:?}").to_lowercase(),
+            report.done.len(),
+            report.not_started.len(),
+            if report.rolled_back.is_empty() {
+                String::new()
+            } else {
+                format!(", {} rolled back", report.rolled_back.len())
+            }
+        ))),
+    }
+}
+
+async fn apply_with_bars(
+    tenant: &TenantHandle,
+    plan: &Plan,
+    options: ApplyOptions,
+    output: Output,
+) -> ApplyReport {
+    if output != Output::Text || plan.is_empty() {
+        return tenant.apply_with_progress(plan, options, &|_| {}).await;
+    }
+    print!("{plan}");
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{spinner} {prefix:<28} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let by_resource = Mutex::new(std::collections::HashMap::new());
+    let on_event = |event: ApplyEvent| {
+        let mut bars_by_resource = by_resource.lock().unwrap_or_else(|p| p.into_inner());
+        let bar = bars_by_resource
+            .entry((event.kind, event.name.clone()))
+            .or_insert_with(|| {
+                let bar = bars.add(ProgressBar::new_spinner());
+                bar.set_style(style.clone());
+                bar.set_prefix(format!("{} {} {}", event.action, event.kind, event.name));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            });
+        match event.progress {
+            Progress::Ready => bar.finish_with_message("ready"),
+            Progress::Failed(reason) => bar.abandon_with_message(format!("failed: {reason}")),
+            Progress::RolledBack => bar.finish_with_message("rolled back"),
+            other => bar.set_message(format!("{other:?}").to_lowercase()),
+        }
+    };
+    tenant.apply_with_progress(plan, options, &on_event).await
+}
+
+fn print_plan(plan: &Plan, output: Output) -> Result<(), Failure> {
+    match output {
+        Output::Text => {
+            print!("{plan}");
+            Ok(())
+        }
+        _ => emit(plan, output),
+    }
+}
+
+fn emit<T: Serialize>(value: &T, output: Output) -> Result<(), Failure> {
+    let text = match output {
+        Output::Json => {
+            serde_json::to_string_pretty(value).map_err(|e| Failure::Cloud(e.to_string()))?
+        }
+        _ => serde_saphyr::to_string(value).map_err(|e| Failure::Cloud(e.to_string()))?,
+    };
+    println!("{text}");
+    Ok(())
+}
+
+/// One row of the status table.
+#[derive(Serialize)]
+struct Row {
+    kind: String,
+    name: String,
+    state: String,
+    detail: String,
+}
+
+async fn print_status(tenant: &TenantHandle, output: Output) -> Result<(), Failure> {
+    let none = Labels::new();
+    let mut rows = Vec::new();
+    for vm in tenant.vms().list(&none).await? {
+        let ip = vm
+            .status
+            .interfaces
+            .first()
+            .and_then(|i| i.ip)
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        let node = vm.status.node.clone().unwrap_or_default();
+        rows.push(Row {
+            kind: "vm".into(),
+            name: vm.spec.name,
+            state: vm.status.phase.to_string(),
+            detail: format!("{node} {ip}").trim().into(),
+        });
+    }
+    for volume in tenant.volumes().list(&none).await? {
+        let replicas: Vec<String> = volume
+            .status
+            .replicas
+            .iter()
+            .map(|r| r.node.clone())
+            .collect();
+        rows.push(Row {
+            kind: "volume".into(),
+            name: volume.spec.name,
+            state: volume.status.phase.to_string(),
+            detail: format!("{} on {}", volume.status.size, replicas.join(", ")),
+        });
+    }
+    for subnet in tenant.network().list_subnets().await? {
+        rows.push(Row {
+            kind: "subnet".into(),
+            name: subnet.spec.name,
+            state: if subnet.ready {
+                "Ready".into()
+            } else {
+                "Pending".into()
+            },
+            detail: format!(
+                "{} ({} used, {} free)",
+                subnet.spec.cidr, subnet.used, subnet.available
+            ),
+        });
+    }
+    for exposure in tenant.load_balancer().list_exposures().await? {
+        rows.push(Row {
+            kind: "exposure".into(),
+            name: exposure.spec.name,
+            state: format!("{:?}", exposure.state),
+            detail: exposure.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        });
+    }
+    if output != Output::Text {
+        return emit(&rows, output);
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(["KIND", "NAME", "STATE", "DETAIL"]);
+    for row in rows {
+        table.add_row([row.kind, row.name, row.state, row.detail]);
+    }
+    println!("{table}");
+    Ok(())
+}
