@@ -83,8 +83,14 @@ impl Writer {
             .await
     }
 
-    /// Applies `desired` unless `current` (the live object, from a get, list or watch) already
-    /// holds every field of it; returns the object and whether a write was sent.
+    /// Applies `desired` unless `current` (the live object, from a get, list or watch) is
+    /// already what kubecloud last applied; returns the object and whether a write was sent.
+    ///
+    /// "Already applied" means both: the live object carries the [`APPLIED_HASH`] annotation
+    /// with the hash of `desired` (so a field the new spec drops — which server-side apply then
+    /// removes — counts as a change), and it still holds every field of `desired` (so a change
+    /// made by hand counts as drift and is applied over). The annotation is added to what is
+    /// sent.
     pub async fn apply_if_changed<K>(
         &self,
         api: &Api<K>,
@@ -96,13 +102,25 @@ impl Writer {
     where
         K: Resource + Clone + Debug + Serialize + DeserializeOwned,
     {
-        if let Some(current) = current
-            && holds(current, desired)
-        {
-            tracing::trace!(%kind, name, "unchanged; no write sent");
-            return Ok((current.clone(), false));
+        let hash = applied_hash(desired);
+        let mut desired = desired.clone();
+        desired
+            .meta_mut()
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(APPLIED_HASH.to_string(), hash.clone());
+        if let Some(current) = current {
+            let recorded = current
+                .meta()
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(APPLIED_HASH));
+            if recorded == Some(&hash) && holds(current, &desired) {
+                tracing::trace!(%kind, name, "unchanged; no write sent");
+                return Ok((current.clone(), false));
+            }
         }
-        Ok((self.apply(api, desired, kind, name).await?, true))
+        Ok((self.apply(api, &desired, kind, name).await?, true))
     }
 
     /// The object named `object`, or `None` if it does not exist.
@@ -150,10 +168,36 @@ impl Writer {
     }
 }
 
-/// Whether the live object `current` already holds every field `desired` sets.
+/// The annotation recording the hash of what kubecloud last applied to an object.
+pub const APPLIED_HASH: &str = "kubecloud.io/applied-hash";
+
+/// A stable hash of an object as kubecloud would apply it (without the [`APPLIED_HASH`]
+/// annotation itself), as 16 hex digits.
+pub fn applied_hash<K: Serialize>(object: &K) -> String {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    if let Some(annotations) = value
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(APPLIED_HASH);
+    }
+    let text = value.to_string();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+/// Whether the live object `current` already holds every field `desired` sets (`stringData`,
+/// which the API server turns into `data`, is not compared).
 pub fn holds<K: Serialize>(current: &K, desired: &K) -> bool {
     match (serde_json::to_value(current), serde_json::to_value(desired)) {
-        (Ok(current), Ok(desired)) => is_subset(&desired, &current),
+        (Ok(current), Ok(mut desired)) => {
+            if let Some(map) = desired.as_object_mut() {
+                map.remove("stringData");
+            }
+            is_subset(&desired, &current)
+        }
         _ => false,
     }
 }

@@ -26,7 +26,7 @@ pub mod ownership;
 mod retry;
 mod wait;
 
-pub use apply::{Writer, holds, is_subset};
+pub use apply::{APPLIED_HASH, Writer, applied_hash, holds, is_subset};
 pub use errors::{from_kube, is_not_found};
 pub use namespace::ensure_namespace;
 pub use ownership::{

@@ -279,3 +279,73 @@ async fn the_tenant_namespace_is_created_once_and_labelled() {
         "an existing namespace is not written again"
     );
 }
+
+#[tokio::test]
+async fn a_field_the_new_spec_drops_is_a_change() {
+    let server = server_with_namespace("acme").await;
+    let acme = Tenant::new("acme").unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    let writer = Writer::new("test");
+    let mut two_keys = config_map(&acme, "settings", "v1");
+    two_keys
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("extra".into(), "x".into());
+    let (live, _) = writer
+        .apply_if_changed(&api, None, &two_keys, ResourceKind::Service, "settings")
+        .await
+        .unwrap();
+    // The live object holds every field of the smaller spec, yet the spec dropped "extra".
+    let one_key = config_map(&acme, "settings", "v1");
+    let (live, wrote) = writer
+        .apply_if_changed(
+            &api,
+            Some(&live),
+            &one_key,
+            ResourceKind::Service,
+            "settings",
+        )
+        .await
+        .unwrap();
+    assert!(wrote, "dropping a field is a change");
+    assert!(
+        !live.data.unwrap().contains_key("extra"),
+        "server-side apply removed the dropped field"
+    );
+}
+
+#[tokio::test]
+async fn a_change_made_by_hand_is_applied_over() {
+    let server = server_with_namespace("acme").await;
+    let acme = Tenant::new("acme").unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    let writer = Writer::new("test");
+    let desired = config_map(&acme, "settings", "v1");
+    writer
+        .apply_if_changed(&api, None, &desired, ResourceKind::Service, "settings")
+        .await
+        .unwrap();
+    let mut by_hand = api.get("settings").await.unwrap();
+    by_hand
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("key".into(), "edited".into());
+    let by_hand = api
+        .replace("settings", &PostParams::default(), &by_hand)
+        .await
+        .unwrap();
+    let (live, wrote) = writer
+        .apply_if_changed(
+            &api,
+            Some(&by_hand),
+            &desired,
+            ResourceKind::Service,
+            "settings",
+        )
+        .await
+        .unwrap();
+    assert!(wrote);
+    assert_eq!(live.data.unwrap()["key"], "v1");
+}
