@@ -37,6 +37,8 @@ pub struct RequestRecord {
     pub body_size: usize,
     /// Whether an injected fault produced the answer.
     pub faulted: bool,
+    /// The latency injected before answering.
+    pub delay: std::time::Duration,
 }
 
 /// A handle on the request log, cheap to clone. Obtained from

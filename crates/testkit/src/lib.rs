@@ -5,7 +5,7 @@
 //! kube-apiserver does, for every kind in the upstream [`schema::Catalog`]: the KubeVirt, CDI,
 //! Kube-OVN, MetalLB, Multus, Piraeus and volume-snapshot CRDs and the core kinds kubecloud uses
 //! (Namespace, Secret, ConfigMap, Service, PersistentVolumeClaim, PersistentVolume, Pod, Event,
-//! StorageClass). A plain `kube::Client` talks to it over TCP, so the code under test runs
+//! StorageClass, Node). A plain `kube::Client` talks to it over TCP, so the code under test runs
 //! unchanged: `Api`, `Patch::Apply`, `watcher`, `await_condition`, `Discovery`, retries.
 //!
 //! # Quick start
@@ -166,7 +166,8 @@
 //!   PVC `volumeMode`. No admission webhooks, CEL rules, RBAC, authentication or quotas.
 //! - Deletions always answer 200 with the object; no graceful deletion (`gracePeriodSeconds` is
 //!   ignored; pods go at once); no `/scale`, `/log`, `/exec` or other subresources besides
-//!   `/status` and a namespace's `/finalize`; `as=PartialObjectMetadata` and `as=Table` requests
+//!   `/status`, a namespace's `/finalize` and KubeVirt's `subresources.kubevirt.io` VM
+//!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata` and `as=Table` requests
 //!   get full objects.
 //! - Field selectors on built-in kinds accept any field path (the real server has a fixed list per
 //!   kind); custom resources accept `metadata.name` and `metadata.namespace` only.
@@ -188,6 +189,8 @@ mod counters;
 mod defaults;
 mod discovery;
 mod faults;
+mod kubevirt_subresources;
+pub mod linstor;
 mod meta;
 mod patch;
 mod routing;
@@ -201,10 +204,15 @@ mod watch;
 
 pub use api::FieldValidation;
 pub use cluster::{Cluster, ObjectEvent};
+pub use controllers::cdi::CdiController;
+pub use controllers::kubeovn::KubeOvnController;
+pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};
+pub use controllers::linstor_csi::LinstorCsi;
 pub use controllers::{
     Controller, ControllerError, ControllerHandle, GarbageCollector, NamespaceController,
     PvcBinder, Watched,
 };
+pub use controllers::{MetalLbController, metallb};
 pub use counters::{RequestRecord, Requests};
 pub use faults::{Fault, FaultAction, Faults, Latency};
 pub use routing::Verb;

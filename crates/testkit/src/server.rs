@@ -416,6 +416,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let catalog = &shared.core.catalog;
     let route = routing::route(&inc.path, |g, v, p| {
         catalog.by_plural(g, v, p).is_some_and(|t| t.namespaced)
+            || crate::kubevirt_subresources::is_namespaced(g, p)
     });
     let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let (verb, rp) = match &route {
@@ -440,9 +441,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         content_type: (!inc.content_type.is_empty()).then(|| inc.content_type.clone()),
         body_size: inc.body.len(),
         faulted: false,
+        delay: Duration::ZERO,
     };
 
     let (delay, fault) = shared.faults.decide(verb, &record.resource);
+    record.delay = delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -661,6 +664,17 @@ async fn resource_request(
     q: &HashMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
     let core = &shared.core;
+    if rp.group == crate::kubevirt_subresources::GROUP {
+        crate::kubevirt_subresources::serve(
+            &Cluster::new(core.clone()),
+            &inc.method,
+            rp.namespace.as_deref(),
+            &rp.plural,
+            rp.name.as_deref(),
+            rp.subresource.as_deref(),
+        )?;
+        return Ok(json_response(202, &json!({})));
+    }
     let rt = core
         .catalog
         .by_plural(&rp.group, &rp.version, &rp.plural)

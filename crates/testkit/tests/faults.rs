@@ -139,14 +139,24 @@ async fn latency_is_added_to_every_request() {
     let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     let started = Instant::now();
     cms.list(&ListParams::default()).await.unwrap();
+    // A lower bound only: the answer cannot come before the injected delay.
     assert!(started.elapsed() >= Duration::from_millis(60));
+    assert_eq!(
+        server.requests().all().last().unwrap().delay,
+        Duration::from_millis(60)
+    );
     server.faults().set_latency(Latency::Uniform {
         min: Duration::from_millis(1),
         max: Duration::from_millis(5),
     });
-    let started = Instant::now();
-    cms.list(&ListParams::default()).await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(60));
+    for _ in 0..8 {
+        cms.list(&ListParams::default()).await.unwrap();
+        let delay = server.requests().all().last().unwrap().delay;
+        assert!(
+            (Duration::from_millis(1)..=Duration::from_millis(5)).contains(&delay),
+            "{delay:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -14,11 +14,17 @@
 //! deletion) and [`PvcBinder`] (dynamic provisioning and binding). Controllers for KubeVirt, CDI,
 //! Kube-OVN, MetalLB, LINSTOR CSI and snapshots belong here too, one module each.
 
+pub mod cdi;
 mod gc;
+pub mod kubeovn;
+pub mod kubevirt;
+pub mod linstor_csi;
+pub mod metallb;
 mod namespace;
 mod pvc_binder;
 
 pub use gc::GarbageCollector;
+pub use metallb::MetalLbController;
 pub use namespace::NamespaceController;
 pub use pvc_binder::PvcBinder;
 

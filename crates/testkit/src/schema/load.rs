@@ -134,6 +134,16 @@ const CORE_KINDS: &[BuiltIn] = &[
         status: true,
         name_rule: NameRule::Subdomain,
     },
+    BuiltIn {
+        definition: "io.k8s.api.core.v1.Node",
+        group: "",
+        kind: "Node",
+        plural: "nodes",
+        namespaced: false,
+        short_names: &["no"],
+        status: true,
+        name_rule: NameRule::Subdomain,
+    },
 ];
 
 const STORAGE_KINDS: &[BuiltIn] = &[BuiltIn {

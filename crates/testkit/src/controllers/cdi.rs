@@ -1,0 +1,188 @@
+//! A stand-in for CDI's DataVolume controller and importer.
+//!
+//! A DataVolume with an `http` (or `blank`) source gets a PersistentVolumeClaim of its name (its
+//! labels, the `storage`/`pvc` size, access modes, volume mode and class, owned by the
+//! DataVolume); the claim is bound by the [`super::PvcBinder`] (a StorageClass must exist, as on
+//! a real cluster). The DataVolume then moves, one step per reconcile: `ImportScheduled` →
+//! `ImportInProgress` with `progress` `"0.00%"`, `"50.00%"`, `"100.00%"` → `Succeeded`, with
+//! CDI's `Bound`, `Running` and `Ready` conditions. An import whose URL host ends in `.invalid`,
+//! or contains a substring given to [`CdiController::failing_url`], ends `Failed` with a
+//! `Running` condition saying why. Clone (`pvc`) and snapshot sources succeed like imports.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{Controller, ControllerError, Watched};
+use crate::cluster::{Cluster, ObjectEvent};
+use crate::store::EventType;
+
+const DV: (&str, &str) = ("cdi.kubevirt.io/v1beta1", "DataVolume");
+
+/// Simulated CDI. Not registered by default: add it with
+/// [`crate::TestServerBuilder::controller`].
+#[derive(Clone, Debug, Default)]
+pub struct CdiController {
+    failing: Arc<Mutex<Vec<String>>>,
+}
+
+impl CdiController {
+    /// A controller failing only `.invalid` hosts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Imports whose URL contains `fragment` fail (also after start: clones share the list).
+    pub fn failing_url(self, fragment: impl Into<String>) -> Self {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(fragment.into());
+        self
+    }
+
+    fn fails(&self, url: &str) -> Option<String> {
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .unwrap_or("");
+        if host.ends_with(".invalid") {
+            return Some(format!(
+                "Unable to connect to http data source: dial tcp: lookup {host}: no such host"
+            ));
+        }
+        let failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        failing
+            .iter()
+            .any(|f| url.contains(f.as_str()))
+            .then(|| format!("Unable to process data: HTTP 404 Not Found from {url}"))
+    }
+
+    fn claim(dv: &Value) -> Value {
+        let ns = dv["metadata"]["namespace"].clone();
+        let name = dv["metadata"]["name"].clone();
+        let storage = if dv["spec"]["storage"].is_object() {
+            &dv["spec"]["storage"]
+        } else {
+            &dv["spec"]["pvc"]
+        };
+        let mut spec = json!({
+            "accessModes": storage["accessModes"].as_array().cloned().unwrap_or_else(|| vec![json!("ReadWriteOnce")]),
+            "resources": storage["resources"].clone(),
+            "volumeMode": storage["volumeMode"].as_str().unwrap_or("Filesystem"),
+        });
+        if let Some(class) = storage["storageClassName"].as_str() {
+            spec["storageClassName"] = json!(class);
+        }
+        let mut labels = dv["metadata"]["labels"].clone();
+        if !labels.is_object() {
+            labels = json!({});
+        }
+        labels["app"] = json!("containerized-data-importer");
+        json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "labels": labels,
+                "annotations": {"cdi.kubevirt.io/storage.contentType": "kubevirt"},
+                "ownerReferences": [{
+                    "apiVersion": DV.0, "kind": DV.1,
+                    "name": dv["metadata"]["name"], "uid": dv["metadata"]["uid"],
+                    "controller": true, "blockOwnerDeletion": true,
+                }],
+            },
+            "spec": spec,
+        })
+    }
+
+    fn status(phase: &str, progress: &str, bound: bool, running: (bool, &str, &str)) -> Value {
+        let c = |type_: &str, status: bool, reason: &str, message: &str| json!({"type": type_, "status": if status {"True"} else {"False"}, "reason": reason, "message": message});
+        json!({"status": {
+            "phase": phase,
+            "progress": progress,
+            "conditions": [
+                c("Bound", bound, if bound {"Bound"} else {"Pending"}, ""),
+                c("Running", running.0, running.1, running.2),
+                c("Ready", phase == "Succeeded", if phase == "Succeeded" {"Completed"} else {phase}, ""),
+            ],
+        }})
+    }
+
+    fn reconcile_dv(&self, api: &Cluster, dv: &Value) -> Result<(), ControllerError> {
+        if dv["metadata"]["deletionTimestamp"].is_string() {
+            return Ok(());
+        }
+        let ns = dv["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = dv["metadata"]["name"].as_str().unwrap_or_default();
+        let phase = dv["status"]["phase"].as_str().unwrap_or("");
+        if matches!(phase, "Succeeded" | "Failed") {
+            return Ok(());
+        }
+        let claim = match api.get_opt("v1", "PersistentVolumeClaim", Some(ns), name)? {
+            Some(c) => c,
+            None => api.create(Self::claim(dv))?,
+        };
+        let bound = claim["status"]["phase"] == "Bound";
+        let set = |status: Value| {
+            api.merge_patch_status(DV.0, DV.1, Some(ns), name, &status)
+                .map(|_| ())
+        };
+        let mut status = match phase {
+            _ if !bound => Self::status("Pending", "N/A", false, (false, "Pending", "")),
+            "" | "Pending" => Self::status("ImportScheduled", "N/A", true, (false, "Pending", "")),
+            "ImportScheduled" => {
+                Self::status("ImportInProgress", "0.00%", true, (true, "Pending", ""))
+            }
+            "ImportInProgress" => {
+                let url = dv["spec"]["source"]["http"]["url"].as_str().unwrap_or("");
+                if let Some(why) = self.fails(url) {
+                    Self::status("Failed", "N/A", true, (false, "Error", &why))
+                } else {
+                    match dv["status"]["progress"].as_str() {
+                        Some("0.00%") => {
+                            Self::status("ImportInProgress", "50.00%", true, (true, "Pending", ""))
+                        }
+                        Some("50.00%") => {
+                            Self::status("ImportInProgress", "100.00%", true, (true, "Pending", ""))
+                        }
+                        _ => Self::status("Succeeded", "100.0%", true, (false, "Completed", "")),
+                    }
+                }
+            }
+            _ => return Ok(()),
+        };
+        status["status"]["claimName"] = json!(name);
+        set(status)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Controller for CdiController {
+    fn name(&self) -> &str {
+        "cdi-deployment"
+    }
+
+    fn watches(&self) -> Vec<Watched> {
+        vec![
+            Watched::new("cdi.kubevirt.io", "datavolumes"),
+            Watched::new("", "persistentvolumeclaims"),
+        ]
+    }
+
+    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+        if ev.kind == EventType::Deleted {
+            return Ok(());
+        }
+        let ns = ev.namespace.as_deref();
+        // A claim event concerns the DataVolume of the same name, if any.
+        match api.get_opt(DV.0, DV.1, ns, &ev.name)? {
+            Some(dv) => self.reconcile_dv(api, &dv),
+            None => Ok(()),
+        }
+    }
+}

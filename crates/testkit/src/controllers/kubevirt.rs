@@ -1,0 +1,773 @@
+//! A stand-in for KubeVirt's virt-controller and virt-handler.
+//!
+//! - **VirtualMachine**: creates the DataVolumes of `spec.dataVolumeTemplates` (owned by the VM);
+//!   when the run strategy wants the VM running (`Always`, `RerunOnFailure`, or a `Start`
+//!   state-change request under `Manual`) and every DataVolume succeeded, creates a
+//!   VirtualMachineInstance from the template (owned by the VM); when it does not (`Halted`, a
+//!   `Stop` request), deletes it. Status: `printableStatus` (`Provisioning`, `DataVolumeError`,
+//!   `Starting`, `Running`, `Stopping`, `Stopped`, `Migrating`, `ErrorUnschedulable`), `ready`,
+//!   `created`, a `Ready` condition.
+//! - **VirtualMachineInstance**, one step per reconcile: `Pending` → `Scheduling` →
+//!   `Scheduled` on a node (the cluster's Node objects if there are any, else the configured
+//!   names, default `node-1`..`node-3`; honouring `nodeSelector` on `kubernetes.io/hostname` and
+//!   node labels, and the first preferred node of the node affinity; else the least loaded) with
+//!   a virt-launcher Pod (the template's labels and annotations, `kubevirt.io: virt-launcher`,
+//!   `vm.kubevirt.io/name`, `kubevirt.io/created-by: <vmi uid>`) → `Running` with
+//!   `status.interfaces` from the pod's network annotations (`ovn.kubernetes.io/ip_address` and
+//!   `mac_address` for the pod network, `<nad>.<ns>.ovn.kubernetes.io/...` for Multus networks,
+//!   as a network controller or the template wrote them; else a deterministic `10.244.x.y`
+//!   pod address and a `52:54:00` MAC). A node nothing can run on leaves the instance
+//!   `Scheduling` with `PodScheduled=False/Unschedulable`.
+//! - **VirtualMachineInstanceMigration**: refused (phase `Failed`, a `Failed` condition naming
+//!   the volumes) when a volume's claim is not ReadWriteMany, as KubeVirt refuses
+//!   non-live-migratable VMIs; else `Scheduling` (a target node other than the source, matching
+//!   `addedNodeSelector`) → `TargetReady` (a new launcher Pod with the same annotations, so the IP
+//!   is kept) → `Running` → `Succeeded`, moving the instance and its `migrationState`; or
+//!   `Failed` when told through [`KubeVirtKnobs::fail_next_migration`].
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{Controller, ControllerError, Watched};
+use crate::cluster::{Cluster, ObjectEvent};
+use crate::store::EventType;
+
+const VM: (&str, &str) = ("kubevirt.io/v1", "VirtualMachine");
+const VMI: (&str, &str) = ("kubevirt.io/v1", "VirtualMachineInstance");
+const VMIM: (&str, &str) = ("kubevirt.io/v1", "VirtualMachineInstanceMigration");
+const DV: (&str, &str) = ("cdi.kubevirt.io/v1beta1", "DataVolume");
+/// A node's name and labels.
+type NodeInfo = (String, BTreeMap<String, String>);
+
+const HOSTNAME: &str = "kubernetes.io/hostname";
+
+/// Knobs of a running [`KubeVirtController`], shared with it. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct KubeVirtKnobs {
+    fail_migrations: Arc<AtomicU32>,
+    nodes: Arc<Mutex<Vec<String>>>,
+}
+
+impl KubeVirtKnobs {
+    /// Makes the next `n` migrations fail (after they started).
+    pub fn fail_next_migration(&self, n: u32) {
+        self.fail_migrations.store(n, Ordering::SeqCst);
+    }
+
+    /// The node names used when the cluster has no Node objects.
+    pub fn set_nodes(&self, nodes: &[&str]) {
+        *self.nodes.lock().unwrap_or_else(|p| p.into_inner()) =
+            nodes.iter().map(|n| n.to_string()).collect();
+    }
+
+    fn take_failure(&self) -> bool {
+        self.fail_migrations
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// Simulated virt-controller and virt-handler. Not registered by default.
+///
+/// ```
+/// use kubecloud_testkit::{KubeVirtController, TestServer};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let kubevirt = KubeVirtController::new();
+/// let knobs = kubevirt.knobs();
+/// let server = TestServer::builder()
+///     .seed_yaml(&kubevirt.node_manifests())
+///     .controller(kubevirt)
+///     .start()
+///     .await?;
+/// knobs.fail_next_migration(1);
+/// # drop(server); Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct KubeVirtController {
+    knobs: KubeVirtKnobs,
+}
+
+impl Default for KubeVirtController {
+    fn default() -> Self {
+        let knobs = KubeVirtKnobs::default();
+        knobs.set_nodes(&["node-1", "node-2", "node-3"]);
+        Self { knobs }
+    }
+}
+
+fn hash(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+fn meta<'a>(o: &'a Value, field: &str) -> &'a str {
+    o["metadata"][field].as_str().unwrap_or_default()
+}
+
+fn owner(o: &Value, kind: &str) -> Value {
+    json!([{
+        "apiVersion": VM.0, "kind": kind, "name": meta(o, "name"), "uid": meta(o, "uid"),
+        "controller": true, "blockOwnerDeletion": true,
+    }])
+}
+
+impl KubeVirtController {
+    /// A controller with nodes `node-1`..`node-3`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same controller with these node names (when the cluster has no Node objects).
+    pub fn with_nodes(self, nodes: &[&str]) -> Self {
+        self.knobs.set_nodes(nodes);
+        self
+    }
+
+    /// The knobs to change its behaviour while it runs.
+    pub fn knobs(&self) -> KubeVirtKnobs {
+        self.knobs.clone()
+    }
+
+    /// Node objects for the configured names (labelled `kubernetes.io/hostname`), as YAML for
+    /// [`crate::TestServerBuilder::seed_yaml`]: kubelets registering.
+    pub fn node_manifests(&self) -> String {
+        self.configured_nodes()
+            .iter()
+            .map(|n| {
+                format!(
+                    "apiVersion: v1\nkind: Node\nmetadata: {{name: {n}, labels: {{{HOSTNAME}: {n}}}}}\n"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n")
+    }
+
+    fn configured_nodes(&self) -> Vec<String> {
+        self.knobs
+            .nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Nodes and their labels.
+    fn nodes(&self, api: &Cluster) -> Result<Vec<NodeInfo>, ControllerError> {
+        let listed = api.list("v1", "Node", None)?;
+        if listed.is_empty() {
+            return Ok(self
+                .configured_nodes()
+                .into_iter()
+                .map(|n| (n.clone(), BTreeMap::from([(HOSTNAME.to_string(), n)])))
+                .collect());
+        }
+        Ok(listed
+            .iter()
+            .map(|n| {
+                let labels =
+                    serde_json::from_value(n["metadata"]["labels"].clone()).unwrap_or_default();
+                (meta(n, "name").to_string(), labels)
+            })
+            .collect())
+    }
+
+    /// Picks a node for `spec` (a VMI spec) other than `avoid`, honouring `extra` selectors.
+    fn pick_node(
+        &self,
+        api: &Cluster,
+        ns: &str,
+        spec: &Value,
+        avoid: Option<&str>,
+        extra: &Value,
+    ) -> Result<Option<String>, ControllerError> {
+        let matches = |labels: &BTreeMap<String, String>, sel: &Value| {
+            sel.as_object().is_none_or(|m| {
+                m.iter()
+                    .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
+            })
+        };
+        let candidates: Vec<String> = self
+            .nodes(api)?
+            .into_iter()
+            .filter(|(n, l)| {
+                Some(n.as_str()) != avoid && matches(l, &spec["nodeSelector"]) && matches(l, extra)
+            })
+            .map(|(n, _)| n)
+            .collect();
+        let preferred =
+            spec["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|t| {
+                    t["preference"]["matchExpressions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                })
+                .filter(|e| e["key"] == HOSTNAME && e["operator"] == "In")
+                .flat_map(|e| e["values"].as_array().into_iter().flatten())
+                .filter_map(|v| v.as_str())
+                .find(|n| candidates.iter().any(|c| c == n));
+        if let Some(n) = preferred {
+            return Ok(Some(n.to_string()));
+        }
+        let load = |node: &str| -> usize {
+            api.list(VMI.0, VMI.1, None)
+                .unwrap_or_default()
+                .iter()
+                .filter(|v| v["status"]["nodeName"] == node)
+                .count()
+        };
+        let _ = ns;
+        Ok(candidates.into_iter().min_by_key(|n| load(n)))
+    }
+
+    fn set_vm_status(
+        api: &Cluster,
+        vm: &Value,
+        printable: &str,
+        ready: bool,
+    ) -> Result<(), ControllerError> {
+        let created = printable != "Stopped" && printable != "Provisioning";
+        let status = json!({"status": {
+            "printableStatus": printable,
+            "ready": ready,
+            "created": created,
+            "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"},
+                            "reason": if ready {""} else {"VMINotRunning"}}],
+        }});
+        let current = &vm["status"];
+        if current["printableStatus"] == printable && current["ready"] == ready {
+            return Ok(());
+        }
+        api.merge_patch_status(
+            VM.0,
+            VM.1,
+            Some(meta(vm, "namespace")),
+            meta(vm, "name"),
+            &status,
+        )?;
+        Ok(())
+    }
+
+    fn reconcile_vm(&self, api: &Cluster, vm: &Value) -> Result<(), ControllerError> {
+        if vm["metadata"]["deletionTimestamp"].is_string() {
+            return Ok(());
+        }
+        let ns = meta(vm, "namespace");
+        let name = meta(vm, "name");
+        // DataVolumes from templates.
+        let mut dv_state = "Succeeded";
+        for t in vm["spec"]["dataVolumeTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let dv_name = t["metadata"]["name"].as_str().unwrap_or_default();
+            let dv = match api.get_opt(DV.0, DV.1, Some(ns), dv_name)? {
+                Some(dv) => dv,
+                None => {
+                    let mut metadata = t["metadata"].clone();
+                    metadata["namespace"] = json!(ns);
+                    metadata["ownerReferences"] = owner(vm, VM.1);
+                    api.create(json!({"apiVersion": DV.0, "kind": DV.1, "metadata": metadata, "spec": t["spec"]}))?
+                }
+            };
+            match dv["status"]["phase"].as_str() {
+                Some("Succeeded") => {}
+                Some("Failed") => dv_state = "Failed",
+                _ if dv_state != "Failed" => dv_state = "Pending",
+                _ => {}
+            }
+        }
+        let strategy = vm["spec"]["runStrategy"].as_str().unwrap_or("Halted");
+        let vmi = api.get_opt(VMI.0, VMI.1, Some(ns), name)?;
+        let vmi_live = vmi
+            .as_ref()
+            .filter(|v| v["metadata"]["deletionTimestamp"].is_null());
+        // State-change requests (Manual, restart).
+        let requests = vm["status"]["stateChangeRequests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut want = match strategy {
+            "Always" => true,
+            "RerunOnFailure" => vmi_live.is_none_or(|v| v["status"]["phase"] != "Succeeded"),
+            "Manual" => vmi_live.is_some_and(|v| {
+                v["status"]["phase"] != "Succeeded" && v["status"]["phase"] != "Failed"
+            }),
+            _ => false,
+        };
+        if !requests.is_empty() {
+            for r in &requests {
+                match r["action"].as_str() {
+                    Some("Stop") => want = false,
+                    Some("Start") => want = true,
+                    _ => {}
+                }
+            }
+            if !want && let Some(v) = vmi_live {
+                delete_quietly(api, VMI, ns, meta(v, "name"))?;
+            }
+            api.merge_patch_status(
+                VM.0,
+                VM.1,
+                Some(ns),
+                name,
+                &json!({"status": {"stateChangeRequests": null}}),
+            )?;
+            if !want {
+                return Self::set_vm_status(api, vm, "Stopping", false);
+            }
+        }
+        if !want {
+            if let Some(v) = vmi_live {
+                delete_quietly(api, VMI, ns, meta(v, "name"))?;
+                return Self::set_vm_status(api, vm, "Stopping", false);
+            }
+            return Self::set_vm_status(api, vm, "Stopped", false);
+        }
+        if dv_state == "Failed" {
+            return Self::set_vm_status(api, vm, "DataVolumeError", false);
+        }
+        if dv_state == "Pending" {
+            return Self::set_vm_status(api, vm, "Provisioning", false);
+        }
+        let Some(vmi) = vmi else {
+            let template = &vm["spec"]["template"];
+            let mut metadata = template["metadata"].clone();
+            if !metadata.is_object() {
+                metadata = json!({});
+            }
+            metadata["name"] = json!(name);
+            metadata["namespace"] = json!(ns);
+            metadata["ownerReferences"] = owner(vm, VM.1);
+            metadata["labels"]["kubevirt.io/vm"] = json!(name);
+            api.create(json!({
+                "apiVersion": VMI.0, "kind": VMI.1, "metadata": metadata,
+                "spec": template["spec"], "status": {"phase": "Pending"},
+            }))?;
+            return Self::set_vm_status(api, vm, "Starting", false);
+        };
+        if vmi["metadata"]["deletionTimestamp"].is_string() {
+            return Self::set_vm_status(api, vm, "Stopping", false);
+        }
+        let unschedulable = vmi["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "PodScheduled" && c["reason"] == "Unschedulable");
+        let migrating = vmi["status"]["migrationState"].is_object()
+            && vmi["status"]["migrationState"]["completed"] != true
+            && vmi["status"]["migrationState"]["failed"] != true;
+        match vmi["status"]["phase"].as_str() {
+            Some("Running") if migrating => Self::set_vm_status(api, vm, "Migrating", true),
+            Some("Running") => Self::set_vm_status(api, vm, "Running", true),
+            Some("Failed") => Self::set_vm_status(api, vm, "CrashLoopBackOff", false),
+            Some("Succeeded") => Self::set_vm_status(api, vm, "Stopped", false),
+            _ if unschedulable => Self::set_vm_status(api, vm, "ErrorUnschedulable", false),
+            _ => Self::set_vm_status(api, vm, "Starting", false),
+        }
+    }
+
+    fn launcher_pod(vmi: &Value, node: &str, suffix: &str) -> Value {
+        let ns = meta(vmi, "namespace");
+        let name = meta(vmi, "name");
+        let mut labels = vmi["metadata"]["labels"].clone();
+        if !labels.is_object() {
+            labels = json!({});
+        }
+        labels["kubevirt.io"] = json!("virt-launcher");
+        labels["vm.kubevirt.io/name"] = json!(name);
+        labels["kubevirt.io/created-by"] = json!(meta(vmi, "uid"));
+        let mut annotations = vmi["metadata"]["annotations"].clone();
+        if !annotations.is_object() {
+            annotations = json!({});
+        }
+        annotations["kubevirt.io/domain"] = json!(name);
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": format!("virt-launcher-{name}-{suffix}"),
+                "namespace": ns, "labels": labels, "annotations": annotations,
+                "ownerReferences": owner(vmi, VMI.1),
+            },
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "compute", "image": "quay.io/kubevirt/virt-launcher:v1.6.0"}],
+            },
+        })
+    }
+
+    /// The VMI's interfaces as the launcher pod's annotations say.
+    fn interfaces(vmi: &Value, pod: &Value) -> Value {
+        let ns = meta(vmi, "namespace");
+        let uid = meta(vmi, "uid");
+        let ann = &pod["metadata"]["annotations"];
+        let nets = vmi["spec"]["networks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let ifaces = vmi["spec"]["domain"]["devices"]["interfaces"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let out: Vec<Value> = nets
+            .iter()
+            .enumerate()
+            .map(|(i, net)| {
+                let name = net["name"].as_str().unwrap_or_default();
+                let prefix = match net["multus"]["networkName"].as_str() {
+                    Some(full) => {
+                        let (nad_ns, nad) = full.split_once('/').unwrap_or((ns, full));
+                        format!("{nad}.{nad_ns}.ovn.")
+                    }
+                    None => "ovn.".to_string(),
+                };
+                let h = hash(&format!("{uid}/{name}"));
+                let ip = ann[format!("{prefix}kubernetes.io/ip_address")]
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("10.244.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2));
+                let spec_mac = ifaces
+                    .iter()
+                    .find(|f| f["name"] == name)
+                    .and_then(|f| f["macAddress"].as_str());
+                let mac = ann[format!("{prefix}kubernetes.io/mac_address")]
+                    .as_str()
+                    .or(spec_mac)
+                    .map(String::from)
+                    .unwrap_or_else(|| {
+                        let b = h.to_be_bytes();
+                        format!("52:54:00:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3])
+                    });
+                json!({"name": name, "ipAddress": ip, "ipAddresses": [ip], "mac": mac,
+                       "interfaceName": format!("eth{i}"), "infoSource": "domain, guest-agent"})
+            })
+            .collect();
+        json!(out)
+    }
+
+    fn current_pod(api: &Cluster, vmi: &Value) -> Result<Option<Value>, ControllerError> {
+        let ns = meta(vmi, "namespace");
+        let node = vmi["status"]["nodeName"].as_str().unwrap_or_default();
+        let selector = format!("kubevirt.io/created-by={}", meta(vmi, "uid"));
+        Ok(api
+            .list_selected("v1", "Pod", Some(ns), &selector)?
+            .into_iter()
+            .find(|p| {
+                p["spec"]["nodeName"] == node && p["metadata"]["deletionTimestamp"].is_null()
+            }))
+    }
+
+    fn reconcile_vmi(&self, api: &Cluster, vmi: &Value) -> Result<(), ControllerError> {
+        if vmi["metadata"]["deletionTimestamp"].is_string() {
+            return Ok(());
+        }
+        let ns = meta(vmi, "namespace");
+        let name = meta(vmi, "name");
+        let patch = |status: Value| -> Result<(), ControllerError> {
+            api.merge_patch(VMI.0, VMI.1, Some(ns), name, &json!({"status": status}))?;
+            Ok(())
+        };
+        match vmi["status"]["phase"].as_str().unwrap_or("Pending") {
+            "Pending" => patch(json!({"phase": "Scheduling"})),
+            "Scheduling" => match self.pick_node(api, ns, &vmi["spec"], None, &Value::Null)? {
+                Some(node) => {
+                    let suffix = format!(
+                        "{:05x}",
+                        hash(&format!("{}{node}", meta(vmi, "uid"))) & 0xfffff
+                    );
+                    let pod = Self::launcher_pod(vmi, &node, &suffix);
+                    if api
+                        .get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))?
+                        .is_none()
+                    {
+                        api.create(pod)?;
+                    }
+                    patch(
+                        json!({"phase": "Scheduled", "nodeName": node, "conditions": [
+                        {"type": "PodScheduled", "status": "True"}]}),
+                    )
+                }
+                None => {
+                    let already = vmi["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["reason"] == "Unschedulable");
+                    if already {
+                        return Ok(());
+                    }
+                    patch(
+                        json!({"conditions": [{"type": "PodScheduled", "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/N nodes are available: node(s) didn't match Pod's node affinity/selector"}]}),
+                    )
+                }
+            },
+            "Scheduled" => {
+                let Some(pod) = Self::current_pod(api, vmi)? else {
+                    return Ok(());
+                };
+                patch(
+                    json!({"phase": "Running", "interfaces": Self::interfaces(vmi, &pod),
+                    "conditions": [{"type": "PodScheduled", "status": "True"},
+                                   {"type": "Ready", "status": "True"},
+                                   {"type": "LiveMigratable", "status": "True"}]}),
+                )
+            }
+            "Running" => {
+                // Addresses a network controller wrote later.
+                let Some(pod) = Self::current_pod(api, vmi)? else {
+                    return Ok(());
+                };
+                let ifaces = Self::interfaces(vmi, &pod);
+                if vmi["status"]["interfaces"] != ifaces {
+                    patch(json!({"interfaces": ifaces}))?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn reconcile_migration(&self, api: &Cluster, mig: &Value) -> Result<(), ControllerError> {
+        let ns = meta(mig, "namespace");
+        let name = meta(mig, "name");
+        let phase = mig["status"]["phase"].as_str().unwrap_or("");
+        if matches!(phase, "Succeeded" | "Failed")
+            || mig["metadata"]["deletionTimestamp"].is_string()
+        {
+            return Ok(());
+        }
+        let set = |status: Value| -> Result<(), ControllerError> {
+            api.merge_patch_status(VMIM.0, VMIM.1, Some(ns), name, &json!({"status": status}))?;
+            Ok(())
+        };
+        let fail = |reason: &str, message: &str| {
+            set(json!({"phase": "Failed", "conditions": [
+                {"type": "Failed", "status": "True", "reason": reason, "message": message}]}))
+        };
+        let vmi_name = mig["spec"]["vmiName"].as_str().unwrap_or_default();
+        let Some(vmi) = api.get_opt(VMI.0, VMI.1, Some(ns), vmi_name)? else {
+            return fail("VMINotFound", &format!("VMI {vmi_name} does not exist"));
+        };
+        if vmi["status"]["phase"] != "Running" {
+            return fail("VMINotRunning", "the VMI is not running");
+        }
+        let patch_vmi = |state: Value, extra: Value| -> Result<(), ControllerError> {
+            let mut status = extra;
+            status["migrationState"] = state;
+            api.merge_patch(VMI.0, VMI.1, Some(ns), vmi_name, &json!({"status": status}))?;
+            Ok(())
+        };
+        let source = vmi["status"]["nodeName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let uid = meta(mig, "uid").to_string();
+        match phase {
+            "" | "Pending" => {
+                // KubeVirt refuses VMIs whose volumes are not shared.
+                let mut local = Vec::new();
+                for v in vmi["spec"]["volumes"].as_array().into_iter().flatten() {
+                    let claim = v["persistentVolumeClaim"]["claimName"]
+                        .as_str()
+                        .or(v["dataVolume"]["name"].as_str());
+                    if let Some(claim) = claim {
+                        let pvc = api.get_opt("v1", "PersistentVolumeClaim", Some(ns), claim)?;
+                        let rwx = pvc.as_ref().is_some_and(|p| {
+                            p["spec"]["accessModes"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .any(|m| m == "ReadWriteMany")
+                        });
+                        if !rwx {
+                            local.push(claim.to_string());
+                        }
+                    }
+                }
+                if !local.is_empty() {
+                    let message = format!(
+                        "cannot migrate VMI: PVC {} is not shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode)",
+                        local.join(", ")
+                    );
+                    return fail("DisksNotLiveMigratable", &message);
+                }
+                match self.pick_node(
+                    api,
+                    ns,
+                    &vmi["spec"],
+                    Some(&source),
+                    &mig["spec"]["addedNodeSelector"],
+                )? {
+                    Some(target) => {
+                        patch_vmi(
+                            json!({"migrationUid": uid, "sourceNode": source, "targetNode": target,
+                                         "completed": false, "failed": false}),
+                            json!({}),
+                        )?;
+                        set(
+                            json!({"phase": "Scheduling", "migrationState": {"sourceNode": source, "targetNode": target, "migrationUid": uid}}),
+                        )
+                    }
+                    None => fail(
+                        "NoTargetNode",
+                        "no node matches the migration's node selectors",
+                    ),
+                }
+            }
+            "Scheduling" => {
+                let target = vmi["status"]["migrationState"]["targetNode"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let suffix = format!("{:05x}", hash(&format!("{uid}{target}")) & 0xfffff);
+                let pod = Self::launcher_pod(&vmi, &target, &suffix);
+                if api
+                    .get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))?
+                    .is_none()
+                {
+                    api.create(pod)?;
+                }
+                set(json!({"phase": "TargetReady"}))
+            }
+            "TargetReady" => set(json!({"phase": "Running"})),
+            "Running" => {
+                let state = vmi["status"]["migrationState"].clone();
+                let target = state["targetNode"].as_str().unwrap_or_default().to_string();
+                if self.knobs.take_failure() {
+                    let mut failed = state.clone();
+                    failed["failed"] = json!(true);
+                    failed["completed"] = json!(true);
+                    failed["failureReason"] = json!("Live migration failed: injected failure");
+                    patch_vmi(failed, json!({}))?;
+                    let selector = format!("kubevirt.io/created-by={}", meta(&vmi, "uid"));
+                    for p in api.list_selected("v1", "Pod", Some(ns), &selector)? {
+                        if p["spec"]["nodeName"] == target.as_str() {
+                            delete_quietly(api, ("v1", "Pod"), ns, meta(&p, "name"))?;
+                        }
+                    }
+                    return fail("MigrationFailed", "Live migration failed: injected failure");
+                }
+                let mut done = state.clone();
+                done["completed"] = json!(true);
+                let selector = format!("kubevirt.io/created-by={}", meta(&vmi, "uid"));
+                let pods = api.list_selected("v1", "Pod", Some(ns), &selector)?;
+                let target_pod = pods
+                    .iter()
+                    .find(|p| p["spec"]["nodeName"] == target.as_str())
+                    .cloned();
+                let interfaces = target_pod
+                    .as_ref()
+                    .map(|p| Self::interfaces(&vmi, p))
+                    .unwrap_or_else(|| vmi["status"]["interfaces"].clone());
+                patch_vmi(done, json!({"nodeName": target, "interfaces": interfaces}))?;
+                for p in &pods {
+                    if p["spec"]["nodeName"] != target.as_str() {
+                        delete_quietly(api, ("v1", "Pod"), ns, meta(p, "name"))?;
+                    }
+                }
+                set(json!({"phase": "Succeeded"}))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn delete_quietly(
+    api: &Cluster,
+    kind: (&str, &str),
+    ns: &str,
+    name: &str,
+) -> Result<(), ControllerError> {
+    match api.delete(kind.0, kind.1, Some(ns), name) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[async_trait]
+impl Controller for KubeVirtController {
+    fn name(&self) -> &str {
+        "virt-controller"
+    }
+
+    fn watches(&self) -> Vec<Watched> {
+        vec![
+            Watched::new("kubevirt.io", "virtualmachines"),
+            Watched::new("kubevirt.io", "virtualmachineinstances"),
+            Watched::new("kubevirt.io", "virtualmachineinstancemigrations"),
+            Watched::new("cdi.kubevirt.io", "datavolumes"),
+            Watched::new("", "pods"),
+        ]
+    }
+
+    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+        let ns = ev.namespace.as_deref();
+        match ev.resource.as_str() {
+            "virtualmachines" => match api.get_opt(VM.0, VM.1, ns, &ev.name)? {
+                Some(vm) => self.reconcile_vm(api, &vm),
+                None => Ok(()),
+            },
+            "virtualmachineinstances" => {
+                if ev.kind != EventType::Deleted
+                    && let Some(vmi) = api.get_opt(VMI.0, VMI.1, ns, &ev.name)?
+                {
+                    self.reconcile_vmi(api, &vmi)?;
+                }
+                // The VM of the same name follows its instance.
+                match api.get_opt(VM.0, VM.1, ns, &ev.name)? {
+                    Some(vm) => self.reconcile_vm(api, &vm),
+                    None => Ok(()),
+                }
+            }
+            "virtualmachineinstancemigrations" => {
+                if ev.kind == EventType::Deleted {
+                    return Ok(());
+                }
+                match api.get_opt(VMIM.0, VMIM.1, ns, &ev.name)? {
+                    Some(m) => self.reconcile_migration(api, &m),
+                    None => Ok(()),
+                }
+            }
+            "datavolumes" => {
+                // The owning VM may wait for it.
+                let owner = ev.object["metadata"]["ownerReferences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|o| o["kind"] == VM.1)
+                    .and_then(|o| o["name"].as_str());
+                match owner {
+                    Some(vm) => match api.get_opt(VM.0, VM.1, ns, vm)? {
+                        Some(vm) => self.reconcile_vm(api, &vm),
+                        None => Ok(()),
+                    },
+                    None => Ok(()),
+                }
+            }
+            "pods" if ev.kind != EventType::Deleted => {
+                let Some(vmi_name) =
+                    ev.object["metadata"]["labels"]["vm.kubevirt.io/name"].as_str()
+                else {
+                    return Ok(());
+                };
+                match api.get_opt(VMI.0, VMI.1, ns, vmi_name)? {
+                    Some(vmi) => self.reconcile_vmi(api, &vmi),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}

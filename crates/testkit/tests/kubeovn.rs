@@ -1,0 +1,404 @@
+//! The simulated kube-ovn-controller: subnet and VPC status, IPAM for reservations and pods,
+//! VM addresses kept across pods, refusals the way Kube-OVN refuses.
+
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::wait::await_condition;
+use kubecloud_testkit::{Cluster, KubeOvnController, TestServer};
+use serde_json::{Value, json};
+
+fn resource(group: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
+}
+
+async fn start() -> (TestServer, Cluster) {
+    let server = TestServer::builder()
+        .controller(KubeOvnController)
+        .start()
+        .await
+        .unwrap();
+    let cluster = server.cluster();
+    cluster
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "acme"}}))
+        .unwrap();
+    cluster
+        .create(
+            json!({"apiVersion": "kubeovn.io/v1", "kind": "Vpc", "metadata": {"name": "acme-main"},
+                       "spec": {"namespaces": ["acme"]}}),
+        )
+        .unwrap();
+    (server, cluster)
+}
+
+fn subnet(cluster: &Cluster, name: &str, cidr: &str, extra: Value) {
+    let mut spec = json!({"vpc": "acme-main", "cidrBlock": cidr, "protocol": "IPv4"});
+    if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+        spec.extend(extra);
+    }
+    cluster
+        .create(json!({"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": name}, "spec": spec}))
+        .unwrap();
+}
+
+/// Waits (on a watch, with a guard) until `cond` holds for the object.
+async fn wait(
+    server: &TestServer,
+    ar: &ApiResource,
+    namespace: Option<&str>,
+    name: &str,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(server.client(), ns, ar),
+        None => Api::all_with(server.client(), ar),
+    };
+    let done = await_condition(api, name, move |o: Option<&DynamicObject>| {
+        o.is_some_and(|o| cond(&serde_json::to_value(o).unwrap()))
+    });
+    let got = tokio::time::timeout(Duration::from_secs(10), done)
+        .await
+        .expect("condition in time")
+        .expect("watch");
+    serde_json::to_value(got.unwrap()).unwrap()
+}
+
+/// The first event about `involved` in `namespace`, waited for on a watch.
+async fn first_event(server: &TestServer, namespace: &str, involved: &str) -> Value {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let events: Api<DynamicObject> =
+        Api::namespaced_with(server.client(), namespace, &resource("", "Event", "events"));
+    let config = watcher::Config::default().fields(&format!("involvedObject.name={involved}"));
+    let stream = watcher(events, config).applied_objects();
+    futures::pin_mut!(stream);
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("an event in time")
+        .expect("a watch event")
+        .expect("no watch error");
+    serde_json::to_value(event).unwrap()
+}
+
+fn pod(name: &str, labels: Value, annotations: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "acme", "labels": labels, "annotations": annotations},
+           "spec": {"containers": [{"name": "c", "image": "i"}], "nodeName": "node-1"}})
+}
+
+fn allocated(prefix: &'static str) -> impl Fn(&Value) -> bool {
+    move |p: &Value| {
+        p["metadata"]["annotations"][format!("{prefix}.kubernetes.io/allocated")] == "true"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subnets_and_vpcs_become_ready_with_exact_counts() {
+    let (server, cluster) = start().await;
+    subnet(
+        &cluster,
+        "acme-front",
+        "10.1.0.0/24",
+        json!({"gateway": "10.1.0.1", "excludeIps": ["10.1.0.2..10.1.0.11"]}),
+    );
+    let s = wait(
+        &server,
+        &resource("kubeovn.io", "Subnet", "subnets"),
+        None,
+        "acme-front",
+        |s| s["status"]["v4availableIPs"].is_number(),
+    )
+    .await;
+    assert_eq!(
+        s["status"]["v4availableIPs"], 243.0,
+        "254 hosts - gateway - 10 excluded"
+    );
+    assert_eq!(s["status"]["v4usingIPs"], 0.0);
+    let ready = s["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "True");
+    let vpc = wait(
+        &server,
+        &resource("kubeovn.io", "Vpc", "vpcs"),
+        None,
+        "acme-main",
+        |v| v["status"]["subnets"] == json!(["acme-front"]),
+    )
+    .await;
+    assert_eq!(vpc["status"]["standby"], true);
+    // An overlapping subnet in the same VPC is not validated.
+    subnet(&cluster, "acme-half", "10.1.0.128/25", json!({}));
+    let half = wait(
+        &server,
+        &resource("kubeovn.io", "Subnet", "subnets"),
+        None,
+        "acme-half",
+        |s| s["status"]["conditions"].is_array(),
+    )
+    .await;
+    let validated = half["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Validated")
+        .unwrap();
+    assert_eq!(validated["status"], "False");
+    assert!(
+        validated["message"]
+            .as_str()
+            .unwrap()
+            .contains("acme-front")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_get_addresses_annotations_and_ip_objects() {
+    let (server, cluster) = start().await;
+    subnet(&cluster, "acme-front", "10.1.0.0/24", json!({}));
+    cluster
+        .create(pod(
+            "web",
+            json!({}),
+            json!({"ovn.kubernetes.io/logical_switch": "acme-front"}),
+        ))
+        .unwrap();
+    let p = wait(
+        &server,
+        &resource("", "Pod", "pods"),
+        Some("acme"),
+        "web",
+        allocated("ovn"),
+    )
+    .await;
+    let a = &p["metadata"]["annotations"];
+    assert_eq!(a["ovn.kubernetes.io/ip_address"], "10.1.0.2");
+    assert_eq!(a["ovn.kubernetes.io/cidr"], "10.1.0.0/24");
+    assert_eq!(a["ovn.kubernetes.io/gateway"], "10.1.0.1");
+    assert!(a["ovn.kubernetes.io/mac_address"].is_string());
+    let ip = cluster
+        .get("kubeovn.io/v1", "IP", None, "web.acme")
+        .unwrap();
+    assert_eq!(ip["spec"]["v4IpAddress"], "10.1.0.2");
+    assert_eq!(ip["spec"]["podName"], "web");
+    assert_eq!(
+        ip["metadata"]["labels"]["ovn.kubernetes.io/subnet"],
+        "acme-front"
+    );
+    wait(
+        &server,
+        &resource("kubeovn.io", "Subnet", "subnets"),
+        None,
+        "acme-front",
+        |s| s["status"]["v4usingIPs"] == 1.0 && s["status"]["v4availableIPs"] == 252.0,
+    )
+    .await;
+    // A fixed address is honoured; the same address for another pod is refused with an event.
+    cluster
+        .create(pod("fixed", json!({}), json!({"ovn.kubernetes.io/logical_switch": "acme-front",
+                                                "ovn.kubernetes.io/ip_address": "10.1.0.50",
+                                                "ovn.kubernetes.io/mac_address": "52:54:00:00:00:50"})))
+        .unwrap();
+    let p = wait(
+        &server,
+        &resource("", "Pod", "pods"),
+        Some("acme"),
+        "fixed",
+        allocated("ovn"),
+    )
+    .await;
+    assert_eq!(
+        p["metadata"]["annotations"]["ovn.kubernetes.io/ip_address"],
+        "10.1.0.50"
+    );
+    assert_eq!(
+        p["metadata"]["annotations"]["ovn.kubernetes.io/mac_address"],
+        "52:54:00:00:00:50"
+    );
+    cluster
+        .create(pod(
+            "thief",
+            json!({}),
+            json!({"ovn.kubernetes.io/logical_switch": "acme-front",
+                                                "ovn.kubernetes.io/ip_address": "10.1.0.50"}),
+        ))
+        .unwrap();
+    let refused = first_event(&server, "acme", "thief").await;
+    assert_eq!(refused["type"], "Warning");
+    assert!(refused["message"].as_str().unwrap().contains("10.1.0.50"));
+    let thief = cluster.get("v1", "Pod", Some("acme"), "thief").unwrap();
+    assert!(thief["metadata"]["annotations"]["ovn.kubernetes.io/allocated"].is_null());
+    // A plain pod's IP goes with the pod.
+    cluster.delete("v1", "Pod", Some("acme"), "web").unwrap();
+    wait(
+        &server,
+        &resource("kubeovn.io", "Subnet", "subnets"),
+        None,
+        "acme-front",
+        |s| s["status"]["v4usingIPs"] == 1.0,
+    )
+    .await;
+    assert!(
+        cluster
+            .get_opt("kubeovn.io/v1", "IP", None, "web.acme")
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_keeps_its_address_and_mac_across_pods_until_it_is_deleted() {
+    let (server, cluster) = start().await;
+    subnet(&cluster, "acme-front", "10.1.0.0/24", json!({}));
+    subnet(
+        &cluster,
+        "acme-storage",
+        "10.2.0.0/24",
+        json!({"provider": "storage.acme.ovn"}),
+    );
+    cluster
+        .create(json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+            "metadata": {"name": "db", "namespace": "acme"},
+            "spec": {"runStrategy": "Always", "template": {"spec": {"domain": {"devices": {}, "memory": {"guest": "1Gi"}}}}}}))
+        .unwrap();
+    let annotations = json!({"ovn.kubernetes.io/logical_switch": "acme-front",
+                             "k8s.v1.cni.cncf.io/networks": "acme/storage"});
+    cluster
+        .create(pod(
+            "virt-launcher-db-aaaaa",
+            json!({"vm.kubevirt.io/name": "db"}),
+            annotations.clone(),
+        ))
+        .unwrap();
+    let pods = resource("", "Pod", "pods");
+    let first = wait(
+        &server,
+        &pods,
+        Some("acme"),
+        "virt-launcher-db-aaaaa",
+        |p| allocated("ovn")(p) && allocated("storage.acme.ovn")(p),
+    )
+    .await;
+    let ip = cluster.get("kubeovn.io/v1", "IP", None, "db.acme").unwrap();
+    assert_eq!(ip["spec"]["podType"], "VirtualMachine");
+    assert_eq!(ip["spec"]["podName"], "db");
+    assert!(
+        cluster
+            .get_opt("kubeovn.io/v1", "IP", None, "db.acme.storage.acme.ovn")
+            .unwrap()
+            .is_some()
+    );
+    // Live migration: a new pod of the same VM, then the old one goes.
+    cluster
+        .create(pod(
+            "virt-launcher-db-bbbbb",
+            json!({"vm.kubevirt.io/name": "db"}),
+            annotations,
+        ))
+        .unwrap();
+    let second = wait(
+        &server,
+        &pods,
+        Some("acme"),
+        "virt-launcher-db-bbbbb",
+        |p| allocated("ovn")(p) && allocated("storage.acme.ovn")(p),
+    )
+    .await;
+    cluster
+        .delete("v1", "Pod", Some("acme"), "virt-launcher-db-aaaaa")
+        .unwrap();
+    for key in [
+        "ovn.kubernetes.io/ip_address",
+        "ovn.kubernetes.io/mac_address",
+        "storage.acme.ovn.kubernetes.io/ip_address",
+        "storage.acme.ovn.kubernetes.io/mac_address",
+    ] {
+        assert_eq!(
+            first["metadata"]["annotations"][key], second["metadata"]["annotations"][key],
+            "{key}"
+        );
+    }
+    assert_eq!(
+        second["metadata"]["annotations"]["storage.acme.ovn.kubernetes.io/cidr"],
+        "10.2.0.0/24"
+    );
+    // Deleting the VM frees its addresses.
+    cluster
+        .delete("v1", "Pod", Some("acme"), "virt-launcher-db-bbbbb")
+        .unwrap();
+    cluster
+        .delete("kubevirt.io/v1", "VirtualMachine", Some("acme"), "db")
+        .unwrap();
+    wait(
+        &server,
+        &resource("kubeovn.io", "Subnet", "subnets"),
+        None,
+        "acme-storage",
+        |s| s["status"]["v4usingIPs"] == 0.0,
+    )
+    .await;
+    assert!(
+        cluster
+            .list("kubeovn.io/v1", "IP", None)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_are_allocated_refused_when_full_and_freed_on_delete() {
+    let (server, cluster) = start().await;
+    subnet(&cluster, "acme-tiny", "10.3.0.0/29", json!({}));
+    let ips = resource("kubeovn.io", "IP", "ips");
+    let reserve = |name: &str| {
+        cluster
+            .create(json!({"apiVersion": "kubeovn.io/v1", "kind": "IP",
+                "metadata": {"name": name, "labels": {"ovn.kubernetes.io/ip_reserved": "true"}},
+                "spec": {"subnet": "acme-tiny", "namespace": "acme"}}))
+            .unwrap();
+    };
+    let mut seen = Vec::new();
+    for i in 0..5 {
+        let name = format!("r{i}");
+        reserve(&name);
+        let ip = wait(&server, &ips, None, &name, |o| {
+            o["spec"]["v4IpAddress"].is_string()
+        })
+        .await;
+        assert_eq!(ip["metadata"]["finalizers"], json!(["kube-ovn-controller"]));
+        seen.push(ip["spec"]["v4IpAddress"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        seen,
+        ["10.3.0.2", "10.3.0.3", "10.3.0.4", "10.3.0.5", "10.3.0.6"]
+    );
+    wait(
+        &server,
+        &resource("kubeovn.io", "Subnet", "subnets"),
+        None,
+        "acme-tiny",
+        |s| s["status"]["v4availableIPs"] == 0.0 && s["status"]["v4usingIPs"] == 5.0,
+    )
+    .await;
+    reserve("late");
+    // The refusal is an event on the IP (cluster-scoped: in the default namespace).
+    let event = first_event(&server, "default", "late").await;
+    assert_eq!(event["reason"], "AcquireAddressFailed");
+    assert!(
+        cluster.get("kubeovn.io/v1", "IP", None, "late").unwrap()["spec"]["v4IpAddress"].is_null()
+    );
+    // Deleting a reservation frees its address before the finalizer goes.
+    cluster.delete("kubeovn.io/v1", "IP", None, "r2").unwrap();
+    wait(
+        &server,
+        &resource("kubeovn.io", "Subnet", "subnets"),
+        None,
+        "acme-tiny",
+        |s| s["status"]["v4usingIPs"] == 4.0,
+    )
+    .await;
+}
