@@ -1,0 +1,53 @@
+//! API handles for the kinds this backend reads and writes.
+
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::GroupVersionKind;
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// `VirtualMachine`s in `ns`.
+pub fn vms(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = resource("kubevirt.io", "v1", "VirtualMachine", "virtualmachines");
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// `VirtualMachineInstance`s in `ns`.
+pub fn vmis(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = resource(
+        "kubevirt.io",
+        "v1",
+        "VirtualMachineInstance",
+        "virtualmachineinstances",
+    );
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// `VirtualMachineInstanceMigration`s in `ns`.
+pub fn migrations(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = resource(
+        "kubevirt.io",
+        "v1",
+        "VirtualMachineInstanceMigration",
+        "virtualmachineinstancemigrations",
+    );
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// CDI `DataVolume`s in `ns`.
+pub fn data_volumes(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = resource("cdi.kubevirt.io", "v1beta1", "DataVolume", "datavolumes");
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// Kube-OVN `Subnet`s (cluster-scoped).
+pub fn subnets(client: &kube::Client) -> Api<DynamicObject> {
+    let ar = resource("kubeovn.io", "v1", "Subnet", "subnets");
+    Api::all_with(client.clone(), &ar)
+}
+
+/// The path of a KubeVirt VM subresource (`start`, `stop`, `restart`).
+pub fn subresource_path(ns: &str, vm: &str, action: &str) -> String {
+    format!("/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachines/{vm}/{action}")
+}

@@ -1,0 +1,659 @@
+//! The [`Compute`] implementation: thin, sending what [`crate::translate`] builds through
+//! `kubecloud-kube`.
+
+use std::collections::BTreeMap;
+
+use futures::stream::BoxStream;
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Secret};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kubecloud_core::{
+    AccessMode, Attachment, BootDisk, Compute, ComputeCapabilities, Error, Labels, Migration,
+    MigrationBlocker, MigrationTarget, PodBinding, PowerAction, ResourceKind, Result, Tenant, Vm,
+    VmPhase, VmSpec,
+};
+use kubecloud_kube::{
+    ensure_namespace, ensure_owned, from_kube, is_owned, names, tenant_namespace, tenant_selector,
+};
+use serde_json::Value;
+
+use crate::apis;
+use crate::status::{Observed, vm_status};
+use crate::translate::{self, SPEC_ANNOTATION, VM_LABEL, Wiring};
+use crate::{BACKEND, KubeVirt};
+
+/// A DynamicObject as plain JSON.
+pub(crate) fn to_value(o: &DynamicObject) -> Value {
+    serde_json::to_value(o).unwrap_or(Value::Null)
+}
+
+/// The spec stored on a VM (secret material still masked), or why it cannot be read.
+pub(crate) fn stored_spec(vm: &DynamicObject, name: &str) -> Result<VmSpec> {
+    let text = vm
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SPEC_ANNOTATION))
+        .ok_or_else(|| Error::not_found(ResourceKind::Vm, name))?;
+    serde_json::from_str(text).map_err(|e| {
+        Error::backend(
+            BACKEND,
+            format!("the spec annotation of vm {name:?} is unreadable"),
+            false,
+            e,
+        )
+    })
+}
+
+/// Fills the masked cloud-init of a stored spec from the VM's Secrets (`secrets` by name).
+pub(crate) fn restore_secrets(spec: &mut VmSpec, secrets: &BTreeMap<String, Secret>) {
+    let Some(ci) = &mut spec.cloud_init else {
+        return;
+    };
+    let read = |secret: &str, key: &str| -> Option<String> {
+        secrets
+            .get(secret)
+            .and_then(|s| s.data.as_ref())
+            .and_then(|d| d.get(key))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    let ci_secret = names::cloud_init_secret(&spec.name);
+    if ci.user_data.is_some() {
+        ci.user_data = read(&ci_secret, "userdata").map(Into::into);
+    }
+    if ci.network_data.is_some() {
+        ci.network_data = read(&ci_secret, "networkdata").map(Into::into);
+    }
+    let ssh = names::ssh_secret(&spec.name);
+    ci.ssh_keys = (0..ci.ssh_keys.len())
+        .filter_map(|i| read(&ssh, &format!("key{i}")).map(Into::into))
+        .collect();
+}
+
+impl KubeVirt {
+    fn ns(tenant: &Tenant) -> String {
+        tenant_namespace(tenant)
+    }
+
+    fn secrets_api(&self, tenant: &Tenant) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &Self::ns(tenant))
+    }
+
+    fn pvcs_api(&self, tenant: &Tenant) -> Api<PersistentVolumeClaim> {
+        Api::namespaced(self.client.clone(), &Self::ns(tenant))
+    }
+
+    /// The tenant's VM object named `name`, checked for ownership.
+    async fn vm_object(&self, tenant: &Tenant, name: &str) -> Result<DynamicObject> {
+        let api = apis::vms(&self.client, &Self::ns(tenant));
+        let vm = self
+            .writer
+            .get_opt(&api, name, ResourceKind::Vm, name)
+            .await?
+            .ok_or_else(|| Error::not_found(ResourceKind::Vm, name))?;
+        ensure_owned(&vm.metadata, tenant, ResourceKind::Vm, name)?;
+        Ok(vm)
+    }
+
+    /// The VM's Secrets that kubecloud made, by name.
+    async fn vm_secrets(&self, tenant: &Tenant, spec: &VmSpec) -> Result<BTreeMap<String, Secret>> {
+        let mut out = BTreeMap::new();
+        let Some(ci) = &spec.cloud_init else {
+            return Ok(out);
+        };
+        let api = self.secrets_api(tenant);
+        let mut wanted = vec![names::cloud_init_secret(&spec.name)];
+        if !ci.ssh_keys.is_empty() {
+            wanted.push(names::ssh_secret(&spec.name));
+        }
+        for name in wanted {
+            if let Some(s) = self
+                .writer
+                .get_opt(&api, &name, ResourceKind::Vm, &spec.name)
+                .await?
+                && is_owned(&s.metadata, tenant)
+            {
+                out.insert(name, s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The VM's instance and import DataVolume, read now.
+    async fn companions(
+        &self,
+        tenant: &Tenant,
+        spec: &VmSpec,
+    ) -> Result<(Option<Value>, Option<Value>)> {
+        let ns = Self::ns(tenant);
+        let vmi = self
+            .writer
+            .get_opt(
+                &apis::vmis(&self.client, &ns),
+                &spec.name,
+                ResourceKind::Vm,
+                &spec.name,
+            )
+            .await?
+            .map(|o| to_value(&o));
+        let dv = match spec.boot_disk {
+            BootDisk::Import { .. } => self
+                .writer
+                .get_opt(
+                    &apis::data_volumes(&self.client, &ns),
+                    &BootDisk::import_volume_name(&spec.name),
+                    ResourceKind::Vm,
+                    &spec.name,
+                )
+                .await?
+                .filter(|d| is_owned(&d.metadata, tenant))
+                .map(|o| to_value(&o)),
+            _ => None,
+        };
+        Ok((vmi, dv))
+    }
+
+    /// The domain view of a VM object read now.
+    async fn read_vm(&self, tenant: &Tenant, vm: &DynamicObject, name: &str) -> Result<Vm> {
+        let mut spec = stored_spec(vm, name)?;
+        let secrets = self.vm_secrets(tenant, &spec).await?;
+        restore_secrets(&mut spec, &secrets);
+        let (vmi, dv) = self.companions(tenant, &spec).await?;
+        let vm_value = to_value(vm);
+        let status = vm_status(
+            &spec,
+            &Observed {
+                vm: Some(&vm_value),
+                vmi: vmi.as_ref(),
+                import: dv.as_ref(),
+            },
+        );
+        Ok(Vm { spec, status })
+    }
+
+    /// Refuses a spec naming a volume or subnet the tenant does not have (nothing is sent).
+    async fn check_references(&self, tenant: &Tenant, spec: &VmSpec) -> Result<()> {
+        let pvcs = self.pvcs_api(tenant);
+        let mut volumes = Vec::new();
+        if let BootDisk::Volume { volume } = &spec.boot_disk {
+            volumes.push(volume.clone());
+        }
+        volumes.extend(spec.data_volumes.iter().cloned());
+        for volume in volumes {
+            let claim = self
+                .writer
+                .get_opt(&pvcs, &names::claim(&volume), ResourceKind::Volume, &volume)
+                .await?
+                .ok_or_else(|| Error::not_found(ResourceKind::Volume, &volume))?;
+            ensure_owned(&claim.metadata, tenant, ResourceKind::Volume, &volume)?;
+        }
+        let subnets = apis::subnets(&self.client);
+        let mut seen = Vec::new();
+        for iface in &spec.interfaces {
+            let Attachment::Subnet { subnet } = &iface.attachment else {
+                continue;
+            };
+            if seen.contains(subnet) {
+                continue;
+            }
+            seen.push(subnet.clone());
+            let object = names::cluster_scoped(tenant, subnet);
+            let found = self
+                .writer
+                .get_opt(&subnets, &object, ResourceKind::Subnet, subnet)
+                .await?
+                .ok_or_else(|| Error::not_found(ResourceKind::Subnet, subnet))?;
+            ensure_owned(&found.metadata, tenant, ResourceKind::Subnet, subnet)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the VM's Secrets (owned by the VM) and deletes the ones the spec no longer needs.
+    async fn apply_secrets(
+        &self,
+        tenant: &Tenant,
+        spec: &VmSpec,
+        previous: Option<&VmSpec>,
+        vm: &DynamicObject,
+    ) -> Result<()> {
+        let api = self.secrets_api(tenant);
+        let uid = vm.metadata.uid.clone().unwrap_or_default();
+        let wanted = translate::secrets(tenant, spec, Some(translate::vm_owner(&spec.name, &uid)));
+        for secret in &wanted {
+            let name = secret.metadata.name.clone().unwrap_or_default();
+            let current = self
+                .writer
+                .get_opt(&api, &name, ResourceKind::Vm, &spec.name)
+                .await?;
+            if let Some(c) = &current {
+                ensure_owned(&c.metadata, tenant, ResourceKind::Vm, &spec.name).map_err(|_| {
+                    Error::conflict(
+                        ResourceKind::Vm,
+                        &spec.name,
+                        format!("Secret {name:?} exists and was not made by kubecloud"),
+                    )
+                })?;
+            }
+            self.writer
+                .apply_if_changed(&api, current.as_ref(), secret, ResourceKind::Vm, &spec.name)
+                .await?;
+        }
+        if let Some(prev) = previous.and_then(|p| p.cloud_init.as_ref()) {
+            let keep: Vec<String> = wanted
+                .iter()
+                .filter_map(|s| s.metadata.name.clone())
+                .collect();
+            let mut made = vec![names::cloud_init_secret(&spec.name)];
+            if !prev.ssh_keys.is_empty() {
+                made.push(names::ssh_secret(&spec.name));
+            }
+            for name in made.into_iter().filter(|n| !keep.contains(n)) {
+                self.writer
+                    .delete(&api, &name, ResourceKind::Vm, &spec.name)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `PUT .../virtualmachines/{vm}/{action}` to KubeVirt's subresource API, retried on
+    /// temporary failures.
+    async fn subresource(&self, tenant: &Tenant, vm: &str, action: &str) -> Result<()> {
+        let path = apis::subresource_path(&Self::ns(tenant), vm, action);
+        self.writer
+            .retry()
+            .run(action, || async {
+                let request = http::Request::put(path.as_str())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(b"{}".to_vec())
+                    .map_err(|e| Error::backend(BACKEND, "building a request", false, e))?;
+                self.client
+                    .request_text(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| from_kube(BACKEND, ResourceKind::Vm, vm, e))
+            })
+            .await
+    }
+
+    /// Every reason the VM (read as `vm`) cannot live-migrate now.
+    async fn blockers(&self, tenant: &Tenant, vm: &Vm) -> Result<Vec<MigrationBlocker>> {
+        let mut blockers = Vec::new();
+        let pvcs = self.pvcs_api(tenant);
+        for volume in vm.spec.volumes() {
+            let claim = self
+                .writer
+                .get_opt(&pvcs, &names::claim(&volume), ResourceKind::Volume, &volume)
+                .await?;
+            let modes: Vec<String> = match &claim {
+                Some(c) => c
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.access_modes.clone())
+                    .or_else(|| c.spec.as_ref().and_then(|s| s.access_modes.clone()))
+                    .unwrap_or_default(),
+                None => match &vm.spec.boot_disk {
+                    BootDisk::Import { access, .. } if *access == AccessMode::ReadWriteMany => {
+                        vec!["ReadWriteMany".into()]
+                    }
+                    _ => Vec::new(),
+                },
+            };
+            if !modes.iter().any(|m| m == "ReadWriteMany") {
+                blockers.push(MigrationBlocker::VolumeNotShared { volume });
+            }
+        }
+        for (iface, wiring) in translate::wiring(&vm.spec) {
+            let bridged = match wiring {
+                Wiring::Pod(binding) => binding == PodBinding::Bridge,
+                // The primary subnet rides the pod network; bridged, it carries KubeVirt's
+                // migration annotation, so it migrates.
+                _ => false,
+            };
+            if bridged {
+                blockers.push(MigrationBlocker::BridgeOnPodNetwork {
+                    interface: iface.name,
+                });
+            }
+        }
+        if vm.status.phase != VmPhase::Running {
+            blockers.push(MigrationBlocker::NotRunning {
+                phase: vm.status.phase,
+            });
+        }
+        if let Some(nodes) = self.node_names().await?
+            && nodes.len() < 2
+        {
+            blockers.push(MigrationBlocker::NoTargetNode {
+                reason: format!("the cluster has {} node(s)", nodes.len()),
+            });
+        }
+        Ok(blockers)
+    }
+
+    /// The cluster's node names, or `None` when the API does not list nodes to us.
+    async fn node_names(&self) -> Result<Option<Vec<String>>> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let listed = self
+            .writer
+            .retry()
+            .run("list nodes", || async {
+                match api.list_metadata(&ListParams::default()).await {
+                    Ok(list) => Ok(Some(
+                        list.items
+                            .into_iter()
+                            .filter_map(|n| n.metadata.name)
+                            .collect::<Vec<_>>(),
+                    )),
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Ok(None),
+                    Err(e) => Err(from_kube(BACKEND, ResourceKind::Node, "", e)),
+                }
+            })
+            .await?;
+        Ok(listed.filter(|n| !n.is_empty()))
+    }
+}
+
+#[kubecloud_core::async_trait]
+impl Compute for KubeVirt {
+    fn backend_name(&self) -> &str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> ComputeCapabilities {
+        crate::capabilities::capabilities()
+    }
+
+    async fn apply_vm(&self, tenant: &Tenant, spec: &VmSpec) -> Result<Vm> {
+        spec.validate()?;
+        let vm_json = translate::virtual_machine(tenant, spec, &self.options)?;
+        let desired: DynamicObject = serde_json::from_value(vm_json)
+            .map_err(|e| Error::backend(BACKEND, "building the VirtualMachine", false, e))?;
+        self.check_references(tenant, spec).await?;
+        ensure_namespace(&self.client, &self.writer, tenant).await?;
+        let ns = Self::ns(tenant);
+        let api = apis::vms(&self.client, &ns);
+        let current = self
+            .writer
+            .get_opt(&api, &spec.name, ResourceKind::Vm, &spec.name)
+            .await?;
+        let previous = match &current {
+            Some(c) => {
+                if !is_owned(&c.metadata, tenant) {
+                    return Err(Error::already_exists(ResourceKind::Vm, &spec.name));
+                }
+                stored_spec(c, &spec.name).ok()
+            }
+            None => None,
+        };
+        let (applied, wrote) = self
+            .writer
+            .apply_if_changed(
+                &api,
+                current.as_ref(),
+                &desired,
+                ResourceKind::Vm,
+                &spec.name,
+            )
+            .await?;
+        tracing::debug!(%tenant, vm = %spec.name, wrote, "vm applied");
+        self.apply_secrets(tenant, spec, previous.as_ref(), &applied)
+            .await?;
+        let (vmi, dv) = self.companions(tenant, spec).await?;
+        let vm_value = to_value(&applied);
+        let status = vm_status(
+            spec,
+            &Observed {
+                vm: Some(&vm_value),
+                vmi: vmi.as_ref(),
+                import: dv.as_ref(),
+            },
+        );
+        Ok(Vm {
+            spec: spec.clone(),
+            status,
+        })
+    }
+
+    async fn get_vm(&self, tenant: &Tenant, name: &str) -> Result<Vm> {
+        let vm = self.vm_object(tenant, name).await?;
+        self.read_vm(tenant, &vm, name).await
+    }
+
+    async fn list_vms(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<Vm>> {
+        let ns = Self::ns(tenant);
+        let mut label_selector = tenant_selector(tenant);
+        for (k, v) in selector {
+            label_selector.push_str(&format!(",{k}={v}"));
+        }
+        let params = ListParams::default().labels(&label_selector);
+        let owned = ListParams::default().labels(&tenant_selector(tenant));
+        let retry = self.writer.retry();
+        let list = |api: Api<DynamicObject>, params: ListParams| async move {
+            retry
+                .run("list", || async {
+                    api.list(&params)
+                        .await
+                        .map_err(|e| from_kube(BACKEND, ResourceKind::Vm, "", e))
+                })
+                .await
+        };
+        let vms = list(apis::vms(&self.client, &ns), params).await?;
+        if vms.items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vmis = list(apis::vmis(&self.client, &ns), ListParams::default()).await?;
+        let dvs = list(apis::data_volumes(&self.client, &ns), owned.clone()).await?;
+        let secrets_api = self.secrets_api(tenant);
+        let secrets: BTreeMap<String, Secret> = retry
+            .run("list secrets", || async {
+                secrets_api
+                    .list(&owned)
+                    .await
+                    .map_err(|e| from_kube(BACKEND, ResourceKind::Vm, "", e))
+            })
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|s| s.metadata.name.clone().map(|n| (n, s)))
+            .collect();
+        let by_name = |items: &[DynamicObject], name: &str| {
+            items
+                .iter()
+                .find(|o| o.metadata.name.as_deref() == Some(name))
+                .map(to_value)
+        };
+        let mut out = Vec::new();
+        for vm in &vms.items {
+            let name = vm.metadata.name.clone().unwrap_or_default();
+            let Ok(mut spec) = stored_spec(vm, &name) else {
+                continue;
+            };
+            restore_secrets(&mut spec, &secrets);
+            let vmi = by_name(&vmis.items, &name);
+            let dv = match spec.boot_disk {
+                BootDisk::Import { .. } => {
+                    by_name(&dvs.items, &BootDisk::import_volume_name(&name))
+                }
+                _ => None,
+            };
+            let vm_value = to_value(vm);
+            let status = vm_status(
+                &spec,
+                &Observed {
+                    vm: Some(&vm_value),
+                    vmi: vmi.as_ref(),
+                    import: dv.as_ref(),
+                },
+            );
+            out.push(Vm { spec, status });
+        }
+        out.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        Ok(out)
+    }
+
+    async fn power(&self, tenant: &Tenant, name: &str, action: PowerAction) -> Result<Vm> {
+        let object = self.vm_object(tenant, name).await?;
+        let vm = self.read_vm(tenant, &object, name).await?;
+        let phase = vm.status.phase;
+        let live = matches!(
+            phase,
+            VmPhase::Running | VmPhase::Starting | VmPhase::Migrating
+        );
+        let call = match action {
+            PowerAction::Start if live => None,
+            PowerAction::Start => Some("start"),
+            PowerAction::Stop if phase == VmPhase::Stopped => None,
+            PowerAction::Stop => Some("stop"),
+            PowerAction::Restart if live => Some("restart"),
+            PowerAction::Restart if phase == VmPhase::Failed => Some("start"),
+            PowerAction::Restart => {
+                return Err(Error::conflict(
+                    ResourceKind::Vm,
+                    name,
+                    format!("the VM is {phase}; only a running VM can be restarted"),
+                ));
+            }
+        };
+        if let Some(call) = call {
+            self.subresource(tenant, name, call).await?;
+            tracing::debug!(%tenant, vm = name, call, "vm power");
+        }
+        self.get_vm(tenant, name).await
+    }
+
+    async fn migration_blockers(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<Vec<MigrationBlocker>> {
+        let vm = self.get_vm(tenant, name).await?;
+        self.blockers(tenant, &vm).await
+    }
+
+    async fn migrate(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        target: &MigrationTarget,
+    ) -> Result<Migration> {
+        let vm = self.get_vm(tenant, name).await?;
+        let node = match target {
+            MigrationTarget::AnyNode => None,
+            MigrationTarget::Node(node) => {
+                let api: Api<Node> = Api::all(self.client.clone());
+                self.writer
+                    .get_opt(&api, node, ResourceKind::Node, node)
+                    .await?
+                    .ok_or_else(|| Error::not_found(ResourceKind::Node, node))?;
+                Some(node.as_str())
+            }
+        };
+        let blockers = self.blockers(tenant, &vm).await?;
+        if !blockers.is_empty() {
+            let reasons: Vec<String> = blockers.iter().map(ToString::to_string).collect();
+            return Err(Error::conflict(
+                ResourceKind::Vm,
+                name,
+                format!("cannot live-migrate: {}", reasons.join("; ")),
+            ));
+        }
+        let source = vm
+            .status
+            .node
+            .clone()
+            .ok_or_else(|| Error::conflict(ResourceKind::Vm, name, "the VM has no node"))?;
+        if node == Some(source.as_str()) {
+            return Err(Error::conflict(
+                ResourceKind::Vm,
+                name,
+                format!("the VM already runs on {source}"),
+            ));
+        }
+        let ns = Self::ns(tenant);
+        let vmi = self
+            .writer
+            .get_opt(&apis::vmis(&self.client, &ns), name, ResourceKind::Vm, name)
+            .await?
+            .ok_or_else(|| Error::conflict(ResourceKind::Vm, name, "the VM has no instance"))?;
+        // One migration per instance state: a retried or repeated call names the same object.
+        let revision = vmi.metadata.resource_version.clone().unwrap_or_default();
+        let object = format!("{name}-migration-{revision}");
+        let desired: DynamicObject =
+            serde_json::from_value(translate::migration(tenant, name, &object, node))
+                .map_err(|e| Error::backend(BACKEND, "building the migration", false, e))?;
+        let api = apis::migrations(&self.client, &ns);
+        self.writer
+            .apply(&api, &desired, ResourceKind::Migration, name)
+            .await?;
+        tracing::debug!(%tenant, vm = name, from = %source, to = ?node, "vm migrating");
+        Ok(Migration {
+            vm: name.to_string(),
+            source_node: source,
+            target_node: node.map(String::from),
+        })
+    }
+
+    async fn delete_vm(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let object = self.vm_object(tenant, name).await?;
+        let spec = stored_spec(&object, name)?;
+        let ns = Self::ns(tenant);
+        self.writer
+            .delete(&apis::vms(&self.client, &ns), name, ResourceKind::Vm, name)
+            .await?;
+        // What this backend created for the VM goes too (the owner references would take it
+        // as well; deleting it here does not depend on a garbage collector).
+        let secrets = self.vm_secrets(tenant, &spec).await?;
+        let secrets_api = self.secrets_api(tenant);
+        for secret in secrets.keys() {
+            self.writer
+                .delete(&secrets_api, secret, ResourceKind::Vm, name)
+                .await?;
+        }
+        if let BootDisk::Import { .. } = spec.boot_disk {
+            let api = apis::data_volumes(&self.client, &ns);
+            let dv = BootDisk::import_volume_name(name);
+            if let Some(found) = self
+                .writer
+                .get_opt(&api, &dv, ResourceKind::Vm, name)
+                .await?
+                && is_owned(&found.metadata, tenant)
+            {
+                self.writer
+                    .delete(&api, &dv, ResourceKind::Vm, name)
+                    .await?;
+            }
+        }
+        let selector = format!("{},{VM_LABEL}={name}", tenant_selector(tenant));
+        let api = apis::migrations(&self.client, &ns);
+        self.writer
+            .retry()
+            .run("delete migrations", || async {
+                api.delete_collection(
+                    &DeleteParams::background(),
+                    &ListParams::default().labels(&selector),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| from_kube(BACKEND, ResourceKind::Migration, name, e))
+            })
+            .await?;
+        tracing::debug!(%tenant, vm = name, "vm deleted");
+        Ok(())
+    }
+
+    async fn watch_vm(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<Vm>>> {
+        let object = self.vm_object(tenant, name).await?;
+        let spec = stored_spec(&object, name)?;
+        let secrets = self.vm_secrets(tenant, &spec).await?;
+        Ok(crate::watch::vm_states(
+            self.client.clone(),
+            tenant.clone(),
+            name.to_string(),
+            secrets,
+        ))
+    }
+}

@@ -1,0 +1,53 @@
+//! The backend's options, set through [`crate::KubeVirtBuilder`].
+
+use kubecloud_core::PodBinding;
+
+/// Which instance-type kind `VmResources::InstanceType` names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InstancetypeKind {
+    /// `VirtualMachineClusterInstancetype` (cluster-wide; the default).
+    #[default]
+    Cluster,
+    /// `VirtualMachineInstancetype` in the tenant's namespace.
+    Namespaced,
+}
+
+/// How SSH public keys reach the guest (`accessCredentials[].sshPublicKey.propagationMethod`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SshPropagation {
+    /// Through the cloud-init NoCloud data source at boot (the default; needs no agent).
+    #[default]
+    NoCloud,
+    /// Through the QEMU guest agent at run time, for these guest users (keys can change without
+    /// a reboot).
+    QemuGuestAgent {
+        /// The guest users whose `authorized_keys` get the keys.
+        users: Vec<String>,
+    },
+}
+
+/// The backend's options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The StorageClass of imported boot volumes without a tier (`None`: the cluster default).
+    pub storage_class: Option<String>,
+    /// The kind `VmResources::InstanceType` refers to.
+    pub instancetype_kind: InstancetypeKind,
+    /// The binding of the first subnet interface, which rides the pod network in its Kube-OVN
+    /// subnet: bridge (the default: the guest sees its subnet address; migratable through
+    /// KubeVirt's `allow-pod-bridge-network-live-migration` annotation) or masquerade.
+    pub primary_subnet_binding: PodBinding,
+    /// How SSH keys are propagated.
+    pub ssh_propagation: SshPropagation,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            storage_class: None,
+            instancetype_kind: InstancetypeKind::Cluster,
+            primary_subnet_binding: PodBinding::Bridge,
+            ssh_propagation: SshPropagation::NoCloud,
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The domain status of a VM, read from its `VirtualMachine`, `VirtualMachineInstance` and
+//! import `DataVolume`. Pure.
+
+use kubecloud_core::{Condition, InterfaceStatus, MacAddress, VmPhase, VmSpec, VmStatus};
+use serde_json::Value;
+
+use crate::translate::interfaces;
+
+/// What is known about a VM's objects at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Observed<'a> {
+    /// The VirtualMachine.
+    pub vm: Option<&'a Value>,
+    /// Its VirtualMachineInstance.
+    pub vmi: Option<&'a Value>,
+    /// Its boot-disk import DataVolume, when it imports one.
+    pub import: Option<&'a Value>,
+}
+
+/// `printableStatus` values KubeVirt uses for VMs that cannot run until someone acts.
+const ERROR_STATUSES: &[&str] = &[
+    "ErrorUnschedulable",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrorPvcNotFound",
+    "ErrorDataVolumeNotFound",
+    "DataVolumeError",
+    "CrashLoopBackOff",
+];
+
+fn cond(type_: &str, status: bool, reason: &str, message: &str) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status,
+        reason: reason.into(),
+        message: message.into(),
+    }
+}
+
+/// The domain status of `spec`'s VM from what was observed.
+pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
+    let null = Value::Null;
+    let vm = seen.vm.unwrap_or(&null);
+    let vmi = seen
+        .vmi
+        .filter(|v| v["metadata"]["deletionTimestamp"].is_null());
+    let printable = vm["status"]["printableStatus"].as_str().unwrap_or("");
+    let mut conditions = Vec::new();
+
+    // Conditions KubeVirt reports on the VM, as they are.
+    for c in vm["status"]["conditions"].as_array().into_iter().flatten() {
+        conditions.push(cond(
+            c["type"].as_str().unwrap_or(""),
+            c["status"] == "True",
+            c["reason"].as_str().unwrap_or(""),
+            c["message"].as_str().unwrap_or(""),
+        ));
+    }
+
+    // The import.
+    let mut import_failed = None;
+    let mut importing = false;
+    if let Some(dv) = seen.import {
+        let phase = dv["status"]["phase"].as_str().unwrap_or("Pending");
+        let progress = dv["status"]["progress"].as_str().unwrap_or("N/A");
+        match phase {
+            "Succeeded" => {}
+            "Failed" => {
+                let message = dv["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find_map(|c| c["message"].as_str().filter(|m| !m.is_empty()))
+                    .unwrap_or("the import failed")
+                    .to_string();
+                conditions.push(cond("ImportFailed", true, "DataVolumeFailed", &message));
+                import_failed = Some(message);
+            }
+            other => {
+                importing = true;
+                conditions.push(cond(
+                    "Importing",
+                    true,
+                    other,
+                    &format!("boot disk import {progress}"),
+                ));
+            }
+        }
+    } else if vm["spec"]["dataVolumeTemplates"]
+        .as_array()
+        .is_some_and(|t| !t.is_empty())
+    {
+        importing = true;
+    }
+
+    // A migration.
+    let migration = vmi.map(|v| &v["status"]["migrationState"]);
+    let migrating = migration.is_some_and(|m| {
+        m.is_object() && m["completed"] != true && m["failed"] != true && m["abortStatus"].is_null()
+    });
+    if let Some(m) = migration.filter(|m| m["failed"] == true) {
+        let reason = m["failureReason"]
+            .as_str()
+            .unwrap_or("the migration failed")
+            .to_string();
+        conditions.push(cond("MigrationFailed", true, "MigrationFailed", &reason));
+    }
+
+    let vmi_phase = vmi
+        .and_then(|v| v["status"]["phase"].as_str())
+        .unwrap_or("");
+    if vmi_phase == "Failed" {
+        let reason = vmi
+            .and_then(|v| v["status"]["reason"].as_str())
+            .unwrap_or("the VM instance failed");
+        conditions.push(cond(
+            "InstanceFailed",
+            true,
+            "VirtualMachineInstanceFailed",
+            reason,
+        ));
+    }
+    let unschedulable = vmi.and_then(|v| {
+        v["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| {
+                c["type"] == "PodScheduled"
+                    && c["status"] == "False"
+                    && c["reason"] == "Unschedulable"
+            })
+    });
+    if let Some(c) = unschedulable {
+        conditions.push(cond(
+            "Unschedulable",
+            true,
+            "Unschedulable",
+            c["message"].as_str().unwrap_or("no node can run the VM"),
+        ));
+    }
+
+    let phase = if import_failed.is_some() {
+        VmPhase::Failed
+    } else if ERROR_STATUSES.contains(&printable) {
+        if !conditions.iter().any(|c| c.status && c.type_ != "Ready") {
+            conditions.push(cond(printable, true, printable, "reported by KubeVirt"));
+        }
+        VmPhase::Failed
+    } else if unschedulable.is_some() || vmi_phase == "Failed" {
+        VmPhase::Failed
+    } else if migrating && vmi_phase == "Running" {
+        VmPhase::Migrating
+    } else if matches!(printable, "Stopping" | "Terminating") {
+        VmPhase::Stopping
+    } else if vmi_phase == "Running" {
+        VmPhase::Running
+    } else if importing || matches!(printable, "Provisioning" | "WaitingForVolumeBinding") {
+        VmPhase::Provisioning
+    } else if vmi.is_some() && vmi_phase != "Succeeded" {
+        VmPhase::Starting
+    } else {
+        let strategy = vm["spec"]["runStrategy"].as_str().unwrap_or("Always");
+        let wants_running = matches!(strategy, "Always" | "RerunOnFailure")
+            || (strategy == "Manual" && printable == "Starting");
+        if wants_running && vm.is_object() {
+            VmPhase::Starting
+        } else {
+            VmPhase::Stopped
+        }
+    };
+    if let Some(ready) = vm["status"]["ready"].as_bool()
+        && !conditions.iter().any(|c| c.type_ == "Ready")
+    {
+        conditions.push(cond("Ready", ready, "", ""));
+    }
+
+    let running = matches!(
+        phase,
+        VmPhase::Running | VmPhase::Migrating | VmPhase::Stopping
+    );
+    let node = vmi
+        .filter(|_| running)
+        .and_then(|v| v["status"]["nodeName"].as_str())
+        .map(String::from);
+    let reported: &[Value] = vmi
+        .and_then(|v| v["status"]["interfaces"].as_array())
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let iface_status = interfaces(spec)
+        .iter()
+        .map(|iface| {
+            let found = reported.iter().find(|r| r["name"] == iface.name.as_str());
+            InterfaceStatus {
+                name: iface.name.clone(),
+                ip: found
+                    .filter(|_| running)
+                    .and_then(|r| r["ipAddress"].as_str())
+                    .and_then(|s| s.parse().ok()),
+                mac: found
+                    .filter(|_| running)
+                    .and_then(|r| r["mac"].as_str())
+                    .and_then(|s| s.parse::<MacAddress>().ok())
+                    .or(iface.mac),
+            }
+        })
+        .collect();
+    VmStatus {
+        phase,
+        node,
+        interfaces: iface_status,
+        conditions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> VmSpec {
+        VmSpec {
+            name: "a".into(),
+            ..VmSpec::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_import_fails_the_vm_with_the_reason() {
+        let vm = json!({"spec": {"runStrategy": "Always"}});
+        let dv = json!({"status": {"phase": "Failed", "conditions": [
+            {"type": "Running", "status": "False", "message": "404 from images.example.invalid"}]}});
+        let s = vm_status(
+            &spec(),
+            &Observed {
+                vm: Some(&vm),
+                vmi: None,
+                import: Some(&dv),
+            },
+        );
+        assert_eq!(s.phase, VmPhase::Failed);
+        let c = s.condition("ImportFailed").unwrap();
+        assert!(c.message.contains("404"));
+    }
+
+    #[test]
+    fn running_vmi_gives_node_and_addresses() {
+        let vm = json!({"spec": {"runStrategy": "Always"}, "status": {"printableStatus": "Running", "ready": true}});
+        let vmi = json!({"status": {"phase": "Running", "nodeName": "node-2",
+            "interfaces": [{"name": "default", "ipAddress": "10.0.0.5", "mac": "52:54:00:00:00:01"}]}});
+        let s = vm_status(
+            &spec(),
+            &Observed {
+                vm: Some(&vm),
+                vmi: Some(&vmi),
+                import: None,
+            },
+        );
+        assert_eq!(s.phase, VmPhase::Running);
+        assert_eq!(s.node.as_deref(), Some("node-2"));
+        assert_eq!(s.interfaces[0].ip, Some("10.0.0.5".parse().unwrap()));
+        assert!(s.condition("Ready").unwrap().status);
+    }
+
+    #[test]
+    fn halted_without_instance_is_stopped() {
+        let vm =
+            json!({"spec": {"runStrategy": "Halted"}, "status": {"printableStatus": "Stopped"}});
+        let s = vm_status(
+            &spec(),
+            &Observed {
+                vm: Some(&vm),
+                ..Observed::default()
+            },
+        );
+        assert_eq!((s.phase, s.node), (VmPhase::Stopped, None));
+    }
+}

@@ -1,0 +1,93 @@
+//! Shared setup: a TestServer with the simulated KubeVirt and CDI, nodes and a default
+//! StorageClass.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use kubecloud_core::{Tenant, wait};
+use kubecloud_kube::ownership_labels;
+use kubecloud_kubevirt::KubeVirt;
+use kubecloud_testkit::{CdiController, KubeVirtController, KubeVirtKnobs, TestServer};
+use serde_json::json;
+
+/// The guard of every wait.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A server and the backend on it.
+pub struct Env {
+    /// The API double.
+    pub server: TestServer,
+    /// The backend under test.
+    pub compute: KubeVirt,
+    /// The simulated KubeVirt's knobs.
+    pub knobs: KubeVirtKnobs,
+}
+
+/// A fresh environment.
+pub async fn env() -> Env {
+    let kubevirt = KubeVirtController::new();
+    let knobs = kubevirt.knobs();
+    let server = TestServer::builder()
+        .seed_yaml(&kubevirt.node_manifests())
+        .seed_yaml(
+            "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: standard\n  annotations: {storageclass.kubernetes.io/is-default-class: \"true\"}\nprovisioner: linstor.csi.linbit.com\n",
+        )
+        .controller(kubevirt)
+        .controller(CdiController::new())
+        .start()
+        .await
+        .expect("server");
+    let compute = KubeVirt::builder(server.client()).build();
+    Env {
+        server,
+        compute,
+        knobs,
+    }
+}
+
+/// A tenant volume as the storage backend would make it: a PVC with ownership labels.
+pub fn seed_volume(server: &TestServer, tenant: &Tenant, name: &str, rwx: bool) {
+    let ns = tenant.as_str();
+    let _ = server
+        .cluster()
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    server
+        .cluster()
+        .create(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": ns, "labels": ownership_labels(tenant, name)},
+            "spec": {
+                "accessModes": [if rwx {"ReadWriteMany"} else {"ReadWriteOnce"}],
+                "volumeMode": "Block",
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }))
+        .expect("pvc");
+}
+
+/// A tenant subnet as the network backend would make it: a Kube-OVN Subnet with ownership
+/// labels.
+pub fn seed_subnet(server: &TestServer, tenant: &Tenant, name: &str, cidr: &str) {
+    let object = kubecloud_kube::names::cluster_scoped(tenant, name);
+    server
+        .cluster()
+        .create(json!({
+            "apiVersion": "kubeovn.io/v1", "kind": "Subnet",
+            "metadata": {"name": object, "labels": ownership_labels(tenant, name)},
+            "spec": {"cidrBlock": cidr, "protocol": "IPv4"},
+        }))
+        .expect("subnet");
+}
+
+/// Waits on `watch_vm` until `condition`.
+pub async fn wait_vm<C: wait::Condition<kubecloud_core::Vm>>(
+    compute: &KubeVirt,
+    tenant: &Tenant,
+    name: &str,
+    condition: C,
+) -> kubecloud_core::Result<kubecloud_core::Vm> {
+    use kubecloud_core::Compute;
+    let states = compute.watch_vm(tenant, name).await?;
+    wait::until(states, condition, TIMEOUT).await
+}
