@@ -1,0 +1,619 @@
+//! The [`BlockStorage`] implementation: thin, sending objects through `kubecloud_kube` and
+//! reading LINSTOR through [`crate::rest`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kubecloud_core::{
+    AccessMode, BlockStorage, ByteSize, Error, Labels, MAX_REPLICAS, ResourceKind, Result,
+    Snapshot, StorageCapabilities, StoragePool, Tenant, Volume, VolumeMode, VolumeSource,
+    VolumeSpec, validate_name, validate_size,
+};
+use kubecloud_kube::{
+    ensure_namespace, ensure_owned, from_kube, is_owned, names, object_states, tenant_namespace,
+    tenant_selector,
+};
+
+use crate::builder::{Linstor, Tier};
+use crate::capabilities::capabilities;
+use crate::rest::{BACKEND, Subject, model};
+use crate::status::not_found;
+use crate::translate::{self, TierPlan};
+
+fn snapshot_resource(kind: &str, plural: &str) -> ApiResource {
+    let gvk = GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", kind);
+    ApiResource::from_gvk_with_plural(&gvk, plural)
+}
+
+fn selector(tenant: &Tenant, labels: &Labels) -> String {
+    let mut s = tenant_selector(tenant);
+    for (k, v) in labels {
+        s.push_str(&format!(",{k}={v}"));
+    }
+    s
+}
+
+impl Linstor {
+    fn claims(&self, tenant: &Tenant) -> Api<PersistentVolumeClaim> {
+        Api::namespaced(self.inner.client.clone(), &tenant_namespace(tenant))
+    }
+
+    fn snapshots(&self, tenant: &Tenant) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.inner.client.clone(),
+            &tenant_namespace(tenant),
+            &snapshot_resource("VolumeSnapshot", "volumesnapshots"),
+        )
+    }
+
+    /// The tenant's claim of `volume`, or `NotFound`.
+    async fn owned_claim(&self, tenant: &Tenant, volume: &str) -> Result<PersistentVolumeClaim> {
+        let pvc = self
+            .inner
+            .writer
+            .get_opt(
+                &self.claims(tenant),
+                &names::claim(volume),
+                ResourceKind::Volume,
+                volume,
+            )
+            .await?
+            .ok_or_else(|| not_found(volume))?;
+        ensure_owned(&pvc.metadata, tenant, ResourceKind::Volume, volume)?;
+        Ok(pvc)
+    }
+
+    async fn owned_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<DynamicObject> {
+        let vs = self
+            .inner
+            .writer
+            .get_opt(
+                &self.snapshots(tenant),
+                snapshot,
+                ResourceKind::Snapshot,
+                snapshot,
+            )
+            .await?
+            .ok_or_else(|| Error::not_found(ResourceKind::Snapshot, snapshot))?;
+        ensure_owned(&vs.metadata, tenant, ResourceKind::Snapshot, snapshot)?;
+        Ok(vs)
+    }
+
+    /// The tier's resource group (`GET /v1/resource-groups?resource_groups=`: the document
+    /// has no `GET` of one group).
+    async fn resource_group(&self, tier: &Tier) -> Result<model::ResourceGroup> {
+        let groups: Vec<model::ResourceGroup> = self
+            .inner
+            .rest
+            .get(
+                &format!(
+                    "/v1/resource-groups?resource_groups={}",
+                    tier.resource_group
+                ),
+                &Subject::new(ResourceKind::StoragePool, &tier.name),
+            )
+            .await?;
+        groups
+            .into_iter()
+            .find(|g| g.name.eq_ignore_ascii_case(&tier.resource_group))
+            .ok_or_else(|| {
+                tracing::warn!(tier = %tier.name, group = %tier.resource_group, "the tier's resource group does not exist in LINSTOR");
+                Error::not_found(ResourceKind::StoragePool, &tier.name)
+            })
+    }
+
+    async fn storage_pools(&self) -> Result<Vec<model::StoragePool>> {
+        let pools: Vec<model::StoragePool> = self
+            .inner
+            .rest
+            .get(
+                "/v1/view/storage-pools",
+                &crate::rest::RestClient::cluster_subject(),
+            )
+            .await?;
+        Ok(pools.into_iter().filter(|p| p.is_diskful()).collect())
+    }
+
+    /// Refuses a placement LINSTOR could not make: more replicas than nodes with the tier's
+    /// pools, or not enough free space on enough of them.
+    fn check_room(
+        tier: &Tier,
+        group: &model::ResourceGroup,
+        pools: &[model::StoragePool],
+        replicas: u8,
+        size: ByteSize,
+    ) -> Result<()> {
+        let wanted = group.storage_pools();
+        let mut free_by_node: BTreeMap<&str, u64> = BTreeMap::new();
+        for p in pools
+            .iter()
+            .filter(|p| wanted.is_empty() || wanted.contains(&p.storage_pool_name))
+        {
+            let free = free_by_node.entry(p.node_name.as_str()).or_default();
+            *free = (*free).max(p.free_capacity.unwrap_or(0));
+        }
+        let replicas = usize::from(replicas);
+        if replicas > free_by_node.len() {
+            return Err(Error::exhausted(
+                ResourceKind::StoragePool,
+                &tier.name,
+                format!(
+                    "{replicas} replicas need {replicas} distinct nodes; the tier has {} ({})",
+                    free_by_node.len(),
+                    free_by_node.keys().copied().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let need = size.as_kib_ceil();
+        let roomy = free_by_node.values().filter(|f| **f >= need).count();
+        if roomy < replicas {
+            let most = free_by_node.values().max().copied().unwrap_or(0);
+            return Err(Error::exhausted(
+                ResourceKind::StoragePool,
+                &tier.name,
+                format!(
+                    "{replicas} replicas of {size} need room on {replicas} nodes; {roomy} have it (most free on one node: {})",
+                    ByteSize(most * 1024)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the source of a clone or restore: it exists in the tenant and is not larger.
+    async fn check_source(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<()> {
+        match &spec.source {
+            VolumeSource::Blank => Ok(()),
+            VolumeSource::Import { .. } => Err(Error::unsupported(
+                BACKEND,
+                "create_volume from an http(s) import",
+                "http_import",
+            )),
+            VolumeSource::Clone { volume } => {
+                let pvc = self.owned_claim(tenant, volume).await?;
+                let source = translate::spec_from_claim(&pvc)?;
+                if spec.size < source.size {
+                    return Err(Error::invalid(
+                        "size",
+                        format!(
+                            "{} is smaller than the source volume {volume:?} ({})",
+                            spec.size, source.size
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            VolumeSource::Snapshot { snapshot } => {
+                let vs = self.owned_snapshot(tenant, snapshot).await?;
+                let size = snapshot_size(&vs);
+                if spec.size < size {
+                    return Err(Error::invalid(
+                        "size",
+                        format!(
+                            "{} is smaller than the snapshot {snapshot:?} ({size})",
+                            spec.size
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn ensure_storage_class(&self, class: &StorageClass) -> Result<()> {
+        let api: Api<StorageClass> = Api::all(self.inner.client.clone());
+        let name = class.metadata.name.clone().unwrap_or_default();
+        let current = self
+            .inner
+            .writer
+            .get_opt(&api, &name, ResourceKind::StoragePool, &name)
+            .await?;
+        self.inner
+            .writer
+            .apply_if_changed(
+                &api,
+                current.as_ref(),
+                class,
+                ResourceKind::StoragePool,
+                &name,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn ensure_snapshot_class(&self) -> Result<()> {
+        let api: Api<DynamicObject> = Api::all_with(
+            self.inner.client.clone(),
+            &snapshot_resource("VolumeSnapshotClass", "volumesnapshotclasses"),
+        );
+        let desired: DynamicObject = serde_json::from_value(translate::snapshot_class())
+            .map_err(|e| Error::backend(BACKEND, "snapshot class", false, e))?;
+        let name = translate::SNAPSHOT_CLASS;
+        let current = self
+            .inner
+            .writer
+            .get_opt(&api, name, ResourceKind::Snapshot, name)
+            .await?;
+        self.inner
+            .writer
+            .apply_if_changed(
+                &api,
+                current.as_ref(),
+                &desired,
+                ResourceKind::Snapshot,
+                name,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn volume(&self, tenant: &Tenant, pvc: PersistentVolumeClaim) -> Result<Volume> {
+        let mut v = self.volumes_of(tenant, std::slice::from_ref(&pvc)).await?;
+        v.pop()
+            .ok_or_else(|| not_found(&pvc.metadata.name.unwrap_or_default()))
+    }
+}
+
+fn snapshot_size(vs: &DynamicObject) -> ByteSize {
+    let annotated = vs
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(translate::SIZE))
+        .and_then(|s| s.parse::<u64>().ok());
+    let restore = vs.data["status"]["restoreSize"]
+        .as_str()
+        .and_then(|s| translate::bytes_of(s).ok())
+        .map(|b| b.as_u64());
+    ByteSize(annotated.or(restore).unwrap_or(0))
+}
+
+fn snapshot_of(vs: &DynamicObject) -> Snapshot {
+    Snapshot {
+        name: vs.metadata.name.clone().unwrap_or_default(),
+        volume: vs
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(translate::VOLUME))
+            .cloned()
+            .unwrap_or_default(),
+        size: snapshot_size(vs),
+        ready: vs.data["status"]["readyToUse"] == true,
+    }
+}
+
+#[async_trait]
+impl BlockStorage for Linstor {
+    fn backend_name(&self) -> &str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> StorageCapabilities {
+        capabilities(self.inner.max_replicas.min(MAX_REPLICAS))
+    }
+
+    async fn create_volume(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Volume> {
+        spec.validate()?;
+        if spec.access == AccessMode::ReadWriteMany && spec.mode == VolumeMode::Filesystem {
+            return Err(Error::unsupported(
+                BACKEND,
+                "create_volume (ReadWriteMany filesystem)",
+                "rwx_filesystem",
+            ));
+        }
+        if spec.replicas > self.inner.max_replicas {
+            return Err(Error::invalid(
+                "replicas",
+                format!(
+                    "{} is above this backend's maximum of {}",
+                    spec.replicas, self.inner.max_replicas
+                ),
+            ));
+        }
+        let tier = self.tier(spec.tier.as_deref())?.clone();
+        if let VolumeSource::Import { .. } = spec.source {
+            return Err(Error::unsupported(
+                BACKEND,
+                "create_volume from an http(s) import",
+                "http_import",
+            ));
+        }
+        let claims = self.claims(tenant);
+        let claim_name = names::claim(&spec.name);
+        if self
+            .inner
+            .writer
+            .get_opt(&claims, &claim_name, ResourceKind::Volume, &spec.name)
+            .await?
+            .is_some()
+        {
+            return Err(Error::already_exists(ResourceKind::Volume, &spec.name));
+        }
+        self.check_source(tenant, spec).await?;
+        let group = self.resource_group(&tier).await?;
+        let pools = self.storage_pools().await?;
+        Self::check_room(&tier, &group, &pools, spec.replicas, spec.size)?;
+
+        let group_pools = group.storage_pools();
+        let plan = TierPlan {
+            name: tier.name.clone(),
+            resource_group: tier.resource_group.clone(),
+            storage_pool: (group_pools.len() == 1).then(|| group_pools[0].clone()),
+        };
+        let rwx = translate::is_rwx_block(spec);
+        let class = translate::storage_class(&plan, spec.replicas, rwx);
+        ensure_namespace(&self.inner.client, &self.inner.writer, tenant).await?;
+        self.ensure_storage_class(&class).await?;
+        let class_name = class.metadata.name.clone().unwrap_or_default();
+        let desired = translate::claim(tenant, spec, &tier.name, &class_name);
+        let pvc = self
+            .inner
+            .writer
+            .apply(&claims, &desired, ResourceKind::Volume, &spec.name)
+            .await?;
+        tracing::debug!(%tenant, volume = %spec.name, class = %class_name, "volume claimed");
+        crate::status::volume_of(&pvc, &[], Vec::new())
+    }
+
+    async fn get_volume(&self, tenant: &Tenant, name: &str) -> Result<Volume> {
+        let pvc = self.owned_claim(tenant, name).await?;
+        self.volume(tenant, pvc).await
+    }
+
+    async fn list_volumes(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<Volume>> {
+        let params = ListParams::default().labels(&selector(tenant, labels));
+        let list = match self.claims(tenant).list(&params).await {
+            Ok(l) => l.items,
+            Err(e) => return Err(from_kube(BACKEND, ResourceKind::Volume, "*", e)),
+        };
+        let mut claims: Vec<PersistentVolumeClaim> = list
+            .into_iter()
+            .filter(|c| {
+                is_owned(&c.metadata, tenant)
+                    && c.metadata
+                        .annotations
+                        .as_ref()
+                        .is_some_and(|a| a.contains_key(translate::REPLICAS))
+            })
+            .collect();
+        claims.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        self.volumes_of(tenant, &claims).await
+    }
+
+    async fn resize_volume(&self, tenant: &Tenant, name: &str, size: ByteSize) -> Result<Volume> {
+        validate_size("size", size)?;
+        let pvc = self.owned_claim(tenant, name).await?;
+        let mut spec = translate::spec_from_claim(&pvc)?;
+        if size < spec.size {
+            return Err(Error::invalid(
+                "size",
+                format!(
+                    "shrinking {name:?} from {} to {size} is not supported",
+                    spec.size
+                ),
+            ));
+        }
+        if size == spec.size {
+            return self.volume(tenant, pvc).await;
+        }
+        // LINSTOR must have the extra space on every node holding a replica.
+        if let Some(rd) = self.resource_definition(&pvc).await? {
+            let delta = (size.as_u64() - spec.size.as_u64()).div_ceil(1024);
+            let resources = self.resources(std::slice::from_ref(&rd)).await?;
+            let pools = self.storage_pools().await?;
+            for r in resources
+                .get(&rd)
+                .into_iter()
+                .flatten()
+                .filter(|r| !r.is_diskless())
+            {
+                let pool = r.volumes.first().and_then(|v| v.storage_pool_name.clone());
+                let free = pools
+                    .iter()
+                    .find(|p| {
+                        p.node_name == r.node_name && Some(&p.storage_pool_name) == pool.as_ref()
+                    })
+                    .and_then(|p| p.free_capacity);
+                if free.is_some_and(|f| f < delta) {
+                    return Err(Error::exhausted(
+                        ResourceKind::StoragePool,
+                        spec.tier.clone().unwrap_or_default(),
+                        format!(
+                            "growing {name:?} to {size} needs {} more on node {}",
+                            ByteSize(delta * 1024),
+                            r.node_name
+                        ),
+                    ));
+                }
+            }
+        }
+        spec.size = size;
+        let tier = spec
+            .tier
+            .clone()
+            .unwrap_or_else(|| self.inner.default_tier.clone());
+        let class = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.storage_class_name.clone())
+            .unwrap_or_default();
+        let desired = translate::claim(tenant, &spec, &tier, &class);
+        let pvc = self
+            .inner
+            .writer
+            .apply(&self.claims(tenant), &desired, ResourceKind::Volume, name)
+            .await?;
+        let mut volume = self.volume(tenant, pvc).await?;
+        volume.spec.size = size;
+        Ok(volume)
+    }
+
+    async fn delete_volume(&self, tenant: &Tenant, name: &str, force: bool) -> Result<()> {
+        let pvc = self.owned_claim(tenant, name).await?;
+        if !force {
+            let users = self.users(tenant).await?;
+            if let Some(vms) = users.get(&names::claim(name)).filter(|v| !v.is_empty()) {
+                return Err(Error::conflict(
+                    ResourceKind::Volume,
+                    name,
+                    format!(
+                        "in use by running VM(s) {}; delete with force to delete anyway",
+                        vms.join(", ")
+                    ),
+                ));
+            }
+            let nodes = self.in_use_on(&pvc).await?;
+            if !nodes.is_empty() {
+                return Err(Error::conflict(
+                    ResourceKind::Volume,
+                    name,
+                    format!(
+                        "LINSTOR reports it in use (DRBD primary) on {}; delete with force to delete anyway",
+                        nodes.join(", ")
+                    ),
+                ));
+            }
+        }
+        self.inner
+            .writer
+            .delete(
+                &self.claims(tenant),
+                &names::claim(name),
+                ResourceKind::Volume,
+                name,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn create_snapshot(
+        &self,
+        tenant: &Tenant,
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<Snapshot> {
+        validate_name("volume", volume)?;
+        validate_name("snapshot", snapshot)?;
+        let pvc = self.owned_claim(tenant, volume).await?;
+        let api = self.snapshots(tenant);
+        if self
+            .inner
+            .writer
+            .get_opt(&api, snapshot, ResourceKind::Snapshot, snapshot)
+            .await?
+            .is_some()
+        {
+            return Err(Error::already_exists(ResourceKind::Snapshot, snapshot));
+        }
+        let size = translate::spec_from_claim(&pvc)?.size;
+        self.ensure_snapshot_class().await?;
+        let desired: DynamicObject =
+            serde_json::from_value(translate::volume_snapshot(tenant, volume, snapshot, size))
+                .map_err(|e| Error::backend(BACKEND, "volume snapshot", false, e))?;
+        let vs = self
+            .inner
+            .writer
+            .apply(&api, &desired, ResourceKind::Snapshot, snapshot)
+            .await?;
+        Ok(snapshot_of(&vs))
+    }
+
+    async fn list_snapshots(&self, tenant: &Tenant, volume: Option<&str>) -> Result<Vec<Snapshot>> {
+        let mut labels = Labels::new();
+        if let Some(v) = volume {
+            labels.insert(translate::VOLUME.to_string(), v.to_string());
+        }
+        let params = ListParams::default().labels(&selector(tenant, &labels));
+        let list = self
+            .snapshots(tenant)
+            .list(&params)
+            .await
+            .map_err(|e| from_kube(BACKEND, ResourceKind::Snapshot, "*", e))?;
+        let mut out: Vec<Snapshot> = list
+            .items
+            .iter()
+            .filter(|vs| is_owned(&vs.metadata, tenant))
+            .map(snapshot_of)
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn delete_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<()> {
+        self.owned_snapshot(tenant, snapshot).await?;
+        self.inner
+            .writer
+            .delete(
+                &self.snapshots(tenant),
+                snapshot,
+                ResourceKind::Snapshot,
+                snapshot,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn list_pools(&self, _tenant: &Tenant) -> Result<Vec<StoragePool>> {
+        let pools = self.storage_pools().await?;
+        let mut out = Vec::new();
+        for tier in &self.inner.tiers {
+            let group = self.resource_group(tier).await?;
+            let wanted = group.storage_pools();
+            let mine: Vec<&model::StoragePool> = pools
+                .iter()
+                .filter(|p| wanted.is_empty() || wanted.contains(&p.storage_pool_name))
+                .collect();
+            let drivers: BTreeSet<&str> = mine.iter().map(|p| p.provider_kind.as_str()).collect();
+            let nodes: BTreeSet<String> = mine.iter().map(|p| p.node_name.clone()).collect();
+            out.push(StoragePool {
+                name: tier.name.clone(),
+                driver: drivers.into_iter().collect::<Vec<_>>().join(","),
+                nodes: nodes.into_iter().collect(),
+                capacity: ByteSize(
+                    mine.iter()
+                        .map(|p| p.total_capacity.unwrap_or(0))
+                        .sum::<u64>()
+                        * 1024,
+                ),
+                free: ByteSize(
+                    mine.iter()
+                        .map(|p| p.free_capacity.unwrap_or(0))
+                        .sum::<u64>()
+                        * 1024,
+                ),
+                default: tier.name == self.inner.default_tier,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn watch_volume(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<Volume>>> {
+        self.owned_claim(tenant, name).await?;
+        let this = self.clone();
+        let tenant = tenant.clone();
+        let owner = tenant.clone();
+        let states = object_states(self.claims(&tenant), &names::claim(name))
+            .filter_map(|s| async move { s.ok() })
+            .take_while(move |s| {
+                let alive = s.as_ref().is_some_and(|p| is_owned(&p.metadata, &owner));
+                async move { alive }
+            })
+            .filter_map(|s| async move { s })
+            .then(move |pvc| {
+                let this = this.clone();
+                let tenant = tenant.clone();
+                async move { this.volume(&tenant, pvc).await }
+            });
+        Ok(states.boxed())
+    }
+}

@@ -1,0 +1,51 @@
+//! # kubecloud-linstor
+//!
+//! Block storage on LINSTOR as Piraeus installs it: the [`BlockStorage`] trait over two planes
+//! that describe **one** volume. A volume is a PersistentVolumeClaim in the tenant's namespace
+//! (`kubecloud_kube::names::claim(volume)`), provisioned by the LINSTOR CSI driver; its PV's CSI
+//! `volumeHandle` is the name of its LINSTOR resource definition, which is how this crate finds
+//! the LINSTOR side of a claim.
+//!
+//! ## Which operation goes through which plane, and why
+//!
+//! | operation | plane | why |
+//! |---|---|---|
+//! | create (blank, clone, restore) | Kubernetes: StorageClass per tier/replicas, PVC (`dataSource` PVC or VolumeSnapshot) | a VM needs a PVC; the CSI driver spawns the resource from the class's resource group (one `spawn` call), clones or restores it, and binds a PV. Creating the LINSTOR resource behind Kubernetes' back would leave no claim. |
+//! | checks before create | LINSTOR REST: resource group, storage pools (free KiB per node), nodes | only LINSTOR knows pools, capacity and nodes; a request that cannot be placed is refused before anything is written |
+//! | resize | Kubernetes: PVC expansion (free space checked on LINSTOR first) | the CSI resizer grows the volume definition and the claim's capacity together |
+//! | snapshot, delete snapshot | Kubernetes: VolumeSnapshotClass + VolumeSnapshot | restores go through PVC `dataSource`, which needs the VolumeSnapshot |
+//! | replicas and DRBD state, in use | LINSTOR REST: `/v1/view/resources` | Kubernetes has no notion of replicas or DRBD disk states |
+//! | pools (tiers) and capacity | LINSTOR REST: resource groups and `/v1/view/storage-pools` | the same |
+//! | delete | both: in-use check (LINSTOR `in_use` = DRBD primary, VMIs using the claim), then delete the PVC | the CSI driver deletes the PV and the resource definition (reclaim `Delete`) |
+//! | http(s) import | not offered (`http_import: false`) | importing is CDI's job; the KubeVirt backend's DataVolumes can name this backend's StorageClasses |
+//!
+//! ```no_run
+//! # async fn demo(client: kube::Client, ca: Vec<u8>, cert: Vec<u8>, key: Vec<u8>) -> kubecloud_core::Result<()> {
+//! use kubecloud_core::{BlockStorage, ByteSize, Tenant, VolumeSpec};
+//! let storage = kubecloud_linstor::Linstor::builder(client, "https://linstor-controller.piraeus-datastore.svc:3371")
+//!     .tls(ca, cert, key)
+//!     .tier("fast", "nvme-thin")
+//!     .tier("bulk", "hdd-zfs")
+//!     .build()?;
+//! let acme = Tenant::new("acme")?;
+//! let volume = storage.create_volume(&acme, &VolumeSpec::blank("db", ByteSize::gib(20)).with_replicas(2)).await?;
+//! # let _ = volume; Ok(()) }
+//! ```
+//!
+//! ## Crates chosen, and why
+//! - `reqwest` (0.13, `rustls-no-provider`) + `rustls` with `ring` (the provider `kube` already
+//!   uses, so no second crypto library) + `rustls-native-certs` for system roots when no CA is
+//!   given: the common, well-kept HTTPS stack; TLS verification cannot be turned off, only plain
+//!   HTTP allowed explicitly.
+//! - `kubecloud-kube` for everything Kubernetes (server-side apply, ownership, watches, errors,
+//!   retries), `k8s-openapi` types for core kinds and `serde_json` for the snapshot CRDs.
+
+mod builder;
+pub mod capabilities;
+mod driver;
+pub mod rest;
+mod status;
+pub mod translate;
+
+pub use builder::{Linstor, LinstorBuilder, Tier};
+pub use kubecloud_core::BlockStorage;

@@ -1,0 +1,207 @@
+//! Reading a volume back: the PVC (spec, phase, capacity), its PV (the LINSTOR resource
+//! definition), LINSTOR's resources (replicas and DRBD disk states, in use) and the VMIs using it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kubecloud_core::{
+    Error, Replica, ReplicaState, ResourceKind, Result, Tenant, Volume, VolumePhase, VolumeStatus,
+};
+use kubecloud_kube::{from_kube, is_not_found, tenant_namespace};
+
+use crate::builder::Linstor;
+use crate::rest::{Subject, model};
+use crate::translate::{bytes_of, spec_from_claim};
+
+/// Maps a DRBD disk state to a replica state.
+pub fn replica_state(disk_state: Option<&str>, diskless: bool) -> ReplicaState {
+    match disk_state {
+        Some("UpToDate") => ReplicaState::UpToDate,
+        Some("Inconsistent" | "Negotiating" | "Attaching" | "SyncTarget" | "Consistent") => {
+            ReplicaState::Inconsistent
+        }
+        Some("Outdated") => ReplicaState::Outdated,
+        Some("Diskless" | "TieBreaker") => ReplicaState::Diskless,
+        _ if diskless => ReplicaState::Diskless,
+        _ => ReplicaState::Unknown,
+    }
+}
+
+/// The volume a claim stands for, given its LINSTOR resources and the VMs using it.
+pub fn volume_of(
+    pvc: &PersistentVolumeClaim,
+    resources: &[model::Resource],
+    used_by: Vec<String>,
+) -> Result<Volume> {
+    let spec = spec_from_claim(pvc)?;
+    let status = pvc.status.clone().unwrap_or_default();
+    let size = status
+        .capacity
+        .as_ref()
+        .and_then(|c| c.get("storage"))
+        .map(|q| bytes_of(&q.0))
+        .transpose()?
+        .unwrap_or_default();
+    let replicas: Vec<Replica> = resources
+        .iter()
+        .map(|r| Replica {
+            node: r.node_name.clone(),
+            state: replica_state(r.disk_state(), r.is_diskless()),
+        })
+        .collect();
+    let diskful: Vec<&Replica> = replicas
+        .iter()
+        .filter(|r| r.state != ReplicaState::Diskless)
+        .collect();
+    let phase = if status.phase.as_deref() != Some("Bound") {
+        VolumePhase::Pending
+    } else if size < spec.size {
+        VolumePhase::Resizing
+    } else if diskful.is_empty() {
+        VolumePhase::Pending
+    } else if diskful.iter().any(|r| r.state == ReplicaState::UpToDate) {
+        VolumePhase::Ready
+    } else {
+        VolumePhase::Populating
+    };
+    Ok(Volume {
+        status: VolumeStatus {
+            phase,
+            size,
+            replicas,
+            used_by,
+            progress: None,
+            message: None,
+        },
+        spec,
+    })
+}
+
+impl Linstor {
+    /// The LINSTOR resources of the resource definitions `rds`, by definition.
+    pub(crate) async fn resources(
+        &self,
+        rds: &[String],
+    ) -> Result<BTreeMap<String, Vec<model::Resource>>> {
+        let mut out: BTreeMap<String, Vec<model::Resource>> = BTreeMap::new();
+        if rds.is_empty() {
+            return Ok(out);
+        }
+        let query: Vec<String> = rds.iter().map(|r| format!("resources={r}")).collect();
+        let list: Vec<model::Resource> = self
+            .inner
+            .rest
+            .get(
+                &format!("/v1/view/resources?{}", query.join("&")),
+                &Subject::new(ResourceKind::Volume, rds.join(",")),
+            )
+            .await?;
+        for r in list {
+            out.entry(r.name.clone()).or_default().push(r);
+        }
+        Ok(out)
+    }
+
+    /// The resource definition behind a bound claim (its PV's CSI volume handle).
+    pub(crate) async fn resource_definition(
+        &self,
+        pvc: &PersistentVolumeClaim,
+    ) -> Result<Option<String>> {
+        let Some(pv_name) = pvc.spec.as_ref().and_then(|s| s.volume_name.clone()) else {
+            return Ok(None);
+        };
+        let api: Api<PersistentVolume> = Api::all(self.inner.client.clone());
+        let name = pvc.metadata.name.clone().unwrap_or_default();
+        let pv = self
+            .inner
+            .writer
+            .get_opt(&api, &pv_name, ResourceKind::Volume, &name)
+            .await?;
+        Ok(pv
+            .and_then(|pv| pv.spec)
+            .and_then(|s| s.csi)
+            .map(|csi| csi.volume_handle))
+    }
+
+    /// The VMs (VirtualMachineInstances) of the tenant using each claim, by claim.
+    pub(crate) async fn users(&self, tenant: &Tenant) -> Result<BTreeMap<String, Vec<String>>> {
+        let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance");
+        let ar = ApiResource::from_gvk_with_plural(&gvk, "virtualmachineinstances");
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.inner.client.clone(), &tenant_namespace(tenant), &ar);
+        let list = match api.list(&ListParams::default()).await {
+            Ok(l) => l,
+            // KubeVirt not installed: no VM uses anything.
+            Err(e) if is_not_found(&e) => return Ok(BTreeMap::new()),
+            Err(e) => return Err(from_kube(crate::rest::BACKEND, ResourceKind::Vm, "*", e)),
+        };
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for vmi in list {
+            let phase = vmi.data["status"]["phase"].as_str().unwrap_or("");
+            if matches!(phase, "Succeeded" | "Failed") {
+                continue;
+            }
+            let vm = vmi.metadata.name.clone().unwrap_or_default();
+            for v in vmi.data["spec"]["volumes"].as_array().into_iter().flatten() {
+                let claim = v["persistentVolumeClaim"]["claimName"]
+                    .as_str()
+                    .or(v["dataVolume"]["name"].as_str());
+                if let Some(c) = claim {
+                    out.entry(c.to_string()).or_default().push(vm.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The volumes of several claims, with one request per plane.
+    pub(crate) async fn volumes_of(
+        &self,
+        tenant: &Tenant,
+        claims: &[PersistentVolumeClaim],
+    ) -> Result<Vec<Volume>> {
+        let mut rds = Vec::new();
+        for c in claims {
+            rds.push(self.resource_definition(c).await?);
+        }
+        let wanted: Vec<String> = rds.iter().flatten().cloned().collect();
+        let resources = self.resources(&wanted).await?;
+        let users = if claims.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.users(tenant).await?
+        };
+        claims
+            .iter()
+            .zip(rds)
+            .map(|(c, rd)| {
+                let found = rd
+                    .and_then(|rd| resources.get(&rd).cloned())
+                    .unwrap_or_default();
+                let name = c.metadata.name.clone().unwrap_or_default();
+                volume_of(c, &found, users.get(&name).cloned().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// Whether LINSTOR has the volume open (DRBD primary) somewhere: the nodes.
+    pub(crate) async fn in_use_on(&self, pvc: &PersistentVolumeClaim) -> Result<Vec<String>> {
+        let Some(rd) = self.resource_definition(pvc).await? else {
+            return Ok(Vec::new());
+        };
+        let resources = self.resources(std::slice::from_ref(&rd)).await?;
+        Ok(resources
+            .get(&rd)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.in_use())
+            .map(|r| r.node_name.clone())
+            .collect())
+    }
+}
+
+/// An error for a claim that is not a kubecloud volume of the tenant.
+pub fn not_found(name: &str) -> Error {
+    Error::not_found(ResourceKind::Volume, name)
+}
