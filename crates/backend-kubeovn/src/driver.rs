@@ -1,0 +1,964 @@
+//! The `Network` trait on Kube-OVN: thin; objects come from [`crate::translate`], checks from
+//! [`crate::addresses`], and everything goes through `kubecloud-kube`.
+
+use std::collections::BTreeMap;
+
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::ApiResource;
+use kubecloud_core::wait::Check;
+use kubecloud_core::{
+    Error, IpReservation, IpReservationSpec, Network, NetworkCapabilities, ResourceKind, Result,
+    SecurityGroup, SecurityGroupSpec, Service, ServiceSpec, Subnet, SubnetSpec, Tenant, Vpc,
+    VpcSpec, async_trait,
+};
+use kubecloud_kube::names::cluster_scoped;
+use kubecloud_kube::{ensure_owned, from_kube, is_owned, tenant_namespace, tenant_selector};
+use serde_json::Value;
+
+use crate::addresses::{check_reservation, refuse_overlap, terminating};
+use crate::kinds::{
+    self, CONTROLLER_FINALIZER, RESERVED_LABEL, SUBNET_LABEL, SUBNET_NAME_LABEL, VM_POD_LABEL,
+    VPC_LABEL,
+};
+use crate::translate::{self, ip_is_vm, ip_name, ip_owner, name_taken};
+use crate::{BACKEND, KubeOvn};
+
+fn to_value(object: &DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+fn to_dynamic(object: Value, kind: ResourceKind, name: &str) -> Result<DynamicObject> {
+    serde_json::from_value(object).map_err(|e| {
+        Error::backend(
+            BACKEND,
+            format!("could not build the object of {kind} {name:?}"),
+            false,
+            e,
+        )
+    })
+}
+
+/// Whether condition `type_` of a Kube-OVN status is `True`, `False`, or absent.
+fn condition(object: &Value, type_: &str) -> Option<(bool, String)> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"] == "True",
+                c["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+}
+
+fn vpc_ready(object: &Value) -> bool {
+    condition(object, "Ready").is_some_and(|(ok, _)| ok) || object["status"]["standby"] == true
+}
+
+/// The usage fields of a subnet's status for its family.
+fn usage_fields(object: &Value) -> (&'static str, &'static str) {
+    if object["spec"]["protocol"] == "IPv6" {
+        ("v6availableIPs", "v6usingIPs")
+    } else {
+        ("v4availableIPs", "v4usingIPs")
+    }
+}
+
+fn count(v: &Value) -> Option<u128> {
+    v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u128)
+}
+
+fn subnet_check(object: Option<&DynamicObject>) -> Check {
+    let Some(object) = object.map(to_value) else {
+        return Check::Pending;
+    };
+    if let Some((false, message)) = condition(&object, "Validated") {
+        return Check::Failed(format!("Kube-OVN refused the subnet: {message}"));
+    }
+    let (available, _) = usage_fields(&object);
+    match condition(&object, "Ready") {
+        Some((true, _)) if count(&object["status"][available]).is_some() => Check::Met,
+        _ => Check::Pending,
+    }
+}
+
+fn subnet_view(object: &Value) -> Result<Subnet> {
+    let (available, used) = usage_fields(object);
+    Ok(Subnet {
+        spec: translate::subnet_spec_from(object)?,
+        available: count(&object["status"][available]).unwrap_or(0),
+        used: count(&object["status"][used]).unwrap_or(0),
+        ready: condition(object, "Ready").is_some_and(|(ok, _)| ok),
+    })
+}
+
+/// Allocated and taken in by kube-ovn-controller (it adds its finalizer when it holds the address).
+fn ip_allocated(object: Option<&DynamicObject>) -> Check {
+    match object.map(to_value) {
+        Some(o)
+            if translate::reservation_from(&o, "").is_some()
+                && o["metadata"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|f| f == CONTROLLER_FINALIZER)) =>
+        {
+            Check::Met
+        }
+        _ => Check::Pending,
+    }
+}
+
+impl KubeOvn {
+    fn cluster(&self, resource: &ApiResource) -> Api<DynamicObject> {
+        Api::all_with(self.client.clone(), resource)
+    }
+
+    fn namespaced(&self, resource: &ApiResource, tenant: &Tenant) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &tenant_namespace(tenant), resource)
+    }
+
+    /// The tenant's object, or `NotFound` when absent, being deleted, or another's.
+    async fn owned(
+        &self,
+        api: &Api<DynamicObject>,
+        object: &str,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Value> {
+        let got = self
+            .writer
+            .get_opt(api, object, kind, name)
+            .await?
+            .ok_or_else(|| Error::not_found(kind, name))?;
+        ensure_owned(&got.metadata, tenant, kind, name)?;
+        let value = to_value(&got);
+        if terminating(&value) {
+            return Err(Error::not_found(kind, name));
+        }
+        Ok(value)
+    }
+
+    /// Refuses a create when the object's name is held: by the tenant (`AlreadyExists`), by
+    /// someone else (`Conflict`, without saying whose).
+    async fn ensure_free(
+        &self,
+        api: &Api<DynamicObject>,
+        object: &str,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<()> {
+        match self.writer.get_opt(api, object, kind, name).await? {
+            None => Ok(()),
+            Some(o) if !is_owned(&o.metadata, tenant) => Err(name_taken(kind, name, object)),
+            Some(o) if terminating(&to_value(&o)) => Err(Error::conflict(
+                kind,
+                name,
+                "a previous one of this name is still being deleted",
+            )),
+            Some(_) => Err(Error::already_exists(kind, name)),
+        }
+    }
+
+    /// Every object the selector picks (not being deleted).
+    async fn list_any(
+        &self,
+        api: &Api<DynamicObject>,
+        selector: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Vec<Value>> {
+        let params = ListParams::default().labels(selector);
+        let list = self
+            .writer
+            .retry()
+            .run("list", || async {
+                api.list(&params)
+                    .await
+                    .map_err(|e| from_kube(BACKEND, kind, name, e))
+            })
+            .await?;
+        Ok(list
+            .items
+            .iter()
+            .map(to_value)
+            .filter(|o| !terminating(o))
+            .collect())
+    }
+
+    /// The tenant's objects (`extra` narrows the selector), ownership checked on each.
+    async fn list_owned(
+        &self,
+        api: &Api<DynamicObject>,
+        tenant: &Tenant,
+        extra: Option<String>,
+        kind: ResourceKind,
+    ) -> Result<Vec<Value>> {
+        let mut selector = tenant_selector(tenant);
+        if let Some(extra) = extra {
+            selector = format!("{selector},{extra}");
+        }
+        let objects = self.list_any(api, &selector, kind, tenant.as_str()).await?;
+        Ok(objects
+            .into_iter()
+            .filter(|o| {
+                serde_json::from_value(o["metadata"].clone())
+                    .is_ok_and(|meta| is_owned(&meta, tenant))
+            })
+            .collect())
+    }
+
+    async fn apply(
+        &self,
+        api: &Api<DynamicObject>,
+        object: Value,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Value> {
+        let desired = to_dynamic(object, kind, name)?;
+        Ok(to_value(
+            &self.writer.apply(api, &desired, kind, name).await?,
+        ))
+    }
+
+    async fn delete(
+        &self,
+        api: &Api<DynamicObject>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<()> {
+        self.writer.delete(api, object, kind, name).await.map(drop)
+    }
+
+    /// Waits until the object is gone (its finalizers done).
+    async fn wait_gone(
+        &self,
+        api: Api<DynamicObject>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<()> {
+        let gone = kubecloud_kube::wait_for(api, object, kind, name, self.ready_timeout, |o| {
+            if o.is_none() {
+                Check::Met
+            } else {
+                Check::Pending
+            }
+        })
+        .await;
+        match gone {
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// The tenant's subnets, by VPC domain name.
+    async fn subnets_by_vpc(
+        &self,
+        tenant: &Tenant,
+        vpc: Option<&str>,
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        let extra = vpc.map(|v| format!("{VPC_LABEL}={v}"));
+        let subnets = self
+            .list_owned(
+                &self.cluster(&kinds::subnet()),
+                tenant,
+                extra,
+                ResourceKind::Subnet,
+            )
+            .await?;
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for s in &subnets {
+            if let (Some(v), Some(n)) = (
+                s["metadata"]["labels"][VPC_LABEL].as_str(),
+                s["metadata"]["labels"][kubecloud_kube::NAME].as_str(),
+            ) {
+                out.entry(v.to_string()).or_default().push(n.to_string());
+            }
+        }
+        for names in out.values_mut() {
+            names.sort();
+        }
+        Ok(out)
+    }
+
+    fn vpc_view(object: &Value, subnets: &BTreeMap<String, Vec<String>>) -> Result<Vpc> {
+        let spec = translate::vpc_spec_from(object)?;
+        Ok(Vpc {
+            subnets: subnets.get(&spec.name).cloned().unwrap_or_default(),
+            ready: vpc_ready(object),
+            spec,
+        })
+    }
+
+    /// Whether the pod or VM an `IP` is bound to still exists in the tenant's namespace.
+    async fn owner_exists(&self, tenant: &Tenant, ip: &Value) -> Result<bool> {
+        let Some(owner) = ip_owner(ip) else {
+            return Ok(false);
+        };
+        let pods = self.namespaced(&kinds::pod(), tenant);
+        let kind = ResourceKind::IpReservation;
+        if ip_is_vm(ip) {
+            let vms = self.namespaced(&kinds::virtual_machine(), tenant);
+            if self
+                .writer
+                .get_opt(&vms, &owner, kind, &owner)
+                .await?
+                .is_some()
+            {
+                return Ok(true);
+            }
+            let selector = format!("{VM_POD_LABEL}={owner}");
+            return Ok(!self
+                .list_any(&pods, &selector, kind, &owner)
+                .await?
+                .is_empty());
+        }
+        Ok(self
+            .writer
+            .get_opt(&pods, &owner, kind, &owner)
+            .await?
+            .is_some())
+    }
+
+    /// The tenant's subnets as (object name, spec).
+    async fn subnet_objects(&self, tenant: &Tenant) -> Result<Vec<(String, SubnetSpec)>> {
+        let subnets = self
+            .list_owned(
+                &self.cluster(&kinds::subnet()),
+                tenant,
+                None,
+                ResourceKind::Subnet,
+            )
+            .await?;
+        subnets
+            .iter()
+            .map(|s| {
+                Ok((
+                    s["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    translate::subnet_spec_from(s)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// `IP` objects in the tenant's subnets whose pod or VM is gone: the ones Kube-OVN made for a
+    /// workload of the tenant (deleted by [`KubeOvn::reclaim_orphaned_ips`]) and reservations
+    /// still bound to a VM that is gone (unbound by it). Nothing is changed.
+    ///
+    /// ```no_run
+    /// # async fn demo(network: &kubecloud_kubeovn::KubeOvn) -> kubecloud_core::Result<()> {
+    /// let acme = kubecloud_core::Tenant::new("acme")?;
+    /// for leaked in network.orphaned_ips(&acme).await? {
+    ///     tracing::warn!(name = %leaked.name, ip = %leaked.ip, owner = ?leaked.owner, "leaked");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn orphaned_ips(&self, tenant: &Tenant) -> Result<Vec<IpReservation>> {
+        Ok(self
+            .orphans(tenant)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// Frees what [`KubeOvn::orphaned_ips`] finds: deletes the `IP` objects Kube-OVN left behind
+    /// for the tenant's pods and VMs that are gone, and unbinds reservations from VMs that are
+    /// gone (the reservation itself stays: the tenant asked for it). Returns what it reclaimed.
+    pub async fn reclaim_orphaned_ips(&self, tenant: &Tenant) -> Result<Vec<IpReservation>> {
+        let ips = self.cluster(&kinds::ip());
+        let kind = ResourceKind::IpReservation;
+        let mut reclaimed = Vec::new();
+        for (reservation, object) in self.orphans(tenant).await? {
+            let object_name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if object["metadata"]["labels"][RESERVED_LABEL] == "true"
+                && serde_json::from_value(object["metadata"].clone())
+                    .is_ok_and(|meta| is_owned(&meta, tenant))
+            {
+                let spec = IpReservationSpec {
+                    name: reservation.name.clone(),
+                    subnet: reservation.subnet.clone(),
+                    ip: Some(reservation.ip),
+                    mac: Some(reservation.mac),
+                };
+                let subnet_object = object["spec"]["subnet"].as_str().unwrap_or_default();
+                let mut unbound = translate::ip(tenant, &spec, subnet_object);
+                unbound["spec"]["podName"] = Value::from("");
+                unbound["spec"]["podType"] = Value::from("");
+                self.apply(&ips, unbound, kind, &reservation.name).await?;
+            } else {
+                self.delete(&ips, &object_name, kind, &reservation.name)
+                    .await?;
+            }
+            tracing::info!(%tenant, ip = %reservation.ip, object = %object_name, owner = ?reservation.owner, "reclaimed an orphaned IP");
+            reclaimed.push(reservation);
+        }
+        Ok(reclaimed)
+    }
+
+    async fn orphans(&self, tenant: &Tenant) -> Result<Vec<(IpReservation, Value)>> {
+        let subnets = self.subnet_objects(tenant).await?;
+        if subnets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let by_object: BTreeMap<&str, &SubnetSpec> =
+            subnets.iter().map(|(o, s)| (o.as_str(), s)).collect();
+        let selector = format!(
+            "{SUBNET_LABEL} in ({})",
+            subnets
+                .iter()
+                .map(|(o, _)| o.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let ips = self
+            .list_any(
+                &self.cluster(&kinds::ip()),
+                &selector,
+                ResourceKind::IpReservation,
+                tenant.as_str(),
+            )
+            .await?;
+        let namespace = tenant_namespace(tenant);
+        let mut out = Vec::new();
+        for ip in ips {
+            // Only IPs of the tenant's namespace: a subnet is the tenant's, and so are they.
+            if ip["spec"]["namespace"].as_str() != Some(namespace.as_str())
+                || ip_owner(&ip).is_none()
+            {
+                continue;
+            }
+            let subnet = by_object
+                .get(ip["spec"]["subnet"].as_str().unwrap_or_default())
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            let Some(mut reservation) = translate::reservation_from(&ip, &subnet) else {
+                continue;
+            };
+            if ip["metadata"]["labels"][RESERVED_LABEL] != "true" {
+                reservation.name = ip["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            if !self.owner_exists(tenant, &ip).await? {
+                out.push((reservation, ip));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Network for KubeOvn {
+    fn backend_name(&self) -> &str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> NetworkCapabilities {
+        crate::capabilities()
+    }
+
+    async fn create_vpc(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vpc> {
+        spec.validate()?;
+        let kind = ResourceKind::Vpc;
+        let api = self.cluster(&kinds::vpc());
+        let object = cluster_scoped(tenant, &spec.name);
+        self.ensure_free(&api, &object, tenant, kind, &spec.name)
+            .await?;
+        self.apply(&api, translate::vpc(tenant, spec), kind, &spec.name)
+            .await?;
+        let ready = kubecloud_kube::wait_for(
+            api,
+            &object,
+            kind,
+            &spec.name,
+            self.ready_timeout,
+            |o| match o.map(to_value) {
+                Some(o) if vpc_ready(&o) => Check::Met,
+                _ => Check::Pending,
+            },
+        )
+        .await?;
+        tracing::debug!(%tenant, vpc = %spec.name, %object, "vpc ready");
+        Self::vpc_view(&to_value(&ready), &BTreeMap::new())
+    }
+
+    async fn get_vpc(&self, tenant: &Tenant, name: &str) -> Result<Vpc> {
+        let api = self.cluster(&kinds::vpc());
+        let object = self
+            .owned(
+                &api,
+                &cluster_scoped(tenant, name),
+                tenant,
+                ResourceKind::Vpc,
+                name,
+            )
+            .await?;
+        let subnets = self.subnets_by_vpc(tenant, Some(name)).await?;
+        Self::vpc_view(&object, &subnets)
+    }
+
+    async fn list_vpcs(&self, tenant: &Tenant) -> Result<Vec<Vpc>> {
+        let vpcs = self
+            .list_owned(
+                &self.cluster(&kinds::vpc()),
+                tenant,
+                None,
+                ResourceKind::Vpc,
+            )
+            .await?;
+        let subnets = self.subnets_by_vpc(tenant, None).await?;
+        vpcs.iter().map(|v| Self::vpc_view(v, &subnets)).collect()
+    }
+
+    async fn delete_vpc(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::Vpc;
+        let api = self.cluster(&kinds::vpc());
+        let object_name = cluster_scoped(tenant, name);
+        let object = self.owned(&api, &object_name, tenant, kind, name).await?;
+        let mut in_use: Vec<String> = self
+            .subnets_by_vpc(tenant, Some(name))
+            .await?
+            .remove(name)
+            .unwrap_or_default();
+        // Subnets someone else put in the VPC count too (Kube-OVN lists them in the status,
+        // which may still name a subnet just deleted: only live ones count).
+        let subnets = self.cluster(&kinds::subnet());
+        for s in object["status"]["subnets"].as_array().into_iter().flatten() {
+            let Some(s) = s.as_str() else { continue };
+            if in_use.iter().any(|n| cluster_scoped(tenant, n) == s) {
+                continue;
+            }
+            if let Some(live) = self.writer.get_opt(&subnets, s, kind, name).await?
+                && !terminating(&to_value(&live))
+            {
+                in_use.push(s.to_string());
+            }
+        }
+        if !in_use.is_empty() {
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!("the VPC still has subnets: {}", in_use.join(", ")),
+            ));
+        }
+        self.delete(&api, &object_name, kind, name).await
+    }
+
+    async fn create_subnet(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Subnet> {
+        spec.validate()?;
+        let kind = ResourceKind::Subnet;
+        let api = self.cluster(&kinds::subnet());
+        let object = cluster_scoped(tenant, &spec.name);
+        self.ensure_free(&api, &object, tenant, kind, &spec.name)
+            .await?;
+        self.owned(
+            &self.cluster(&kinds::vpc()),
+            &cluster_scoped(tenant, &spec.vpc),
+            tenant,
+            ResourceKind::Vpc,
+            &spec.vpc,
+        )
+        .await?;
+        let siblings = self
+            .list_owned(
+                &api,
+                tenant,
+                Some(format!("{VPC_LABEL}={}", spec.vpc)),
+                kind,
+            )
+            .await?
+            .iter()
+            .map(translate::subnet_spec_from)
+            .collect::<Result<Vec<_>>>()?;
+        refuse_overlap(spec, &siblings)?;
+        if spec.secondary {
+            kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
+            let nads = self.namespaced(&kinds::attachment(), tenant);
+            let nad_name = kubecloud_kube::names::attachment(&spec.name);
+            let desired = to_dynamic(translate::attachment(tenant, &spec.name), kind, &spec.name)?;
+            let current = self
+                .writer
+                .get_opt(&nads, &nad_name, kind, &spec.name)
+                .await?;
+            if let Some(current) = &current {
+                ensure_owned(&current.metadata, tenant, kind, &spec.name)
+                    .map_err(|_| name_taken(kind, &spec.name, &nad_name))?;
+            }
+            self.writer
+                .apply_if_changed(&nads, current.as_ref(), &desired, kind, &spec.name)
+                .await?;
+        }
+        self.apply(&api, translate::subnet(tenant, spec), kind, &spec.name)
+            .await?;
+        let ready = kubecloud_kube::wait_for(
+            api,
+            &object,
+            kind,
+            &spec.name,
+            self.ready_timeout,
+            subnet_check,
+        )
+        .await?;
+        tracing::debug!(%tenant, subnet = %spec.name, cidr = %spec.cidr, %object, "subnet ready");
+        subnet_view(&to_value(&ready))
+    }
+
+    async fn get_subnet(&self, tenant: &Tenant, name: &str) -> Result<Subnet> {
+        let object = self
+            .owned(
+                &self.cluster(&kinds::subnet()),
+                &cluster_scoped(tenant, name),
+                tenant,
+                ResourceKind::Subnet,
+                name,
+            )
+            .await?;
+        subnet_view(&object)
+    }
+
+    async fn list_subnets(&self, tenant: &Tenant) -> Result<Vec<Subnet>> {
+        self.list_owned(
+            &self.cluster(&kinds::subnet()),
+            tenant,
+            None,
+            ResourceKind::Subnet,
+        )
+        .await?
+        .iter()
+        .map(subnet_view)
+        .collect()
+    }
+
+    async fn delete_subnet(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::Subnet;
+        let api = self.cluster(&kinds::subnet());
+        let object_name = cluster_scoped(tenant, name);
+        let object = self.owned(&api, &object_name, tenant, kind, name).await?;
+        let ips = self
+            .list_any(
+                &self.cluster(&kinds::ip()),
+                &format!("{SUBNET_LABEL}={object_name}"),
+                kind,
+                name,
+            )
+            .await?;
+        let (_, used_field) = usage_fields(&object);
+        let used = count(&object["status"][used_field]).unwrap_or(0);
+        if !ips.is_empty() || used > 0 {
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!(
+                    "{} address(es) are in use (VM interfaces, pods or reservations)",
+                    used.max(ips.len() as u128)
+                ),
+            ));
+        }
+        let spec = translate::subnet_spec_from(&object)?;
+        if spec.secondary {
+            let nads = self.namespaced(&kinds::attachment(), tenant);
+            let nad_name = kubecloud_kube::names::attachment(name);
+            if let Some(nad) = self.writer.get_opt(&nads, &nad_name, kind, name).await?
+                && is_owned(&nad.metadata, tenant)
+            {
+                self.delete(&nads, &nad_name, kind, name).await?;
+            }
+        }
+        self.delete(&api, &object_name, kind, name).await
+    }
+
+    async fn reserve_ip(&self, tenant: &Tenant, spec: &IpReservationSpec) -> Result<IpReservation> {
+        spec.validate()?;
+        let kind = ResourceKind::IpReservation;
+        let ips = self.cluster(&kinds::ip());
+        let object = ip_name(tenant, &spec.name);
+        self.ensure_free(&ips, &object, tenant, kind, &spec.name)
+            .await?;
+        let subnet_object = cluster_scoped(tenant, &spec.subnet);
+        let subnet = self
+            .owned(
+                &self.cluster(&kinds::subnet()),
+                &subnet_object,
+                tenant,
+                ResourceKind::Subnet,
+                &spec.subnet,
+            )
+            .await?;
+        let subnet_spec = translate::subnet_spec_from(&subnet)?;
+        let held = self
+            .list_any(
+                &ips,
+                &format!("{SUBNET_LABEL}={subnet_object}"),
+                kind,
+                &spec.name,
+            )
+            .await?;
+        check_reservation(spec, &subnet_spec, &held)?;
+        self.apply(
+            &ips,
+            translate::ip(tenant, spec, &subnet_object),
+            kind,
+            &spec.name,
+        )
+        .await?;
+        let allocated = kubecloud_kube::wait_for(
+            ips.clone(),
+            &object,
+            kind,
+            &spec.name,
+            self.ready_timeout,
+            ip_allocated,
+        )
+        .await;
+        let allocated = match allocated {
+            Ok(o) => to_value(&o),
+            Err(err) => {
+                // Never leave a half-made reservation behind.
+                tracing::warn!(%tenant, reservation = %spec.name, error = %err, "reservation not allocated; deleting it");
+                self.delete(&ips, &object, kind, &spec.name).await?;
+                return Err(err);
+            }
+        };
+        let reservation = translate::reservation_from(&allocated, &spec.subnet)
+            .ok_or_else(|| Error::not_found(kind, &spec.name))?;
+        tracing::debug!(%tenant, reservation = %spec.name, ip = %reservation.ip, "ip reserved");
+        Ok(reservation)
+    }
+
+    async fn get_ip(&self, tenant: &Tenant, name: &str) -> Result<IpReservation> {
+        let kind = ResourceKind::IpReservation;
+        let object = self
+            .owned(
+                &self.cluster(&kinds::ip()),
+                &ip_name(tenant, name),
+                tenant,
+                kind,
+                name,
+            )
+            .await?;
+        let subnet = object["metadata"]["labels"][SUBNET_NAME_LABEL]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        translate::reservation_from(&object, &subnet).ok_or_else(|| Error::not_found(kind, name))
+    }
+
+    async fn list_ips(&self, tenant: &Tenant, subnet: Option<&str>) -> Result<Vec<IpReservation>> {
+        let extra = Some(match subnet {
+            Some(s) => format!("{RESERVED_LABEL}=true,{SUBNET_NAME_LABEL}={s}"),
+            None => format!("{RESERVED_LABEL}=true"),
+        });
+        let objects = self
+            .list_owned(
+                &self.cluster(&kinds::ip()),
+                tenant,
+                extra,
+                ResourceKind::IpReservation,
+            )
+            .await?;
+        Ok(objects
+            .iter()
+            .filter_map(|o| {
+                let subnet = o["metadata"]["labels"][SUBNET_NAME_LABEL].as_str()?;
+                translate::reservation_from(o, subnet)
+            })
+            .collect())
+    }
+
+    async fn release_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::IpReservation;
+        let api = self.cluster(&kinds::ip());
+        let object_name = ip_name(tenant, name);
+        let object = self.owned(&api, &object_name, tenant, kind, name).await?;
+        if let Some(owner) = ip_owner(&object)
+            && self.owner_exists(tenant, &object).await?
+        {
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!("the address is in use by {owner}; delete or change that VM first"),
+            ));
+        }
+        self.delete(&api, &object_name, kind, name).await?;
+        self.wait_gone(api, &object_name, kind, name).await
+    }
+
+    async fn create_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup> {
+        spec.validate()?;
+        let desired = translate::security_group(tenant, spec)?;
+        let kind = ResourceKind::SecurityGroup;
+        let api = self.cluster(&kinds::security_group());
+        let object = cluster_scoped(tenant, &spec.name);
+        self.ensure_free(&api, &object, tenant, kind, &spec.name)
+            .await?;
+        for rule in spec.ingress.iter().chain(&spec.egress) {
+            if let kubecloud_core::Remote::Group(group) = &rule.remote
+                && group != &spec.name
+            {
+                self.owned(&api, &cluster_scoped(tenant, group), tenant, kind, group)
+                    .await?;
+            }
+        }
+        let created = self.apply(&api, desired, kind, &spec.name).await?;
+        Ok(SecurityGroup {
+            spec: translate::security_group_spec_from(tenant, &created)?,
+        })
+    }
+
+    async fn get_security_group(&self, tenant: &Tenant, name: &str) -> Result<SecurityGroup> {
+        let object = self
+            .owned(
+                &self.cluster(&kinds::security_group()),
+                &cluster_scoped(tenant, name),
+                tenant,
+                ResourceKind::SecurityGroup,
+                name,
+            )
+            .await?;
+        Ok(SecurityGroup {
+            spec: translate::security_group_spec_from(tenant, &object)?,
+        })
+    }
+
+    async fn list_security_groups(&self, tenant: &Tenant) -> Result<Vec<SecurityGroup>> {
+        self.list_owned(
+            &self.cluster(&kinds::security_group()),
+            tenant,
+            None,
+            ResourceKind::SecurityGroup,
+        )
+        .await?
+        .iter()
+        .map(|o| {
+            Ok(SecurityGroup {
+                spec: translate::security_group_spec_from(tenant, o)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn delete_security_group(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::SecurityGroup;
+        let api = self.cluster(&kinds::security_group());
+        let object_name = cluster_scoped(tenant, name);
+        self.owned(&api, &object_name, tenant, kind, name).await?;
+        let pods = self
+            .list_any(&self.namespaced(&kinds::pod(), tenant), "", kind, name)
+            .await?;
+        let users: Vec<&str> = pods
+            .iter()
+            .filter(|p| {
+                p["metadata"]["annotations"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .any(|(k, v)| {
+                        k.ends_with("kubernetes.io/security_groups")
+                            && v.as_str()
+                                .is_some_and(|v| v.split(',').any(|g| g.trim() == object_name))
+                    })
+            })
+            .filter_map(|p| p["metadata"]["name"].as_str())
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!("pods use the group: {}", users.join(", ")),
+            ));
+        }
+        self.delete(&api, &object_name, kind, name).await
+    }
+
+    async fn create_service(&self, tenant: &Tenant, spec: &ServiceSpec) -> Result<Service> {
+        spec.validate()?;
+        let kind = ResourceKind::Service;
+        kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
+        let api = self.namespaced(&kinds::service(), tenant);
+        self.ensure_free(&api, &spec.name, tenant, kind, &spec.name)
+            .await?;
+        let created = self
+            .apply(&api, translate::service(tenant, spec), kind, &spec.name)
+            .await?;
+        self.service_view(tenant, &created).await
+    }
+
+    async fn get_service(&self, tenant: &Tenant, name: &str) -> Result<Service> {
+        let api = self.namespaced(&kinds::service(), tenant);
+        let object = self
+            .owned(&api, name, tenant, ResourceKind::Service, name)
+            .await?;
+        self.service_view(tenant, &object).await
+    }
+
+    async fn list_services(&self, tenant: &Tenant) -> Result<Vec<Service>> {
+        let api = self.namespaced(&kinds::service(), tenant);
+        let objects = self
+            .list_owned(&api, tenant, None, ResourceKind::Service)
+            .await?;
+        let mut out = Vec::with_capacity(objects.len());
+        for o in &objects {
+            out.push(self.service_view(tenant, o).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_service(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::Service;
+        let api = self.namespaced(&kinds::service(), tenant);
+        self.owned(&api, name, tenant, kind, name).await?;
+        self.delete(&api, name, kind, name).await
+    }
+}
+
+impl KubeOvn {
+    /// A service as it is: its cluster IP, DNS name, and the VMs whose pods its selector picks.
+    async fn service_view(&self, tenant: &Tenant, object: &Value) -> Result<Service> {
+        let spec = translate::service_spec_from(object)?;
+        let selector = spec
+            .selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods = self
+            .list_any(
+                &self.namespaced(&kinds::pod(), tenant),
+                &selector,
+                ResourceKind::Service,
+                &spec.name,
+            )
+            .await?;
+        let mut endpoints: Vec<String> = pods
+            .iter()
+            .filter_map(|p| p["metadata"]["labels"][VM_POD_LABEL].as_str())
+            .map(str::to_string)
+            .collect();
+        endpoints.sort();
+        endpoints.dedup();
+        Ok(Service {
+            cluster_ip: object["spec"]["clusterIP"]
+                .as_str()
+                .and_then(|ip| ip.parse().ok()),
+            dns_name: translate::service_dns(tenant, &spec.name),
+            endpoints,
+            spec,
+        })
+    }
+}

@@ -1,0 +1,76 @@
+//! The Kubernetes kinds this backend sends and reads, and the label and annotation keys it uses.
+
+use kube::core::{ApiResource, GroupVersionKind};
+
+/// The API version of every Kube-OVN kind.
+pub const KUBEOVN_API: &str = "kubeovn.io/v1";
+/// The API version of Multus' NetworkAttachmentDefinition.
+pub const MULTUS_API: &str = "k8s.cni.cncf.io/v1";
+
+/// Label on every Kube-OVN `IP` object naming its subnet (Kube-OVN sets it on the IPs it makes).
+pub const SUBNET_LABEL: &str = "ovn.kubernetes.io/subnet";
+/// Label Kube-OVN puts on `IP` objects that reserve an address ahead of a workload.
+pub const RESERVED_LABEL: &str = "ovn.kubernetes.io/ip_reserved";
+/// Label on a subnet naming its VPC's domain name (the object's `spec.vpc` holds the cluster name).
+pub const VPC_LABEL: &str = "kubecloud.io/vpc";
+/// Label on a reservation's `IP` naming its subnet's domain name.
+pub const SUBNET_NAME_LABEL: &str = "kubecloud.io/subnet";
+/// Annotation on a VPC listing the domain names of its peers, comma-separated.
+pub const PEERS_ANNOTATION: &str = "kubecloud.io/peers";
+/// Label KubeVirt puts on a VM's virt-launcher pods.
+pub const VM_POD_LABEL: &str = "vm.kubevirt.io/name";
+/// The `podType` Kube-OVN records on the `IP` of a KubeVirt VM.
+pub const VM_POD_TYPE: &str = "VirtualMachine";
+/// The finalizer kube-ovn-controller puts on an `IP` while it holds the address.
+pub const CONTROLLER_FINALIZER: &str = "kube-ovn-controller";
+/// The socket kube-ovn-cni listens on, named in every attachment's CNI config.
+pub const SERVER_SOCKET: &str = "/run/openvswitch/kube-ovn-daemon.sock";
+
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+}
+
+/// Kube-OVN `Vpc` (cluster-scoped).
+pub fn vpc() -> ApiResource {
+    resource("kubeovn.io", "v1", "Vpc", "vpcs")
+}
+
+/// Kube-OVN `Subnet` (cluster-scoped).
+pub fn subnet() -> ApiResource {
+    resource("kubeovn.io", "v1", "Subnet", "subnets")
+}
+
+/// Kube-OVN `IP` (cluster-scoped).
+pub fn ip() -> ApiResource {
+    resource("kubeovn.io", "v1", "IP", "ips")
+}
+
+/// Kube-OVN `SecurityGroup` (cluster-scoped; hyphenated plural).
+pub fn security_group() -> ApiResource {
+    resource("kubeovn.io", "v1", "SecurityGroup", "security-groups")
+}
+
+/// Multus `NetworkAttachmentDefinition` (namespaced).
+pub fn attachment() -> ApiResource {
+    resource(
+        "k8s.cni.cncf.io",
+        "v1",
+        "NetworkAttachmentDefinition",
+        "network-attachment-definitions",
+    )
+}
+
+/// Core `Service` (namespaced).
+pub fn service() -> ApiResource {
+    resource("", "v1", "Service", "services")
+}
+
+/// Core `Pod` (namespaced).
+pub fn pod() -> ApiResource {
+    resource("", "v1", "Pod", "pods")
+}
+
+/// KubeVirt `VirtualMachine` (namespaced).
+pub fn virtual_machine() -> ApiResource {
+    resource("kubevirt.io", "v1", "VirtualMachine", "virtualmachines")
+}
