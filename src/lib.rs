@@ -28,6 +28,8 @@
 //!
 //! ## Features
 //! - `memory` (default): [`Cloud::in_memory`], the embedded in-memory cloud (`kubecloud-memory`).
+//! - `kubevirt`, `linstor`, `kubeovn`, `metallb` (or all four: `kubernetes`): the backends for
+//!   the real stack, re-exported as `kubecloud::kubevirt` and so on.
 //!
 //! ## Crates
 //! `kubecloud-core` (re-exported here whole) holds the domain, the traits and the conformance
@@ -54,6 +56,19 @@ pub use volumes::TenantVolumes;
 
 #[cfg(feature = "memory")]
 pub use kubecloud_memory::MemoryCloud;
+
+/// Networking on Kube-OVN + Multus (feature `kubeovn`).
+#[cfg(feature = "kubeovn")]
+pub use kubecloud_kubeovn as kubeovn;
+/// Compute on KubeVirt + CDI (feature `kubevirt`).
+#[cfg(feature = "kubevirt")]
+pub use kubecloud_kubevirt as kubevirt;
+/// Block storage on LINSTOR (feature `linstor`).
+#[cfg(feature = "linstor")]
+pub use kubecloud_linstor as linstor;
+/// Load balancing on MetalLB (feature `metallb`).
+#[cfg(feature = "metallb")]
+pub use kubecloud_metallb as metallb;
 
 /// The README's code, compiled as a doctest so it cannot rot.
 #[cfg(all(doctest, feature = "memory"))]

@@ -904,6 +904,9 @@ impl Network for KubeOvn {
         let object = self
             .owned(&api, name, tenant, ResourceKind::Service, name)
             .await?;
+        if !is_internal_service(&object) {
+            return Err(Error::not_found(ResourceKind::Service, name));
+        }
         self.service_view(tenant, &object).await
     }
 
@@ -913,7 +916,7 @@ impl Network for KubeOvn {
             .list_owned(&api, tenant, None, ResourceKind::Service)
             .await?;
         let mut out = Vec::with_capacity(objects.len());
-        for o in &objects {
+        for o in objects.iter().filter(|o| is_internal_service(o)) {
             out.push(self.service_view(tenant, o).await?);
         }
         Ok(out)
@@ -922,7 +925,10 @@ impl Network for KubeOvn {
     async fn delete_service(&self, tenant: &Tenant, name: &str) -> Result<()> {
         let kind = ResourceKind::Service;
         let api = self.namespaced(&kinds::service(), tenant);
-        self.owned(&api, name, tenant, kind, name).await?;
+        let object = self.owned(&api, name, tenant, kind, name).await?;
+        if !is_internal_service(&object) {
+            return Err(Error::not_found(kind, name));
+        }
         self.delete(&api, name, kind, name).await
     }
 }
@@ -961,4 +967,10 @@ impl KubeOvn {
             spec,
         })
     }
+}
+
+/// Whether a Service is an internal (ClusterIP) service of this backend: the load-balancer
+/// backend's exposures are Services with the same ownership labels in the same namespace.
+fn is_internal_service(object: &Value) -> bool {
+    matches!(object["spec"]["type"].as_str(), None | Some("ClusterIP"))
 }

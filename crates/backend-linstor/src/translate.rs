@@ -16,7 +16,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubecloud_core::{
-    AccessMode, ByteSize, Error, Labels, Result, Tenant, VolumeMode, VolumeSource, VolumeSpec,
+    AccessMode, ByteSize, Labels, Result, Tenant, VolumeMode, VolumeSource, VolumeSpec,
 };
 use kubecloud_kube::{
     MANAGED_BY, MANAGER, NAME, TENANT, names, ownership_labels, tenant_namespace,
@@ -235,22 +235,19 @@ pub fn spec_from_claim(pvc: &PersistentVolumeClaim) -> Result<VolumeSpec> {
         Some("Filesystem") => VolumeMode::Filesystem,
         _ => VolumeMode::Block,
     };
-    let replicas = ann
-        .get(REPLICAS)
-        .and_then(|r| r.parse().ok())
-        .ok_or_else(|| {
-            Error::invalid(
-                "replicas",
-                "claim without the kubecloud.io/replicas annotation",
-            )
-        })?;
+    // A claim another component made for the tenant (CDI's import of a VM's boot disk) carries
+    // no replica annotation: its spec says one replica, its status lists the real ones.
+    let replicas = ann.get(REPLICAS).and_then(|r| r.parse().ok()).unwrap_or(1);
     Ok(VolumeSpec {
         name,
         size,
         replicas,
         mode,
         access,
-        tier: ann.get(TIER).cloned(),
+        tier: ann
+            .get(TIER)
+            .cloned()
+            .or_else(|| spec.storage_class_name.clone()),
         source,
         labels,
     })

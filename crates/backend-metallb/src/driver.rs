@@ -455,6 +455,10 @@ impl MetalLb {
             .await?
             .ok_or_else(|| Error::not_found(ResourceKind::Exposure, name))?;
         ensure_owned(&svc.metadata, tenant, ResourceKind::Exposure, name)?;
+        if !is_load_balancer(&svc) {
+            // An internal (ClusterIP) service of the network backend, not an exposure.
+            return Err(Error::not_found(ResourceKind::Exposure, name));
+        }
         Ok(svc)
     }
 
@@ -717,6 +721,7 @@ impl LoadBalancer for MetalLb {
         };
         let mut out: Vec<Exposure> = services
             .iter()
+            .filter(|s| is_load_balancer(s))
             .map(|s| translate::exposure(tenant, s, failures.of(s)))
             .collect();
         out.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
@@ -832,4 +837,10 @@ impl LoadBalancer for MetalLb {
         );
         Ok(states.boxed())
     }
+}
+
+/// Whether a Service is a load-balancer exposure (the network backend's internal services are
+/// ClusterIP Services with the same ownership labels, in the same namespace).
+fn is_load_balancer(svc: &Service) -> bool {
+    svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
 }

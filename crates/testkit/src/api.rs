@@ -514,6 +514,23 @@ impl Core {
             m.remove("status");
         }
         crate::defaults::on_create(&t.rt, &mut object, &mut txn.inner.rng);
+        if t.rt.group.is_empty()
+            && t.rt.kind == "PersistentVolumeClaim"
+            && object["spec"]["storageClassName"].is_null()
+        {
+            // The DefaultStorageClass admission plugin: a claim without a class gets the default.
+            let default = txn
+                .list("storage.k8s.io", "storageclasses", None)
+                .into_iter()
+                .map(|(_, class)| class)
+                .find(|class| {
+                    class["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"]
+                        == "true"
+                });
+            if let Some(class) = default {
+                object["spec"]["storageClassName"] = class["metadata"]["name"].clone();
+            }
+        }
         let key = t.key(&name);
         if txn.get(&key).is_some() {
             return Err(ApiError::already_exists(&t.rt.group, &t.rt.plural, &name));

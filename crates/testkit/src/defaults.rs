@@ -4,7 +4,9 @@
 //! `status.phase: Pending` on PersistentVolumeClaims, PersistentVolumes and Pods; a Service's
 //! `type: ClusterIP`, `sessionAffinity: None`, an allocated `clusterIP`/`clusterIPs`, IPv4
 //! single-stack fields, and each port's `protocol: TCP` and `targetPort`. A PVC's
-//! `volumeMode: Filesystem`. Everything else is stored as sent.
+//! `volumeMode: Filesystem`, and (in `api.rs`, as the DefaultStorageClass admission plugin does)
+//! its `storageClassName` from the default StorageClass when it names none. Everything else is
+//! stored as sent.
 
 use rand::Rng;
 use serde_json::{Value, json};
