@@ -657,14 +657,55 @@ impl Network for KubeOvn {
         let (_, used_field) = usage_fields(&object);
         let used = count(&object["status"][used_field]).unwrap_or(0);
         if !ips.is_empty() || used > 0 {
-            return Err(Error::conflict(
+            // Kube-OVN releases the address of a deleted pod or VM a moment after it goes.
+            // Addresses still held by something that exists (or reserved by the tenant) refuse
+            // the deletion; addresses whose owner is gone are reclaimed and waited for.
+            let mut live = 0usize;
+            for ip in &ips {
+                if ip["metadata"]["labels"][RESERVED_LABEL] == "true"
+                    || ip_owner(ip).is_none()
+                    || self.owner_exists(tenant, ip).await?
+                {
+                    live += 1;
+                }
+            }
+            if live > 0 {
+                return Err(Error::conflict(
+                    kind,
+                    name,
+                    format!(
+                        "{} address(es) are in use (VM interfaces, pods or reservations)",
+                        used.max(ips.len() as u128)
+                    ),
+                ));
+            }
+            let ip_api = self.cluster(&kinds::ip());
+            for ip in &ips {
+                let ip_name = ip["metadata"]["name"].as_str().unwrap_or_default();
+                tracing::debug!(%tenant, subnet = %name, ip = ip_name, "reclaiming the address of a deleted owner");
+                self.writer
+                    .delete(&ip_api, ip_name, ResourceKind::IpReservation, ip_name)
+                    .await?;
+            }
+            kubecloud_kube::wait_for(
+                api.clone(),
+                &object_name,
                 kind,
                 name,
-                format!(
-                    "{} address(es) are in use (VM interfaces, pods or reservations)",
-                    used.max(ips.len() as u128)
-                ),
-            ));
+                self.ready_timeout,
+                |o| {
+                    let Some(o) = o.map(to_value) else {
+                        return Check::Met;
+                    };
+                    let (_, field) = usage_fields(&o);
+                    if count(&o["status"][field]).unwrap_or(0) == 0 {
+                        Check::Met
+                    } else {
+                        Check::Pending
+                    }
+                },
+            )
+            .await?;
         }
         let spec = translate::subnet_spec_from(&object)?;
         if spec.secondary {
