@@ -6,7 +6,7 @@ use futures::stream::BoxStream;
 use kubecloud_core::wait::{self, Condition};
 use kubecloud_core::{
     BootDisk, Compute, Labels, Migration, MigrationBlocker, MigrationTarget, PowerAction, Result,
-    Tenant, Vm, VmResources, VmSpec, validate_labels, validate_name,
+    Tenant, Vm, VmResources, VmSnapshot, VmSpec, validate_labels, validate_name,
 };
 
 use crate::tenant::{check_name, require};
@@ -129,6 +129,48 @@ impl<'a> TenantVms<'a> {
     pub async fn delete(&self, name: &str) -> Result<()> {
         check_name("name", name)?;
         self.backend.delete_vm(self.tenant, name).await
+    }
+
+    fn require_snapshots(&self, operation: &str) -> Result<()> {
+        self.require(
+            operation,
+            "vm_snapshots",
+            self.backend.capabilities().vm_snapshots,
+        )
+    }
+
+    /// Takes snapshot `snapshot` of the whole VM `name` (its spec and volumes), running or
+    /// stopped; it becomes ready when complete.
+    pub async fn snapshot(&self, name: &str, snapshot: &str) -> Result<VmSnapshot> {
+        check_name("name", name)?;
+        check_name("snapshot", snapshot)?;
+        self.require_snapshots("vms.snapshot")?;
+        self.backend.snapshot_vm(self.tenant, name, snapshot).await
+    }
+
+    /// The tenant's VM snapshots, of VM `name` or of all VMs.
+    pub async fn snapshots(&self, name: Option<&str>) -> Result<Vec<VmSnapshot>> {
+        if let Some(name) = name {
+            check_name("name", name)?;
+        }
+        self.require_snapshots("vms.snapshots")?;
+        self.backend.list_vm_snapshots(self.tenant, name).await
+    }
+
+    /// Restores the stopped VM `name` in place from its snapshot `snapshot` (spec and volumes);
+    /// it stays stopped. Returns once the restore is complete.
+    pub async fn restore(&self, name: &str, snapshot: &str) -> Result<()> {
+        check_name("name", name)?;
+        check_name("snapshot", snapshot)?;
+        self.require_snapshots("vms.restore")?;
+        self.backend.restore_vm(self.tenant, name, snapshot).await
+    }
+
+    /// Deletes the VM snapshot `snapshot`.
+    pub async fn delete_snapshot(&self, snapshot: &str) -> Result<()> {
+        check_name("snapshot", snapshot)?;
+        self.require_snapshots("vms.delete_snapshot")?;
+        self.backend.delete_vm_snapshot(self.tenant, snapshot).await
     }
 
     /// The VM's state now and at every change.

@@ -51,3 +51,25 @@ pub fn subnets(client: &kube::Client) -> Api<DynamicObject> {
 pub fn subresource_path(ns: &str, vm: &str, action: &str) -> String {
     format!("/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachines/{vm}/{action}")
 }
+
+/// `VirtualMachineSnapshot`s in `ns`.
+pub fn vm_snapshots(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = resource(
+        "snapshot.kubevirt.io",
+        "v1beta1",
+        "VirtualMachineSnapshot",
+        "virtualmachinesnapshots",
+    );
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// `VirtualMachineRestore`s in `ns`.
+pub fn vm_restores(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let ar = resource(
+        "snapshot.kubevirt.io",
+        "v1beta1",
+        "VirtualMachineRestore",
+        "virtualmachinerestores",
+    );
+    Api::namespaced_with(client.clone(), ns, &ar)
+}

@@ -5,7 +5,8 @@ use kubecloud_core::ComputeCapabilities;
 /// The capabilities of [`crate::KubeVirt`]: everything the trait names. Live migration goes
 /// through `VirtualMachineInstanceMigration`, to a named node through its `addedNodeSelector`;
 /// instance types are KubeVirt's; container disks and http(s) imports (CDI) are native; fixed
-/// addresses are carried to Kube-OVN as pod annotations.
+/// addresses are carried to Kube-OVN as pod annotations; whole-VM snapshots and restore go through
+/// `VirtualMachineSnapshot` and `VirtualMachineRestore`.
 pub fn capabilities() -> ComputeCapabilities {
     ComputeCapabilities {
         live_migration: true,
@@ -15,5 +16,6 @@ pub fn capabilities() -> ComputeCapabilities {
         http_import: true,
         cloud_init: true,
         fixed_addresses: true,
+        vm_snapshots: true,
     }
 }

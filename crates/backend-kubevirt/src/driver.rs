@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kubecloud_core::{
     AccessMode, Attachment, BootDisk, Compute, ComputeCapabilities, Error, Labels, Migration,
     MigrationBlocker, MigrationTarget, PodBinding, PowerAction, ResourceKind, Result, Tenant, Vm,
-    VmPhase, VmSpec,
+    VmPhase, VmSnapshot, VmSpec,
 };
 use kubecloud_kube::{
     ensure_namespace, ensure_owned, from_kube, is_owned, names, tenant_namespace, tenant_selector,
@@ -83,7 +83,7 @@ impl KubeVirt {
     }
 
     /// The tenant's VM object named `name`, checked for ownership.
-    async fn vm_object(&self, tenant: &Tenant, name: &str) -> Result<DynamicObject> {
+    pub(crate) async fn vm_object(&self, tenant: &Tenant, name: &str) -> Result<DynamicObject> {
         let api = apis::vms(&self.client, &Self::ns(tenant));
         let vm = self
             .writer
@@ -153,7 +153,12 @@ impl KubeVirt {
     }
 
     /// The domain view of a VM object read now.
-    async fn read_vm(&self, tenant: &Tenant, vm: &DynamicObject, name: &str) -> Result<Vm> {
+    pub(crate) async fn read_vm(
+        &self,
+        tenant: &Tenant,
+        vm: &DynamicObject,
+        name: &str,
+    ) -> Result<Vm> {
         let mut spec = stored_spec(vm, name)?;
         let secrets = self.vm_secrets(tenant, &spec).await?;
         restore_secrets(&mut spec, &secrets);
@@ -655,5 +660,25 @@ impl Compute for KubeVirt {
             name.to_string(),
             secrets,
         ))
+    }
+
+    async fn snapshot_vm(&self, tenant: &Tenant, vm: &str, snapshot: &str) -> Result<VmSnapshot> {
+        self.take_vm_snapshot(tenant, vm, snapshot).await
+    }
+
+    async fn list_vm_snapshots(
+        &self,
+        tenant: &Tenant,
+        vm: Option<&str>,
+    ) -> Result<Vec<VmSnapshot>> {
+        self.vm_snapshots(tenant, vm).await
+    }
+
+    async fn restore_vm(&self, tenant: &Tenant, vm: &str, snapshot: &str) -> Result<()> {
+        self.restore_from(tenant, vm, snapshot).await
+    }
+
+    async fn delete_vm_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<()> {
+        self.drop_vm_snapshot(tenant, snapshot).await
     }
 }

@@ -89,6 +89,7 @@ mod apis;
 mod capabilities;
 mod driver;
 mod options;
+mod snapshots;
 mod status;
 pub mod translate;
 mod watch;
@@ -175,6 +176,13 @@ impl KubeVirtBuilder {
     /// How SSH keys reach the guest (default NoCloud).
     pub fn ssh_propagation(mut self, propagation: SshPropagation) -> Self {
         self.options.ssh_propagation = propagation;
+        self
+    }
+
+    /// How long [`kubecloud_core::Compute::restore_vm`] waits for KubeVirt to complete a
+    /// restore (default 5 minutes).
+    pub fn restore_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.options.restore_timeout = timeout;
         self
     }
 

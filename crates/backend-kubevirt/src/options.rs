@@ -1,5 +1,7 @@
 //! The backend's options, set through [`crate::KubeVirtBuilder`].
 
+use std::time::Duration;
+
 use kubecloud_core::PodBinding;
 
 /// Which instance-type kind `VmResources::InstanceType` names.
@@ -39,6 +41,8 @@ pub struct Options {
     pub primary_subnet_binding: PodBinding,
     /// How SSH keys are propagated.
     pub ssh_propagation: SshPropagation,
+    /// How long a restore of a VM from a snapshot may take.
+    pub restore_timeout: Duration,
 }
 
 impl Default for Options {
@@ -48,6 +52,7 @@ impl Default for Options {
             instancetype_kind: InstancetypeKind::Cluster,
             primary_subnet_binding: PodBinding::Bridge,
             ssh_propagation: SshPropagation::NoCloud,
+            restore_timeout: Duration::from_secs(300),
         }
     }
 }

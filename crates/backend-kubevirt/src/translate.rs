@@ -497,6 +497,49 @@ pub fn migration(tenant: &Tenant, vm: &str, name: &str, node: Option<&str>) -> V
     })
 }
 
+/// The API version of KubeVirt's snapshot kinds.
+pub const SNAPSHOT_V1BETA1: &str = "snapshot.kubevirt.io/v1beta1";
+/// Annotation on a `VirtualMachineSnapshot` listing the tenant volumes it captured
+/// (comma-separated, in [`VmSpec::volumes`] order).
+pub const VOLUMES_ANNOTATION: &str = "kubecloud.io/volumes";
+
+/// The `VirtualMachineSnapshot` `name` of VM `vm` (whose spec uses `volumes`), labelled with the
+/// ownership labels and [`VM_LABEL`].
+pub fn vm_snapshot(tenant: &Tenant, vm: &str, name: &str, volumes: &[String]) -> Value {
+    let mut labels = ownership_labels(tenant, name);
+    labels.insert(VM_LABEL.into(), vm.into());
+    json!({
+        "apiVersion": SNAPSHOT_V1BETA1,
+        "kind": "VirtualMachineSnapshot",
+        "metadata": {
+            "name": name,
+            "namespace": tenant_namespace(tenant),
+            "labels": labels,
+            "annotations": {VOLUMES_ANNOTATION: volumes.join(",")},
+        },
+        "spec": {
+            "source": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": vm},
+        },
+    })
+}
+
+/// The `VirtualMachineRestore` `name` of VM `vm` in place from `snapshot`; it fails at once
+/// (`targetReadinessPolicy: FailImmediate`) rather than stopping a running VM.
+pub fn vm_restore(tenant: &Tenant, vm: &str, snapshot: &str, name: &str) -> Value {
+    let mut labels = ownership_labels(tenant, name);
+    labels.insert(VM_LABEL.into(), vm.into());
+    json!({
+        "apiVersion": SNAPSHOT_V1BETA1,
+        "kind": "VirtualMachineRestore",
+        "metadata": {"name": name, "namespace": tenant_namespace(tenant), "labels": labels},
+        "spec": {
+            "target": {"apiGroup": "kubevirt.io", "kind": "VirtualMachine", "name": vm},
+            "virtualMachineSnapshotName": snapshot,
+            "targetReadinessPolicy": "FailImmediate",
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,3 +182,25 @@ fn the_default_vm_validates() {
     validate_all(&rendered);
     golden("vm-default", &rendered);
 }
+
+#[test]
+fn vm_snapshot_and_restore_objects_validate() {
+    let t = tenant();
+    let volumes = vec!["web-1-boot".to_string(), "web-1-data".to_string()];
+    let snapshot = translate::vm_snapshot(&t, "web-1", "before-upgrade", &volumes);
+    let restore = translate::vm_restore(&t, "web-1", "before-upgrade", "before-upgrade-restore-42");
+    validate(
+        translate::SNAPSHOT_V1BETA1,
+        "VirtualMachineSnapshot",
+        &snapshot,
+    );
+    validate(
+        translate::SNAPSHOT_V1BETA1,
+        "VirtualMachineRestore",
+        &restore,
+    );
+    golden(
+        "vm-snapshot-and-restore",
+        &json!({"snapshot": snapshot, "restore": restore}),
+    );
+}

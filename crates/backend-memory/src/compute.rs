@@ -8,8 +8,8 @@ use futures::stream::BoxStream;
 use kubecloud_core::{
     AccessMode, Attachment, BootDisk, Compute, ComputeCapabilities, Error, InterfaceStatus, Labels,
     MacAddress, Migration, MigrationBlocker, MigrationTarget, NetworkInterface, PodBinding,
-    PowerAction, ResourceKind, Result, Tenant, Vm, VmPhase, VmSpec, VmStatus, VolumeSource,
-    VolumeSpec, async_trait, labels_match,
+    PowerAction, ResourceKind, Result, Tenant, Vm, VmPhase, VmSnapshot, VmSpec, VmStatus,
+    VolumeSource, VolumeSpec, async_trait, labels_match,
 };
 
 use crate::driver::StepKind;
@@ -830,6 +830,7 @@ impl Compute for MemoryCloud {
             http_import: true,
             cloud_init: true,
             fixed_addresses: true,
+            vm_snapshots: true,
         }
     }
 
@@ -895,5 +896,25 @@ impl Compute for MemoryCloud {
         )?;
         let current = vm.snapshot();
         Ok(vm.watchers.subscribe(current))
+    }
+
+    async fn snapshot_vm(&self, tenant: &Tenant, vm: &str, snapshot: &str) -> Result<VmSnapshot> {
+        self.lock().snapshot_vm(tenant, vm, snapshot)
+    }
+
+    async fn list_vm_snapshots(
+        &self,
+        tenant: &Tenant,
+        vm: Option<&str>,
+    ) -> Result<Vec<VmSnapshot>> {
+        Ok(self.lock().list_vm_snapshots(tenant, vm))
+    }
+
+    async fn restore_vm(&self, tenant: &Tenant, vm: &str, snapshot: &str) -> Result<()> {
+        self.lock().restore_vm(tenant, vm, snapshot)
+    }
+
+    async fn delete_vm_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<()> {
+        self.lock().delete_vm_snapshot(tenant, snapshot)
     }
 }

@@ -25,6 +25,7 @@ pub(crate) enum StepKind {
     Vm,
     Volume,
     Snapshot,
+    VmSnapshot,
     Exposure,
 }
 
@@ -139,6 +140,9 @@ impl State {
                 StepKind::Vm => self.advance_vm(&step.tenant, &step.name, step.epoch),
                 StepKind::Volume => self.advance_volume(&step.tenant, &step.name, step.epoch),
                 StepKind::Snapshot => self.advance_snapshot(&step.tenant, &step.name, step.epoch),
+                StepKind::VmSnapshot => {
+                    self.advance_vm_snapshot(&step.tenant, &step.name, step.epoch)
+                }
                 StepKind::Exposure => self.advance_exposure(&step.tenant, &step.name, step.epoch),
             }
         }

@@ -52,6 +52,7 @@ mod placement;
 mod state;
 mod storage;
 mod vm;
+mod vm_snapshot;
 mod watch;
 
 use std::fmt;

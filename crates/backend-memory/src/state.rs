@@ -20,6 +20,7 @@ use crate::network::{ServiceRecord, SgRecord, SubnetRecord, VpcRecord};
 use crate::placement::{Node, SpreadCounts};
 use crate::storage::{PoolState, SnapshotRecord, VolumeRecord};
 use crate::vm::VmRecord;
+use crate::vm_snapshot::VmSnapshotRecord;
 
 /// The default pod network every VM's pod-network interface takes its address from.
 pub(crate) const POD_CIDR: &str = "10.244.0.0/16";
@@ -57,6 +58,7 @@ pub(crate) struct TenantState {
     pub(crate) spread: SpreadCounts,
     pub(crate) volumes: BTreeMap<String, VolumeRecord>,
     pub(crate) snapshots: BTreeMap<String, SnapshotRecord>,
+    pub(crate) vm_snapshots: BTreeMap<String, VmSnapshotRecord>,
     pub(crate) vpcs: BTreeMap<String, VpcRecord>,
     pub(crate) subnets: BTreeMap<String, SubnetRecord>,
     pub(crate) reservations: BTreeMap<String, IpReservation>,

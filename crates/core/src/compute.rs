@@ -663,6 +663,36 @@ pub struct ComputeCapabilities {
     pub cloud_init: bool,
     /// Fixed IPs and MACs on interfaces.
     pub fixed_addresses: bool,
+    /// Snapshots of whole VMs and restore of a VM from one
+    /// ([`Compute::snapshot_vm`], [`Compute::restore_vm`]).
+    #[serde(default)]
+    pub vm_snapshots: bool,
+}
+
+/// A point-in-time snapshot of a whole VM: its spec and its volumes.
+///
+/// ```
+/// use kubecloud_core::VmSnapshot;
+/// let snap: VmSnapshot = serde_json::from_str(
+///     r#"{"name":"before-upgrade","vm":"web-1","ready":true,"volumes":["web-1-boot"]}"#,
+/// ).unwrap();
+/// assert!(snap.ready && snap.message.is_none());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VmSnapshot {
+    /// The snapshot's name, unique among the tenant's VM snapshots.
+    pub name: String,
+    /// The VM it was taken of.
+    pub vm: String,
+    /// Whether it is complete and can be restored from.
+    pub ready: bool,
+    /// The tenant volumes it captured (see [`VmSpec::volumes`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    /// Why it is not ready (in progress, or failed), when the backend says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Virtual machines of a tenant. Implemented by each compute backend; every call names the tenant
@@ -703,6 +733,58 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
     /// The VM's state now and at every change, until it is deleted (the stream then ends).
     async fn watch_vm(&self, tenant: &Tenant, name: &str)
     -> Result<BoxStream<'static, Result<Vm>>>;
+
+    /// Takes snapshot `snapshot` of the whole VM `vm` (its spec and volumes), running or
+    /// stopped. Returns at once; the snapshot becomes [`VmSnapshot::ready`] when complete.
+    /// A taken name is refused with [`Error::AlreadyExists`], a missing VM with
+    /// [`Error::NotFound`]. Backends without [`ComputeCapabilities::vm_snapshots`] refuse with
+    /// [`Error::Unsupported`] (the default).
+    async fn snapshot_vm(&self, tenant: &Tenant, vm: &str, snapshot: &str) -> Result<VmSnapshot> {
+        let _ = (tenant, vm, snapshot);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "vms.snapshot",
+            "vm_snapshots",
+        ))
+    }
+
+    /// The tenant's VM snapshots, of one VM or all, by name.
+    async fn list_vm_snapshots(
+        &self,
+        tenant: &Tenant,
+        vm: Option<&str>,
+    ) -> Result<Vec<VmSnapshot>> {
+        let _ = (tenant, vm);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "vms.snapshots",
+            "vm_snapshots",
+        ))
+    }
+
+    /// Restores VM `vm` in place from its snapshot `snapshot` (as KubeVirt's
+    /// `VirtualMachineRestore` does): the VM's spec becomes the snapshot's and its volumes go back
+    /// to their content then; the VM stays stopped. Returns once the restore is complete. The VM
+    /// must be stopped ([`Error::Conflict`] otherwise, and for a snapshot of another VM);
+    /// a missing VM or snapshot is [`Error::NotFound`].
+    async fn restore_vm(&self, tenant: &Tenant, vm: &str, snapshot: &str) -> Result<()> {
+        let _ = (tenant, vm, snapshot);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "vms.restore",
+            "vm_snapshots",
+        ))
+    }
+
+    /// Deletes a VM snapshot ([`Error::NotFound`] if missing).
+    async fn delete_vm_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<()> {
+        let _ = (tenant, snapshot);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "vms.delete_snapshot",
+            "vm_snapshots",
+        ))
+    }
 }
 
 #[cfg(test)]

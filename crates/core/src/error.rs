@@ -28,6 +28,8 @@ pub enum ResourceKind {
     Volume,
     /// A snapshot of a block volume.
     Snapshot,
+    /// A snapshot of a whole virtual machine (its spec and volumes).
+    VmSnapshot,
     /// A storage pool (a tier).
     StoragePool,
     /// A virtual private cloud.
@@ -56,6 +58,7 @@ impl fmt::Display for ResourceKind {
             Self::Migration => "migration",
             Self::Volume => "volume",
             Self::Snapshot => "snapshot",
+            Self::VmSnapshot => "vm snapshot",
             Self::StoragePool => "storage pool",
             Self::Vpc => "vpc",
             Self::Subnet => "subnet",

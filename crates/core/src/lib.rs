@@ -50,7 +50,7 @@ pub use addr::{IpRange, MacAddress, ip_to_u128, u128_to_ip};
 pub use compute::{
     Attachment, BootDisk, CloudInit, Compute, ComputeCapabilities, Condition, InterfaceStatus,
     Migration, MigrationBlocker, MigrationTarget, NetworkInterface, Placement, PodBinding,
-    PowerAction, RunStrategy, Vm, VmPhase, VmResources, VmSpec, VmStatus,
+    PowerAction, RunStrategy, Vm, VmPhase, VmResources, VmSnapshot, VmSpec, VmStatus,
 };
 pub use error::{BoxError, Error, ResourceKind, Result};
 pub use loadbalancer::{

@@ -8,7 +8,9 @@ use std::time::Duration;
 use kubecloud_core::{Tenant, wait};
 use kubecloud_kube::ownership_labels;
 use kubecloud_kubevirt::KubeVirt;
-use kubecloud_testkit::{CdiController, KubeVirtController, KubeVirtKnobs, TestServer};
+use kubecloud_testkit::{
+    CdiController, KubeVirtController, KubeVirtKnobs, KubeVirtSnapshotController, TestServer,
+};
 use serde_json::json;
 
 /// The guard of every wait.
@@ -35,6 +37,7 @@ pub async fn env() -> Env {
         )
         .controller(kubevirt)
         .controller(CdiController::new())
+        .controller(KubeVirtSnapshotController)
         .start()
         .await
         .expect("server");

@@ -3,9 +3,9 @@
 use super::network::{delete_vpc_and_subnet, vpc_and_subnet};
 use super::storage::{blank, create_ready, delete_gone};
 use super::{
-    Expect, Outcome, Params, Target, assert_conflict, assert_failed, assert_invalid,
-    assert_not_found, host, labels, names, require, require_that, wait_fails_fast, wait_for,
-    wait_gone,
+    Expect, Outcome, Params, Target, assert_already_exists, assert_conflict, assert_failed,
+    assert_invalid, assert_not_found, host, labels, names, require, require_that, wait_fails_fast,
+    wait_for, wait_gone,
 };
 use crate::addr::MacAddress;
 use crate::compute::{
@@ -1072,5 +1072,204 @@ pub async fn failing_import_fails_fast(
         )
         .await;
     }
+    Outcome::Passed
+}
+
+async fn vm_snapshot_names(
+    compute: &dyn Compute,
+    tenant: &Tenant,
+    vm: Option<&str>,
+) -> Vec<String> {
+    let list = compute
+        .list_vm_snapshots(tenant, vm)
+        .await
+        .or_fail(format_args!("list vm snapshots of {tenant} (vm {vm:?})"));
+    let mut names = names(&list, |s| &s.name);
+    names.sort();
+    names
+}
+
+/// Whole-VM snapshots (capability `vm_snapshots`): taken of a running and of a stopped VM
+/// (recording the VM's volumes), listed per VM and in all, refused for taken names
+/// (`AlreadyExists`) and missing VMs (`NotFound`); a restore of a running VM is refused with
+/// `Conflict`, of a missing VM or snapshot with `NotFound`; a restore into the stopped VM puts
+/// the snapshot's spec back and leaves it stopped (and it starts again); deleted snapshots are
+/// gone (`NotFound` on a second delete).
+pub async fn vm_snapshots_and_restore(
+    target: &Target<'_>,
+    tenant: &Tenant,
+    params: &Params,
+) -> Outcome {
+    let compute = require!(target.compute, NO_COMPUTE);
+    require_that!(
+        compute.capabilities().vm_snapshots,
+        "capability compute.vm_snapshots is missing"
+    );
+    let vm = "keeper";
+    let boot_disk = match any_boot(target, tenant, vm, params).await {
+        Ok(boot) => boot,
+        Err(why) => return Outcome::Skipped(why),
+    };
+    let first = VmSpec {
+        name: vm.into(),
+        boot_disk,
+        labels: labels(&[("app", "keeper"), ("version", "1")]),
+        ..VmSpec::default()
+    };
+    apply_running(compute, tenant, &first, params).await;
+
+    let online = compute
+        .snapshot_vm(tenant, vm, "online")
+        .await
+        .or_fail("snapshot of a running vm");
+    assert_eq!(
+        (online.name.as_str(), online.vm.as_str()),
+        ("online", vm),
+        "the snapshot names itself and its vm"
+    );
+    assert_eq!(
+        online.volumes,
+        first.volumes(),
+        "a vm snapshot records the vm's volumes"
+    );
+    let err = compute
+        .snapshot_vm(tenant, vm, "online")
+        .await
+        .refused("a second vm snapshot named \"online\"");
+    assert_already_exists(
+        &err,
+        ResourceKind::VmSnapshot,
+        "online",
+        "vm snapshot of a taken name",
+    );
+    let err = compute
+        .snapshot_vm(tenant, "missing", "orphan")
+        .await
+        .refused("snapshot of a missing vm");
+    assert_not_found(
+        &err,
+        ResourceKind::Vm,
+        "missing",
+        "snapshot of a missing vm",
+    );
+    let err = compute
+        .restore_vm(tenant, vm, "online")
+        .await
+        .refused("restore of a running vm");
+    assert_conflict(&err, Some(ResourceKind::Vm), "restore of a running vm");
+
+    let mut second = first.clone();
+    second.labels.insert("version".into(), "2".into());
+    compute
+        .apply_vm(tenant, &second)
+        .await
+        .or_fail("apply a changed spec");
+    compute
+        .power(tenant, vm, PowerAction::Stop)
+        .await
+        .or_fail("stop the vm");
+    wait_for(
+        compute.watch_vm(tenant, vm).await,
+        wait::vm_phase(VmPhase::Stopped),
+        params,
+        format_args!("vm {vm:?} stopping"),
+    )
+    .await;
+    let offline = compute
+        .snapshot_vm(tenant, vm, "offline")
+        .await
+        .or_fail("snapshot of a stopped vm");
+    assert_eq!(offline.vm, vm, "the snapshot of a stopped vm names it");
+
+    assert_eq!(
+        vm_snapshot_names(compute, tenant, Some(vm)).await,
+        ["offline", "online"],
+        "the vm's snapshots"
+    );
+    assert_eq!(
+        vm_snapshot_names(compute, tenant, None).await,
+        ["offline", "online"],
+        "all vm snapshots of the tenant"
+    );
+
+    let err = compute
+        .restore_vm(tenant, vm, "missing")
+        .await
+        .refused("restore from a missing vm snapshot");
+    assert_not_found(
+        &err,
+        ResourceKind::VmSnapshot,
+        "missing",
+        "restore from a missing vm snapshot",
+    );
+    let err = compute
+        .restore_vm(tenant, "missing", "online")
+        .await
+        .refused("restore of a missing vm");
+    assert_not_found(&err, ResourceKind::Vm, "missing", "restore of a missing vm");
+
+    compute
+        .restore_vm(tenant, vm, "online")
+        .await
+        .or_fail("restore the stopped vm from \"online\"");
+    let restored = wait_for(
+        compute.watch_vm(tenant, vm).await,
+        wait::vm_phase(VmPhase::Stopped),
+        params,
+        format_args!("vm {vm:?} restored and stopped"),
+    )
+    .await;
+    assert_eq!(
+        restored.spec, first,
+        "a restore puts back the spec the vm had when the snapshot was taken"
+    );
+    assert_eq!(
+        vm_names(compute, tenant, &labels(&[("version", "1")])).await,
+        [vm],
+        "the restored labels select the vm"
+    );
+    let listed = compute
+        .list_vm_snapshots(tenant, Some(vm))
+        .await
+        .or_fail("list vm snapshots after a restore");
+    let used = listed
+        .iter()
+        .find(|s| s.name == "online")
+        .unwrap_or_else(|| panic!("conformance: a restore keeps its snapshot: {listed:?}"));
+    assert!(used.ready, "a snapshot restored from is ready: {used:?}");
+    compute
+        .power(tenant, vm, PowerAction::Start)
+        .await
+        .or_fail("start the restored vm");
+    wait_for(
+        compute.watch_vm(tenant, vm).await,
+        wait::vm_running(),
+        params,
+        format_args!("restored vm {vm:?} starting"),
+    )
+    .await;
+
+    for snapshot in ["online", "offline"] {
+        compute
+            .delete_vm_snapshot(tenant, snapshot)
+            .await
+            .or_fail(format_args!("delete vm snapshot {snapshot:?}"));
+    }
+    let err = compute
+        .delete_vm_snapshot(tenant, "online")
+        .await
+        .refused("delete of a deleted vm snapshot");
+    assert_not_found(
+        &err,
+        ResourceKind::VmSnapshot,
+        "online",
+        "delete of a missing vm snapshot",
+    );
+    assert!(
+        vm_snapshot_names(compute, tenant, None).await.is_empty(),
+        "deleted vm snapshots are not listed"
+    );
+    delete_vm_gone(compute, tenant, vm, params).await;
+    drop_boot(target, tenant, &first.boot_disk, params).await;
     Outcome::Passed
 }

@@ -298,6 +298,42 @@ pub async fn compute(target: &Target<'_>, a: &Tenant, b: &Tenant, params: &Param
         "private",
         "migrate",
     );
+    if compute.capabilities().vm_snapshots {
+        compute
+            .snapshot_vm(a, "private", "private-snap")
+            .await
+            .or_fail("snapshot the first tenant's vm");
+        hidden(
+            compute.snapshot_vm(b, "private", "stolen").await,
+            ResourceKind::Vm,
+            "private",
+            "snapshot",
+        );
+        hidden(
+            compute.restore_vm(b, "private", "private-snap").await,
+            ResourceKind::Vm,
+            "private",
+            "restore",
+        );
+        hidden(
+            compute.delete_vm_snapshot(b, "private-snap").await,
+            ResourceKind::VmSnapshot,
+            "private-snap",
+            "delete",
+        );
+        let snapshots = compute
+            .list_vm_snapshots(b, None)
+            .await
+            .or_fail("list vm snapshots of the other tenant");
+        assert!(
+            snapshots.is_empty(),
+            "another tenant lists none of the first tenant's vm snapshots: {snapshots:?}"
+        );
+        compute
+            .delete_vm_snapshot(a, "private-snap")
+            .await
+            .or_fail("delete the first tenant's vm snapshot");
+    }
     let listed = compute
         .list_vms(b, &Labels::new())
         .await

@@ -320,6 +320,7 @@ pub async fn run_compute(target: &Target<'_>, tenant_prefix: &str, params: &Para
         compute::migrate_to_named_node,
         compute::delete_releases_ip_and_imported_volume,
         compute::failing_import_fails_fast,
+        compute::vm_snapshots_and_restore,
     )
 }
 

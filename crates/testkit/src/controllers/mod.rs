@@ -18,6 +18,7 @@ pub mod cdi;
 mod gc;
 pub mod kubeovn;
 pub mod kubevirt;
+pub mod kubevirt_snapshot;
 pub mod linstor_csi;
 pub mod metallb;
 mod namespace;
