@@ -15,8 +15,8 @@ use kubecloud::{ApplyOptions, Cloud, TenantSpec};
 use kubecloud_core::conformance::{self, Params, Target};
 use kubecloud_testkit::linstor::LinstorServer;
 use kubecloud_testkit::{
-    CdiController, GarbageCollector, KubeOvnController, KubeVirtController, LinstorCsi,
-    MetalLbController, NamespaceController, TestServer,
+    CdiController, GarbageCollector, KubeOvnController, KubeVirtController,
+    KubeVirtSnapshotController, LinstorCsi, MetalLbController, NamespaceController, TestServer,
 };
 
 const DEFAULT_CLASS: &str = r#"
@@ -81,6 +81,7 @@ async fn stack() -> Stack {
         .controller(LinstorCsi::new(&linstor))
         .controller(CdiController::new())
         .controller(virt)
+        .controller(KubeVirtSnapshotController)
         .controller(KubeOvnController)
         .controller(MetalLbController::new())
         .seed_yaml(&nodes)
@@ -129,12 +130,8 @@ macro_rules! group {
             let report = conformance::$run(&target, $prefix, &params()).await;
             eprintln!("{report}");
             assert!(!report.passed.is_empty());
-            // The only honest gap: the LINSTOR backend leaves http imports to CDI.
-            let unexpected: Vec<_> = report
-                .skipped
-                .iter()
-                .filter(|(check, _)| !(check.starts_with("storage::") && check.contains("import")))
-                .collect();
+            // No check may skip: every capability the suite needs is there across the stack.
+            let unexpected: Vec<_> = report.skipped.iter().collect();
             assert!(unexpected.is_empty(), "skipped: {unexpected:?}");
         }
     };

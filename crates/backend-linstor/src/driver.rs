@@ -15,15 +15,64 @@ use kubecloud_core::{
     VolumeSpec, validate_name, validate_size,
 };
 use kubecloud_kube::{
-    ensure_namespace, ensure_owned, from_kube, is_owned, names, object_states, tenant_namespace,
-    tenant_selector,
+    ensure_namespace, ensure_owned, from_kube, is_not_found, is_owned, names, object_states,
+    tenant_namespace, tenant_selector,
 };
+use serde_json::Value;
 
 use crate::builder::{Linstor, Tier};
 use crate::capabilities::capabilities;
 use crate::rest::{BACKEND, Subject, model};
-use crate::status::not_found;
+use crate::status::{not_found, with_import};
 use crate::translate::{self, TierPlan};
+
+/// A volume as found in Kubernetes: its claim and, for an import, its DataVolume (one of the two
+/// may not exist yet, or any more).
+#[derive(Clone, Debug, Default)]
+struct Owned {
+    pvc: Option<PersistentVolumeClaim>,
+    dv: Option<Value>,
+}
+
+impl Owned {
+    /// The claim the volume stands for (for an import, with the DataVolume's metadata).
+    fn claim(&self) -> PersistentVolumeClaim {
+        match &self.dv {
+            Some(dv) => translate::claim_of_data_volume(dv, self.pvc.as_ref()),
+            None => self.pvc.clone().unwrap_or_default(),
+        }
+    }
+
+    fn exists(&self) -> bool {
+        self.pvc.is_some() || self.dv.is_some()
+    }
+}
+
+fn data_volume_resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk("cdi.kubevirt.io", "v1beta1", "DataVolume");
+    ApiResource::from_gvk_with_plural(&gvk, "datavolumes")
+}
+
+/// Whether DataVolume `dv` is a volume of this backend (the KubeVirt backend's boot-disk imports
+/// are not).
+fn is_our_import(dv: &DynamicObject) -> bool {
+    dv.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(translate::REPLICAS))
+}
+
+fn made_by_cdi(pvc: &PersistentVolumeClaim) -> bool {
+    pvc.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "DataVolume")
+}
+
+fn to_value(dv: &DynamicObject) -> Result<Value> {
+    serde_json::to_value(dv).map_err(|e| Error::backend(BACKEND, "data volume", false, e))
+}
 
 fn snapshot_resource(kind: &str, plural: &str) -> ApiResource {
     let gvk = GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", kind);
@@ -41,6 +90,113 @@ fn selector(tenant: &Tenant, labels: &Labels) -> String {
 impl Linstor {
     fn claims(&self, tenant: &Tenant) -> Api<PersistentVolumeClaim> {
         Api::namespaced(self.inner.client.clone(), &tenant_namespace(tenant))
+    }
+
+    fn data_volumes(&self, tenant: &Tenant) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.inner.client.clone(),
+            &tenant_namespace(tenant),
+            &data_volume_resource(),
+        )
+    }
+
+    /// The tenant's volume `volume`: its claim, and its DataVolume when it is (or was made by) an
+    /// import of this backend; `NotFound` when neither exists or they are not the tenant's.
+    async fn owned_volume(&self, tenant: &Tenant, volume: &str) -> Result<Owned> {
+        let name = names::claim(volume);
+        let pvc = self
+            .inner
+            .writer
+            .get_opt(&self.claims(tenant), &name, ResourceKind::Volume, volume)
+            .await?;
+        let dv = if pvc.as_ref().is_none_or(made_by_cdi) {
+            self.inner
+                .writer
+                .get_opt(
+                    &self.data_volumes(tenant),
+                    &name,
+                    ResourceKind::Volume,
+                    volume,
+                )
+                .await?
+                .filter(is_our_import)
+        } else {
+            None
+        };
+        match (&dv, &pvc) {
+            (Some(dv), _) => ensure_owned(&dv.metadata, tenant, ResourceKind::Volume, volume)?,
+            (None, Some(pvc)) => {
+                ensure_owned(&pvc.metadata, tenant, ResourceKind::Volume, volume)?;
+            }
+            (None, None) => return Err(not_found(volume)),
+        }
+        Ok(Owned {
+            pvc,
+            dv: dv.as_ref().map(to_value).transpose()?,
+        })
+    }
+
+    /// The volumes of `owned`, with one request per plane.
+    async fn volumes_of_owned(&self, tenant: &Tenant, owned: &[Owned]) -> Result<Vec<Volume>> {
+        let claims: Vec<PersistentVolumeClaim> = owned.iter().map(Owned::claim).collect();
+        let volumes = self.volumes_of(tenant, &claims).await?;
+        Ok(volumes
+            .into_iter()
+            .zip(owned)
+            .map(|(v, o)| match &o.dv {
+                Some(dv) => with_import(v, dv),
+                None => v,
+            })
+            .collect())
+    }
+
+    async fn volume_owned(&self, tenant: &Tenant, owned: Owned) -> Result<Volume> {
+        let name = owned.claim().metadata.name.unwrap_or_default();
+        let mut v = self
+            .volumes_of_owned(tenant, std::slice::from_ref(&owned))
+            .await?;
+        v.pop().ok_or_else(|| not_found(&name))
+    }
+
+    /// The states of an imported volume, from two watches (its claim and its DataVolume); ends
+    /// when both are gone.
+    fn watch_import(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        owned: Owned,
+    ) -> BoxStream<'static, Result<Volume>> {
+        enum Seen {
+            Claim(Box<Option<PersistentVolumeClaim>>),
+            Import(Box<Option<DynamicObject>>),
+        }
+        let object = names::claim(name);
+        let claims = object_states(self.claims(tenant), &object)
+            .filter_map(|s| async move { s.ok().map(|c| Seen::Claim(Box::new(c))) });
+        let imports = object_states(self.data_volumes(tenant), &object)
+            .filter_map(|s| async move { s.ok().map(|d| Seen::Import(Box::new(d))) });
+        let owner = tenant.clone();
+        let this = self.clone();
+        let tenant = tenant.clone();
+        futures::stream::select(claims, imports)
+            .scan(owned, move |state, seen| {
+                match seen {
+                    Seen::Claim(c) => state.pvc = (*c).filter(|c| is_owned(&c.metadata, &owner)),
+                    Seen::Import(d) => {
+                        state.dv = (*d)
+                            .filter(|d| is_owned(&d.metadata, &owner) && is_our_import(d))
+                            .and_then(|d| to_value(&d).ok());
+                    }
+                }
+                let next = state.exists().then(|| state.clone());
+                async move { next }
+            })
+            .then(move |owned| {
+                let this = this.clone();
+                let tenant = tenant.clone();
+                async move { this.volume_owned(&tenant, owned).await }
+            })
+            .boxed()
     }
 
     fn snapshots(&self, tenant: &Tenant) -> Api<DynamicObject> {
@@ -168,12 +324,7 @@ impl Linstor {
     /// Checks the source of a clone or restore: it exists in the tenant and is not larger.
     async fn check_source(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<()> {
         match &spec.source {
-            VolumeSource::Blank => Ok(()),
-            VolumeSource::Import { .. } => Err(Error::unsupported(
-                BACKEND,
-                "create_volume from an http(s) import",
-                "http_import",
-            )),
+            VolumeSource::Blank | VolumeSource::Import { .. } => Ok(()),
             VolumeSource::Clone { volume } => {
                 let pvc = self.owned_claim(tenant, volume).await?;
                 let source = translate::spec_from_claim(&pvc)?;
@@ -317,22 +468,30 @@ impl BlockStorage for Linstor {
             ));
         }
         let tier = self.tier(spec.tier.as_deref())?.clone();
-        if let VolumeSource::Import { .. } = spec.source {
-            return Err(Error::unsupported(
-                BACKEND,
-                "create_volume from an http(s) import",
-                "http_import",
-            ));
-        }
+        let import = matches!(spec.source, VolumeSource::Import { .. });
         let claims = self.claims(tenant);
         let claim_name = names::claim(&spec.name);
-        if self
+        let mut taken = self
             .inner
             .writer
             .get_opt(&claims, &claim_name, ResourceKind::Volume, &spec.name)
             .await?
-            .is_some()
-        {
+            .is_some();
+        if import && !taken {
+            // CDI makes the claim a moment after the DataVolume.
+            taken = self
+                .inner
+                .writer
+                .get_opt(
+                    &self.data_volumes(tenant),
+                    &claim_name,
+                    ResourceKind::Volume,
+                    &spec.name,
+                )
+                .await?
+                .is_some();
+        }
+        if taken {
             return Err(Error::already_exists(ResourceKind::Volume, &spec.name));
         }
         self.check_source(tenant, spec).await?;
@@ -351,6 +510,28 @@ impl BlockStorage for Linstor {
         ensure_namespace(&self.inner.client, &self.inner.writer, tenant).await?;
         self.ensure_storage_class(&class).await?;
         let class_name = class.metadata.name.clone().unwrap_or_default();
+        if import {
+            let desired = translate::data_volume(tenant, spec, &tier.name, &class_name);
+            let desired: DynamicObject = serde_json::from_value(desired)
+                .map_err(|e| Error::backend(BACKEND, "data volume", false, e))?;
+            let dv = self
+                .inner
+                .writer
+                .apply(
+                    &self.data_volumes(tenant),
+                    &desired,
+                    ResourceKind::Volume,
+                    &spec.name,
+                )
+                .await?;
+            tracing::debug!(%tenant, volume = %spec.name, class = %class_name, "volume import asked of CDI");
+            let dv = to_value(&dv)?;
+            let claim = translate::claim_of_data_volume(&dv, None);
+            return Ok(with_import(
+                crate::status::volume_of(&claim, &[], Vec::new())?,
+                &dv,
+            ));
+        }
         let desired = translate::claim(tenant, spec, &tier.name, &class_name);
         let pvc = self
             .inner
@@ -362,8 +543,8 @@ impl BlockStorage for Linstor {
     }
 
     async fn get_volume(&self, tenant: &Tenant, name: &str) -> Result<Volume> {
-        let pvc = self.owned_claim(tenant, name).await?;
-        self.volume(tenant, pvc).await
+        let owned = self.owned_volume(tenant, name).await?;
+        self.volume_owned(tenant, owned).await
     }
 
     async fn list_volumes(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<Volume>> {
@@ -372,23 +553,57 @@ impl BlockStorage for Linstor {
             Ok(l) => l.items,
             Err(e) => return Err(from_kube(BACKEND, ResourceKind::Volume, "*", e)),
         };
-        let mut claims: Vec<PersistentVolumeClaim> = list
+        let imports = match self.data_volumes(tenant).list(&params).await {
+            Ok(l) => l.items,
+            // CDI not installed: no imports.
+            Err(e) if is_not_found(&e) => Vec::new(),
+            Err(e) => return Err(from_kube(BACKEND, ResourceKind::Volume, "*", e)),
+        };
+        let mut claims: BTreeMap<String, PersistentVolumeClaim> = list
             .into_iter()
-            .filter(|c| {
-                is_owned(&c.metadata, tenant)
-                    && c.metadata
+            .filter(|c| is_owned(&c.metadata, tenant))
+            .map(|c| (c.metadata.name.clone().unwrap_or_default(), c))
+            .collect();
+        let mut owned: Vec<Owned> = Vec::new();
+        for dv in imports
+            .iter()
+            .filter(|dv| is_owned(&dv.metadata, tenant) && is_our_import(dv))
+        {
+            let name = dv.metadata.name.clone().unwrap_or_default();
+            owned.push(Owned {
+                pvc: claims.remove(&name),
+                dv: Some(to_value(dv)?),
+            });
+        }
+        owned.extend(
+            claims
+                .into_values()
+                .filter(|c| {
+                    c.metadata
                         .annotations
                         .as_ref()
                         .is_some_and(|a| a.contains_key(translate::REPLICAS))
-            })
-            .collect();
-        claims.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        self.volumes_of(tenant, &claims).await
+                })
+                .map(|c| Owned {
+                    pvc: Some(c),
+                    dv: None,
+                }),
+        );
+        owned.sort_by_key(|o| o.claim().metadata.name);
+        self.volumes_of_owned(tenant, &owned).await
     }
 
     async fn resize_volume(&self, tenant: &Tenant, name: &str, size: ByteSize) -> Result<Volume> {
         validate_size("size", size)?;
-        let pvc = self.owned_claim(tenant, name).await?;
+        let owned = self.owned_volume(tenant, name).await?;
+        if owned.pvc.is_none() {
+            return Err(Error::conflict(
+                ResourceKind::Volume,
+                name,
+                "the import has no claim yet; resize it once CDI has made it",
+            ));
+        }
+        let pvc = owned.claim();
         let mut spec = translate::spec_from_claim(&pvc)?;
         if size < spec.size {
             return Err(Error::invalid(
@@ -400,7 +615,7 @@ impl BlockStorage for Linstor {
             ));
         }
         if size == spec.size {
-            return self.volume(tenant, pvc).await;
+            return self.volume_owned(tenant, owned).await;
         }
         // LINSTOR must have the extra space on every node holding a replica.
         if let Some(rd) = self.resource_definition(&pvc).await? {
@@ -449,14 +664,23 @@ impl BlockStorage for Linstor {
             .writer
             .apply(&self.claims(tenant), &desired, ResourceKind::Volume, name)
             .await?;
-        let mut volume = self.volume(tenant, pvc).await?;
+        let mut volume = self
+            .volume_owned(
+                tenant,
+                Owned {
+                    pvc: Some(pvc),
+                    dv: owned.dv,
+                },
+            )
+            .await?;
         volume.spec.size = size;
         Ok(volume)
     }
 
     async fn delete_volume(&self, tenant: &Tenant, name: &str, force: bool) -> Result<()> {
-        let pvc = self.owned_claim(tenant, name).await?;
-        if !force {
+        let owned = self.owned_volume(tenant, name).await?;
+        let pvc = owned.claim();
+        if !force && owned.pvc.is_some() {
             let users = self.users(tenant).await?;
             if let Some(vms) = users.get(&names::claim(name)).filter(|v| !v.is_empty()) {
                 return Err(Error::conflict(
@@ -479,6 +703,18 @@ impl BlockStorage for Linstor {
                     ),
                 ));
             }
+        }
+        if owned.dv.is_some() {
+            // The DataVolume first, so CDI does not make its claim again.
+            self.inner
+                .writer
+                .delete(
+                    &self.data_volumes(tenant),
+                    &names::claim(name),
+                    ResourceKind::Volume,
+                    name,
+                )
+                .await?;
         }
         self.inner
             .writer
@@ -598,7 +834,10 @@ impl BlockStorage for Linstor {
         tenant: &Tenant,
         name: &str,
     ) -> Result<BoxStream<'static, Result<Volume>>> {
-        self.owned_claim(tenant, name).await?;
+        let owned = self.owned_volume(tenant, name).await?;
+        if owned.dv.is_some() {
+            return Ok(self.watch_import(tenant, name, owned));
+        }
         let this = self.clone();
         let tenant = tenant.clone();
         let owner = tenant.clone();

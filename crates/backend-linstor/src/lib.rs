@@ -16,8 +16,8 @@
 //! | snapshot, delete snapshot | Kubernetes: VolumeSnapshotClass + VolumeSnapshot | restores go through PVC `dataSource`, which needs the VolumeSnapshot |
 //! | replicas and DRBD state, in use | LINSTOR REST: `/v1/view/resources` | Kubernetes has no notion of replicas or DRBD disk states |
 //! | pools (tiers) and capacity | LINSTOR REST: resource groups and `/v1/view/storage-pools` | the same |
-//! | delete | both: in-use check (LINSTOR `in_use` = DRBD primary, VMIs using the claim), then delete the PVC | the CSI driver deletes the PV and the resource definition (reclaim `Delete`) |
-//! | http(s) import | not offered (`http_import: false`) | importing is CDI's job; the KubeVirt backend's DataVolumes can name this backend's StorageClasses |
+//! | delete | both: in-use check (LINSTOR `in_use` = DRBD primary, VMIs using the claim), then delete the DataVolume (imports) and the PVC | the CSI driver deletes the PV and the resource definition (reclaim `Delete`) |
+//! | create from an http(s) image | Kubernetes: a CDI DataVolume (`source.http`, `storage` with the tier's StorageClass) named after the volume | CDI imports into the PVC it makes (same name), which the CSI driver provisions from the class like any other; the status follows the DataVolume's phase and progress through a watch, then the claim and LINSTOR |
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client, ca: Vec<u8>, cert: Vec<u8>, key: Vec<u8>) -> kubecloud_core::Result<()> {

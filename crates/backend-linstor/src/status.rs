@@ -78,6 +78,41 @@ pub fn volume_of(
     })
 }
 
+/// The progress of a DataVolume's import: CDI's `"42.50%"` as 42; `"N/A"` as nothing.
+pub fn import_progress(progress: Option<&str>) -> Option<u8> {
+    let percent: f64 = progress?.trim().strip_suffix('%')?.trim().parse().ok()?;
+    // Clamped to 0..=100 first, so the cast cannot truncate.
+    Some(percent.clamp(0.0, 100.0).floor() as u8)
+}
+
+/// Puts the state of the import (DataVolume `dv`) into `volume`'s status: `Failed` with CDI's
+/// message, `Pending` until CDI has a bound claim, `Populating` with the progress while it
+/// imports, and what the claim and LINSTOR say once it `Succeeded`.
+pub fn with_import(mut volume: Volume, dv: &serde_json::Value) -> Volume {
+    let status = &dv["status"];
+    match status["phase"].as_str().unwrap_or("") {
+        "Succeeded" => {}
+        "Failed" => {
+            let conditions = status["conditions"].as_array();
+            let message = conditions
+                .into_iter()
+                .flatten()
+                .filter(|c| c["type"] == "Running")
+                .chain(conditions.into_iter().flatten())
+                .find_map(|c| c["message"].as_str().filter(|m| !m.is_empty()))
+                .unwrap_or("the import failed");
+            volume.status.phase = VolumePhase::Failed;
+            volume.status.message = Some(message.to_string());
+        }
+        "" | "Pending" => volume.status.phase = VolumePhase::Pending,
+        _ => {
+            volume.status.phase = VolumePhase::Populating;
+            volume.status.progress = import_progress(status["progress"].as_str());
+        }
+    }
+    volume
+}
+
 impl Linstor {
     /// The LINSTOR resources of the resource definitions `rds`, by definition.
     pub(crate) async fn resources(

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | tier `t` with `r` replicas (RWX block: `-rwx`) | StorageClass `linstor-<t>-r<r>[-rwx]`, provisioner `linstor.csi.linbit.com`, parameters `resourceGroup`, `placementCount`, `storagePool` (when the group has exactly one), `DrbdOptions/Net/allow-two-primaries: "yes"` for RWX block; `allowVolumeExpansion: true`, reclaim `Delete` |
 //! | volume `v` of tenant `n` | PVC `names::claim(v)` in namespace `n`: volume mode, access mode, size in bytes, the class; `dataSource` PVC (clone) or VolumeSnapshot (restore); the spec's replicas, tier and source in `kubecloud.io/*` annotations |
+//! | volume `v` imported from `url` | DataVolume `names::claim(v)` (`cdi.kubevirt.io/v1beta1`) in namespace `n`: `source.http.url`, `storage` with the same class, size, access and volume mode as the PVC; the same labels and annotations (`kubecloud.io/source: import:<url>`). CDI makes the PVC of the same name |
 //! | snapshot `s` of `v` | VolumeSnapshot `s` in namespace `n` of claim `names::claim(v)`, class `linstor-kubecloud` |
 
 use std::collections::BTreeMap;
@@ -31,12 +32,15 @@ pub const SNAPSHOT_CLASS: &str = "linstor-kubecloud";
 pub const REPLICAS: &str = "kubecloud.io/replicas";
 /// Annotation: the spec's tier.
 pub const TIER: &str = "kubecloud.io/tier";
-/// Annotation: the spec's source (`clone:<volume>`, `snapshot:<snapshot>`).
+/// Annotation: the spec's source (`clone:<volume>`, `snapshot:<snapshot>`, `import:<url>`).
 pub const SOURCE: &str = "kubecloud.io/source";
 /// Label on VolumeSnapshots: the volume it was taken of.
 pub const VOLUME: &str = "kubecloud.io/volume";
 /// Annotation on VolumeSnapshots: the volume's size when taken, in bytes.
 pub const SIZE: &str = "kubecloud.io/size";
+
+/// CDI's DataVolume API version.
+pub const DATA_VOLUME_API: &str = "cdi.kubevirt.io/v1beta1";
 
 const RG: &str = "linstor.csi.linbit.com/resourceGroup";
 const PLACEMENT: &str = "linstor.csi.linbit.com/placementCount";
@@ -100,31 +104,60 @@ pub fn storage_class(tier: &TierPlan, replicas: u8, rwx_block: bool) -> StorageC
     }
 }
 
-/// The PVC of `spec` in `tenant`'s namespace, provisioned from `class`.
-pub fn claim(tenant: &Tenant, spec: &VolumeSpec, tier: &str, class: &str) -> PersistentVolumeClaim {
+/// The labels of a volume's objects: the spec's and the ownership labels.
+fn labels_of(tenant: &Tenant, spec: &VolumeSpec) -> BTreeMap<String, String> {
     let mut labels = spec.labels.clone();
     labels.extend(ownership_labels(tenant, &spec.name));
+    labels
+}
+
+/// The annotations of a volume's objects: replicas, tier and source.
+fn annotations_of(spec: &VolumeSpec, tier: &str) -> BTreeMap<String, String> {
     let mut annotations = BTreeMap::from([
         (REPLICAS.to_string(), spec.replicas.to_string()),
         (TIER.to_string(), tier.to_string()),
     ]);
+    let source = match &spec.source {
+        VolumeSource::Blank => None,
+        VolumeSource::Import { url } => Some(format!("import:{url}")),
+        VolumeSource::Clone { volume } => Some(format!("clone:{volume}")),
+        VolumeSource::Snapshot { snapshot } => Some(format!("snapshot:{snapshot}")),
+    };
+    if let Some(source) = source {
+        annotations.insert(SOURCE.into(), source);
+    }
+    annotations
+}
+
+fn access_mode(spec: &VolumeSpec) -> &'static str {
+    match spec.access {
+        AccessMode::ReadWriteOnce => "ReadWriteOnce",
+        AccessMode::ReadWriteMany => "ReadWriteMany",
+    }
+}
+
+fn volume_mode(spec: &VolumeSpec) -> &'static str {
+    match spec.mode {
+        VolumeMode::Block => "Block",
+        VolumeMode::Filesystem => "Filesystem",
+    }
+}
+
+/// The PVC of `spec` in `tenant`'s namespace, provisioned from `class`.
+pub fn claim(tenant: &Tenant, spec: &VolumeSpec, tier: &str, class: &str) -> PersistentVolumeClaim {
+    let labels = labels_of(tenant, spec);
+    let annotations = annotations_of(spec, tier);
     let data_source = match &spec.source {
-        VolumeSource::Clone { volume } => {
-            annotations.insert(SOURCE.into(), format!("clone:{volume}"));
-            Some(TypedLocalObjectReference {
-                api_group: None,
-                kind: "PersistentVolumeClaim".into(),
-                name: names::claim(volume),
-            })
-        }
-        VolumeSource::Snapshot { snapshot } => {
-            annotations.insert(SOURCE.into(), format!("snapshot:{snapshot}"));
-            Some(TypedLocalObjectReference {
-                api_group: Some("snapshot.storage.k8s.io".into()),
-                kind: "VolumeSnapshot".into(),
-                name: snapshot.clone(),
-            })
-        }
+        VolumeSource::Clone { volume } => Some(TypedLocalObjectReference {
+            api_group: None,
+            kind: "PersistentVolumeClaim".into(),
+            name: names::claim(volume),
+        }),
+        VolumeSource::Snapshot { snapshot } => Some(TypedLocalObjectReference {
+            api_group: Some("snapshot.storage.k8s.io".into()),
+            kind: "VolumeSnapshot".into(),
+            name: snapshot.clone(),
+        }),
         VolumeSource::Blank | VolumeSource::Import { .. } => None,
     };
     PersistentVolumeClaim {
@@ -136,14 +169,8 @@ pub fn claim(tenant: &Tenant, spec: &VolumeSpec, tier: &str, class: &str) -> Per
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec![match spec.access {
-                AccessMode::ReadWriteOnce => "ReadWriteOnce".into(),
-                AccessMode::ReadWriteMany => "ReadWriteMany".into(),
-            }]),
-            volume_mode: Some(match spec.mode {
-                VolumeMode::Block => "Block".into(),
-                VolumeMode::Filesystem => "Filesystem".into(),
-            }),
+            access_modes: Some(vec![access_mode(spec).into()]),
+            volume_mode: Some(volume_mode(spec).into()),
             storage_class_name: Some(class.to_string()),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([(
@@ -157,6 +184,74 @@ pub fn claim(tenant: &Tenant, spec: &VolumeSpec, tier: &str, class: &str) -> Per
         }),
         status: None,
     }
+}
+
+/// The CDI DataVolume importing `spec`'s `source` URL into a claim of `class` in `tenant`'s
+/// namespace. It carries the same labels and annotations as [`claim`] would, so the volume reads
+/// back the same; CDI makes the PVC (same name) and the CSI driver provisions it.
+///
+/// ```
+/// use kubecloud_core::{ByteSize, Tenant, VolumeSource, VolumeSpec};
+/// let spec = VolumeSpec::blank("root", ByteSize::gib(10))
+///     .with_source(VolumeSource::Import { url: "https://images.example.com/os.qcow2".into() });
+/// let dv = kubecloud_linstor::translate::data_volume(&Tenant::new("acme").unwrap(), &spec, "fast", "linstor-fast-r1");
+/// assert_eq!(dv["spec"]["source"]["http"]["url"], "https://images.example.com/os.qcow2");
+/// assert_eq!(dv["spec"]["storage"]["storageClassName"], "linstor-fast-r1");
+/// ```
+pub fn data_volume(tenant: &Tenant, spec: &VolumeSpec, tier: &str, class: &str) -> Value {
+    let url = match &spec.source {
+        VolumeSource::Import { url } => url.as_str(),
+        _ => "",
+    };
+    json!({
+        "apiVersion": DATA_VOLUME_API,
+        "kind": "DataVolume",
+        "metadata": {
+            "name": names::claim(&spec.name),
+            "namespace": tenant_namespace(tenant),
+            "labels": labels_of(tenant, spec),
+            "annotations": annotations_of(spec, tier),
+        },
+        "spec": {
+            "source": {"http": {"url": url}},
+            "storage": {
+                "accessModes": [access_mode(spec)],
+                "volumeMode": volume_mode(spec),
+                "storageClassName": class,
+                "resources": {"requests": {"storage": spec.size.as_u64().to_string()}},
+            },
+        },
+    })
+}
+
+/// The claim a volume imported by DataVolume `dv` stands for: the PVC CDI made (`pvc`, when it
+/// exists yet) or, before that, one described by the DataVolume's `storage`; with the
+/// DataVolume's labels and kubecloud annotations (CDI keeps its own on the claim).
+pub fn claim_of_data_volume(
+    dv: &Value,
+    pvc: Option<&PersistentVolumeClaim>,
+) -> PersistentVolumeClaim {
+    let mut claim = match pvc {
+        Some(p) => p.clone(),
+        None => {
+            let storage = &dv["spec"]["storage"];
+            let mut c = PersistentVolumeClaim::default();
+            c.metadata.name = dv["metadata"]["name"].as_str().map(String::from);
+            c.metadata.namespace = dv["metadata"]["namespace"].as_str().map(String::from);
+            c.spec = serde_json::from_value(storage.clone()).ok();
+            c
+        }
+    };
+    claim.metadata.labels = serde_json::from_value(dv["metadata"]["labels"].clone()).ok();
+    let ours: BTreeMap<String, String> =
+        serde_json::from_value(dv["metadata"]["annotations"].clone()).unwrap_or_default();
+    let annotations = claim.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    for key in [REPLICAS, TIER, SOURCE] {
+        if let Some(v) = ours.get(key) {
+            annotations.insert(key.to_string(), v.clone());
+        }
+    }
+    claim
 }
 
 /// The VolumeSnapshotClass of the LINSTOR CSI driver (cluster-scoped, shared).
@@ -225,6 +320,7 @@ pub fn spec_from_claim(pvc: &PersistentVolumeClaim) -> Result<VolumeSpec> {
     let source = match ann.get(SOURCE).and_then(|s| s.split_once(':')) {
         Some(("clone", v)) => VolumeSource::Clone { volume: v.into() },
         Some(("snapshot", s)) => VolumeSource::Snapshot { snapshot: s.into() },
+        Some(("import", url)) => VolumeSource::Import { url: url.into() },
         _ => VolumeSource::Blank,
     };
     let access = match spec.access_modes.as_deref() {

@@ -16,12 +16,8 @@ async fn storage_conformance() {
     let skipped: Vec<_> = report.skipped.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         skipped,
-        [
-            "storage::import_reaches_ready",
-            "storage::failing_import_fails_fast",
-            "storage::delete_in_use_needs_force"
-        ],
-        "only checks needing http import (CDI's job) or compute skip: {report:?}"
+        ["storage::delete_in_use_needs_force"],
+        "only the check needing a compute backend skips: {report:?}"
     );
     assert!(
         env.linstor.violations().is_empty(),

@@ -113,3 +113,44 @@ fn snapshots() {
         &translate::volume_snapshot(&acme, "root", "nightly", ByteSize::gib(20)),
     );
 }
+
+#[test]
+fn data_volume_of_an_import() {
+    let acme = Tenant::new("acme").unwrap();
+    let mut spec = VolumeSpec::blank("os", ByteSize::gib(10))
+        .with_replicas(2)
+        .with_tier("fast")
+        .with_source(VolumeSource::Import {
+            url: "https://images.example.com/debian-12.qcow2".into(),
+        });
+    spec.labels.insert("role".into(), "boot".into());
+    let class = translate::storage_class_name("fast", 2, false);
+    let dv = translate::data_volume(&acme, &spec, "fast", &class);
+    check("datavolume-import", &dv);
+    // The way back, before and after CDI made the claim, gives the same spec.
+    let claim = translate::claim_of_data_volume(&dv, None);
+    assert_eq!(translate::spec_from_claim(&claim).unwrap(), spec);
+    let mut made = translate::claim(&acme, &spec, "fast", &class);
+    made.metadata.annotations = None;
+    made.metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("app".into(), "containerized-data-importer".into());
+    let claim = translate::claim_of_data_volume(&dv, Some(&made));
+    assert_eq!(translate::spec_from_claim(&claim).unwrap(), spec);
+    // RWX block imports use the dual-primary class.
+    let rwx = spec.clone().with_access(AccessMode::ReadWriteMany);
+    let dv = translate::data_volume(
+        &acme,
+        &rwx,
+        "fast",
+        &translate::storage_class_name("fast", 2, true),
+    );
+    assert_eq!(dv["spec"]["storage"]["accessModes"][0], "ReadWriteMany");
+    assert_eq!(dv["spec"]["storage"]["volumeMode"], "Block");
+    assert_eq!(
+        dv["spec"]["storage"]["storageClassName"],
+        "linstor-fast-r2-rwx"
+    );
+}

@@ -207,6 +207,7 @@ pub use cluster::{Cluster, ObjectEvent};
 pub use controllers::cdi::CdiController;
 pub use controllers::kubeovn::KubeOvnController;
 pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};
+pub use controllers::kubevirt_snapshot::KubeVirtSnapshotController;
 pub use controllers::linstor_csi::LinstorCsi;
 pub use controllers::{
     Controller, ControllerError, ControllerHandle, GarbageCollector, NamespaceController,

@@ -220,9 +220,47 @@ pub fn from_answer(status: u16, entries: Vec<ApiCallRc>, subject: &Subject) -> E
     }
 }
 
+/// The TLS failure somewhere in `err`'s chain of causes, if any (`io::Error`'s `source()` skips
+/// the error it wraps, so its `get_ref()` is followed instead).
+fn tls_failure<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => e.source(),
+        };
+    }
+    None
+}
+
 /// Maps a transport failure (connect, TLS, timeout, a connection closed mid-answer, a body that is
 /// not JSON) to a core error: everything but a bad body or a bad request is temporary.
+///
+/// A TLS failure is permanent (retrying cannot fix a certificate): the controller's certificate
+/// failing verification (wrong or missing CA, wrong name, expired) says "certificate
+/// verification failed"; other TLS errors (the controller refusing the client certificate, say)
+/// say "TLS handshake failed". The rustls error stays in `source()`.
 pub fn from_transport(err: reqwest::Error, subject: &Subject) -> Error {
+    if let Some(tls) = tls_failure(&err) {
+        let what = match tls {
+            rustls::Error::InvalidCertificate(_) => {
+                "TLS certificate verification of the LINSTOR controller failed"
+            }
+            _ => "TLS handshake with the LINSTOR controller failed",
+        };
+        return Error::backend(
+            BACKEND,
+            format!(
+                "{what} ({tls}) for {} {:?}; give the CA that signed its certificate with tls()/ca()",
+                subject.kind, subject.name
+            ),
+            false,
+            err,
+        );
+    }
     let temporary = err.is_timeout() || err.is_connect() || err.is_request() || err.is_body();
     let what = if err.is_timeout() {
         "timed out"

@@ -1,4 +1,4 @@
-//! The test target: the Kubernetes API double with the LINSTOR CSI stand-in, the LINSTOR
+//! The test target: the Kubernetes API double with the LINSTOR CSI stand-in and CDI, the LINSTOR
 //! controller double (3 nodes, a thin LVM pool and a ZFS pool on each), and the backend.
 #![allow(dead_code)]
 
@@ -7,7 +7,9 @@ use std::time::Duration;
 use kubecloud_kube::RetryPolicy;
 use kubecloud_linstor::Linstor;
 use kubecloud_testkit::linstor::LinstorServer;
-use kubecloud_testkit::{GarbageCollector, LinstorCsi, NamespaceController, TestServer};
+use kubecloud_testkit::{
+    CdiController, GarbageCollector, LinstorCsi, NamespaceController, TestServer,
+};
 
 /// 100 GiB per node per pool, in KiB.
 pub const POOL_KIB: u64 = 100 << 20;
@@ -40,6 +42,7 @@ pub async fn env_with(linstor: LinstorServer) -> Env {
         .controller(GarbageCollector)
         .controller(NamespaceController)
         .controller(LinstorCsi::new(&linstor))
+        .controller(CdiController::new())
         .start()
         .await
         .expect("kube double");

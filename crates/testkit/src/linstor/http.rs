@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     pub faults: Mutex<Vec<LinstorFault>>,
     pub violations: Mutex<Vec<String>>,
     pub api: &'static OpenApi,
+    /// TLS handshakes completed and failed.
+    pub handshakes: Mutex<super::TlsHandshakes>,
 }
 
 /// What the dispatcher decided.
@@ -306,19 +308,53 @@ async fn serve(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
     }
 }
 
-pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| serve(shared.clone(), req));
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(error = %e, "LINSTOR double: connection ended");
+    }
+}
+
+/// Serves connections on `listener`: HTTPS when `tls` is given (a failed handshake is counted
+/// and the connection closed, nothing is served on it), plain HTTP otherwise.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| serve(shared.clone(), req));
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "LINSTOR double: connection ended");
+            let Some(acceptor) = tls else {
+                return serve_connection(stream, shared).await;
+            };
+            match acceptor.accept(stream).await {
+                Ok(stream) => {
+                    shared
+                        .handshakes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .completed += 1;
+                    serve_connection(stream, shared).await;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "LINSTOR double: TLS handshake failed");
+                    shared
+                        .handshakes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .failed += 1;
+                }
             }
         });
     }

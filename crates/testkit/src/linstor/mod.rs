@@ -13,6 +13,9 @@
 //!   document (unknown fields rejected), where NOTES.md says the real controller deviates the
 //!   controller wins. A bad request is answered 400; every violation (request or answer) is kept in
 //!   [`LinstorServer::violations`] so tests can assert there were none.
+//! - **TLS** ([`LinstorServerBuilder::tls`], [`TestPki`]): HTTPS with a server certificate signed
+//!   by a test CA and, as Piraeus sets it up, a client certificate signed by the same CA required;
+//!   [`LinstorServer::tls_handshakes`] counts completed and failed handshakes.
 //! - **Faults** ([`LinstorFault`]): an error status, a delay (to trip client timeouts), a dropped
 //!   connection before the request is carried out, or after it (the client never learns that it
 //!   happened). **Counters**: [`LinstorServer::requests`] lists every request with its origin
@@ -44,6 +47,7 @@ mod http;
 mod openapi;
 pub mod rc;
 mod state;
+mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,6 +57,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use openapi::OpenApi;
+pub use tls::{CertifiedKey, ServerTls, TestPki, TlsSetupError};
 
 use http::{Outcome, Shared};
 use state::{Group, Pool, State};
@@ -182,6 +187,19 @@ pub enum LinstorStartError {
     /// The socket could not be bound.
     #[error("binding 127.0.0.1: {0}")]
     Bind(#[from] std::io::Error),
+    /// The TLS settings could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+}
+
+/// TLS handshakes the double saw (see [`LinstorServer::tls_handshakes`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsHandshakes {
+    /// Handshakes that completed.
+    pub completed: usize,
+    /// Handshakes that failed (a client refusing the certificate, no or a bad client
+    /// certificate, plain HTTP on the HTTPS port).
+    pub failed: usize,
 }
 
 /// Seeds for a [`LinstorServer`]; start with [`LinstorServer::builder`].
@@ -189,6 +207,7 @@ pub enum LinstorStartError {
 #[derive(Debug, Default)]
 pub struct LinstorServerBuilder {
     state: State,
+    tls: Option<ServerTls>,
 }
 
 impl LinstorServerBuilder {
@@ -249,12 +268,32 @@ impl LinstorServerBuilder {
         self
     }
 
+    /// Serves HTTPS with these settings (the URL is then `https://127.0.0.1:<port>`).
+    ///
+    /// ```
+    /// use kubecloud_testkit::linstor::{LinstorServer, TestPki};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pki = TestPki::generate()?;
+    /// let linstor = LinstorServer::builder().nodes(["a"]).tls(pki.server_tls()).start().await?;
+    /// assert!(linstor.url().starts_with("https://127.0.0.1:"));
+    /// # Ok(()) }
+    /// ```
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Binds 127.0.0.1 on a random port and starts serving.
     pub async fn start(mut self) -> Result<LinstorServer, LinstorStartError> {
         let api = OpenApi::upstream().map_err(LinstorStartError::Document)?;
         if self.state.initial_disk_state.is_empty() {
             self.state.initial_disk_state = "UpToDate".into();
         }
+        let acceptor = match &self.tls {
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls.config()?))),
+            None => None,
+        };
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -263,12 +302,14 @@ impl LinstorServerBuilder {
             faults: Mutex::default(),
             violations: Mutex::default(),
             api,
+            handshakes: Mutex::default(),
         });
-        let task = tokio::spawn(http::accept_loop(listener, shared.clone()));
-        tracing::debug!(%addr, "LINSTOR double listening");
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let task = tokio::spawn(http::accept_loop(listener, shared.clone(), acceptor));
+        tracing::debug!(%addr, scheme, "LINSTOR double listening");
         Ok(LinstorServer {
             shared,
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             task,
         })
     }
@@ -314,7 +355,7 @@ impl LinstorServer {
         LinstorServerBuilder::default()
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://` when serving TLS.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -333,6 +374,15 @@ impl LinstorServer {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The TLS handshakes seen so far (all zero without TLS).
+    pub fn tls_handshakes(&self) -> TlsHandshakes {
+        *self
+            .shared
+            .handshakes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Forgets the request log.
