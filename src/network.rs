@@ -1,8 +1,10 @@
-//! [`TenantNetwork`]: a tenant's VPCs, subnets, IP reservations, security groups and services.
+//! [`TenantNetwork`]: a tenant's VPCs, subnets, IP reservations, security groups, services and
+//! external access (external IPs, floating IPs, SNAT rules).
 
 use kubecloud_core::{
-    IpReservation, IpReservationSpec, Network, Result, SecurityGroup, SecurityGroupSpec, Service,
-    ServiceSpec, Subnet, SubnetSpec, Tenant, Vpc, VpcSpec,
+    ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation, IpReservationSpec,
+    Network, Result, SecurityGroup, SecurityGroupSpec, Service, ServiceSpec, SnatRule,
+    SnatRuleSpec, Subnet, SubnetSpec, Tenant, Vpc, VpcSpec,
 };
 
 use crate::tenant::{check_name, require};
@@ -186,5 +188,98 @@ impl<'a> TenantNetwork<'a> {
     pub async fn delete_service(&self, name: &str) -> Result<()> {
         check_name("name", name)?;
         self.backend.delete_service(self.tenant, name).await
+    }
+
+    fn require_external(&self, operation: &str) -> Result<()> {
+        self.require(
+            operation,
+            "external_access",
+            self.backend.capabilities().external_access,
+        )
+    }
+
+    /// Allocates an address of the provider's external network (the next free one, or
+    /// `spec.ip`). Needs the `external_access` capability.
+    ///
+    /// ```
+    /// use kubecloud::{Cloud, ExternalIpSpec, FloatingIpSpec, IpReservationSpec, SubnetSpec, VpcSpec};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kubecloud::Result<()> {
+    /// let acme = Cloud::in_memory().tenant("acme")?;
+    /// let net = acme.network();
+    /// net.create_vpc(&VpcSpec::named("main")).await?;
+    /// net.create_subnet(&SubnetSpec::new("front", "main", "10.1.0.0/24".parse().unwrap())).await?;
+    /// net.reserve_ip(&IpReservationSpec::new("web-eth0", "front")).await?;
+    /// let eip = net.create_external_ip(&ExternalIpSpec::new("web")).await?;
+    /// assert!(eip.ip.is_some());
+    /// net.create_floating_ip(&FloatingIpSpec::new("web", "web", "web-eth0")).await?;
+    /// // An external IP in use is not released.
+    /// assert!(net.delete_external_ip("web").await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_external_ip(&self, spec: &ExternalIpSpec) -> Result<ExternalIp> {
+        spec.validate()?;
+        self.require_external("network.create_external_ip")?;
+        self.backend.create_external_ip(self.tenant, spec).await
+    }
+
+    /// The external IP named `name`.
+    pub async fn get_external_ip(&self, name: &str) -> Result<ExternalIp> {
+        check_name("name", name)?;
+        self.require_external("network.get_external_ip")?;
+        self.backend.get_external_ip(self.tenant, name).await
+    }
+
+    /// The tenant's external IPs.
+    pub async fn list_external_ips(&self) -> Result<Vec<ExternalIp>> {
+        self.require_external("network.list_external_ips")?;
+        self.backend.list_external_ips(self.tenant).await
+    }
+
+    /// Releases an external IP (refused while a floating IP or SNAT rule uses it).
+    pub async fn delete_external_ip(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.require_external("network.delete_external_ip")?;
+        self.backend.delete_external_ip(self.tenant, name).await
+    }
+
+    /// Binds an external IP one-to-one to a reservation.
+    pub async fn create_floating_ip(&self, spec: &FloatingIpSpec) -> Result<FloatingIp> {
+        spec.validate()?;
+        self.require_external("network.create_floating_ip")?;
+        self.backend.create_floating_ip(self.tenant, spec).await
+    }
+
+    /// The tenant's floating IPs.
+    pub async fn list_floating_ips(&self) -> Result<Vec<FloatingIp>> {
+        self.require_external("network.list_floating_ips")?;
+        self.backend.list_floating_ips(self.tenant).await
+    }
+
+    /// Deletes a floating IP (the external IP and the reservation stay).
+    pub async fn delete_floating_ip(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.require_external("network.delete_floating_ip")?;
+        self.backend.delete_floating_ip(self.tenant, name).await
+    }
+
+    /// Puts a subnet's outbound traffic behind an external IP.
+    pub async fn create_snat_rule(&self, spec: &SnatRuleSpec) -> Result<SnatRule> {
+        spec.validate()?;
+        self.require_external("network.create_snat_rule")?;
+        self.backend.create_snat_rule(self.tenant, spec).await
+    }
+
+    /// The tenant's SNAT rules.
+    pub async fn list_snat_rules(&self) -> Result<Vec<SnatRule>> {
+        self.require_external("network.list_snat_rules")?;
+        self.backend.list_snat_rules(self.tenant).await
+    }
+
+    /// Deletes a SNAT rule (the external IP stays).
+    pub async fn delete_snat_rule(&self, name: &str) -> Result<()> {
+        check_name("name", name)?;
+        self.require_external("network.delete_snat_rule")?;
+        self.backend.delete_snat_rule(self.tenant, name).await
     }
 }

@@ -230,6 +230,37 @@ impl Network for NetWrapper {
     async fn delete_service(&self, t: &Tenant, n: &str) -> Result<()> {
         self.0.delete_service(t, n).await
     }
+    // External access: no expectations are ever set, so reaching the backend is a failure.
+    async fn create_external_ip(&self, _: &Tenant, _: &ExternalIpSpec) -> Result<ExternalIp> {
+        panic!("create_external_ip reached the backend")
+    }
+    async fn get_external_ip(&self, _: &Tenant, _: &str) -> Result<ExternalIp> {
+        panic!("get_external_ip reached the backend")
+    }
+    async fn list_external_ips(&self, _: &Tenant) -> Result<Vec<ExternalIp>> {
+        panic!("list_external_ips reached the backend")
+    }
+    async fn delete_external_ip(&self, _: &Tenant, _: &str) -> Result<()> {
+        panic!("delete_external_ip reached the backend")
+    }
+    async fn create_floating_ip(&self, _: &Tenant, _: &FloatingIpSpec) -> Result<FloatingIp> {
+        panic!("create_floating_ip reached the backend")
+    }
+    async fn list_floating_ips(&self, _: &Tenant) -> Result<Vec<FloatingIp>> {
+        panic!("list_floating_ips reached the backend")
+    }
+    async fn delete_floating_ip(&self, _: &Tenant, _: &str) -> Result<()> {
+        panic!("delete_floating_ip reached the backend")
+    }
+    async fn create_snat_rule(&self, _: &Tenant, _: &SnatRuleSpec) -> Result<SnatRule> {
+        panic!("create_snat_rule reached the backend")
+    }
+    async fn list_snat_rules(&self, _: &Tenant) -> Result<Vec<SnatRule>> {
+        panic!("list_snat_rules reached the backend")
+    }
+    async fn delete_snat_rule(&self, _: &Tenant, _: &str) -> Result<()> {
+        panic!("delete_snat_rule reached the backend")
+    }
 }
 
 mock! {
@@ -490,6 +521,35 @@ async fn each_capability_guards_its_operation() {
                 .map(drop),
             "requested_ip",
         ),
+        (
+            acme.network()
+                .create_external_ip(&ExternalIpSpec::new("e"))
+                .await
+                .map(drop),
+            "external_access",
+        ),
+        (
+            acme.network()
+                .create_floating_ip(&FloatingIpSpec::new("f", "e", "r"))
+                .await
+                .map(drop),
+            "external_access",
+        ),
+        (
+            acme.network()
+                .create_snat_rule(&SnatRuleSpec::new("s", "e", "front"))
+                .await
+                .map(drop),
+            "external_access",
+        ),
+        (
+            acme.network().list_external_ips().await.map(drop),
+            "external_access",
+        ),
+        (
+            acme.network().delete_external_ip("e").await.map(drop),
+            "external_access",
+        ),
     ];
     for (result, capability) in cases {
         let err = result.expect_err(capability);
@@ -521,6 +581,24 @@ async fn bad_input_never_reaches_the_backend() {
         .await
         .unwrap_err();
     assert_eq!(err.invalid_field(), Some("selector"));
+    let err = acme
+        .network()
+        .create_external_ip(&ExternalIpSpec::new("Bad_Name"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.invalid_field(), Some("name"));
+    let err = acme
+        .network()
+        .create_floating_ip(&FloatingIpSpec::new("f", "e", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(err.invalid_field(), Some("reservation"));
+    let err = acme
+        .network()
+        .create_snat_rule(&SnatRuleSpec::new("s", "e", "Not/A/Subnet"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.invalid_field(), Some("subnet"));
 }
 
 #[tokio::test]

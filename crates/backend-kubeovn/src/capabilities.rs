@@ -4,7 +4,8 @@ use kubecloud_core::NetworkCapabilities;
 
 /// Everything the `Network` trait names: VPCs (isolated per tenant, with static routes and
 /// peering), fixed IPs and MACs (Kube-OVN `IP` objects), secondary subnets (Multus attachments
-/// of type `kube-ovn`), security groups, ClusterIP services, and IPv6 subnets.
+/// of type `kube-ovn`), security groups, ClusterIP services, IPv6 subnets, and external access
+/// (`OvnEip`, `OvnFip`, `OvnSnatRule`).
 ///
 /// ```
 /// let caps = kubecloud_kubeovn::capabilities();
@@ -21,5 +22,6 @@ pub fn capabilities() -> NetworkCapabilities {
         security_groups: true,
         services: true,
         ipv6: true,
+        external_access: true,
     }
 }

@@ -7,9 +7,10 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kubecloud_core::wait::Check;
 use kubecloud_core::{
-    Error, IpReservation, IpReservationSpec, Network, NetworkCapabilities, ResourceKind, Result,
-    SecurityGroup, SecurityGroupSpec, Service, ServiceSpec, Subnet, SubnetSpec, Tenant, Vpc,
-    VpcSpec, async_trait,
+    Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation,
+    IpReservationSpec, Network, NetworkCapabilities, ResourceKind, Result, SecurityGroup,
+    SecurityGroupSpec, Service, ServiceSpec, SnatRule, SnatRuleSpec, Subnet, SubnetSpec, Tenant,
+    Vpc, VpcSpec, async_trait,
 };
 use kubecloud_kube::names::cluster_scoped;
 use kubecloud_kube::{ensure_owned, from_kube, is_owned, tenant_namespace, tenant_selector};
@@ -22,6 +23,8 @@ use crate::kinds::{
 };
 use crate::translate::{self, ip_is_vm, ip_name, ip_owner, name_taken};
 use crate::{BACKEND, KubeOvn};
+
+mod external;
 
 fn to_value(object: &DynamicObject) -> Value {
     serde_json::to_value(object).unwrap_or(Value::Null)
@@ -971,6 +974,61 @@ impl Network for KubeOvn {
             return Err(Error::not_found(kind, name));
         }
         self.delete(&api, name, kind, name).await
+    }
+
+    async fn create_external_ip(
+        &self,
+        tenant: &Tenant,
+        spec: &ExternalIpSpec,
+    ) -> Result<ExternalIp> {
+        self.ext_create_external_ip(tenant, spec).await
+    }
+
+    async fn get_external_ip(&self, tenant: &Tenant, name: &str) -> Result<ExternalIp> {
+        self.ext_get_external_ip(tenant, name).await
+    }
+
+    async fn list_external_ips(&self, tenant: &Tenant) -> Result<Vec<ExternalIp>> {
+        self.ext_list_external_ips(tenant).await
+    }
+
+    async fn delete_external_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        self.ext_delete_external_ip(tenant, name).await
+    }
+
+    async fn create_floating_ip(
+        &self,
+        tenant: &Tenant,
+        spec: &FloatingIpSpec,
+    ) -> Result<FloatingIp> {
+        self.ext_create_floating_ip(tenant, spec).await
+    }
+
+    async fn list_floating_ips(&self, tenant: &Tenant) -> Result<Vec<FloatingIp>> {
+        self.ext_list_floating_ips(tenant).await
+    }
+
+    async fn delete_floating_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        self.ext_delete_nat(tenant, &kinds::ovn_fip(), ResourceKind::FloatingIp, name)
+            .await
+    }
+
+    async fn create_snat_rule(&self, tenant: &Tenant, spec: &SnatRuleSpec) -> Result<SnatRule> {
+        self.ext_create_snat_rule(tenant, spec).await
+    }
+
+    async fn list_snat_rules(&self, tenant: &Tenant) -> Result<Vec<SnatRule>> {
+        self.ext_list_snat_rules(tenant).await
+    }
+
+    async fn delete_snat_rule(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        self.ext_delete_nat(
+            tenant,
+            &kinds::ovn_snat_rule(),
+            ResourceKind::SnatRule,
+            name,
+        )
+        .await
     }
 }
 

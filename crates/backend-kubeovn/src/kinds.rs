@@ -74,3 +74,27 @@ pub fn pod() -> ApiResource {
 pub fn virtual_machine() -> ApiResource {
     resource("kubevirt.io", "v1", "VirtualMachine", "virtualmachines")
 }
+
+/// Kube-OVN `OvnEip` (cluster-scoped; hyphenated plural): an address of the external network.
+pub fn ovn_eip() -> ApiResource {
+    resource("kubeovn.io", "v1", "OvnEip", "ovn-eips")
+}
+
+/// Kube-OVN `OvnFip` (cluster-scoped; hyphenated plural): an EIP bound to an `IP`.
+pub fn ovn_fip() -> ApiResource {
+    resource("kubeovn.io", "v1", "OvnFip", "ovn-fips")
+}
+
+/// Kube-OVN `OvnSnatRule` (cluster-scoped; hyphenated plural): a subnet's SNAT behind an EIP.
+pub fn ovn_snat_rule() -> ApiResource {
+    resource("kubeovn.io", "v1", "OvnSnatRule", "ovn-snat-rules")
+}
+
+/// The external subnet `OvnEip`s come from unless the builder names another (Kube-OVN's
+/// default name for the OVN external network).
+pub const DEFAULT_EXTERNAL_SUBNET: &str = "ovn-vpc-external-network";
+/// Label on a floating IP's `OvnFip` and a SNAT rule's `OvnSnatRule` naming the external IP's
+/// domain name.
+pub const EXTERNAL_IP_LABEL: &str = "kubecloud.io/external-ip";
+/// Label on a floating IP's `OvnFip` naming the reservation's domain name.
+pub const RESERVATION_LABEL: &str = "kubecloud.io/reservation";

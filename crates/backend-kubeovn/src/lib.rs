@@ -25,6 +25,9 @@
 //! | reservation `r` | `IP` `t-r` with `subnet`, `namespace: t`, labelled `ovn.kubernetes.io/ip_reserved: "true"`; a fixed address in `v4IpAddress`/`v6IpAddress` and `ipAddress`, a fixed MAC in `macAddress`; kube-ovn-controller fills in what is not fixed |
 //! | security group `g` | `SecurityGroup` `t-g` with `ingressRules`/`egressRules` (`ipVersion`, `protocol`, `portRangeMin/Max`, `remoteType` address or securityGroup, `priority`, `policy` allow/drop) |
 //! | service `x` | core `Service` `x` (ClusterIP) in namespace `t`; DNS `x.t.svc.cluster.local` |
+//! | external IP `e` | `OvnEip` `t-e` with `externalSubnet`, `type: nat`, a requested address in `v4Ip`/`v6Ip` |
+//! | floating IP `f` | `OvnFip` `t-f` with `ovnEip: t-e`, `ipName` = the reservation's `IP`, `ipType: ip` |
+//! | SNAT rule `s` | `OvnSnatRule` `t-s` with `ovnEip: t-e`, `vpcSubnet: t-n` |
 //!
 //! Names come from [`kubecloud_kube::names`]. Every object carries
 //! [`kubecloud_kube::ownership_labels`]; every read and write of a cluster-scoped object checks
@@ -69,8 +72,16 @@
 //! - **Cluster-scoped names** are `tenant-name` (shortened with a hash when too long). Two
 //!   tenants whose names concatenate alike (`a` + `b-c`, `a-b` + `c`) would meet on one name;
 //!   the second gets `Conflict` and nothing of the first is touched.
-//! - External access from inside a VPC (`OvnEip`, `OvnFip`, `OvnSnatRule`) is not part of the
-//!   `Network` trait yet and is not sent.
+//! - **External access** (capability `external_access`) uses Kube-OVN's OVN-native NAT objects,
+//!   so the deployment needs the OVN external network (`enable-eip-snat` and its `Subnet`,
+//!   [`KubeOvnBuilder::external_subnet`], default `ovn-vpc-external-network`). An external IP is
+//!   an `OvnEip` (`type: nat`); `create_external_ip` returns once Kube-OVN wrote its address
+//!   (`status.v4Ip`/`v6Ip`, `ready`). A requested address outside the external subnet's CIDR
+//!   (when that `Subnet` is readable) is `InvalidInput` on `ip`, one held by any `OvnEip` is
+//!   `Conflict`, both before anything is sent. A floating IP is an `OvnFip` binding the EIP to
+//!   the reservation's `IP` object (`ipName`), one-to-one; a SNAT rule an `OvnSnatRule` with
+//!   `vpcSubnet`; both wait for `status.ready`. An external IP used by a floating IP or SNAT rule
+//!   is not deleted (`Conflict`). Anything that does not become ready in time is deleted again.
 //!
 //! ## Crates chosen, and why
 //! - `kube` (`DynamicObject` with explicit plurals, since Kube-OVN's are hyphenated) through
@@ -84,6 +95,7 @@
 pub mod addresses;
 mod capabilities;
 mod driver;
+pub mod external;
 pub mod kinds;
 pub mod translate;
 
@@ -102,12 +114,14 @@ pub struct KubeOvn {
     client: kube::Client,
     writer: Writer,
     ready_timeout: Duration,
+    external_subnet: String,
 }
 
 impl std::fmt::Debug for KubeOvn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeOvn")
             .field("ready_timeout", &self.ready_timeout)
+            .field("external_subnet", &self.external_subnet)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +133,7 @@ impl KubeOvn {
             client,
             retry: RetryPolicy::default(),
             ready_timeout: Duration::from_secs(60),
+            external_subnet: kinds::DEFAULT_EXTERNAL_SUBNET.to_string(),
         }
     }
 }
@@ -138,6 +153,7 @@ pub struct KubeOvnBuilder {
     client: kube::Client,
     retry: RetryPolicy,
     ready_timeout: Duration,
+    external_subnet: String,
 }
 
 impl std::fmt::Debug for KubeOvnBuilder {
@@ -145,6 +161,7 @@ impl std::fmt::Debug for KubeOvnBuilder {
         f.debug_struct("KubeOvnBuilder")
             .field("retry", &self.retry)
             .field("ready_timeout", &self.ready_timeout)
+            .field("external_subnet", &self.external_subnet)
             .finish_non_exhaustive()
     }
 }
@@ -163,12 +180,28 @@ impl KubeOvnBuilder {
         self
     }
 
+    /// The Kube-OVN `Subnet` of the OVN external network external IPs (`OvnEip`) come from
+    /// (default [`kinds::DEFAULT_EXTERNAL_SUBNET`], `ovn-vpc-external-network`).
+    ///
+    /// ```no_run
+    /// # fn demo(client: kube::Client) {
+    /// let network = kubecloud_kubeovn::KubeOvn::builder(client)
+    ///     .external_subnet("external204")
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn external_subnet(mut self, subnet: impl Into<String>) -> Self {
+        self.external_subnet = subnet.into();
+        self
+    }
+
     /// The backend.
     pub fn build(self) -> KubeOvn {
         KubeOvn {
             client: self.client,
             writer: Writer::new(BACKEND).with_retry(self.retry),
             ready_timeout: self.ready_timeout,
+            external_subnet: self.external_subnet,
         }
     }
 }

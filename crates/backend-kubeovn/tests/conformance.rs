@@ -29,7 +29,7 @@ async fn network_conformance_passes() {
         ..Target::default()
     };
     let report = conformance::run_network(&target, "kovn", &params()).await;
-    assert_eq!(report.passed.len(), 8, "{report}");
+    assert_eq!(report.passed.len(), 9, "{report}");
     report.assert_nothing_skipped();
 }
 

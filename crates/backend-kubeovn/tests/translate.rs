@@ -4,11 +4,12 @@
 
 use std::path::PathBuf;
 
+use kubecloud_core::{ExternalIpSpec, FloatingIpSpec, SnatRuleSpec};
 use kubecloud_core::{
     IpReservationSpec, MacAddress, PortRange, Protocol, Remote, Rule, RuleAction,
     SecurityGroupSpec, ServicePort, ServiceSpec, StaticRoute, SubnetSpec, Tenant, VpcSpec,
 };
-use kubecloud_kubeovn::translate;
+use kubecloud_kubeovn::{external, translate};
 use kubecloud_testkit::schema::Catalog;
 use serde_json::Value;
 
@@ -119,6 +120,30 @@ fn objects() -> Vec<(&'static str, Value)> {
             translate::security_group(&t, &security_group()).unwrap(),
         ),
         ("service", translate::service(&t, &service())),
+        (
+            "ovn-eip",
+            external::ovn_eip(
+                &t,
+                &ExternalIpSpec::new("egress"),
+                "ovn-vpc-external-network",
+            ),
+        ),
+        (
+            "ovn-eip-fixed",
+            external::ovn_eip(
+                &t,
+                &ExternalIpSpec::new("web").with_ip("172.31.0.10".parse().unwrap()),
+                "ovn-vpc-external-network",
+            ),
+        ),
+        (
+            "ovn-fip",
+            external::ovn_fip(&t, &FloatingIpSpec::new("web", "web", "db-eth0")),
+        ),
+        (
+            "ovn-snat-rule",
+            external::ovn_snat_rule(&t, &SnatRuleSpec::new("front-out", "egress", "front")),
+        ),
     ]
 }
 
@@ -225,4 +250,31 @@ fn sctp_rules_are_refused_naming_the_field() {
     sg.egress[0].protocol = Protocol::Sctp;
     let err = translate::security_group(&acme(), &sg).unwrap_err();
     assert_eq!(err.invalid_field(), Some("egress[0].protocol"));
+}
+
+#[test]
+fn external_access_objects_read_back() {
+    let t = acme();
+    let fip_spec = FloatingIpSpec::new("web", "web", "db-eth0");
+    let fip = external::floating_ip_from(&external::ovn_fip(&t, &fip_spec)).unwrap();
+    assert_eq!((fip.spec, fip.ready), (fip_spec, false));
+    let snat_spec = SnatRuleSpec::new("front-out", "egress", "front");
+    let snat = external::snat_rule_from(&external::ovn_snat_rule(&t, &snat_spec)).unwrap();
+    assert_eq!((snat.spec, snat.ready), (snat_spec, false));
+    let eip_spec = ExternalIpSpec::new("web").with_ip("172.31.0.10".parse().unwrap());
+    let mut eip = external::ovn_eip(&t, &eip_spec, "ovn-vpc-external-network");
+    let pending = external::external_ip_from(&eip).unwrap();
+    assert_eq!((pending.ip, pending.ready), (None, false));
+    eip["status"] = serde_json::json!({"v4Ip": "172.31.0.10", "ready": true});
+    let ready = external::external_ip_from(&eip).unwrap();
+    assert_eq!(ready.spec, eip_spec);
+    assert_eq!((ready.ip, ready.ready), (eip_spec.ip, true));
+    // The FIP names the reservation's IP object, the SNAT rule the subnet's.
+    let fip = external::ovn_fip(&t, &FloatingIpSpec::new("web", "web", "db-eth0"));
+    assert_eq!(fip["spec"]["ipName"], translate::ip_name(&t, "db-eth0"));
+    let snat = external::ovn_snat_rule(&t, &SnatRuleSpec::new("out", "egress", "front"));
+    assert_eq!(
+        snat["spec"]["vpcSubnet"],
+        translate::subnet(&t, &primary())["metadata"]["name"]
+    );
 }

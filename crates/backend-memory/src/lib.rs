@@ -5,8 +5,9 @@
 //! [`Network`](kubecloud_core::Network), [`LoadBalancer`](kubecloud_core::LoadBalancer)) that
 //! follows the rules of the real stack (KubeVirt, LINSTOR, Kube-OVN, MetalLB): tenant isolation,
 //! IPAM with exclusions and reservations, replica placement on distinct nodes with per-node
-//! capacity, RWX requirements for live migration, MetalLB-style address assignment and sharing.
-//! It is the quickstart's embedded default and a test double for your own code.
+//! capacity, RWX requirements for live migration, MetalLB-style address assignment and sharing,
+//! and Kube-OVN-style external access (external IPs from one external network, 172.31.0.0/16,
+//! shared by every tenant; floating IPs and SNAT rules). It is the quickstart's embedded default and a test double for your own code.
 //!
 //! Phases advance asynchronously, as on a cluster: a VM is `Provisioning`/`Starting` before it
 //! is `Running`. Wait with watches, never with sleeps:
@@ -42,10 +43,11 @@
 //! ## Modules
 //! `state` (the one lock), `driver` (the phase-step timer), `watch` (per-resource channels),
 //! `placement` (nodes), `vm` (VM life cycle) and `compute`, `storage`, `network`,
-//! `loadbalancer` (one trait each).
+//! `loadbalancer` (one trait each), `external` (external IPs, floating IPs, SNAT rules).
 
 mod compute;
 mod driver;
+mod external;
 mod loadbalancer;
 mod network;
 mod placement;

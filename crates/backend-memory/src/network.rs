@@ -6,9 +6,10 @@ use std::net::IpAddr;
 
 use kubecloud_core::ipam::AddressSpace;
 use kubecloud_core::{
-    Error, IpReservation, IpReservationSpec, Network, NetworkCapabilities, ResourceKind, Result,
-    SecurityGroup, SecurityGroupSpec, Service, ServiceSpec, Subnet, SubnetSpec, Tenant, Vpc,
-    VpcSpec, async_trait, cidrs_overlap, labels_match,
+    Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation,
+    IpReservationSpec, Network, NetworkCapabilities, ResourceKind, Result, SecurityGroup,
+    SecurityGroupSpec, Service, ServiceSpec, SnatRule, SnatRuleSpec, Subnet, SubnetSpec, Tenant,
+    Vpc, VpcSpec, async_trait, cidrs_overlap, labels_match,
 };
 
 use crate::state::{State, TenantState, find};
@@ -366,6 +367,7 @@ impl Network for MemoryCloud {
             security_groups: true,
             services: true,
             ipv6: true,
+            external_access: true,
         }
     }
 
@@ -517,5 +519,53 @@ impl Network for MemoryCloud {
 
     async fn delete_service(&self, tenant: &Tenant, name: &str) -> Result<()> {
         self.lock().delete_service(tenant, name)
+    }
+
+    async fn create_external_ip(
+        &self,
+        tenant: &Tenant,
+        spec: &ExternalIpSpec,
+    ) -> Result<ExternalIp> {
+        self.lock().create_external_ip(tenant, spec)
+    }
+
+    async fn get_external_ip(&self, tenant: &Tenant, name: &str) -> Result<ExternalIp> {
+        self.lock().get_external_ip(tenant, name)
+    }
+
+    async fn list_external_ips(&self, tenant: &Tenant) -> Result<Vec<ExternalIp>> {
+        Ok(self.lock().list_external_ips(tenant))
+    }
+
+    async fn delete_external_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        self.lock().delete_external_ip(tenant, name)
+    }
+
+    async fn create_floating_ip(
+        &self,
+        tenant: &Tenant,
+        spec: &FloatingIpSpec,
+    ) -> Result<FloatingIp> {
+        self.lock().create_floating_ip(tenant, spec)
+    }
+
+    async fn list_floating_ips(&self, tenant: &Tenant) -> Result<Vec<FloatingIp>> {
+        Ok(self.lock().list_floating_ips(tenant))
+    }
+
+    async fn delete_floating_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        self.lock().delete_floating_ip(tenant, name)
+    }
+
+    async fn create_snat_rule(&self, tenant: &Tenant, spec: &SnatRuleSpec) -> Result<SnatRule> {
+        self.lock().create_snat_rule(tenant, spec)
+    }
+
+    async fn list_snat_rules(&self, tenant: &Tenant) -> Result<Vec<SnatRule>> {
+        Ok(self.lock().list_snat_rules(tenant))
+    }
+
+    async fn delete_snat_rule(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        self.lock().delete_snat_rule(tenant, name)
     }
 }

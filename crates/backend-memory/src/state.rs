@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::Notify;
 
 use crate::driver::Queue;
+use crate::external::ExternalIpRecord;
 use crate::loadbalancer::{ExposureRecord, LbPool};
 use crate::network::{ServiceRecord, SgRecord, SubnetRecord, VpcRecord};
 use crate::placement::{Node, SpreadCounts};
@@ -26,6 +27,8 @@ use crate::vm_snapshot::VmSnapshotRecord;
 pub(crate) const POD_CIDR: &str = "10.244.0.0/16";
 /// The service network cluster IPs come from (as on a kubeadm cluster).
 pub(crate) const SERVICE_CIDR: &str = "10.96.0.0/12";
+/// The provider's external network external IPs come from (shared by every tenant).
+pub(crate) const EXTERNAL_CIDR: &str = "172.31.0.0/16";
 
 /// What the builder hands to the state.
 pub(crate) struct Config {
@@ -46,6 +49,8 @@ pub(crate) struct State {
     pub(crate) macs: HashSet<MacAddress>,
     pub(crate) pod_network: AddressSpace,
     pub(crate) service_network: AddressSpace,
+    /// The external network external IPs come from, shared by every tenant.
+    pub(crate) external_network: AddressSpace,
     /// Address pools every tenant may use, by name.
     pub(crate) shared_pools: BTreeMap<String, LbPool>,
     pub(crate) queue: Queue,
@@ -66,6 +71,9 @@ pub(crate) struct TenantState {
     pub(crate) services: BTreeMap<String, ServiceRecord>,
     pub(crate) pools: BTreeMap<String, LbPool>,
     pub(crate) exposures: BTreeMap<String, ExposureRecord>,
+    pub(crate) external_ips: BTreeMap<String, ExternalIpRecord>,
+    pub(crate) floating_ips: BTreeMap<String, kubecloud_core::FloatingIpSpec>,
+    pub(crate) snat_rules: BTreeMap<String, kubecloud_core::SnatRuleSpec>,
 }
 
 impl State {
@@ -75,6 +83,7 @@ impl State {
         let mut service = SubnetSpec::new("service-network", "cluster", cidr(SERVICE_CIDR));
         // .1 (the gateway position) is the `kubernetes` service, .10 the cluster DNS.
         service.exclude = vec!["10.96.0.10".parse().unwrap_or_else(|_| unreachable!())];
+        let external = SubnetSpec::new("external-network", "external", cidr(EXTERNAL_CIDR));
         let nodes: Vec<Node> = (1..=config.nodes)
             .map(|i| Node::new(format!("node-{i}")))
             .collect();
@@ -96,6 +105,7 @@ impl State {
             macs: HashSet::new(),
             pod_network: AddressSpace::for_subnet(&pod),
             service_network: AddressSpace::for_subnet(&service),
+            external_network: AddressSpace::for_subnet(&external),
             shared_pools,
             queue: Queue::new(config.step_delay, notify),
         }

@@ -48,6 +48,12 @@ pub enum ResourceKind {
     Exposure,
     /// A cluster node.
     Node,
+    /// An address from the provider's external network.
+    ExternalIp,
+    /// A floating IP: an external address bound one-to-one to a tenant's reservation.
+    FloatingIp,
+    /// An outbound NAT rule of a subnet behind an external address.
+    SnatRule,
 }
 
 impl fmt::Display for ResourceKind {
@@ -68,6 +74,9 @@ impl fmt::Display for ResourceKind {
             Self::AddressPool => "address pool",
             Self::Exposure => "exposure",
             Self::Node => "node",
+            Self::ExternalIp => "external ip",
+            Self::FloatingIp => "floating ip",
+            Self::SnatRule => "snat rule",
         })
     }
 }

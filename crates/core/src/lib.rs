@@ -60,10 +60,10 @@ pub use loadbalancer::{
 };
 pub use name::{Labels, MAX_NAME_LEN, Tenant, validate_labels, validate_name};
 pub use network::{
-    IpReservation, IpReservationSpec, Network, NetworkCapabilities, PortRange, Protocol, Remote,
-    Rule, RuleAction, SecurityGroup, SecurityGroupSpec, Service, ServicePort, ServiceSpec,
-    StaticRoute, Subnet, SubnetSpec, Vpc, VpcSpec, broadcast, cidrs_overlap, first_host,
-    validate_ports,
+    ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation, IpReservationSpec,
+    Network, NetworkCapabilities, PortRange, Protocol, Remote, Rule, RuleAction, SecurityGroup,
+    SecurityGroupSpec, Service, ServicePort, ServiceSpec, SnatRule, SnatRuleSpec, StaticRoute,
+    Subnet, SubnetSpec, Vpc, VpcSpec, broadcast, cidrs_overlap, first_host, validate_ports,
 };
 pub use secret::SecretString;
 pub use size::ByteSize;

@@ -568,6 +568,164 @@ pub struct Service {
     pub endpoints: Vec<String>,
 }
 
+/// An address from the provider's external network, held by a tenant.
+///
+/// ```
+/// let eip = kubecloud_core::ExternalIpSpec::new("web");
+/// assert!(eip.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalIpSpec {
+    /// The external IP's name.
+    pub name: String,
+    /// The address; the next free one of the external network when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+}
+
+impl ExternalIpSpec {
+    /// The next free external address.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ip: None,
+        }
+    }
+
+    /// The same external IP, asking for a specific address.
+    pub fn with_ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+
+    /// Checks the spec.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("name", &self.name)?;
+        if let Some(ip) = self.ip
+            && (ip.is_unspecified() || ip.is_multicast() || ip.is_loopback())
+        {
+            return Err(Error::invalid(
+                "ip",
+                format!("{ip} cannot be an external address"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An external IP as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalIp {
+    /// Its spec.
+    pub spec: ExternalIpSpec,
+    /// The address held, once the backend has allocated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// Whether the backend reports it ready.
+    pub ready: bool,
+}
+
+/// A floating IP: binds an external IP one-to-one to a tenant's IP reservation (inbound and
+/// outbound NAT of that address).
+///
+/// ```
+/// let fip = kubecloud_core::FloatingIpSpec::new("web", "web-eip", "web-eth0");
+/// assert!(fip.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FloatingIpSpec {
+    /// The floating IP's name.
+    pub name: String,
+    /// The external IP it uses.
+    pub external_ip: String,
+    /// The reservation whose address it binds.
+    pub reservation: String,
+}
+
+impl FloatingIpSpec {
+    /// A floating IP of `external_ip` to `reservation`.
+    pub fn new(
+        name: impl Into<String>,
+        external_ip: impl Into<String>,
+        reservation: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            external_ip: external_ip.into(),
+            reservation: reservation.into(),
+        }
+    }
+
+    /// Checks the spec.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("name", &self.name)?;
+        validate_name("externalIp", &self.external_ip)?;
+        validate_name("reservation", &self.reservation)
+    }
+}
+
+/// A floating IP as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FloatingIp {
+    /// Its spec.
+    pub spec: FloatingIpSpec,
+    /// Whether the backend reports it ready.
+    pub ready: bool,
+}
+
+/// A SNAT rule: outbound traffic of a subnet leaves behind an external IP.
+///
+/// ```
+/// let snat = kubecloud_core::SnatRuleSpec::new("front-out", "egress", "front");
+/// assert!(snat.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnatRuleSpec {
+    /// The rule's name.
+    pub name: String,
+    /// The external IP outbound traffic leaves from.
+    pub external_ip: String,
+    /// The subnet whose outbound traffic is translated.
+    pub subnet: String,
+}
+
+impl SnatRuleSpec {
+    /// A SNAT rule of `subnet` behind `external_ip`.
+    pub fn new(
+        name: impl Into<String>,
+        external_ip: impl Into<String>,
+        subnet: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            external_ip: external_ip.into(),
+            subnet: subnet.into(),
+        }
+    }
+
+    /// Checks the spec.
+    pub fn validate(&self) -> Result<()> {
+        validate_name("name", &self.name)?;
+        validate_name("externalIp", &self.external_ip)?;
+        validate_name("subnet", &self.subnet)
+    }
+}
+
+/// A SNAT rule as it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnatRule {
+    /// Its spec.
+    pub spec: SnatRuleSpec,
+    /// Whether the backend reports it ready.
+    pub ready: bool,
+}
+
 /// What a network backend can do. The facade checks these before dispatching.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -590,6 +748,9 @@ pub struct NetworkCapabilities {
     pub services: bool,
     /// IPv6 subnets.
     pub ipv6: bool,
+    /// External access from inside a VPC: external IPs, floating IPs and SNAT rules.
+    #[serde(default)]
+    pub external_access: bool,
 }
 
 /// The networks of a tenant. Implemented by each network backend.
@@ -648,6 +809,107 @@ pub trait Network: Send + Sync + std::fmt::Debug {
     async fn list_services(&self, tenant: &Tenant) -> Result<Vec<Service>>;
     /// Deletes a service.
     async fn delete_service(&self, tenant: &Tenant, name: &str) -> Result<()>;
+
+    /// Allocates an address of the external network (capability `external_access`).
+    async fn create_external_ip(
+        &self,
+        tenant: &Tenant,
+        spec: &ExternalIpSpec,
+    ) -> Result<ExternalIp> {
+        let _ = (tenant, spec);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.create_external_ip",
+            "external_access",
+        ))
+    }
+    /// The external IP named `name`.
+    async fn get_external_ip(&self, tenant: &Tenant, name: &str) -> Result<ExternalIp> {
+        let _ = (tenant, name);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.get_external_ip",
+            "external_access",
+        ))
+    }
+    /// The tenant's external IPs.
+    async fn list_external_ips(&self, tenant: &Tenant) -> Result<Vec<ExternalIp>> {
+        let _ = tenant;
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.list_external_ips",
+            "external_access",
+        ))
+    }
+    /// Releases an external IP; refused (`Conflict`) while a floating IP or SNAT rule uses it.
+    async fn delete_external_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let _ = (tenant, name);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.delete_external_ip",
+            "external_access",
+        ))
+    }
+
+    /// Binds an external IP to a reservation (capability `external_access`).
+    async fn create_floating_ip(
+        &self,
+        tenant: &Tenant,
+        spec: &FloatingIpSpec,
+    ) -> Result<FloatingIp> {
+        let _ = (tenant, spec);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.create_floating_ip",
+            "external_access",
+        ))
+    }
+    /// The tenant's floating IPs.
+    async fn list_floating_ips(&self, tenant: &Tenant) -> Result<Vec<FloatingIp>> {
+        let _ = tenant;
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.list_floating_ips",
+            "external_access",
+        ))
+    }
+    /// Deletes a floating IP (the external IP and the reservation stay).
+    async fn delete_floating_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let _ = (tenant, name);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.delete_floating_ip",
+            "external_access",
+        ))
+    }
+
+    /// Puts a subnet's outbound traffic behind an external IP (capability `external_access`).
+    async fn create_snat_rule(&self, tenant: &Tenant, spec: &SnatRuleSpec) -> Result<SnatRule> {
+        let _ = (tenant, spec);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.create_snat_rule",
+            "external_access",
+        ))
+    }
+    /// The tenant's SNAT rules.
+    async fn list_snat_rules(&self, tenant: &Tenant) -> Result<Vec<SnatRule>> {
+        let _ = tenant;
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.list_snat_rules",
+            "external_access",
+        ))
+    }
+    /// Deletes a SNAT rule (the external IP stays).
+    async fn delete_snat_rule(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let _ = (tenant, name);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.delete_snat_rule",
+            "external_access",
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -670,6 +932,19 @@ mod tests {
             s.validate().unwrap_err().invalid_field(),
             Some("exclude[0]")
         );
+    }
+
+    #[test]
+    fn external_access_checks_name_their_field() {
+        let eip = ExternalIpSpec::new("a").with_ip("0.0.0.0".parse().unwrap());
+        assert_eq!(eip.validate().unwrap_err().invalid_field(), Some("ip"));
+        let fip = FloatingIpSpec::new("f", "Bad_Name", "r");
+        assert_eq!(
+            fip.validate().unwrap_err().invalid_field(),
+            Some("externalIp")
+        );
+        let snat = SnatRuleSpec::new("s", "e", "");
+        assert_eq!(snat.validate().unwrap_err().invalid_field(), Some("subnet"));
     }
 
     #[test]

@@ -302,6 +302,7 @@ pub async fn run_network(target: &Target<'_>, tenant_prefix: &str, params: &Para
         network::subnet_in_use_not_deleted,
         network::security_groups_crud,
         network::services_crud,
+        network::external_access,
     )
 }
 

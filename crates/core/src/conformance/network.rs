@@ -1,4 +1,5 @@
-//! Network checks: VPCs, subnets, IP reservations and IPAM, security groups, services.
+//! Network checks: VPCs, subnets, IP reservations and IPAM, security groups, services, external
+//! access.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -13,8 +14,9 @@ use crate::error::{Error, ResourceKind};
 use crate::ipam::AddressSpace;
 use crate::name::Tenant;
 use crate::network::{
-    IpReservation, IpReservationSpec, Network, Rule, SecurityGroupSpec, ServicePort, ServiceSpec,
-    Subnet, SubnetSpec, VpcSpec, broadcast,
+    ExternalIpSpec, FloatingIpSpec, IpReservation, IpReservationSpec, Network, Rule,
+    SecurityGroupSpec, ServicePort, ServiceSpec, SnatRuleSpec, Subnet, SubnetSpec, VpcSpec,
+    broadcast,
 };
 
 const NO_NETWORK: &str = "the target has no network backend";
@@ -859,5 +861,214 @@ pub async fn services_crud(target: &Target<'_>, tenant: &Tenant, _params: &Param
         "db",
         "delete of a missing service",
     );
+    Outcome::Passed
+}
+
+/// External access (capability `external_access`): external IPs (the next free address and a
+/// requested one; a taken address refused with `Conflict`), a floating IP to a reservation and a
+/// SNAT rule for a subnet are created, listed, and deleted in order; an external IP in use is
+/// not deleted (`Conflict`); missing ones read as `NotFound`.
+pub async fn external_access(target: &Target<'_>, tenant: &Tenant, params: &Params) -> Outcome {
+    let network = require!(target.network, NO_NETWORK);
+    require_that!(
+        network.capabilities().external_access,
+        "capability network.external_access is missing"
+    );
+    let auto = network
+        .create_external_ip(tenant, &ExternalIpSpec::new("auto"))
+        .await
+        .or_fail("create external ip \"auto\"");
+    assert_eq!(auto.spec, ExternalIpSpec::new("auto"));
+    let auto_ip = auto.ip.expect("an external ip has an address once created");
+    assert!(auto.ready, "an external ip is ready once created: {auto:?}");
+    let wanted = crate::u128_to_ip(crate::ip_to_u128(auto_ip) + 7, auto_ip)
+        .expect("an address a few after the first one");
+    let fixed = network
+        .create_external_ip(tenant, &ExternalIpSpec::new("fixed").with_ip(wanted))
+        .await
+        .or_fail(format_args!("create external ip \"fixed\" at {wanted}"));
+    assert_eq!(
+        fixed.ip,
+        Some(wanted),
+        "a requested external address is honoured"
+    );
+    let err = network
+        .create_external_ip(tenant, &ExternalIpSpec::new("dup").with_ip(auto_ip))
+        .await
+        .refused("an external ip at a taken address");
+    assert_conflict(&err, None, "an external ip at a taken address");
+    let err = network
+        .get_external_ip(tenant, "dup")
+        .await
+        .refused("get of a refused external ip");
+    assert_not_found(
+        &err,
+        ResourceKind::ExternalIp,
+        "dup",
+        "a refused external ip must not exist",
+    );
+    let err = network
+        .create_external_ip(tenant, &ExternalIpSpec::new("auto"))
+        .await
+        .refused("create external ip \"auto\" twice");
+    assert_already_exists(
+        &err,
+        ResourceKind::ExternalIp,
+        "auto",
+        "create of a taken external ip name",
+    );
+    let got = network
+        .get_external_ip(tenant, "auto")
+        .await
+        .or_fail("get external ip \"auto\"");
+    assert_eq!(got.ip, Some(auto_ip), "an external ip keeps its address");
+    let mut listed = names(
+        &network
+            .list_external_ips(tenant)
+            .await
+            .or_fail("list external ips"),
+        |e| &e.spec.name,
+    );
+    listed.sort();
+    assert_eq!(listed, ["auto", "fixed"], "list_external_ips");
+
+    vpc_and_subnet(network, tenant, "main", "front", params.subnet_block(10)).await;
+    network
+        .reserve_ip(tenant, &IpReservationSpec::new("web", "front"))
+        .await
+        .or_fail("reserve \"web\"");
+    let fip_spec = FloatingIpSpec::new("web", "auto", "web");
+    let fip = network
+        .create_floating_ip(tenant, &fip_spec)
+        .await
+        .or_fail("create floating ip \"web\"");
+    assert_eq!(fip.spec, fip_spec);
+    assert!(fip.ready, "a floating ip is ready once created: {fip:?}");
+    let err = network
+        .create_floating_ip(tenant, &FloatingIpSpec::new("x", "missing", "web"))
+        .await
+        .refused("a floating ip of a missing external ip");
+    assert_not_found(
+        &err,
+        ResourceKind::ExternalIp,
+        "missing",
+        "a floating ip of a missing external ip",
+    );
+    let err = network
+        .create_floating_ip(tenant, &FloatingIpSpec::new("y", "fixed", "missing"))
+        .await
+        .refused("a floating ip to a missing reservation");
+    assert_not_found(
+        &err,
+        ResourceKind::IpReservation,
+        "missing",
+        "a floating ip to a missing reservation",
+    );
+    let snat_spec = SnatRuleSpec::new("out", "fixed", "front");
+    let snat = network
+        .create_snat_rule(tenant, &snat_spec)
+        .await
+        .or_fail("create snat rule \"out\"");
+    assert_eq!(snat.spec, snat_spec);
+    assert!(snat.ready, "a snat rule is ready once created: {snat:?}");
+    let err = network
+        .create_snat_rule(tenant, &SnatRuleSpec::new("z", "fixed", "missing"))
+        .await
+        .refused("a snat rule of a missing subnet");
+    assert_not_found(
+        &err,
+        ResourceKind::Subnet,
+        "missing",
+        "a snat rule of a missing subnet",
+    );
+    let fips = network
+        .list_floating_ips(tenant)
+        .await
+        .or_fail("list floating ips");
+    assert_eq!(names(&fips, |f| &f.spec.name), ["web"], "list_floating_ips");
+    let snats = network
+        .list_snat_rules(tenant)
+        .await
+        .or_fail("list snat rules");
+    assert_eq!(names(&snats, |s| &s.spec.name), ["out"], "list_snat_rules");
+
+    for name in ["auto", "fixed"] {
+        let err = network
+            .delete_external_ip(tenant, name)
+            .await
+            .refused("delete of an external ip in use");
+        assert_conflict(
+            &err,
+            Some(ResourceKind::ExternalIp),
+            "delete of an external ip in use",
+        );
+    }
+    network
+        .delete_floating_ip(tenant, "web")
+        .await
+        .or_fail("delete floating ip \"web\"");
+    network
+        .delete_snat_rule(tenant, "out")
+        .await
+        .or_fail("delete snat rule \"out\"");
+    for name in ["auto", "fixed"] {
+        network
+            .delete_external_ip(tenant, name)
+            .await
+            .or_fail(format_args!("delete external ip {name:?}"));
+        let err = network
+            .get_external_ip(tenant, name)
+            .await
+            .refused("get of a deleted external ip");
+        assert_not_found(
+            &err,
+            ResourceKind::ExternalIp,
+            name,
+            "get of a deleted external ip",
+        );
+    }
+    let err = network
+        .delete_external_ip(tenant, "auto")
+        .await
+        .refused("delete of a deleted external ip");
+    assert_not_found(
+        &err,
+        ResourceKind::ExternalIp,
+        "auto",
+        "delete of a missing external ip",
+    );
+    let err = network
+        .delete_floating_ip(tenant, "web")
+        .await
+        .refused("delete of a deleted floating ip");
+    assert_not_found(
+        &err,
+        ResourceKind::FloatingIp,
+        "web",
+        "delete of a missing floating ip",
+    );
+    let err = network
+        .delete_snat_rule(tenant, "out")
+        .await
+        .refused("delete of a deleted snat rule");
+    assert_not_found(
+        &err,
+        ResourceKind::SnatRule,
+        "out",
+        "delete of a missing snat rule",
+    );
+    assert!(
+        network
+            .list_external_ips(tenant)
+            .await
+            .or_fail("list external ips")
+            .is_empty(),
+        "no external ip is left"
+    );
+    network
+        .release_ip(tenant, "web")
+        .await
+        .or_fail("release \"web\"");
+    delete_vpc_and_subnet(network, tenant, "main", "front").await;
     Outcome::Passed
 }

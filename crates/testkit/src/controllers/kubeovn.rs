@@ -28,6 +28,15 @@
 //!   `<vm>.<ns>` with `podType: VirtualMachine`, so the next pod of the VM (after a live
 //!   migration) gets the same address and MAC. The `IP` goes when the VirtualMachine is deleted;
 //!   a plain pod's goes with the pod.
+//! - **OvnEip** (external access): an address from the external subnet the EIP names (the
+//!   `Subnet` of that name if there is one, else a simulated external network
+//!   [`SIMULATED_EXTERNAL_CIDR`]): the requested `v4Ip`/`v6Ip` or the next free one; status
+//!   `v4Ip`/`v6Ip`, `macAddress`, `type`, `ready: true` and `Ready=True`. A taken or outside
+//!   address is refused: `ready: false` with `Ready=False` (reason `AllocateEipFailed`) and a
+//!   `Warning` event.
+//! - **OvnFip** / **OvnSnatRule**: `ready: true` with `v4Eip` (and the FIP's `v4Ip` from its
+//!   `IP`, the SNAT rule's `v4IpCidr` from its subnet, and `vpc`) while their `ovnEip` exists
+//!   and is ready; `ready: false` otherwise (re-checked when the EIP changes or goes).
 
 use async_trait::async_trait;
 use kubecloud_core::ipam::AddressSpace;
@@ -46,6 +55,10 @@ const RESERVED_LABEL: &str = "ovn.kubernetes.io/ip_reserved";
 const VM_LABEL: &str = "vm.kubevirt.io/name";
 const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
 const VM_POD_TYPE: &str = "VirtualMachine";
+
+/// The CIDR of the simulated external network `OvnEip`s take addresses from when the external
+/// subnet they name has no `Subnet` object.
+pub const SIMULATED_EXTERNAL_CIDR: &str = "172.31.0.0/16";
 
 /// The simulated kube-ovn-controller. Not registered by default: add it with
 /// [`TestServerBuilder::controller`](crate::TestServerBuilder::controller).
@@ -716,6 +729,151 @@ impl KubeOvnController {
     }
 }
 
+/// External access: `OvnEip` allocation and `OvnFip`/`OvnSnatRule` readiness.
+impl KubeOvnController {
+    /// The external network an `OvnEip` takes its address from.
+    fn external_network(api: &Cluster, name: &str) -> Result<SubnetSpec, ControllerError> {
+        if let Some(subnet) = api.get_opt(API, "Subnet", None, name)?
+            && let Some(spec) = subnet_spec(&subnet)
+        {
+            return Ok(spec);
+        }
+        let cidr = SIMULATED_EXTERNAL_CIDR
+            .parse()
+            .unwrap_or_else(|_| unreachable!("constant CIDR"));
+        Ok(SubnetSpec::new(name, "external", cidr))
+    }
+
+    fn eip_address(o: &Value) -> Option<IpAddr> {
+        ["v4Ip", "v6Ip"]
+            .iter()
+            .filter_map(|f| o["status"][f].as_str())
+            .find_map(|s| s.parse().ok())
+    }
+
+    fn reconcile_eip(api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+        if ev.kind != EventType::Deleted {
+            Self::allocate_eip(api, &ev.name)?;
+        }
+        for kind in ["OvnFip", "OvnSnatRule"] {
+            for o in api.list(API, kind, None)? {
+                if o["spec"]["ovnEip"] == ev.name.as_str() {
+                    Self::reconcile_nat(api, kind, name_of(&o))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn allocate_eip(api: &Cluster, name: &str) -> Result<(), ControllerError> {
+        let Some(eip) = api.get_opt(API, "OvnEip", None, name)? else {
+            return Ok(());
+        };
+        if terminating(&eip)
+            || (eip["status"]["ready"] == true && Self::eip_address(&eip).is_some())
+        {
+            return Ok(());
+        }
+        let subnet = eip["spec"]["externalSubnet"]
+            .as_str()
+            .unwrap_or("ovn-vpc-external-network")
+            .to_string();
+        let network = Self::external_network(api, &subnet)?;
+        let mut space = AddressSpace::for_subnet(&network);
+        for other in api.list(API, "OvnEip", None)? {
+            if name_of(&other) != name
+                && !terminating(&other)
+                && other["spec"]["externalSubnet"] == subnet.as_str()
+                && let Some(addr) = Self::eip_address(&other)
+            {
+                let _ = space.reserve(addr, name_of(&other));
+            }
+        }
+        let requested = ["v4Ip", "v6Ip"]
+            .iter()
+            .filter_map(|f| eip["spec"][f].as_str())
+            .find_map(|s| s.parse::<IpAddr>().ok());
+        let allocated = match requested {
+            Some(addr) => space.reserve(addr, name).map(|()| addr),
+            None => space.allocate(name),
+        };
+        let now = now();
+        let status = match allocated {
+            Ok(addr) => {
+                let family = if addr.is_ipv4() { "v4Ip" } else { "v6Ip" };
+                json!({"status": {
+                    family: addr.to_string(),
+                    "macAddress": generated_mac(addr).to_string(),
+                    "type": eip["spec"]["type"].as_str().unwrap_or("nat"),
+                    "ready": true,
+                    "conditions": [condition("Ready", true, "ResourceReady", "", &now)],
+                }})
+            }
+            Err(e) => {
+                warn(api, "OvnEip", None, name, &e.to_string());
+                let refused = json!([condition(
+                    "Ready",
+                    false,
+                    "AllocateEipFailed",
+                    &e.to_string(),
+                    &now
+                )]);
+                if eip["status"]["ready"] == false
+                    && same_conditions(&eip["status"]["conditions"], &refused)
+                {
+                    return Ok(());
+                }
+                json!({"status": {"ready": false, "conditions": refused}})
+            }
+        };
+        api.merge_patch_status(API, "OvnEip", None, name, &status)?;
+        Ok(())
+    }
+
+    /// An `OvnFip` or `OvnSnatRule`: ready while its EIP is.
+    fn reconcile_nat(api: &Cluster, kind: &str, name: &str) -> Result<(), ControllerError> {
+        let Some(nat) = api.get_opt(API, kind, None, name)? else {
+            return Ok(());
+        };
+        if terminating(&nat) {
+            return Ok(());
+        }
+        let eip_name = nat["spec"]["ovnEip"].as_str().unwrap_or_default();
+        let eip = api
+            .get_opt(API, "OvnEip", None, eip_name)?
+            .filter(|e| !terminating(e) && e["status"]["ready"] == true);
+        let mut status = serde_json::Map::new();
+        let ready = match eip.as_ref().and_then(Self::eip_address) {
+            Some(addr) => {
+                status.insert("v4Eip".into(), json!(addr.to_string()));
+                if kind == "OvnFip" {
+                    let ip_name = nat["spec"]["ipName"].as_str().unwrap_or_default();
+                    if let Some(ip) = api.get_opt(API, "IP", None, ip_name)?
+                        && let Some(addr) = ip_of(&ip)
+                    {
+                        status.insert("v4Ip".into(), json!(addr.to_string()));
+                    }
+                } else {
+                    let subnet = nat["spec"]["vpcSubnet"].as_str().unwrap_or_default();
+                    if let Some(subnet) = api.get_opt(API, "Subnet", None, subnet)? {
+                        status.insert("v4IpCidr".into(), subnet["spec"]["cidrBlock"].clone());
+                        status.insert("vpc".into(), subnet["spec"]["vpc"].clone());
+                    }
+                }
+                true
+            }
+            None => false,
+        };
+        status.insert("ready".into(), json!(ready));
+        let current = &nat["status"];
+        if status.iter().all(|(k, v)| &current[k] == v) {
+            return Ok(());
+        }
+        api.merge_patch_status(API, kind, None, name, &json!({"status": status}))?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Controller for KubeOvnController {
     fn name(&self) -> &str {
@@ -729,6 +887,9 @@ impl Controller for KubeOvnController {
             Watched::new("kubeovn.io", "ips"),
             Watched::new("", "pods"),
             Watched::new("kubevirt.io", "virtualmachines"),
+            Watched::new("kubeovn.io", "ovn-eips"),
+            Watched::new("kubeovn.io", "ovn-fips"),
+            Watched::new("kubeovn.io", "ovn-snat-rules"),
         ]
     }
 
@@ -738,6 +899,13 @@ impl Controller for KubeOvnController {
             "subnets" => Self::reconcile_subnet(api, ev),
             "ips" => Self::reconcile_ip(api, ev),
             "pods" => Self::reconcile_pod(api, ev),
+            "ovn-eips" => Self::reconcile_eip(api, ev),
+            "ovn-fips" if ev.kind != EventType::Deleted => {
+                Self::reconcile_nat(api, "OvnFip", &ev.name)
+            }
+            "ovn-snat-rules" if ev.kind != EventType::Deleted => {
+                Self::reconcile_nat(api, "OvnSnatRule", &ev.name)
+            }
             "virtualmachines" if ev.kind == EventType::Deleted => {
                 let ns = ev.namespace.clone().unwrap_or_default();
                 Self::delete_ips_of(api, &ns, &ev.name, true)
