@@ -86,6 +86,27 @@ impl Cloud {
         }
     }
 
+    /// The compute backend (for tools that need the trait itself, such as the conformance
+    /// suite; tenant-scoped calls go through [`Cloud::tenant`]).
+    pub fn compute(&self) -> &dyn Compute {
+        &*self.compute
+    }
+
+    /// The block-storage backend.
+    pub fn storage(&self) -> &dyn BlockStorage {
+        &*self.storage
+    }
+
+    /// The network backend.
+    pub fn network(&self) -> &dyn Network {
+        &*self.network
+    }
+
+    /// The load-balancer backend.
+    pub fn load_balancer(&self) -> &dyn LoadBalancer {
+        &*self.load_balancer
+    }
+
     /// The backends' names, as `(compute, storage, network, load balancer)`.
     pub fn backend_names(&self) -> [&str; 4] {
         [

@@ -240,3 +240,17 @@ impl Linstor {
 pub fn not_found(name: &str) -> Error {
     Error::not_found(ResourceKind::Volume, name)
 }
+
+#[cfg(test)]
+mod progress_tests {
+    use super::import_progress;
+
+    #[test]
+    fn cdi_progress_is_read_as_a_whole_percentage() {
+        assert_eq!(import_progress(Some("50.00%")), Some(50));
+        assert_eq!(import_progress(Some("0.00%")), Some(0));
+        assert_eq!(import_progress(Some("100.0%")), Some(100));
+        assert_eq!(import_progress(Some("N/A")), None);
+        assert_eq!(import_progress(None), None);
+    }
+}

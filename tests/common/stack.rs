@@ -1,0 +1,277 @@
+//! The whole stack on the test doubles, shared by `tests/stack_reliability.rs` and
+//! `examples/stack_bench.rs` (included with `#[path]`): the Kubernetes API double with every
+//! simulated controller (KubeVirt + CDI, LINSTOR CSI, Kube-OVN, MetalLB, GC, namespaces), the
+//! LINSTOR controller double, the four real backends on them, and a generated tenant spec.
+#![allow(dead_code, reason = "each includer uses a part")]
+
+use std::collections::BTreeMap;
+
+use kubecloud::{
+    AddressBlock, AddressPoolSpec, BootDisk, ByteSize, Cloud, ExposureSpec, NetworkInterface,
+    ServicePort, SubnetSpec, TenantSpec, VmResources, VmSpec, VpcSpec,
+};
+use kubecloud_testkit::linstor::LinstorServer;
+use kubecloud_testkit::schema::Catalog;
+use kubecloud_testkit::{
+    CdiController, GarbageCollector, KubeOvnController, KubeVirtController,
+    KubeVirtSnapshotController, Latency, LinstorCsi, MetalLbController, NamespaceController,
+    TestServer,
+};
+
+const CLUSTER: &str = r#"
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: metallb-system
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: linstor-default
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: linstor.csi.linbit.com
+allowVolumeExpansion: true
+volumeBindingMode: Immediate
+parameters:
+  linstor.csi.linbit.com/resourceGroup: rg-fast
+  linstor.csi.linbit.com/placementCount: "2"
+---
+# KubeVirt imports boot disks into the StorageClass named after the tier.
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: fast
+provisioner: linstor.csi.linbit.com
+allowVolumeExpansion: true
+parameters:
+  linstor.csi.linbit.com/resourceGroup: rg-fast
+"#;
+
+/// The doubles and a [`Cloud`] of the four real backends on them (tiers `fast`, 2 replicas on
+/// LVM thin, and `bulk`, 1 replica on ZFS; three nodes).
+pub struct Stack {
+    /// The Kubernetes API double.
+    pub kube: TestServer,
+    /// The LINSTOR controller double.
+    pub linstor: LinstorServer,
+    /// KubeVirt + LINSTOR + Kube-OVN + MetalLB.
+    pub cloud: Cloud,
+}
+
+/// Starts the doubles (`latency` on every Kubernetes API request, fault draws from `seed`) and
+/// composes the backends.
+pub async fn stack(latency: Latency, seed: u64) -> Stack {
+    // Room for thousands of imported boot volumes of 1 GiB with 2 replicas.
+    const POOL_KIB: u64 = 16 << 30;
+    let linstor = LinstorServer::builder()
+        .nodes(["node-1", "node-2", "node-3"])
+        .pool_on_all_nodes("lvm-thin", "LVM_THIN", POOL_KIB)
+        .pool_on_all_nodes("zfs", "ZFS", POOL_KIB)
+        .resource_group("rg-fast", 2, ["lvm-thin"])
+        .resource_group("rg-bulk", 1, ["zfs"])
+        .start()
+        .await
+        .expect("LINSTOR double");
+    let virt = KubeVirtController::new().with_nodes(&["node-1", "node-2", "node-3"]);
+    let seed_objects = format!("{}\n{CLUSTER}", virt.node_manifests());
+    let kube = TestServer::builder()
+        .without_default_controllers()
+        .seed(seed)
+        .latency(latency)
+        .controller(GarbageCollector)
+        .controller(NamespaceController)
+        .controller(LinstorCsi::new(&linstor))
+        .controller(CdiController::new())
+        .controller(virt)
+        .controller(KubeVirtSnapshotController)
+        .controller(KubeOvnController)
+        .controller(MetalLbController::new())
+        .seed_yaml(&seed_objects)
+        .start()
+        .await
+        .expect("Kubernetes double");
+    let client = kube.client();
+    let storage = kubecloud::linstor::Linstor::builder(client.clone(), linstor.url())
+        .insecure_http()
+        .tier("fast", "rg-fast")
+        .tier("bulk", "rg-bulk")
+        .max_replicas(3)
+        .build()
+        .expect("LINSTOR backend");
+    let cloud = Cloud::builder()
+        .compute(kubecloud::kubevirt::KubeVirt::builder(client.clone()).build())
+        .storage(storage)
+        .network(kubecloud::kubeovn::KubeOvn::builder(client.clone()).build())
+        .load_balancer(kubecloud::metallb::MetalLb::builder(client).build())
+        .build()
+        .expect("cloud");
+    Stack {
+        kube,
+        linstor,
+        cloud,
+    }
+}
+
+/// The `i`-th VM's fixed address on subnet `web` (10.0.0.0/16).
+pub fn vm_ip(i: usize) -> std::net::IpAddr {
+    std::net::IpAddr::from([10, 0, (i / 200) as u8, (i % 200 + 10) as u8])
+}
+
+/// A tenant of `vms` VMs, each booting from a disk imported into a new 1 GiB volume on tier
+/// `fast`, with a fixed IP on one subnet, and an exposure for every `expose_every`-th VM on an
+/// address pool the tenant owns.
+pub fn tenant_spec(vms: usize, expose_every: usize) -> TenantSpec {
+    let vm = |i: usize| VmSpec {
+        name: format!("vm-{i}"),
+        resources: VmResources::Custom {
+            cpu_cores: 1,
+            memory: ByteSize::gib(1),
+        },
+        boot_disk: BootDisk::Import {
+            url: "https://images.example.com/fedora.qcow2".into(),
+            size: ByteSize::gib(1),
+            tier: Some("fast".into()),
+            replicas: 1,
+            access: Default::default(),
+            mode: Default::default(),
+        },
+        interfaces: vec![NetworkInterface {
+            fixed_ip: Some(vm_ip(i)),
+            ..NetworkInterface::on_subnet("eth0", "web")
+        }],
+        labels: BTreeMap::from([("app".to_string(), format!("vm-{i}"))]),
+        ..VmSpec::default()
+    };
+    let exposed: Vec<usize> = (0..vms).step_by(expose_every.max(1)).collect();
+    TenantSpec {
+        vpcs: vec![VpcSpec::named("main")],
+        subnets: vec![SubnetSpec::new(
+            "web",
+            "main",
+            "10.0.0.0/16".parse().unwrap(),
+        )],
+        vms: (0..vms).map(vm).collect(),
+        address_pools: vec![AddressPoolSpec::l2(
+            "public",
+            vec![AddressBlock::Cidr("100.64.0.0/20".parse().unwrap())],
+        )],
+        exposures: exposed
+            .iter()
+            .map(|&i| {
+                let app = format!("vm-{i}");
+                ExposureSpec::new(
+                    format!("vm-{i}"),
+                    [("app", app.as_str())],
+                    vec![ServicePort::tcp(443)],
+                )
+            })
+            .collect(),
+        ..TenantSpec::default()
+    }
+}
+
+/// Every object in the API double of `tenant`: labelled with it (any kind, any namespace), in
+/// its namespace, or a Kube-OVN `IP` of one of its workloads ([`ips_of`]). As `(kind, namespace/name)`, sorted.
+pub fn objects_of(server: &TestServer, tenant: &str) -> Vec<(String, String)> {
+    let catalog = Catalog::upstream().expect("catalog");
+    let cluster = server.cluster();
+    let mut out = std::collections::BTreeSet::new();
+    for t in catalog.types().iter().filter(|t| t.storage_version) {
+        let api_version = t.api_version();
+        let labelled = cluster
+            .list_selected(
+                &api_version,
+                &t.kind,
+                None,
+                &format!("kubecloud.io/tenant={tenant}"),
+            )
+            .unwrap_or_default();
+        let in_namespace = if t.namespaced {
+            cluster
+                .list(&api_version, &t.kind, Some(tenant))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for o in labelled.iter().chain(&in_namespace) {
+            let ns = o["metadata"]["namespace"].as_str().unwrap_or("");
+            let name = o["metadata"]["name"].as_str().unwrap_or("");
+            out.insert((t.kind.clone(), format!("{ns}/{name}")));
+        }
+    }
+    for ip in ips_of(server, tenant) {
+        out.insert(("IP".to_string(), format!("/{ip}")));
+    }
+    // PersistentVolumes bound to the tenant's claims: the CSI driver deletes the LINSTOR volume
+    // before it deletes the PV, so a PV gone means its LINSTOR volume is gone too.
+    for pv in cluster
+        .list("v1", "PersistentVolume", None)
+        .unwrap_or_default()
+    {
+        if pv["spec"]["claimRef"]["namespace"] == tenant {
+            let name = pv["metadata"]["name"].as_str().unwrap_or("");
+            out.insert(("PersistentVolume".to_string(), format!("/{name}")));
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Kube-OVN `IP` objects (cluster-scoped, named `<pod or vm>.<namespace>`, not labelled with the
+/// tenant) of workloads in namespace `tenant`.
+pub fn ips_of(server: &TestServer, tenant: &str) -> Vec<String> {
+    server
+        .cluster()
+        .list("kubeovn.io/v1", "IP", None)
+        .unwrap_or_default()
+        .iter()
+        .filter(|ip| ip["spec"]["namespace"] == tenant)
+        .filter_map(|ip| ip["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Waits, through one watch per object (kube's `await_condition`, no polling), until every
+/// object `objects_of` finds for `tenant` — but its namespace and Events — is deleted; returns
+/// how many there were. `destroy` returns when the domain resources are gone, while the garbage
+/// collector may still be removing what they owned (see the issue 8 report).
+pub async fn settle(server: &TestServer, tenant: &str, timeout: std::time::Duration) -> usize {
+    use kube::api::{Api, ApiResource, DynamicObject};
+    use kube::core::GroupVersionKind;
+    use kube::runtime::wait::await_condition;
+    let catalog = Catalog::upstream().expect("catalog");
+    let left: Vec<(String, String)> = objects_of(server, tenant)
+        .into_iter()
+        .filter(|(kind, _)| kind != "Event" && kind != "Namespace")
+        .collect();
+    for (kind, at) in &left {
+        let t = catalog
+            .types()
+            .iter()
+            .find(|t| t.storage_version && &t.kind == kind)
+            .expect("kind in the catalog");
+        let gvk = GroupVersionKind::gvk(&t.group, &t.version, &t.kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, &t.plural);
+        let (ns, name) = at.split_once('/').expect("ns/name");
+        let api: Api<DynamicObject> = if t.namespaced {
+            Api::namespaced_with(server.client(), ns, &ar)
+        } else {
+            Api::all_with(server.client(), &ar)
+        };
+        let gone = await_condition(api, name, |o: Option<&DynamicObject>| o.is_none());
+        tokio::time::timeout(timeout, gone)
+            .await
+            .unwrap_or_else(|_| panic!("{kind} {at} still there after {timeout:?}"))
+            .expect("watch");
+    }
+    left.len()
+}
+
+/// How many objects of each kind [`objects_of`] finds.
+pub fn count_by_kind(objects: &[(String, String)]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (kind, _) in objects {
+        *out.entry(kind.clone()).or_insert(0) += 1;
+    }
+    out
+}
