@@ -163,9 +163,14 @@ async fn the_controller_refuses_a_client_without_a_certificate_signed_by_its_ca(
     ];
     for (case, b) in cases {
         let storage = b.build().expect("backend");
+        // In TLS 1.3 the client learns of the refusal either in the handshake or on its first
+        // read (as an alert or a reset), depending on timing: what is certain is the failure and
+        // that the controller served nothing.
         let err = storage.list_pools(&tenant()).await.unwrap_err();
-        let message = backend_message(&err);
-        assert!(message.contains("TLS"), "{case}: {message}");
+        assert!(
+            matches!(err, kubecloud_core::Error::Backend { .. }),
+            "{case}: {err:?}"
+        );
     }
     assert!(linstor.requests().is_empty(), "{:?}", linstor.requests());
     assert_eq!(linstor.tls_handshakes().completed, 0);
