@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 
-use kubecloud_core::ipam::cidr_contains;
 use kubecloud_core::{
     Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, ResourceKind, Result, SnatRule,
     SnatRuleSpec, Tenant,
@@ -48,10 +47,10 @@ impl State {
         let owner = holder(tenant, &spec.name);
         let ip = match spec.ip {
             Some(ip) => {
-                let cidr = EXTERNAL_CIDR
+                let cidr: kubecloud_core::IpNet = EXTERNAL_CIDR
                     .parse()
                     .unwrap_or_else(|_| unreachable!("constant CIDR"));
-                if !cidr_contains(cidr, ip) {
+                if !cidr.contains(&ip) {
                     return Err(Error::invalid(
                         "ip",
                         format!("{ip} is outside the external network {EXTERNAL_CIDR}"),

@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
 use crate::addr::{IpRange, ip_to_u128, u128_to_ip};
 use crate::error::{Error, ResourceKind, Result};
 use crate::network::{SubnetSpec, broadcast};
@@ -216,11 +214,6 @@ impl AddressSpace {
     }
 }
 
-/// Whether `ip` lies in `cidr`.
-pub fn cidr_contains(cidr: IpNet, ip: IpAddr) -> bool {
-    cidr.contains(&ip)
-}
-
 fn buggy_in(a: u128, b: u128) -> u128 {
     // Count n in [a, b] with n % 256 == 0 or 255.
     let count = |limit: u128, rem: u128| -> u128 {
@@ -353,7 +346,7 @@ mod tests {
             exclude_start in 0u32..64,
             exclude_len in 0u32..8,
         ) {
-            let cidr: IpNet = format!("10.9.{third}.0/{prefix}").parse().unwrap();
+            let cidr: ipnet::IpNet = format!("10.9.{third}.0/{prefix}").parse().unwrap();
             let size = 1u32 << (32 - prefix);
             let base = u32::from(match cidr.network() { IpAddr::V4(v) => v, _ => unreachable!() });
             let mut spec = SubnetSpec::new("s", "v", cidr);
