@@ -243,14 +243,16 @@ impl KubeOvn {
         kind: ResourceKind,
         name: &str,
     ) -> Result<()> {
-        let gone = kubecloud_kube::wait_for(api, object, kind, name, self.ready_timeout, |o| {
-            if o.is_none() {
-                Check::Met
-            } else {
-                Check::Pending
-            }
-        })
-        .await;
+        let gone = self
+            .writer
+            .wait_for(&api, object, kind, name, self.ready_timeout, |o| {
+                if o.is_none() {
+                    Check::Met
+                } else {
+                    Check::Pending
+                }
+            })
+            .await;
         match gone {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
@@ -481,18 +483,20 @@ impl Network for KubeOvn {
             .await?;
         self.apply(&api, translate::vpc(tenant, spec), kind, &spec.name)
             .await?;
-        let ready = kubecloud_kube::wait_for(
-            api,
-            &object,
-            kind,
-            &spec.name,
-            self.ready_timeout,
-            |o| match o.map(to_value) {
-                Some(o) if vpc_ready(&o) => Check::Met,
-                _ => Check::Pending,
-            },
-        )
-        .await?;
+        let ready = self
+            .writer
+            .wait_for(
+                &api,
+                &object,
+                kind,
+                &spec.name,
+                self.ready_timeout,
+                |o| match o.map(to_value) {
+                    Some(o) if vpc_ready(&o) => Check::Met,
+                    _ => Check::Pending,
+                },
+            )
+            .await?;
         tracing::debug!(%tenant, vpc = %spec.name, %object, "vpc ready");
         Self::vpc_view(&to_value(&ready), &BTreeMap::new())
     }
@@ -605,15 +609,17 @@ impl Network for KubeOvn {
         }
         self.apply(&api, translate::subnet(tenant, spec), kind, &spec.name)
             .await?;
-        let ready = kubecloud_kube::wait_for(
-            api,
-            &object,
-            kind,
-            &spec.name,
-            self.ready_timeout,
-            subnet_check,
-        )
-        .await?;
+        let ready = self
+            .writer
+            .wait_for(
+                &api,
+                &object,
+                kind,
+                &spec.name,
+                self.ready_timeout,
+                subnet_check,
+            )
+            .await?;
         tracing::debug!(%tenant, subnet = %spec.name, cidr = %spec.cidr, %object, "subnet ready");
         subnet_view(&to_value(&ready))
     }
@@ -690,13 +696,8 @@ impl Network for KubeOvn {
                     .delete(&ip_api, ip_name, ResourceKind::IpReservation, ip_name)
                     .await?;
             }
-            kubecloud_kube::wait_for(
-                api.clone(),
-                &object_name,
-                kind,
-                name,
-                self.ready_timeout,
-                |o| {
+            self.writer
+                .wait_for(&api, &object_name, kind, name, self.ready_timeout, |o| {
                     let Some(o) = o.map(to_value) else {
                         return Check::Met;
                     };
@@ -706,9 +707,8 @@ impl Network for KubeOvn {
                     } else {
                         Check::Pending
                     }
-                },
-            )
-            .await?;
+                })
+                .await?;
         }
         let spec = translate::subnet_spec_from(&object)?;
         if spec.secondary {
@@ -757,15 +757,17 @@ impl Network for KubeOvn {
             &spec.name,
         )
         .await?;
-        let allocated = kubecloud_kube::wait_for(
-            ips.clone(),
-            &object,
-            kind,
-            &spec.name,
-            self.ready_timeout,
-            ip_allocated,
-        )
-        .await;
+        let allocated = self
+            .writer
+            .wait_for(
+                &ips,
+                &object,
+                kind,
+                &spec.name,
+                self.ready_timeout,
+                ip_allocated,
+            )
+            .await;
         let allocated = match allocated {
             Ok(o) => to_value(&o),
             Err(err) => {

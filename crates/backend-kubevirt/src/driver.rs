@@ -403,7 +403,11 @@ impl Compute for KubeVirt {
         tracing::debug!(%tenant, vm = %spec.name, wrote, "vm applied");
         self.apply_secrets(tenant, spec, previous.as_ref(), &applied)
             .await?;
-        let (vmi, dv) = self.companions(tenant, spec).await?;
+        // A VM that did not exist has no instance or import yet: nothing to read.
+        let (vmi, dv) = match current {
+            Some(_) => self.companions(tenant, spec).await?,
+            None => (None, None),
+        };
         let vm_value = to_value(&applied);
         let status = vm_status(
             spec,
@@ -656,6 +660,7 @@ impl Compute for KubeVirt {
         let secrets = self.vm_secrets(tenant, &spec).await?;
         Ok(crate::watch::vm_states(
             self.client.clone(),
+            &self.writer,
             tenant.clone(),
             name.to_string(),
             secrets,

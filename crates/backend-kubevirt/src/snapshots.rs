@@ -4,7 +4,7 @@
 use kube::api::{DynamicObject, ListParams};
 use kubecloud_core::wait::Check;
 use kubecloud_core::{Error, ResourceKind, Result, Tenant, VmPhase, VmSnapshot, validate_name};
-use kubecloud_kube::{ensure_owned, from_kube, tenant_namespace, tenant_selector, wait_for};
+use kubecloud_kube::{ensure_owned, from_kube, tenant_namespace, tenant_selector};
 use serde_json::Value;
 
 use crate::driver::{stored_spec, to_value};
@@ -186,15 +186,16 @@ impl KubeVirt {
             .apply(&api, &desired, ResourceKind::Vm, vm)
             .await?;
         tracing::debug!(%tenant, vm, snapshot = name, restore, "vm restore requested");
-        wait_for(
-            api.clone(),
-            &restore,
-            ResourceKind::Vm,
-            vm,
-            self.options.restore_timeout,
-            restore_done,
-        )
-        .await?;
+        self.writer
+            .wait_for(
+                &api,
+                &restore,
+                ResourceKind::Vm,
+                vm,
+                self.options.restore_timeout,
+                restore_done,
+            )
+            .await?;
         // The restore is a record of a finished operation; it has nothing left to do.
         self.writer
             .delete(&api, &restore, ResourceKind::Vm, vm)

@@ -8,7 +8,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::DynamicObject;
 use kubecloud_core::{BootDisk, Result, Tenant, Vm};
-use kubecloud_kube::{is_owned, object_states, tenant_namespace};
+use kubecloud_kube::{Writer, is_owned, tenant_namespace};
 use serde_json::Value;
 
 use crate::apis;
@@ -111,18 +111,26 @@ impl Merged {
 /// is deleted. `secrets` restores the cloud-init material (read when the watch opened).
 pub fn vm_states(
     client: kube::Client,
+    writer: &Writer,
     tenant: Tenant,
     name: String,
     secrets: BTreeMap<String, Secret>,
 ) -> BoxStream<'static, Result<Vm>> {
     let ns = tenant_namespace(&tenant);
-    let vm = object_states(apis::vms(&client, &ns), &name).map(|s| (Source::Vm, s));
-    let vmi = object_states(apis::vmis(&client, &ns), &name).map(|s| (Source::Vmi, s));
-    let import = object_states(
-        apis::data_volumes(&client, &ns),
-        &BootDisk::import_volume_name(&name),
-    )
-    .map(|s| (Source::Import, s));
+    // Shared watches (one per kind and namespace for all VMs being watched), which also see
+    // this backend's own writes at once.
+    let vm = writer
+        .states(&apis::vms(&client, &ns), &name)
+        .map(|s| (Source::Vm, s));
+    let vmi = writer
+        .states(&apis::vmis(&client, &ns), &name)
+        .map(|s| (Source::Vmi, s));
+    let import = writer
+        .states(
+            &apis::data_volumes(&client, &ns),
+            &BootDisk::import_volume_name(&name),
+        )
+        .map(|s| (Source::Import, s));
     let merged = stream::select_all([vm.boxed(), vmi.boxed(), import.boxed()]);
     stream::unfold(
         (merged, Merged::default(), tenant, name, secrets),

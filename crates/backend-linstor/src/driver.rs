@@ -15,8 +15,8 @@ use kubecloud_core::{
     VolumeSpec, validate_name, validate_size,
 };
 use kubecloud_kube::{
-    ensure_namespace, ensure_owned, from_kube, is_not_found, is_owned, names, object_states,
-    tenant_namespace, tenant_selector,
+    ensure_namespace, ensure_owned, from_kube, is_not_found, is_owned, names, tenant_namespace,
+    tenant_selector,
 };
 use serde_json::Value;
 
@@ -171,9 +171,12 @@ impl Linstor {
             Import(Box<Option<DynamicObject>>),
         }
         let object = names::claim(name);
-        let claims = object_states(self.claims(tenant), &object)
+        let writer = &self.inner.writer;
+        let claims = writer
+            .states(&self.claims(tenant), &object)
             .filter_map(|s| async move { s.ok().map(|c| Seen::Claim(Box::new(c))) });
-        let imports = object_states(self.data_volumes(tenant), &object)
+        let imports = writer
+            .states(&self.data_volumes(tenant), &object)
             .filter_map(|s| async move { s.ok().map(|d| Seen::Import(Box::new(d))) });
         let owner = tenant.clone();
         let this = self.clone();
@@ -841,7 +844,10 @@ impl BlockStorage for Linstor {
         let this = self.clone();
         let tenant = tenant.clone();
         let owner = tenant.clone();
-        let states = object_states(self.claims(&tenant), &names::claim(name))
+        let states = self
+            .inner
+            .writer
+            .states(&self.claims(&tenant), &names::claim(name))
             .filter_map(|s| async move { s.ok() })
             .take_while(move |s| {
                 let alive = s.as_ref().is_some_and(|p| is_owned(&p.metadata, &owner));

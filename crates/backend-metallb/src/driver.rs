@@ -16,7 +16,7 @@ use kubecloud_core::{
 };
 use kubecloud_kube::{
     MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, from_kube, holds, is_owned,
-    object_states, ownership_labels, tenant_namespace, tenant_selector, wait_for,
+    ownership_labels, tenant_namespace, tenant_selector,
 };
 use serde::de::DeserializeOwned;
 
@@ -763,19 +763,21 @@ impl LoadBalancer for MetalLb {
         if let Some((object, before)) = settle
             && before > 0
         {
-            let outcome = wait_for(
-                self.pools_api(),
-                &object,
-                ResourceKind::AddressPool,
-                &object,
-                self.release_settle,
-                |pool| match pool {
-                    None => Check::Met,
-                    Some(p) if pool_usage(&json(p), 0).0 < before => Check::Met,
-                    Some(_) => Check::Pending,
-                },
-            )
-            .await;
+            let outcome = self
+                .writer
+                .wait_for(
+                    &self.pools_api(),
+                    &object,
+                    ResourceKind::AddressPool,
+                    &object,
+                    self.release_settle,
+                    |pool| match pool {
+                        None => Check::Met,
+                        Some(p) if pool_usage(&json(p), 0).0 < before => Check::Met,
+                        Some(_) => Check::Pending,
+                    },
+                )
+                .await;
             if let Err(err) = outcome
                 && !err.is_not_found()
             {
@@ -792,7 +794,10 @@ impl LoadBalancer for MetalLb {
         name: &str,
     ) -> Result<BoxStream<'static, Result<Exposure>>> {
         let first = self.owned_service(tenant, name).await?;
-        let services = object_states(self.services(tenant), name).map(Seen::Service);
+        let services = self
+            .writer
+            .states(&self.services(tenant), name)
+            .map(Seen::Service);
         let config = watcher::Config::default().fields(&format!("involvedObject.name={name}"));
         let events = watcher(self.events(tenant), config)
             .default_backoff()

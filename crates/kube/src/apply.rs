@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::errors::{from_kube, is_not_found};
+use crate::informers::Informers;
+use crate::namespace::EnsuredNamespaces;
 use crate::ownership::FIELD_MANAGER;
 use crate::retry::RetryPolicy;
 
@@ -33,6 +35,8 @@ use crate::retry::RetryPolicy;
 pub struct Writer {
     backend: String,
     retry: RetryPolicy,
+    informers: Informers,
+    namespaces: EnsuredNamespaces,
 }
 
 impl Writer {
@@ -41,7 +45,57 @@ impl Writer {
         Self {
             backend: backend.into(),
             retry: RetryPolicy::default(),
+            informers: Informers::default(),
+            namespaces: EnsuredNamespaces::default(),
         }
+    }
+
+    /// The same writer sharing `informers` (for example with the other backends of one cloud),
+    /// so waits on the same kinds share their watches.
+    pub fn with_informers(mut self, informers: Informers) -> Self {
+        self.informers = informers;
+        self
+    }
+
+    /// The shared watches this writer's waits use and its writes feed.
+    pub fn informers(&self) -> &Informers {
+        &self.informers
+    }
+
+    /// The namespaces this writer has made sure of (see [`crate::ensure_namespace`]).
+    pub(crate) fn ensured_namespaces(&self) -> &EnsuredNamespaces {
+        &self.namespaces
+    }
+
+    /// The states of the object `object` behind `api` through the shared watch of its kind
+    /// ([`Informers::states`]), seeing this writer's own writes at once.
+    pub fn states<K>(
+        &self,
+        api: &Api<K>,
+        object: &str,
+    ) -> futures::stream::BoxStream<'static, Result<Option<K>>>
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.informers.states(api, object)
+    }
+
+    /// [`crate::wait_for`] through the shared watch of the object's kind: waiting for many
+    /// objects of one kind opens one watch, not one per object.
+    pub async fn wait_for<K, F>(
+        &self,
+        api: &Api<K>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+        timeout: std::time::Duration,
+        condition: F,
+    ) -> Result<K>
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(Option<&K>) -> kubecloud_core::wait::Check,
+    {
+        crate::wait::wait_on(self.states(api, object), kind, name, timeout, condition).await
     }
 
     /// The same writer with another retry policy.
@@ -74,7 +128,8 @@ impl Writer {
     {
         let object_name = desired.meta().name.clone().unwrap_or_default();
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        self.retry
+        let applied = self
+            .retry
             .run("apply", || async {
                 api.patch(&object_name, &params, &Patch::Apply(desired))
                     .await
@@ -93,6 +148,16 @@ impl Writer {
                     })
             })
             .await
+            .inspect_err(|e| {
+                if matches!(e, kubecloud_core::Error::NotFound { .. })
+                    && let Some(namespace) = namespace_of(api.resource_url())
+                {
+                    // The namespace was deleted under us: make the next ensure_namespace create it.
+                    self.namespaces.forget(namespace);
+                }
+            })?;
+        self.informers.observe(api, &applied);
+        Ok(applied)
     }
 
     /// Applies `desired` unless `current` (the live object, from a get, list or watch) is
@@ -178,6 +243,12 @@ impl Writer {
             })
             .await
     }
+}
+
+/// The namespace in a resource URL (`.../namespaces/<ns>/<plural>`), if any.
+fn namespace_of(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("/namespaces/")?;
+    rest.split('/').nth(1).and(rest.split('/').next())
 }
 
 /// The annotation recording the hash of what kubecloud last applied to an object.

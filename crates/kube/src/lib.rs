@@ -9,6 +9,9 @@
 //!   change, idempotent deletes, retries of temporary failures with backoff;
 //! - [`wait_for`] / [`object_states`]: waiting through watches (never polling), failing fast on
 //!   terminal states, with explicit timeouts; dropped watches resume;
+//! - [`Informers`]: one shared watch per kind feeding every wait on objects of that kind
+//!   ([`Writer::wait_for`], [`Writer::states`]), so waiting for a thousand VMs opens a handful of
+//!   watches, not thousands;
 //! - [`from_kube`]: the mapping of API server answers (status codes and `Status` bodies) to
 //!   [`kubecloud_core::Error`].
 //!
@@ -20,6 +23,7 @@
 
 mod apply;
 mod errors;
+mod informers;
 pub mod names;
 mod namespace;
 pub mod ownership;
@@ -28,13 +32,14 @@ mod wait;
 
 pub use apply::{APPLIED_HASH, Writer, applied_hash, holds, is_subset};
 pub use errors::{from_kube, is_not_found};
+pub use informers::Informers;
 pub use namespace::ensure_namespace;
 pub use ownership::{
     FIELD_MANAGER, MANAGED_BY, MANAGER, NAME, TENANT, ensure_owned, is_owned, ownership_labels,
     tenant_namespace, tenant_selector,
 };
 pub use retry::RetryPolicy;
-pub use wait::{object_states, wait_for};
+pub use wait::{object_states, wait_for, wait_on};
 
 /// Re-exported so backends name the same versions.
 pub use k8s_openapi;

@@ -1,5 +1,8 @@
 //! The tenant's namespace, created on first use.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kubecloud_core::{ResourceKind, Result, Tenant};
@@ -7,9 +10,35 @@ use kubecloud_core::{ResourceKind, Result, Tenant};
 use crate::apply::Writer;
 use crate::ownership::{MANAGED_BY, MANAGER, TENANT, tenant_namespace};
 
-/// Makes sure the tenant's namespace exists (server-side apply, so it is idempotent and cheap to
-/// repeat), labelled as kubecloud's and the tenant's. Backends call it before the first write of
-/// a namespaced object for a tenant.
+/// The namespaces a [`Writer`] has made sure of, so that creating a thousand objects in one
+/// namespace reads it once, not a thousand times. A write that finds the namespace gone (deleted
+/// by hand) forgets it, so the next [`ensure_namespace`] creates it again.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct EnsuredNamespaces(Arc<Mutex<HashSet<String>>>);
+
+impl EnsuredNamespaces {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn contains(&self, namespace: &str) -> bool {
+        self.lock().contains(namespace)
+    }
+
+    fn insert(&self, namespace: String) {
+        self.lock().insert(namespace);
+    }
+
+    /// Forgets `namespace` (a write into it answered "not found").
+    pub(crate) fn forget(&self, namespace: &str) {
+        self.lock().remove(namespace);
+    }
+}
+
+/// Makes sure the tenant's namespace exists (server-side apply, skipped when it is already as
+/// kubecloud made it), labelled as kubecloud's and the tenant's. Backends call it before the
+/// first write of a namespaced object for a tenant; after the first call a [`Writer`] remembers
+/// the namespace and sends nothing.
 ///
 /// ```no_run
 /// # async fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
@@ -21,9 +50,12 @@ pub async fn ensure_namespace(
     client: &kube::Client,
     writer: &Writer,
     tenant: &Tenant,
-) -> Result<Namespace> {
-    let api: Api<Namespace> = Api::all(client.clone());
+) -> Result<()> {
     let name = tenant_namespace(tenant);
+    if writer.ensured_namespaces().contains(&name) {
+        return Ok(());
+    }
+    let api: Api<Namespace> = Api::all(client.clone());
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(name.clone());
     namespace.metadata.labels = Some(
@@ -36,7 +68,7 @@ pub async fn ensure_namespace(
     let current = writer
         .get_opt(&api, &name, ResourceKind::Tenant, tenant.as_str())
         .await?;
-    let (ns, _) = writer
+    writer
         .apply_if_changed(
             &api,
             current.as_ref(),
@@ -45,5 +77,6 @@ pub async fn ensure_namespace(
             tenant.as_str(),
         )
         .await?;
-    Ok(ns)
+    writer.ensured_namespaces().insert(name);
+    Ok(())
 }

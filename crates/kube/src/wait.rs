@@ -69,7 +69,22 @@ where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     F: Fn(Option<&K>) -> Check,
 {
-    let states = object_states(api, object);
+    wait_on(object_states(api, object), kind, name, timeout, condition).await
+}
+
+/// [`wait_for`] on a stream of states (from [`object_states`] or
+/// [`Informers::states`](crate::Informers::states)).
+pub async fn wait_on<K, S, F>(
+    states: S,
+    kind: ResourceKind,
+    name: &str,
+    timeout: Duration,
+    condition: F,
+) -> Result<K>
+where
+    S: Stream<Item = Result<Option<K>>>,
+    F: Fn(Option<&K>) -> Check,
+{
     let mut last = "nothing yet".to_string();
     let work = async {
         futures::pin_mut!(states);

@@ -265,19 +265,29 @@ async fn the_tenant_namespace_is_created_once_and_labelled() {
     let client = server.client();
     let writer = Writer::new("test");
     let acme = Tenant::new("acme").unwrap();
-    let ns = kubecloud_kube::ensure_namespace(&client, &writer, &acme)
+    kubecloud_kube::ensure_namespace(&client, &writer, &acme)
         .await
         .unwrap();
-    assert_eq!(ns.metadata.labels.unwrap()["kubecloud.io/tenant"], "acme");
+    let ns = server
+        .cluster()
+        .get("v1", "Namespace", None, "acme")
+        .unwrap();
+    assert_eq!(ns["metadata"]["labels"]["kubecloud.io/tenant"], "acme");
     server.requests().reset();
     kubecloud_kube::ensure_namespace(&client, &writer, &acme)
         .await
         .unwrap();
     assert_eq!(
-        server.requests().count_verb(Verb::Apply),
+        server.requests().total(),
         0,
-        "an existing namespace is not written again"
+        "the writer remembers the namespace: nothing is sent"
     );
+    // Another writer (another process) reads it and sends no write either.
+    kubecloud_kube::ensure_namespace(&client, &Writer::new("other"), &acme)
+        .await
+        .unwrap();
+    assert_eq!(server.requests().count_verb(Verb::Apply), 0);
+    assert_eq!(server.requests().total(), 1, "one read");
 }
 
 #[tokio::test]
@@ -348,4 +358,85 @@ async fn a_change_made_by_hand_is_applied_over() {
         .unwrap();
     assert!(wrote);
     assert_eq!(live.data.unwrap()["key"], "v1");
+}
+
+#[tokio::test]
+async fn waits_on_many_objects_of_one_kind_share_one_watch() {
+    let server = server_with_namespace("acme").await;
+    let acme = Tenant::new("acme").unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    let writer = Writer::new("test");
+    const N: usize = 20;
+    server.requests().reset();
+    let waits = (0..N).map(|i| {
+        let (api, writer, acme) = (api.clone(), writer.clone(), acme.clone());
+        async move {
+            let name = format!("cm-{i}");
+            writer
+                .apply(
+                    &api,
+                    &config_map(&acme, &name, "v1"),
+                    ResourceKind::Service,
+                    &name,
+                )
+                .await?;
+            // Met only once "a controller" (the test, below) has changed the value.
+            writer
+                .wait_for(
+                    &api,
+                    &name,
+                    ResourceKind::Service,
+                    &name,
+                    Duration::from_secs(20),
+                    |cm| match cm.and_then(|c| c.data.as_ref()).map(|d| d["key"].as_str()) {
+                        Some("done") => Check::Met,
+                        _ => Check::Pending,
+                    },
+                )
+                .await
+        }
+    });
+    let all = futures::future::join_all(waits);
+    let controller = async {
+        // Act on each object once every wait has started (the shared watch is up once the
+        // first has been seen by it): change them in process, as a controller would.
+        for i in 0..N {
+            let name = format!("cm-{i}");
+            let done = kubecloud_kube::wait_for(
+                api.clone(),
+                &name,
+                ResourceKind::Service,
+                &name,
+                Duration::from_secs(20),
+                |cm| {
+                    if cm.is_some() {
+                        Check::Met
+                    } else {
+                        Check::Pending
+                    }
+                },
+            );
+            done.await.unwrap();
+            let change = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "acme"},
+                "data": {"key": "done"},
+            });
+            server.cluster().apply(&change, true).unwrap();
+        }
+    };
+    let (results, ()) = tokio::join!(all, controller);
+    for r in results {
+        assert_eq!(r.unwrap().data.unwrap()["key"], "done");
+    }
+    let shared_watches = server.requests().count_where(|r| {
+        r.verb == Verb::Watch && r.resource == "configmaps" && !r.query.contains("fieldSelector")
+    });
+    assert_eq!(shared_watches, 1, "{N} waits, one watch of the kind");
+    assert_eq!(server.requests().count(Verb::Apply, "configmaps"), N);
+    assert_eq!(
+        writer.informers().running_watches(),
+        0,
+        "the watch stops with its last waiter"
+    );
 }

@@ -56,15 +56,10 @@ impl KubeOvn {
             .unwrap_or_default()
             .to_string();
         self.apply(api, object, kind, name).await?;
-        match kubecloud_kube::wait_for(
-            api.clone(),
-            &object_name,
-            kind,
-            name,
-            self.ready_timeout,
-            check,
-        )
-        .await
+        match self
+            .writer
+            .wait_for(&api, &object_name, kind, name, self.ready_timeout, check)
+            .await
         {
             Ok(o) => Ok(to_value(&o)),
             Err(err) => {

@@ -217,15 +217,18 @@ impl KubeVirtController {
         if let Some(n) = preferred {
             return Ok(Some(n.to_string()));
         }
-        let load = |node: &str| -> usize {
-            api.list(VMI.0, VMI.1, None)
-                .unwrap_or_default()
-                .iter()
-                .filter(|v| v["status"]["nodeName"] == node)
-                .count()
-        };
+        // One list for all candidates (a list per candidate made scheduling N VMIs quadratic
+        // with a large constant).
+        let mut load: BTreeMap<String, usize> = BTreeMap::new();
+        for vmi in api.list(VMI.0, VMI.1, None).unwrap_or_default() {
+            if let Some(node) = vmi["status"]["nodeName"].as_str() {
+                *load.entry(node.to_string()).or_default() += 1;
+            }
+        }
         let _ = ns;
-        Ok(candidates.into_iter().min_by_key(|n| load(n)))
+        Ok(candidates
+            .into_iter()
+            .min_by_key(|n| load.get(n).copied().unwrap_or(0)))
     }
 
     fn set_vm_status(
