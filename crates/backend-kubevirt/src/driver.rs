@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
@@ -655,16 +656,28 @@ impl Compute for KubeVirt {
         tenant: &Tenant,
         name: &str,
     ) -> Result<BoxStream<'static, Result<Vm>>> {
-        let object = self.vm_object(tenant, name).await?;
+        // The first state comes from the shared watch of the tenant's VMs (which also knows this
+        // backend's own writes), not from a read per VM; holding it open while the states
+        // stream subscribes keeps that one watch.
+        let mut first = self
+            .writer
+            .states(&apis::vms(&self.client, &Self::ns(tenant)), name);
+        let object = match first.next().await {
+            Some(Ok(Some(vm))) if is_owned(&vm.metadata, tenant) => vm,
+            Some(Err(err)) => return Err(err),
+            _ => return Err(Error::not_found(ResourceKind::Vm, name)),
+        };
         let spec = stored_spec(&object, name)?;
         let secrets = self.vm_secrets(tenant, &spec).await?;
-        Ok(crate::watch::vm_states(
+        let states = crate::watch::vm_states(
             self.client.clone(),
             &self.writer,
             tenant.clone(),
             name.to_string(),
             secrets,
-        ))
+        );
+        drop(first);
+        Ok(states)
     }
 
     async fn snapshot_vm(&self, tenant: &Tenant, vm: &str, snapshot: &str) -> Result<VmSnapshot> {

@@ -46,8 +46,13 @@ async fn one_apply_per_object_and_waiting_does_not_poll() {
         .unwrap();
     assert_eq!(
         requests.count(Verb::Get, "virtualmachines"),
-        gets + 1,
-        "one read when the watch opens, then only watch events"
+        gets,
+        "no read: the watch's first state comes from the shared watch of the tenant's VMs"
+    );
+    assert_eq!(
+        requests.count(Verb::Watch, "virtualmachines"),
+        1,
+        "one watch of the kind"
     );
     assert_eq!(
         requests.count(Verb::Get, "virtualmachineinstances"),

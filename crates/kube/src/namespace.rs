@@ -14,11 +14,16 @@ use crate::ownership::{MANAGED_BY, MANAGER, TENANT, tenant_namespace};
 /// namespace reads it once, not a thousand times. A write that finds the namespace gone (deleted
 /// by hand) forgets it, so the next [`ensure_namespace`] creates it again.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct EnsuredNamespaces(Arc<Mutex<HashSet<String>>>);
+pub(crate) struct EnsuredNamespaces {
+    known: Arc<Mutex<HashSet<String>>>,
+    /// Held while a namespace is being made sure of, so that many concurrent first writes read
+    /// it once and the others wait for that answer.
+    ensuring: Arc<tokio::sync::Mutex<()>>,
+}
 
 impl EnsuredNamespaces {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn contains(&self, namespace: &str) -> bool {
@@ -52,7 +57,12 @@ pub async fn ensure_namespace(
     tenant: &Tenant,
 ) -> Result<()> {
     let name = tenant_namespace(tenant);
-    if writer.ensured_namespaces().contains(&name) {
+    let ensured = writer.ensured_namespaces();
+    if ensured.contains(&name) {
+        return Ok(());
+    }
+    let _one_at_a_time = ensured.ensuring.lock().await;
+    if ensured.contains(&name) {
         return Ok(());
     }
     let api: Api<Namespace> = Api::all(client.clone());
