@@ -45,7 +45,7 @@ pub enum StartError {
     #[error("loading the schema catalog: {0}")]
     Catalog(#[from] CatalogError),
     /// The socket could not be bound.
-    #[error("binding 127.0.0.1: {0}")]
+    #[error("binding the listening socket: {0}")]
     Bind(#[from] std::io::Error),
     /// The `kube::Client` for the server could not be built.
     #[error("building a kube client: {0}")]
@@ -67,6 +67,7 @@ pub struct TestServerBuilder {
     controllers: Vec<Arc<dyn Controller>>,
     bookmark_interval: Duration,
     seed_yaml: Vec<String>,
+    bind: SocketAddr,
 }
 
 impl Default for TestServerBuilder {
@@ -81,6 +82,7 @@ impl Default for TestServerBuilder {
             controllers: Vec::new(),
             bookmark_interval: Duration::from_secs(10),
             seed_yaml: Vec::new(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -150,7 +152,13 @@ impl TestServerBuilder {
         self
     }
 
-    /// Binds 127.0.0.1 on a random port and starts serving.
+    /// The address to listen on (default `127.0.0.1:0`: loopback, any free port).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Binds the address (default 127.0.0.1 on a random port) and starts serving.
     pub async fn start(self) -> Result<TestServer, StartError> {
         let catalog = match self.catalog {
             Some(c) => c,
@@ -170,7 +178,7 @@ impl TestServerBuilder {
         for yaml in &self.seed_yaml {
             cluster.seed_yaml(yaml)?;
         }
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = TcpListener::bind(self.bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             core,
@@ -539,6 +547,11 @@ async fn dispatch(
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         ));
+    }
+    if inc.method == "GET"
+        && let Some(doc) = crate::openapi_v3::serve(catalog, &inc.path)
+    {
+        return Ok(json_response(200, &doc));
     }
     let aggregated = discovery::wants_aggregated(&inc.accept);
     let doc = match route {
