@@ -104,7 +104,8 @@
 //! # What the double does
 //!
 //! - **Discovery**: `/api`, `/api/v1`, `/apis`, `/apis/{group}`, `/apis/{group}/{version}` (with
-//!   `{plural}/status` entries), aggregated discovery v2 when asked for, and `/version`.
+//!   `{plural}/status` entries), aggregated discovery v2 when asked for, and `/version`;
+//!   `/openapi/v3` (paths and operations, for kubectl's validation and patch choice).
 //! - **Verbs**: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, exists, `!`;
 //!   field selectors; `limit`/`continue`; across namespaces), create (`generateName`), update
 //!   (409 on a stale `resourceVersion`), delete (finalizers, `propagationPolicy`, preconditions),
@@ -139,6 +140,12 @@
 //! [`TestServer::add_controller`]; control one with its [`ControllerHandle`]
 //! ([`TestServer::controller`]): pause, delay, fail.
 //!
+//! # The whole stack, and as a server
+//!
+//! [`FakeCloud`] starts the API double with every simulated controller and the LINSTOR double,
+//! seeded like a cluster with Piraeus, KubeVirt, CDI, Kube-OVN and MetalLB installed. The
+//! `kubecloud-fake-cloud` binary runs it as a server and writes a kubeconfig for `kubectl`.
+//!
 //! # Faults, latency, counters
 //!
 //! [`TestServer::faults`] injects errors by verb, resource and rate (500, 503, 409, 429 with
@@ -169,6 +176,9 @@
 //!   `/status`, a namespace's `/finalize` and KubeVirt's `subresources.kubevirt.io` VM
 //!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata` and `as=Table` requests
 //!   get full objects.
+//! - JSON only: an `Accept` without a JSON-compatible type (protobuf or YAML only) is 406.
+//!   `/openapi/v3` documents have no component schemas (`kubectl explain` finds nothing);
+//!   `/openapi/v2` is 404.
 //! - Field selectors on built-in kinds accept any field path (the real server has a fixed list per
 //!   kind); custom resources accept `metadata.name` and `metadata.namespace` only.
 //! - The garbage collector treats every dependent as blocking a foreground deletion and treats
@@ -193,6 +203,7 @@ mod faults;
 mod kubevirt_subresources;
 pub mod linstor;
 mod meta;
+mod negotiation;
 mod openapi_v3;
 mod patch;
 mod routing;

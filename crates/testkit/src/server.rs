@@ -548,6 +548,7 @@ async fn dispatch(
             "the server does not allow this method on the requested resource",
         ));
     }
+    crate::negotiation::check(&inc.accept)?;
     if inc.method == "GET"
         && let Some(doc) = crate::openapi_v3::serve(catalog, &inc.path)
     {
