@@ -174,8 +174,9 @@
 //! - Deletions always answer 200 with the object; no graceful deletion (`gracePeriodSeconds` is
 //!   ignored; pods go at once); no `/scale`, `/log`, `/exec` or other subresources besides
 //!   `/status`, a namespace's `/finalize` and KubeVirt's `subresources.kubevirt.io` VM
-//!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata` and `as=Table` requests
-//!   get full objects.
+//!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata` requests
+//!   get full objects. `as=Table` (what `kubectl get` asks for) gets a `Table` with a CRD's
+//!   printer columns, but only `Name` and `Age` for built-in kinds.
 //! - JSON only: an `Accept` without a JSON-compatible type (protobuf or YAML only) is 406.
 //!   `/openapi/v3` documents have no component schemas (`kubectl explain` finds nothing);
 //!   `/openapi/v2` is 404.
@@ -213,6 +214,7 @@ mod server;
 mod ssa;
 mod status;
 mod store;
+mod table;
 mod watch;
 
 pub use api::FieldValidation;

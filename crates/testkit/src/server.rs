@@ -712,9 +712,16 @@ async fn resource_request(
         name: rp.name.clone(),
         sub,
     };
+    // `kubectl get` asks for a Table; the status subresource answers objects.
+    let table = (crate::table::wants_table(&inc.accept) && t.sub.is_none())
+        .then(|| q.get("includeObject").map(String::as_str));
+    let answer = |object: Value| match table {
+        Some(include) => json_response(200, &crate::table::from_answer(&t.rt, &object, include)),
+        None => json_response(200, &object),
+    };
     match verb {
-        Verb::Get => Ok(json_response(200, &core.get(&t)?)),
-        Verb::List => Ok(json_response(200, &core.list(&t, &list_opts(q, builtin)?)?)),
+        Verb::Get => Ok(answer(core.get(&t)?)),
+        Verb::List => Ok(answer(core.list(&t, &list_opts(q, builtin)?)?)),
         Verb::Watch => {
             let mut lo = list_opts(q, builtin)?;
             if let Some(name) = &t.name {
@@ -738,10 +745,20 @@ async fn resource_request(
                 None
             };
             let rx = watch::start(core.clone(), t.rt.clone(), ns, opts);
-            let stream = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv()
-                    .await
-                    .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+            let as_table = table.map(|include| (t.rt.clone(), include.map(str::to_string)));
+            let stream = futures::stream::unfold(rx, move |mut rx| {
+                let as_table = as_table.clone();
+                async move {
+                    rx.recv().await.map(|b| {
+                        let b = match &as_table {
+                            Some((rt, include)) => {
+                                crate::table::watch_frame(rt, b, include.as_deref())
+                            }
+                            None => b,
+                        };
+                        (Ok::<_, Infallible>(Frame::data(b)), rx)
+                    })
+                }
             });
             let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
             r.headers_mut()

@@ -329,6 +329,18 @@ async fn simulated_controllers_act_on_what_kubectl_applies() {
     .await;
     let vm = fake.json(&["get", "vm", "vm1"]).await;
     assert_eq!(vm["status"]["printableStatus"], "Running");
+    // The default output is the server's Table with the CRD's printer columns.
+    let table = fake.ok(&["get", "vms"], "").await;
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "AGE", "STATUS", "READY"], "{table}");
+    assert_eq!(
+        (rows[1][0], rows[1][2], rows[1][3]),
+        ("vm1", "Running", "True"),
+        "{table}"
+    );
     let vmi = fake.json(&["get", "vmi", "vm1"]).await;
     assert_eq!(vmi["metadata"]["ownerReferences"][0]["name"], "vm1");
 

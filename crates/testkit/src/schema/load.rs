@@ -315,6 +315,7 @@ fn compile_built_ins(
             scale_subresource: false,
             verbs: verbs(),
             storage_version: true,
+            printer_columns: Vec::new(),
             schema: placeholder(root, k.name_rule),
         });
     }
@@ -405,6 +406,7 @@ fn crd_types(
             scale_subresource: subresource("scale"),
             verbs: verbs(),
             storage_version: v.get("storage").and_then(Value::as_bool) == Some(true),
+            printer_columns: crate::table::PrinterColumn::of_crd_version(v),
             schema: placeholder(root, NameRule::Subdomain),
         });
     }
