@@ -427,3 +427,64 @@ async fn a_port_in_use_or_an_unwritable_path_exits_with_a_sentence() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn fake_cloud_in_process_is_the_stack_with_piraeus_seeded() {
+    use kubecloud_testkit::FakeCloud;
+    use kubecloud_testkit::schema::Catalog;
+    let cloud = FakeCloud::builder()
+        .seed(3)
+        .start()
+        .await
+        .expect("fake cloud");
+    let cluster = cloud.kube().cluster();
+    let lc = cluster
+        .get("piraeus.io/v1", "LinstorCluster", None, "linstorcluster")
+        .expect("LinstorCluster");
+    assert_eq!(
+        lc["spec"]["externalController"]["url"],
+        cloud.linstor().url()
+    );
+    Catalog::upstream()
+        .expect("catalog")
+        .by_kind("piraeus.io/v1", "LinstorCluster")
+        .expect("the upstream CRD")
+        .validate(&lc)
+        .expect("valid against the upstream CRD");
+    cluster
+        .get("v1", "Namespace", None, "piraeus-datastore")
+        .expect("Piraeus' namespace");
+    cluster
+        .get("v1", "Namespace", None, "metallb-system")
+        .expect("MetalLB's namespace");
+    let classes: Vec<String> = cluster
+        .list("storage.k8s.io/v1", "StorageClass", None)
+        .expect("classes")
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(classes, ["fast", "linstor-default"]);
+    let nodes = cluster.list("v1", "Node", None).expect("nodes");
+    assert_eq!(nodes.len(), FakeCloud::NODES.len());
+    // The LINSTOR double has the tiers' resource groups: a spawn on each places its replicas.
+    let handle = cloud.linstor().handle();
+    for (i, (_, group, replicas)) in FakeCloud::TIERS.iter().enumerate() {
+        let (status, _) = handle
+            .call(
+                "POST",
+                &format!("/v1/resource-groups/{group}/spawn"),
+                &serde_json::json!({"resource_definition_name": format!("pvc-{i}"), "volume_sizes": [1048576]}),
+            )
+            .await
+            .expect("spawn");
+        assert_eq!(status, 201, "{group}");
+        let diskful = cloud
+            .linstor()
+            .replicas(&format!("pvc-{i}"))
+            .iter()
+            .filter(|r| r.pool.is_some())
+            .count();
+        assert_eq!(diskful, *replicas as usize, "{group}");
+    }
+    assert!(cloud.kube().url().starts_with("http://127.0.0.1:"));
+}
