@@ -178,7 +178,7 @@
 //!   get full objects. `as=Table` (what `kubectl get` asks for) gets a `Table` with a CRD's
 //!   printer columns, but only `Name` and `Age` for built-in kinds.
 //! - JSON only: an `Accept` without a JSON-compatible type (protobuf or YAML only) is 406.
-//!   `/openapi/v3` documents have no component schemas (`kubectl explain` finds nothing);
+//!   `/openapi/v3` documents have no component schemas (`kubectl explain` fails);
 //!   `/openapi/v2` is 404.
 //! - Field selectors on built-in kinds accept any field path (the real server has a fixed list per
 //!   kind); custom resources accept `metadata.name` and `metadata.namespace` only.

@@ -291,6 +291,37 @@ async fn kubectl_applies_gets_watches_and_deletes() {
 }
 
 #[tokio::test]
+async fn a_watch_in_the_default_output_prints_table_rows() {
+    let Some(kubectl) = kubectl() else { return };
+    let fake = Fake::start(kubectl).await;
+    fake.ok(&["apply", "-f", "-"], SUBNET_AND_VM).await;
+    let mut watch = fake
+        .kubectl(&["get", "subnets", "--watch", "--output-watch-events"])
+        .spawn()
+        .expect("kubectl get -w");
+    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let header = next_line(&mut lines).await;
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(columns[..3], ["EVENT", "NAME", "PROVIDER"], "{header}");
+    assert!(columns.contains(&"CIDR"), "{header}");
+    let added = next_line(&mut lines).await;
+    assert!(
+        added.starts_with("ADDED ") && added.contains(" web "),
+        "{added}"
+    );
+    assert!(added.contains("10.1.0.0/24"), "{added}");
+    fake.ok(&["delete", "subnet", "web"], "").await;
+    loop {
+        let line = next_line(&mut lines).await;
+        if line.starts_with("DELETED ") {
+            assert!(line.contains(" web "), "{line}");
+            break;
+        }
+    }
+    drop(watch);
+}
+
+#[tokio::test]
 async fn unknown_fields_are_refused_by_strict_validation() {
     let Some(kubectl) = kubectl() else { return };
     let fake = Fake::start(kubectl).await;
@@ -343,6 +374,15 @@ async fn simulated_controllers_act_on_what_kubectl_applies() {
     );
     let vmi = fake.json(&["get", "vmi", "vm1"]).await;
     assert_eq!(vmi["metadata"]["ownerReferences"][0]["name"], "vm1");
+    // Categories in discovery: `all` takes in KubeVirt's kinds and the launcher pod.
+    let all = fake.ok(&["get", "all", "-o", "name"], "").await;
+    for want in [
+        "virtualmachine.kubevirt.io/vm1",
+        "virtualmachineinstance.kubevirt.io/vm1",
+        "pod/virt-launcher-vm1-",
+    ] {
+        assert!(all.lines().any(|l| l.starts_with(want)), "{want} in {all}");
+    }
 
     // Built-in kinds: client-side apply twice (the second is a strategic merge patch).
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c1}\ndata: {a: \"1\"}\n";

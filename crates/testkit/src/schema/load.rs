@@ -316,6 +316,12 @@ fn compile_built_ins(
             verbs: verbs(),
             storage_version: true,
             printer_columns: Vec::new(),
+            // As kube-apiserver registers them, for the built-in kinds the catalog serves.
+            categories: if k.group.is_empty() && matches!(k.kind, "Pod" | "Service") {
+                vec!["all".to_owned()]
+            } else {
+                Vec::new()
+            },
             schema: placeholder(root, k.name_rule),
         });
     }
@@ -368,6 +374,16 @@ fn crd_types(
                 .collect()
         })
         .unwrap_or_default();
+    let categories: Vec<String> = doc
+        .pointer("/spec/names/categories")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     let namespaced = match need("/spec/scope")? {
         "Namespaced" => true,
         "Cluster" => false,
@@ -407,6 +423,7 @@ fn crd_types(
             verbs: verbs(),
             storage_version: v.get("storage").and_then(Value::as_bool) == Some(true),
             printer_columns: crate::table::PrinterColumn::of_crd_version(v),
+            categories: categories.clone(),
             schema: placeholder(root, NameRule::Subdomain),
         });
     }
