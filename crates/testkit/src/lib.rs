@@ -177,7 +177,9 @@
 //!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata` requests
 //!   get full objects. `as=Table` (what `kubectl get` asks for) gets a `Table` with a CRD's
 //!   printer columns, but only `Name` and `Age` for built-in kinds.
-//! - JSON only: an `Accept` without a JSON-compatible type (protobuf or YAML only) is 406.
+//! - JSON only: an `Accept` without a JSON-compatible type (protobuf or YAML only) is 406; a
+//!   `POST`/`PUT` body that is not JSON is 415 (so `kubectl create namespace|configmap|secret|service`,
+//!   which send protobuf, fail; `kubectl create -f` and `kubectl apply` send JSON).
 //!   `/openapi/v3` documents have no component schemas (`kubectl explain` fails);
 //!   `/openapi/v2` is 404.
 //! - Field selectors on built-in kinds accept any field path (the real server has a fixed list per

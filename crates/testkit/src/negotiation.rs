@@ -3,6 +3,11 @@
 //! answers a media type it cannot serve. Requests that list JSON among others (kubectl's
 //! `application/json;as=Table;...,application/json`, client-go's
 //! `application/vnd.kubernetes.protobuf, application/json`) get JSON.
+//!
+//! Request bodies (`POST`, `PUT`) must be JSON: a protobuf body (what `kubectl create namespace`
+//! and the other `kubectl create <kind>` generators send for built-in kinds) is 415
+//! `UnsupportedMediaType`, as kube-apiserver answers a format it cannot decode. `kubectl create -f`
+//! and `kubectl apply` send JSON.
 
 use crate::status::ApiError;
 
@@ -33,9 +38,33 @@ pub(crate) fn check(accept: &str) -> Result<(), ApiError> {
     ))
 }
 
+/// `Ok` when a `POST`/`PUT` body of `content_type` can be decoded (JSON, or no type given).
+pub(crate) fn check_body(content_type: &str) -> Result<(), ApiError> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if media.is_empty() || media.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        415,
+        "UnsupportedMediaType",
+        format!(
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json (got {media}: the API server double decodes JSON only)"
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{check, check_body};
+
+    #[test]
+    fn bodies_must_be_json() {
+        assert!(check_body("").is_ok());
+        assert!(check_body("application/json; charset=utf-8").is_ok());
+        let e = check_body("application/vnd.kubernetes.protobuf").expect_err("protobuf");
+        assert_eq!((e.code, e.reason.as_str()), (415, "UnsupportedMediaType"));
+    }
 
     #[test]
     fn json_among_others_is_served() {

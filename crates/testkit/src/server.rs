@@ -549,6 +549,9 @@ async fn dispatch(
         ));
     }
     crate::negotiation::check(&inc.accept)?;
+    if matches!(inc.method.as_str(), "POST" | "PUT") {
+        crate::negotiation::check_body(&inc.content_type)?;
+    }
     if inc.method == "GET"
         && let Some(doc) = crate::openapi_v3::serve(catalog, &inc.path)
     {

@@ -61,7 +61,7 @@ impl Drop for TempDir {
 
 /// The running binary (killed on drop) and what it printed.
 struct Fake {
-    _child: Child,
+    child: Child,
     _stdout: Lines<BufReader<ChildStdout>>,
     url: String,
     linstor_url: String,
@@ -120,7 +120,7 @@ impl Fake {
             .unwrap_or_else(|| panic!("third line: {linstor}"))
             .to_string();
         Fake {
-            _child: child,
+            child,
             _stdout: stdout,
             url,
             linstor_url,
@@ -345,6 +345,48 @@ spec:
     assert!(err.contains(r#"unknown field "spec.bogusField""#), "{err}");
     let (ok, _, _) = fake.run(&["get", "subnet", "bad"], "").await;
     assert!(!ok, "nothing was stored");
+}
+
+#[tokio::test]
+async fn protobuf_bodies_are_refused_and_json_creates_work() {
+    let Some(kubectl) = kubectl() else { return };
+    let fake = Fake::start(kubectl).await;
+    // `kubectl create namespace` sends protobuf, which the double does not decode.
+    let (ok, _, err) = fake.run(&["create", "namespace", "t1"], "").await;
+    assert!(!ok);
+    assert!(
+        err.contains("(UnsupportedMediaType)")
+            && err.contains("got application/vnd.kubernetes.protobuf"),
+        "{err}"
+    );
+    // The same namespace as a manifest goes as JSON.
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: t1}\n";
+    let out = fake.ok(&["create", "-f", "-"], ns).await;
+    assert!(out.contains("namespace/t1 created"), "{out}");
+    let out = fake.ok(&["delete", "namespace", "t1"], "").await;
+    assert!(out.contains(r#"namespace "t1" deleted"#), "{out}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_and_leaves_the_kubeconfig() {
+    let Some(kubectl) = kubectl() else { return };
+    let mut fake = Fake::start(kubectl).await;
+    let pid = fake.child.id().expect("running").to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill -TERM");
+    assert!(status.success());
+    let exit = tokio::time::timeout(TIMEOUT, fake.child.wait())
+        .await
+        .expect("stops on SIGTERM")
+        .expect("exit status");
+    assert!(exit.success(), "{exit:?}");
+    assert!(fake.kubeconfig.is_file(), "the kubeconfig stays");
+    let (ok, _, err) = fake.run(&["get", "nodes"], "").await;
+    assert!(!ok, "nothing listens any more");
+    assert!(err.contains("refused"), "{err}");
 }
 
 #[tokio::test]
