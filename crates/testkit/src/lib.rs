@@ -177,9 +177,10 @@
 //!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata` requests
 //!   get full objects. `as=Table` (what `kubectl get` asks for) gets a `Table` with a CRD's
 //!   printer columns, but only `Name` and `Age` for built-in kinds.
-//! - JSON only: an `Accept` without a JSON-compatible type (protobuf or YAML only) is 406; a
-//!   `POST`/`PUT` body that is not JSON is 415 (so `kubectl create namespace|configmap|secret|service`,
-//!   which send protobuf, fail; `kubectl create -f` and `kubectl apply` send JSON).
+//! - Answers are JSON only: an `Accept` without a JSON-compatible type (protobuf or YAML only) is
+//!   406. Request bodies are JSON, or protobuf for `Namespace`, `ConfigMap` and `Secret` (what
+//!   `kubectl create namespace|configmap|secret` send); other protobuf bodies (e.g. `kubectl
+//!   create service`) are 415 — `kubectl create -f` and `kubectl apply` send JSON.
 //!   `/openapi/v3` documents have no component schemas (`kubectl explain` fails);
 //!   `/openapi/v2` is 404.
 //! - Field selectors on built-in kinds accept any field path (the real server has a fixed list per
@@ -209,6 +210,7 @@ mod meta;
 mod negotiation;
 mod openapi_v3;
 mod patch;
+mod protobuf;
 mod routing;
 pub mod schema;
 mod selectors;

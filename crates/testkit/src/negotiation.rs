@@ -4,10 +4,10 @@
 //! `application/json;as=Table;...,application/json`, client-go's
 //! `application/vnd.kubernetes.protobuf, application/json`) get JSON.
 //!
-//! Request bodies (`POST`, `PUT`) must be JSON: a protobuf body (what `kubectl create namespace`
-//! and the other `kubectl create <kind>` generators send for built-in kinds) is 415
-//! `UnsupportedMediaType`, as kube-apiserver answers a format it cannot decode. `kubectl create -f`
-//! and `kubectl apply` send JSON.
+//! Request bodies (`POST`, `PUT`) must be JSON, or protobuf of the kinds the `protobuf` module
+//! decodes (what `kubectl create namespace|configmap|secret` send), which the server turns into
+//! JSON first; anything else is 415 `UnsupportedMediaType`, as kube-apiserver answers a format it
+//! cannot decode.
 
 use crate::status::ApiError;
 

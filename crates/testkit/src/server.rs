@@ -411,7 +411,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
     };
-    let inc = Incoming_ {
+    let mut inc = Incoming_ {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or("").to_string(),
@@ -419,6 +419,21 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         accept: header(hyper::header::ACCEPT),
         user_agent: header(hyper::header::USER_AGENT),
         body,
+    };
+    // Protobuf bodies of the kinds `kubectl create <kind>` sends are decoded to JSON (the
+    // request log keeps the type the client sent).
+    let sent_content_type = inc.content_type.clone();
+    let decoded = (matches!(inc.method.as_str(), "POST" | "PUT")
+        && inc.content_type.starts_with(crate::protobuf::MEDIA_TYPE))
+    .then(|| crate::protobuf::to_json(&inc.body));
+    let refused = match decoded {
+        Some(Ok(json)) => {
+            inc.body = Bytes::from(json.to_string());
+            inc.content_type = "application/json".into();
+            None
+        }
+        Some(Err(e)) => Some(e),
+        None => None,
     };
     let q = routing::query(Some(&inc.query));
     let catalog = &shared.core.catalog;
@@ -446,7 +461,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         namespace: rp.as_ref().and_then(|r| r.namespace.clone()),
         name: rp.as_ref().and_then(|r| r.name.clone()),
         status: None,
-        content_type: (!inc.content_type.is_empty()).then(|| inc.content_type.clone()),
+        content_type: (!sent_content_type.is_empty()).then_some(sent_content_type),
         body_size: inc.body.len(),
         faulted: false,
         delay: Duration::ZERO,
@@ -480,7 +495,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         return Ok(error_response(&response));
     }
 
-    let response = match dispatch(&shared, &route, verb, &inc, &q).await {
+    let dispatched = match refused {
+        Some(e) => Err(e),
+        None => dispatch(&shared, &route, verb, &inc, &q).await,
+    };
+    let response = match dispatched {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };

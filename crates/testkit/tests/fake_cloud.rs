@@ -348,21 +348,55 @@ spec:
 }
 
 #[tokio::test]
-async fn protobuf_bodies_are_refused_and_json_creates_work() {
+async fn kubectl_create_shortcuts_send_protobuf_the_double_decodes_or_refuses() {
     let Some(kubectl) = kubectl() else { return };
     let fake = Fake::start(kubectl).await;
-    // `kubectl create namespace` sends protobuf, which the double does not decode.
-    let (ok, _, err) = fake.run(&["create", "namespace", "t1"], "").await;
+    // `kubectl create namespace|configmap|secret` send protobuf bodies.
+    let out = fake.ok(&["create", "namespace", "t1"], "").await;
+    assert!(out.contains("namespace/t1 created"), "{out}");
+    let ns = fake.json(&["get", "namespace", "t1"]).await;
+    assert_eq!(ns["status"]["phase"], "Active");
+    fake.ok(
+        &["create", "configmap", "c", "-n", "t1", "--from-literal=a=b"],
+        "",
+    )
+    .await;
+    let cm = fake.json(&["get", "configmap", "c", "-n", "t1"]).await;
+    assert_eq!(cm["data"], serde_json::json!({"a": "b"}));
+    fake.ok(
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "-n",
+            "t1",
+            "--from-literal=pw=hunter2",
+        ],
+        "",
+    )
+    .await;
+    let secret = fake.json(&["get", "secret", "s", "-n", "t1"]).await;
+    assert_eq!(secret["data"]["pw"], "aHVudGVyMg==");
+    // A kind the double does not decode from protobuf is refused with 415, and nothing stored.
+    let (ok, _, err) = fake
+        .run(
+            &["create", "service", "clusterip", "web", "--tcp=80:80"],
+            "",
+        )
+        .await;
     assert!(!ok);
     assert!(
-        err.contains("(UnsupportedMediaType)")
-            && err.contains("got application/vnd.kubernetes.protobuf"),
+        err.contains("accepted media types include: application/json")
+            && err.contains("this body is a v1 Service"),
         "{err}"
     );
-    // The same namespace as a manifest goes as JSON.
-    let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: t1}\n";
-    let out = fake.ok(&["create", "-f", "-"], ns).await;
-    assert!(out.contains("namespace/t1 created"), "{out}");
+    let (ok, _, _) = fake.run(&["get", "service", "web"], "").await;
+    assert!(!ok);
+    // The same as a manifest goes as JSON.
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n";
+    let out = fake.ok(&["create", "-f", "-"], svc).await;
+    assert!(out.contains("service/web created"), "{out}");
     let out = fake.ok(&["delete", "namespace", "t1"], "").await;
     assert!(out.contains(r#"namespace "t1" deleted"#), "{out}");
 }
