@@ -1,7 +1,8 @@
 //! The whole stack on the test doubles, shared by `tests/stack_reliability.rs` and
-//! `examples/stack_bench.rs` (included with `#[path]`): the Kubernetes API double with every
-//! simulated controller (KubeVirt + CDI, LINSTOR CSI, Kube-OVN, MetalLB, GC, namespaces), the
-//! LINSTOR controller double, the four real backends on them, and a generated tenant spec.
+//! `examples/stack_bench.rs` (included with `#[path]`): the testkit's `FakeCloud` (the Kubernetes
+//! API double with every simulated controller — KubeVirt + CDI, LINSTOR CSI, Kube-OVN, MetalLB,
+//! GC, namespaces — and the LINSTOR controller double), the four real backends on them, and a
+//! generated tenant spec.
 #![allow(dead_code, reason = "each includer uses a part")]
 
 use std::collections::BTreeMap;
@@ -12,42 +13,7 @@ use kubecloud::{
 };
 use kubecloud_testkit::linstor::LinstorServer;
 use kubecloud_testkit::schema::Catalog;
-use kubecloud_testkit::{
-    CdiController, GarbageCollector, KubeOvnController, KubeVirtController,
-    KubeVirtSnapshotController, Latency, LinstorCsi, MetalLbController, NamespaceController,
-    TestServer,
-};
-
-const CLUSTER: &str = r#"
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: metallb-system
----
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: linstor-default
-  annotations:
-    storageclass.kubernetes.io/is-default-class: "true"
-provisioner: linstor.csi.linbit.com
-allowVolumeExpansion: true
-volumeBindingMode: Immediate
-parameters:
-  linstor.csi.linbit.com/resourceGroup: rg-fast
-  linstor.csi.linbit.com/placementCount: "2"
----
-# KubeVirt imports boot disks into the StorageClass named after the tier.
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: fast
-provisioner: linstor.csi.linbit.com
-allowVolumeExpansion: true
-parameters:
-  linstor.csi.linbit.com/resourceGroup: rg-fast
-"#;
+use kubecloud_testkit::{FakeCloud, Latency, TestServer};
 
 /// The doubles and a [`Cloud`] of the four real backends on them (tiers `fast`, 2 replicas on
 /// LVM thin, and `bulk`, 1 replica on ZFS; three nodes).
@@ -61,45 +27,23 @@ pub struct Stack {
 }
 
 /// Starts the doubles (`latency` on every Kubernetes API request, fault draws from `seed`) and
-/// composes the backends.
+/// composes the backends on the tiers `FakeCloud::TIERS` describes.
 pub async fn stack(latency: Latency, seed: u64) -> Stack {
-    // Room for thousands of imported boot volumes of 1 GiB with 2 replicas.
-    const POOL_KIB: u64 = 16 << 30;
-    let linstor = LinstorServer::builder()
-        .nodes(["node-1", "node-2", "node-3"])
-        .pool_on_all_nodes("lvm-thin", "LVM_THIN", POOL_KIB)
-        .pool_on_all_nodes("zfs", "ZFS", POOL_KIB)
-        .resource_group("rg-fast", 2, ["lvm-thin"])
-        .resource_group("rg-bulk", 1, ["zfs"])
-        .start()
-        .await
-        .expect("LINSTOR double");
-    let virt = KubeVirtController::new().with_nodes(&["node-1", "node-2", "node-3"]);
-    let seed_objects = format!("{}\n{CLUSTER}", virt.node_manifests());
-    let kube = TestServer::builder()
-        .without_default_controllers()
-        .seed(seed)
+    let (kube, linstor) = FakeCloud::builder()
         .latency(latency)
-        .controller(GarbageCollector)
-        .controller(NamespaceController)
-        .controller(LinstorCsi::new(&linstor))
-        .controller(CdiController::new())
-        .controller(virt)
-        .controller(KubeVirtSnapshotController)
-        .controller(KubeOvnController)
-        .controller(MetalLbController::new())
-        .seed_yaml(&seed_objects)
+        .seed(seed)
         .start()
         .await
-        .expect("Kubernetes double");
+        .expect("fake cloud")
+        .into_parts();
     let client = kube.client();
-    let storage = kubecloud::linstor::Linstor::builder(client.clone(), linstor.url())
+    let mut storage = kubecloud::linstor::Linstor::builder(client.clone(), linstor.url())
         .insecure_http()
-        .tier("fast", "rg-fast")
-        .tier("bulk", "rg-bulk")
-        .max_replicas(3)
-        .build()
-        .expect("LINSTOR backend");
+        .max_replicas(3);
+    for (tier, resource_group, _) in FakeCloud::TIERS {
+        storage = storage.tier(tier, resource_group);
+    }
+    let storage = storage.build().expect("LINSTOR backend");
     let cloud = Cloud::builder()
         .compute(kubecloud::kubevirt::KubeVirt::builder(client.clone()).build())
         .storage(storage)

@@ -99,6 +99,7 @@ pub(crate) fn resource_list(catalog: &Catalog, group: &str, version: &str) -> Op
             "kind": t.kind,
             "verbs": t.verbs,
             "shortNames": t.short_names,
+            "categories": t.categories,
         }));
         if t.status_subresource {
             resources.push(json!({
@@ -153,6 +154,7 @@ pub(crate) fn aggregated(catalog: &Catalog, core: bool) -> Value {
                             "singularResource": t.singular,
                             "verbs": t.verbs,
                             "shortNames": t.short_names,
+                            "categories": t.categories,
                             "subresources": subs,
                         })
                     })

@@ -104,7 +104,8 @@
 //! # What the double does
 //!
 //! - **Discovery**: `/api`, `/api/v1`, `/apis`, `/apis/{group}`, `/apis/{group}/{version}` (with
-//!   `{plural}/status` entries), aggregated discovery v2 when asked for, and `/version`.
+//!   `{plural}/status` entries), aggregated discovery v2 when asked for, and `/version`;
+//!   `/openapi/v3` (paths and operations, for kubectl's validation and patch choice).
 //! - **Verbs**: get, list (label selectors with `=`, `==`, `!=`, `in`, `notin`, exists, `!`;
 //!   field selectors; `limit`/`continue`; across namespaces), create (`generateName`), update
 //!   (409 on a stale `resourceVersion`), delete (finalizers, `propagationPolicy`, preconditions),
@@ -139,6 +140,12 @@
 //! [`TestServer::add_controller`]; control one with its [`ControllerHandle`]
 //! ([`TestServer::controller`]): pause, delay, fail.
 //!
+//! # The whole stack, and as a server
+//!
+//! [`FakeCloud`] starts the API double with every simulated controller and the LINSTOR double,
+//! seeded like a cluster with Piraeus, KubeVirt, CDI, Kube-OVN and MetalLB installed. The
+//! `kubecloud-fake-cloud` binary runs it as a server and writes a kubeconfig for `kubectl`.
+//!
 //! # Faults, latency, counters
 //!
 //! [`TestServer::faults`] injects errors by verb, resource and rate (500, 503, 409, 429 with
@@ -167,8 +174,15 @@
 //! - Deletions always answer 200 with the object; no graceful deletion (`gracePeriodSeconds` is
 //!   ignored; pods go at once); no `/scale`, `/log`, `/exec` or other subresources besides
 //!   `/status`, a namespace's `/finalize` and KubeVirt's `subresources.kubevirt.io` VM
-//!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata` and `as=Table` requests
-//!   get full objects.
+//!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata` requests
+//!   get full objects. `as=Table` (what `kubectl get` asks for) gets a `Table` with a CRD's
+//!   printer columns, but only `Name` and `Age` for built-in kinds.
+//! - Answers are JSON only: an `Accept` without a JSON-compatible type (protobuf or YAML only) is
+//!   406. Request bodies are JSON, or protobuf for `Namespace`, `ConfigMap` and `Secret` (what
+//!   `kubectl create namespace|configmap|secret` send); other protobuf bodies (e.g. `kubectl
+//!   create service`) are 415 — `kubectl create -f` and `kubectl apply` send JSON.
+//!   `/openapi/v3` documents have no component schemas (`kubectl explain` fails);
+//!   `/openapi/v2` is 404.
 //! - Field selectors on built-in kinds accept any field path (the real server has a fixed list per
 //!   kind); custom resources accept `metadata.name` and `metadata.namespace` only.
 //! - The garbage collector treats every dependent as blocking a foreground deletion and treats
@@ -188,11 +202,15 @@ mod controllers;
 mod counters;
 mod defaults;
 mod discovery;
+pub mod fake_cloud;
 mod faults;
 mod kubevirt_subresources;
 pub mod linstor;
 mod meta;
+mod negotiation;
+mod openapi_v3;
 mod patch;
+mod protobuf;
 mod routing;
 pub mod schema;
 mod selectors;
@@ -200,6 +218,7 @@ mod server;
 mod ssa;
 mod status;
 mod store;
+mod table;
 mod watch;
 
 pub use api::FieldValidation;
@@ -215,6 +234,7 @@ pub use controllers::{
 };
 pub use controllers::{MetalLbController, metallb};
 pub use counters::{RequestRecord, Requests};
+pub use fake_cloud::{FakeCloud, FakeCloudBuilder, FakeCloudError};
 pub use faults::{Fault, FaultAction, Faults, Latency};
 pub use routing::Verb;
 pub use server::{StartError, TestServer, TestServerBuilder};

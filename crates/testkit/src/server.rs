@@ -45,7 +45,7 @@ pub enum StartError {
     #[error("loading the schema catalog: {0}")]
     Catalog(#[from] CatalogError),
     /// The socket could not be bound.
-    #[error("binding 127.0.0.1: {0}")]
+    #[error("binding the listening socket: {0}")]
     Bind(#[from] std::io::Error),
     /// The `kube::Client` for the server could not be built.
     #[error("building a kube client: {0}")]
@@ -67,6 +67,7 @@ pub struct TestServerBuilder {
     controllers: Vec<Arc<dyn Controller>>,
     bookmark_interval: Duration,
     seed_yaml: Vec<String>,
+    bind: SocketAddr,
 }
 
 impl Default for TestServerBuilder {
@@ -81,6 +82,7 @@ impl Default for TestServerBuilder {
             controllers: Vec::new(),
             bookmark_interval: Duration::from_secs(10),
             seed_yaml: Vec::new(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -150,7 +152,13 @@ impl TestServerBuilder {
         self
     }
 
-    /// Binds 127.0.0.1 on a random port and starts serving.
+    /// The address to listen on (default `127.0.0.1:0`: loopback, any free port).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Binds the address (default 127.0.0.1 on a random port) and starts serving.
     pub async fn start(self) -> Result<TestServer, StartError> {
         let catalog = match self.catalog {
             Some(c) => c,
@@ -170,7 +178,7 @@ impl TestServerBuilder {
         for yaml in &self.seed_yaml {
             cluster.seed_yaml(yaml)?;
         }
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = TcpListener::bind(self.bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             core,
@@ -403,7 +411,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
     };
-    let inc = Incoming_ {
+    let mut inc = Incoming_ {
         method: parts.method.as_str().to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or("").to_string(),
@@ -411,6 +419,21 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         accept: header(hyper::header::ACCEPT),
         user_agent: header(hyper::header::USER_AGENT),
         body,
+    };
+    // Protobuf bodies of the kinds `kubectl create <kind>` sends are decoded to JSON (the
+    // request log keeps the type the client sent).
+    let sent_content_type = inc.content_type.clone();
+    let decoded = (matches!(inc.method.as_str(), "POST" | "PUT")
+        && inc.content_type.starts_with(crate::protobuf::MEDIA_TYPE))
+    .then(|| crate::protobuf::to_json(&inc.body));
+    let refused = match decoded {
+        Some(Ok(json)) => {
+            inc.body = Bytes::from(json.to_string());
+            inc.content_type = "application/json".into();
+            None
+        }
+        Some(Err(e)) => Some(e),
+        None => None,
     };
     let q = routing::query(Some(&inc.query));
     let catalog = &shared.core.catalog;
@@ -438,7 +461,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         namespace: rp.as_ref().and_then(|r| r.namespace.clone()),
         name: rp.as_ref().and_then(|r| r.name.clone()),
         status: None,
-        content_type: (!inc.content_type.is_empty()).then(|| inc.content_type.clone()),
+        content_type: (!sent_content_type.is_empty()).then_some(sent_content_type),
         body_size: inc.body.len(),
         faulted: false,
         delay: Duration::ZERO,
@@ -472,7 +495,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         return Ok(error_response(&response));
     }
 
-    let response = match dispatch(&shared, &route, verb, &inc, &q).await {
+    let dispatched = match refused {
+        Some(e) => Err(e),
+        None => dispatch(&shared, &route, verb, &inc, &q).await,
+    };
+    let response = match dispatched {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
@@ -539,6 +566,15 @@ async fn dispatch(
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
         ));
+    }
+    crate::negotiation::check(&inc.accept)?;
+    if matches!(inc.method.as_str(), "POST" | "PUT") {
+        crate::negotiation::check_body(&inc.content_type)?;
+    }
+    if inc.method == "GET"
+        && let Some(doc) = crate::openapi_v3::serve(catalog, &inc.path)
+    {
+        return Ok(json_response(200, &doc));
     }
     let aggregated = discovery::wants_aggregated(&inc.accept);
     let doc = match route {
@@ -698,9 +734,16 @@ async fn resource_request(
         name: rp.name.clone(),
         sub,
     };
+    // `kubectl get` asks for a Table; the status subresource answers objects.
+    let table = (crate::table::wants_table(&inc.accept) && t.sub.is_none())
+        .then(|| q.get("includeObject").map(String::as_str));
+    let answer = |object: Value| match table {
+        Some(include) => json_response(200, &crate::table::from_answer(&t.rt, &object, include)),
+        None => json_response(200, &object),
+    };
     match verb {
-        Verb::Get => Ok(json_response(200, &core.get(&t)?)),
-        Verb::List => Ok(json_response(200, &core.list(&t, &list_opts(q, builtin)?)?)),
+        Verb::Get => Ok(answer(core.get(&t)?)),
+        Verb::List => Ok(answer(core.list(&t, &list_opts(q, builtin)?)?)),
         Verb::Watch => {
             let mut lo = list_opts(q, builtin)?;
             if let Some(name) = &t.name {
@@ -724,10 +767,20 @@ async fn resource_request(
                 None
             };
             let rx = watch::start(core.clone(), t.rt.clone(), ns, opts);
-            let stream = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv()
-                    .await
-                    .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+            let as_table = table.map(|include| (t.rt.clone(), include.map(str::to_string)));
+            let stream = futures::stream::unfold(rx, move |mut rx| {
+                let as_table = as_table.clone();
+                async move {
+                    rx.recv().await.map(|b| {
+                        let b = match &as_table {
+                            Some((rt, include)) => {
+                                crate::table::watch_frame(rt, b, include.as_deref())
+                            }
+                            None => b,
+                        };
+                        (Ok::<_, Infallible>(Frame::data(b)), rx)
+                    })
+                }
             });
             let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
             r.headers_mut()

@@ -315,6 +315,13 @@ fn compile_built_ins(
             scale_subresource: false,
             verbs: verbs(),
             storage_version: true,
+            printer_columns: Vec::new(),
+            // As kube-apiserver registers them, for the built-in kinds the catalog serves.
+            categories: if k.group.is_empty() && matches!(k.kind, "Pod" | "Service") {
+                vec!["all".to_owned()]
+            } else {
+                Vec::new()
+            },
             schema: placeholder(root, k.name_rule),
         });
     }
@@ -367,6 +374,16 @@ fn crd_types(
                 .collect()
         })
         .unwrap_or_default();
+    let categories: Vec<String> = doc
+        .pointer("/spec/names/categories")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     let namespaced = match need("/spec/scope")? {
         "Namespaced" => true,
         "Cluster" => false,
@@ -405,6 +422,8 @@ fn crd_types(
             scale_subresource: subresource("scale"),
             verbs: verbs(),
             storage_version: v.get("storage").and_then(Value::as_bool) == Some(true),
+            printer_columns: crate::table::PrinterColumn::of_crd_version(v),
+            categories: categories.clone(),
             schema: placeholder(root, NameRule::Subdomain),
         });
     }

@@ -196,6 +196,10 @@ pub struct ResourceType {
     pub verbs: Vec<String>,
     /// Whether this version is the storage version.
     pub storage_version: bool,
+    /// A custom resource version's `additionalPrinterColumns` (server-side printing).
+    pub(crate) printer_columns: Vec<crate::table::PrinterColumn>,
+    /// Categories for discovery (`all` makes `kubectl get all` list the kind).
+    pub(crate) categories: Vec<String>,
     schema: CompiledSchema,
 }
 

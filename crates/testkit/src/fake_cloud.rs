@@ -1,0 +1,229 @@
+//! A fake cloud: the whole stack of doubles kubecloud's four Kubernetes backends run on, in one
+//! value — the Kubernetes API double with every simulated controller and the LINSTOR controller
+//! double, seeded like a cluster where Piraeus, KubeVirt, CDI, Kube-OVN and MetalLB are installed.
+//!
+//! What is in it:
+//!
+//! - the API double ([`TestServer`]) with the controllers [`GarbageCollector`],
+//!   [`NamespaceController`], [`LinstorCsi`] (on the LINSTOR double), [`CdiController`],
+//!   [`KubeVirtController`] (with the nodes [`FakeCloud::NODES`]), [`KubeVirtSnapshotController`],
+//!   [`KubeOvnController`] and [`MetalLbController`];
+//! - the LINSTOR double ([`LinstorServer`]): the three nodes, pools `lvm-thin` (LVM_THIN) and
+//!   `zfs` (ZFS) on each, resource groups `rg-fast` (2 replicas on `lvm-thin`) and `rg-bulk`
+//!   (1 replica on `zfs`) — see [`FakeCloud::TIERS`];
+//! - seeded objects: the `Node`s, namespaces `metallb-system` and `piraeus-datastore`, the default
+//!   StorageClass `linstor-default` and the class `fast` (both on `rg-fast`), and what Piraeus
+//!   deploys to point at its controller: the `piraeus.io/v1` `LinstorCluster` named
+//!   `linstorcluster` whose `spec.externalController.url` is the LINSTOR double's URL, so a client
+//!   discovers LINSTOR as it does on a real cluster.
+//!
+//! ```
+//! use kubecloud_testkit::FakeCloud;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cloud = FakeCloud::builder().seed(7).start().await?;
+//! let lc = cloud.kube().cluster().get("piraeus.io/v1", "LinstorCluster", None, "linstorcluster")?;
+//! assert_eq!(lc["spec"]["externalController"]["url"], cloud.linstor().url());
+//! assert_eq!(cloud.kube().cluster().list("v1", "Node", None)?.len(), 3);
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+
+use crate::linstor::{LinstorServer, LinstorStartError};
+use crate::{
+    CdiController, GarbageCollector, KubeOvnController, KubeVirtController,
+    KubeVirtSnapshotController, Latency, LinstorCsi, MetalLbController, NamespaceController,
+    StartError, TestServer,
+};
+
+/// Cluster objects seeded besides the nodes; `{linstor_url}` is replaced.
+const CLUSTER: &str = r#"
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: metallb-system
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: piraeus-datastore
+---
+# Piraeus' operator reads this; a client finds the LINSTOR controller through it.
+apiVersion: piraeus.io/v1
+kind: LinstorCluster
+metadata:
+  name: linstorcluster
+spec:
+  externalController:
+    url: "{linstor_url}"
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: linstor-default
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: linstor.csi.linbit.com
+allowVolumeExpansion: true
+volumeBindingMode: Immediate
+parameters:
+  linstor.csi.linbit.com/resourceGroup: rg-fast
+  linstor.csi.linbit.com/placementCount: "2"
+---
+# KubeVirt imports boot disks into the StorageClass named after the tier.
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: fast
+provisioner: linstor.csi.linbit.com
+allowVolumeExpansion: true
+parameters:
+  linstor.csi.linbit.com/resourceGroup: rg-fast
+"#;
+
+/// Capacity of each pool on each node: room for thousands of 1 GiB volumes with 2 replicas.
+const POOL_KIB: u64 = 16 << 30;
+
+/// Why a [`FakeCloud`] could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FakeCloudError {
+    /// The LINSTOR double did not start.
+    #[error("starting the LINSTOR controller double: {0}")]
+    Linstor(#[from] LinstorStartError),
+    /// The Kubernetes API double did not start (socket in use, seed refused, ...).
+    #[error("starting the Kubernetes API double: {0}")]
+    Kube(#[from] StartError),
+}
+
+/// Options for a [`FakeCloud`]; start with [`FakeCloud::builder`].
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct FakeCloudBuilder {
+    latency: Latency,
+    seed: u64,
+    bind: SocketAddr,
+}
+
+impl Default for FakeCloudBuilder {
+    fn default() -> Self {
+        Self {
+            latency: Latency::None,
+            seed: 0,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+impl FakeCloudBuilder {
+    /// Latency on every Kubernetes API request (default none).
+    pub fn latency(mut self, latency: Latency) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Seed of the API double's generators: uids, generated names, fault and latency draws
+    /// (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Address of the Kubernetes API double (default `127.0.0.1:0`; port 0 = any free port).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// The port of the Kubernetes API double on the bind address (0 = any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.bind.set_port(port);
+        self
+    }
+
+    /// Starts the LINSTOR double, then the Kubernetes API double seeded and with its controllers.
+    pub async fn start(self) -> Result<FakeCloud, FakeCloudError> {
+        let mut linstor = LinstorServer::builder().nodes(FakeCloud::NODES);
+        for (name, provider) in [("lvm-thin", "LVM_THIN"), ("zfs", "ZFS")] {
+            linstor = linstor.pool_on_all_nodes(name, provider, POOL_KIB);
+        }
+        let linstor = linstor
+            .resource_group("rg-fast", 2, ["lvm-thin"])
+            .resource_group("rg-bulk", 1, ["zfs"])
+            .start()
+            .await?;
+        let virt = KubeVirtController::new().with_nodes(&FakeCloud::NODES);
+        let seed_objects = format!(
+            "{}\n{}",
+            virt.node_manifests(),
+            CLUSTER.replace("{linstor_url}", linstor.url())
+        );
+        let kube = TestServer::builder()
+            .without_default_controllers()
+            .bind(self.bind)
+            .seed(self.seed)
+            .latency(self.latency)
+            .controller(GarbageCollector)
+            .controller(NamespaceController)
+            .controller(LinstorCsi::new(&linstor))
+            .controller(CdiController::new())
+            .controller(virt)
+            .controller(KubeVirtSnapshotController)
+            .controller(KubeOvnController)
+            .controller(MetalLbController::new())
+            .seed_yaml(&seed_objects)
+            .start()
+            .await?;
+        tracing::info!(
+            kube = kube.url(),
+            linstor = linstor.url(),
+            "fake cloud started"
+        );
+        Ok(FakeCloud { kube, linstor })
+    }
+}
+
+/// The Kubernetes API double and the LINSTOR double, seeded and with every simulated controller
+/// (see the [module docs](self)). Both stop when dropped.
+#[derive(Debug)]
+pub struct FakeCloud {
+    kube: TestServer,
+    linstor: LinstorServer,
+}
+
+impl FakeCloud {
+    /// The nodes: KubeVirt `Node` objects and LINSTOR satellites.
+    pub const NODES: [&'static str; 3] = ["node-1", "node-2", "node-3"];
+
+    /// Storage tiers as `(tier, LINSTOR resource group, replicas)`: `fast` on LVM thin, `bulk`
+    /// on ZFS.
+    pub const TIERS: [(&'static str, &'static str, u32); 2] =
+        [("fast", "rg-fast", 2), ("bulk", "rg-bulk", 1)];
+
+    /// Options: latency, seed, bind address.
+    pub fn builder() -> FakeCloudBuilder {
+        FakeCloudBuilder::default()
+    }
+
+    /// Starts with the default options (127.0.0.1, any port, no latency, seed 0).
+    pub async fn start() -> Result<FakeCloud, FakeCloudError> {
+        Self::builder().start().await
+    }
+
+    /// The Kubernetes API double.
+    pub fn kube(&self) -> &TestServer {
+        &self.kube
+    }
+
+    /// The LINSTOR controller double.
+    pub fn linstor(&self) -> &LinstorServer {
+        &self.linstor
+    }
+
+    /// Both doubles, to keep them apart.
+    pub fn into_parts(self) -> (TestServer, LinstorServer) {
+        (self.kube, self.linstor)
+    }
+}
