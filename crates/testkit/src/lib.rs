@@ -183,6 +183,7 @@
 //! do not.
 
 mod api;
+mod apiextensions;
 mod cluster;
 mod controllers;
 mod counters;
@@ -205,6 +206,7 @@ mod watch;
 pub use api::FieldValidation;
 pub use cluster::{Cluster, ObjectEvent};
 pub use controllers::cdi::CdiController;
+pub use controllers::crd::CrdController;
 pub use controllers::kubeovn::KubeOvnController;
 pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};
 pub use controllers::kubevirt_snapshot::KubeVirtSnapshotController;
