@@ -21,7 +21,10 @@ pub fn cloud_for(client: kube::Client) -> kubecloud::Result<Cloud> {
     }
     for pair in tiers.split(',').filter(|p| !p.is_empty()) {
         let (tier, group) = pair.split_once('=').ok_or_else(|| {
-            kubecloud::Error::invalid("KUBECLOUD_TIERS", format!("{pair:?} is not name=resource-group"))
+            kubecloud::Error::invalid(
+                "KUBECLOUD_TIERS",
+                format!("{pair:?} is not name=resource-group"),
+            )
         })?;
         storage = storage.tier(tier.trim(), group.trim());
     }

@@ -179,8 +179,22 @@ async fn apply(t: &Tenant, api: &Api<Tenant>, ctx: &Context) -> Result<Action, E
             last_applied_generation: status.plan.and_then(|p| p.last_applied_generation),
             ..summary.clone()
         });
-        set(&mut status, generation, "Progressing", true, "Applying", &message);
-        set(&mut status, generation, "Ready", false, "Applying", &message);
+        set(
+            &mut status,
+            generation,
+            "Progressing",
+            true,
+            "Applying",
+            &message,
+        );
+        set(
+            &mut status,
+            generation,
+            "Ready",
+            false,
+            "Applying",
+            &message,
+        );
         set(&mut status, generation, "Failed", false, "Applying", "");
         write_status(api, &name, &status).await?;
         if let Err(e) = handle.apply(&plan, ctx.apply).await {
@@ -193,7 +207,14 @@ async fn apply(t: &Tenant, api: &Api<Tenant>, ctx: &Context) -> Result<Action, E
     }
     let message = "the tenant matches its spec";
     set(&mut status, generation, "Ready", true, "Applied", message);
-    set(&mut status, generation, "Progressing", false, "Applied", message);
+    set(
+        &mut status,
+        generation,
+        "Progressing",
+        false,
+        "Applied",
+        message,
+    );
     set(&mut status, generation, "Failed", false, "Applied", "");
     write_status(api, &name, &status).await?;
     ctx.settle(&name, generation);
@@ -214,7 +235,14 @@ async fn cleanup(t: &Tenant, api: &Api<Tenant>, ctx: &Context) -> Result<Action,
             let mut status = status_of(t);
             let generation = t.meta().generation;
             let message = format!("destroying the tenant: {e}");
-            set(&mut status, generation, "Progressing", true, "Destroying", &message);
+            set(
+                &mut status,
+                generation,
+                "Progressing",
+                true,
+                "Destroying",
+                &message,
+            );
             write_status(api, &t.name_any(), &status).await?;
             Err(e.into())
         }
@@ -233,7 +261,14 @@ async fn give_up_or_retry(
     if e.is_temporary() {
         let mut status = status_of(t);
         let message = format!("will retry: {e}");
-        set(&mut status, t.meta().generation, "Progressing", true, "Retrying", &message);
+        set(
+            &mut status,
+            t.meta().generation,
+            "Progressing",
+            true,
+            "Retrying",
+            &message,
+        );
         write_status(api, &t.name_any(), &status).await?;
         return Err(e.into());
     }
@@ -248,7 +283,14 @@ async fn fail(t: &Tenant, api: &Api<Tenant>, reason: &str, message: &str) -> Res
     let mut status = status_of(t);
     set(&mut status, generation, "Failed", true, reason, message);
     set(&mut status, generation, "Ready", false, reason, message);
-    set(&mut status, generation, "Progressing", false, reason, message);
+    set(
+        &mut status,
+        generation,
+        "Progressing",
+        false,
+        reason,
+        message,
+    );
     write_status(api, &t.name_any(), &status).await
 }
 
@@ -298,7 +340,11 @@ async fn write_status(api: &Api<Tenant>, name: &str, status: &TenantStatus) -> R
         "kind": Tenant::kind(&()),
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(STATUS_MANAGER).force(), &Patch::Apply(patch))
-        .await?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(STATUS_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await?;
     Ok(())
 }
