@@ -16,7 +16,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{CustomResourceExt, ResourceExt};
 use kubecloud::{ByteSize, TenantSpec, VolumeSpec};
-use kubecloud_testkit::{Latency, Verb};
+use kubecloud_testkit::{Fault, Latency, Verb};
 use serde_json::json;
 
 use operator::reconcile::{self, FINALIZER, STATUS_MANAGER};
@@ -262,4 +262,112 @@ async fn delete_and_wait(api: &Api<Tenant>, name: &str) {
     .await
     .unwrap_or_else(|_| panic!("{name}: not deleted in time"))
     .expect("watch");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_failures_are_retried_until_the_tenant_is_ready() {
+    let s = stack::stack(Latency::None, 11).await;
+    let client = s.kube.client();
+    register_crd(&client).await;
+    let faults = s.kube.faults();
+    // The operator's status writes fail twice with 500 and once with a conflict (kube's client
+    // retries neither): the reconcile fails and is requeued by the error policy with backoff.
+    faults.inject(
+        Fault::status(500)
+            .on_verb(Verb::Apply)
+            .on_resource("tenants")
+            .times(2),
+    );
+    faults.inject(
+        Fault::status(409)
+            .on_verb(Verb::Apply)
+            .on_resource("tenants")
+            .times(1),
+    );
+    // The backends' own writes meet 503s and 429s, which the kube layer retries.
+    faults.inject(
+        Fault::status(503)
+            .on_verb(Verb::Apply)
+            .on_resource("virtualmachines")
+            .times(2),
+    );
+    faults.inject(
+        Fault::too_many_requests(0)
+            .on_verb(Verb::Apply)
+            .on_resource("subnets")
+            .times(1),
+    );
+    // The controller's watch is dropped once; the watcher resumes.
+    faults.inject(
+        Fault::drop_connection()
+            .on_verb(Verb::Watch)
+            .on_resource("tenants")
+            .times(1),
+    );
+    let controller = tokio::spawn(reconcile::run(reconcile::Context::new(
+        client.clone(),
+        s.cloud.clone(),
+    )));
+    let api: Api<Tenant> = Api::all(client);
+    let spec = small_spec();
+    api.create(&PostParams::default(), &tenant("acme", &spec))
+        .await
+        .unwrap();
+
+    let ready = wait_for(&api, "acme", "Ready", 1).await;
+    let status = ready.status.unwrap();
+    assert_eq!(status.plan.unwrap().create as usize, spec.len());
+    let requests = s.kube.requests();
+    let faulted = |resource: &str| requests.count_where(|r| r.faulted && r.resource == resource);
+    assert_eq!(faulted("tenants"), 4, "every injected fault was met");
+    assert_eq!(faulted("virtualmachines"), 2);
+    let vms = s
+        .kube
+        .cluster()
+        .list_selected(
+            "kubevirt.io/v1",
+            "VirtualMachine",
+            None,
+            "kubecloud.io/tenant=acme",
+        )
+        .unwrap();
+    assert_eq!(vms.len(), 2, "converged exactly once despite the retries");
+    controller.abort();
+}
+
+/// The CRD the operator prints is reviewed as a file: `tests/golden/tenant-crd.yaml`
+/// (`UPDATE_GOLDEN=1` rewrites it).
+#[test]
+fn the_printed_crd_matches_its_golden_file() {
+    let yaml = operator::resource::crd_yaml();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/tenant-crd.yaml");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &yaml).unwrap();
+    }
+    let golden = std::fs::read_to_string(&path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(
+        yaml, golden,
+        "the CRD changed; review and run with UPDATE_GOLDEN=1"
+    );
+}
+
+/// The generated CRD is a structural schema the API server accepts: the double compiles it,
+/// accepts a Tenant, and refuses an unknown resource list.
+#[test]
+fn the_generated_crd_compiles_and_validates_tenants() {
+    let crd = serde_json::to_value(Tenant::crd()).unwrap();
+    let catalog = kubecloud_testkit::schema::Catalog::upstream()
+        .unwrap()
+        .with_crd(&crd)
+        .expect("the CRD compiles");
+    let rt = catalog.by_kind("kubecloud.io/v1alpha1", "Tenant").unwrap();
+    assert!(!rt.namespaced && rt.status_subresource);
+    let good = serde_json::to_value(tenant("acme", &small_spec())).unwrap();
+    rt.validate(&good).expect("a Tenant validates");
+    let mut bad = good.clone();
+    bad["spec"]["vmss"] = json!([]);
+    let errors = rt.validate(&bad).unwrap_err();
+    assert_eq!(errors[0].path, "spec.vmss");
 }
