@@ -138,7 +138,7 @@ pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Ac
     Action::requeue(delay)
 }
 
-/// The tenant handle for the object, or the `Failed` status saying why its name is refused.
+/// The tenant the object stands for; an error when its name is not a valid tenant name.
 fn tenant_of(t: &Tenant, ctx: &Context) -> Result<TenantHandle, kubecloud::Error> {
     ctx.cloud.tenant(&t.name_any())
 }
