@@ -148,7 +148,12 @@ impl TenantHandle {
                     .extend(group.iter().map(|s| (s.action, s.kind, s.name.clone())));
                 continue;
             }
-            let results: Vec<(&Step, Option<StepOutcome>)> = stream::iter(group)
+            // The futures are built before they are streamed (not in a `map` over the stream)
+            // so that the whole apply future is `Send`: a closure taking `&Step` inside the
+            // stream's type defeats the compiler's proof, and a kube-runtime reconciler (the
+            // operator example) must be `Send`.
+            let steps: Vec<_> = group
+                .iter()
                 .map(|step| {
                     let failed = failed.clone();
                     async move {
@@ -162,6 +167,8 @@ impl TenantHandle {
                         (step, Some(outcome))
                     }
                 })
+                .collect();
+            let results: Vec<(&Step, Option<StepOutcome>)> = stream::iter(steps)
                 .buffer_unordered(options.concurrency.max(1))
                 .collect()
                 .await;

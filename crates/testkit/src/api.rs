@@ -107,7 +107,7 @@ pub(crate) struct Written {
 
 /// The API over the store.
 pub(crate) struct Core {
-    pub catalog: CatalogRef,
+    pub catalog: crate::apiextensions::LiveCatalog,
     pub store: Store,
     pub default_validation: FieldValidation,
 }
@@ -234,6 +234,7 @@ impl Core {
     /// The type served at `api_version`/`kind`.
     pub fn type_by_kind(&self, api_version: &str, kind: &str) -> Result<ResourceType, ApiError> {
         self.catalog
+            .current()
             .by_kind(api_version, kind)
             .cloned()
             .ok_or_else(|| {

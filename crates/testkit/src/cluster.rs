@@ -126,9 +126,8 @@ impl Cluster {
 
     /// The resource type stored under (group, plural), preferring the storage version.
     pub(crate) fn type_for(&self, group: &str, plural: &str) -> Option<ResourceType> {
-        let mut candidates = self
-            .core
-            .catalog
+        let catalog = self.core.catalog.current();
+        let mut candidates = catalog
             .types()
             .iter()
             .filter(|t| t.group == group && t.plural == plural);

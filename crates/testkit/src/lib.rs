@@ -119,6 +119,10 @@
 //!   stored (same `resourceVersion`, no event); `apiVersion`, `kind`, namespace and name must agree
 //!   with the URL; objects in a missing namespace are 404 `namespaces "x" not found`, in a
 //!   terminating one 403.
+//! - **CustomResourceDefinitions** (`apiextensions.k8s.io/v1`): create or apply one (as
+//!   `kubectl apply -f crd.yaml` does) and, once [`CrdController`] has set `Established`, its
+//!   resource is served like the upstream ones (discovery, verbs, watch, `/status`, validation);
+//!   deleting the CRD deletes its objects and stops serving it.
 //! - **Validation** of every write with [`schema::ResourceType::validate`]: 422 `Invalid` with one
 //!   cause per field, worded as kube-apiserver words it.
 //! - **Errors** as `Status` bodies with kube-apiserver's reasons and messages
@@ -197,6 +201,7 @@
 //! do not.
 
 mod api;
+mod apiextensions;
 mod cluster;
 mod controllers;
 mod counters;
@@ -224,6 +229,7 @@ mod watch;
 pub use api::FieldValidation;
 pub use cluster::{Cluster, ObjectEvent};
 pub use controllers::cdi::CdiController;
+pub use controllers::crd::CrdController;
 pub use controllers::kubeovn::KubeOvnController;
 pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};
 pub use controllers::kubevirt_snapshot::KubeVirtSnapshotController;

@@ -39,8 +39,20 @@ pub(crate) fn json_patch(target: &Value, body: &[u8]) -> Result<Value, ApiError>
     let patch: json_patch::Patch = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
     let mut out = target.clone();
-    json_patch::patch(&mut out, &patch)
-        .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
+    for (i, op) in patch.0.into_iter().enumerate() {
+        // kube-apiserver's JSON patch (evanphx/json-patch) treats a missing path as null in a
+        // `test`: kube-runtime's finalizer helper tests `/metadata/finalizers` for null first.
+        if let json_patch::PatchOperation::Test(t) = &op
+            && t.value.is_null()
+            && out.pointer(t.path.as_str()).is_none()
+        {
+            continue;
+        }
+        json_patch::patch(&mut out, &[op]).map_err(|e| {
+            let message = e.to_string().replacen("'/0'", &format!("'/{i}'"), 1);
+            ApiError::new(422, "Invalid", message)
+        })?;
+    }
     Ok(out)
 }
 
@@ -216,6 +228,24 @@ mod tests {
             merge_patch(&o, br#"{"a":[3],"b":null}"#).unwrap(),
             json!({"a": [3]})
         );
+    }
+
+    #[test]
+    fn a_test_for_null_passes_on_a_missing_path() {
+        let o = json!({"metadata": {"name": "x"}});
+        let patched = json_patch(
+            &o,
+            br#"[{"op":"test","path":"/metadata/finalizers","value":null},
+                 {"op":"add","path":"/metadata/finalizers","value":["f"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(patched["metadata"]["finalizers"], json!(["f"]));
+        let err = json_patch(
+            &o,
+            br#"[{"op":"add","path":"/a","value":1},{"op":"test","path":"/a","value":2}]"#,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("'/1'"), "{}", err.message);
     }
 
     #[test]

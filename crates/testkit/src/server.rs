@@ -165,7 +165,7 @@ impl TestServerBuilder {
             None => CatalogRef::Static(Catalog::upstream()?),
         };
         let core = Arc::new(Core {
-            catalog,
+            catalog: crate::apiextensions::LiveCatalog::new(catalog)?,
             store: Store::new(self.history_limit, self.seed),
             default_validation: self.field_validation,
         });
@@ -193,7 +193,9 @@ impl TestServerBuilder {
             shared.clone(),
             shutdown.subscribe(),
         ))];
-        let mut controllers: Vec<Arc<dyn Controller>> = Vec::new();
+        // Part of the API server (apiextensions), so always on.
+        let mut controllers: Vec<Arc<dyn Controller>> =
+            vec![Arc::new(controllers::crd::CrdController)];
         if self.default_controllers {
             controllers.push(Arc::new(GarbageCollector));
             controllers.push(Arc::new(NamespaceController));
@@ -436,7 +438,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         None => None,
     };
     let q = routing::query(Some(&inc.query));
-    let catalog = &shared.core.catalog;
+    let catalog = shared.core.catalog.current();
     let route = routing::route(&inc.path, |g, v, p| {
         catalog.by_plural(g, v, p).is_some_and(|t| t.namespaced)
             || crate::kubevirt_subresources::is_namespaced(g, p)
@@ -561,7 +563,7 @@ async fn dispatch(
     inc: &Incoming_,
     q: &HashMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
-    let catalog = &shared.core.catalog;
+    let catalog = &shared.core.catalog.current();
     if verb == Verb::Discovery && inc.method != "GET" {
         return Err(ApiError::method_not_allowed(
             "the server does not allow this method on the requested resource",
@@ -713,6 +715,7 @@ async fn resource_request(
     }
     let rt = core
         .catalog
+        .current()
         .by_plural(&rp.group, &rp.version, &rp.plural)
         .cloned()
         .ok_or_else(not_found_path)?;

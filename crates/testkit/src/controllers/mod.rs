@@ -15,6 +15,7 @@
 //! Kube-OVN, MetalLB, LINSTOR CSI and snapshots belong here too, one module each.
 
 pub mod cdi;
+pub mod crd;
 mod gc;
 pub mod kubeovn;
 pub mod kubevirt;

@@ -508,3 +508,85 @@ impl<'a> Compiler<'a> {
         Ok(if empty { None } else { Some(Box::new(c)) })
     }
 }
+
+impl Arena {
+    /// A new arena holding only a copy of `source`'s ObjectMeta schema (and what it refers to),
+    /// as its `object_meta`: the base for compiling a CRD registered at run time.
+    pub(crate) fn with_object_meta_of(source: &Arena) -> Arena {
+        let mut arena = Arena::default();
+        if let Some(meta) = source.object_meta {
+            let mut copied = HashMap::new();
+            arena.object_meta = Some(arena.copy_from(source, meta, &mut copied));
+        }
+        arena
+    }
+
+    /// Copies node `id` of `source` and every node it refers to; `copied` maps ids already
+    /// copied (recursive definitions) to their new ids.
+    fn copy_from(
+        &mut self,
+        source: &Arena,
+        id: NodeId,
+        copied: &mut HashMap<u32, NodeId>,
+    ) -> NodeId {
+        if let Some(&new) = copied.get(&id.0) {
+            return new;
+        }
+        // Reserve the id first so that recursive references resolve to it.
+        let new = self.push(Node::any());
+        copied.insert(id.0, new);
+        let n = source.node(id);
+        let mut map = |id: NodeId| self.copy_from(source, id, copied);
+        let properties = n
+            .properties
+            .iter()
+            .map(|(k, id)| (k.clone(), map(*id)))
+            .collect();
+        let extra = match n.extra {
+            Extra::Schema(id) => Extra::Schema(map(id)),
+            other => other,
+        };
+        let items = n.items.map(&mut map);
+        let checks = n.checks.as_ref().map(|c| {
+            Box::new(Checks {
+                enum_values: c.enum_values.clone(),
+                pattern: c.pattern.as_ref().map(|p| Pattern {
+                    source: p.source.clone(),
+                    compiled: OnceLock::new(),
+                }),
+                format: c.format,
+                minimum: c.minimum,
+                maximum: c.maximum,
+                exclusive_minimum: c.exclusive_minimum,
+                exclusive_maximum: c.exclusive_maximum,
+                multiple_of: c.multiple_of,
+                min_length: c.min_length,
+                max_length: c.max_length,
+                min_items: c.min_items,
+                max_items: c.max_items,
+                unique_items: c.unique_items,
+                min_properties: c.min_properties,
+                max_properties: c.max_properties,
+                list_type: c.list_type.clone(),
+                all_of: c.all_of.iter().map(|id| map(*id)).collect(),
+                any_of: c.any_of.iter().map(|id| map(*id)).collect(),
+                one_of: c.one_of.iter().map(|id| map(*id)).collect(),
+                not: c.not.map(&mut map),
+            })
+        });
+        let node = Node {
+            types: n.types,
+            nullable: n.nullable,
+            int_or_string: n.int_or_string,
+            embedded_resource: n.embedded_resource,
+            properties,
+            extra,
+            required: n.required.clone(),
+            items,
+            default: n.default.clone(),
+            checks,
+        };
+        self.nodes[new.0 as usize] = node;
+        new
+    }
+}

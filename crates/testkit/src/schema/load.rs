@@ -342,7 +342,7 @@ fn placeholder(root: NodeId, name_rule: NameRule) -> CompiledSchema {
 }
 
 /// Registers every served version of the CRD `doc`.
-fn crd_types(
+pub(crate) fn crd_types(
     arena: &mut Arena,
     file: &Path,
     doc: &Value,
@@ -403,9 +403,20 @@ fn crd_types(
             .ok_or_else(|| bad(format!("{plural}.{group}: a version has no name")))?;
         let free_form =
             serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
-        let schema = v.pointer("/schema/openAPIV3Schema").unwrap_or(&free_form);
+        let mut schema = v
+            .pointer("/schema/openAPIV3Schema")
+            .unwrap_or(&free_form)
+            .clone();
+        // kube-apiserver always accepts apiVersion and kind at the root of a custom resource.
+        if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            for field in ["apiVersion", "kind"] {
+                props
+                    .entry(field)
+                    .or_insert_with(|| serde_json::json!({"type": "string"}));
+            }
+        }
         let root = Compiler::crd(arena)
-            .schema(schema, false)
+            .schema(&schema, false)
             .map_err(|e| bad(format!("{plural}.{group}/{version}: {e}")))?;
         arena.use_object_meta(root);
         let subresource = |name: &str| v.pointer(&format!("/subresources/{name}")).is_some();

@@ -37,6 +37,7 @@ mod error;
 mod load;
 mod locate;
 mod meta;
+mod register;
 mod validate;
 mod version;
 
