@@ -37,6 +37,7 @@ mod error;
 mod load;
 mod locate;
 mod meta;
+mod subset;
 mod validate;
 mod version;
 
