@@ -368,3 +368,43 @@ async fn a_missing_client_secret_is_named() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_discovery_is_retried_then_reported_as_temporary() {
+    use kubecloud_testkit::Fault;
+    let kube = cluster_without(&[], "http://127.0.0.1:9").await;
+    // One 503: the client retries it, connecting succeeds.
+    kube.faults()
+        .inject(Fault::status(503).on_verb(Verb::Discovery).times(1));
+    Cloud::connect_with(kube.client(), ConnectOptions::new())
+        .await
+        .expect("connect after a retried 503");
+    // Discovery failing for good: a temporary error saying what failed, nothing written. (A
+    // client without kube's default retries, which back off for minutes before giving up.)
+    kube.faults()
+        .inject(Fault::status(503).on_verb(Verb::Discovery));
+    let mut config = kube.kube_config();
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
+    let err = Cloud::connect_with(client, ConnectOptions::new())
+        .await
+        .unwrap_err();
+    assert!(err.is_temporary(), "{err:?}");
+    assert!(
+        err.to_string().contains("API discovery (GET /apis) failed"),
+        "{err}"
+    );
+    assert_eq!(kube.requests().writes(), []);
+}
+
+#[test]
+fn an_older_server_without_aggregated_discovery_is_understood() {
+    use kubecloud::connect::Installed;
+    let plain = r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[
+        {"name":"kubevirt.io","versions":[{"groupVersion":"kubevirt.io/v1","version":"v1"}]},
+        {"name":"metallb.io","versions":[{"groupVersion":"metallb.io/v1beta2","version":"v1beta2"}]}]}"#;
+    let installed = Installed::from_document(plain).unwrap();
+    assert!(installed.has(System::KubeVirt));
+    assert!(!installed.has(System::MetalLb), "v1beta1 is not served");
+    assert!(Installed::from_document(r#"{"kind":"Status"}"#).is_err());
+}

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use kubecloud_core::{Error, Result};
 
+const BACKEND: &str = "kubernetes";
+
 /// A system kubecloud drives, known by the API group it serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum System {
@@ -114,27 +116,68 @@ impl Installed {
         }
     }
 
-    /// Asks the API server once: `GET /apis` with the aggregated discovery media type
-    /// (`apidiscovery.k8s.io/v2`), falling back to the plain group list when the server does not
-    /// serve aggregated discovery (before Kubernetes 1.26).
+    /// Asks the API server once: `GET /apis` asking for aggregated discovery
+    /// (`apidiscovery.k8s.io/v2`, Kubernetes 1.26+) and accepting the plain group list older
+    /// servers answer instead. Temporary failures (5xx, 429, connection errors) are retried by the
+    /// client's retry policy, then reported as a temporary [`Error::Backend`].
     pub async fn discover(client: &kube::Client) -> Result<Self> {
-        match client.list_api_groups_aggregated().await {
-            Ok(list) => Ok(Self::from_groups(list.items.into_iter().map(|g| {
-                let name = g.metadata.and_then(|m| m.name).unwrap_or_default();
-                let versions: Vec<String> =
-                    g.versions.into_iter().filter_map(|v| v.version).collect();
-                (name, versions)
-            }))),
-            Err(aggregated) => {
-                tracing::debug!(error = %aggregated, "no aggregated discovery; asking for the group list");
-                let list = client.list_api_groups().await.map_err(|e| {
-                    Error::backend("kubernetes", "API discovery (GET /apis) failed", true, e)
-                })?;
-                Ok(Self::from_groups(list.groups.into_iter().map(|g| {
-                    let versions: Vec<String> = g.versions.into_iter().map(|v| v.version).collect();
-                    (g.name, versions)
+        use kube::core::discovery::v2::ACCEPT_AGGREGATED_DISCOVERY_V2;
+        let request = http::Request::get("/apis")
+            .header(http::header::ACCEPT, ACCEPT_AGGREGATED_DISCOVERY_V2)
+            .body(Vec::new())
+            .map_err(|e| Error::backend(BACKEND, "building the discovery request", false, e))?;
+        let text = client.request_text(request).await.map_err(|e| {
+            let temporary = match &e {
+                kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+                _ => true,
+            };
+            Error::backend(BACKEND, "API discovery (GET /apis) failed", temporary, e)
+        })?;
+        Self::from_document(&text)
+    }
+
+    /// From the body of `GET /apis`: an aggregated `APIGroupDiscoveryList` or a plain
+    /// `APIGroupList`.
+    ///
+    /// ```
+    /// let doc = r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[
+    ///   {"name":"kubeovn.io","versions":[{"groupVersion":"kubeovn.io/v1","version":"v1"}]}]}"#;
+    /// let installed = kubecloud::connect::Installed::from_document(doc).unwrap();
+    /// assert!(installed.has(kubecloud::connect::System::KubeOvn));
+    /// ```
+    pub fn from_document(text: &str) -> Result<Self> {
+        let bad = |e: serde_json::Error| {
+            Error::backend(BACKEND, "the API server's discovery document", false, e)
+        };
+        let doc: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
+        let versions = |list: &serde_json::Value| -> Vec<String> {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["version"].as_str().map(str::to_string))
+                .collect()
+        };
+        let entries = |key: &str| doc[key].as_array().cloned().unwrap_or_default();
+        match doc["kind"].as_str() {
+            Some("APIGroupDiscoveryList") => {
+                Ok(Self::from_groups(entries("items").iter().map(|g| {
+                    let name = g["metadata"]["name"].as_str().unwrap_or_default();
+                    (name.to_string(), versions(&g["versions"]))
                 })))
             }
+            Some("APIGroupList") => Ok(Self::from_groups(entries("groups").iter().map(|g| {
+                let name = g["name"].as_str().unwrap_or_default();
+                (name.to_string(), versions(&g["versions"]))
+            }))),
+            other => Err(Error::Backend {
+                backend: BACKEND.into(),
+                message: format!(
+                    "GET /apis answered {}, not a discovery document",
+                    other.unwrap_or("an object without kind")
+                ),
+                temporary: false,
+                source: None,
+            }),
         }
     }
 
