@@ -201,7 +201,31 @@ async fn capabilities_follow_what_is_installed() {
         .await
         .expect_err("no snapshots");
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
-    assert_eq!(kube.requests().total(), 0);
+    // The backends refuse too when called directly (the trait, not the facade).
+    let tenant = kubecloud::Tenant::new("acme").unwrap();
+    let err = cloud
+        .storage()
+        .create_snapshot(&tenant, "data", "s1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    let err = cloud
+        .compute()
+        .snapshot_vm(&tenant, "web", "s1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    let secondary = kubecloud::SubnetSpec {
+        secondary: true,
+        ..kubecloud::SubnetSpec::new("storage", "main", "10.9.0.0/24".parse().unwrap())
+    };
+    let err = cloud
+        .network()
+        .create_subnet(&tenant, &secondary)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert_eq!(kube.requests().total(), 0, "nothing sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
