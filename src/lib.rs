@@ -30,6 +30,9 @@
 //! - `memory` (default): [`Cloud::in_memory`], the embedded in-memory cloud (`kubecloud-memory`).
 //! - `kubevirt`, `linstor`, `kubeovn`, `metallb` (or all four: `kubernetes`): the backends for
 //!   the real stack, re-exported as `kubecloud::kubevirt` and so on.
+//! - `kubernetes` also brings `Cloud::connect` (a real cluster: one discovery round, LINSTOR
+//!   found through Piraeus, each backend built with what is installed; see `kubecloud::connect`)
+//!   and `kubecloud::rbac` (the ClusterRole the chosen parts need).
 //!
 //! ## Crates
 //! `kubecloud-core` (re-exported here whole) holds the domain, the traits and the conformance
