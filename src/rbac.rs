@@ -126,12 +126,13 @@ const NEEDS: &[Need] = &[
         resources: &["virtualmachinerestores"],
         verbs: &["list", "watch", "create", "patch", "delete"],
     },
-    // Cloud-init and SSH keys go into Secrets in the tenant's namespace, never inline.
+    // Cloud-init and SSH keys go into Secrets in the tenant's namespace, never inline; a VM's
+    // Secrets are found by label when it goes.
     Need {
         part: Part::Compute,
         group: "",
         resources: &["secrets"],
-        verbs: &["get", "create", "patch", "delete"],
+        verbs: &["get", "list", "create", "patch", "delete"],
     },
     // The claims a VM boots from or mounts (ownership; RWX for live migration).
     Need {
