@@ -347,7 +347,13 @@ fn build(client: kube::Client, options: &ConnectOptions, found: &Discovered) -> 
 
     cloud = match found.installed.missing(System::MetalLb) {
         None => {
-            let mut lb = crate::metallb::MetalLb::builder(client);
+            // BGPPeer is sent as v1beta2 (MetalLB 0.14+).
+            let bgp = found
+                .installed
+                .versions("metallb.io")
+                .iter()
+                .any(|v| v == "v1beta2");
+            let mut lb = crate::metallb::MetalLb::builder(client).bgp(bgp);
             if let Some(ns) = &options.metallb_namespace {
                 lb = lb.namespace(ns.clone());
             }

@@ -432,3 +432,39 @@ fn an_older_server_without_aggregated_discovery_is_understood() {
     assert!(!installed.has(System::MetalLb), "v1beta1 is not served");
     assert!(Installed::from_document(r#"{"kind":"Status"}"#).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metallb_without_v1beta2_bgp_peers_offers_no_bgp() {
+    use kubecloud::{
+        AddressPoolSpec, Advertisement, BgpAdvertisement, BgpPeer, LoadBalancer, Tenant,
+    };
+    let kube = TestServer::start().await.expect("Kubernetes double");
+    let lb = kubecloud::metallb::MetalLb::builder(kube.client())
+        .bgp(false)
+        .build();
+    let caps = lb.capabilities();
+    assert!(!caps.bgp && !caps.bfd && caps.l2);
+    let block = kubecloud::AddressBlock::Cidr("192.0.2.0/28".parse().unwrap());
+    let mut pool = AddressPoolSpec::l2("p", vec![block]);
+    pool.advertisement = Advertisement::Bgp(BgpAdvertisement {
+        peers: vec![BgpPeer {
+            name: "tor".into(),
+            my_asn: 64500,
+            peer_asn: 64501,
+            address: "192.0.2.254".parse().unwrap(),
+            port: None,
+            hold_time_secs: None,
+            keepalive_time_secs: None,
+            ebgp_multihop: false,
+            bfd: false,
+            password: None,
+        }],
+        ..BgpAdvertisement::default()
+    });
+    let err = lb
+        .create_pool(&Tenant::new("acme").unwrap(), &pool)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert_eq!(kube.requests().total(), 0, "nothing sent");
+}
