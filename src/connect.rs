@@ -5,8 +5,8 @@
 //! 1. the Kubernetes client: the kubeconfig path and context of the options, else inferred as
 //!    kubectl does (`KUBECONFIG`, `~/.kube/config`, in-cluster service account);
 //! 2. one round of API discovery (`GET /apis`, aggregated discovery) tells which systems are
-//!    installed ([`Installed`]);
-//! 3. for storage, the LINSTOR controller as Piraeus deploys it ([`LinstorEndpoint::discover`],
+//!    installed ([`Installed`](crate::connect::Installed));
+//! 3. for storage, the LINSTOR controller as Piraeus deploys it ([`LinstorEndpoint::discover`](crate::connect::LinstorEndpoint::discover),
 //!    unless [`ConnectOptions::linstor`] names it) and the tiers from the LINSTOR StorageClasses
 //!    (unless [`ConnectOptions::tier`] names them);
 //! 4. each backend is built with what the installed versions offer: without CDI no http(s)
