@@ -403,6 +403,20 @@ async fn a_failing_discovery_is_retried_then_reported_as_temporary() {
     Cloud::connect_with(kube.client(), ConnectOptions::new())
         .await
         .expect("connect after a retried 503");
+    // A 429 on discovery and a 503 on the LinstorCluster list: retried as well.
+    kube.faults().inject(
+        Fault::too_many_requests(0)
+            .on_verb(Verb::Discovery)
+            .times(1),
+    );
+    kube.faults()
+        .inject(Fault::status(503).on_resource("linstorclusters").times(1));
+    kube.requests().reset();
+    Cloud::connect_with(kube.client(), ConnectOptions::new())
+        .await
+        .expect("connect after a retried 429 and 503");
+    assert_eq!(kube.requests().count_status(429), 1);
+    assert_eq!(kube.requests().count_status(503), 1);
     // Discovery failing for good: a temporary error saying what failed, nothing written. (A
     // client without kube's default retries, which back off for minutes before giving up.)
     kube.faults()
