@@ -5,8 +5,16 @@
 //! cargo run --example kubecloud -- plan -f examples/data/acme.yaml --tenant acme --output json
 //! ```
 //!
-//! It runs on the embedded in-memory cloud, which lives as long as the command: `apply` shows
-//! the result it reached, `destroy` removes what `-f` would create after creating it.
+//! By default it runs on the embedded in-memory cloud, which lives as long as the command:
+//! `apply` shows the result it reached, `status` and `destroy` apply `-f` first, then show or
+//! remove it. With `--kubeconfig <file>` and/or `--context <name>` (built with the `kubernetes`
+//! feature) it connects to that cluster with `Cloud::connect_using`: `status` shows the tenant as
+//! it is and `destroy` removes what the tenant owns.
+//!
+//! ```text
+//! cargo run --features kubernetes --example kubecloud -- --kubeconfig ~/.kube/config apply -f examples/data/acme.yaml --tenant acme
+//! cargo run --features kubernetes --example kubecloud -- rbac > kubecloud-clusterrole.yaml
+//! ```
 //!
 //! Exit codes: 0 done; 1 the cloud refused or failed an operation; 2 the input is invalid
 //! (an unreadable file, an invalid spec).
@@ -41,6 +49,16 @@ struct Cli {
     /// How to print results.
     #[arg(long, short, value_enum, global = true, default_value_t = Output::Text)]
     output: Output,
+    /// Use the cluster of this kubeconfig file instead of the in-memory cloud.
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// Use this kubeconfig context (of `--kubeconfig`, else of KUBECONFIG or ~/.kube/config).
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// On a cluster, connect even if this part's system is not installed (repeatable:
+    /// compute, storage, network, load_balancer).
+    #[arg(long, global = true)]
+    allow_missing: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -60,8 +78,18 @@ enum Command {
     },
     /// Apply the spec, then remove everything the tenant owns.
     Destroy(Target),
-    /// Apply the spec, then show the tenant's resources.
+    /// Show the tenant's resources (in memory: after applying the spec).
     Status(Target),
+    /// Print the ClusterRole (YAML) the backends need on a cluster, for a narrow service account.
+    Rbac {
+        /// The parts to cover (repeatable; default all four): compute, storage, network,
+        /// load_balancer.
+        #[arg(long = "part")]
+        parts: Vec<String>,
+        /// The ClusterRole's name.
+        #[arg(long, default_value = "kubecloud")]
+        name: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -129,10 +157,69 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The cloud the flags name: a cluster with `--kubeconfig`/`--context`, else the in-memory one.
+/// Returns whether it is a cluster.
+async fn cloud(cli: &Cli) -> Result<(Cloud, bool), Failure> {
+    if cli.kubeconfig.is_none() && cli.context.is_none() {
+        return Ok((Cloud::in_memory(), false));
+    }
+    connect(cli).await.map(|cloud| (cloud, true))
+}
+
+#[cfg(feature = "kubernetes")]
+async fn connect(cli: &Cli) -> Result<Cloud, Failure> {
+    let mut options = kubecloud::ConnectOptions::new();
+    if let Some(path) = &cli.kubeconfig {
+        options = options.kubeconfig(path);
+    }
+    if let Some(context) = &cli.context {
+        options = options.context(context);
+    }
+    for part in &cli.allow_missing {
+        options = options.allow_missing(part.parse()?);
+    }
+    Ok(Cloud::connect_using(options).await?)
+}
+
+#[cfg(not(feature = "kubernetes"))]
+async fn connect(_: &Cli) -> Result<Cloud, Failure> {
+    Err(Failure::Input(
+        "This build has no cluster support: rebuild with --features kubernetes.".into(),
+    ))
+}
+
+#[cfg(feature = "kubernetes")]
+fn rbac(parts: &[String], name: &str) -> Result<(), Failure> {
+    let parts = if parts.is_empty() {
+        kubecloud::Part::ALL.to_vec()
+    } else {
+        parts
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<Vec<kubecloud::Part>, Error>>()?
+    };
+    print!(
+        "{}",
+        kubecloud::rbac::rules(&parts).to_cluster_role_yaml(name)
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn rbac(_: &[String], _: &str) -> Result<(), Failure> {
+    Err(Failure::Input(
+        "This build has no cluster support: rebuild with --features kubernetes.".into(),
+    ))
+}
+
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let cloud = Cloud::in_memory();
+    if let Command::Rbac { parts, name } = &cli.command {
+        return rbac(parts, name);
+    }
+    let (cloud, on_cluster) = cloud(&cli).await?;
     let output = cli.output;
     match cli.command {
+        Command::Rbac { .. } => Ok(()),
         Command::Plan(target) => {
             let (tenant, spec) = load(&cloud, &target)?;
             print_plan(&tenant.plan(&spec).await?, output)
@@ -157,9 +244,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Destroy(target) => {
             let (tenant, spec) = load(&cloud, &target)?;
-            tenant
-                .apply(&tenant.plan(&spec).await?, ApplyOptions::default())
-                .await?;
+            if !on_cluster {
+                tenant
+                    .apply(&tenant.plan(&spec).await?, ApplyOptions::default())
+                    .await?;
+            }
             let plan = tenant.plan(&TenantSpec::default()).await?;
             let report = apply_with_bars(&tenant, &plan, ApplyOptions::default(), output).await;
             finish(&report)?;
@@ -176,9 +265,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Status(target) => {
             let (tenant, spec) = load(&cloud, &target)?;
-            tenant
-                .apply(&tenant.plan(&spec).await?, ApplyOptions::default())
-                .await?;
+            if !on_cluster {
+                tenant
+                    .apply(&tenant.plan(&spec).await?, ApplyOptions::default())
+                    .await?;
+            }
             print_status(&tenant, output).await
         }
     }

@@ -30,20 +30,33 @@
 //! - `memory` (default): [`Cloud::in_memory`], the embedded in-memory cloud (`kubecloud-memory`).
 //! - `kubevirt`, `linstor`, `kubeovn`, `metallb` (or all four: `kubernetes`): the backends for
 //!   the real stack, re-exported as `kubecloud::kubevirt` and so on.
+//! - `kubernetes` also brings `Cloud::connect` (a real cluster: one discovery round, LINSTOR
+//!   found through Piraeus, each backend built with what is installed; see `kubecloud::connect`)
+//!   and `kubecloud::rbac` (the ClusterRole the chosen parts need).
 //!
 //! ## Crates
 //! `kubecloud-core` (re-exported here whole) holds the domain, the traits and the conformance
 //! suite; each backend is its own crate, turned on here with a cargo feature.
 
+mod absent;
 mod cloud;
+/// Connecting to a real cluster (feature `kubernetes`).
+#[cfg(feature = "kubernetes")]
+pub mod connect;
 mod declarative;
 mod load_balancer;
 mod network;
+/// The RBAC rules the backends need (feature `kubernetes`).
+#[cfg(feature = "kubernetes")]
+pub mod rbac;
 mod tenant;
 mod vms;
 mod volumes;
 
+pub use absent::Absent;
 pub use cloud::{Capabilities, Cloud, CloudBuilder};
+#[cfg(feature = "kubernetes")]
+pub use connect::{ConnectOptions, Part};
 pub use declarative::{
     Action, ApplyEvent, ApplyOptions, ApplyReport, FieldChange, Plan, Progress, Step, TenantSpec,
 };

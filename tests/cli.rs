@@ -101,3 +101,171 @@ fn bad_input_exits_2_with_a_sentence() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Cannot read /nonexistent/tenant.yaml"));
 }
+
+#[cfg(feature = "kubernetes")]
+mod common {
+    pub mod stack;
+}
+
+/// The tool against a cluster: the doubles of the whole stack in this process, reached through
+/// a kubeconfig file as a user's cluster is.
+#[cfg(feature = "kubernetes")]
+mod on_a_cluster {
+    use super::{run, stdout};
+    use crate::common::stack::{objects_of, stack};
+    use kubecloud_testkit::Latency;
+
+    fn kubeconfig(server_url: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters: [{{name: double, cluster: {{server: \"{server_url}\"}}}}]\n\
+             users: [{{name: me, user: {{}}}}]\n\
+             contexts: [{{name: lab, context: {{cluster: double, user: me, namespace: default}}}}]\n\
+             current-context: lab\n"
+        );
+        std::fs::write(file.path(), yaml).expect("kubeconfig written");
+        file
+    }
+
+    /// Runs the tool off the runtime's threads, so the doubles keep serving.
+    async fn run_async(args: Vec<String>) -> std::process::Output {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&args)
+        })
+        .await
+        .expect("the tool ran")
+    }
+
+    fn args(kubeconfig: &tempfile::NamedTempFile, rest: &[&str]) -> Vec<String> {
+        let mut out = vec![
+            "--kubeconfig".to_string(),
+            kubeconfig.path().display().to_string(),
+            "--context".to_string(),
+            "lab".to_string(),
+        ];
+        out.extend(rest.iter().map(|s| s.to_string()));
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn plan_apply_status_and_destroy_against_a_cluster() {
+        let s = stack(Latency::None, 0).await;
+        s.kube
+            .seed_yaml(&format!(
+                "apiVersion: piraeus.io/v1\nkind: LinstorCluster\nmetadata: {{name: linstorcluster}}\n\
+                 spec: {{externalController: {{url: \"{}\"}}}}\n",
+                s.linstor.url()
+            ))
+            .unwrap();
+        let config = kubeconfig(s.kube.url());
+        let target = ["-f", "SPEC", "--tenant", "acme"];
+
+        let out = run_async(args(&config, &[&["plan"][..], &target].concat())).await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(stdout(&out).contains("6 to create"), "{}", stdout(&out));
+        assert_eq!(s.kube.requests().writes(), [], "planning writes nothing");
+
+        let out = run_async(args(&config, &[&["apply"][..], &target].concat())).await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let text = stdout(&out);
+        assert!(
+            text.contains("Running") && text.contains("10.1.0.10"),
+            "{text}"
+        );
+        let vms = s
+            .kube
+            .cluster()
+            .list("kubevirt.io/v1", "VirtualMachine", Some("acme"))
+            .unwrap();
+        assert_eq!(vms.len(), 1, "the VM is in the cluster");
+
+        // A second process sees the same tenant: the state is the cluster's.
+        let out = run_async(args(
+            &config,
+            &[&["status"][..], &target, &["-o", "json"]].concat(),
+        ))
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let kinds: Vec<&str> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["kind"].as_str())
+            .collect();
+        assert_eq!(kinds, ["vm", "volume", "subnet", "exposure"]);
+
+        let out = run_async(args(&config, &[&["destroy"][..], &target].concat())).await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(
+            stdout(&out).contains("tenant acme destroyed: 6 resources removed"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(
+            s.kube
+                .cluster()
+                .list("kubevirt.io/v1", "VirtualMachine", Some("acme"))
+                .unwrap()
+                .is_empty()
+        );
+        let left: Vec<_> = objects_of(&s.kube, "acme")
+            .into_iter()
+            .filter(|(kind, _)| {
+                ["VirtualMachine", "PersistentVolumeClaim", "Vpc", "Service"]
+                    .contains(&kind.as_str())
+            })
+            .collect();
+        assert_eq!(left, [], "the tenant's domain objects are gone");
+    }
+
+    #[test]
+    fn a_missing_kubeconfig_is_a_sentence_naming_it() {
+        let out = run(&[
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "status",
+            "-f",
+            "SPEC",
+            "--tenant",
+            "acme",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with(
+                "error: Kubernetes: cannot load the kubeconfig /nonexistent/kubeconfig"
+            ),
+            "{err}"
+        );
+        assert!(err.trim_end().ends_with('.'), "{err}");
+    }
+
+    #[test]
+    fn rbac_prints_a_cluster_role() {
+        let out = run(&["rbac"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let role: k8s_openapi::api::rbac::v1::ClusterRole =
+            serde_saphyr::from_str(&stdout(&out)).expect("a ClusterRole");
+        assert_eq!(role.metadata.name.as_deref(), Some("kubecloud"));
+        let rules = role.rules.unwrap_or_default();
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.api_groups.as_deref() == Some(&["kubevirt.io".to_string()][..]))
+        );
+
+        let out = run(&["rbac", "--part", "load_balancer", "--name", "lb-only"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let role: k8s_openapi::api::rbac::v1::ClusterRole =
+            serde_saphyr::from_str(&stdout(&out)).expect("a ClusterRole");
+        assert_eq!(role.metadata.name.as_deref(), Some("lb-only"));
+        assert!(!stdout(&out).contains("kubevirt.io"));
+
+        let out = run(&["rbac", "--part", "storagee"]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid part"));
+    }
+}

@@ -471,7 +471,7 @@ impl Network for KubeOvn {
     }
 
     fn capabilities(&self) -> NetworkCapabilities {
-        crate::capabilities()
+        self.capabilities
     }
 
     async fn create_vpc(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vpc> {
@@ -565,6 +565,13 @@ impl Network for KubeOvn {
 
     async fn create_subnet(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Subnet> {
         spec.validate()?;
+        if spec.secondary && !self.capabilities.secondary_subnets {
+            return Err(Error::unsupported(
+                BACKEND,
+                "network.create_subnet (secondary)",
+                "secondary_subnets",
+            ));
+        }
         let kind = ResourceKind::Subnet;
         let api = self.cluster(&kinds::subnet());
         let object = cluster_scoped(tenant, &spec.name);

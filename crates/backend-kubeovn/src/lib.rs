@@ -115,6 +115,7 @@ pub struct KubeOvn {
     writer: Writer,
     ready_timeout: Duration,
     external_subnet: String,
+    capabilities: kubecloud_core::NetworkCapabilities,
 }
 
 impl std::fmt::Debug for KubeOvn {
@@ -134,6 +135,7 @@ impl KubeOvn {
             retry: RetryPolicy::default(),
             ready_timeout: Duration::from_secs(60),
             external_subnet: kinds::DEFAULT_EXTERNAL_SUBNET.to_string(),
+            capabilities: capabilities(),
         }
     }
 }
@@ -154,6 +156,7 @@ pub struct KubeOvnBuilder {
     retry: RetryPolicy,
     ready_timeout: Duration,
     external_subnet: String,
+    capabilities: kubecloud_core::NetworkCapabilities,
 }
 
 impl std::fmt::Debug for KubeOvnBuilder {
@@ -195,6 +198,21 @@ impl KubeOvnBuilder {
         self
     }
 
+    /// Whether secondary subnets (Multus `NetworkAttachmentDefinition`s of type `kube-ovn`) are
+    /// offered (default on). Turn off on a cluster without Multus (`k8s.cni.cncf.io`): the
+    /// capability then reads `false` and a secondary subnet is refused before anything is sent.
+    ///
+    /// ```no_run
+    /// # fn demo(client: kube::Client) {
+    /// let network = kubecloud_kubeovn::KubeOvn::builder(client).secondary_subnets(false).build();
+    /// assert!(!kubecloud_core::Network::capabilities(&network).secondary_subnets);
+    /// # }
+    /// ```
+    pub fn secondary_subnets(mut self, offered: bool) -> Self {
+        self.capabilities.secondary_subnets = offered;
+        self
+    }
+
     /// The backend.
     pub fn build(self) -> KubeOvn {
         KubeOvn {
@@ -202,6 +220,7 @@ impl KubeOvnBuilder {
             writer: Writer::new(BACKEND).with_retry(self.retry),
             ready_timeout: self.ready_timeout,
             external_subnet: self.external_subnet,
+            capabilities: self.capabilities,
         }
     }
 }

@@ -366,7 +366,7 @@ impl Compute for KubeVirt {
     }
 
     fn capabilities(&self) -> ComputeCapabilities {
-        crate::capabilities::capabilities()
+        self.capabilities
     }
 
     async fn apply_vm(&self, tenant: &Tenant, spec: &VmSpec) -> Result<Vm> {
@@ -681,6 +681,9 @@ impl Compute for KubeVirt {
     }
 
     async fn snapshot_vm(&self, tenant: &Tenant, vm: &str, snapshot: &str) -> Result<VmSnapshot> {
+        if !self.capabilities.vm_snapshots {
+            return Err(Error::unsupported(BACKEND, "vms.snapshot", "vm_snapshots"));
+        }
         self.take_vm_snapshot(tenant, vm, snapshot).await
     }
 
@@ -693,6 +696,9 @@ impl Compute for KubeVirt {
     }
 
     async fn restore_vm(&self, tenant: &Tenant, vm: &str, snapshot: &str) -> Result<()> {
+        if !self.capabilities.vm_snapshots {
+            return Err(Error::unsupported(BACKEND, "vms.restore", "vm_snapshots"));
+        }
         self.restore_from(tenant, vm, snapshot).await
     }
 

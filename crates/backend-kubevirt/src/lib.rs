@@ -110,6 +110,7 @@ pub struct KubeVirt {
     client: kube::Client,
     writer: Writer,
     options: Options,
+    capabilities: kubecloud_core::ComputeCapabilities,
 }
 
 impl std::fmt::Debug for KubeVirt {
@@ -127,6 +128,7 @@ impl KubeVirt {
             client,
             options: Options::default(),
             retry: RetryPolicy::default(),
+            capabilities: capabilities(),
         }
     }
 
@@ -152,6 +154,7 @@ pub struct KubeVirtBuilder {
     client: kube::Client,
     options: Options,
     retry: RetryPolicy,
+    capabilities: kubecloud_core::ComputeCapabilities,
 }
 
 impl KubeVirtBuilder {
@@ -192,12 +195,35 @@ impl KubeVirtBuilder {
         self
     }
 
+    /// Whether whole-VM snapshots are offered (default on). Turn off on a cluster without
+    /// KubeVirt's snapshot API (`snapshot.kubevirt.io`) or the volume snapshot CRDs it relies on;
+    /// the capability then reads `false` and the facade refuses snapshots before sending anything.
+    ///
+    /// ```no_run
+    /// # fn demo(client: kube::Client) {
+    /// let compute = kubecloud_kubevirt::KubeVirt::builder(client).vm_snapshots(false).build();
+    /// assert!(!kubecloud_core::Compute::capabilities(&compute).vm_snapshots);
+    /// # }
+    /// ```
+    pub fn vm_snapshots(mut self, offered: bool) -> Self {
+        self.capabilities.vm_snapshots = offered;
+        self
+    }
+
+    /// Whether boot disks imported from http(s) URLs are offered (default on). Turn off on a
+    /// cluster without CDI (`cdi.kubevirt.io`).
+    pub fn http_import(mut self, offered: bool) -> Self {
+        self.capabilities.http_import = offered;
+        self
+    }
+
     /// The backend.
     pub fn build(self) -> KubeVirt {
         KubeVirt {
             client: self.client,
             writer: Writer::new(BACKEND).with_retry(self.retry),
             options: self.options,
+            capabilities: self.capabilities,
         }
     }
 }

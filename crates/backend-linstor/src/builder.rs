@@ -32,6 +32,8 @@ pub struct LinstorBuilder {
     connect_timeout: Duration,
     retry: RetryPolicy,
     http: Option<reqwest::Client>,
+    snapshots: bool,
+    http_import: bool,
 }
 
 impl LinstorBuilder {
@@ -105,6 +107,21 @@ impl LinstorBuilder {
         self
     }
 
+    /// Whether volume snapshots are offered (default on). Turn off on a cluster without the
+    /// volume snapshot CRDs (`snapshot.storage.k8s.io`): the capability then reads `false` and
+    /// snapshots are refused before anything is sent.
+    pub fn snapshots(mut self, offered: bool) -> Self {
+        self.snapshots = offered;
+        self
+    }
+
+    /// Whether volumes imported from http(s) URLs are offered (default on). Turn off on a
+    /// cluster without CDI (`cdi.kubevirt.io`).
+    pub fn http_import(mut self, offered: bool) -> Self {
+        self.http_import = offered;
+        self
+    }
+
     /// Checks the options and builds the backend (nothing is sent).
     pub fn build(self) -> Result<Linstor> {
         let url = self.url.trim_end_matches('/').to_string();
@@ -163,6 +180,8 @@ impl LinstorBuilder {
                 tiers: self.tiers,
                 default_tier,
                 max_replicas: self.max_replicas,
+                snapshots: self.snapshots,
+                http_import: self.http_import,
             }),
         })
     }
@@ -186,6 +205,8 @@ pub(crate) struct Inner {
     pub tiers: Vec<Tier>,
     pub default_tier: String,
     pub max_replicas: u8,
+    pub snapshots: bool,
+    pub http_import: bool,
 }
 
 /// Block storage on LINSTOR/Piraeus. Cheap to clone. See the crate docs.
@@ -219,6 +240,8 @@ impl Linstor {
             connect_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             http: None,
+            snapshots: true,
+            http_import: true,
         }
     }
 

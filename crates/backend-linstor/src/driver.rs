@@ -449,7 +449,11 @@ impl BlockStorage for Linstor {
     }
 
     fn capabilities(&self) -> StorageCapabilities {
-        capabilities(self.inner.max_replicas.min(MAX_REPLICAS))
+        StorageCapabilities {
+            snapshots: self.inner.snapshots,
+            http_import: self.inner.http_import,
+            ..capabilities(self.inner.max_replicas.min(MAX_REPLICAS))
+        }
     }
 
     async fn create_volume(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Volume> {
@@ -739,6 +743,9 @@ impl BlockStorage for Linstor {
     ) -> Result<Snapshot> {
         validate_name("volume", volume)?;
         validate_name("snapshot", snapshot)?;
+        if !self.inner.snapshots {
+            return Err(Error::unsupported(BACKEND, "volumes.snapshot", "snapshots"));
+        }
         let pvc = self.owned_claim(tenant, volume).await?;
         let api = self.snapshots(tenant);
         if self

@@ -11,8 +11,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use kubecloud_core::wait::Check;
 use kubecloud_core::{
-    AddressBlock, AddressPool, AddressPoolSpec, AddressRequest, Error, Exposure, ExposureSpec,
-    LoadBalancer, LoadBalancerCapabilities, ResourceKind, Result, Tenant, async_trait,
+    AddressBlock, AddressPool, AddressPoolSpec, AddressRequest, Advertisement, Error, Exposure,
+    ExposureSpec, LoadBalancer, LoadBalancerCapabilities, ResourceKind, Result, Tenant,
+    async_trait,
 };
 use kubecloud_kube::{
     MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, from_kube, holds, is_owned,
@@ -24,7 +25,7 @@ use crate::objects::{Kind, dynamic, json};
 use crate::translate::{
     self, ALLOCATED_FROM_POOL, ALLOCATION_FAILED, domain_pool, pool_object, pool_usage,
 };
-use crate::{BACKEND, MetalLb, capabilities::CAPABILITIES, shared};
+use crate::{BACKEND, MetalLb, shared};
 
 /// The ingress address of a Service, if MetalLB gave it one.
 fn ingress_ip(svc: &Service) -> Option<IpAddr> {
@@ -595,11 +596,18 @@ impl LoadBalancer for MetalLb {
     }
 
     fn capabilities(&self) -> LoadBalancerCapabilities {
-        CAPABILITIES
+        self.capabilities
     }
 
     async fn create_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool> {
         translate::pool_objects(tenant, &self.namespace, spec)?;
+        if matches!(spec.advertisement, Advertisement::Bgp(_)) && !self.capabilities.bgp {
+            return Err(Error::unsupported(
+                BACKEND,
+                "load_balancer.create_pool",
+                "bgp",
+            ));
+        }
         self.check_pool(tenant, spec, true).await?;
         self.write_pool(tenant, spec, false).await
     }

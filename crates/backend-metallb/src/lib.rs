@@ -116,6 +116,7 @@ pub struct MetalLb {
     namespace: String,
     writer: Writer,
     release_settle: Duration,
+    capabilities: kubecloud_core::LoadBalancerCapabilities,
 }
 
 impl std::fmt::Debug for MetalLb {
@@ -143,6 +144,7 @@ impl MetalLb {
             namespace: DEFAULT_NAMESPACE.to_string(),
             retry: kubecloud_kube::RetryPolicy::default(),
             release_settle: Duration::from_secs(10),
+            bgp: true,
         }
     }
 
@@ -159,6 +161,7 @@ pub struct MetalLbBuilder {
     namespace: String,
     retry: kubecloud_kube::RetryPolicy,
     release_settle: Duration,
+    bgp: bool,
 }
 
 impl std::fmt::Debug for MetalLbBuilder {
@@ -188,6 +191,21 @@ impl MetalLbBuilder {
         self
     }
 
+    /// Whether BGP announcement (and BFD) is offered (default on). Turn off on a MetalLB that
+    /// does not serve `metallb.io/v1beta2` `BGPPeer` (before 0.14): the capabilities then read
+    /// `false` and BGP pools are refused before anything is sent.
+    ///
+    /// ```no_run
+    /// # fn demo(client: kube::Client) {
+    /// let lb = kubecloud_metallb::MetalLb::builder(client).bgp(false).build();
+    /// assert!(!kubecloud_core::LoadBalancer::capabilities(&lb).bgp);
+    /// # }
+    /// ```
+    pub fn bgp(mut self, offered: bool) -> Self {
+        self.bgp = offered;
+        self
+    }
+
     /// The load balancer.
     pub fn build(self) -> MetalLb {
         MetalLb {
@@ -195,6 +213,11 @@ impl MetalLbBuilder {
             namespace: self.namespace,
             writer: Writer::new(BACKEND).with_retry(self.retry),
             release_settle: self.release_settle,
+            capabilities: kubecloud_core::LoadBalancerCapabilities {
+                bgp: self.bgp,
+                bfd: self.bgp && CAPABILITIES.bfd,
+                ..CAPABILITIES
+            },
         }
     }
 }

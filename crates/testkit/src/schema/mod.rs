@@ -38,6 +38,7 @@ mod load;
 mod locate;
 mod meta;
 mod register;
+mod subset;
 mod validate;
 mod version;
 

@@ -1,0 +1,484 @@
+//! `Cloud::connect_with` against the doubles: one discovery round, LINSTOR found as Piraeus
+//! deploys it, capabilities from what is installed, a missing system named.
+#![cfg(feature = "kubernetes")]
+
+mod common {
+    pub mod stack;
+}
+
+use std::time::Duration;
+
+use common::stack::stack;
+use kubecloud::connect::{LinstorEndpoint, LinstorTls, System, discover};
+use kubecloud::{ApplyOptions, Cloud, ConnectOptions, Error, Part, TenantSpec};
+use kubecloud_testkit::linstor::{LinstorServer, TestPki};
+use kubecloud_testkit::schema::Catalog;
+use kubecloud_testkit::{Latency, TestServer, Verb};
+
+/// The `LinstorCluster` Piraeus users write, pointing at an external controller.
+fn linstor_cluster_external(url: &str) -> String {
+    format!(
+        "apiVersion: piraeus.io/v1\nkind: LinstorCluster\nmetadata: {{name: linstorcluster}}\n\
+         spec: {{externalController: {{url: \"{url}\"}}}}\n"
+    )
+}
+
+const LINSTOR_CLASS: &str = r#"
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: replicated
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: linstor.csi.linbit.com
+parameters: {linstor.csi.linbit.com/resourceGroup: rg-fast}
+"#;
+
+/// A Kubernetes double without the given API groups (systems not installed), with a LINSTOR
+/// StorageClass and a LinstorCluster pointing at `linstor_url`.
+async fn cluster_without(groups: &[&str], linstor_url: &str) -> TestServer {
+    let catalog = Catalog::upstream()
+        .expect("catalog")
+        .without_groups(groups)
+        .expect("reduced catalog");
+    let mut seed = LINSTOR_CLASS.to_string();
+    if !groups.contains(&"piraeus.io") {
+        seed = format!("{seed}\n---\n{}", linstor_cluster_external(linstor_url));
+    }
+    TestServer::builder()
+        .owned_catalog(catalog)
+        .seed_yaml(&seed)
+        .start()
+        .await
+        .expect("Kubernetes double")
+}
+
+fn discovery_requests(server: &TestServer) -> usize {
+    server.requests().count_verb(Verb::Discovery)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_discovers_in_one_round_and_a_tenant_applies_end_to_end() {
+    let s = stack(Latency::None, 0).await;
+    s.kube
+        .seed_yaml(&linstor_cluster_external(s.linstor.url()))
+        .unwrap();
+    s.kube.requests().reset();
+
+    let cloud = Cloud::connect_with(s.kube.client(), ConnectOptions::new())
+        .await
+        .expect("connect");
+
+    assert_eq!(discovery_requests(&s.kube), 1, "one discovery round");
+    let aggregated = s
+        .kube
+        .requests()
+        .all()
+        .into_iter()
+        .filter(|r| r.verb == Verb::Discovery)
+        .map(|r| r.path)
+        .collect::<Vec<_>>();
+    assert_eq!(aggregated, ["/apis"]);
+    assert_eq!(s.kube.requests().writes(), [], "connecting writes nothing");
+    assert_eq!(
+        cloud.backend_names(),
+        ["kubevirt", "linstor", "kube-ovn", "metallb"]
+    );
+    let caps = cloud.capabilities();
+    assert!(caps.compute.vm_snapshots && caps.compute.http_import);
+    assert!(caps.storage.snapshots && caps.storage.http_import);
+    assert!(caps.network.secondary_subnets && caps.load_balancer.l2);
+
+    // Tiers come from the LINSTOR StorageClasses; the default class is the default tier.
+    let acme = cloud.tenant("acme").unwrap();
+    let mut pools: Vec<String> = acme
+        .volumes()
+        .pools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    pools.sort();
+    assert_eq!(pools, ["fast", "linstor-default"]);
+
+    let spec = TenantSpec::from_yaml(include_str!("../examples/data/acme.yaml")).unwrap();
+    let options = ApplyOptions {
+        timeout: Duration::from_secs(30),
+        ..ApplyOptions::default()
+    };
+    acme.apply(&acme.plan(&spec).await.unwrap(), options)
+        .await
+        .expect("applied");
+    let web = acme.vms().get("web").await.unwrap();
+    assert_eq!(
+        web.status.interfaces[0].ip,
+        Some("10.1.0.10".parse().unwrap())
+    );
+    let root = acme.volumes().get("web-root").await.unwrap();
+    assert_eq!(root.spec.replicas, 2);
+    acme.destroy(options).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_kubevirt_is_an_error_naming_it() {
+    let kube = cluster_without(
+        &["kubevirt.io", "snapshot.kubevirt.io"],
+        "http://127.0.0.1:9",
+    )
+    .await;
+    let err = Cloud::connect_with(kube.client(), ConnectOptions::new())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("KubeVirt is not installed: API group kubevirt.io not served"),
+        "{text}"
+    );
+    assert!(text.contains("allow_missing(Compute)"), "{text}");
+    assert_eq!(kube.requests().writes(), [], "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_allowed_the_cloud_has_no_compute_and_says_why() {
+    let kube = cluster_without(
+        &["kubevirt.io", "snapshot.kubevirt.io"],
+        "http://127.0.0.1:9",
+    )
+    .await;
+    let cloud = Cloud::connect_with(
+        kube.client(),
+        ConnectOptions::new().allow_missing(Part::Compute),
+    )
+    .await
+    .expect("a cloud without compute");
+    assert_eq!(cloud.capabilities().compute, Default::default());
+    assert!(cloud.backend_names()[0].contains("KubeVirt is not installed"));
+    kube.requests().reset();
+    let acme = cloud.tenant("acme").unwrap();
+    let err = acme.vms().list(&Default::default()).await.unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("kubevirt.io not served"), "{err}");
+    assert_eq!(
+        kube.requests().total(),
+        0,
+        "nothing sent for the absent part"
+    );
+    // The other parts are there.
+    assert_eq!(cloud.backend_names()[2], "kube-ovn");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_follow_what_is_installed() {
+    let kube = cluster_without(
+        &[
+            "cdi.kubevirt.io",
+            "snapshot.storage.k8s.io",
+            "k8s.cni.cncf.io",
+        ],
+        "http://127.0.0.1:9",
+    )
+    .await;
+    let cloud = Cloud::connect_with(kube.client(), ConnectOptions::new())
+        .await
+        .expect("connect");
+    let caps = cloud.capabilities();
+    assert!(!caps.compute.http_import, "no CDI, no imports");
+    assert!(
+        !caps.compute.vm_snapshots,
+        "no volume snapshots, no VM snapshots"
+    );
+    assert!(caps.compute.live_migration);
+    assert!(!caps.storage.snapshots && !caps.storage.http_import);
+    assert!(caps.storage.clones);
+    assert!(!caps.network.secondary_subnets, "no Multus");
+    assert!(caps.network.vpc_isolation);
+    // Refused before anything is sent.
+    kube.requests().reset();
+    let acme = cloud.tenant("acme").unwrap();
+    let err = acme
+        .volumes()
+        .snapshot("data", "s1")
+        .await
+        .expect_err("no snapshots");
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    // The backends refuse too when called directly (the trait, not the facade).
+    let tenant = kubecloud::Tenant::new("acme").unwrap();
+    let err = cloud
+        .storage()
+        .create_snapshot(&tenant, "data", "s1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    let err = cloud
+        .compute()
+        .snapshot_vm(&tenant, "web", "s1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    let secondary = kubecloud::SubnetSpec {
+        secondary: true,
+        ..kubecloud::SubnetSpec::new("storage", "main", "10.9.0.0/24".parse().unwrap())
+    };
+    let err = cloud
+        .network()
+        .create_subnet(&tenant, &secondary)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert_eq!(kube.requests().total(), 0, "nothing sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_piraeus_or_a_linstor_url_storage_is_missing() {
+    let kube = cluster_without(&["piraeus.io"], "unused").await;
+    let err = Cloud::connect_with(kube.client(), ConnectOptions::new())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Piraeus is not installed: API group piraeus.io not served"),
+        "{err}"
+    );
+    // A LINSTOR URL given explicitly needs no Piraeus.
+    let cloud = Cloud::connect_with(
+        kube.client(),
+        ConnectOptions::new().linstor(LinstorEndpoint::new("http://linstor.example:3370")),
+    )
+    .await
+    .expect("connect with an explicit LINSTOR");
+    assert_eq!(cloud.backend_names()[1], "linstor");
+}
+
+const PIRAEUS_TLS: &str = r#"
+apiVersion: piraeus.io/v1
+kind: LinstorCluster
+metadata: {name: linstorcluster}
+spec:
+  apiTLS: {clientSecretName: my-client-tls}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: piraeus-datastore}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: linstor-controller
+  namespace: piraeus-datastore
+  labels: {app.kubernetes.io/component: linstor-controller}
+spec:
+  ports:
+    - {name: secure-api, port: 3371, targetPort: 3371}
+"#;
+
+/// The client Secret Piraeus makes (as JSON, which is YAML).
+fn tls_secret(pki: &TestPki) -> String {
+    use k8s_openapi::ByteString;
+    let data = [
+        ("ca.crt", &pki.ca_pem),
+        ("tls.crt", &pki.client.cert_pem),
+        ("tls.key", &pki.client.key_pem),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), ByteString(v.clone().into_bytes())))
+    .collect();
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("my-client-tls".into()),
+            namespace: Some("piraeus-datastore".into()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(data),
+        ..Default::default()
+    };
+    let mut value = serde_json::to_value(&secret).unwrap();
+    value["apiVersion"] = "v1".into();
+    value["kind"] = "Secret".into();
+    value.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linstor_is_found_through_its_service_and_client_tls_secret() {
+    let pki = TestPki::generate().unwrap();
+    let linstor = LinstorServer::builder()
+        .nodes(["node-1", "node-2", "node-3"])
+        .pool_on_all_nodes("lvm-thin", "LVM_THIN", 1 << 30)
+        .resource_group("rg-fast", 2, ["lvm-thin"])
+        .tls(pki.server_tls())
+        .start()
+        .await
+        .expect("LINSTOR double with TLS");
+    let kube = TestServer::builder()
+        .seed_yaml(&format!(
+            "{LINSTOR_CLASS}\n---\n{PIRAEUS_TLS}\n---\n{}",
+            tls_secret(&pki)
+        ))
+        .start()
+        .await
+        .expect("Kubernetes double");
+
+    let found = discover(&kube.client(), &ConnectOptions::new())
+        .await
+        .expect("discover");
+    assert!(found.installed.has(System::Piraeus));
+    let endpoint = found.linstor.clone().expect("LINSTOR found");
+    assert_eq!(
+        endpoint.url,
+        "https://linstor-controller.piraeus-datastore.svc:3371"
+    );
+    assert_eq!(
+        endpoint.tls,
+        Some(LinstorTls {
+            ca_pem: pki.ca_pem.clone().into_bytes(),
+            cert_pem: pki.client.cert_pem.clone().into_bytes(),
+            key_pem: pki.client.key_pem.clone().into_bytes(),
+        })
+    );
+    assert!(
+        !format!("{endpoint:?}").contains("PRIVATE KEY"),
+        "the key stays out of Debug"
+    );
+    assert_eq!(found.tiers.tiers, [("replicated".into(), "rg-fast".into())]);
+
+    // The Service's DNS name resolves inside a cluster only: reach the double at its address
+    // with the TLS material discovery read from the Secret.
+    let cloud = Cloud::connect_with(
+        kube.client(),
+        ConnectOptions::new()
+            .allow_missing(Part::Compute)
+            .linstor(LinstorEndpoint {
+                url: linstor.url().to_string(),
+                ..endpoint
+            }),
+    )
+    .await
+    .expect("connect");
+    let acme = cloud.tenant("acme").unwrap();
+    let pools = acme.volumes().pools().await.expect("pools over mutual TLS");
+    assert_eq!(pools.len(), 1);
+    assert!(linstor.tls_handshakes().completed >= 1);
+    assert_eq!(linstor.tls_handshakes().failed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_api_tls_the_controller_is_plain_http_on_3370() {
+    let yaml = PIRAEUS_TLS.replace("  apiTLS: {clientSecretName: my-client-tls}", "  {}");
+    let kube = TestServer::builder()
+        .seed_yaml(&yaml.replace("spec:\n  {}", "spec: {}"))
+        .start()
+        .await
+        .expect("Kubernetes double");
+    let endpoint = LinstorEndpoint::discover(&kube.client())
+        .await
+        .expect("found");
+    assert_eq!(
+        endpoint,
+        LinstorEndpoint::new("http://linstor-controller.piraeus-datastore.svc:3370")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_client_secret_is_named() {
+    let kube = TestServer::builder()
+        .seed_yaml(PIRAEUS_TLS)
+        .start()
+        .await
+        .expect("Kubernetes double");
+    let err = LinstorEndpoint::discover(&kube.client()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("client Secret piraeus-datastore/my-client-tls does not exist"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_discovery_is_retried_then_reported_as_temporary() {
+    use kubecloud_testkit::Fault;
+    let kube = cluster_without(&[], "http://127.0.0.1:9").await;
+    // One 503: the client retries it, connecting succeeds.
+    kube.faults()
+        .inject(Fault::status(503).on_verb(Verb::Discovery).times(1));
+    Cloud::connect_with(kube.client(), ConnectOptions::new())
+        .await
+        .expect("connect after a retried 503");
+    // A 429 on discovery and a 503 on the LinstorCluster list: retried as well.
+    kube.faults().inject(
+        Fault::too_many_requests(0)
+            .on_verb(Verb::Discovery)
+            .times(1),
+    );
+    kube.faults()
+        .inject(Fault::status(503).on_resource("linstorclusters").times(1));
+    kube.requests().reset();
+    Cloud::connect_with(kube.client(), ConnectOptions::new())
+        .await
+        .expect("connect after a retried 429 and 503");
+    assert_eq!(kube.requests().count_status(429), 1);
+    assert_eq!(kube.requests().count_status(503), 1);
+    // Discovery failing for good: a temporary error saying what failed, nothing written. (A
+    // client without kube's default retries, which back off for minutes before giving up.)
+    kube.faults()
+        .inject(Fault::status(503).on_verb(Verb::Discovery));
+    let mut config = kube.kube_config();
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
+    let err = Cloud::connect_with(client, ConnectOptions::new())
+        .await
+        .unwrap_err();
+    assert!(err.is_temporary(), "{err:?}");
+    assert!(
+        err.to_string().contains("API discovery (GET /apis) failed"),
+        "{err}"
+    );
+    assert_eq!(kube.requests().writes(), []);
+}
+
+#[test]
+fn an_older_server_without_aggregated_discovery_is_understood() {
+    use kubecloud::connect::Installed;
+    let plain = r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[
+        {"name":"kubevirt.io","versions":[{"groupVersion":"kubevirt.io/v1","version":"v1"}]},
+        {"name":"metallb.io","versions":[{"groupVersion":"metallb.io/v1beta2","version":"v1beta2"}]}]}"#;
+    let installed = Installed::from_document(plain).unwrap();
+    assert!(installed.has(System::KubeVirt));
+    assert!(!installed.has(System::MetalLb), "v1beta1 is not served");
+    assert!(Installed::from_document(r#"{"kind":"Status"}"#).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metallb_without_v1beta2_bgp_peers_offers_no_bgp() {
+    use kubecloud::{
+        AddressPoolSpec, Advertisement, BgpAdvertisement, BgpPeer, LoadBalancer, Tenant,
+    };
+    let kube = TestServer::start().await.expect("Kubernetes double");
+    let lb = kubecloud::metallb::MetalLb::builder(kube.client())
+        .bgp(false)
+        .build();
+    let caps = lb.capabilities();
+    assert!(!caps.bgp && !caps.bfd && caps.l2);
+    let block = kubecloud::AddressBlock::Cidr("192.0.2.0/28".parse().unwrap());
+    let mut pool = AddressPoolSpec::l2("p", vec![block]);
+    pool.advertisement = Advertisement::Bgp(BgpAdvertisement {
+        peers: vec![BgpPeer {
+            name: "tor".into(),
+            my_asn: 64500,
+            peer_asn: 64501,
+            address: "192.0.2.254".parse().unwrap(),
+            port: None,
+            hold_time_secs: None,
+            keepalive_time_secs: None,
+            ebgp_multihop: false,
+            bfd: false,
+            password: None,
+        }],
+        ..BgpAdvertisement::default()
+    });
+    let err = lb
+        .create_pool(&Tenant::new("acme").unwrap(), &pool)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    assert_eq!(kube.requests().total(), 0, "nothing sent");
+}

@@ -1,0 +1,214 @@
+//! Least privilege: every request the backends make while connecting and running the whole
+//! conformance suite is allowed by `kubecloud::rbac::rules`, and every rule is used.
+#![cfg(feature = "kubernetes")]
+
+mod common {
+    pub mod stack;
+}
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::stack::stack;
+use kubecloud::rbac::{self, Access};
+use kubecloud::{Cloud, ConnectOptions, Part};
+use kubecloud_core::conformance::{self, Params, Target};
+use kubecloud_testkit::{Latency, RequestRecord, Verb};
+
+const BULK: &str = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: bulk}\n\
+                    provisioner: linstor.csi.linbit.com\n\
+                    parameters: {linstor.csi.linbit.com/resourceGroup: rg-bulk}\n";
+
+fn params() -> Params {
+    Params {
+        tier: Some("fast".into()),
+        second_tier: Some("bulk".into()),
+        timeout: Duration::from_secs(30),
+        nodes: 3,
+        ..Params::default()
+    }
+}
+
+/// The RBAC verbs a request needs, as the API server authorizes it: GET of one object `get`, of
+/// a collection `list`, with `watch=true` `watch`; PATCH (any patch type, apply included)
+/// `patch`, and a server-side apply that creates the object (201) needs `create` too; PUT
+/// `update`; DELETE `delete`, of a collection `deletecollection`.
+fn needed(r: &RequestRecord) -> Vec<Access> {
+    let resource = match &r.subresource {
+        Some(sub) => format!("{}/{sub}", r.resource),
+        None => r.resource.clone(),
+    };
+    let verbs: &[&str] = match r.verb {
+        Verb::Get => &["get"],
+        Verb::List => &["list"],
+        Verb::Watch => &["watch"],
+        Verb::Create => &["create"],
+        Verb::Update => &["update"],
+        Verb::Patch => &["patch"],
+        Verb::Apply if r.status == Some(201) => &["patch", "create"],
+        Verb::Apply => &["patch"],
+        Verb::Delete => &["delete"],
+        Verb::DeleteCollection => &["deletecollection"],
+        // Discovery (`/api`, `/apis`, `/version`) is a non-resource URL every authenticated user
+        // may read (ClusterRole `system:discovery`); the rules leave it out.
+        Verb::Discovery => &[],
+        Verb::Other => panic!("a request the double does not route: {r:?}"),
+    };
+    verbs
+        .iter()
+        .map(|v| Access::new(&r.group, &resource, v))
+        .collect()
+}
+
+/// The stack with a LinstorCluster pointing at the LINSTOR double and a `bulk` StorageClass, and
+/// a cloud connected to it.
+async fn connected() -> (common::stack::Stack, Cloud) {
+    let s = stack(Latency::None, 0).await;
+    s.kube
+        .seed_yaml(&format!(
+            "apiVersion: piraeus.io/v1\nkind: LinstorCluster\nmetadata: {{name: linstorcluster}}\n\
+             spec: {{externalController: {{url: \"{}\"}}}}\n---\n{BULK}",
+            s.linstor.url()
+        ))
+        .unwrap();
+    s.kube.requests().reset();
+    // Tiers from the StorageClasses: `fast` and `linstor-default` (the stack's), `bulk`.
+    let options = ConnectOptions::new();
+    let cloud: Cloud = Cloud::connect_with(s.kube.client(), options)
+        .await
+        .expect("connect");
+    (s, cloud)
+}
+
+/// Every request the double saw that `rules` does not allow, as `verb group/resource (path)`.
+fn denied(s: &common::stack::Stack, rules: &rbac::Rules) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for r in s.kube.requests().all() {
+        for access in needed(&r) {
+            if !rules.allows(&access) {
+                out.insert(format!("{access} ({})", r.path));
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rules_allow_every_request_of_the_conformance_suite_and_nothing_more() {
+    let (s, cloud) = connected().await;
+    let target = Target {
+        compute: Some(cloud.compute()),
+        storage: Some(cloud.storage()),
+        network: Some(cloud.network()),
+        load_balancer: Some(cloud.load_balancer()),
+    };
+    let report = conformance::run_all(&target, "rb", &params()).await;
+    eprintln!("{report}");
+    report.assert_nothing_skipped();
+
+    let rules = rbac::rules(&Part::ALL);
+    let denied = denied(&s, &rules);
+    assert!(
+        denied.is_empty(),
+        "not allowed by the rules:\n{}",
+        denied.join("\n")
+    );
+
+    let used: BTreeSet<Access> = s.kube.requests().all().iter().flat_map(needed).collect();
+    // A wait lists, then watches only while its condition is pending (kube's watcher): whether
+    // a watch follows depends on timing, so a `watch` counts as used when its `list` was.
+    let used_or_listed = |a: &Access| {
+        used.contains(a)
+            || (a.verb == "watch" && used.contains(&Access::new(&a.group, &a.resource, "list")))
+    };
+    let unused: Vec<String> = rules
+        .accesses()
+        .into_iter()
+        .filter(|a| !used_or_listed(a) && rbac::not_exercised_by_conformance(a).is_none())
+        .map(|a| a.to_string())
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "rules no request used:\n{}",
+        unused.join("\n")
+    );
+}
+
+#[test]
+fn the_cluster_role_parses_as_a_cluster_role() {
+    let yaml = rbac::rules(&Part::ALL).to_cluster_role_yaml("kubecloud");
+    let role: k8s_openapi::api::rbac::v1::ClusterRole =
+        serde_saphyr::from_str(&yaml).expect("ClusterRole YAML");
+    assert_eq!(role.metadata.name.as_deref(), Some("kubecloud"));
+    assert!(!role.rules.unwrap_or_default().is_empty());
+}
+
+#[test]
+fn fewer_parts_need_fewer_rules() {
+    let all = rbac::rules(&Part::ALL).accesses();
+    let lb = rbac::rules(&[Part::LoadBalancer]).accesses();
+    assert!(lb.len() < all.len());
+    assert!(lb.iter().all(|a| all.contains(a)));
+    assert!(lb.iter().all(|a| a.group != "kubevirt.io"));
+}
+
+/// Each part's rules cover what its conformance group sends (after connecting), so a narrower
+/// ClusterRole for fewer parts is enough for them. Compute needs storage and network too (a VM's
+/// volumes and subnets).
+macro_rules! part_rules_cover_their_group {
+    ($test:ident, $run:ident, [$($part:ident),+], $compute:expr, $storage:expr, $network:expr, $lb:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $test() {
+            let (s, cloud) = connected().await;
+            s.kube.requests().reset();
+            let target = Target {
+                compute: $compute.then(|| cloud.compute()),
+                storage: $storage.then(|| cloud.storage()),
+                network: $network.then(|| cloud.network()),
+                load_balancer: $lb.then(|| cloud.load_balancer()),
+            };
+            let report = conformance::$run(&target, "pp", &params()).await;
+            assert!(!report.passed.is_empty(), "{report}");
+            let rules = rbac::rules(&[$(Part::$part),+]);
+            let denied = denied(&s, &rules);
+            assert!(denied.is_empty(), "not allowed by the rules:\n{}", denied.join("\n"));
+        }
+    };
+}
+
+part_rules_cover_their_group!(
+    storage_rules_cover_the_storage_group,
+    run_storage,
+    [Storage],
+    false,
+    true,
+    false,
+    false
+);
+part_rules_cover_their_group!(
+    network_rules_cover_the_network_group,
+    run_network,
+    [Network],
+    false,
+    false,
+    true,
+    false
+);
+part_rules_cover_their_group!(
+    load_balancer_rules_cover_the_load_balancer_group,
+    run_load_balancer,
+    [LoadBalancer],
+    false,
+    false,
+    false,
+    true
+);
+part_rules_cover_their_group!(
+    compute_storage_and_network_rules_cover_the_compute_group,
+    run_compute,
+    [Compute, Storage, Network],
+    true,
+    true,
+    true,
+    false
+);
