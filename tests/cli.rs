@@ -152,13 +152,7 @@ mod on_a_cluster {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn plan_apply_status_and_destroy_against_a_cluster() {
         let s = stack(Latency::None, 0).await;
-        s.kube
-            .seed_yaml(&format!(
-                "apiVersion: piraeus.io/v1\nkind: LinstorCluster\nmetadata: {{name: linstorcluster}}\n\
-                 spec: {{externalController: {{url: \"{}\"}}}}\n",
-                s.linstor.url()
-            ))
-            .unwrap();
+        // The stack (FakeCloud) already has the LinstorCluster pointing at the LINSTOR double.
         let config = kubeconfig(s.kube.url());
         let target = ["-f", "SPEC", "--tenant", "acme"];
 

@@ -58,10 +58,8 @@ fn discovery_requests(server: &TestServer) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_discovers_in_one_round_and_a_tenant_applies_end_to_end() {
+    // The stack (FakeCloud) already has the LinstorCluster pointing at the LINSTOR double.
     let s = stack(Latency::None, 0).await;
-    s.kube
-        .seed_yaml(&linstor_cluster_external(s.linstor.url()))
-        .unwrap();
     s.kube.requests().reset();
 
     let cloud = Cloud::connect_with(s.kube.client(), ConnectOptions::new())

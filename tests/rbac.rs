@@ -64,13 +64,8 @@ fn needed(r: &RequestRecord) -> Vec<Access> {
 /// a cloud connected to it.
 async fn connected() -> (common::stack::Stack, Cloud) {
     let s = stack(Latency::None, 0).await;
-    s.kube
-        .seed_yaml(&format!(
-            "apiVersion: piraeus.io/v1\nkind: LinstorCluster\nmetadata: {{name: linstorcluster}}\n\
-             spec: {{externalController: {{url: \"{}\"}}}}\n---\n{BULK}",
-            s.linstor.url()
-        ))
-        .unwrap();
+    // The stack (FakeCloud) already has the LinstorCluster pointing at the LINSTOR double.
+    s.kube.seed_yaml(BULK).unwrap();
     s.kube.requests().reset();
     // Tiers from the StorageClasses: `fast` and `linstor-default` (the stack's), `bulk`.
     let options = ConnectOptions::new();
