@@ -12,4 +12,6 @@ mod validate;
 
 pub use apply::{ApplyEvent, ApplyOptions, ApplyReport, Progress};
 pub use plan::{Action, FieldChange, Plan, Step};
+#[cfg(feature = "kubernetes")]
+pub(crate) use plan::check_references_within;
 pub use spec::TenantSpec;

@@ -484,6 +484,17 @@ fn walk(path: &str, desired: &Value, live: &Value, out: &mut Vec<FieldChange>) {
     }
 }
 
+/// References to resources that are not in the spec itself are refused, naming the field: for
+/// rendering a whole tenant (GitOps), where there is no cloud to find them in.
+pub(crate) fn check_references_within(spec: &TenantSpec) -> Result<()> {
+    let nothing = Current {
+        by_kind: BTreeMap::new(),
+        vm_owned_volumes: BTreeSet::new(),
+        shared_pools: BTreeSet::new(),
+    };
+    check_references(spec, &nothing)
+}
+
 /// References that are in neither the spec nor the cloud are refused, naming the field.
 fn check_references(spec: &TenantSpec, current: &Current) -> Result<()> {
     let has = |kind: ResourceKind, in_spec: &dyn Fn(&str) -> bool, name: &str| {

@@ -28,6 +28,11 @@ impl Linstor {
         })
     }
 
+    /// The tier of volumes that name none.
+    pub fn default_tier(&self) -> &str {
+        &self.inner.default_tier
+    }
+
     /// The objects [`kubecloud_core::BlockStorage::create_volume`] would send for `spec` on tier
     /// `plan` ([`Linstor::tier_plan`]), exactly as it sends them, without sending anything: the
     /// StorageClass of the tier and replica count, then the PersistentVolumeClaim (or, for an
