@@ -397,6 +397,11 @@ fn normalize(desired: Desired, live: &Desired) -> Desired {
             want.mac = want.mac.or(have.mac);
             Desired::IpReservation(want)
         }
+        // A volume without a tier lands on the backend's default tier, which it reads back.
+        (Desired::Volume(mut want), Desired::Volume(have)) => {
+            want.tier = want.tier.or_else(|| have.tier.clone());
+            Desired::Volume(want)
+        }
         (desired, _) => desired,
     }
 }
