@@ -104,7 +104,12 @@ pub struct Renderer {
 
 impl Renderer {
     /// A renderer from the four backends (nothing is sent to Kubernetes when rendering).
-    pub fn new(compute: KubeVirt, storage: Linstor, network: KubeOvn, load_balancer: MetalLb) -> Self {
+    pub fn new(
+        compute: KubeVirt,
+        storage: Linstor,
+        network: KubeOvn,
+        load_balancer: MetalLb,
+    ) -> Self {
         Self {
             compute,
             storage,
@@ -173,7 +178,8 @@ impl Renderer {
             }
         }
         each!(spec.vms, "vms", |s| self.compute.vm_manifests(tenant, s));
-        each!(spec.services, "services", |s| net.service_manifests(tenant, s));
+        each!(spec.services, "services", |s| net
+            .service_manifests(tenant, s));
         let lb = &self.load_balancer;
         each!(spec.address_pools, "addressPools", |s| lb
             .pool_manifests(tenant, s));

@@ -21,8 +21,8 @@ use kubecloud::linstor::Linstor;
 use kubecloud::linstor::translate::TierPlan;
 use kubecloud::metallb::MetalLb;
 use kubecloud::{Tenant, TenantSpec};
-use kubecloud_testkit::schema::Catalog;
 use kubecloud_testkit::Latency;
+use kubecloud_testkit::schema::Catalog;
 use serde_json::Value;
 
 const CLOUD_INIT_SECRET: &str = "CLOUDINIT-SECRET-4711";
@@ -172,7 +172,12 @@ async fn rendering_the_same_spec_twice_gives_byte_identical_folders() {
     assert!(a.len() > 20, "{} files", a.len());
     for (name, bytes) in &a {
         let text = String::from_utf8_lossy(bytes);
-        for server_field in ["resourceVersion", "managedFields", "creationTimestamp", "uid:"] {
+        for server_field in [
+            "resourceVersion",
+            "managedFields",
+            "creationTimestamp",
+            "uid:",
+        ] {
             assert!(!text.contains(server_field), "{name} holds {server_field}");
         }
         assert!(!text.contains("status:"), "{name} holds a status");
@@ -288,7 +293,11 @@ async fn no_secret_is_written_in_clear_by_default_and_each_is_listed() {
     assert_eq!(
         listed,
         vec![
-            ("acme".into(), "web-cloudinit".into(), vec!["userdata".into()]),
+            (
+                "acme".into(),
+                "web-cloudinit".into(),
+                vec!["userdata".into()]
+            ),
             ("acme".into(), "web-ssh".into(), vec!["key0".into()]),
             (
                 "metallb-system".into(),
@@ -423,12 +432,12 @@ async fn applied_from_the_folder_then_planned(spec: TenantSpec) {
         MetalLb::builder(client.clone()).build(),
     )
     .include_secrets(true);
-    let writes_before = stack.kube.requests().writes().len();
+    let before = stack.kube.requests().total();
     let manifests = renderer.render(&acme(), &spec).await.expect("render");
     assert_eq!(
-        stack.kube.requests().writes().len(),
-        writes_before,
-        "rendering wrote to the cluster"
+        stack.kube.requests().total(),
+        before,
+        "rendering sent a request to Kubernetes"
     );
 
     // The order kustomize applies in: namespaces and classes first.
@@ -475,4 +484,196 @@ async fn applied_from_the_folder_then_planned(spec: TenantSpec) {
     let plan_again = tenant.plan(&spec).await.expect("plan");
     assert!(plan_again.is_empty());
     assert_eq!(stack.kube.requests().writes().len(), writes);
+}
+
+/// A renderer on the stack's doubles, configured like the stack's cloud.
+fn on_stack(stack: &common::stack::Stack) -> Renderer {
+    let client = stack.kube.client();
+    let storage = Linstor::builder(client.clone(), stack.linstor.url())
+        .insecure_http()
+        .tier("fast", "rg-fast")
+        .tier("bulk", "rg-bulk")
+        .max_replicas(3)
+        .build()
+        .expect("LINSTOR backend");
+    Renderer::new(
+        KubeVirt::builder(client.clone()).build(),
+        storage,
+        KubeOvn::builder(client.clone()).build(),
+        MetalLb::builder(client).build(),
+    )
+}
+
+/// The rendered objects are the ones kubecloud's own apply makes: after an apply through the
+/// cloud, every live object holds every field of its rendered twin (the Secrets differ only in
+/// the owner reference kubecloud adds once the VM exists, and so in their applied hash).
+#[tokio::test]
+async fn the_rendered_objects_are_the_ones_kubecloud_applies() {
+    let stack = common::stack::stack(Latency::None, 11).await;
+    let spec = rich_spec();
+    let tenant = stack.cloud.tenant("acme").expect("tenant");
+    let plan = tenant.plan(&spec).await.expect("plan");
+    let options = kubecloud::ApplyOptions {
+        timeout: Duration::from_secs(60),
+        ..kubecloud::ApplyOptions::default()
+    };
+    tokio::time::timeout(Duration::from_secs(120), tenant.apply(&plan, options))
+        .await
+        .expect("in time")
+        .expect("apply");
+    let manifests = on_stack(&stack)
+        .include_secrets(true)
+        .render(&acme(), &spec)
+        .await
+        .expect("render");
+    let cluster = stack.kube.cluster();
+    for (file, rendered) in manifests.objects() {
+        let api_version = rendered["apiVersion"].as_str().unwrap();
+        let kind = rendered["kind"].as_str().unwrap();
+        let namespace = rendered["metadata"]["namespace"].as_str();
+        let name = rendered["metadata"]["name"].as_str().unwrap();
+        let live = cluster
+            .list(api_version, kind, namespace)
+            .expect("list")
+            .into_iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{file}: kubecloud made no {kind} {name}"));
+        let mut rendered = rendered.clone();
+        if kind == "Secret" {
+            rendered["metadata"]["annotations"]
+                .as_object_mut()
+                .expect("annotations")
+                .remove(kubecloud_kube::APPLIED_HASH);
+        }
+        assert!(
+            kubecloud_kube::is_subset(&rendered, &live),
+            "{file} differs from what kubecloud applied:\nrendered {rendered:#}\nlive {live:#}"
+        );
+    }
+}
+
+/// The rendered folder of the example's tenant, checked in under `tests/golden/gitops/acme` for
+/// review. `UPDATE_GOLDEN=1` rewrites it.
+#[tokio::test]
+async fn the_example_tenant_renders_as_the_golden_folder() {
+    let golden = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/gitops/acme"
+    ));
+    let manifests = offline()
+        .tier_plan(TierPlan {
+            name: "fast".into(),
+            resource_group: "rg-fast".into(),
+            storage_pool: Some("lvm-thin".into()),
+        })
+        .render(&acme(), &acme_spec())
+        .await
+        .expect("render");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let _ = std::fs::remove_dir_all(&golden);
+        manifests.write_to(&golden).expect("write");
+        std::fs::remove_file(golden.join(INDEX_FILE)).expect("index");
+    }
+    let on_disk: Vec<(String, Vec<u8>)> = read_dir(&golden);
+    let rendered: Vec<(String, Vec<u8>)> = manifests
+        .files()
+        .iter()
+        .map(|(n, c)| (n.clone(), c.clone().into_bytes()))
+        .collect();
+    assert_eq!(
+        on_disk.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        rendered.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        "run with UPDATE_GOLDEN=1 to accept"
+    );
+    for ((name, want), (_, got)) in on_disk.iter().zip(&rendered) {
+        assert!(
+            want == got,
+            "{name} differs from the golden file; run with UPDATE_GOLDEN=1 to accept:\n{}",
+            String::from_utf8_lossy(got)
+        );
+    }
+}
+
+/// `cargo test` (without `--test`) builds the examples next to the test binaries:
+/// target/<profile>/examples.
+fn example() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join("examples")
+        .join(format!("gitops{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --features kubernetes` builds it, or \
+         `cargo build --example gitops --features kubernetes`",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_example_renders_a_folder_as_a_user_runs_it() {
+    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/acme.yaml");
+    let dir = temp_dir("example");
+    let run = |args: &[&str]| {
+        std::process::Command::new(example())
+            .args(args)
+            .output()
+            .expect("the example runs")
+    };
+    let out_dir = dir.to_str().unwrap();
+    let args = [
+        "-f",
+        spec,
+        "--tenant",
+        "acme",
+        "--out",
+        out_dir,
+        "--tier",
+        "fast=rg-fast:lvm-thin",
+    ];
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("9 objects (11 written"), "{text}");
+    assert!(text.contains("+ virtualmachine_acme_web.yaml"), "{text}");
+    let first = read_dir(&dir);
+
+    // Again: the same bytes, nothing written.
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("0 written, 11 unchanged, 0 removed"),
+        "{text}"
+    );
+    assert_eq!(read_dir(&dir), first);
+
+    // Bad input: exit code 2, a sentence naming the problem, nothing written.
+    let other = temp_dir("example-bad");
+    let out = run(&[
+        "-f",
+        spec,
+        "--tenant",
+        "Not A Tenant",
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+    assert!(!other.exists());
+    let out = run(&[
+        "-f",
+        spec,
+        "--tenant",
+        "acme",
+        "--out",
+        other.to_str().unwrap(),
+        "--tier",
+        "fast",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!other.exists());
 }

@@ -9,9 +9,9 @@ use kubecloud_core::{AccessMode, Error, Result, Tenant, VolumeMode, VolumeSource
 use kubecloud_kube::render::{manifest, stamped};
 use serde_json::Value;
 
+use crate::Linstor;
 use crate::rest::BACKEND;
 use crate::translate::{self, TierPlan};
-use crate::Linstor;
 
 impl Linstor {
     /// What a StorageClass of tier `tier` (the default tier when `None`) is made from: its
