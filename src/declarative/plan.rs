@@ -491,6 +491,7 @@ fn walk(path: &str, desired: &Value, live: &Value, out: &mut Vec<FieldChange>) {
 
 /// References to resources that are not in the spec itself are refused, naming the field: for
 /// rendering a whole tenant (GitOps), where there is no cloud to find them in.
+#[cfg(feature = "kubernetes")]
 pub(crate) fn check_references_within(spec: &TenantSpec) -> Result<()> {
     let nothing = Current {
         by_kind: BTreeMap::new(),
