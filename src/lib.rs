@@ -29,7 +29,8 @@
 //! ## Features
 //! - `memory` (default): [`Cloud::in_memory`], the embedded in-memory cloud (`kubecloud-memory`).
 //! - `kubevirt`, `linstor`, `kubeovn`, `metallb` (or all four: `kubernetes`): the backends for
-//!   the real stack, re-exported as `kubecloud::kubevirt` and so on.
+//!   the real stack, re-exported as `kubecloud::kubevirt` and so on; with all four,
+//!   `kubecloud::gitops` renders a tenant as manifests for Flux or Argo CD instead of applying it.
 //!
 //! ## Crates
 //! `kubecloud-core` (re-exported here whole) holds the domain, the traits and the conformance

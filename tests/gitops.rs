@@ -677,3 +677,33 @@ fn the_example_renders_a_folder_as_a_user_runs_it() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(!other.exists());
 }
+
+/// An exposure names a pool of the spec by its object name, as the backend does; a pool that is
+/// not in the spec is one the cluster administrator shares, named as it is; an exposure on an
+/// IPv6-only pool of the spec is single-stack IPv6.
+#[tokio::test]
+async fn exposures_name_tenant_pools_by_object_and_shared_pools_as_they_are() {
+    let spec = TenantSpec::from_yaml(
+        r#"
+addressPools:
+  - { name: public, addresses: [{ cidr: 203.0.113.0/28 }], advertisement: { l2: {} } }
+  - { name: v6, addresses: [{ cidr: "2001:db8::/120" }], advertisement: { l2: {} } }
+exposures:
+  - { name: own, selector: { app: web }, ports: [{ port: 443 }], address: { pool: public } }
+  - { name: shared, selector: { app: web }, ports: [{ port: 80 }], address: { pool: lab-pool } }
+  - { name: six, selector: { app: web }, ports: [{ port: 22 }], address: { pool: v6 } }
+"#,
+    )
+    .expect("spec");
+    let manifests = offline().render(&acme(), &spec).await.expect("render");
+    let service = |name: &str| &manifests.objects()[&format!("service_acme_{name}.yaml")];
+    let pool =
+        |name: &str| service(name)["metadata"]["annotations"]["metallb.io/address-pool"].clone();
+    assert_eq!(pool("own"), "acme-public");
+    assert_eq!(pool("shared"), "lab-pool");
+    assert_eq!(
+        service("six")["spec"]["ipFamilies"],
+        serde_json::json!(["IPv6"])
+    );
+    assert!(service("own")["spec"]["ipFamilies"].is_null());
+}
