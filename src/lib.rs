@@ -38,7 +38,6 @@
 
 mod cloud;
 mod declarative;
-/// GitOps output: tenants rendered as manifests for Flux or Argo CD (feature `kubernetes`).
 #[cfg(feature = "kubernetes")]
 pub mod gitops;
 mod load_balancer;
