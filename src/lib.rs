@@ -29,7 +29,8 @@
 //! ## Features
 //! - `memory` (default): [`Cloud::in_memory`], the embedded in-memory cloud (`kubecloud-memory`).
 //! - `kubevirt`, `linstor`, `kubeovn`, `metallb` (or all four: `kubernetes`): the backends for
-//!   the real stack, re-exported as `kubecloud::kubevirt` and so on.
+//!   the real stack, re-exported as `kubecloud::kubevirt` and so on; with all four,
+//!   `kubecloud::gitops` renders a tenant as manifests for Flux or Argo CD instead of applying it.
 //! - `kubernetes` also brings `Cloud::connect` (a real cluster: one discovery round, LINSTOR
 //!   found through Piraeus, each backend built with what is installed; see `kubecloud::connect`)
 //!   and `kubecloud::rbac` (the ClusterRole the chosen parts need).
@@ -44,6 +45,8 @@ mod cloud;
 #[cfg(feature = "kubernetes")]
 pub mod connect;
 mod declarative;
+#[cfg(feature = "kubernetes")]
+pub mod gitops;
 mod load_balancer;
 mod network;
 /// The RBAC rules the backends need (feature `kubernetes`).

@@ -11,5 +11,7 @@ mod spec;
 mod validate;
 
 pub use apply::{ApplyEvent, ApplyOptions, ApplyReport, Progress};
+#[cfg(feature = "kubernetes")]
+pub(crate) use plan::check_references_within;
 pub use plan::{Action, FieldChange, Plan, Step};
 pub use spec::TenantSpec;

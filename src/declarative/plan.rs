@@ -397,6 +397,11 @@ fn normalize(desired: Desired, live: &Desired) -> Desired {
             want.mac = want.mac.or(have.mac);
             Desired::IpReservation(want)
         }
+        // A volume without a tier lands on the backend's default tier, which it reads back.
+        (Desired::Volume(mut want), Desired::Volume(have)) => {
+            want.tier = want.tier.or_else(|| have.tier.clone());
+            Desired::Volume(want)
+        }
         (desired, _) => desired,
     }
 }
@@ -482,6 +487,18 @@ fn walk(path: &str, desired: &Value, live: &Value, out: &mut Vec<FieldChange>) {
             });
         }
     }
+}
+
+/// References to resources that are not in the spec itself are refused, naming the field: for
+/// rendering a whole tenant (GitOps), where there is no cloud to find them in.
+#[cfg(feature = "kubernetes")]
+pub(crate) fn check_references_within(spec: &TenantSpec) -> Result<()> {
+    let nothing = Current {
+        by_kind: BTreeMap::new(),
+        vm_owned_volumes: BTreeSet::new(),
+        shared_pools: BTreeSet::new(),
+    };
+    check_references(spec, &nothing)
 }
 
 /// References that are in neither the spec nor the cloud are refused, naming the field.

@@ -97,6 +97,7 @@ mod capabilities;
 mod driver;
 pub mod external;
 pub mod kinds;
+mod manifests;
 pub mod translate;
 
 use std::time::Duration;

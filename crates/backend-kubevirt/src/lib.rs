@@ -88,6 +88,7 @@
 mod apis;
 mod capabilities;
 mod driver;
+mod manifests;
 mod options;
 mod snapshots;
 mod status;

@@ -245,7 +245,7 @@ impl Linstor {
 
     /// The tier's resource group (`GET /v1/resource-groups?resource_groups=`: the document
     /// has no `GET` of one group).
-    async fn resource_group(&self, tier: &Tier) -> Result<model::ResourceGroup> {
+    pub(crate) async fn resource_group(&self, tier: &Tier) -> Result<model::ResourceGroup> {
         let groups: Vec<model::ResourceGroup> = self
             .inner
             .rest

@@ -43,6 +43,7 @@
 mod builder;
 pub mod capabilities;
 mod driver;
+mod manifests;
 pub mod rest;
 mod status;
 pub mod translate;

@@ -93,6 +93,7 @@
 
 pub mod capabilities;
 mod driver;
+mod manifests;
 pub mod objects;
 pub mod shared;
 pub mod translate;

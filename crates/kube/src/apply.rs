@@ -180,12 +180,7 @@ impl Writer {
         K: Resource + Clone + Debug + Serialize + DeserializeOwned,
     {
         let hash = applied_hash(desired);
-        let mut desired = desired.clone();
-        desired
-            .meta_mut()
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(APPLIED_HASH.to_string(), hash.clone());
+        let desired = crate::render::stamped(desired);
         if let Some(current) = current {
             let recorded = current
                 .meta()

@@ -27,13 +27,14 @@ mod informers;
 pub mod names;
 mod namespace;
 pub mod ownership;
+pub mod render;
 mod retry;
 mod wait;
 
 pub use apply::{APPLIED_HASH, Writer, applied_hash, holds, is_subset};
 pub use errors::{from_kube, is_not_found};
 pub use informers::Informers;
-pub use namespace::ensure_namespace;
+pub use namespace::{ensure_namespace, namespace_object};
 pub use ownership::{
     FIELD_MANAGER, MANAGED_BY, MANAGER, NAME, TENANT, ensure_owned, is_owned, ownership_labels,
     tenant_namespace, tenant_selector,

@@ -66,15 +66,7 @@ pub async fn ensure_namespace(
         return Ok(());
     }
     let api: Api<Namespace> = Api::all(client.clone());
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(name.clone());
-    namespace.metadata.labels = Some(
-        [
-            (MANAGED_BY.to_string(), MANAGER.to_string()),
-            (TENANT.to_string(), tenant.as_str().to_string()),
-        ]
-        .into(),
-    );
+    let namespace = namespace_object(tenant);
     let current = writer
         .get_opt(&api, &name, ResourceKind::Tenant, tenant.as_str())
         .await?;
@@ -89,4 +81,26 @@ pub async fn ensure_namespace(
         .await?;
     writer.ensured_namespaces().insert(name);
     Ok(())
+}
+
+/// The tenant's `Namespace` as [`ensure_namespace`] applies it (before the applied-hash
+/// annotation): named after the tenant, labelled as kubecloud's and the tenant's.
+///
+/// ```
+/// let acme = kubecloud_core::Tenant::new("acme")?;
+/// let ns = kubecloud_kube::namespace_object(&acme);
+/// assert_eq!(ns.metadata.name.as_deref(), Some("acme"));
+/// # Ok::<(), kubecloud_core::Error>(())
+/// ```
+pub fn namespace_object(tenant: &Tenant) -> Namespace {
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(tenant_namespace(tenant));
+    namespace.metadata.labels = Some(
+        [
+            (MANAGED_BY.to_string(), MANAGER.to_string()),
+            (TENANT.to_string(), tenant.as_str().to_string()),
+        ]
+        .into(),
+    );
+    namespace
 }

@@ -1,0 +1,75 @@
+//! The objects creating network resources makes, rendered instead of sent (GitOps output).
+//!
+//! Each method returns exactly what the matching [`kubecloud_core::Network`] call sends (the same
+//! translation and labels; the attachment with the applied-hash annotation, as the driver
+//! applies it), without sending anything. The checks against live state that creating does —
+//! overlapping CIDRs of subnets outside the rendered set, addresses already held — are not made
+//! here: they need the cluster. The spec's own rules are checked, naming the field.
+
+use kube::api::DynamicObject;
+use kubecloud_core::{
+    Error, IpReservationSpec, Result, SecurityGroupSpec, ServiceSpec, SubnetSpec, Tenant, VpcSpec,
+};
+use kubecloud_kube::names;
+use kubecloud_kube::render::{manifest, stamped};
+use serde_json::Value;
+
+use crate::{BACKEND, KubeOvn, translate};
+
+impl KubeOvn {
+    /// The `Vpc` of `spec`.
+    ///
+    /// ```no_run
+    /// # fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
+    /// use kubecloud_core::{Tenant, VpcSpec};
+    /// let network = kubecloud_kubeovn::KubeOvn::builder(client).build();
+    /// let objects = network.vpc_manifests(&Tenant::new("acme")?, &VpcSpec::named("main"))?;
+    /// assert_eq!(objects[0]["metadata"]["name"], "acme-main");
+    /// # Ok(()) }
+    /// ```
+    pub fn vpc_manifests(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vec<Value>> {
+        spec.validate()?;
+        Ok(vec![translate::vpc(tenant, spec)])
+    }
+
+    /// The `Subnet` of `spec`; a secondary subnet's Multus `NetworkAttachmentDefinition` first.
+    pub fn subnet_manifests(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Vec<Value>> {
+        spec.validate()?;
+        let mut out = Vec::new();
+        if spec.secondary {
+            let nad: DynamicObject =
+                serde_json::from_value(translate::attachment(tenant, &spec.name))
+                    .map_err(|e| Error::backend(BACKEND, "building the attachment", false, e))?;
+            out.push(manifest(BACKEND, &stamped(&nad))?);
+        }
+        out.push(translate::subnet(tenant, spec));
+        Ok(out)
+    }
+
+    /// The reserved `IP` of `spec` (kube-ovn-controller fills in what is not fixed).
+    pub fn ip_reservation_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &IpReservationSpec,
+    ) -> Result<Vec<Value>> {
+        spec.validate()?;
+        let subnet_object = names::cluster_scoped(tenant, &spec.subnet);
+        Ok(vec![translate::ip(tenant, spec, &subnet_object)])
+    }
+
+    /// The `SecurityGroup` of `spec` (SCTP rules refused, naming the rule).
+    pub fn security_group_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<Vec<Value>> {
+        spec.validate()?;
+        Ok(vec![translate::security_group(tenant, spec)?])
+    }
+
+    /// The ClusterIP `Service` of `spec`.
+    pub fn service_manifests(&self, tenant: &Tenant, spec: &ServiceSpec) -> Result<Vec<Value>> {
+        spec.validate()?;
+        Ok(vec![translate::service(tenant, spec)])
+    }
+}
