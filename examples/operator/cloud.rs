@@ -1,24 +1,22 @@
-//! The cloud the operator reconciles into: the four Kubernetes backends on one `kube::Client`.
+//! The cloud the operator reconciles into: the four Kubernetes backends on one `kube::Client`,
+//! built by [`Cloud::connect_with`] from what the cluster has installed.
 
 use kubecloud::Cloud;
+use kubecloud::connect::{ConnectOptions, LinstorEndpoint};
 
-/// The LINSTOR controller's URL when `LINSTOR_URL` is not set (the Service Piraeus creates).
-pub const DEFAULT_LINSTOR_URL: &str = "http://linstor-controller.piraeus-datastore.svc:3370";
-
-/// Builds the cloud for `client`: KubeVirt + CDI, LINSTOR (at `$LINSTOR_URL`, tiers from
-/// `$KUBECLOUD_TIERS` as `name=resource-group,...`, default `fast=rg-fast`), Kube-OVN and
-/// MetalLB.
+/// Connects to the cluster behind `client`: one round of API discovery decides which systems
+/// (KubeVirt, CDI, Kube-OVN, Multus, MetalLB, snapshot CRDs, Piraeus) back the cloud, LINSTOR is
+/// found as Piraeus deploys it and tiers from LINSTOR's StorageClasses.
 ///
-/// This is the one place that composes the backends: when `Cloud::connect_with(client,
-/// options)` (discovery of the installed systems, the LINSTOR controller found as Piraeus deploys
-/// it) lands, this function becomes a call to it.
-pub fn cloud_for(client: kube::Client) -> kubecloud::Result<Cloud> {
-    let url = std::env::var("LINSTOR_URL").unwrap_or_else(|_| DEFAULT_LINSTOR_URL.to_owned());
-    let tiers = std::env::var("KUBECLOUD_TIERS").unwrap_or_else(|_| "fast=rg-fast".to_owned());
-    let mut storage = kubecloud::linstor::Linstor::builder(client.clone(), url.as_str());
-    if url.starts_with("http://") {
-        storage = storage.insecure_http();
+/// Two environment variables override discovery, for clusters where it cannot see enough:
+/// `LINSTOR_URL` (the controller's URL, e.g. a port-forward) and `KUBECLOUD_TIERS`
+/// (`name=resource-group,...`).
+pub async fn cloud_for(client: kube::Client) -> kubecloud::Result<Cloud> {
+    let mut options = ConnectOptions::default();
+    if let Ok(url) = std::env::var("LINSTOR_URL") {
+        options = options.linstor(LinstorEndpoint::new(url));
     }
+    let tiers = std::env::var("KUBECLOUD_TIERS").unwrap_or_default();
     for pair in tiers.split(',').filter(|p| !p.is_empty()) {
         let (tier, group) = pair.split_once('=').ok_or_else(|| {
             kubecloud::Error::invalid(
@@ -26,12 +24,7 @@ pub fn cloud_for(client: kube::Client) -> kubecloud::Result<Cloud> {
                 format!("{pair:?} is not name=resource-group"),
             )
         })?;
-        storage = storage.tier(tier.trim(), group.trim());
+        options = options.tier(tier.trim(), group.trim());
     }
-    Cloud::builder()
-        .compute(kubecloud::kubevirt::KubeVirt::builder(client.clone()).build())
-        .storage(storage.build()?)
-        .network(kubecloud::kubeovn::KubeOvn::builder(client.clone()).build())
-        .load_balancer(kubecloud::metallb::MetalLb::builder(client).build())
-        .build()
+    Cloud::connect_with(client, options).await
 }

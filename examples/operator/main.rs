@@ -46,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     // KUBECONFIG / ~/.kube/config / in-cluster, as kubectl finds it.
     let client = kube::Client::try_default().await?;
-    let cloud = cloud_for(client.clone())?;
+    let cloud = cloud_for(client.clone()).await?;
     tracing::info!(backends = ?cloud.backend_names(), "operator started");
     let ctx = reconcile::Context::new(client, cloud);
     tokio::select! {

@@ -58,7 +58,7 @@ impl KubeOvn {
         self.apply(api, object, kind, name).await?;
         match self
             .writer
-            .wait_for(&api, &object_name, kind, name, self.ready_timeout, check)
+            .wait_for(api, &object_name, kind, name, self.ready_timeout, check)
             .await
         {
             Ok(o) => Ok(to_value(&o)),
