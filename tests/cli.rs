@@ -215,6 +215,120 @@ mod on_a_cluster {
         assert_eq!(left, [], "the tenant's domain objects are gone");
     }
 
+    /// The fake cloud server (`kubecloud-fake-cloud`, the testkit's binary), started as a user
+    /// starts it; killed when dropped.
+    struct FakeCloudProcess {
+        child: std::process::Child,
+        kubeconfig: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl FakeCloudProcess {
+        fn start() -> Self {
+            use std::io::BufRead;
+            // `cargo test --workspace` builds the testkit's binary next to the examples' folder.
+            let exe = super::binary()
+                .parent()
+                .and_then(|examples| examples.parent())
+                .expect("target/<profile>")
+                .join(format!(
+                    "kubecloud-fake-cloud{}",
+                    std::env::consts::EXE_SUFFIX
+                ));
+            assert!(
+                exe.exists(),
+                "{} is missing: build it with `cargo build -p kubecloud-testkit --bin kubecloud-fake-cloud` \
+                 (the README's test command does)",
+                exe.display()
+            );
+            let dir = tempfile::tempdir().expect("temp dir");
+            let kubeconfig = dir.path().join("fake.kubeconfig");
+            let mut child = std::process::Command::new(exe)
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("the fake cloud starts");
+            // Its first line says it listens; the kubeconfig is written before that.
+            let mut first = String::new();
+            std::io::BufReader::new(child.stdout.take().expect("stdout"))
+                .read_line(&mut first)
+                .expect("a first line");
+            assert!(
+                first.starts_with("listening on http://127.0.0.1:"),
+                "{first}"
+            );
+            Self {
+                child,
+                kubeconfig,
+                _dir: dir,
+            }
+        }
+    }
+
+    impl Drop for FakeCloudProcess {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[test]
+    fn plan_apply_status_and_destroy_against_the_fake_cloud_server() {
+        let fake = FakeCloudProcess::start();
+        let config = fake.kubeconfig.display().to_string();
+        // No --context: the kubeconfig's current context, as kubectl would use it.
+        let with = |rest: &[&str]| -> Vec<String> {
+            let mut out = vec!["--kubeconfig".to_string(), config.clone()];
+            out.extend(rest.iter().map(|s| s.to_string()));
+            out
+        };
+        let run_with = |rest: &[&str]| {
+            let args = with(rest);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&args)
+        };
+        let target = ["-f", "SPEC", "--tenant", "acme"];
+
+        let out = run_with(&[&["plan"][..], &target].concat());
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(stdout(&out).contains("6 to create"), "{}", stdout(&out));
+
+        let out = run_with(&[&["apply"][..], &target].concat());
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(stdout(&out).contains("Running"), "{}", stdout(&out));
+
+        // Another process, the same state: it lives in the server, not in the tool.
+        let out = run_with(&[&["plan"][..], &target].concat());
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(
+            stdout(&out).contains("no changes"),
+            "an applied spec plans to nothing: {}",
+            stdout(&out)
+        );
+        let out = run_with(&[&["status"][..], &target, &["-o", "json"]].concat());
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let vm = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "vm")
+            .expect("the VM row");
+        assert_eq!(vm["name"], "web", "{rows}");
+
+        let out = run_with(&[&["destroy"][..], &target].concat());
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(
+            stdout(&out).contains("tenant acme destroyed: 6 resources removed"),
+            "{}",
+            stdout(&out)
+        );
+        let out = run_with(&[&["plan"][..], &target].concat());
+        assert!(stdout(&out).contains("6 to create"), "{}", stdout(&out));
+    }
+
     #[test]
     fn a_missing_kubeconfig_is_a_sentence_naming_it() {
         let out = run(&[
