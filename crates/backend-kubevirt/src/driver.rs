@@ -185,11 +185,20 @@ impl KubeVirt {
         }
         volumes.extend(spec.data_volumes.iter().cloned());
         for volume in volumes {
-            let claim = self
+            let object = names::claim(&volume);
+            let claim = match self
                 .writer
-                .get_opt(&pvcs, &names::claim(&volume), ResourceKind::Volume, &volume)
+                .current(&pvcs, &object, ResourceKind::Volume, &volume)
                 .await?
-                .ok_or_else(|| Error::not_found(ResourceKind::Volume, &volume))?;
+            {
+                Some(claim) => Some(claim),
+                None => {
+                    self.writer
+                        .get_opt(&pvcs, &object, ResourceKind::Volume, &volume)
+                        .await?
+                }
+            }
+            .ok_or_else(|| Error::not_found(ResourceKind::Volume, &volume))?;
             ensure_owned(&claim.metadata, tenant, ResourceKind::Volume, &volume)?;
         }
         let subnets = apis::subnets(&self.client);
@@ -203,11 +212,21 @@ impl KubeVirt {
             }
             seen.push(subnet.clone());
             let object = names::cluster_scoped(tenant, subnet);
-            let found = self
+            // The shared watch of subnets answers for all VMs; a subnet it does not know (yet)
+            // is read from the server before it is called missing.
+            let found = match self
                 .writer
-                .get_opt(&subnets, &object, ResourceKind::Subnet, subnet)
+                .current(&subnets, &object, ResourceKind::Subnet, subnet)
                 .await?
-                .ok_or_else(|| Error::not_found(ResourceKind::Subnet, subnet))?;
+            {
+                Some(found) => Some(found),
+                None => {
+                    self.writer
+                        .get_opt(&subnets, &object, ResourceKind::Subnet, subnet)
+                        .await?
+                }
+            }
+            .ok_or_else(|| Error::not_found(ResourceKind::Subnet, subnet))?;
             ensure_owned(&found.metadata, tenant, ResourceKind::Subnet, subnet)?;
         }
         Ok(())
@@ -380,7 +399,7 @@ impl Compute for KubeVirt {
         let api = apis::vms(&self.client, &ns);
         let current = self
             .writer
-            .get_opt(&api, &spec.name, ResourceKind::Vm, &spec.name)
+            .current(&api, &spec.name, ResourceKind::Vm, &spec.name)
             .await?;
         let previous = match &current {
             Some(c) => {

@@ -195,6 +195,27 @@ impl Writer {
         Ok((self.apply(api, &desired, kind, name).await?, true))
     }
 
+    /// The object named `object` (or `None`) as the shared watch of its kind knows it, without
+    /// a request, once that watch is up; until then read from the server (which also starts the
+    /// watch, one list and one watch for the kind, for the next reads). For reads before writing
+    /// kubecloud's own objects, where creating a thousand objects would otherwise read a
+    /// thousand times; see [`Informers`] for how fresh such reads are.
+    pub async fn current<K>(
+        &self,
+        api: &Api<K>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Option<K>>
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        match self.informers.cached(api, object) {
+            Some(state) => state,
+            None => self.get_opt(api, object, kind, name).await,
+        }
+    }
+
     /// The object named `object`, or `None` if it does not exist.
     pub async fn get_opt<K>(
         &self,

@@ -4,7 +4,13 @@
 //! [`Informers`] registry instead runs one kube-runtime watcher per resource URL (a kind in a
 //! namespace, or a cluster-scoped kind) while anyone is waiting on objects of it, keeps the
 //! objects it has seen, and wakes every waiter on each change; each waiter looks at its own
-//! object. The watcher is stopped when the last waiter is gone.
+//! object. The watcher is stopped a moment ([`Informers::with_linger`], 5 s by default) after
+//! the last waiter is gone, so the waits of consecutive steps, and reads between them
+//! ([`Informers::cached`]), reuse it.
+//!
+//! Reads from a watch may lag behind the server by the watch's latency (milliseconds): they are
+//! used only where kubecloud itself is the writer of the objects read (its own objects, named
+//! deterministically), and a write made on a stale read is at worst one write too many.
 //!
 //! A wait must see the writes that came before it even when the watch has not delivered them
 //! yet: [`Writer`](crate::Writer) feeds what the API server answered to its own writes into the
@@ -15,6 +21,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -41,15 +48,56 @@ use tokio::sync::watch;
 /// let (_a, _b) = (a.next().await, b.next().await);
 /// # }
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Informers {
     running: Arc<Mutex<HashMap<String, Weak<Informer>>>>,
+    linger: Duration,
+}
+
+impl Default for Informers {
+    fn default() -> Self {
+        Self {
+            running: Arc::default(),
+            linger: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A use of a running informer; when dropped, the informer is kept for the linger time.
+struct Lease {
+    informer: Option<Arc<Informer>>,
+    linger: Duration,
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Informer;
+
+    fn deref(&self) -> &Informer {
+        self.informer.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let informer = self.informer.take();
+        if self.linger.is_zero() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let linger = self.linger;
+            runtime.spawn(async move {
+                tokio::time::sleep(linger).await;
+                drop(informer);
+            });
+        }
+    }
 }
 
 impl Debug for Informers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Informers")
             .field("running", &lock(&self.running).len())
+            .field("linger", &self.linger)
             .finish()
     }
 }
@@ -160,6 +208,37 @@ impl Shared {
 }
 
 impl Informers {
+    /// The same registry with another linger time: how long a shared watch stays up after its
+    /// last user is gone (zero: stop at once).
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// The object `name` behind `api` as the shared watch of its kind knows it, if that watch
+    /// has listed: `Some(None)` when it does not exist. `None` when the watch is not up yet — it
+    /// starts now (one list and one watch for the kind), so later reads find it; read from the
+    /// server then.
+    pub fn cached<K>(&self, api: &Api<K>, name: &str) -> Option<Result<Option<K>>>
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let informer = self.informer(api);
+        let now = informer.shared.current(name)?;
+        Some(
+            now.map(serde_json::from_value::<K>)
+                .transpose()
+                .map_err(|e| {
+                    kubecloud_core::Error::backend(
+                        "kubernetes",
+                        format!("decoding {name:?} from a watch"),
+                        false,
+                        e,
+                    )
+                }),
+        )
+    }
+
     /// The states of the object `name` behind `api`: the current one once the shared watch of
     /// its kind has listed (`None` while it does not exist), then one per change of it. Every
     /// stream on the same resource URL shares one watch; a dropped watch resumes (with
@@ -234,14 +313,18 @@ impl Informers {
         lock(&self.running).get(url).and_then(Weak::upgrade)
     }
 
-    fn informer<K>(&self, api: &Api<K>) -> Arc<Informer>
+    fn informer<K>(&self, api: &Api<K>) -> Lease
     where
         K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let url = api.resource_url().to_string();
         let mut running = lock(&self.running);
+        let lease = |informer| Lease {
+            informer: Some(informer),
+            linger: self.linger,
+        };
         if let Some(informer) = running.get(&url).and_then(Weak::upgrade) {
-            return informer;
+            return lease(informer);
         }
         running.retain(|_, w| w.strong_count() > 0);
         let (changed, _) = watch::channel(0);
@@ -252,7 +335,7 @@ impl Informers {
         let task = tokio::spawn(feed(api.clone(), shared.clone(), url.clone())).abort_handle();
         let informer = Arc::new(Informer { shared, task });
         running.insert(url, Arc::downgrade(&informer));
-        informer
+        lease(informer)
     }
 }
 

@@ -365,7 +365,8 @@ async fn waits_on_many_objects_of_one_kind_share_one_watch() {
     let server = server_with_namespace("acme").await;
     let acme = Tenant::new("acme").unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
-    let writer = Writer::new("test");
+    let writer = Writer::new("test")
+        .with_informers(kubecloud_kube::Informers::default().with_linger(Duration::ZERO));
     const N: usize = 20;
     server.requests().reset();
     let waits = (0..N).map(|i| {
@@ -439,4 +440,58 @@ async fn waits_on_many_objects_of_one_kind_share_one_watch() {
         0,
         "the watch stops with its last waiter"
     );
+}
+
+#[tokio::test]
+async fn reads_before_writes_come_from_the_shared_watch_once_it_is_up() {
+    let server = server_with_namespace("acme").await;
+    let acme = Tenant::new("acme").unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    let writer = Writer::new("test");
+    server.requests().reset();
+    // The first read goes to the server and starts the shared watch of the kind.
+    let first = writer
+        .current(&api, "cm-0", ResourceKind::Service, "cm-0")
+        .await
+        .unwrap();
+    assert!(first.is_none());
+    assert_eq!(server.requests().count(Verb::Get, "configmaps"), 1);
+    // Once the watch has listed (its first state says so), reads send nothing; the writer's
+    // own writes are seen at once.
+    let listed = futures::StreamExt::next(&mut writer.states(&api, "cm-0")).await;
+    assert!(matches!(listed, Some(Ok(None))), "{listed:?}");
+    for i in 0..10 {
+        let name = format!("cm-{i}");
+        let current = writer
+            .current(&api, &name, ResourceKind::Service, &name)
+            .await
+            .unwrap();
+        writer
+            .apply_if_changed(
+                &api,
+                current.as_ref(),
+                &config_map(&acme, &name, "v1"),
+                ResourceKind::Service,
+                &name,
+            )
+            .await
+            .unwrap();
+        let again = writer
+            .current(&api, &name, ResourceKind::Service, &name)
+            .await
+            .unwrap()
+            .expect("its own write is seen");
+        assert_eq!(again.data.unwrap()["key"], "v1");
+    }
+    assert_eq!(
+        server.requests().count(Verb::Get, "configmaps"),
+        1,
+        "no read per object"
+    );
+    assert_eq!(
+        server.requests().count(Verb::List, "configmaps"),
+        1,
+        "one list of the kind"
+    );
+    assert_eq!(server.requests().count(Verb::Apply, "configmaps"), 10);
 }
