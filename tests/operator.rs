@@ -55,19 +55,32 @@ fn tenant(name: &str, spec: &TenantSpec) -> Tenant {
 }
 
 /// Waits on a watch until the tenant's status has condition `type_` = `True` for `generation`.
+/// The watch resumes when a connection drops (faults may hit this watch as well as the
+/// controller's).
 async fn wait_for(api: &Api<Tenant>, name: &str, type_: &str, generation: i64) -> Tenant {
+    use kubecloud::wait::Check;
     let wanted = type_.to_owned();
     let cond = move |t: Option<&Tenant>| {
-        t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
+        let met = t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
             s.observed_generation == Some(generation)
                 && s.condition(&wanted).is_some_and(|c| c.status == "True")
-        })
+        });
+        if met { Check::Met } else { Check::Pending }
     };
-    match tokio::time::timeout(GUARD, await_condition(api.clone(), name, cond)).await {
-        Ok(found) => found.expect("watch").expect("present"),
-        Err(_) => {
+    let found = kubecloud_kube::wait_for(
+        api.clone(),
+        name,
+        kubecloud::ResourceKind::Tenant,
+        name,
+        GUARD,
+        cond,
+    )
+    .await;
+    match found {
+        Ok(tenant) => tenant,
+        Err(err) => {
             let now = api.get(name).await.ok().and_then(|t| t.status);
-            panic!("{name}: no {type_} for generation {generation} in time; status: {now:#?}")
+            panic!("{name}: no {type_} for generation {generation}: {err}; status: {now:#?}")
         }
     }
 }
