@@ -576,9 +576,11 @@ impl MetalLb {
                 translate::single_stack_ipv6(&mut svc);
             }
         }
+        // The tenant's Services as the shared watch of them knows them: exposing many
+        // services reads none of them one by one.
         let current = self
             .writer
-            .get_opt(
+            .current(
                 &self.services(tenant),
                 &spec.name,
                 ResourceKind::Exposure,
