@@ -803,11 +803,14 @@ impl LoadBalancer for MetalLb {
         tenant: &Tenant,
         name: &str,
     ) -> Result<BoxStream<'static, Result<Exposure>>> {
-        let first = self.owned_service(tenant, name).await?;
-        let services = self
-            .writer
-            .states(&self.services(tenant), name)
-            .map(Seen::Service);
+        // The first state comes from the shared watch of the tenant's Services, not a read.
+        let mut services = self.writer.states(&self.services(tenant), name);
+        let first = match services.next().await {
+            Some(Ok(Some(svc))) if is_owned(&svc.metadata, tenant) && is_load_balancer(&svc) => svc,
+            Some(Err(err)) => return Err(err),
+            _ => return Err(Error::not_found(ResourceKind::Exposure, name)),
+        };
+        let services = services.map(Seen::Service);
         let config = watcher::Config::default().fields(&format!("involvedObject.name={name}"));
         let events = watcher(self.events(tenant), config)
             .default_backoff()

@@ -196,8 +196,8 @@ impl Writer {
     }
 
     /// The object named `object` (or `None`) as the shared watch of its kind knows it, without
-    /// a request, once that watch is up; until then read from the server (which also starts the
-    /// watch, one list and one watch for the kind, for the next reads). For reads before writing
+    /// a request once that watch is up (starting it costs one list and one watch for the kind;
+    /// if it has not listed within a few seconds, the object is read from the server instead). For reads before writing
     /// kubecloud's own objects, where creating a thousand objects would otherwise read a
     /// thousand times; see [`Informers`] for how fresh such reads are.
     pub async fn current<K>(
@@ -210,7 +210,9 @@ impl Writer {
     where
         K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        match self.informers.cached(api, object) {
+        // A list that has not come back by then (faults, a slow server) is not waited for.
+        const PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+        match self.informers.cached(api, object, PATIENCE).await {
             Some(state) => state,
             None => self.get_opt(api, object, kind, name).await,
         }

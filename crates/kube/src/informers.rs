@@ -215,16 +215,31 @@ impl Informers {
         self
     }
 
-    /// The object `name` behind `api` as the shared watch of its kind knows it, if that watch
-    /// has listed: `Some(None)` when it does not exist. `None` when the watch is not up yet — it
-    /// starts now (one list and one watch for the kind), so later reads find it; read from the
-    /// server then.
-    pub fn cached<K>(&self, api: &Api<K>, name: &str) -> Option<Result<Option<K>>>
+    /// The object `name` behind `api` as the shared watch of its kind knows it (`Some(None)`
+    /// when it does not exist), starting that watch if needed (one list and one watch for the
+    /// kind) and waiting up to `patience` for it to list; `None` if it has not listed by then
+    /// (the caller reads from the server instead).
+    pub async fn cached<K>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        patience: Duration,
+    ) -> Option<Result<Option<K>>>
     where
         K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let informer = self.informer(api);
-        let now = informer.shared.current(name)?;
+        let mut changes = informer.shared.changed.subscribe();
+        let listed = async {
+            loop {
+                changes.borrow_and_update();
+                if let Some(now) = informer.shared.current(name) {
+                    return Some(now);
+                }
+                changes.changed().await.ok()?;
+            }
+        };
+        let now = tokio::time::timeout(patience, listed).await.ok()??;
         Some(
             now.map(serde_json::from_value::<K>)
                 .transpose()
