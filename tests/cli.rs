@@ -220,6 +220,8 @@ mod on_a_cluster {
     struct FakeCloudProcess {
         child: std::process::Child,
         kubeconfig: std::path::PathBuf,
+        /// Kept open: the server prints more lines after the first, and a closed pipe ends it.
+        _stdout: std::io::BufReader<std::process::ChildStdout>,
         _dir: tempfile::TempDir,
     }
 
@@ -252,9 +254,8 @@ mod on_a_cluster {
                 .expect("the fake cloud starts");
             // Its first line says it listens; the kubeconfig is written before that.
             let mut first = String::new();
-            std::io::BufReader::new(child.stdout.take().expect("stdout"))
-                .read_line(&mut first)
-                .expect("a first line");
+            let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+            out.read_line(&mut first).expect("a first line");
             assert!(
                 first.starts_with("listening on http://127.0.0.1:"),
                 "{first}"
@@ -262,6 +263,7 @@ mod on_a_cluster {
             Self {
                 child,
                 kubeconfig,
+                _stdout: out,
                 _dir: dir,
             }
         }
