@@ -186,19 +186,11 @@ impl KubeVirt {
         volumes.extend(spec.data_volumes.iter().cloned());
         for volume in volumes {
             let object = names::claim(&volume);
-            let claim = match self
+            let claim = self
                 .writer
-                .current(&pvcs, &object, ResourceKind::Volume, &volume)
+                .find(&pvcs, &object, ResourceKind::Volume, &volume)
                 .await?
-            {
-                Some(claim) => Some(claim),
-                None => {
-                    self.writer
-                        .get_opt(&pvcs, &object, ResourceKind::Volume, &volume)
-                        .await?
-                }
-            }
-            .ok_or_else(|| Error::not_found(ResourceKind::Volume, &volume))?;
+                .ok_or_else(|| Error::not_found(ResourceKind::Volume, &volume))?;
             ensure_owned(&claim.metadata, tenant, ResourceKind::Volume, &volume)?;
         }
         let subnets = apis::subnets(&self.client);
@@ -212,21 +204,12 @@ impl KubeVirt {
             }
             seen.push(subnet.clone());
             let object = names::cluster_scoped(tenant, subnet);
-            // The shared watch of subnets answers for all VMs; a subnet it does not know (yet)
-            // is read from the server before it is called missing.
-            let found = match self
+            // The shared watch of subnets answers for all VMs.
+            let found = self
                 .writer
-                .current(&subnets, &object, ResourceKind::Subnet, subnet)
+                .find(&subnets, &object, ResourceKind::Subnet, subnet)
                 .await?
-            {
-                Some(found) => Some(found),
-                None => {
-                    self.writer
-                        .get_opt(&subnets, &object, ResourceKind::Subnet, subnet)
-                        .await?
-                }
-            }
-            .ok_or_else(|| Error::not_found(ResourceKind::Subnet, subnet))?;
+                .ok_or_else(|| Error::not_found(ResourceKind::Subnet, subnet))?;
             ensure_owned(&found.metadata, tenant, ResourceKind::Subnet, subnet)?;
         }
         Ok(())

@@ -200,6 +200,13 @@ impl KubeVirt {
         self.writer
             .delete(&api, &restore, ResourceKind::Vm, vm)
             .await?;
+        // The controller rewrote the VM: read it once and feed it to the shared watch, so a
+        // watch of the VM opened now starts from the restored spec, not a state the watch has
+        // not caught up with.
+        let vms = apis::vms(&self.client, &tenant_namespace(tenant));
+        if let Some(restored) = self.writer.get_opt(&vms, vm, ResourceKind::Vm, vm).await? {
+            self.writer.informers().observe(&vms, &restored);
+        }
         tracing::debug!(%tenant, vm, snapshot = name, "vm restored");
         Ok(())
     }

@@ -88,6 +88,29 @@ fn selector(tenant: &Tenant, labels: &Labels) -> String {
 }
 
 impl Linstor {
+    /// What a volume spec must satisfy on this backend before anything is sent or rendered:
+    /// valid, not a ReadWriteMany filesystem, replicas within the backend's maximum.
+    pub(crate) fn check_volume_spec(&self, spec: &VolumeSpec) -> Result<()> {
+        spec.validate()?;
+        if spec.access == AccessMode::ReadWriteMany && spec.mode == VolumeMode::Filesystem {
+            return Err(Error::unsupported(
+                BACKEND,
+                "create_volume (ReadWriteMany filesystem)",
+                "rwx_filesystem",
+            ));
+        }
+        if spec.replicas > self.inner.max_replicas {
+            return Err(Error::invalid(
+                "replicas",
+                format!(
+                    "{} is above this backend's maximum of {}",
+                    spec.replicas, self.inner.max_replicas
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn claims(&self, tenant: &Tenant) -> Api<PersistentVolumeClaim> {
         Api::namespaced(self.inner.client.clone(), &tenant_namespace(tenant))
     }
@@ -457,23 +480,7 @@ impl BlockStorage for Linstor {
     }
 
     async fn create_volume(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Volume> {
-        spec.validate()?;
-        if spec.access == AccessMode::ReadWriteMany && spec.mode == VolumeMode::Filesystem {
-            return Err(Error::unsupported(
-                BACKEND,
-                "create_volume (ReadWriteMany filesystem)",
-                "rwx_filesystem",
-            ));
-        }
-        if spec.replicas > self.inner.max_replicas {
-            return Err(Error::invalid(
-                "replicas",
-                format!(
-                    "{} is above this backend's maximum of {}",
-                    spec.replicas, self.inner.max_replicas
-                ),
-            ));
-        }
+        self.check_volume_spec(spec)?;
         let tier = self.tier(spec.tier.as_deref())?.clone();
         let import = matches!(spec.source, VolumeSource::Import { .. });
         let claims = self.claims(tenant);

@@ -5,7 +5,7 @@
 //! skips that check, and the CSI driver reports a volume that cannot be placed on its claim.
 
 use kube::api::DynamicObject;
-use kubecloud_core::{AccessMode, Error, Result, Tenant, VolumeMode, VolumeSource, VolumeSpec};
+use kubecloud_core::{Error, Result, Tenant, VolumeSource, VolumeSpec};
 use kubecloud_kube::render::{manifest, stamped};
 use serde_json::Value;
 
@@ -55,23 +55,7 @@ impl Linstor {
         spec: &VolumeSpec,
         plan: &TierPlan,
     ) -> Result<Vec<Value>> {
-        spec.validate()?;
-        if spec.access == AccessMode::ReadWriteMany && spec.mode == VolumeMode::Filesystem {
-            return Err(Error::unsupported(
-                BACKEND,
-                "create_volume (ReadWriteMany filesystem)",
-                "rwx_filesystem",
-            ));
-        }
-        if spec.replicas > self.inner.max_replicas {
-            return Err(Error::invalid(
-                "replicas",
-                format!(
-                    "{} is above this backend's maximum of {}",
-                    spec.replicas, self.inner.max_replicas
-                ),
-            ));
-        }
+        self.check_volume_spec(spec)?;
         let tier = self.tier(spec.tier.as_deref())?;
         if tier.name != plan.name {
             return Err(Error::invalid(

@@ -218,6 +218,24 @@ impl Writer {
         }
     }
 
+    /// [`Writer::current`] for a reference that must exist: an object the shared watch does
+    /// not know (yet) is read from the server before it is called missing.
+    pub async fn find<K>(
+        &self,
+        api: &Api<K>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Option<K>>
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        match self.current(api, object, kind, name).await? {
+            Some(found) => Ok(Some(found)),
+            None => self.get_opt(api, object, kind, name).await,
+        }
+    }
+
     /// The object named `object`, or `None` if it does not exist.
     pub async fn get_opt<K>(
         &self,
