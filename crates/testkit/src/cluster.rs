@@ -316,10 +316,26 @@ impl Cluster {
     }
 
     pub(crate) fn delete_key(&self, key: &ObjKey) -> Result<Value, ApiError> {
+        self.delete_key_with(key, None)
+    }
+
+    /// [`Cluster::delete_key`] with a propagation policy (the garbage collector deletes the
+    /// dependents of a foreground deletion that have dependents of their own in the foreground).
+    pub(crate) fn delete_key_with(
+        &self,
+        key: &ObjKey,
+        propagation: Option<&str>,
+    ) -> Result<Value, ApiError> {
         let t = self
             .target_for_key(key, None)
             .ok_or_else(|| ApiError::not_found(&key.group, &key.resource, &key.name))?;
-        self.core.delete(&t, &DeleteOpts::default())
+        self.core.delete(
+            &t,
+            &DeleteOpts {
+                propagation: propagation.map(String::from),
+                ..Default::default()
+            },
+        )
     }
 
     pub(crate) fn update_key(

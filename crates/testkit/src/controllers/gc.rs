@@ -3,8 +3,12 @@
 //! - An object whose owners (by `ownerReferences[].uid`) are all gone is deleted (background);
 //!   references to owners that are gone are removed from objects that still have a live owner.
 //! - An owner deleted with `propagationPolicy=Foreground` keeps its `foregroundDeletion`
-//!   finalizer until all its dependents are gone (every dependent blocks, whatever its
-//!   `blockOwnerDeletion`).
+//!   finalizer until its blocking dependents are gone: the collector deletes every dependent that
+//!   has no other solid owner (one that exists and is not itself waiting for its dependents), in
+//!   the foreground if it has dependents of its own (so a whole tree goes bottom-up, as
+//!   kube-controller-manager's `attemptToDeleteItem` does), and removes the finalizer once no
+//!   dependent with `blockOwnerDeletion: true` is left. Dependents with another solid owner only
+//!   lose their reference to the deleted owner.
 //! - An owner deleted with `propagationPolicy=Orphan` has the references to it removed from its
 //!   dependents, then loses its `orphan` finalizer.
 
@@ -35,6 +39,16 @@ fn has_finalizer(object: &Value, name: &str) -> bool {
     object["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| f.iter().any(|x| x == name))
+}
+
+/// Whether `dependent`'s reference to the owner `uid` has `blockOwnerDeletion: true`.
+fn blocks(dependent: &Value, uid: &str) -> bool {
+    dependent["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["uid"] == uid && r["blockOwnerDeletion"] == true)
+        })
 }
 
 fn is_deleting(object: &Value) -> bool {
@@ -123,22 +137,46 @@ impl GarbageCollector {
         all: &[(ObjKey, Value)],
     ) -> Result<(), ControllerError> {
         let uid = owner["metadata"]["uid"].as_str().unwrap_or_default();
-        let dependents: Vec<&(ObjKey, Value)> = all
+        let this: HashSet<String> = std::iter::once(uid.to_string()).collect();
+        // Owners that stay: they exist and are not themselves waiting for their dependents.
+        let solid: HashSet<&str> = all
+            .iter()
+            .filter(|(_, o)| !(is_deleting(o) && has_finalizer(o, "foregroundDeletion")))
+            .filter_map(|(_, o)| o["metadata"]["uid"].as_str())
+            .collect();
+        let mut blocked = false;
+        for (k, d) in all
             .iter()
             .filter(|(_, o)| owner_uids(o).iter().any(|u| u == uid))
-            .collect();
-        if dependents.is_empty() {
+        {
+            if owner_uids(d)
+                .iter()
+                .any(|u| u != uid && solid.contains(u.as_str()))
+            {
+                // It stays with its other owner; only the reference to this one goes.
+                ignore_not_found(api.update_key(k, without_owner(d, &this, false), None))?;
+                continue;
+            }
+            if !is_deleting(d) {
+                let dependent_uid = d["metadata"]["uid"].as_str().unwrap_or_default();
+                let has_dependents = all
+                    .iter()
+                    .any(|(_, o)| owner_uids(o).iter().any(|u| u == dependent_uid));
+                let policy = has_dependents.then_some("Foreground");
+                tracing::debug!(object = %k.name, ?policy, "deleting dependent of a foreground deletion");
+                ignore_not_found(api.delete_key_with(k, policy))?;
+            }
+            let still_there = api
+                .get_key(k)
+                .is_some_and(|o| o["metadata"]["uid"] == d["metadata"]["uid"]);
+            blocked |= still_there && blocks(d, uid);
+        }
+        if !blocked {
             ignore_not_found(api.update_key(
                 key,
                 without_finalizer(owner, "foregroundDeletion"),
                 None,
             ))?;
-            return Ok(());
-        }
-        for (k, d) in dependents {
-            if !is_deleting(d) {
-                ignore_not_found(api.delete_key(k))?;
-            }
         }
         Ok(())
     }
