@@ -26,7 +26,12 @@ async fn server() -> (TestServer, Api<ConfigMap>) {
     (server, api)
 }
 
-async fn create(api: &Api<ConfigMap>, name: &str, owner: Option<&ConfigMap>, held: bool) -> ConfigMap {
+async fn create(
+    api: &Api<ConfigMap>,
+    name: &str,
+    owner: Option<&ConfigMap>,
+    held: bool,
+) -> ConfigMap {
     let owners: Vec<_> = owner
         .map(|o| {
             json!({
@@ -36,7 +41,11 @@ async fn create(api: &Api<ConfigMap>, name: &str, owner: Option<&ConfigMap>, hel
         })
         .into_iter()
         .collect();
-    let finalizers: Vec<&str> = if held { vec!["example.com/hold"] } else { Vec::new() };
+    let finalizers: Vec<&str> = if held {
+        vec!["example.com/hold"]
+    } else {
+        Vec::new()
+    };
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {
         "name": name, "ownerReferences": owners, "finalizers": finalizers,
     }}))
@@ -73,12 +82,13 @@ async fn delete_and_wait_returns_only_when_the_object_and_its_blocking_dependent
     .unwrap();
     assert!(!deleting.is_finished(), "returned while its tree was there");
     // Deleted in the foreground: held by the garbage collector's finalizer.
-    let vm = api.get("vm").await.unwrap();
+    let cluster = server.cluster();
+    let vm = cluster.get("v1", "ConfigMap", Some("acme"), "vm").unwrap();
     assert!(
-        vm.metadata
-            .finalizers
-            .unwrap_or_default()
-            .contains(&"foregroundDeletion".to_string())
+        vm["metadata"]["finalizers"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("foregroundDeletion"))
     );
 
     let release = json!({"metadata": {"finalizers": null}});
@@ -92,17 +102,26 @@ async fn delete_and_wait_returns_only_when_the_object_and_its_blocking_dependent
         .unwrap();
     assert!(existed);
     for name in ["vm", "vmi", "pod"] {
-        assert!(api.get_opt(name).await.unwrap().is_none(), "{name} is gone");
+        let found = cluster
+            .get_opt("v1", "ConfigMap", Some("acme"), name)
+            .unwrap();
+        assert!(found.is_none(), "{name} is gone");
     }
     // One delete; waiting is the shared watch of the kind, no polling reads.
     let deletes: Vec<_> = server
         .requests()
         .all()
         .into_iter()
-        .filter(|r| r.verb == Verb::Delete && r.resource == "configmaps" && r.name.as_deref() == Some("vm"))
+        .filter(|r| {
+            r.verb == Verb::Delete && r.resource == "configmaps" && r.name.as_deref() == Some("vm")
+        })
         .collect();
     assert_eq!(deletes.len(), 1);
-    assert_eq!(server.requests().count(Verb::Get, "configmaps"), 0, "no polling reads by the writer");
+    assert_eq!(
+        server.requests().count(Verb::Get, "configmaps"),
+        0,
+        "no polling reads by the writer"
+    );
 }
 
 #[tokio::test]

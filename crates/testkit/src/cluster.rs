@@ -355,6 +355,22 @@ impl Cluster {
         self.core.store.lock().get(key).cloned()
     }
 
+    /// The stored objects `keep` selects, with their location; unlike [`Cluster::snapshot`] it
+    /// clones only those (the garbage collector looks up owners and dependents on every event).
+    pub(crate) fn select(&self, keep: impl Fn(&Value) -> bool) -> Vec<(ObjKey, Value)> {
+        let txn = self.core.store.lock();
+        txn.all()
+            .filter(|(_, v)| keep(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Whether any stored object matches `test`.
+    pub(crate) fn any(&self, test: impl Fn(&Value) -> bool) -> bool {
+        let txn = self.core.store.lock();
+        txn.all().any(|(_, v)| test(v))
+    }
+
     /// Every stored object with its location (for cluster-wide controllers).
     pub(crate) fn snapshot(&self) -> Vec<(ObjKey, Value)> {
         let txn = self.core.store.lock();
