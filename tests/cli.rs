@@ -220,6 +220,7 @@ mod on_a_cluster {
     struct FakeCloudProcess {
         child: std::process::Child,
         kubeconfig: std::path::PathBuf,
+        _stdout: std::io::BufReader<std::process::ChildStdout>,
         _dir: tempfile::TempDir,
     }
 
@@ -252,9 +253,9 @@ mod on_a_cluster {
                 .expect("the fake cloud starts");
             // Its first line says it listens; the kubeconfig is written before that.
             let mut first = String::new();
-            std::io::BufReader::new(child.stdout.take().expect("stdout"))
-                .read_line(&mut first)
-                .expect("a first line");
+            // Kept open while it runs: it prints more lines, and a closed pipe would end it.
+            let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+            stdout.read_line(&mut first).expect("a first line");
             assert!(
                 first.starts_with("listening on http://127.0.0.1:"),
                 "{first}"
@@ -262,6 +263,7 @@ mod on_a_cluster {
             Self {
                 child,
                 kubeconfig,
+                _stdout: stdout,
                 _dir: dir,
             }
         }
