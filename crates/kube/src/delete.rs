@@ -43,11 +43,11 @@ impl Writer {
         self.retry()
             .run("delete", || async {
                 match api.delete(object, &params).await {
+                    // The answer is not fed to the shared watches (`Informers::observe`): an
+                    // object marked for deletion and gone by the time a re-list completes would
+                    // be put back into the re-listed set and waited for forever.
                     Ok(answer) => Ok(Some(answer.either(
-                        |marked| {
-                            self.informers().observe(api, &marked);
-                            marked.meta().uid.clone().unwrap_or_default()
-                        },
+                        |marked| marked.meta().uid.clone().unwrap_or_default(),
                         |status| status.details.map(|d| d.uid).unwrap_or_default(),
                     ))),
                     Err(e) if is_not_found(&e) => Ok(None),
@@ -78,7 +78,16 @@ impl Writer {
             (Some(o), Some(uid)) if o.meta().uid.as_deref() != Some(uid) => Check::Met,
             _ => Check::Pending,
         };
-        match crate::wait::wait_on(self.states(api, object), kind, name, timeout, gone).await {
+        tracing::trace!(url = api.resource_url(), object, ?uid, "waiting until gone");
+        let outcome =
+            crate::wait::wait_on(self.states(api, object), kind, name, timeout, gone).await;
+        tracing::trace!(
+            url = api.resource_url(),
+            object,
+            ok = outcome.is_ok(),
+            "wait for deletion ended"
+        );
+        match outcome {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
