@@ -461,9 +461,9 @@ async fn main() -> Result<()> {
         row("destroy: FAILED", err.to_string(), "");
     }
     row(
-        "destroy: objects of the tenant left in the double",
-        leftovers.len().to_string(),
-        "0 (but the namespace)",
+        "destroy: objects of the tenant left (but namespace, Events)",
+        stack::left_behind(&s.kube, "acme").len().to_string(),
+        "0",
     );
     println!(
         "  left after destroy, by kind: {}",

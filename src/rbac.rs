@@ -141,6 +141,14 @@ const NEEDS: &[Need] = &[
         resources: &["persistentvolumeclaims"],
         verbs: &["get"],
     },
+    // Deleting a VM waits (through one shared watch of the kind) until its import claim's
+    // PersistentVolume is gone.
+    Need {
+        part: Part::Compute,
+        group: "",
+        resources: &["persistentvolumes"],
+        verbs: READ,
+    },
     // Migration to a named node and "fewer than two nodes" blockers.
     Need {
         part: Part::Compute,
@@ -166,7 +174,8 @@ const NEEDS: &[Need] = &[
         part: Part::Storage,
         group: "",
         resources: &["persistentvolumes"],
-        verbs: &["get"],
+        // Deleting a volume waits (through one shared watch) until its PersistentVolume is gone.
+        verbs: READ,
     },
     // A StorageClass per tier and replica count (cluster-scoped, shared); `connect` lists them
     // for tiers.

@@ -15,7 +15,7 @@ mod common {
 
 use std::time::Duration;
 
-use common::stack::stack;
+use common::stack::{left_behind, stack};
 use kubecloud::{ApplyOptions, TenantSpec};
 use kubecloud_core::conformance::{self, Params, Target};
 use kubecloud_testkit::Latency;
@@ -89,5 +89,13 @@ async fn a_tenant_is_applied_and_destroyed_across_all_four_backends() {
     let again = acme.plan(&spec).await.unwrap();
     assert!(again.is_empty(), "re-applying is a no-op:\n{again}");
     acme.destroy(options).await.unwrap();
+    // Directly after destroy returned: nothing of the tenant but its namespace and Events.
+    let left = left_behind(&s.kube, "acme");
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(
+        s.linstor.resource_definitions().is_empty(),
+        "LINSTOR volumes left behind: {:?}",
+        s.linstor.resource_definitions()
+    );
     assert!(acme.plan(&TenantSpec::default()).await.unwrap().is_empty());
 }

@@ -231,13 +231,8 @@ async fn a_tenant_object_is_applied_changed_refused_and_destroyed() {
 
     // Delete: the finalizer destroys the tenant, then the object goes.
     delete_and_wait(&api, "acme").await;
-    // As after `destroy` anywhere: the tenant's namespace and Events stay; owned objects the
-    // garbage collector is still removing are waited for on watches.
-    stack::settle(&s.kube, "acme", GUARD).await;
-    let left: Vec<_> = stack::objects_of(&s.kube, "acme")
-        .into_iter()
-        .filter(|(kind, _)| kind != "Event" && kind != "Namespace")
-        .collect();
+    // As after `destroy` anywhere: only the tenant's namespace and Events stay.
+    let left = stack::left_behind(&s.kube, "acme");
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(
         s.linstor.resource_definitions().is_empty(),

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::stack::{Stack, count_by_kind, objects_of, settle, stack, tenant_spec, vm_ip};
+use common::stack::{Stack, count_by_kind, left_behind, objects_of, stack, tenant_spec, vm_ip};
 use kubecloud::{ApplyEvent, ApplyOptions, TenantHandle, TenantSpec};
 use kubecloud_testkit::{Fault, Latency, Verb};
 
@@ -117,15 +117,10 @@ fn assert_exact(s: &Stack, vms: usize, exposures: usize) {
     }
 }
 
-/// After `destroy` (and the garbage collector, see [`settle`]): nothing of the tenant but its
-/// namespace (and Events), no LINSTOR volume.
-async fn assert_nothing_left(s: &Stack) {
-    let pending = settle(&s.kube, "acme", Duration::from_secs(30)).await;
-    eprintln!("when destroy returned, {pending} owned objects were still being collected");
-    let left: Vec<_> = objects_of(&s.kube, "acme")
-        .into_iter()
-        .filter(|(kind, _)| kind != "Event" && kind != "Namespace")
-        .collect();
+/// Directly after `destroy` (or the apply of an empty spec) returned: nothing of the tenant but
+/// its namespace (and Events), no LINSTOR volume.
+fn assert_nothing_left(s: &Stack) {
+    let left = left_behind(&s.kube, "acme");
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(
         s.linstor.resource_definitions().is_empty(),
@@ -160,7 +155,7 @@ async fn a_tenant_applied_under_faults_ends_exactly_as_specified_and_destroy_lea
     converge(&acme, &TenantSpec::default()).await;
     s.kube.faults().clear();
     assert!(acme.plan(&TenantSpec::default()).await.unwrap().is_empty());
-    assert_nothing_left(&s).await;
+    assert_nothing_left(&s);
 }
 
 /// Deterministic pseudo-random points in `1..max`.
@@ -219,7 +214,7 @@ async fn an_apply_interrupted_at_random_points_converges_with_nothing_leaked() {
         eprintln!("interrupted after {k} events (finished first: {finished}): converged");
         assert_exact(&s, VMS_INTERRUPTED, spec.exposures.len());
         acme.destroy(options()).await.unwrap();
-        assert_nothing_left(&s).await;
+        assert_nothing_left(&s);
     }
 }
 

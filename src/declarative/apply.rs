@@ -205,8 +205,13 @@ impl TenantHandle {
     }
 
     /// Plans an empty spec and applies it: removes everything the tenant owns, in reverse
-    /// dependency order, waiting until each resource is gone. Shared resources it does not own
-    /// (an administrator's address pools) are left alone.
+    /// dependency order (the resources of one level in parallel, at most
+    /// [`ApplyOptions::concurrency`] at once), waiting until each resource is gone together with
+    /// what it owned: on Kubernetes the backends delete in the foreground and wait through
+    /// watches until the garbage collector and the CSI driver are done (a VM's instance and
+    /// launcher pod, its import claim and PersistentVolume), so when `destroy` returns nothing of
+    /// the tenant is left but its namespace. Shared resources it does not own (an
+    /// administrator's address pools) are left alone.
     pub async fn destroy(&self, options: ApplyOptions) -> Result<ApplyReport> {
         let plan = self.plan(&TenantSpec::default()).await?;
         self.apply(&plan, options).await

@@ -175,40 +175,15 @@ pub fn ips_of(server: &TestServer, tenant: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits, through one watch per object (kube's `await_condition`, no polling), until every
-/// object `objects_of` finds for `tenant` — but its namespace and Events — is deleted; returns
-/// how many there were. `destroy` returns when the domain resources are gone, while the garbage
-/// collector may still be removing what they owned (see the issue 8 report).
-pub async fn settle(server: &TestServer, tenant: &str, timeout: std::time::Duration) -> usize {
-    use kube::api::{Api, ApiResource, DynamicObject};
-    use kube::core::GroupVersionKind;
-    use kube::runtime::wait::await_condition;
-    let catalog = Catalog::upstream().expect("catalog");
-    let left: Vec<(String, String)> = objects_of(server, tenant)
+/// What [`objects_of`] finds of `tenant` but its namespace and Events: what `destroy` must not
+/// leave behind. `destroy` returns only when everything the tenant owned is gone (the backends
+/// delete in the foreground and wait for the garbage collector and the CSI driver), so this is
+/// empty directly after it returns.
+pub fn left_behind(server: &TestServer, tenant: &str) -> Vec<(String, String)> {
+    objects_of(server, tenant)
         .into_iter()
         .filter(|(kind, _)| kind != "Event" && kind != "Namespace")
-        .collect();
-    for (kind, at) in &left {
-        let t = catalog
-            .types()
-            .iter()
-            .find(|t| t.storage_version && &t.kind == kind)
-            .expect("kind in the catalog");
-        let gvk = GroupVersionKind::gvk(&t.group, &t.version, &t.kind);
-        let ar = ApiResource::from_gvk_with_plural(&gvk, &t.plural);
-        let (ns, name) = at.split_once('/').expect("ns/name");
-        let api: Api<DynamicObject> = if t.namespaced {
-            Api::namespaced_with(server.client(), ns, &ar)
-        } else {
-            Api::all_with(server.client(), &ar)
-        };
-        let gone = await_condition(api, name, |o: Option<&DynamicObject>| o.is_none());
-        tokio::time::timeout(timeout, gone)
-            .await
-            .unwrap_or_else(|_| panic!("{kind} {at} still there after {timeout:?}"))
-            .expect("watch");
-    }
-    left.len()
+        .collect()
 }
 
 /// How many objects of each kind [`objects_of`] finds.

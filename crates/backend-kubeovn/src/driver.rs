@@ -703,6 +703,22 @@ impl Network for KubeOvn {
                     .delete(&ip_api, ip_name, ResourceKind::IpReservation, ip_name)
                     .await?;
             }
+            // Kube-OVN frees the address, then drops the IP's finalizer: wait (on the shared
+            // watch of IPs) until every one is gone, so nothing of the tenant is left when the
+            // subnet's deletion returns.
+            for ip in &ips {
+                let ip_name = ip["metadata"]["name"].as_str().unwrap_or_default();
+                self.writer
+                    .wait_gone(
+                        &ip_api,
+                        ip_name,
+                        ip["metadata"]["uid"].as_str(),
+                        kind,
+                        name,
+                        self.ready_timeout,
+                    )
+                    .await?;
+            }
             self.writer
                 .wait_for(&api, &object_name, kind, name, self.ready_timeout, |o| {
                     let Some(o) = o.map(to_value) else {

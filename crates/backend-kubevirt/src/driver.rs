@@ -609,8 +609,12 @@ impl Compute for KubeVirt {
         let object = self.vm_object(tenant, name).await?;
         let spec = stored_spec(&object, name)?;
         let ns = Self::ns(tenant);
-        self.writer
-            .delete(&apis::vms(&self.client, &ns), name, ResourceKind::Vm, name)
+        let vms = apis::vms(&self.client, &ns);
+        // Foreground: the VM stays until the garbage collector has deleted what blocks it (its
+        // instance, which waits for its launcher pod, and DataVolumes from its templates).
+        let vm_uid = self
+            .writer
+            .delete_foreground(&vms, name, ResourceKind::Vm, name)
             .await?;
         // What this backend created for the VM goes too (the owner references would take it
         // as well; deleting it here does not depend on a garbage collector).
@@ -621,20 +625,10 @@ impl Compute for KubeVirt {
                 .delete(&secrets_api, secret, ResourceKind::Vm, name)
                 .await?;
         }
-        if let BootDisk::Import { .. } = spec.boot_disk {
-            let api = apis::data_volumes(&self.client, &ns);
-            let dv = BootDisk::import_volume_name(name);
-            if let Some(found) = self
-                .writer
-                .get_opt(&api, &dv, ResourceKind::Vm, name)
-                .await?
-                && is_owned(&found.metadata, tenant)
-            {
-                self.writer
-                    .delete(&api, &dv, ResourceKind::Vm, name)
-                    .await?;
-            }
-        }
+        let import = match spec.boot_disk {
+            BootDisk::Import { .. } => self.delete_import(tenant, name).await?,
+            _ => None,
+        };
         let selector = format!("{},{VM_LABEL}={name}", tenant_selector(tenant));
         let api = apis::migrations(&self.client, &ns);
         self.writer
@@ -649,6 +643,20 @@ impl Compute for KubeVirt {
                 .map_err(|e| from_kube(BACKEND, ResourceKind::Migration, name, e))
             })
             .await?;
+        let timeout = self.options.delete_timeout;
+        self.writer
+            .wait_gone(
+                &vms,
+                name,
+                vm_uid.as_deref(),
+                ResourceKind::Vm,
+                name,
+                timeout,
+            )
+            .await?;
+        if let Some(import) = import {
+            self.wait_import_gone(name, import, timeout).await?;
+        }
         tracing::debug!(%tenant, vm = name, "vm deleted");
         Ok(())
     }

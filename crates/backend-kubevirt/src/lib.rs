@@ -76,7 +76,12 @@
 //! polls.
 //!
 //! Deletion deletes the VirtualMachine, the Secrets and the import DataVolume it created and its
-//! migrations; it never touches an object without the tenant's ownership labels.
+//! migrations; it never touches an object without the tenant's ownership labels. The
+//! VirtualMachine and the DataVolume are deleted with foreground propagation (as
+//! `kubectl delete --cascade=foreground` does), and `delete_vm` returns when they are gone, which
+//! the garbage collector allows only once the instance, its launcher pod and the import claim are
+//! gone; then it waits for the claim's PersistentVolume too (the CSI driver deletes it after the
+//! storage behind it). Waiting goes through the shared watches of those kinds, never polling.
 //!
 //! ## Crates chosen, and why
 //! - `kube` (through `kubecloud-kube`): the client; KubeVirt and CDI objects are
@@ -87,6 +92,7 @@
 
 mod apis;
 mod capabilities;
+mod deletion;
 mod driver;
 mod manifests;
 mod options;
@@ -187,6 +193,13 @@ impl KubeVirtBuilder {
     /// restore (default 5 minutes).
     pub fn restore_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.options.restore_timeout = timeout;
+        self
+    }
+
+    /// How long [`kubecloud_core::Compute::delete_vm`] waits until the VM and everything it
+    /// owned are gone (default 5 minutes).
+    pub fn delete_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.options.delete_timeout = timeout;
         self
     }
 

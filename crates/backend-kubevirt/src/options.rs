@@ -43,6 +43,9 @@ pub struct Options {
     pub ssh_propagation: SshPropagation,
     /// How long a restore of a VM from a snapshot may take.
     pub restore_timeout: Duration,
+    /// How long deleting a VM may take until it and what it owned (instance, launcher pod, import
+    /// DataVolume, its claim and volume) are gone.
+    pub delete_timeout: Duration,
 }
 
 impl Default for Options {
@@ -53,6 +56,7 @@ impl Default for Options {
             primary_subnet_binding: PodBinding::Bridge,
             ssh_propagation: SshPropagation::NoCloud,
             restore_timeout: Duration::from_secs(300),
+            delete_timeout: Duration::from_secs(300),
         }
     }
 }

@@ -34,6 +34,7 @@ pub struct LinstorBuilder {
     http: Option<reqwest::Client>,
     snapshots: bool,
     http_import: bool,
+    delete_timeout: Duration,
 }
 
 impl LinstorBuilder {
@@ -122,6 +123,14 @@ impl LinstorBuilder {
         self
     }
 
+    /// How long [`kubecloud_core::Storage::delete_volume`] waits until the claim and its
+    /// PersistentVolume (deleted by the CSI driver after the LINSTOR resource) are gone
+    /// (default 5 minutes).
+    pub fn delete_timeout(mut self, timeout: Duration) -> Self {
+        self.delete_timeout = timeout;
+        self
+    }
+
     /// Checks the options and builds the backend (nothing is sent).
     pub fn build(self) -> Result<Linstor> {
         let url = self.url.trim_end_matches('/').to_string();
@@ -182,6 +191,7 @@ impl LinstorBuilder {
                 max_replicas: self.max_replicas,
                 snapshots: self.snapshots,
                 http_import: self.http_import,
+                delete_timeout: self.delete_timeout,
             }),
         })
     }
@@ -207,6 +217,7 @@ pub(crate) struct Inner {
     pub max_replicas: u8,
     pub snapshots: bool,
     pub http_import: bool,
+    pub delete_timeout: Duration,
 }
 
 /// Block storage on LINSTOR/Piraeus. Cheap to clone. See the crate docs.
@@ -242,6 +253,7 @@ impl Linstor {
             http: None,
             snapshots: true,
             http_import: true,
+            delete_timeout: Duration::from_secs(300),
         }
     }
 

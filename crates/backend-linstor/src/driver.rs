@@ -26,6 +26,8 @@ use crate::rest::{BACKEND, Subject, model};
 use crate::status::{not_found, with_import};
 use crate::translate::{self, TierPlan};
 
+mod deletion;
+
 /// A volume as found in Kubernetes: its claim and, for an import, its DataVolume (one of the two
 /// may not exist yet, or any more).
 #[derive(Clone, Debug, Default)]
@@ -718,28 +720,7 @@ impl BlockStorage for Linstor {
                 ));
             }
         }
-        if owned.dv.is_some() {
-            // The DataVolume first, so CDI does not make its claim again.
-            self.inner
-                .writer
-                .delete(
-                    &self.data_volumes(tenant),
-                    &names::claim(name),
-                    ResourceKind::Volume,
-                    name,
-                )
-                .await?;
-        }
-        self.inner
-            .writer
-            .delete(
-                &self.claims(tenant),
-                &names::claim(name),
-                ResourceKind::Volume,
-                name,
-            )
-            .await?;
-        Ok(())
+        self.delete_and_wait(tenant, name, &owned).await
     }
 
     async fn create_snapshot(

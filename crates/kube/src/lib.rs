@@ -22,6 +22,7 @@
 //!   errors that [`kubecloud_core::Error::is_temporary`] marks temporary.
 
 mod apply;
+mod delete;
 mod errors;
 mod informers;
 pub mod names;

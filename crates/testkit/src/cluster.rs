@@ -316,10 +316,26 @@ impl Cluster {
     }
 
     pub(crate) fn delete_key(&self, key: &ObjKey) -> Result<Value, ApiError> {
+        self.delete_key_with(key, None)
+    }
+
+    /// [`Cluster::delete_key`] with a propagation policy (the garbage collector deletes the
+    /// dependents of a foreground deletion that have dependents of their own in the foreground).
+    pub(crate) fn delete_key_with(
+        &self,
+        key: &ObjKey,
+        propagation: Option<&str>,
+    ) -> Result<Value, ApiError> {
         let t = self
             .target_for_key(key, None)
             .ok_or_else(|| ApiError::not_found(&key.group, &key.resource, &key.name))?;
-        self.core.delete(&t, &DeleteOpts::default())
+        self.core.delete(
+            &t,
+            &DeleteOpts {
+                propagation: propagation.map(String::from),
+                ..Default::default()
+            },
+        )
     }
 
     pub(crate) fn update_key(
@@ -337,6 +353,22 @@ impl Cluster {
     /// The stored object at `key`, if any.
     pub(crate) fn get_key(&self, key: &ObjKey) -> Option<Value> {
         self.core.store.lock().get(key).cloned()
+    }
+
+    /// The stored objects `keep` selects, with their location; unlike [`Cluster::snapshot`] it
+    /// clones only those (the garbage collector looks up owners and dependents on every event).
+    pub(crate) fn select(&self, keep: impl Fn(&Value) -> bool) -> Vec<(ObjKey, Value)> {
+        let txn = self.core.store.lock();
+        txn.all()
+            .filter(|(_, v)| keep(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Whether any stored object matches `test`.
+    pub(crate) fn any(&self, test: impl Fn(&Value) -> bool) -> bool {
+        let txn = self.core.store.lock();
+        txn.all().any(|(_, v)| test(v))
     }
 
     /// Every stored object with its location (for cluster-wide controllers).

@@ -189,8 +189,8 @@
 //!   `/openapi/v2` is 404.
 //! - Field selectors on built-in kinds accept any field path (the real server has a fixed list per
 //!   kind); custom resources accept `metadata.name` and `metadata.namespace` only.
-//! - The garbage collector treats every dependent as blocking a foreground deletion and treats
-//!   owners of kinds the double does not serve as present.
+//! - The garbage collector treats owners of kinds the double does not serve as present (foreground
+//!   deletion follows kube-controller-manager: only `blockOwnerDeletion` dependents hold).
 //!
 //! # Building
 //!

@@ -3,8 +3,12 @@
 //! - An object whose owners (by `ownerReferences[].uid`) are all gone is deleted (background);
 //!   references to owners that are gone are removed from objects that still have a live owner.
 //! - An owner deleted with `propagationPolicy=Foreground` keeps its `foregroundDeletion`
-//!   finalizer until all its dependents are gone (every dependent blocks, whatever its
-//!   `blockOwnerDeletion`).
+//!   finalizer until its blocking dependents are gone: the collector deletes every dependent that
+//!   has no other solid owner (one that exists and is not itself waiting for its dependents), in
+//!   the foreground if it has dependents of its own (so a whole tree goes bottom-up, as
+//!   kube-controller-manager's `attemptToDeleteItem` does), and removes the finalizer once no
+//!   dependent with `blockOwnerDeletion: true` is left. Dependents with another solid owner only
+//!   lose their reference to the deleted owner.
 //! - An owner deleted with `propagationPolicy=Orphan` has the references to it removed from its
 //!   dependents, then loses its `orphan` finalizer.
 
@@ -35,6 +39,16 @@ fn has_finalizer(object: &Value, name: &str) -> bool {
     object["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| f.iter().any(|x| x == name))
+}
+
+/// Whether `dependent`'s reference to the owner `uid` has `blockOwnerDeletion: true`.
+fn blocks(dependent: &Value, uid: &str) -> bool {
+    dependent["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["uid"] == uid && r["blockOwnerDeletion"] == true)
+        })
 }
 
 fn is_deleting(object: &Value) -> bool {
@@ -116,52 +130,90 @@ impl GarbageCollector {
         Self::collect(api, &[(key.clone(), obj.clone())], &live)
     }
 
-    fn foreground(
-        api: &Cluster,
-        key: &ObjKey,
-        owner: &Value,
-        all: &[(ObjKey, Value)],
-    ) -> Result<(), ControllerError> {
-        let uid = owner["metadata"]["uid"].as_str().unwrap_or_default();
-        let dependents: Vec<&(ObjKey, Value)> = all
-            .iter()
-            .filter(|(_, o)| owner_uids(o).iter().any(|u| u == uid))
-            .collect();
-        if dependents.is_empty() {
+    fn foreground(api: &Cluster, key: &ObjKey, owner: &Value) -> Result<(), ControllerError> {
+        let uid = uid_of(owner);
+        let this: HashSet<String> = std::iter::once(uid.to_string()).collect();
+        let mut blocked = false;
+        for (k, d) in dependents_of(api, uid) {
+            // Owners that stay: they exist and are not themselves waiting for their dependents.
+            let solid = |u: &str| {
+                api.any(|o| {
+                    uid_of(o) == u && !(is_deleting(o) && has_finalizer(o, "foregroundDeletion"))
+                })
+            };
+            if owner_uids(&d).iter().any(|u| u != uid && solid(u)) {
+                // It stays with its other owner; only the reference to this one goes.
+                ignore_not_found(api.update_key(&k, without_owner(&d, &this, false), None))?;
+                continue;
+            }
+            if !is_deleting(&d) {
+                let dependent_uid = uid_of(&d);
+                let has_dependents = api.any(|o| refers_to(o, dependent_uid));
+                let policy = has_dependents.then_some("Foreground");
+                tracing::debug!(object = %k.name, ?policy, "deleting dependent of a foreground deletion");
+                ignore_not_found(api.delete_key_with(&k, policy))?;
+            }
+            let still_there = api.get_key(&k).is_some_and(|o| uid_of(&o) == uid_of(&d));
+            blocked |= still_there && blocks(&d, uid);
+        }
+        if !blocked {
             ignore_not_found(api.update_key(
                 key,
                 without_finalizer(owner, "foregroundDeletion"),
                 None,
             ))?;
-            return Ok(());
-        }
-        for (k, d) in dependents {
-            if !is_deleting(d) {
-                ignore_not_found(api.delete_key(k))?;
-            }
         }
         Ok(())
     }
 
-    fn orphan(
-        api: &Cluster,
-        key: &ObjKey,
-        owner: &Value,
-        all: &[(ObjKey, Value)],
-    ) -> Result<(), ControllerError> {
-        let uid: HashSet<String> = owner["metadata"]["uid"]
-            .as_str()
-            .map(String::from)
-            .into_iter()
-            .collect();
-        for (k, d) in all {
-            if owner_uids(d).iter().any(|u| uid.contains(u)) {
-                ignore_not_found(api.update_key(k, without_owner(d, &uid, false), None))?;
-            }
+    fn orphan(api: &Cluster, key: &ObjKey, owner: &Value) -> Result<(), ControllerError> {
+        let uid: HashSet<String> = std::iter::once(uid_of(owner).to_string()).collect();
+        for (k, d) in dependents_of(api, uid_of(owner)) {
+            ignore_not_found(api.update_key(&k, without_owner(&d, &uid, false), None))?;
         }
         ignore_not_found(api.update_key(key, without_finalizer(owner, "orphan"), None))?;
         Ok(())
     }
+
+    /// After the object `gone` (uid `uid`) was deleted: its dependents may be orphans now, its
+    /// owners may be waiting for it (foreground).
+    fn deleted(api: &Cluster, uid: &str, gone: &Value) -> Result<(), ControllerError> {
+        let dependents = dependents_of(api, uid);
+        let live: HashSet<String> = dependents
+            .iter()
+            .flat_map(|(_, d)| owner_uids(d))
+            .filter(|u| api.any(|o| uid_of(o) == u))
+            .collect();
+        Self::collect(api, &dependents, &live)?;
+        for owner_uid in owner_uids(gone) {
+            if let Some((k, o)) = api.select(|o| uid_of(o) == owner_uid).into_iter().next()
+                && is_deleting(&o)
+                && has_finalizer(&o, "foregroundDeletion")
+            {
+                Self::foreground(api, &k, &o)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn uid_of(object: &Value) -> &str {
+    object["metadata"]["uid"].as_str().unwrap_or_default()
+}
+
+/// Whether `object` has an owner reference to `uid`.
+fn refers_to(object: &Value, uid: &str) -> bool {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+}
+
+/// The objects with an owner reference to `uid` (a scan of the store cloning only those).
+fn dependents_of(api: &Cluster, uid: &str) -> Vec<(ObjKey, Value)> {
+    if uid.is_empty() {
+        return Vec::new();
+    }
+    api.select(|o| refers_to(o, uid))
 }
 
 fn ignore_not_found(r: Result<Value, crate::ApiError>) -> Result<(), ControllerError> {
@@ -201,44 +253,24 @@ impl Controller for GarbageCollector {
                 _ => Ok(()),
             };
         }
-        let all = api.snapshot();
-        let live: HashSet<String> = all
-            .iter()
-            .filter_map(|(_, o)| o["metadata"]["uid"].as_str().map(String::from))
-            .collect();
         let key = ObjKey {
             group: ev.group.clone(),
             resource: ev.resource.clone(),
             namespace: ev.namespace.clone().unwrap_or_default(),
             name: ev.name.clone(),
         };
-        let current = all.iter().find(|(k, _)| *k == key).map(|(_, o)| o.clone());
+        let current = api
+            .get_key(&key)
+            .filter(|o| ev.uid().is_none_or(|u| uid_of(o) == u));
         match (ev.kind, current) {
             (EventType::Deleted, _) | (_, None) => {
-                // Its dependents may now be orphans; its owners may be waiting for it (foreground).
-                let uid = ev.uid().unwrap_or_default().to_string();
-                let dependents: Vec<(ObjKey, Value)> = all
-                    .iter()
-                    .filter(|(_, o)| owner_uids(o).contains(&uid))
-                    .cloned()
-                    .collect();
-                Self::collect(api, &dependents, &live)?;
-                for owner_uid in owner_uids(&ev.object) {
-                    if let Some((k, o)) = all
-                        .iter()
-                        .find(|(_, o)| o["metadata"]["uid"] == owner_uid.as_str())
-                        && is_deleting(o)
-                        && has_finalizer(o, "foregroundDeletion")
-                    {
-                        Self::foreground(api, k, o, &all)?;
-                    }
-                }
+                Self::deleted(api, ev.uid().unwrap_or_default(), &ev.object)?;
             }
             (_, Some(obj)) => {
                 if is_deleting(&obj) && has_finalizer(&obj, "foregroundDeletion") {
-                    Self::foreground(api, &key, &obj, &all)?;
+                    Self::foreground(api, &key, &obj)?;
                 } else if is_deleting(&obj) && has_finalizer(&obj, "orphan") {
-                    Self::orphan(api, &key, &obj, &all)?;
+                    Self::orphan(api, &key, &obj)?;
                 }
                 if !is_deleting(&obj) && !owner_uids(&obj).is_empty() {
                     Self::check_owners(api, &key, &obj)?;

@@ -1,0 +1,78 @@
+//! Deleting a volume and waiting until it is gone: its DataVolume (for an import), its claim,
+//! and the claim's PersistentVolume, which the CSI driver deletes only after it has deleted the
+//! LINSTOR resource behind it. So when `delete_volume` returns, the storage is released.
+
+use k8s_openapi::api::core::v1::PersistentVolume;
+use kube::api::Api;
+use kubecloud_core::{ResourceKind, Result, Tenant};
+use kubecloud_kube::names;
+
+use super::Owned;
+use crate::builder::Linstor;
+
+impl Linstor {
+    /// Deletes what `owned` found of the volume `name` (foreground propagation) and waits,
+    /// through the shared watches of their kinds, until the DataVolume, the claim and its
+    /// PersistentVolume are gone.
+    pub(super) async fn delete_and_wait(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        owned: &Owned,
+    ) -> Result<()> {
+        let writer = &self.inner.writer;
+        let timeout = self.inner.delete_timeout;
+        let object = names::claim(name);
+        let volume = owned
+            .pvc
+            .as_ref()
+            .and_then(|c| c.spec.as_ref())
+            .and_then(|s| s.volume_name.clone())
+            .filter(|v| !v.is_empty());
+        let data_volumes = self.data_volumes(tenant);
+        // The DataVolume first, so CDI does not make its claim again; in the foreground, it
+        // stays until its claim is gone.
+        let dv_uid = match owned.dv {
+            Some(_) => {
+                writer
+                    .delete_foreground(&data_volumes, &object, ResourceKind::Volume, name)
+                    .await?
+            }
+            None => None,
+        };
+        let claims = self.claims(tenant);
+        let claim_uid = writer
+            .delete_foreground(&claims, &object, ResourceKind::Volume, name)
+            .await?;
+        if dv_uid.is_some() {
+            writer
+                .wait_gone(
+                    &data_volumes,
+                    &object,
+                    dv_uid.as_deref(),
+                    ResourceKind::Volume,
+                    name,
+                    timeout,
+                )
+                .await?;
+        }
+        writer
+            .wait_gone(
+                &claims,
+                &object,
+                claim_uid.as_deref(),
+                ResourceKind::Volume,
+                name,
+                timeout,
+            )
+            .await?;
+        if let Some(volume) = volume {
+            let volumes: Api<PersistentVolume> = Api::all(self.inner.client.clone());
+            writer
+                .wait_gone(&volumes, &volume, None, ResourceKind::Volume, name, timeout)
+                .await?;
+        }
+        tracing::debug!(%tenant, volume = name, "volume deleted");
+        Ok(())
+    }
+}
