@@ -166,7 +166,8 @@ const NEEDS: &[Need] = &[
         part: Part::Storage,
         group: "",
         resources: &["persistentvolumes"],
-        verbs: &["get"],
+        // `list`: reading many volumes reads their PVs with one list, not one GET each.
+        verbs: &["get", "list"],
     },
     // A StorageClass per tier and replica count (cluster-scoped, shared); `connect` lists them
     // for tiers.

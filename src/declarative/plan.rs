@@ -171,6 +171,11 @@ impl TenantHandle {
     /// nor in the cloud are refused naming the field. Nothing is changed.
     pub async fn plan(&self, spec: &TenantSpec) -> Result<Plan> {
         spec.validate()?;
+        // Read once: lists several backends share (DataVolumes, Services, instances) are sent
+        // once per plan.
+        #[cfg(feature = "kubernetes")]
+        let current = kubecloud_kube::shared_lists(self.current()).await?;
+        #[cfg(not(feature = "kubernetes"))]
         let current = self.current().await?;
         check_references(spec, &current)?;
         let mut steps = Vec::new();
