@@ -174,7 +174,7 @@ impl KubeOvn {
     ) -> Result<Vec<Value>> {
         let params = ListParams::default().labels(selector);
         // Through the Writer: identical lists within one `shared_lists` scope are sent once.
-        let list = self.writer.list(api, &params, kind, name).await?;
+        let list = self.writer.list_shared(api, &params, kind, name).await?;
         Ok(list
             .iter()
             .map(to_value)
@@ -197,9 +197,11 @@ impl KubeOvn {
         let objects = self.list_any(api, &selector, kind, tenant.as_str()).await?;
         Ok(objects
             .into_iter()
+            // `is_owned` on the labels as they are, without decoding the metadata again.
             .filter(|o| {
-                serde_json::from_value(o["metadata"].clone())
-                    .is_ok_and(|meta| is_owned(&meta, tenant))
+                let labels = &o["metadata"]["labels"];
+                labels[kubecloud_kube::MANAGED_BY] == kubecloud_kube::MANAGER
+                    && labels[kubecloud_kube::TENANT] == tenant.as_str()
             })
             .collect())
     }

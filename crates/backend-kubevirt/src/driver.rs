@@ -441,16 +441,16 @@ impl Compute for KubeVirt {
         // the storage backend lists DataVolumes and instances too) are sent once.
         let (kind, w) = (ResourceKind::Vm, &self.writer);
         let vms = w
-            .list(&apis::vms(&self.client, &ns), &params, kind, "")
+            .list_shared(&apis::vms(&self.client, &ns), &params, kind, "")
             .await?;
         if vms.is_empty() {
             return Ok(Vec::new());
         }
         let vmis = w
-            .list(&apis::vmis(&self.client, &ns), &ListParams::default(), kind, "")
+            .list_shared(&apis::vmis(&self.client, &ns), &ListParams::default(), kind, "")
             .await?;
         let dvs = w
-            .list(&apis::data_volumes(&self.client, &ns), &owned, kind, "")
+            .list_shared(&apis::data_volumes(&self.client, &ns), &owned, kind, "")
             .await?;
         let secrets: BTreeMap<String, Secret> = w
             .list(&self.secrets_api(tenant), &owned, kind, "")
@@ -468,7 +468,7 @@ impl Compute for KubeVirt {
         }
         let (vmis, dvs) = (by_name(&vmis), by_name(&dvs));
         let mut out = Vec::with_capacity(vms.len());
-        for vm in &vms {
+        for vm in vms.iter() {
             let name = vm.metadata.name.as_deref().unwrap_or_default();
             let Ok(mut spec) = stored_spec(vm, name) else {
                 continue;

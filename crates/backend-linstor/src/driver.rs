@@ -561,12 +561,12 @@ impl BlockStorage for Linstor {
         let (writer, kind) = (&self.inner.writer, ResourceKind::Volume);
         let list = writer.list(&self.claims(tenant), &params, kind, "*").await?;
         let imports = match writer
-            .list(&self.data_volumes(tenant), &params, kind, "*")
+            .list_shared(&self.data_volumes(tenant), &params, kind, "*")
             .await
         {
             Ok(l) => l,
             // CDI not installed: no imports.
-            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) if e.is_not_found() => Default::default(),
             Err(e) => return Err(e),
         };
         let mut claims: BTreeMap<String, PersistentVolumeClaim> = list

@@ -204,14 +204,14 @@ impl Linstor {
         let params = ListParams::default();
         // Through the Writer: within one `shared_lists` scope (a plan, where the compute backend
         // lists the instances too) the list is sent once.
-        let list = match self.inner.writer.list(&api, &params, ResourceKind::Vm, "*").await {
+        let list = match self.inner.writer.list_shared(&api, &params, ResourceKind::Vm, "*").await {
             Ok(l) => l,
             // KubeVirt not installed: no VM uses anything.
             Err(e) if e.is_not_found() => return Ok(BTreeMap::new()),
             Err(e) => return Err(e),
         };
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for vmi in list {
+        for vmi in list.iter() {
             let phase = vmi.data["status"]["phase"].as_str().unwrap_or("");
             if matches!(phase, "Succeeded" | "Failed") {
                 continue;

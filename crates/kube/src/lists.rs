@@ -94,6 +94,23 @@ impl Writer {
         K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync,
         K: 'static,
     {
+        let items = self.list_shared(api, params, kind, name).await?;
+        Ok(Arc::try_unwrap(items).unwrap_or_else(|shared| shared.as_ref().clone()))
+    }
+
+    /// [`Writer::list`] for a caller that only reads the items: inside [`shared_lists`] they are
+    /// shared with the scope's other readers instead of copied.
+    pub async fn list_shared<K>(
+        &self,
+        api: &Api<K>,
+        params: &ListParams,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Arc<Vec<K>>>
+    where
+        K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync,
+        K: 'static,
+    {
         let send = || async {
             self.retry()
                 .run("list", || async {
@@ -105,7 +122,7 @@ impl Writer {
                 .await
         };
         let Ok(lists) = LISTS.try_with(Clone::clone) else {
-            return send().await;
+            return Ok(Arc::new(send().await?));
         };
         let key = format!("{}?{params:?}", api.resource_url());
         let cell = lists
@@ -124,14 +141,14 @@ impl Writer {
                 })
             })
             .await?;
-        if let Some(items) = entry.items.downcast_ref::<Vec<K>>() {
-            return Ok(items.clone());
+        if let Ok(items) = Arc::clone(&entry.items).downcast::<Vec<K>>() {
+            return Ok(items);
         }
         match serde_json::from_value((entry.to_json)(entry.items.as_ref())) {
-            Ok(items) => Ok(items),
+            Ok(items) => Ok(Arc::new(items)),
             Err(err) => {
                 tracing::debug!(%err, "shared list not convertible; listing again");
-                send().await
+                Ok(Arc::new(send().await?))
             }
         }
     }
