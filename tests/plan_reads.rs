@@ -35,7 +35,12 @@ async fn a_plan_of_an_applied_tenant_lists_each_kind_once_and_writes_nothing() {
     let requests = s.kube.requests().all();
     let writes: Vec<_> = requests
         .iter()
-        .filter(|r| !matches!(r.verb, Verb::Get | Verb::List | Verb::Watch | Verb::Discovery))
+        .filter(|r| {
+            !matches!(
+                r.verb,
+                Verb::Get | Verb::List | Verb::Watch | Verb::Discovery
+            )
+        })
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
     assert!(writes.is_empty(), "writes sent: {writes:?}");

@@ -447,7 +447,12 @@ impl Compute for KubeVirt {
             return Ok(Vec::new());
         }
         let vmis = w
-            .list_shared(&apis::vmis(&self.client, &ns), &ListParams::default(), kind, "")
+            .list_shared(
+                &apis::vmis(&self.client, &ns),
+                &ListParams::default(),
+                kind,
+                "",
+            )
             .await?;
         let dvs = w
             .list_shared(&apis::data_volumes(&self.client, &ns), &owned, kind, "")

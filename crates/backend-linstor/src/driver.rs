@@ -15,8 +15,7 @@ use kubecloud_core::{
     VolumeSpec, validate_name, validate_size,
 };
 use kubecloud_kube::{
-    ensure_namespace, ensure_owned, from_kube, is_owned, names, tenant_namespace,
-    tenant_selector,
+    ensure_namespace, ensure_owned, from_kube, is_owned, names, tenant_namespace, tenant_selector,
 };
 use serde_json::Value;
 
@@ -559,7 +558,9 @@ impl BlockStorage for Linstor {
         // Through the Writer: identical lists within one `shared_lists` scope (a plan, where the
         // compute backend lists DataVolumes too) are sent once.
         let (writer, kind) = (&self.inner.writer, ResourceKind::Volume);
-        let list = writer.list(&self.claims(tenant), &params, kind, "*").await?;
+        let list = writer
+            .list(&self.claims(tenant), &params, kind, "*")
+            .await?;
         let imports = match writer
             .list_shared(&self.data_volumes(tenant), &params, kind, "*")
             .await

@@ -204,7 +204,12 @@ impl Linstor {
         let params = ListParams::default();
         // Through the Writer: within one `shared_lists` scope (a plan, where the compute backend
         // lists the instances too) the list is sent once.
-        let list = match self.inner.writer.list_shared(&api, &params, ResourceKind::Vm, "*").await {
+        let list = match self
+            .inner
+            .writer
+            .list_shared(&api, &params, ResourceKind::Vm, "*")
+            .await
+        {
             Ok(l) => l,
             // KubeVirt not installed: no VM uses anything.
             Err(e) if e.is_not_found() => return Ok(BTreeMap::new()),

@@ -16,8 +16,8 @@ use kubecloud_core::{
     async_trait,
 };
 use kubecloud_kube::{
-    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, holds, is_owned,
-    ownership_labels, tenant_namespace, tenant_selector,
+    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, holds, is_owned, ownership_labels,
+    tenant_namespace, tenant_selector,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -124,7 +124,14 @@ impl MetalLb {
         name: &str,
     ) -> Result<Vec<K>>
     where
-        K: Resource + Clone + std::fmt::Debug + DeserializeOwned + Serialize + Send + Sync + 'static,
+        K: Resource
+            + Clone
+            + std::fmt::Debug
+            + DeserializeOwned
+            + Serialize
+            + Send
+            + Sync
+            + 'static,
     {
         // Through the Writer: identical lists within one `shared_lists` scope (a plan) are sent
         // once.
