@@ -174,7 +174,8 @@ const NEEDS: &[Need] = &[
         part: Part::Storage,
         group: "",
         resources: &["persistentvolumes"],
-        // Deleting a volume waits (through one shared watch) until its PersistentVolume is gone.
+        // Deleting a volume waits (through one shared watch) until its PersistentVolume is gone;
+        // reading many volumes reads their PVs with one list, not one GET each.
         verbs: READ,
     },
     // A StorageClass per tier and replica count (cluster-scoped, shared); `connect` lists them

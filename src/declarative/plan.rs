@@ -171,34 +171,45 @@ impl TenantHandle {
     /// nor in the cloud are refused naming the field. Nothing is changed.
     pub async fn plan(&self, spec: &TenantSpec) -> Result<Plan> {
         spec.validate()?;
+        // Read once: lists several backends share (DataVolumes, Services, instances) are sent
+        // once per plan.
+        #[cfg(feature = "kubernetes")]
+        let current = kubecloud_kube::shared_lists(self.current()).await?;
+        #[cfg(not(feature = "kubernetes"))]
         let current = self.current().await?;
         check_references(spec, &current)?;
-        let mut steps = Vec::new();
-        let mut wanted: BTreeMap<ResourceKind, BTreeSet<String>> = BTreeMap::new();
-        let mut add = |kind: ResourceKind, desired: Desired, field: String| -> Result<()> {
-            let name = name_of(&desired).to_string();
-            wanted.entry(kind).or_default().insert(name.clone());
-            let Some(live) = current.by_kind.get(&kind).and_then(|m| m.get(&name)) else {
+        let mut steps = Vec::with_capacity(spec.len());
+        // The live resources the spec names (never more than the tenant has).
+        let mut wanted: BTreeSet<(ResourceKind, &str)> = BTreeSet::new();
+        // `at` is the item's list and index, written out only if a change is refused.
+        let mut add = |kind: ResourceKind, item: Desired, at: (&str, usize)| -> Result<()> {
+            let live = current
+                .by_kind
+                .get(&kind)
+                .and_then(|m| m.get_key_value(name_of(&item)));
+            let Some((live_name, live)) = live else {
                 steps.push(Step {
                     action: Action::Create,
                     kind,
-                    name,
+                    name: name_of(&item).to_string(),
                     changes: Vec::new(),
-                    desired: Some(desired),
+                    desired: Some(item),
                 });
                 return Ok(());
             };
-            let desired = normalize(desired, live);
+            wanted.insert((kind, live_name.as_str()));
+            let desired = normalize(item, live);
             if &desired == live {
                 return Ok(());
             }
             let changes = diff(&json(&desired), &json(live));
             if !changes.is_empty() {
+                let field = format!("{}[{}]", at.0, at.1);
                 let action = change_action(kind, &changes, &field)?;
                 steps.push(Step {
                     action,
                     kind,
-                    name,
+                    name: live_name.clone(),
                     changes,
                     desired: Some(desired),
                 });
@@ -208,11 +219,7 @@ impl TenantHandle {
         macro_rules! plan_kind {
             ($list:expr, $kind:expr, $variant:ident, $field:literal) => {
                 for (i, item) in $list.iter().enumerate() {
-                    add(
-                        $kind,
-                        Desired::$variant(item.clone()),
-                        format!(concat!($field, "[{}]"), i),
-                    )?;
+                    add($kind, Desired::$variant(item.clone()), ($field, i))?;
                 }
             };
         }
@@ -247,20 +254,29 @@ impl TenantHandle {
         );
 
         // Whatever the tenant has and the spec does not: delete (never what it does not own).
-        let spec_owned_volumes: BTreeSet<String> = spec
-            .vms
-            .iter()
-            .filter(|vm| matches!(vm.boot_disk, BootDisk::Import { .. }))
-            .map(|vm| BootDisk::import_volume_name(&vm.name))
-            .collect();
+        // Volumes the spec's VMs import into are theirs: looked up only if a live volume is
+        // neither wanted nor known to belong to a live VM.
+        let mut spec_owned_volumes: Option<BTreeSet<String>> = None;
+        let mut spec_owns = |name: &str| {
+            spec_owned_volumes
+                .get_or_insert_with(|| {
+                    spec.vms
+                        .iter()
+                        .filter(|vm| matches!(vm.boot_disk, BootDisk::Import { .. }))
+                        .map(|vm| BootDisk::import_volume_name(&vm.name))
+                        .collect()
+                })
+                .contains(name)
+        };
         for (kind, live) in &current.by_kind {
             for name in live.keys() {
-                let wanted_here = wanted.get(kind).is_some_and(|w| w.contains(name));
+                if wanted.contains(&(*kind, name.as_str())) {
+                    continue;
+                }
                 let not_ours = (*kind == ResourceKind::Volume
-                    && (current.vm_owned_volumes.contains(name)
-                        || spec_owned_volumes.contains(name)))
+                    && (current.vm_owned_volumes.contains(name) || spec_owns(name)))
                     || (*kind == ResourceKind::AddressPool && current.shared_pools.contains(name));
-                if !wanted_here && !not_ours {
+                if !not_ours {
                     steps.push(Step {
                         action: Action::Delete,
                         kind: *kind,

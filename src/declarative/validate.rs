@@ -1,6 +1,6 @@
 //! Whole-spec validation: every resource, names, references inside the spec, fixed addresses.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use kubecloud_core::{AddressRequest, Error, Protocol, Result};
@@ -51,27 +51,33 @@ impl TenantSpec {
         }
 
         // Fixed addresses: inside their subnet (when the subnet is in the spec) and unique.
-        let mut taken: BTreeMap<(String, IpAddr), String> = BTreeMap::new();
-        let mut hold = |subnet: &str, ip: IpAddr, field: String| -> Result<()> {
+        // The field names are written only for an error: (list, index, interface).
+        type At = (&'static str, usize, usize);
+        let field_of = |(list, i, j): At| match list {
+            "ipReservations" => format!("ipReservations[{i}].ip"),
+            _ => format!("vms[{i}].interfaces[{j}].fixedIp"),
+        };
+        let mut taken: HashMap<(&str, IpAddr), At> = HashMap::new();
+        let mut hold = |subnet, ip: IpAddr, at: At| -> Result<()> {
             if let Some(spec) = subnets.get(subnet)
                 && !spec.cidr.contains(&ip)
             {
                 return Err(Error::invalid(
-                    field,
+                    field_of(at),
                     format!("{ip} is not inside subnet {subnet:?} ({})", spec.cidr),
                 ));
             }
-            if let Some(first) = taken.insert((subnet.to_string(), ip), field.clone()) {
+            if let Some(first) = taken.insert((subnet, ip), at) {
                 return Err(Error::invalid(
-                    field,
-                    format!("{ip} is already used by {first}"),
+                    field_of(at),
+                    format!("{ip} is already used by {}", field_of(first)),
                 ));
             }
             Ok(())
         };
         for (i, r) in self.ip_reservations.iter().enumerate() {
             if let Some(ip) = r.ip {
-                hold(&r.subnet, ip, format!("ipReservations[{i}].ip"))?;
+                hold(r.subnet.as_str(), ip, ("ipReservations", i, 0))?;
             }
         }
         for (i, vm) in self.vms.iter().enumerate() {
@@ -83,7 +89,7 @@ impl TenantSpec {
                         .iter()
                         .any(|r| r.subnet == subnet && r.ip == Some(ip));
                     if !reserved {
-                        hold(subnet, ip, format!("vms[{i}].interfaces[{j}].fixedIp"))?;
+                        hold(subnet, ip, ("vms", i, j))?;
                     }
                 }
             }
@@ -110,8 +116,8 @@ impl TenantSpec {
     }
 }
 
-fn unique<'a>(names: impl Iterator<Item = &'a str>, field: &str) -> Result<()> {
-    let mut seen = BTreeSet::new();
+fn unique<'a>(names: impl ExactSizeIterator<Item = &'a str>, field: &str) -> Result<()> {
+    let mut seen = HashSet::with_capacity(names.len());
     for (i, name) in names.enumerate() {
         if !seen.insert(name) {
             return Err(Error::invalid(

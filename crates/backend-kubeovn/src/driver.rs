@@ -13,7 +13,7 @@ use kubecloud_core::{
     Vpc, VpcSpec, async_trait,
 };
 use kubecloud_kube::names::cluster_scoped;
-use kubecloud_kube::{ensure_owned, from_kube, is_owned, tenant_namespace, tenant_selector};
+use kubecloud_kube::{ensure_owned, is_owned, tenant_namespace, tenant_selector};
 use serde_json::Value;
 
 use crate::addresses::{check_reservation, refuse_overlap, terminating};
@@ -173,17 +173,9 @@ impl KubeOvn {
         name: &str,
     ) -> Result<Vec<Value>> {
         let params = ListParams::default().labels(selector);
-        let list = self
-            .writer
-            .retry()
-            .run("list", || async {
-                api.list(&params)
-                    .await
-                    .map_err(|e| from_kube(BACKEND, kind, name, e))
-            })
-            .await?;
+        // Through the Writer: identical lists within one `shared_lists` scope are sent once.
+        let list = self.writer.list_shared(api, &params, kind, name).await?;
         Ok(list
-            .items
             .iter()
             .map(to_value)
             .filter(|o| !terminating(o))
@@ -205,9 +197,11 @@ impl KubeOvn {
         let objects = self.list_any(api, &selector, kind, tenant.as_str()).await?;
         Ok(objects
             .into_iter()
+            // `is_owned` on the labels as they are, without decoding the metadata again.
             .filter(|o| {
-                serde_json::from_value(o["metadata"].clone())
-                    .is_ok_and(|meta| is_owned(&meta, tenant))
+                let labels = &o["metadata"]["labels"];
+                labels[kubecloud_kube::MANAGED_BY] == kubecloud_kube::MANAGER
+                    && labels[kubecloud_kube::TENANT] == tenant.as_str()
             })
             .collect())
     }

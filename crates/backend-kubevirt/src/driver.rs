@@ -439,62 +439,64 @@ impl Compute for KubeVirt {
         }
         let params = ListParams::default().labels(&label_selector);
         let owned = ListParams::default().labels(&tenant_selector(tenant));
-        let retry = self.writer.retry();
-        let list = |api: Api<DynamicObject>, params: ListParams| async move {
-            retry
-                .run("list", || async {
-                    api.list(&params)
-                        .await
-                        .map_err(|e| from_kube(BACKEND, ResourceKind::Vm, "", e))
-                })
-                .await
-        };
-        let vms = list(apis::vms(&self.client, &ns), params).await?;
-        if vms.items.is_empty() {
+        // Through the Writer: identical lists within one `shared_lists` scope (a plan, where
+        // the storage backend lists DataVolumes and instances too) are sent once.
+        let (kind, w) = (ResourceKind::Vm, &self.writer);
+        let vms = w
+            .list_shared(&apis::vms(&self.client, &ns), &params, kind, "")
+            .await?;
+        if vms.is_empty() {
             return Ok(Vec::new());
         }
-        let vmis = list(apis::vmis(&self.client, &ns), ListParams::default()).await?;
-        let dvs = list(apis::data_volumes(&self.client, &ns), owned.clone()).await?;
-        let secrets_api = self.secrets_api(tenant);
-        let secrets: BTreeMap<String, Secret> = retry
-            .run("list secrets", || async {
-                secrets_api
-                    .list(&owned)
-                    .await
-                    .map_err(|e| from_kube(BACKEND, ResourceKind::Vm, "", e))
-            })
+        let vmis = w
+            .list_shared(
+                &apis::vmis(&self.client, &ns),
+                &ListParams::default(),
+                kind,
+                "",
+            )
+            .await?;
+        let dvs = w
+            .list_shared(&apis::data_volumes(&self.client, &ns), &owned, kind, "")
+            .await?;
+        let secrets: BTreeMap<String, Secret> = w
+            .list(&self.secrets_api(tenant), &owned, kind, "")
             .await?
-            .items
             .into_iter()
             .filter_map(|s| s.metadata.name.clone().map(|n| (n, s)))
             .collect();
-        let by_name = |items: &[DynamicObject], name: &str| {
+        // Joined by name through maps; objects read as their `data` (spec and status), not
+        // re-serialised: the status needs no metadata but an instance's deletion mark.
+        fn by_name(items: &[DynamicObject]) -> BTreeMap<&str, &DynamicObject> {
             items
                 .iter()
-                .find(|o| o.metadata.name.as_deref() == Some(name))
-                .map(to_value)
-        };
-        let mut out = Vec::new();
-        for vm in &vms.items {
-            let name = vm.metadata.name.clone().unwrap_or_default();
-            let Ok(mut spec) = stored_spec(vm, &name) else {
+                .filter_map(|o| o.metadata.name.as_deref().map(|n| (n, o)))
+                .collect()
+        }
+        let (vmis, dvs) = (by_name(&vmis), by_name(&dvs));
+        let mut out = Vec::with_capacity(vms.len());
+        for vm in vms.iter() {
+            let name = vm.metadata.name.as_deref().unwrap_or_default();
+            let Ok(mut spec) = stored_spec(vm, name) else {
                 continue;
             };
             restore_secrets(&mut spec, &secrets);
-            let vmi = by_name(&vmis.items, &name);
+            let vmi = vmis
+                .get(name)
+                .filter(|v| v.metadata.deletion_timestamp.is_none())
+                .map(|v| &v.data);
             let dv = match spec.boot_disk {
-                BootDisk::Import { .. } => {
-                    by_name(&dvs.items, &BootDisk::import_volume_name(&name))
-                }
+                BootDisk::Import { .. } => dvs
+                    .get(BootDisk::import_volume_name(name).as_str())
+                    .map(|d| &d.data),
                 _ => None,
             };
-            let vm_value = to_value(vm);
             let status = vm_status(
                 &spec,
                 &Observed {
-                    vm: Some(&vm_value),
-                    vmi: vmi.as_ref(),
-                    import: dv.as_ref(),
+                    vm: Some(&vm.data),
+                    vmi,
+                    import: dv,
                 },
             );
             out.push(Vm { spec, status });

@@ -15,8 +15,7 @@ use kubecloud_core::{
     VolumeSpec, validate_name, validate_size,
 };
 use kubecloud_kube::{
-    ensure_namespace, ensure_owned, from_kube, is_not_found, is_owned, names, tenant_namespace,
-    tenant_selector,
+    ensure_namespace, ensure_owned, from_kube, is_owned, names, tenant_namespace, tenant_selector,
 };
 use serde_json::Value;
 
@@ -565,15 +564,20 @@ impl BlockStorage for Linstor {
 
     async fn list_volumes(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<Volume>> {
         let params = ListParams::default().labels(&selector(tenant, labels));
-        let list = match self.claims(tenant).list(&params).await {
-            Ok(l) => l.items,
-            Err(e) => return Err(from_kube(BACKEND, ResourceKind::Volume, "*", e)),
-        };
-        let imports = match self.data_volumes(tenant).list(&params).await {
-            Ok(l) => l.items,
+        // Through the Writer: identical lists within one `shared_lists` scope (a plan, where the
+        // compute backend lists DataVolumes too) are sent once.
+        let (writer, kind) = (&self.inner.writer, ResourceKind::Volume);
+        let list = writer
+            .list(&self.claims(tenant), &params, kind, "*")
+            .await?;
+        let imports = match writer
+            .list_shared(&self.data_volumes(tenant), &params, kind, "*")
+            .await
+        {
+            Ok(l) => l,
             // CDI not installed: no imports.
-            Err(e) if is_not_found(&e) => Vec::new(),
-            Err(e) => return Err(from_kube(BACKEND, ResourceKind::Volume, "*", e)),
+            Err(e) if e.is_not_found() => Default::default(),
+            Err(e) => return Err(e),
         };
         let mut claims: BTreeMap<String, PersistentVolumeClaim> = list
             .into_iter()

@@ -8,7 +8,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kubecloud_core::{
     Error, Replica, ReplicaState, ResourceKind, Result, Tenant, Volume, VolumePhase, VolumeStatus,
 };
-use kubecloud_kube::{from_kube, is_not_found, tenant_namespace};
+use kubecloud_kube::tenant_namespace;
 
 use crate::builder::Linstor;
 use crate::rest::{Subject, model};
@@ -138,6 +138,42 @@ impl Linstor {
         Ok(out)
     }
 
+    /// The resource definitions behind several claims, in their order: one GET for one bound
+    /// claim, one list of the PersistentVolumes for more (only those the claims name are read).
+    async fn resource_definitions(
+        &self,
+        claims: &[PersistentVolumeClaim],
+    ) -> Result<Vec<Option<String>>> {
+        let volume_name = |c: &PersistentVolumeClaim| c.spec.as_ref()?.volume_name.clone();
+        if claims.iter().filter_map(volume_name).take(2).count() < 2 {
+            let mut rds = Vec::with_capacity(claims.len());
+            for c in claims {
+                rds.push(self.resource_definition(c).await?);
+            }
+            return Ok(rds);
+        }
+        let api: Api<PersistentVolume> = Api::all(self.inner.client.clone());
+        let pvs = self
+            .inner
+            .writer
+            .list(&api, &ListParams::default(), ResourceKind::Volume, "*")
+            .await?;
+        let handles: BTreeMap<&str, &str> = pvs
+            .iter()
+            .filter_map(|pv| {
+                let handle = pv.spec.as_ref()?.csi.as_ref()?.volume_handle.as_str();
+                Some((pv.metadata.name.as_deref()?, handle))
+            })
+            .collect();
+        Ok(claims
+            .iter()
+            .map(|c| {
+                let pv = volume_name(c)?;
+                handles.get(pv.as_str()).map(|h| h.to_string())
+            })
+            .collect())
+    }
+
     /// The resource definition behind a bound claim (its PV's CSI volume handle).
     pub(crate) async fn resource_definition(
         &self,
@@ -165,14 +201,22 @@ impl Linstor {
         let ar = ApiResource::from_gvk_with_plural(&gvk, "virtualmachineinstances");
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.inner.client.clone(), &tenant_namespace(tenant), &ar);
-        let list = match api.list(&ListParams::default()).await {
+        let params = ListParams::default();
+        // Through the Writer: within one `shared_lists` scope (a plan, where the compute backend
+        // lists the instances too) the list is sent once.
+        let list = match self
+            .inner
+            .writer
+            .list_shared(&api, &params, ResourceKind::Vm, "*")
+            .await
+        {
             Ok(l) => l,
             // KubeVirt not installed: no VM uses anything.
-            Err(e) if is_not_found(&e) => return Ok(BTreeMap::new()),
-            Err(e) => return Err(from_kube(crate::rest::BACKEND, ResourceKind::Vm, "*", e)),
+            Err(e) if e.is_not_found() => return Ok(BTreeMap::new()),
+            Err(e) => return Err(e),
         };
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for vmi in list {
+        for vmi in list.iter() {
             let phase = vmi.data["status"]["phase"].as_str().unwrap_or("");
             if matches!(phase, "Succeeded" | "Failed") {
                 continue;
@@ -196,10 +240,7 @@ impl Linstor {
         tenant: &Tenant,
         claims: &[PersistentVolumeClaim],
     ) -> Result<Vec<Volume>> {
-        let mut rds = Vec::new();
-        for c in claims {
-            rds.push(self.resource_definition(c).await?);
-        }
+        let rds = self.resource_definitions(claims).await?;
         let wanted: Vec<String> = rds.iter().flatten().cloned().collect();
         let resources = self.resources(&wanted).await?;
         let users = if claims.is_empty() {

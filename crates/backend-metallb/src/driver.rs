@@ -16,9 +16,10 @@ use kubecloud_core::{
     async_trait,
 };
 use kubecloud_kube::{
-    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, from_kube, holds, is_owned,
-    ownership_labels, tenant_namespace, tenant_selector,
+    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, holds, is_owned, ownership_labels,
+    tenant_namespace, tenant_selector,
 };
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::objects::{Kind, dynamic, json};
@@ -123,17 +124,18 @@ impl MetalLb {
         name: &str,
     ) -> Result<Vec<K>>
     where
-        K: Resource + Clone + std::fmt::Debug + DeserializeOwned,
+        K: Resource
+            + Clone
+            + std::fmt::Debug
+            + DeserializeOwned
+            + Serialize
+            + Send
+            + Sync
+            + 'static,
     {
-        self.writer
-            .retry()
-            .run("list", || async {
-                api.list(&params)
-                    .await
-                    .map(|l| l.items)
-                    .map_err(|e| from_kube(BACKEND, kind, name, e))
-            })
-            .await
+        // Through the Writer: identical lists within one `shared_lists` scope (a plan) are sent
+        // once.
+        self.writer.list(api, &params, kind, name).await
     }
 
     /// The tenant's pool object `object` (`NotFound` naming `pool` if absent or another's).
@@ -322,7 +324,15 @@ impl MetalLb {
             let params = params();
             async move { self.list(&api, params, kind, what).await }
         };
-        let pools = list(Kind::IpAddressPool).await?;
+        // All pools, filtered here: the same list as `load_shared`'s, so a plan reading both
+        // sends it once.
+        let pools: Vec<DynamicObject> = self
+            .list(&self.pools_api(), ListParams::default(), kind, what)
+            .await?
+            .into_iter()
+            .filter(|p| is_owned(p.meta(), tenant))
+            .filter(|p| only.is_none_or(|n| p.labels().get(NAME).map(String::as_str) == Some(n)))
+            .collect();
         if pools.is_empty() {
             return Ok(Vec::new());
         }

@@ -25,6 +25,7 @@ mod apply;
 mod delete;
 mod errors;
 mod informers;
+mod lists;
 pub mod names;
 mod namespace;
 pub mod ownership;
@@ -35,6 +36,7 @@ mod wait;
 pub use apply::{APPLIED_HASH, Writer, applied_hash, holds, is_subset};
 pub use errors::{from_kube, is_not_found};
 pub use informers::Informers;
+pub use lists::shared_lists;
 pub use namespace::{ensure_namespace, namespace_object};
 pub use ownership::{
     FIELD_MANAGER, MANAGED_BY, MANAGER, NAME, TENANT, ensure_owned, is_owned, ownership_labels,

@@ -1,0 +1,155 @@
+//! Lists through the [`Writer`], coalesced within a [`shared_lists`] scope.
+//!
+//! A caller that reads many kinds at once (the facade's `plan` reads a whole tenant through all
+//! four backends) runs that read inside [`shared_lists`]. Within it, [`Writer::list`] sends each
+//! distinct list (same URL, same parameters) once: concurrent identical lists wait for the one
+//! in flight, later ones reuse its answer. Backends stay independent — they do not know about
+//! each other, only that they list through the `Writer` — and outside a scope nothing is cached,
+//! so no answer is ever staler than the call that asked for it.
+//!
+//! Two backends may decode the same list into different types (one as a typed `Service`, another
+//! as a `DynamicObject`): the second gets the first's items converted through JSON, still without
+//! a second request.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use kube::api::{Api, ListParams};
+use kubecloud_core::{ResourceKind, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
+
+use crate::{Writer, from_kube};
+
+/// The items of one list as the first caller decoded them.
+struct Entry {
+    items: Arc<dyn Any + Send + Sync>,
+    /// The items as JSON, for a caller decoding them into another type.
+    to_json: fn(&(dyn Any + Send + Sync)) -> serde_json::Value,
+}
+
+fn items_json<K: Serialize + 'static>(items: &(dyn Any + Send + Sync)) -> serde_json::Value {
+    items
+        .downcast_ref::<Vec<K>>()
+        .and_then(|items| serde_json::to_value(items).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The lists of one scope, by URL and parameters.
+#[derive(Clone, Default)]
+struct Lists {
+    entries: Arc<Mutex<HashMap<String, Arc<OnceCell<Entry>>>>>,
+}
+
+tokio::task_local! {
+    static LISTS: Lists;
+}
+
+/// Runs `work` with identical lists coalesced: within it, [`Writer::list`] sends each distinct
+/// list (URL and parameters) at most once, whichever backend asks. The scope belongs to the
+/// task that polls `work` (futures joined inside it share it; tasks spawned from it do not).
+/// Use it for reads that want one consistent snapshot, such as planning; never around writes
+/// that must see their own effects.
+///
+/// ```
+/// # async fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
+/// use k8s_openapi::api::core::v1::Service;
+/// use kube::api::{Api, ListParams};
+/// use kubecloud_core::ResourceKind;
+/// use kubecloud_kube::{Writer, shared_lists};
+///
+/// let writer = Writer::new("demo");
+/// let api: Api<Service> = Api::namespaced(client, "t-acme");
+/// let params = ListParams::default();
+/// let (a, b) = shared_lists(async {
+///     futures::try_join!(
+///         writer.list(&api, &params, ResourceKind::Service, "*"),
+///         writer.list(&api, &params, ResourceKind::Service, "*"),
+///     )
+/// })
+/// .await?; // one request sent
+/// assert_eq!(a.len(), b.len());
+/// # Ok(())
+/// # }
+/// ```
+pub async fn shared_lists<F: Future>(work: F) -> F::Output {
+    LISTS.scope(Lists::default(), work).await
+}
+
+impl Writer {
+    /// Lists the objects `params` selects through `api`, retrying temporary failures; errors
+    /// name `kind` and `name`. Inside [`shared_lists`], an identical list already sent (or in
+    /// flight) in the scope is reused instead of sent again.
+    pub async fn list<K>(
+        &self,
+        api: &Api<K>,
+        params: &ListParams,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Vec<K>>
+    where
+        K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync,
+        K: 'static,
+    {
+        let items = self.list_shared(api, params, kind, name).await?;
+        Ok(Arc::try_unwrap(items).unwrap_or_else(|shared| shared.as_ref().clone()))
+    }
+
+    /// [`Writer::list`] for a caller that only reads the items: inside [`shared_lists`] they are
+    /// shared with the scope's other readers instead of copied.
+    pub async fn list_shared<K>(
+        &self,
+        api: &Api<K>,
+        params: &ListParams,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Arc<Vec<K>>>
+    where
+        K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync,
+        K: 'static,
+    {
+        let send = || async {
+            self.retry()
+                .run("list", || async {
+                    api.list(params)
+                        .await
+                        .map(|l| l.items)
+                        .map_err(|e| from_kube(self.backend(), kind, name, e))
+                })
+                .await
+        };
+        let Ok(lists) = LISTS.try_with(Clone::clone) else {
+            return Ok(Arc::new(send().await?));
+        };
+        let key = format!("{}?{params:?}", api.resource_url());
+        let cell = lists
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .clone();
+        let entry = cell
+            .get_or_try_init(|| async {
+                let items = send().await?;
+                Ok::<_, kubecloud_core::Error>(Entry {
+                    items: Arc::new(items),
+                    to_json: items_json::<K>,
+                })
+            })
+            .await?;
+        if let Ok(items) = Arc::clone(&entry.items).downcast::<Vec<K>>() {
+            return Ok(items);
+        }
+        match serde_json::from_value((entry.to_json)(entry.items.as_ref())) {
+            Ok(items) => Ok(Arc::new(items)),
+            Err(err) => {
+                tracing::debug!(%err, "shared list not convertible; listing again");
+                Ok(Arc::new(send().await?))
+            }
+        }
+    }
+}
