@@ -16,7 +16,7 @@ use kubecloud_core::{
     async_trait,
 };
 use kubecloud_kube::{
-    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, from_kube, holds, is_owned,
+    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, from_kube, holds, is_owned, names,
     ownership_labels, tenant_namespace, tenant_selector,
 };
 use serde::de::DeserializeOwned;
@@ -224,6 +224,9 @@ impl MetalLb {
         for secret in &objects.secrets {
             let object = secret.metadata.name.clone().unwrap_or_default();
             let current = self.writer.get_opt(&secrets, &object, kind, name).await?;
+            if let Some(current) = &current {
+                names::ensure_name_free_for(current.meta(), tenant, kind, name, &object)?;
+            }
             self.writer
                 .apply_if_changed(&secrets, current.as_ref(), secret, kind, name)
                 .await?;
@@ -237,13 +240,9 @@ impl MetalLb {
             let object = desired.name_any();
             let current = self.writer.get_opt(&api, &object, kind, name).await?;
             if let Some(current) = &current {
-                ensure_owned(current.meta(), tenant, kind, name).map_err(|_| {
-                    Error::conflict(
-                        kind,
-                        name,
-                        format!("{object:?} exists and is not this pool's"),
-                    )
-                })?;
+                // Another tenant's, another pool's (pool `a-b` with peer `c` and pool `a` with
+                // peer `b-c` name their peers alike) or foreign: refused, naming the holder.
+                names::ensure_name_free_for(current.meta(), tenant, kind, name, &object)?;
             }
             // The backend owns the whole spec of its MetalLB objects: a field it no longer
             // sets (a dropped `bfdProfile`) is a change too, which a subset check would miss.
