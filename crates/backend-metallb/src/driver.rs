@@ -220,19 +220,20 @@ impl MetalLb {
         let name = spec.name.as_str();
         let kind = ResourceKind::AddressPool;
         let secrets = self.secrets();
-        let mut kept = BTreeSet::new();
+        // Every object is read, and checked to be this pool's, before anything is written:
+        // another tenant's, another pool's (pool `a-b` with peer `c` and pool `a` with peer
+        // `b-c` name their peers alike) or a foreign object at one of the names refuses the
+        // whole pool, naming the holder.
+        let mut current_secrets = Vec::new();
         for secret in &objects.secrets {
             let object = secret.metadata.name.clone().unwrap_or_default();
             let current = self.writer.get_opt(&secrets, &object, kind, name).await?;
             if let Some(current) = &current {
                 names::ensure_name_free_for(current.meta(), tenant, kind, name, &object)?;
             }
-            self.writer
-                .apply_if_changed(&secrets, current.as_ref(), secret, kind, name)
-                .await?;
-            kept.insert(("Secret".to_string(), object));
+            current_secrets.push((secret, object, current));
         }
-        let mut written = BTreeMap::new();
+        let mut current_objects = Vec::new();
         for value in objects.metallb_objects() {
             let k = Kind::of(value).ok_or_else(|| Error::invalid("kind", "not a MetalLB kind"))?;
             let api = k.api(&self.client, &self.namespace);
@@ -240,10 +241,19 @@ impl MetalLb {
             let object = desired.name_any();
             let current = self.writer.get_opt(&api, &object, kind, name).await?;
             if let Some(current) = &current {
-                // Another tenant's, another pool's (pool `a-b` with peer `c` and pool `a` with
-                // peer `b-c` name their peers alike) or foreign: refused, naming the holder.
                 names::ensure_name_free_for(current.meta(), tenant, kind, name, &object)?;
             }
+            current_objects.push((k, api, value, desired, object, current));
+        }
+        let mut kept = BTreeSet::new();
+        for (secret, object, current) in current_secrets {
+            self.writer
+                .apply_if_changed(&secrets, current.as_ref(), secret, kind, name)
+                .await?;
+            kept.insert(("Secret".to_string(), object));
+        }
+        let mut written = BTreeMap::new();
+        for (k, api, value, desired, object, current) in current_objects {
             // The backend owns the whole spec of its MetalLB objects: a field it no longer
             // sets (a dropped `bfdProfile`) is a change too, which a subset check would miss.
             let unchanged = current
