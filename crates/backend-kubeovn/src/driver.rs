@@ -12,7 +12,7 @@ use kubecloud_core::{
     SecurityGroupSpec, Service, ServiceSpec, SnatRule, SnatRuleSpec, Subnet, SubnetSpec, Tenant,
     Vpc, VpcSpec, async_trait,
 };
-use kubecloud_kube::names::cluster_scoped;
+use kubecloud_kube::names::{cluster_scoped, ensure_name_free_for};
 use kubecloud_kube::{ensure_owned, is_owned, tenant_namespace, tenant_selector};
 use serde_json::Value;
 
@@ -154,7 +154,15 @@ impl KubeOvn {
     ) -> Result<()> {
         match self.writer.get_opt(api, object, kind, name).await? {
             None => Ok(()),
-            Some(o) if !is_owned(&o.metadata, tenant) => Err(name_taken(kind, name, object)),
+            // Held by another tenant's resource whose `tenant-name` spells the same, or by an
+            // object kubecloud does not manage: a conflict saying so.
+            Some(o) if !is_owned(&o.metadata, tenant) => {
+                Err(
+                    ensure_name_free_for(&o.metadata, tenant, kind, name, object)
+                        .err()
+                        .unwrap_or_else(|| name_taken(kind, name, object)),
+                )
+            }
             Some(o) if terminating(&to_value(&o)) => Err(Error::conflict(
                 kind,
                 name,
@@ -656,6 +664,7 @@ impl Network for KubeOvn {
         let api = self.cluster(&kinds::subnet());
         let object_name = cluster_scoped(tenant, name);
         let object = self.owned(&api, &object_name, tenant, kind, name).await?;
+        self.ensure_subnet_unused_by_nat(tenant, name).await?;
         let ips = self
             .list_any(
                 &self.cluster(&kinds::ip()),
@@ -854,6 +863,7 @@ impl Network for KubeOvn {
                 format!("the address is in use by {owner}; delete or change that VM first"),
             ));
         }
+        self.ensure_reservation_unused(tenant, name).await?;
         self.delete(&api, &object_name, kind, name).await?;
         self.wait_gone(api, &object_name, kind, name).await
     }

@@ -332,3 +332,56 @@ async fn another_tenants_external_objects_read_as_not_found() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_a_floating_ip_binds_and_a_subnet_a_snat_rule_uses_stay() {
+    guarded(async {
+        let (server, backend) = setup().await;
+        let acme = tenant("acme");
+        network_with_reservation(&backend, &acme).await;
+        backend
+            .create_external_ip(&acme, &ExternalIpSpec::new("a"))
+            .await
+            .unwrap();
+        backend
+            .create_floating_ip(&acme, &FloatingIpSpec::new("f", "a", "web-eth0"))
+            .await
+            .unwrap();
+        backend
+            .create_snat_rule(&acme, &SnatRuleSpec::new("s", "a", "front"))
+            .await
+            .unwrap();
+        let requests = server.requests();
+        requests.reset();
+        let err = backend.release_ip(&acme, "web-eth0").await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Conflict { kind: ResourceKind::IpReservation, reason, .. }
+                    if reason.contains("floating ip f")
+            ),
+            "{err}"
+        );
+        assert_eq!(requests.writes().len(), 0, "refused before writing");
+        backend.get_ip(&acme, "web-eth0").await.unwrap();
+
+        backend.delete_floating_ip(&acme, "f").await.unwrap();
+        backend.release_ip(&acme, "web-eth0").await.unwrap();
+        requests.reset();
+        let err = backend.delete_subnet(&acme, "front").await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Conflict { kind: ResourceKind::Subnet, reason, .. }
+                    if reason.contains("snat rule s")
+            ),
+            "{err}"
+        );
+        assert_eq!(requests.writes().len(), 0, "refused before writing");
+        backend.get_subnet(&acme, "front").await.unwrap();
+
+        backend.delete_snat_rule(&acme, "s").await.unwrap();
+        backend.delete_subnet(&acme, "front").await.unwrap();
+    })
+    .await;
+}

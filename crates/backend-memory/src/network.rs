@@ -161,6 +161,20 @@ impl State {
                 ),
             ));
         }
+        let snats: Vec<String> = self
+            .tenant(tenant)
+            .into_iter()
+            .flat_map(|t| t.snat_rules.values())
+            .filter(|s| s.subnet == name)
+            .map(|s| format!("snat rule {}", s.name))
+            .collect();
+        if !snats.is_empty() {
+            return Err(Error::conflict(
+                ResourceKind::Subnet,
+                name,
+                format!("in use by {}", snats.join(", ")),
+            ));
+        }
         let ts = self.tenant_mut(tenant);
         if let Some(record) = ts.subnets.remove(name)
             && let Some(vpc) = ts.vpcs.get_mut(&record.spec.vpc)
@@ -262,6 +276,21 @@ impl State {
                 ResourceKind::IpReservation,
                 name,
                 format!("the address is in use by {owner}; delete or change that VM first"),
+            ));
+        }
+        if let Some(fip) = self
+            .tenant(tenant)
+            .into_iter()
+            .flat_map(|t| t.floating_ips.values())
+            .find(|f| f.reservation == name)
+        {
+            return Err(Error::conflict(
+                ResourceKind::IpReservation,
+                name,
+                format!(
+                    "in use by floating ip {}; delete that floating ip first",
+                    fip.name
+                ),
             ));
         }
         let ts = self.tenant_mut(tenant);

@@ -89,3 +89,51 @@ async fn the_external_network_is_shared_and_checked() {
         .unwrap();
     assert_eq!(again.ip, Some(ip));
 }
+
+#[tokio::test]
+async fn a_reservation_a_floating_ip_binds_and_a_subnet_a_snat_rule_uses_stay() {
+    use kubecloud_core::{IpReservationSpec, SubnetSpec, VpcSpec};
+    let cloud = MemoryCloud::new();
+    let acme = tenant("acme");
+    cloud
+        .create_vpc(&acme, &VpcSpec::named("main"))
+        .await
+        .unwrap();
+    let cidr = "10.1.0.0/24".parse().unwrap();
+    cloud
+        .create_subnet(&acme, &SubnetSpec::new("front", "main", cidr))
+        .await
+        .unwrap();
+    cloud
+        .reserve_ip(&acme, &IpReservationSpec::new("web", "front"))
+        .await
+        .unwrap();
+    cloud
+        .create_external_ip(&acme, &ExternalIpSpec::new("a"))
+        .await
+        .unwrap();
+    cloud
+        .create_floating_ip(&acme, &FloatingIpSpec::new("f", "a", "web"))
+        .await
+        .unwrap();
+    cloud
+        .create_snat_rule(&acme, &SnatRuleSpec::new("s", "a", "front"))
+        .await
+        .unwrap();
+    let err = cloud.release_ip(&acme, "web").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { kind: ResourceKind::IpReservation, reason, .. } if reason.contains("floating ip f")),
+        "{err}"
+    );
+    cloud.get_ip(&acme, "web").await.unwrap();
+    cloud.delete_floating_ip(&acme, "f").await.unwrap();
+    cloud.release_ip(&acme, "web").await.unwrap();
+    let err = cloud.delete_subnet(&acme, "front").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { kind: ResourceKind::Subnet, reason, .. } if reason.contains("snat rule s")),
+        "{err}"
+    );
+    cloud.get_subnet(&acme, "front").await.unwrap();
+    cloud.delete_snat_rule(&acme, "s").await.unwrap();
+    cloud.delete_subnet(&acme, "front").await.unwrap();
+}

@@ -16,8 +16,8 @@ use kubecloud_core::{
     async_trait,
 };
 use kubecloud_kube::{
-    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, holds, is_owned, ownership_labels,
-    tenant_namespace, tenant_selector,
+    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, holds, is_owned, names,
+    ownership_labels, tenant_namespace, tenant_selector,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -222,16 +222,20 @@ impl MetalLb {
         let name = spec.name.as_str();
         let kind = ResourceKind::AddressPool;
         let secrets = self.secrets();
-        let mut kept = BTreeSet::new();
+        // Every object is read, and checked to be this pool's, before anything is written:
+        // another tenant's, another pool's (pool `a-b` with peer `c` and pool `a` with peer
+        // `b-c` name their peers alike) or a foreign object at one of the names refuses the
+        // whole pool, naming the holder.
+        let mut current_secrets = Vec::new();
         for secret in &objects.secrets {
             let object = secret.metadata.name.clone().unwrap_or_default();
             let current = self.writer.get_opt(&secrets, &object, kind, name).await?;
-            self.writer
-                .apply_if_changed(&secrets, current.as_ref(), secret, kind, name)
-                .await?;
-            kept.insert(("Secret".to_string(), object));
+            if let Some(current) = &current {
+                names::ensure_name_free_for(current.meta(), tenant, kind, name, &object)?;
+            }
+            current_secrets.push((secret, object, current));
         }
-        let mut written = BTreeMap::new();
+        let mut current_objects = Vec::new();
         for value in objects.metallb_objects() {
             let k = Kind::of(value).ok_or_else(|| Error::invalid("kind", "not a MetalLB kind"))?;
             let api = k.api(&self.client, &self.namespace);
@@ -239,14 +243,19 @@ impl MetalLb {
             let object = desired.name_any();
             let current = self.writer.get_opt(&api, &object, kind, name).await?;
             if let Some(current) = &current {
-                ensure_owned(current.meta(), tenant, kind, name).map_err(|_| {
-                    Error::conflict(
-                        kind,
-                        name,
-                        format!("{object:?} exists and is not this pool's"),
-                    )
-                })?;
+                names::ensure_name_free_for(current.meta(), tenant, kind, name, &object)?;
             }
+            current_objects.push((k, api, value, desired, object, current));
+        }
+        let mut kept = BTreeSet::new();
+        for (secret, object, current) in current_secrets {
+            self.writer
+                .apply_if_changed(&secrets, current.as_ref(), secret, kind, name)
+                .await?;
+            kept.insert(("Secret".to_string(), object));
+        }
+        let mut written = BTreeMap::new();
+        for (k, api, value, desired, object, current) in current_objects {
             // The backend owns the whole spec of its MetalLB objects: a field it no longer
             // sets (a dropped `bfdProfile`) is a change too, which a subset check would miss.
             let unchanged = current

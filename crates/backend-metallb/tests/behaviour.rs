@@ -558,3 +558,45 @@ async fn the_administrators_pools_are_shared_usable_and_untouchable() {
         "reads back by the shared pool's name"
     );
 }
+
+#[tokio::test]
+async fn peers_of_two_pools_whose_names_collide_are_refused_before_any_write() {
+    // Pool `a-b` with peer `c` and pool `a` with peer `b-c` both name their peer objects
+    // `acme-a-b-c`: the second pool is refused, naming the pool holding the name.
+    let server = server().await;
+    let lb = backend(&server);
+    let acme = tenant("acme");
+    let with_peer = |pool: &str, block: &str, peer: &str| {
+        let mut spec = bgp_spec(pool, block, "hunter2-bgp");
+        if let Advertisement::Bgp(bgp) = &mut spec.advertisement {
+            bgp.peers[0].name = peer.into();
+        }
+        spec
+    };
+    lb.create_pool(&acme, &with_peer("a-b", "203.0.113.0/28", "c"))
+        .await
+        .unwrap();
+    let r = server.requests();
+    r.reset();
+    let err = lb
+        .create_pool(&acme, &with_peer("a", "203.0.113.16/28", "b-c"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { kind: ResourceKind::AddressPool, name, reason }
+            if name == "a" && reason.contains("\"acme-a-b-c\"") && reason.contains("\"a-b\"")),
+        "{err}"
+    );
+    assert_eq!(
+        r.writes().len(),
+        0,
+        "refused before any write: {:?}",
+        r.summary()
+    );
+    let first = lb.get_pool(&acme, "a-b").await.unwrap();
+    assert_eq!(
+        first.spec,
+        with_peer("a-b", "203.0.113.0/28", "c"),
+        "untouched"
+    );
+}

@@ -133,19 +133,7 @@ impl Writer {
             .run("apply", || async {
                 api.patch(&object_name, &params, &Patch::Apply(desired))
                     .await
-                    .map_err(|e| match from_kube(&self.backend, kind, name, e) {
-                        // Two applies creating the same object at once: the loser's create
-                        // conflicts, and applying again updates what the winner made.
-                        kubecloud_core::Error::AlreadyExists { kind, name } => {
-                            kubecloud_core::Error::Backend {
-                                backend: self.backend.clone(),
-                                message: format!("{kind} {name:?} was created concurrently"),
-                                temporary: true,
-                                source: None,
-                            }
-                        }
-                        other => other,
-                    })
+                    .map_err(|e| from_kube(&self.backend, kind, name, e))
             })
             .await
             .inspect_err(|e| {

@@ -670,8 +670,25 @@ impl Core {
         }
     }
 
-    /// Server-side apply.
+    /// Server-side apply. An apply to a missing object is a create; when that create loses a
+    /// race with another writer creating the same object (AlreadyExists), the apply is tried
+    /// again and becomes an update of what the winner made, as kube-apiserver's guaranteed
+    /// update does: concurrent applies creating one object all succeed.
     fn apply(&self, t: &Target, body: &[u8], opts: &WriteOpts) -> Result<Written, ApiError> {
+        // kube-apiserver retries until the storage transaction goes through; the bound only
+        // keeps a pathological create/delete churn from spinning forever.
+        const ATTEMPTS: usize = 64;
+        let mut attempt = 1;
+        loop {
+            match self.apply_once(t, body, opts) {
+                Err(e) if e.reason == "AlreadyExists" && attempt < ATTEMPTS => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt of [`Self::apply`] against the current state of the store.
+    fn apply_once(&self, t: &Target, body: &[u8], opts: &WriteOpts) -> Result<Written, ApiError> {
         let name = t.name()?.to_string();
         let manager = opts
             .manager

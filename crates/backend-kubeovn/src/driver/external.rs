@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::{condition, to_value};
 use crate::KubeOvn;
 use crate::external::{self, eip_address, eip_claimed};
-use crate::kinds::{self, EXTERNAL_IP_LABEL, RESERVATION_LABEL};
+use crate::kinds::{self, EXTERNAL_IP_LABEL, RESERVATION_LABEL, SUBNET_NAME_LABEL};
 use crate::translate::ip_name;
 
 /// Ready with its address, failed when Kube-OVN says it could not allocate it.
@@ -31,6 +31,18 @@ fn eip_check(object: Option<&DynamicObject>) -> Check {
         )),
         _ => Check::Pending,
     }
+}
+
+/// Refuses with a conflict ("in use by ...") when `users` is not empty.
+fn in_use(kind: ResourceKind, name: &str, users: &[String]) -> Result<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(Error::conflict(
+        kind,
+        name,
+        format!("in use by {}", users.join(", ")),
+    ))
 }
 
 fn nat_ready(object: Option<&DynamicObject>) -> Check {
@@ -164,38 +176,92 @@ impl KubeOvn {
         .collect()
     }
 
+    /// The tenant's NAT objects of `resource` whose `label` says they use `value`, named for an
+    /// "in use by ..." message (`what` is "floating ip" or "snat rule").
+    pub(super) async fn nat_users(
+        &self,
+        tenant: &Tenant,
+        resource: &kube::core::ApiResource,
+        (label, value): (&str, &str),
+        what: &str,
+        kind: ResourceKind,
+    ) -> Result<Vec<String>> {
+        let selector = Some(format!("{label}={value}"));
+        Ok(self
+            .list_owned(&self.cluster(resource), tenant, selector, kind)
+            .await?
+            .iter()
+            .filter_map(|o| o["metadata"]["labels"][kubecloud_kube::NAME].as_str())
+            .map(|n| format!("{what} {n}"))
+            .collect())
+    }
+
+    /// Refuses releasing reservation `name` while a floating IP binds it.
+    pub(super) async fn ensure_reservation_unused(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<()> {
+        if !self.capabilities.external_access {
+            // Without Kube-OVN's NAT kinds there is nothing that could use it.
+            return Ok(());
+        }
+        let users = self
+            .nat_users(
+                tenant,
+                &kinds::ovn_fip(),
+                (RESERVATION_LABEL, name),
+                "floating ip",
+                ResourceKind::FloatingIp,
+            )
+            .await?;
+        in_use(ResourceKind::IpReservation, name, &users)
+    }
+
+    /// Refuses deleting subnet `name` while a SNAT rule translates it.
+    pub(super) async fn ensure_subnet_unused_by_nat(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<()> {
+        if !self.capabilities.external_access {
+            // Without Kube-OVN's NAT kinds there is nothing that could use it.
+            return Ok(());
+        }
+        let users = self
+            .nat_users(
+                tenant,
+                &kinds::ovn_snat_rule(),
+                (SUBNET_NAME_LABEL, name),
+                "snat rule",
+                ResourceKind::SnatRule,
+            )
+            .await?;
+        in_use(ResourceKind::Subnet, name, &users)
+    }
+
     pub(super) async fn ext_delete_external_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
         let kind = ResourceKind::ExternalIp;
         let api = self.cluster(&kinds::ovn_eip());
         let object_name = cluster_scoped(tenant, name);
         self.owned(&api, &object_name, tenant, kind, name).await?;
-        let selector = Some(format!("{EXTERNAL_IP_LABEL}={name}"));
         let mut users: Vec<String> = Vec::new();
         for (resource, what, user_kind) in [
             (kinds::ovn_fip(), "floating ip", ResourceKind::FloatingIp),
             (kinds::ovn_snat_rule(), "snat rule", ResourceKind::SnatRule),
         ] {
-            for o in self
-                .list_owned(
-                    &self.cluster(&resource),
+            users.extend(
+                self.nat_users(
                     tenant,
-                    selector.clone(),
+                    &resource,
+                    (EXTERNAL_IP_LABEL, name),
+                    what,
                     user_kind,
                 )
-                .await?
-            {
-                if let Some(n) = o["metadata"]["labels"][kubecloud_kube::NAME].as_str() {
-                    users.push(format!("{what} {n}"));
-                }
-            }
+                .await?,
+            );
         }
-        if !users.is_empty() {
-            return Err(Error::conflict(
-                kind,
-                name,
-                format!("in use by {}", users.join(", ")),
-            ));
-        }
+        in_use(kind, name, &users)?;
         self.delete(&api, &object_name, kind, name).await?;
         self.wait_gone(api, &object_name, kind, name).await
     }

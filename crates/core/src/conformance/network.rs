@@ -866,8 +866,9 @@ pub async fn services_crud(target: &Target<'_>, tenant: &Tenant, _params: &Param
 
 /// External access (capability `external_access`): external IPs (the next free address and a
 /// requested one; a taken address refused with `Conflict`), a floating IP to a reservation and a
-/// SNAT rule for a subnet are created, listed, and deleted in order; an external IP in use is
-/// not deleted (`Conflict`); missing ones read as `NotFound`.
+/// SNAT rule for a subnet are created, listed, and deleted in order; an external IP in use, a
+/// reservation a floating IP binds and a subnet a SNAT rule translates are not deleted
+/// (`Conflict`); missing ones read as `NotFound`.
 pub async fn external_access(target: &Target<'_>, tenant: &Tenant, params: &Params) -> Outcome {
     let network = require!(target.network, NO_NETWORK);
     require_that!(
@@ -1003,10 +1004,42 @@ pub async fn external_access(target: &Target<'_>, tenant: &Tenant, params: &Para
             "delete of an external ip in use",
         );
     }
+    // A reservation a floating ip binds, and a subnet a snat rule translates, are in use too:
+    // refused before anything changes.
+    let err = network
+        .release_ip(tenant, "web")
+        .await
+        .refused("release of a reservation a floating ip binds");
+    assert_conflict(
+        &err,
+        Some(ResourceKind::IpReservation),
+        "release of a reservation a floating ip binds",
+    );
+    network
+        .get_ip(tenant, "web")
+        .await
+        .or_fail("get of a reservation whose release was refused");
     network
         .delete_floating_ip(tenant, "web")
         .await
         .or_fail("delete floating ip \"web\"");
+    network
+        .release_ip(tenant, "web")
+        .await
+        .or_fail("release \"web\" once its floating ip is gone");
+    let err = network
+        .delete_subnet(tenant, "front")
+        .await
+        .refused("delete of a subnet a snat rule translates");
+    assert_conflict(
+        &err,
+        Some(ResourceKind::Subnet),
+        "delete of a subnet a snat rule translates",
+    );
+    network
+        .get_subnet(tenant, "front")
+        .await
+        .or_fail("get of a subnet whose deletion was refused");
     network
         .delete_snat_rule(tenant, "out")
         .await
@@ -1065,10 +1098,6 @@ pub async fn external_access(target: &Target<'_>, tenant: &Tenant, params: &Para
             .is_empty(),
         "no external ip is left"
     );
-    network
-        .release_ip(tenant, "web")
-        .await
-        .or_fail("release \"web\"");
     delete_vpc_and_subnet(network, tenant, "main", "front").await;
     Outcome::Passed
 }
