@@ -669,14 +669,15 @@ impl Compute for KubeVirt {
         name: &str,
     ) -> Result<BoxStream<'static, Result<Vm>>> {
         // The first state comes from the shared watch of the tenant's VMs (which also knows this
-        // backend's own writes), not from a read per VM; holding it open while the states
-        // stream subscribes keeps that one watch.
-        let mut first = self
+        // backend's own writes, and reads from the server when it lags behind a state this
+        // backend waited for, such as a finished restore), not from a read per VM.
+        let api = apis::vms(&self.client, &Self::ns(tenant));
+        let object = match self
             .writer
-            .states(&apis::vms(&self.client, &Self::ns(tenant)), name);
-        let object = match first.next().await {
-            Some(Ok(Some(vm))) if is_owned(&vm.metadata, tenant) => vm,
-            Some(Err(err)) => return Err(err),
+            .current(&api, name, ResourceKind::Vm, name)
+            .await?
+        {
+            Some(vm) if is_owned(&vm.metadata, tenant) => vm,
             _ => return Err(Error::not_found(ResourceKind::Vm, name)),
         };
         let spec = stored_spec(&object, name)?;
@@ -688,7 +689,6 @@ impl Compute for KubeVirt {
             name.to_string(),
             secrets,
         );
-        drop(first);
         Ok(states)
     }
 

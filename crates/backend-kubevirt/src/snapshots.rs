@@ -200,13 +200,9 @@ impl KubeVirt {
         self.writer
             .delete(&api, &restore, ResourceKind::Vm, vm)
             .await?;
-        // The controller rewrote the VM: read it once and feed it to the shared watch, so a
-        // watch of the VM opened now starts from the restored spec, not a state the watch has
-        // not caught up with.
-        let vms = apis::vms(&self.client, &tenant_namespace(tenant));
-        if let Some(restored) = self.writer.get_opt(&vms, vm, ResourceKind::Vm, vm).await? {
-            self.writer.informers().observe(&vms, &restored);
-        }
+        // The controller rewrote the VM before it marked the restore complete: the wait above
+        // is a barrier for later reads of the VM (`Writer::current`, the first state of
+        // `watch_vm`), which reflect the restored spec.
         tracing::debug!(%tenant, vm, snapshot = name, "vm restored");
         Ok(())
     }

@@ -822,13 +822,18 @@ impl LoadBalancer for MetalLb {
         tenant: &Tenant,
         name: &str,
     ) -> Result<BoxStream<'static, Result<Exposure>>> {
-        // The first state comes from the shared watch of the tenant's Services, not a read.
-        let mut services = self.writer.states(&self.services(tenant), name);
-        let first = match services.next().await {
-            Some(Ok(Some(svc))) if is_owned(&svc.metadata, tenant) && is_load_balancer(&svc) => svc,
-            Some(Err(err)) => return Err(err),
+        // The first state comes from the shared watch of the tenant's Services (read from the
+        // server only when it lags behind a state this backend waited for), not a read.
+        let api = self.services(tenant);
+        let first = match self
+            .writer
+            .current(&api, name, ResourceKind::Exposure, name)
+            .await?
+        {
+            Some(svc) if is_owned(&svc.metadata, tenant) && is_load_balancer(&svc) => svc,
             _ => return Err(Error::not_found(ResourceKind::Exposure, name)),
         };
+        let services = self.writer.states(&api, name);
         let services = services.map(Seen::Service);
         let config = watcher::Config::default().fields(&format!("involvedObject.name={name}"));
         let events = watcher(self.events(tenant), config)

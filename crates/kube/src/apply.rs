@@ -81,7 +81,9 @@ impl Writer {
     }
 
     /// [`crate::wait_for`] through the shared watch of the object's kind: waiting for many
-    /// objects of one kind opens one watch, not one per object.
+    /// objects of one kind opens one watch, not one per object. The state that ends the wait is
+    /// a barrier for later reads ([`Informers::witness`]): [`Writer::current`] then reflects at
+    /// least everything the cluster did up to it.
     pub async fn wait_for<K, F>(
         &self,
         api: &Api<K>,
@@ -95,7 +97,11 @@ impl Writer {
         K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn(Option<&K>) -> kubecloud_core::wait::Check,
     {
-        crate::wait::wait_on(self.states(api, object), kind, name, timeout, condition).await
+        let reached =
+            crate::wait::wait_on(self.states(api, object), kind, name, timeout, condition).await?;
+        // The caller acts on this state: later reads reflect at least its revision.
+        self.informers.witness(api, &reached);
+        Ok(reached)
     }
 
     /// The same writer with another retry policy.
@@ -184,10 +190,14 @@ impl Writer {
     }
 
     /// The object named `object` (or `None`) as the shared watch of its kind knows it, without
-    /// a request once that watch is up (starting it costs one list and one watch for the kind;
-    /// if it has not listed within a few seconds, the object is read from the server instead). For reads before writing
-    /// kubecloud's own objects, where creating a thousand objects would otherwise read a
-    /// thousand times; see [`Informers`] for how fresh such reads are.
+    /// a request once that watch is up (starting it costs one list and one watch for the kind).
+    /// For reads before writing kubecloud's own objects, where creating a thousand objects would
+    /// otherwise read a thousand times, and for the first state of a watch.
+    ///
+    /// The answer reflects this writer's own writes of the object and everything up to the last
+    /// state a [`Writer::wait_for`] of this writer's registry ended on (see [`Informers`]); when
+    /// the watch has not caught up with that, or has not listed within a few seconds, the object
+    /// is read from the server instead and the answer fed to the watch.
     pub async fn current<K>(
         &self,
         api: &Api<K>,
@@ -198,12 +208,30 @@ impl Writer {
     where
         K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
+        Ok(self.read(api, object, kind, name).await?.0)
+    }
+
+    /// [`Writer::current`], and whether the answer came from the server.
+    async fn read<K>(
+        &self,
+        api: &Api<K>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<(Option<K>, bool)>
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
         // A list that has not come back by then (faults, a slow server) is not waited for.
         const PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
-        match self.informers.cached(api, object, PATIENCE).await {
-            Some(state) => state,
-            None => self.get_opt(api, object, kind, name).await,
+        if let Some(state) = self.informers.cached(api, object, PATIENCE).await {
+            return Ok((state?, false));
         }
+        let live = self.get_opt(api, object, kind, name).await?;
+        if let Some(live) = &live {
+            self.informers.observe(api, live);
+        }
+        Ok((live, true))
     }
 
     /// [`Writer::current`] for a reference that must exist: an object the shared watch does
@@ -218,9 +246,10 @@ impl Writer {
     where
         K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        match self.current(api, object, kind, name).await? {
-            Some(found) => Ok(Some(found)),
-            None => self.get_opt(api, object, kind, name).await,
+        match self.read(api, object, kind, name).await? {
+            (Some(found), _) => Ok(Some(found)),
+            (None, true) => Ok(None),
+            (None, false) => self.get_opt(api, object, kind, name).await,
         }
     }
 

@@ -43,9 +43,8 @@ impl Writer {
         self.retry()
             .run("delete", || async {
                 match api.delete(object, &params).await {
-                    // The answer is not fed to the shared watches (`Informers::observe`): an
-                    // object marked for deletion and gone by the time a re-list completes would
-                    // be put back into the re-listed set and waited for forever.
+                    // The answer (the object marked for deletion) is not fed to the shared
+                    // watches: waiting until gone needs nothing from it.
                     Ok(answer) => Ok(Some(answer.either(
                         |marked| marked.meta().uid.clone().unwrap_or_default(),
                         |status| status.details.map(|d| d.uid).unwrap_or_default(),

@@ -1,33 +1,65 @@
 //! Shared watches: one watch per kind (and namespace) feeds every wait on objects of that kind.
 //!
 //! Waiting for a thousand VMs through a watch per VM opens a thousand watches (and lists). An
-//! [`Informers`] registry instead runs one kube-runtime watcher per resource URL (a kind in a
+//! [`Informers`] registry instead runs one list-then-watch loop per resource URL (a kind in a
 //! namespace, or a cluster-scoped kind) while anyone is waiting on objects of it, keeps the
 //! objects it has seen, and wakes every waiter on each change; each waiter looks at its own
-//! object. The watcher is stopped a moment ([`Informers::with_linger`], 5 s by default) after
-//! the last waiter is gone, so the waits of consecutive steps, and reads between them
+//! object. The loop is stopped a moment ([`Informers::with_linger`], 5 s by default) after the
+//! last waiter is gone, so the waits of consecutive steps, and reads between them
 //! ([`Informers::cached`]), reuse it.
 //!
-//! Reads from a watch may lag behind the server by the watch's latency (milliseconds): they are
-//! used only where kubecloud itself is the writer of the objects read (its own objects, named
-//! deterministically), and a write made on a stale read is at worst one write too many.
+//! ## What the store holds, and how fresh it is
 //!
-//! A wait must see the writes that came before it even when the watch has not delivered them
-//! yet: [`Writer`](crate::Writer) feeds what the API server answered to its own writes into the
-//! registry ([`Informers::observe`]). Between two states of the same object, the newer
-//! `resourceVersion` wins (compared as numbers when both are, as kube-apiserver's are; otherwise
-//! the later event wins), and a deletion the watch reported is not undone by an older answer.
+//! The loop is kube-runtime's watcher, written out so that the store knows the revision it
+//! reflects: it lists the kind (in pages), remembers the list's `resourceVersion`, then watches
+//! from it (with bookmarks); a dropped watch resumes from the last revision delivered, a `410
+//! Gone` lists again, and a completed list *replaces* the store, as a reflector does. The store
+//! therefore reflects the server exactly as of one revision, `seen` (the last list's revision,
+//! then every watch event and bookmark).
+//!
+//! A wait must also see the writes that came before it even when the watch has not delivered
+//! them yet: [`Writer`](crate::Writer) feeds what the API server answered to its own writes into
+//! the registry ([`Informers::observe`]). Such an answer is newer than the store only if its
+//! `resourceVersion` is greater than `seen`; otherwise the store has already seen that write, or
+//! something later (its deletion, say), and the answer is ignored. An answer kept this way is
+//! "ahead" of the watch until the watch reaches its revision; a list completed in the meantime
+//! drops it unless it is newer than the list, so a stale answer never brings back an object the
+//! server has since deleted.
+//!
+//! ## Reads that must reflect "now"
+//!
+//! Waits ([`Informers::states`]) start from the store: a first state a moment old is followed by
+//! every change, so a wait sees the state it waits for as soon as the watch delivers it. Reads
+//! ([`Informers::cached`], used by [`Writer::current`](crate::Writer::current)) also honour a
+//! barrier: a caller that waited for a state through this registry
+//! ([`Writer::wait_for`](crate::Writer::wait_for) records it with [`Informers::witness`]) acts on
+//! everything the cluster did up to that state's revision (a controller's other writes before
+//! it, such as a VM a restore rewrote before marking the restore complete), so a read through a
+//! store that has not seen that revision yet is answered by the server instead (and the answer
+//! fed to the store). Waiting and reading through one registry is thus causally consistent, at no
+//! cost while the stores keep up: a kind's first list is always newer than every barrier, and an
+//! active kind's watch passes barriers within milliseconds.
+//!
+//! ## What this relies on
+//!
+//! `resourceVersion`s are opaque strings in the Kubernetes API, but kube-apiserver's are etcd
+//! revisions: decimal integers, increasing with every write in the cluster. The store compares
+//! them as integers within one resource (an answer against its watch), and the barrier compares
+//! revisions across resources, which holds when the cluster keeps its resources in one etcd (the
+//! default; with `--etcd-servers-overrides` a barrier may cost an unneeded read, never a stale
+//! one for the object written). An answer whose `resourceVersion` is not an integer is not fed to
+//! the store: waits then see that write when the watch delivers it.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use kube::Resource;
-use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kubecloud_core::Result;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -51,6 +83,9 @@ use tokio::sync::watch;
 #[derive(Clone)]
 pub struct Informers {
     running: Arc<Mutex<HashMap<String, Weak<Informer>>>>,
+    /// The latest revision a caller has acted on ([`Informers::witness`]): reads through a store
+    /// that has not seen it are answered by the server.
+    barrier: Arc<AtomicU64>,
     linger: Duration,
 }
 
@@ -58,6 +93,7 @@ impl Default for Informers {
     fn default() -> Self {
         Self {
             running: Arc::default(),
+            barrier: Arc::default(),
             linger: Duration::from_secs(5),
         }
     }
@@ -97,12 +133,14 @@ impl Debug for Informers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Informers")
             .field("running", &lock(&self.running).len())
+            .field("barrier", &self.barrier.load(Ordering::Relaxed))
             .field("linger", &self.linger)
             .finish()
     }
 }
 
-/// One running watcher and what it has seen; dropped (and its task aborted) with its last user.
+/// One running list-then-watch loop and what it has seen; dropped (and its task aborted) with its
+/// last user.
 struct Informer {
     shared: Arc<Shared>,
     task: tokio::task::AbortHandle,
@@ -114,96 +152,109 @@ impl Drop for Informer {
     }
 }
 
-/// The state the watcher task and the waiters share.
+/// The state the loop and the waiters share.
 struct Shared {
     store: Mutex<Store>,
     /// Bumped on every change; waiters re-read their object.
     changed: watch::Sender<u64>,
 }
 
-#[derive(Default)]
+/// The objects of one resource URL as of revision `seen`, plus answers to writes newer than it.
+#[derive(Default, Debug)]
 struct Store {
-    /// Whether the first list has completed.
+    /// Whether a list has completed.
     synced: bool,
     objects: HashMap<String, Value>,
-    /// A re-list in progress (after `410 Gone`): replaces `objects` when done.
-    relisting: Option<HashMap<String, Value>>,
-    /// Objects the watch reported deleted, with the version they had: an older answer to a
-    /// write must not bring them back.
-    deleted: HashMap<String, Option<u64>>,
+    /// The revision the store reflects: the last list's, then every watch event's and bookmark's.
+    seen: u64,
+    /// Objects put from answers to writes that the watch has not delivered yet, with the
+    /// revision of the answer.
+    ahead: HashMap<String, u64>,
 }
 
 impl Store {
-    fn put(&mut self, name: String, object: Value) {
-        let version = resource_version(&object);
-        if let (Some(gone), Some(v)) = (self.deleted.get(&name), version)
-            && gone.is_some_and(|g| g >= v)
-        {
-            return;
+    /// A completed list at revision `at` replaces everything, except answers newer than it.
+    fn listed(&mut self, items: Vec<Value>, at: u64) {
+        let mut objects: HashMap<String, Value> = items
+            .into_iter()
+            .filter_map(|o| Some((name_of(&o)?, o)))
+            .collect();
+        let kept = &mut self.objects;
+        self.ahead.retain(|name, written| {
+            *written > at
+                && kept
+                    .remove(name)
+                    .map(|o| objects.insert(name.clone(), o))
+                    .is_some()
+        });
+        self.objects = objects;
+        self.seen = at;
+        self.synced = true;
+    }
+
+    /// A watch event: `object` is the new state of `name` (`None`: deleted) at revision `at`.
+    fn event(&mut self, name: String, object: Option<Value>, at: Option<u64>) {
+        let newer_answer = match (self.ahead.get(&name), at) {
+            (Some(written), Some(at)) => *written > at,
+            _ => false,
+        };
+        if !newer_answer {
+            self.ahead.remove(&name);
+            match object {
+                Some(o) => self.objects.insert(name, o),
+                None => self.objects.remove(&name),
+            };
         }
-        self.deleted.remove(&name);
-        for map in std::iter::once(&mut self.objects).chain(self.relisting.as_mut()) {
-            let newer = map
-                .get(&name)
-                .is_none_or(|old| match (resource_version(old), version) {
-                    (Some(old), Some(new)) => new >= old,
-                    _ => true,
-                });
-            if newer {
-                map.insert(name.clone(), object.clone());
-            }
+        if let Some(at) = at {
+            self.progress(at);
         }
     }
 
-    fn remove(&mut self, name: &str, version: Option<u64>) {
-        self.objects.remove(name);
-        if let Some(map) = self.relisting.as_mut() {
-            map.remove(name);
+    /// The watch has delivered everything up to revision `at`.
+    fn progress(&mut self, at: u64) {
+        if at > self.seen {
+            self.seen = at;
+            self.ahead.retain(|_, written| *written > at);
         }
-        self.deleted.insert(name.to_string(), version);
+    }
+
+    /// An answer to a write; whether it changed the store.
+    fn observe(&mut self, name: String, object: Value) -> bool {
+        let Some(written) = resource_version(&object) else {
+            return false;
+        };
+        if written <= self.seen
+            || self
+                .objects
+                .get(&name)
+                .and_then(resource_version)
+                .is_some_and(|held| held >= written)
+        {
+            return false;
+        }
+        self.objects.insert(name.clone(), object);
+        self.ahead.insert(name, written);
+        true
     }
 }
 
 impl Shared {
-    fn absorb(&self, event: watcher::Event<Value>) {
-        let mut store = lock(&self.store);
-        match event {
-            watcher::Event::Apply(object) => {
-                if let Some(name) = name_of(&object) {
-                    store.put(name, object);
-                }
-            }
-            watcher::Event::Delete(object) => {
-                if let Some(name) = name_of(&object) {
-                    store.remove(&name, resource_version(&object));
-                }
-            }
-            watcher::Event::Init => {
-                store.relisting = Some(HashMap::new());
-                return;
-            }
-            watcher::Event::InitApply(object) => {
-                if let (Some(name), Some(map)) = (name_of(&object), store.relisting.as_mut()) {
-                    map.insert(name, object);
-                }
-                return;
-            }
-            watcher::Event::InitDone => {
-                if let Some(listed) = store.relisting.take() {
-                    store.objects = listed;
-                }
-                store.deleted.clear();
-                store.synced = true;
-            }
+    fn update(&self, change: impl FnOnce(&mut Store) -> bool) {
+        let changed = change(&mut lock(&self.store));
+        if changed {
+            self.changed.send_modify(|n| *n = n.wrapping_add(1));
         }
-        drop(store);
-        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// The object's current state, once the first list is done.
-    fn current(&self, name: &str) -> Option<Option<Value>> {
+    /// The object's current state, once the store has listed and has seen revision `barrier`.
+    fn current(&self, name: &str, barrier: u64) -> Option<Option<Value>> {
         let store = lock(&self.store);
-        store.synced.then(|| store.objects.get(name).cloned())
+        (store.synced && store.seen >= barrier).then(|| store.objects.get(name).cloned())
+    }
+
+    /// Whether a list has completed.
+    fn synced(&self) -> bool {
+        lock(&self.store).synced
     }
 }
 
@@ -215,10 +266,33 @@ impl Informers {
         self
     }
 
+    /// Records that a caller has seen `object` behind `api` (a state that ended a wait) and acts
+    /// on it: reads through [`Informers::cached`] from now on reflect at least its revision, or
+    /// the revision the shared watch of its kind had reached when the state is an answer to a
+    /// write the watch has not delivered yet (see the module documentation).
+    /// [`Writer::wait_for`](crate::Writer::wait_for) calls it.
+    pub fn witness<K: Resource>(&self, api: &Api<K>, object: &K) {
+        let Some(at) = object
+            .meta()
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let at = match self.running(api.resource_url()) {
+            Some(informer) => at.min(lock(&informer.shared.store).seen),
+            None => at,
+        };
+        self.barrier.fetch_max(at, Ordering::AcqRel);
+    }
+
     /// The object `name` behind `api` as the shared watch of its kind knows it (`Some(None)`
     /// when it does not exist), starting that watch if needed (one list and one watch for the
-    /// kind) and waiting up to `patience` for it to list; `None` if it has not listed by then
-    /// (the caller reads from the server instead).
+    /// kind) and waiting up to `patience` for it to list. `None` if it has not listed by then,
+    /// or if it has not yet seen the revision of a state a caller waited for
+    /// ([`Informers::witness`]): the caller then reads from the server (and may feed the answer
+    /// back with [`Informers::observe`]).
     pub async fn cached<K>(
         &self,
         api: &Api<K>,
@@ -233,31 +307,30 @@ impl Informers {
         let listed = async {
             loop {
                 changes.borrow_and_update();
-                if let Some(now) = informer.shared.current(name) {
-                    return Some(now);
+                if informer.shared.synced() {
+                    return Some(());
                 }
                 changes.changed().await.ok()?;
             }
         };
-        let now = tokio::time::timeout(patience, listed).await.ok()??;
-        Some(
-            now.map(serde_json::from_value::<K>)
-                .transpose()
-                .map_err(|e| {
-                    kubecloud_core::Error::backend(
-                        "kubernetes",
-                        format!("decoding {name:?} from a watch"),
-                        false,
-                        e,
-                    )
-                }),
-        )
+        tokio::time::timeout(patience, listed).await.ok()??;
+        let barrier = self.barrier.load(Ordering::Acquire);
+        let Some(now) = informer.shared.current(name, barrier) else {
+            tracing::trace!(
+                url = api.resource_url(),
+                name,
+                barrier,
+                "shared watch behind a barrier"
+            );
+            return None;
+        };
+        Some(decode(now, name))
     }
 
     /// The states of the object `name` behind `api`: the current one once the shared watch of
     /// its kind has listed (`None` while it does not exist), then one per change of it. Every
     /// stream on the same resource URL shares one watch; a dropped watch resumes (with
-    /// kube-runtime's backoff), re-listing after `410 Gone`.
+    /// backoff), listing again after `410 Gone`.
     pub fn states<K>(&self, api: &Api<K>, name: &str) -> BoxStream<'static, Result<Option<K>>>
     where
         K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -270,21 +343,10 @@ impl Informers {
             |(informer, mut changes, name, last)| async move {
                 loop {
                     changes.borrow_and_update();
-                    if let Some(now) = informer.shared.current(&name)
+                    if let Some(now) = informer.shared.current(&name, 0)
                         && last.as_ref() != Some(&now)
                     {
-                        let item = now
-                            .clone()
-                            .map(serde_json::from_value::<K>)
-                            .transpose()
-                            .map_err(|e| {
-                                kubecloud_core::Error::backend(
-                                    "kubernetes",
-                                    format!("decoding {name:?} from a watch"),
-                                    false,
-                                    e,
-                                )
-                            });
+                        let item = decode(now.clone(), &name);
                         return Some((item, (informer, changes, name, Some(now))));
                     }
                     changes.changed().await.ok()?;
@@ -294,9 +356,10 @@ impl Informers {
         .boxed()
     }
 
-    /// Records what the API server answered to a write of `object` behind `api`, so waits that
-    /// start now see it even before the watch delivers it. A no-op when nobody watches that
-    /// kind.
+    /// Records what the API server answered to a write of `object` behind `api` (or a read of
+    /// it), so waits that start now see it even before the watch delivers it; an answer older
+    /// than what the watch has delivered is ignored (see the module documentation). A no-op
+    /// when nobody watches that kind.
     pub fn observe<K>(&self, api: &Api<K>, object: &K)
     where
         K: Resource + Serialize,
@@ -308,11 +371,7 @@ impl Informers {
             return;
         };
         if let Some(name) = name_of(&value) {
-            lock(&informer.shared.store).put(name, value);
-            informer
-                .shared
-                .changed
-                .send_modify(|n| *n = n.wrapping_add(1));
+            informer.shared.update(|store| store.observe(name, value));
         }
     }
 
@@ -354,31 +413,166 @@ impl Informers {
     }
 }
 
-/// The watcher task: every event into the shared store.
+fn decode<K: DeserializeOwned>(state: Option<Value>, name: &str) -> Result<Option<K>> {
+    state
+        .map(serde_json::from_value::<K>)
+        .transpose()
+        .map_err(|e| {
+            kubecloud_core::Error::backend(
+                "kubernetes",
+                format!("decoding {name:?} from a watch"),
+                false,
+                e,
+            )
+        })
+}
+
+/// Objects per page when listing.
+const PAGE: u32 = 500;
+/// How long one watch request lasts before it is renewed (as kube-runtime's watcher asks).
+const WATCH_SECONDS: u32 = 290;
+
+/// Delays between failed requests of the loop: doubling from 200 ms to 10 s, reset by success.
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(10);
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Self::MAX);
+    }
+
+    fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+}
+
+/// The list-then-watch loop: every list and event into the shared store.
 async fn feed<K>(api: Api<K>, shared: Arc<Shared>, url: String)
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     tracing::debug!(%url, "shared watch started");
-    let events = watcher(api, watcher::Config::default()).default_backoff();
-    futures::pin_mut!(events);
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(event) => shared.absorb(to_values(event)),
-            Err(err) => tracing::debug!(%url, error = %err, "shared watch failed; it resumes"),
+    let mut backoff = Backoff(Backoff::FIRST);
+    // The revision to watch from; `None`: list first.
+    let mut from: Option<String> = None;
+    loop {
+        let since = match from.take() {
+            Some(since) => since,
+            None => match list(&api).await {
+                Ok((items, version)) => {
+                    let at = version.parse().unwrap_or(0);
+                    shared.update(|store| {
+                        store.listed(items, at);
+                        true
+                    });
+                    version
+                }
+                Err(err) => {
+                    tracing::debug!(%url, error = %err, "shared watch: list failed; retrying");
+                    backoff.wait().await;
+                    continue;
+                }
+            },
+        };
+        match watch(&api, &shared, &since, &mut backoff).await {
+            Resume::From(at) => from = Some(at),
+            Resume::Relist => {}
+            Resume::After(at, err) => {
+                tracing::debug!(%url, error = %err, "shared watch failed; it resumes");
+                from = Some(at);
+                backoff.wait().await;
+            }
         }
     }
 }
 
-fn to_values<K: Serialize>(event: watcher::Event<K>) -> watcher::Event<Value> {
-    let value = |o: K| serde_json::to_value(o).unwrap_or_default();
-    match event {
-        watcher::Event::Apply(o) => watcher::Event::Apply(value(o)),
-        watcher::Event::Delete(o) => watcher::Event::Delete(value(o)),
-        watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitApply(o) => watcher::Event::InitApply(value(o)),
-        watcher::Event::InitDone => watcher::Event::InitDone,
+/// How a watch request ended.
+enum Resume {
+    /// Closed by the server (a timeout, a restart): watch again from this revision.
+    From(String),
+    /// The revision is no longer available (`410 Gone`): list again.
+    Relist,
+    /// Failed: watch again from this revision after a delay.
+    After(String, String),
+}
+
+/// Every object of the kind, in pages, and the revision of the list.
+async fn list<K>(api: &Api<K>) -> std::result::Result<(Vec<Value>, String), kube::Error>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let mut items = Vec::new();
+    let mut params = ListParams::default().limit(PAGE);
+    let mut version = None;
+    loop {
+        let page = api.list(&params).await?;
+        // Every page of one list is a view of the first page's revision.
+        version = version.or(page.metadata.resource_version);
+        items.extend(
+            page.items
+                .into_iter()
+                .filter_map(|o| serde_json::to_value(o).ok()),
+        );
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(next) => params = params.continue_token(&next),
+            None => break,
+        }
     }
+    Ok((items, version.unwrap_or_default()))
+}
+
+/// One watch request from revision `since`, every event into the store.
+async fn watch<K>(api: &Api<K>, shared: &Shared, since: &str, backoff: &mut Backoff) -> Resume
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    // With bookmarks (kube's default): they carry the revision forward on quiet kinds.
+    let params = WatchParams::default().timeout(WATCH_SECONDS);
+    let mut at = since.to_string();
+    let events = match api.watch(&params, since).await {
+        Ok(events) => events,
+        Err(kube::Error::Api(status)) if status.code == 410 => return Resume::Relist,
+        Err(err) => return Resume::After(at, err.to_string()),
+    };
+    futures::pin_mut!(events);
+    while let Some(event) = events.next().await {
+        let (object, deleted) = match event {
+            Ok(WatchEvent::Added(o) | WatchEvent::Modified(o)) => (o, false),
+            Ok(WatchEvent::Deleted(o)) => (o, true),
+            Ok(WatchEvent::Bookmark(mark)) => {
+                if let Ok(version) = mark.metadata.resource_version.parse() {
+                    shared.update(|store| {
+                        store.progress(version);
+                        false
+                    });
+                }
+                at = mark.metadata.resource_version;
+                continue;
+            }
+            Ok(WatchEvent::Error(status)) if status.code == 410 => return Resume::Relist,
+            Ok(WatchEvent::Error(status)) => return Resume::After(at, status.message.clone()),
+            Err(err) => return Resume::After(at, err.to_string()),
+        };
+        backoff.reset();
+        let Ok(value) = serde_json::to_value(&object) else {
+            continue;
+        };
+        let Some(name) = name_of(&value) else {
+            continue;
+        };
+        if let Some(version) = object.meta().resource_version.clone() {
+            at = version;
+        }
+        let version = resource_version(&value);
+        shared.update(|store| {
+            store.event(name, (!deleted).then_some(value), version);
+            true
+        });
+    }
+    Resume::From(at)
 }
 
 fn name_of(object: &Value) -> Option<String> {
@@ -397,4 +591,76 @@ fn resource_version(object: &Value) -> Option<u64> {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(name: &str, version: u64) -> Value {
+        json!({"metadata": {"name": name, "resourceVersion": version.to_string()}})
+    }
+
+    fn version_of(store: &Store, name: &str) -> Option<u64> {
+        store.objects.get(name).and_then(resource_version)
+    }
+
+    #[test]
+    fn a_list_drops_answers_it_is_newer_than_and_keeps_newer_ones() {
+        let mut store = Store::default();
+        store.listed(vec![object("a", 3)], 5);
+        // Answers to writes the watch has not delivered yet.
+        assert!(store.observe("old".into(), object("old", 7)));
+        assert!(store.observe("new".into(), object("new", 12)));
+        // A list at revision 10 (taken after "old" was written and deleted) does not have them.
+        store.listed(vec![object("a", 3)], 10);
+        assert_eq!(version_of(&store, "old"), None, "gone as of the list");
+        assert_eq!(
+            version_of(&store, "new"),
+            Some(12),
+            "written after the list"
+        );
+        assert_eq!(version_of(&store, "a"), Some(3));
+    }
+
+    #[test]
+    fn an_answer_the_watch_has_passed_is_ignored() {
+        let mut store = Store::default();
+        store.listed(vec![], 5);
+        store.event("a".into(), Some(object("a", 6)), Some(6));
+        store.event("a".into(), None, Some(8));
+        assert!(!store.observe("a".into(), object("a", 6)), "deleted at 8");
+        store.progress(20);
+        assert!(
+            !store.observe("b".into(), object("b", 15)),
+            "the watch is at 20"
+        );
+        assert!(store.objects.is_empty());
+    }
+
+    #[test]
+    fn older_watch_events_do_not_replace_a_newer_answer() {
+        let mut store = Store::default();
+        store.listed(vec![], 5);
+        assert!(store.observe("a".into(), object("a", 9)));
+        // The watch catches up: the creation, then a deletion before the answer's write (the
+        // name was created again at 9).
+        store.event("a".into(), Some(object("a", 6)), Some(6));
+        store.event("a".into(), None, Some(7));
+        assert_eq!(version_of(&store, "a"), Some(9));
+        store.event("a".into(), Some(object("a", 9)), Some(9));
+        assert!(store.ahead.is_empty(), "the watch delivered the answer");
+        store.event("a".into(), None, Some(11));
+        assert_eq!(version_of(&store, "a"), None);
+    }
+
+    #[test]
+    fn an_answer_without_an_integer_version_is_not_fed() {
+        let mut store = Store::default();
+        store.listed(vec![], 5);
+        let odd = json!({"metadata": {"name": "a", "resourceVersion": "x1"}});
+        assert!(!store.observe("a".into(), odd));
+        assert!(store.objects.is_empty());
+    }
 }

@@ -422,4 +422,10 @@ impl Cluster {
     pub fn compact(&self) {
         self.core.store.compact();
     }
+
+    /// Ends every open watch (the responses end without an error), as an API server restart
+    /// or a proxy's idle timeout does; clients resume from the last revision they saw.
+    pub fn end_watches(&self) {
+        self.core.store.end_watches();
+    }
 }

@@ -73,6 +73,8 @@ pub(crate) type Subscription = broadcast::Receiver<Arc<StoreEvent>>;
 pub(crate) struct Store {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<StoreEvent>>,
+    /// Bumped to end every open watch ([`Store::end_watches`]).
+    ends: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
@@ -88,7 +90,18 @@ impl Store {
                 rng: ChaCha8Rng::seed_from_u64(seed),
             }),
             events,
+            ends: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// A receiver that changes when every open watch must end.
+    pub fn watch_ends(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ends.subscribe()
+    }
+
+    /// Ends every open watch (its response ends), as an API server restart does.
+    pub fn end_watches(&self) {
+        self.ends.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Locks the store for a read-modify-write. Never held across an `.await`.

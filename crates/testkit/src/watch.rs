@@ -109,6 +109,8 @@ async fn run(
     opts: WatchOpts,
     tx: mpsc::Sender<Bytes>,
 ) {
+    // From the start: a watch that has sent anything ends with the others.
+    let mut ends = core.store.watch_ends();
     let filter = Filter {
         rt: rt.clone(),
         namespace,
@@ -192,6 +194,7 @@ async fn run(
         };
         tokio::select! {
             _ = tx.closed() => return,
+            _ = ends.changed() => return,
             _ = until_deadline => return,
             _ = ticker.tick(), if opts.allow_bookmarks => {
                 if tx.send(bookmark(&rt, last_rv, false)).await.is_err() {
