@@ -36,19 +36,24 @@
 //! everything the cluster did up to that state's revision (a controller's other writes before
 //! it, such as a VM a restore rewrote before marking the restore complete), so a read through a
 //! store that has not seen that revision yet is answered by the server instead (and the answer
-//! fed to the store). Waiting and reading through one registry is thus causally consistent, at no
-//! cost while the stores keep up: a kind's first list is always newer than every barrier, and an
-//! active kind's watch passes barriers within milliseconds.
+//! fed to the store). When the state that ended the wait is the answer to the caller's own write
+//! (ahead of the watch), the barrier is the revision the watch had reached: the caller learnt
+//! nothing newer about the rest of the cluster, and its own write is already in the store.
+//! Waiting and reading through one registry is thus causally consistent, at no cost while the
+//! stores keep up: a list taken after a wait is newer than its barrier, and the watch of an
+//! active kind passes a barrier within milliseconds; a quiet kind's store (no event since the
+//! barrier) answers with one read per object until its watch moves on.
 //!
 //! ## What this relies on
 //!
 //! `resourceVersion`s are opaque strings in the Kubernetes API, but kube-apiserver's are etcd
 //! revisions: decimal integers, increasing with every write in the cluster. The store compares
-//! them as integers within one resource (an answer against its watch), and the barrier compares
-//! revisions across resources, which holds when the cluster keeps its resources in one etcd (the
-//! default; with `--etcd-servers-overrides` a barrier may cost an unneeded read, never a stale
-//! one for the object written). An answer whose `resourceVersion` is not an integer is not fed to
-//! the store: waits then see that write when the watch delivers it.
+//! them as integers within one resource (an answer against its watch). The barrier compares
+//! revisions of different resources, which holds when the cluster keeps its resources in one
+//! etcd (the default); with `--etcd-servers-overrides`, revisions of resources kept in different
+//! etcd clusters are not comparable and the barrier guarantees nothing (the rules for answers
+//! still hold). An answer whose `resourceVersion` is not an integer is not fed to the store:
+//! waits then see that write when the watch delivers it.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -463,6 +468,7 @@ where
             Some(since) => since,
             None => match list(&api).await {
                 Ok((items, version)) => {
+                    backoff.reset();
                     let at = version.parse().unwrap_or(0);
                     shared.update(|store| {
                         store.listed(items, at);
