@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use futures::future::ready;
 use futures::stream::{self, BoxStream};
-use futures::StreamExt;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kubecloud_core::wait::Check;
@@ -657,9 +657,7 @@ impl Network for KubeOvn {
         // Through the shared watch of Subnets (one for all subnets and waits): Kube-OVN writes
         // the usage into the Subnet's status, so every address taken or given back is a change.
         let object = cluster_scoped(tenant, name);
-        let mut states = self
-            .writer
-            .states(&self.cluster(&kinds::subnet()), &object);
+        let mut states = self.writer.states(&self.cluster(&kinds::subnet()), &object);
         let first = match states.next().await {
             Some(Ok(Some(o))) if is_owned(&o.metadata, tenant) && !terminating(&to_value(&o)) => {
                 subnet_view(&to_value(&o))?

@@ -630,7 +630,10 @@ async fn a_pool_interrupted_half_way_reads_as_incomplete_and_can_be_completed_or
             created = lb.create_pool(&acme, &spec) => { created.unwrap(); }
             _ = interrupted(&server, k) => {}
         }
-        let pools = lb.list_pools(&acme).await.unwrap_or_else(|e| panic!("create {k}: {e}"));
+        let pools = lb
+            .list_pools(&acme)
+            .await
+            .unwrap_or_else(|e| panic!("create {k}: {e}"));
         let stored = metallb_objects(&server).len();
         match pools.as_slice() {
             [] => assert_eq!(stored, 0, "create {k}: parts nothing lists"),
@@ -640,7 +643,11 @@ async fn a_pool_interrupted_half_way_reads_as_incomplete_and_can_be_completed_or
         let done = lb.create_pool(&acme, &spec).await.unwrap();
         assert!(!done.incomplete);
         let read = lb.get_pool(&acme, "routed").await.unwrap();
-        assert_eq!((read.spec, read.incomplete), (spec.clone(), false), "create {k}");
+        assert_eq!(
+            (read.spec, read.incomplete),
+            (spec.clone(), false),
+            "create {k}"
+        );
         lb.delete_pool(&acme, "routed").await.unwrap();
         assert!(metallb_objects(&server).is_empty(), "create {k}");
     }
@@ -652,7 +659,10 @@ async fn a_pool_interrupted_half_way_reads_as_incomplete_and_can_be_completed_or
             deleted = lb.delete_pool(&acme, "routed") => { deleted.unwrap(); }
             _ = interrupted(&server, k) => {}
         }
-        let pools = lb.list_pools(&acme).await.unwrap_or_else(|e| panic!("delete {k}: {e}"));
+        let pools = lb
+            .list_pools(&acme)
+            .await
+            .unwrap_or_else(|e| panic!("delete {k}: {e}"));
         let stored = metallb_objects(&server).len();
         match pools.as_slice() {
             [] => assert_eq!(stored, 0, "delete {k}: parts nothing lists"),

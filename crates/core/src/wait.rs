@@ -318,16 +318,13 @@ pub fn exposure_assigned() -> impl Condition<Exposure> {
 /// # Ok(()) }
 /// ```
 pub fn subnet_in_use(n: u128) -> impl Condition<Subnet> {
-    condition(
-        format!("{n} address(es) in use"),
-        move |s: &Subnet| {
-            if s.used == n {
-                Check::Met
-            } else {
-                Check::Pending
-            }
-        },
-    )
+    condition(format!("{n} address(es) in use"), move |s: &Subnet| {
+        if s.used == n {
+            Check::Met
+        } else {
+            Check::Pending
+        }
+    })
 }
 
 #[cfg(test)]

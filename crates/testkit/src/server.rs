@@ -516,8 +516,8 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if let Some(after) = cut_after {
         // The watch's stream ends after `after`, whatever it was sending.
         response = response.map(|body| {
-            let frames = http_body_util::BodyStream::new(body)
-                .take_until(tokio::time::sleep(after));
+            let frames =
+                http_body_util::BodyStream::new(body).take_until(tokio::time::sleep(after));
             BodyExt::boxed(StreamBody::new(frames))
         });
     }
