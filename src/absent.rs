@@ -167,6 +167,13 @@ impl Network for Absent {
     async fn list_subnets(&self, _: &Tenant) -> Result<Vec<Subnet>> {
         self.refuse("network.list_subnets")
     }
+    async fn watch_subnet(
+        &self,
+        _: &Tenant,
+        _: &str,
+    ) -> Result<BoxStream<'static, Result<Subnet>>> {
+        self.refuse("network.watch_subnet")
+    }
     async fn delete_subnet(&self, _: &Tenant, _: &str) -> Result<()> {
         self.refuse("network.delete_subnet")
     }

@@ -1,6 +1,7 @@
 //! [`TenantNetwork`]: a tenant's VPCs, subnets, IP reservations, security groups, services and
 //! external access (external IPs, floating IPs, SNAT rules).
 
+use futures::stream::BoxStream;
 use kubecloud_core::{
     ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation, IpReservationSpec,
     Network, Result, SecurityGroup, SecurityGroupSpec, Service, ServiceSpec, SnatRule,
@@ -90,6 +91,13 @@ impl<'a> TenantNetwork<'a> {
     pub async fn get_subnet(&self, name: &str) -> Result<Subnet> {
         check_name("name", name)?;
         self.backend.get_subnet(self.tenant, name).await
+    }
+
+    /// The subnet's state, with its usage, now and at every change, until it is deleted (see
+    /// [`Network::watch_subnet`](kubecloud_core::Network::watch_subnet)).
+    pub async fn watch_subnet(&self, name: &str) -> Result<BoxStream<'static, Result<Subnet>>> {
+        check_name("name", name)?;
+        self.backend.watch_subnet(self.tenant, name).await
     }
 
     /// The tenant's subnets.

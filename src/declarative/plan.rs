@@ -163,6 +163,9 @@ struct Current {
     vm_owned_volumes: BTreeSet<String>,
     /// Address pools the tenant may use but does not own.
     shared_pools: BTreeSet<String>,
+    /// Resources only partly there (an interrupted create or delete): created again to complete
+    /// them if the spec names them, deleted otherwise.
+    incomplete: BTreeSet<(ResourceKind, String)>,
 }
 
 impl TenantHandle {
@@ -198,6 +201,16 @@ impl TenantHandle {
                 return Ok(());
             };
             wanted.insert((kind, live_name.as_str()));
+            if current.incomplete.contains(&(kind, live_name.clone())) {
+                steps.push(Step {
+                    action: Action::Create,
+                    kind,
+                    name: live_name.clone(),
+                    changes: Vec::new(),
+                    desired: Some(item),
+                });
+                return Ok(());
+            }
             let desired = normalize(item, live);
             if &desired == live {
                 return Ok(());
@@ -323,6 +336,11 @@ impl TenantHandle {
             .filter(|p| p.shared)
             .map(|p| p.spec.name.clone())
             .collect();
+        let incomplete: BTreeSet<(ResourceKind, String)> = pools
+            .iter()
+            .filter(|p| p.incomplete)
+            .map(|p| (ResourceKind::AddressPool, p.spec.name.clone()))
+            .collect();
         let mut by_kind: BTreeMap<ResourceKind, BTreeMap<String, Desired>> = BTreeMap::new();
         let mut put = |kind: ResourceKind, desired: Desired| {
             by_kind
@@ -364,6 +382,7 @@ impl TenantHandle {
             by_kind,
             vm_owned_volumes,
             shared_pools,
+            incomplete,
         })
     }
 }
@@ -513,6 +532,7 @@ pub(crate) fn check_references_within(spec: &TenantSpec) -> Result<()> {
         by_kind: BTreeMap::new(),
         vm_owned_volumes: BTreeSet::new(),
         shared_pools: BTreeSet::new(),
+        incomplete: BTreeSet::new(),
     };
     check_references(spec, &nothing)
 }

@@ -36,6 +36,17 @@ pub async fn stack(latency: Latency, seed: u64) -> Stack {
         .await
         .expect("fake cloud")
         .into_parts();
+    let cloud = cloud_on(&kube, &linstor);
+    Stack {
+        kube,
+        linstor,
+        cloud,
+    }
+}
+
+/// A [`Cloud`] of the four real backends on the doubles, with nothing cached: what a process
+/// started anew would have (e.g. after an apply was interrupted by the process ending).
+pub fn cloud_on(kube: &TestServer, linstor: &LinstorServer) -> Cloud {
     let client = kube.client();
     let mut storage = kubecloud::linstor::Linstor::builder(client.clone(), linstor.url())
         .insecure_http()
@@ -44,18 +55,13 @@ pub async fn stack(latency: Latency, seed: u64) -> Stack {
         storage = storage.tier(tier, resource_group);
     }
     let storage = storage.build().expect("LINSTOR backend");
-    let cloud = Cloud::builder()
+    Cloud::builder()
         .compute(kubecloud::kubevirt::KubeVirt::builder(client.clone()).build())
         .storage(storage)
         .network(kubecloud::kubeovn::KubeOvn::builder(client.clone()).build())
         .load_balancer(kubecloud::metallb::MetalLb::builder(client).build())
         .build()
-        .expect("cloud");
-    Stack {
-        kube,
-        linstor,
-        cloud,
-    }
+        .expect("cloud")
 }
 
 /// The `i`-th VM's fixed address on subnet `web` (10.0.0.0/16).

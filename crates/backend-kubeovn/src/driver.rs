@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
+use futures::future::ready;
+use futures::stream::{self, BoxStream};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kubecloud_core::wait::Check;
@@ -644,6 +647,37 @@ impl Network for KubeOvn {
             )
             .await?;
         subnet_view(&object)
+    }
+
+    async fn watch_subnet(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<Subnet>>> {
+        // Through the shared watch of Subnets (one for all subnets and waits): Kube-OVN writes
+        // the usage into the Subnet's status, so every address taken or given back is a change.
+        let object = cluster_scoped(tenant, name);
+        let mut states = self.writer.states(&self.cluster(&kinds::subnet()), &object);
+        let first = match states.next().await {
+            Some(Ok(Some(o))) if is_owned(&o.metadata, tenant) && !terminating(&to_value(&o)) => {
+                subnet_view(&to_value(&o))?
+            }
+            Some(Err(err)) => return Err(err),
+            _ => return Err(Error::not_found(ResourceKind::Subnet, name)),
+        };
+        // Until it is gone (or being deleted): then the stream ends.
+        let rest = states
+            .map(|state| match state {
+                Ok(Some(o)) => {
+                    let o = to_value(&o);
+                    (!terminating(&o)).then(|| subnet_view(&o))
+                }
+                Ok(None) => None,
+                Err(err) => Some(Err(err)),
+            })
+            .take_while(|state| ready(state.is_some()))
+            .filter_map(ready);
+        Ok(stream::once(ready(Ok(first))).chain(rest).boxed())
     }
 
     async fn list_subnets(&self, tenant: &Tenant) -> Result<Vec<Subnet>> {

@@ -299,7 +299,7 @@ impl State {
                     ResourceKind::Subnet,
                     subnet,
                 )?;
-                let ip = sub.space.allocate(&me)?;
+                let ip = sub.allocate(&me)?;
                 undo.push(Undo::Subnet {
                     subnet: subnet.clone(),
                     ip,
@@ -322,7 +322,7 @@ impl State {
                         return Err(taken(format!("fixedIp: {ip} is already taken by {h}")));
                     }
                     None => {
-                        sub.space.reserve(*ip, &me)?;
+                        sub.reserve(*ip, &me)?;
                         undo.push(Undo::Subnet {
                             subnet: subnet.clone(),
                             ip: *ip,
@@ -402,7 +402,7 @@ impl State {
                         .get_mut(tenant)
                         .and_then(|t| t.subnets.get_mut(&subnet))
                     {
-                        sub.space.release(ip);
+                        sub.release(ip);
                     }
                 }
                 Undo::Claim { reservation } => {
@@ -433,7 +433,7 @@ impl State {
                     .get_mut(tenant)
                     .and_then(|t| t.subnets.get_mut(subnet))
                 {
-                    sub.space.release(*ip);
+                    sub.release(*ip);
                 }
             }
             IpHold::Reserved { reservation, .. } => {

@@ -55,6 +55,8 @@ impl LbPool {
             assigned: self.space.used(),
             available: self.space.available(),
             shared: self.shared,
+            // Created and deleted whole, under one lock.
+            incomplete: false,
         }
     }
 

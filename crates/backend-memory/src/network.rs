@@ -4,6 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
+use futures::stream::BoxStream;
 use kubecloud_core::ipam::AddressSpace;
 use kubecloud_core::{
     Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation,
@@ -12,7 +13,8 @@ use kubecloud_core::{
     Vpc, VpcSpec, async_trait, cidrs_overlap, labels_match,
 };
 
-use crate::state::{State, TenantState, find};
+use crate::state::{State, TenantState, find, find_mut};
+use crate::watch::Watchers;
 use crate::{BACKEND, MemoryCloud};
 
 /// A VPC and its subnets.
@@ -24,9 +26,44 @@ pub(crate) struct VpcRecord {
 /// A subnet with its address space.
 pub(crate) struct SubnetRecord {
     pub(crate) spec: SubnetSpec,
+    /// Read here; changed only through [`SubnetRecord::allocate`], [`SubnetRecord::reserve`]
+    /// and [`SubnetRecord::release`], which tell the subnet's watchers.
     pub(crate) space: AddressSpace,
     /// Reservation names by the address they hold.
     pub(crate) reservations: HashMap<IpAddr, String>,
+    /// Subscribers of `watch_subnet`; dropped with the record, which ends their streams.
+    watchers: Watchers<Subnet>,
+}
+
+impl SubnetRecord {
+    /// Takes a free address for `holder`.
+    pub(crate) fn allocate(&mut self, holder: &str) -> Result<IpAddr> {
+        let ip = self.space.allocate(holder)?;
+        self.usage_changed();
+        Ok(ip)
+    }
+
+    /// Takes address `ip` for `holder`.
+    pub(crate) fn reserve(&mut self, ip: IpAddr, holder: &str) -> Result<()> {
+        self.space.reserve(ip, holder)?;
+        self.usage_changed();
+        Ok(())
+    }
+
+    /// Gives address `ip` back.
+    pub(crate) fn release(&mut self, ip: IpAddr) {
+        if self.space.release(ip).is_some() {
+            self.usage_changed();
+        }
+    }
+
+    fn usage_changed(&mut self) {
+        // Taken out for the while, so that the view can read the record; built only if
+        // someone watches.
+        let mut watchers = std::mem::take(&mut self.watchers);
+        watchers.publish(|| subnet_view(self));
+        self.watchers = watchers;
+    }
 }
 
 /// A security group and how many interfaces use it.
@@ -133,6 +170,7 @@ impl State {
             spec: spec.clone(),
             space: AddressSpace::for_subnet(spec),
             reservations: HashMap::new(),
+            watchers: Watchers::default(),
         };
         let subnet = subnet_view(&record);
         let ts = self.tenant_mut(tenant);
@@ -237,10 +275,10 @@ impl State {
             .ok_or_else(|| Error::not_found(ResourceKind::Subnet, &spec.subnet))?;
         let ip = match spec.ip {
             Some(ip) => {
-                sub.space.reserve(ip, &holder)?;
+                sub.reserve(ip, &holder)?;
                 ip
             }
-            None => sub.space.allocate(&holder)?,
+            None => sub.allocate(&holder)?,
         };
         sub.reservations.insert(ip, spec.name.clone());
         let mac = match spec.mac {
@@ -298,7 +336,7 @@ impl State {
             return Err(Error::not_found(ResourceKind::IpReservation, name));
         };
         if let Some(subnet) = ts.subnets.get_mut(&reservation.subnet) {
-            subnet.space.release(reservation.ip);
+            subnet.release(reservation.ip);
             subnet.reservations.remove(&reservation.ip);
         }
         self.macs.remove(&reservation.mac);
@@ -434,6 +472,22 @@ impl Network for MemoryCloud {
             name,
         )
         .map(subnet_view)
+    }
+
+    async fn watch_subnet(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<Subnet>>> {
+        let mut state = self.lock();
+        let subnet = find_mut(
+            state.tenants.get_mut(tenant),
+            |t| &mut t.subnets,
+            ResourceKind::Subnet,
+            name,
+        )?;
+        let current = subnet_view(subnet);
+        Ok(subnet.watchers.subscribe(current))
     }
 
     async fn list_subnets(&self, tenant: &Tenant) -> Result<Vec<Subnet>> {

@@ -151,13 +151,16 @@ impl MetalLb {
     }
 
     /// Refuses a pool whose name is taken or whose addresses overlap any other pool (any
-    /// tenant's or the administrator's); nothing is sent.
+    /// tenant's or the administrator's); nothing is sent. When `creating`, the tenant's own pool
+    /// of that name is refused too unless it is incomplete (an interrupted create or delete):
+    /// returns whether such a pool is there to be completed.
     async fn check_pool(
         &self,
         tenant: &Tenant,
         spec: &AddressPoolSpec,
         creating: bool,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        let mut resuming = false;
         let object = pool_object(tenant, &spec.name);
         let all = self
             .list(
@@ -181,7 +184,15 @@ impl MetalLb {
                     ));
                 }
                 if creating {
-                    return Err(Error::already_exists(ResourceKind::AddressPool, &spec.name));
+                    let incomplete = self
+                        .load_pools(tenant, Some(&spec.name))
+                        .await?
+                        .iter()
+                        .any(|p| p.spec.name == spec.name && p.incomplete);
+                    if !incomplete {
+                        return Err(Error::already_exists(ResourceKind::AddressPool, &spec.name));
+                    }
+                    resuming = true;
                 }
                 continue;
             }
@@ -207,11 +218,13 @@ impl MetalLb {
                 ));
             }
         }
-        Ok(())
+        Ok(resuming)
     }
 
-    /// Sends the pool's objects (each only if it would change), then removes objects of the pool
-    /// that are no longer wanted (a peer dropped, L2 switched to BGP).
+    /// Sends the pool's objects (each only if it would change), the `IPAddressPool` first and
+    /// its advertisement last, so that a pool interrupted half-way is found (and reads as
+    /// incomplete) rather than leaving parts nothing lists; then removes objects of the pool that
+    /// are no longer wanted (a peer dropped, L2 switched to BGP).
     async fn write_pool(
         &self,
         tenant: &Tenant,
@@ -247,15 +260,23 @@ impl MetalLb {
             }
             current_objects.push((k, api, value, desired, object, current));
         }
+        // The pool first, then the Secrets its peers name (before the first other object: every
+        // pool has an advertisement), then the rest in order.
+        current_objects.sort_by_key(|(k, ..)| *k != Kind::IpAddressPool);
+        let mut pending_secrets = Some(current_secrets);
         let mut kept = BTreeSet::new();
-        for (secret, object, current) in current_secrets {
-            self.writer
-                .apply_if_changed(&secrets, current.as_ref(), secret, kind, name)
-                .await?;
-            kept.insert(("Secret".to_string(), object));
-        }
         let mut written = BTreeMap::new();
         for (k, api, value, desired, object, current) in current_objects {
+            if k != Kind::IpAddressPool
+                && let Some(current_secrets) = pending_secrets.take()
+            {
+                for (secret, object, current) in current_secrets {
+                    self.writer
+                        .apply_if_changed(&secrets, current.as_ref(), secret, kind, name)
+                        .await?;
+                    kept.insert(("Secret".to_string(), object));
+                }
+            }
             // The backend owns the whole spec of its MetalLB objects: a field it no longer
             // sets (a dropped `bfdProfile`) is a change too, which a subset check would miss.
             let unchanged = current
@@ -286,11 +307,14 @@ impl MetalLb {
             assigned,
             available,
             shared: false,
+            incomplete: false,
         })
     }
 
-    /// Deletes the pool's objects (those with its ownership labels) that `keep` does not keep;
-    /// the `IPAddressPool` last.
+    /// Deletes the pool's objects (those with its ownership labels) that `keep` does not keep:
+    /// its advertisement first, then peers, profiles and community, then the peers' Secrets,
+    /// the `IPAddressPool` last (so an interrupted delete leaves a pool that reads as incomplete,
+    /// never parts without their pool).
     async fn remove_pool_objects(
         &self,
         tenant: &Tenant,
@@ -301,13 +325,15 @@ impl MetalLb {
         let params = || ListParams::default().labels(&selector);
         let kind = ResourceKind::AddressPool;
         let secrets = self.secrets();
-        for secret in self.list(&secrets, params(), kind, pool).await? {
-            let object = secret.name_any();
-            if !keep("Secret", &object) {
-                self.writer.delete(&secrets, &object, kind, pool).await?;
-            }
-        }
         for k in Kind::ALL_POOL_LAST {
+            if k == Kind::IpAddressPool {
+                for secret in self.list(&secrets, params(), kind, pool).await? {
+                    let object = secret.name_any();
+                    if !keep("Secret", &object) {
+                        self.writer.delete(&secrets, &object, kind, pool).await?;
+                    }
+                }
+            }
             let api = k.api(&self.client, &self.namespace);
             for found in self.list(&api, params(), kind, pool).await? {
                 let object = found.name_any();
@@ -381,14 +407,15 @@ impl MetalLb {
                 .to_string();
             let l2 = by_name(&l2s, &object);
             let bgp = by_name(&bgps, &object);
-            let spec =
-                translate::pool_spec(tenant, &pool, l2.as_ref(), bgp.as_ref(), &peers, &passwords)?;
+            let (spec, complete) =
+                translate::read_pool(tenant, &pool, l2.as_ref(), bgp.as_ref(), &peers, &passwords)?;
             let (assigned, available) = pool_usage(&pool, translate::capacity(&spec));
             out.push(AddressPool {
                 spec,
                 assigned,
                 available,
                 shared: false,
+                incomplete: !complete,
             });
         }
         out.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
@@ -629,8 +656,10 @@ impl LoadBalancer for MetalLb {
                 "bgp",
             ));
         }
-        self.check_pool(tenant, spec, true).await?;
-        self.write_pool(tenant, spec, false).await
+        // Completing an incomplete pool also removes parts of it the spec does not want (the
+        // peers of an interrupted BGP pool now made L2).
+        let resuming = self.check_pool(tenant, spec, true).await?;
+        self.write_pool(tenant, spec, resuming).await
     }
 
     async fn get_pool(&self, tenant: &Tenant, name: &str) -> Result<AddressPool> {

@@ -179,5 +179,6 @@ pub fn view(pool: &Value, l2s: &[Value], bgps: &[Value], peers: &[Value]) -> Opt
         assigned,
         available,
         shared: true,
+        incomplete: false,
     })
 }

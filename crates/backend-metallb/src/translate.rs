@@ -395,7 +395,8 @@ fn malformed(what: &str) -> Error {
 }
 
 /// Reads a pool's spec back from its objects: the pool, its L2 or BGP advertisement, its peers,
-/// and the passwords of the peers' Secrets (by Secret name).
+/// and the passwords of the peers' Secrets (by Secret name). Parts that are missing read as
+/// their defaults; [`read_pool`] says whether any was.
 pub fn pool_spec(
     tenant: &Tenant,
     pool: &Value,
@@ -404,6 +405,23 @@ pub fn pool_spec(
     peers: &[Value],
     passwords: &BTreeMap<String, SecretString>,
 ) -> Result<AddressPoolSpec> {
+    read_pool(tenant, pool, l2, bgp, peers, passwords).map(|(spec, _)| spec)
+}
+
+/// Reads a pool back from its objects like [`pool_spec`], and says whether it is complete: the
+/// `IPAddressPool` is written first and deleted last, so an interrupted create or delete leaves
+/// a pool without its advertisement, a BGP advertisement without some of its peers, or a peer
+/// without its password Secret. Such a pool reads as incomplete (missing parts as defaults),
+/// never as an error, so that it can be completed or deleted.
+pub fn read_pool(
+    tenant: &Tenant,
+    pool: &Value,
+    l2: Option<&Value>,
+    bgp: Option<&Value>,
+    peers: &[Value],
+    passwords: &BTreeMap<String, SecretString>,
+) -> Result<(AddressPoolSpec, bool)> {
+    let mut complete = true;
     let object = pool["metadata"]["name"].as_str().unwrap_or_default();
     let name = pool["metadata"]["labels"][NAME]
         .as_str()
@@ -420,11 +438,16 @@ pub fn pool_spec(
             let alias_prefix = format!("{object}.");
             let mut domain_peers = Vec::new();
             for peer_name in str_list(&s["peers"]) {
-                let peer = peers
+                let Some(peer) = peers
                     .iter()
                     .find(|p| p["metadata"]["name"] == peer_name.as_str())
-                    .ok_or_else(|| malformed("BGPAdvertisement peers"))?;
-                domain_peers.push(peer_from(peer, passwords)?);
+                else {
+                    complete = false;
+                    continue;
+                };
+                let peer = peer_from(peer, passwords)?;
+                complete &= peer.1;
+                domain_peers.push(peer.0);
             }
             Advertisement::Bgp(BgpAdvertisement {
                 peers: domain_peers,
@@ -457,24 +480,32 @@ pub fn pool_spec(
                 interfaces: str_list(&s["interfaces"]),
             })
         }
-        (None, None) => return Err(malformed("pool without an advertisement")),
+        (None, None) => {
+            complete = false;
+            Advertisement::L2(L2Advertisement::default())
+        }
     };
-    Ok(AddressPoolSpec {
+    let spec = AddressPoolSpec {
         name,
         addresses,
         auto_assign: pool["spec"]["autoAssign"].as_bool().unwrap_or(true),
         avoid_buggy_ips: pool["spec"]["avoidBuggyIPs"].as_bool().unwrap_or(false),
         advertisement,
-    })
+    };
+    Ok((spec, complete))
 }
 
-fn peer_from(peer: &Value, passwords: &BTreeMap<String, SecretString>) -> Result<BgpPeer> {
+/// A peer read back, and whether its password Secret (if it names one) was there.
+fn peer_from(peer: &Value, passwords: &BTreeMap<String, SecretString>) -> Result<(BgpPeer, bool)> {
     let s = &peer["spec"];
+    let password = s["passwordSecret"]["name"]
+        .as_str()
+        .map(|n| passwords.get(n).cloned());
     let name = peer["metadata"]["labels"][PEER]
         .as_str()
         .ok_or_else(|| malformed("BGPPeer"))?
         .to_string();
-    Ok(BgpPeer {
+    let peer = BgpPeer {
         name,
         my_asn: s["myASN"]
             .as_u64()
@@ -489,10 +520,10 @@ fn peer_from(peer: &Value, passwords: &BTreeMap<String, SecretString>) -> Result
         keepalive_time_secs: secs(&s["keepaliveTime"]),
         ebgp_multihop: s["ebgpMultiHop"].as_bool().unwrap_or(false),
         bfd: s["bfdProfile"].is_string(),
-        password: s["passwordSecret"]["name"]
-            .as_str()
-            .and_then(|n| passwords.get(n).cloned()),
-    })
+        password: password.clone().flatten(),
+    };
+    let secret_missing = matches!(password, Some(None));
+    Ok((peer, !secret_missing))
 }
 
 /// The password held by a BGP password Secret.

@@ -600,3 +600,79 @@ async fn peers_of_two_pools_whose_names_collide_are_refused_before_any_write() {
         "untouched"
     );
 }
+
+/// A pool whose create or delete was interrupted after any request reads as incomplete (never
+/// as an error, never as a finished pool, never as nothing while parts of it remain):
+/// `create_pool` completes it to the spec, `delete_pool` removes every part of it.
+#[tokio::test]
+async fn a_pool_interrupted_half_way_reads_as_incomplete_and_can_be_completed_or_deleted() {
+    let spec = bgp_spec("routed", "203.0.113.0/28", "pw");
+    let acme = tenant("acme");
+    // How many requests a whole create and a whole delete send: each is an interruption point.
+    let (creating, deleting, parts) = {
+        let server = server().await;
+        let lb = backend(&server);
+        let before = server.requests().total();
+        lb.create_pool(&acme, &spec).await.unwrap();
+        let created = server.requests().total();
+        let parts = metallb_objects(&server).len();
+        lb.delete_pool(&acme, "routed").await.unwrap();
+        (created - before, server.requests().total() - created, parts)
+    };
+    let interrupted = |server: &TestServer, k: usize| {
+        let requests = server.requests();
+        requests.reached(requests.total() + k)
+    };
+    for k in 1..creating {
+        let server = server().await;
+        let lb = backend(&server);
+        tokio::select! {
+            created = lb.create_pool(&acme, &spec) => { created.unwrap(); }
+            _ = interrupted(&server, k) => {}
+        }
+        let pools = lb
+            .list_pools(&acme)
+            .await
+            .unwrap_or_else(|e| panic!("create {k}: {e}"));
+        let stored = metallb_objects(&server).len();
+        match pools.as_slice() {
+            [] => assert_eq!(stored, 0, "create {k}: parts nothing lists"),
+            [pool] => assert_eq!(pool.incomplete, stored < parts, "create {k}: {pool:?}"),
+            more => panic!("create {k}: {more:?}"),
+        }
+        let done = lb.create_pool(&acme, &spec).await.unwrap();
+        assert!(!done.incomplete);
+        let read = lb.get_pool(&acme, "routed").await.unwrap();
+        assert_eq!(
+            (read.spec, read.incomplete),
+            (spec.clone(), false),
+            "create {k}"
+        );
+        lb.delete_pool(&acme, "routed").await.unwrap();
+        assert!(metallb_objects(&server).is_empty(), "create {k}");
+    }
+    for k in 1..deleting {
+        let server = server().await;
+        let lb = backend(&server);
+        lb.create_pool(&acme, &spec).await.unwrap();
+        tokio::select! {
+            deleted = lb.delete_pool(&acme, "routed") => { deleted.unwrap(); }
+            _ = interrupted(&server, k) => {}
+        }
+        let pools = lb
+            .list_pools(&acme)
+            .await
+            .unwrap_or_else(|e| panic!("delete {k}: {e}"));
+        let stored = metallb_objects(&server).len();
+        match pools.as_slice() {
+            [] => assert_eq!(stored, 0, "delete {k}: parts nothing lists"),
+            [pool] => assert_eq!(pool.incomplete, stored < parts, "delete {k}: {pool:?}"),
+            more => panic!("delete {k}: {more:?}"),
+        }
+        if !pools.is_empty() {
+            lb.delete_pool(&acme, "routed").await.unwrap();
+        }
+        assert!(metallb_objects(&server).is_empty(), "delete {k}");
+        assert!(lb.list_pools(&acme).await.unwrap().is_empty());
+    }
+}

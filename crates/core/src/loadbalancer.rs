@@ -254,6 +254,13 @@ pub struct AddressPool {
     /// tenant: tenants may use it but never change or delete it.
     #[serde(default)]
     pub shared: bool,
+    /// Whether some of the objects the pool is made of are missing: its creation or deletion
+    /// was interrupted half-way (or someone removed a part by hand). An incomplete pool does not
+    /// do what its spec says (e.g. its addresses are not announced); its `spec` holds what could
+    /// be read, missing parts as their defaults. [`LoadBalancer::create_pool`] completes it,
+    /// [`LoadBalancer::delete_pool`] removes what is left of it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
 }
 
 /// Exposes VMs (selected by labels) on an external address.
@@ -401,7 +408,9 @@ pub trait LoadBalancer: Send + Sync + std::fmt::Debug {
     /// What this backend can do.
     fn capabilities(&self) -> LoadBalancerCapabilities;
     /// Creates an address pool owned by (and only usable by) the tenant; refused if it overlaps
-    /// any existing pool.
+    /// any existing pool. An [incomplete](AddressPool::incomplete) pool of that name (an earlier
+    /// create or delete interrupted half-way) is completed to match `spec`; any other existing
+    /// pool of that name is refused with `AlreadyExists`.
     async fn create_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool>;
     /// The pool named `name`, with usage.
     async fn get_pool(&self, tenant: &Tenant, name: &str) -> Result<AddressPool>;

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -778,6 +779,36 @@ pub trait Network: Send + Sync + std::fmt::Debug {
     async fn list_subnets(&self, tenant: &Tenant) -> Result<Vec<Subnet>>;
     /// Deletes a subnet; refused while addresses are in use.
     async fn delete_subnet(&self, tenant: &Tenant, name: &str) -> Result<()>;
+    /// The subnet's state, with its usage, now and at every change (an address taken or given
+    /// back, e.g. asynchronously by the network after a VM is gone), until it is deleted (the
+    /// stream then ends). A missing subnet is refused with [`Error::NotFound`].
+    ///
+    /// Provided for compatibility: refuses with [`Error::Unsupported`]; every backend of this
+    /// workspace implements it, and the conformance suite waits on it.
+    ///
+    /// ```
+    /// # async fn demo(network: &dyn kubecloud_core::Network, acme: &kubecloud_core::Tenant) -> kubecloud_core::Result<()> {
+    /// use futures::StreamExt;
+    /// let mut states = network.watch_subnet(acme, "web").await?;
+    /// while let Some(subnet) = states.next().await {
+    ///     if subnet?.used == 0 {
+    ///         break; // every address given back
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    async fn watch_subnet(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<Subnet>>> {
+        let _ = (tenant, name);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "network.watch_subnet",
+            "watch_subnet",
+        ))
+    }
 
     /// Reserves an address (and MAC) in a subnet.
     async fn reserve_ip(&self, tenant: &Tenant, spec: &IpReservationSpec) -> Result<IpReservation>;

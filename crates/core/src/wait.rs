@@ -22,6 +22,7 @@ use futures::{Stream, StreamExt};
 use crate::compute::{Vm, VmPhase};
 use crate::error::{Error, ResourceKind, Result};
 use crate::loadbalancer::{Exposure, ExposureState};
+use crate::network::Subnet;
 use crate::storage::{Volume, VolumePhase};
 
 /// The verdict of a condition on one observed state.
@@ -170,6 +171,16 @@ impl Observed for Exposure {
     }
 }
 
+impl Observed for Subnet {
+    const KIND: ResourceKind = ResourceKind::Subnet;
+    fn summary(&self) -> String {
+        format!("{} address(es) in use", self.used)
+    }
+    fn identity(&self) -> (ResourceKind, String) {
+        (ResourceKind::Subnet, self.spec.name.clone())
+    }
+}
+
 /// Waits on `states` (current state first, then every change) until `condition` is met, fails,
 /// or `timeout` passes. A failure ends the wait at once with [`Error::Failed`]; a stream that
 /// ends (the resource was deleted) gives [`Error::NotFound`].
@@ -292,6 +303,27 @@ pub fn exposure_assigned() -> impl Condition<Exposure> {
         ExposureState::Assigned if e.ip.is_some() => Check::Met,
         ExposureState::Failed { reason } => Check::Failed(reason.clone()),
         _ => Check::Pending,
+    })
+}
+
+/// Exactly `n` of the subnet's addresses are in use (e.g. 0 once the network has taken back the
+/// addresses of deleted VMs, which it may do a moment after they are gone).
+///
+/// ```
+/// # async fn demo(net: &dyn kubecloud_core::Network, acme: &kubecloud_core::Tenant) -> kubecloud_core::Result<()> {
+/// use kubecloud_core::wait;
+/// use std::time::Duration;
+/// let states = net.watch_subnet(acme, "web").await?;
+/// wait::until(states, wait::subnet_in_use(0), Duration::from_secs(30)).await?;
+/// # Ok(()) }
+/// ```
+pub fn subnet_in_use(n: u128) -> impl Condition<Subnet> {
+    condition(format!("{n} address(es) in use"), move |s: &Subnet| {
+        if s.used == n {
+            Check::Met
+        } else {
+            Check::Pending
+        }
     })
 }
 

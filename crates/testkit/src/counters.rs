@@ -43,15 +43,52 @@ pub struct RequestRecord {
 
 /// A handle on the request log, cheap to clone. Obtained from
 /// [`TestServer::requests`](crate::TestServer::requests).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Requests {
     log: Arc<Mutex<Vec<RequestRecord>>>,
+    /// How many are recorded, for [`Requests::reached`].
+    recorded: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Default for Requests {
+    fn default() -> Self {
+        Requests {
+            log: Arc::default(),
+            recorded: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
 }
 
 impl Requests {
     pub(crate) fn record(&self, r: RequestRecord) {
         tracing::debug!(verb = %r.verb, path = %r.path, status = ?r.status, "request");
-        self.lock().push(r);
+        let mut log = self.lock();
+        log.push(r);
+        self.recorded.send_replace(log.len());
+    }
+
+    /// Resolves once `n` requests are recorded (since the last [`Requests::reset`]): the
+    /// `n`-th has been answered (or dropped by a fault), its answer maybe not yet read by the
+    /// client. For interrupting a client at a given request, without polling.
+    ///
+    /// ```
+    /// # async fn demo(server: kubecloud_testkit::TestServer) {
+    /// let tenth = server.requests().reached(server.requests().total() + 10);
+    /// tokio::select! {
+    ///     _ = tenth => { /* the work below is dropped after its tenth request */ }
+    ///     _ = async { /* work sending requests */ } => {}
+    /// }
+    /// # }
+    /// ```
+    pub fn reached(&self, n: usize) -> impl Future<Output = ()> + Send + use<> {
+        let mut recorded = self.recorded.subscribe();
+        async move {
+            // The sender lives as long as any `Requests` handle; if all are gone, so is the
+            // server, and nothing more will ever be recorded.
+            if recorded.wait_for(|&count| count >= n).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RequestRecord>> {
@@ -130,6 +167,8 @@ impl Requests {
 
     /// Forgets everything recorded so far.
     pub fn reset(&self) {
-        self.lock().clear();
+        let mut log = self.lock();
+        log.clear();
+        self.recorded.send_replace(0);
     }
 }

@@ -41,6 +41,12 @@ pub enum FaultAction {
     },
     /// Close the connection without answering.
     DropConnection,
+    /// Answer a watch as usual, then end its stream after this long, as a server or a proxy
+    /// cutting long-running requests does: the client must watch again from where it was.
+    CutWatch {
+        /// How long the watch streams before it is cut.
+        after: Duration,
+    },
 }
 
 /// One fault rule. Built with [`Fault::status`], [`Fault::too_many_requests`] or
@@ -86,6 +92,19 @@ impl Fault {
     /// Drop the connection without answering.
     pub fn drop_connection() -> Self {
         Self::new(FaultAction::DropConnection)
+    }
+
+    /// Answer watches as usual, then cut them after `after` (only [`Verb::Watch`] matches).
+    ///
+    /// ```
+    /// use kubecloud_testkit::Fault;
+    /// use std::time::Duration;
+    /// // A third of the watches end after 200 ms.
+    /// let f = Fault::cut_watch(Duration::from_millis(200)).rate(0.3);
+    /// # let _ = f;
+    /// ```
+    pub fn cut_watch(after: Duration) -> Self {
+        Self::new(FaultAction::CutWatch { after }).on_verb(Verb::Watch)
     }
 
     /// Only requests with this verb. Without it, every verb except [`Verb::Discovery`] matches.

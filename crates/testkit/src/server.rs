@@ -1,6 +1,7 @@
 //! The HTTP/1.1 server: the socket, request routing, faults and latency, the request log.
 
 use bytes::Bytes;
+use futures::StreamExt as _;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -469,10 +470,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         delay: Duration::ZERO,
     };
 
-    let (delay, fault) = shared.faults.decide(verb, &record.resource);
+    let (delay, mut fault) = shared.faults.decide(verb, &record.resource);
     record.delay = delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    let mut cut_after = None;
+    if let Some(FaultAction::CutWatch { after }) = fault {
+        record.faulted = true;
+        cut_after = Some(after);
+        fault = None;
     }
     if let Some(action) = fault {
         record.faulted = true;
@@ -491,6 +498,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 )
             },
             FaultAction::Status(code) => injected_status(code, rp.as_ref()),
+            FaultAction::CutWatch { .. } => unreachable!("answered below"),
         };
         record.status = Some(response.code);
         shared.requests.record(record);
@@ -501,10 +509,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         Some(e) => Err(e),
         None => dispatch(&shared, &route, verb, &inc, &q).await,
     };
-    let response = match dispatched {
+    let mut response = match dispatched {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
+    if let Some(after) = cut_after {
+        // The watch's stream ends after `after`, whatever it was sending.
+        response = response.map(|body| {
+            let frames =
+                http_body_util::BodyStream::new(body).take_until(tokio::time::sleep(after));
+            BodyExt::boxed(StreamBody::new(frames))
+        });
+    }
     record.status = Some(response.status().as_u16());
     shared.requests.record(record);
     Ok(response)

@@ -622,22 +622,15 @@ pub async fn runs_with_volume_and_fixed_ip(
         .refused("reservation of a running vm's fixed IP");
     assert_conflict(&err, None, "reservation of an address a vm holds");
     delete_vm_gone(compute, tenant, "web", params).await;
-    // Kube-OVN releases a deleted VM's address a moment after the VM is gone, and the Network
-    // trait has no watch of subnet usage yet: re-read with backoff, bounded by the timeout.
-    let deadline = tokio::time::Instant::now() + params.timeout;
-    let mut pause = std::time::Duration::from_millis(5);
-    let used = loop {
-        let subnet = network
-            .get_subnet(tenant, "front")
-            .await
-            .or_fail("get subnet \"front\"");
-        if subnet.used == 0 || tokio::time::Instant::now() >= deadline {
-            break subnet.used;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(200));
-    };
-    assert_eq!(used, 0, "a deleted vm frees its address");
+    // Kube-OVN releases a deleted VM's address a moment after the VM is gone: wait on the
+    // subnet's states for it.
+    let states = network
+        .watch_subnet(tenant, "front")
+        .await
+        .or_fail("watch subnet \"front\"");
+    wait::until(states, wait::subnet_in_use(0), params.timeout)
+        .await
+        .or_fail("a deleted vm frees its address");
     delete_gone(storage, tenant, "web-root", params).await;
     delete_vpc_and_subnet(network, tenant, "main", "front").await;
     Outcome::Passed
