@@ -200,6 +200,26 @@ impl Shared {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// The object's current state once the first list is done, unless it is still `seen`
+    /// (the same resourceVersion, or an equal value without one). Every change of the kind
+    /// wakes every waiter on it: one whose object did not change copies nothing.
+    fn current_unless(&self, name: &str, seen: Option<&Option<Value>>) -> Option<Option<Value>> {
+        let store = lock(&self.store);
+        if !store.synced {
+            return None;
+        }
+        let now = store.objects.get(name);
+        let unchanged = seen.is_some_and(|seen| match (seen.as_ref(), now) {
+            (None, None) => true,
+            (Some(a), Some(b)) => match (resource_version(a), resource_version(b)) {
+                (Some(x), Some(y)) => x == y,
+                _ => a == b,
+            },
+            _ => false,
+        });
+        (!unchanged).then(|| now.cloned())
+    }
+
     /// The object's current state, once the first list is done.
     fn current(&self, name: &str) -> Option<Option<Value>> {
         let store = lock(&self.store);
@@ -270,9 +290,7 @@ impl Informers {
             |(informer, mut changes, name, last)| async move {
                 loop {
                     changes.borrow_and_update();
-                    if let Some(now) = informer.shared.current(&name)
-                        && last.as_ref() != Some(&now)
-                    {
+                    if let Some(now) = informer.shared.current_unless(&name, last.as_ref()) {
                         let item = now
                             .clone()
                             .map(serde_json::from_value::<K>)
