@@ -206,14 +206,11 @@ impl Txn<'_> {
             namespace: namespace.unwrap_or("").to_string(),
             name: String::new(),
         };
-        self.inner
-            .objects
-            .range(start..)
-            .take_while(move |(k, _)| {
-                k.group == group
-                    && k.resource == resource
-                    && namespace.is_none_or(|ns| k.namespace == ns)
-            })
+        self.inner.objects.range(start..).take_while(move |(k, _)| {
+            k.group == group
+                && k.resource == resource
+                && namespace.is_none_or(|ns| k.namespace == ns)
+        })
     }
 
     /// The object whose `metadata.uid` is `uid`, if one is stored.
