@@ -32,9 +32,9 @@ use kubecloud_testkit::{Latency, RequestRecord, TestServer, Verb};
 use serde_json::{Value, json};
 
 const LATENCY: Duration = Duration::from_millis(1);
-/// The issue asks for 1,000 VMs; the simulated KubeVirt controller schedules each instance by
-/// listing every instance of the cluster (quadratic), so 1,000 VMs take many minutes on two
-/// cores. `--vms 1000` (or `STACK_BENCH_VMS=1000`) runs the full size.
+/// The issue asks for 1,000 VMs; the simulated controllers still scan every IP of the subnet
+/// (Kube-OVN) per pod, so 1,000 VMs take minutes on two cores. `--vms 1000` (or
+/// `STACK_BENCH_VMS=1000`) runs the full size.
 const DEFAULT_VMS: usize = 300;
 
 struct Args {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use serde::Serialize;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use kubecloud_core::wait;
 use kubecloud_core::{Error, ResourceKind, Result, RunStrategy};
@@ -23,7 +24,9 @@ use crate::TenantHandle;
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ApplyOptions {
-    /// Steps of one level run at once, at most this many.
+    /// Steps of one level being sent at once, at most this many (the bound on requests in
+    /// flight). Waiting for a sent resource to be ready or gone does not count against it: waits
+    /// go through one shared watch per kind and send nothing.
     pub concurrency: usize,
     /// Wait until created resources are ready (VMs running, volumes ready, addresses assigned)
     /// and deleted ones are gone before the next level.
@@ -148,6 +151,11 @@ impl TenantHandle {
                     .extend(group.iter().map(|s| (s.action, s.kind, s.name.clone())));
                 continue;
             }
+            // At most `concurrency` steps send at once; a step gives its slot back when it
+            // starts waiting, so the waits of a level (on the shared watches, no requests)
+            // overlap as a raw loop of requests followed by one watch would.
+            let slots = Semaphore::new(options.concurrency.max(1));
+            let slots = &slots;
             // The futures are built before they are streamed (not in a `map` over the stream)
             // so that the whole apply future is `Send`: a closure taking `&Step` inside the
             // stream's type defeats the compiler's proof, and a kube-runtime reconciler (the
@@ -157,10 +165,11 @@ impl TenantHandle {
                 .map(|step| {
                     let failed = failed.clone();
                     async move {
+                        let slot = slots.acquire().await.ok();
                         if failed.load(Ordering::SeqCst) {
                             return (step, None);
                         }
-                        let outcome = self.run_step(step, options, on_event).await;
+                        let outcome = self.run_step(step, options, on_event, slot).await;
                         if outcome.0.is_err() {
                             failed.store(true, Ordering::SeqCst);
                         }
@@ -169,7 +178,7 @@ impl TenantHandle {
                 })
                 .collect();
             let results: Vec<(&Step, Option<StepOutcome>)> = stream::iter(steps)
-                .buffer_unordered(options.concurrency.max(1))
+                .buffer_unordered(group.len().max(1))
                 .collect()
                 .await;
             for (step, outcome) in results {
@@ -240,7 +249,7 @@ impl TenantHandle {
                 changes: Vec::new(),
                 desired: None,
             };
-            if self.run_step(&step, options, &|_| {}).await.0.is_ok() {
+            if self.run_step(&step, options, &|_| {}, None).await.0.is_ok() {
                 on_event(ApplyEvent {
                     kind,
                     name: name.clone(),
@@ -253,22 +262,32 @@ impl TenantHandle {
     }
 
     /// Runs one step; the flag says whether it created something (even if waiting then failed),
-    /// so a rollback knows to remove it.
+    /// so a rollback knows to remove it. `slot` (a place among the steps sending at once) is
+    /// given back once the step only waits.
     async fn run_step(
         &self,
         step: &Step,
         options: ApplyOptions,
         on_event: Sink<'_>,
+        mut slot: Option<SemaphorePermit<'_>>,
     ) -> (Result<()>, bool) {
         on_event(event(step, Progress::Applying));
         let sent = match step.action {
-            Action::Delete => self.delete_one(step.kind, &step.name, options).await,
-            Action::Replace => match self.delete_one(step.kind, &step.name, options).await {
+            Action::Delete => {
+                self.delete_one(step.kind, &step.name, options, &mut slot)
+                    .await
+            }
+            // The deletion is waited for before the creation is sent: keep the slot.
+            Action::Replace => match self
+                .delete_one(step.kind, &step.name, options, &mut None)
+                .await
+            {
                 Ok(()) => self.create_one(step).await,
                 Err(e) => Err(e),
             },
             Action::Create | Action::Update => self.create_one(step).await,
         };
+        drop(slot);
         if let Err(e) = sent {
             return (Err(e), false);
         }
@@ -306,15 +325,20 @@ impl TenantHandle {
         }
     }
 
+    /// Deletes one resource and waits until it is gone, giving `slot` back once it only waits.
     async fn delete_one(
         &self,
         kind: ResourceKind,
         name: &str,
         options: ApplyOptions,
+        slot: &mut Option<SemaphorePermit<'_>>,
     ) -> Result<()> {
-        let gone = |r: Result<()>| match r {
-            Err(e) if e.is_not_found() => Ok(()),
-            other => other,
+        let mut gone = |r: Result<()>| {
+            slot.take();
+            match r {
+                Err(e) if e.is_not_found() => Ok(()),
+                other => other,
+            }
         };
         match kind {
             ResourceKind::Vpc => gone(self.network().delete_vpc(name).await),

@@ -251,6 +251,26 @@ impl Shared {
         }
     }
 
+    /// The object's current state once the first list is done, unless it is still `seen`
+    /// (the same resourceVersion, or an equal value without one). Every change of the kind
+    /// wakes every waiter on it: one whose object did not change copies nothing.
+    fn current_unless(&self, name: &str, seen: Option<&Option<Value>>) -> Option<Option<Value>> {
+        let store = lock(&self.store);
+        if !store.synced {
+            return None;
+        }
+        let now = store.objects.get(name);
+        let unchanged = seen.is_some_and(|seen| match (seen.as_ref(), now) {
+            (None, None) => true,
+            (Some(a), Some(b)) => match (resource_version(a), resource_version(b)) {
+                (Some(x), Some(y)) => x == y,
+                _ => a == b,
+            },
+            _ => false,
+        });
+        (!unchanged).then(|| now.cloned())
+    }
+
     /// The object's current state, once the store has listed and has seen revision `barrier`.
     fn current(&self, name: &str, barrier: u64) -> Option<Option<Value>> {
         let store = lock(&self.store);
@@ -348,9 +368,7 @@ impl Informers {
             |(informer, mut changes, name, last)| async move {
                 loop {
                     changes.borrow_and_update();
-                    if let Some(now) = informer.shared.current(&name, 0)
-                        && last.as_ref() != Some(&now)
-                    {
+                    if let Some(now) = informer.shared.current_unless(&name, last.as_ref()) {
                         let item = decode(now.clone(), &name);
                         return Some((item, (informer, changes, name, Some(now))));
                     }

@@ -277,16 +277,15 @@ impl Core {
             Some(token) => decode_continue(token)?,
             None => (current, None),
         };
-        let mut items: Vec<(ObjKey, Value)> = txn
-            .list(&t.rt.group, &t.rt.plural, ns)
-            .into_iter()
-            .filter(|(k, _)| {
+        // Selected before cloning: a selective list costs a scan, not a copy of the resource.
+        let mut items: Vec<(ObjKey, Value)> =
+            txn.list_where(&t.rt.group, &t.rt.plural, ns, |k, o| {
                 after
                     .as_ref()
                     .is_none_or(|a| (&k.namespace, &k.name) > (&a.0, &a.1))
-            })
-            .filter(|(_, o)| opts.labels.matches(o) && opts.fields.matches(o))
-            .collect();
+                    && opts.labels.matches(o)
+                    && opts.fields.matches(o)
+            });
         drop(txn);
         let mut meta = json!({"resourceVersion": list_rv.to_string()});
         if let Some(limit) = opts.limit.filter(|l| *l > 0)

@@ -355,20 +355,75 @@ impl Cluster {
         self.core.store.lock().get(key).cloned()
     }
 
-    /// The stored objects `keep` selects, with their location; unlike [`Cluster::snapshot`] it
-    /// clones only those (the garbage collector looks up owners and dependents on every event).
-    pub(crate) fn select(&self, keep: impl Fn(&Value) -> bool) -> Vec<(ObjKey, Value)> {
+    /// Lists objects of a kind (in one namespace or all) that `keep` selects, as [`Cluster::list`]
+    /// presents them; the selection runs on the stored objects, so only those kept are copied.
+    pub(crate) fn list_where(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<Value>, ApiError> {
+        let t = self.target(api_version, kind, namespace, None, None)?;
+        let ns = t.namespace.as_deref().filter(|_| t.rt.namespaced);
+        let kept = self
+            .core
+            .store
+            .lock()
+            .list_where(&t.rt.group, &t.rt.plural, ns, |_, o| keep(o));
+        Ok(kept
+            .into_iter()
+            .map(|(_, o)| crate::api::present(&t.rt, o))
+            .collect())
+    }
+
+    /// Calls `f` on every stored object of a kind (in one namespace or all), without copying
+    /// them; `f` runs under the store's lock, so it must not call back into the API.
+    pub(crate) fn for_each(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        f: impl FnMut(&Value),
+    ) -> Result<(), ApiError> {
+        let t = self.target(api_version, kind, namespace, None, None)?;
+        let ns = t.namespace.as_deref().filter(|_| t.rt.namespaced);
+        self.core
+            .store
+            .lock()
+            .range(&t.rt.group, &t.rt.plural, ns)
+            .map(|(_, o)| o)
+            .for_each(f);
+        Ok(())
+    }
+
+    /// The stored object whose `metadata.uid` is `uid`, with its location (an index lookup).
+    pub(crate) fn by_uid(&self, uid: &str) -> Option<(ObjKey, Value)> {
+        if uid.is_empty() {
+            return None;
+        }
         let txn = self.core.store.lock();
-        txn.all()
-            .filter(|(_, v)| keep(v))
+        txn.by_uid(uid).map(|(k, v)| (k.clone(), v.clone()))
+    }
+
+    /// Whether `test` holds for the stored object whose uid is `uid` (false if there is none).
+    pub(crate) fn uid_is(&self, uid: &str, test: impl Fn(&Value) -> bool) -> bool {
+        let txn = self.core.store.lock();
+        txn.by_uid(uid).is_some_and(|(_, v)| test(v))
+    }
+
+    /// The stored objects with an owner reference to `uid` (an index lookup).
+    pub(crate) fn dependents(&self, uid: &str) -> Vec<(ObjKey, Value)> {
+        let txn = self.core.store.lock();
+        txn.dependents(uid)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
 
-    /// Whether any stored object matches `test`.
-    pub(crate) fn any(&self, test: impl Fn(&Value) -> bool) -> bool {
+    /// Whether any stored object has an owner reference to `uid`.
+    pub(crate) fn has_dependents(&self, uid: &str) -> bool {
         let txn = self.core.store.lock();
-        txn.all().any(|(_, v)| test(v))
+        txn.dependents(uid).next().is_some()
     }
 
     /// Every stored object with its location (for cluster-wide controllers).

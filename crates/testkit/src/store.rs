@@ -9,7 +9,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
@@ -59,6 +59,11 @@ pub(crate) struct StoreEvent {
 pub(crate) struct Inner {
     rv: u64,
     objects: BTreeMap<ObjKey, Value>,
+    /// Where the object with a `metadata.uid` is (the garbage collector's lookups by uid).
+    uids: HashMap<String, ObjKey>,
+    /// The objects with an owner reference to a uid, by that uid (the garbage collector's
+    /// dependency graph, as kube-controller-manager's graph builder keeps it).
+    dependents: HashMap<String, BTreeSet<ObjKey>>,
     history: VecDeque<Arc<StoreEvent>>,
     history_limit: usize,
     /// Oldest revision still answerable by a watch: events after it are all in `history`.
@@ -84,6 +89,8 @@ impl Store {
             inner: Mutex::new(Inner {
                 rv: 1,
                 objects: BTreeMap::new(),
+                uids: HashMap::new(),
+                dependents: HashMap::new(),
                 history: VecDeque::new(),
                 history_limit: history_limit.max(1),
                 compacted_rv: 1,
@@ -143,7 +150,7 @@ impl Store {
             .inner
             .objects
             .iter()
-            .filter(|(k, _)| filter(k))
+            .filter(|&(k, _)| filter(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         (objects, txn.inner.rv, self.events.subscribe())
@@ -181,22 +188,58 @@ impl Txn<'_> {
         resource: &str,
         namespace: Option<&str>,
     ) -> Vec<(ObjKey, Value)> {
+        self.list_where(group, resource, namespace, |_, _| true)
+    }
+
+    /// The objects of one resource (optionally in one namespace) that `keep` selects, in key
+    /// order; only those are cloned.
+    pub fn list_where(
+        &self,
+        group: &str,
+        resource: &str,
+        namespace: Option<&str>,
+        mut keep: impl FnMut(&ObjKey, &Value) -> bool,
+    ) -> Vec<(ObjKey, Value)> {
+        self.range(group, resource, namespace)
+            .filter(|&(k, v)| keep(k, v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The objects of one resource (optionally in one namespace), in key order, by reference.
+    pub fn range<'s>(
+        &'s self,
+        group: &'s str,
+        resource: &'s str,
+        namespace: Option<&'s str>,
+    ) -> impl Iterator<Item = (&'s ObjKey, &'s Value)> + 's {
         let start = ObjKey {
             group: group.to_string(),
             resource: resource.to_string(),
             namespace: namespace.unwrap_or("").to_string(),
             name: String::new(),
         };
+        self.inner.objects.range(start..).take_while(move |(k, _)| {
+            k.group == group
+                && k.resource == resource
+                && namespace.is_none_or(|ns| k.namespace == ns)
+        })
+    }
+
+    /// The object whose `metadata.uid` is `uid`, if one is stored.
+    pub fn by_uid(&self, uid: &str) -> Option<(&ObjKey, &Value)> {
+        let key = self.inner.uids.get(uid)?;
+        self.inner.objects.get_key_value(key)
+    }
+
+    /// The objects with an owner reference to `uid`, in key order.
+    pub fn dependents(&self, uid: &str) -> impl Iterator<Item = (&ObjKey, &Value)> {
         self.inner
-            .objects
-            .range(start..)
-            .take_while(|(k, _)| {
-                k.group == group
-                    && k.resource == resource
-                    && namespace.is_none_or(|ns| k.namespace == ns)
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+            .dependents
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.inner.objects.get_key_value(k))
     }
 
     /// Every stored object (for garbage collection and namespace cleanup).
@@ -210,6 +253,10 @@ impl Txn<'_> {
         let rv = self.inner.rv;
         object["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let prev = self.inner.objects.insert(key.clone(), object.clone());
+        if let Some(p) = &prev {
+            self.unindex(&key, p);
+        }
+        self.index(&key, &object);
         let kind = if prev.is_some() {
             EventType::Modified
         } else {
@@ -228,6 +275,7 @@ impl Txn<'_> {
     /// Removes the object under `key`; returns its last state carrying the deletion's revision.
     pub fn remove(&mut self, key: &ObjKey) -> Option<Value> {
         let prev = self.inner.objects.remove(key)?;
+        self.unindex(key, &prev);
         self.inner.rv += 1;
         let rv = self.inner.rv;
         let mut object = prev.clone();
@@ -242,6 +290,35 @@ impl Txn<'_> {
         Some(object)
     }
 
+    fn index(&mut self, key: &ObjKey, object: &Value) {
+        if let Some(uid) = uid_of(object) {
+            self.inner.uids.insert(uid.to_string(), key.clone());
+        }
+        for owner in owner_uids(object) {
+            self.inner
+                .dependents
+                .entry(owner.to_string())
+                .or_default()
+                .insert(key.clone());
+        }
+    }
+
+    fn unindex(&mut self, key: &ObjKey, object: &Value) {
+        if let Some(uid) = uid_of(object)
+            && self.inner.uids.get(uid) == Some(key)
+        {
+            self.inner.uids.remove(uid);
+        }
+        for owner in owner_uids(object) {
+            if let Some(set) = self.inner.dependents.get_mut(owner) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.inner.dependents.remove(owner);
+                }
+            }
+        }
+    }
+
     fn publish(&mut self, event: StoreEvent) {
         let event = Arc::new(event);
         self.inner.history.push_back(event.clone());
@@ -253,4 +330,16 @@ impl Txn<'_> {
         // No receivers is fine: nobody is watching.
         let _ = self.events.send(event);
     }
+}
+
+fn uid_of(object: &Value) -> Option<&str> {
+    object["metadata"]["uid"].as_str().filter(|u| !u.is_empty())
+}
+
+fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
 }

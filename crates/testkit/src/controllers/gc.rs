@@ -137,8 +137,8 @@ impl GarbageCollector {
         for (k, d) in dependents_of(api, uid) {
             // Owners that stay: they exist and are not themselves waiting for their dependents.
             let solid = |u: &str| {
-                api.any(|o| {
-                    uid_of(o) == u && !(is_deleting(o) && has_finalizer(o, "foregroundDeletion"))
+                api.uid_is(u, |o| {
+                    !(is_deleting(o) && has_finalizer(o, "foregroundDeletion"))
                 })
             };
             if owner_uids(&d).iter().any(|u| u != uid && solid(u)) {
@@ -148,7 +148,7 @@ impl GarbageCollector {
             }
             if !is_deleting(&d) {
                 let dependent_uid = uid_of(&d);
-                let has_dependents = api.any(|o| refers_to(o, dependent_uid));
+                let has_dependents = api.has_dependents(dependent_uid);
                 let policy = has_dependents.then_some("Foreground");
                 tracing::debug!(object = %k.name, ?policy, "deleting dependent of a foreground deletion");
                 ignore_not_found(api.delete_key_with(&k, policy))?;
@@ -182,11 +182,11 @@ impl GarbageCollector {
         let live: HashSet<String> = dependents
             .iter()
             .flat_map(|(_, d)| owner_uids(d))
-            .filter(|u| api.any(|o| uid_of(o) == u))
+            .filter(|u| api.uid_is(u, |_| true))
             .collect();
         Self::collect(api, &dependents, &live)?;
         for owner_uid in owner_uids(gone) {
-            if let Some((k, o)) = api.select(|o| uid_of(o) == owner_uid).into_iter().next()
+            if let Some((k, o)) = api.by_uid(&owner_uid)
                 && is_deleting(&o)
                 && has_finalizer(&o, "foregroundDeletion")
             {
@@ -201,19 +201,13 @@ fn uid_of(object: &Value) -> &str {
     object["metadata"]["uid"].as_str().unwrap_or_default()
 }
 
-/// Whether `object` has an owner reference to `uid`.
-fn refers_to(object: &Value, uid: &str) -> bool {
-    object["metadata"]["ownerReferences"]
-        .as_array()
-        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
-}
-
-/// The objects with an owner reference to `uid` (a scan of the store cloning only those).
+/// The objects with an owner reference to `uid` (through the store's index of owner
+/// references, as the real collector keeps a dependency graph rather than scanning).
 fn dependents_of(api: &Cluster, uid: &str) -> Vec<(ObjKey, Value)> {
     if uid.is_empty() {
         return Vec::new();
     }
-    api.select(|o| refers_to(o, uid))
+    api.dependents(uid)
 }
 
 fn ignore_not_found(r: Result<Value, crate::ApiError>) -> Result<(), ControllerError> {

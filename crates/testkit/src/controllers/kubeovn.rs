@@ -134,11 +134,9 @@ fn subnet_spec(o: &Value) -> Option<SubnetSpec> {
 }
 
 fn list_ips(api: &Cluster, subnet: &str) -> Result<Vec<Value>, ControllerError> {
-    Ok(api
-        .list(API, "IP", None)?
-        .into_iter()
-        .filter(|ip| ip["spec"]["subnet"] == subnet && !terminating(ip))
-        .collect())
+    Ok(api.list_where(API, "IP", None, |ip| {
+        ip["spec"]["subnet"] == subnet && !terminating(ip)
+    })?)
 }
 
 /// The subnet's address space with every live `IP` but `except` holding its address.
@@ -306,8 +304,18 @@ impl KubeOvnController {
         let Some(spec) = subnet_spec(&object) else {
             return Ok(());
         };
-        let ips = list_ips(api, subnet)?;
-        Self::write_subnet_status(api, &object, &space(&spec, &ips, None))
+        // Counted on the stored IPs in place (a copy of every IP of the subnet per IP event made
+        // a subnet of N addresses quadratic).
+        let mut counted = AddressSpace::for_subnet(&spec);
+        api.for_each(API, "IP", None, |ip| {
+            if ip["spec"]["subnet"] == subnet
+                && !terminating(ip)
+                && let Some(addr) = ip_of(ip)
+            {
+                let _ = counted.reserve(addr, name_of(ip));
+            }
+        })?;
+        Self::write_subnet_status(api, &object, &counted)
     }
 
     fn reconcile_vpc(api: &Cluster, name: &str) -> Result<(), ControllerError> {
@@ -710,19 +718,19 @@ impl KubeOvnController {
 
     /// Deletes the `IP` objects Kube-OVN made for workload `key` of `ns` (never reservations).
     fn delete_ips_of(api: &Cluster, ns: &str, key: &str, vm: bool) -> Result<(), ControllerError> {
-        for ip in api.list(API, "IP", None)? {
+        let of_workload = |ip: &Value| {
             let is_vm = ip["spec"]["podType"] == VM_POD_TYPE;
-            if ip["spec"]["namespace"] == ns
+            ip["spec"]["namespace"] == ns
                 && ip["spec"]["podName"] == key
                 && is_vm == vm
                 && ip["metadata"]["labels"][RESERVED_LABEL] != "true"
-                && !terminating(&ip)
-            {
-                match api.delete(API, "IP", None, name_of(&ip)) {
-                    Ok(_) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e.into()),
-                }
+                && !terminating(ip)
+        };
+        for ip in api.list_where(API, "IP", None, of_workload)? {
+            match api.delete(API, "IP", None, name_of(&ip)) {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())

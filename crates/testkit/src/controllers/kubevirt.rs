@@ -217,14 +217,15 @@ impl KubeVirtController {
         if let Some(n) = preferred {
             return Ok(Some(n.to_string()));
         }
-        // One list for all candidates (a list per candidate made scheduling N VMIs quadratic
-        // with a large constant).
+        // One pass over the stored instances for all candidates, counting without copying
+        // them (a scheduler's cache of what runs where; a copy per scheduling made N VMIs
+        // quadratic with a large constant).
         let mut load: BTreeMap<String, usize> = BTreeMap::new();
-        for vmi in api.list(VMI.0, VMI.1, None).unwrap_or_default() {
+        api.for_each(VMI.0, VMI.1, None, |vmi| {
             if let Some(node) = vmi["status"]["nodeName"].as_str() {
                 *load.entry(node.to_string()).or_default() += 1;
             }
-        }
+        })?;
         let _ = ns;
         Ok(candidates
             .into_iter()
@@ -457,15 +458,28 @@ impl KubeVirtController {
         json!(out)
     }
 
+    /// The launcher pod of `vmi` on its node. Found among the VMI's dependents (the pods it
+    /// controls, through the store's owner-reference index, as virt-controller finds them
+    /// through its pod informer's controller-ref index) rather than by a label scan of every
+    /// pod of the namespace per reconcile.
     fn current_pod(api: &Cluster, vmi: &Value) -> Result<Option<Value>, ControllerError> {
         let ns = meta(vmi, "namespace");
+        let uid = meta(vmi, "uid");
         let node = vmi["status"]["nodeName"].as_str().unwrap_or_default();
-        let selector = format!("kubevirt.io/created-by={}", meta(vmi, "uid"));
         Ok(api
-            .list_selected("v1", "Pod", Some(ns), &selector)?
+            .dependents(uid)
             .into_iter()
-            .find(|p| {
-                p["spec"]["nodeName"] == node && p["metadata"]["deletionTimestamp"].is_null()
+            .find(|(k, p)| {
+                k.group.is_empty()
+                    && k.resource == "pods"
+                    && k.namespace == ns
+                    && p["metadata"]["labels"]["kubevirt.io/created-by"] == uid
+                    && p["spec"]["nodeName"] == node
+                    && p["metadata"]["deletionTimestamp"].is_null()
+            })
+            .map(|(_, mut p)| {
+                p["apiVersion"] = json!("v1");
+                p
             }))
     }
 

@@ -431,10 +431,10 @@ impl LinstorCsi {
 
     async fn claim_deleted(&self, api: &Cluster, claim: &Value) -> Result<(), ControllerError> {
         let uid = claim["metadata"]["uid"].as_str().unwrap_or_default();
-        for pv in api.list("v1", "PersistentVolume", None)? {
-            if pv["spec"]["claimRef"]["uid"] != uid || pv["spec"]["csi"]["driver"] != DRIVER {
-                continue;
-            }
+        let provisioned_for_claim = |pv: &Value| {
+            pv["spec"]["claimRef"]["uid"] == uid && pv["spec"]["csi"]["driver"] == DRIVER
+        };
+        for pv in api.list_where("v1", "PersistentVolume", None, provisioned_for_claim)? {
             let name = pv["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()

@@ -112,12 +112,10 @@ impl PvcBinder {
 
     fn release(api: &Cluster, claim: &Value) -> Result<(), ControllerError> {
         let uid = claim["metadata"]["uid"].as_str().unwrap_or_default();
-        for pv in api.list("v1", "PersistentVolume", None)? {
-            if pv["spec"]["claimRef"]["uid"] != uid
-                || pv["metadata"]["deletionTimestamp"].is_string()
-            {
-                continue;
-            }
+        let bound_to_claim = |pv: &Value| {
+            pv["spec"]["claimRef"]["uid"] == uid && !pv["metadata"]["deletionTimestamp"].is_string()
+        };
+        for pv in api.list_where("v1", "PersistentVolume", None, bound_to_claim)? {
             let name = pv["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()
@@ -170,10 +168,9 @@ impl Controller for PvcBinder {
                 }
             }
             ("storageclasses", EventType::Added | EventType::Modified) => {
-                for claim in api.list("v1", "PersistentVolumeClaim", None)? {
-                    if claim["status"]["phase"] != "Bound" {
-                        Self::bind(api, &claim)?;
-                    }
+                let unbound = |c: &Value| c["status"]["phase"] != "Bound";
+                for claim in api.list_where("v1", "PersistentVolumeClaim", None, unbound)? {
+                    Self::bind(api, &claim)?;
                 }
                 Ok(())
             }
