@@ -7,7 +7,6 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret, Service};
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use kubecloud_core::wait::Check;
 use kubecloud_core::{
@@ -95,8 +94,8 @@ impl Failures {
 
 /// One update seen while watching an exposure.
 enum Seen {
-    Service(Result<Option<Service>>),
-    Event(std::result::Result<Event, watcher::Error>),
+    Service(Box<Result<Option<Service>>>),
+    Events(Result<Vec<Event>>),
 }
 
 impl MetalLb {
@@ -863,12 +862,14 @@ impl LoadBalancer for MetalLb {
             _ => return Err(Error::not_found(ResourceKind::Exposure, name)),
         };
         let services = self.writer.states(&api, name);
-        let services = services.map(Seen::Service);
-        let config = watcher::Config::default().fields(&format!("involvedObject.name={name}"));
-        let events = watcher(self.events(tenant), config)
-            .default_backoff()
-            .applied_objects()
-            .map(Seen::Event);
+        let services = services.map(|s| Seen::Service(Box::new(s)));
+        // MetalLB's `AllocationFailed` Events of the tenant, through one shared watch for all
+        // exposures being waited for (not one per exposure); each keeps those naming its
+        // Service's uid.
+        let events = self
+            .writer
+            .selected(&self.events(tenant), &format!("reason={ALLOCATION_FAILED}"))
+            .map(Seen::Events);
         let merged = stream::select(services, events).boxed();
         let tenant = tenant.clone();
         let start = (merged, Some(first), Failures::default(), None::<Exposure>);
@@ -887,18 +888,22 @@ impl LoadBalancer for MetalLb {
                             }
                         }
                         match merged.next().await? {
-                            Seen::Service(Ok(Some(s))) => {
-                                if !is_owned(&s.metadata, &tenant) {
-                                    return None;
+                            Seen::Service(seen) => match *seen {
+                                Ok(Some(s)) => {
+                                    if !is_owned(&s.metadata, &tenant) {
+                                        return None;
+                                    }
+                                    svc = Some(s);
                                 }
-                                svc = Some(s);
+                                Ok(None) => return None,
+                                Err(err) => {
+                                    tracing::debug!(error = %err, "service watch error; it resumes");
+                                }
+                            },
+                            Seen::Events(Ok(events)) => {
+                                events.iter().for_each(|e| failures.record(e))
                             }
-                            Seen::Service(Ok(None)) => return None,
-                            Seen::Service(Err(err)) => {
-                                tracing::debug!(error = %err, "service watch error; it resumes");
-                            }
-                            Seen::Event(Ok(event)) => failures.record(&event),
-                            Seen::Event(Err(err)) => {
+                            Seen::Events(Err(err)) => {
                                 tracing::debug!(error = %err, "event watch error; it resumes");
                             }
                         }

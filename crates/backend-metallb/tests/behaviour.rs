@@ -405,6 +405,62 @@ async fn waiting_for_an_address_watches_and_never_polls() {
 }
 
 #[tokio::test]
+async fn many_exposures_waited_for_at_once_share_one_watch_of_services_and_one_of_events() {
+    let server = server().await;
+    let lb = backend(&server);
+    let acme = tenant("acme");
+    // Two addresses for three exposures: the third fails, and only it.
+    let two = AddressPoolSpec::l2(
+        "two",
+        vec![AddressBlock::Range(
+            "203.0.113.1..203.0.113.2".parse().unwrap(),
+        )],
+    );
+    lb.create_pool(&acme, &two).await.unwrap();
+    let metallb = server.controller("metallb-controller").unwrap();
+    metallb.pause();
+    let names = ["a", "b", "c"];
+    for name in names {
+        let spec = ExposureSpec {
+            name: name.into(),
+            ..web(AddressRequest::Pool("two".into()))
+        };
+        lb.expose(&acme, &spec).await.unwrap();
+    }
+    let r = server.requests();
+    r.reset();
+    let mut waits = Vec::new();
+    for name in names {
+        let states = lb.watch_exposure(&acme, name).await.unwrap();
+        waits.push(tokio::spawn(wait::until(
+            states,
+            wait::exposure_assigned(),
+            Duration::from_secs(30),
+        )));
+    }
+    metallb.resume();
+    let mut assigned = 0;
+    let mut failed = Vec::new();
+    for (name, waiting) in names.iter().zip(waits) {
+        match waiting.await.unwrap() {
+            Ok(e) => {
+                assert!(e.ip.is_some(), "{e:?}");
+                assigned += 1;
+            }
+            Err(err) => failed.push((*name, err.to_string())),
+        }
+    }
+    assert_eq!(assigned, 2, "{failed:?}");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0].1.contains("no available IPs"),
+        "MetalLB's reason reaches the exposure it names: {failed:?}"
+    );
+    assert_eq!(r.count(Verb::Watch, "events"), 1, "{:?}", r.summary());
+    assert!(r.count(Verb::Watch, "services") <= 1, "{:?}", r.summary());
+}
+
+#[tokio::test]
 async fn reexposing_an_unchanged_spec_sends_no_write() {
     let server = server().await;
     let lb = backend(&server);

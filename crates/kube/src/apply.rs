@@ -80,6 +80,19 @@ impl Writer {
         self.informers.states(api, object)
     }
 
+    /// Every object behind `api` matching the field selector `fields`, now and at every change,
+    /// through one shared watch per resource URL and selector ([`Informers::selected`]).
+    pub fn selected<K>(
+        &self,
+        api: &Api<K>,
+        fields: &str,
+    ) -> futures::stream::BoxStream<'static, Result<Vec<K>>>
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.informers.selected(api, fields)
+    }
+
     /// [`crate::wait_for`] through the shared watch of the object's kind: waiting for many
     /// objects of one kind opens one watch, not one per object. The state that ends the wait is
     /// a barrier for later reads ([`Informers::witness`]): [`Writer::current`] then reflects at

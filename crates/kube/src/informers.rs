@@ -379,6 +379,57 @@ impl Informers {
         .boxed()
     }
 
+    /// Every object behind `api` that matches the field selector `fields` (for example the
+    /// `reason=AllocationFailed` Events of a namespace): all of them once the shared watch of
+    /// that selection has listed, then again at every change. Every stream with the same
+    /// resource URL and selector shares one watch, so waits on many objects that each look for
+    /// their own entries (an Event naming them, say) open one watch, not one each.
+    ///
+    /// ```no_run
+    /// # async fn f(client: kube::Client) {
+    /// use futures::StreamExt;
+    /// use k8s_openapi::api::core::v1::Event;
+    /// let informers = kubecloud_kube::Informers::default();
+    /// let events: kube::Api<Event> = kube::Api::namespaced(client, "tenant-acme");
+    /// let mut failures = informers.selected(&events, "reason=AllocationFailed");
+    /// while let Some(Ok(events)) = failures.next().await {
+    ///     println!("{} allocation failures", events.len());
+    /// }
+    /// # }
+    /// ```
+    pub fn selected<K>(&self, api: &Api<K>, fields: &str) -> BoxStream<'static, Result<Vec<K>>>
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let informer = self.informer_of(api, Some(fields));
+        let changes = informer.shared.changed.subscribe();
+        // `sent`: the current selection went out; the next one waits for a change.
+        let start = (informer, changes, false);
+        futures::stream::unfold(start, |(informer, mut changes, sent)| async move {
+            if sent {
+                changes.changed().await.ok()?;
+            }
+            loop {
+                changes.borrow_and_update();
+                let objects = {
+                    let store = lock(&informer.shared.store);
+                    store
+                        .synced
+                        .then(|| store.objects.values().cloned().collect::<Vec<_>>())
+                };
+                if let Some(objects) = objects {
+                    let decoded = objects
+                        .into_iter()
+                        .filter_map(|o| decode::<K>(Some(o), "a selected object").transpose())
+                        .collect::<Result<Vec<K>>>();
+                    return Some((decoded, (informer, changes, true)));
+                }
+                changes.changed().await.ok()?;
+            }
+        })
+        .boxed()
+    }
+
     /// Records what the API server answered to a write of `object` behind `api` (or a read of
     /// it), so waits that start now see it even before the watch delivers it; an answer older
     /// than what the watch has delivered is ignored (see the module documentation). A no-op
@@ -414,7 +465,20 @@ impl Informers {
     where
         K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let url = api.resource_url().to_string();
+        self.informer_of(api, None)
+    }
+
+    /// The shared watch of `api`'s objects that match `fields` (a field selector; `None`: all),
+    /// started if nobody runs it. Watches with a selector are keyed apart from the whole kind's:
+    /// they hold a subset, so they never answer reads or receive answers to writes.
+    fn informer_of<K>(&self, api: &Api<K>, fields: Option<&str>) -> Lease
+    where
+        K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let url = match fields {
+            None => api.resource_url().to_string(),
+            Some(fields) => format!("{}?fieldSelector={fields}", api.resource_url()),
+        };
         let mut running = lock(&self.running);
         let lease = |informer| Lease {
             informer: Some(informer),
@@ -429,7 +493,9 @@ impl Informers {
             store: Mutex::new(Store::default()),
             changed,
         });
-        let task = tokio::spawn(feed(api.clone(), shared.clone(), url.clone())).abort_handle();
+        let fields = fields.map(str::to_string);
+        let task =
+            tokio::spawn(feed(api.clone(), shared.clone(), url.clone(), fields)).abort_handle();
         let informer = Arc::new(Informer { shared, task });
         running.insert(url, Arc::downgrade(&informer));
         lease(informer)
@@ -473,7 +539,7 @@ impl Backoff {
 }
 
 /// The list-then-watch loop: every list and event into the shared store.
-async fn feed<K>(api: Api<K>, shared: Arc<Shared>, url: String)
+async fn feed<K>(api: Api<K>, shared: Arc<Shared>, url: String, fields: Option<String>)
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
@@ -484,7 +550,7 @@ where
     loop {
         let since = match from.take() {
             Some(since) => since,
-            None => match list(&api).await {
+            None => match list(&api, fields.as_deref()).await {
                 Ok((items, version)) => {
                     backoff.reset();
                     let at = version.parse().unwrap_or(0);
@@ -501,7 +567,7 @@ where
                 }
             },
         };
-        match watch(&api, &shared, &since, &mut backoff).await {
+        match watch(&api, fields.as_deref(), &shared, &since, &mut backoff).await {
             Resume::From(at) => from = Some(at),
             Resume::Relist => {}
             Resume::After(at, err) => {
@@ -524,12 +590,18 @@ enum Resume {
 }
 
 /// Every object of the kind, in pages, and the revision of the list.
-async fn list<K>(api: &Api<K>) -> std::result::Result<(Vec<Value>, String), kube::Error>
+async fn list<K>(
+    api: &Api<K>,
+    fields: Option<&str>,
+) -> std::result::Result<(Vec<Value>, String), kube::Error>
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
     let mut items = Vec::new();
     let mut params = ListParams::default().limit(PAGE);
+    if let Some(fields) = fields {
+        params = params.fields(fields);
+    }
     let mut version = None;
     loop {
         let page = api.list(&params).await?;
@@ -549,12 +621,21 @@ where
 }
 
 /// One watch request from revision `since`, every event into the store.
-async fn watch<K>(api: &Api<K>, shared: &Shared, since: &str, backoff: &mut Backoff) -> Resume
+async fn watch<K>(
+    api: &Api<K>,
+    fields: Option<&str>,
+    shared: &Shared,
+    since: &str,
+    backoff: &mut Backoff,
+) -> Resume
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     // With bookmarks (kube's default): they carry the revision forward on quiet kinds.
-    let params = WatchParams::default().timeout(WATCH_SECONDS);
+    let mut params = WatchParams::default().timeout(WATCH_SECONDS);
+    if let Some(fields) = fields {
+        params = params.fields(fields);
+    }
     let mut at = since.to_string();
     let events = match api.watch(&params, since).await {
         Ok(events) => events,
