@@ -25,6 +25,7 @@ mod apply;
 mod delete;
 mod errors;
 mod informers;
+mod lean;
 mod lists;
 pub mod names;
 mod namespace;

@@ -16,12 +16,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, ObjectList};
 use kubecloud_core::{ResourceKind, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
 
+use crate::lean::without_managed_fields;
 use crate::{Writer, from_kube};
 
 /// The items of one list as the first caller decoded them.
@@ -57,7 +58,7 @@ tokio::task_local! {
 /// ```
 /// # async fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
 /// use k8s_openapi::api::core::v1::Service;
-/// use kube::api::{Api, ListParams};
+/// use kube::api::{Api, ListParams, ObjectList};
 /// use kubecloud_core::ResourceKind;
 /// use kubecloud_kube::{Writer, shared_lists};
 ///
@@ -114,9 +115,8 @@ impl Writer {
         let send = || async {
             self.retry()
                 .run("list", || async {
-                    api.list(params)
+                    lean_list(api, params)
                         .await
-                        .map(|l| l.items)
                         .map_err(|e| from_kube(self.backend(), kind, name, e))
                 })
                 .await
@@ -152,4 +152,20 @@ impl Writer {
             }
         }
     }
+}
+
+/// `api.list(params)`'s items, decoded without their `metadata.managedFields` (which kubecloud
+/// never reads from a list, and which cost more to decode than the rest of the objects).
+async fn lean_list<K>(api: &Api<K>, params: &ListParams) -> kube::Result<Vec<K>>
+where
+    K: kube::Resource + Clone + DeserializeOwned,
+{
+    let mut request = kube::core::Request::new(api.resource_url())
+        .list(params)
+        .map_err(kube::Error::BuildRequest)?;
+    request.extensions_mut().insert("list");
+    let text = api.clone().into_client().request_text(request).await?;
+    serde_json::from_slice::<ObjectList<K>>(&without_managed_fields(text.as_bytes()))
+        .map(|list| list.items)
+        .map_err(kube::Error::SerdeError)
 }
