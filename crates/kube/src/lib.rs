@@ -17,7 +17,12 @@
 //!
 //! ## Crates chosen, and why
 //! - `kube` + `k8s-openapi` + `kube-runtime` (through `kube`'s `runtime` feature): the standard
-//!   Kubernetes client; its watcher resumes dropped watches and handles `410 Gone`.
+//!   Kubernetes client; its watcher resumes dropped watches and handles `410 Gone` (used by
+//!   [`wait_for`]/[`object_states`]). [`Informers`] runs the same list-then-watch loop written
+//!   out on `kube`'s `Api::list`/`Api::watch`, because kube-runtime's watcher does not expose
+//!   the revision of its list, which the shared store needs (see the `informers` module docs).
+//! - `memchr`: finds `"managedFields"` in list bodies quickly, so lists are decoded without
+//!   that field (nothing here reads it from lists, and decoding it cost more than the rest).
 //! - `backon`: retries with jittered exponential backoff (well kept, async-native), used only for
 //!   errors that [`kubecloud_core::Error::is_temporary`] marks temporary.
 
