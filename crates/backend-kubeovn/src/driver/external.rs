@@ -202,20 +202,15 @@ impl KubeOvn {
         tenant: &Tenant,
         name: &str,
     ) -> Result<()> {
-        if !self.capabilities.external_access {
-            // Without Kube-OVN's NAT kinds there is nothing that could use it.
-            return Ok(());
-        }
-        let users = self
-            .nat_users(
-                tenant,
-                &kinds::ovn_fip(),
-                (RESERVATION_LABEL, name),
-                "floating ip",
-                ResourceKind::FloatingIp,
-            )
-            .await?;
-        in_use(ResourceKind::IpReservation, name, &users)
+        let user = (&kinds::ovn_fip(), "floating ip", ResourceKind::FloatingIp);
+        self.ensure_unused_by_nat(
+            tenant,
+            ResourceKind::IpReservation,
+            name,
+            RESERVATION_LABEL,
+            user,
+        )
+        .await
     }
 
     /// Refuses deleting subnet `name` while a SNAT rule translates it.
@@ -224,20 +219,29 @@ impl KubeOvn {
         tenant: &Tenant,
         name: &str,
     ) -> Result<()> {
+        let user = (&kinds::ovn_snat_rule(), "snat rule", ResourceKind::SnatRule);
+        self.ensure_unused_by_nat(tenant, ResourceKind::Subnet, name, SUBNET_NAME_LABEL, user)
+            .await
+    }
+
+    /// Refuses removing `kind` `name` while NAT objects of `user` (resource, noun, kind) carry
+    /// `label=name`.
+    async fn ensure_unused_by_nat(
+        &self,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        name: &str,
+        label: &str,
+        (resource, what, user_kind): (&kube::core::ApiResource, &str, ResourceKind),
+    ) -> Result<()> {
         if !self.capabilities.external_access {
             // Without Kube-OVN's NAT kinds there is nothing that could use it.
             return Ok(());
         }
         let users = self
-            .nat_users(
-                tenant,
-                &kinds::ovn_snat_rule(),
-                (SUBNET_NAME_LABEL, name),
-                "snat rule",
-                ResourceKind::SnatRule,
-            )
+            .nat_users(tenant, resource, (label, name), what, user_kind)
             .await?;
-        in_use(ResourceKind::Subnet, name, &users)
+        in_use(kind, name, &users)
     }
 
     pub(super) async fn ext_delete_external_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
