@@ -75,6 +75,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // Listen for the signals before announcing: a supervisor may send SIGTERM as soon as it
+    // reads the first line, and a signal without a handler kills the process uncleanly.
+    let stop = StopSignals::listen()?;
     let latency = match args.latency_ms {
         0 => Latency::None,
         ms => Latency::Fixed(Duration::from_millis(ms)),
@@ -94,7 +97,7 @@ async fn run(args: Args) -> Result<(), String> {
     let path = std::path::absolute(&args.kubeconfig).unwrap_or(args.kubeconfig.clone());
     write_kubeconfig(&path, cloud.kube().url())?;
     announce(cloud.kube().url(), &path, cloud.linstor().url());
-    wait_for_signal().await?;
+    stop.wait().await;
     tracing::info!("stopping");
     Ok(())
 }
@@ -129,13 +132,27 @@ fn write_kubeconfig(path: &Path, url: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<(), String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| format!("could not listen for SIGTERM: {e}."))?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.map_err(|e| format!("could not listen for SIGINT: {e}."))?,
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, listened for from creation on.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<Self, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate())
+            .map_err(|e| format!("could not listen for SIGTERM: {e}."))?;
+        let int = signal(SignalKind::interrupt())
+            .map_err(|e| format!("could not listen for SIGINT: {e}."))?;
+        Ok(Self { term, int })
     }
-    Ok(())
+
+    /// Returns when either signal arrives (or has arrived since [`StopSignals::listen`]).
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
