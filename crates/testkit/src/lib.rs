@@ -178,8 +178,8 @@
 //! - Deletions always answer 200 with the object; no graceful deletion (`gracePeriodSeconds` is
 //!   ignored; pods go at once); no `/scale`, `/log`, `/exec` or other subresources besides
 //!   `/status`, a namespace's `/finalize` and KubeVirt's `subresources.kubevirt.io` VM
-//!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata` requests
-//!   get full objects. `as=Table` (what `kubectl get` asks for) gets a `Table` with a CRD's
+//!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata[List]`
+//!   requests get metadata-only answers as from kube-apiserver. `as=Table` (what `kubectl get` asks for) gets a `Table` with a CRD's
 //!   printer columns, but only `Name` and `Age` for built-in kinds.
 //! - Answers are JSON only: an `Accept` without a JSON-compatible type (protobuf or YAML only) is
 //!   406. Request bodies are JSON, or protobuf for `Namespace`, `ConfigMap` and `Secret` (what
@@ -214,6 +214,7 @@ pub mod linstor;
 mod meta;
 mod negotiation;
 mod openapi_v3;
+mod partial;
 mod patch;
 mod protobuf;
 mod routing;

@@ -756,10 +756,27 @@ async fn resource_request(
     // `kubectl get` asks for a Table; the status subresource answers objects.
     let table = (crate::table::wants_table(&inc.accept) && t.sub.is_none())
         .then(|| q.get("includeObject").map(String::as_str));
-    let answer = |object: Value| match table {
-        Some(include) => json_response(200, &crate::table::from_answer(&t.rt, &object, include)),
-        None => json_response(200, &object),
+    // Metadata-only answers (client-go's metadata client, kube's `list_metadata`).
+    let partial = crate::partial::wanted(&inc.accept).filter(|_| t.sub.is_none());
+    let answer = |object: Value| match (table, partial) {
+        (Some(include), _) => {
+            json_response(200, &crate::table::from_answer(&t.rt, &object, include))
+        }
+        (None, Some(crate::partial::Partial::List)) => {
+            json_response(200, &crate::partial::list(&object))
+        }
+        (None, Some(crate::partial::Partial::Object)) => {
+            json_response(200, &crate::partial::object(&object))
+        }
+        (None, None) => json_response(200, &object),
     };
+    match (verb, partial) {
+        (Verb::List, Some(p @ crate::partial::Partial::Object))
+        | (Verb::Get | Verb::Watch, Some(p @ crate::partial::Partial::List)) => {
+            return Err(crate::partial::mismatch(p));
+        }
+        _ => {}
+    }
     match verb {
         Verb::Get => Ok(answer(core.get(&t)?)),
         Verb::List => Ok(answer(core.list(&t, &list_opts(q, builtin)?)?)),
@@ -795,6 +812,7 @@ async fn resource_request(
                             Some((rt, include)) => {
                                 crate::table::watch_frame(rt, b, include.as_deref())
                             }
+                            None if partial.is_some() => crate::partial::watch_frame(b),
                             None => b,
                         };
                         (Ok::<_, Infallible>(Frame::data(b)), rx)

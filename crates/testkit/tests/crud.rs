@@ -668,3 +668,73 @@ async fn dry_run_writes_are_validated_but_not_stored() {
         422
     );
 }
+
+/// A list of the default namespace's VMs asking for `accept`.
+fn list_asking(accept: &str) -> http::Request<Vec<u8>> {
+    let mut request =
+        kube::core::Request::new("/apis/kubevirt.io/v1/namespaces/default/virtualmachines")
+            .list(&ListParams::default())
+            .unwrap();
+    request
+        .headers_mut()
+        .insert("accept", accept.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn metadata_only_lists_gets_and_watches_carry_no_spec() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::WatchEvent;
+    let server = TestServer::start().await.unwrap();
+    let api: Api<DynamicObject> = Api::namespaced_with(server.client(), "default", &vm_resource());
+    let mut one = vm("a");
+    one.metadata.annotations = Some([("note".to_string(), "kept".to_string())].into());
+    api.create(&PostParams::default(), &one).await.unwrap();
+    // kube's metadata client asks for `as=PartialObjectMetadataList`: items are metadata only.
+    let list = api.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let item = &list.items[0];
+    assert_eq!(item.metadata.name.as_deref(), Some("a"));
+    assert_eq!(item.metadata.annotations.as_ref().unwrap()["note"], "kept");
+    assert!(list.metadata.resource_version.is_some());
+    // What crossed the wire: no spec, the meta.k8s.io kinds.
+    let raw = server
+        .client()
+        .request_text(
+list_asking("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+        )
+        .await
+        .unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(raw["kind"], "PartialObjectMetadataList");
+    assert_eq!(raw["items"][0]["kind"], "PartialObjectMetadata");
+    assert_eq!(raw["items"][0]["apiVersion"], "meta.k8s.io/v1");
+    assert!(raw["items"][0].get("spec").is_none(), "{raw}");
+    // A get asks for one `PartialObjectMetadata`.
+    let got = api.get_metadata("a").await.unwrap();
+    assert_eq!(got.metadata.uid, item.metadata.uid);
+    // A list asked for single objects is refused, as kube-apiserver refuses it.
+    let err = server
+        .client()
+        .request_text(
+list_asking("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(err).code, 406);
+    // A metadata watch sees changes as metadata.
+    let rv = list.metadata.resource_version.clone().unwrap();
+    let mut events = api
+        .watch_metadata(&kube::api::WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    api.create(&PostParams::default(), &vm("b")).await.unwrap();
+    match events.try_next().await.unwrap() {
+        Some(WatchEvent::Added(o)) => {
+            assert_eq!(o.metadata.name.as_deref(), Some("b"));
+            assert_eq!(o.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+        }
+        other => panic!("expected the added VM, got {other:?}"),
+    }
+}
