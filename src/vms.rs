@@ -82,6 +82,13 @@ impl<'a> TenantVms<'a> {
         self.backend.list_vms(self.tenant, selector).await
     }
 
+    /// The specs of the tenant's VMs with all `selector` labels, without their state (cheaper
+    /// than [`TenantVms::list`] where the backend keeps them apart; what `plan` reads).
+    pub async fn list_specs(&self, selector: &Labels) -> Result<Vec<VmSpec>> {
+        validate_labels("selector", selector)?;
+        self.backend.list_vm_specs(self.tenant, selector).await
+    }
+
     /// Starts the VM.
     pub async fn start(&self, name: &str) -> Result<Vm> {
         self.power(name, PowerAction::Start).await

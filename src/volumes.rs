@@ -111,6 +111,14 @@ impl<'a> TenantVolumes<'a> {
         self.backend.list_volumes(self.tenant, selector).await
     }
 
+    /// The specs of the tenant's volumes with all `selector` labels, without their state
+    /// (cheaper than [`TenantVolumes::list`] where the backend keeps them apart; what `plan`
+    /// reads).
+    pub async fn list_specs(&self, selector: &Labels) -> Result<Vec<VolumeSpec>> {
+        validate_labels("selector", selector)?;
+        self.backend.list_volume_specs(self.tenant, selector).await
+    }
+
     /// Grows the volume to `size` (shrinking is refused).
     pub async fn resize(&self, name: &str, size: ByteSize) -> Result<Volume> {
         check_name("name", name)?;

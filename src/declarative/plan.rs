@@ -320,16 +320,16 @@ impl TenantHandle {
             net.list_subnets(),
             net.list_security_groups(),
             net.list_ips(None),
-            vols.list(&none),
-            vms_api.list(&none),
+            vols.list_specs(&none),
+            vms_api.list_specs(&none),
             net.list_services(),
             lb.list_pools(),
             lb.list_exposures(),
         )?;
         let vm_owned_volumes: BTreeSet<String> = vms
             .iter()
-            .filter(|vm| matches!(vm.spec.boot_disk, BootDisk::Import { .. }))
-            .map(|vm| BootDisk::import_volume_name(&vm.spec.name))
+            .filter(|vm| matches!(vm.boot_disk, BootDisk::Import { .. }))
+            .map(|vm| BootDisk::import_volume_name(&vm.name))
             .collect();
         let shared_pools: BTreeSet<String> = pools
             .iter()
@@ -366,9 +366,9 @@ impl TenantHandle {
         });
         volumes
             .into_iter()
-            .for_each(|x| put(ResourceKind::Volume, Desired::Volume(x.spec)));
+            .for_each(|x| put(ResourceKind::Volume, Desired::Volume(x)));
         vms.into_iter()
-            .for_each(|x| put(ResourceKind::Vm, Desired::Vm(x.spec)));
+            .for_each(|x| put(ResourceKind::Vm, Desired::Vm(x)));
         services
             .into_iter()
             .for_each(|x| put(ResourceKind::Service, Desired::Service(x.spec)));
@@ -546,10 +546,20 @@ fn check_references(spec: &TenantSpec, current: &Current) -> Result<()> {
                 .get(&kind)
                 .is_some_and(|m| m.contains_key(name))
     };
-    let vpc = |n: &str| spec.vpcs.iter().any(|v| v.name == n);
-    let subnet = |n: &str| spec.subnets.iter().any(|s| s.name == n);
-    let volume = |n: &str| spec.volumes.iter().any(|v| v.name == n);
-    let sg = |n: &str| spec.security_groups.iter().any(|s| s.name == n);
+    // Names by kind, looked up once per reference (a spec may hold thousands of each).
+    fn names<T>(items: &[T], name: impl Fn(&T) -> &str) -> BTreeSet<&str> {
+        items.iter().map(name).collect()
+    }
+    let (vpcs, subnets, volumes, sgs) = (
+        names(&spec.vpcs, |v| &v.name),
+        names(&spec.subnets, |s| &s.name),
+        names(&spec.volumes, |v| &v.name),
+        names(&spec.security_groups, |s| &s.name),
+    );
+    let vpc = |n: &str| vpcs.contains(n);
+    let subnet = |n: &str| subnets.contains(n);
+    let volume = |n: &str| volumes.contains(n);
+    let sg = |n: &str| sgs.contains(n);
     for (i, s) in spec.subnets.iter().enumerate() {
         if !has(ResourceKind::Vpc, &vpc, &s.vpc) {
             return Err(Error::invalid(

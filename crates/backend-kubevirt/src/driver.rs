@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kubecloud_core::{
     AccessMode, Attachment, BootDisk, Compute, ComputeCapabilities, Error, Labels, Migration,
@@ -28,8 +29,12 @@ pub(crate) fn to_value(o: &DynamicObject) -> Value {
 
 /// The spec stored on a VM (secret material still masked), or why it cannot be read.
 pub(crate) fn stored_spec(vm: &DynamicObject, name: &str) -> Result<VmSpec> {
-    let text = vm
-        .metadata
+    spec_of_meta(&vm.metadata, name)
+}
+
+/// The spec kubecloud stored in a VM's annotation, from the VM's metadata alone.
+fn spec_of_meta(meta: &ObjectMeta, name: &str) -> Result<VmSpec> {
+    let text = meta
         .annotations
         .as_ref()
         .and_then(|a| a.get(SPEC_ANNOTATION))
@@ -502,6 +507,42 @@ impl Compute for KubeVirt {
         }
         out.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         Ok(out)
+    }
+
+    async fn list_vm_specs(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<VmSpec>> {
+        let ns = Self::ns(tenant);
+        let mut label_selector = tenant_selector(tenant);
+        for (k, v) in selector {
+            label_selector.push_str(&format!(",{k}={v}"));
+        }
+        let params = ListParams::default().labels(&label_selector);
+        // The spec is in an annotation: the VMs' metadata is all there is to read (no specs,
+        // no instances, no imports), and Secrets only when a VM has cloud-init to restore.
+        let (kind, w) = (ResourceKind::Vm, &self.writer);
+        let vms = w
+            .list_metadata(&apis::vms(&self.client, &ns), &params, kind, "")
+            .await?;
+        let mut specs: Vec<VmSpec> = vms
+            .iter()
+            .filter_map(|vm| {
+                let name = vm.metadata.name.as_deref().unwrap_or_default();
+                spec_of_meta(&vm.metadata, name).ok()
+            })
+            .collect();
+        if specs.iter().any(|s| s.cloud_init.is_some()) {
+            let owned = ListParams::default().labels(&tenant_selector(tenant));
+            let secrets: BTreeMap<String, Secret> = w
+                .list(&self.secrets_api(tenant), &owned, kind, "")
+                .await?
+                .into_iter()
+                .filter_map(|s| s.metadata.name.clone().map(|n| (n, s)))
+                .collect();
+            for spec in &mut specs {
+                restore_secrets(spec, &secrets);
+            }
+        }
+        specs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(specs)
     }
 
     async fn power(&self, tenant: &Tenant, name: &str, action: PowerAction) -> Result<Vm> {

@@ -89,6 +89,58 @@ fn selector(tenant: &Tenant, labels: &Labels) -> String {
 }
 
 impl Linstor {
+    /// The tenant's volumes carrying all `labels`, by name, as their claims and imports.
+    async fn owned_volumes(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<Owned>> {
+        let params = ListParams::default().labels(&selector(tenant, labels));
+        // Through the Writer: identical lists within one `shared_lists` scope (a plan, where the
+        // compute backend lists DataVolumes too) are sent once.
+        let (writer, kind) = (&self.inner.writer, ResourceKind::Volume);
+        let list = writer
+            .list(&self.claims(tenant), &params, kind, "*")
+            .await?;
+        let imports = match writer
+            .list_shared(&self.data_volumes(tenant), &params, kind, "*")
+            .await
+        {
+            Ok(l) => l,
+            // CDI not installed: no imports.
+            Err(e) if e.is_not_found() => Default::default(),
+            Err(e) => return Err(e),
+        };
+        let mut claims: BTreeMap<String, PersistentVolumeClaim> = list
+            .into_iter()
+            .filter(|c| is_owned(&c.metadata, tenant))
+            .map(|c| (c.metadata.name.clone().unwrap_or_default(), c))
+            .collect();
+        let mut owned: Vec<Owned> = Vec::new();
+        for dv in imports
+            .iter()
+            .filter(|dv| is_owned(&dv.metadata, tenant) && is_our_import(dv))
+        {
+            let name = dv.metadata.name.clone().unwrap_or_default();
+            owned.push(Owned {
+                pvc: claims.remove(&name),
+                dv: Some(to_value(dv)?),
+            });
+        }
+        owned.extend(
+            claims
+                .into_values()
+                .filter(|c| {
+                    c.metadata
+                        .annotations
+                        .as_ref()
+                        .is_some_and(|a| a.contains_key(translate::REPLICAS))
+                })
+                .map(|c| Owned {
+                    pvc: Some(c),
+                    dv: None,
+                }),
+        );
+        owned.sort_by_key(|o| o.claim().metadata.name);
+        Ok(owned)
+    }
+
     /// What a volume spec must satisfy on this backend before anything is sent or rendered:
     /// valid, not a ReadWriteMany filesystem, replicas within the backend's maximum.
     pub(crate) fn check_volume_spec(&self, spec: &VolumeSpec) -> Result<()> {
@@ -563,54 +615,17 @@ impl BlockStorage for Linstor {
     }
 
     async fn list_volumes(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<Volume>> {
-        let params = ListParams::default().labels(&selector(tenant, labels));
-        // Through the Writer: identical lists within one `shared_lists` scope (a plan, where the
-        // compute backend lists DataVolumes too) are sent once.
-        let (writer, kind) = (&self.inner.writer, ResourceKind::Volume);
-        let list = writer
-            .list(&self.claims(tenant), &params, kind, "*")
-            .await?;
-        let imports = match writer
-            .list_shared(&self.data_volumes(tenant), &params, kind, "*")
-            .await
-        {
-            Ok(l) => l,
-            // CDI not installed: no imports.
-            Err(e) if e.is_not_found() => Default::default(),
-            Err(e) => return Err(e),
-        };
-        let mut claims: BTreeMap<String, PersistentVolumeClaim> = list
-            .into_iter()
-            .filter(|c| is_owned(&c.metadata, tenant))
-            .map(|c| (c.metadata.name.clone().unwrap_or_default(), c))
-            .collect();
-        let mut owned: Vec<Owned> = Vec::new();
-        for dv in imports
-            .iter()
-            .filter(|dv| is_owned(&dv.metadata, tenant) && is_our_import(dv))
-        {
-            let name = dv.metadata.name.clone().unwrap_or_default();
-            owned.push(Owned {
-                pvc: claims.remove(&name),
-                dv: Some(to_value(dv)?),
-            });
-        }
-        owned.extend(
-            claims
-                .into_values()
-                .filter(|c| {
-                    c.metadata
-                        .annotations
-                        .as_ref()
-                        .is_some_and(|a| a.contains_key(translate::REPLICAS))
-                })
-                .map(|c| Owned {
-                    pvc: Some(c),
-                    dv: None,
-                }),
-        );
-        owned.sort_by_key(|o| o.claim().metadata.name);
+        let owned = self.owned_volumes(tenant, labels).await?;
         self.volumes_of_owned(tenant, &owned).await
+    }
+
+    async fn list_volume_specs(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<VolumeSpec>> {
+        // The spec is the claim's (or the import's): no LINSTOR resources, no VM instances.
+        let owned = self.owned_volumes(tenant, labels).await?;
+        owned
+            .iter()
+            .map(|o| translate::spec_from_claim(&o.claim()))
+            .collect()
     }
 
     async fn resize_volume(&self, tenant: &Tenant, name: &str, size: ByteSize) -> Result<Volume> {

@@ -712,6 +712,18 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
     async fn get_vm(&self, tenant: &Tenant, name: &str) -> Result<Vm>;
     /// The tenant's VMs carrying all `selector` labels (all VMs for an empty selector), by name.
     async fn list_vms(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<Vm>>;
+    /// The specs of the VMs [`Compute::list_vms`] lists, in the same order, without reading
+    /// their state: what planning compares against. The default lists the VMs; a backend that
+    /// keeps a VM's spec apart from its state (KubeVirt: in an annotation, the state in the VM's
+    /// instance and import) reads only the specs.
+    async fn list_vm_specs(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<VmSpec>> {
+        Ok(self
+            .list_vms(tenant, selector)
+            .await?
+            .into_iter()
+            .map(|vm| vm.spec)
+            .collect())
+    }
     /// Starts, stops or restarts the VM.
     async fn power(&self, tenant: &Tenant, name: &str, action: PowerAction) -> Result<Vm>;
     /// Every reason the VM cannot live-migrate now (empty when it can).

@@ -361,6 +361,22 @@ pub trait BlockStorage: Send + Sync + std::fmt::Debug {
     async fn get_volume(&self, tenant: &Tenant, name: &str) -> Result<Volume>;
     /// The tenant's volumes carrying all `selector` labels, by name.
     async fn list_volumes(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<Volume>>;
+    /// The specs of the volumes [`BlockStorage::list_volumes`] lists, in the same order, without
+    /// reading their state: what planning compares against. The default lists the volumes; a
+    /// backend whose state lives elsewhere (LINSTOR: replicas in the controller, users in the
+    /// VM instances) reads only the specs.
+    async fn list_volume_specs(
+        &self,
+        tenant: &Tenant,
+        selector: &Labels,
+    ) -> Result<Vec<VolumeSpec>> {
+        Ok(self
+            .list_volumes(tenant, selector)
+            .await?
+            .into_iter()
+            .map(|v| v.spec)
+            .collect())
+    }
     /// Grows the volume to `size`; shrinking is refused with [`Error::InvalidInput`].
     async fn resize_volume(&self, tenant: &Tenant, name: &str, size: ByteSize) -> Result<Volume>;
     /// Deletes the volume; refused with [`Error::Conflict`] while a running VM uses it, unless

@@ -17,6 +17,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use kube::api::{Api, ListParams, ObjectList};
+use kube::core::PartialObjectMeta;
 use kubecloud_core::{ResourceKind, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -115,16 +116,75 @@ impl Writer {
         let send = || async {
             self.retry()
                 .run("list", || async {
-                    lean_list(api, params)
+                    lean_list(api, params, Shape::Objects)
                         .await
                         .map_err(|e| from_kube(self.backend(), kind, name, e))
                 })
                 .await
         };
+        let key = format!("{}?{params:?}", api.resource_url());
+        self.coalesced(key, send).await
+    }
+
+    /// The metadata of the objects `params` selects through `api`, without their specs and
+    /// statuses: one list asking the server for `PartialObjectMetadataList` (what client-go's
+    /// metadata client asks for), retried like [`Writer::list`] and shared within
+    /// [`shared_lists`] like [`Writer::list_shared`]. For readers that need only names, labels
+    /// and annotations, it saves the server encoding and the client decoding whole objects.
+    ///
+    /// ```
+    /// # async fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
+    /// use k8s_openapi::api::core::v1::Service;
+    /// use kube::api::{Api, ListParams};
+    /// use kubecloud_core::ResourceKind;
+    /// use kubecloud_kube::Writer;
+    ///
+    /// let writer = Writer::new("demo");
+    /// let api: Api<Service> = Api::namespaced(client, "t-acme");
+    /// let names: Vec<String> = writer
+    ///     .list_metadata(&api, &ListParams::default(), ResourceKind::Service, "*")
+    ///     .await?
+    ///     .iter()
+    ///     .filter_map(|o| o.metadata.name.clone())
+    ///     .collect();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn list_metadata<K>(
+        &self,
+        api: &Api<K>,
+        params: &ListParams,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Arc<Vec<PartialObjectMeta<K>>>>
+    where
+        K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync,
+        K: 'static,
+    {
+        let send = || async {
+            self.retry()
+                .run("list", || async {
+                    lean_list(api, params, Shape::Metadata)
+                        .await
+                        .map_err(|e| from_kube(self.backend(), kind, name, e))
+                })
+                .await
+        };
+        let key = format!("metadata {}?{params:?}", api.resource_url());
+        self.coalesced(key, send).await
+    }
+
+    /// `send`'s answer, sent once per `key` within a [`shared_lists`] scope (every time outside
+    /// one).
+    async fn coalesced<T, F, Fut>(&self, key: String, send: F) -> Result<Arc<Vec<T>>>
+    where
+        T: Clone + DeserializeOwned + Serialize + Send + Sync + 'static,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Vec<T>>>,
+    {
         let Ok(lists) = LISTS.try_with(Clone::clone) else {
             return Ok(Arc::new(send().await?));
         };
-        let key = format!("{}?{params:?}", api.resource_url());
         let cell = lists
             .entries
             .lock()
@@ -137,11 +197,11 @@ impl Writer {
                 let items = send().await?;
                 Ok::<_, kubecloud_core::Error>(Entry {
                     items: Arc::new(items),
-                    to_json: items_json::<K>,
+                    to_json: items_json::<T>,
                 })
             })
             .await?;
-        if let Ok(items) = Arc::clone(&entry.items).downcast::<Vec<K>>() {
+        if let Ok(items) = Arc::clone(&entry.items).downcast::<Vec<T>>() {
             return Ok(items);
         }
         match serde_json::from_value((entry.to_json)(entry.items.as_ref())) {
@@ -154,18 +214,30 @@ impl Writer {
     }
 }
 
-/// `api.list(params)`'s items, decoded without their `metadata.managedFields` (which kubecloud
-/// never reads from a list, and which cost more to decode than the rest of the objects).
-async fn lean_list<K>(api: &Api<K>, params: &ListParams) -> kube::Result<Vec<K>>
+/// Whole objects, or their metadata only.
+#[derive(Clone, Copy)]
+enum Shape {
+    Objects,
+    Metadata,
+}
+
+/// `api.list(params)`'s items (or their metadata, as `PartialObjectMetadata`), decoded without
+/// their `metadata.managedFields` (which kubecloud never reads from a list, and which cost more
+/// to decode than the rest of the objects).
+async fn lean_list<K, T>(api: &Api<K>, params: &ListParams, shape: Shape) -> kube::Result<Vec<T>>
 where
-    K: kube::Resource + Clone + DeserializeOwned,
+    K: kube::Resource + Clone,
+    T: Clone + DeserializeOwned,
 {
-    let mut request = kube::core::Request::new(api.resource_url())
-        .list(params)
-        .map_err(kube::Error::BuildRequest)?;
+    let request = kube::core::Request::new(api.resource_url());
+    let mut request = match shape {
+        Shape::Objects => request.list(params),
+        Shape::Metadata => request.list_metadata(params),
+    }
+    .map_err(kube::Error::BuildRequest)?;
     request.extensions_mut().insert("list");
     let text = api.clone().into_client().request_text(request).await?;
-    serde_json::from_slice::<ObjectList<K>>(&without_managed_fields(text.as_bytes()))
+    serde_json::from_slice::<ObjectList<T>>(&without_managed_fields(text.as_bytes()))
         .map(|list| list.items)
         .map_err(kube::Error::SerdeError)
 }

@@ -50,7 +50,9 @@ pub(crate) fn mismatch(asked: Partial) -> ApiError {
     ApiError::new(
         406,
         "NotAcceptable",
-        format!("only the following media types are accepted: application/json (as={asked} answers {fits} only)"),
+        format!(
+            "only the following media types are accepted: application/json (as={asked} answers {fits} only)"
+        ),
     )
 }
 
@@ -105,11 +107,16 @@ mod tests {
             Some(Partial::List)
         );
         assert_eq!(
-            wanted("application/json; as=PartialObjectMetadata; g=meta.k8s.io; v=v1, application/json"),
+            wanted(
+                "application/json; as=PartialObjectMetadata; g=meta.k8s.io; v=v1, application/json"
+            ),
             Some(Partial::Object)
         );
         assert_eq!(wanted("application/json"), None);
-        assert_eq!(wanted("application/json;as=PartialObjectMetadata;v=v1"), None);
+        assert_eq!(
+            wanted("application/json;as=PartialObjectMetadata;v=v1"),
+            None
+        );
         assert_eq!(
             wanted("application/json;as=Table;g=meta.k8s.io;v=v1"),
             None,

@@ -700,9 +700,9 @@ async fn metadata_only_lists_gets_and_watches_carry_no_spec() {
     // What crossed the wire: no spec, the meta.k8s.io kinds.
     let raw = server
         .client()
-        .request_text(
-list_asking("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
-        )
+        .request_text(list_asking(
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        ))
         .await
         .unwrap();
     let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
@@ -716,9 +716,9 @@ list_asking("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
     // A list asked for single objects is refused, as kube-apiserver refuses it.
     let err = server
         .client()
-        .request_text(
-list_asking("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
-        )
+        .request_text(list_asking(
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        ))
         .await
         .unwrap_err();
     assert_eq!(api_error(err).code, 406);
@@ -733,7 +733,10 @@ list_asking("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
     match events.try_next().await.unwrap() {
         Some(WatchEvent::Added(o)) => {
             assert_eq!(o.metadata.name.as_deref(), Some("b"));
-            assert_eq!(o.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+            assert_eq!(
+                o.types.as_ref().map(|t| t.kind.as_str()),
+                Some("PartialObjectMetadata")
+            );
         }
         other => panic!("expected the added VM, got {other:?}"),
     }

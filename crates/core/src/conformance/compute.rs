@@ -107,6 +107,18 @@ async fn vm_names(compute: &dyn Compute, tenant: &Tenant, selector: &Labels) -> 
         .or_fail(format_args!(
             "list vms of {tenant} with selector {selector:?}"
         ));
+    let specs = compute
+        .list_vm_specs(tenant, selector)
+        .await
+        .or_fail(format_args!(
+            "list vm specs of {tenant} with selector {selector:?}"
+        ));
+    let listed: Vec<&VmSpec> = list.iter().map(|v| &v.spec).collect();
+    assert_eq!(
+        specs.iter().collect::<Vec<_>>(),
+        listed,
+        "list_vm_specs gives the specs list_vms gives, in its order (selector {selector:?})"
+    );
     names(&list, |v| v.name())
 }
 

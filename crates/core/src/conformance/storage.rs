@@ -84,6 +84,18 @@ async fn volume_names(
         .or_fail(format_args!(
             "list volumes of {tenant} with selector {selector:?}"
         ));
+    let specs = storage
+        .list_volume_specs(tenant, selector)
+        .await
+        .or_fail(format_args!(
+            "list volume specs of {tenant} with selector {selector:?}"
+        ));
+    let listed: Vec<&VolumeSpec> = list.iter().map(|v| &v.spec).collect();
+    assert_eq!(
+        specs.iter().collect::<Vec<_>>(),
+        listed,
+        "list_volume_specs gives the specs list_volumes gives, in its order (selector {selector:?})"
+    );
     names(&list, |v| v.name())
 }
 
