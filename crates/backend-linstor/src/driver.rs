@@ -8,6 +8,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kubecloud_core::{
     AccessMode, BlockStorage, ByteSize, Error, Labels, MAX_REPLICAS, ResourceKind, Result,
@@ -17,7 +18,7 @@ use kubecloud_core::{
 use kubecloud_kube::{
     ensure_namespace, ensure_owned, from_kube, is_owned, names, tenant_namespace, tenant_selector,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::builder::{Linstor, Tier};
 use crate::capabilities::capabilities;
@@ -47,6 +48,30 @@ impl Owned {
     fn exists(&self) -> bool {
         self.pvc.is_some() || self.dv.is_some()
     }
+
+    /// The volume's name (its claim's, or its import's).
+    fn name(&self) -> &str {
+        match (&self.pvc, &self.dv) {
+            (Some(pvc), _) => pvc.metadata.name.as_deref().unwrap_or_default(),
+            (None, Some(dv)) => dv["metadata"]["name"].as_str().unwrap_or_default(),
+            (None, None) => "",
+        }
+    }
+}
+
+/// How much of a volume to read: its spec only, or its state too.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Specs,
+    States,
+}
+
+/// A list of DataVolumes, or none when CDI is not installed (the resource is not found).
+fn or_none_without_cdi<T: Default>(listed: Result<T>) -> Result<T> {
+    match listed {
+        Err(e) if e.is_not_found() => Ok(T::default()),
+        other => other,
+    }
 }
 
 fn data_volume_resource() -> ApiResource {
@@ -56,9 +81,8 @@ fn data_volume_resource() -> ApiResource {
 
 /// Whether DataVolume `dv` is a volume of this backend (the KubeVirt backend's boot-disk imports
 /// are not).
-fn is_our_import(dv: &DynamicObject) -> bool {
-    dv.metadata
-        .annotations
+fn is_our_import(meta: &ObjectMeta) -> bool {
+    meta.annotations
         .as_ref()
         .is_some_and(|a| a.contains_key(translate::REPLICAS))
 }
@@ -89,55 +113,76 @@ fn selector(tenant: &Tenant, labels: &Labels) -> String {
 }
 
 impl Linstor {
-    /// The tenant's volumes carrying all `labels`, by name, as their claims and imports.
-    async fn owned_volumes(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<Owned>> {
+    /// The tenant's volumes carrying all `labels`, by name, as their claims and imports. With
+    /// [`Reading::Specs`] the imports are read as metadata only (an import's spec is its
+    /// claim's), whole only while CDI has not made the claim yet.
+    async fn owned_volumes(
+        &self,
+        tenant: &Tenant,
+        labels: &Labels,
+        reading: Reading,
+    ) -> Result<Vec<Owned>> {
         let params = ListParams::default().labels(&selector(tenant, labels));
         // Through the Writer: identical lists within one `shared_lists` scope (a plan, where the
-        // compute backend lists DataVolumes too) are sent once.
+        // compute backend may list DataVolumes too) are sent once.
         let (writer, kind) = (&self.inner.writer, ResourceKind::Volume);
         let list = writer
             .list(&self.claims(tenant), &params, kind, "*")
             .await?;
-        let imports = match writer
-            .list_shared(&self.data_volumes(tenant), &params, kind, "*")
-            .await
-        {
-            Ok(l) => l,
-            // CDI not installed: no imports.
-            Err(e) if e.is_not_found() => Default::default(),
-            Err(e) => return Err(e),
-        };
         let mut claims: BTreeMap<String, PersistentVolumeClaim> = list
             .into_iter()
             .filter(|c| is_owned(&c.metadata, tenant))
             .map(|c| (c.metadata.name.clone().unwrap_or_default(), c))
             .collect();
+        let data_volumes = self.data_volumes(tenant);
         let mut owned: Vec<Owned> = Vec::new();
-        for dv in imports
-            .iter()
-            .filter(|dv| is_owned(&dv.metadata, tenant) && is_our_import(dv))
-        {
-            let name = dv.metadata.name.clone().unwrap_or_default();
-            owned.push(Owned {
-                pvc: claims.remove(&name),
-                dv: Some(to_value(dv)?),
-            });
+        match reading {
+            Reading::States => {
+                for dv in or_none_without_cdi(
+                    writer.list_shared(&data_volumes, &params, kind, "*").await,
+                )?
+                .iter()
+                .filter(|dv| is_owned(&dv.metadata, tenant) && is_our_import(&dv.metadata))
+                {
+                    let name = dv.metadata.name.clone().unwrap_or_default();
+                    owned.push(Owned {
+                        pvc: claims.remove(&name),
+                        dv: Some(to_value(dv)?),
+                    });
+                }
+            }
+            Reading::Specs => {
+                for dv in or_none_without_cdi(
+                    writer
+                        .list_metadata(&data_volumes, &params, kind, "*")
+                        .await,
+                )?
+                .iter()
+                .filter(|dv| is_owned(&dv.metadata, tenant) && is_our_import(&dv.metadata))
+                {
+                    let name = dv.metadata.name.clone().unwrap_or_default();
+                    let pvc = claims.remove(&name);
+                    let dv = match pvc {
+                        Some(_) => json!({"metadata": dv.metadata}),
+                        None => match writer.get_opt(&data_volumes, &name, kind, &name).await? {
+                            Some(whole) => to_value(&whole)?,
+                            None => continue,
+                        },
+                    };
+                    owned.push(Owned { pvc, dv: Some(dv) });
+                }
+            }
         }
         owned.extend(
             claims
                 .into_values()
-                .filter(|c| {
-                    c.metadata
-                        .annotations
-                        .as_ref()
-                        .is_some_and(|a| a.contains_key(translate::REPLICAS))
-                })
+                .filter(|c| is_our_import(&c.metadata))
                 .map(|c| Owned {
                     pvc: Some(c),
                     dv: None,
                 }),
         );
-        owned.sort_by_key(|o| o.claim().metadata.name);
+        owned.sort_by(|a, b| a.name().cmp(b.name()));
         Ok(owned)
     }
 
@@ -195,7 +240,7 @@ impl Linstor {
                     volume,
                 )
                 .await?
-                .filter(is_our_import)
+                .filter(|dv| is_our_import(&dv.metadata))
         } else {
             None
         };
@@ -263,7 +308,7 @@ impl Linstor {
                     Seen::Claim(c) => state.pvc = (*c).filter(|c| is_owned(&c.metadata, &owner)),
                     Seen::Import(d) => {
                         state.dv = (*d)
-                            .filter(|d| is_owned(&d.metadata, &owner) && is_our_import(d))
+                            .filter(|d| is_owned(&d.metadata, &owner) && is_our_import(&d.metadata))
                             .and_then(|d| to_value(&d).ok());
                     }
                 }
@@ -615,13 +660,13 @@ impl BlockStorage for Linstor {
     }
 
     async fn list_volumes(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<Volume>> {
-        let owned = self.owned_volumes(tenant, labels).await?;
+        let owned = self.owned_volumes(tenant, labels, Reading::States).await?;
         self.volumes_of_owned(tenant, &owned).await
     }
 
     async fn list_volume_specs(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<VolumeSpec>> {
         // The spec is the claim's (or the import's): no LINSTOR resources, no VM instances.
-        let owned = self.owned_volumes(tenant, labels).await?;
+        let owned = self.owned_volumes(tenant, labels, Reading::Specs).await?;
         owned
             .iter()
             .map(|o| translate::spec_from_claim(&o.claim()))

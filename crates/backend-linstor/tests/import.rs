@@ -62,6 +62,13 @@ async fn an_import_shows_its_progress_then_is_ready_and_reads_back_exactly() {
     assert_eq!(pending.status.phase, VolumePhase::Pending);
     let again = env.backend.create_volume(&t, &spec).await.unwrap_err();
     assert!(again.is_already_exists(), "{again}");
+    // Its spec lists as asked too: read from the DataVolume while there is no claim.
+    let specs = env
+        .backend
+        .list_volume_specs(&t, &Labels::new())
+        .await
+        .expect("list specs");
+    assert_eq!(specs, vec![spec.clone()]);
 
     let mut states = env.backend.watch_volume(&t, "os").await.expect("watch");
     let reads_before = reads(&env);
@@ -124,6 +131,27 @@ async fn an_import_shows_its_progress_then_is_ready_and_reads_back_exactly() {
         .await
         .expect("list");
     assert_eq!(all.len(), 1, "the claim CDI made is not a second volume");
+    // The specs alone: the DataVolume read as metadata, the claim whole, nothing else.
+    let before = env.kube.requests().all().len();
+    let specs = env
+        .backend
+        .list_volume_specs(&t, &Labels::new())
+        .await
+        .expect("list specs");
+    assert_eq!(specs, vec![spec.clone()]);
+    let sent: Vec<(Verb, String)> = env.kube.requests().all()[before..]
+        .iter()
+        .filter(|r| r.verb != Verb::Watch)
+        .map(|r| (r.verb, r.resource.clone()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (Verb::List, "persistentvolumeclaims".to_string()),
+            (Verb::List, "datavolumes".to_string())
+        ],
+        "one list of claims, one of DataVolumes (metadata), no get"
+    );
 
     // Another tenant does not see it.
     let other = Tenant::new("other").unwrap();
