@@ -1,8 +1,11 @@
 //! Whole-spec validation: every resource, names, references inside the spec, fixed addresses.
 
-use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
+// foldhash, not std's SipHash: a 10,000-object spec hashes tens of thousands of short names and
+// addresses, where SipHash showed in profiles; foldhash's maps are randomly seeded, so a spec
+// crafted to collide is still not a cheap attack on a portal that validates users' specs.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use kubecloud_core::{AddressRequest, Error, Protocol, Result};
 
 use super::spec::TenantSpec;

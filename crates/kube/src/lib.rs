@@ -23,6 +23,9 @@
 //!   the revision of its list, which the shared store needs (see the `informers` module docs).
 //! - `memchr`: finds `"managedFields"` in list bodies quickly, so lists are decoded without
 //!   that field (nothing here reads it from lists, and decoding it cost more than the rest).
+//! - `http`/`http-body-util`: list bodies are read into one buffer of the announced length
+//!   through `Client::send` rather than `Client::request_text`, which copies megabyte bodies twice
+//!   and checks them as UTF-8 before the JSON decoder does it again.
 //! - `backon`: retries with jittered exponential backoff (well kept, async-native), used only for
 //!   errors that [`kubecloud_core::Error::is_temporary`] marks temporary.
 

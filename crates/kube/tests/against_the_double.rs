@@ -490,3 +490,76 @@ async fn reads_before_writes_come_from_the_shared_watch_once_it_is_up() {
     );
     assert_eq!(server.requests().count(Verb::Apply, "configmaps"), 10);
 }
+
+#[tokio::test]
+async fn lists_read_the_servers_status_on_failure_and_retry_what_is_temporary() {
+    use kube::api::ListParams;
+    let server = server_with_namespace("acme").await;
+    let acme = Tenant::new("acme").unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    let writer = Writer::new("test").with_retry(RetryPolicy {
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        ..RetryPolicy::default()
+    });
+    writer
+        .apply(
+            &api,
+            &config_map(&acme, "a", "x"),
+            ResourceKind::Service,
+            "a",
+        )
+        .await
+        .unwrap();
+    // A 503 is temporary: listed again, whole objects and metadata alike.
+    server
+        .faults()
+        .inject(Fault::status(503).on_verb(Verb::List).times(2));
+    let items = writer
+        .list(&api, &ListParams::default(), ResourceKind::Service, "*")
+        .await
+        .expect("the third list succeeds");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].data.as_ref().unwrap()["key"], "x");
+    let metadata = writer
+        .list_metadata(&api, &ListParams::default(), ResourceKind::Service, "*")
+        .await
+        .expect("listed");
+    assert_eq!(metadata[0].metadata.name.as_deref(), Some("a"));
+    // A resource the server does not serve is its 404 `Status`, read as NotFound.
+    let missing: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    let missing = Api::<kube::api::DynamicObject>::namespaced_with(
+        missing.into_client(),
+        "acme",
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("example.com", "v1", "Widget"),
+            "widgets",
+        ),
+    );
+    let err = writer
+        .list(&missing, &ListParams::default(), ResourceKind::Service, "*")
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    // A 422 (a bad selector) is permanent and names what the server said.
+    server.requests().reset();
+    let err = writer
+        .list(
+            &api,
+            &ListParams::default().labels("a in (b"),
+            ResourceKind::Service,
+            "*",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("invalid label selector"),
+        "the server's message: {err}"
+    );
+    assert_eq!(
+        server.requests().count(Verb::List, "configmaps"),
+        1,
+        "not retried: {err}"
+    );
+}
