@@ -1,6 +1,6 @@
-//! Carrying out a [`Plan`]: each step as soon as the steps it depends on are done (the order of
-//! [`super::order`]), independent steps in parallel with bounded concurrency, waiting through
-//! watches, reporting progress, stopping cleanly on failure.
+//! Carrying out a [`Plan`]: each step as soon as the steps it depends on are done (the graph of
+//! `order.rs`), independent steps in parallel with bounded concurrency, waiting through watches,
+//! reporting progress, stopping cleanly on failure.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
