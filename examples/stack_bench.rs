@@ -407,8 +407,21 @@ async fn main() -> Result<()> {
     }
     let plan_spec_len = stack::tenant_spec(big_vms, 10).len();
 
-    // --- the reference: the same objects by a raw loop, on a fresh double; then more rounds ---
+    // --- destroy ---
+    let started = Instant::now();
+    // A failed destroy is a figure too (printed below), not the end of the run.
+    let destroy_outcome = acme.destroy(options).await;
+    let destroy_wall = started.elapsed();
+    let leftovers = stack::objects_of(&s.kube, "acme");
+    let left_behind = stack::left_behind(&s.kube, "acme").len();
+    // Every later round runs alone in the process: the first stack is gone before them (its
+    // controllers, its store of N VMs), and what a dropped stack leaves running is printed.
+    drop((acme, s));
+
+    // --- the reference: the same objects by a raw loop, on a fresh double; then more rounds
+    // (each stack dropped before the next starts) ---
     let mut raw_runs = Vec::new();
+    let mut tasks_after_rounds = Vec::new();
     for round in 0..args.rounds.max(1) {
         // Round 1's apply ran above; later rounds alternate which goes first.
         let apply_first = round > 0 && round % 2 == 0;
@@ -423,18 +436,19 @@ async fn main() -> Result<()> {
         if round > 0 && !apply_first {
             apply_walls.push(apply_on_fresh_stack(&spec, options).await?.1.wall);
         }
+        // Not a wait for anything: connections of the dropped stacks close within it, so the
+        // figure counts what keeps running.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tasks_after_rounds.push(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+        );
     }
     let raw = &raw_runs[0].2;
     let apply_wall = median(apply_walls.clone());
     let raw_ready = median(raw_runs.iter().map(|r| r.1).collect());
     let raw_sent = median(raw_runs.iter().map(|r| r.0).collect());
-
-    // --- destroy ---
-    let started = Instant::now();
-    // A failed destroy is a figure too (printed below), not the end of the run.
-    let destroy_outcome = acme.destroy(options).await;
-    let destroy_wall = started.elapsed();
-    let leftovers = stack::objects_of(&s.kube, "acme");
 
     println!();
     println!("  {:<58} {:>22}   target (issue 8)", "figure", "measured");
@@ -554,13 +568,14 @@ async fn main() -> Result<()> {
     }
     row(
         "destroy: objects of the tenant left (but namespace, Events)",
-        stack::left_behind(&s.kube, "acme").len().to_string(),
+        left_behind.to_string(),
         "0",
     );
     println!(
         "  left after destroy, by kind: {}",
         kinds(&stack::count_by_kind(&leftovers))
     );
+    println!("  tasks alive after each round (its stacks dropped): {tasks_after_rounds:?}");
     println!(
         "  process peak memory: {:.0} MiB",
         peak_rss_kib("VmHWM:") as f64 / 1024.0

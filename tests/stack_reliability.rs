@@ -524,3 +524,58 @@ async fn a_tenant_handle_never_plans_applies_or_destroys_another_tenants_resourc
     assert!(acme.plan(&spec).await.unwrap().is_empty());
     assert_exact(&s, 3, spec.exposures.len());
 }
+
+/// Steps start as soon as what they depend on is done, not level by level: the exposure of a VM
+/// that runs goes ahead while another VM of the same tenant is still provisioning (its boot
+/// image cannot be imported until the exposure is ready; a level-by-level apply would wait for
+/// that VM before any exposure and time out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exposure_starts_once_its_vm_runs_without_waiting_for_the_other_vms() {
+    use kubecloud::{ApplyEvent, BootDisk, Progress, ResourceKind};
+    let s = stack(Latency::None, 0).await;
+    // vm-0 and vm-1, each booting from an import; vm-0 exposed.
+    let mut spec = tenant_spec(2, 2);
+    assert_eq!(spec.exposures.len(), 1);
+    // vm-0 boots from a container image: nothing to import.
+    spec.vms[0].boot_disk = BootDisk::ContainerImage {
+        image: "quay.io/containerdisks/fedora:latest".into(),
+    };
+    let cdi = s
+        .kube
+        .controller("cdi-deployment")
+        .expect("the CDI controller");
+    cdi.pause();
+    let acme = s.cloud.tenant("acme").unwrap();
+    let plan = acme.plan(&spec).await.unwrap();
+    let events = std::sync::Mutex::new(Vec::new());
+    let on_event = |e: ApplyEvent| {
+        if e.kind == ResourceKind::Exposure && e.progress == Progress::Ready {
+            // Only now can vm-1's image be imported.
+            cdi.resume();
+        }
+        events.lock().unwrap().push(e);
+    };
+    let options = ApplyOptions {
+        timeout: Duration::from_secs(30),
+        ..options()
+    };
+    let report = acme.apply_with_progress(&plan, options, &on_event).await;
+    assert!(report.is_complete(), "{report:?}");
+    let events = events.into_inner().unwrap();
+    let at = |kind: ResourceKind, name: &str, progress: Progress| {
+        events
+            .iter()
+            .position(|e| e.kind == kind && e.name == name && e.progress == progress)
+            .unwrap_or_else(|| panic!("no {progress:?} event of {kind} {name}"))
+    };
+    assert!(
+        at(ResourceKind::Exposure, "vm-0", Progress::Applying)
+            > at(ResourceKind::Vm, "vm-0", Progress::Ready),
+        "the exposure waits for the VM it selects"
+    );
+    assert!(
+        at(ResourceKind::Exposure, "vm-0", Progress::Ready)
+            < at(ResourceKind::Vm, "vm-1", Progress::Ready),
+        "the exposure of vm-0 was held back by vm-1"
+    );
+}

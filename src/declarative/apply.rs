@@ -1,11 +1,14 @@
-//! Carrying out a [`Plan`]: level by level, independent steps in parallel with bounded
-//! concurrency, waiting through watches, reporting progress, stopping cleanly on failure.
+//! Carrying out a [`Plan`]: each step as soon as the steps it depends on are done (the graph of
+//! `order.rs`), independent steps in parallel with bounded concurrency, waiting through watches,
+//! reporting progress, stopping cleanly on failure.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -24,12 +27,12 @@ use crate::TenantHandle;
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ApplyOptions {
-    /// Steps of one level being sent at once, at most this many (the bound on requests in
-    /// flight). Waiting for a sent resource to be ready or gone does not count against it: waits
-    /// go through one shared watch per kind and send nothing.
+    /// Steps being sent at once, at most this many (the bound on requests in flight). Waiting
+    /// for a sent resource to be ready or gone does not count against it: waits go through one
+    /// shared watch per kind and send nothing.
     pub concurrency: usize,
     /// Wait until created resources are ready (VMs running, volumes ready, addresses assigned)
-    /// and deleted ones are gone before the next level.
+    /// and deleted ones are gone before the steps that depend on them start.
     pub wait: bool,
     /// How long to wait for one resource.
     pub timeout: Duration,
@@ -120,8 +123,10 @@ impl TenantHandle {
     }
 
     /// Carries out `plan`, calling `on_event` for every change of a resource's progress.
-    /// Levels run in order (deletions first, dependents before dependencies; then creations,
-    /// dependencies before dependents), the steps of a level in parallel. After a failure no new
+    /// Deletions come first, dependents before dependencies; then creations and changes, each
+    /// as soon as what its spec names is done (a VM once its subnet, volumes and security groups
+    /// are ready; an exposure once the VMs it selects run, without waiting for the others), in
+    /// parallel, at most [`ApplyOptions::concurrency`] sending at once. After a failure no new
     /// step starts; steps in flight finish; the report says exactly what was and was not done.
     /// Applying the same spec again converges.
     pub async fn apply_with_progress(
@@ -133,79 +138,79 @@ impl TenantHandle {
         for step in &plan.steps {
             on_event(event(step, Progress::Pending));
         }
-        let failed = Arc::new(AtomicBool::new(false));
+        let failed = AtomicBool::new(false);
+        // At most `concurrency` steps send at once; a step gives its slot back when it starts
+        // waiting, so the waits (on the shared watches, no requests) overlap as a raw loop of
+        // requests followed by one watch would.
+        let slots = Semaphore::new(options.concurrency.max(1));
         let mut report = ApplyReport::default();
         let mut created_but_failed = Vec::new();
-        let mut i = 0;
-        while i < plan.steps.len() {
-            let key = group_key(&plan.steps[i]);
-            let end = plan.steps[i..]
-                .iter()
-                .position(|s| group_key(s) != key)
-                .map_or(plan.steps.len(), |n| i + n);
-            let group = &plan.steps[i..end];
-            i = end;
-            if failed.load(Ordering::SeqCst) {
-                report
-                    .not_started
-                    .extend(group.iter().map(|s| (s.action, s.kind, s.name.clone())));
-                continue;
+        let mut order = super::order::graph(&plan.steps);
+        let mut ready: VecDeque<usize> = order.start().into();
+        let mut started = vec![false; plan.steps.len()];
+        // Boxed as `Send` futures: the whole apply future is then `Send` by construction (a
+        // kube-runtime reconciler, the operator example, must be).
+        let mut running: FuturesUnordered<BoxFuture<'_, (usize, Option<StepOutcome>)>> =
+            FuturesUnordered::new();
+        loop {
+            if !failed.load(Ordering::SeqCst) {
+                for i in ready.drain(..) {
+                    started[i] = true;
+                    let step = &plan.steps[i];
+                    let (failed, slots) = (&failed, &slots);
+                    running.push(
+                        async move {
+                            let slot = slots.acquire().await.ok();
+                            if failed.load(Ordering::SeqCst) {
+                                return (i, None);
+                            }
+                            let outcome = self.run_step(step, options, on_event, slot).await;
+                            if outcome.0.is_err() {
+                                failed.store(true, Ordering::SeqCst);
+                            }
+                            (i, Some(outcome))
+                        }
+                        .boxed(),
+                    );
+                }
             }
-            // At most `concurrency` steps send at once; a step gives its slot back when it
-            // starts waiting, so the waits of a level (on the shared watches, no requests)
-            // overlap as a raw loop of requests followed by one watch would.
-            let slots = Semaphore::new(options.concurrency.max(1));
-            let slots = &slots;
-            // The futures are built before they are streamed (not in a `map` over the stream)
-            // so that the whole apply future is `Send`: a closure taking `&Step` inside the
-            // stream's type defeats the compiler's proof, and a kube-runtime reconciler (the
-            // operator example) must be `Send`.
-            let steps: Vec<_> = group
-                .iter()
-                .map(|step| {
-                    let failed = failed.clone();
-                    async move {
-                        let slot = slots.acquire().await.ok();
-                        if failed.load(Ordering::SeqCst) {
-                            return (step, None);
-                        }
-                        let outcome = self.run_step(step, options, on_event, slot).await;
-                        if outcome.0.is_err() {
-                            failed.store(true, Ordering::SeqCst);
-                        }
-                        (step, Some(outcome))
-                    }
-                })
-                .collect();
-            let results: Vec<(&Step, Option<StepOutcome>)> = stream::iter(steps)
-                .buffer_unordered(group.len().max(1))
-                .collect()
-                .await;
-            for (step, outcome) in results {
-                match outcome {
-                    None => report
-                        .not_started
-                        .push((step.action, step.kind, step.name.clone())),
-                    Some((Ok(()), _)) => {
-                        report
-                            .done
-                            .push((step.action, step.kind, step.name.clone()))
-                    }
-                    Some((Err(err), created)) => {
-                        on_event(event(step, Progress::Failed(err.to_string())));
-                        report.failed.push((
-                            step.action,
-                            step.kind,
-                            step.name.clone(),
-                            err.to_string(),
-                        ));
-                        if created {
-                            created_but_failed.push((step.kind, step.name.clone()));
-                        }
+            let Some((i, outcome)) = running.next().await else {
+                break;
+            };
+            let step = &plan.steps[i];
+            match outcome {
+                None => report
+                    .not_started
+                    .push((step.action, step.kind, step.name.clone())),
+                Some((Ok(()), _)) => {
+                    report
+                        .done
+                        .push((step.action, step.kind, step.name.clone()));
+                    let mut now_ready = Vec::new();
+                    order.done(i, &mut now_ready);
+                    ready.extend(now_ready);
+                }
+                Some((Err(err), created)) => {
+                    on_event(event(step, Progress::Failed(err.to_string())));
+                    report.failed.push((
+                        step.action,
+                        step.kind,
+                        step.name.clone(),
+                        err.to_string(),
+                    ));
+                    if created {
+                        created_but_failed.push((step.kind, step.name.clone()));
                     }
                 }
             }
         }
+        report.not_started.extend(
+            plan.steps
+                .iter()
+                .zip(&started)
+                .filter(|(_, started)| !**started)
+                .map(|(s, _)| (s.action, s.kind, s.name.clone())),
+        );
         if options.rollback_on_failure && !report.failed.is_empty() {
             self.roll_back(&mut report, created_but_failed, options, on_event)
                 .await;
@@ -418,10 +423,4 @@ fn event(step: &Step, progress: Progress) -> ApplyEvent {
         action: step.action,
         progress,
     }
-}
-
-/// Steps with the same key run together: deletions of one level, or creations/changes of one
-/// level.
-fn group_key(step: &Step) -> (bool, u8) {
-    (step.action == Action::Delete, step.level())
 }

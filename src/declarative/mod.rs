@@ -6,6 +6,7 @@
 //! local state is needed: an interrupted apply, applied again, converges.
 
 mod apply;
+mod order;
 mod plan;
 mod spec;
 mod validate;

@@ -3,10 +3,13 @@
 //! Waiting for a thousand VMs through a watch per VM opens a thousand watches (and lists). An
 //! [`Informers`] registry instead runs one list-then-watch loop per resource URL (a kind in a
 //! namespace, or a cluster-scoped kind) while anyone is waiting on objects of it, keeps the
-//! objects it has seen, and wakes every waiter on each change; each waiter looks at its own
-//! object. The loop is stopped a moment ([`Informers::with_linger`], 5 s by default) after the
-//! last waiter is gone, so the waits of consecutive steps, and reads between them
-//! ([`Informers::cached`]), reuse it.
+//! objects it has seen, and wakes the waiters on an object when that object changes (every
+//! waiter when the store is listed again): a thousand waits on one kind cost a wake-up per change
+//! of their own object, not one per change of any object of the kind. The loop is stopped a
+//! moment ([`Informers::with_linger`], 5 s by default) after the last waiter is gone, so the
+//! waits of consecutive steps, and reads between them ([`Informers::cached`]), reuse it; at
+//! once when the registry itself is gone (its last clone dropped, with the client that held it):
+//! nothing runs on in the background for a registry nobody can use.
 //!
 //! ## What the store holds, and how fresh it is
 //!
@@ -92,6 +95,8 @@ pub struct Informers {
     /// that has not seen it are answered by the server.
     barrier: Arc<AtomicU64>,
     linger: Duration,
+    /// Dropped with the last clone of the registry: ends the lingering of its watches.
+    alive: Arc<watch::Sender<()>>,
 }
 
 impl Default for Informers {
@@ -100,14 +105,18 @@ impl Default for Informers {
             running: Arc::default(),
             barrier: Arc::default(),
             linger: Duration::from_secs(5),
+            alive: Arc::new(watch::channel(()).0),
         }
     }
 }
 
-/// A use of a running informer; when dropped, the informer is kept for the linger time.
+/// A use of a running informer; when dropped, the informer is kept for the linger time (or
+/// until the registry is gone).
 struct Lease {
     informer: Option<Arc<Informer>>,
     linger: Duration,
+    /// Closed when the registry is gone.
+    registry: watch::Receiver<()>,
 }
 
 impl std::ops::Deref for Lease {
@@ -126,8 +135,14 @@ impl Drop for Lease {
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let linger = self.linger;
+            let mut registry = self.registry.clone();
             runtime.spawn(async move {
-                tokio::time::sleep(linger).await;
+                tokio::select! {
+                    () = tokio::time::sleep(linger) => {}
+                    // Nothing is ever sent: this ends when the registry's last clone is dropped,
+                    // after which nobody can reuse the watch.
+                    _ = registry.changed() => {}
+                }
                 drop(informer);
             });
         }
@@ -160,8 +175,63 @@ impl Drop for Informer {
 /// The state the loop and the waiters share.
 struct Shared {
     store: Mutex<Store>,
-    /// Bumped on every change; waiters re-read their object.
+    /// Bumped on every change (and list): for waits on the whole store (`selected`, the first
+    /// list of `cached`).
     changed: watch::Sender<u64>,
+    /// Per object name, bumped when that object changes (and on every list): waiters on one
+    /// object ([`Informers::states`]) re-read it. An entry lives while someone waits on the name.
+    by_name: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+/// What a change of the store concerns: whom to wake.
+enum Changed {
+    /// Nothing waiters look at (a bookmark, an ignored answer).
+    Nothing,
+    /// One object.
+    One(String),
+    /// Everything (a completed list).
+    All,
+}
+
+/// A waiter's subscription to the changes of one object name; removes the name's entry when
+/// its last waiter is gone.
+struct NameChanges {
+    shared: Arc<Shared>,
+    name: String,
+    changes: Option<watch::Receiver<u64>>,
+}
+
+impl NameChanges {
+    fn new(shared: Arc<Shared>, name: String) -> Self {
+        let changes = lock(&shared.by_name)
+            .entry(name.clone())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe();
+        Self {
+            shared,
+            name,
+            changes: Some(changes),
+        }
+    }
+
+    fn receiver(&mut self) -> &mut watch::Receiver<u64> {
+        self.changes.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for NameChanges {
+    fn drop(&mut self) {
+        let mut by_name = lock(&self.shared.by_name);
+        // Dropped under the lock: a new waiter on the name either found this entry (and counts)
+        // or creates a new one after it is removed.
+        drop(self.changes.take());
+        if by_name
+            .get(&self.name)
+            .is_some_and(|sender| sender.receiver_count() == 0)
+        {
+            by_name.remove(&self.name);
+        }
+    }
 }
 
 /// The objects of one resource URL as of revision `seen`, plus answers to writes newer than it.
@@ -244,16 +314,25 @@ impl Store {
 }
 
 impl Shared {
-    fn update(&self, change: impl FnOnce(&mut Store) -> bool) {
+    /// Changes the store, then wakes whom the change concerns (after the store's lock is given
+    /// back: a woken waiter reads the store at once).
+    fn update(&self, change: impl FnOnce(&mut Store) -> Changed) {
         let changed = change(&mut lock(&self.store));
-        if changed {
-            self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        let bump = |sender: &watch::Sender<u64>| sender.send_modify(|n| *n = n.wrapping_add(1));
+        match changed {
+            Changed::Nothing => return,
+            Changed::One(name) => {
+                if let Some(sender) = lock(&self.by_name).get(&name) {
+                    bump(sender);
+                }
+            }
+            Changed::All => lock(&self.by_name).values().for_each(bump),
         }
+        bump(&self.changed);
     }
 
     /// The object's current state once the first list is done, unless it is still `seen`
-    /// (the same resourceVersion, or an equal value without one). Every change of the kind
-    /// wakes every waiter on it: one whose object did not change copies nothing.
+    /// (the same resourceVersion, or an equal value without one).
     fn current_unless(&self, name: &str, seen: Option<&Option<Value>>) -> Option<Option<Value>> {
         let store = lock(&self.store);
         if !store.synced {
@@ -355,24 +434,26 @@ impl Informers {
     /// The states of the object `name` behind `api`: the current one once the shared watch of
     /// its kind has listed (`None` while it does not exist), then one per change of it. Every
     /// stream on the same resource URL shares one watch; a dropped watch resumes (with
-    /// backoff), listing again after `410 Gone`.
+    /// backoff), listing again after `410 Gone`. The stream is woken only by changes of its own
+    /// object (and by lists), not by those of the kind's other objects.
     pub fn states<K>(&self, api: &Api<K>, name: &str) -> BoxStream<'static, Result<Option<K>>>
     where
         K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let informer = self.informer(api);
-        let changes = informer.shared.changed.subscribe();
-        let name = name.to_string();
+        // Subscribed before the first read: a change after that read wakes the stream.
+        let changes = NameChanges::new(informer.shared.clone(), name.to_string());
         futures::stream::unfold(
-            (informer, changes, name, None::<Option<Value>>),
-            |(informer, mut changes, name, last)| async move {
+            (informer, changes, None::<Option<Value>>),
+            |(informer, mut changes, last)| async move {
                 loop {
-                    changes.borrow_and_update();
-                    if let Some(now) = informer.shared.current_unless(&name, last.as_ref()) {
-                        let item = decode(now.clone(), &name);
-                        return Some((item, (informer, changes, name, Some(now))));
+                    changes.receiver().borrow_and_update();
+                    let name = &changes.name;
+                    if let Some(now) = informer.shared.current_unless(name, last.as_ref()) {
+                        let item = decode(now.clone(), name);
+                        return Some((item, (informer, changes, Some(now))));
                     }
-                    changes.changed().await.ok()?;
+                    changes.receiver().changed().await.ok()?;
                 }
             },
         )
@@ -445,7 +526,13 @@ impl Informers {
             return;
         };
         if let Some(name) = name_of(&value) {
-            informer.shared.update(|store| store.observe(name, value));
+            informer.shared.update(|store| {
+                if store.observe(name.clone(), value) {
+                    Changed::One(name)
+                } else {
+                    Changed::Nothing
+                }
+            });
         }
     }
 
@@ -483,6 +570,7 @@ impl Informers {
         let lease = |informer| Lease {
             informer: Some(informer),
             linger: self.linger,
+            registry: self.alive.subscribe(),
         };
         if let Some(informer) = running.get(&url).and_then(Weak::upgrade) {
             return lease(informer);
@@ -492,6 +580,7 @@ impl Informers {
         let shared = Arc::new(Shared {
             store: Mutex::new(Store::default()),
             changed,
+            by_name: Mutex::default(),
         });
         let fields = fields.map(str::to_string);
         let task =
@@ -556,7 +645,7 @@ where
                     let at = version.parse().unwrap_or(0);
                     shared.update(|store| {
                         store.listed(items, at);
-                        true
+                        Changed::All
                     });
                     version
                 }
@@ -651,7 +740,7 @@ where
                 if let Ok(version) = mark.metadata.resource_version.parse() {
                     shared.update(|store| {
                         store.progress(version);
-                        false
+                        Changed::Nothing
                     });
                 }
                 at = mark.metadata.resource_version;
@@ -673,8 +762,8 @@ where
         }
         let version = resource_version(&value);
         shared.update(|store| {
-            store.event(name, (!deleted).then_some(value), version);
-            true
+            store.event(name.clone(), (!deleted).then_some(value), version);
+            Changed::One(name)
         });
     }
     Resume::From(at)
@@ -758,6 +847,38 @@ mod tests {
         assert!(store.ahead.is_empty(), "the watch delivered the answer");
         store.event("a".into(), None, Some(11));
         assert_eq!(version_of(&store, "a"), None);
+    }
+
+    /// A watch that lingers after its last user is stopped at once when the registry is dropped
+    /// (with the client that held it): nothing keeps running for a registry nobody can use.
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_registry_stops_its_lingering_watches_at_once() {
+        // Nothing listens there: the loop retries its list with backoff until stopped.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client, "acme");
+        let informers = Informers::default().with_linger(Duration::from_secs(3600));
+        let states = informers.states(&api, "a");
+        let informer = lock(&informers.running)
+            .values()
+            .next()
+            .cloned()
+            .expect("a running watch");
+        drop(states);
+        assert!(informer.upgrade().is_some(), "lingers after its last user");
+        let started = tokio::time::Instant::now();
+        drop(informers);
+        for _ in 0..1000 {
+            if informer.upgrade().is_none() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(informer.upgrade().is_none(), "stopped with the registry");
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "not after the linger time"
+        );
     }
 
     #[test]

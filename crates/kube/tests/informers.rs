@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kubecloud_core::ResourceKind;
 use kubecloud_core::wait::Check;
 use kubecloud_kube::{Informers, Writer};
@@ -216,4 +216,70 @@ async fn a_read_after_a_wait_reflects_what_the_cluster_did_before_the_state_wait
     let first = states.next().await.unwrap().unwrap();
     assert_eq!(first.as_ref().map(value), Some("v2"));
     drop(probe);
+}
+
+/// Counts how often a task was woken.
+#[derive(Default)]
+struct Wakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_change_of_one_object_wakes_only_the_waiters_on_it() {
+    let server = server_with_namespace("acme").await;
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
+    for name in ["a", "b"] {
+        api.create(&PostParams::default(), &config_map(name, "v1"))
+            .await
+            .unwrap();
+    }
+    let informers = Informers::default();
+    let mut a = informers.states(&api, "a");
+    let mut b = informers.states(&api, "b");
+    until_present(&mut a).await;
+    until_present(&mut b).await;
+
+    // b waits for its next state, with a waker that counts.
+    let wakes = std::sync::Arc::new(Wakes::default());
+    let waker = std::task::Waker::from(wakes.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(b.poll_next_unpin(&mut cx).is_pending(), "b has not changed");
+
+    // Another client changes a; the shared watch delivers it to a's waiter.
+    let v2 = Patch::Merge(json!({"data": {"key": "v2"}}));
+    api.patch("a", &PatchParams::default(), &v2).await.unwrap();
+    let a_changed = async {
+        while let Some(Ok(state)) = a.next().await {
+            if state.as_ref().map(value) == Some("v2") {
+                return;
+            }
+        }
+        panic!("a's states ended");
+    };
+    tokio::time::timeout(PATIENCE, a_changed)
+        .await
+        .expect("a's change arrives");
+    assert_eq!(
+        wakes.0.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a change of a woke the waiter on b"
+    );
+
+    // b's own change wakes it.
+    api.patch("b", &PatchParams::default(), &v2).await.unwrap();
+    let b_changed = async {
+        while let Some(Ok(state)) = b.next().await {
+            if state.as_ref().map(value) == Some("v2") {
+                return;
+            }
+        }
+        panic!("b's states ended");
+    };
+    tokio::time::timeout(PATIENCE, b_changed)
+        .await
+        .expect("b's change arrives");
 }
