@@ -32,6 +32,15 @@ pub(crate) fn stored_spec(vm: &DynamicObject, name: &str) -> Result<VmSpec> {
     spec_of_meta(&vm.metadata, name)
 }
 
+/// The list of the tenant's VMs carrying all `selector` labels.
+fn vm_list_params(tenant: &Tenant, selector: &Labels) -> ListParams {
+    let mut label_selector = tenant_selector(tenant);
+    for (k, v) in selector {
+        label_selector.push_str(&format!(",{k}={v}"));
+    }
+    ListParams::default().labels(&label_selector)
+}
+
 /// The spec kubecloud stored in a VM's annotation, from the VM's metadata alone.
 fn spec_of_meta(meta: &ObjectMeta, name: &str) -> Result<VmSpec> {
     let text = meta
@@ -437,11 +446,7 @@ impl Compute for KubeVirt {
 
     async fn list_vms(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<Vm>> {
         let ns = Self::ns(tenant);
-        let mut label_selector = tenant_selector(tenant);
-        for (k, v) in selector {
-            label_selector.push_str(&format!(",{k}={v}"));
-        }
-        let params = ListParams::default().labels(&label_selector);
+        let params = vm_list_params(tenant, selector);
         let owned = ListParams::default().labels(&tenant_selector(tenant));
         // Through the Writer: identical lists within one `shared_lists` scope (a plan, where
         // the storage backend lists DataVolumes and instances too) are sent once.
@@ -511,11 +516,7 @@ impl Compute for KubeVirt {
 
     async fn list_vm_specs(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<VmSpec>> {
         let ns = Self::ns(tenant);
-        let mut label_selector = tenant_selector(tenant);
-        for (k, v) in selector {
-            label_selector.push_str(&format!(",{k}={v}"));
-        }
-        let params = ListParams::default().labels(&label_selector);
+        let params = vm_list_params(tenant, selector);
         // The spec is in an annotation: the VMs' metadata is all there is to read (no specs,
         // no instances, no imports), and Secrets only when a VM has cloud-init to restore.
         let (kind, w) = (ResourceKind::Vm, &self.writer);

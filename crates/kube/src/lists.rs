@@ -113,17 +113,11 @@ impl Writer {
         K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync,
         K: 'static,
     {
-        let send = || async {
-            self.retry()
-                .run("list", || async {
-                    lean_list(api, params, Shape::Objects)
-                        .await
-                        .map_err(|e| from_kube(self.backend(), kind, name, e))
-                })
-                .await
-        };
         let key = format!("{}?{params:?}", api.resource_url());
-        self.coalesced(key, send).await
+        self.coalesced(key, || {
+            self.send_list(api, params, Shape::Objects, kind, name)
+        })
+        .await
     }
 
     /// The metadata of the objects `params` selects through `api`, without their specs and
@@ -161,17 +155,34 @@ impl Writer {
         K: kube::Resource + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync,
         K: 'static,
     {
-        let send = || async {
-            self.retry()
-                .run("list", || async {
-                    lean_list(api, params, Shape::Metadata)
-                        .await
-                        .map_err(|e| from_kube(self.backend(), kind, name, e))
-                })
-                .await
-        };
         let key = format!("metadata {}?{params:?}", api.resource_url());
-        self.coalesced(key, send).await
+        self.coalesced(key, || {
+            self.send_list(api, params, Shape::Metadata, kind, name)
+        })
+        .await
+    }
+
+    /// One list (of `shape`), retried while its failures are temporary; errors name `kind` and
+    /// `name`.
+    async fn send_list<K, T>(
+        &self,
+        api: &Api<K>,
+        params: &ListParams,
+        shape: Shape,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Vec<T>>
+    where
+        K: kube::Resource + Clone,
+        T: Clone + DeserializeOwned,
+    {
+        self.retry()
+            .run("list", || async {
+                lean_list(api, params, shape)
+                    .await
+                    .map_err(|e| from_kube(self.backend(), kind, name, e))
+            })
+            .await
     }
 
     /// `send`'s answer, sent once per `key` within a [`shared_lists`] scope (every time outside
