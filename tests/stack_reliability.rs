@@ -579,3 +579,54 @@ async fn an_exposure_starts_once_its_vm_runs_without_waiting_for_the_other_vms()
         "the exposure of vm-0 was held back by vm-1"
     );
 }
+
+/// A secondary subnet cut off between its two objects (its Subnet and its attachment
+/// definition, whichever is written second fails): the next plan completes it; when the spec no
+/// longer names it, destroy leaves nothing of it behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_subnet_cut_off_half_way_is_completed_or_destroyed_without_leaks() {
+    use kubecloud::{Action, ResourceKind, SubnetSpec, VpcSpec};
+    let s = stack(Latency::None, 0).await;
+    let acme = s.cloud.tenant("acme").unwrap();
+    let mut storage = SubnetSpec::new("storage", "main", "10.9.0.0/24".parse().unwrap());
+    storage.secondary = true;
+    let spec = TenantSpec {
+        vpcs: vec![VpcSpec::named("main")],
+        subnets: vec![storage],
+        ..TenantSpec::default()
+    };
+    for refused in ["subnets", "network-attachment-definitions"] {
+        // A refusal is not retried: the create stops at that write.
+        let cut = || {
+            s.kube.faults().inject(
+                Fault::status(403)
+                    .on_verb(Verb::Apply)
+                    .on_resource(refused)
+                    .times(1),
+            );
+        };
+        cut();
+        let plan = acme.plan(&spec).await.unwrap();
+        acme.apply(&plan, options())
+            .await
+            .expect_err("a write is refused");
+        // Planned again as a creation (whatever of it is there), which completes it.
+        let plan = acme.plan(&spec).await.unwrap();
+        let steps: Vec<_> = plan.steps.iter().map(|st| (st.action, st.kind)).collect();
+        assert_eq!(
+            steps,
+            [(Action::Create, ResourceKind::Subnet)],
+            "{refused}: {plan}"
+        );
+        acme.apply(&plan, options()).await.unwrap();
+        assert!(acme.plan(&spec).await.unwrap().is_empty(), "{refused}");
+        acme.destroy(options()).await.unwrap();
+        assert_nothing_left(&s);
+        // Cut off again, then destroyed without completing: nothing is left either.
+        cut();
+        let plan = acme.plan(&spec).await.unwrap();
+        acme.apply(&plan, options()).await.unwrap_err();
+        acme.destroy(options()).await.unwrap();
+        assert_nothing_left(&s);
+    }
+}

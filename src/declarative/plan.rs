@@ -340,6 +340,12 @@ impl TenantHandle {
             .iter()
             .filter(|p| p.incomplete)
             .map(|p| (ResourceKind::AddressPool, p.spec.name.clone()))
+            .chain(
+                subnets
+                    .iter()
+                    .filter(|s| s.incomplete)
+                    .map(|s| (ResourceKind::Subnet, s.spec.name.clone())),
+            )
             .collect();
         let mut by_kind: BTreeMap<ResourceKind, BTreeMap<String, Desired>> = BTreeMap::new();
         let mut put = |kind: ResourceKind, desired: Desired| {

@@ -1,7 +1,7 @@
 //! The `Network` trait on Kube-OVN: thin; objects come from [`crate::translate`], checks from
 //! [`crate::addresses`], and everything goes through `kubecloud-kube`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 use futures::future::ready;
@@ -96,6 +96,7 @@ fn subnet_view(object: &Value) -> Result<Subnet> {
         available: count(&object["status"][available]).unwrap_or(0),
         used: count(&object["status"][used]).unwrap_or(0),
         ready: condition(object, "Ready").is_some_and(|(ok, _)| ok),
+        incomplete: false,
     })
 }
 
@@ -580,8 +581,24 @@ impl Network for KubeOvn {
         let kind = ResourceKind::Subnet;
         let api = self.cluster(&kinds::subnet());
         let object = cluster_scoped(tenant, &spec.name);
-        self.ensure_free(&api, &object, tenant, kind, &spec.name)
-            .await?;
+        // A secondary subnet whose attachment definition is missing (an interrupted create or
+        // delete) is completed; any other subnet of that name is taken.
+        let completing = match self
+            .ensure_free(&api, &object, tenant, kind, &spec.name)
+            .await
+        {
+            Err(e) if e.is_already_exists() => {
+                let found = self.list_subnets(tenant).await?;
+                if !found
+                    .iter()
+                    .any(|s| s.spec.name == spec.name && s.incomplete)
+                {
+                    return Err(e);
+                }
+                true
+            }
+            other => other.map(|()| false)?,
+        };
         self.owned(
             &self.cluster(&kinds::vpc()),
             &cluster_scoped(tenant, &spec.vpc),
@@ -600,8 +617,16 @@ impl Network for KubeOvn {
             .await?
             .iter()
             .map(translate::subnet_spec_from)
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|s| !(completing && s.name == spec.name))
+            .collect::<Vec<_>>();
         refuse_overlap(spec, &siblings)?;
+        // The Subnet first, its attachment definition second: interrupted in between, the
+        // subnet lists as incomplete (and is completed or removed), never a definition that
+        // nothing lists.
+        self.apply(&api, translate::subnet(tenant, spec), kind, &spec.name)
+            .await?;
         if spec.secondary {
             kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
             let nads = self.namespaced(&kinds::attachment(), tenant);
@@ -619,8 +644,6 @@ impl Network for KubeOvn {
                 .apply_if_changed(&nads, current.as_ref(), &desired, kind, &spec.name)
                 .await?;
         }
-        self.apply(&api, translate::subnet(tenant, spec), kind, &spec.name)
-            .await?;
         let ready = self
             .writer
             .wait_for(
@@ -681,16 +704,28 @@ impl Network for KubeOvn {
     }
 
     async fn list_subnets(&self, tenant: &Tenant) -> Result<Vec<Subnet>> {
-        self.list_owned(
-            &self.cluster(&kinds::subnet()),
-            tenant,
-            None,
-            ResourceKind::Subnet,
-        )
-        .await?
-        .iter()
-        .map(subnet_view)
-        .collect()
+        let kind = ResourceKind::Subnet;
+        let mut subnets = self
+            .list_owned(&self.cluster(&kinds::subnet()), tenant, None, kind)
+            .await?
+            .iter()
+            .map(subnet_view)
+            .collect::<Result<Vec<_>>>()?;
+        // A secondary subnet is complete with its attachment definition (one list, only when
+        // there is a secondary subnet to check).
+        if subnets.iter().any(|s| s.spec.secondary) {
+            let nads = self.namespaced(&kinds::attachment(), tenant);
+            let present: BTreeSet<String> = self
+                .list_owned(&nads, tenant, None, kind)
+                .await?
+                .iter()
+                .filter_map(|n| n["metadata"]["name"].as_str().map(String::from))
+                .collect();
+            for s in subnets.iter_mut().filter(|s| s.spec.secondary) {
+                s.incomplete = !present.contains(&kubecloud_kube::names::attachment(&s.spec.name));
+            }
+        }
+        Ok(subnets)
     }
 
     async fn delete_subnet(&self, tenant: &Tenant, name: &str) -> Result<()> {

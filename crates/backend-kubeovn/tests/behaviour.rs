@@ -555,7 +555,7 @@ async fn a_reservation_in_use_by_a_running_vm_is_not_released() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unchanged_attachment_is_not_sent_again() {
+async fn a_secondary_subnet_whose_attachment_failed_is_completed_by_the_next_create() {
     guarded(async {
         let (server, backend) = setup().await;
         let acme = tenant("acme");
@@ -565,31 +565,34 @@ async fn an_unchanged_attachment_is_not_sent_again() {
             .unwrap();
         let mut storage = SubnetSpec::new("storage", "main", net("10.2.0.0/24"));
         storage.secondary = true;
-        // The subnet's apply fails for good (every retry answered 500): the attachment was made.
+        // The attachment's apply fails for good (every retry answered 500): the Subnet, written
+        // first, was made.
         server.faults().inject(
             kubecloud_testkit::Fault::status(500)
                 .on_verb(Verb::Apply)
-                .on_resource("subnets")
+                .on_resource("network-attachment-definitions")
                 .times(5),
         );
         let err = backend.create_subnet(&acme, &storage).await.unwrap_err();
         assert!(err.is_temporary(), "{err}");
         let requests = server.requests();
-        assert_eq!(
-            requests.count(Verb::Apply, "network-attachment-definitions"),
-            1
-        );
-        // Trying again sends the subnet, not the unchanged attachment.
+        assert_eq!(requests.count(Verb::Apply, "subnets"), 1);
+        let refused = requests.count(Verb::Apply, "network-attachment-definitions");
+        assert!(refused >= 1);
+        let listed = backend.list_subnets(&acme).await.unwrap();
+        assert!(listed[0].incomplete, "{listed:?}");
+        // Trying again completes it: the attachment is sent once more, the namespace is not.
         backend.create_subnet(&acme, &storage).await.unwrap();
         assert_eq!(
             requests.count(Verb::Apply, "network-attachment-definitions"),
-            1
+            refused + 1
         );
         assert_eq!(
             requests.count(Verb::Apply, "namespaces"),
             1,
-            "the namespace too"
+            "the namespace once"
         );
+        assert!(!backend.list_subnets(&acme).await.unwrap()[0].incomplete);
     })
     .await;
 }

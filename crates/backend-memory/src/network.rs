@@ -97,6 +97,7 @@ fn subnet_view(record: &SubnetRecord) -> Subnet {
         available: record.space.available(),
         used: record.space.used(),
         ready: true,
+        incomplete: false,
     }
 }
 

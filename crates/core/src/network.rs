@@ -226,6 +226,12 @@ pub struct Subnet {
     pub used: u128,
     /// Whether the backend reports it ready.
     pub ready: bool,
+    /// Whether some of the objects the subnet is made of are missing: its creation or deletion
+    /// was interrupted half-way (on Kube-OVN, a secondary subnet without its
+    /// NetworkAttachmentDefinition, so VMs cannot attach to it). [`Network::create_subnet`]
+    /// completes it, [`Network::delete_subnet`] removes what is left of it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
 }
 
 /// A fixed IP (and MAC) held for a VM interface, kept across live migration.
