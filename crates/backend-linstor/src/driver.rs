@@ -126,13 +126,15 @@ impl Linstor {
         // Through the Writer: identical lists within one `shared_lists` scope (a plan, where the
         // compute backend may list DataVolumes too) are sent once.
         let (writer, kind) = (&self.inner.writer, ResourceKind::Volume);
+        // Read in place (within a plan the list is shared): only the claims of volumes are
+        // copied out, not those of VMs' boot disks.
         let list = writer
-            .list(&self.claims(tenant), &params, kind, "*")
+            .list_shared(&self.claims(tenant), &params, kind, "*")
             .await?;
-        let mut claims: BTreeMap<String, PersistentVolumeClaim> = list
-            .into_iter()
+        let mut claims: BTreeMap<&str, &PersistentVolumeClaim> = list
+            .iter()
             .filter(|c| is_owned(&c.metadata, tenant))
-            .map(|c| (c.metadata.name.clone().unwrap_or_default(), c))
+            .map(|c| (c.metadata.name.as_deref().unwrap_or_default(), c))
             .collect();
         let data_volumes = self.data_volumes(tenant);
         let mut owned: Vec<Owned> = Vec::new();
@@ -144,9 +146,9 @@ impl Linstor {
                 .iter()
                 .filter(|dv| is_owned(&dv.metadata, tenant) && is_our_import(&dv.metadata))
                 {
-                    let name = dv.metadata.name.clone().unwrap_or_default();
+                    let name = dv.metadata.name.as_deref().unwrap_or_default();
                     owned.push(Owned {
-                        pvc: claims.remove(&name),
+                        pvc: claims.remove(name).cloned(),
                         dv: Some(to_value(dv)?),
                     });
                 }
@@ -161,7 +163,7 @@ impl Linstor {
                 .filter(|dv| is_owned(&dv.metadata, tenant) && is_our_import(&dv.metadata))
                 {
                     let name = dv.metadata.name.clone().unwrap_or_default();
-                    let pvc = claims.remove(&name);
+                    let pvc = claims.remove(name.as_str()).cloned();
                     let dv = match pvc {
                         Some(_) => json!({"metadata": dv.metadata}),
                         None => match writer.get_opt(&data_volumes, &name, kind, &name).await? {
@@ -178,7 +180,7 @@ impl Linstor {
                 .into_values()
                 .filter(|c| is_our_import(&c.metadata))
                 .map(|c| Owned {
-                    pvc: Some(c),
+                    pvc: Some(c.clone()),
                     dv: None,
                 }),
         );
