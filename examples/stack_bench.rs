@@ -386,6 +386,20 @@ async fn main() -> Result<()> {
     let big_vms = (args.plan_objects.saturating_sub(3) * 10).div_ceil(11);
     let big = stack::tenant_spec(big_vms, 10);
     let (plan_cpu, plan_wall, plan_mem_kib, plan_steps) = measure_plan(&acme, &big);
+    // The first plan on a fresh thread also pays for the allocator's first pages (page faults
+    // of its arena): printed, but judged on the median of the next five.
+    let later: Vec<_> = (0..5).map(|_| measure_plan(&acme, &big)).collect();
+    let plan_cpu_median = median(later.iter().map(|m| m.0).collect());
+    let plan_cpu_range = (
+        later.iter().map(|m| m.0).min().unwrap_or_default(),
+        later.iter().map(|m| m.0).max().unwrap_or_default(),
+    );
+    let plan_mem_max = later
+        .iter()
+        .map(|m| m.2)
+        .max()
+        .unwrap_or(0)
+        .max(plan_mem_kib);
     if args.only_plan {
         // For iterating on the plan: its rows only, measured a few more times, and the plan of
         // the applied spec (the same reads, a small comparison).
@@ -548,9 +562,14 @@ async fn main() -> Result<()> {
         kinds(&noop.lists)
     );
     row(
-        &format!("plan of {plan_spec_len} objects ({plan_steps} steps): CPU of planner"),
-        format!("{plan_cpu:.2?}"),
+        &format!("plan of {plan_spec_len} objects ({plan_steps} steps): CPU, median of 5"),
+        format!("{plan_cpu_median:.2?}"),
         "<= 50 ms",
+    );
+    println!(
+        "  plan of 10,000 objects: CPU of those 5 {:.1?}..{:.1?}; the first plan of the \
+         process (a cold thread arena) {plan_cpu:.1?}",
+        plan_cpu_range.0, plan_cpu_range.1
     );
     row(
         "plan of 10,000 objects: wall time",
@@ -558,8 +577,8 @@ async fn main() -> Result<()> {
         "",
     );
     row(
-        "plan of 10,000 objects: peak memory above resident set",
-        format!("{:.1} MiB", plan_mem_kib as f64 / 1024.0),
+        "plan of 10,000 objects: peak memory above resident set, max of 6",
+        format!("{:.1} MiB", plan_mem_max as f64 / 1024.0),
         "<= 100 MB",
     );
     row("destroy: wall time", format!("{destroy_wall:.2?}"), "");
