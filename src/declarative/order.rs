@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kubecloud_core::{AddressRequest, Attachment, BootDisk, Labels, ResourceKind, VolumeSource};
+use kubecloud_core::{AddressRequest, BootDisk, Labels, ResourceKind, VolumeSource};
 
 use super::plan::{Action, Desired, Step};
 
@@ -173,9 +173,9 @@ pub(crate) fn graph(steps: &[Step]) -> Graph {
                     after(named(ResourceKind::Volume, volume));
                 }
                 for nic in &vm.interfaces {
-                    if let Attachment::Subnet { subnet } = &nic.attachment {
+                    if let Some(subnet) = nic.subnet() {
                         after(named(ResourceKind::Subnet, subnet));
-                        after(reservations.get(subnet.as_str()).copied());
+                        after(reservations.get(subnet).copied());
                     }
                     for group in &nic.security_groups {
                         after(named(ResourceKind::SecurityGroup, group));

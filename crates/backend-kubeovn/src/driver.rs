@@ -607,7 +607,7 @@ impl Network for KubeOvn {
             &spec.vpc,
         )
         .await?;
-        let siblings = self
+        let mut siblings = self
             .list_owned(
                 &api,
                 tenant,
@@ -617,10 +617,10 @@ impl Network for KubeOvn {
             .await?
             .iter()
             .map(translate::subnet_spec_from)
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .filter(|s| !(completing && s.name == spec.name))
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>>>()?;
+        if completing {
+            siblings.retain(|s| s.name != spec.name);
+        }
         refuse_overlap(spec, &siblings)?;
         // The Subnet first, its attachment definition second: interrupted in between, the
         // subnet lists as incomplete (and is completed or removed), never a definition that

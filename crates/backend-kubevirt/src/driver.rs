@@ -92,6 +92,19 @@ impl KubeVirt {
         Api::namespaced(self.client.clone(), &Self::ns(tenant))
     }
 
+    /// The tenant's Secrets (those kubecloud owns), by name: where VMs' cloud-init is restored
+    /// from.
+    async fn secrets_by_name(&self, tenant: &Tenant) -> Result<BTreeMap<String, Secret>> {
+        let owned = ListParams::default().labels(&tenant_selector(tenant));
+        Ok(self
+            .writer
+            .list(&self.secrets_api(tenant), &owned, ResourceKind::Vm, "")
+            .await?
+            .into_iter()
+            .filter_map(|s| s.metadata.name.clone().map(|n| (n, s)))
+            .collect())
+    }
+
     fn pvcs_api(&self, tenant: &Tenant) -> Api<PersistentVolumeClaim> {
         Api::namespaced(self.client.clone(), &Self::ns(tenant))
     }
@@ -468,12 +481,7 @@ impl Compute for KubeVirt {
         let dvs = w
             .list_shared(&apis::data_volumes(&self.client, &ns), &owned, kind, "")
             .await?;
-        let secrets: BTreeMap<String, Secret> = w
-            .list(&self.secrets_api(tenant), &owned, kind, "")
-            .await?
-            .into_iter()
-            .filter_map(|s| s.metadata.name.clone().map(|n| (n, s)))
-            .collect();
+        let secrets = self.secrets_by_name(tenant).await?;
         // Joined by name through maps; objects read as their `data` (spec and status), not
         // re-serialised: the status needs no metadata but an instance's deletion mark.
         fn by_name(items: &[DynamicObject]) -> BTreeMap<&str, &DynamicObject> {
@@ -531,13 +539,7 @@ impl Compute for KubeVirt {
             })
             .collect();
         if specs.iter().any(|s| s.cloud_init.is_some()) {
-            let owned = ListParams::default().labels(&tenant_selector(tenant));
-            let secrets: BTreeMap<String, Secret> = w
-                .list(&self.secrets_api(tenant), &owned, kind, "")
-                .await?
-                .into_iter()
-                .filter_map(|s| s.metadata.name.clone().map(|n| (n, s)))
-                .collect();
+            let secrets = self.secrets_by_name(tenant).await?;
             for spec in &mut specs {
                 restore_secrets(spec, &secrets);
             }

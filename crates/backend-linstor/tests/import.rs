@@ -29,6 +29,13 @@ fn import(name: &str, url: &str) -> VolumeSpec {
     spec
 }
 
+async fn all_specs(env: &common::Env, tenant: &Tenant) -> Vec<VolumeSpec> {
+    env.backend
+        .list_volume_specs(tenant, &Labels::new())
+        .await
+        .expect("list specs")
+}
+
 fn reads(env: &common::Env) -> usize {
     let r = env.kube.requests();
     r.count(Verb::Get, "persistentvolumeclaims") + r.count(Verb::Get, "datavolumes")
@@ -63,11 +70,7 @@ async fn an_import_shows_its_progress_then_is_ready_and_reads_back_exactly() {
     let again = env.backend.create_volume(&t, &spec).await.unwrap_err();
     assert!(again.is_already_exists(), "{again}");
     // Its spec lists as asked too: read from the DataVolume while there is no claim.
-    let specs = env
-        .backend
-        .list_volume_specs(&t, &Labels::new())
-        .await
-        .expect("list specs");
+    let specs = all_specs(&env, &t).await;
     assert_eq!(specs, vec![spec.clone()]);
 
     let mut states = env.backend.watch_volume(&t, "os").await.expect("watch");
@@ -133,11 +136,7 @@ async fn an_import_shows_its_progress_then_is_ready_and_reads_back_exactly() {
     assert_eq!(all.len(), 1, "the claim CDI made is not a second volume");
     // The specs alone: the DataVolume read as metadata, the claim whole, nothing else.
     let before = env.kube.requests().all().len();
-    let specs = env
-        .backend
-        .list_volume_specs(&t, &Labels::new())
-        .await
-        .expect("list specs");
+    let specs = all_specs(&env, &t).await;
     assert_eq!(specs, vec![spec.clone()]);
     let sent: Vec<(Verb, String)> = env.kube.requests().all()[before..]
         .iter()

@@ -59,7 +59,7 @@ tokio::task_local! {
 /// ```
 /// # async fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
 /// use k8s_openapi::api::core::v1::Service;
-/// use kube::api::{Api, ListParams, ObjectList};
+/// use kube::api::{Api, ListParams};
 /// use kubecloud_core::ResourceKind;
 /// use kubecloud_kube::{Writer, shared_lists};
 ///

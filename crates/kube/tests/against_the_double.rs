@@ -1,32 +1,21 @@
 //! The shared Kubernetes layer against the API server double, over a real socket: what it sends
 //! and how it reads the answers.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    VolumeResourceRequirements,
+    ConfigMap, PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Api;
 use kube::api::PostParams;
 use kubecloud_core::wait::Check;
 use kubecloud_core::{Error, ResourceKind, Tenant};
-use kubecloud_kube::{RetryPolicy, Writer, ownership_labels, wait_for};
+use kubecloud_kube::{Writer, ownership_labels, wait_for};
 use kubecloud_testkit::{Fault, TestServer, Verb};
-
-async fn server_with_namespace(ns: &str) -> TestServer {
-    let server = TestServer::start().await.expect("server starts");
-    let namespaces: Api<Namespace> = Api::all(server.client());
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(ns.into());
-    namespaces
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("namespace");
-    server
-}
 
 fn config_map(tenant: &Tenant, name: &str, value: &str) -> ConfigMap {
     let mut cm = ConfigMap::default();
@@ -38,7 +27,7 @@ fn config_map(tenant: &Tenant, name: &str, value: &str) -> ConfigMap {
 
 #[tokio::test]
 async fn an_unchanged_object_is_not_written_again() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let acme = Tenant::new("acme").unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     let writer = Writer::new("test");
@@ -83,14 +72,10 @@ async fn an_unchanged_object_is_not_written_again() {
 
 #[tokio::test]
 async fn temporary_failures_are_retried_and_permanent_ones_are_not() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let acme = Tenant::new("acme").unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
-    let writer = Writer::new("test").with_retry(RetryPolicy {
-        min_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        ..RetryPolicy::default()
-    });
+    let writer = common::quick_retries();
     server
         .faults()
         .inject(Fault::status(500).on_verb(Verb::Apply).times(2));
@@ -122,7 +107,7 @@ async fn temporary_failures_are_retried_and_permanent_ones_are_not() {
 
 #[tokio::test]
 async fn missing_objects_read_as_none_and_deletes_are_idempotent() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let acme = Tenant::new("acme").unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     let writer = Writer::new("test");
@@ -158,7 +143,7 @@ async fn missing_objects_read_as_none_and_deletes_are_idempotent() {
 
 #[tokio::test]
 async fn waiting_sees_a_claim_bound_through_one_watch() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     server
         .seed_yaml("apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: standard\n  annotations:\n    storageclass.kubernetes.io/is-default-class: \"true\"\nprovisioner: example.com/fake\n")
         .unwrap();
@@ -227,7 +212,7 @@ async fn waiting_sees_a_claim_bound_through_one_watch() {
 
 #[tokio::test]
 async fn a_terminal_state_ends_the_wait_at_once() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let acme = Tenant::new("acme").unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     Writer::new("test")
@@ -292,7 +277,7 @@ async fn the_tenant_namespace_is_created_once_and_labelled() {
 
 #[tokio::test]
 async fn a_field_the_new_spec_drops_is_a_change() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let acme = Tenant::new("acme").unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     let writer = Writer::new("test");
@@ -327,7 +312,7 @@ async fn a_field_the_new_spec_drops_is_a_change() {
 
 #[tokio::test]
 async fn a_change_made_by_hand_is_applied_over() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let acme = Tenant::new("acme").unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     let writer = Writer::new("test");
@@ -362,7 +347,7 @@ async fn a_change_made_by_hand_is_applied_over() {
 
 #[tokio::test]
 async fn waits_on_many_objects_of_one_kind_share_one_watch() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let acme = Tenant::new("acme").unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     let writer = Writer::new("test")
@@ -444,7 +429,7 @@ async fn waits_on_many_objects_of_one_kind_share_one_watch() {
 
 #[tokio::test]
 async fn reads_before_writes_come_from_the_shared_watch_once_it_is_up() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let acme = Tenant::new("acme").unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     let writer = Writer::new("test");
@@ -494,14 +479,10 @@ async fn reads_before_writes_come_from_the_shared_watch_once_it_is_up() {
 #[tokio::test]
 async fn lists_read_the_servers_status_on_failure_and_retry_what_is_temporary() {
     use kube::api::ListParams;
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let acme = Tenant::new("acme").unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
-    let writer = Writer::new("test").with_retry(RetryPolicy {
-        min_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        ..RetryPolicy::default()
-    });
+    let writer = common::quick_retries();
     writer
         .apply(
             &api,

@@ -1,6 +1,8 @@
 //! `Writer::delete_and_wait` against the API server double: foreground deletion, returning only
 //! when the object and the dependents that block it are gone, through one shared watch.
 
+mod common;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -8,7 +10,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kubecloud_core::ResourceKind;
-use kubecloud_kube::{RetryPolicy, Writer};
+use kubecloud_kube::Writer;
 use kubecloud_testkit::{Fault, TestServer, Verb};
 use serde_json::json;
 
@@ -143,11 +145,7 @@ async fn a_delete_refused_with_a_temporary_error_is_retried() {
     server
         .faults()
         .inject(Fault::status(503).on_verb(Verb::Delete).times(2));
-    let writer = Writer::new("test").with_retry(RetryPolicy {
-        min_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        ..RetryPolicy::default()
-    });
+    let writer = common::quick_retries();
     assert!(
         writer
             .delete_and_wait(&api, "settings", ResourceKind::Vm, "settings", GUARD)

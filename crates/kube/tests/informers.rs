@@ -1,32 +1,22 @@
 //! The shared watches against the API server double: a store that follows the server through
 //! re-lists, and reads that reflect what the caller has waited for.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kubecloud_core::ResourceKind;
 use kubecloud_core::wait::Check;
 use kubecloud_kube::{Informers, Writer};
-use kubecloud_testkit::{Fault, TestServer, Verb};
+use kubecloud_testkit::{Fault, Verb};
 use serde_json::json;
 
 const PATIENCE: Duration = Duration::from_secs(20);
-
-async fn server_with_namespace(ns: &str) -> TestServer {
-    let server = TestServer::start().await.expect("server starts");
-    let namespaces: Api<Namespace> = Api::all(server.client());
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(ns.into());
-    namespaces
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("namespace");
-    server
-}
 
 fn config_map(name: &str, value: &str) -> ConfigMap {
     let mut cm = ConfigMap::default();
@@ -57,7 +47,7 @@ async fn until_present<K>(
 
 #[tokio::test]
 async fn a_stale_answer_does_not_bring_back_an_object_deleted_before_a_relist() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     let informers = Informers::default();
     let mut x = informers.states(&api, "x");
@@ -104,7 +94,7 @@ async fn a_stale_answer_does_not_bring_back_an_object_deleted_before_a_relist() 
 
 #[tokio::test]
 async fn an_answer_older_than_what_the_watch_delivered_is_ignored() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     let informers = Informers::default();
     let first = api
@@ -135,7 +125,7 @@ async fn an_answer_older_than_what_the_watch_delivered_is_ignored() {
 
 #[tokio::test]
 async fn a_read_after_a_wait_reflects_what_the_cluster_did_before_the_state_waited_for() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let cms: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     let secrets: Api<Secret> = Api::namespaced(server.client(), "acme");
     let writer = Writer::new("test");
@@ -230,7 +220,7 @@ impl std::task::Wake for Wakes {
 
 #[tokio::test]
 async fn a_change_of_one_object_wakes_only_the_waiters_on_it() {
-    let server = server_with_namespace("acme").await;
+    let server = common::server_with_namespace("acme").await;
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "acme");
     for name in ["a", "b"] {
         api.create(&PostParams::default(), &config_map(name, "v1"))
