@@ -33,6 +33,41 @@ async fn bad_input_sends_nothing() {
 }
 
 #[tokio::test]
+async fn specs_are_listed_from_the_vms_metadata_alone() {
+    let env = env().await;
+    let t = Tenant::new("acme").unwrap();
+    let mut labelled = spec("b");
+    labelled.labels.insert("app".into(), "web".into());
+    env.compute.apply_vm(&t, &spec("a")).await.unwrap();
+    env.compute.apply_vm(&t, &labelled).await.unwrap();
+    let listed = env.compute.list_vms(&t, &Default::default()).await.unwrap();
+    let before = env.server.requests().all().len();
+    let specs = env
+        .compute
+        .list_vm_specs(&t, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        specs,
+        listed.into_iter().map(|vm| vm.spec).collect::<Vec<_>>()
+    );
+    // One list of VMs, as metadata (the spec is an annotation): no instances, no imports, no
+    // Secrets (no VM has cloud-init).
+    let sent: Vec<(Verb, String, bool)> = env.server.requests().all()[before..]
+        .iter()
+        .filter(|r| r.verb != Verb::Watch)
+        .map(|r| {
+            let metadata_only = r
+                .accept
+                .as_deref()
+                .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
+            (r.verb, r.resource.clone(), metadata_only)
+        })
+        .collect();
+    assert_eq!(sent, [(Verb::List, "virtualmachines".to_string(), true)]);
+}
+
+#[tokio::test]
 async fn one_apply_per_object_and_waiting_does_not_poll() {
     let env = env().await;
     let t = Tenant::new("acme").unwrap();

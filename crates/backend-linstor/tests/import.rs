@@ -138,18 +138,24 @@ async fn an_import_shows_its_progress_then_is_ready_and_reads_back_exactly() {
     let before = env.kube.requests().all().len();
     let specs = all_specs(&env, &t).await;
     assert_eq!(specs, vec![spec.clone()]);
-    let sent: Vec<(Verb, String)> = env.kube.requests().all()[before..]
+    let sent: Vec<(Verb, String, bool)> = env.kube.requests().all()[before..]
         .iter()
         .filter(|r| r.verb != Verb::Watch)
-        .map(|r| (r.verb, r.resource.clone()))
+        .map(|r| {
+            let metadata_only = r
+                .accept
+                .as_deref()
+                .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
+            (r.verb, r.resource.clone(), metadata_only)
+        })
         .collect();
     assert_eq!(
         sent,
         [
-            (Verb::List, "persistentvolumeclaims".to_string()),
-            (Verb::List, "datavolumes".to_string())
+            (Verb::List, "persistentvolumeclaims".to_string(), false),
+            (Verb::List, "datavolumes".to_string(), true)
         ],
-        "one list of claims, one of DataVolumes (metadata), no get"
+        "one list of claims, one of DataVolumes (metadata only), no get"
     );
 
     // Another tenant does not see it.

@@ -33,6 +33,8 @@ pub struct RequestRecord {
     pub status: Option<u16>,
     /// Request `Content-Type`.
     pub content_type: Option<String>,
+    /// Request `Accept` (what the client asked the answer to be, e.g. metadata only).
+    pub accept: Option<String>,
     /// Request body size in bytes.
     pub body_size: usize,
     /// Whether an injected fault produced the answer.

@@ -465,6 +465,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         name: rp.as_ref().and_then(|r| r.name.clone()),
         status: None,
         content_type: (!sent_content_type.is_empty()).then_some(sent_content_type),
+        accept: (!inc.accept.is_empty()).then(|| inc.accept.clone()),
         body_size: inc.body.len(),
         faulted: false,
         delay: Duration::ZERO,
