@@ -9,11 +9,11 @@
 use futures::stream::BoxStream;
 use kubecloud_core::{
     AddressPool, AddressPoolSpec, BlockStorage, ByteSize, Compute, ComputeCapabilities, Error,
-    Exposure, ExposureSpec, IpReservation, IpReservationSpec, Labels, LoadBalancer,
-    LoadBalancerCapabilities, Migration, MigrationBlocker, MigrationTarget, Network,
-    NetworkCapabilities, PowerAction, Result, SecurityGroup, SecurityGroupSpec, Service,
-    ServiceSpec, Snapshot, StorageCapabilities, StoragePool, Subnet, SubnetSpec, Tenant, Vm,
-    VmSpec, Volume, VolumeSpec, Vpc, VpcSpec, async_trait,
+    Exposure, ExposureSpec, InterfaceAttachment, IpReservation, IpReservationSpec, Labels,
+    LoadBalancer, LoadBalancerCapabilities, Migration, MigrationBlocker, MigrationTarget, Network,
+    NetworkCapabilities, NetworkInterface, PowerAction, Result, SecurityGroup, SecurityGroupSpec,
+    Service, ServiceSpec, Snapshot, StorageCapabilities, StoragePool, Subnet, SubnetSpec, Tenant,
+    Vm, VmAttachments, VmSpec, Volume, VolumeAttachment, VolumeSpec, Vpc, VpcSpec, async_trait,
 };
 
 /// A backend for a part whose system is not installed: no capabilities, every call refused
@@ -68,7 +68,7 @@ impl Compute for Absent {
     fn capabilities(&self) -> ComputeCapabilities {
         ComputeCapabilities::default()
     }
-    async fn apply_vm(&self, _: &Tenant, _: &VmSpec) -> Result<Vm> {
+    async fn apply_vm(&self, _: &Tenant, _: &VmSpec, _: &VmAttachments) -> Result<Vm> {
         self.refuse("vms.apply")
     }
     async fn get_vm(&self, _: &Tenant, _: &str) -> Result<Vm> {
@@ -104,6 +104,9 @@ impl BlockStorage for Absent {
     }
     async fn create_volume(&self, _: &Tenant, _: &VolumeSpec) -> Result<Volume> {
         self.refuse("volumes.create")
+    }
+    async fn attach_volume(&self, _: &Tenant, _: &str) -> Result<VolumeAttachment> {
+        self.refuse("volumes.attach")
     }
     async fn get_volume(&self, _: &Tenant, _: &str) -> Result<Volume> {
         self.refuse("volumes.get")
@@ -195,6 +198,21 @@ impl Network for Absent {
         _: &SecurityGroupSpec,
     ) -> Result<SecurityGroup> {
         self.refuse("network.create_security_group")
+    }
+    async fn update_security_group(
+        &self,
+        _: &Tenant,
+        _: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup> {
+        self.refuse("network.update_security_group")
+    }
+    async fn attach_interfaces(
+        &self,
+        _: &Tenant,
+        _: &str,
+        _: &[NetworkInterface],
+    ) -> Result<Vec<InterfaceAttachment>> {
+        self.refuse("network.attach_interfaces")
     }
     async fn get_security_group(&self, _: &Tenant, _: &str) -> Result<SecurityGroup> {
         self.refuse("network.get_security_group")

@@ -56,7 +56,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use kubecloud_core::{Error, Result, Tenant, VolumeSpec};
+use kubecloud_core::{Error, Result, Tenant, VmAttachments, VmSpec, VolumeSpec};
 use kubecloud_kube::render::{manifest, stamped};
 use kubecloud_kubeovn::KubeOvn;
 use kubecloud_kubevirt::KubeVirt;
@@ -177,7 +177,11 @@ impl Renderer {
                 objects.add(object, &field)?;
             }
         }
-        each!(spec.vms, "vms", |s| self.compute.vm_manifests(tenant, s));
+        each!(spec.vms, "vms", |s| self.compute.vm_manifests(
+            tenant,
+            s,
+            &self.attachments(tenant, spec, s)
+        ));
         each!(spec.services, "services", |s| net
             .service_manifests(tenant, s));
         let lb = &self.load_balancer;
@@ -189,6 +193,21 @@ impl Renderer {
             &spec.address_pools
         ));
         Ok(objects.into_manifests(tenant, self.include_secrets))
+    }
+
+    /// How VM `vm` of `spec` is attached: its interfaces as the network backend attaches them,
+    /// its volumes as the storage backend does (references were checked within the spec).
+    fn attachments(&self, tenant: &Tenant, spec: &TenantSpec, vm: &VmSpec) -> VmAttachments {
+        let volumes = vm
+            .volumes()
+            .iter()
+            .filter_map(|name| spec.volumes.iter().find(|v| &v.name == name))
+            .map(kubecloud_linstor::translate::volume_attachment)
+            .collect();
+        VmAttachments {
+            interfaces: self.network.interface_attachments(tenant, &vm.interfaces),
+            volumes,
+        }
     }
 
     /// The tier plan of `volume`'s tier: given, or read from LINSTOR once per tier.

@@ -8,6 +8,7 @@ use kubecloud_core::{
     SnatRuleSpec, Subnet, SubnetSpec, Tenant, Vpc, VpcSpec,
 };
 
+use crate::cloud::Cloud;
 use crate::tenant::{check_name, require};
 
 /// A tenant's networks (from [`crate::TenantHandle::network`]).
@@ -28,12 +29,17 @@ use crate::tenant::{check_name, require};
 #[derive(Clone, Copy, Debug)]
 pub struct TenantNetwork<'a> {
     backend: &'a dyn Network,
+    cloud: &'a Cloud,
     tenant: &'a Tenant,
 }
 
 impl<'a> TenantNetwork<'a> {
-    pub(crate) fn new(backend: &'a dyn Network, tenant: &'a Tenant) -> Self {
-        Self { backend, tenant }
+    pub(crate) fn new(cloud: &'a Cloud, tenant: &'a Tenant) -> Self {
+        Self {
+            backend: &*cloud.network,
+            cloud,
+            tenant,
+        }
     }
 
     fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
@@ -164,9 +170,43 @@ impl<'a> TenantNetwork<'a> {
         self.backend.list_security_groups(self.tenant).await
     }
 
-    /// Deletes a security group.
+    /// Replaces the rules of security group `spec.name` in place; the VM interfaces in it stay
+    /// in it and get the new rules.
+    pub async fn update_security_group(&self, spec: &SecurityGroupSpec) -> Result<SecurityGroup> {
+        spec.validate()?;
+        self.require(
+            "network.update_security_group",
+            "security_groups",
+            self.backend.capabilities().security_groups,
+        )?;
+        self.backend.update_security_group(self.tenant, spec).await
+    }
+
+    /// Deletes a security group. Refused with [`kubecloud_core::Error::Conflict`] while a VM's
+    /// interface names it, running or not (asked of the compute backend first; the network
+    /// backend may refuse too).
     pub async fn delete_security_group(&self, name: &str) -> Result<()> {
         check_name("name", name)?;
+        let users: Vec<String> = self
+            .cloud
+            .compute
+            .list_vm_specs(self.tenant, &Default::default())
+            .await?
+            .into_iter()
+            .filter(|vm| {
+                vm.interfaces
+                    .iter()
+                    .any(|i| i.security_groups.iter().any(|g| g == name))
+            })
+            .map(|vm| vm.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(kubecloud_core::Error::conflict(
+                kubecloud_core::ResourceKind::SecurityGroup,
+                name,
+                format!("VMs use the group: {}", users.join(", ")),
+            ));
+        }
         self.backend.delete_security_group(self.tenant, name).await
     }
 

@@ -40,7 +40,7 @@ impl TenantHandle {
 
     /// The tenant's virtual machines.
     pub fn vms(&self) -> TenantVms<'_> {
-        TenantVms::new(&*self.cloud.compute, &self.tenant)
+        TenantVms::new(&self.cloud, &self.tenant)
     }
 
     /// The tenant's block volumes and snapshots.
@@ -50,7 +50,7 @@ impl TenantHandle {
 
     /// The tenant's VPCs, subnets, IP reservations, security groups and services.
     pub fn network(&self) -> TenantNetwork<'_> {
-        TenantNetwork::new(&*self.cloud.network, &self.tenant)
+        TenantNetwork::new(&self.cloud, &self.tenant)
     }
 
     /// The tenant's address pools and exposures.

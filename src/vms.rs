@@ -6,9 +6,10 @@ use futures::stream::BoxStream;
 use kubecloud_core::wait::{self, Condition};
 use kubecloud_core::{
     BootDisk, Compute, Labels, Migration, MigrationBlocker, MigrationTarget, PowerAction, Result,
-    Tenant, Vm, VmResources, VmSnapshot, VmSpec, validate_labels, validate_name,
+    Tenant, Vm, VmAttachments, VmResources, VmSnapshot, VmSpec, validate_labels, validate_name,
 };
 
+use crate::cloud::Cloud;
 use crate::tenant::{check_name, require};
 
 /// A tenant's virtual machines (from [`crate::TenantHandle::vms`]).
@@ -27,19 +28,26 @@ use crate::tenant::{check_name, require};
 #[derive(Clone, Copy, Debug)]
 pub struct TenantVms<'a> {
     backend: &'a dyn Compute,
+    cloud: &'a Cloud,
     tenant: &'a Tenant,
 }
 
 impl<'a> TenantVms<'a> {
-    pub(crate) fn new(backend: &'a dyn Compute, tenant: &'a Tenant) -> Self {
-        Self { backend, tenant }
+    pub(crate) fn new(cloud: &'a Cloud, tenant: &'a Tenant) -> Self {
+        Self {
+            backend: &*cloud.compute,
+            cloud,
+            tenant,
+        }
     }
 
     fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
         require(self.backend.backend_name(), operation, capability, has)
     }
 
-    /// Creates the VM or updates it to `spec` (idempotent).
+    /// Creates the VM or updates it to `spec` (idempotent). Its interfaces and volumes are
+    /// attached as the network and storage backends answer ([`VmAttachments::resolve`]), which
+    /// refuse references the tenant does not have before the compute backend is called.
     pub async fn apply(&self, spec: &VmSpec) -> Result<Vm> {
         spec.validate()?;
         let caps = self.backend.capabilities();
@@ -67,7 +75,14 @@ impl<'a> TenantVms<'a> {
         {
             self.require(op, "fixed_addresses", caps.fixed_addresses)?;
         }
-        self.backend.apply_vm(self.tenant, spec).await
+        let attachments = VmAttachments::resolve(
+            self.tenant,
+            spec,
+            Some(&*self.cloud.network),
+            Some(&*self.cloud.storage),
+        )
+        .await?;
+        self.backend.apply_vm(self.tenant, spec, &attachments).await
     }
 
     /// The VM named `name`.

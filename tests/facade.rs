@@ -15,7 +15,7 @@ mock! {
     impl Compute for Compute {
         fn backend_name(&self) -> &str;
         fn capabilities(&self) -> ComputeCapabilities;
-        async fn apply_vm(&self, tenant: &Tenant, spec: &VmSpec) -> Result<Vm>;
+        async fn apply_vm(&self, tenant: &Tenant, spec: &VmSpec, attachments: &VmAttachments) -> Result<Vm>;
         async fn get_vm(&self, tenant: &Tenant, name: &str) -> Result<Vm>;
         async fn list_vms(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<Vm>>;
         async fn power(&self, tenant: &Tenant, name: &str, action: PowerAction) -> Result<Vm>;
@@ -34,6 +34,7 @@ trait StorageTwin: Send + Sync + std::fmt::Debug {
     fn capabilities(&self) -> StorageCapabilities;
     async fn create_volume(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Volume>;
     async fn get_volume(&self, tenant: &Tenant, name: &str) -> Result<Volume>;
+    async fn attach_volume(&self, tenant: &Tenant, name: &str) -> Result<VolumeAttachment>;
     async fn list_volumes(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<Volume>>;
     async fn resize_volume(&self, tenant: &Tenant, name: &str, size: ByteSize) -> Result<Volume>;
     async fn delete_volume(&self, tenant: &Tenant, name: &str, force: bool) -> Result<()>;
@@ -74,6 +75,9 @@ impl BlockStorage for StorageWrapper {
     async fn get_volume(&self, t: &Tenant, name: &str) -> Result<Volume> {
         self.0.get_volume(t, name).await
     }
+    async fn attach_volume(&self, t: &Tenant, name: &str) -> Result<VolumeAttachment> {
+        self.0.attach_volume(t, name).await
+    }
     async fn list_volumes(&self, t: &Tenant, sel: &Labels) -> Result<Vec<Volume>> {
         self.0.list_volumes(t, sel).await
     }
@@ -113,6 +117,7 @@ mock! {
         fn capabilities(&self) -> StorageCapabilities;
         async fn create_volume(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Volume>;
         async fn get_volume(&self, tenant: &Tenant, name: &str) -> Result<Volume>;
+        async fn attach_volume(&self, tenant: &Tenant, name: &str) -> Result<VolumeAttachment>;
         async fn list_volumes(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<Volume>>;
         async fn resize_volume(&self, tenant: &Tenant, name: &str, size: ByteSize) -> Result<Volume>;
         async fn delete_volume(&self, tenant: &Tenant, name: &str, force: bool) -> Result<()>;
@@ -146,6 +151,17 @@ trait NetTwin: Send + Sync + std::fmt::Debug {
         tenant: &Tenant,
         spec: &SecurityGroupSpec,
     ) -> Result<SecurityGroup>;
+    async fn update_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup>;
+    async fn attach_interfaces(
+        &self,
+        tenant: &Tenant,
+        vm: &str,
+        interfaces: Vec<NetworkInterface>,
+    ) -> Result<Vec<InterfaceAttachment>>;
     async fn get_security_group(&self, tenant: &Tenant, name: &str) -> Result<SecurityGroup>;
     async fn list_security_groups(&self, tenant: &Tenant) -> Result<Vec<SecurityGroup>>;
     async fn delete_security_group(&self, tenant: &Tenant, name: &str) -> Result<()>;
@@ -208,6 +224,21 @@ impl Network for NetWrapper {
         s: &SecurityGroupSpec,
     ) -> Result<SecurityGroup> {
         self.0.create_security_group(t, s).await
+    }
+    async fn update_security_group(
+        &self,
+        t: &Tenant,
+        s: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup> {
+        self.0.update_security_group(t, s).await
+    }
+    async fn attach_interfaces(
+        &self,
+        t: &Tenant,
+        vm: &str,
+        i: &[NetworkInterface],
+    ) -> Result<Vec<InterfaceAttachment>> {
+        self.0.attach_interfaces(t, vm, i.to_vec()).await
     }
     async fn get_security_group(&self, t: &Tenant, n: &str) -> Result<SecurityGroup> {
         self.0.get_security_group(t, n).await
@@ -283,6 +314,8 @@ mock! {
         async fn list_ips(&self, tenant: &Tenant, subnet: Option<String>) -> Result<Vec<IpReservation>>;
         async fn release_ip(&self, tenant: &Tenant, name: &str) -> Result<()>;
         async fn create_security_group(&self, tenant: &Tenant, spec: &SecurityGroupSpec) -> Result<SecurityGroup>;
+        async fn update_security_group(&self, tenant: &Tenant, spec: &SecurityGroupSpec) -> Result<SecurityGroup>;
+        async fn attach_interfaces(&self, tenant: &Tenant, vm: &str, interfaces: Vec<NetworkInterface>) -> Result<Vec<InterfaceAttachment>>;
         async fn get_security_group(&self, tenant: &Tenant, name: &str) -> Result<SecurityGroup>;
         async fn list_security_groups(&self, tenant: &Tenant) -> Result<Vec<SecurityGroup>>;
         async fn delete_security_group(&self, tenant: &Tenant, name: &str) -> Result<()>;
@@ -614,9 +647,9 @@ async fn every_call_carries_the_handles_tenant() {
     mocks
         .compute
         .expect_apply_vm()
-        .withf(|tenant, spec| tenant.as_str() == "acme" && spec.name == "web")
+        .withf(|tenant, spec, _| tenant.as_str() == "acme" && spec.name == "web")
         .times(1)
-        .returning(|_, spec| {
+        .returning(|_, spec, _| {
             Ok(Vm {
                 spec: spec.clone(),
                 status: VmStatus::default(),

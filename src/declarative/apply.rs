@@ -317,6 +317,9 @@ impl TenantHandle {
         match desired {
             Desired::Vpc(s) => self.network().create_vpc(s).await.map(drop),
             Desired::Subnet(s) => self.network().create_subnet(s).await.map(drop),
+            Desired::SecurityGroup(s) if step.action == Action::Update => {
+                self.network().update_security_group(s).await.map(drop)
+            }
             Desired::SecurityGroup(s) => self.network().create_security_group(s).await.map(drop),
             Desired::IpReservation(s) => self.network().reserve_ip(s).await.map(drop),
             Desired::Volume(s) if step.action == Action::Update => {

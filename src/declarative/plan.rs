@@ -450,10 +450,9 @@ fn normalize(desired: Desired, live: &Desired) -> Desired {
 /// Which action a change needs, or why it cannot be made.
 fn change_action(kind: ResourceKind, changes: &[FieldChange], field: &str) -> Result<Action> {
     match kind {
-        ResourceKind::Vm => Ok(Action::Update),
-        ResourceKind::SecurityGroup | ResourceKind::Service | ResourceKind::Exposure => {
-            Ok(Action::Replace)
-        }
+        // A security group's rules change in place: the ports in it stay in it.
+        ResourceKind::Vm | ResourceKind::SecurityGroup => Ok(Action::Update),
+        ResourceKind::Service | ResourceKind::Exposure => Ok(Action::Replace),
         ResourceKind::Volume => {
             let only_growth = changes.iter().all(|c| {
                 c.field == "size"

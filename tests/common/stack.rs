@@ -24,23 +24,27 @@ pub struct Stack {
     pub linstor: LinstorServer,
     /// KubeVirt + LINSTOR + Kube-OVN + MetalLB.
     pub cloud: Cloud,
+    /// What the simulated Kube-OVN enforces on pod ports.
+    pub ovn: kubecloud_testkit::kubeovn_security::Northbound,
 }
 
 /// Starts the doubles (`latency` on every Kubernetes API request, fault draws from `seed`) and
 /// composes the backends on the tiers `FakeCloud::TIERS` describes.
 pub async fn stack(latency: Latency, seed: u64) -> Stack {
-    let (kube, linstor) = FakeCloud::builder()
+    let fake = FakeCloud::builder()
         .latency(latency)
         .seed(seed)
         .start()
         .await
-        .expect("fake cloud")
-        .into_parts();
+        .expect("fake cloud");
+    let ovn = fake.ovn_northbound();
+    let (kube, linstor) = fake.into_parts();
     let cloud = cloud_on(&kube, &linstor);
     Stack {
         kube,
         linstor,
         cloud,
+        ovn,
     }
 }
 

@@ -10,16 +10,17 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kubecloud_core::wait::Check;
 use kubecloud_core::{
-    Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation,
-    IpReservationSpec, Network, NetworkCapabilities, ResourceKind, Result, SecurityGroup,
-    SecurityGroupSpec, Service, ServiceSpec, SnatRule, SnatRuleSpec, Subnet, SubnetSpec, Tenant,
-    Vpc, VpcSpec, async_trait,
+    Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, InterfaceAttachment,
+    IpReservation, IpReservationSpec, Network, NetworkCapabilities, NetworkInterface, ResourceKind,
+    Result, SecurityGroup, SecurityGroupSpec, Service, ServiceSpec, SnatRule, SnatRuleSpec, Subnet,
+    SubnetSpec, Tenant, Vpc, VpcSpec, async_trait,
 };
 use kubecloud_kube::names::{cluster_scoped, ensure_name_free_for};
 use kubecloud_kube::{ensure_owned, is_owned, tenant_namespace, tenant_selector};
 use serde_json::Value;
 
 use crate::addresses::{check_reservation, refuse_overlap, terminating};
+use crate::attach;
 use crate::kinds::{
     self, CONTROLLER_FINALIZER, RESERVED_LABEL, SUBNET_LABEL, SUBNET_NAME_LABEL, VM_POD_LABEL,
     VPC_LABEL,
@@ -467,6 +468,32 @@ impl KubeOvn {
             }
         }
         Ok(out)
+    }
+}
+
+impl KubeOvn {
+    /// Sends security group `spec` as `desired` (checked and translated, its name free or the
+    /// tenant's): its remote groups must be the tenant's.
+    async fn apply_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+        desired: Value,
+    ) -> Result<SecurityGroup> {
+        let kind = ResourceKind::SecurityGroup;
+        let api = self.cluster(&kinds::security_group());
+        for rule in spec.ingress.iter().chain(&spec.egress) {
+            if let kubecloud_core::Remote::Group(group) = &rule.remote
+                && group != &spec.name
+            {
+                self.owned(&api, &cluster_scoped(tenant, group), tenant, kind, group)
+                    .await?;
+            }
+        }
+        let created = self.apply(&api, desired, kind, &spec.name).await?;
+        Ok(SecurityGroup {
+            spec: translate::security_group_spec_from(tenant, &created)?,
+        })
     }
 }
 
@@ -937,30 +964,85 @@ impl Network for KubeOvn {
         self.wait_gone(api, &object_name, kind, name).await
     }
 
+    async fn attach_interfaces(
+        &self,
+        tenant: &Tenant,
+        _vm: &str,
+        interfaces: &[NetworkInterface],
+    ) -> Result<Vec<InterfaceAttachment>> {
+        let subnets = self.cluster(&kinds::subnet());
+        let groups = self.cluster(&kinds::security_group());
+        let mut checked = BTreeSet::new();
+        for iface in interfaces {
+            let references = iface
+                .subnet()
+                .map(|s| (ResourceKind::Subnet, s, &subnets))
+                .into_iter()
+                .chain(
+                    iface
+                        .security_groups
+                        .iter()
+                        .map(|g| (ResourceKind::SecurityGroup, g.as_str(), &groups)),
+                );
+            for (kind, name, api) in references {
+                if !checked.insert((kind, name)) {
+                    continue;
+                }
+                // The shared watch of the kind answers for every VM.
+                let object = cluster_scoped(tenant, name);
+                let found = self
+                    .writer
+                    .find(api, &object, kind, name)
+                    .await?
+                    .ok_or_else(|| Error::not_found(kind, name))?;
+                ensure_owned(&found.metadata, tenant, kind, name)?;
+            }
+        }
+        Ok(attach::attachments(
+            tenant,
+            interfaces,
+            self.primary_binding,
+        ))
+    }
+
     async fn create_security_group(
         &self,
         tenant: &Tenant,
         spec: &SecurityGroupSpec,
     ) -> Result<SecurityGroup> {
-        spec.validate()?;
-        let desired = translate::security_group(tenant, spec)?;
-        let kind = ResourceKind::SecurityGroup;
         let api = self.cluster(&kinds::security_group());
         let object = cluster_scoped(tenant, &spec.name);
-        self.ensure_free(&api, &object, tenant, kind, &spec.name)
-            .await?;
-        for rule in spec.ingress.iter().chain(&spec.egress) {
-            if let kubecloud_core::Remote::Group(group) = &rule.remote
-                && group != &spec.name
-            {
-                self.owned(&api, &cluster_scoped(tenant, group), tenant, kind, group)
-                    .await?;
-            }
-        }
-        let created = self.apply(&api, desired, kind, &spec.name).await?;
-        Ok(SecurityGroup {
-            spec: translate::security_group_spec_from(tenant, &created)?,
-        })
+        spec.validate()?;
+        let desired = translate::security_group(tenant, spec)?;
+        self.ensure_free(
+            &api,
+            &object,
+            tenant,
+            ResourceKind::SecurityGroup,
+            &spec.name,
+        )
+        .await?;
+        self.apply_security_group(tenant, spec, desired).await
+    }
+
+    async fn update_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup> {
+        let api = self.cluster(&kinds::security_group());
+        let object = cluster_scoped(tenant, &spec.name);
+        spec.validate()?;
+        let desired = translate::security_group(tenant, spec)?;
+        self.owned(
+            &api,
+            &object,
+            tenant,
+            ResourceKind::SecurityGroup,
+            &spec.name,
+        )
+        .await?;
+        self.apply_security_group(tenant, spec, desired).await
     }
 
     async fn get_security_group(&self, tenant: &Tenant, name: &str) -> Result<SecurityGroup> {

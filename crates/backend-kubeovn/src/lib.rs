@@ -49,9 +49,10 @@
 //!   [`KubeOvnBuilder::ready_timeout`]. A reservation that times out is deleted again.
 //! - **Usage** (`available`, `used`) is the subnet's `status.v4availableIPs`/`v4usingIPs`
 //!   (`v6…` for IPv6), so it counts every address Kube-OVN handed out, pods included.
-//! - **Fixed IPs for VMs**: the compute backend puts `ovn.kubernetes.io/ip_address`,
-//!   `mac_address` and `logical_switch` (and the `<nad>.<ns>.ovn.kubernetes.io/…` forms for
-//!   secondary attachments) on the VM's pod template. Kube-OVN keys a VM's `IP` by the VM
+//! - **VM interfaces** are attached by [`attach`]: the answer to `attach_interfaces` puts
+//!   `ovn.kubernetes.io/ip_address`, `mac_address` and `logical_switch` (and the
+//!   `<nad>.<ns>.ovn.kubernetes.io/…` forms for secondary attachments) on the VM's pod, with the
+//!   interface's security groups and port security, which the compute backend applies. Kube-OVN keys a VM's `IP` by the VM
 //!   (`<vm>.<ns>`), so the address and MAC survive live migration. A reservation a VM uses is
 //!   bound to it (`podName`) and its owner reads as the VM's name; releasing it is refused while
 //!   the VM exists.
@@ -93,6 +94,7 @@
 //! - `ipnet` and `kubecloud_core::ipam`: CIDRs and the address arithmetic Kube-OVN's IPAM does.
 
 pub mod addresses;
+pub mod attach;
 mod capabilities;
 mod driver;
 pub mod external;
@@ -117,6 +119,7 @@ pub struct KubeOvn {
     ready_timeout: Duration,
     external_subnet: String,
     capabilities: kubecloud_core::NetworkCapabilities,
+    primary_binding: kubecloud_core::PodBinding,
 }
 
 impl std::fmt::Debug for KubeOvn {
@@ -137,6 +140,7 @@ impl KubeOvn {
             ready_timeout: Duration::from_secs(60),
             external_subnet: kinds::DEFAULT_EXTERNAL_SUBNET.to_string(),
             capabilities: capabilities(),
+            primary_binding: kubecloud_core::PodBinding::Bridge,
         }
     }
 }
@@ -158,6 +162,7 @@ pub struct KubeOvnBuilder {
     ready_timeout: Duration,
     external_subnet: String,
     capabilities: kubecloud_core::NetworkCapabilities,
+    primary_binding: kubecloud_core::PodBinding,
 }
 
 impl std::fmt::Debug for KubeOvnBuilder {
@@ -214,6 +219,23 @@ impl KubeOvnBuilder {
         self
     }
 
+    /// How a VM's first subnet interface, placed on the pod network, is bound (default
+    /// [`PodBinding::Bridge`](kubecloud_core::PodBinding::Bridge): the VM has the pod's address,
+    /// which Kube-OVN keeps over live migration).
+    ///
+    /// ```no_run
+    /// # fn demo(client: kube::Client) {
+    /// use kubecloud_core::PodBinding;
+    /// let network = kubecloud_kubeovn::KubeOvn::builder(client)
+    ///     .primary_subnet_binding(PodBinding::Masquerade)
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn primary_subnet_binding(mut self, binding: kubecloud_core::PodBinding) -> Self {
+        self.primary_binding = binding;
+        self
+    }
+
     /// The backend.
     pub fn build(self) -> KubeOvn {
         KubeOvn {
@@ -222,6 +244,7 @@ impl KubeOvnBuilder {
             ready_timeout: self.ready_timeout,
             external_subnet: self.external_subnet,
             capabilities: self.capabilities,
+            primary_binding: self.primary_binding,
         }
     }
 }

@@ -72,4 +72,25 @@ impl KubeOvn {
         spec.validate()?;
         Ok(vec![translate::service(tenant, spec)])
     }
+
+    /// How `interfaces` of a VM attach (what `attach_interfaces` answers), without checking the
+    /// subnets and groups they name: for rendering a spec whose references are checked against
+    /// the spec itself.
+    ///
+    /// ```no_run
+    /// # fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
+    /// use kubecloud_core::{NetworkInterface, Tenant};
+    /// let network = kubecloud_kubeovn::KubeOvn::builder(client).build();
+    /// let eth0 = NetworkInterface::on_subnet("eth0", "web");
+    /// let attached = network.interface_attachments(&Tenant::new("acme")?, &[eth0]);
+    /// assert_eq!(attached[0].interface, "eth0");
+    /// # Ok(()) }
+    /// ```
+    pub fn interface_attachments(
+        &self,
+        tenant: &Tenant,
+        interfaces: &[kubecloud_core::NetworkInterface],
+    ) -> Vec<kubecloud_core::InterfaceAttachment> {
+        crate::attach::attachments(tenant, interfaces, self.primary_binding)
+    }
 }

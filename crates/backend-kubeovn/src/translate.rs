@@ -118,7 +118,7 @@ pub fn vpc_spec_from(object: &Value) -> Result<VpcSpec> {
 }
 
 /// The `Subnet` of subnet `spec.name`. A secondary subnet names its attachment's provider
-/// ([`names::ovn_provider`]) and binds no namespace; a primary one binds the tenant's namespace.
+/// ([`crate::attach::provider`]) and binds no namespace; a primary one binds the tenant's namespace.
 ///
 /// ```
 /// use kubecloud_core::{SubnetSpec, Tenant};
@@ -165,7 +165,7 @@ pub fn subnet(tenant: &Tenant, spec: &SubnetSpec) -> Value {
         );
     }
     if spec.secondary {
-        s["provider"] = json!(names::ovn_provider(tenant, &spec.name));
+        s["provider"] = json!(crate::attach::provider(tenant, &spec.name));
     } else {
         s["namespaces"] = json!([kubecloud_kube::tenant_namespace(tenant)]);
     }
@@ -227,7 +227,7 @@ pub fn cni_config(tenant: &Tenant, subnet: &str) -> String {
         "cniVersion": "0.3.1",
         "type": "kube-ovn",
         "server_socket": SERVER_SOCKET,
-        "provider": names::ovn_provider(tenant, subnet),
+        "provider": crate::attach::provider(tenant, subnet),
     })
     .to_string()
 }

@@ -12,7 +12,7 @@ use kubecloud_testkit::{KubeOvnController, TestServer};
 async fn colliding_cluster_scoped_names_of_two_tenants_are_refused_before_writing() {
     let test = async {
         let server = TestServer::builder()
-            .controller(KubeOvnController)
+            .controller(KubeOvnController::default())
             .start()
             .await
             .expect("server");

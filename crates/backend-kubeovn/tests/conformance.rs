@@ -17,7 +17,7 @@ fn params() -> Params {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_conformance_passes() {
     let server = TestServer::builder()
-        .controller(KubeOvnController)
+        .controller(KubeOvnController::default())
         .start()
         .await
         .expect("server");
@@ -36,7 +36,7 @@ async fn network_conformance_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_isolation_passes() {
     let server = TestServer::builder()
-        .controller(KubeOvnController)
+        .controller(KubeOvnController::default())
         .start()
         .await
         .expect("server");

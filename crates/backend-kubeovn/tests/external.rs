@@ -13,7 +13,7 @@ use kubecloud_testkit::{KubeOvnController, TestServer, Verb};
 
 async fn setup() -> (TestServer, KubeOvn) {
     let server = TestServer::builder()
-        .controller(KubeOvnController)
+        .controller(KubeOvnController::default())
         .start()
         .await
         .expect("server");

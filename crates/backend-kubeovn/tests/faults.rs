@@ -8,7 +8,7 @@ use kubecloud_testkit::{Fault, KubeOvnController, Latency, TestServer, Verb};
 
 async fn setup() -> (TestServer, KubeOvn) {
     let server = TestServer::builder()
-        .controller(KubeOvnController)
+        .controller(KubeOvnController::default())
         .start()
         .await
         .expect("server");

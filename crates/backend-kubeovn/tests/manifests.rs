@@ -14,7 +14,7 @@ use serde_json::Value;
 
 async fn setup() -> (TestServer, KubeOvn) {
     let server = TestServer::builder()
-        .controller(KubeOvnController)
+        .controller(KubeOvnController::default())
         .start()
         .await
         .expect("server");

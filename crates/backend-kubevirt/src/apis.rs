@@ -41,12 +41,6 @@ pub fn data_volumes(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &ar)
 }
 
-/// Kube-OVN `Subnet`s (cluster-scoped).
-pub fn subnets(client: &kube::Client) -> Api<DynamicObject> {
-    let ar = resource("kubeovn.io", "v1", "Subnet", "subnets");
-    Api::all_with(client.clone(), &ar)
-}
-
 /// The path of a KubeVirt VM subresource (`start`, `stop`, `restart`).
 pub fn subresource_path(ns: &str, vm: &str, action: &str) -> String {
     format!("/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachines/{vm}/{action}")

@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kubecloud_core::{
-    AccessMode, Attachment, BootDisk, Compute, ComputeCapabilities, Error, Labels, Migration,
-    MigrationBlocker, MigrationTarget, PodBinding, PowerAction, ResourceKind, Result, Tenant, Vm,
-    VmPhase, VmSnapshot, VmSpec,
+    AccessMode, BootDisk, Compute, ComputeCapabilities, Error, Labels, Migration, MigrationBlocker,
+    MigrationTarget, PowerAction, ResourceKind, Result, Tenant, Vm, VmAttachments, VmPhase,
+    VmSnapshot, VmSpec,
 };
 use kubecloud_kube::{
     ensure_namespace, ensure_owned, from_kube, is_owned, names, tenant_namespace, tenant_selector,
@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::apis;
 use crate::status::{Observed, vm_status};
-use crate::translate::{self, SPEC_ANNOTATION, VM_LABEL, Wiring};
+use crate::translate::{self, SPEC_ANNOTATION, VM_LABEL};
 use crate::{BACKEND, KubeVirt};
 
 /// A DynamicObject as plain JSON.
@@ -202,42 +202,84 @@ impl KubeVirt {
         Ok(Vm { spec, status })
     }
 
-    /// Refuses a spec naming a volume or subnet the tenant does not have (nothing is sent).
-    async fn check_references(&self, tenant: &Tenant, spec: &VmSpec) -> Result<()> {
-        let pvcs = self.pvcs_api(tenant);
-        let mut volumes = Vec::new();
-        if let BootDisk::Volume { volume } = &spec.boot_disk {
-            volumes.push(volume.clone());
-        }
-        volumes.extend(spec.data_volumes.iter().cloned());
-        for volume in volumes {
-            let object = names::claim(&volume);
-            let claim = self
-                .writer
-                .find(&pvcs, &object, ResourceKind::Volume, &volume)
-                .await?
-                .ok_or_else(|| Error::not_found(ResourceKind::Volume, &volume))?;
-            ensure_owned(&claim.metadata, tenant, ResourceKind::Volume, &volume)?;
-        }
-        let subnets = apis::subnets(&self.client);
-        let mut seen = Vec::new();
-        for iface in &spec.interfaces {
-            let Attachment::Subnet { subnet } = &iface.attachment else {
-                continue;
-            };
-            if seen.contains(subnet) {
-                continue;
+    /// Keeps the live annotations of the VM's interfaces (security groups, port security: what
+    /// the network reads on a running pod) in step on the running instance `vmi` and its
+    /// launcher pods, since KubeVirt does not carry template changes to a running VM: sets the
+    /// wanted ones and removes the others of the networks' keys, with a JSON merge patch (the
+    /// annotations were copied there by virt-controller, so only a patch can remove them).
+    /// Nothing is sent when the instance already has them.
+    async fn sync_live_annotations(
+        &self,
+        tenant: &Tenant,
+        vmi: &Value,
+        interfaces: &[kubecloud_core::InterfaceAttachment],
+    ) -> Result<()> {
+        let current = &vmi["metadata"]["annotations"];
+        let mut patch = serde_json::Map::new();
+        for a in interfaces {
+            for key in &a.live_annotation_keys {
+                let wanted = a.live_pod_annotations.get(key);
+                if current[key.as_str()].as_str() != wanted.map(String::as_str) {
+                    patch.insert(
+                        key.clone(),
+                        wanted.map_or(Value::Null, |v| Value::from(v.as_str())),
+                    );
+                }
             }
-            seen.push(subnet.clone());
-            let object = names::cluster_scoped(tenant, subnet);
-            // The shared watch of subnets answers for all VMs.
-            let found = self
-                .writer
-                .find(&subnets, &object, ResourceKind::Subnet, subnet)
-                .await?
-                .ok_or_else(|| Error::not_found(ResourceKind::Subnet, subnet))?;
-            ensure_owned(&found.metadata, tenant, ResourceKind::Subnet, subnet)?;
         }
+        if patch.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::json!({"metadata": {"annotations": patch}});
+        let name = vmi["metadata"]["name"].as_str().unwrap_or_default();
+        let ns = Self::ns(tenant);
+        let params = kube::api::PatchParams {
+            field_manager: Some(kubecloud_kube::FIELD_MANAGER.to_string()),
+            ..Default::default()
+        };
+        let kind = ResourceKind::Vm;
+        let patch_one = |api: Api<DynamicObject>, object: String| {
+            let (body, params) = (body.clone(), params.clone());
+            async move {
+                self.writer
+                    .retry()
+                    .run("patch live annotations", || async {
+                        match api
+                            .patch(&object, &params, &kube::api::Patch::Merge(&body))
+                            .await
+                        {
+                            Ok(_) => Ok(()),
+                            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                            Err(e) => Err(from_kube(BACKEND, kind, name, e)),
+                        }
+                    })
+                    .await
+            }
+        };
+        patch_one(apis::vmis(&self.client, &ns), name.to_string()).await?;
+        let uid = vmi["metadata"]["uid"].as_str().unwrap_or_default();
+        let pods: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            &ns,
+            &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
+        );
+        let launchers = self
+            .writer
+            .list(
+                &pods,
+                &ListParams::default().labels(&format!("kubevirt.io/created-by={uid}")),
+                kind,
+                name,
+            )
+            .await?;
+        for pod in launchers {
+            if pod.metadata.deletion_timestamp.is_none()
+                && let Some(pod_name) = pod.metadata.name
+            {
+                patch_one(pods.clone(), pod_name).await?;
+            }
+        }
+        tracing::debug!(%tenant, vm = name, keys = patch.len(), "live pod annotations synced");
         Ok(())
     }
 
@@ -309,14 +351,23 @@ impl KubeVirt {
             .await
     }
 
-    /// Every reason the VM (read as `vm`) cannot live-migrate now.
-    async fn blockers(&self, tenant: &Tenant, vm: &Vm) -> Result<Vec<MigrationBlocker>> {
+    /// Every reason the VM (read as `vm` from its object `object`) cannot live-migrate now.
+    /// What it mounts and how its interfaces are bound are read from the object itself, as
+    /// KubeVirt decides it.
+    async fn blockers(
+        &self,
+        tenant: &Tenant,
+        vm: &Vm,
+        object: &DynamicObject,
+    ) -> Result<Vec<MigrationBlocker>> {
         let mut blockers = Vec::new();
+        let object = to_value(object);
+        let template = &object["spec"]["template"];
         let pvcs = self.pvcs_api(tenant);
-        for volume in vm.spec.volumes() {
+        for (volume, claim) in translate::claims(&vm.spec, &template["spec"]) {
             let claim = self
                 .writer
-                .get_opt(&pvcs, &names::claim(&volume), ResourceKind::Volume, &volume)
+                .get_opt(&pvcs, &claim, ResourceKind::Volume, &volume)
                 .await?;
             let modes: Vec<String> = match &claim {
                 Some(c) => c
@@ -336,18 +387,8 @@ impl KubeVirt {
                 blockers.push(MigrationBlocker::VolumeNotShared { volume });
             }
         }
-        for (iface, wiring) in translate::wiring(&vm.spec) {
-            let bridged = match wiring {
-                Wiring::Pod(binding) => binding == PodBinding::Bridge,
-                // The primary subnet rides the pod network; bridged, it carries KubeVirt's
-                // migration annotation, so it migrates.
-                _ => false,
-            };
-            if bridged {
-                blockers.push(MigrationBlocker::BridgeOnPodNetwork {
-                    interface: iface.name,
-                });
-            }
+        for interface in translate::unmigratable_interfaces(template) {
+            blockers.push(MigrationBlocker::BridgeOnPodNetwork { interface });
         }
         if vm.status.phase != VmPhase::Running {
             blockers.push(MigrationBlocker::NotRunning {
@@ -397,12 +438,17 @@ impl Compute for KubeVirt {
         self.capabilities
     }
 
-    async fn apply_vm(&self, tenant: &Tenant, spec: &VmSpec) -> Result<Vm> {
+    async fn apply_vm(
+        &self,
+        tenant: &Tenant,
+        spec: &VmSpec,
+        attachments: &VmAttachments,
+    ) -> Result<Vm> {
         spec.validate()?;
-        let vm_json = translate::virtual_machine(tenant, spec, &self.options)?;
+        attachments.check_for(spec)?;
+        let vm_json = translate::virtual_machine(tenant, spec, attachments, &self.options)?;
         let desired: DynamicObject = serde_json::from_value(vm_json)
             .map_err(|e| Error::backend(BACKEND, "building the VirtualMachine", false, e))?;
-        self.check_references(tenant, spec).await?;
         ensure_namespace(&self.client, &self.writer, tenant).await?;
         let ns = Self::ns(tenant);
         let api = apis::vms(&self.client, &ns);
@@ -437,6 +483,10 @@ impl Compute for KubeVirt {
             Some(_) => self.companions(tenant, spec).await?,
             None => (None, None),
         };
+        if let Some(vmi) = &vmi {
+            let interfaces = translate::attached_interfaces(spec, attachments);
+            self.sync_live_annotations(tenant, vmi, &interfaces).await?;
+        }
         let vm_value = to_value(&applied);
         let status = vm_status(
             spec,
@@ -583,8 +633,9 @@ impl Compute for KubeVirt {
         tenant: &Tenant,
         name: &str,
     ) -> Result<Vec<MigrationBlocker>> {
-        let vm = self.get_vm(tenant, name).await?;
-        self.blockers(tenant, &vm).await
+        let object = self.vm_object(tenant, name).await?;
+        let vm = self.read_vm(tenant, &object, name).await?;
+        self.blockers(tenant, &vm, &object).await
     }
 
     async fn migrate(
@@ -593,7 +644,8 @@ impl Compute for KubeVirt {
         name: &str,
         target: &MigrationTarget,
     ) -> Result<Migration> {
-        let vm = self.get_vm(tenant, name).await?;
+        let object = self.vm_object(tenant, name).await?;
+        let vm = self.read_vm(tenant, &object, name).await?;
         let node = match target {
             MigrationTarget::AnyNode => None,
             MigrationTarget::Node(node) => {
@@ -605,7 +657,7 @@ impl Compute for KubeVirt {
                 Some(node.as_str())
             }
         };
-        let blockers = self.blockers(tenant, &vm).await?;
+        let blockers = self.blockers(tenant, &vm, &object).await?;
         if !blockers.is_empty() {
             let reasons: Vec<String> = blockers.iter().map(ToString::to_string).collect();
             return Err(Error::conflict(

@@ -5,11 +5,14 @@
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
-//! use kubecloud_core::{Compute, Tenant, VmSpec};
+//! use kubecloud_core::{Compute, Tenant, VmAttachments, VmSpec};
 //! let compute = kubecloud_kubevirt::KubeVirt::builder(client)
 //!     .storage_class("linstor-rwx")
 //!     .build();
-//! let vm = compute.apply_vm(&Tenant::new("acme")?, &VmSpec { name: "web-1".into(), ..VmSpec::default() }).await?;
+//! let acme = Tenant::new("acme")?;
+//! let spec = VmSpec { name: "web-1".into(), ..VmSpec::default() };
+//! // No interface, no volume: nothing to attach (see `VmAttachments::resolve`).
+//! let vm = compute.apply_vm(&acme, &spec, &VmAttachments::default()).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -22,7 +25,7 @@
 //! | `Custom { cpu_cores, memory }` | `domain.cpu.cores`, `domain.memory.guest` |
 //! | `InstanceType { name }` | `spec.instancetype` (`VirtualMachineClusterInstancetype`, or the namespaced kind per [`KubeVirtBuilder::instancetype_kind`]) |
 //! | boot disk, data volumes | disks `boot` (bootOrder 1), `data-0`, `data-1`..., all `bus: virtio`, in that order |
-//! | `BootDisk::Volume { v }` | `persistentVolumeClaim` of claim `names::claim(v)` (the storage backend's) |
+//! | `BootDisk::Volume { v }`, data volumes | `persistentVolumeClaim` of the claim storage attached ([`kubecloud_core::VolumeAttachment::claim`]) |
 //! | `BootDisk::ContainerImage` | `containerDisk` |
 //! | `BootDisk::Import` | a CDI `DataVolume` (cdi.kubevirt.io/v1beta1) `<m>-boot` in `spec.dataVolumeTemplates`: http source, `storage` with size, access mode and volume mode as asked, the tier as StorageClass (else [`KubeVirtBuilder::storage_class`], else the cluster default); labelled as the tenant's volume `<m>-boot` so the storage backend sees it |
 //! | cloud-init | `cloudInitNoCloud` with `secretRef` (and `networkDataSecretRef`) to Secret `<m>-cloudinit` (keys `userdata`, `networkdata`), never inline |
@@ -36,24 +39,22 @@
 //!
 //! ### Interfaces
 //!
-//! A spec only says which tenant subnet an interface attaches to, not whether that subnet is the
-//! VPC's primary or a secondary one, so the mapping is positional:
+//! The backend knows no network's API: each interface is attached as the network backend
+//! answered ([`kubecloud_core::InterfaceAttachment`], handed to `apply_vm` in
+//! [`kubecloud_core::VmAttachments`]):
 //!
-//! - an interface on the pod network: network `pod: {}`, masquerade or bridge binding as asked;
-//! - the **first** subnet interface, when no interface uses the pod network: network `pod: {}`
-//!   placed in the Kube-OVN subnet by pod-template annotations
-//!   `ovn.kubernetes.io/logical_switch: <names::cluster_scoped(t, subnet)>`, plus
-//!   `ovn.kubernetes.io/ip_address` / `ovn.kubernetes.io/mac_address` for a fixed IP / MAC;
-//!   bridge binding (the guest sees its subnet address) with KubeVirt's
-//!   `kubevirt.io/allow-pod-bridge-network-live-migration` annotation, or masquerade
-//!   ([`KubeVirtBuilder::primary_subnet_binding`]);
-//! - every **other** subnet interface: a Multus network `multus: {networkName: "<t>/<subnet>"}`
-//!   (the NetworkAttachmentDefinition the network backend creates, `names::attachment`), bridge
-//!   binding, and the Kube-OVN annotations under the attachment's provider:
-//!   `<subnet>.<t>.ovn.kubernetes.io/logical_switch|ip_address|mac_address`.
+//! - the network: `pod: {}` for the pod network, `multus: {networkName: "<ns>/<name>"}` for a
+//!   Multus network (KubeVirt builds the pod's network-selection annotation from it, with the
+//!   interface's MAC);
+//! - the binding (`masquerade: {}` or `bridge: {}`) and a fixed MAC as `macAddress`;
+//! - the attachment's pod annotations on the VM's pod template (`spec.template.metadata`), so
+//!   the network reads them on the VM's pod; the *live* ones (security groups, port security)
+//!   are also kept in step on a running VM's instance and pods, and removed there when no
+//!   longer wanted, since KubeVirt does not carry template changes to a running VM;
+//! - a bridge binding on the pod network whose network keeps addresses over migration gets
+//!   KubeVirt's `kubevirt.io/allow-pod-bridge-network-live-migration` annotation.
 //!
-//! A fixed MAC is also set as the KubeVirt interface's `macAddress`. A spec without interfaces
-//! gets one masquerade interface `default` on the pod network.
+//! A spec without interfaces gets one masquerade interface `default` on the pod network.
 //!
 //! ## Lifecycle
 //!
@@ -105,7 +106,6 @@ pub use capabilities::capabilities;
 pub use options::{InstancetypeKind, Options, SshPropagation};
 pub use status::{Observed, vm_status};
 
-use kubecloud_core::PodBinding;
 use kubecloud_kube::{RetryPolicy, Writer};
 
 /// The backend's name in errors.
@@ -174,12 +174,6 @@ impl KubeVirtBuilder {
     /// Which instance-type kind `VmResources::InstanceType` names.
     pub fn instancetype_kind(mut self, kind: InstancetypeKind) -> Self {
         self.options.instancetype_kind = kind;
-        self
-    }
-
-    /// The binding of the first subnet interface on the pod network (default bridge).
-    pub fn primary_subnet_binding(mut self, binding: PodBinding) -> Self {
-        self.options.primary_subnet_binding = binding;
         self
     }
 

@@ -1,7 +1,7 @@
 //! The objects applying a VM creates, rendered instead of sent (GitOps output).
 
 use kube::api::DynamicObject;
-use kubecloud_core::{Error, Result, Tenant, VmSpec};
+use kubecloud_core::{Error, Result, Tenant, VmAttachments, VmSpec};
 use kubecloud_kube::render::{manifest, stamped};
 use serde_json::Value;
 
@@ -19,15 +19,26 @@ impl KubeVirt {
     /// # fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
     /// use kubecloud_core::{Tenant, VmSpec};
     /// let compute = kubecloud_kubevirt::KubeVirt::builder(client).build();
-    /// let objects = compute.vm_manifests(&Tenant::new("acme")?, &VmSpec { name: "web".into(), ..VmSpec::default() })?;
+    /// let spec = VmSpec { name: "web".into(), ..VmSpec::default() };
+    /// let objects = compute.vm_manifests(&Tenant::new("acme")?, &spec, &Default::default())?;
     /// assert_eq!(objects[0]["kind"], "VirtualMachine");
     /// # Ok(()) }
     /// ```
-    pub fn vm_manifests(&self, tenant: &Tenant, spec: &VmSpec) -> Result<Vec<Value>> {
+    pub fn vm_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &VmSpec,
+        attachments: &VmAttachments,
+    ) -> Result<Vec<Value>> {
         spec.validate()?;
-        let vm: DynamicObject =
-            serde_json::from_value(translate::virtual_machine(tenant, spec, &self.options)?)
-                .map_err(|e| Error::backend(BACKEND, "building the VirtualMachine", false, e))?;
+        attachments.check_for(spec)?;
+        let vm: DynamicObject = serde_json::from_value(translate::virtual_machine(
+            tenant,
+            spec,
+            attachments,
+            &self.options,
+        )?)
+        .map_err(|e| Error::backend(BACKEND, "building the VirtualMachine", false, e))?;
         let mut out = vec![manifest(BACKEND, &stamped(&vm))?];
         for secret in translate::secrets(tenant, spec, None) {
             out.push(manifest(BACKEND, &stamped(&secret))?);

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use kubecloud_core::PodBinding;
-
 /// Which instance-type kind `VmResources::InstanceType` names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum InstancetypeKind {
@@ -35,10 +33,6 @@ pub struct Options {
     pub storage_class: Option<String>,
     /// The kind `VmResources::InstanceType` refers to.
     pub instancetype_kind: InstancetypeKind,
-    /// The binding of the first subnet interface, which rides the pod network in its Kube-OVN
-    /// subnet: bridge (the default: the guest sees its subnet address; migratable through
-    /// KubeVirt's `allow-pod-bridge-network-live-migration` annotation) or masquerade.
-    pub primary_subnet_binding: PodBinding,
     /// How SSH keys are propagated.
     pub ssh_propagation: SshPropagation,
     /// How long a restore of a VM from a snapshot may take.
@@ -53,7 +47,6 @@ impl Default for Options {
         Self {
             storage_class: None,
             instancetype_kind: InstancetypeKind::Cluster,
-            primary_subnet_binding: PodBinding::Bridge,
             ssh_propagation: SshPropagation::NoCloud,
             restore_timeout: Duration::from_secs(300),
             delete_timeout: Duration::from_secs(300),

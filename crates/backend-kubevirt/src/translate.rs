@@ -9,8 +9,8 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kubecloud_core::{
-    AccessMode, Attachment, BootDisk, NetworkInterface, PodBinding, Result, RunStrategy, Tenant,
-    VmResources, VmSpec, VolumeMode,
+    AccessMode, BootDisk, InterfaceAttachment, NetworkInterface, NetworkSelection, PodBinding,
+    Result, RunStrategy, Tenant, VmAttachments, VmResources, VmSpec, VolumeMode,
 };
 use kubecloud_kube::{names, ownership_labels, tenant_namespace};
 use serde_json::{Map, Value, json};
@@ -28,35 +28,11 @@ pub const SPREAD_LABEL: &str = "kubecloud.io/spread-group";
 pub const DEFAULT_INTERFACE: &str = "default";
 /// KubeVirt's annotation allowing live migration with bridge binding on the pod network.
 pub const ALLOW_POD_BRIDGE_MIGRATION: &str = "kubevirt.io/allow-pod-bridge-network-live-migration";
-/// Kube-OVN: the logical switch (subnet) of the pod's default interface.
-pub const OVN_LOGICAL_SWITCH: &str = "ovn.kubernetes.io/logical_switch";
-/// Kube-OVN: the fixed IP of the pod's default interface.
-pub const OVN_IP: &str = "ovn.kubernetes.io/ip_address";
-/// Kube-OVN: the fixed MAC of the pod's default interface.
-pub const OVN_MAC: &str = "ovn.kubernetes.io/mac_address";
 
 /// The API version of KubeVirt's core kinds.
 pub const KUBEVIRT_V1: &str = "kubevirt.io/v1";
 /// The API version of CDI's DataVolume.
 pub const CDI_V1BETA1: &str = "cdi.kubevirt.io/v1beta1";
-
-/// How one spec interface is wired (see the crate docs).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Wiring {
-    /// The pod network, with this binding.
-    Pod(PodBinding),
-    /// The pod network, placed in a Kube-OVN subnet (logical switch) by annotations; bridge or
-    /// masquerade binding per [`Options`].
-    PrimarySubnet {
-        /// The tenant subnet.
-        subnet: String,
-    },
-    /// A Multus attachment of the subnet's NetworkAttachmentDefinition, bridge binding.
-    Secondary {
-        /// The tenant subnet.
-        subnet: String,
-    },
-}
 
 /// The interfaces of a spec, with the implicit pod-network one when it lists none.
 pub fn interfaces(spec: &VmSpec) -> Vec<NetworkInterface> {
@@ -67,34 +43,17 @@ pub fn interfaces(spec: &VmSpec) -> Vec<NetworkInterface> {
     }
 }
 
-/// How each interface of `spec` is wired, in order: a pod-network interface stays on the pod
-/// network; the first subnet interface goes on the pod network (in its Kube-OVN subnet) unless
-/// another interface already uses the pod network; every other subnet interface is a Multus
-/// attachment.
-pub fn wiring(spec: &VmSpec) -> Vec<(NetworkInterface, Wiring)> {
-    let ifaces = interfaces(spec);
-    let pod_taken = ifaces
-        .iter()
-        .any(|i| matches!(i.attachment, Attachment::PodNetwork { .. }));
-    let mut primary_done = pod_taken;
-    ifaces
-        .into_iter()
-        .map(|iface| {
-            let w = match &iface.attachment {
-                Attachment::PodNetwork { binding } => Wiring::Pod(*binding),
-                Attachment::Subnet { subnet } if !primary_done => {
-                    primary_done = true;
-                    Wiring::PrimarySubnet {
-                        subnet: subnet.clone(),
-                    }
-                }
-                Attachment::Subnet { subnet } => Wiring::Secondary {
-                    subnet: subnet.clone(),
-                },
-            };
-            (iface, w)
-        })
-        .collect()
+/// The interfaces of a VM as attached: the network backend's answers, or, for a spec listing no
+/// interface, one interface [`DEFAULT_INTERFACE`] on the pod network with masquerade binding.
+pub fn attached_interfaces(spec: &VmSpec, attachments: &VmAttachments) -> Vec<InterfaceAttachment> {
+    if spec.interfaces.is_empty() {
+        vec![InterfaceAttachment::pod(
+            &NetworkInterface::pod_network(DEFAULT_INTERFACE),
+            PodBinding::Masquerade,
+        )]
+    } else {
+        attachments.interfaces.clone()
+    }
 }
 
 /// The name of the disk and volume of the boot disk.
@@ -163,18 +122,80 @@ fn volume_mode(m: VolumeMode) -> &'static str {
     }
 }
 
-/// Whether the VM is meant to live-migrate: every volume it creates is RWX and no interface is
-/// bridge-bound on the pod network without the migration annotation. Sets
-/// `evictionStrategy: LiveMigrate`.
-pub fn meant_to_migrate(spec: &VmSpec) -> bool {
+/// Whether the VM is meant to live-migrate: every volume it creates is RWX and every interface
+/// can migrate ([`InterfaceAttachment::migratable`]). Sets `evictionStrategy: LiveMigrate`.
+pub fn meant_to_migrate(spec: &VmSpec, interfaces: &[InterfaceAttachment]) -> bool {
     let import_shared = match &spec.boot_disk {
         BootDisk::Import { access, .. } => *access == AccessMode::ReadWriteMany,
         _ => true,
     };
-    let no_pod_bridge = wiring(spec)
-        .iter()
-        .all(|(_, w)| *w != Wiring::Pod(PodBinding::Bridge));
-    import_shared && no_pod_bridge
+    import_shared && interfaces.iter().all(InterfaceAttachment::migratable)
+}
+
+/// The claim of volume `volume`, as storage attached it.
+fn claim_of(attachments: &VmAttachments, volume: &str) -> Result<String> {
+    attachments
+        .volume(volume)
+        .map(|a| a.claim.clone())
+        .ok_or_else(|| {
+            kubecloud_core::Error::invalid(
+                "attachments.volumes",
+                format!("volume {volume:?} has no attachment"),
+            )
+        })
+}
+
+/// The claims a VM object's template (`spec.template.spec`) mounts, as `(tenant volume, claim)`
+/// in [`VmSpec::volumes`] order: a `persistentVolumeClaim`'s claim, or a `dataVolume`'s (CDI
+/// names the claim after the DataVolume).
+pub fn claims(spec: &VmSpec, template_spec: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for v in template_spec["volumes"].as_array().into_iter().flatten() {
+        let disk = v["name"].as_str().unwrap_or_default();
+        let claim = v["persistentVolumeClaim"]["claimName"]
+            .as_str()
+            .or_else(|| v["dataVolume"]["name"].as_str());
+        let volume = if disk == BOOT_DISK {
+            match &spec.boot_disk {
+                BootDisk::Volume { volume } => Some(volume.clone()),
+                BootDisk::Import { .. } => Some(BootDisk::import_volume_name(&spec.name)),
+                BootDisk::ContainerImage { .. } => None,
+            }
+        } else {
+            disk.strip_prefix("data-")
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| spec.data_volumes.get(i).cloned())
+        };
+        if let (Some(volume), Some(claim)) = (volume, claim) {
+            out.push((volume, claim.to_string()));
+        }
+    }
+    out
+}
+
+/// The interfaces of a VM object's template that KubeVirt will not live-migrate: bridge-bound
+/// on the pod network without its `allow-pod-bridge-network-live-migration` annotation.
+pub fn unmigratable_interfaces(template: &Value) -> Vec<String> {
+    if template["metadata"]["annotations"][ALLOW_POD_BRIDGE_MIGRATION] == "true" {
+        return Vec::new();
+    }
+    let networks = template["spec"]["networks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    template["spec"]["domain"]["devices"]["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i.get("bridge").is_some())
+        .filter_map(|i| i["name"].as_str())
+        .filter(|name| {
+            networks
+                .iter()
+                .any(|n| n["name"] == *name && n.get("pod").is_some())
+        })
+        .map(str::to_string)
+        .collect()
 }
 
 /// The CDI DataVolume template importing the boot disk, if the spec imports one.
@@ -207,9 +228,16 @@ pub fn import_template(tenant: &Tenant, spec: &VmSpec, opts: &Options) -> Option
     }))
 }
 
-/// The `VirtualMachine` for `spec` in the tenant's namespace. Cloud-init and SSH keys are
-/// referenced by Secret name ([`names::cloud_init_secret`], [`names::ssh_secret`]), never inline.
-pub fn virtual_machine(tenant: &Tenant, spec: &VmSpec, opts: &Options) -> Result<Value> {
+/// The `VirtualMachine` for `spec` in the tenant's namespace, attached as `attachments` say
+/// (claims of volumes, networks, bindings and pod annotations of interfaces). Cloud-init and SSH
+/// keys are referenced by Secret name ([`names::cloud_init_secret`], [`names::ssh_secret`]),
+/// never inline.
+pub fn virtual_machine(
+    tenant: &Tenant,
+    spec: &VmSpec,
+    attachments: &VmAttachments,
+    opts: &Options,
+) -> Result<Value> {
     let ns = tenant_namespace(tenant);
     let labels = vm_labels(tenant, spec);
     let stored = serde_json::to_string(&stored_spec(spec)).map_err(|e| {
@@ -221,7 +249,7 @@ pub fn virtual_machine(tenant: &Tenant, spec: &VmSpec, opts: &Options) -> Result
     let mut volumes = Vec::new();
     let boot_volume = match &spec.boot_disk {
         BootDisk::Volume { volume } => {
-            json!({"name": BOOT_DISK, "persistentVolumeClaim": {"claimName": names::claim(volume)}})
+            json!({"name": BOOT_DISK, "persistentVolumeClaim": {"claimName": claim_of(attachments, volume)?}})
         }
         BootDisk::ContainerImage { image } => {
             json!({"name": BOOT_DISK, "containerDisk": {"image": image}})
@@ -234,7 +262,7 @@ pub fn virtual_machine(tenant: &Tenant, spec: &VmSpec, opts: &Options) -> Result
     volumes.push(boot_volume);
     for (i, volume) in spec.data_volumes.iter().enumerate() {
         disks.push(json!({"name": data_disk(i), "disk": {"bus": "virtio"}}));
-        volumes.push(json!({"name": data_disk(i), "persistentVolumeClaim": {"claimName": names::claim(volume)}}));
+        volumes.push(json!({"name": data_disk(i), "persistentVolumeClaim": {"claimName": claim_of(attachments, volume)?}}));
     }
     let mut access_credentials = Vec::new();
     if let Some(ci) = &spec.cloud_init {
@@ -259,63 +287,34 @@ pub fn virtual_machine(tenant: &Tenant, spec: &VmSpec, opts: &Options) -> Result
         }
     }
 
-    // Interfaces and networks.
+    // Interfaces and networks, as the network backend attached them.
+    let interfaces = attached_interfaces(spec, attachments);
     let mut template_annotations = Map::new();
     let mut kv_interfaces = Vec::new();
     let mut networks = Vec::new();
-    for (iface, w) in wiring(spec) {
-        let mut kv = json!({"name": iface.name});
-        match &w {
-            Wiring::Pod(binding) => {
-                kv[binding_key(*binding)] = json!({});
-                networks.push(json!({"name": iface.name, "pod": {}}));
-            }
-            Wiring::PrimarySubnet { subnet } => {
-                kv[binding_key(opts.primary_subnet_binding)] = json!({});
-                networks.push(json!({"name": iface.name, "pod": {}}));
-                template_annotations.insert(
-                    OVN_LOGICAL_SWITCH.into(),
-                    json!(names::cluster_scoped(tenant, subnet)),
-                );
-                if let Some(ip) = iface.fixed_ip {
-                    template_annotations.insert(OVN_IP.into(), json!(ip.to_string()));
-                }
-                if let Some(mac) = iface.mac {
-                    template_annotations.insert(OVN_MAC.into(), json!(mac.to_string()));
-                }
-                if opts.primary_subnet_binding == PodBinding::Bridge {
-                    template_annotations.insert(ALLOW_POD_BRIDGE_MIGRATION.into(), json!("true"));
-                }
-            }
-            Wiring::Secondary { subnet } => {
-                kv["bridge"] = json!({});
-                let nad = names::attachment(subnet);
-                networks.push(
-                    json!({"name": iface.name, "multus": {"networkName": format!("{ns}/{nad}")}}),
-                );
-                let provider = names::ovn_provider(tenant, subnet);
-                template_annotations.insert(
-                    format!("{provider}.kubernetes.io/logical_switch"),
-                    json!(names::cluster_scoped(tenant, subnet)),
-                );
-                if let Some(ip) = iface.fixed_ip {
-                    template_annotations.insert(
-                        format!("{provider}.kubernetes.io/ip_address"),
-                        json!(ip.to_string()),
-                    );
-                }
-                if let Some(mac) = iface.mac {
-                    template_annotations.insert(
-                        format!("{provider}.kubernetes.io/mac_address"),
-                        json!(mac.to_string()),
-                    );
-                }
-            }
-        }
-        if let Some(mac) = iface.mac {
+    for a in &interfaces {
+        let mut kv = json!({"name": a.interface});
+        kv[binding_key(a.binding)] = json!({});
+        if let Some(mac) = a.mac {
             kv["macAddress"] = json!(mac.to_string());
         }
         kv_interfaces.push(kv);
+        networks.push(match &a.network {
+            NetworkSelection::PodNetwork => json!({"name": a.interface, "pod": {}}),
+            NetworkSelection::Multus { namespace, name } => json!({
+                "name": a.interface,
+                "multus": {"networkName": format!("{namespace}/{name}")},
+            }),
+        });
+        for (k, v) in a.pod_annotations.iter().chain(&a.live_pod_annotations) {
+            template_annotations.insert(k.clone(), json!(v));
+        }
+        if a.network == NetworkSelection::PodNetwork
+            && a.binding == PodBinding::Bridge
+            && a.guarantees.addresses_kept_on_migration
+        {
+            template_annotations.insert(ALLOW_POD_BRIDGE_MIGRATION.into(), json!("true"));
+        }
     }
 
     let mut domain = json!({"devices": {"disks": disks, "interfaces": kv_interfaces}});
@@ -345,7 +344,7 @@ pub fn virtual_machine(tenant: &Tenant, spec: &VmSpec, opts: &Options) -> Result
     if !access_credentials.is_empty() {
         template_spec["accessCredentials"] = json!(access_credentials);
     }
-    if meant_to_migrate(spec) {
+    if meant_to_migrate(spec, &interfaces) {
         template_spec["evictionStrategy"] = json!("LiveMigrate");
     }
     if !spec.placement.node_selector.is_empty() {
@@ -545,38 +544,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_subnet_goes_on_the_pod_network_unless_taken() {
-        let spec = VmSpec {
-            name: "a".into(),
-            interfaces: vec![
-                NetworkInterface::on_subnet("eth0", "front"),
-                NetworkInterface::on_subnet("eth1", "back"),
-            ],
-            ..VmSpec::default()
-        };
-        let w: Vec<Wiring> = wiring(&spec).into_iter().map(|(_, w)| w).collect();
-        assert_eq!(
-            w,
-            [
-                Wiring::PrimarySubnet {
-                    subnet: "front".into()
-                },
-                Wiring::Secondary {
-                    subnet: "back".into()
-                }
-            ]
-        );
-        let spec = VmSpec {
-            interfaces: vec![
-                NetworkInterface::on_subnet("eth0", "front"),
-                NetworkInterface::pod_network("pod"),
-            ],
-            ..spec
-        };
-        assert!(matches!(wiring(&spec)[0].1, Wiring::Secondary { .. }));
-    }
-
-    #[test]
     fn stored_spec_holds_no_secret() {
         let spec = VmSpec {
             name: "a".into(),
@@ -587,7 +554,14 @@ mod tests {
             }),
             ..VmSpec::default()
         };
-        let vm = virtual_machine(&Tenant::new("t").unwrap(), &spec, &Options::default()).unwrap();
+        let attachments = VmAttachments::default();
+        let vm = virtual_machine(
+            &Tenant::new("t").unwrap(),
+            &spec,
+            &attachments,
+            &Options::default(),
+        )
+        .unwrap();
         let text = vm.to_string();
         assert!(
             !text.contains("hunter2") && !text.contains("AAAAsecret"),

@@ -25,7 +25,11 @@ async fn bad_input_sends_nothing() {
     let before = env.server.requests().total();
     let err = env
         .compute
-        .apply_vm(&t, &spec("Bad_Name"))
+        .apply_vm(
+            &t,
+            &spec("Bad_Name"),
+            &common::attachments(&spec("Bad_Name")),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.invalid_field(), Some("name"));
@@ -38,8 +42,14 @@ async fn specs_are_listed_from_the_vms_metadata_alone() {
     let t = Tenant::new("acme").unwrap();
     let mut labelled = spec("b");
     labelled.labels.insert("app".into(), "web".into());
-    env.compute.apply_vm(&t, &spec("a")).await.unwrap();
-    env.compute.apply_vm(&t, &labelled).await.unwrap();
+    env.compute
+        .apply_vm(&t, &spec("a"), &common::attachments(&spec("a")))
+        .await
+        .unwrap();
+    env.compute
+        .apply_vm(&t, &labelled, &common::attachments(&labelled))
+        .await
+        .unwrap();
     let listed = env.compute.list_vms(&t, &Default::default()).await.unwrap();
     let before = env.server.requests().all().len();
     let specs = env
@@ -71,7 +81,10 @@ async fn specs_are_listed_from_the_vms_metadata_alone() {
 async fn one_apply_per_object_and_waiting_does_not_poll() {
     let env = env().await;
     let t = Tenant::new("acme").unwrap();
-    env.compute.apply_vm(&t, &spec("a")).await.unwrap();
+    env.compute
+        .apply_vm(&t, &spec("a"), &common::attachments(&spec("a")))
+        .await
+        .unwrap();
     let requests = env.server.requests();
     assert_eq!(requests.count(Verb::Apply, "virtualmachines"), 1);
     let gets = requests.count(Verb::Get, "virtualmachines");
@@ -108,7 +121,10 @@ async fn server_errors_and_throttling_on_writes_are_retried() {
             .on_resource("virtualmachines")
             .times(1),
     );
-    env.compute.apply_vm(&t, &spec("a")).await.unwrap();
+    env.compute
+        .apply_vm(&t, &spec("a"), &common::attachments(&spec("a")))
+        .await
+        .unwrap();
     wait_vm(&env.compute, &t, "a", wait::vm_running())
         .await
         .unwrap();
@@ -140,7 +156,11 @@ async fn a_conflict_on_apply_is_resolved() {
             .on_resource("virtualmachines")
             .times(1),
     );
-    let vm = env.compute.apply_vm(&t, &spec("a")).await.unwrap();
+    let vm = env
+        .compute
+        .apply_vm(&t, &spec("a"), &common::attachments(&spec("a")))
+        .await
+        .unwrap();
     assert_eq!(vm.spec, spec("a"));
 }
 
@@ -148,7 +168,10 @@ async fn a_conflict_on_apply_is_resolved() {
 async fn a_dropped_watch_resumes() {
     let env = env().await;
     let t = Tenant::new("acme").unwrap();
-    env.compute.apply_vm(&t, &spec("a")).await.unwrap();
+    env.compute
+        .apply_vm(&t, &spec("a"), &common::attachments(&spec("a")))
+        .await
+        .unwrap();
     env.server
         .faults()
         .inject(Fault::drop_connection().on_verb(Verb::Watch).times(2));
@@ -178,7 +201,10 @@ async fn every_blocker_is_listed() {
         run_strategy: kubecloud_core::RunStrategy::Halted,
         ..spec("pinned")
     };
-    env.compute.apply_vm(&t, &vm).await.unwrap();
+    env.compute
+        .apply_vm(&t, &vm, &common::attachments(&vm))
+        .await
+        .unwrap();
     let blockers = env.compute.migration_blockers(&t, "pinned").await.unwrap();
     for expected in [
         MigrationBlocker::VolumeNotShared {
@@ -211,7 +237,10 @@ async fn the_simulated_kubevirt_refuses_a_migration_of_rwo_volumes() {
         },
         ..spec("local")
     };
-    env.compute.apply_vm(&t, &vm).await.unwrap();
+    env.compute
+        .apply_vm(&t, &vm, &common::attachments(&vm))
+        .await
+        .unwrap();
     wait_vm(&env.compute, &t, "local", wait::vm_running())
         .await
         .unwrap();
@@ -259,7 +288,10 @@ async fn a_failed_migration_is_reported() {
         },
         ..spec("mover")
     };
-    env.compute.apply_vm(&t, &vm).await.unwrap();
+    env.compute
+        .apply_vm(&t, &vm, &common::attachments(&vm))
+        .await
+        .unwrap();
     let running = wait_vm(&env.compute, &t, "mover", wait::vm_running())
         .await
         .unwrap();
@@ -286,7 +318,10 @@ async fn tenants_and_foreign_objects_are_kept_apart() {
     let env = env().await;
     let acme = Tenant::new("acme").unwrap();
     let globex = Tenant::new("globex").unwrap();
-    env.compute.apply_vm(&acme, &spec("a")).await.unwrap();
+    env.compute
+        .apply_vm(&acme, &spec("a"), &common::attachments(&spec("a")))
+        .await
+        .unwrap();
     assert!(
         env.compute
             .get_vm(&globex, "a")

@@ -48,7 +48,11 @@ async fn a_vm_is_created_started_stopped_migrated_and_deleted() {
     seed_subnet(&env.server, &t, "front", "10.240.7.0/24");
     let spec = full_spec();
 
-    let vm = env.compute.apply_vm(&t, &spec).await.expect("apply");
+    let vm = env
+        .compute
+        .apply_vm(&t, &spec, &common::attachments(&spec))
+        .await
+        .expect("apply");
     assert_eq!(vm.spec, spec);
     let running = wait_vm(&env.compute, &t, "web-1", wait::vm_running())
         .await
@@ -85,7 +89,10 @@ async fn a_vm_is_created_started_stopped_migrated_and_deleted() {
 
     // Re-applying the same spec writes nothing.
     let writes = env.server.requests().writes().len();
-    env.compute.apply_vm(&t, &spec).await.unwrap();
+    env.compute
+        .apply_vm(&t, &spec, &common::attachments(&spec))
+        .await
+        .unwrap();
     assert_eq!(
         env.server.requests().writes().len(),
         writes,

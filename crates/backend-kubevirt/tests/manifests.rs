@@ -39,7 +39,7 @@ async fn the_rendered_objects_are_what_applying_sends_and_nothing_is_sent() {
     let tenant = Tenant::new("acme").unwrap();
     let rendered = env
         .compute
-        .vm_manifests(&tenant, &spec())
+        .vm_manifests(&tenant, &spec(), &common::attachments(&spec()))
         .expect("manifests");
     assert_eq!(env.server.requests().total(), 0, "rendering sent a request");
     let names: Vec<String> = rendered
@@ -72,7 +72,10 @@ async fn the_rendered_objects_are_what_applying_sends_and_nothing_is_sent() {
             .unwrap_or_else(|e| panic!("{o}: {e:?}"));
     }
 
-    env.compute.apply_vm(&tenant, &spec()).await.expect("apply");
+    env.compute
+        .apply_vm(&tenant, &spec(), &common::attachments(&spec()))
+        .await
+        .expect("apply");
     let cluster = env.server.cluster();
     for mut object in rendered {
         let (av, kind) = (
@@ -106,7 +109,10 @@ async fn bad_input_is_refused_naming_the_field() {
     let tenant = Tenant::new("acme").unwrap();
     let mut bad = spec();
     bad.name = "Web".into();
-    let err = env.compute.vm_manifests(&tenant, &bad).unwrap_err();
+    let err = env
+        .compute
+        .vm_manifests(&tenant, &bad, &common::attachments(&bad))
+        .unwrap_err();
     assert_eq!(err.invalid_field(), Some("name"));
     assert_eq!(env.server.requests().total(), 0);
 }

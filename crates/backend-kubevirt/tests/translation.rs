@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 
 use kubecloud_core::{
-    AccessMode, BootDisk, ByteSize, CloudInit, NetworkInterface, PodBinding, RunStrategy, Tenant,
-    VmResources, VmSpec, VolumeMode,
+    AccessMode, BootDisk, ByteSize, CloudInit, Guarantees, InterfaceAttachment, NetworkInterface,
+    NetworkSelection, PodBinding, RunStrategy, Tenant, VmAttachments, VmResources, VmSpec,
+    VolumeAttachment, VolumeMode,
 };
 use kubecloud_kubevirt::translate;
 use kubecloud_kubevirt::{InstancetypeKind, Options, SshPropagation};
@@ -75,9 +76,71 @@ fn instancetype_container_disk() -> VmSpec {
     }
 }
 
+/// What a network backend answers for the interfaces of [`imported_with_cloud_init`] (written
+/// out as Kube-OVN answers, so the golden file shows a full attachment), what a storage backend
+/// answers for its data volume, and plain pod-network attachments for other specs.
+fn attachments(spec: &VmSpec) -> VmAttachments {
+    let interfaces = spec
+        .interfaces
+        .iter()
+        .map(|i| match i.subnet() {
+            None => InterfaceAttachment::pod(i, PodBinding::Bridge),
+            Some("front") => InterfaceAttachment {
+                binding: PodBinding::Bridge,
+                pod_annotations: [
+                    ("ovn.kubernetes.io/logical_switch", "acme-front"),
+                    ("ovn.kubernetes.io/ip_address", "10.240.7.20"),
+                    ("ovn.kubernetes.io/mac_address", "52:54:00:0c:0f:07"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+                guarantees: Guarantees {
+                    addresses_kept_on_migration: true,
+                    security_groups: Vec::new(),
+                },
+                ..InterfaceAttachment::pod(i, PodBinding::Bridge)
+            },
+            Some(subnet) => InterfaceAttachment {
+                network: NetworkSelection::Multus {
+                    namespace: "acme".into(),
+                    name: subnet.into(),
+                },
+                binding: PodBinding::Bridge,
+                pod_annotations: [
+                    (
+                        "storage.acme.ovn.kubernetes.io/logical_switch",
+                        "acme-storage",
+                    ),
+                    ("storage.acme.ovn.kubernetes.io/ip_address", "10.250.0.5"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+                guarantees: Guarantees {
+                    addresses_kept_on_migration: true,
+                    security_groups: Vec::new(),
+                },
+                ..InterfaceAttachment::pod(i, PodBinding::Bridge)
+            },
+        })
+        .collect();
+    let volumes = spec
+        .data_volumes
+        .iter()
+        .map(|v| VolumeAttachment {
+            volume: v.clone(),
+            claim: v.clone(),
+            access: AccessMode::ReadWriteMany,
+        })
+        .collect();
+    VmAttachments {
+        interfaces,
+        volumes,
+    }
+}
+
 fn render(spec: &VmSpec, opts: &Options) -> Value {
     let t = tenant();
-    let vm = translate::virtual_machine(&t, spec, opts).unwrap();
+    let vm = translate::virtual_machine(&t, spec, &attachments(spec), opts).unwrap();
     let owner = translate::vm_owner(&spec.name, "00000000-0000-0000-0000-000000000001");
     let secrets: Vec<Value> = translate::secrets(&t, spec, Some(owner))
         .iter()

@@ -12,8 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kubecloud_core::{
     AccessMode, BlockStorage, ByteSize, Error, Labels, MAX_REPLICAS, ResourceKind, Result,
-    Snapshot, StorageCapabilities, StoragePool, Tenant, Volume, VolumeMode, VolumeSource,
-    VolumeSpec, validate_name, validate_size,
+    Snapshot, StorageCapabilities, StoragePool, Tenant, Volume, VolumeAttachment, VolumeMode,
+    VolumeSource, VolumeSpec, validate_name, validate_size,
 };
 use kubecloud_kube::{
     ensure_namespace, ensure_owned, from_kube, is_owned, names, tenant_namespace, tenant_selector,
@@ -654,6 +654,12 @@ impl BlockStorage for Linstor {
             .await?;
         tracing::debug!(%tenant, volume = %spec.name, class = %class_name, "volume claimed");
         crate::status::volume_of(&pvc, &[], Vec::new())
+    }
+
+    async fn attach_volume(&self, tenant: &Tenant, name: &str) -> Result<VolumeAttachment> {
+        let owned = self.owned_volume(tenant, name).await?;
+        let spec = translate::spec_from_claim(&owned.claim())?;
+        Ok(translate::volume_attachment(&spec))
     }
 
     async fn get_volume(&self, tenant: &Tenant, name: &str) -> Result<Volume> {

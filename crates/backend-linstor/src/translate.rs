@@ -348,3 +348,19 @@ pub fn spec_from_claim(pvc: &PersistentVolumeClaim) -> Result<VolumeSpec> {
         labels,
     })
 }
+
+/// How a VM mounts the volume of `spec`: its claim ([`names::claim`]) and access mode.
+///
+/// ```
+/// use kubecloud_core::{AccessMode, ByteSize, VolumeSpec};
+/// let spec = VolumeSpec::blank("root", ByteSize::gib(1)).with_access(AccessMode::ReadWriteMany);
+/// let a = kubecloud_linstor::translate::volume_attachment(&spec);
+/// assert_eq!((a.claim.as_str(), a.access), ("root", AccessMode::ReadWriteMany));
+/// ```
+pub fn volume_attachment(spec: &kubecloud_core::VolumeSpec) -> kubecloud_core::VolumeAttachment {
+    kubecloud_core::VolumeAttachment {
+        volume: spec.name.clone(),
+        claim: names::claim(&spec.name),
+        access: spec.access,
+    }
+}

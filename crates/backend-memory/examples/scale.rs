@@ -33,7 +33,7 @@ async fn main() -> kubecloud_core::Result<()> {
         .collect();
     let started = Instant::now();
     for spec in &specs {
-        cloud.apply_vm(&t, spec).await?;
+        cloud.apply_vm_resolved(&t, spec).await?;
     }
     let created = started.elapsed();
     for spec in &specs {

@@ -8,8 +8,8 @@ use futures::stream::BoxStream;
 use kubecloud_core::{
     AccessMode, Attachment, BootDisk, Compute, ComputeCapabilities, Error, InterfaceStatus, Labels,
     MacAddress, Migration, MigrationBlocker, MigrationTarget, NetworkInterface, PodBinding,
-    PowerAction, ResourceKind, Result, Tenant, Vm, VmPhase, VmSnapshot, VmSpec, VmStatus,
-    VolumeSource, VolumeSpec, async_trait, labels_match,
+    PowerAction, ResourceKind, Result, Tenant, Vm, VmAttachments, VmPhase, VmSnapshot, VmSpec,
+    VmStatus, VolumeSource, VolumeSpec, async_trait, labels_match,
 };
 
 use crate::driver::StepKind;
@@ -53,7 +53,7 @@ enum Undo {
 }
 
 /// The interfaces of a spec, with the implicit pod-network one when it lists none.
-fn interfaces(spec: &VmSpec) -> std::borrow::Cow<'_, [NetworkInterface]> {
+pub(crate) fn interfaces(spec: &VmSpec) -> std::borrow::Cow<'_, [NetworkInterface]> {
     if spec.interfaces.is_empty() {
         std::borrow::Cow::Owned(vec![NetworkInterface::pod_network(DEFAULT_INTERFACE)])
     } else {
@@ -834,7 +834,14 @@ impl Compute for MemoryCloud {
         }
     }
 
-    async fn apply_vm(&self, tenant: &Tenant, spec: &VmSpec) -> Result<Vm> {
+    async fn apply_vm(
+        &self,
+        tenant: &Tenant,
+        spec: &VmSpec,
+        attachments: &VmAttachments,
+    ) -> Result<Vm> {
+        spec.validate()?;
+        attachments.check_for(spec)?;
         self.lock().apply_vm(tenant, spec)
     }
 

@@ -21,7 +21,7 @@
 //! # async fn main() -> kubecloud_core::Result<()> {
 //! let cloud = MemoryCloud::new();
 //! let acme = Tenant::new("acme")?;
-//! let vm = cloud.apply_vm(&acme, &VmSpec { name: "web-1".into(), ..VmSpec::default() }).await?;
+//! let vm = cloud.apply_vm_resolved(&acme, &VmSpec { name: "web-1".into(), ..VmSpec::default() }).await?;
 //! assert_ne!(vm.status.phase, kubecloud_core::VmPhase::Running);
 //! let vm = wait::until(cloud.watch_vm(&acme, "web-1").await?, wait::vm_running(), Duration::from_secs(10)).await?;
 //! assert_eq!(vm.status.node.as_deref(), Some("node-1"));
@@ -51,6 +51,7 @@ mod external;
 mod loadbalancer;
 mod network;
 mod placement;
+mod ports;
 mod state;
 mod storage;
 mod vm;

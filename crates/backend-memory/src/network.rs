@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use futures::stream::BoxStream;
 use kubecloud_core::ipam::AddressSpace;
 use kubecloud_core::{
-    Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation,
-    IpReservationSpec, Network, NetworkCapabilities, ResourceKind, Result, SecurityGroup,
-    SecurityGroupSpec, Service, ServiceSpec, SnatRule, SnatRuleSpec, Subnet, SubnetSpec, Tenant,
-    Vpc, VpcSpec, async_trait, cidrs_overlap, labels_match,
+    Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, InterfaceAttachment,
+    IpReservation, IpReservationSpec, Network, NetworkCapabilities, NetworkInterface, ResourceKind,
+    Result, SecurityGroup, SecurityGroupSpec, Service, ServiceSpec, SnatRule, SnatRuleSpec, Subnet,
+    SubnetSpec, Tenant, Vpc, VpcSpec, async_trait, cidrs_overlap, labels_match,
 };
 
 use crate::state::{State, TenantState, find, find_mut};
@@ -68,7 +68,7 @@ impl SubnetRecord {
 
 /// A security group and how many interfaces use it.
 pub(crate) struct SgRecord {
-    spec: SecurityGroupSpec,
+    pub(crate) spec: SecurityGroupSpec,
     pub(crate) users: usize,
 }
 
@@ -536,12 +536,38 @@ impl Network for MemoryCloud {
         self.lock().release_ip(tenant, name)
     }
 
+    async fn attach_interfaces(
+        &self,
+        tenant: &Tenant,
+        _vm: &str,
+        interfaces: &[NetworkInterface],
+    ) -> Result<Vec<InterfaceAttachment>> {
+        self.lock().attach_interfaces(tenant, interfaces)
+    }
+
     async fn create_security_group(
         &self,
         tenant: &Tenant,
         spec: &SecurityGroupSpec,
     ) -> Result<SecurityGroup> {
         self.lock().create_security_group(tenant, spec)
+    }
+
+    async fn update_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup> {
+        spec.validate()?;
+        let mut state = self.lock();
+        let group = crate::state::find_mut(
+            state.tenants.get_mut(tenant),
+            |t| &mut t.security_groups,
+            ResourceKind::SecurityGroup,
+            &spec.name,
+        )?;
+        group.spec = spec.clone();
+        Ok(SecurityGroup { spec: spec.clone() })
     }
 
     async fn get_security_group(&self, tenant: &Tenant, name: &str) -> Result<SecurityGroup> {

@@ -6,8 +6,8 @@ use futures::stream::BoxStream;
 use kubecloud_core::{
     AccessMode, BlockStorage, ByteSize, Error, Labels, MAX_REPLICAS, Replica, ReplicaState,
     ResourceKind, Result, Snapshot, StorageCapabilities, StoragePool, Tenant, VmPhase, Volume,
-    VolumePhase, VolumeSource, VolumeSpec, VolumeStatus, async_trait, labels_match, validate_name,
-    validate_size,
+    VolumeAttachment, VolumePhase, VolumeSource, VolumeSpec, VolumeStatus, async_trait,
+    labels_match, validate_name, validate_size,
 };
 
 use crate::driver::StepKind;
@@ -549,6 +549,21 @@ impl BlockStorage for MemoryCloud {
 
     async fn create_volume(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Volume> {
         self.lock().create_volume(tenant, spec)
+    }
+
+    async fn attach_volume(&self, tenant: &Tenant, name: &str) -> Result<VolumeAttachment> {
+        let state = self.lock();
+        let volume = find(
+            state.tenant(tenant),
+            |t| &t.volumes,
+            ResourceKind::Volume,
+            name,
+        )?;
+        Ok(VolumeAttachment {
+            volume: name.to_string(),
+            claim: name.to_string(),
+            access: volume.spec.access,
+        })
     }
 
     async fn get_volume(&self, tenant: &Tenant, name: &str) -> Result<Volume> {

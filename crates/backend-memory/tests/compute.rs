@@ -61,7 +61,10 @@ async fn used(cloud: &MemoryCloud, tenant: &Tenant, subnet: &str) -> u128 {
 #[tokio::test(start_paused = true)]
 async fn a_vm_is_not_running_the_instant_it_is_created() {
     let cloud = MemoryCloud::new();
-    let created = cloud.apply_vm(&acme(), &vm("web-1")).await.unwrap();
+    let created = cloud
+        .apply_vm_resolved(&acme(), &vm("web-1"))
+        .await
+        .unwrap();
     assert_eq!(created.status.phase, VmPhase::Starting);
     let vm = running(&cloud, &acme(), "web-1").await;
     assert_eq!(vm.status.node.as_deref(), Some("node-1"));
@@ -74,12 +77,18 @@ async fn a_vm_is_not_running_the_instant_it_is_created() {
 async fn apply_is_idempotent_and_emits_no_event_for_the_same_spec() {
     let cloud = MemoryCloud::new();
     let tenant = acme();
-    let first = cloud.apply_vm(&tenant, &vm("web-1")).await.unwrap();
+    let first = cloud
+        .apply_vm_resolved(&tenant, &vm("web-1"))
+        .await
+        .unwrap();
     let running = running(&cloud, &tenant, "web-1").await;
     let mut watch = cloud.watch_vm(&tenant, "web-1").await.unwrap();
     use futures::StreamExt;
     assert_eq!(watch.next().await.unwrap().unwrap(), running);
-    let again = cloud.apply_vm(&tenant, &vm("web-1")).await.unwrap();
+    let again = cloud
+        .apply_vm_resolved(&tenant, &vm("web-1"))
+        .await
+        .unwrap();
     assert_eq!(again, running);
     assert_eq!(again.status.interfaces, first.status.interfaces);
     let next = tokio::time::timeout(Duration::from_secs(1), watch.next()).await;
@@ -94,7 +103,7 @@ async fn halted_and_manual_vms_start_stopped() {
             run_strategy: strategy,
             ..vm(name)
         };
-        let vm = cloud.apply_vm(&acme(), &spec).await.unwrap();
+        let vm = cloud.apply_vm_resolved(&acme(), &spec).await.unwrap();
         assert_eq!(vm.status.phase, VmPhase::Stopped, "{strategy:?}");
         assert_eq!(vm.status.node, None);
     }
@@ -144,7 +153,7 @@ async fn missing_volume_subnet_or_security_group_is_refused_and_nothing_is_creat
         ),
     ];
     for (spec, kind) in cases {
-        let err = cloud.apply_vm(&tenant, &spec).await.unwrap_err();
+        let err = cloud.apply_vm_resolved(&tenant, &spec).await.unwrap_err();
         assert!(
             matches!(&err, Error::NotFound { kind: k, .. } if *k == kind),
             "{kind}: {err}"
@@ -167,7 +176,7 @@ async fn invalid_spec_is_refused_naming_the_field() {
         interfaces: vec![NetworkInterface::pod_network("Eth0")],
         ..vm("a")
     };
-    let err = cloud.apply_vm(&acme(), &spec).await.unwrap_err();
+    let err = cloud.apply_vm_resolved(&acme(), &spec).await.unwrap_err();
     assert_eq!(err.invalid_field(), Some("interfaces[0].name"));
     assert!(cloud.get_vm(&acme(), "a").await.unwrap_err().is_not_found());
 }
@@ -184,7 +193,7 @@ async fn fixed_ip_is_honoured_checked_and_a_taken_one_changes_nothing() {
         ..vm(name)
     };
     let a = cloud
-        .apply_vm(&tenant, &fixed("a", "10.0.0.50"))
+        .apply_vm_resolved(&tenant, &fixed("a", "10.0.0.50"))
         .await
         .unwrap();
     assert_eq!(
@@ -194,7 +203,10 @@ async fn fixed_ip_is_honoured_checked_and_a_taken_one_changes_nothing() {
 
     // Outside the subnet, or its gateway: invalid input naming the field.
     for bad in ["10.9.0.5", "10.0.0.1"] {
-        let err = cloud.apply_vm(&tenant, &fixed("b", bad)).await.unwrap_err();
+        let err = cloud
+            .apply_vm_resolved(&tenant, &fixed("b", bad))
+            .await
+            .unwrap_err();
         assert_eq!(err.invalid_field(), Some("interfaces[0].fixedIp"), "{bad}");
     }
     // Taken: a conflict naming the field; a first interface's dynamic address is given back.
@@ -207,7 +219,7 @@ async fn fixed_ip_is_honoured_checked_and_a_taken_one_changes_nothing() {
         ],
         ..vm("b")
     };
-    let err = cloud.apply_vm(&tenant, &spec).await.unwrap_err();
+    let err = cloud.apply_vm_resolved(&tenant, &spec).await.unwrap_err();
     assert!(
         matches!(&err, Error::Conflict { reason, .. } if reason.contains("interfaces[1].fixedIp")),
         "{err}"
@@ -233,7 +245,7 @@ async fn a_vm_takes_an_unowned_reservation_and_gives_it_back_on_delete() {
         interfaces: vec![NetworkInterface::on_subnet("eth0", "front").with_fixed_ip(ip)],
         ..vm("db")
     };
-    let db = cloud.apply_vm(&tenant, &spec).await.unwrap();
+    let db = cloud.apply_vm_resolved(&tenant, &spec).await.unwrap();
     assert_eq!(db.status.interfaces[0].ip, Some(ip));
     assert_eq!(
         db.status.interfaces[0].mac,
@@ -249,7 +261,7 @@ async fn a_vm_takes_an_unowned_reservation_and_gives_it_back_on_delete() {
         ..spec.clone()
     };
     assert!(matches!(
-        cloud.apply_vm(&tenant, &other).await.unwrap_err(),
+        cloud.apply_vm_resolved(&tenant, &other).await.unwrap_err(),
         Error::Conflict { .. }
     ));
     assert!(matches!(
@@ -273,7 +285,7 @@ async fn macs_are_generated_unique_or_fixed_and_never_two_alike() {
     let mut macs = std::collections::HashSet::new();
     for i in 0..50 {
         let vm = cloud
-            .apply_vm(&tenant, &on_front(&format!("vm-{i}")))
+            .apply_vm_resolved(&tenant, &on_front(&format!("vm-{i}")))
             .await
             .unwrap();
         let mac = vm.status.interfaces[0].mac.unwrap();
@@ -285,10 +297,13 @@ async fn macs_are_generated_unique_or_fixed_and_never_two_alike() {
         interfaces: vec![NetworkInterface::on_subnet("eth0", "front").with_mac(fixed)],
         ..vm(name)
     };
-    let a = cloud.apply_vm(&tenant, &with_mac("fixed-a")).await.unwrap();
+    let a = cloud
+        .apply_vm_resolved(&tenant, &with_mac("fixed-a"))
+        .await
+        .unwrap();
     assert_eq!(a.status.interfaces[0].mac, Some(fixed));
     let err = cloud
-        .apply_vm(&tenant, &with_mac("fixed-b"))
+        .apply_vm_resolved(&tenant, &with_mac("fixed-b"))
         .await
         .unwrap_err();
     assert!(
@@ -316,9 +331,12 @@ async fn a_read_write_once_volume_serves_one_vm_and_read_write_many_serves_sever
         data_volumes: vec![volume.into()],
         ..vm(name)
     };
-    cloud.apply_vm(&tenant, &with("a", "rwo")).await.unwrap();
+    cloud
+        .apply_vm_resolved(&tenant, &with("a", "rwo"))
+        .await
+        .unwrap();
     let err = cloud
-        .apply_vm(&tenant, &with("b", "rwo"))
+        .apply_vm_resolved(&tenant, &with("b", "rwo"))
         .await
         .unwrap_err();
     assert!(
@@ -331,8 +349,14 @@ async fn a_read_write_once_volume_serves_one_vm_and_read_write_many_serves_sever
         ),
         "{err}"
     );
-    cloud.apply_vm(&tenant, &with("c", "rwx")).await.unwrap();
-    cloud.apply_vm(&tenant, &with("d", "rwx")).await.unwrap();
+    cloud
+        .apply_vm_resolved(&tenant, &with("c", "rwx"))
+        .await
+        .unwrap();
+    cloud
+        .apply_vm_resolved(&tenant, &with("d", "rwx"))
+        .await
+        .unwrap();
     let rwx = cloud.get_volume(&tenant, "rwx").await.unwrap();
     assert_eq!(rwx.status.used_by, vec!["c".to_string(), "d".to_string()]);
 }
@@ -352,7 +376,7 @@ async fn a_vm_provisions_while_its_volume_populates() {
         },
         ..vm("web")
     };
-    let created = cloud.apply_vm(&tenant, &spec).await.unwrap();
+    let created = cloud.apply_vm_resolved(&tenant, &spec).await.unwrap();
     assert_eq!(created.status.phase, VmPhase::Provisioning);
     let boot = cloud.get_volume(&tenant, "web-boot").await.unwrap();
     assert_eq!(boot.status.used_by, vec!["web".to_string()]);
@@ -387,7 +411,7 @@ async fn a_failing_import_fails_the_vm_fast() {
         },
         ..vm("web")
     };
-    cloud.apply_vm(&tenant, &spec).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &spec).await.unwrap();
     let started = tokio::time::Instant::now();
     let err = wait::until(
         cloud.watch_vm(&tenant, "web").await.unwrap(),
@@ -429,10 +453,10 @@ async fn placement_follows_selector_preference_and_spread() {
         .placement
         .node_selector
         .insert("kubernetes.io/hostname".into(), "node-3".into());
-    cloud.apply_vm(&tenant, &pinned).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &pinned).await.unwrap();
     let mut preferring = vm("preferring");
     preferring.placement.preferred_nodes = vec!["node-3".into()];
-    cloud.apply_vm(&tenant, &preferring).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &preferring).await.unwrap();
     assert_eq!(
         running(&cloud, &tenant, "pinned")
             .await
@@ -455,7 +479,7 @@ async fn placement_follows_selector_preference_and_spread() {
         let mut spec = vm(&format!("db-{i}"));
         spec.placement.spread_group = Some("db".into());
         spec.placement.preferred_nodes = vec!["node-1".into()];
-        cloud.apply_vm(&tenant, &spec).await.unwrap();
+        cloud.apply_vm_resolved(&tenant, &spec).await.unwrap();
         nodes.push(
             running(&cloud, &tenant, &spec.name)
                 .await
@@ -472,7 +496,7 @@ async fn placement_follows_selector_preference_and_spread() {
         .placement
         .node_selector
         .insert("kubernetes.io/hostname".into(), "node-9".into());
-    let vm = cloud.apply_vm(&tenant, &nowhere).await.unwrap();
+    let vm = cloud.apply_vm_resolved(&tenant, &nowhere).await.unwrap();
     assert_eq!(vm.status.phase, VmPhase::Starting);
     assert_eq!(
         vm.status.condition("PodScheduled").unwrap().reason,
@@ -484,7 +508,7 @@ async fn placement_follows_selector_preference_and_spread() {
 async fn power_stop_start_and_restart_step_through_their_phases() {
     let cloud = MemoryCloud::new();
     let tenant = acme();
-    cloud.apply_vm(&tenant, &vm("web")).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &vm("web")).await.unwrap();
     let up = running(&cloud, &tenant, "web").await;
     let same = cloud
         .power(&tenant, "web", PowerAction::Start)
@@ -569,7 +593,7 @@ async fn migration_blockers_lists_every_reason() {
         run_strategy: RunStrategy::Halted,
         ..vm("legacy")
     };
-    cloud.apply_vm(&tenant, &spec).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &spec).await.unwrap();
     let blockers = cloud.migration_blockers(&tenant, "legacy").await.unwrap();
     assert!(blockers.contains(&MigrationBlocker::VolumeNotShared {
         volume: "legacy-boot".into()
@@ -611,7 +635,10 @@ async fn a_container_disk_vm_migrates_keeping_its_addresses() {
     let cloud = MemoryCloud::new();
     let tenant = acme();
     with_subnet(&cloud, &tenant).await;
-    cloud.apply_vm(&tenant, &on_front("web")).await.unwrap();
+    cloud
+        .apply_vm_resolved(&tenant, &on_front("web"))
+        .await
+        .unwrap();
     let before = running(&cloud, &tenant, "web").await;
     assert!(
         cloud
@@ -643,7 +670,7 @@ async fn a_container_disk_vm_migrates_keeping_its_addresses() {
 async fn migration_to_a_named_node_and_to_an_unknown_one() {
     let cloud = MemoryCloud::new();
     let tenant = acme();
-    cloud.apply_vm(&tenant, &vm("web")).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &vm("web")).await.unwrap();
     let before = running(&cloud, &tenant, "web").await;
     let err = cloud
         .migrate(&tenant, "web", &MigrationTarget::Node("node-9".into()))
@@ -700,7 +727,7 @@ async fn delete_releases_addresses_volumes_and_ends_the_watch() {
         }],
         ..vm("web")
     };
-    cloud.apply_vm(&tenant, &spec).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &spec).await.unwrap();
     running(&cloud, &tenant, "web").await;
     assert_eq!(used(&cloud, &tenant, "front").await, 1);
     let watch = cloud.watch_vm(&tenant, "web").await.unwrap();
@@ -747,9 +774,12 @@ async fn updating_interfaces_keeps_unchanged_ones_and_frees_removed_ones() {
         ],
         ..vm("web")
     };
-    let before = cloud.apply_vm(&tenant, &two).await.unwrap();
+    let before = cloud.apply_vm_resolved(&tenant, &two).await.unwrap();
     assert_eq!(used(&cloud, &tenant, "front").await, 2);
-    let after = cloud.apply_vm(&tenant, &on_front("web")).await.unwrap();
+    let after = cloud
+        .apply_vm_resolved(&tenant, &on_front("web"))
+        .await
+        .unwrap();
     assert_eq!(after.status.interfaces, before.status.interfaces[..1]);
     assert_eq!(used(&cloud, &tenant, "front").await, 1);
 }
@@ -758,14 +788,14 @@ async fn updating_interfaces_keeps_unchanged_ones_and_frees_removed_ones() {
 async fn changing_the_run_strategy_stops_and_starts() {
     let cloud = MemoryCloud::new();
     let tenant = acme();
-    cloud.apply_vm(&tenant, &vm("web")).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &vm("web")).await.unwrap();
     running(&cloud, &tenant, "web").await;
     let halted = VmSpec {
         run_strategy: RunStrategy::Halted,
         ..vm("web")
     };
-    cloud.apply_vm(&tenant, &halted).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &halted).await.unwrap();
     until_phase(&cloud, &tenant, "web", VmPhase::Stopped).await;
-    cloud.apply_vm(&tenant, &vm("web")).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &vm("web")).await.unwrap();
     running(&cloud, &tenant, "web").await;
 }

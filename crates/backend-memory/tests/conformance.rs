@@ -139,6 +139,13 @@ mod the_suite_catches {
         async fn get_volume(&self, t: &Tenant, name: &str) -> Result<Volume> {
             self.cloud.get_volume(&self.tenant(t), name).await
         }
+        async fn attach_volume(
+            &self,
+            t: &Tenant,
+            name: &str,
+        ) -> Result<kubecloud_core::VolumeAttachment> {
+            self.cloud.attach_volume(&self.tenant(t), name).await
+        }
         async fn list_volumes(&self, t: &Tenant, selector: &Labels) -> Result<Vec<Volume>> {
             let selector = match self.fault {
                 Fault::ListIgnoresSelector => Labels::new(),

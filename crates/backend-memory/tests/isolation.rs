@@ -28,7 +28,7 @@ async fn setup(cloud: &MemoryCloud, t: &Tenant) {
         interfaces: vec![NetworkInterface::on_subnet("eth0", "front")],
         ..VmSpec::default()
     };
-    cloud.apply_vm(t, &vm).await.unwrap();
+    cloud.apply_vm_resolved(t, &vm).await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -155,7 +155,13 @@ async fn a_tenant_never_sees_changes_or_deletes_another_tenants_resources() {
         data_volumes: vec!["data".into()],
         ..VmSpec::default()
     };
-    assert!(cloud.apply_vm(&b, &data).await.unwrap_err().is_not_found());
+    assert!(
+        cloud
+            .apply_vm_resolved(&b, &data)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
     assert!(cloud.get_vm(&a, "web").await.is_ok());
 }
 
@@ -176,7 +182,7 @@ async fn choices(seed: u64) -> Vec<String> {
         if i % 3 == 0 {
             spec.placement.spread_group = Some("g".into());
         }
-        cloud.apply_vm(&t, &spec).await.unwrap();
+        cloud.apply_vm_resolved(&t, &spec).await.unwrap();
         if i % 4 == 1 {
             cloud.delete_vm(&t, &format!("vm-{}", i - 1)).await.unwrap();
         }
@@ -215,7 +221,7 @@ async fn a_watch_yields_the_current_state_then_every_change_then_ends() {
     let cloud = MemoryCloud::new();
     let t = tenant("acme");
     cloud
-        .apply_vm(
+        .apply_vm_resolved(
             &t,
             &VmSpec {
                 name: "web".into(),
@@ -258,7 +264,7 @@ async fn clones_of_a_cloud_share_it_and_steps_survive_a_new_runtime() {
         let copy = copy.clone();
         let t = t.clone();
         move || {
-            runtime.block_on(copy.apply_vm(&t, &spec)).unwrap();
+            runtime.block_on(copy.apply_vm_resolved(&t, &spec)).unwrap();
             drop(runtime);
         }
     })

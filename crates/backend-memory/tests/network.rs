@@ -200,7 +200,7 @@ async fn a_security_group_in_use_is_not_deleted() {
         }],
         ..VmSpec::default()
     };
-    cloud.apply_vm(&tenant, &spec).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &spec).await.unwrap();
     let err = cloud
         .delete_security_group(&tenant, "web")
         .await
@@ -246,7 +246,7 @@ async fn services_get_a_cluster_ip_a_dns_name_and_endpoints_computed_when_read()
             labels: [("app".to_string(), app.to_string())].into(),
             ..VmSpec::default()
         };
-        cloud.apply_vm(&tenant, &vm).await.unwrap();
+        cloud.apply_vm_resolved(&tenant, &vm).await.unwrap();
     }
     let service = cloud.get_service(&tenant, "web").await.unwrap();
     assert_eq!(

@@ -24,7 +24,7 @@ async fn ten_thousand_vms_get_distinct_addresses_and_give_them_all_back() {
 
     let mut ips = std::collections::HashSet::new();
     for spec in &specs {
-        let vm = cloud.apply_vm(&t, spec).await.unwrap();
+        let vm = cloud.apply_vm_resolved(&t, spec).await.unwrap();
         assert!(ips.insert(vm.status.interfaces[0].ip.unwrap()));
     }
     assert_eq!(

@@ -399,7 +399,7 @@ async fn a_volume_in_use_is_deleted_only_when_its_vm_is_stopped_or_by_force() {
         data_volumes: vec!["data".into()],
         ..VmSpec::default()
     };
-    cloud.apply_vm(&tenant, &spec).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &spec).await.unwrap();
     let volume = cloud.get_volume(&tenant, "data").await.unwrap();
     assert_eq!(volume.status.used_by, vec!["web".to_string()]);
     let err = cloud
@@ -441,7 +441,7 @@ async fn a_volume_in_use_is_deleted_only_when_its_vm_is_stopped_or_by_force() {
         run_strategy: RunStrategy::Always,
         ..VmSpec::default()
     };
-    cloud.apply_vm(&tenant, &spec).await.unwrap();
+    cloud.apply_vm_resolved(&tenant, &spec).await.unwrap();
     cloud.delete_volume(&tenant, "other", true).await.unwrap();
     assert!(
         cloud

@@ -7,6 +7,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use crate::addr::MacAddress;
+use crate::attach::VmAttachments;
 use crate::error::{Error, Result};
 use crate::name::{Labels, Tenant, validate_labels, validate_name};
 use crate::secret::SecretString;
@@ -706,8 +707,16 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
     fn backend_name(&self) -> &str;
     /// What this backend can do.
     fn capabilities(&self) -> ComputeCapabilities;
-    /// Creates the VM or updates it to `spec` (idempotent: the same spec twice changes nothing).
-    async fn apply_vm(&self, tenant: &Tenant, spec: &VmSpec) -> Result<Vm>;
+    /// Creates the VM or updates it to `spec` (idempotent: the same spec twice changes nothing),
+    /// attached as `attachments` say (from the network and storage backends, see
+    /// [`VmAttachments::resolve`]). Attachments that are not `spec`'s are refused before
+    /// anything is sent ([`VmAttachments::check_for`]).
+    async fn apply_vm(
+        &self,
+        tenant: &Tenant,
+        spec: &VmSpec,
+        attachments: &VmAttachments,
+    ) -> Result<Vm>;
     /// The VM named `name`.
     async fn get_vm(&self, tenant: &Tenant, name: &str) -> Result<Vm>;
     /// The tenant's VMs carrying all `selector` labels (all VMs for an empty selector), by name.

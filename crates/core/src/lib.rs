@@ -32,6 +32,7 @@
 //!   target.
 
 mod addr;
+mod attach;
 mod compute;
 mod error;
 pub mod ipam;
@@ -47,6 +48,9 @@ pub mod wait;
 pub mod conformance;
 
 pub use addr::{IpRange, MacAddress, ip_to_u128, u128_to_ip};
+pub use attach::{
+    Guarantees, InterfaceAttachment, NetworkSelection, VmAttachments, VolumeAttachment,
+};
 pub use compute::{
     Attachment, BootDisk, CloudInit, Compute, ComputeCapabilities, Condition, InterfaceStatus,
     Migration, MigrationBlocker, MigrationTarget, NetworkInterface, Placement, PodBinding,
@@ -60,10 +64,11 @@ pub use loadbalancer::{
 };
 pub use name::{Labels, MAX_NAME_LEN, Tenant, validate_labels, validate_name};
 pub use network::{
-    ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation, IpReservationSpec,
-    Network, NetworkCapabilities, PortRange, Protocol, Remote, Rule, RuleAction, SecurityGroup,
-    SecurityGroupSpec, Service, ServicePort, ServiceSpec, SnatRule, SnatRuleSpec, StaticRoute,
-    Subnet, SubnetSpec, Vpc, VpcSpec, broadcast, cidrs_overlap, first_host, validate_ports,
+    Direction, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation,
+    IpReservationSpec, Network, NetworkCapabilities, Packet, PortRange, Protocol, Remote, Rule,
+    RuleAction, SecurityGroup, SecurityGroupSpec, Service, ServicePort, ServiceSpec, SnatRule,
+    SnatRuleSpec, StaticRoute, Subnet, SubnetSpec, Vpc, VpcSpec, broadcast, cidrs_overlap,
+    first_host, validate_ports,
 };
 pub use secret::SecretString;
 pub use size::ByteSize;

@@ -8,6 +8,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::addr::{IpRange, MacAddress};
+use crate::attach::InterfaceAttachment;
+use crate::compute::NetworkInterface;
 use crate::error::{Error, Result};
 use crate::name::{Labels, Tenant, validate_labels, validate_name};
 
@@ -760,6 +762,50 @@ pub struct NetworkCapabilities {
     pub external_access: bool,
 }
 
+/// Which way a packet crosses a VM's port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Direction {
+    /// Into the VM (security-group `ingress` rules).
+    Ingress,
+    /// Out of the VM (security-group `egress` rules).
+    Egress,
+}
+
+/// A packet at a VM's port, as asked of a network that enforces security groups ("would this be
+/// let through?").
+///
+/// ```
+/// use kubecloud_core::{Direction, Packet, Protocol};
+/// let ssh = Packet::tcp_in(22, "198.51.100.7".parse().unwrap());
+/// assert_eq!((ssh.direction, ssh.protocol, ssh.port), (Direction::Ingress, Protocol::Tcp, Some(22)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Packet {
+    /// Into or out of the VM.
+    pub direction: Direction,
+    /// Its protocol ([`Protocol::All`] is not a packet's protocol: use the one it carries).
+    pub protocol: Protocol,
+    /// The destination port (tcp, udp, sctp).
+    pub port: Option<u16>,
+    /// The other side's address: the source of an ingress packet, the destination of an egress
+    /// one.
+    pub peer: IpAddr,
+}
+
+impl Packet {
+    /// A TCP packet to port `port` of the VM from `peer`.
+    pub fn tcp_in(port: u16, peer: IpAddr) -> Self {
+        Self {
+            direction: Direction::Ingress,
+            protocol: Protocol::Tcp,
+            port: Some(port),
+            peer,
+        }
+    }
+}
+
 /// The networks of a tenant. Implemented by each network backend.
 #[async_trait]
 pub trait Network: Send + Sync + std::fmt::Debug {
@@ -767,6 +813,17 @@ pub trait Network: Send + Sync + std::fmt::Debug {
     fn backend_name(&self) -> &str;
     /// What this backend can do.
     fn capabilities(&self) -> NetworkCapabilities;
+    /// How each of VM `vm`'s `interfaces` is attached (one answer per interface, in order):
+    /// the network selection, binding and pod annotations the compute backend applies, and what
+    /// the network guarantees, security groups in force included. Refuses an interface naming
+    /// a subnet or security group the tenant does not have ([`crate::Error::NotFound`]), or
+    /// asking for what the backend cannot do. Sends nothing.
+    async fn attach_interfaces(
+        &self,
+        tenant: &Tenant,
+        vm: &str,
+        interfaces: &[NetworkInterface],
+    ) -> Result<Vec<InterfaceAttachment>>;
 
     /// Creates a VPC.
     async fn create_vpc(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vpc>;
@@ -827,6 +884,14 @@ pub trait Network: Send + Sync + std::fmt::Debug {
 
     /// Creates a security group.
     async fn create_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup>;
+    /// Replaces the rules of the existing security group `spec.name` in place: the interfaces in
+    /// the group stay in it and get the new rules ([`crate::Error::NotFound`] if there is no
+    /// such group).
+    async fn update_security_group(
         &self,
         tenant: &Tenant,
         spec: &SecurityGroupSpec,

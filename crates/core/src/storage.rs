@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+use crate::attach::VolumeAttachment;
 use crate::error::{Error, Result};
 use crate::name::{Labels, Tenant, validate_labels, validate_name};
 use crate::size::ByteSize;
@@ -357,6 +358,9 @@ pub trait BlockStorage: Send + Sync + std::fmt::Debug {
     /// Creates a volume (blank, imported, cloned or restored, per its source).
     /// [`Error::AlreadyExists`] if the name is taken; [`Error::Exhausted`] if no pool has room.
     async fn create_volume(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Volume>;
+    /// How a VM mounts volume `name`: its claim and access mode. Refuses a volume the tenant
+    /// does not have ([`Error::NotFound`]). What the facade hands the compute backend.
+    async fn attach_volume(&self, tenant: &Tenant, name: &str) -> Result<VolumeAttachment>;
     /// The volume named `name`.
     async fn get_volume(&self, tenant: &Tenant, name: &str) -> Result<Volume>;
     /// The tenant's volumes carrying all `selector` labels, by name.

@@ -1,13 +1,13 @@
 //! The naming conventions every backend shares, so one backend can find what another made
-//! without importing it: the compute backend attaches the storage backend's claims and the
-//! network backend's subnets by these names.
+//! without importing it (the compute backend learns claims and networks from the attachments the
+//! storage and network backends hand it, `kubecloud_core::VmAttachments`).
 //!
 //! | domain resource | Kubernetes object |
 //! |---|---|
 //! | tenant `t` | namespace `t` |
 //! | volume `v` of `t` | PersistentVolumeClaim `v` in namespace `t` |
 //! | cluster-scoped object for resource `r` of `t` (Kube-OVN VPC/subnet/security group, MetalLB pool objects) | [`cluster_scoped`]`(t, r)` = `t-r` (shortened with a hash when too long) |
-//! | secondary subnet `s` of `t` | NetworkAttachmentDefinition `s` in namespace `t`, Kube-OVN provider `s.t.ovn` |
+//! | secondary subnet `s` of `t` | NetworkAttachmentDefinition `s` in namespace `t` |
 //! | VM `m`'s cloud-init | Secret `m-cloudinit` in namespace `t` |
 //! | VM `m`'s SSH keys | Secret `m-ssh` in namespace `t` |
 //!
@@ -112,18 +112,6 @@ pub fn ensure_name_free_for(
 /// The NetworkAttachmentDefinition of secondary subnet `subnet` (in the tenant's namespace).
 pub fn attachment(subnet: &str) -> String {
     subnet.to_string()
-}
-
-/// The Kube-OVN provider of a secondary subnet reached through its attachment:
-/// `<nad>.<namespace>.ovn`.
-///
-/// ```
-/// let acme = kubecloud_core::Tenant::new("acme")?;
-/// assert_eq!(kubecloud_kube::names::ovn_provider(&acme, "storage"), "storage.acme.ovn");
-/// # Ok::<(), kubecloud_core::Error>(())
-/// ```
-pub fn ovn_provider(tenant: &Tenant, subnet: &str) -> String {
-    format!("{}.{}.ovn", attachment(subnet), tenant.as_str())
 }
 
 /// The Secret holding VM `vm`'s cloud-init user and network data.

@@ -160,6 +160,8 @@ impl FakeCloudBuilder {
             virt.node_manifests(),
             CLUSTER.replace("{linstor_url}", linstor.url())
         );
+        let ovn = KubeOvnController::default();
+        let northbound = ovn.northbound();
         let kube = TestServer::builder()
             .without_default_controllers()
             .bind(self.bind)
@@ -171,7 +173,7 @@ impl FakeCloudBuilder {
             .controller(CdiController::new())
             .controller(virt)
             .controller(KubeVirtSnapshotController)
-            .controller(KubeOvnController)
+            .controller(ovn)
             .controller(MetalLbController::new())
             .seed_yaml(&seed_objects)
             .start()
@@ -181,7 +183,11 @@ impl FakeCloudBuilder {
             linstor = linstor.url(),
             "fake cloud started"
         );
-        Ok(FakeCloud { kube, linstor })
+        Ok(FakeCloud {
+            kube,
+            linstor,
+            ovn: northbound,
+        })
     }
 }
 
@@ -191,6 +197,7 @@ impl FakeCloudBuilder {
 pub struct FakeCloud {
     kube: TestServer,
     linstor: LinstorServer,
+    ovn: crate::kubeovn_security::Northbound,
 }
 
 impl FakeCloud {
@@ -220,6 +227,12 @@ impl FakeCloud {
     /// The LINSTOR controller double.
     pub fn linstor(&self) -> &LinstorServer {
         &self.linstor
+    }
+
+    /// What the simulated Kube-OVN enforces on pod ports (security groups, ACLs), to ask which
+    /// groups and rules apply to a port and whether a packet would pass.
+    pub fn ovn_northbound(&self) -> crate::kubeovn_security::Northbound {
+        self.ovn.clone()
     }
 
     /// Both doubles, to keep them apart.

@@ -232,6 +232,7 @@ pub use cluster::{Cluster, ObjectEvent};
 pub use controllers::cdi::CdiController;
 pub use controllers::crd::CrdController;
 pub use controllers::kubeovn::KubeOvnController;
+pub use controllers::kubeovn_security;
 pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};
 pub use controllers::kubevirt_snapshot::KubeVirtSnapshotController;
 pub use controllers::linstor_csi::LinstorCsi;

@@ -15,7 +15,7 @@ fn resource(group: &str, kind: &str, plural: &str) -> ApiResource {
 
 async fn start() -> (TestServer, Cluster) {
     let server = TestServer::builder()
-        .controller(KubeOvnController)
+        .controller(KubeOvnController::default())
         .start()
         .await
         .unwrap();

@@ -18,7 +18,7 @@ fn resource(kind: &str, plural: &str) -> ApiResource {
 
 async fn start() -> TestServer {
     TestServer::builder()
-        .controller(KubeOvnController)
+        .controller(KubeOvnController::default())
         .start()
         .await
         .unwrap()

@@ -94,3 +94,43 @@ pub async fn wait_vm<C: wait::Condition<kubecloud_core::Vm>>(
     let states = compute.watch_vm(tenant, name).await?;
     wait::until(states, condition, TIMEOUT).await
 }
+
+/// What a VM of `spec` is attached to, written out as a network and a storage backend would
+/// answer (this crate's tests run without either): pod-network interfaces as asked; the first
+/// subnet interface on the pod network, bridge-bound, placed and addressed by Kube-OVN-style pod
+/// annotations (what the simulated KubeVirt reads the instance's addresses from) with addresses
+/// kept over migration; each volume's claim named after it (read-write-once).
+pub fn attachments(spec: &kubecloud_core::VmSpec) -> kubecloud_core::VmAttachments {
+    use kubecloud_core::{AccessMode, Attachment, InterfaceAttachment, VolumeAttachment};
+    kubecloud_core::VmAttachments {
+        interfaces: spec
+            .interfaces
+            .iter()
+            .map(|i| match &i.attachment {
+                Attachment::PodNetwork { binding } => InterfaceAttachment::pod(i, *binding),
+                Attachment::Subnet { subnet } => {
+                    let mut a = InterfaceAttachment::pod(i, kubecloud_core::PodBinding::Bridge);
+                    let annotations = &mut a.pod_annotations;
+                    annotations.insert("ovn.kubernetes.io/logical_switch".into(), subnet.clone());
+                    if let Some(ip) = i.fixed_ip {
+                        annotations.insert("ovn.kubernetes.io/ip_address".into(), ip.to_string());
+                    }
+                    if let Some(mac) = i.mac {
+                        annotations.insert("ovn.kubernetes.io/mac_address".into(), mac.to_string());
+                    }
+                    a.guarantees.addresses_kept_on_migration = true;
+                    a
+                }
+            })
+            .collect(),
+        volumes: spec
+            .volumes()
+            .into_iter()
+            .map(|volume| VolumeAttachment {
+                claim: volume.clone(),
+                volume,
+                access: AccessMode::ReadWriteOnce,
+            })
+            .collect(),
+    }
+}

@@ -265,7 +265,7 @@ pub async fn compute(target: &Target<'_>, a: &Tenant, b: &Tenant, params: &Param
         boot_disk,
         ..VmSpec::default()
     };
-    let running = apply_running(compute, a, &spec, params).await;
+    let running = apply_running(target, a, &spec, params).await;
     hidden(
         compute.get_vm(b, "private").await,
         ResourceKind::Vm,
@@ -349,7 +349,7 @@ pub async fn compute(target: &Target<'_>, a: &Tenant, b: &Tenant, params: &Param
             ..VmSpec::default()
         };
         hidden(
-            compute.apply_vm(b, &thief).await,
+            super::compute::apply_vm(target, b, &thief).await,
             ResourceKind::Volume,
             volume,
             "boot from",

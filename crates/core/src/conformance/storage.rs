@@ -841,8 +841,7 @@ pub async fn delete_in_use_needs_force(
         },
         ..VmSpec::default()
     };
-    compute
-        .apply_vm(tenant, &spec)
+    super::compute::apply_vm(target, tenant, &spec)
         .await
         .or_fail("apply vm \"user\" booting from \"disk\"");
     wait_for(

@@ -44,6 +44,7 @@ use kubecloud_core::{IpRange, MacAddress, SubnetSpec};
 use serde_json::{Value, json};
 use std::net::IpAddr;
 
+use super::kubeovn_security::Northbound;
 use super::{Controller, ControllerError, Watched};
 use crate::cluster::{Cluster, ObjectEvent};
 use crate::store::EventType;
@@ -72,8 +73,51 @@ pub const SIMULATED_EXTERNAL_CIDR: &str = "172.31.0.0/16";
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Default)]
-pub struct KubeOvnController;
+#[derive(Clone, Debug, Default)]
+pub struct KubeOvnController {
+    northbound: Northbound,
+}
+
+impl KubeOvnController {
+    /// The security-group state this controller keeps (ports, port groups, ACLs), for tests to
+    /// ask what is in force on a port (see [`super::kubeovn_security`]). Take it before the
+    /// controller is handed to the server.
+    pub fn northbound(&self) -> Northbound {
+        self.northbound.clone()
+    }
+
+    /// Puts every port of the pod of `ev` (one per provider it is allocated on) in step with
+    /// the pod's security-group and port-security annotations.
+    fn sync_pod_ports(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+        let ns = ev.namespace.clone().unwrap_or_default();
+        let Some(pod) = api.get_opt("v1", "Pod", Some(&ns), &ev.name)? else {
+            return Ok(());
+        };
+        if terminating(&pod) {
+            return Ok(());
+        }
+        let key = pod["metadata"]["labels"][VM_LABEL]
+            .as_str()
+            .unwrap_or(&ev.name)
+            .to_string();
+        let annotations = &pod["metadata"]["annotations"];
+        for (k, v) in annotations.as_object().into_iter().flatten() {
+            let Some(provider) = k.strip_suffix(".kubernetes.io/allocated") else {
+                continue;
+            };
+            if v != "true" {
+                continue;
+            }
+            let port = if provider == "ovn" {
+                format!("{key}.{ns}")
+            } else {
+                format!("{key}.{ns}.{provider}")
+            };
+            self.northbound.sync_port(&port, annotations, provider);
+        }
+        Ok(())
+    }
+}
 
 fn name_of(o: &Value) -> &str {
     o["metadata"]["name"].as_str().unwrap_or_default()
@@ -174,7 +218,7 @@ fn same_conditions(current: &Value, desired: &Value) -> bool {
 }
 
 /// Records a Warning event about an object, as the real controller's event recorder does.
-fn warn(api: &Cluster, kind: &str, namespace: Option<&str>, name: &str, message: &str) {
+pub(super) fn warn(api: &Cluster, kind: &str, namespace: Option<&str>, name: &str, message: &str) {
     let ns = namespace.unwrap_or("default");
     let now = now();
     let mut involved =
@@ -898,6 +942,7 @@ impl Controller for KubeOvnController {
             Watched::new("kubeovn.io", "ovn-eips"),
             Watched::new("kubeovn.io", "ovn-fips"),
             Watched::new("kubeovn.io", "ovn-snat-rules"),
+            Watched::new("kubeovn.io", "security-groups"),
         ]
     }
 
@@ -905,8 +950,21 @@ impl Controller for KubeOvnController {
         match ev.resource.as_str() {
             "vpcs" if ev.kind != EventType::Deleted => Self::reconcile_vpc(api, &ev.name),
             "subnets" => Self::reconcile_subnet(api, ev),
-            "ips" => Self::reconcile_ip(api, ev),
-            "pods" => Self::reconcile_pod(api, ev),
+            "ips" => {
+                if ev.kind == EventType::Deleted {
+                    self.northbound.remove_port(&ev.name);
+                }
+                Self::reconcile_ip(api, ev)
+            }
+            "pods" => {
+                Self::reconcile_pod(api, ev)?;
+                self.sync_pod_ports(api, ev)
+            }
+            "security-groups" => {
+                let current = api.get_opt(API, "SecurityGroup", None, &ev.name)?;
+                let live = current.as_ref().filter(|sg| !terminating(sg));
+                self.northbound.sync_group(api, &ev.name, live)
+            }
             "ovn-eips" => Self::reconcile_eip(api, ev),
             "ovn-fips" if ev.kind != EventType::Deleted => {
                 Self::reconcile_nat(api, "OvnFip", &ev.name)
