@@ -82,11 +82,19 @@ const NEEDS: &[Need] = &[
         resources: &["virtualmachines"],
         verbs: WRITE,
     },
+    // The live annotations of a VM's interfaces (security groups, port security) are
+    // merge-patched onto its running instance and launcher pods.
     Need {
         part: Part::Compute,
         group: "kubevirt.io",
         resources: &["virtualmachineinstances"],
-        verbs: READ,
+        verbs: &["get", "list", "watch", "patch"],
+    },
+    Need {
+        part: Part::Compute,
+        group: "",
+        resources: &["pods"],
+        verbs: &["list", "patch"],
     },
     // Migrations are applied; a VM's migrations go with it (delete collection by label).
     Need {
@@ -155,13 +163,6 @@ const NEEDS: &[Need] = &[
         group: "",
         resources: &["nodes"],
         verbs: &["get", "list"],
-    },
-    // The tenant's Kube-OVN subnet an interface attaches to (ownership check).
-    Need {
-        part: Part::Compute,
-        group: "kubeovn.io",
-        resources: &["subnets"],
-        verbs: &["get"],
     },
     // --- storage: LINSTOR CSI through Kubernetes (the REST API is LINSTOR's, not RBAC's)
     Need {
@@ -249,7 +250,8 @@ const NEEDS: &[Need] = &[
         part: Part::Network,
         group: "kubeovn.io",
         resources: &["security-groups"],
-        verbs: &["get", "list", "create", "patch", "delete"],
+        // `watch`: the groups an interface names are checked through a shared watch.
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
     },
     // Secondary subnets are Multus attachments in the tenant's namespace.
     Need {

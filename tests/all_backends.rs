@@ -10,11 +10,13 @@
 ))]
 
 mod common {
+    pub mod ports;
     pub mod stack;
 }
 
 use std::time::Duration;
 
+use common::ports::OvnPorts;
 use common::stack::{left_behind, stack};
 use kubecloud::{ApplyOptions, TenantSpec};
 use kubecloud_core::conformance::{self, Params, Target};
@@ -35,11 +37,13 @@ macro_rules! group {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $test() {
             let s = stack(Latency::None, 0).await;
+            let ports = OvnPorts::new(&s.ovn, &s.cloud);
             let target = Target {
                 compute: Some(s.cloud.compute()),
                 storage: Some(s.cloud.storage()),
                 network: Some(s.cloud.network()),
                 load_balancer: Some(s.cloud.load_balancer()),
+                ports: Some(&ports),
             };
             let report = conformance::$run(&target, $prefix, &params()).await;
             eprintln!("{report}");

@@ -3,6 +3,7 @@
 #![cfg(feature = "kubernetes")]
 
 mod common {
+    pub mod ports;
     pub mod stack;
 }
 
@@ -91,11 +92,13 @@ fn denied(s: &common::stack::Stack, rules: &rbac::Rules) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rules_allow_every_request_of_the_conformance_suite_and_nothing_more() {
     let (s, cloud) = connected().await;
+    let ports = common::ports::OvnPorts::new(&s.ovn, &cloud);
     let target = Target {
         compute: Some(cloud.compute()),
         storage: Some(cloud.storage()),
         network: Some(cloud.network()),
         load_balancer: Some(cloud.load_balancer()),
+        ports: Some(&ports),
     };
     let report = conformance::run_all(&target, "rb", &params()).await;
     eprintln!("{report}");
@@ -156,11 +159,13 @@ macro_rules! part_rules_cover_their_group {
         async fn $test() {
             let (s, cloud) = connected().await;
             s.kube.requests().reset();
+            let ports = common::ports::OvnPorts::new(&s.ovn, &cloud);
             let target = Target {
                 compute: $compute.then(|| cloud.compute()),
                 storage: $storage.then(|| cloud.storage()),
                 network: $network.then(|| cloud.network()),
                 load_balancer: $lb.then(|| cloud.load_balancer()),
+                ports: $compute.then_some(&ports as &dyn kubecloud_core::conformance::PortProbe),
             };
             let report = conformance::$run(&target, "pp", &params()).await;
             assert!(!report.passed.is_empty(), "{report}");

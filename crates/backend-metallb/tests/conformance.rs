@@ -11,9 +11,7 @@ async fn load_balancer_conformance() {
     let lb = common::backend(&server);
     let target = Target {
         load_balancer: Some(&lb),
-        compute: None,
-        storage: None,
-        network: None,
+        ..Target::default()
     };
     let report = run_load_balancer(&target, "mlb", &Params::default()).await;
     eprintln!("{report}");
@@ -26,9 +24,7 @@ async fn load_balancer_isolation() {
     let lb = common::backend(&server);
     let target = Target {
         load_balancer: Some(&lb),
-        compute: None,
-        storage: None,
-        network: None,
+        ..Target::default()
     };
     let report = run_isolation(&target, "iso", &Params::default()).await;
     eprintln!("{report}");

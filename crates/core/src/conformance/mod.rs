@@ -43,7 +43,10 @@ pub mod compute;
 pub mod isolation;
 pub mod loadbalancer;
 pub mod network;
+pub mod ports;
 pub mod storage;
+
+pub use ports::PortProbe;
 
 /// The backends under test. A check needing a missing trait is skipped.
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,6 +59,9 @@ pub struct Target<'a> {
     pub network: Option<&'a dyn Network>,
     /// The load-balancer backend.
     pub load_balancer: Option<&'a dyn LoadBalancer>,
+    /// What the network enforces on VM ports (checks of security groups in force skip
+    /// without it).
+    pub ports: Option<&'a dyn PortProbe>,
 }
 
 impl<'a> Target<'a> {
@@ -69,7 +75,14 @@ impl<'a> Target<'a> {
             storage: Some(cloud),
             network: Some(cloud),
             load_balancer: Some(cloud),
+            ports: None,
         }
+    }
+
+    /// The same target with a probe of what its network enforces on VM ports.
+    pub fn with_ports(mut self, ports: &'a dyn PortProbe) -> Self {
+        self.ports = Some(ports);
+        self
     }
 
     /// The same target with a compute backend.
@@ -322,6 +335,7 @@ pub async fn run_compute(target: &Target<'_>, tenant_prefix: &str, params: &Para
         compute::delete_releases_ip_and_imported_volume,
         compute::failing_import_fails_fast,
         compute::vm_snapshots_and_restore,
+        ports::security_groups_in_force_on_ports,
     )
 }
 
