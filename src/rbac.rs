@@ -206,13 +206,6 @@ const NEEDS: &[Need] = &[
         resources: &["datavolumes"],
         verbs: WRITE,
     },
-    // "In use": the VMIs of the tenant that mount a claim.
-    Need {
-        part: Part::Storage,
-        group: "kubevirt.io",
-        resources: &["virtualmachineinstances"],
-        verbs: &["list"],
-    },
     // `connect` finds LINSTOR: the LinstorCluster, the controller's Service, its client Secret.
     Need {
         part: Part::Storage,

@@ -45,7 +45,7 @@ impl TenantHandle {
 
     /// The tenant's block volumes and snapshots.
     pub fn volumes(&self) -> TenantVolumes<'_> {
-        TenantVolumes::new(&*self.cloud.storage, &self.tenant)
+        TenantVolumes::new(&self.cloud, &self.tenant)
     }
 
     /// The tenant's VPCs, subnets, IP reservations, security groups and services.

@@ -6,9 +6,11 @@ use futures::stream::BoxStream;
 use kubecloud_core::wait::{self, Condition};
 use kubecloud_core::{
     AccessMode, BlockStorage, ByteSize, Error, Labels, Result, Snapshot, StoragePool, Tenant,
-    Volume, VolumeMode, VolumeSource, VolumeSpec, validate_labels, validate_size,
+    Volume, VolumeMode, VolumeSource, VolumeSpec, ensure_volume_unused, validate_labels,
+    validate_size,
 };
 
+use crate::cloud::Cloud;
 use crate::tenant::{check_name, require};
 
 /// A tenant's block volumes (from [`crate::TenantHandle::volumes`]).
@@ -27,12 +29,30 @@ use crate::tenant::{check_name, require};
 #[derive(Clone, Copy, Debug)]
 pub struct TenantVolumes<'a> {
     backend: &'a dyn BlockStorage,
+    cloud: &'a Cloud,
     tenant: &'a Tenant,
 }
 
 impl<'a> TenantVolumes<'a> {
-    pub(crate) fn new(backend: &'a dyn BlockStorage, tenant: &'a Tenant) -> Self {
-        Self { backend, tenant }
+    pub(crate) fn new(cloud: &'a Cloud, tenant: &'a Tenant) -> Self {
+        Self {
+            backend: &*cloud.storage,
+            cloud,
+            tenant,
+        }
+    }
+
+    /// Fills each volume's `used_by` with the VMs the compute backend says use it (the storage
+    /// backend cannot know which VM mounts a volume).
+    async fn with_users(&self, mut volumes: Vec<Volume>) -> Result<Vec<Volume>> {
+        if volumes.is_empty() {
+            return Ok(volumes);
+        }
+        let mut users = self.cloud.compute.volume_users(self.tenant).await?;
+        for v in &mut volumes {
+            v.status.used_by = users.remove(&v.spec.name).unwrap_or_default();
+        }
+        Ok(volumes)
     }
 
     fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
@@ -102,13 +122,16 @@ impl<'a> TenantVolumes<'a> {
     /// The volume named `name`.
     pub async fn get(&self, name: &str) -> Result<Volume> {
         check_name("name", name)?;
-        self.backend.get_volume(self.tenant, name).await
+        let volume = self.backend.get_volume(self.tenant, name).await?;
+        let mut filled = self.with_users(vec![volume]).await?;
+        Ok(filled.remove(0))
     }
 
     /// The tenant's volumes with all `selector` labels.
     pub async fn list(&self, selector: &Labels) -> Result<Vec<Volume>> {
         validate_labels("selector", selector)?;
-        self.backend.list_volumes(self.tenant, selector).await
+        let volumes = self.backend.list_volumes(self.tenant, selector).await?;
+        self.with_users(volumes).await
     }
 
     /// The specs of the tenant's volumes with all `selector` labels, without their state
@@ -131,9 +154,13 @@ impl<'a> TenantVolumes<'a> {
         self.backend.resize_volume(self.tenant, name, size).await
     }
 
-    /// Deletes the volume; refused while a running VM uses it unless `force`.
+    /// Deletes the volume; refused while a VM uses it (as the compute backend says) or the
+    /// storage system sees it in use, unless `force`.
     pub async fn delete(&self, name: &str, force: bool) -> Result<()> {
         check_name("name", name)?;
+        if !force {
+            ensure_volume_unused(&*self.cloud.compute, self.tenant, name).await?;
+        }
         self.backend.delete_volume(self.tenant, name, force).await
     }
 

@@ -35,10 +35,9 @@ pub fn migrations(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &ar)
 }
 
-/// CDI `DataVolume`s in `ns`.
+/// CDI `DataVolume`s in `ns` (see [`kubecloud_kube::cdi`]).
 pub fn data_volumes(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let ar = resource("cdi.kubevirt.io", "v1beta1", "DataVolume", "datavolumes");
-    Api::namespaced_with(client.clone(), ns, &ar)
+    kubecloud_kube::cdi::data_volumes(client, ns)
 }
 
 /// The path of a KubeVirt VM subresource (`start`, `stop`, `restart`).

@@ -598,6 +598,43 @@ impl Compute for KubeVirt {
         Ok(specs)
     }
 
+    async fn volume_users(&self, tenant: &Tenant) -> Result<BTreeMap<String, Vec<String>>> {
+        let ns = Self::ns(tenant);
+        // The VMs' specs say which tenant volume each disk is; their running instances say
+        // which claims are mounted now. Through the Writer: within one `shared_lists` scope
+        // the instance list is sent once.
+        let specs: BTreeMap<String, VmSpec> = self
+            .list_vm_specs(tenant, &Labels::new())
+            .await?
+            .into_iter()
+            .map(|s| (s.name.clone(), s))
+            .collect();
+        let owned = ListParams::default().labels(&tenant_selector(tenant));
+        let vmis = self
+            .writer
+            .list_shared(&apis::vmis(&self.client, &ns), &owned, ResourceKind::Vm, "")
+            .await?;
+        let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for vmi in vmis.iter() {
+            let phase = vmi.data["status"]["phase"].as_str().unwrap_or_default();
+            let name = vmi.metadata.name.as_deref().unwrap_or_default();
+            let Some(spec) = specs.get(name) else {
+                continue;
+            };
+            if matches!(phase, "Succeeded" | "Failed") {
+                continue;
+            }
+            for (volume, _claim) in translate::claims(spec, &vmi.data["spec"]) {
+                users.entry(volume).or_default().push(name.to_string());
+            }
+        }
+        for vms in users.values_mut() {
+            vms.sort();
+            vms.dedup();
+        }
+        Ok(users)
+    }
+
     async fn power(&self, tenant: &Tenant, name: &str, action: PowerAction) -> Result<Vm> {
         let object = self.vm_object(tenant, name).await?;
         let vm = self.read_vm(tenant, &object, name).await?;

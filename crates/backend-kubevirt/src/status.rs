@@ -5,6 +5,7 @@ use kubecloud_core::{Condition, InterfaceStatus, MacAddress, VmPhase, VmSpec, Vm
 use serde_json::Value;
 
 use crate::translate::interfaces;
+use kubecloud_kube::cdi::{self, ImportState};
 
 /// What is known about a VM's objects at one moment.
 #[derive(Clone, Debug, Default)]
@@ -61,27 +62,23 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
     let mut import_failed = None;
     let mut importing = false;
     if let Some(dv) = seen.import {
-        let phase = dv["status"]["phase"].as_str().unwrap_or("Pending");
-        let progress = dv["status"]["progress"].as_str().unwrap_or("N/A");
-        match phase {
-            "Succeeded" => {}
-            "Failed" => {
-                let message = dv["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find_map(|c| c["message"].as_str().filter(|m| !m.is_empty()))
-                    .unwrap_or("the import failed")
-                    .to_string();
+        match cdi::import_state(dv) {
+            ImportState::Succeeded => {}
+            ImportState::Failed(message) => {
                 conditions.push(cond("ImportFailed", true, "DataVolumeFailed", &message));
                 import_failed = Some(message);
             }
-            other => {
+            ImportState::Pending => {
                 importing = true;
+                conditions.push(cond("Importing", true, "Pending", "boot disk import N/A"));
+            }
+            ImportState::Importing { phase, progress } => {
+                importing = true;
+                let progress = progress.map_or("N/A".to_string(), |p| format!("{p}%"));
                 conditions.push(cond(
                     "Importing",
                     true,
-                    other,
+                    &phase,
                     &format!("boot disk import {progress}"),
                 ));
             }

@@ -10,9 +10,9 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kubecloud_core::{
     AccessMode, BootDisk, InterfaceAttachment, NetworkInterface, NetworkSelection, PodBinding,
-    Result, RunStrategy, Tenant, VmAttachments, VmResources, VmSpec, VolumeMode,
+    Result, RunStrategy, Tenant, VmAttachments, VmResources, VmSpec,
 };
-use kubecloud_kube::{names, ownership_labels, tenant_namespace};
+use kubecloud_kube::{cdi, names, ownership_labels, tenant_namespace};
 use serde_json::{Map, Value, json};
 
 use crate::options::{InstancetypeKind, Options, SshPropagation};
@@ -32,7 +32,7 @@ pub const ALLOW_POD_BRIDGE_MIGRATION: &str = "kubevirt.io/allow-pod-bridge-netwo
 /// The API version of KubeVirt's core kinds.
 pub const KUBEVIRT_V1: &str = "kubevirt.io/v1";
 /// The API version of CDI's DataVolume.
-pub const CDI_V1BETA1: &str = "cdi.kubevirt.io/v1beta1";
+pub const CDI_V1BETA1: &str = cdi::API_VERSION;
 
 /// The interfaces of a spec, with the implicit pod-network one when it lists none.
 pub fn interfaces(spec: &VmSpec) -> Vec<NetworkInterface> {
@@ -105,20 +105,6 @@ fn run_strategy(rs: RunStrategy) -> &'static str {
         RunStrategy::Halted => "Halted",
         RunStrategy::Manual => "Manual",
         RunStrategy::RerunOnFailure => "RerunOnFailure",
-    }
-}
-
-fn access_mode(a: AccessMode) -> &'static str {
-    match a {
-        AccessMode::ReadWriteOnce => "ReadWriteOnce",
-        AccessMode::ReadWriteMany => "ReadWriteMany",
-    }
-}
-
-fn volume_mode(m: VolumeMode) -> &'static str {
-    match m {
-        VolumeMode::Block => "Block",
-        VolumeMode::Filesystem => "Filesystem",
     }
 }
 
@@ -214,18 +200,14 @@ pub fn import_template(tenant: &Tenant, spec: &VmSpec, opts: &Options) -> Option
     let volume = BootDisk::import_volume_name(&spec.name);
     let mut labels = ownership_labels(tenant, &volume);
     labels.insert(VM_LABEL.into(), spec.name.clone());
-    let mut storage = json!({
-        "accessModes": [access_mode(*access)],
-        "volumeMode": volume_mode(*mode),
-        "resources": {"requests": {"storage": size.to_string()}},
+    let spec = cdi::data_volume_spec(&cdi::HttpImport {
+        url,
+        size: size.to_string(),
+        access: *access,
+        mode: *mode,
+        storage_class: tier.as_deref().or(opts.storage_class.as_deref()),
     });
-    if let Some(class) = tier.as_ref().or(opts.storage_class.as_ref()) {
-        storage["storageClassName"] = json!(class);
-    }
-    Some(json!({
-        "metadata": {"name": volume, "labels": labels},
-        "spec": {"source": {"http": {"url": url}}, "storage": storage},
-    }))
+    Some(json!({"metadata": {"name": volume, "labels": labels}, "spec": spec}))
 }
 
 /// The `VirtualMachine` for `spec` in the tenant's namespace, attached as `attachments` say

@@ -15,6 +15,7 @@ use kubecloud_core::{
     Snapshot, StorageCapabilities, StoragePool, Tenant, Volume, VolumeAttachment, VolumeMode,
     VolumeSource, VolumeSpec, validate_name, validate_size,
 };
+use kubecloud_kube::cdi;
 use kubecloud_kube::{
     ensure_namespace, ensure_owned, from_kube, is_owned, names, tenant_namespace, tenant_selector,
 };
@@ -74,25 +75,12 @@ fn or_none_without_cdi<T: Default>(listed: Result<T>) -> Result<T> {
     }
 }
 
-fn data_volume_resource() -> ApiResource {
-    let gvk = GroupVersionKind::gvk("cdi.kubevirt.io", "v1beta1", "DataVolume");
-    ApiResource::from_gvk_with_plural(&gvk, "datavolumes")
-}
-
 /// Whether DataVolume `dv` is a volume of this backend (the KubeVirt backend's boot-disk imports
 /// are not).
 fn is_our_import(meta: &ObjectMeta) -> bool {
     meta.annotations
         .as_ref()
         .is_some_and(|a| a.contains_key(translate::REPLICAS))
-}
-
-fn made_by_cdi(pvc: &PersistentVolumeClaim) -> bool {
-    pvc.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.kind == "DataVolume")
 }
 
 fn to_value(dv: &DynamicObject) -> Result<Value> {
@@ -216,11 +204,7 @@ impl Linstor {
     }
 
     fn data_volumes(&self, tenant: &Tenant) -> Api<DynamicObject> {
-        Api::namespaced_with(
-            self.inner.client.clone(),
-            &tenant_namespace(tenant),
-            &data_volume_resource(),
-        )
+        cdi::data_volumes(&self.inner.client, &tenant_namespace(tenant))
     }
 
     /// The tenant's volume `volume`: its claim, and its DataVolume when it is (or was made by) an
@@ -232,7 +216,7 @@ impl Linstor {
             .writer
             .get_opt(&self.claims(tenant), &name, ResourceKind::Volume, volume)
             .await?;
-        let dv = if pvc.as_ref().is_none_or(made_by_cdi) {
+        let dv = if pvc.as_ref().is_none_or(cdi::made_by_cdi) {
             self.inner
                 .writer
                 .get_opt(
@@ -260,9 +244,9 @@ impl Linstor {
     }
 
     /// The volumes of `owned`, with one request per plane.
-    async fn volumes_of_owned(&self, tenant: &Tenant, owned: &[Owned]) -> Result<Vec<Volume>> {
+    async fn volumes_of_owned(&self, owned: &[Owned]) -> Result<Vec<Volume>> {
         let claims: Vec<PersistentVolumeClaim> = owned.iter().map(Owned::claim).collect();
-        let volumes = self.volumes_of(tenant, &claims).await?;
+        let volumes = self.volumes_of(&claims).await?;
         Ok(volumes
             .into_iter()
             .zip(owned)
@@ -273,11 +257,9 @@ impl Linstor {
             .collect())
     }
 
-    async fn volume_owned(&self, tenant: &Tenant, owned: Owned) -> Result<Volume> {
+    async fn volume_owned(&self, owned: Owned) -> Result<Volume> {
         let name = owned.claim().metadata.name.unwrap_or_default();
-        let mut v = self
-            .volumes_of_owned(tenant, std::slice::from_ref(&owned))
-            .await?;
+        let mut v = self.volumes_of_owned(std::slice::from_ref(&owned)).await?;
         v.pop().ok_or_else(|| not_found(&name))
     }
 
@@ -303,7 +285,6 @@ impl Linstor {
             .filter_map(|s| async move { s.ok().map(|d| Seen::Import(Box::new(d))) });
         let owner = tenant.clone();
         let this = self.clone();
-        let tenant = tenant.clone();
         futures::stream::select(claims, imports)
             .scan(owned, move |state, seen| {
                 match seen {
@@ -319,8 +300,7 @@ impl Linstor {
             })
             .then(move |owned| {
                 let this = this.clone();
-                let tenant = tenant.clone();
-                async move { this.volume_owned(&tenant, owned).await }
+                async move { this.volume_owned(owned).await }
             })
             .boxed()
     }
@@ -529,8 +509,8 @@ impl Linstor {
         Ok(())
     }
 
-    async fn volume(&self, tenant: &Tenant, pvc: PersistentVolumeClaim) -> Result<Volume> {
-        let mut v = self.volumes_of(tenant, std::slice::from_ref(&pvc)).await?;
+    async fn volume(&self, pvc: PersistentVolumeClaim) -> Result<Volume> {
+        let mut v = self.volumes_of(std::slice::from_ref(&pvc)).await?;
         v.pop()
             .ok_or_else(|| not_found(&pvc.metadata.name.unwrap_or_default()))
     }
@@ -641,10 +621,7 @@ impl BlockStorage for Linstor {
             tracing::debug!(%tenant, volume = %spec.name, class = %class_name, "volume import asked of CDI");
             let dv = to_value(&dv)?;
             let claim = translate::claim_of_data_volume(&dv, None);
-            return Ok(with_import(
-                crate::status::volume_of(&claim, &[], Vec::new())?,
-                &dv,
-            ));
+            return Ok(with_import(crate::status::volume_of(&claim, &[])?, &dv));
         }
         let desired = translate::claim(tenant, spec, &tier.name, &class_name);
         let pvc = self
@@ -653,7 +630,7 @@ impl BlockStorage for Linstor {
             .apply(&claims, &desired, ResourceKind::Volume, &spec.name)
             .await?;
         tracing::debug!(%tenant, volume = %spec.name, class = %class_name, "volume claimed");
-        crate::status::volume_of(&pvc, &[], Vec::new())
+        crate::status::volume_of(&pvc, &[])
     }
 
     async fn attach_volume(&self, tenant: &Tenant, name: &str) -> Result<VolumeAttachment> {
@@ -664,12 +641,12 @@ impl BlockStorage for Linstor {
 
     async fn get_volume(&self, tenant: &Tenant, name: &str) -> Result<Volume> {
         let owned = self.owned_volume(tenant, name).await?;
-        self.volume_owned(tenant, owned).await
+        self.volume_owned(owned).await
     }
 
     async fn list_volumes(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<Volume>> {
         let owned = self.owned_volumes(tenant, labels, Reading::States).await?;
-        self.volumes_of_owned(tenant, &owned).await
+        self.volumes_of_owned(&owned).await
     }
 
     async fn list_volume_specs(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<VolumeSpec>> {
@@ -703,7 +680,7 @@ impl BlockStorage for Linstor {
             ));
         }
         if size == spec.size {
-            return self.volume_owned(tenant, owned).await;
+            return self.volume_owned(owned).await;
         }
         // LINSTOR must have the extra space on every node holding a replica.
         if let Some(rd) = self.resource_definition(&pvc).await? {
@@ -753,13 +730,10 @@ impl BlockStorage for Linstor {
             .apply(&self.claims(tenant), &desired, ResourceKind::Volume, name)
             .await?;
         let mut volume = self
-            .volume_owned(
-                tenant,
-                Owned {
-                    pvc: Some(pvc),
-                    dv: owned.dv,
-                },
-            )
+            .volume_owned(Owned {
+                pvc: Some(pvc),
+                dv: owned.dv,
+            })
             .await?;
         volume.spec.size = size;
         Ok(volume)
@@ -769,17 +743,6 @@ impl BlockStorage for Linstor {
         let owned = self.owned_volume(tenant, name).await?;
         let pvc = owned.claim();
         if !force && owned.pvc.is_some() {
-            let users = self.users(tenant).await?;
-            if let Some(vms) = users.get(&names::claim(name)).filter(|v| !v.is_empty()) {
-                return Err(Error::conflict(
-                    ResourceKind::Volume,
-                    name,
-                    format!(
-                        "in use by running VM(s) {}; delete with force to delete anyway",
-                        vms.join(", ")
-                    ),
-                ));
-            }
             let nodes = self.in_use_on(&pvc).await?;
             if !nodes.is_empty() {
                 return Err(Error::conflict(
@@ -923,8 +886,7 @@ impl BlockStorage for Linstor {
             .filter_map(|s| async move { s })
             .then(move |pvc| {
                 let this = this.clone();
-                let tenant = tenant.clone();
-                async move { this.volume(&tenant, pvc).await }
+                async move { this.volume(pvc).await }
             });
         Ok(states.boxed())
     }

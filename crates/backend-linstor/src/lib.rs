@@ -16,7 +16,7 @@
 //! | snapshot, delete snapshot | Kubernetes: VolumeSnapshotClass + VolumeSnapshot | restores go through PVC `dataSource`, which needs the VolumeSnapshot |
 //! | replicas and DRBD state, in use | LINSTOR REST: `/v1/view/resources` | Kubernetes has no notion of replicas or DRBD disk states |
 //! | pools (tiers) and capacity | LINSTOR REST: resource groups and `/v1/view/storage-pools` | the same |
-//! | delete | both: in-use check (LINSTOR `in_use` = DRBD primary, VMIs using the claim), then delete the DataVolume (imports) and the PVC, both in the foreground, and wait (shared watches) until they and the PV are gone | the CSI driver deletes the resource definition, then the PV (reclaim `Delete`): when `delete_volume` returns, the storage is released |
+//! | delete | both: in-use check (LINSTOR `in_use` = DRBD primary; which VM uses a volume is the compute backend's to say, and the facade asks it first), then delete the DataVolume (imports) and the PVC, both in the foreground, and wait (shared watches) until they and the PV are gone | the CSI driver deletes the resource definition, then the PV (reclaim `Delete`): when `delete_volume` returns, the storage is released |
 //! | create from an http(s) image | Kubernetes: a CDI DataVolume (`source.http`, `storage` with the tier's StorageClass) named after the volume | CDI imports into the PVC it makes (same name), which the CSI driver provisions from the class like any other; the status follows the DataVolume's phase and progress through a watch, then the claim and LINSTOR |
 //!
 //! ```no_run

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{Api, ListParams};
 use kubecloud_core::{
-    Error, Replica, ReplicaState, ResourceKind, Result, Tenant, Volume, VolumePhase, VolumeStatus,
+    Error, Replica, ReplicaState, ResourceKind, Result, Volume, VolumePhase, VolumeStatus,
 };
-use kubecloud_kube::tenant_namespace;
+use kubecloud_kube::cdi::{self, ImportState};
 
 use crate::builder::Linstor;
 use crate::rest::{Subject, model};
@@ -28,12 +28,9 @@ pub fn replica_state(disk_state: Option<&str>, diskless: bool) -> ReplicaState {
     }
 }
 
-/// The volume a claim stands for, given its LINSTOR resources and the VMs using it.
-pub fn volume_of(
-    pvc: &PersistentVolumeClaim,
-    resources: &[model::Resource],
-    used_by: Vec<String>,
-) -> Result<Volume> {
+/// The volume a claim stands for, given its LINSTOR resources. Which VMs use it is the compute
+/// backend's to say (`Compute::volume_users`, filled in by the facade): `used_by` is empty.
+pub fn volume_of(pvc: &PersistentVolumeClaim, resources: &[model::Resource]) -> Result<Volume> {
     let spec = spec_from_claim(pvc)?;
     let status = pvc.status.clone().unwrap_or_default();
     let size = status
@@ -70,7 +67,7 @@ pub fn volume_of(
             phase,
             size,
             replicas,
-            used_by,
+            used_by: Vec::new(),
             progress: None,
             message: None,
         },
@@ -78,36 +75,20 @@ pub fn volume_of(
     })
 }
 
-/// The progress of a DataVolume's import: CDI's `"42.50%"` as 42; `"N/A"` as nothing.
-pub fn import_progress(progress: Option<&str>) -> Option<u8> {
-    let percent: f64 = progress?.trim().strip_suffix('%')?.trim().parse().ok()?;
-    // Clamped to 0..=100 first, so the cast cannot truncate.
-    Some(percent.clamp(0.0, 100.0).floor() as u8)
-}
-
 /// Puts the state of the import (DataVolume `dv`) into `volume`'s status: `Failed` with CDI's
 /// message, `Pending` until CDI has a bound claim, `Populating` with the progress while it
 /// imports, and what the claim and LINSTOR say once it `Succeeded`.
 pub fn with_import(mut volume: Volume, dv: &serde_json::Value) -> Volume {
-    let status = &dv["status"];
-    match status["phase"].as_str().unwrap_or("") {
-        "Succeeded" => {}
-        "Failed" => {
-            let conditions = status["conditions"].as_array();
-            let message = conditions
-                .into_iter()
-                .flatten()
-                .filter(|c| c["type"] == "Running")
-                .chain(conditions.into_iter().flatten())
-                .find_map(|c| c["message"].as_str().filter(|m| !m.is_empty()))
-                .unwrap_or("the import failed");
+    match cdi::import_state(dv) {
+        ImportState::Succeeded => {}
+        ImportState::Failed(message) => {
             volume.status.phase = VolumePhase::Failed;
-            volume.status.message = Some(message.to_string());
+            volume.status.message = Some(message);
         }
-        "" | "Pending" => volume.status.phase = VolumePhase::Pending,
-        _ => {
+        ImportState::Pending => volume.status.phase = VolumePhase::Pending,
+        ImportState::Importing { progress, .. } => {
             volume.status.phase = VolumePhase::Populating;
-            volume.status.progress = import_progress(status["progress"].as_str());
+            volume.status.progress = progress;
         }
     }
     volume
@@ -195,59 +176,11 @@ impl Linstor {
             .map(|csi| csi.volume_handle))
     }
 
-    /// The VMs (VirtualMachineInstances) of the tenant using each claim, by claim.
-    pub(crate) async fn users(&self, tenant: &Tenant) -> Result<BTreeMap<String, Vec<String>>> {
-        let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance");
-        let ar = ApiResource::from_gvk_with_plural(&gvk, "virtualmachineinstances");
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.inner.client.clone(), &tenant_namespace(tenant), &ar);
-        let params = ListParams::default();
-        // Through the Writer: within one `shared_lists` scope (a plan, where the compute backend
-        // lists the instances too) the list is sent once.
-        let list = match self
-            .inner
-            .writer
-            .list_shared(&api, &params, ResourceKind::Vm, "*")
-            .await
-        {
-            Ok(l) => l,
-            // KubeVirt not installed: no VM uses anything.
-            Err(e) if e.is_not_found() => return Ok(BTreeMap::new()),
-            Err(e) => return Err(e),
-        };
-        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for vmi in list.iter() {
-            let phase = vmi.data["status"]["phase"].as_str().unwrap_or("");
-            if matches!(phase, "Succeeded" | "Failed") {
-                continue;
-            }
-            let vm = vmi.metadata.name.clone().unwrap_or_default();
-            for v in vmi.data["spec"]["volumes"].as_array().into_iter().flatten() {
-                let claim = v["persistentVolumeClaim"]["claimName"]
-                    .as_str()
-                    .or(v["dataVolume"]["name"].as_str());
-                if let Some(c) = claim {
-                    out.entry(c.to_string()).or_default().push(vm.clone());
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// The volumes of several claims, with one request per plane.
-    pub(crate) async fn volumes_of(
-        &self,
-        tenant: &Tenant,
-        claims: &[PersistentVolumeClaim],
-    ) -> Result<Vec<Volume>> {
+    pub(crate) async fn volumes_of(&self, claims: &[PersistentVolumeClaim]) -> Result<Vec<Volume>> {
         let rds = self.resource_definitions(claims).await?;
         let wanted: Vec<String> = rds.iter().flatten().cloned().collect();
         let resources = self.resources(&wanted).await?;
-        let users = if claims.is_empty() {
-            BTreeMap::new()
-        } else {
-            self.users(tenant).await?
-        };
         claims
             .iter()
             .zip(rds)
@@ -255,8 +188,7 @@ impl Linstor {
                 let found = rd
                     .and_then(|rd| resources.get(&rd).cloned())
                     .unwrap_or_default();
-                let name = c.metadata.name.clone().unwrap_or_default();
-                volume_of(c, &found, users.get(&name).cloned().unwrap_or_default())
+                volume_of(c, &found)
             })
             .collect()
     }
@@ -280,18 +212,4 @@ impl Linstor {
 /// An error for a claim that is not a kubecloud volume of the tenant.
 pub fn not_found(name: &str) -> Error {
     Error::not_found(ResourceKind::Volume, name)
-}
-
-#[cfg(test)]
-mod progress_tests {
-    use super::import_progress;
-
-    #[test]
-    fn cdi_progress_is_read_as_a_whole_percentage() {
-        assert_eq!(import_progress(Some("50.00%")), Some(50));
-        assert_eq!(import_progress(Some("0.00%")), Some(0));
-        assert_eq!(import_progress(Some("100.0%")), Some(100));
-        assert_eq!(import_progress(Some("N/A")), None);
-        assert_eq!(import_progress(None), None);
-    }
 }

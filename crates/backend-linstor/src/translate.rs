@@ -40,7 +40,7 @@ pub const VOLUME: &str = "kubecloud.io/volume";
 pub const SIZE: &str = "kubecloud.io/size";
 
 /// CDI's DataVolume API version.
-pub const DATA_VOLUME_API: &str = "cdi.kubevirt.io/v1beta1";
+pub const DATA_VOLUME_API: &str = kubecloud_kube::cdi::API_VERSION;
 
 const RG: &str = "linstor.csi.linbit.com/resourceGroup";
 const PLACEMENT: &str = "linstor.csi.linbit.com/placementCount";
@@ -212,15 +212,13 @@ pub fn data_volume(tenant: &Tenant, spec: &VolumeSpec, tier: &str, class: &str) 
             "labels": labels_of(tenant, spec),
             "annotations": annotations_of(spec, tier),
         },
-        "spec": {
-            "source": {"http": {"url": url}},
-            "storage": {
-                "accessModes": [access_mode(spec)],
-                "volumeMode": volume_mode(spec),
-                "storageClassName": class,
-                "resources": {"requests": {"storage": spec.size.as_u64().to_string()}},
-            },
-        },
+        "spec": kubecloud_kube::cdi::data_volume_spec(&kubecloud_kube::cdi::HttpImport {
+            url,
+            size: spec.size.as_u64().to_string(),
+            access: spec.access,
+            mode: spec.mode,
+            storage_class: Some(class),
+        }),
     })
 }
 

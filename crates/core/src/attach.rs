@@ -265,3 +265,25 @@ fn storage_volumes(spec: &VmSpec) -> Vec<(String, &str)> {
     }
     out
 }
+
+/// Refuses with [`Error::Conflict`] when a VM of the tenant uses volume `volume` (as `compute`
+/// says, [`crate::Compute::volume_users`]): what deleting a volume without force checks first
+/// (the facade's `TenantVolumes::delete` and the conformance suite).
+pub async fn ensure_volume_unused(
+    compute: &dyn crate::Compute,
+    tenant: &Tenant,
+    volume: &str,
+) -> Result<()> {
+    let users = compute.volume_users(tenant).await?;
+    match users.get(volume).filter(|vms| !vms.is_empty()) {
+        Some(vms) => Err(Error::conflict(
+            crate::ResourceKind::Volume,
+            volume,
+            format!(
+                "in use by VM(s) {}; delete with force to delete anyway",
+                vms.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}

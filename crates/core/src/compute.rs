@@ -1,5 +1,6 @@
 //! Virtual machines: specs, status, the [`Compute`] trait and its capabilities.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use async_trait::async_trait;
@@ -732,6 +733,24 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
             .into_iter()
             .map(|vm| vm.spec)
             .collect())
+    }
+    /// The VMs using each volume of the tenant (volume name -> VM names, sorted): what a
+    /// volume's [`crate::VolumeStatus::used_by`] says and what refuses deleting a volume in use
+    /// (the storage backend cannot know which VM uses a volume). The default counts every VM
+    /// whose spec mounts the volume; a backend that knows which VMs run (KubeVirt: their
+    /// instances) counts those.
+    async fn volume_users(&self, tenant: &Tenant) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for vm in self.list_vm_specs(tenant, &Labels::new()).await? {
+            for volume in vm.volumes() {
+                users.entry(volume).or_default().push(vm.name.clone());
+            }
+        }
+        for vms in users.values_mut() {
+            vms.sort();
+            vms.dedup();
+        }
+        Ok(users)
     }
     /// Starts, stops or restarts the VM.
     async fn power(&self, tenant: &Tenant, name: &str, action: PowerAction) -> Result<Vm>;

@@ -50,6 +50,7 @@ pub mod conformance;
 pub use addr::{IpRange, MacAddress, ip_to_u128, u128_to_ip};
 pub use attach::{
     Guarantees, InterfaceAttachment, NetworkSelection, VmAttachments, VolumeAttachment,
+    ensure_volume_unused,
 };
 pub use compute::{
     Attachment, BootDisk, CloudInit, Compute, ComputeCapabilities, Condition, InterfaceStatus,

@@ -234,7 +234,9 @@ pub struct VolumeStatus {
     /// Where its replicas are and in which state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<Replica>,
-    /// The VMs using it.
+    /// The VMs using it, as the compute backend says ([`crate::Compute::volume_users`]): the
+    /// facade fills it in; a storage backend that cannot know (any but the in-memory cloud)
+    /// leaves it empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used_by: Vec<String>,
     /// Import progress in percent, while importing.

@@ -42,6 +42,8 @@ pub mod render;
 mod retry;
 mod wait;
 
+pub mod cdi;
+
 pub use apply::{APPLIED_HASH, Writer, applied_hash, holds, is_subset};
 pub use errors::{from_kube, is_not_found};
 pub use informers::Informers;

@@ -632,14 +632,15 @@ pub async fn runs_with_volume_and_fixed_ip(
         });
     assert_eq!(eth0.ip, Some(ip), "a running vm has its fixed IP");
     assert!(eth0.mac.is_some(), "a running vm reports its MAC");
-    let volume = storage
-        .get_volume(tenant, "web-root")
+    let users = compute
+        .volume_users(tenant)
         .await
-        .or_fail("get volume \"web-root\"");
+        .or_fail("the users of the tenant's volumes");
     assert!(
-        volume.status.used_by.iter().any(|u| u == "web"),
-        "the boot volume lists the vm as a user: {:?}",
-        volume.status.used_by
+        users
+            .get("web-root")
+            .is_some_and(|vms| vms.iter().any(|u| u == "web")),
+        "compute lists the vm as a user of its boot volume: {users:?}"
     );
     let subnet = network
         .get_subnet(tenant, "front")
@@ -1011,14 +1012,19 @@ pub async fn delete_releases_ip_and_imported_volume(
     };
     apply_running(target, tenant, &spec, params).await;
     let boot = BootDisk::import_volume_name("imp");
-    let volume = storage
+    storage
         .get_volume(tenant, &boot)
         .await
         .or_fail(format_args!("get the imported boot volume {boot:?}"));
+    let users = compute
+        .volume_users(tenant)
+        .await
+        .or_fail("the users of the tenant's volumes");
     assert!(
-        volume.status.used_by.iter().any(|u| u == "imp"),
-        "the imported boot volume lists the vm as a user: {:?}",
-        volume.status.used_by
+        users
+            .get(&boot)
+            .is_some_and(|vms| vms.iter().any(|u| u == "imp")),
+        "compute lists the vm as a user of its imported boot volume: {users:?}"
     );
     let err = network
         .reserve_ip(

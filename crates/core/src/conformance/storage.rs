@@ -851,19 +851,23 @@ pub async fn delete_in_use_needs_force(
         "vm \"user\" running",
     )
     .await;
-    let disk = storage
-        .get_volume(tenant, "disk")
+    let users = compute
+        .volume_users(tenant)
         .await
-        .or_fail("get volume \"disk\"");
+        .or_fail("the users of the tenant's volumes");
     assert!(
-        disk.status.used_by.iter().any(|vm| vm == "user"),
-        "a volume a running VM boots from lists it in used_by: {:?}",
-        disk.status.used_by
+        users
+            .get("disk")
+            .is_some_and(|vms| vms.iter().any(|vm| vm == "user")),
+        "compute lists a running VM as a user of the volume it boots from: {users:?}"
     );
-    let err = storage
-        .delete_volume(tenant, "disk", false)
-        .await
-        .refused("delete of a volume a running VM uses, not forced");
+    // What deleting without force does (the facade's `TenantVolumes::delete`): compute is
+    // asked who uses the volume, then storage refuses what its own system sees in use.
+    let err = match crate::attach::ensure_volume_unused(compute, tenant, "disk").await {
+        Err(e) => Err(e),
+        Ok(()) => storage.delete_volume(tenant, "disk", false).await,
+    }
+    .refused("delete of a volume a running VM uses, not forced");
     assert_conflict(
         &err,
         Some(ResourceKind::Volume),
