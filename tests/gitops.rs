@@ -149,6 +149,44 @@ fn kinds(manifests: &Manifests) -> BTreeSet<String> {
 }
 
 #[tokio::test]
+async fn a_vms_security_groups_are_rendered_on_its_pod_as_the_network_attaches_them() {
+    let manifests = offline()
+        .render(&acme(), &rich_spec())
+        .await
+        .expect("render");
+    let vm = manifests
+        .objects()
+        .values()
+        .find(|o| o["kind"] == "VirtualMachine" && o["metadata"]["name"] == "web")
+        .expect("the VirtualMachine web");
+    let pod = &vm["spec"]["template"]["metadata"]["annotations"];
+    // eth0 (in group `web`) is the primary subnet interface: Kube-OVN's default provider.
+    assert_eq!(
+        pod["ovn.kubernetes.io/security_groups"], "acme-web",
+        "{pod:#}"
+    );
+    assert_eq!(pod["ovn.kubernetes.io/port_security"], "true", "{pod:#}");
+    assert_eq!(
+        pod["ovn.kubernetes.io/logical_switch"], "acme-web",
+        "{pod:#}"
+    );
+    // eth1 (no group) is a Multus attachment of provider storage.acme.ovn: no group, no port
+    // security there.
+    assert_eq!(
+        pod["storage.acme.ovn.kubernetes.io/logical_switch"],
+        "acme-storage"
+    );
+    assert!(
+        pod.get("storage.acme.ovn.kubernetes.io/security_groups")
+            .is_none()
+    );
+    assert!(
+        pod.get("storage.acme.ovn.kubernetes.io/port_security")
+            .is_none()
+    );
+}
+
+#[tokio::test]
 async fn rendering_the_same_spec_twice_gives_byte_identical_folders() {
     let spec = rich_spec();
     let first = temp_dir("twice-a");

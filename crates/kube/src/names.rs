@@ -6,7 +6,7 @@
 //! |---|---|
 //! | tenant `t` | namespace `t` |
 //! | volume `v` of `t` | PersistentVolumeClaim `v` in namespace `t` |
-//! | cluster-scoped object for resource `r` of `t` (Kube-OVN VPC/subnet/security group, MetalLB pool objects) | [`cluster_scoped`]`(t, r)` = `t-r` (shortened with a hash when too long) |
+//! | cluster-scoped object for resource `r` of `t` (a network backend's VPCs and subnets, a load balancer's pools) | [`cluster_scoped`]`(t, r)` = `t-r` (shortened with a hash when too long) |
 //! | secondary subnet `s` of `t` | NetworkAttachmentDefinition `s` in namespace `t` |
 //! | VM `m`'s cloud-init | Secret `m-cloudinit` in namespace `t` |
 //! | VM `m`'s SSH keys | Secret `m-ssh` in namespace `t` |

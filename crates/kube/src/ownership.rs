@@ -2,7 +2,7 @@
 //!
 //! Every object a backend creates carries [`MANAGED_BY`] = `kubecloud`, [`TENANT`] = the tenant
 //! and [`NAME`] = the domain resource's name. Namespaced objects live in the tenant's namespace;
-//! cluster-scoped ones (Kube-OVN VPCs and subnets, say) are told apart by the tenant label, which
+//! cluster-scoped ones (a network backend's VPCs and subnets, say) are told apart by the tenant label, which
 //! [`ensure_owned`] checks on every read and write.
 
 use std::collections::BTreeMap;
