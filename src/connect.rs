@@ -21,7 +21,7 @@ mod linstor;
 mod options;
 mod tiers;
 
-use kubecloud_core::{Error, Result};
+use kubecloud_core::Result;
 
 pub use installed::{Installed, System};
 pub use linstor::{
@@ -33,54 +33,8 @@ pub use tiers::{FoundTiers, PROVISIONER};
 
 use crate::Cloud;
 
-/// A part of the cloud: one of the four backends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Part {
-    /// Virtual machines (KubeVirt).
-    Compute,
-    /// Block storage (LINSTOR through Piraeus).
-    Storage,
-    /// Networks (Kube-OVN).
-    Network,
-    /// External addresses (MetalLB).
-    LoadBalancer,
-}
-
-impl Part {
-    /// The four parts.
-    pub const ALL: [Part; 4] = [
-        Part::Compute,
-        Part::Storage,
-        Part::Network,
-        Part::LoadBalancer,
-    ];
-
-    /// The part's name (`compute`, `storage`, `network`, `load_balancer`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Part::Compute => "compute",
-            Part::Storage => "storage",
-            Part::Network => "network",
-            Part::LoadBalancer => "load_balancer",
-        }
-    }
-}
-
-impl std::str::FromStr for Part {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Part::ALL
-            .into_iter()
-            .find(|p| p.name() == s || (s == "load-balancer" && *p == Part::LoadBalancer))
-            .ok_or_else(|| {
-                Error::invalid(
-                    "part",
-                    format!("{s:?} is not one of compute, storage, network, load_balancer"),
-                )
-            })
-    }
-}
+/// A part of the cloud: one of the four backends (defined in `kubecloud_kube::plugin`).
+pub use kubecloud_kube::plugin::Part;
 
 /// What [`discover`] found: the systems installed and, for storage, where LINSTOR is and which
 /// tiers it offers.

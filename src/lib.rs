@@ -43,6 +43,8 @@
 //! std's SipHash showed in profiles of a 10,000-object plan).
 
 mod absent;
+#[cfg(feature = "kubernetes")]
+mod backends;
 mod cloud;
 /// Connecting to a real cluster (feature `kubernetes`).
 #[cfg(feature = "kubernetes")]

@@ -100,6 +100,7 @@ mod driver;
 pub mod external;
 pub mod kinds;
 mod manifests;
+pub mod plugin;
 pub mod translate;
 
 use std::time::Duration;

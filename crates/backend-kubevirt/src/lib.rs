@@ -97,6 +97,7 @@ mod deletion;
 mod driver;
 mod manifests;
 mod options;
+pub mod plugin;
 mod snapshots;
 mod status;
 pub mod translate;

@@ -44,6 +44,7 @@ mod builder;
 pub mod capabilities;
 mod driver;
 mod manifests;
+pub mod plugin;
 pub mod rest;
 mod status;
 pub mod translate;

@@ -95,6 +95,7 @@ pub mod capabilities;
 mod driver;
 mod manifests;
 pub mod objects;
+pub mod plugin;
 pub mod shared;
 pub mod translate;
 

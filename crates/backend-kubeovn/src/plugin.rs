@@ -1,0 +1,94 @@
+//! What this backend tells the facade about itself (see [`kubecloud_kube::plugin`]): the part it is
+//! and the RBAC it needs, read from its driver and from `kubecloud-kube`: Kube-OVN + Multus (all
+//! Kube-OVN kinds kubecloud uses are cluster-scoped).
+
+use kubecloud_kube::plugin::{Need, Part, Rbac, Unexercised, WRITE};
+
+const MULTUS: &str = "secondary subnets are Multus attachments; the suite's subnets are primary";
+const POD_OWNER: &str =
+    "the owner of an address that is a pod; the suite's addresses are VMs' or unbound";
+
+/// Every verb on every resource this backend sends, and those the conformance suite does not
+/// exercise.
+pub const RBAC: Rbac = Rbac {
+    part: Part::Network,
+    needs: NEEDS,
+    not_exercised: NOT_EXERCISED,
+};
+
+const NEEDS: &[Need] = &[
+    Need {
+        group: "kubeovn.io",
+        resources: &[
+            "vpcs",
+            "subnets",
+            "ips",
+            "ovn-eips",
+            "ovn-fips",
+            "ovn-snat-rules",
+        ],
+        verbs: WRITE,
+    },
+    Need {
+        group: "kubeovn.io",
+        resources: &["security-groups"],
+        // `watch`: the groups an interface names are checked through a shared watch.
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+    },
+    // Secondary subnets are Multus attachments in the tenant's namespace.
+    Need {
+        group: "k8s.cni.cncf.io",
+        resources: &["network-attachment-definitions"],
+        verbs: &["get", "create", "patch", "delete"],
+    },
+    // ClusterIP services.
+    Need {
+        group: "",
+        resources: &["services"],
+        verbs: WRITE,
+    },
+    // The owner of an address (a pod or a VM) when reservations are listed.
+    Need {
+        group: "",
+        resources: &["pods"],
+        verbs: &["get", "list"],
+    },
+    Need {
+        group: "kubevirt.io",
+        resources: &["virtualmachines"],
+        verbs: &["get"],
+    },
+];
+
+const NOT_EXERCISED: &[Unexercised] = &[
+    Unexercised {
+        group: "k8s.cni.cncf.io",
+        resource: "network-attachment-definitions",
+        verb: "get",
+        why: MULTUS,
+    },
+    Unexercised {
+        group: "k8s.cni.cncf.io",
+        resource: "network-attachment-definitions",
+        verb: "create",
+        why: MULTUS,
+    },
+    Unexercised {
+        group: "k8s.cni.cncf.io",
+        resource: "network-attachment-definitions",
+        verb: "patch",
+        why: MULTUS,
+    },
+    Unexercised {
+        group: "k8s.cni.cncf.io",
+        resource: "network-attachment-definitions",
+        verb: "delete",
+        why: MULTUS,
+    },
+    Unexercised {
+        group: "",
+        resource: "pods",
+        verb: "get",
+        why: POD_OWNER,
+    },
+];

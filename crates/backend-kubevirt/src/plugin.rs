@@ -1,0 +1,120 @@
+//! What this backend tells the facade about itself (see [`kubecloud_kube::plugin`]): the part it is
+//! and the RBAC it needs, read from its driver and from `kubecloud-kube`: KubeVirt + CDI.
+
+use kubecloud_kube::plugin::{Need, Part, READ, Rbac, Unexercised, WRITE};
+
+const SECRETS: &str = "cloud-init and SSH keys are Secrets; the suite's VMs have no cloud-init";
+
+/// Every verb on every resource this backend sends, and those the conformance suite does not
+/// exercise.
+pub const RBAC: Rbac = Rbac {
+    part: Part::Compute,
+    needs: NEEDS,
+    not_exercised: NOT_EXERCISED,
+};
+
+const NEEDS: &[Need] = &[
+    Need {
+        group: "kubevirt.io",
+        resources: &["virtualmachines"],
+        verbs: WRITE,
+    },
+    // The live annotations of a VM's interfaces (security groups, port security) are
+    // merge-patched onto its running instance and launcher pods.
+    Need {
+        group: "kubevirt.io",
+        resources: &["virtualmachineinstances"],
+        verbs: &["get", "list", "watch", "patch"],
+    },
+    Need {
+        group: "",
+        resources: &["pods"],
+        verbs: &["list", "patch"],
+    },
+    // Migrations are applied; a VM's migrations go with it (delete collection by label).
+    Need {
+        group: "kubevirt.io",
+        resources: &["virtualmachineinstancemigrations"],
+        verbs: &["create", "patch", "deletecollection"],
+    },
+    // Start, stop and restart go through virt-api's subresources, as virtctl does.
+    Need {
+        group: "subresources.kubevirt.io",
+        resources: &[
+            "virtualmachines/start",
+            "virtualmachines/stop",
+            "virtualmachines/restart",
+        ],
+        verbs: &["update"],
+    },
+    // Import DataVolumes come from the VM's dataVolumeTemplates (KubeVirt creates them); the
+    // backend reads and watches them for progress and deletes them with the VM.
+    Need {
+        group: "cdi.kubevirt.io",
+        resources: &["datavolumes"],
+        verbs: &["get", "list", "watch", "delete"],
+    },
+    Need {
+        group: "snapshot.kubevirt.io",
+        resources: &["virtualmachinesnapshots"],
+        verbs: &["get", "list", "create", "patch", "delete"],
+    },
+    Need {
+        group: "snapshot.kubevirt.io",
+        resources: &["virtualmachinerestores"],
+        verbs: &["list", "watch", "create", "patch", "delete"],
+    },
+    // Cloud-init and SSH keys go into Secrets in the tenant's namespace, never inline; a VM's
+    // Secrets are found by label when it goes.
+    Need {
+        group: "",
+        resources: &["secrets"],
+        verbs: &["get", "list", "create", "patch", "delete"],
+    },
+    // The claims a VM boots from or mounts (ownership; RWX for live migration).
+    Need {
+        group: "",
+        resources: &["persistentvolumeclaims"],
+        verbs: &["get"],
+    },
+    // Deleting a VM waits (through one shared watch of the kind) until its import claim's
+    // PersistentVolume is gone.
+    Need {
+        group: "",
+        resources: &["persistentvolumes"],
+        verbs: READ,
+    },
+    // Migration to a named node and "fewer than two nodes" blockers.
+    Need {
+        group: "",
+        resources: &["nodes"],
+        verbs: &["get", "list"],
+    },
+];
+
+const NOT_EXERCISED: &[Unexercised] = &[
+    Unexercised {
+        group: "",
+        resource: "secrets",
+        verb: "get",
+        why: SECRETS,
+    },
+    Unexercised {
+        group: "",
+        resource: "secrets",
+        verb: "create",
+        why: SECRETS,
+    },
+    Unexercised {
+        group: "",
+        resource: "secrets",
+        verb: "patch",
+        why: SECRETS,
+    },
+    Unexercised {
+        group: "",
+        resource: "secrets",
+        verb: "delete",
+        why: SECRETS,
+    },
+];

@@ -1,0 +1,17 @@
+//! The Kubernetes backends of this build, one line each behind its cargo feature: what the
+//! facade's generic parts (RBAC) read instead of naming backends. A new backend crate adds its
+//! feature in `Cargo.toml` and its line here.
+
+use kubecloud_kube::plugin::Rbac;
+
+/// Every backend's RBAC.
+pub(crate) const RBAC: &[Rbac] = &[
+    #[cfg(feature = "kubevirt")]
+    kubecloud_kubevirt::plugin::RBAC,
+    #[cfg(feature = "linstor")]
+    kubecloud_linstor::plugin::RBAC,
+    #[cfg(feature = "kubeovn")]
+    kubecloud_kubeovn::plugin::RBAC,
+    #[cfg(feature = "metallb")]
+    kubecloud_metallb::plugin::RBAC,
+];
