@@ -102,18 +102,19 @@ async fn run(cli: &Cli) -> Result<Result<(), String>, Error> {
     if let Some(class) = &cli.storage_class {
         compute = compute.storage_class(class);
     }
-    let mut renderer = Renderer::new(
+    let mut storage = kubecloud::linstor::TierPlans::new(storage.build()?);
+    for plan in plans {
+        storage = storage.with(plan);
+    }
+    let renderer = Renderer::new(
         compute.build(),
-        storage.build()?,
+        storage,
         KubeOvn::builder(client.clone()).build(),
         MetalLb::builder(client)
             .namespace(&cli.metallb_namespace)
             .build(),
     )
     .include_secrets(cli.with_secrets);
-    for plan in plans {
-        renderer = renderer.tier_plan(plan);
-    }
     let manifests = renderer.render(&tenant, &spec).await?;
     let report = match manifests.write_to(&cli.out) {
         Ok(report) => report,

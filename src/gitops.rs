@@ -3,7 +3,8 @@
 //!
 //! [`Renderer::render`] turns a [`TenantSpec`] into the very objects the four Kubernetes
 //! backends send when they apply it — the same translation (each backend's `translate`
-//! module, through its `*_manifests` method), names, ownership labels and
+//! module, through the `kubecloud_kube::plugin` `*Manifests` traits it implements), names,
+//! attachments, ownership labels and
 //! `kubecloud.io/applied-hash` annotations — so a cluster applied from the folder and planned
 //! later by kubecloud shows no changes, and applying with kubecloud afterwards writes nothing.
 //!
@@ -23,7 +24,7 @@
 //!
 //! ## What is in it
 //!
-//! The tenant's `Namespace`; Kube-OVN `Vpc`, `Subnet` (and a secondary subnet's Multus
+//! With the backends kubecloud ships: the tenant's `Namespace`; Kube-OVN `Vpc`, `Subnet` (and a secondary subnet's Multus
 //! `NetworkAttachmentDefinition`), `IP` reservations, `SecurityGroup`s and ClusterIP `Service`s;
 //! a LINSTOR `StorageClass` per tier and replica count and a `PersistentVolumeClaim` (or CDI
 //! `DataVolume`, for imports) per volume; a KubeVirt `VirtualMachine` per VM (with the
@@ -52,17 +53,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use kubecloud_core::{Error, Result, Tenant, VmAttachments, VmSpec, VolumeSpec};
+use kubecloud_core::{Error, Result, Tenant, VmAttachments, VmSpec};
+use kubecloud_kube::plugin::{
+    ComputeManifests, LoadBalancerManifests, NetworkManifests, StorageManifests, VolumeManifests,
+};
 use kubecloud_kube::render::{manifest, stamped};
-use kubecloud_kubeovn::KubeOvn;
-use kubecloud_kubevirt::KubeVirt;
-use kubecloud_linstor::Linstor;
-use kubecloud_linstor::translate::TierPlan;
-use kubecloud_metallb::MetalLb;
 
 use crate::TenantSpec;
 use crate::declarative::check_references_within;
@@ -74,8 +74,8 @@ pub const SECRETS_FILE: &str = "SECRETS.md";
 /// The file recording what the last render wrote.
 pub const INDEX_FILE: &str = ".kubecloud-rendered";
 
-/// Renders tenants as manifests, from the four Kubernetes backends' own translations and
-/// configuration (KubeVirt options, LINSTOR tiers, MetalLB's namespace...).
+/// Renders tenants as manifests, from the four backends' own translations and configuration
+/// (anything implementing the `kubecloud_kube::plugin` `*Manifests` traits).
 ///
 /// ```no_run
 /// # async fn demo(compute: kubecloud::kubevirt::KubeVirt, storage: kubecloud::linstor::Linstor,
@@ -94,38 +94,30 @@ pub const INDEX_FILE: &str = ".kubecloud-rendered";
 /// ```
 #[derive(Clone, Debug)]
 pub struct Renderer {
-    compute: KubeVirt,
-    storage: Linstor,
-    network: KubeOvn,
-    load_balancer: MetalLb,
-    tier_plans: BTreeMap<String, TierPlan>,
+    compute: Arc<dyn ComputeManifests>,
+    storage: Arc<dyn StorageManifests>,
+    network: Arc<dyn NetworkManifests>,
+    load_balancer: Arc<dyn LoadBalancerManifests>,
     include_secrets: bool,
 }
 
 impl Renderer {
-    /// A renderer from the four backends (nothing is sent to Kubernetes when rendering).
+    /// A renderer from the four backends (nothing is sent to Kubernetes when rendering; a
+    /// storage backend may read what its tiers are made of, see
+    /// [`StorageManifests::volume_renderer`]).
     pub fn new(
-        compute: KubeVirt,
-        storage: Linstor,
-        network: KubeOvn,
-        load_balancer: MetalLb,
+        compute: impl ComputeManifests + 'static,
+        storage: impl StorageManifests + 'static,
+        network: impl NetworkManifests + 'static,
+        load_balancer: impl LoadBalancerManifests + 'static,
     ) -> Self {
         Self {
-            compute,
-            storage,
-            network,
-            load_balancer,
-            tier_plans: BTreeMap::new(),
+            compute: Arc::new(compute),
+            storage: Arc::new(storage),
+            network: Arc::new(network),
+            load_balancer: Arc::new(load_balancer),
             include_secrets: false,
         }
-    }
-
-    /// What tier `plan.name`'s StorageClasses are made from (its resource group and storage
-    /// pool). Without it, [`Renderer::render`] reads the tier's resource group from LINSTOR (a
-    /// `GET`; nothing is written) — give every tier the spec uses to render without LINSTOR.
-    pub fn tier_plan(mut self, plan: TierPlan) -> Self {
-        self.tier_plans.insert(plan.name.clone(), plan);
-        self
     }
 
     /// Whether to write the Secrets (cloud-init, SSH keys, BGP passwords) as files too (default
@@ -162,25 +154,13 @@ impl Renderer {
             .security_group_manifests(tenant, s));
         each!(spec.ip_reservations, "ipReservations", |s| net
             .ip_reservation_manifests(tenant, s));
-        let mut plans = self.tier_plans.clone();
-        for (i, volume) in spec.volumes.iter().enumerate() {
-            let field = format!("volumes[{i}]");
-            let plan = self
-                .plan_of(&mut plans, volume)
-                .await
-                .map_err(|e| e.within(&field))?;
-            let rendered = self
-                .storage
-                .volume_manifests(tenant, volume, &plan)
-                .map_err(|e| e.within(&field))?;
-            for object in rendered {
-                objects.add(object, &field)?;
-            }
-        }
+        let volumes = self.storage.volume_renderer(&spec.volumes).await?;
+        each!(spec.volumes, "volumes", |s| volumes
+            .volume_manifests(tenant, s));
         each!(spec.vms, "vms", |s| self.compute.vm_manifests(
             tenant,
             s,
-            &self.attachments(tenant, spec, s)
+            &self.attachments(tenant, spec, &*volumes, s)
         ));
         each!(spec.services, "services", |s| net
             .service_manifests(tenant, s));
@@ -197,35 +177,23 @@ impl Renderer {
 
     /// How VM `vm` of `spec` is attached: its interfaces as the network backend attaches them,
     /// its volumes as the storage backend does (references were checked within the spec).
-    fn attachments(&self, tenant: &Tenant, spec: &TenantSpec, vm: &VmSpec) -> VmAttachments {
+    fn attachments(
+        &self,
+        tenant: &Tenant,
+        spec: &TenantSpec,
+        storage: &dyn VolumeManifests,
+        vm: &VmSpec,
+    ) -> VmAttachments {
         let volumes = vm
             .volumes()
             .iter()
             .filter_map(|name| spec.volumes.iter().find(|v| &v.name == name))
-            .map(kubecloud_linstor::translate::volume_attachment)
+            .map(|v| storage.volume_attachment(v))
             .collect();
         VmAttachments {
             interfaces: self.network.interface_attachments(tenant, &vm.interfaces),
             volumes,
         }
-    }
-
-    /// The tier plan of `volume`'s tier: given, or read from LINSTOR once per tier.
-    async fn plan_of(
-        &self,
-        plans: &mut BTreeMap<String, TierPlan>,
-        volume: &VolumeSpec,
-    ) -> Result<TierPlan> {
-        let tier = volume
-            .tier
-            .as_deref()
-            .unwrap_or(self.storage.default_tier());
-        if let Some(plan) = plans.get(tier) {
-            return Ok(plan.clone());
-        }
-        let plan = self.storage.tier_plan(Some(tier)).await?;
-        plans.insert(plan.name.clone(), plan.clone());
-        Ok(plan)
     }
 }
 

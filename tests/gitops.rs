@@ -17,8 +17,8 @@ use kube::core::GroupVersionKind;
 use kubecloud::gitops::{INDEX_FILE, KUSTOMIZATION, Manifests, Renderer, SECRETS_FILE};
 use kubecloud::kubeovn::KubeOvn;
 use kubecloud::kubevirt::KubeVirt;
-use kubecloud::linstor::Linstor;
 use kubecloud::linstor::translate::TierPlan;
+use kubecloud::linstor::{Linstor, TierPlans};
 use kubecloud::metallb::MetalLb;
 use kubecloud::{Tenant, TenantSpec};
 use kubecloud_testkit::Latency;
@@ -101,22 +101,23 @@ fn offline() -> Renderer {
         .tier("bulk", "rg-bulk")
         .build()
         .expect("LINSTOR backend");
+    let storage = TierPlans::new(storage)
+        .with(TierPlan {
+            name: "fast".into(),
+            resource_group: "rg-fast".into(),
+            storage_pool: Some("lvm-thin".into()),
+        })
+        .with(TierPlan {
+            name: "bulk".into(),
+            resource_group: "rg-bulk".into(),
+            storage_pool: Some("zfs".into()),
+        });
     Renderer::new(
         KubeVirt::builder(client.clone()).build(),
         storage,
         KubeOvn::builder(client.clone()).build(),
         MetalLb::builder(client).build(),
     )
-    .tier_plan(TierPlan {
-        name: "fast".into(),
-        resource_group: "rg-fast".into(),
-        storage_pool: Some("lvm-thin".into()),
-    })
-    .tier_plan(TierPlan {
-        name: "bulk".into(),
-        resource_group: "rg-bulk".into(),
-        storage_pool: Some("zfs".into()),
-    })
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -598,12 +599,8 @@ async fn the_example_tenant_renders_as_the_golden_folder() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/golden/gitops/acme"
     ));
+    // `offline()` already gives the plan of tier `fast` (lvm-thin), the example's tier.
     let manifests = offline()
-        .tier_plan(TierPlan {
-            name: "fast".into(),
-            resource_group: "rg-fast".into(),
-            storage_pool: Some("lvm-thin".into()),
-        })
         .render(&acme(), &acme_spec())
         .await
         .expect("render");

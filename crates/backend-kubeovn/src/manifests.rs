@@ -94,3 +94,41 @@ impl KubeOvn {
         crate::attach::attachments(tenant, interfaces, self.primary_binding)
     }
 }
+
+impl kubecloud_kube::plugin::NetworkManifests for KubeOvn {
+    fn vpc_manifests(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vec<Value>> {
+        KubeOvn::vpc_manifests(self, tenant, spec)
+    }
+
+    fn subnet_manifests(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Vec<Value>> {
+        KubeOvn::subnet_manifests(self, tenant, spec)
+    }
+
+    fn security_group_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<Vec<Value>> {
+        KubeOvn::security_group_manifests(self, tenant, spec)
+    }
+
+    fn ip_reservation_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &IpReservationSpec,
+    ) -> Result<Vec<Value>> {
+        KubeOvn::ip_reservation_manifests(self, tenant, spec)
+    }
+
+    fn service_manifests(&self, tenant: &Tenant, spec: &ServiceSpec) -> Result<Vec<Value>> {
+        KubeOvn::service_manifests(self, tenant, spec)
+    }
+
+    fn interface_attachments(
+        &self,
+        tenant: &Tenant,
+        interfaces: &[kubecloud_core::NetworkInterface],
+    ) -> Vec<kubecloud_core::InterfaceAttachment> {
+        KubeOvn::interface_attachments(self, tenant, interfaces)
+    }
+}

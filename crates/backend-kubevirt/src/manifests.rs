@@ -46,3 +46,14 @@ impl KubeVirt {
         Ok(out)
     }
 }
+
+impl kubecloud_kube::plugin::ComputeManifests for KubeVirt {
+    fn vm_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &VmSpec,
+        attachments: &VmAttachments,
+    ) -> Result<Vec<Value>> {
+        KubeVirt::vm_manifests(self, tenant, spec, attachments)
+    }
+}

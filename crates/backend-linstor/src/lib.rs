@@ -51,3 +51,4 @@ pub mod translate;
 
 pub use builder::{Linstor, LinstorBuilder, Tier};
 pub use kubecloud_core::BlockStorage;
+pub use manifests::TierPlans;

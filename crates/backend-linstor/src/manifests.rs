@@ -4,6 +4,8 @@
 //! pools have room for the replicas — is not a manifest: a folder applied by Flux or Argo CD
 //! skips that check, and the CSI driver reports a volume that cannot be placed on its claim.
 
+use std::collections::BTreeMap;
+
 use kube::api::DynamicObject;
 use kubecloud_core::{Error, Result, Tenant, VolumeSource, VolumeSpec};
 use kubecloud_kube::render::{manifest, stamped};
@@ -83,5 +85,107 @@ impl Linstor {
             out.push(manifest(BACKEND, &claim)?);
         }
         Ok(out)
+    }
+}
+
+/// A LINSTOR backend rendering with tier plans given here rather than read from LINSTOR (for
+/// rendering without a LINSTOR controller); tiers without one are read as
+/// [`Linstor::tier_plan`] does.
+///
+/// ```no_run
+/// # fn demo(storage: kubecloud_linstor::Linstor) {
+/// use kubecloud_linstor::TierPlans;
+/// use kubecloud_linstor::translate::TierPlan;
+/// let offline = TierPlans::new(storage).with(TierPlan {
+///     name: "fast".into(),
+///     resource_group: "rg-fast".into(),
+///     storage_pool: Some("lvm-thin".into()),
+/// });
+/// # let _ = offline;
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TierPlans {
+    storage: Linstor,
+    plans: BTreeMap<String, TierPlan>,
+}
+
+impl TierPlans {
+    /// `storage` with no plan given yet.
+    pub fn new(storage: Linstor) -> Self {
+        Self {
+            storage,
+            plans: BTreeMap::new(),
+        }
+    }
+
+    /// The same, with `plan` given for its tier.
+    pub fn with(mut self, plan: TierPlan) -> Self {
+        self.plans.insert(plan.name.clone(), plan);
+        self
+    }
+
+    /// The plans of the tiers `volumes` use: given, or read from LINSTOR once per tier.
+    async fn plans_for(&self, volumes: &[VolumeSpec]) -> Result<BTreeMap<String, TierPlan>> {
+        let mut plans = self.plans.clone();
+        for (i, volume) in volumes.iter().enumerate() {
+            let tier = volume
+                .tier
+                .as_deref()
+                .unwrap_or(self.storage.default_tier());
+            if plans.contains_key(tier) {
+                continue;
+            }
+            let plan = self
+                .storage
+                .tier_plan(Some(tier))
+                .await
+                .map_err(|e| e.within(&format!("volumes[{i}]")))?;
+            plans.insert(plan.name.clone(), plan);
+        }
+        Ok(plans)
+    }
+}
+
+/// Renders volumes on known tier plans.
+struct Rendering {
+    storage: Linstor,
+    plans: BTreeMap<String, TierPlan>,
+}
+
+impl kubecloud_kube::plugin::VolumeManifests for Rendering {
+    fn volume_manifests(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Vec<Value>> {
+        let tier = self.storage.tier(spec.tier.as_deref())?;
+        let plan = self.plans.get(&tier.name).ok_or_else(|| {
+            Error::invalid("tier", format!("no plan of tier {:?} was read", tier.name))
+        })?;
+        self.storage.volume_manifests(tenant, spec, plan)
+    }
+
+    fn volume_attachment(&self, spec: &VolumeSpec) -> kubecloud_core::VolumeAttachment {
+        translate::volume_attachment(spec)
+    }
+}
+
+#[kubecloud_core::async_trait]
+impl kubecloud_kube::plugin::StorageManifests for TierPlans {
+    async fn volume_renderer(
+        &self,
+        volumes: &[VolumeSpec],
+    ) -> Result<Box<dyn kubecloud_kube::plugin::VolumeManifests>> {
+        Ok(Box::new(Rendering {
+            storage: self.storage.clone(),
+            plans: self.plans_for(volumes).await?,
+        }))
+    }
+}
+
+#[kubecloud_core::async_trait]
+impl kubecloud_kube::plugin::StorageManifests for Linstor {
+    async fn volume_renderer(
+        &self,
+        volumes: &[VolumeSpec],
+    ) -> Result<Box<dyn kubecloud_kube::plugin::VolumeManifests>> {
+        TierPlans::new(self.clone()).volume_renderer(volumes).await
     }
 }

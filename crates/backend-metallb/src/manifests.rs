@@ -66,3 +66,18 @@ impl MetalLb {
         Ok(vec![manifest(BACKEND, &svc)?])
     }
 }
+
+impl kubecloud_kube::plugin::LoadBalancerManifests for MetalLb {
+    fn pool_manifests(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<Vec<Value>> {
+        MetalLb::pool_manifests(self, tenant, spec)
+    }
+
+    fn exposure_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &ExposureSpec,
+        tenant_pools: &[AddressPoolSpec],
+    ) -> Result<Vec<Value>> {
+        MetalLb::exposure_manifests(self, tenant, spec, tenant_pools)
+    }
+}

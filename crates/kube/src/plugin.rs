@@ -3,7 +3,10 @@
 //! resource it sends, and which of those the conformance suite does not exercise, with why).
 //!
 //! Each backend crate exports its [`Rbac`] as `plugin::RBAC`; the facade's `rbac::rules`
-//! combines those of the parts asked for into one ClusterRole.
+//! combines those of the parts asked for into one ClusterRole. For GitOps output, a backend
+//! renders what it would send through the `*Manifests` traits ([`ComputeManifests`],
+//! [`StorageManifests`], [`NetworkManifests`], [`LoadBalancerManifests`]), which the facade's
+//! `gitops::Renderer` takes.
 //!
 //! ```
 //! use kubecloud_kube::plugin::{Need, Part, Rbac};
@@ -15,7 +18,12 @@
 //! assert!(RBAC.needs[0].verbs.contains(&"patch"));
 //! ```
 
-use kubecloud_core::{Error, Result};
+use kubecloud_core::{
+    AddressPoolSpec, Error, ExposureSpec, InterfaceAttachment, IpReservationSpec, NetworkInterface,
+    Result, SecurityGroupSpec, ServiceSpec, SubnetSpec, Tenant, VmAttachments, VmSpec,
+    VolumeAttachment, VolumeSpec, VpcSpec,
+};
+use serde_json::Value;
 
 /// A part of the cloud: which trait a backend implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -113,3 +121,73 @@ pub struct Rbac {
 pub const READ: &[&str] = &["get", "list", "watch"];
 /// Read and write verbs (everything server-side apply, waits and deletion send).
 pub const WRITE: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
+
+/// A compute backend rendering, instead of sending, the objects applying a VM sends (GitOps).
+pub trait ComputeManifests: Send + Sync + std::fmt::Debug {
+    /// The objects applying `spec`, attached as `attachments` say, would send.
+    fn vm_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &VmSpec,
+        attachments: &VmAttachments,
+    ) -> Result<Vec<Value>>;
+}
+
+/// A network backend rendering its objects instead of sending them (GitOps).
+pub trait NetworkManifests: Send + Sync + std::fmt::Debug {
+    /// The objects creating VPC `spec` would send.
+    fn vpc_manifests(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vec<Value>>;
+    /// The objects creating subnet `spec` would send.
+    fn subnet_manifests(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Vec<Value>>;
+    /// The objects creating security group `spec` would send.
+    fn security_group_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<Vec<Value>>;
+    /// The objects reserving `spec` would send.
+    fn ip_reservation_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &IpReservationSpec,
+    ) -> Result<Vec<Value>>;
+    /// The objects creating service `spec` would send.
+    fn service_manifests(&self, tenant: &Tenant, spec: &ServiceSpec) -> Result<Vec<Value>>;
+    /// How `interfaces` attach (what `Network::attach_interfaces` answers), the references not
+    /// checked against the cluster.
+    fn interface_attachments(
+        &self,
+        tenant: &Tenant,
+        interfaces: &[NetworkInterface],
+    ) -> Vec<InterfaceAttachment>;
+}
+
+/// A storage backend rendering volumes instead of creating them (GitOps).
+#[kubecloud_core::async_trait]
+pub trait StorageManifests: Send + Sync + std::fmt::Debug {
+    /// Reads from the storage system what rendering `volumes` needs (each thing once; nothing
+    /// is written), and gives what renders them. Errors name the volume's field
+    /// (`volumes[i].tier`).
+    async fn volume_renderer(&self, volumes: &[VolumeSpec]) -> Result<Box<dyn VolumeManifests>>;
+}
+
+/// Renders volumes (from [`StorageManifests::volume_renderer`]).
+pub trait VolumeManifests: Send + Sync {
+    /// The objects creating `spec` would send.
+    fn volume_manifests(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Vec<Value>>;
+    /// How a VM mounts the volume of `spec` (what `BlockStorage::attach_volume` answers).
+    fn volume_attachment(&self, spec: &VolumeSpec) -> VolumeAttachment;
+}
+
+/// A load-balancer backend rendering its objects instead of sending them (GitOps).
+pub trait LoadBalancerManifests: Send + Sync + std::fmt::Debug {
+    /// The objects creating address pool `spec` would send.
+    fn pool_manifests(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<Vec<Value>>;
+    /// The objects exposing `spec` would send, the tenant's own pools being `tenant_pools`.
+    fn exposure_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &ExposureSpec,
+        tenant_pools: &[AddressPoolSpec],
+    ) -> Result<Vec<Value>>;
+}
