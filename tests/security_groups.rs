@@ -105,6 +105,14 @@ async fn port_shows(ovn: &Northbound, expected: (&[&str], bool, bool)) {
     }
 }
 
+/// VPC `main` with subnet `web` (10.20.0.0/24), through the handle.
+async fn web_subnet(acme: &TenantHandle) {
+    let net = acme.network();
+    net.create_vpc(&VpcSpec::named("main")).await.unwrap();
+    let web = SubnetSpec::new("web", "main", "10.20.0.0/24".parse().unwrap());
+    net.create_subnet(&web).await.unwrap();
+}
+
 async fn converge(acme: &TenantHandle, spec: &TenantSpec) {
     let plan = acme.plan(spec).await.expect("plan");
     acme.apply(&plan, ApplyOptions::default())
@@ -165,14 +173,7 @@ async fn a_group_set_through_the_handle_is_enforced_and_cannot_be_deleted_while_
     let s = stack(Latency::None, 0).await;
     let acme = s.cloud.tenant("acme").unwrap();
     let net = acme.network();
-    net.create_vpc(&VpcSpec::named("main")).await.unwrap();
-    net.create_subnet(&SubnetSpec::new(
-        "web",
-        "main",
-        "10.20.0.0/24".parse().unwrap(),
-    ))
-    .await
-    .unwrap();
+    web_subnet(&acme).await;
     net.create_security_group(&ssh_only(vec![Rule::allow_tcp(22)]))
         .await
         .unwrap();
@@ -206,15 +207,7 @@ async fn a_group_set_through_the_handle_is_enforced_and_cannot_be_deleted_while_
 async fn a_vm_naming_a_missing_group_is_refused_before_anything_is_sent() {
     let s = stack(Latency::None, 0).await;
     let acme = s.cloud.tenant("acme").unwrap();
-    let net = acme.network();
-    net.create_vpc(&VpcSpec::named("main")).await.unwrap();
-    net.create_subnet(&SubnetSpec::new(
-        "web",
-        "main",
-        "10.20.0.0/24".parse().unwrap(),
-    ))
-    .await
-    .unwrap();
+    web_subnet(&acme).await;
     let err = acme.vms().apply(&guarded(&["nope"])).await.unwrap_err();
     assert!(
         matches!(&err, Error::NotFound { kind: ResourceKind::SecurityGroup, name } if name == "nope"),

@@ -99,6 +99,36 @@ fn group(ingress: Vec<Rule>) -> SecurityGroupSpec {
     }
 }
 
+/// The port of VM `guarded`'s interface `eth0`, as the probe sees it.
+struct Guarded<'a> {
+    probe: &'a dyn PortProbe,
+    tenant: &'a Tenant,
+    params: &'a Params,
+}
+
+impl Guarded<'_> {
+    /// Waits until the port is in `groups` and lets tcp/22 and tcp/80 from outside through as
+    /// `ssh` and `http` say.
+    async fn shows(&self, groups: &[&str], ssh: bool, http: bool, step: &str) {
+        let peer: IpAddr = "203.0.113.9".parse().expect("an address");
+        let verdicts = [
+            (Packet::tcp_in(22, peer), ssh),
+            (Packet::tcp_in(80, peer), http),
+        ];
+        let (probe, tenant, params) = (self.probe, self.tenant, self.params);
+        wait_port(
+            probe,
+            tenant,
+            "guarded",
+            "eth0",
+            (groups, &verdicts),
+            params,
+            step,
+        )
+        .await;
+    }
+}
+
 /// A VM interface's groups are in force on its port (tcp/22 allowed and tcp/80 dropped by an
 /// "ssh only" group, from anywhere); the VM leaving the group, the group's rules changing and
 /// the VM rejoining are each reflected; deleting a group a VM uses is refused; an interface in
@@ -118,12 +148,10 @@ pub async fn security_groups_in_force_on_ports(
         Ok(boot) => boot,
         Err(why) => return Outcome::Skipped(why),
     };
-    let peer: IpAddr = "203.0.113.9".parse().expect("an address");
-    let verdicts = |ssh: bool, http: bool| {
-        [
-            (Packet::tcp_in(22, peer), ssh),
-            (Packet::tcp_in(80, peer), http),
-        ]
+    let port = Guarded {
+        probe,
+        tenant,
+        params,
     };
     vpc_and_subnet(network, tenant, "main", "guarded", params.subnet_block(13)).await;
     network
@@ -142,18 +170,8 @@ pub async fn security_groups_in_force_on_ports(
     };
     apply_running(target, tenant, &vm(&["ssh-only"]), params).await;
     let in_group: &[&str] = &["ssh-only"];
-    let v = verdicts(true, false);
-    let step = "a vm in an ssh-only group";
-    wait_port(
-        probe,
-        tenant,
-        "guarded",
-        "eth0",
-        (in_group, &v[..]),
-        params,
-        step,
-    )
-    .await;
+    port.shows(in_group, true, false, "a vm in an ssh-only group")
+        .await;
 
     let err = network
         .delete_security_group(tenant, "ssh-only")
@@ -168,49 +186,29 @@ pub async fn security_groups_in_force_on_ports(
     apply_vm(target, tenant, &vm(&[]))
         .await
         .or_fail("apply vm \"guarded\" without groups");
-    let v = verdicts(true, true);
-    let step = "a vm that left its group (no group: all traffic)";
-    wait_port(
-        probe,
-        tenant,
-        "guarded",
-        "eth0",
-        (&[], &v[..]),
-        params,
-        step,
+    port.shows(
+        &[],
+        true,
+        true,
+        "a vm that left its group (no group: all traffic)",
     )
     .await;
 
     apply_vm(target, tenant, &vm(&["ssh-only"]))
         .await
         .or_fail("apply vm \"guarded\" back in its group");
-    let v = verdicts(true, false);
-    let step = "a vm back in its group";
-    wait_port(
-        probe,
-        tenant,
-        "guarded",
-        "eth0",
-        (in_group, &v[..]),
-        params,
-        step,
-    )
-    .await;
+    port.shows(in_group, true, false, "a vm back in its group")
+        .await;
 
     network
         .update_security_group(tenant, &group(vec![Rule::allow_tcp(80)]))
         .await
         .or_fail("update security group \"ssh-only\" to allow tcp/80 only");
-    let v = verdicts(false, true);
-    let step = "a group whose rule changed from tcp/22 to tcp/80";
-    wait_port(
-        probe,
-        tenant,
-        "guarded",
-        "eth0",
-        (in_group, &v[..]),
-        params,
-        step,
+    port.shows(
+        in_group,
+        false,
+        true,
+        "a group whose rule changed from tcp/22 to tcp/80",
     )
     .await;
 
@@ -218,18 +216,8 @@ pub async fn security_groups_in_force_on_ports(
         .update_security_group(tenant, &group(vec![]))
         .await
         .or_fail("update security group \"ssh-only\" to no rule");
-    let v = verdicts(false, false);
-    let step = "a group without rules";
-    wait_port(
-        probe,
-        tenant,
-        "guarded",
-        "eth0",
-        (in_group, &v[..]),
-        params,
-        step,
-    )
-    .await;
+    port.shows(in_group, false, false, "a group without rules")
+        .await;
 
     let compute = target.compute.expect("checked above");
     delete_vm_gone(compute, tenant, "guarded", params).await;
