@@ -1,21 +1,81 @@
 //! What a Kubernetes backend tells the facade about itself, so the facade names no backend:
-//! which part of the cloud it is ([`Part`]) and the RBAC it needs ([`Rbac`]: every verb on every
-//! resource it sends, and which of those the conformance suite does not exercise, with why).
+//! which part of the cloud it is ([`Part`]), the RBAC it needs ([`Rbac`]: every verb on every
+//! resource it sends, and which of those the conformance suite does not exercise, with why),
+//! and how it renders what it would send for GitOps output (the `*Manifests` traits:
+//! [`ComputeManifests`], [`StorageManifests`], [`NetworkManifests`],
+//! [`LoadBalancerManifests`]). The facade's `rbac::rules` combines the backends' [`Rbac`], and
+//! its `gitops::Renderer` takes any `*Manifests` implementations.
 //!
-//! Each backend crate exports its [`Rbac`] as `plugin::RBAC`; the facade's `rbac::rules`
-//! combines those of the parts asked for into one ClusterRole. For GitOps output, a backend
-//! renders what it would send through the `*Manifests` traits ([`ComputeManifests`],
-//! [`StorageManifests`], [`NetworkManifests`], [`LoadBalancerManifests`]), which the facade's
-//! `gitops::Renderer` takes.
+//! # Adding a backend
+//!
+//! A backend is a crate of the same shape as `crates/backend-*`, plus one feature line in the
+//! root `Cargo.toml` and one line in the facade's `src/backends.rs`:
+//!
+//! 1. **The trait** of its part (`Compute`, `BlockStorage`, `Network` or `LoadBalancer` of
+//!    `kubecloud-core`), in `driver.rs`, with `capabilities.rs` honest about what it can do
+//!    (the facade refuses what a capability says it cannot, before calling it).
+//!    - A network answers `attach_interfaces` with `kubecloud_core::InterfaceAttachment`s:
+//!      the network selection, binding, pod annotations (and which of them it reads live, such
+//!      as security groups) and what it guarantees. The compute backend applies exactly that;
+//!      it never reads another system's API.
+//!    - A storage backend answers `attach_volume` (claim and access) and imports through
+//!      [`crate::cdi`]; which VM uses a volume is the compute backend's `volume_users`.
+//! 2. **Pure translation** in `translate.rs` (domain spec to objects, golden-tested and
+//!    validated against the upstream schemas), all I/O through this crate's [`crate::Writer`]
+//!    (server-side apply, shared watches, retries, ownership checks).
+//! 3. **`plugin.rs`** with `pub const RBAC: Rbac` (the facade's `tests/rbac.rs` checks it
+//!    allows every request the conformance suite makes, and that every rule is used or listed
+//!    in `not_exercised`), and the `*Manifests` trait of its part in `manifests.rs` (GitOps).
+//! 4. **Doubles and conformance**: a simulated controller of its system in `crates/testkit`,
+//!    written from the upstream source (cited in its module docs) and acting only through the
+//!    API; the shared conformance suite (`kubecloud_core::conformance`) run against it, with a
+//!    `PortProbe` when the network enforces security groups; the whole-stack tests with it.
+//! 5. **Connecting**: `Cloud::connect` still builds the four shipped backends in the facade's
+//!    `src/connect/` (discovery of the systems, LINSTOR's endpoint and tiers); a new backend is
+//!    composed with `Cloud::builder()` until connecting becomes a plug-in too.
+//!
+//! A worked example: the plug-in side of a load balancer on a made-up `example.io` API.
 //!
 //! ```
-//! use kubecloud_kube::plugin::{Need, Part, Rbac};
-//! const RBAC: Rbac = Rbac {
+//! use kubecloud_core::{AddressPoolSpec, ExposureSpec, Result, Tenant};
+//! use kubecloud_kube::plugin::{LoadBalancerManifests, Need, Part, Rbac, Unexercised, WRITE};
+//! use serde_json::{Value, json};
+//!
+//! /// What the backend sends: pools it applies and watches, and Services it reads.
+//! pub const RBAC: Rbac = Rbac {
 //!     part: Part::LoadBalancer,
-//!     needs: &[Need { group: "example.io", resources: &["pools"], verbs: &["get", "patch"] }],
-//!     not_exercised: &[],
+//!     needs: &[
+//!         Need { group: "example.io", resources: &["pools"], verbs: WRITE },
+//!         Need { group: "", resources: &["services"], verbs: &["get", "list", "watch"] },
+//!     ],
+//!     not_exercised: &[Unexercised {
+//!         group: "example.io",
+//!         resource: "pools",
+//!         verb: "delete",
+//!         why: "the suite's pools are never deleted while used",
+//!     }],
 //! };
-//! assert!(RBAC.needs[0].verbs.contains(&"patch"));
+//!
+//! #[derive(Debug)]
+//! struct ExampleLb;
+//!
+//! impl LoadBalancerManifests for ExampleLb {
+//!     fn pool_manifests(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<Vec<Value>> {
+//!         spec.validate()?;
+//!         let name = kubecloud_kube::names::cluster_scoped(tenant, &spec.name);
+//!         Ok(vec![json!({"apiVersion": "example.io/v1", "kind": "Pool", "metadata": {"name": name}})])
+//!     }
+//!     fn exposure_manifests(&self, _: &Tenant, _: &ExposureSpec, _: &[AddressPoolSpec])
+//!         -> Result<Vec<Value>> {
+//!         Ok(Vec::new())
+//!     }
+//! }
+//!
+//! let pool = AddressPoolSpec::l2("public", vec![kubecloud_core::AddressBlock::Cidr("192.0.2.0/28".parse().unwrap())]);
+//! let objects = ExampleLb.pool_manifests(&Tenant::new("acme")?, &pool)?;
+//! assert_eq!(objects[0]["metadata"]["name"], "acme-public");
+//! assert_eq!(RBAC.part, Part::LoadBalancer);
+//! # Ok::<(), kubecloud_core::Error>(())
 //! ```
 
 use kubecloud_core::{
