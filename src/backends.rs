@@ -1,7 +1,8 @@
 //! The Kubernetes backends of this build, one line each behind its cargo feature: what the
-//! facade's generic parts (RBAC) read instead of naming backends. A new backend crate adds its
-//! feature in `Cargo.toml` and its line here.
+//! facade's generic parts (RBAC, connecting) read instead of naming backends. A new backend
+//! crate adds its feature in `Cargo.toml` and its lines here.
 
+use kubecloud_kube::connect::Connector;
 use kubecloud_kube::plugin::Rbac;
 
 /// Every backend's RBAC.
@@ -14,4 +15,16 @@ pub(crate) const RBAC: &[Rbac] = &[
     kubecloud_kubeovn::plugin::RBAC,
     #[cfg(feature = "metallb")]
     kubecloud_metallb::plugin::RBAC,
+];
+
+/// Every backend's connector (one per part).
+pub(crate) const CONNECTORS: &[&dyn Connector] = &[
+    #[cfg(feature = "kubevirt")]
+    &kubecloud_kubevirt::plugin::CONNECTOR,
+    #[cfg(feature = "linstor")]
+    &kubecloud_linstor::connect::CONNECTOR,
+    #[cfg(feature = "kubeovn")]
+    &kubecloud_kubeovn::plugin::CONNECTOR,
+    #[cfg(feature = "metallb")]
+    &kubecloud_metallb::plugin::CONNECTOR,
 ];

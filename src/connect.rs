@@ -5,77 +5,43 @@
 //! 1. the Kubernetes client: the kubeconfig path and context of the options, else inferred as
 //!    kubectl does (`KUBECONFIG`, `~/.kube/config`, in-cluster service account);
 //! 2. one round of API discovery (`GET /apis`, aggregated discovery) tells which systems are
-//!    installed ([`Installed`](crate::connect::Installed));
-//! 3. for storage, the LINSTOR controller as Piraeus deploys it ([`LinstorEndpoint::discover`](crate::connect::LinstorEndpoint::discover),
-//!    unless [`ConnectOptions::linstor`] names it) and the tiers from the LINSTOR StorageClasses
-//!    (unless [`ConnectOptions::tier`] names them);
-//! 4. each backend is built with what the installed versions offer: without CDI no http(s)
-//!    imports, without the snapshot CRDs no (VM) snapshots, without Multus no secondary subnets.
+//!    installed ([`Installed`]);
+//! 3. each part's backend is built by its [`Connector`] (from the backend's crate, listed in
+//!    `src/backends.rs`) with what the installed versions offer and the backend's settings on
+//!    the options (its crate's extension trait, e.g. `kubecloud::linstor::connect::LinstorConnect`
+//!    for the LINSTOR controller and tiers): without CDI no http(s) imports, without the snapshot
+//!    CRDs no (VM) snapshots, without Multus no secondary subnets.
 //!
 //! A part whose system is missing is an error naming the system, unless
 //! [`ConnectOptions::allow_missing`] allows it: the part is then an [`Absent`] backend.
 
-mod build;
-mod installed;
-mod linstor;
-mod options;
-mod tiers;
+use kubecloud_core::{Error, Result};
 
-use kubecloud_core::Result;
-
-pub use installed::{Installed, System};
-pub use linstor::{
-    CONTROLLER_SELECTOR, CONTROLLER_SERVICE, DEFAULT_CLIENT_SECRET, LinstorEndpoint, LinstorTls,
-    PIRAEUS_NAMESPACE,
+pub use kubecloud_kube::connect::{
+    Built, ConnectOptions, Connector, Installed, System, VOLUME_SNAPSHOTS,
 };
-pub use options::ConnectOptions;
-pub use tiers::{FoundTiers, PROVISIONER};
-
-use crate::Cloud;
-
 /// A part of the cloud: one of the four backends (defined in `kubecloud_kube::plugin`).
 pub use kubecloud_kube::plugin::Part;
 
-/// What [`discover`] found: the systems installed and, for storage, where LINSTOR is and which
-/// tiers it offers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Discovered {
-    /// The systems the cluster serves.
-    pub installed: Installed,
-    /// The LINSTOR controller (given or found), or why there is none.
-    pub linstor: std::result::Result<LinstorEndpoint, String>,
-    /// The tiers (given or read from StorageClasses).
-    pub tiers: FoundTiers,
-}
+use crate::{Absent, Cloud};
 
-/// Discovers what [`Cloud::connect_with`] would build on, without building it: one discovery
-/// round, then the LINSTOR controller and tiers when storage is asked for.
-pub async fn discover(client: &kube::Client, options: &ConnectOptions) -> Result<Discovered> {
-    let installed = Installed::discover(client).await?;
-    let linstor = match (&options.linstor, installed.missing(System::Piraeus)) {
-        (Some(given), _) => Ok(given.clone()),
-        (None, Some(missing)) => Err(format!("LINSTOR was not found: {missing}")),
-        (None, None) => match LinstorEndpoint::discover(client).await {
-            Ok(found) => Ok(found),
-            Err(e) if options.is_required(Part::Storage) => return Err(e),
-            Err(e) => Err(e.to_string()),
-        },
-    };
-    let tiers = if !options.tiers.is_empty() {
-        FoundTiers {
-            tiers: options.tiers.clone(),
-            default: None,
-        }
-    } else if linstor.is_ok() {
-        tiers::from_storage_classes(client).await?
-    } else {
-        FoundTiers::default()
-    };
-    Ok(Discovered {
-        installed,
-        linstor,
-        tiers,
-    })
+/// The error for a required part whose system is missing, or the [`Absent`] stand-in.
+fn missing(part: Part, reason: String, options: &ConnectOptions) -> Result<Absent> {
+    if options.is_required(part) {
+        let hint = format!(
+            "{reason} (the {} part needs it; allow_missing({:?}) connects without it)",
+            part.name(),
+            part
+        );
+        return Err(Error::Backend {
+            backend: "kubernetes".into(),
+            message: hint,
+            temporary: false,
+            source: None,
+        });
+    }
+    tracing::info!(part = part.name(), %reason, "connecting without this part");
+    Ok(Absent::new(part.name(), &reason))
 }
 
 impl Cloud {
@@ -99,8 +65,8 @@ impl Cloud {
         Self::connect_with(client, options).await
     }
 
-    /// Connects through `client`: discovers what is installed (one discovery round), finds
-    /// LINSTOR and builds each backend with the capabilities the cluster offers.
+    /// Connects through `client`: discovers what is installed (one discovery round), then has
+    /// each part's backend built by its connector with the capabilities the cluster offers.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")]
@@ -111,7 +77,42 @@ impl Cloud {
     /// # let _ = cloud; Ok(()) }
     /// ```
     pub async fn connect_with(client: kube::Client, options: ConnectOptions) -> Result<Cloud> {
-        let found = discover(&client, &options).await?;
-        build::build(client, &options, &found)
+        let installed = Installed::discover(&client).await?;
+        let mut cloud = Cloud::builder();
+        for part in Part::ALL {
+            let connector = crate::backends::CONNECTORS
+                .iter()
+                .find(|c| c.part() == part);
+            let built = match connector {
+                Some(c) => c.connect(&client, &installed, &options).await?,
+                None => Err(format!("this build has no {} backend", part.name())),
+            };
+            cloud = match built {
+                Ok(Built::Compute(b)) if part == Part::Compute => cloud.compute_arc(b),
+                Ok(Built::Storage(b)) if part == Part::Storage => cloud.storage_arc(b),
+                Ok(Built::Network(b)) if part == Part::Network => cloud.network_arc(b),
+                Ok(Built::LoadBalancer(b)) if part == Part::LoadBalancer => {
+                    cloud.load_balancer_arc(b)
+                }
+                Ok(other) => {
+                    return Err(Error::Backend {
+                        backend: "kubernetes".into(),
+                        message: format!("the {} connector built {other:?}", part.name()),
+                        temporary: false,
+                        source: None,
+                    });
+                }
+                Err(reason) => {
+                    let absent = missing(part, reason, &options)?;
+                    match part {
+                        Part::Compute => cloud.compute(absent),
+                        Part::Storage => cloud.storage(absent),
+                        Part::Network => cloud.network(absent),
+                        Part::LoadBalancer => cloud.load_balancer(absent),
+                    }
+                }
+            };
+        }
+        cloud.build()
     }
 }

@@ -9,7 +9,10 @@ mod common {
 use std::time::Duration;
 
 use common::stack::stack;
-use kubecloud::connect::{LinstorEndpoint, LinstorTls, System, discover};
+use kubecloud::connect::Installed;
+use kubecloud::linstor::connect::{
+    LinstorConnect, LinstorEndpoint, LinstorTls, PIRAEUS, from_storage_classes,
+};
 use kubecloud::{ApplyOptions, Cloud, ConnectOptions, Error, Part, TenantSpec};
 use kubecloud_testkit::linstor::{LinstorServer, TestPki};
 use kubecloud_testkit::schema::Catalog;
@@ -316,11 +319,13 @@ async fn linstor_is_found_through_its_service_and_client_tls_secret() {
         .await
         .expect("Kubernetes double");
 
-    let found = discover(&kube.client(), &ConnectOptions::new())
+    let installed = Installed::discover(&kube.client())
         .await
-        .expect("discover");
-    assert!(found.installed.has(System::Piraeus));
-    let endpoint = found.linstor.clone().expect("LINSTOR found");
+        .expect("discovery");
+    assert!(installed.has(&PIRAEUS));
+    let endpoint = LinstorEndpoint::discover(&kube.client())
+        .await
+        .expect("LINSTOR found");
     assert_eq!(
         endpoint.url,
         "https://linstor-controller.piraeus-datastore.svc:3371"
@@ -337,7 +342,8 @@ async fn linstor_is_found_through_its_service_and_client_tls_secret() {
         !format!("{endpoint:?}").contains("PRIVATE KEY"),
         "the key stays out of Debug"
     );
-    assert_eq!(found.tiers.tiers, [("replicated".into(), "rg-fast".into())]);
+    let tiers = from_storage_classes(&kube.client()).await.expect("tiers");
+    assert_eq!(tiers.tiers, [("replicated".into(), "rg-fast".into())]);
 
     // The Service's DNS name resolves inside a cluster only: reach the double at its address
     // with the TLS material discovery read from the Secret.
@@ -435,13 +441,15 @@ async fn a_failing_discovery_is_retried_then_reported_as_temporary() {
 
 #[test]
 fn an_older_server_without_aggregated_discovery_is_understood() {
-    use kubecloud::connect::Installed;
     let plain = r#"{"kind":"APIGroupList","apiVersion":"v1","groups":[
         {"name":"kubevirt.io","versions":[{"groupVersion":"kubevirt.io/v1","version":"v1"}]},
         {"name":"metallb.io","versions":[{"groupVersion":"metallb.io/v1beta2","version":"v1beta2"}]}]}"#;
     let installed = Installed::from_document(plain).unwrap();
-    assert!(installed.has(System::KubeVirt));
-    assert!(!installed.has(System::MetalLb), "v1beta1 is not served");
+    assert!(installed.has(&kubecloud::kubevirt::plugin::KUBEVIRT));
+    assert!(
+        !installed.has(&kubecloud::metallb::plugin::METALLB),
+        "v1beta1 is not served"
+    );
     assert!(Installed::from_document(r#"{"kind":"Status"}"#).is_err());
 }
 

@@ -2,7 +2,8 @@
 //! built by [`Cloud::connect_with`] from what the cluster has installed.
 
 use kubecloud::Cloud;
-use kubecloud::connect::{ConnectOptions, LinstorEndpoint};
+use kubecloud::connect::ConnectOptions;
+use kubecloud::linstor::connect::{LinstorConnect, LinstorEndpoint};
 
 /// Connects to the cluster behind `client`: one round of API discovery decides which systems
 /// (KubeVirt, CDI, Kube-OVN, Multus, MetalLB, snapshot CRDs, Piraeus) back the cloud, LINSTOR is

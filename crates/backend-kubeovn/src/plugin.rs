@@ -2,6 +2,8 @@
 //! and the RBAC it needs, read from its driver and from `kubecloud-kube`: Kube-OVN + Multus (all
 //! Kube-OVN kinds kubecloud uses are cluster-scoped).
 
+use kubecloud_core::Result;
+use kubecloud_kube::connect::{Built, ConnectOptions, Connector, Installed, System};
 use kubecloud_kube::plugin::{Need, Part, Rbac, Unexercised, WRITE};
 
 const MULTUS: &str = "secondary subnets are Multus attachments; the suite's subnets are primary";
@@ -92,3 +94,47 @@ const NOT_EXERCISED: &[Unexercised] = &[
         why: POD_OWNER,
     },
 ];
+
+/// Kube-OVN (`kubeovn.io/v1`): networks.
+pub const KUBE_OVN: System = System {
+    name: "Kube-OVN",
+    group: "kubeovn.io",
+    version: "v1",
+};
+
+/// Multus (`k8s.cni.cncf.io/v1`): secondary subnets.
+pub const MULTUS_CNI: System = System {
+    name: "Multus",
+    group: "k8s.cni.cncf.io",
+    version: "v1",
+};
+
+/// Builds the Kube-OVN backend when connecting: Kube-OVN must be served; secondary subnets
+/// need Multus.
+pub const CONNECTOR: KubeOvnConnector = KubeOvnConnector;
+
+/// The [`Connector`] of the Kube-OVN backend.
+#[derive(Clone, Copy, Debug)]
+pub struct KubeOvnConnector;
+
+#[kubecloud_core::async_trait]
+impl Connector for KubeOvnConnector {
+    fn part(&self) -> Part {
+        Part::Network
+    }
+
+    async fn connect(
+        &self,
+        client: &kube::Client,
+        installed: &Installed,
+        _: &ConnectOptions,
+    ) -> Result<std::result::Result<Built, String>> {
+        if let Some(reason) = installed.missing(&KUBE_OVN) {
+            return Ok(Err(reason));
+        }
+        let backend = crate::KubeOvn::builder(client.clone())
+            .secondary_subnets(installed.has(&MULTUS_CNI))
+            .build();
+        Ok(Ok(Built::Network(std::sync::Arc::new(backend))))
+    }
+}

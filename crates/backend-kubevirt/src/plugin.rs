@@ -1,6 +1,10 @@
 //! What this backend tells the facade about itself (see [`kubecloud_kube::plugin`]): the part it is
 //! and the RBAC it needs, read from its driver and from `kubecloud-kube`: KubeVirt + CDI.
 
+use kubecloud_core::Result;
+use kubecloud_kube::connect::{
+    Built, ConnectOptions, Connector, Installed, System, VOLUME_SNAPSHOTS,
+};
 use kubecloud_kube::plugin::{Need, Part, READ, Rbac, Unexercised, WRITE};
 
 const SECRETS: &str = "cloud-init and SSH keys are Secrets; the suite's VMs have no cloud-init";
@@ -118,3 +122,48 @@ const NOT_EXERCISED: &[Unexercised] = &[
         why: SECRETS,
     },
 ];
+
+/// KubeVirt (`kubevirt.io/v1`): compute.
+pub const KUBEVIRT: System = System {
+    name: "KubeVirt",
+    group: "kubevirt.io",
+    version: "v1",
+};
+
+/// KubeVirt's snapshot API (`snapshot.kubevirt.io/v1beta1`): whole-VM snapshots.
+pub const KUBEVIRT_SNAPSHOTS: System = System {
+    name: "KubeVirt snapshots",
+    group: "snapshot.kubevirt.io",
+    version: "v1beta1",
+};
+
+/// Builds the KubeVirt backend when connecting: KubeVirt must be served; imports need CDI and
+/// VM snapshots KubeVirt's snapshot API and the volume snapshot CRDs.
+pub const CONNECTOR: KubeVirtConnector = KubeVirtConnector;
+
+/// The [`Connector`] of the KubeVirt backend.
+#[derive(Clone, Copy, Debug)]
+pub struct KubeVirtConnector;
+
+#[kubecloud_core::async_trait]
+impl Connector for KubeVirtConnector {
+    fn part(&self) -> Part {
+        Part::Compute
+    }
+
+    async fn connect(
+        &self,
+        client: &kube::Client,
+        installed: &Installed,
+        _: &ConnectOptions,
+    ) -> Result<std::result::Result<Built, String>> {
+        if let Some(reason) = installed.missing(&KUBEVIRT) {
+            return Ok(Err(reason));
+        }
+        let backend = crate::KubeVirt::builder(client.clone())
+            .http_import(installed.has(&kubecloud_kube::cdi::SYSTEM))
+            .vm_snapshots(installed.has(&KUBEVIRT_SNAPSHOTS) && installed.has(&VOLUME_SNAPSHOTS))
+            .build();
+        Ok(Ok(Built::Compute(std::sync::Arc::new(backend))))
+    }
+}

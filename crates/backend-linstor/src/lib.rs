@@ -42,6 +42,7 @@
 
 mod builder;
 pub mod capabilities;
+pub mod connect;
 mod driver;
 mod manifests;
 pub mod plugin;

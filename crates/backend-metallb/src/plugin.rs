@@ -2,6 +2,8 @@
 //! and the RBAC it needs, read from its driver and from `kubecloud-kube`: MetalLB (its objects live
 //! in MetalLB's namespace).
 
+use kubecloud_core::Result;
+use kubecloud_kube::connect::{Built, ConnectOptions, Connector, Installed, System};
 use kubecloud_kube::plugin::{Need, Part, Rbac, Unexercised, WRITE};
 
 const SECRETS: &str = "BGP passwords are Secrets; the suite's BGP peers have no password";
@@ -126,3 +128,70 @@ const NOT_EXERCISED: &[Unexercised] = &[
         why: BGP_EXTRAS,
     },
 ];
+
+/// MetalLB (`metallb.io/v1beta1`): load balancing.
+pub const METALLB: System = System {
+    name: "MetalLB",
+    group: "metallb.io",
+    version: "v1beta1",
+};
+
+/// The namespace MetalLB runs in, given instead of the default (see [`MetalLbConnect`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetalLbNamespace(pub String);
+
+/// MetalLB's settings on [`ConnectOptions`].
+///
+/// ```
+/// use kubecloud_kube::connect::ConnectOptions;
+/// use kubecloud_metallb::plugin::{MetalLbConnect, MetalLbNamespace};
+/// let options = ConnectOptions::new().metallb_namespace("lb-system");
+/// assert_eq!(options.setting::<MetalLbNamespace>(), Some(&MetalLbNamespace("lb-system".into())));
+/// ```
+pub trait MetalLbConnect: Sized {
+    /// The namespace MetalLB runs in (default `metallb-system`).
+    fn metallb_namespace(self, namespace: impl Into<String>) -> Self;
+}
+
+impl MetalLbConnect for ConnectOptions {
+    fn metallb_namespace(self, namespace: impl Into<String>) -> Self {
+        self.with(MetalLbNamespace(namespace.into()))
+    }
+}
+
+/// Builds the MetalLB backend when connecting: MetalLB must be served; BGP peers are sent as
+/// `v1beta2` (MetalLB 0.14+) when that version is served.
+pub const CONNECTOR: MetalLbConnector = MetalLbConnector;
+
+/// The [`Connector`] of the MetalLB backend.
+#[derive(Clone, Copy, Debug)]
+pub struct MetalLbConnector;
+
+#[kubecloud_core::async_trait]
+impl Connector for MetalLbConnector {
+    fn part(&self) -> Part {
+        Part::LoadBalancer
+    }
+
+    async fn connect(
+        &self,
+        client: &kube::Client,
+        installed: &Installed,
+        options: &ConnectOptions,
+    ) -> Result<std::result::Result<Built, String>> {
+        if let Some(reason) = installed.missing(&METALLB) {
+            return Ok(Err(reason));
+        }
+        let bgp = installed
+            .versions(METALLB.group)
+            .iter()
+            .any(|v| v == "v1beta2");
+        let mut backend = crate::MetalLb::builder(client.clone()).bgp(bgp);
+        if let Some(MetalLbNamespace(ns)) = options.setting::<MetalLbNamespace>() {
+            backend = backend.namespace(ns.clone());
+        }
+        Ok(Ok(Built::LoadBalancer(std::sync::Arc::new(
+            backend.build(),
+        ))))
+    }
+}

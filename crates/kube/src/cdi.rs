@@ -18,6 +18,13 @@ use kube::core::GroupVersionKind;
 use kubecloud_core::{AccessMode, VolumeMode};
 use serde_json::{Value, json};
 
+/// CDI (`cdi.kubevirt.io/v1beta1`): imports from http(s) URLs.
+pub const SYSTEM: crate::connect::System = crate::connect::System {
+    name: "CDI",
+    group: "cdi.kubevirt.io",
+    version: "v1beta1",
+};
+
 /// The API version of CDI's `DataVolume`.
 pub const API_VERSION: &str = "cdi.kubevirt.io/v1beta1";
 

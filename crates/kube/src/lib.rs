@@ -43,6 +43,7 @@ mod retry;
 mod wait;
 
 pub mod cdi;
+pub mod connect;
 pub mod plugin;
 
 pub use apply::{APPLIED_HASH, Writer, applied_hash, holds, is_subset};
