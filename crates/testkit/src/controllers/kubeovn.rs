@@ -86,19 +86,15 @@ impl KubeOvnController {
         self.northbound.clone()
     }
 
-    /// Puts every port of the pod of `ev` (one per provider it is allocated on) in step with
-    /// the pod's security-group and port-security annotations.
-    fn sync_pod_ports(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
-        let ns = ev.namespace.clone().unwrap_or_default();
-        let Some(pod) = api.get_opt("v1", "Pod", Some(&ns), &ev.name)? else {
-            return Ok(());
-        };
-        if terminating(&pod) {
-            return Ok(());
-        }
+    /// Puts every port of the live `pod` (one per provider it is allocated on) in step with the
+    /// pod's security-group and port-security annotations. An allocation made just now is
+    /// patched onto the pod and comes back as its next event.
+    fn sync_pod_ports(&self, pod: &Value) {
+        let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = name_of(pod);
         let key = pod["metadata"]["labels"][VM_LABEL]
             .as_str()
-            .unwrap_or(&ev.name)
+            .unwrap_or(name)
             .to_string();
         let annotations = &pod["metadata"]["annotations"];
         for (k, v) in annotations.as_object().into_iter().flatten() {
@@ -115,7 +111,6 @@ impl KubeOvnController {
             };
             self.northbound.sync_port(&port, annotations, provider);
         }
-        Ok(())
     }
 }
 
@@ -555,7 +550,9 @@ impl KubeOvnController {
         Ok(out)
     }
 
-    fn reconcile_pod(api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    /// Allocates for the pod of `ev` (or frees what a gone pod held); the live pod as read,
+    /// when it is there and not terminating.
+    fn reconcile_pod(api: &Cluster, ev: &ObjectEvent) -> Result<Option<Value>, ControllerError> {
         let ns = ev.namespace.clone().unwrap_or_default();
         let vm = ev.object["metadata"]["labels"][VM_LABEL]
             .as_str()
@@ -579,14 +576,14 @@ impl KubeOvnController {
                 {
                     Self::delete_ips_of(api, &ns, &vm, true)?;
                 }
-                return Ok(());
+                return Ok(None);
             }
         };
         let key = vm.clone().unwrap_or_else(|| ev.name.clone());
         for (provider, subnet) in Self::requests(api, &pod)? {
             Self::allocate_for_pod(api, &pod, &ns, &key, vm.is_some(), &provider, &subnet)?;
         }
-        Ok(())
+        Ok(Some(pod))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -957,8 +954,10 @@ impl Controller for KubeOvnController {
                 Self::reconcile_ip(api, ev)
             }
             "pods" => {
-                Self::reconcile_pod(api, ev)?;
-                self.sync_pod_ports(api, ev)
+                if let Some(pod) = Self::reconcile_pod(api, ev)? {
+                    self.sync_pod_ports(&pod);
+                }
+                Ok(())
             }
             "security-groups" => {
                 let current = api.get_opt(API, "SecurityGroup", None, &ev.name)?;
