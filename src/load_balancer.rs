@@ -43,9 +43,35 @@ impl<'a> TenantLoadBalancer<'a> {
 
     /// Creates an address pool owned by the tenant.
     pub async fn create_pool(&self, spec: &AddressPoolSpec) -> Result<AddressPool> {
+        self.check_pool("load_balancer.create_pool", spec)?;
+        self.backend.create_pool(self.tenant, spec).await
+    }
+
+    /// Changes a pool the tenant owns in place: its announcement (peers, their timers and
+    /// passwords, communities) and `autoAssign`. A password rotation is an ordinary update;
+    /// changing its addresses is refused naming the field (see [`LoadBalancer::update_pool`]).
+    ///
+    /// ```
+    /// use kubecloud::{AddressBlock, AddressPoolSpec, Cloud};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kubecloud::Result<()> {
+    /// let acme = Cloud::in_memory().tenant("acme")?;
+    /// let lb = acme.load_balancer();
+    /// let mut pool = AddressPoolSpec::l2("public", vec![AddressBlock::Cidr("203.0.113.0/29".parse().unwrap())]);
+    /// lb.create_pool(&pool).await?;
+    /// pool.auto_assign = false;
+    /// assert!(!lb.update_pool(&pool).await?.spec.auto_assign);
+    /// # Ok(()) }
+    /// ```
+    pub async fn update_pool(&self, spec: &AddressPoolSpec) -> Result<AddressPool> {
+        self.check_pool("load_balancer.update_pool", spec)?;
+        self.backend.update_pool(self.tenant, spec).await
+    }
+
+    /// The spec's own rules and the capabilities it needs, before anything is sent.
+    fn check_pool(&self, op: &str, spec: &AddressPoolSpec) -> Result<()> {
         spec.validate()?;
         let caps = self.backend.capabilities();
-        let op = "load_balancer.create_pool";
         match &spec.advertisement {
             Advertisement::L2(_) => self.require(op, "l2", caps.l2)?,
             Advertisement::Bgp(bgp) => {
@@ -55,7 +81,7 @@ impl<'a> TenantLoadBalancer<'a> {
                 }
             }
         }
-        self.backend.create_pool(self.tenant, spec).await
+        Ok(())
     }
 
     /// The pool named `name`, with usage.

@@ -436,10 +436,62 @@ vms:
         let plan = acme.plan(&changed).await.unwrap();
         let json = serde_json::to_string(&plan).unwrap();
         assert!(
-            json.contains("[redacted]") && !json.contains("s3cret") && !json.contains("hunter2"),
+            json.contains("[redacted ") && !json.contains("s3cret") && !json.contains("hunter2"),
             "{json}"
         );
     });
+}
+
+/// Rotating a BGP password and changing a hold time are an ordinary update: the plan shows the
+/// change as two fingerprints, the apply makes it, and no output carries either password. A
+/// change of the pool's addresses is refused naming the field, without the peers' passwords.
+#[tokio::test]
+async fn bgp_peers_change_in_place_and_plans_show_fingerprints_not_passwords() {
+    let pool = |hold: u32, password: &str, cidr: &str| {
+        format!(
+            "addressPools:\n  - name: routed\n    addresses: [{{ cidr: {cidr} }}]\n    advertisement:\n      bgp:\n        peers: [{{ name: tor, myAsn: 64500, peerAsn: 64501, address: 192.0.2.1, holdTimeSecs: {hold}, password: {password} }}]\n"
+        )
+    };
+    let acme = Cloud::in_memory().tenant("acme").unwrap();
+    let first = TenantSpec::from_yaml(&pool(90, "first-pass", "203.0.113.0/28")).unwrap();
+    let plan = acme.plan(&first).await.unwrap();
+    acme.apply(&plan, options()).await.unwrap();
+
+    let second = TenantSpec::from_yaml(&pool(30, "second-pass", "203.0.113.0/28")).unwrap();
+    let plan = acme.plan(&second).await.unwrap();
+    assert_eq!(plan.count(Action::Update), 1, "{plan}");
+    let shown = format!("{plan} {} {plan:?}", serde_json::to_string(&plan).unwrap());
+    assert!(
+        !shown.contains("first-pass") && !shown.contains("second-pass"),
+        "{shown}"
+    );
+    let password = plan.steps[0]
+        .changes
+        .iter()
+        .find(|c| c.field.ends_with("password"))
+        .unwrap_or_else(|| panic!("the rotation is a change: {plan}"));
+    assert_ne!(password.from, password.to, "a rotation shows as a change");
+    assert!(password.to.as_str().unwrap().starts_with("[redacted "));
+    acme.apply(&plan, options()).await.unwrap();
+    let live = acme.load_balancer().get_pool("routed").await.unwrap();
+    let Advertisement::Bgp(bgp) = &live.spec.advertisement else {
+        panic!("a BGP pool: {live:?}")
+    };
+    assert_eq!(bgp.peers[0].hold_time_secs, Some(30));
+    assert_eq!(
+        bgp.peers[0].password.as_ref().map(|p| p.expose()),
+        Some("second-pass")
+    );
+    assert!(acme.plan(&second).await.unwrap().is_empty());
+
+    let moved = TenantSpec::from_yaml(&pool(30, "second-pass", "198.51.100.0/28")).unwrap();
+    let err = acme.plan(&moved).await.unwrap_err();
+    assert!(
+        err.invalid_field()
+            .is_some_and(|f| f.starts_with("addressPools[0].addresses")),
+        "{err}"
+    );
+    assert!(!format!("{err} {err:?}").contains("second-pass"), "{err:?}");
 }
 
 mod generated_invalid_specs {

@@ -328,6 +328,9 @@ impl TenantHandle {
             Desired::Volume(s) => self.volumes().create(s).await.map(drop),
             Desired::Vm(s) => self.vms().apply(s).await.map(drop),
             Desired::Service(s) => self.network().create_service(s).await.map(drop),
+            Desired::AddressPool(s) if step.action == Action::Update => {
+                self.load_balancer().update_pool(s).await.map(drop)
+            }
             Desired::AddressPool(s) => self.load_balancer().create_pool(s).await.map(drop),
             Desired::Exposure(s) => self.load_balancer().expose(s).await.map(drop),
         }

@@ -44,7 +44,8 @@ impl fmt::Display for Action {
 pub struct FieldChange {
     /// The field's path in the resource's spec, e.g. `resources.custom.cpuCores`.
     pub field: String,
-    /// The value now (`null` when absent; `"[redacted]"` for secrets).
+    /// The value now (`null` when absent). Secrets, at any depth, are their redaction markers
+    /// (`"[redacted <fingerprint>]"`): a rotation shows as a change of fingerprint.
     pub from: Value,
     /// The value asked for.
     pub to: Value,
@@ -393,9 +394,11 @@ impl TenantHandle {
     }
 }
 
-/// A spec as JSON, for field-by-field differences.
+/// A spec as JSON, for field-by-field differences, with every secret at any depth written as
+/// its redaction marker ([`kubecloud_core::secret::redacted`]): what is compared and shown here
+/// never holds secret material.
 fn json(desired: &Desired) -> Value {
-    let value = match desired {
+    let value = kubecloud_core::secret::redacted(|| match desired {
         Desired::Vpc(s) => serde_json::to_value(s),
         Desired::Subnet(s) => serde_json::to_value(s),
         Desired::SecurityGroup(s) => serde_json::to_value(s),
@@ -405,7 +408,7 @@ fn json(desired: &Desired) -> Value {
         Desired::Service(s) => serde_json::to_value(s),
         Desired::AddressPool(s) => serde_json::to_value(s),
         Desired::Exposure(s) => serde_json::to_value(s),
-    };
+    });
     value.unwrap_or(Value::Null)
 }
 
@@ -453,6 +456,15 @@ fn change_action(kind: ResourceKind, changes: &[FieldChange], field: &str) -> Re
         // A security group's rules change in place: the ports in it stay in it.
         ResourceKind::Vm | ResourceKind::SecurityGroup => Ok(Action::Update),
         ResourceKind::Service | ResourceKind::Exposure => Ok(Action::Replace),
+        // How a pool is announced (peers, their timers and passwords) and whether it assigns
+        // automatically change in place; its addresses do not (assigned ones would be lost).
+        ResourceKind::AddressPool
+            if changes
+                .iter()
+                .all(|c| c.field.starts_with("advertisement") || c.field == "autoAssign") =>
+        {
+            Ok(Action::Update)
+        }
         ResourceKind::Volume => {
             let only_growth = changes.iter().all(|c| {
                 c.field == "size"
@@ -477,8 +489,15 @@ fn change_action(kind: ResourceKind, changes: &[FieldChange], field: &str) -> Re
             Err(Error::invalid(
                 format!("{field}.{}", c.field),
                 format!(
-                    "a {kind} cannot change {} from {} to {} in place; delete it first",
-                    c.field, c.from, c.to
+                    "{} {kind} cannot change {} from {} to {} in place; delete it first",
+                    if kind.to_string().starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "an"
+                    } else {
+                        "a"
+                    },
+                    c.field,
+                    c.from,
+                    c.to
                 ),
             ))
         }
@@ -510,22 +529,21 @@ fn walk(path: &str, desired: &Value, live: &Value, out: &mut Vec<FieldChange>) {
                 );
             }
         }
-        _ if desired == live => {}
-        _ => {
-            let secret = path.starts_with("cloudInit") || path.ends_with("password");
-            let shown = |v: &Value| {
-                if secret && !v.is_null() {
-                    Value::String("[redacted]".into())
-                } else {
-                    v.clone()
-                }
-            };
-            out.push(FieldChange {
-                field: path.to_string(),
-                from: shown(live),
-                to: shown(desired),
-            });
+        // Lists of the same length differ item by item (`peers[0].holdTimeSecs`); a list that
+        // grows or shrinks is shown whole.
+        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => {
+            for (i, (d, l)) in d.iter().zip(l).enumerate() {
+                walk(&format!("{path}[{i}]"), d, l, out);
+            }
         }
+        _ if desired == live => {}
+        // Secrets are already their markers here (see `json`): a rotation shows as two
+        // different fingerprints, never as the values.
+        _ => out.push(FieldChange {
+            field: path.to_string(),
+            from: live.clone(),
+            to: desired.clone(),
+        }),
     }
 }
 

@@ -58,9 +58,27 @@ pub struct TenantSpec {
 }
 
 impl TenantSpec {
-    /// Reads a spec from YAML; an unknown field is an error naming it.
+    /// Reads a spec from YAML (or JSON, which is YAML; a leading byte-order mark is skipped).
+    /// An error names the field path (`vms[0].cloudInit.sshKeys`), the line and column and what
+    /// was wrong, never the source text: a spec carries secrets, and a snippet of the lines
+    /// around an error, or the offending value, would show them.
+    ///
+    /// ```
+    /// let err = kubecloud::TenantSpec::from_yaml("vms:\n  - name: web\n    cpu: hunter2\n").unwrap_err();
+    /// assert_eq!(err.invalid_field(), Some("vms[0].cpu"));
+    /// assert!(err.to_string().contains("line 3") && !err.to_string().contains("hunter2"), "{err}");
+    /// ```
     pub fn from_yaml(yaml: &str) -> Result<Self> {
-        serde_saphyr::from_str(yaml).map_err(|e| Error::invalid("spec", e.to_string()))
+        let yaml = yaml.strip_prefix('\u{feff}').unwrap_or(yaml);
+        let options = serde_saphyr::options! { with_snippet: false };
+        let mut path = None;
+        serde_saphyr::with_deserializer_from_str_with_options(yaml, options, |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                path = Some(e.path().to_string());
+                e.into_inner()
+            })
+        })
+        .map_err(|e| parse_error(path.as_deref(), &e))
     }
 
     /// The spec as YAML.
@@ -84,5 +102,161 @@ impl TenantSpec {
     /// Whether the spec describes nothing (applying it removes everything).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A parse error as `Error::invalid`: the field path (`spec` at the top), where, and what, with
+/// every value the parser quoted left out (it may be a secret, or a megabyte long).
+fn parse_error(path: Option<&str>, err: &serde_saphyr::Error) -> Error {
+    use serde_saphyr::Error as E;
+    let field = match path {
+        Some(p) if !p.is_empty() && p != "." => prefix(p, 200),
+        _ => "spec".to_string(),
+    };
+    let what = match err {
+        E::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        }
+        | E::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => format!("expected {expected}, found {}", kind_only(unexpected)),
+        E::SerdeUnknownField {
+            field, expected, ..
+        } => format!(
+            "unknown field {}, expected one of: {}",
+            prefix(field, 63),
+            expected.join(", ")
+        ),
+        E::SerdeMissingField { field, .. } => format!("missing field {field:?}"),
+        E::SerdeUnknownVariant { expected, .. } => {
+            format!("unknown variant, expected one of: {}", expected.join(", "))
+        }
+        other => scrub(&other.to_string()),
+    };
+    let at = err
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| format!(" (line {}, column {})", l.line(), l.column()))
+        .unwrap_or_default();
+    Error::invalid(field, format!("{what}{at}"))
+}
+
+/// `string "hunter2"` -> `a string`: serde's description of a value without the value.
+fn kind_only(unexpected: &str) -> String {
+    let kind = unexpected
+        .split(['"', '`', '\''])
+        .next()
+        .unwrap_or_default()
+        .trim();
+    if kind.is_empty() {
+        "another value".into()
+    } else {
+        kind.into()
+    }
+}
+
+/// A parser message with every quoted part (a value or a key from the source) replaced by `…`,
+/// and no more than one line.
+fn scrub(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let mut out = String::with_capacity(first.len());
+    let mut quote = None;
+    for c in first.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None if matches!(c, '"' | '`' | '\'') => {
+                out.push(c);
+                quote = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    if quote.is_some() {
+        out.push('…');
+    }
+    // The parser appends its own position; ours follows in one form.
+    out.split(" at line ")
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// At most `max` characters of `text`, marked when cut (a hostile spec may hold a megabyte).
+fn prefix(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each broken spec holds the secret `hunter2-s3cret` near the error; the message must name
+    /// the field and the line, and never carry the secret or other source text.
+    #[test]
+    fn parse_errors_name_the_field_and_line_without_source_text() {
+        let cases = [
+            // A type error in a secret field.
+            (
+                "vms:\n  - name: web\n    cloudInit:\n      sshKeys: hunter2-s3cret\n",
+                "vms[0].cloudInit.sshKeys",
+                4,
+            ),
+            // A number where a password goes: serde would quote the number.
+            (
+                "addressPools:\n  - name: p\n    addresses: []\n    advertisement:\n      bgp:\n        peers:\n          - {name: r, myAsn: 1, peerAsn: 2, address: 10.0.0.1, password: [hunter2-s3cret]}\n",
+                "addressPools[0].advertisement.bgp.peers[0].password",
+                7,
+            ),
+            // A syntax error on a line next to a secret.
+            (
+                "vms:\n  - name: web\n    cloudInit: {userData: hunter2-s3cret}\n    labels: {a: [}\n",
+                "",
+                0,
+            ),
+            // An unknown field whose value is a secret.
+            (
+                "vms:\n  - name: web\n    pasword: hunter2-s3cret\n",
+                "vms[0].pasword",
+                3,
+            ),
+        ];
+        for (yaml, field, line) in cases {
+            let err = TenantSpec::from_yaml(yaml).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(err.is_invalid_input(), "{shown}");
+            if !field.is_empty() {
+                assert_eq!(err.invalid_field(), Some(field), "{shown}");
+            }
+            if line > 0 {
+                assert!(shown.contains(&format!("line {line},")), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_json_are_read() {
+        let spec = TenantSpec::from_yaml("\u{feff}{\"vpcs\": [{\"name\": \"main\"}]}").unwrap();
+        assert_eq!(spec.vpcs[0].name, "main");
+    }
+
+    #[test]
+    fn a_long_unknown_key_is_quoted_as_a_prefix() {
+        let key = "k".repeat(1_000);
+        let err = TenantSpec::from_yaml(&format!("{key}: 1\n")).unwrap_err();
+        assert!(err.to_string().len() < 1_000, "{err}");
+        assert!(err.to_string().contains("1000 bytes"), "{err}");
     }
 }

@@ -261,6 +261,31 @@ impl State {
         Ok(view)
     }
 
+    fn update_pool(&mut self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool> {
+        spec.validate()?;
+        if self.shared_pools.contains_key(&spec.name)
+            && self
+                .tenant(tenant)
+                .is_none_or(|t| !t.pools.contains_key(&spec.name))
+        {
+            return Err(Error::conflict(
+                ResourceKind::AddressPool,
+                &spec.name,
+                "the pool is shared by the cluster administrator; tenants cannot change it",
+            ));
+        }
+        let pool = self
+            .tenant_mut(tenant)
+            .pools
+            .get_mut(&spec.name)
+            .ok_or_else(|| Error::not_found(ResourceKind::AddressPool, &spec.name))?;
+        spec.check_update_of(&pool.spec)?;
+        // Addresses stay, so the space and what is assigned from it stay.
+        pool.spec = spec.clone();
+        tracing::debug!(%tenant, pool = %spec.name, "address pool updated");
+        Ok(pool.view())
+    }
+
     fn delete_pool(&mut self, tenant: &Tenant, name: &str) -> Result<()> {
         let own = self.tenant(tenant).and_then(|t| t.pools.get(name));
         match own {
@@ -475,6 +500,10 @@ impl LoadBalancer for MemoryCloud {
 
     async fn create_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool> {
         self.lock().create_pool(tenant, spec)
+    }
+
+    async fn update_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool> {
+        self.lock().update_pool(tenant, spec)
     }
 
     async fn get_pool(&self, tenant: &Tenant, name: &str) -> Result<AddressPool> {

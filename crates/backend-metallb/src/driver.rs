@@ -661,6 +661,35 @@ impl LoadBalancer for MetalLb {
         self.write_pool(tenant, spec, resuming).await
     }
 
+    async fn update_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool> {
+        translate::pool_objects(tenant, &self.namespace, spec)?;
+        if matches!(spec.advertisement, Advertisement::Bgp(_)) && !self.capabilities.bgp {
+            return Err(Error::unsupported(
+                BACKEND,
+                "load_balancer.update_pool",
+                "bgp",
+            ));
+        }
+        let current = match self.load_pools(tenant, Some(&spec.name)).await {
+            Ok(pools) => pools.into_iter().find(|p| p.spec.name == spec.name),
+            Err(e) => return Err(e),
+        };
+        let Some(current) = current else {
+            if !self.load_shared(tenant, Some(&spec.name)).await?.is_empty() {
+                return Err(Error::conflict(
+                    ResourceKind::AddressPool,
+                    &spec.name,
+                    "the pool is shared by the cluster administrator; tenants cannot change it",
+                ));
+            }
+            return Err(Error::not_found(ResourceKind::AddressPool, &spec.name));
+        };
+        spec.check_update_of(&current.spec)?;
+        // The same path as applying: each object is sent only if it changes (a rotated password
+        // rewrites one Secret; a new hold time one BGPPeer), and peers no longer wanted go.
+        self.apply_pool(tenant, spec).await
+    }
+
     async fn get_pool(&self, tenant: &Tenant, name: &str) -> Result<AddressPool> {
         kubecloud_core::validate_name("name", name)
             .map_err(|_| Error::not_found(ResourceKind::AddressPool, name))?;

@@ -456,7 +456,12 @@ async fn many_exposures_waited_for_at_once_share_one_watch_of_services_and_one_o
         failed[0].1.contains("no available IPs"),
         "MetalLB's reason reaches the exposure it names: {failed:?}"
     );
-    assert_eq!(r.count(Verb::Watch, "events"), 1, "{:?}", r.summary());
+    // Shared: one list and at most one watch of each for the three waits. The watch request may
+    // not have gone out yet when every wait already ended on the list's state (a loaded machine),
+    // so "at most one" is the property, not "exactly one".
+    assert_eq!(r.count(Verb::List, "events"), 1, "{:?}", r.summary());
+    assert!(r.count(Verb::Watch, "events") <= 1, "{:?}", r.summary());
+    assert!(r.count(Verb::List, "services") <= 1, "{:?}", r.summary());
     assert!(r.count(Verb::Watch, "services") <= 1, "{:?}", r.summary());
 }
 

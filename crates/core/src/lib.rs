@@ -39,7 +39,7 @@ pub mod ipam;
 mod loadbalancer;
 mod name;
 mod network;
-mod secret;
+pub mod secret;
 mod size;
 mod storage;
 pub mod wait;

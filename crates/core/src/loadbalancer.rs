@@ -412,6 +412,22 @@ pub trait LoadBalancer: Send + Sync + std::fmt::Debug {
     /// create or delete interrupted half-way) is completed to match `spec`; any other existing
     /// pool of that name is refused with `AlreadyExists`.
     async fn create_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool>;
+    /// Changes a pool the tenant owns in place to match `spec`: how its addresses are announced
+    /// (L2 or BGP, peers with their timers and passwords, communities, local preference) and
+    /// whether they are assigned automatically. A password rotation or a hold-time change is an
+    /// ordinary update. Its addresses (and `avoidBuggyIps`, which changes which of them are
+    /// usable) stay: a change to them is refused with a typed error naming the field, before
+    /// anything is sent. Assigned addresses are kept.
+    ///
+    /// The default refuses with [`Error::Unsupported`], for backends that cannot change a pool.
+    async fn update_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool> {
+        let _ = (tenant, spec);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "load_balancer.update_pool",
+            "changing a pool in place",
+        ))
+    }
     /// The pool named `name`, with usage.
     async fn get_pool(&self, tenant: &Tenant, name: &str) -> Result<AddressPool>;
     /// The pools the tenant may use.
@@ -432,6 +448,42 @@ pub trait LoadBalancer: Send + Sync + std::fmt::Debug {
         tenant: &Tenant,
         name: &str,
     ) -> Result<BoxStream<'static, Result<Exposure>>>;
+}
+
+impl AddressPoolSpec {
+    /// Checks that `self` changes only what [`LoadBalancer::update_pool`] may change in place
+    /// from `current`: the error names the field (`addresses`, `avoidBuggyIps`, `name`).
+    ///
+    /// ```
+    /// use kubecloud_core::{AddressBlock, AddressPoolSpec};
+    /// let now = AddressPoolSpec::l2("p", vec![AddressBlock::Cidr("203.0.113.0/29".parse().unwrap())]);
+    /// let mut next = now.clone();
+    /// next.auto_assign = false;
+    /// assert!(next.check_update_of(&now).is_ok());
+    /// next.addresses = vec![AddressBlock::Cidr("203.0.113.0/28".parse().unwrap())];
+    /// assert_eq!(next.check_update_of(&now).unwrap_err().invalid_field(), Some("addresses"));
+    /// ```
+    pub fn check_update_of(&self, current: &AddressPoolSpec) -> Result<()> {
+        let refuse = |field: &str, what: &str| {
+            Err(Error::invalid(
+                field,
+                format!(
+                    "address pool {:?} cannot change {what} in place; delete it and create it again",
+                    current.name
+                ),
+            ))
+        };
+        if self.name != current.name {
+            return refuse("name", "its name");
+        }
+        if self.addresses != current.addresses {
+            return refuse("addresses", "its addresses");
+        }
+        if self.avoid_buggy_ips != current.avoid_buggy_ips {
+            return refuse("avoidBuggyIps", "which of its addresses are usable");
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

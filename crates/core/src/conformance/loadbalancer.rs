@@ -779,3 +779,101 @@ pub async fn usage_release_and_pool_deletion(
     );
     Outcome::Passed
 }
+
+/// A BGP pool changes in place: a new hold time and a rotated password are an ordinary update
+/// that keeps the addresses already assigned from the pool; a change of its addresses is refused
+/// naming `addresses`, and changes nothing.
+pub async fn pool_changes_in_place(
+    target: &Target<'_>,
+    tenant: &Tenant,
+    params: &Params,
+) -> Outcome {
+    let lb = require!(target.load_balancer, NO_LB);
+    require_that!(
+        lb.capabilities().bgp,
+        "capability load_balancer.bgp is missing"
+    );
+    let mut spec = bgp_pool_spec("rotated", vec![cidr(params.pool_block(9))]);
+    let peer = |spec: &mut AddressPoolSpec| match &mut spec.advertisement {
+        Advertisement::Bgp(bgp) => bgp.peers[0].clone(),
+        Advertisement::L2(_) => unreachable!("a BGP pool"),
+    };
+    let set_peer = |spec: &mut AddressPoolSpec, hold: u32, password: &str| {
+        if let Advertisement::Bgp(bgp) = &mut spec.advertisement {
+            bgp.peers[0].hold_time_secs = Some(hold);
+            bgp.peers[0].password = Some(password.into());
+        }
+    };
+    set_peer(&mut spec, 90, "first-password");
+    create_pool(lb, tenant, &spec).await;
+    let (_, ip) = expose_assigned(
+        lb,
+        tenant,
+        &exposure("kept", 443, AddressRequest::Pool("rotated".into())),
+        params,
+    )
+    .await;
+
+    set_peer(&mut spec, 30, "second-password");
+    let updated = lb
+        .update_pool(tenant, &spec)
+        .await
+        .or_fail("update of a BGP pool's hold time and password");
+    assert_eq!(updated.assigned, 1, "an update keeps what is assigned");
+    let got = lb
+        .get_pool(tenant, "rotated")
+        .await
+        .or_fail("get pool \"rotated\"");
+    let mut read = got.spec.clone();
+    assert_eq!(
+        peer(&mut read).hold_time_secs,
+        Some(30),
+        "the new hold time"
+    );
+    assert_eq!(
+        peer(&mut read)
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_string()),
+        Some("second-password".to_string()),
+        "the rotated password"
+    );
+    let still = lb
+        .get_exposure(tenant, "kept")
+        .await
+        .or_fail("get exposure \"kept\"");
+    assert_eq!(still.ip, Some(ip), "the exposure keeps its address");
+
+    let mut moved = spec.clone();
+    moved.addresses = vec![cidr(params.pool_block(10))];
+    let err = lb
+        .update_pool(tenant, &moved)
+        .await
+        .refused("an update that changes a pool's addresses");
+    assert_invalid(&err, "addresses", "an update of a pool's addresses");
+    assert_eq!(
+        lb.get_pool(tenant, "rotated")
+            .await
+            .or_fail("get pool \"rotated\"")
+            .spec
+            .addresses,
+        spec.addresses,
+        "a refused update changes nothing"
+    );
+    let err = lb
+        .update_pool(
+            tenant,
+            &bgp_pool_spec("absent", vec![cidr(params.pool_block(11))]),
+        )
+        .await
+        .refused("update of a missing pool");
+    assert_not_found(
+        &err,
+        ResourceKind::AddressPool,
+        "absent",
+        "update of a missing pool",
+    );
+    release_gone(lb, tenant, "kept", params).await;
+    delete_pool(lb, tenant, "rotated").await;
+    Outcome::Passed
+}

@@ -355,6 +355,7 @@ pub async fn run_load_balancer(
         loadbalancer::tiny_pool_exhaustion_fails_fast,
         loadbalancer::ip_sharing,
         loadbalancer::usage_release_and_pool_deletion,
+        loadbalancer::pool_changes_in_place,
     )
 }
 
