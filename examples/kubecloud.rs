@@ -16,6 +16,9 @@
 //! cargo run --features kubernetes --example kubecloud -- rbac > kubecloud-clusterrole.yaml
 //! ```
 //!
+//! Logging: `RUST_LOG` (e.g. `RUST_LOG=kubecloud=debug`) selects what is logged to stderr through
+//! `tracing`; warnings are shown by default. Secrets never appear in it.
+//!
 //! Exit codes: 0 done; 1 the cloud refused or failed an operation; 2 the input is invalid
 //! (an unreadable file, an invalid spec).
 #![allow(
@@ -75,6 +78,10 @@ enum Command {
         /// Delete what this apply created if it fails.
         #[arg(long)]
         rollback: bool,
+        /// Allow a spec that describes nothing to delete everything the tenant has (without
+        /// it, such an apply is refused with exit 2; `destroy` is the usual way).
+        #[arg(long)]
+        allow_delete_all: bool,
     },
     /// Apply the spec, then remove everything the tenant owns.
     Destroy(Target),
@@ -144,6 +151,16 @@ fn sentence(err: &Error) -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to stderr through `tracing`, filtered by RUST_LOG (warnings by default, so a
+    // warning such as plain HTTP to LINSTOR is seen). Secrets never reach a log: their type
+    // prints a redaction marker.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Input(message)) => {
@@ -228,6 +245,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             target,
             dry_run,
             rollback,
+            allow_delete_all,
         } => {
             let (tenant, spec) = load(&cloud, &target)?;
             let plan = tenant.plan(&spec).await?;
@@ -236,8 +254,18 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             let options = ApplyOptions {
                 rollback_on_failure: rollback,
+                allow_delete_all,
                 ..ApplyOptions::default()
             };
+            if plan.deletes_everything && !allow_delete_all {
+                print_plan(&plan, output)?;
+                return Err(Failure::Input(format!(
+                    "The spec describes nothing: applying it would delete all {} resources of tenant {}. \
+                     Pass --allow-delete-all to do that, or use `destroy`.",
+                    plan.count(kubecloud::Action::Delete),
+                    tenant.name()
+                )));
+            }
             let report = apply_with_bars(&tenant, &plan, options, output).await;
             finish(&report)?;
             print_status(&tenant, output).await
@@ -250,7 +278,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     .await?;
             }
             let plan = tenant.plan(&TenantSpec::default()).await?;
-            let report = apply_with_bars(&tenant, &plan, ApplyOptions::default(), output).await;
+            let options = ApplyOptions {
+                allow_delete_all: true,
+                ..ApplyOptions::default()
+            };
+            let report = apply_with_bars(&tenant, &plan, options, output).await;
             finish(&report)?;
             if output == Output::Text {
                 println!(

@@ -7,6 +7,7 @@ use kubecloud_core::{
     Network, NetworkCapabilities, Result, StorageCapabilities, Tenant,
 };
 
+use crate::reserved::ReservedNamespaces;
 use crate::tenant::TenantHandle;
 
 /// A cloud: one backend for each of compute, block storage, network and load balancing.
@@ -25,6 +26,8 @@ pub struct Cloud {
     pub(crate) storage: Arc<dyn BlockStorage>,
     pub(crate) network: Arc<dyn Network>,
     pub(crate) load_balancer: Arc<dyn LoadBalancer>,
+    /// Names no tenant may take.
+    pub(crate) reserved: Arc<ReservedNamespaces>,
 }
 
 /// What each of a cloud's backends can do.
@@ -67,13 +70,37 @@ impl Cloud {
             storage: shared.clone(),
             network: shared.clone(),
             load_balancer: shared,
+            reserved: Arc::new(ReservedNamespaces::default()),
         }
     }
 
     /// A handle on one tenant; every call through it is scoped to that tenant.
-    /// Refused with [`Error::InvalidInput`] if `name` is not a valid tenant name.
+    /// Refused with [`Error::InvalidInput`] (field `tenant`) if `name` is not a valid tenant
+    /// name or is reserved ([`Cloud::reserved_namespaces`]: a system's namespace such as
+    /// `metallb-system`).
+    ///
+    /// ```
+    /// let cloud = kubecloud::Cloud::in_memory();
+    /// assert!(cloud.tenant("acme").is_ok());
+    /// let err = cloud.tenant("metallb-system").unwrap_err();
+    /// assert_eq!(err.invalid_field(), Some("tenant"));
+    /// ```
     pub fn tenant(&self, name: &str) -> Result<TenantHandle> {
-        Ok(TenantHandle::new(self.clone(), Tenant::new(name)?))
+        let tenant = Tenant::new(name)?;
+        self.reserved.check(&tenant)?;
+        Ok(TenantHandle::new(self.clone(), tenant))
+    }
+
+    /// The names no tenant may take: the [well-known](crate::reserved::WELL_KNOWN) system
+    /// namespaces, those the backends report, and those added with
+    /// [`CloudBuilder::reserve_namespace`].
+    ///
+    /// ```
+    /// let cloud = kubecloud::Cloud::in_memory();
+    /// assert!(cloud.reserved_namespaces().patterns().any(|p| p == "kubevirt"));
+    /// ```
+    pub fn reserved_namespaces(&self) -> &ReservedNamespaces {
+        &self.reserved
     }
 
     /// What the backends can do.
@@ -142,6 +169,7 @@ pub struct CloudBuilder {
     storage: Option<Arc<dyn BlockStorage>>,
     network: Option<Arc<dyn Network>>,
     load_balancer: Option<Arc<dyn LoadBalancer>>,
+    reserved: ReservedNamespaces,
 }
 
 impl CloudBuilder {
@@ -185,12 +213,55 @@ impl CloudBuilder {
     /// The cloud; refused with [`Error::InvalidInput`] naming the first missing backend.
     pub fn build(self) -> Result<Cloud> {
         let missing = |what: &str| Error::invalid(what, "no backend given");
+        let compute = self.compute.ok_or_else(|| missing("compute"))?;
+        let storage = self.storage.ok_or_else(|| missing("storage"))?;
+        let network = self.network.ok_or_else(|| missing("network"))?;
+        let load_balancer = self.load_balancer.ok_or_else(|| missing("load_balancer"))?;
+        let mut reserved = self.reserved;
+        let systems = [
+            (compute.backend_name(), compute.system_namespaces()),
+            (storage.backend_name(), storage.system_namespaces()),
+            (network.backend_name(), network.system_namespaces()),
+            (
+                load_balancer.backend_name(),
+                load_balancer.system_namespaces(),
+            ),
+        ];
+        for (backend, namespaces) in systems {
+            for namespace in namespaces {
+                reserved.add(namespace, format!("the {backend} backend's system"));
+            }
+        }
         Ok(Cloud {
-            compute: self.compute.ok_or_else(|| missing("compute"))?,
-            storage: self.storage.ok_or_else(|| missing("storage"))?,
-            network: self.network.ok_or_else(|| missing("network"))?,
-            load_balancer: self.load_balancer.ok_or_else(|| missing("load_balancer"))?,
+            compute,
+            storage,
+            network,
+            load_balancer,
+            reserved: Arc::new(reserved),
         })
+    }
+
+    /// Reserves a namespace (or a prefix, written `prefix-*`) for `holder`: no tenant may take
+    /// it. Added to the [well-known](crate::reserved::WELL_KNOWN) ones and those the backends
+    /// report.
+    ///
+    /// ```
+    /// use kubecloud::{Cloud, MemoryCloud};
+    /// let memory = MemoryCloud::new();
+    /// let cloud = Cloud::builder()
+    ///     .compute(memory.clone()).storage(memory.clone()).network(memory.clone()).load_balancer(memory)
+    ///     .reserve_namespace("monitoring", "the monitoring stack")
+    ///     .build()?;
+    /// assert!(cloud.tenant("monitoring").is_err());
+    /// # Ok::<(), kubecloud::Error>(())
+    /// ```
+    pub fn reserve_namespace(
+        mut self,
+        pattern: impl Into<String>,
+        holder: impl Into<String>,
+    ) -> Self {
+        self.reserved.add(pattern, holder);
+        self
     }
 }
 

@@ -57,6 +57,7 @@ mod network;
 /// The RBAC rules the backends need (feature `kubernetes`).
 #[cfg(feature = "kubernetes")]
 pub mod rbac;
+pub mod reserved;
 mod tenant;
 mod vms;
 mod volumes;
@@ -71,6 +72,7 @@ pub use declarative::{
 pub use kubecloud_core::*;
 pub use load_balancer::TenantLoadBalancer;
 pub use network::TenantNetwork;
+pub use reserved::ReservedNamespaces;
 pub use tenant::TenantHandle;
 pub use vms::TenantVms;
 pub use volumes::TenantVolumes;

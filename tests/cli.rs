@@ -16,6 +16,11 @@ fn binary() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
+    run_env(args, &[])
+}
+
+/// Runs the tool with `env` set (e.g. `RUST_LOG`).
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/acme.yaml");
     let args: Vec<&str> = args
         .iter()
@@ -23,6 +28,7 @@ fn run(args: &[&str]) -> Output {
         .collect();
     Command::new(binary())
         .args(&args)
+        .envs(env.iter().copied())
         .output()
         .expect("the example runs")
 }
@@ -329,6 +335,115 @@ mod on_a_cluster {
         );
         let out = run_with(&[&["plan"][..], &target].concat());
         assert!(stdout(&out).contains("6 to create"), "{}", stdout(&out));
+    }
+
+    /// The tool logs at `trace` with RUST_LOG, and neither its logs nor its output carry the
+    /// secrets of the spec, created and then rotated; an empty spec file applied to the tenant is
+    /// refused (exit 2, nothing deleted) unless `--allow-delete-all` is given.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn secrets_stay_out_of_trace_logs_and_an_empty_file_deletes_nothing() {
+        let s = stack(Latency::None, 0).await;
+        let config = kubeconfig(s.kube.url());
+        let dir = tempfile::tempdir().unwrap();
+        let spec = |password: &str, hold: u32| {
+            format!(
+                "vpcs: [{{ name: main }}]\n\
+                 subnets: [{{ name: web, vpc: main, cidr: 10.1.0.0/24 }}]\n\
+                 vms:\n  - name: web\n    resources: {{ custom: {{ cpuCores: 1, memory: 1Gi }} }}\n    \
+                 bootDisk: {{ containerImage: {{ image: quay.io/containerdisks/fedora:40 }} }}\n    \
+                 interfaces: [{{ name: eth0, attachment: {{ subnet: {{ subnet: web }} }} }}]\n    \
+                 cloudInit: {{ userData: \"password: CLI-CLOUDINIT-SECRET\", sshKeys: [\"ssh-ed25519 CLISSHSECRET\"] }}\n\
+                 addressPools:\n  - name: routed\n    addresses: [{{ cidr: 198.51.100.0/28 }}]\n    \
+                 advertisement: {{ bgp: {{ peers: [{{ name: tor, myAsn: 64500, peerAsn: 64501, address: 192.0.2.1, holdTimeSecs: {hold}, password: {password} }}] }} }}\n"
+            )
+        };
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let first = file("first.yaml", &spec("CLI-BGP-FIRST", 90));
+        let second = file("second.yaml", &spec("CLI-BGP-SECOND", 30));
+        let empty = file("empty.yaml", "# nothing yet\n");
+        let secrets = [
+            "CLI-CLOUDINIT-SECRET",
+            "CLISSHSECRET",
+            "CLI-BGP-FIRST",
+            "CLI-BGP-SECOND",
+        ];
+        let run_logged = |args: Vec<String>| {
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                super::run_env(
+                    &args,
+                    &[("RUST_LOG", "trace,hyper=info,h2=info,rustls=info")],
+                )
+            })
+        };
+        let mut outputs = Vec::new();
+        for (command, path) in [
+            ("apply", &first),
+            ("plan", &second),
+            ("apply", &second),
+            ("status", &second),
+        ] {
+            let out = run_logged(args(&config, &[command, "-f", path, "--tenant", "acme"]))
+                .await
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{command}: {out:?}");
+            outputs.push(out);
+        }
+        let stderr = String::from_utf8_lossy(&outputs[0].stderr).into_owned();
+        assert!(
+            stderr.contains("TRACE") || stderr.contains("DEBUG"),
+            "RUST_LOG is honoured: {stderr}"
+        );
+        assert!(
+            stdout(&outputs[1]).contains("~ address pool routed"),
+            "{}",
+            stdout(&outputs[1])
+        );
+        for out in &outputs {
+            let text = format!("{}{}", stdout(out), String::from_utf8_lossy(&out.stderr));
+            for secret in secrets {
+                assert!(
+                    !text.contains(secret),
+                    "{secret} in the tool's output:\n{text}"
+                );
+            }
+        }
+
+        let vms = || {
+            s.kube
+                .cluster()
+                .list("kubevirt.io/v1", "VirtualMachine", Some("acme"))
+                .unwrap()
+                .len()
+        };
+        let out = run_logged(args(&config, &["apply", "-f", &empty, "--tenant", "acme"]))
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--allow-delete-all"),
+            "{out:?}"
+        );
+        assert_eq!(vms(), 1, "nothing was deleted");
+        let out = run_logged(args(
+            &config,
+            &[
+                "apply",
+                "-f",
+                &empty,
+                "--tenant",
+                "acme",
+                "--allow-delete-all",
+            ],
+        ))
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(vms(), 0, "asked for, everything goes");
     }
 
     #[test]

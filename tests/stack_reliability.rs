@@ -30,6 +30,8 @@ fn options() -> ApplyOptions {
     ApplyOptions {
         timeout: Duration::from_secs(60),
         concurrency: 16,
+        // Destroys here are applies of an empty spec, interrupted and resumed.
+        allow_delete_all: true,
         ..ApplyOptions::default()
     }
 }

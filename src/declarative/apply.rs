@@ -38,6 +38,11 @@ pub struct ApplyOptions {
     pub timeout: Duration,
     /// On failure, delete what this apply created (in reverse order).
     pub rollback_on_failure: bool,
+    /// Allow a plan that deletes everything the tenant has ([`Plan::deletes_everything`]: an
+    /// empty spec applied to a tenant that has something). Off by default, so an empty or
+    /// comment-only file is refused rather than taken as "remove it all";
+    /// [`TenantHandle::destroy`] sets it.
+    pub allow_delete_all: bool,
 }
 
 impl Default for ApplyOptions {
@@ -47,6 +52,7 @@ impl Default for ApplyOptions {
             wait: true,
             timeout: Duration::from_secs(300),
             rollback_on_failure: false,
+            allow_delete_all: false,
         }
     }
 }
@@ -102,6 +108,28 @@ impl ApplyReport {
     }
 }
 
+/// Whether a create found the resource made meanwhile by another apply, and took it over.
+enum TakenOver {
+    Yes,
+    No,
+}
+
+/// Refuses a plan that deletes everything the tenant has unless the options allow it.
+fn check_delete_all(plan: &Plan, options: ApplyOptions) -> Result<()> {
+    if plan.deletes_everything && !options.allow_delete_all {
+        return Err(Error::invalid(
+            "allowDeleteAll",
+            format!(
+                "the spec describes nothing, so applying it would delete all {} resources of \
+                 tenant {}; set ApplyOptions::allow_delete_all (`--allow-delete-all`) or use destroy",
+                plan.count(Action::Delete),
+                plan.tenant
+            ),
+        ));
+    }
+    Ok(())
+}
+
 type Sink<'a> = &'a (dyn Fn(ApplyEvent) + Send + Sync);
 
 /// A step's result, and whether it created something.
@@ -111,6 +139,7 @@ impl TenantHandle {
     /// Carries out `plan` (see [`TenantHandle::apply_with_progress`]); fails with the first
     /// error if any step failed, after finishing or stopping what was in flight.
     pub async fn apply(&self, plan: &Plan, options: ApplyOptions) -> Result<ApplyReport> {
+        check_delete_all(plan, options)?;
         let report = self.apply_with_progress(plan, options, &|_| {}).await;
         match report.failed.first() {
             None => Ok(report),
@@ -135,6 +164,23 @@ impl TenantHandle {
         options: ApplyOptions,
         on_event: &(dyn Fn(ApplyEvent) + Send + Sync),
     ) -> ApplyReport {
+        if let Err(refused) = check_delete_all(plan, options) {
+            // Nothing starts: the whole plan is refused.
+            return ApplyReport {
+                failed: vec![(
+                    Action::Delete,
+                    ResourceKind::Tenant,
+                    plan.tenant.to_string(),
+                    refused.to_string(),
+                )],
+                not_started: plan
+                    .steps
+                    .iter()
+                    .map(|s| (s.action, s.kind, s.name.clone()))
+                    .collect(),
+                ..ApplyReport::default()
+            };
+        }
         for step in &plan.steps {
             on_event(event(step, Progress::Pending));
         }
@@ -228,6 +274,10 @@ impl TenantHandle {
     /// administrator's address pools) are left alone.
     pub async fn destroy(&self, options: ApplyOptions) -> Result<ApplyReport> {
         let plan = self.plan(&TenantSpec::default()).await?;
+        let options = ApplyOptions {
+            allow_delete_all: true,
+            ..options
+        };
         self.apply(&plan, options).await
     }
 
@@ -278,25 +328,34 @@ impl TenantHandle {
     ) -> (Result<()>, bool) {
         on_event(event(step, Progress::Applying));
         let sent = match step.action {
-            Action::Delete => {
-                self.delete_one(step.kind, &step.name, options, &mut slot)
-                    .await
-            }
+            Action::Delete => self
+                .delete_one(step.kind, &step.name, options, &mut slot)
+                .await
+                .map(|()| TakenOver::No),
             // The deletion is waited for before the creation is sent: keep the slot.
             Action::Replace => match self
                 .delete_one(step.kind, &step.name, options, &mut None)
                 .await
             {
-                Ok(()) => self.create_one(step).await,
+                Ok(()) => self.create_one(step).await.map(|()| TakenOver::No),
                 Err(e) => Err(e),
             },
-            Action::Create | Action::Update => self.create_one(step).await,
+            Action::Create => match self.create_one(step).await {
+                // Another apply of this tenant (another process) created it since the plan.
+                Err(e) if e.is_already_exists() => {
+                    self.take_over(step).await.map(|()| TakenOver::Yes)
+                }
+                other => other.map(|()| TakenOver::No),
+            },
+            Action::Update => self.create_one(step).await.map(|()| TakenOver::No),
         };
         drop(slot);
+        let taken_over = matches!(sent, Ok(TakenOver::Yes));
         if let Err(e) = sent {
             return (Err(e), false);
         }
-        let created = step.action == Action::Create;
+        // What another apply created is not this apply's to roll back.
+        let created = step.action == Action::Create && !taken_over;
         if options.wait && step.action != Action::Delete {
             on_event(event(step, Progress::Waiting));
             if let Err(e) = self.wait_ready(step, options.timeout).await {
@@ -305,6 +364,39 @@ impl TenantHandle {
         }
         on_event(event(step, Progress::Ready));
         (Ok(()), created)
+    }
+
+    /// A resource this apply was to create exists already: another apply of the tenant (another
+    /// process, the same spec applied twice at once) created it after this plan was made. It is
+    /// planned alone against what is there now: nothing to do if it is as the spec says, the
+    /// update that plan asks for if it can change in place, else a `Conflict` naming it.
+    async fn take_over(&self, step: &Step) -> Result<()> {
+        let Some(desired) = step.desired.clone() else {
+            return Err(Error::already_exists(step.kind, &step.name));
+        };
+        let spec = TenantSpec::of_one(desired);
+        let plan = self.plan(&spec).await?;
+        let again = plan
+            .steps
+            .iter()
+            .find(|s| s.kind == step.kind && s.name == step.name);
+        tracing::debug!(
+            tenant = %self.name(),
+            kind = %step.kind,
+            name = %step.name,
+            change = again.is_some(),
+            "created meanwhile by another apply: taken over"
+        );
+        match again {
+            None => Ok(()),
+            Some(s) if s.action == Action::Update => self.create_one(s).await,
+            Some(_) => Err(Error::conflict(
+                step.kind,
+                &step.name,
+                "another apply created it at the same time with a different spec, which cannot \
+                 change in place",
+            )),
+        }
     }
 
     async fn create_one(&self, step: &Step) -> Result<()> {

@@ -109,6 +109,12 @@ pub struct Plan {
     pub tenant: Tenant,
     /// The steps, in order.
     pub steps: Vec<Step>,
+    /// Whether applying would delete everything the tenant has (a spec that describes nothing,
+    /// planned for a tenant that has something: an empty or comment-only file, say). Applying
+    /// such a plan needs [`crate::ApplyOptions::allow_delete_all`] (the CLI's
+    /// `--allow-delete-all`); [`crate::TenantHandle::destroy`] sets it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deletes_everything: bool,
 }
 
 impl Plan {
@@ -130,12 +136,18 @@ impl fmt::Display for Plan {
         }
         writeln!(
             f,
-            "tenant {}: {} to create, {} to change, {} to replace, {} to delete",
+            "tenant {}: {} to create, {} to change, {} to replace, {} to delete{}",
             self.tenant,
             self.count(Action::Create),
             self.count(Action::Update),
             self.count(Action::Replace),
-            self.count(Action::Delete)
+            self.count(Action::Delete),
+            if self.deletes_everything {
+                " (everything the tenant has: applying needs allow_delete_all, \
+                 `--allow-delete-all` on the command line)"
+            } else {
+                ""
+            }
         )?;
         for step in &self.steps {
             writeln!(
@@ -302,9 +314,12 @@ impl TenantHandle {
             }
         }
         steps.sort_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.name.cmp(&b.name)));
+        let deletes_everything =
+            spec.is_empty() && steps.iter().any(|s| s.action == Action::Delete);
         Ok(Plan {
             tenant: self.name().clone(),
             steps,
+            deletes_everything,
         })
     }
 

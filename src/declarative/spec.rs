@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::plan::Desired;
+
 use kubecloud_core::{
     AddressPoolSpec, Error, ExposureSpec, IpReservationSpec, Result, SecurityGroupSpec,
     ServiceSpec, SubnetSpec, VmSpec, VolumeSpec, VpcSpec,
@@ -84,6 +86,23 @@ impl TenantSpec {
     /// The spec as YAML.
     pub fn to_yaml(&self) -> Result<String> {
         serde_saphyr::to_string(self).map_err(|e| Error::invalid("spec", e.to_string()))
+    }
+
+    /// A spec of one resource (see [`Desired`]).
+    pub(crate) fn of_one(desired: Desired) -> Self {
+        let mut spec = Self::default();
+        match desired {
+            Desired::Vpc(s) => spec.vpcs.push(s),
+            Desired::Subnet(s) => spec.subnets.push(s),
+            Desired::SecurityGroup(s) => spec.security_groups.push(s),
+            Desired::IpReservation(s) => spec.ip_reservations.push(s),
+            Desired::Volume(s) => spec.volumes.push(s),
+            Desired::Vm(s) => spec.vms.push(s),
+            Desired::Service(s) => spec.services.push(s),
+            Desired::AddressPool(s) => spec.address_pools.push(s),
+            Desired::Exposure(s) => spec.exposures.push(s),
+        }
+        spec
     }
 
     /// How many resources the spec describes.

@@ -509,6 +509,10 @@ impl Network for KubeOvn {
 
     async fn create_vpc(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vpc> {
         spec.validate()?;
+        // A tenant's first write, even of a cluster-scoped object, makes sure its namespace is
+        // kubecloud's for it: a foreign namespace (a system's, another team's) is refused before
+        // anything of the tenant exists.
+        kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
         let kind = ResourceKind::Vpc;
         let api = self.cluster(&kinds::vpc());
         let object = cluster_scoped(tenant, &spec.name);
@@ -606,6 +610,7 @@ impl Network for KubeOvn {
             ));
         }
         let kind = ResourceKind::Subnet;
+        kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
         let api = self.cluster(&kinds::subnet());
         let object = cluster_scoped(tenant, &spec.name);
         // A secondary subnet whose attachment definition is missing (an interrupted create or
@@ -847,6 +852,7 @@ impl Network for KubeOvn {
 
     async fn reserve_ip(&self, tenant: &Tenant, spec: &IpReservationSpec) -> Result<IpReservation> {
         spec.validate()?;
+        kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
         let kind = ResourceKind::IpReservation;
         let ips = self.cluster(&kinds::ip());
         let object = ip_name(tenant, &spec.name);
@@ -1014,6 +1020,7 @@ impl Network for KubeOvn {
         let object = cluster_scoped(tenant, &spec.name);
         spec.validate()?;
         let desired = translate::security_group(tenant, spec)?;
+        kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
         self.ensure_free(
             &api,
             &object,

@@ -485,10 +485,9 @@ async fn a_reservation_in_use_by_a_running_vm_is_not_released() {
             )
             .await
             .unwrap();
-        // The compute backend's VM pod asks for the reserved address.
-        cluster
-            .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "acme"}}))
-            .unwrap();
+        // The compute backend's VM pod asks for the reserved address (in the tenant's
+        // namespace, which the network backend made on its first write).
+        assert!(cluster.get("v1", "Namespace", None, "acme").is_ok());
         cluster
             .create(json!({"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": "virt-launcher-web-1", "namespace": "acme",

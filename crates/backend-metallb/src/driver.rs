@@ -642,6 +642,11 @@ impl LoadBalancer for MetalLb {
         BACKEND
     }
 
+    /// MetalLB's namespace: its pools, peers and the peers' password Secrets live there.
+    fn system_namespaces(&self) -> Vec<String> {
+        vec![self.namespace.clone()]
+    }
+
     fn capabilities(&self) -> LoadBalancerCapabilities {
         self.capabilities
     }

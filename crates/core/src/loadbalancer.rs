@@ -405,6 +405,12 @@ pub struct LoadBalancerCapabilities {
 pub trait LoadBalancer: Send + Sync + std::fmt::Debug {
     /// The backend's name for errors.
     fn backend_name(&self) -> &str;
+    /// The namespaces the backend's system runs in or keeps its own objects in (MetalLB's
+    /// `metallb-system`, say): never a tenant's. [`Tenant`] names equal to one of them are
+    /// refused by the facade before anything is sent. None by default.
+    fn system_namespaces(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// What this backend can do.
     fn capabilities(&self) -> LoadBalancerCapabilities;
     /// Creates an address pool owned by (and only usable by) the tenant; refused if it overlaps

@@ -811,6 +811,12 @@ impl Packet {
 pub trait Network: Send + Sync + std::fmt::Debug {
     /// The backend's name for errors.
     fn backend_name(&self) -> &str;
+    /// The namespaces the backend's system runs in or keeps its own objects in (MetalLB's
+    /// `metallb-system`, say): never a tenant's. [`Tenant`] names equal to one of them are
+    /// refused by the facade before anything is sent. None by default.
+    fn system_namespaces(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// What this backend can do.
     fn capabilities(&self) -> NetworkCapabilities;
     /// How each of VM `vm`'s `interfaces` is attached (one answer per interface, in order):

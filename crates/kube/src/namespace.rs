@@ -41,7 +41,12 @@ impl EnsuredNamespaces {
 }
 
 /// Makes sure the tenant's namespace exists (server-side apply, skipped when it is already as
-/// kubecloud made it), labelled as kubecloud's and the tenant's. Backends call it before the
+/// kubecloud made it), labelled as kubecloud's and the tenant's. A namespace of that name that
+/// kubecloud did not create for this tenant (without both labels, e.g. `metallb-system` or
+/// another team's namespace) is refused with [`kubecloud_core::Error::Conflict`] and left as it
+/// is: a tenant never shares a namespace with anything else. To hand an existing, empty
+/// namespace to a tenant on purpose, label it `app.kubernetes.io/managed-by=kubecloud` and
+/// `kubecloud.io/tenant=<tenant>` first. Backends call it before the
 /// first write of a namespaced object for a tenant; after the first call a [`Writer`] remembers
 /// the namespace and sends nothing.
 ///
@@ -70,6 +75,9 @@ pub async fn ensure_namespace(
     let current = writer
         .get_opt(&api, &name, ResourceKind::Tenant, tenant.as_str())
         .await?;
+    if let Some(current) = &current {
+        ensure_tenant_home(current, tenant)?;
+    }
     writer
         .apply_if_changed(
             &api,
@@ -81,6 +89,25 @@ pub async fn ensure_namespace(
         .await?;
     writer.ensured_namespaces().insert(name);
     Ok(())
+}
+
+/// Refuses a namespace that is not kubecloud's for `tenant` (see [`ensure_namespace`]).
+fn ensure_tenant_home(namespace: &Namespace, tenant: &Tenant) -> Result<()> {
+    let labels = namespace.metadata.labels.as_ref();
+    let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    if label(MANAGED_BY) == Some(MANAGER) && label(TENANT) == Some(tenant.as_str()) {
+        return Ok(());
+    }
+    Err(kubecloud_core::Error::conflict(
+        ResourceKind::Tenant,
+        tenant.as_str(),
+        format!(
+            "namespace {:?} exists and kubecloud did not create it for this tenant (it lacks the \
+             labels {MANAGED_BY}={MANAGER} and {TENANT}={tenant}); a tenant never shares a \
+             namespace with anything else",
+            tenant_namespace(tenant)
+        ),
+    ))
 }
 
 /// The tenant's `Namespace` as [`ensure_namespace`] applies it (before the applied-hash

@@ -52,9 +52,12 @@ pub async fn env() -> Env {
 /// A tenant volume as the storage backend would make it: a PVC with ownership labels.
 pub fn seed_volume(server: &TestServer, tenant: &Tenant, name: &str, rwx: bool) {
     let ns = tenant.as_str();
-    let _ = server
-        .cluster()
-        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    // The tenant's namespace as kubecloud makes it (a storage backend's ensure_namespace).
+    let namespace = kubecloud_kube::namespace_object(tenant);
+    let _ = server.cluster().create(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": serde_json::to_value(&namespace.metadata).expect("metadata"),
+    }));
     server
         .cluster()
         .create(json!({
