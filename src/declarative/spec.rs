@@ -57,10 +57,37 @@ pub struct TenantSpec {
     pub exposures: Vec<ExposureSpec>,
 }
 
+/// A parser's message cut to its first lines, each to a prefix.
+fn bounded(message: &str) -> String {
+    const LINES: usize = 12;
+    const WIDTH: usize = 160;
+    let mut out: Vec<String> = message
+        .lines()
+        .take(LINES)
+        .map(|line| match line.char_indices().nth(WIDTH) {
+            None => line.to_string(),
+            Some((at, _)) => format!("{}… ({} bytes)", &line[..at], line.len()),
+        })
+        .collect();
+    if message.lines().nth(LINES).is_some() {
+        out.push("…".into());
+    }
+    out.join("\n")
+}
+
 impl TenantSpec {
-    /// Reads a spec from YAML; an unknown field is an error naming it.
+    /// Reads a spec from YAML (or JSON, and with or without a UTF-8 byte-order mark); an
+    /// unknown field is an error naming it. The error quotes at most a prefix of each line of
+    /// the document it shows, so a huge document is not echoed back.
+    ///
+    /// ```
+    /// let err = kubecloud::TenantSpec::from_yaml(&format!("{}: 1", "x".repeat(100_000))).unwrap_err();
+    /// assert_eq!(err.invalid_field(), Some("spec"));
+    /// assert!(err.to_string().len() < 2_000);
+    /// ```
     pub fn from_yaml(yaml: &str) -> Result<Self> {
-        serde_saphyr::from_str(yaml).map_err(|e| Error::invalid("spec", e.to_string()))
+        let yaml = yaml.strip_prefix('\u{feff}').unwrap_or(yaml);
+        serde_saphyr::from_str(yaml).map_err(|e| Error::invalid("spec", bounded(&e.to_string())))
     }
 
     /// The spec as YAML.
