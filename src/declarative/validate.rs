@@ -28,6 +28,8 @@ impl TenantSpec {
     /// subnets: [{ name: web, vpc: main, cidr: 10.1.0.0/24 }]
     /// vms:
     ///   - name: web
+    ///     resources: { custom: { cpuCores: 1, memory: 1Gi } }
+    ///     bootDisk: { containerImage: { image: quay.io/containerdisks/fedora:40 } }
     ///     interfaces: [{ name: eth0, attachment: { subnet: { subnet: web } }, fixedIp: 10.1.0.1 }]
     /// "#)?;
     /// let err = spec.validate().unwrap_err();   // 10.1.0.1 is the gateway

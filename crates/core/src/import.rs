@@ -133,7 +133,7 @@ impl ImportPolicy {
     /// Whether `host` (a name) is allowed by [`ImportPolicy::allow_host`].
     pub fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.allowed_hosts.iter().any(|h| *h == host)
+        self.allowed_hosts.contains(&host)
     }
 
     /// Checks `url` as written: its syntax, and its host if that is an address or a name
