@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use kubecloud_core::{
-    BlockStorage, Compute, ComputeCapabilities, Error, LoadBalancer, LoadBalancerCapabilities,
-    Network, NetworkCapabilities, Result, StorageCapabilities, Tenant,
+    BlockStorage, Compute, ComputeCapabilities, Error, ImportPolicy, LoadBalancer,
+    LoadBalancerCapabilities, Network, NetworkCapabilities, Result, StorageCapabilities, Tenant,
 };
 
 use crate::reserved::ReservedNamespaces;
@@ -28,6 +28,7 @@ pub struct Cloud {
     pub(crate) load_balancer: Arc<dyn LoadBalancer>,
     /// Names no tenant may take.
     pub(crate) reserved: Arc<ReservedNamespaces>,
+    pub(crate) import_policy: Arc<ImportPolicy>,
 }
 
 /// What each of a cloud's backends can do.
@@ -71,7 +72,30 @@ impl Cloud {
             network: shared.clone(),
             load_balancer: shared,
             reserved: Arc::new(ReservedNamespaces::default()),
+            import_policy: Arc::default(),
         }
+    }
+
+    /// The same cloud with another policy on which hosts image imports may fetch from. By
+    /// default ([`ImportPolicy::default`]) loopback, link-local, unspecified and cloud metadata
+    /// addresses and names are refused; plans also resolve the names of import URLs and refuse
+    /// those resolving to such an address.
+    ///
+    /// ```
+    /// use kubecloud::{Cloud, ImportPolicy};
+    /// // A lab whose image server listens on the node's loopback.
+    /// let cloud = Cloud::in_memory()
+    ///     .with_import_policy(ImportPolicy::default().allow("127.0.0.0/8".parse().unwrap()));
+    /// assert!(cloud.import_policy().check("url", "http://127.0.0.1:8080/os.img").is_ok());
+    /// ```
+    pub fn with_import_policy(mut self, policy: ImportPolicy) -> Self {
+        self.import_policy = Arc::new(policy);
+        self
+    }
+
+    /// The policy on which hosts image imports may fetch from.
+    pub fn import_policy(&self) -> &ImportPolicy {
+        &self.import_policy
     }
 
     /// A handle on one tenant; every call through it is scoped to that tenant.
@@ -170,9 +194,30 @@ pub struct CloudBuilder {
     network: Option<Arc<dyn Network>>,
     load_balancer: Option<Arc<dyn LoadBalancer>>,
     reserved: ReservedNamespaces,
+    import_policy: ImportPolicy,
 }
 
 impl CloudBuilder {
+    /// Which hosts image imports may fetch from (see [`Cloud::with_import_policy`]).
+    ///
+    /// ```
+    /// use kubecloud::{Cloud, ImportPolicy, MemoryCloud};
+    /// let memory = MemoryCloud::new();
+    /// let cloud = Cloud::builder()
+    ///     .compute(memory.clone())
+    ///     .storage(memory.clone())
+    ///     .network(memory.clone())
+    ///     .load_balancer(memory)
+    ///     .import_policy(ImportPolicy::default().allow_host("mirror.lab.internal"))
+    ///     .build()?;
+    /// assert!(cloud.import_policy().host_allowed("mirror.lab.internal"));
+    /// # Ok::<(), kubecloud::Error>(())
+    /// ```
+    pub fn import_policy(mut self, policy: ImportPolicy) -> Self {
+        self.import_policy = policy;
+        self
+    }
+
     /// The compute backend.
     pub fn compute(self, backend: impl Compute + 'static) -> Self {
         self.compute_arc(Arc::new(backend))
@@ -238,6 +283,7 @@ impl CloudBuilder {
             network,
             load_balancer,
             reserved: Arc::new(reserved),
+            import_policy: Arc::new(self.import_policy),
         })
     }
 

@@ -52,6 +52,7 @@ pub mod connect;
 mod declarative;
 #[cfg(feature = "kubernetes")]
 pub mod gitops;
+mod import;
 mod load_balancer;
 mod network;
 /// The RBAC rules the backends need (feature `kubernetes`).

@@ -33,6 +33,11 @@ impl TenantHandle {
         Self { cloud, tenant }
     }
 
+    /// The cloud the tenant lives in.
+    pub(crate) fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
     /// The tenant.
     pub fn name(&self) -> &Tenant {
         &self.tenant

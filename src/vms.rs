@@ -62,7 +62,23 @@ impl<'a> TenantVms<'a> {
             BootDisk::ContainerImage { .. } => {
                 self.require(op, "container_disks", caps.container_disks)?
             }
-            BootDisk::Import { .. } => self.require(op, "http_import", caps.http_import)?,
+            BootDisk::Import {
+                url, size, mode, ..
+            } => {
+                self.require(op, "http_import", caps.http_import)?;
+                let storage = &self.cloud.storage;
+                storage.capabilities().check_size(
+                    "bootDisk.size",
+                    *size,
+                    *mode,
+                    storage.backend_name(),
+                )?;
+                crate::import::check_import_urls(
+                    &self.cloud.import_policy,
+                    &[("bootDisk.url".to_string(), url.as_str())],
+                )
+                .await?;
+            }
             BootDisk::Volume { .. } => {}
         }
         if spec.cloud_init.is_some() {

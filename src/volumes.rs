@@ -78,6 +78,14 @@ impl<'a> TenantVolumes<'a> {
             VolumeSource::Clone { .. } => self.require(op, "clones", caps.clones)?,
             VolumeSource::Snapshot { .. } => self.require(op, "snapshots", caps.snapshots)?,
         }
+        caps.check_size("size", spec.size, spec.mode, self.backend.backend_name())?;
+        if let VolumeSource::Import { url } = &spec.source {
+            crate::import::check_import_urls(
+                &self.cloud.import_policy,
+                &[("source.url".to_string(), url.as_str())],
+            )
+            .await?;
+        }
         if spec.replicas > caps.max_replicas {
             return Err(Error::invalid(
                 "replicas",

@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use kubecloud_core::{
-    AddressPoolSpec, BootDisk, Error, ExposureSpec, IpReservationSpec, Labels, ResourceKind,
-    Result, SecurityGroupSpec, ServiceSpec, SubnetSpec, Tenant, VmSpec, VolumeSpec, VpcSpec,
+    AddressPoolSpec, AddressRequest, BootDisk, Error, ExposureSpec, IpRange, IpReservationSpec,
+    Labels, ResourceKind, Result, SecurityGroupSpec, ServiceSpec, SubnetSpec, Tenant, VmResources,
+    VmSpec, VolumeSource, VolumeSpec, VpcSpec,
 };
 
 use super::spec::TenantSpec;
@@ -193,7 +194,7 @@ impl TenantHandle {
         let current = kubecloud_kube::shared_lists(self.current()).await?;
         #[cfg(not(feature = "kubernetes"))]
         let current = self.current().await?;
-        check_references(spec, &current)?;
+        self.check_references(spec, &current).await?;
         let mut steps = Vec::with_capacity(spec.len());
         // The live resources the spec names (never more than the tenant has).
         let mut wanted: BTreeSet<(ResourceKind, &str)> = BTreeSet::new();
@@ -562,8 +563,82 @@ fn walk(path: &str, desired: &Value, live: &Value, out: &mut Vec<FieldChange>) {
     }
 }
 
+/// What the cloud answers about names a spec may use that no spec holds (tiers, instance types,
+/// snapshots) and about what it can store; `None` where it was not asked or cannot tell, and then
+/// that reference is left for the backend.
+#[derive(Default)]
+struct Known {
+    /// Whether there is a cloud behind `Current` (false when rendering a spec alone): only then
+    /// are address pools (an administrator's shared pools are in no spec) and the tenant's live
+    /// subnets and pools checked.
+    cloud: bool,
+    tiers: Option<BTreeSet<String>>,
+    instance_types: Option<BTreeSet<String>>,
+    snapshots: Option<BTreeSet<String>>,
+    storage: Option<(String, kubecloud_core::StorageCapabilities)>,
+}
+
+impl TenantHandle {
+    /// References that are in neither the spec nor the cloud are refused, naming the field; so
+    /// are volume sizes below the storage's minimum, fixed addresses that are unusable in a live
+    /// subnet, pools overlapping the tenant's subnets or the pools it may use, and import URLs
+    /// whose host is or resolves to an address the cloud's [`kubecloud_core::ImportPolicy`]
+    /// refuses. Reads only what the spec needs (instance types only if a VM names one,
+    /// snapshots only if a volume restores one).
+    async fn check_references(&self, spec: &TenantSpec, current: &Current) -> Result<()> {
+        let cloud = self.cloud();
+        let tenant = self.name();
+        let names_type = spec
+            .vms
+            .iter()
+            .any(|vm| matches!(vm.resources, VmResources::InstanceType { .. }));
+        let restores = spec
+            .volumes
+            .iter()
+            .any(|v| matches!(v.source, VolumeSource::Snapshot { .. }));
+        let (instance_types, snapshots) = futures::try_join!(
+            async {
+                match names_type {
+                    true => cloud.compute.list_instance_types(tenant).await,
+                    false => Ok(None),
+                }
+            },
+            async {
+                match restores {
+                    true => cloud.storage.list_snapshots(tenant, None).await.map(Some),
+                    false => Ok(None),
+                }
+            },
+        )?;
+        let known = Known {
+            cloud: true,
+            tiers: cloud.storage.tier_names().map(|t| t.into_iter().collect()),
+            instance_types: instance_types.map(|t| t.into_iter().collect()),
+            snapshots: snapshots.map(|s| s.into_iter().map(|s| s.name).collect()),
+            storage: Some((
+                cloud.storage.backend_name().to_string(),
+                cloud.storage.capabilities(),
+            )),
+        };
+        check_references(spec, current, &known)?;
+        let mut urls: Vec<(String, &str)> = Vec::new();
+        for (i, v) in spec.volumes.iter().enumerate() {
+            if let VolumeSource::Import { url } = &v.source {
+                urls.push((format!("volumes[{i}].source.url"), url));
+            }
+        }
+        for (i, vm) in spec.vms.iter().enumerate() {
+            if let BootDisk::Import { url, .. } = &vm.boot_disk {
+                urls.push((format!("vms[{i}].bootDisk.url"), url));
+            }
+        }
+        crate::import::check_import_urls(&cloud.import_policy, &urls).await
+    }
+}
+
 /// References to resources that are not in the spec itself are refused, naming the field: for
-/// rendering a whole tenant (GitOps), where there is no cloud to find them in.
+/// rendering a whole tenant (GitOps), where there is no cloud to find them in. Import URLs are
+/// checked as written against the default [`kubecloud_core::ImportPolicy`].
 #[cfg(feature = "kubernetes")]
 pub(crate) fn check_references_within(spec: &TenantSpec) -> Result<()> {
     let nothing = Current {
@@ -572,11 +647,23 @@ pub(crate) fn check_references_within(spec: &TenantSpec) -> Result<()> {
         shared_pools: BTreeSet::new(),
         incomplete: BTreeSet::new(),
     };
-    check_references(spec, &nothing)
+    check_references(spec, &nothing, &Known::default())?;
+    let policy = kubecloud_core::ImportPolicy::default();
+    for (i, v) in spec.volumes.iter().enumerate() {
+        if let VolumeSource::Import { url } = &v.source {
+            policy.check(&format!("volumes[{i}].source.url"), url)?;
+        }
+    }
+    for (i, vm) in spec.vms.iter().enumerate() {
+        if let BootDisk::Import { url, .. } = &vm.boot_disk {
+            policy.check(&format!("vms[{i}].bootDisk.url"), url)?;
+        }
+    }
+    Ok(())
 }
 
 /// References that are in neither the spec nor the cloud are refused, naming the field.
-fn check_references(spec: &TenantSpec, current: &Current) -> Result<()> {
+fn check_references(spec: &TenantSpec, current: &Current, known: &Known) -> Result<()> {
     let has = |kind: ResourceKind, in_spec: &dyn Fn(&str) -> bool, name: &str| {
         in_spec(name)
             || current
@@ -588,16 +675,28 @@ fn check_references(spec: &TenantSpec, current: &Current) -> Result<()> {
     fn names<T>(items: &[T], name: impl Fn(&T) -> &str) -> BTreeSet<&str> {
         items.iter().map(name).collect()
     }
-    let (vpcs, subnets, volumes, sgs) = (
+    let (vpcs, subnets, volumes, sgs, pools) = (
         names(&spec.vpcs, |v| &v.name),
         names(&spec.subnets, |s| &s.name),
         names(&spec.volumes, |v| &v.name),
         names(&spec.security_groups, |s| &s.name),
+        names(&spec.address_pools, |p| &p.name),
     );
     let vpc = |n: &str| vpcs.contains(n);
     let subnet = |n: &str| subnets.contains(n);
     let volume = |n: &str| volumes.contains(n);
     let sg = |n: &str| sgs.contains(n);
+    let pool = |n: &str| pools.contains(n);
+    for (i, v) in spec.vpcs.iter().enumerate() {
+        for (j, peer) in v.peers.iter().enumerate() {
+            if !has(ResourceKind::Vpc, &vpc, peer) {
+                return Err(Error::invalid(
+                    format!("vpcs[{i}].peers[{j}]"),
+                    format!("no VPC {peer:?} in the spec or the tenant"),
+                ));
+            }
+        }
+    }
     for (i, s) in spec.subnets.iter().enumerate() {
         if !has(ResourceKind::Vpc, &vpc, &s.vpc) {
             return Err(Error::invalid(
@@ -606,6 +705,17 @@ fn check_references(spec: &TenantSpec, current: &Current) -> Result<()> {
             ));
         }
     }
+    // A subnet the spec does not describe but the tenant has (the spec's own are checked by
+    // `TenantSpec::validate`).
+    let live_subnet = |name: &str| -> Option<&SubnetSpec> {
+        if subnets.contains(name) {
+            return None;
+        }
+        match current.by_kind.get(&ResourceKind::Subnet)?.get(name)? {
+            Desired::Subnet(s) => Some(s),
+            _ => None,
+        }
+    };
     for (i, r) in spec.ip_reservations.iter().enumerate() {
         if !has(ResourceKind::Subnet, &subnet, &r.subnet) {
             return Err(Error::invalid(
@@ -613,15 +723,77 @@ fn check_references(spec: &TenantSpec, current: &Current) -> Result<()> {
                 format!("no subnet {:?} in the spec or the tenant", r.subnet),
             ));
         }
+        if let (Some(ip), Some(live)) = (r.ip, live_subnet(&r.subnet)) {
+            live.check_host_address(&format!("ipReservations[{i}].ip"), ip)?;
+        }
+    }
+    let check_tier = |field: &str, tier: Option<&String>| -> Result<()> {
+        if let (Some(tier), Some(tiers)) = (tier, &known.tiers)
+            && !tiers.contains(tier)
+        {
+            let list: Vec<&str> = tiers.iter().map(String::as_str).collect();
+            return Err(Error::invalid(
+                field,
+                format!("no tier {tier:?}; the storage has {}", list.join(", ")),
+            ));
+        }
+        Ok(())
+    };
+    let check_size = |field: &str, size, mode| -> Result<()> {
+        match &known.storage {
+            Some((backend, caps)) => caps.check_size(field, size, mode, backend),
+            None => Ok(()),
+        }
+    };
+    for (i, v) in spec.volumes.iter().enumerate() {
+        check_tier(&format!("volumes[{i}].tier"), v.tier.as_ref())?;
+        check_size(&format!("volumes[{i}].size"), v.size, v.mode)?;
+        match &v.source {
+            VolumeSource::Clone { volume: source } => {
+                if !has(ResourceKind::Volume, &volume, source) {
+                    return Err(Error::invalid(
+                        format!("volumes[{i}].source.volume"),
+                        format!("no volume {source:?} in the spec or the tenant to clone"),
+                    ));
+                }
+            }
+            VolumeSource::Snapshot { snapshot } => {
+                if let Some(snapshots) = &known.snapshots
+                    && !snapshots.contains(snapshot)
+                {
+                    return Err(Error::invalid(
+                        format!("volumes[{i}].source.snapshot"),
+                        format!("the tenant has no snapshot {snapshot:?}"),
+                    ));
+                }
+            }
+            VolumeSource::Blank | VolumeSource::Import { .. } => {}
+        }
     }
     for (i, vm) in spec.vms.iter().enumerate() {
-        if let BootDisk::Volume { volume: v } = &vm.boot_disk
-            && !has(ResourceKind::Volume, &volume, v)
+        if let (VmResources::InstanceType { name }, Some(types)) =
+            (&vm.resources, &known.instance_types)
+            && !types.contains(name)
         {
             return Err(Error::invalid(
-                format!("vms[{i}].bootDisk.volume"),
-                format!("no volume {v:?} in the spec or the tenant"),
+                format!("vms[{i}].resources.name"),
+                format!("the cloud has no instance type {name:?}"),
             ));
+        }
+        match &vm.boot_disk {
+            BootDisk::Volume { volume: v } if !has(ResourceKind::Volume, &volume, v) => {
+                return Err(Error::invalid(
+                    format!("vms[{i}].bootDisk.volume"),
+                    format!("no volume {v:?} in the spec or the tenant"),
+                ));
+            }
+            BootDisk::Import {
+                size, tier, mode, ..
+            } => {
+                check_tier(&format!("vms[{i}].bootDisk.tier"), tier.as_ref())?;
+                check_size(&format!("vms[{i}].bootDisk.size"), *size, *mode)?;
+            }
+            _ => {}
         }
         for (j, v) in vm.data_volumes.iter().enumerate() {
             if !has(ResourceKind::Volume, &volume, v) {
@@ -640,6 +812,17 @@ fn check_references(spec: &TenantSpec, current: &Current) -> Result<()> {
                     format!("no subnet {s:?} in the spec or the tenant"),
                 ));
             }
+            if let (Some(s), Some(ip)) = (iface.subnet(), iface.fixed_ip)
+                && let Some(live) = live_subnet(s)
+            {
+                let reserved = spec
+                    .ip_reservations
+                    .iter()
+                    .any(|r| r.subnet == s && r.ip == Some(ip));
+                if !reserved {
+                    live.check_host_address(&format!("vms[{i}].interfaces[{j}].fixedIp"), ip)?;
+                }
+            }
             for (k, g) in iface.security_groups.iter().enumerate() {
                 if !has(ResourceKind::SecurityGroup, &sg, g) {
                     return Err(Error::invalid(
@@ -647,6 +830,48 @@ fn check_references(spec: &TenantSpec, current: &Current) -> Result<()> {
                         format!("no security group {g:?} in the spec or the tenant"),
                     ));
                 }
+            }
+        }
+    }
+    if !known.cloud {
+        return Ok(());
+    }
+    for (i, e) in spec.exposures.iter().enumerate() {
+        if let AddressRequest::Pool(p) = &e.address
+            && !has(ResourceKind::AddressPool, &pool, p)
+        {
+            return Err(Error::invalid(
+                format!("exposures[{i}].address.pool"),
+                format!("no address pool {p:?} in the spec or usable by the tenant"),
+            ));
+        }
+    }
+    // The spec's pools against what stays of the cloud's: the tenant's subnets the spec does
+    // not replace are deleted by the plan unless the spec names them, so only shared pools
+    // (never deleted) and live subnets the spec keeps by name are compared; the spec's own
+    // subnets and pools are `TenantSpec::validate`'s.
+    let shared: Vec<(&str, IpRange)> = current
+        .by_kind
+        .get(&ResourceKind::AddressPool)
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| current.shared_pools.contains(*name) && !pools.contains(name.as_str()))
+        .filter_map(|(name, d)| match d {
+            Desired::AddressPool(p) => {
+                Some(p.addresses.iter().map(move |b| (name.as_str(), b.range())))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    for (i, p) in spec.address_pools.iter().enumerate() {
+        for (j, block) in p.addresses.iter().enumerate() {
+            let range = block.range();
+            if let Some((name, _)) = shared.iter().find(|(_, r)| r.overlaps(&range)) {
+                return Err(Error::invalid(
+                    format!("addressPools[{i}].addresses[{j}]"),
+                    format!("{block} overlaps the shared address pool {name:?}"),
+                ));
             }
         }
     }

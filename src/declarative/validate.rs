@@ -6,7 +6,7 @@ use std::net::IpAddr;
 // addresses, where SipHash showed in profiles; foldhash's maps are randomly seeded, so a spec
 // crafted to collide is still not a cheap attack on a portal that validates users' specs.
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use kubecloud_core::{AddressRequest, Error, Protocol, Result};
+use kubecloud_core::{AddressRequest, Error, IpRange, Protocol, Result};
 
 use super::spec::TenantSpec;
 
@@ -15,8 +15,27 @@ impl TenantSpec {
     /// unique per kind, references between resources of the spec (a subnet's VPC, an
     /// interface's subnet and security groups, a reservation's subnet, a VM's volumes — each
     /// either in the spec or left for [`crate::TenantHandle::plan`] to find in the cloud), fixed
-    /// IPs inside their subnet and unique, exposure ports unique per requested address.
+    /// IPs usable in their subnet (inside it, not its network, broadcast or gateway address, not
+    /// excluded) and unique, address pools overlapping neither each other nor the spec's
+    /// subnets, exposure ports unique per requested address. Each resource's own rules refuse
+    /// special CIDRs (unspecified, loopback, link-local, multicast), reserved label keys,
+    /// cloud-init data larger than a Secret holds and malformed import URLs; messages quote at
+    /// most a prefix of what the spec holds.
     /// The error names the field, e.g. `vms[2].interfaces[0].fixedIp`.
+    ///
+    /// ```
+    /// let spec = kubecloud::TenantSpec::from_yaml(r#"
+    /// subnets: [{ name: web, vpc: main, cidr: 10.1.0.0/24 }]
+    /// vms:
+    ///   - name: web
+    ///     resources: { custom: { cpuCores: 1, memory: 1Gi } }
+    ///     bootDisk: { containerImage: { image: quay.io/containerdisks/fedora:40 } }
+    ///     interfaces: [{ name: eth0, attachment: { subnet: { subnet: web } }, fixedIp: 10.1.0.1 }]
+    /// "#)?;
+    /// let err = spec.validate().unwrap_err();   // 10.1.0.1 is the gateway
+    /// assert_eq!(err.invalid_field(), Some("vms[0].interfaces[0].fixedIp"));
+    /// # Ok::<(), kubecloud::Error>(())
+    /// ```
     pub fn validate(&self) -> Result<()> {
         macro_rules! each {
             ($list:expr, $field:literal) => {
@@ -62,13 +81,8 @@ impl TenantSpec {
         };
         let mut taken: HashMap<(&str, IpAddr), At> = HashMap::new();
         let mut hold = |subnet, ip: IpAddr, at: At| -> Result<()> {
-            if let Some(spec) = subnets.get(subnet)
-                && !spec.cidr.contains(&ip)
-            {
-                return Err(Error::invalid(
-                    field_of(at),
-                    format!("{ip} is not inside subnet {subnet:?} ({})", spec.cidr),
-                ));
+            if let Some(spec) = subnets.get(subnet) {
+                spec.check_host_address(&field_of(at), ip)?;
             }
             if let Some(first) = taken.insert((subnet, ip), at) {
                 return Err(Error::invalid(
@@ -95,6 +109,48 @@ impl TenantSpec {
                         hold(subnet, ip, ("vms", i, j))?;
                     }
                 }
+            }
+        }
+
+        // Address pools: none overlapping another, nor a subnet of the tenant (traffic to the
+        // address would be routed into the subnet).
+        let blocks: Vec<(usize, usize, IpRange)> = self
+            .address_pools
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| {
+                p.addresses
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, b)| (i, j, b.range()))
+            })
+            .collect();
+        for (n, (i, j, range)) in blocks.iter().enumerate() {
+            if let Some((k, l, _)) = blocks[..n]
+                .iter()
+                .find(|(k, _, other)| k != i && other.overlaps(range))
+            {
+                return Err(Error::invalid(
+                    format!("addressPools[{i}].addresses[{j}]"),
+                    format!(
+                        "{} overlaps addressPools[{k}].addresses[{l}] ({})",
+                        self.address_pools[*i].addresses[*j], self.address_pools[*k].addresses[*l]
+                    ),
+                ));
+            }
+            if let Some((s, subnet)) = self.subnets.iter().enumerate().find(|(_, s)| {
+                range.overlaps(&IpRange {
+                    first: s.cidr.network(),
+                    last: s.cidr.broadcast(),
+                })
+            }) {
+                return Err(Error::invalid(
+                    format!("addressPools[{i}].addresses[{j}]"),
+                    format!(
+                        "{} overlaps subnets[{s}] ({}): a pool's addresses must be outside the tenant's subnets",
+                        self.address_pools[*i].addresses[*j], subnet.cidr
+                    ),
+                ));
             }
         }
 

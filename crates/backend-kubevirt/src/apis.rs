@@ -66,3 +66,33 @@ pub fn vm_restores(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
     );
     Api::namespaced_with(client.clone(), ns, &ar)
 }
+
+/// The instance types VMs of namespace `ns` may name: `VirtualMachineClusterInstancetype`s
+/// (`ns` unused) or `VirtualMachineInstancetype`s in `ns`, per `kind`.
+pub fn instancetypes(
+    client: &kube::Client,
+    ns: &str,
+    kind: crate::options::InstancetypeKind,
+) -> Api<DynamicObject> {
+    match kind {
+        crate::options::InstancetypeKind::Cluster => Api::all_with(
+            client.clone(),
+            &resource(
+                "instancetype.kubevirt.io",
+                "v1beta1",
+                "VirtualMachineClusterInstancetype",
+                "virtualmachineclusterinstancetypes",
+            ),
+        ),
+        crate::options::InstancetypeKind::Namespaced => Api::namespaced_with(
+            client.clone(),
+            ns,
+            &resource(
+                "instancetype.kubevirt.io",
+                "v1beta1",
+                "VirtualMachineInstancetype",
+                "virtualmachineinstancetypes",
+            ),
+        ),
+    }
+}

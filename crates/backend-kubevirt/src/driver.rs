@@ -572,6 +572,21 @@ impl Compute for KubeVirt {
         Ok(out)
     }
 
+    async fn list_instance_types(&self, tenant: &Tenant) -> Result<Option<Vec<String>>> {
+        let ns = Self::ns(tenant);
+        let api = apis::instancetypes(&self.client, &ns, self.options.instancetype_kind);
+        let types = self
+            .writer
+            .list_metadata(&api, &ListParams::default(), ResourceKind::Vm, "")
+            .await?;
+        Ok(Some(
+            types
+                .iter()
+                .filter_map(|t| t.metadata.name.clone())
+                .collect(),
+        ))
+    }
+
     async fn list_vm_specs(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<VmSpec>> {
         let ns = Self::ns(tenant);
         let params = vm_list_params(tenant, selector);

@@ -7,6 +7,8 @@ use kubecloud_kube::connect::{
 };
 use kubecloud_kube::plugin::{Need, Part, READ, Rbac, Unexercised, WRITE};
 
+const INSTANCE_TYPES: &str =
+    "listed only when a tenant plan names an instance type; the suite's VMs name none";
 const SECRETS: &str = "cloud-init and SSH keys are Secrets; the suite's VMs have no cloud-init";
 
 /// Every verb on every resource this backend sends, and those the conformance suite does not
@@ -88,6 +90,15 @@ const NEEDS: &[Need] = &[
         resources: &["persistentvolumes"],
         verbs: READ,
     },
+    // Plans check that the instance types VMs name exist (cluster-wide or namespaced kind).
+    Need {
+        group: "instancetype.kubevirt.io",
+        resources: &[
+            "virtualmachineclusterinstancetypes",
+            "virtualmachineinstancetypes",
+        ],
+        verbs: &["list"],
+    },
     // Migration to a named node and "fewer than two nodes" blockers.
     Need {
         group: "",
@@ -97,6 +108,18 @@ const NEEDS: &[Need] = &[
 ];
 
 const NOT_EXERCISED: &[Unexercised] = &[
+    Unexercised {
+        group: "instancetype.kubevirt.io",
+        resource: "virtualmachineclusterinstancetypes",
+        verb: "list",
+        why: INSTANCE_TYPES,
+    },
+    Unexercised {
+        group: "instancetype.kubevirt.io",
+        resource: "virtualmachineinstancetypes",
+        verb: "list",
+        why: INSTANCE_TYPES,
+    },
     Unexercised {
         group: "",
         resource: "secrets",

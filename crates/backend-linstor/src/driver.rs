@@ -180,6 +180,8 @@ impl Linstor {
     /// valid, not a ReadWriteMany filesystem, replicas within the backend's maximum.
     pub(crate) fn check_volume_spec(&self, spec: &VolumeSpec) -> Result<()> {
         spec.validate()?;
+        self.capabilities()
+            .check_size("size", spec.size, spec.mode, BACKEND)?;
         if spec.access == AccessMode::ReadWriteMany && spec.mode == VolumeMode::Filesystem {
             return Err(Error::unsupported(
                 BACKEND,
@@ -557,6 +559,10 @@ impl BlockStorage for Linstor {
             http_import: self.inner.http_import,
             ..capabilities(self.inner.max_replicas.min(MAX_REPLICAS))
         }
+    }
+
+    fn tier_names(&self) -> Option<Vec<String>> {
+        Some(self.tiers().iter().map(|t| t.name.clone()).collect())
     }
 
     async fn create_volume(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Volume> {

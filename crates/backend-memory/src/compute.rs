@@ -8,8 +8,8 @@ use futures::stream::BoxStream;
 use kubecloud_core::{
     AccessMode, Attachment, BootDisk, Compute, ComputeCapabilities, Error, InterfaceStatus, Labels,
     MacAddress, Migration, MigrationBlocker, MigrationTarget, NetworkInterface, PodBinding,
-    PowerAction, ResourceKind, Result, Tenant, Vm, VmAttachments, VmPhase, VmSnapshot, VmSpec,
-    VmStatus, VolumeSource, VolumeSpec, async_trait, labels_match,
+    PowerAction, ResourceKind, Result, Tenant, Vm, VmAttachments, VmPhase, VmResources, VmSnapshot,
+    VmSpec, VmStatus, VolumeSource, VolumeSpec, async_trait, labels_match,
 };
 
 use crate::driver::StepKind;
@@ -815,6 +815,10 @@ impl State {
     }
 }
 
+/// The instance types of the in-memory cloud (like a cluster's
+/// `VirtualMachineClusterInstancetype`s): VMs may name these and no other.
+pub const INSTANCE_TYPES: &[&str] = &["small", "medium", "large", "xlarge"];
+
 #[async_trait]
 impl Compute for MemoryCloud {
     fn backend_name(&self) -> &str {
@@ -841,8 +845,23 @@ impl Compute for MemoryCloud {
         attachments: &VmAttachments,
     ) -> Result<Vm> {
         spec.validate()?;
+        if let VmResources::InstanceType { name } = &spec.resources
+            && !INSTANCE_TYPES.contains(&name.as_str())
+        {
+            return Err(Error::invalid(
+                "resources.name",
+                format!(
+                    "no instance type {name:?}; known: {}",
+                    INSTANCE_TYPES.join(", ")
+                ),
+            ));
+        }
         attachments.check_for(spec)?;
         self.lock().apply_vm(tenant, spec)
+    }
+
+    async fn list_instance_types(&self, _tenant: &Tenant) -> Result<Option<Vec<String>>> {
+        Ok(Some(INSTANCE_TYPES.iter().map(|t| t.to_string()).collect()))
     }
 
     async fn get_vm(&self, tenant: &Tenant, name: &str) -> Result<Vm> {

@@ -65,6 +65,7 @@ use std::time::Duration;
 use kubecloud_core::{AddressPoolSpec, ByteSize};
 use tokio::sync::Notify;
 
+pub use crate::compute::INSTANCE_TYPES;
 use crate::state::{Config, State};
 
 /// The name every trait's `backend_name()` returns.

@@ -6,14 +6,21 @@ use futures::stream::BoxStream;
 use kubecloud_core::{
     AccessMode, BlockStorage, ByteSize, Error, Labels, MAX_REPLICAS, Replica, ReplicaState,
     ResourceKind, Result, Snapshot, StorageCapabilities, StoragePool, Tenant, VmPhase, Volume,
-    VolumeAttachment, VolumePhase, VolumeSource, VolumeSpec, VolumeStatus, async_trait,
-    labels_match, validate_name, validate_size,
+    VolumeAttachment, VolumeMode, VolumePhase, VolumeSource, VolumeSpec, VolumeStatus, async_trait,
+    labels_match, url_host, validate_name, validate_size,
 };
 
 use crate::driver::StepKind;
 use crate::state::{State, TenantState, find, find_mut};
 use crate::watch::Watchers;
 use crate::{BACKEND, MemoryCloud};
+
+/// The smallest raw block volume: the floor LINSTOR CSI puts on the real stack (4 KiB), so a
+/// spec that plans on the in-memory cloud plans on a cluster.
+pub(crate) const MIN_BLOCK_SIZE: ByteSize = ByteSize::kib(4);
+
+/// The smallest filesystem volume: LINSTOR CSI's floor for ext4 (2 MiB).
+pub(crate) const MIN_FILESYSTEM_SIZE: ByteSize = ByteSize::mib(2);
 
 /// How far an import gets per step, in percent.
 const IMPORT_STEP: u8 = 25;
@@ -109,17 +116,6 @@ pub(crate) struct VolumePlan {
     nodes: Vec<usize>,
 }
 
-/// The host of an http(s) URL.
-fn url_host(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if let Some(bracketed) = host.strip_prefix('[') {
-        return bracketed.split(']').next().unwrap_or_default();
-    }
-    host.split(':').next().unwrap_or_default()
-}
-
 /// Why an import from `url` fails, if it does: hosts under `.invalid` (the reserved TLD that
 /// never resolves) cannot be reached.
 fn import_failure(url: &str) -> Option<String> {
@@ -132,6 +128,19 @@ impl State {
     /// Checks a volume creation (name, tier, source, capacity) and places its replicas, without
     /// changing anything.
     pub(crate) fn plan_volume(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<VolumePlan> {
+        let min = match spec.mode {
+            VolumeMode::Block => MIN_BLOCK_SIZE,
+            VolumeMode::Filesystem => MIN_FILESYSTEM_SIZE,
+        };
+        if spec.size < min {
+            return Err(Error::invalid(
+                "size",
+                format!(
+                    "{} is below {BACKEND}'s minimum of {min} for a {:?} volume",
+                    spec.size, spec.mode
+                ),
+            ));
+        }
         let ts = self.tenant(tenant);
         if ts.is_some_and(|ts| ts.volumes.contains_key(&spec.name)) {
             return Err(Error::already_exists(ResourceKind::Volume, &spec.name));
@@ -544,6 +553,8 @@ impl BlockStorage for MemoryCloud {
             max_replicas: u8::try_from(self.inner.nodes)
                 .unwrap_or(u8::MAX)
                 .min(MAX_REPLICAS),
+            min_volume_size: MIN_BLOCK_SIZE,
+            min_filesystem_size: MIN_FILESYSTEM_SIZE,
         }
     }
 
@@ -628,6 +639,16 @@ impl BlockStorage for MemoryCloud {
 
     async fn list_pools(&self, _tenant: &Tenant) -> Result<Vec<StoragePool>> {
         Ok(self.lock().storage_pools())
+    }
+
+    fn tier_names(&self) -> Option<Vec<String>> {
+        Some(
+            self.lock()
+                .storage_pools
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
+        )
     }
 
     async fn watch_volume(

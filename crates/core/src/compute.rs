@@ -10,10 +10,15 @@ use serde::{Deserialize, Serialize};
 use crate::addr::MacAddress;
 use crate::attach::VmAttachments;
 use crate::error::{Error, Result};
-use crate::name::{Labels, Tenant, validate_labels, validate_name};
+use crate::name::{Labels, Tenant, validate_labels, validate_name, validate_user_labels};
 use crate::secret::SecretString;
 use crate::size::ByteSize;
 use crate::storage::{AccessMode, VolumeMode};
+
+/// The most bytes of cloud-init data (user data, network data and SSH keys together) a VM may
+/// carry: what one Kubernetes Secret holds (`MaxSecretSize`, 1 MiB, counted over the values of
+/// its data), where the compute backends keep it.
+pub const MAX_CLOUD_INIT_SIZE: usize = 1024 * 1024;
 
 /// What a VM should be: create-or-update through [`Compute::apply_vm`].
 ///
@@ -338,12 +343,7 @@ impl VmSpec {
                 tier,
                 ..
             } => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-                    return Err(Error::invalid(
-                        "bootDisk.url",
-                        format!("{url:?} is not an http(s) URL"),
-                    ));
-                }
+                crate::import::validate_import_url("bootDisk.url", url)?;
                 crate::storage::validate_size("bootDisk.size", *size)?;
                 crate::storage::validate_replicas("bootDisk.replicas", *replicas)?;
                 if let Some(tier) = tier {
@@ -412,6 +412,18 @@ impl VmSpec {
             ));
         }
         if let Some(ci) = &self.cloud_init {
+            let size = ci.user_data.as_ref().map_or(0, |d| d.expose().len())
+                + ci.network_data.as_ref().map_or(0, |d| d.expose().len())
+                + ci.ssh_keys.iter().map(|k| k.expose().len()).sum::<usize>();
+            if size > MAX_CLOUD_INIT_SIZE {
+                // Secret material: its size only.
+                return Err(Error::invalid(
+                    "cloudInit",
+                    format!(
+                        "{size} bytes of user data, network data and SSH keys; a Kubernetes Secret holds at most {MAX_CLOUD_INIT_SIZE}"
+                    ),
+                ));
+            }
             for (i, key) in ci.ssh_keys.iter().enumerate() {
                 let k = key.expose().trim();
                 let known = [
@@ -430,7 +442,7 @@ impl VmSpec {
                 }
             }
         }
-        validate_labels("labels", &self.labels)?;
+        validate_user_labels("labels", &self.labels)?;
         validate_labels("placement.nodeSelector", &self.placement.node_selector)?;
         Ok(())
     }
@@ -728,6 +740,13 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
     async fn get_vm(&self, tenant: &Tenant, name: &str) -> Result<Vm>;
     /// The tenant's VMs carrying all `selector` labels (all VMs for an empty selector), by name.
     async fn list_vms(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<Vm>>;
+    /// The names of the instance types VMs of `tenant` may name ([`VmResources::InstanceType`]),
+    /// or `None` (the default) if the backend cannot tell; a plan refuses a VM naming one that
+    /// is not listed.
+    async fn list_instance_types(&self, tenant: &Tenant) -> Result<Option<Vec<String>>> {
+        let _ = tenant;
+        Ok(None)
+    }
     /// The specs of the VMs [`Compute::list_vms`] lists, in the same order, without reading
     /// their state: what planning compares against. The default lists the VMs; a backend that
     /// keeps a VM's spec apart from its state (KubeVirt: in an annotation, the state in the VM's

@@ -35,6 +35,7 @@ mod addr;
 mod attach;
 mod compute;
 mod error;
+mod import;
 pub mod ipam;
 mod loadbalancer;
 mod name;
@@ -54,22 +55,28 @@ pub use attach::{
 };
 pub use compute::{
     Attachment, BootDisk, CloudInit, Compute, ComputeCapabilities, Condition, InterfaceStatus,
-    Migration, MigrationBlocker, MigrationTarget, NetworkInterface, Placement, PodBinding,
-    PowerAction, RunStrategy, Vm, VmPhase, VmResources, VmSnapshot, VmSpec, VmStatus,
+    MAX_CLOUD_INIT_SIZE, Migration, MigrationBlocker, MigrationTarget, NetworkInterface, Placement,
+    PodBinding, PowerAction, RunStrategy, Vm, VmPhase, VmResources, VmSnapshot, VmSpec, VmStatus,
 };
 pub use error::{BoxError, Error, ResourceKind, Result};
+pub use import::{
+    ImportPolicy, MAX_URL_LEN, METADATA_ADDRESSES, METADATA_HOSTS, url_host, validate_import_url,
+};
 pub use loadbalancer::{
     AddressBlock, AddressPool, AddressPoolSpec, AddressRequest, Advertisement, BgpAdvertisement,
     BgpPeer, Exposure, ExposureSpec, ExposureState, L2Advertisement, LoadBalancer,
     LoadBalancerCapabilities,
 };
-pub use name::{Labels, MAX_NAME_LEN, Tenant, validate_labels, validate_name};
+pub use name::{
+    Labels, MAX_NAME_LEN, QUOTE_MAX, RESERVED_LABEL_KEYS, RESERVED_LABEL_PREFIXES, Tenant,
+    is_reserved_label, quote, shorten, validate_labels, validate_name, validate_user_labels,
+};
 pub use network::{
     Direction, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpReservation,
     IpReservationSpec, Network, NetworkCapabilities, Packet, PortRange, Protocol, Remote, Rule,
-    RuleAction, SecurityGroup, SecurityGroupSpec, Service, ServicePort, ServiceSpec, SnatRule,
-    SnatRuleSpec, StaticRoute, Subnet, SubnetSpec, Vpc, VpcSpec, broadcast, cidrs_overlap,
-    first_host, validate_ports,
+    RuleAction, SPECIAL_BLOCKS, SecurityGroup, SecurityGroupSpec, Service, ServicePort,
+    ServiceSpec, SnatRule, SnatRuleSpec, StaticRoute, Subnet, SubnetSpec, Vpc, VpcSpec, broadcast,
+    cidrs_overlap, first_host, special_block, validate_ports,
 };
 pub use secret::SecretString;
 pub use size::ByteSize;

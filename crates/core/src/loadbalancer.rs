@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::addr::IpRange;
 use crate::error::{Error, Result};
-use crate::name::{Labels, Tenant, validate_labels, validate_name};
+use crate::name::{Labels, Tenant, validate_labels, validate_name, validate_user_labels};
 use crate::network::{ServicePort, validate_ports};
 use crate::secret::SecretString;
 
@@ -81,6 +81,20 @@ impl AddressPoolSpec {
                 ));
             }
             let range = block.range();
+            if range.first > range.last || range.first.is_ipv4() != range.last.is_ipv4() {
+                return Err(Error::invalid(
+                    format!("addresses[{i}]"),
+                    format!("{block} is not a range from a first to a last address"),
+                ));
+            }
+            if let Some((what, special)) = crate::network::special_block(&range) {
+                return Err(Error::invalid(
+                    format!("addresses[{i}]"),
+                    format!(
+                        "{block} overlaps {special}, the {what} block: not usable for external addresses"
+                    ),
+                ));
+            }
             if let Some(j) = self.addresses[..i]
                 .iter()
                 .position(|o| o.range().overlaps(&range))
@@ -317,8 +331,19 @@ impl ExposureSpec {
                 "must select VMs by at least one label",
             ));
         }
-        validate_labels("selector", &self.selector)?;
+        validate_user_labels("selector", &self.selector)?;
         validate_ports("ports", &self.ports)?;
+        if let AddressRequest::Ip(ip) = self.address
+            && let Some((what, special)) = crate::network::special_block(&IpRange {
+                first: ip,
+                last: ip,
+            })
+        {
+            return Err(Error::invalid(
+                "address.ip",
+                format!("{ip} is in {special}, the {what} block: not an external address"),
+            ));
+        }
         if let AddressRequest::Pool(pool) = &self.address {
             validate_name("address.pool", pool)?;
         }

@@ -26,7 +26,103 @@ pub const MAX_NAME_LEN: usize = 63;
 /// ```
 pub fn validate_name(field: &str, value: &str) -> Result<()> {
     if let Some(reason) = dns_label_problem(value, MAX_NAME_LEN) {
-        return Err(Error::invalid(field, format!("{value:?} {reason}")));
+        return Err(Error::invalid(field, format!("{} {reason}", quote(value))));
+    }
+    Ok(())
+}
+
+/// The most characters of a user's value an error message repeats ([`quote`], [`shorten`]).
+pub const QUOTE_MAX: usize = 63;
+
+/// `value` quoted for an error message: whole if it has at most [`QUOTE_MAX`] characters,
+/// else its first [`QUOTE_MAX`] characters, `…` and its length, so a megabyte of input is not
+/// echoed back whole.
+///
+/// ```
+/// use kubecloud_core::quote;
+/// assert_eq!(quote("web"), "\"web\"");
+/// let long = "a".repeat(1_000_000);
+/// let quoted = quote(&long);
+/// assert!(quoted.ends_with("\"… (1000000 bytes)"), "{quoted}");
+/// assert!(quoted.len() < 100);
+/// ```
+pub fn quote(value: &str) -> String {
+    match value.char_indices().nth(QUOTE_MAX) {
+        None => format!("{value:?}"),
+        Some((at, _)) => format!("{:?}… ({} bytes)", &value[..at], value.len()),
+    }
+}
+
+/// `value` cut to its first [`QUOTE_MAX`] characters followed by `…` when longer, unquoted: for
+/// user input that becomes part of a field path (a label key, a map key).
+///
+/// ```
+/// use kubecloud_core::shorten;
+/// assert_eq!(shorten("app"), "app");
+/// assert_eq!(shorten(&"k".repeat(100)).chars().count(), 64);
+/// ```
+pub fn shorten(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(QUOTE_MAX) {
+        None => std::borrow::Cow::Borrowed(value),
+        Some((at, _)) => std::borrow::Cow::Owned(format!("{}…", &value[..at])),
+    }
+}
+
+/// Label-key prefixes (and their subdomains) that kubecloud and the systems under it set on the
+/// objects they create: a spec may not set them, or they would be overwritten (and the next
+/// apply would see the difference again).
+pub const RESERVED_LABEL_PREFIXES: &[&str] = &["kubecloud.io", "kubevirt.io", "ovn.kubernetes.io"];
+
+/// Whole label keys kubecloud sets on everything it creates: a spec may not set them.
+pub const RESERVED_LABEL_KEYS: &[&str] = &["app.kubernetes.io/managed-by"];
+
+/// Whether `key` is a label key a spec may not set: one of [`RESERVED_LABEL_KEYS`], or a key whose
+/// prefix is one of [`RESERVED_LABEL_PREFIXES`] or a subdomain of one.
+///
+/// ```
+/// use kubecloud_core::is_reserved_label;
+/// assert!(is_reserved_label("kubecloud.io/tenant"));
+/// assert!(is_reserved_label("vm.kubevirt.io/name"));
+/// assert!(is_reserved_label("app.kubernetes.io/managed-by"));
+/// assert!(!is_reserved_label("app.kubernetes.io/name"));
+/// assert!(!is_reserved_label("example.com/kubecloud.io"));
+/// ```
+pub fn is_reserved_label(key: &str) -> bool {
+    if RESERVED_LABEL_KEYS.contains(&key) {
+        return true;
+    }
+    let Some((prefix, _)) = key.rsplit_once('/') else {
+        return false;
+    };
+    let prefix = prefix.to_ascii_lowercase();
+    RESERVED_LABEL_PREFIXES.iter().any(|reserved| {
+        prefix == *reserved
+            || prefix
+                .strip_suffix(reserved)
+                .is_some_and(|sub| sub.ends_with('.'))
+    })
+}
+
+/// [`validate_labels`], and refuses [reserved keys](is_reserved_label): for the labels a spec
+/// sets on its resources (and the selectors that pick them), not for node selectors, which name
+/// the cluster's own node labels.
+///
+/// ```
+/// use kubecloud_core::{validate_user_labels, Labels};
+/// let mut labels = Labels::new();
+/// labels.insert("app".into(), "web".into());
+/// assert!(validate_user_labels("labels", &labels).is_ok());
+/// labels.insert("kubecloud.io/tenant".into(), "other".into());
+/// let err = validate_user_labels("labels", &labels).unwrap_err();
+/// assert_eq!(err.invalid_field(), Some("labels.kubecloud.io/tenant"));
+/// ```
+pub fn validate_user_labels(field: &str, labels: &Labels) -> Result<()> {
+    validate_labels(field, labels)?;
+    if let Some(key) = labels.keys().find(|k| is_reserved_label(k)) {
+        return Err(Error::invalid(
+            format!("{field}.{key}"),
+            format!("the label key {key:?} is reserved for kubecloud and the systems it drives"),
+        ));
     }
     Ok(())
 }
@@ -65,6 +161,13 @@ fn dns_label_problem(value: &str, max: usize) -> Option<String> {
 /// ```
 pub fn validate_labels(field: &str, labels: &Labels) -> Result<()> {
     for (key, value) in labels {
+        // Kubernetes: a key's prefix is at most 253 and its name at most 63 characters.
+        if key.len() > 253 + 1 + 63 {
+            return Err(Error::invalid(
+                format!("{field}.{}", shorten(key)),
+                format!("label key of {} bytes is too long", key.len()),
+            ));
+        }
         let (prefix, name) = match key.rsplit_once('/') {
             Some((prefix, name)) => (Some(prefix), name),
             None => (None, key.as_str()),
@@ -92,7 +195,8 @@ pub fn validate_labels(field: &str, labels: &Labels) -> Result<()> {
             return Err(Error::invalid(
                 format!("{field}.{key}"),
                 format!(
-                    "label value {value:?} must be at most 63 characters of alphanumerics, '-', '_' or '.', starting and ending alphanumeric"
+                    "label value {} must be at most 63 characters of alphanumerics, '-', '_' or '.', starting and ending alphanumeric",
+                    quote(value)
                 ),
             ));
         }

@@ -11,7 +11,7 @@ use crate::addr::{IpRange, MacAddress};
 use crate::attach::InterfaceAttachment;
 use crate::compute::NetworkInterface;
 use crate::error::{Error, Result};
-use crate::name::{Labels, Tenant, validate_labels, validate_name};
+use crate::name::{Labels, Tenant, validate_name, validate_user_labels};
 
 /// A virtual private cloud: an isolated routing domain of one tenant.
 ///
@@ -169,6 +169,18 @@ impl SubnetSpec {
                 format!("{} is too small for a subnet", self.cidr),
             ));
         }
+        if let Some((what, block)) = special_block(&IpRange {
+            first: self.cidr.network(),
+            last: self.cidr.broadcast(),
+        }) {
+            return Err(Error::invalid(
+                "cidr",
+                format!(
+                    "{} overlaps {block}, the {what} block: not usable for a subnet",
+                    self.cidr
+                ),
+            ));
+        }
         if let Some(gw) = self.gateway
             && (!self.cidr.contains(&gw)
                 || gw == self.cidr.network()
@@ -189,6 +201,82 @@ impl SubnetSpec {
         }
         Ok(())
     }
+}
+
+impl SubnetSpec {
+    /// Checks that `ip` can be fixed on an interface or reserved in this subnet: inside the
+    /// CIDR, and neither its network address, its broadcast address (IPv4), its gateway nor an
+    /// excluded address. `field` names the field in the error.
+    ///
+    /// ```
+    /// use kubecloud_core::SubnetSpec;
+    /// let mut web = SubnetSpec::new("web", "main", "10.1.0.0/24".parse().unwrap());
+    /// web.exclude = vec!["10.1.0.200..10.1.0.210".parse().unwrap()];
+    /// assert!(web.check_host_address("fixedIp", "10.1.0.10".parse().unwrap()).is_ok());
+    /// for refused in ["10.1.0.0", "10.1.0.1", "10.1.0.255", "10.1.0.205", "10.2.0.1"] {
+    ///     let err = web.check_host_address("fixedIp", refused.parse().unwrap()).unwrap_err();
+    ///     assert_eq!(err.invalid_field(), Some("fixedIp"));
+    /// }
+    /// ```
+    pub fn check_host_address(&self, field: &str, ip: IpAddr) -> Result<()> {
+        let why = if !self.cidr.contains(&ip) {
+            Some("is not inside".to_string())
+        } else if ip == self.cidr.network() {
+            Some("is the network address of".to_string())
+        } else if Some(ip) == broadcast(self.cidr) {
+            Some("is the broadcast address of".to_string())
+        } else if ip == self.gateway_ip() {
+            Some("is the gateway of".to_string())
+        } else {
+            self.exclude
+                .iter()
+                .position(|r| r.contains(ip))
+                .map(|i| format!("is excluded (exclude[{i}]) in"))
+        };
+        match why {
+            None => Ok(()),
+            Some(why) => Err(Error::invalid(
+                field,
+                format!("{ip} {why} subnet {:?} ({})", self.name, self.cidr),
+            )),
+        }
+    }
+}
+
+/// Address blocks no subnet or address pool may overlap, with what they are: the unspecified
+/// ("this network") block, loopback, link-local and multicast, of both families, and the IPv4
+/// limited broadcast address.
+pub const SPECIAL_BLOCKS: &[(&str, &str)] = &[
+    ("unspecified", "0.0.0.0/8"),
+    ("loopback", "127.0.0.0/8"),
+    ("link-local", "169.254.0.0/16"),
+    ("multicast", "224.0.0.0/4"),
+    ("broadcast", "255.255.255.255/32"),
+    ("unspecified", "::/128"),
+    ("loopback", "::1/128"),
+    ("link-local", "fe80::/10"),
+    ("multicast", "ff00::/8"),
+];
+
+/// The first [special block](SPECIAL_BLOCKS) `range` overlaps, as (what it is, the block).
+///
+/// ```
+/// use kubecloud_core::{special_block, IpRange};
+/// let all: IpRange = "0.0.0.0..255.255.255.255".parse().unwrap();
+/// assert_eq!(special_block(&all).map(|(what, _)| what), Some("unspecified"));
+/// let lan: IpRange = "10.0.0.0..10.0.0.255".parse().unwrap();
+/// assert_eq!(special_block(&lan), None);
+/// ```
+pub fn special_block(range: &IpRange) -> Option<(&'static str, IpNet)> {
+    SPECIAL_BLOCKS.iter().find_map(|(what, block)| {
+        let block: IpNet = block.parse().ok()?;
+        let other = IpRange {
+            first: block.network(),
+            last: block.broadcast(),
+        };
+        (other.first.is_ipv4() == range.first.is_ipv4() && other.overlaps(range))
+            .then_some((*what, block))
+    })
 }
 
 /// The first host address of a CIDR (the network address + 1).
@@ -491,7 +579,7 @@ impl ServiceSpec {
                 "must select VMs by at least one label",
             ));
         }
-        validate_labels("selector", &self.selector)?;
+        validate_user_labels("selector", &self.selector)?;
         validate_ports("ports", &self.ports)
     }
 }

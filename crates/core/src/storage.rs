@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attach::VolumeAttachment;
 use crate::error::{Error, Result};
-use crate::name::{Labels, Tenant, validate_labels, validate_name};
+use crate::name::{Labels, Tenant, validate_name, validate_user_labels};
 use crate::size::ByteSize;
 
 /// The largest volume kubecloud accepts in one spec (1 PiB): anything larger is a typo.
@@ -112,14 +112,7 @@ impl VolumeSpec {
         }
         match &self.source {
             VolumeSource::Blank => {}
-            VolumeSource::Import { url } => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-                    return Err(Error::invalid(
-                        "source.url",
-                        format!("{url:?} is not an http(s) URL"),
-                    ));
-                }
-            }
+            VolumeSource::Import { url } => crate::import::validate_import_url("source.url", url)?,
             VolumeSource::Clone { volume } => {
                 validate_name("source.volume", volume)?;
                 if volume == &self.name {
@@ -131,7 +124,7 @@ impl VolumeSpec {
             }
             VolumeSource::Snapshot { snapshot } => validate_name("source.snapshot", snapshot)?,
         }
-        validate_labels("labels", &self.labels)
+        validate_user_labels("labels", &self.labels)
     }
 }
 
@@ -348,6 +341,65 @@ pub struct StorageCapabilities {
     pub http_import: bool,
     /// The most replicas of one volume.
     pub max_replicas: u8,
+    /// The smallest raw block volume the backend creates as asked (zero: no floor).
+    #[serde(default)]
+    pub min_volume_size: ByteSize,
+    /// The smallest filesystem volume the backend creates as asked (zero: no floor).
+    #[serde(default)]
+    pub min_filesystem_size: ByteSize,
+}
+
+impl StorageCapabilities {
+    /// The smallest volume of `mode` the backend creates as asked.
+    ///
+    /// ```
+    /// use kubecloud_core::{ByteSize, StorageCapabilities, VolumeMode};
+    /// let caps = StorageCapabilities {
+    ///     min_volume_size: ByteSize::kib(4),
+    ///     min_filesystem_size: ByteSize::mib(2),
+    ///     ..StorageCapabilities::default()
+    /// };
+    /// assert_eq!(caps.min_size(VolumeMode::Filesystem), ByteSize::mib(2));
+    /// ```
+    pub fn min_size(&self, mode: VolumeMode) -> ByteSize {
+        match mode {
+            VolumeMode::Block => self.min_volume_size,
+            VolumeMode::Filesystem => self.min_filesystem_size,
+        }
+    }
+
+    /// Refuses a volume of `size` and `mode` below [`StorageCapabilities::min_size`], naming
+    /// `field` and `backend`.
+    ///
+    /// ```
+    /// use kubecloud_core::{ByteSize, StorageCapabilities, VolumeMode};
+    /// let caps = StorageCapabilities { min_volume_size: ByteSize::kib(4), ..Default::default() };
+    /// let err = caps.check_size("size", ByteSize(10), VolumeMode::Block, "linstor").unwrap_err();
+    /// assert_eq!(err.invalid_field(), Some("size"));
+    /// assert!(caps.check_size("size", ByteSize::gib(1), VolumeMode::Block, "linstor").is_ok());
+    /// ```
+    pub fn check_size(
+        &self,
+        field: &str,
+        size: ByteSize,
+        mode: VolumeMode,
+        backend: &str,
+    ) -> Result<()> {
+        let min = self.min_size(mode);
+        if size < min {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{size} is below {backend}'s minimum of {min} for a {} volume",
+                    match mode {
+                        VolumeMode::Block => "block",
+                        VolumeMode::Filesystem => "filesystem",
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Block volumes of a tenant. Implemented by each storage backend.
@@ -407,6 +459,12 @@ pub trait BlockStorage: Send + Sync + std::fmt::Debug {
     async fn delete_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<()>;
     /// The storage pools (tiers) the tenant may use, with capacity.
     async fn list_pools(&self, tenant: &Tenant) -> Result<Vec<StoragePool>>;
+    /// The names of the tiers a volume may name, when the backend knows them without asking
+    /// its system (from its configuration); `None` (the default) when it does not, and then a
+    /// plan leaves an unknown tier for the backend to refuse.
+    fn tier_names(&self) -> Option<Vec<String>> {
+        None
+    }
     /// The volume's state now and at every change, until it is deleted.
     async fn watch_volume(
         &self,
