@@ -9,7 +9,8 @@
 //! `apply` shows the result it reached, `status` and `destroy` apply `-f` first, then show or
 //! remove it. With `--kubeconfig <file>` and/or `--context <name>` (built with the `kubernetes`
 //! feature) it connects to that cluster with `Cloud::connect_using`: `status` shows the tenant as
-//! it is and `destroy` removes what the tenant owns.
+//! it is and `destroy` removes what the tenant owns. A LINSTOR controller on plain http:// (Piraeus
+//! without `spec.apiTLS`) is refused unless `--allow-plain-http-storage` is given.
 //!
 //! ```text
 //! cargo run --features kubernetes --example kubecloud -- --kubeconfig ~/.kube/config apply -f examples/data/acme.yaml --tenant acme
@@ -62,6 +63,11 @@ struct Cli {
     /// compute, storage, network, load_balancer).
     #[arg(long, global = true)]
     allow_missing: Vec<String>,
+    /// On a cluster, accept a LINSTOR controller on plain http:// (Piraeus without
+    /// `spec.apiTLS`): volume operations then travel unauthenticated and unencrypted, and a
+    /// warning is logged. Without it such a controller is refused.
+    #[arg(long, global = true)]
+    allow_plain_http_storage: bool,
 }
 
 #[derive(Subcommand)]
@@ -160,6 +166,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -195,7 +202,20 @@ async fn connect(cli: &Cli) -> Result<Cloud, Failure> {
     for part in &cli.allow_missing {
         options = options.allow_missing(part.parse()?);
     }
-    Ok(Cloud::connect_using(options).await?)
+    if cli.allow_plain_http_storage {
+        use kubecloud::linstor::connect::LinstorConnect;
+        options = options.allow_plain_http();
+    }
+    Cloud::connect_using(options).await.map_err(|err| {
+        // The library names its option; the tool has a flag for it.
+        match err.invalid_field() {
+            Some("allow_plain_http") => Failure::Input(format!(
+                "{} Pass --allow-plain-http-storage to accept it.",
+                sentence(&err)
+            )),
+            _ => err.into(),
+        }
+    })
 }
 
 #[cfg(not(feature = "kubernetes"))]

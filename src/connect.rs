@@ -10,7 +10,10 @@
 //!    `src/backends.rs`) with what the installed versions offer and the backend's settings on
 //!    the options (its crate's extension trait, e.g. `kubecloud::linstor::connect::LinstorConnect`
 //!    for the LINSTOR controller and tiers): without CDI no http(s) imports, without the snapshot
-//!    CRDs no (VM) snapshots, without Multus no secondary subnets.
+//!    CRDs no (VM) snapshots, without Multus no secondary subnets. LINSTOR is found only through
+//!    the objects Piraeus' `LinstorCluster` owns, and a plain `http://` LINSTOR controller is
+//!    refused unless `LinstorConnect::allow_plain_http` accepts it (see
+//!    `kubecloud::linstor::connect`).
 //!
 //! A part whose system is missing is an error naming the system, unless
 //! [`ConnectOptions::allow_missing`] allows it: the part is then an [`Absent`] backend.

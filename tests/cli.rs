@@ -155,6 +155,57 @@ mod on_a_cluster {
         out
     }
 
+    /// A cluster whose Piraeus serves LINSTOR over plain http (no `spec.apiTLS`): refused unless
+    /// the flag accepts it, and then a warning on standard error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_plain_http_linstor_is_refused_unless_the_flag_accepts_it() {
+        let linstor = kubecloud_testkit::linstor::LinstorServer::builder()
+            .nodes(["node-1", "node-2"])
+            .pool_on_all_nodes("lvm-thin", "LVM_THIN", 1 << 30)
+            .resource_group("rg-fast", 2, ["lvm-thin"])
+            .start()
+            .await
+            .expect("LINSTOR double over plain http");
+        let kube = kubecloud_testkit::TestServer::builder()
+            .seed_yaml(&format!(
+                "apiVersion: piraeus.io/v1\nkind: LinstorCluster\nmetadata: {{name: linstorcluster}}\n\
+                 spec: {{externalController: {{url: \"{}\"}}}}\n---\n\
+                 apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {{name: fast}}\n\
+                 provisioner: linstor.csi.linbit.com\n\
+                 parameters: {{linstor.csi.linbit.com/resourceGroup: rg-fast}}\n",
+                linstor.url()
+            ))
+            .start()
+            .await
+            .expect("Kubernetes double");
+        let config = kubeconfig(kube.url());
+        let plan = ["plan", "-f", "SPEC", "--tenant", "acme"];
+
+        let out = run_async(args(&config, &plan)).await;
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("error: Invalid allow_plain_http: the LINSTOR controller http://"),
+            "{err}"
+        );
+        assert!(err.contains("Pass --allow-plain-http-storage"), "{err}");
+        assert!(linstor.requests().is_empty(), "nothing sent to LINSTOR");
+
+        let out = run_async(args(
+            &config,
+            &[&plan[..], &["--allow-plain-http-storage"]].concat(),
+        ))
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(stdout(&out).contains("6 to create"), "{}", stdout(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.matches("LINSTOR over plain http://").count(),
+            1,
+            "one warning: {err}"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn plan_apply_status_and_destroy_against_a_cluster() {
         let s = stack(Latency::None, 0).await;

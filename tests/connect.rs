@@ -124,7 +124,7 @@ async fn connecting_discovers_in_one_round_and_a_tenant_applies_end_to_end() {
 async fn a_cluster_without_kubevirt_is_an_error_naming_it() {
     let kube = cluster_without(
         &["kubevirt.io", "snapshot.kubevirt.io"],
-        "http://127.0.0.1:9",
+        "https://127.0.0.1:9",
     )
     .await;
     let err = Cloud::connect_with(kube.client(), ConnectOptions::new())
@@ -143,7 +143,7 @@ async fn a_cluster_without_kubevirt_is_an_error_naming_it() {
 async fn when_allowed_the_cloud_has_no_compute_and_says_why() {
     let kube = cluster_without(
         &["kubevirt.io", "snapshot.kubevirt.io"],
-        "http://127.0.0.1:9",
+        "https://127.0.0.1:9",
     )
     .await;
     let cloud = Cloud::connect_with(
@@ -176,7 +176,7 @@ async fn capabilities_follow_what_is_installed() {
             "snapshot.storage.k8s.io",
             "k8s.cni.cncf.io",
         ],
-        "http://127.0.0.1:9",
+        "https://127.0.0.1:9",
     )
     .await;
     let cloud = Cloud::connect_with(kube.client(), ConnectOptions::new())
@@ -243,7 +243,7 @@ async fn without_piraeus_or_a_linstor_url_storage_is_missing() {
     // A LINSTOR URL given explicitly needs no Piraeus.
     let cloud = Cloud::connect_with(
         kube.client(),
-        ConnectOptions::new().linstor(LinstorEndpoint::new("http://linstor.example:3370")),
+        ConnectOptions::new().linstor(LinstorEndpoint::new("https://linstor.example:3371")),
     )
     .await
     .expect("connect with an explicit LINSTOR");
@@ -260,20 +260,53 @@ spec:
 apiVersion: v1
 kind: Namespace
 metadata: {name: piraeus-datastore}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: linstor-controller
-  namespace: piraeus-datastore
-  labels: {app.kubernetes.io/component: linstor-controller}
-spec:
-  ports:
-    - {name: secure-api, port: 3371, targetPort: 3371}
 "#;
 
-/// The client Secret Piraeus makes (as JSON, which is YAML).
+/// The controller's Service as Piraeus' operator makes it in `namespace`: labelled
+/// `app.kubernetes.io/component=linstor-controller` and, with `owner_uid`, with the controller
+/// owner reference to the `LinstorCluster` `linstorcluster` of that uid (`SetControllerReference`).
+fn controller_service(namespace: &str, owner_uid: Option<&str>) -> String {
+    let owners = owner_uid
+        .map(|uid| {
+            format!(
+                "  ownerReferences:\n    - {{apiVersion: piraeus.io/v1, kind: LinstorCluster, \
+                 name: linstorcluster, uid: \"{uid}\", controller: true, blockOwnerDeletion: true}}\n"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: linstor-controller\n  \
+         namespace: {namespace}\n  labels: {{app.kubernetes.io/component: linstor-controller}}\n\
+         {owners}spec:\n  ports:\n    - {{name: secure-api, port: 3371, targetPort: 3371}}\n"
+    )
+}
+
+/// The uid the double gave the seeded `LinstorCluster`.
+fn linstor_cluster_uid(kube: &TestServer) -> String {
+    let cluster = kube
+        .cluster()
+        .get("piraeus.io/v1", "LinstorCluster", None, "linstorcluster")
+        .expect("the LinstorCluster");
+    cluster["metadata"]["uid"]
+        .as_str()
+        .expect("a uid")
+        .to_string()
+}
+
+/// Seeds the Service Piraeus' operator makes in `piraeus-datastore`, owned by the LinstorCluster.
+fn seed_owned_service(kube: &TestServer) {
+    let uid = linstor_cluster_uid(kube);
+    kube.seed_yaml(&controller_service("piraeus-datastore", Some(&uid)))
+        .expect("the controller's Service");
+}
+
+/// The client Secret Piraeus makes in `piraeus-datastore` (as JSON, which is YAML).
 fn tls_secret(pki: &TestPki) -> String {
+    tls_secret_in("piraeus-datastore", pki)
+}
+
+/// A client Secret `my-client-tls` in `namespace` (as JSON, which is YAML).
+fn tls_secret_in(namespace: &str, pki: &TestPki) -> String {
     use k8s_openapi::ByteString;
     let data = [
         ("ca.crt", &pki.ca_pem),
@@ -286,7 +319,7 @@ fn tls_secret(pki: &TestPki) -> String {
     let secret = k8s_openapi::api::core::v1::Secret {
         metadata: kube::api::ObjectMeta {
             name: Some("my-client-tls".into()),
-            namespace: Some("piraeus-datastore".into()),
+            namespace: Some(namespace.into()),
             ..Default::default()
         },
         type_: Some("kubernetes.io/tls".into()),
@@ -318,6 +351,7 @@ async fn linstor_is_found_through_its_service_and_client_tls_secret() {
         .start()
         .await
         .expect("Kubernetes double");
+    seed_owned_service(&kube);
 
     let installed = Installed::discover(&kube.client())
         .await
@@ -373,6 +407,7 @@ async fn without_api_tls_the_controller_is_plain_http_on_3370() {
         .start()
         .await
         .expect("Kubernetes double");
+    seed_owned_service(&kube);
     let endpoint = LinstorEndpoint::discover(&kube.client())
         .await
         .expect("found");
@@ -389,6 +424,7 @@ async fn a_missing_client_secret_is_named() {
         .start()
         .await
         .expect("Kubernetes double");
+    seed_owned_service(&kube);
     let err = LinstorEndpoint::discover(&kube.client()).await.unwrap_err();
     assert!(
         err.to_string()
@@ -400,7 +436,7 @@ async fn a_missing_client_secret_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_discovery_is_retried_then_reported_as_temporary() {
     use kubecloud_testkit::Fault;
-    let kube = cluster_without(&[], "http://127.0.0.1:9").await;
+    let kube = cluster_without(&[], "https://127.0.0.1:9").await;
     // One 503: the client retries it, connecting succeeds.
     kube.faults()
         .inject(Fault::status(503).on_verb(Verb::Discovery).times(1));
@@ -487,4 +523,380 @@ async fn a_metallb_without_v1beta2_bgp_peers_offers_no_bgp() {
         .unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
     assert_eq!(kube.requests().total(), 0, "nothing sent");
+}
+
+// --- What discovery trusts (issue 21): only the Piraeus installation the LinstorCluster owns. ---
+
+/// Log lines captured by a `tracing` subscriber installed for the current thread (where the test
+/// body, and so connecting, runs).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Captures events at `level` and above until the guard is dropped.
+fn capture_logs(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(level)
+        .with_ansi(false)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+/// The requests the API double saw into `namespace`.
+fn requests_into(kube: &TestServer, namespace: &str) -> Vec<String> {
+    kube.requests()
+        .all()
+        .into_iter()
+        .filter(|r| r.namespace.as_deref() == Some(namespace))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+/// A Piraeus with API TLS (`PIRAEUS_TLS`), its client Secret, and a hostile namespace `evil`
+/// holding a Service labelled as the controller (not owned by the LinstorCluster) and a client
+/// Secret of the same name made from `evil_pki`. The genuine Service is seeded when `genuine`.
+async fn piraeus_beside_a_hostile_namespace(
+    pki: &TestPki,
+    evil_pki: &TestPki,
+    genuine: bool,
+) -> TestServer {
+    let kube = TestServer::builder()
+        .seed_yaml(&format!(
+            "{LINSTOR_CLASS}\n---\n{PIRAEUS_TLS}\n---\n{}\n---\n\
+             apiVersion: v1\nkind: Namespace\nmetadata: {{name: evil}}\n---\n{}\n---\n{}",
+            tls_secret(pki),
+            controller_service("evil", None),
+            tls_secret_in("evil", evil_pki),
+        ))
+        .start()
+        .await
+        .expect("Kubernetes double");
+    if genuine {
+        seed_owned_service(&kube);
+    }
+    kube
+}
+
+fn tls_of(pki: &TestPki) -> LinstorTls {
+    LinstorTls {
+        ca_pem: pki.ca_pem.clone().into_bytes(),
+        cert_pem: pki.client.cert_pem.clone().into_bytes(),
+        key_pem: pki.client.key_pem.clone().into_bytes(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_labelled_service_in_another_namespace_is_ignored_and_its_secret_never_read() {
+    let (pki, evil_pki) = (TestPki::generate().unwrap(), TestPki::generate().unwrap());
+    let kube = piraeus_beside_a_hostile_namespace(&pki, &evil_pki, true).await;
+    kube.requests().reset();
+    let (logs, _guard) = capture_logs(tracing::Level::DEBUG);
+
+    let endpoint = LinstorEndpoint::discover(&kube.client())
+        .await
+        .expect("LINSTOR found");
+
+    assert_eq!(
+        endpoint.url,
+        "https://linstor-controller.piraeus-datastore.svc:3371"
+    );
+    assert_eq!(
+        endpoint.tls,
+        Some(tls_of(&pki)),
+        "the genuine client certificate"
+    );
+    assert_eq!(
+        requests_into(&kube, "evil"),
+        Vec::<String>::new(),
+        "nothing is read in the hostile namespace"
+    );
+    let secret_reads: Vec<Option<String>> = kube
+        .requests()
+        .all()
+        .into_iter()
+        .filter(|r| r.resource == "secrets")
+        .map(|r| r.namespace)
+        .collect();
+    assert_eq!(secret_reads, [Some("piraeus-datastore".to_string())]);
+    let ignored = logs
+        .lines()
+        .into_iter()
+        .filter(|l| {
+            l.contains("DEBUG")
+                && l.contains("ignoring a Service")
+                && l.contains("evil/linstor-controller")
+        })
+        .count();
+    assert_eq!(ignored, 1, "{:#?}", logs.lines());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_service_the_linstor_cluster_owns_connecting_fails_naming_what_it_ignored() {
+    let (pki, evil_pki) = (TestPki::generate().unwrap(), TestPki::generate().unwrap());
+    let kube = piraeus_beside_a_hostile_namespace(&pki, &evil_pki, false).await;
+    kube.requests().reset();
+
+    let err = Cloud::connect_with(
+        kube.client(),
+        ConnectOptions::new().allow_missing(Part::Compute),
+    )
+    .await
+    .expect_err("no trusted controller");
+
+    let text = err.to_string();
+    assert!(
+        text.contains("no LINSTOR controller Service")
+            && text.contains("controlled by the LinstorCluster linstorcluster")
+            && text.contains("ignored, not controlled by it: evil/linstor-controller"),
+        "{text}"
+    );
+    assert!(!err.is_temporary(), "{err:?}");
+    assert_eq!(requests_into(&kube, "evil"), Vec::<String>::new());
+    assert_eq!(
+        kube.requests().count(Verb::Get, "secrets"),
+        0,
+        "no Secret read"
+    );
+    assert_eq!(kube.requests().writes(), []);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_owner_reference_elsewhere_is_refused_and_a_pinned_namespace_never_looks_there() {
+    let (pki, evil_pki) = (TestPki::generate().unwrap(), TestPki::generate().unwrap());
+    let kube = piraeus_beside_a_hostile_namespace(&pki, &evil_pki, true).await;
+    // Anyone who may create a Service and read the LinstorCluster can copy its uid.
+    let uid = linstor_cluster_uid(&kube);
+    kube.seed_yaml(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: evil-2}}\n---\n{}",
+        controller_service("evil-2", Some(&uid))
+    ))
+    .unwrap();
+    kube.requests().reset();
+
+    let err = LinstorEndpoint::discover(&kube.client())
+        .await
+        .expect_err("two namespaces claim the controller");
+    let text = err.to_string();
+    assert!(text.contains("more than one namespace"), "{text}");
+    assert!(
+        text.contains("evil-2/linstor-controller")
+            && text.contains("piraeus-datastore/linstor-controller"),
+        "{text}"
+    );
+    assert!(text.contains("LinstorConnect::piraeus_namespace"), "{text}");
+    assert_eq!(
+        kube.requests().count(Verb::Get, "secrets"),
+        0,
+        "no Secret read"
+    );
+
+    // Pinned: the Services of that namespace only (no cluster-wide list), its Secret only.
+    kube.requests().reset();
+    let endpoint = LinstorEndpoint::discover_in(&kube.client(), Some("piraeus-datastore"))
+        .await
+        .expect("found in the pinned namespace");
+    assert_eq!(endpoint.tls, Some(tls_of(&pki)));
+    let service_lists: Vec<String> = kube
+        .requests()
+        .all()
+        .into_iter()
+        .filter(|r| r.resource == "services")
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        service_lists,
+        ["/api/v1/namespaces/piraeus-datastore/services"]
+    );
+    assert_eq!(requests_into(&kube, "evil"), Vec::<String>::new());
+    assert_eq!(requests_into(&kube, "evil-2"), Vec::<String>::new());
+
+    // A pinned namespace that is not a namespace name is refused before anything is sent.
+    kube.requests().reset();
+    let err = Cloud::connect_with(
+        kube.client(),
+        ConnectOptions::new()
+            .allow_missing(Part::Compute)
+            .allow_missing(Part::Storage)
+            .piraeus_namespace("Not/A/Namespace"),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.invalid_field(), Some("piraeus_namespace"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_secret_of_an_external_controller_is_read_in_piraeus_namespace_only() {
+    let (pki, evil_pki) = (TestPki::generate().unwrap(), TestPki::generate().unwrap());
+    let external = "apiVersion: piraeus.io/v1\nkind: LinstorCluster\nmetadata: {name: linstorcluster}\n\
+                    spec:\n  externalController: {url: \"https://linstor.example:3371\"}\n  \
+                    apiTLS: {clientSecretName: my-client-tls}\n";
+    let kube = TestServer::builder()
+        .seed_yaml(&format!(
+            "{external}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: evil}}\n---\n{}\n---\n{}\n---\n\
+             apiVersion: v1\nkind: Namespace\nmetadata: {{name: storage}}\n---\n{}",
+            controller_service("evil", None),
+            tls_secret_in("evil", &evil_pki),
+            tls_secret_in("storage", &pki),
+        ))
+        .start()
+        .await
+        .expect("Kubernetes double");
+
+    // Piraeus' default namespace has no Secret: named, with the way to name another namespace.
+    let err = LinstorEndpoint::discover(&kube.client())
+        .await
+        .expect_err("no Secret in piraeus-datastore");
+    let text = err.to_string();
+    assert!(
+        text.contains("client Secret piraeus-datastore/my-client-tls does not exist")
+            && text.contains("LinstorConnect::piraeus_namespace"),
+        "{text}"
+    );
+    // The namespace Piraeus runs in, given: its Secret, and nothing of `evil`.
+    let endpoint = LinstorEndpoint::discover_in(&kube.client(), Some("storage"))
+        .await
+        .expect("found");
+    assert_eq!(endpoint.url, "https://linstor.example:3371");
+    assert_eq!(endpoint.tls, Some(tls_of(&pki)));
+    assert_eq!(requests_into(&kube, "evil"), Vec::<String>::new());
+    assert_eq!(kube.requests().count(Verb::List, "services"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_one_linstor_cluster_is_not_guessed_between() {
+    let kube = TestServer::builder()
+        .seed_yaml(&format!(
+            "{}---\n{}",
+            linstor_cluster_external("https://a.example:3371"),
+            linstor_cluster_external("https://b.example:3371").replace("linstorcluster", "second")
+        ))
+        .start()
+        .await
+        .expect("Kubernetes double");
+    let err = LinstorEndpoint::discover(&kube.client()).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("2 LinstorClusters exist (linstorcluster, second)"),
+        "{err}"
+    );
+}
+
+// --- Plain HTTP to LINSTOR: refused unless allowed explicitly, and then a warning. ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_controller_from_discovery_is_refused_naming_the_option() {
+    // Piraeus without spec.apiTLS serves http on 3370.
+    let kube = TestServer::builder()
+        .seed_yaml(&format!(
+            "{LINSTOR_CLASS}\n---\n{}",
+            PIRAEUS_TLS
+                .replace("  apiTLS: {clientSecretName: my-client-tls}\n", "  {}\n")
+                .replace("spec:\n  {}", "spec: {}")
+        ))
+        .start()
+        .await
+        .expect("Kubernetes double");
+    seed_owned_service(&kube);
+    kube.requests().reset();
+    let err = Cloud::connect_with(
+        kube.client(),
+        ConnectOptions::new()
+            .allow_missing(Part::Compute)
+            .allow_missing(Part::Storage),
+    )
+    .await
+    .expect_err("plain http refused, even with storage allowed to be missing");
+    assert_eq!(err.invalid_field(), Some("allow_plain_http"), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("http://linstor-controller.piraeus-datastore.svc:3370")
+            && text.contains("found through the LinstorCluster")
+            && text.contains("LinstorConnect::allow_plain_http()"),
+        "{text}"
+    );
+    assert_eq!(kube.requests().writes(), []);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_controller_given_explicitly_is_refused_too() {
+    let kube = cluster_without(&["piraeus.io"], "unused").await;
+    let err = Cloud::connect_with(
+        kube.client(),
+        ConnectOptions::new().linstor(LinstorEndpoint::new("http://linstor.example:3370")),
+    )
+    .await
+    .expect_err("plain http refused");
+    assert_eq!(err.invalid_field(), Some("allow_plain_http"), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("given with LinstorConnect::linstor"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_allowed_explicitly_connects_and_warns_once() {
+    let linstor = LinstorServer::builder()
+        .nodes(["node-1"])
+        .pool_on_all_nodes("lvm-thin", "LVM_THIN", 1 << 30)
+        .resource_group("rg-fast", 1, ["lvm-thin"])
+        .start()
+        .await
+        .expect("LINSTOR double over plain http");
+    assert!(linstor.url().starts_with("http://"));
+    let kube = cluster_without(&["kubevirt.io", "snapshot.kubevirt.io"], linstor.url()).await;
+    let (logs, guard) = capture_logs(tracing::Level::WARN);
+
+    let cloud = Cloud::connect_with(
+        kube.client(),
+        ConnectOptions::new()
+            .allow_missing(Part::Compute)
+            .allow_plain_http(),
+    )
+    .await
+    .expect("connect over plain http, allowed");
+    drop(guard);
+
+    let warnings: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("WARN") && l.contains("LINSTOR over plain http://"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", logs.lines());
+    assert!(warnings[0].contains(linstor.url()), "{}", warnings[0]);
+    let pools = cloud
+        .tenant("acme")
+        .unwrap()
+        .volumes()
+        .pools()
+        .await
+        .expect("pools over plain http");
+    assert_eq!(pools.len(), 1);
 }

@@ -456,8 +456,7 @@ async fn a_cluster_applied_from_the_folder_shows_no_drift() {
 async fn applied_from_the_folder_then_planned(spec: TenantSpec) {
     let stack = common::stack::stack(Latency::None, 7).await;
     let client = stack.kube.client();
-    let storage = Linstor::builder(client.clone(), stack.linstor.url())
-        .insecure_http()
+    let storage = common::stack::linstor_builder(client.clone(), &stack.linstor, &stack.pki)
         .tier("fast", "rg-fast")
         .tier("bulk", "rg-bulk")
         .max_replicas(3)
@@ -528,8 +527,7 @@ async fn applied_from_the_folder_then_planned(spec: TenantSpec) {
 /// A renderer on the stack's doubles, configured like the stack's cloud.
 fn on_stack(stack: &common::stack::Stack) -> Renderer {
     let client = stack.kube.client();
-    let storage = Linstor::builder(client.clone(), stack.linstor.url())
-        .insecure_http()
+    let storage = common::stack::linstor_builder(client.clone(), &stack.linstor, &stack.pki)
         .tier("fast", "rg-fast")
         .tier("bulk", "rg-bulk")
         .max_replicas(3)

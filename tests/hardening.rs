@@ -354,7 +354,10 @@ async fn an_empty_spec_never_deletes_a_tenant_without_being_asked() {
 async fn two_applies_of_one_tenant_at_once_both_converge_without_duplicates() {
     let s = stack(Latency::None, 0).await;
     // Two processes: two clouds with nothing cached, planning before either creates anything.
-    let (one, two) = (cloud_on(&s.kube, &s.linstor), cloud_on(&s.kube, &s.linstor));
+    let (one, two) = (
+        cloud_on(&s.kube, &s.linstor, &s.pki),
+        cloud_on(&s.kube, &s.linstor, &s.pki),
+    );
     let (a, b) = (one.tenant("acme").unwrap(), two.tenant("acme").unwrap());
     let yaml = format!(
         "{}volumes: [{{ name: data, size: 1Gi }}]\n",

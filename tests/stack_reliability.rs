@@ -259,7 +259,7 @@ async fn an_apply_interrupted_at_every_request_converges_with_nothing_leaked() {
         let finished = apply_interrupted(&s, &spec, k, how).await;
         let cloud = match how {
             Interruption::DropFuture => s.cloud.clone(),
-            Interruption::AbortTask => cloud_on(&s.kube, &s.linstor),
+            Interruption::AbortTask => cloud_on(&s.kube, &s.linstor, &s.pki),
         };
         let acme = cloud.tenant("acme").unwrap();
         // Planned once: whatever the interruption left half-made reads as something to
@@ -312,7 +312,9 @@ async fn a_destroy_interrupted_at_every_request_converges_with_nothing_leaked() 
         applied(&s).await;
         let empty = TenantSpec::default();
         apply_interrupted(&s, &empty, k, Interruption::AbortTask).await;
-        let acme = cloud_on(&s.kube, &s.linstor).tenant("acme").unwrap();
+        let acme = cloud_on(&s.kube, &s.linstor, &s.pki)
+            .tenant("acme")
+            .unwrap();
         // Planned once, from a new process: what is half-deleted reads as something to delete.
         let resumed = acme
             .plan(&TenantSpec::default())

@@ -8,7 +8,7 @@
 //! # the CRD, generated from the Rust types
 //! cargo run --example operator --features kubernetes -- --print-crd | kubectl apply -f -
 //! # run it against the cluster of the current kubeconfig context
-//! LINSTOR_URL=http://linstor-controller.piraeus-datastore.svc:3370 \
+//! LINSTOR_URL=http://linstor-controller.piraeus-datastore.svc:3370 LINSTOR_ALLOW_PLAIN_HTTP=true \
 //!   RUST_LOG=info,operator=debug cargo run --example operator --features kubernetes
 //! kubectl apply -f tenant.yaml && kubectl get tenants
 //! ```

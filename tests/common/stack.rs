@@ -11,7 +11,7 @@ use kubecloud::{
     AddressBlock, AddressPoolSpec, BootDisk, ByteSize, Cloud, ExposureSpec, NetworkInterface,
     ServicePort, SubnetSpec, TenantSpec, VmResources, VmSpec, VpcSpec,
 };
-use kubecloud_testkit::linstor::LinstorServer;
+use kubecloud_testkit::linstor::{LinstorServer, TestPki};
 use kubecloud_testkit::schema::Catalog;
 use kubecloud_testkit::{FakeCloud, Latency, TestServer};
 
@@ -20,8 +20,10 @@ use kubecloud_testkit::{FakeCloud, Latency, TestServer};
 pub struct Stack {
     /// The Kubernetes API double.
     pub kube: TestServer,
-    /// The LINSTOR controller double.
+    /// The LINSTOR controller double (HTTPS, client certificate required).
     pub linstor: LinstorServer,
+    /// The LINSTOR double's certificates (the client's is also seeded as Piraeus' client Secret).
+    pub pki: TestPki,
     /// KubeVirt + LINSTOR + Kube-OVN + MetalLB.
     pub cloud: Cloud,
     /// What the simulated Kube-OVN enforces on pod ports.
@@ -38,11 +40,13 @@ pub async fn stack(latency: Latency, seed: u64) -> Stack {
         .await
         .expect("fake cloud");
     let ovn = fake.ovn_northbound();
+    let pki = fake.linstor_pki().clone();
     let (kube, linstor) = fake.into_parts();
-    let cloud = cloud_on(&kube, &linstor);
+    let cloud = cloud_on(&kube, &linstor, &pki);
     Stack {
         kube,
         linstor,
+        pki,
         cloud,
         ovn,
     }
@@ -50,11 +54,9 @@ pub async fn stack(latency: Latency, seed: u64) -> Stack {
 
 /// A [`Cloud`] of the four real backends on the doubles, with nothing cached: what a process
 /// started anew would have (e.g. after an apply was interrupted by the process ending).
-pub fn cloud_on(kube: &TestServer, linstor: &LinstorServer) -> Cloud {
+pub fn cloud_on(kube: &TestServer, linstor: &LinstorServer, pki: &TestPki) -> Cloud {
     let client = kube.client();
-    let mut storage = kubecloud::linstor::Linstor::builder(client.clone(), linstor.url())
-        .insecure_http()
-        .max_replicas(3);
+    let mut storage = linstor_builder(client.clone(), linstor, pki).max_replicas(3);
     for (tier, resource_group, _) in FakeCloud::TIERS {
         storage = storage.tier(tier, resource_group);
     }
@@ -66,6 +68,20 @@ pub fn cloud_on(kube: &TestServer, linstor: &LinstorServer) -> Cloud {
         .load_balancer(kubecloud::metallb::MetalLb::builder(client).build())
         .build()
         .expect("cloud")
+}
+
+/// A LINSTOR backend builder for the LINSTOR double, over mutual TLS with the client certificate
+/// of `pki` (the one the fake cloud seeds as Piraeus' client Secret).
+pub fn linstor_builder(
+    client: kube::Client,
+    linstor: &LinstorServer,
+    pki: &TestPki,
+) -> kubecloud::linstor::LinstorBuilder {
+    kubecloud::linstor::Linstor::builder(client, linstor.url()).tls(
+        pki.ca_pem.clone(),
+        pki.client.cert_pem.clone(),
+        pki.client.key_pem.clone(),
+    )
 }
 
 /// The `i`-th VM's fixed address on subnet `web` (10.0.0.0/16).

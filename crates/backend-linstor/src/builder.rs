@@ -60,7 +60,25 @@ impl LinstorBuilder {
         self
     }
 
-    /// Allows a plain `http://` controller URL (without it, `http://` is refused).
+    /// Allows a plain `http://` controller URL (without it, `http://` is refused). Volume
+    /// operations then travel unauthenticated and unencrypted; [`LinstorBuilder::build`] logs a
+    /// warning (`tracing`, level WARN) when it builds such a backend.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+    /// let refused = kubecloud_linstor::Linstor::builder(client.clone(), "http://127.0.0.1:3370")
+    ///     .tier("fast", "rg-fast")
+    ///     .build();
+    /// assert!(refused.is_err());
+    /// let allowed = kubecloud_linstor::Linstor::builder(client, "http://127.0.0.1:3370")
+    ///     .insecure_http()
+    ///     .tier("fast", "rg-fast")
+    ///     .build();
+    /// assert!(allowed.is_ok());
+    /// # }
+    /// ```
     pub fn insecure_http(mut self) -> Self {
         self.insecure_http = true;
         self
@@ -141,6 +159,12 @@ impl LinstorBuilder {
                     "plain http:// is refused unless insecure_http() is set; use https://",
                 ));
             }
+            tracing::warn!(
+                %url,
+                "LINSTOR over plain http:// (allowed explicitly): volume operations travel \
+                 unauthenticated and unencrypted; prefer https:// with the client certificate \
+                 Piraeus makes (spec.apiTLS)"
+            );
         } else if !url.starts_with("https://") {
             return Err(Error::invalid(
                 "linstor_url",

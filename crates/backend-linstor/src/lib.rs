@@ -32,6 +32,29 @@
 //! # let _ = volume; Ok(()) }
 //! ```
 //!
+//! ## Connecting: what is trusted, and why
+//!
+//! [`connect`] finds the controller as Piraeus' own operator does, and trusts only the Piraeus
+//! installation the `LinstorCluster` belongs to: the controller's Service must be controlled by
+//! the `LinstorCluster` (owner reference with its uid, `controller: true`), labelled Services it
+//! does not own are ignored wherever they are, and the client TLS Secret is read in that
+//! Service's namespace only (for an external controller, Piraeus' namespace:
+//! [`connect::PIRAEUS_NAMESPACE`] or the one given with
+//! [`connect::LinstorConnect::piraeus_namespace`], which also confines the Service lookup to it).
+//! Otherwise anyone who may create a Service somewhere could redirect volume operations, and have
+//! their own Secret read as the client certificate. A plain `http://` controller is refused
+//! unless [`connect::LinstorConnect::allow_plain_http`] (or [`LinstorBuilder::insecure_http`] on
+//! a builder) accepts it, and then a warning is logged. The [`connect`] module docs give the
+//! details and the operator source they follow.
+//!
+//! ```
+//! use kubecloud_kube::connect::ConnectOptions;
+//! use kubecloud_linstor::connect::{LinstorConnect, LinstorSettings};
+//! let options = ConnectOptions::new().piraeus_namespace("piraeus-datastore");
+//! let settings = options.setting::<LinstorSettings>().unwrap();
+//! assert!(!settings.allow_plain_http);
+//! ```
+//!
 //! ## Crates chosen, and why
 //! - `reqwest` (0.13, `rustls-no-provider`) + `rustls` with `ring` (the provider `kube` already
 //!   uses, so no second crypto library) + `rustls-native-certs` for system roots when no CA is

@@ -48,7 +48,9 @@ const NEEDS: &[Need] = &[
         resources: &["datavolumes"],
         verbs: WRITE,
     },
-    // `connect` finds LINSTOR: the LinstorCluster, the controller's Service, its client Secret.
+    // `connect` finds LINSTOR: the LinstorCluster, the controller's Service it owns (a labelled
+    // list, in every namespace unless Piraeus' namespace is given), and the client Secret in that
+    // namespace.
     Need {
         group: "piraeus.io",
         resources: &["linstorclusters"],
@@ -57,7 +59,7 @@ const NEEDS: &[Need] = &[
     Need {
         group: "",
         resources: &["services"],
-        verbs: &["get", "list"],
+        verbs: &["list"],
     },
     Need {
         group: "",

@@ -10,12 +10,17 @@
 //!   [`KubeOvnController`] and [`MetalLbController`];
 //! - the LINSTOR double ([`LinstorServer`]): the three nodes, pools `lvm-thin` (LVM_THIN) and
 //!   `zfs` (ZFS) on each, resource groups `rg-fast` (2 replicas on `lvm-thin`) and `rg-bulk`
-//!   (1 replica on `zfs`) — see [`FakeCloud::TIERS`];
+//!   (1 replica on `zfs`) — see [`FakeCloud::TIERS`]. It serves HTTPS only and requires a client
+//!   certificate, as LINSTOR does when Piraeus' `spec.apiTLS` is set; the certificates come from a
+//!   [`TestPki`] made at start ([`FakeCloud::linstor_pki`]);
 //! - seeded objects: the `Node`s, namespaces `metallb-system` and `piraeus-datastore`, the default
-//!   StorageClass `linstor-default` and the class `fast` (both on `rg-fast`), and what Piraeus
-//!   deploys to point at its controller: the `piraeus.io/v1` `LinstorCluster` named
-//!   `linstorcluster` whose `spec.externalController.url` is the LINSTOR double's URL, so a client
-//!   discovers LINSTOR as it does on a real cluster.
+//!   StorageClass `linstor-default` and the class `fast` (both on `rg-fast`), and what a Piraeus
+//!   installation with an external controller and API TLS has: the `piraeus.io/v1`
+//!   `LinstorCluster` named `linstorcluster` whose `spec.externalController.url` is the LINSTOR
+//!   double's `https://` URL and whose `spec.apiTLS.clientSecretName` is `linstor-client-tls`, and
+//!   that Secret (type `kubernetes.io/tls`, keys `ca.crt`, `tls.crt`, `tls.key`, as cert-manager
+//!   writes it) in Piraeus' namespace `piraeus-datastore`, where the operator reads it. A client
+//!   discovers LINSTOR and its client certificate as it does on a real cluster.
 //!
 //! ```
 //! use kubecloud_testkit::FakeCloud;
@@ -24,20 +29,25 @@
 //! let cloud = FakeCloud::builder().seed(7).start().await?;
 //! let lc = cloud.kube().cluster().get("piraeus.io/v1", "LinstorCluster", None, "linstorcluster")?;
 //! assert_eq!(lc["spec"]["externalController"]["url"], cloud.linstor().url());
+//! assert!(cloud.linstor().url().starts_with("https://"));
+//! let secret = cloud.kube().cluster().get("v1", "Secret", Some("piraeus-datastore"), "linstor-client-tls")?;
+//! assert_eq!(secret["type"], "kubernetes.io/tls");
 //! assert_eq!(cloud.kube().cluster().list("v1", "Node", None)?.len(), 3);
 //! # Ok(()) }
 //! ```
 
 use std::net::SocketAddr;
 
-use crate::linstor::{LinstorServer, LinstorStartError};
+use base64::Engine as _;
+
+use crate::linstor::{LinstorServer, LinstorStartError, TestPki, TlsSetupError};
 use crate::{
     CdiController, GarbageCollector, KubeOvnController, KubeVirtController,
     KubeVirtSnapshotController, Latency, LinstorCsi, MetalLbController, NamespaceController,
     StartError, TestServer,
 };
 
-/// Cluster objects seeded besides the nodes; `{linstor_url}` is replaced.
+/// Cluster objects seeded besides the nodes; `{linstor_url}` and the `{..._b64}` are replaced.
 const CLUSTER: &str = r#"
 ---
 apiVersion: v1
@@ -58,6 +68,20 @@ metadata:
 spec:
   externalController:
     url: "{linstor_url}"
+  apiTLS:
+    clientSecretName: linstor-client-tls
+---
+# The client certificate for the LINSTOR API, in Piraeus' namespace, as cert-manager writes it.
+apiVersion: v1
+kind: Secret
+metadata:
+  name: linstor-client-tls
+  namespace: piraeus-datastore
+type: kubernetes.io/tls
+data:
+  ca.crt: "{ca_b64}"
+  tls.crt: "{cert_b64}"
+  tls.key: "{key_b64}"
 ---
 apiVersion: storage.k8s.io/v1
 kind: StorageClass
@@ -93,6 +117,9 @@ pub enum FakeCloudError {
     /// The LINSTOR double did not start.
     #[error("starting the LINSTOR controller double: {0}")]
     Linstor(#[from] LinstorStartError),
+    /// The LINSTOR double's certificates could not be made.
+    #[error("making the LINSTOR double's certificates: {0}")]
+    Tls(#[from] TlsSetupError),
     /// The Kubernetes API double did not start (socket in use, seed refused, ...).
     #[error("starting the Kubernetes API double: {0}")]
     Kube(#[from] StartError),
@@ -145,7 +172,10 @@ impl FakeCloudBuilder {
 
     /// Starts the LINSTOR double, then the Kubernetes API double seeded and with its controllers.
     pub async fn start(self) -> Result<FakeCloud, FakeCloudError> {
-        let mut linstor = LinstorServer::builder().nodes(FakeCloud::NODES);
+        let pki = TestPki::generate()?;
+        let mut linstor = LinstorServer::builder()
+            .nodes(FakeCloud::NODES)
+            .tls(pki.server_tls());
         for (name, provider) in [("lvm-thin", "LVM_THIN"), ("zfs", "ZFS")] {
             linstor = linstor.pool_on_all_nodes(name, provider, POOL_KIB);
         }
@@ -158,7 +188,7 @@ impl FakeCloudBuilder {
         let seed_objects = format!(
             "{}\n{}",
             virt.node_manifests(),
-            CLUSTER.replace("{linstor_url}", linstor.url())
+            cluster_objects(linstor.url(), &pki)
         );
         let ovn = KubeOvnController::default();
         let northbound = ovn.northbound();
@@ -186,6 +216,7 @@ impl FakeCloudBuilder {
         Ok(FakeCloud {
             kube,
             linstor,
+            pki,
             ovn: northbound,
         })
     }
@@ -197,7 +228,18 @@ impl FakeCloudBuilder {
 pub struct FakeCloud {
     kube: TestServer,
     linstor: LinstorServer,
+    pki: TestPki,
     ovn: crate::kubeovn_security::Northbound,
+}
+
+/// [`CLUSTER`] with the LINSTOR double's URL and the client certificate of `pki`.
+fn cluster_objects(linstor_url: &str, pki: &TestPki) -> String {
+    let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    CLUSTER
+        .replace("{linstor_url}", linstor_url)
+        .replace("{ca_b64}", &b64(&pki.ca_pem))
+        .replace("{cert_b64}", &b64(&pki.client.cert_pem))
+        .replace("{key_b64}", &b64(&pki.client.key_pem))
 }
 
 impl FakeCloud {
@@ -224,9 +266,24 @@ impl FakeCloud {
         &self.kube
     }
 
-    /// The LINSTOR controller double.
+    /// The LINSTOR controller double (HTTPS, client certificate required).
     pub fn linstor(&self) -> &LinstorServer {
         &self.linstor
+    }
+
+    /// The certificates of the LINSTOR double: its CA, its server certificate, and the client
+    /// certificate seeded in the Secret `piraeus-datastore/linstor-client-tls` (to reach the
+    /// double directly, e.g. with a LINSTOR client built by hand).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = kubecloud_testkit::FakeCloud::start().await?;
+    /// assert!(cloud.linstor_pki().client.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    /// # Ok(()) }
+    /// ```
+    pub fn linstor_pki(&self) -> &TestPki {
+        &self.pki
     }
 
     /// What the simulated Kube-OVN enforces on pod ports (security groups, ACLs), to ask which

@@ -11,9 +11,13 @@
 //! $ cargo run -p kubecloud-testkit --bin kubecloud-fake-cloud -- --kubeconfig /tmp/fake.kubeconfig
 //! listening on http://127.0.0.1:38211
 //! export KUBECONFIG=/tmp/fake.kubeconfig
-//! linstor controller at http://127.0.0.1:40871
+//! linstor controller at https://127.0.0.1:40871
 //! $ KUBECONFIG=/tmp/fake.kubeconfig kubectl get nodes
 //! ```
+//!
+//! The LINSTOR double serves HTTPS and requires a client certificate; the `LinstorCluster` names
+//! the Secret `piraeus-datastore/linstor-client-tls` that holds one (and the CA), as on a Piraeus
+//! installation with API TLS, so a client discovering LINSTOR through the kubeconfig finds both.
 //!
 //! Standard output carries exactly those lines, the first one machine-readable
 //! (`listening on <url>`); logs go to standard error (`RUST_LOG` filters them, default `info`).
