@@ -139,13 +139,17 @@ impl<'a> TenantLoadBalancer<'a> {
     }
 
     /// Waits (on a watch) until `condition` holds, failing fast with the load balancer's reason.
+    /// The whole wait, opening the watch included, ends by `timeout` (or by the
+    /// [`Deadline`](wait::Deadline) of the operation it is part of, if earlier) with
+    /// [`Error::Timeout`](crate::Error::Timeout) naming the exposure, the condition and its last
+    /// state seen.
     pub async fn wait(
         &self,
         name: &str,
         condition: impl Condition<Exposure>,
         timeout: Duration,
     ) -> Result<Exposure> {
-        wait::until(self.watch(name).await?, condition, timeout).await
+        wait::named(name, self.watch(name), condition, timeout).await
     }
 
     /// Waits until the exposure has its external address.

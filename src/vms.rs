@@ -218,13 +218,17 @@ impl<'a> TenantVms<'a> {
     }
 
     /// Waits (on a watch) until `condition` holds for the VM, failing fast on terminal failure.
+    /// The whole wait, opening the watch included, ends by `timeout` (or by the
+    /// [`Deadline`](wait::Deadline) of the operation it is part of, if earlier) with
+    /// [`Error::Timeout`](crate::Error::Timeout) naming the VM, the condition and its last state
+    /// seen.
     pub async fn wait(
         &self,
         name: &str,
         condition: impl Condition<Vm>,
         timeout: Duration,
     ) -> Result<Vm> {
-        wait::until(self.watch(name).await?, condition, timeout).await
+        wait::named(name, self.watch(name), condition, timeout).await
     }
 
     /// Waits until the VM runs.

@@ -221,14 +221,18 @@ impl<'a> TenantVolumes<'a> {
         self.backend.watch_volume(self.tenant, name).await
     }
 
-    /// Waits (on a watch) until `condition` holds, failing fast on terminal failure.
+    /// Waits (on a watch) until `condition` holds, failing fast on terminal failure. The whole
+    /// wait, opening the watch included, ends by `timeout` (or by the
+    /// [`Deadline`](wait::Deadline) of the operation it is part of, if earlier) with
+    /// [`Error::Timeout`](crate::Error::Timeout) naming the volume, the condition and its last
+    /// state seen.
     pub async fn wait(
         &self,
         name: &str,
         condition: impl Condition<Volume>,
         timeout: Duration,
     ) -> Result<Volume> {
-        wait::until(self.watch(name).await?, condition, timeout).await
+        wait::named(name, self.watch(name), condition, timeout).await
     }
 
     /// Waits until the volume is ready.

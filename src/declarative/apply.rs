@@ -12,7 +12,7 @@ use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use kubecloud_core::wait;
+use kubecloud_core::wait::{self, Deadline, Observed};
 use kubecloud_core::{Error, ResourceKind, Result, RunStrategy};
 
 use super::plan::{Action, Desired, Plan, Step};
@@ -34,7 +34,14 @@ pub struct ApplyOptions {
     /// Wait until created resources are ready (VMs running, volumes ready, addresses assigned)
     /// and deleted ones are gone before the steps that depend on them start.
     pub wait: bool,
-    /// How long to wait for one resource.
+    /// The deadline of the whole apply, or of the whole [`TenantHandle::destroy`]: every step,
+    /// and every wait inside it (the backends' own waits included, whatever their own timeouts),
+    /// ends by `timeout` after the call started, not `timeout` per step or per object. A step
+    /// still running then fails with [`Error::Timeout`], naming the resource, what it waited for
+    /// and the last state seen (for a claim a pod still uses: `PersistentVolumeClaim
+    /// acme/web-root: phase Bound, deletionTimestamp set, finalizers
+    /// [kubernetes.io/pvc-protection]`). A rollback after a failed apply gets a `timeout` of
+    /// its own.
     pub timeout: Duration,
     /// On failure, delete what this apply created (in reverse order).
     pub rollback_on_failure: bool,
@@ -181,6 +188,38 @@ impl TenantHandle {
                 ..ApplyReport::default()
             };
         }
+        self.carry_out(plan, options, on_event).await.0
+    }
+
+    /// [`TenantHandle::apply_with_progress`], also returning the first failed step's own error.
+    /// The steps run under one [`Deadline`], [`ApplyOptions::timeout`] from now; a rollback
+    /// under another.
+    async fn carry_out(
+        &self,
+        plan: &Plan,
+        options: ApplyOptions,
+        on_event: Sink<'_>,
+    ) -> (ApplyReport, Option<Error>) {
+        // Boxed: the futures of an apply are deep, and a test thread's stack is small.
+        let steps = Box::pin(self.run_steps(plan, options, on_event));
+        let (mut report, created_but_failed, first_error) =
+            Deadline::after(options.timeout).scope(steps).await;
+        if options.rollback_on_failure && !report.failed.is_empty() {
+            let roll_back =
+                Box::pin(self.roll_back(&mut report, created_but_failed, options, on_event));
+            Deadline::after(options.timeout).scope(roll_back).await;
+        }
+        (report, first_error)
+    }
+
+    /// Runs the steps of `plan`; returns the report, what was created by steps that then failed
+    /// (for a rollback), and the first failed step's error.
+    async fn run_steps(
+        &self,
+        plan: &Plan,
+        options: ApplyOptions,
+        on_event: Sink<'_>,
+    ) -> (ApplyReport, Vec<(ResourceKind, String)>, Option<Error>) {
         for step in &plan.steps {
             on_event(event(step, Progress::Pending));
         }
@@ -191,6 +230,7 @@ impl TenantHandle {
         let slots = Semaphore::new(options.concurrency.max(1));
         let mut report = ApplyReport::default();
         let mut created_but_failed = Vec::new();
+        let mut first_error = None;
         let mut order = super::order::graph(&plan.steps);
         let mut ready: VecDeque<usize> = order.start().into();
         let mut started = vec![false; plan.steps.len()];
@@ -247,6 +287,7 @@ impl TenantHandle {
                     if created {
                         created_but_failed.push((step.kind, step.name.clone()));
                     }
+                    first_error.get_or_insert(err);
                 }
             }
         }
@@ -257,11 +298,7 @@ impl TenantHandle {
                 .filter(|(_, started)| !**started)
                 .map(|(s, _)| (s.action, s.kind, s.name.clone())),
         );
-        if options.rollback_on_failure && !report.failed.is_empty() {
-            self.roll_back(&mut report, created_but_failed, options, on_event)
-                .await;
-        }
-        report
+        (report, created_but_failed, first_error)
     }
 
     /// Plans an empty spec and applies it: removes everything the tenant owns, in reverse
@@ -272,13 +309,37 @@ impl TenantHandle {
     /// launcher pod, its import claim and PersistentVolume), so when `destroy` returns nothing of
     /// the tenant is left but its namespace. Shared resources it does not own (an
     /// administrator's address pools) are left alone.
+    ///
+    /// [`ApplyOptions::timeout`] is the deadline of the whole destroy, planning included: it
+    /// returns by then, whatever the backends' own delete timeouts. If something is not gone by
+    /// then (a claim whose `kubernetes.io/pvc-protection` finalizer stays because a pod still
+    /// uses it, an object with another controller's finalizer), it fails with
+    /// [`Error::Timeout`] naming the resource, the condition and the last state seen, e.g.
+    /// `timed out after 120s waiting for volume "web-root": gone (last seen:
+    /// PersistentVolumeClaim acme/web-root: phase Bound, deletionTimestamp set, finalizers
+    /// [kubernetes.io/pvc-protection])`. Any failure is the first failed step's own error; what
+    /// was and was not done is then left as it was, and destroying again carries on.
     pub async fn destroy(&self, options: ApplyOptions) -> Result<ApplyReport> {
-        let plan = self.plan(&TenantSpec::default()).await?;
         let options = ApplyOptions {
             allow_delete_all: true,
             ..options
         };
-        self.apply(&plan, options).await
+        let destroy = async {
+            let plan = Box::pin(self.plan(&TenantSpec::default())).await?;
+            match Box::pin(self.carry_out(&plan, options, &|_| {})).await {
+                (report, None) => Ok(report),
+                (_, Some(first_error)) => Err(first_error),
+            }
+        };
+        let tenant = self.name().to_string();
+        wait::within(
+            options.timeout,
+            ResourceKind::Tenant,
+            &tenant,
+            "destroyed",
+            destroy,
+        )
+        .await
     }
 
     async fn roll_back(
@@ -327,28 +388,46 @@ impl TenantHandle {
         mut slot: Option<SemaphorePermit<'_>>,
     ) -> (Result<()>, bool) {
         on_event(event(step, Progress::Applying));
-        let sent = match step.action {
-            Action::Delete => self
-                .delete_one(step.kind, &step.name, options, &mut slot)
-                .await
-                .map(|()| TakenOver::No),
-            // The deletion is waited for before the creation is sent: keep the slot.
-            Action::Replace => match self
-                .delete_one(step.kind, &step.name, options, &mut None)
-                .await
-            {
-                Ok(()) => self.create_one(step).await.map(|()| TakenOver::No),
-                Err(e) => Err(e),
-            },
-            Action::Create => match self.create_one(step).await {
-                // Another apply of this tenant (another process) created it since the plan.
-                Err(e) if e.is_already_exists() => {
-                    self.take_over(step).await.map(|()| TakenOver::Yes)
-                }
-                other => other.map(|()| TakenOver::No),
-            },
-            Action::Update => self.create_one(step).await.map(|()| TakenOver::No),
+        let sending = async {
+            match step.action {
+                Action::Delete => self
+                    .delete_one(step.kind, &step.name, options, &mut slot)
+                    .await
+                    .map(|()| TakenOver::No),
+                // The deletion is waited for before the creation is sent: keep the slot.
+                Action::Replace => match self
+                    .delete_one(step.kind, &step.name, options, &mut None)
+                    .await
+                {
+                    Ok(()) => self.create_one(step).await.map(|()| TakenOver::No),
+                    Err(e) => Err(e),
+                },
+                Action::Create => match self.create_one(step).await {
+                    // Another apply of this tenant (another process) created it since the plan.
+                    Err(e) if e.is_already_exists() => {
+                        self.take_over(step).await.map(|()| TakenOver::Yes)
+                    }
+                    other => other.map(|()| TakenOver::No),
+                },
+                Action::Update => self.create_one(step).await.map(|()| TakenOver::No),
+            }
         };
+        // Bounded by the deadline of the apply (the waits inside end by it with their own last
+        // state seen; a request still unanswered then ends here).
+        let waiting_for = match step.action {
+            Action::Delete => "gone",
+            Action::Replace => "replaced",
+            Action::Create => "created",
+            Action::Update => "updated",
+        };
+        let sent = wait::within(
+            options.timeout,
+            step.kind,
+            &step.name,
+            waiting_for,
+            Box::pin(sending),
+        )
+        .await;
         drop(slot);
         let taken_over = matches!(sent, Ok(TakenOver::Yes));
         if let Err(e) = sent {
@@ -452,44 +531,59 @@ impl TenantHandle {
             ResourceKind::AddressPool => gone(self.load_balancer().delete_pool(name).await),
             ResourceKind::Volume => {
                 gone(self.volumes().delete(name, false).await)?;
-                self.wait_gone(self.volumes().watch(name).await, options)
+                self.wait_gone(name, self.volumes().watch(name).await, options)
                     .await
             }
             ResourceKind::Vm => {
                 gone(self.vms().delete(name).await)?;
-                self.wait_gone(self.vms().watch(name).await, options).await
+                self.wait_gone(name, self.vms().watch(name).await, options)
+                    .await
             }
             ResourceKind::Exposure => {
                 gone(self.load_balancer().release(name).await)?;
-                self.wait_gone(self.load_balancer().watch(name).await, options)
+                self.wait_gone(name, self.load_balancer().watch(name).await, options)
                     .await
             }
             other => Err(Error::invalid("plan", format!("cannot delete a {other}"))),
         }
     }
 
-    /// Waits until a watch ends (the resource is gone); a watch refused with "not found" means
-    /// it is gone already.
-    async fn wait_gone<T>(
+    /// Waits until a watch ends (the resource `name` is gone); a watch refused with "not found"
+    /// means it is gone already. Ends by [`ApplyOptions::timeout`] or the deadline of the apply,
+    /// if earlier, with the last state seen.
+    async fn wait_gone<T: Observed>(
         &self,
+        name: &str,
         watch: Result<futures::stream::BoxStream<'static, Result<T>>>,
         options: ApplyOptions,
     ) -> Result<()> {
-        let states = match watch {
+        let mut states = match watch {
             Err(e) if e.is_not_found() => return Ok(()),
             other => other?,
         };
         if !options.wait {
             return Ok(());
         }
-        let drained = states.for_each(|_| async {});
-        tokio::time::timeout(options.timeout, drained)
-            .await
-            .map_err(|_| Error::Timeout {
-                waiting_for: "deletion".into(),
-                after: options.timeout,
-                last_seen: "still present".into(),
-            })
+        let bound = Deadline::for_wait(options.timeout);
+        let mut last = None;
+        let drained = async {
+            while let Some(state) = states.next().await {
+                if let Ok(state) = state {
+                    last = Some(state);
+                }
+            }
+        };
+        match bound.run(drained).await {
+            Some(()) => Ok(()),
+            None => Err(Error::timeout(
+                T::KIND,
+                name,
+                "gone",
+                bound.budget(),
+                last.as_ref()
+                    .map_or_else(|| "present".to_string(), Observed::summary),
+            )),
+        }
     }
 
     async fn wait_ready(&self, step: &Step, timeout: Duration) -> Result<()> {

@@ -13,7 +13,7 @@ use kubecloud::{
 };
 use kubecloud_testkit::linstor::{LinstorServer, TestPki};
 use kubecloud_testkit::schema::Catalog;
-use kubecloud_testkit::{FakeCloud, Latency, TestServer};
+use kubecloud_testkit::{FakeCloud, FakeCloudBuilder, Latency, TestServer};
 
 /// The doubles and a [`Cloud`] of the four real backends on them (tiers `fast`, 2 replicas on
 /// LVM thin, and `bulk`, 1 replica on ZFS; three nodes).
@@ -33,12 +33,12 @@ pub struct Stack {
 /// Starts the doubles (`latency` on every Kubernetes API request, fault draws from `seed`) and
 /// composes the backends on the tiers `FakeCloud::TIERS` describes.
 pub async fn stack(latency: Latency, seed: u64) -> Stack {
-    let fake = FakeCloud::builder()
-        .latency(latency)
-        .seed(seed)
-        .start()
-        .await
-        .expect("fake cloud");
+    stack_from(FakeCloud::builder().latency(latency).seed(seed)).await
+}
+
+/// [`stack`] on a fake cloud with other options (its PVC protection controller, say).
+pub async fn stack_from(builder: FakeCloudBuilder) -> Stack {
+    let fake = builder.start().await.expect("fake cloud");
     let ovn = fake.ovn_northbound();
     let pki = fake.linstor_pki().clone();
     let (kube, linstor) = fake.into_parts();

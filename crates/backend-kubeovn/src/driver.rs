@@ -242,7 +242,8 @@ impl KubeOvn {
         self.writer.delete(api, object, kind, name).await.map(drop)
     }
 
-    /// Waits until the object is gone (its finalizers done).
+    /// Waits until the object is gone (its finalizers done); a timeout names the finalizers
+    /// still there.
     async fn wait_gone(
         &self,
         api: Api<DynamicObject>,
@@ -250,21 +251,9 @@ impl KubeOvn {
         kind: ResourceKind,
         name: &str,
     ) -> Result<()> {
-        let gone = self
-            .writer
-            .wait_for(&api, object, kind, name, self.ready_timeout, |o| {
-                if o.is_none() {
-                    Check::Met
-                } else {
-                    Check::Pending
-                }
-            })
-            .await;
-        match gone {
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-            Ok(_) => Ok(()),
-        }
+        self.writer
+            .wait_gone(&api, object, None, kind, name, self.ready_timeout)
+            .await
     }
 
     /// The tenant's subnets, by VPC domain name.
@@ -761,93 +750,17 @@ impl Network for KubeOvn {
     }
 
     async fn delete_subnet(&self, tenant: &Tenant, name: &str) -> Result<()> {
-        let kind = ResourceKind::Subnet;
-        let api = self.cluster(&kinds::subnet());
-        let object_name = cluster_scoped(tenant, name);
-        let object = self.owned(&api, &object_name, tenant, kind, name).await?;
-        self.ensure_subnet_unused_by_nat(tenant, name).await?;
-        let ips = self
-            .list_any(
-                &self.cluster(&kinds::ip()),
-                &format!("{SUBNET_LABEL}={object_name}"),
-                kind,
-                name,
-            )
-            .await?;
-        let (_, used_field) = usage_fields(&object);
-        let used = count(&object["status"][used_field]).unwrap_or(0);
-        if !ips.is_empty() || used > 0 {
-            // Kube-OVN releases the address of a deleted pod or VM a moment after it goes.
-            // Addresses still held by something that exists (or reserved by the tenant) refuse
-            // the deletion; addresses whose owner is gone are reclaimed and waited for.
-            let mut live = 0usize;
-            for ip in &ips {
-                if ip["metadata"]["labels"][RESERVED_LABEL] == "true"
-                    || ip_owner(ip).is_none()
-                    || self.owner_exists(tenant, ip).await?
-                {
-                    live += 1;
-                }
-            }
-            if live > 0 {
-                return Err(Error::conflict(
-                    kind,
-                    name,
-                    format!(
-                        "{} address(es) are in use (VM interfaces, pods or reservations)",
-                        used.max(ips.len() as u128)
-                    ),
-                ));
-            }
-            let ip_api = self.cluster(&kinds::ip());
-            for ip in &ips {
-                let ip_name = ip["metadata"]["name"].as_str().unwrap_or_default();
-                tracing::debug!(%tenant, subnet = %name, ip = ip_name, "reclaiming the address of a deleted owner");
-                self.writer
-                    .delete(&ip_api, ip_name, ResourceKind::IpReservation, ip_name)
-                    .await?;
-            }
-            // Kube-OVN frees the address, then drops the IP's finalizer: wait (on the shared
-            // watch of IPs) until every one is gone, so nothing of the tenant is left when the
-            // subnet's deletion returns.
-            for ip in &ips {
-                let ip_name = ip["metadata"]["name"].as_str().unwrap_or_default();
-                self.writer
-                    .wait_gone(
-                        &ip_api,
-                        ip_name,
-                        ip["metadata"]["uid"].as_str(),
-                        kind,
-                        name,
-                        self.ready_timeout,
-                    )
-                    .await?;
-            }
-            self.writer
-                .wait_for(&api, &object_name, kind, name, self.ready_timeout, |o| {
-                    let Some(o) = o.map(to_value) else {
-                        return Check::Met;
-                    };
-                    let (_, field) = usage_fields(&o);
-                    if count(&o["status"][field]).unwrap_or(0) == 0 {
-                        Check::Met
-                    } else {
-                        Check::Pending
-                    }
-                })
-                .await?;
-        }
-        let spec = translate::subnet_spec_from(&object)?;
-        if spec.secondary {
-            let nads = self.namespaced(&kinds::attachment(), tenant);
-            let nad_name = kubecloud_kube::names::attachment(name);
-            if let Some(nad) = self.writer.get_opt(&nads, &nad_name, kind, name).await?
-                && is_owned(&nad.metadata, tenant)
-            {
-                self.delete(&nads, &nad_name, kind, name).await?;
-            }
-        }
-        self.delete(&api, &object_name, kind, name).await
+        // The reclaimed addresses and the subnet's usage are waited for within one
+        // `ready_timeout` together (or the deadline of the operation this is part of).
+        let deletion = self.delete_subnet_and_wait(tenant, name);
+        kubecloud_core::wait::within(
+            self.ready_timeout,
+            ResourceKind::Subnet,
+            name,
+            "deleted",
+            deletion,
+        )
+        .await
     }
 
     async fn reserve_ip(&self, tenant: &Tenant, spec: &IpReservationSpec) -> Result<IpReservation> {
@@ -1259,4 +1172,97 @@ impl KubeOvn {
 /// backend's exposures are Services with the same ownership labels in the same namespace.
 fn is_internal_service(object: &Value) -> bool {
     matches!(object["spec"]["type"].as_str(), None | Some("ClusterIP"))
+}
+
+impl KubeOvn {
+    /// Deletes the subnet once its leaked addresses are reclaimed and its usage is zero.
+    async fn delete_subnet_and_wait(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::Subnet;
+        let api = self.cluster(&kinds::subnet());
+        let object_name = cluster_scoped(tenant, name);
+        let object = self.owned(&api, &object_name, tenant, kind, name).await?;
+        self.ensure_subnet_unused_by_nat(tenant, name).await?;
+        let ips = self
+            .list_any(
+                &self.cluster(&kinds::ip()),
+                &format!("{SUBNET_LABEL}={object_name}"),
+                kind,
+                name,
+            )
+            .await?;
+        let (_, used_field) = usage_fields(&object);
+        let used = count(&object["status"][used_field]).unwrap_or(0);
+        if !ips.is_empty() || used > 0 {
+            // Kube-OVN releases the address of a deleted pod or VM a moment after it goes.
+            // Addresses still held by something that exists (or reserved by the tenant) refuse
+            // the deletion; addresses whose owner is gone are reclaimed and waited for.
+            let mut live = 0usize;
+            for ip in &ips {
+                if ip["metadata"]["labels"][RESERVED_LABEL] == "true"
+                    || ip_owner(ip).is_none()
+                    || self.owner_exists(tenant, ip).await?
+                {
+                    live += 1;
+                }
+            }
+            if live > 0 {
+                return Err(Error::conflict(
+                    kind,
+                    name,
+                    format!(
+                        "{} address(es) are in use (VM interfaces, pods or reservations)",
+                        used.max(ips.len() as u128)
+                    ),
+                ));
+            }
+            let ip_api = self.cluster(&kinds::ip());
+            for ip in &ips {
+                let ip_name = ip["metadata"]["name"].as_str().unwrap_or_default();
+                tracing::debug!(%tenant, subnet = %name, ip = ip_name, "reclaiming the address of a deleted owner");
+                self.writer
+                    .delete(&ip_api, ip_name, ResourceKind::IpReservation, ip_name)
+                    .await?;
+            }
+            // Kube-OVN frees the address, then drops the IP's finalizer: wait (on the shared
+            // watch of IPs) until every one is gone, so nothing of the tenant is left when the
+            // subnet's deletion returns.
+            for ip in &ips {
+                let ip_name = ip["metadata"]["name"].as_str().unwrap_or_default();
+                self.writer
+                    .wait_gone(
+                        &ip_api,
+                        ip_name,
+                        ip["metadata"]["uid"].as_str(),
+                        kind,
+                        name,
+                        self.ready_timeout,
+                    )
+                    .await?;
+            }
+            self.writer
+                .wait_for(&api, &object_name, kind, name, self.ready_timeout, |o| {
+                    let Some(o) = o.map(to_value) else {
+                        return Check::Met;
+                    };
+                    let (_, field) = usage_fields(&o);
+                    if count(&o["status"][field]).unwrap_or(0) == 0 {
+                        Check::Met
+                    } else {
+                        Check::Pending
+                    }
+                })
+                .await?;
+        }
+        let spec = translate::subnet_spec_from(&object)?;
+        if spec.secondary {
+            let nads = self.namespaced(&kinds::attachment(), tenant);
+            let nad_name = kubecloud_kube::names::attachment(name);
+            if let Some(nad) = self.writer.get_opt(&nads, &nad_name, kind, name).await?
+                && is_owned(&nad.metadata, tenant)
+            {
+                self.delete(&nads, &nad_name, kind, name).await?;
+            }
+        }
+        self.delete(&api, &object_name, kind, name).await
+    }
 }

@@ -178,7 +178,10 @@ impl std::fmt::Debug for KubeOvnBuilder {
 
 impl KubeOvnBuilder {
     /// How long to wait for Kube-OVN to report a VPC or subnet ready, allocate a reservation or
-    /// free a released one (default 60 s).
+    /// free a released one (default 60 s); a deletion that waits for several objects (a subnet
+    /// whose leaked addresses are reclaimed) waits this long for all of them together. The
+    /// deadline of an operation the wait is part of (a tenant's `destroy`) ends it earlier if it
+    /// comes first.
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
         self

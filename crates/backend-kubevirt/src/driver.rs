@@ -755,59 +755,11 @@ impl Compute for KubeVirt {
     }
 
     async fn delete_vm(&self, tenant: &Tenant, name: &str) -> Result<()> {
-        let object = self.vm_object(tenant, name).await?;
-        let spec = stored_spec(&object, name)?;
-        let ns = Self::ns(tenant);
-        let vms = apis::vms(&self.client, &ns);
-        // Foreground: the VM stays until the garbage collector has deleted what blocks it (its
-        // instance, which waits for its launcher pod, and DataVolumes from its templates).
-        let vm_uid = self
-            .writer
-            .delete_foreground(&vms, name, ResourceKind::Vm, name)
-            .await?;
-        // What this backend created for the VM goes too (the owner references would take it
-        // as well; deleting it here does not depend on a garbage collector).
-        let secrets = self.vm_secrets(tenant, &spec).await?;
-        let secrets_api = self.secrets_api(tenant);
-        for secret in secrets.keys() {
-            self.writer
-                .delete(&secrets_api, secret, ResourceKind::Vm, name)
-                .await?;
-        }
-        let import = match spec.boot_disk {
-            BootDisk::Import { .. } => self.delete_import(tenant, name).await?,
-            _ => None,
-        };
-        let selector = format!("{},{VM_LABEL}={name}", tenant_selector(tenant));
-        let api = apis::migrations(&self.client, &ns);
-        self.writer
-            .retry()
-            .run("delete migrations", || async {
-                api.delete_collection(
-                    &DeleteParams::background(),
-                    &ListParams::default().labels(&selector),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| from_kube(BACKEND, ResourceKind::Migration, name, e))
-            })
-            .await?;
+        // One deadline for the whole deletion: the waits for the VM, its import and the import's
+        // volume share `delete_timeout` (or the deadline of the operation this is part of).
         let timeout = self.options.delete_timeout;
-        self.writer
-            .wait_gone(
-                &vms,
-                name,
-                vm_uid.as_deref(),
-                ResourceKind::Vm,
-                name,
-                timeout,
-            )
-            .await?;
-        if let Some(import) = import {
-            self.wait_import_gone(name, import, timeout).await?;
-        }
-        tracing::debug!(%tenant, vm = name, "vm deleted");
-        Ok(())
+        let deletion = self.delete_vm_and_wait(tenant, name, timeout);
+        kubecloud_core::wait::within(timeout, ResourceKind::Vm, name, "gone", deletion).await
     }
 
     async fn watch_vm(
@@ -863,5 +815,70 @@ impl Compute for KubeVirt {
 
     async fn delete_vm_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<()> {
         self.drop_vm_snapshot(tenant, snapshot).await
+    }
+}
+
+impl KubeVirt {
+    /// Deletes the VM (foreground) and what this backend made for it, and waits until the VM,
+    /// its import DataVolume and the import's volume are gone; `timeout` is each wait's own
+    /// bound, the caller's deadline bounds them together.
+    async fn delete_vm_and_wait(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<()> {
+        let object = self.vm_object(tenant, name).await?;
+        let spec = stored_spec(&object, name)?;
+        let ns = Self::ns(tenant);
+        let vms = apis::vms(&self.client, &ns);
+        // Foreground: the VM stays until the garbage collector has deleted what blocks it (its
+        // instance, which waits for its launcher pod, and DataVolumes from its templates).
+        let vm_uid = self
+            .writer
+            .delete_foreground(&vms, name, ResourceKind::Vm, name)
+            .await?;
+        // What this backend created for the VM goes too (the owner references would take it
+        // as well; deleting it here does not depend on a garbage collector).
+        let secrets = self.vm_secrets(tenant, &spec).await?;
+        let secrets_api = self.secrets_api(tenant);
+        for secret in secrets.keys() {
+            self.writer
+                .delete(&secrets_api, secret, ResourceKind::Vm, name)
+                .await?;
+        }
+        let import = match spec.boot_disk {
+            BootDisk::Import { .. } => self.delete_import(tenant, name).await?,
+            _ => None,
+        };
+        let selector = format!("{},{VM_LABEL}={name}", tenant_selector(tenant));
+        let api = apis::migrations(&self.client, &ns);
+        self.writer
+            .retry()
+            .run("delete migrations", || async {
+                api.delete_collection(
+                    &DeleteParams::background(),
+                    &ListParams::default().labels(&selector),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| from_kube(BACKEND, ResourceKind::Migration, name, e))
+            })
+            .await?;
+        self.writer
+            .wait_gone(
+                &vms,
+                name,
+                vm_uid.as_deref(),
+                ResourceKind::Vm,
+                name,
+                timeout,
+            )
+            .await?;
+        if let Some(import) = import {
+            self.wait_import_gone(name, import, timeout).await?;
+        }
+        tracing::debug!(%tenant, vm = name, "vm deleted");
+        Ok(())
     }
 }

@@ -191,8 +191,10 @@ impl KubeVirtBuilder {
         self
     }
 
-    /// How long [`kubecloud_core::Compute::delete_vm`] waits until the VM and everything it
-    /// owned are gone (default 5 minutes).
+    /// How long [`kubecloud_core::Compute::delete_vm`] waits, all told, until the VM and
+    /// everything it owned are gone (default 5 minutes): one deadline for every wait of the
+    /// deletion, not one each. The deadline of an operation the deletion is part of (a tenant's
+    /// `destroy`) ends it earlier if it comes first.
     pub fn delete_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.options.delete_timeout = timeout;
         self

@@ -141,9 +141,11 @@ impl LinstorBuilder {
         self
     }
 
-    /// How long [`kubecloud_core::Storage::delete_volume`] waits until the claim and its
-    /// PersistentVolume (deleted by the CSI driver after the LINSTOR resource) are gone
-    /// (default 5 minutes).
+    /// How long [`kubecloud_core::BlockStorage::delete_volume`] waits, all told, until the
+    /// DataVolume, the claim and its PersistentVolume (deleted by the CSI driver after the
+    /// LINSTOR resource) are gone (default 5 minutes): one deadline for every wait of the
+    /// deletion, not one each. The deadline of an operation the deletion is part of (a tenant's
+    /// `destroy`) ends it earlier if it comes first.
     pub fn delete_timeout(mut self, timeout: Duration) -> Self {
         self.delete_timeout = timeout;
         self

@@ -163,12 +163,30 @@ pub enum Error {
         /// The reason the system reported.
         reason: String,
     },
-    /// A wait ended before its condition held.
-    #[error("timed out after {after:?} waiting for {waiting_for} (last seen: {last_seen})")]
+    /// A wait (or an operation made of waits, such as a tenant's `destroy`) ended before its
+    /// condition held: what was awaited (the resource and the condition), the time it was given
+    /// and the last state seen, such as the finalizers that kept an object from going.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kubecloud_core::{Error, ResourceKind};
+    /// let err = Error::timeout(ResourceKind::Volume, "web-root", "gone", Duration::from_secs(2),
+    ///     "PersistentVolumeClaim acme/web-root: deletionTimestamp set, finalizers [kubernetes.io/pvc-protection]");
+    /// assert_eq!(err.to_string(), "timed out after 2s waiting for volume \"web-root\": gone \
+    ///     (last seen: PersistentVolumeClaim acme/web-root: deletionTimestamp set, finalizers [kubernetes.io/pvc-protection])");
+    /// ```
+    #[error(
+        "timed out after {after:?} waiting for {kind} \"{name}\": {waiting_for} (last seen: {last_seen})"
+    )]
     Timeout {
-        /// What was awaited, in words.
+        /// The kind of the resource awaited.
+        kind: ResourceKind,
+        /// Its name.
+        name: String,
+        /// The condition awaited, in words ("vm running", "gone").
         waiting_for: String,
-        /// The timeout that elapsed.
+        /// The time the wait was given: its own timeout, or the timeout of the operation it
+        /// was part of when that ended first.
         after: Duration,
         /// The last state observed.
         last_seen: String,
@@ -266,6 +284,28 @@ impl Error {
         }
     }
 
+    /// An [`Error::Timeout`].
+    pub fn timeout(
+        kind: ResourceKind,
+        name: impl Into<String>,
+        waiting_for: impl Into<String>,
+        after: Duration,
+        last_seen: impl Into<String>,
+    ) -> Self {
+        Self::Timeout {
+            kind,
+            name: name.into(),
+            waiting_for: waiting_for.into(),
+            after,
+            last_seen: last_seen.into(),
+        }
+    }
+
+    /// Whether this is [`Error::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
+
     /// A [`Error::Backend`] error wrapping a source.
     pub fn backend(
         backend: impl Into<String>,
@@ -341,11 +381,13 @@ mod tests {
         let io = std::io::Error::other("connection reset");
         assert!(Error::backend("kubevirt", "write failed", true, io).is_temporary());
         assert!(
-            Error::Timeout {
-                waiting_for: "vm running".into(),
-                after: Duration::from_secs(1),
-                last_seen: "starting".into()
-            }
+            Error::timeout(
+                ResourceKind::Vm,
+                "a",
+                "vm running",
+                Duration::from_secs(1),
+                "starting"
+            )
             .is_temporary()
         );
         assert!(!Error::not_found(ResourceKind::Vm, "a").is_temporary());

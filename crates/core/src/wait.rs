@@ -1,6 +1,9 @@
 //! Waiting until a resource reaches a condition, on a stream of its states (a watch, never a
 //! poll), with an explicit timeout, failing fast on terminal failure.
 //!
+//! Every wait ends by its timeout, or earlier by the [`Deadline`] of the operation it is part
+//! of, with [`Error::Timeout`] naming the resource, the condition and the last state seen.
+//!
 //! ```
 //! use std::time::Duration;
 //! use futures::stream;
@@ -15,6 +18,7 @@
 //! # });
 //! ```
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -181,10 +185,210 @@ impl Observed for Subnet {
     }
 }
 
+tokio::task_local! {
+    /// The deadline of the operation the running future is part of ([`Deadline::scope`]).
+    static DEADLINE: Deadline;
+}
+
+/// The point in time by which an operation as a whole must end, with the timeout it was given.
+///
+/// An operation made of many steps (a tenant's `destroy`: deletions, each waiting until its
+/// objects are gone) runs its steps inside [`Deadline::scope`]; every wait inside it — this
+/// module's [`until`] and [`named`], `kubecloud_kube`'s watch-based waits, the backoff of its
+/// retries — then ends by the earlier of its own timeout and that deadline. So a deletion that
+/// waits for several objects in turn, or a destroy of many resources, ends by one deadline,
+/// not after a timeout per object. Scopes nest: an inner scope can only bring the deadline
+/// forward. The deadline applies to the futures polled inside the scope (it is a tokio
+/// task-local); work spawned onto other tasks does not see it.
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::stream;
+/// use kubecloud_core::{wait::{self, Deadline}, Error, Vm, VmPhase, VmSpec, VmStatus};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// let starting = Vm { spec: VmSpec { name: "web".into(), ..VmSpec::default() },
+///                     status: VmStatus { phase: VmPhase::Starting, ..VmStatus::default() } };
+/// let states = stream::iter(vec![Ok(starting)]).chain(stream::pending());
+/// // The wait asks for an hour; the operation it is part of has 2 seconds.
+/// let err = Deadline::after(Duration::from_secs(2))
+///     .scope(wait::until(states, wait::vm_running(), Duration::from_secs(3600)))
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), "timed out after 2s waiting for vm \"web\": vm running (last seen: Starting)");
+/// # });
+/// # use futures::StreamExt;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline {
+    at: tokio::time::Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    /// The deadline `budget` from now.
+    pub fn after(budget: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        // A budget too large to add (`Duration::MAX`) means "no deadline" in practice.
+        let at = now
+            .checked_add(budget)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        Self { at, budget }
+    }
+
+    /// The instant it falls on.
+    pub fn at(&self) -> tokio::time::Instant {
+        self.at
+    }
+
+    /// The timeout it was made from (what a [`Error::Timeout`] it causes reports).
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// The time left (zero once it has passed).
+    pub fn remaining(&self) -> Duration {
+        self.at
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// Whether it has passed.
+    pub fn has_passed(&self) -> bool {
+        tokio::time::Instant::now() >= self.at
+    }
+
+    /// The deadline of the operation the caller runs in ([`Deadline::scope`]), if any.
+    pub fn current() -> Option<Self> {
+        DEADLINE.try_with(|d| *d).ok()
+    }
+
+    /// The earlier of this deadline and the one in force ([`Deadline::current`]).
+    pub fn or_current(self) -> Self {
+        match Self::current() {
+            Some(current) if current.at <= self.at => current,
+            _ => self,
+        }
+    }
+
+    /// The bound of one wait given its own `timeout`: `timeout` from now, or the deadline in
+    /// force if that comes first.
+    pub fn for_wait(timeout: Duration) -> Self {
+        Self::after(timeout).or_current()
+    }
+
+    /// Runs `fut` with this deadline in force (or the one already in force, if earlier): every
+    /// wait inside it ends by it. The future itself is not cut short: bound it with
+    /// [`Deadline::run`] as well where a step that does not wait (a request) could outlive it.
+    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
+        DEADLINE.scope(self.or_current(), fut).await
+    }
+
+    /// Runs `fut` until the deadline: `None` if the deadline passed first (`fut` is dropped).
+    pub async fn run<F: Future>(&self, fut: F) -> Option<F::Output> {
+        tokio::time::timeout_at(self.at, fut).await.ok()
+    }
+}
+
+/// Runs `operation` (a deletion that waits for several objects in turn, say) under one deadline,
+/// `timeout` from now or the one already in force if earlier ([`Deadline::scope`]): every wait
+/// inside it ends by that deadline, so the operation as a whole takes at most `timeout`, not a
+/// timeout per wait. A wait cut short reports its own [`Error::Timeout`] with the last state it
+/// saw; if the deadline passes while no wait runs (a request still unanswered), the operation
+/// is dropped and the error names `kind`, `name` and `waiting_for`.
+///
+/// ```
+/// use std::time::Duration;
+/// use kubecloud_core::{wait, ResourceKind};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// let stuck = async { std::future::pending::<kubecloud_core::Result<()>>().await };
+/// let err = wait::within(Duration::from_secs(3), ResourceKind::Volume, "data", "deleted", stuck)
+///     .await
+///     .unwrap_err();
+/// assert!(err.is_timeout());
+/// assert!(err.to_string().starts_with("timed out after 3s waiting for volume \"data\": deleted"));
+/// # });
+/// ```
+pub async fn within<T, F>(
+    timeout: Duration,
+    kind: ResourceKind,
+    name: &str,
+    waiting_for: &str,
+    operation: F,
+) -> Result<T>
+where
+    F: Future<Output = Result<T>>,
+{
+    let bound = Deadline::for_wait(timeout);
+    match bound.run(bound.scope(operation)).await {
+        Some(outcome) => outcome,
+        None => Err(Error::timeout(
+            kind,
+            name,
+            waiting_for,
+            bound.budget(),
+            "a request on the way still unanswered",
+        )),
+    }
+}
+
 /// Waits on `states` (current state first, then every change) until `condition` is met, fails,
-/// or `timeout` passes. A failure ends the wait at once with [`Error::Failed`]; a stream that
-/// ends (the resource was deleted) gives [`Error::NotFound`].
+/// or `timeout` passes — or the deadline of the operation the wait is part of
+/// ([`Deadline::scope`]), if that comes first. A failure ends the wait at once with
+/// [`Error::Failed`]; a stream that ends (the resource was deleted) gives [`Error::NotFound`];
+/// the timeout gives [`Error::Timeout`] with the condition and the last state seen.
 pub async fn until<T, S, C>(states: S, condition: C, timeout: Duration) -> Result<T>
+where
+    T: Observed,
+    S: Stream<Item = Result<T>>,
+    C: Condition<T>,
+{
+    until_bounded(None, states, condition, Deadline::for_wait(timeout)).await
+}
+
+/// Waits until `condition` holds for the resource `name`, whose states `watch` opens (a
+/// backend's `watch_vm(tenant, name)`, say): as [`until`], but the whole wait, opening the watch
+/// included, ends by `timeout` (or the deadline in force), and a timeout names the resource even
+/// when no state was seen.
+///
+/// ```
+/// use std::time::Duration;
+/// use futures::{stream, StreamExt};
+/// use kubecloud_core::{wait, Error, Result, Vm};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// // A watch that never opens (an unanswered request) still ends by the timeout.
+/// let never = std::future::pending::<Result<futures::stream::BoxStream<'static, Result<Vm>>>>();
+/// let err = wait::named("web", never, wait::vm_running(), Duration::from_secs(5)).await.unwrap_err();
+/// assert_eq!(err.to_string(), "timed out after 5s waiting for vm \"web\": vm running (last seen: nothing: the watch had not opened)");
+/// # });
+/// ```
+pub async fn named<T, S, C, W>(name: &str, watch: W, condition: C, timeout: Duration) -> Result<T>
+where
+    T: Observed,
+    S: Stream<Item = Result<T>>,
+    C: Condition<T>,
+    W: Future<Output = Result<S>>,
+{
+    let bound = Deadline::for_wait(timeout);
+    let Some(states) = bound.run(watch).await else {
+        return Err(Error::timeout(
+            T::KIND,
+            name,
+            condition.describe(),
+            bound.budget(),
+            "nothing: the watch had not opened",
+        ));
+    };
+    until_bounded(Some(name), states?, condition, bound).await
+}
+
+async fn until_bounded<T, S, C>(
+    name: Option<&str>,
+    states: S,
+    condition: C,
+    bound: Deadline,
+) -> Result<T>
 where
     T: Observed,
     S: Stream<Item = Result<T>>,
@@ -206,31 +410,35 @@ where
         }
         Ok(None)
     };
-    let outcome = tokio_timeout(timeout, work).await;
+    let outcome = bound.run(work).await;
+    let identity = |last: Option<&T>| {
+        last.map(Observed::identity).unwrap_or_else(|| {
+            (
+                T::KIND,
+                name.map_or_else(|| "(unnamed)".to_string(), str::to_string),
+            )
+        })
+    };
     match outcome {
         Some(Ok(Some(state))) => Ok(state),
         Some(Ok(None)) => {
-            let (kind, name) = last
-                .as_ref()
-                .map(Observed::identity)
-                .unwrap_or((T::KIND, "(unnamed)".to_string()));
+            let (kind, name) = identity(last.as_ref());
             Err(Error::not_found(kind, name))
         }
         Some(Err(err)) => Err(err),
-        None => Err(Error::Timeout {
-            waiting_for: condition.describe(),
-            after: timeout,
-            last_seen: last
-                .as_ref()
-                .map(Observed::summary)
-                .unwrap_or_else(|| "nothing".into()),
-        }),
+        None => {
+            let (kind, name) = identity(last.as_ref());
+            Err(Error::timeout(
+                kind,
+                name,
+                condition.describe(),
+                bound.budget(),
+                last.as_ref()
+                    .map(Observed::summary)
+                    .unwrap_or_else(|| "nothing".into()),
+            ))
+        }
     }
-}
-
-/// Runs `fut` for at most `timeout` on tokio's timer (every backend runs on tokio).
-async fn tokio_timeout<F: std::future::Future>(timeout: Duration, fut: F) -> Option<F::Output> {
-    tokio::time::timeout(timeout, fut).await.ok()
 }
 
 /// The VM is running; fails if it is `Failed`.
@@ -373,12 +581,91 @@ mod tests {
             .unwrap_err();
         match err {
             Error::Timeout {
+                kind,
+                name,
                 waiting_for,
+                after,
                 last_seen,
-                ..
             } => {
+                assert_eq!((kind, name.as_str()), (ResourceKind::Vm, "a"));
                 assert_eq!(waiting_for, "vm running");
+                assert_eq!(after, Duration::from_secs(30));
                 assert_eq!(last_seen, "Starting");
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_of_the_operation_ends_a_longer_wait() {
+        let started = tokio::time::Instant::now();
+        let states = stream::iter(vec![vm(VmPhase::Starting)]).chain(stream::pending());
+        let err = Deadline::after(Duration::from_secs(2))
+            .scope(until(states, vm_running(), Duration::from_secs(3600)))
+            .await
+            .unwrap_err();
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        match err {
+            Error::Timeout {
+                after, last_seen, ..
+            } => {
+                assert_eq!(after, Duration::from_secs(2), "the operation's timeout");
+                assert_eq!(last_seen, "Starting");
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_in_turn_share_one_deadline() {
+        let started = tokio::time::Instant::now();
+        let three_waits = async {
+            for _ in 0..3 {
+                let states = stream::iter(vec![vm(VmPhase::Starting)]).chain(stream::pending());
+                let _ = until(states, vm_running(), Duration::from_secs(10)).await;
+            }
+        };
+        Deadline::after(Duration::from_secs(10))
+            .scope(three_waits)
+            .await;
+        assert_eq!(started.elapsed(), Duration::from_secs(10), "not 3 x 10 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_inner_scope_cannot_extend_the_deadline() {
+        let outer = Deadline::after(Duration::from_secs(5));
+        let inner = outer
+            .scope(async {
+                Deadline::after(Duration::from_secs(60))
+                    .scope(async { Deadline::current() })
+                    .await
+            })
+            .await;
+        assert_eq!(inner, Some(outer));
+        let shorter = outer
+            .scope(async {
+                Deadline::after(Duration::from_secs(1))
+                    .scope(async { Deadline::current() })
+                    .await
+            })
+            .await
+            .unwrap();
+        assert_eq!(shorter.budget(), Duration::from_secs(1));
+        assert_eq!(Deadline::current(), None, "nothing outside a scope");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_named_wait_bounds_opening_the_watch_and_names_the_resource() {
+        let never = std::future::pending::<Result<stream::Iter<std::vec::IntoIter<Result<Vm>>>>>();
+        let err = named("web", never, vm_running(), Duration::from_secs(3))
+            .await
+            .unwrap_err();
+        match err {
+            Error::Timeout {
+                kind, name, after, ..
+            } => {
+                assert_eq!((kind, name.as_str()), (ResourceKind::Vm, "web"));
+                assert_eq!(after, Duration::from_secs(3));
             }
             other => panic!("{other}"),
         }

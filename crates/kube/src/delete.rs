@@ -58,7 +58,11 @@ impl Writer {
 
     /// Waits, through the shared watch of its kind, until the object named `object` is gone (or
     /// replaced by another object of the same name: one whose uid is not `uid`). Fails with
-    /// [`kubecloud_core::Error::Timeout`] after `timeout`.
+    /// [`kubecloud_core::Error::Timeout`] after `timeout`, or earlier at the
+    /// [`Deadline`](kubecloud_core::wait::Deadline) of the operation it is part of; the error
+    /// names `kind` and `name`, the condition "gone" and the object as last seen, such as
+    /// `PersistentVolumeClaim acme/web-root: phase Bound, deletionTimestamp set, finalizers
+    /// [kubernetes.io/pvc-protection]` for a claim a pod still uses.
     pub async fn wait_gone<K>(
         &self,
         api: &Api<K>,
@@ -78,8 +82,8 @@ impl Writer {
             _ => Check::Pending,
         };
         tracing::trace!(url = api.resource_url(), object, ?uid, "waiting until gone");
-        let outcome =
-            crate::wait::wait_on(self.states(api, object), kind, name, timeout, gone).await;
+        let states = self.states(api, object);
+        let outcome = crate::wait::wait_described(states, kind, name, "gone", timeout, gone).await;
         tracing::trace!(
             url = api.resource_url(),
             object,
@@ -94,7 +98,9 @@ impl Writer {
     }
 
     /// [`Writer::delete_foreground`], then [`Writer::wait_gone`]: returns when the object and
-    /// every dependent blocking it are gone. Returns whether the object existed.
+    /// every dependent blocking it are gone. Returns whether the object existed. `timeout`
+    /// bounds the whole of it, the deletion request included (as does the
+    /// [`Deadline`](kubecloud_core::wait::Deadline) in force, if earlier).
     ///
     /// ```no_run
     /// # async fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
@@ -120,11 +126,14 @@ impl Writer {
     where
         K: Resource + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        let Some(uid) = self.delete_foreground(api, object, kind, name).await? else {
-            return Ok(false);
+        let both = async {
+            let Some(uid) = self.delete_foreground(api, object, kind, name).await? else {
+                return Ok(false);
+            };
+            self.wait_gone(api, object, Some(&uid), kind, name, timeout)
+                .await?;
+            Ok(true)
         };
-        self.wait_gone(api, object, Some(&uid), kind, name, timeout)
-            .await?;
-        Ok(true)
+        kubecloud_core::wait::within(timeout, kind, name, "gone", both).await
     }
 }

@@ -56,7 +56,7 @@ pub use ownership::{
     tenant_namespace, tenant_selector,
 };
 pub use retry::RetryPolicy;
-pub use wait::{object_states, wait_for, wait_on};
+pub use wait::{object_states, object_summary, wait_described, wait_for, wait_on};
 
 /// Re-exported so backends name the same versions.
 pub use k8s_openapi;

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use kubecloud_core::wait::Deadline;
 use kubecloud_core::{Error, Result};
 
 /// How often and how patiently to retry temporary failures ([`Error::is_temporary`]).
@@ -44,7 +45,9 @@ impl RetryPolicy {
     }
 
     /// Runs `op` until it succeeds, fails permanently, or attempts run out. Only errors whose
-    /// [`Error::is_temporary`] is true are retried; the last error is returned.
+    /// [`Error::is_temporary`] is true are retried; the last error is returned. Inside an
+    /// operation with a [`Deadline`] no retry starts once it has passed, and no backoff sleeps
+    /// beyond it.
     pub async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
     where
         F: FnMut() -> Fut,
@@ -55,9 +58,16 @@ impl RetryPolicy {
             .with_max_delay(self.max_delay)
             .with_max_times(self.max_attempts.saturating_sub(1))
             .with_jitter();
+        let deadline = Deadline::current();
+        let sleep = move |delay: Duration| match deadline {
+            Some(deadline) => tokio::time::sleep(delay.min(deadline.remaining())),
+            None => tokio::time::sleep(delay),
+        };
+        let worth_retrying =
+            move |err: &Error| err.is_temporary() && !deadline.is_some_and(|d| d.has_passed());
         op.retry(backoff)
-            .sleep(tokio::time::sleep)
-            .when(Error::is_temporary)
+            .sleep(sleep)
+            .when(worth_retrying)
             .notify(|err: &Error, after: Duration| {
                 tracing::debug!(what, error = %err, ?after, "temporary failure; retrying");
             })
@@ -111,5 +121,30 @@ mod tests {
             })
             .await;
         assert_eq!(calls.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retry_outlives_the_deadline_of_the_operation() {
+        let calls = AtomicUsize::new(0);
+        let patient = RetryPolicy {
+            max_attempts: 100,
+            min_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+        };
+        let started = tokio::time::Instant::now();
+        let err = Deadline::after(Duration::from_secs(5))
+            .scope(patient.run("op", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(temporary())
+            }))
+            .await
+            .unwrap_err();
+        assert!(err.is_temporary(), "the last error is returned: {err}");
+        assert!(
+            started.elapsed() <= Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(calls.load(Ordering::SeqCst) < 100);
     }
 }

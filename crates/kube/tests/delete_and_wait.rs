@@ -155,3 +155,56 @@ async fn a_delete_refused_with_a_temporary_error_is_retried() {
     assert!(api.get_opt("settings").await.unwrap().is_none());
     assert_eq!(server.requests().count(Verb::Delete, "configmaps"), 3);
 }
+
+#[tokio::test]
+async fn a_deletion_held_by_a_finalizer_times_out_naming_the_object_and_the_finalizer() {
+    let (_server, api) = server().await;
+    create(&api, "settings", None, true).await;
+    let writer = Writer::new("test");
+    let timeout = Duration::from_millis(500);
+    let err = tokio::time::timeout(
+        GUARD,
+        writer.delete_and_wait(&api, "settings", ResourceKind::Service, "settings", timeout),
+    )
+    .await
+    .expect("ends by its timeout")
+    .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "timed out after 500ms waiting for service \"settings\": gone (last seen: ConfigMap \
+         acme/settings: deletionTimestamp set, finalizers [example.com/hold])"
+    );
+}
+
+#[tokio::test]
+async fn waits_in_turn_end_by_the_deadline_of_the_operation_not_a_timeout_each() {
+    let (_server, api) = server().await;
+    for name in ["a", "b", "c"] {
+        create(&api, name, None, true).await;
+    }
+    let writer = Writer::new("test");
+    // Each deletion would wait 60 s; the operation as a whole has one second.
+    let one_each = async {
+        for name in ["a", "b", "c"] {
+            let outcome = writer
+                .delete_and_wait(
+                    &api,
+                    name,
+                    ResourceKind::Service,
+                    name,
+                    Duration::from_secs(60),
+                )
+                .await;
+            assert!(outcome.unwrap_err().is_timeout());
+        }
+    };
+    let started = tokio::time::Instant::now();
+    tokio::time::timeout(
+        GUARD,
+        kubecloud_core::wait::Deadline::after(Duration::from_secs(1)).scope(one_each),
+    )
+    .await
+    .expect("three waits of 60 s each end by one deadline of 1 s");
+    assert!(started.elapsed() < GUARD);
+}

@@ -44,7 +44,7 @@ use crate::linstor::{LinstorServer, LinstorStartError, TestPki, TlsSetupError};
 use crate::{
     CdiController, GarbageCollector, KubeOvnController, KubeVirtController,
     KubeVirtSnapshotController, Latency, LinstorCsi, MetalLbController, NamespaceController,
-    StartError, TestServer,
+    PvcProtection, StartError, TestServer,
 };
 
 /// Cluster objects seeded besides the nodes; `{linstor_url}` and the `{..._b64}` are replaced.
@@ -132,6 +132,7 @@ pub struct FakeCloudBuilder {
     latency: Latency,
     seed: u64,
     bind: SocketAddr,
+    pvc_protection: bool,
 }
 
 impl Default for FakeCloudBuilder {
@@ -140,11 +141,20 @@ impl Default for FakeCloudBuilder {
             latency: Latency::None,
             seed: 0,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pvc_protection: false,
         }
     }
 }
 
 impl FakeCloudBuilder {
+    /// Runs [`PvcProtection`] too (default off): every claim gets the
+    /// `kubernetes.io/pvc-protection` finalizer, and a claim being deleted stays until no
+    /// scheduled pod (a VM's launcher pod) names it in its volumes, as on a real cluster.
+    pub fn pvc_protection(mut self, on: bool) -> Self {
+        self.pvc_protection = on;
+        self
+    }
+
     /// Latency on every Kubernetes API request (default none).
     pub fn latency(mut self, latency: Latency) -> Self {
         self.latency = latency;
@@ -192,7 +202,11 @@ impl FakeCloudBuilder {
         );
         let ovn = KubeOvnController::default();
         let northbound = ovn.northbound();
-        let kube = TestServer::builder()
+        let mut kube = TestServer::builder();
+        if self.pvc_protection {
+            kube = kube.controller(PvcProtection);
+        }
+        let kube = kube
             .without_default_controllers()
             .bind(self.bind)
             .seed(self.seed)

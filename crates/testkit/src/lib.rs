@@ -140,7 +140,9 @@
 //! log and injected faults and latency do not hit them. Built in and started by default:
 //! [`GarbageCollector`] (owner references; background, foreground and orphan propagation),
 //! [`NamespaceController`] (namespace deletion) and [`PvcBinder`] (dynamic provisioning and
-//! binding). Register more with [`TestServerBuilder::controller`] or
+//! binding). [`PvcProtection`] (kube-controller-manager's PVC protection: a claim a pod uses keeps
+//! its `kubernetes.io/pvc-protection` finalizer until the pod is gone) is not started by default.
+//! Register more with [`TestServerBuilder::controller`] or
 //! [`TestServer::add_controller`]; control one with its [`ControllerHandle`]
 //! ([`TestServer::controller`]): pause, delay, fail.
 //!
@@ -236,6 +238,7 @@ pub use controllers::kubeovn_security;
 pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};
 pub use controllers::kubevirt_snapshot::KubeVirtSnapshotController;
 pub use controllers::linstor_csi::LinstorCsi;
+pub use controllers::pvc_protection::{PVC_PROTECTION, PvcProtection};
 pub use controllers::{
     Controller, ControllerError, ControllerHandle, GarbageCollector, NamespaceController,
     PvcBinder, Watched,

@@ -2,9 +2,11 @@
 //! and the claim's PersistentVolume, which the CSI driver deletes only after it has deleted the
 //! LINSTOR resource behind it. So when `delete_volume` returns, the storage is released.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::api::Api;
-use kubecloud_core::{ResourceKind, Result, Tenant};
+use kubecloud_core::{ResourceKind, Result, Tenant, wait};
 use kubecloud_kube::names;
 
 use super::Owned;
@@ -13,15 +15,28 @@ use crate::builder::Linstor;
 impl Linstor {
     /// Deletes what `owned` found of the volume `name` (foreground propagation) and waits,
     /// through the shared watches of their kinds, until the DataVolume, the claim and its
-    /// PersistentVolume are gone.
+    /// PersistentVolume are gone: all of it within one `delete_timeout` (or the deadline of the
+    /// operation it is part of, if earlier), not a timeout per object. A claim a pod still uses
+    /// keeps its `kubernetes.io/pvc-protection` finalizer; the timeout then says so.
     pub(super) async fn delete_and_wait(
         &self,
         tenant: &Tenant,
         name: &str,
         owned: &Owned,
     ) -> Result<()> {
-        let writer = &self.inner.writer;
         let timeout = self.inner.delete_timeout;
+        let all = self.delete_and_wait_within(tenant, name, owned, timeout);
+        wait::within(timeout, ResourceKind::Volume, name, "gone", all).await
+    }
+
+    async fn delete_and_wait_within(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        owned: &Owned,
+        timeout: Duration,
+    ) -> Result<()> {
+        let writer = &self.inner.writer;
         let object = names::claim(name);
         let volume = owned
             .pvc

@@ -405,8 +405,27 @@ impl KubeVirtController {
             "spec": {
                 "nodeName": node,
                 "containers": [{"name": "compute", "image": "quay.io/kubevirt/virt-launcher:v1.6.0"}],
+                "volumes": Self::claim_volumes(vmi),
             },
         })
+    }
+
+    /// The launcher pod's volumes for the VMI's claims: one `persistentVolumeClaim` volume per
+    /// `persistentVolumeClaim` or `dataVolume` volume of the instance (a DataVolume's claim has
+    /// its name), named as the instance's volume, as virt-controller renders them.
+    fn claim_volumes(vmi: &Value) -> Value {
+        let volumes: Vec<Value> = vmi["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                let claim = v["persistentVolumeClaim"]["claimName"]
+                    .as_str()
+                    .or(v["dataVolume"]["name"].as_str())?;
+                Some(json!({"name": v["name"], "persistentVolumeClaim": {"claimName": claim}}))
+            })
+            .collect();
+        json!(volumes)
     }
 
     /// The VMI's interfaces as the launcher pod's annotations say.

@@ -11,7 +11,8 @@
 //! to 500 ms, 8 attempts), then dropped with a `tracing` warning.
 //!
 //! Built in: [`GarbageCollector`] (owner references), [`NamespaceController`] (namespace
-//! deletion) and [`PvcBinder`] (dynamic provisioning and binding). Controllers for KubeVirt, CDI,
+//! deletion) and [`PvcBinder`] (dynamic provisioning and binding); on request,
+//! [`pvc_protection::PvcProtection`] (claims a pod uses are kept until it is gone). Controllers for KubeVirt, CDI,
 //! Kube-OVN, MetalLB, LINSTOR CSI and snapshots belong here too, one module each.
 
 pub mod cdi;
@@ -25,6 +26,7 @@ pub mod linstor_csi;
 pub mod metallb;
 mod namespace;
 mod pvc_binder;
+pub mod pvc_protection;
 
 pub use gc::GarbageCollector;
 pub use metallb::MetalLbController;
