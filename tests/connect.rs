@@ -70,6 +70,13 @@ async fn connecting_discovers_in_one_round_and_a_tenant_applies_end_to_end() {
         .expect("connect");
 
     assert_eq!(discovery_requests(&s.kube), 1, "one discovery round");
+    // The installations' namespaces are the backends' own: no tenant may take them.
+    assert_eq!(cloud.storage().system_namespaces(), ["piraeus-datastore"]);
+    assert_eq!(
+        cloud.load_balancer().system_namespaces(),
+        ["metallb-system"]
+    );
+    assert!(cloud.tenant("piraeus-datastore").is_err());
     let aggregated = s
         .kube
         .requests()

@@ -35,9 +35,29 @@ pub struct LinstorBuilder {
     snapshots: bool,
     http_import: bool,
     delete_timeout: Duration,
+    system_namespace: Option<String>,
 }
 
 impl LinstorBuilder {
+    /// The namespace Piraeus runs in (its controller, its client TLS Secret): reported as the
+    /// backend's [system namespace](kubecloud_core::BlockStorage::system_namespaces), so no
+    /// tenant takes it. Connecting sets the one discovery trusted.
+    ///
+    /// ```no_run
+    /// # fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
+    /// use kubecloud_core::BlockStorage;
+    /// let storage = kubecloud_linstor::Linstor::builder(client, "https://linstor.example:3371")
+    ///     .tier("standard", "rg-standard")
+    ///     .system_namespace("storage-system")
+    ///     .build()?;
+    /// assert_eq!(storage.system_namespaces(), ["storage-system"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn system_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.system_namespace = Some(namespace.into());
+        self
+    }
+
     /// CA certificate (PEM) of the controller's certificate, and the client certificate and key
     /// (PEM) for mutual TLS, as Piraeus configures them.
     pub fn tls(
@@ -218,6 +238,7 @@ impl LinstorBuilder {
                 snapshots: self.snapshots,
                 http_import: self.http_import,
                 delete_timeout: self.delete_timeout,
+                system_namespace: self.system_namespace,
             }),
         })
     }
@@ -244,6 +265,7 @@ pub(crate) struct Inner {
     pub snapshots: bool,
     pub http_import: bool,
     pub delete_timeout: Duration,
+    pub system_namespace: Option<String>,
 }
 
 /// Block storage on LINSTOR/Piraeus. Cheap to clone. See the crate docs.
@@ -280,6 +302,7 @@ impl Linstor {
             snapshots: true,
             http_import: true,
             delete_timeout: Duration::from_secs(300),
+            system_namespace: None,
         }
     }
 

@@ -291,6 +291,13 @@ impl Connector for LinstorConnector {
             // Allowed above; the builder logs the warning as it builds.
             builder = builder.insecure_http();
         }
+        if let Some(namespace) = endpoint
+            .namespace
+            .as_ref()
+            .or(given.piraeus_namespace.as_ref())
+        {
+            builder = builder.system_namespace(namespace.clone());
+        }
         for (tier, group) in &found.tiers {
             builder = builder.tier(tier.clone(), group.clone());
         }
@@ -386,6 +393,8 @@ pub struct LinstorEndpoint {
     pub url: String,
     /// Client TLS material, when the API is served over TLS.
     pub tls: Option<LinstorTls>,
+    /// The namespace of the Piraeus installation discovery trusted (none when given by hand).
+    pub namespace: Option<String>,
 }
 
 impl LinstorEndpoint {
@@ -400,6 +409,7 @@ impl LinstorEndpoint {
         Self {
             url: url.into(),
             tls: None,
+            namespace: None,
         }
     }
 
@@ -491,7 +501,11 @@ impl LinstorEndpoint {
             }
         };
         tracing::debug!(%url, %namespace, tls = tls.is_some(), "found the LINSTOR controller");
-        Ok(Self { url, tls })
+        Ok(Self {
+            url,
+            tls,
+            namespace: Some(namespace),
+        })
     }
 }
 

@@ -553,6 +553,12 @@ impl BlockStorage for Linstor {
         BACKEND
     }
 
+    /// Piraeus' namespace, when known (set by connecting, or by
+    /// [`crate::LinstorBuilder::system_namespace`]).
+    fn system_namespaces(&self) -> Vec<String> {
+        self.inner.system_namespace.iter().cloned().collect()
+    }
+
     fn capabilities(&self) -> StorageCapabilities {
         StorageCapabilities {
             snapshots: self.inner.snapshots,
