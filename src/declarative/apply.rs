@@ -144,17 +144,14 @@ type StepOutcome = (Result<()>, bool);
 
 impl TenantHandle {
     /// Carries out `plan` (see [`TenantHandle::apply_with_progress`]); fails with the first
-    /// error if any step failed, after finishing or stopping what was in flight.
+    /// failed step's own error (typed: a [`Error::Timeout`] names the resource, what was awaited
+    /// and the last state seen; a refusal names the field), after finishing or stopping what
+    /// was in flight.
     pub async fn apply(&self, plan: &Plan, options: ApplyOptions) -> Result<ApplyReport> {
         check_delete_all(plan, options)?;
-        let report = self.apply_with_progress(plan, options, &|_| {}).await;
-        match report.failed.first() {
-            None => Ok(report),
-            Some((action, kind, name, reason)) => Err(Error::failed(
-                *kind,
-                name,
-                format!("{action:?} failed: {reason}"),
-            )),
+        match self.carry_out(plan, options, &|_| {}).await {
+            (report, None) => Ok(report),
+            (_, Some(first_error)) => Err(first_error),
         }
     }
 
