@@ -188,7 +188,8 @@
 //!   `kubectl create namespace|configmap|secret` send); other protobuf bodies (e.g. `kubectl
 //!   create service`) are 415 — `kubectl create -f` and `kubectl apply` send JSON.
 //!   `/openapi/v3` documents have no component schemas (`kubectl explain` fails);
-//!   `/openapi/v2` is 404.
+//!   `/openapi/v2` is 404. `/healthz`, `/livez` and `/readyz` answer as kube-apiserver does
+//!   (`ok`, `?verbose`, one check by name), listing only the checks the double has a meaning for.
 //! - Field selectors on built-in kinds accept any field path (the real server has a fixed list per
 //!   kind); custom resources accept `metadata.name` and `metadata.namespace` only.
 //! - The garbage collector treats owners of kinds the double does not serve as present (foreground

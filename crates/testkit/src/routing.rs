@@ -66,6 +66,8 @@ pub(crate) enum Route {
     Group(String),
     /// `/apis/{group}/{version}`.
     GroupResources(String, String),
+    /// `/healthz`, `/livez`, `/readyz` (the endpoint), with one named check (`/livez/ping`).
+    Health(&'static str, Option<String>),
     /// A resource path.
     Resource(ResourcePath),
     /// Unknown.
@@ -94,6 +96,14 @@ pub(crate) fn route(path: &str, is_namespaced_plural: impl Fn(&str, &str, &str) 
         .collect();
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Route::Version,
+        [endpoint @ ("healthz" | "livez" | "readyz"), check @ ..] if check.len() <= 1 => {
+            let endpoint = match *endpoint {
+                "healthz" => "healthz",
+                "livez" => "livez",
+                _ => "readyz",
+            };
+            return Route::Health(endpoint, check.first().map(|c| c.to_string()));
+        }
         ["api"] => return Route::CoreVersions,
         ["api", "v1"] => return Route::CoreResources,
         ["apis"] => return Route::Groups,

@@ -371,6 +371,42 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: signa
 #[error("connection dropped by an injected fault")]
 struct Dropped;
 
+/// The checks kube-apiserver lists under each health endpoint that the double has a meaning
+/// for (the real server lists more: post-start hooks, KMS, ...; all pass here).
+const HEALTH_CHECKS: &[&str] = &["ping", "log", "etcd"];
+const READY_CHECKS: &[&str] = &["ping", "log", "etcd", "informer-sync", "shutdown"];
+
+/// `GET /healthz|/livez|/readyz[/<check>][?verbose]` as kube-apiserver answers it
+/// (k8s.io/apiserver/pkg/server/healthz): `200 ok` in `text/plain`; with `verbose`, one
+/// `[+]<check> ok` line per check and `<endpoint> check passed`; an unknown check is 404.
+fn health(endpoint: &str, check: Option<&str>, verbose: bool) -> Result<Response<Body>, ApiError> {
+    let checks = if endpoint == "readyz" {
+        READY_CHECKS
+    } else {
+        HEALTH_CHECKS
+    };
+    let text = match check {
+        Some(c) if !checks.contains(&c) => return Err(not_found_path()),
+        Some(_) => "ok".to_string(),
+        None if verbose => {
+            let mut lines: Vec<String> = checks.iter().map(|c| format!("[+]{c} ok")).collect();
+            lines.push(format!("{endpoint} check passed"));
+            lines.join("\n") + "\n"
+        }
+        None => "ok".to_string(),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(text)).boxed());
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(r)
+}
+
 fn json_response(code: u16, body: &Value) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -586,6 +622,9 @@ async fn dispatch(
             "the server does not allow this method on the requested resource",
         ));
     }
+    if let Route::Health(endpoint, check) = route {
+        return health(endpoint, check.as_deref(), q.contains_key("verbose"));
+    }
     crate::negotiation::check(&inc.accept)?;
     if matches!(inc.method.as_str(), "POST" | "PUT") {
         crate::negotiation::check_body(&inc.content_type)?;
@@ -609,7 +648,8 @@ async fn dispatch(
         Route::Groups => Some(discovery::api_group_list(catalog)),
         Route::Group(g) => discovery::api_group(catalog, g),
         Route::GroupResources(g, v) => discovery::resource_list(catalog, g, v),
-        Route::NotFound => return Err(not_found_path()),
+        // Answered above, before content negotiation.
+        Route::NotFound | Route::Health(..) => return Err(not_found_path()),
         Route::Resource(rp) => return resource_request(shared, rp, verb, inc, q).await,
     };
     doc.map(|d| json_response(200, &d))
