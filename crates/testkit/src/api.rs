@@ -693,8 +693,19 @@ impl Core {
             .manager
             .clone()
             .filter(|m| !m.is_empty())
+            // kube-apiserver validates the PatchOptions first (apimachinery
+            // validation.ValidatePatchOptions): 422 Invalid on `PatchOptions.meta.k8s.io ""`.
             .ok_or_else(|| {
-                ApiError::bad_request("PATCH: fieldManager is required for apply requests")
+                ApiError::invalid_fields(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    &[(
+                        "fieldManager".to_string(),
+                        "FieldValueRequired",
+                        "Required value: is required for apply patch".to_string(),
+                    )],
+                )
             })?;
         let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let mut applied: Value = serde_saphyr::from_str(text)

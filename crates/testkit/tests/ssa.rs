@@ -238,3 +238,34 @@ async fn apply_to_status_changes_only_status() {
         json!({"f:status": {"f:printableStatus": {}, "f:ready": {}}})
     );
 }
+
+/// An apply without `fieldManager` is refused as kube-apiserver refuses it: the PatchOptions
+/// are validated first (apimachinery `ValidatePatchOptions`), 422 `Invalid` naming the field,
+/// and nothing is stored. (kube-rs refuses this before sending; other clients do send it.)
+#[tokio::test]
+async fn an_apply_without_a_field_manager_is_422_naming_the_field() {
+    let server = TestServer::start().await.unwrap();
+    let body = serde_json::to_vec(&vm("Always", json!({}))).unwrap();
+    let request =
+        http::Request::patch("/apis/kubevirt.io/v1/namespaces/default/virtualmachines/vm1")
+            .header("Content-Type", "application/apply-patch+yaml")
+            .body(body)
+            .unwrap();
+    let response = server.client().send(request.map(Into::into)).await.unwrap();
+    assert_eq!(response.status(), 422);
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let status: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status["reason"], "Invalid");
+    assert_eq!(
+        status["message"],
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+    );
+    assert_eq!(status["details"]["causes"][0]["field"], "fieldManager");
+    assert!(
+        vms(&server).get_opt("vm1").await.unwrap().is_none(),
+        "nothing stored"
+    );
+}
