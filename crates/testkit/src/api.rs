@@ -717,6 +717,14 @@ impl Core {
                 "invalid object type: apiVersion and kind must be set in an apply configuration",
             ));
         }
+        // kube-apiserver refuses an apply configuration that carries managed fields (create,
+        // update and other patches may set them; apply may not): 400, kubernetes PR #81453.
+        if applied["metadata"]
+            .get("managedFields")
+            .is_some_and(|m| !m.is_null())
+        {
+            return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+        }
         self.admit_body(t, &mut applied, Some(&name))?;
         let applied_rv = str_at(&applied, &["metadata", "resourceVersion"]).map(String::from);
         if let Some(m) = applied["metadata"].as_object_mut() {

@@ -269,3 +269,24 @@ async fn an_apply_without_a_field_manager_is_422_naming_the_field() {
         "nothing stored"
     );
 }
+
+/// An apply configuration that carries `metadata.managedFields` is refused with 400
+/// `metadata.managedFields must be nil`, as kube-apiserver does since kubernetes PR #81453 (an
+/// update may set managed fields; an apply may not). Nothing is stored.
+#[tokio::test]
+async fn an_apply_carrying_managed_fields_is_refused() {
+    let server = TestServer::start().await.unwrap();
+    let mut object = vm("Always", json!({}));
+    object["metadata"]["managedFields"] = json!([{
+        "manager": "someone", "operation": "Apply", "apiVersion": "kubevirt.io/v1",
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}
+    }]);
+    let err = vms(&server)
+        .patch("vm1", &PatchParams::apply("editor"), &Patch::Apply(&object))
+        .await
+        .unwrap_err();
+    let status = api_error(err);
+    assert_eq!((status.code, status.reason.as_str()), (400, "BadRequest"));
+    assert_eq!(status.message, "metadata.managedFields must be nil");
+    assert!(vms(&server).get_opt("vm1").await.unwrap().is_none());
+}
