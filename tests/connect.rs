@@ -420,7 +420,10 @@ async fn without_api_tls_the_controller_is_plain_http_on_3370() {
         .expect("found");
     assert_eq!(
         endpoint,
-        LinstorEndpoint::new("http://linstor-controller.piraeus-datastore.svc:3370")
+        LinstorEndpoint {
+            namespace: Some("piraeus-datastore".into()),
+            ..LinstorEndpoint::new("http://linstor-controller.piraeus-datastore.svc:3370")
+        }
     );
 }
 
