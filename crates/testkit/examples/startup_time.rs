@@ -1,5 +1,6 @@
-//! Prints how long the API server double takes to start: the first start parses every upstream
-//! schema, later starts reuse them.
+//! Prints how long the API server double takes to start: the first start parses and compiles the
+//! schema bundle compiled into the crate (every upstream schema the catalog serves), later starts
+//! reuse it.
 //!
 //! ```text
 //! cargo run --release -p kubecloud-testkit --example startup_time

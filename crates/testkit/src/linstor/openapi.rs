@@ -1,5 +1,8 @@
-//! The LINSTOR REST OpenAPI document (`shared/upstream/linstor/rest_v1_openapi.yaml`), loaded
-//! once per process, and a validator for request and response bodies against it.
+//! The LINSTOR REST OpenAPI document (`linstor/rest_v1_openapi.yaml` of `../shared/upstream`),
+//! through the schema bundle compiled into the crate (`crates/testkit/schemas/linstor.json`, see
+//! [`crate::schema::bundle`]: the operations' JSON bodies and the components, with only the
+//! keywords checked here), loaded once per process, and a validator for request and response
+//! bodies against it.
 //!
 //! Checks: `$ref`s, `type`, `required`, `enum`, integer formats, `allOf` (merged), `oneOf` (at
 //! least one variant must accept the value cleanly), and unknown fields: an object schema that
@@ -7,7 +10,6 @@
 //! controller differs from the document (`shared/upstream/linstor/NOTES.md`), the controller wins:
 //! `default: null` counts as nullable, and error answers are lists of `ApiCallRc`.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
@@ -20,35 +22,27 @@ pub struct OpenApi {
 
 static DOC: OnceLock<Result<OpenApi, String>> = OnceLock::new();
 
-fn upstream_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("KUBECLOUD_UPSTREAM").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(dir));
-    }
-    let mut starts = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR"))];
-    if let Ok(cwd) = std::env::current_dir() {
-        starts.push(cwd);
-    }
-    starts.iter().find_map(|s| {
-        s.ancestors()
-            .map(|a| a.join("shared").join("upstream"))
-            .find(|c| c.join("linstor").is_dir())
-    })
-}
-
 impl OpenApi {
-    /// The document, loaded once per process.
+    /// The document, from the bundle compiled into the crate, loaded once per process.
     pub fn upstream() -> Result<&'static OpenApi, String> {
         DOC.get_or_init(|| {
-            let dir = upstream_dir().ok_or("shared/upstream not found")?;
-            let path = dir.join("linstor").join("rest_v1_openapi.yaml");
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
-            let doc: Value = serde_saphyr::from_str(&text)
-                .map_err(|e| format!("parsing {}: {e}", path.display()))?;
+            let name = crate::schema::bundle::LINSTOR_FILE;
+            let mut bundle: Value = serde_json::from_str(crate::schema::bundle::LINSTOR)
+                .map_err(|e| format!("parsing the schema bundle {name}: {e}"))?;
+            let doc = bundle
+                .get_mut("openapi")
+                .map(Value::take)
+                .ok_or_else(|| format!("the schema bundle {name} has no openapi document"))?;
             Ok(OpenApi { doc })
         })
         .as_ref()
         .map_err(Clone::clone)
+    }
+
+    /// A document from its JSON value (for comparing the bundle with the upstream file).
+    #[cfg(test)]
+    pub(crate) fn from_value(doc: Value) -> OpenApi {
+        OpenApi { doc }
     }
 
     /// The operation object for `method` on a concrete `path` (templates matched by segment).
@@ -264,5 +258,107 @@ mod tests {
             json!([{"ret_code": -4611686018427386908i64, "message": "Not enough available nodes"}]);
         assert!(api.validate(&schema, &list).is_empty());
         assert!(!api.validate(&schema, &list[0]).is_empty());
+    }
+
+    /// Values to probe `schema` with: every JSON type, and objects with every listed property
+    /// set to each type in turn, and arrays of the items' probes (`depth` levels down).
+    fn probes(api: &OpenApi, schema: &Value, depth: u8) -> Vec<Value> {
+        let mut out = vec![
+            json!(null),
+            json!(true),
+            json!(0),
+            json!(-1),
+            json!(1u64 << 40),
+            json!(1.5),
+            json!("x"),
+            json!([]),
+            json!([null]),
+            json!([1, "x", {}]),
+            json!({}),
+            json!({"zz_not_a_field": 1}),
+        ];
+        let merged = api.merged(schema);
+        if let Some(props) = merged["properties"].as_object() {
+            for value in [
+                json!(null),
+                json!("x"),
+                json!(1),
+                json!(true),
+                json!([]),
+                json!({}),
+            ] {
+                let object: Map<String, Value> =
+                    props.keys().map(|k| (k.clone(), value.clone())).collect();
+                out.push(Value::Object(object));
+            }
+        }
+        if let Some(items) = merged.get("items").filter(|_| depth > 0) {
+            let inner = probes(api, items, depth - 1);
+            out.push(Value::Array(inner));
+        }
+        out
+    }
+
+    /// The bundle's document validates every probe of every schema, request and answer as the
+    /// upstream document does (skipped without the upstream dir).
+    #[test]
+    fn the_bundle_validates_as_the_upstream_document() {
+        let Ok(dir) = crate::schema::bundle::upstream_dir() else {
+            eprintln!("skipped: no upstream schema directory to compare the bundle with");
+            return;
+        };
+        let (mut whole, _) = crate::schema::bundle::linstor_body(&dir, false).expect("document");
+        let whole = OpenApi::from_value(whole["openapi"].take());
+        let bundled = OpenApi::upstream().expect("bundle");
+        let same = |a: &Value, b: &Value, what: &str| {
+            for p in probes(&whole, a, 2) {
+                assert_eq!(
+                    whole.validate(a, &p),
+                    bundled.validate(b, &p),
+                    "{what}: {p}"
+                );
+            }
+        };
+        let mut checked = 0;
+        for (name, _) in whole.doc["components"]["schemas"].as_object().unwrap() {
+            let r = json!({ "$ref": format!("#/components/schemas/{name}") });
+            same(&r, &r, name);
+            checked += 1;
+        }
+        for (template, item) in whole.doc["paths"].as_object().unwrap() {
+            let path = template
+                .split('/')
+                .map(|s| if s.starts_with('{') { "x" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in ["get", "put", "post", "delete", "patch"] {
+                if !item[method].is_object() {
+                    continue;
+                }
+                let a = whole.operation(method, &path).expect("operation upstream");
+                let b = bundled
+                    .operation(method, &path)
+                    .expect("operation in the bundle");
+                let what = format!("{method} {template}");
+                match (whole.request_schema(a), bundled.request_schema(b)) {
+                    (Some(x), Some(y)) => same(x, y, &what),
+                    (None, None) => {}
+                    other => panic!("{what}: request schema {other:?}"),
+                }
+                let statuses = a["responses"].as_object().unwrap().keys();
+                for status in statuses.filter_map(|s| s.parse::<u16>().ok()).chain([500]) {
+                    match (
+                        whole.response_schema(a, status),
+                        bundled.response_schema(b, status),
+                    ) {
+                        (Some(x), Some(y)) => same(&x, &y, &format!("{what} {status}")),
+                        (None, None) => {}
+                        other => panic!("{what} {status}: response schema {other:?}"),
+                    }
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 200, "{checked} schemas and operations compared");
     }
 }

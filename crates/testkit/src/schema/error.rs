@@ -123,7 +123,7 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
-/// Why the upstream catalog could not be loaded.
+/// Why the upstream catalog (or the schema bundle) could not be loaded or generated.
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CatalogError {
@@ -159,6 +159,15 @@ pub enum CatalogError {
         /// The file.
         file: PathBuf,
         /// What is wrong.
+        reason: String,
+    },
+    /// The upstream directory's `PROVENANCE.md` does not describe a file the schema bundle is
+    /// generated from (no row, or another sha256).
+    #[error("{}: {reason}", .file.display())]
+    Provenance {
+        /// The `PROVENANCE.md` file.
+        file: PathBuf,
+        /// What is missing or different.
         reason: String,
     },
     /// Two files register the same resource.

@@ -1,9 +1,8 @@
-//! Reading the upstream files: the core OpenAPI documents and every CRD, into
-//! [`ResourceType`]s whose schemas share one compiled arena.
+//! Compiling a catalog bundle (see `bundle.rs`: the built-in kinds' definitions from the core
+//! OpenAPI documents and every CRD) into [`ResourceType`]s whose schemas share one compiled arena.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
@@ -12,7 +11,7 @@ use super::meta::NameRule;
 use super::{CatalogError, CompiledSchema, ResourceType};
 
 /// Directories whose every `*.yaml` file holds CRDs, relative to the upstream dir.
-const CRD_DIRS: &[&str] = &[
+pub(crate) const CRD_DIRS: &[&str] = &[
     "kubevirt/crds",
     "cdi/crds_generated",
     "kube-ovn",
@@ -23,11 +22,11 @@ const CRD_DIRS: &[&str] = &[
 ];
 
 /// Single CRD files, relative to the upstream dir.
-const CRD_FILES: &[&str] = &["kubevirt/kv-resource.yaml"];
+pub(crate) const CRD_FILES: &[&str] = &["kubevirt/kv-resource.yaml"];
 
-const CORE_DOC: &str = "kubernetes/api__v1_openapi.json";
-const STORAGE_DOC: &str = "kubernetes/apis__storage.k8s.io__v1_openapi.json";
-const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+pub(crate) const CORE_DOC: &str = "kubernetes/api__v1_openapi.json";
+pub(crate) const STORAGE_DOC: &str = "kubernetes/apis__storage.k8s.io__v1_openapi.json";
+pub(crate) const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 /// Verbs every registered resource serves.
 const VERBS: &[&str] = &[
@@ -42,8 +41,8 @@ const VERBS: &[&str] = &[
 ];
 
 /// A built-in kind taken from a core OpenAPI document.
-struct BuiltIn {
-    definition: &'static str,
+pub(crate) struct BuiltIn {
+    pub(crate) definition: &'static str,
     group: &'static str,
     kind: &'static str,
     plural: &'static str,
@@ -53,7 +52,7 @@ struct BuiltIn {
     name_rule: NameRule,
 }
 
-const CORE_KINDS: &[BuiltIn] = &[
+pub(crate) const CORE_KINDS: &[BuiltIn] = &[
     BuiltIn {
         definition: "io.k8s.api.core.v1.Namespace",
         group: "",
@@ -146,7 +145,7 @@ const CORE_KINDS: &[BuiltIn] = &[
     },
 ];
 
-const STORAGE_KINDS: &[BuiltIn] = &[BuiltIn {
+pub(crate) const STORAGE_KINDS: &[BuiltIn] = &[BuiltIn {
     definition: "io.k8s.api.storage.v1.StorageClass",
     group: "storage.k8s.io",
     kind: "StorageClass",
@@ -157,36 +156,51 @@ const STORAGE_KINDS: &[BuiltIn] = &[BuiltIn {
     name_rule: NameRule::Subdomain,
 }];
 
-/// Loads every resource type from the upstream directory `dir`.
-pub(crate) fn load(dir: &Path) -> Result<Vec<ResourceType>, CatalogError> {
-    let mut files = Vec::new();
-    for sub in CRD_DIRS {
-        files.extend(yaml_files(&dir.join(sub))?);
-    }
-    files.extend(CRD_FILES.iter().map(|f| dir.join(f)));
-    let core_doc = dir.join(CORE_DOC);
-    let storage_doc = dir.join(STORAGE_DOC);
-
-    // Parsing dominates the load time: parse the files on a few threads.
-    let parsed = parse_all(&files)?;
-    let core: Value = parse_json(&core_doc)?;
-    let storage: Value = parse_json(&storage_doc)?;
+/// Compiles every resource type of the catalog bundle `bundle` (its `builtIn` definitions and
+/// its `crds`); `name` names the bundle in errors.
+pub(crate) fn from_bundle(bundle: &Value, name: &Path) -> Result<Vec<ResourceType>, CatalogError> {
+    let bad = |reason: String| CatalogError::Schema {
+        file: name.to_owned(),
+        reason,
+    };
+    let definitions = |doc: &str| {
+        bundle
+            .get("builtIn")
+            .and_then(|b| b.get(doc))
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad(format!("no builtIn definitions of {doc}")))
+    };
+    let core = definitions(CORE_DOC)?;
+    let storage = definitions(STORAGE_DOC)?;
+    let crds = bundle
+        .get("crds")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no crds".to_owned()))?;
 
     let mut arena = Arena::default();
     let mut types = Vec::new();
-    compile_built_ins(&mut arena, &core_doc, &core, CORE_KINDS, true, &mut types)?;
     compile_built_ins(
         &mut arena,
-        &storage_doc,
-        &storage,
+        Path::new(CORE_DOC),
+        core,
+        CORE_KINDS,
+        true,
+        &mut types,
+    )?;
+    compile_built_ins(
+        &mut arena,
+        Path::new(STORAGE_DOC),
+        storage,
         STORAGE_KINDS,
         false,
         &mut types,
     )?;
-    for (file, docs) in files.iter().zip(&parsed) {
-        for doc in docs {
-            crd_types(&mut arena, file, doc, &mut types)?;
-        }
+    for entry in crds {
+        let file = entry.get("file").and_then(Value::as_str).unwrap_or("?");
+        let crd = entry
+            .get("crd")
+            .ok_or_else(|| bad(format!("{file}: an entry without crd")))?;
+        crd_types(&mut arena, Path::new(file), crd, &mut types)?;
     }
 
     let arena = Arc::new(arena);
@@ -196,87 +210,12 @@ pub(crate) fn load(dir: &Path) -> Result<Vec<ResourceType>, CatalogError> {
     Ok(types)
 }
 
-/// The `*.yaml` files of `dir`, sorted.
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, CatalogError> {
-    let io = |e: std::io::Error| CatalogError::Io {
-        path: dir.to_owned(),
-        reason: e.to_string(),
-    };
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-fn read(path: &Path) -> Result<String, CatalogError> {
-    std::fs::read_to_string(path).map_err(|e| CatalogError::Io {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-fn parse_json(path: &Path) -> Result<Value, CatalogError> {
-    serde_json::from_str(&read(path)?).map_err(|e| CatalogError::Parse {
-        file: path.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-/// Every non-empty YAML document of `path`, as JSON values.
-fn parse_yaml(path: &Path) -> Result<Vec<Value>, CatalogError> {
-    let text = read(path)?;
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| CatalogError::Parse {
-        file: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok(docs.into_iter().filter(|v| !v.is_null()).collect())
-}
-
-/// Parses every file, on up to four threads, keeping the files' order.
-fn parse_all(files: &[PathBuf]) -> Result<Vec<Vec<Value>>, CatalogError> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4)
-        .min(files.len().max(1));
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(file) = files.get(i) else { break };
-            done.push((i, parse_yaml(file)));
-        }
-        done
-    };
-    let mut results: Vec<Option<Result<Vec<Value>, CatalogError>>> =
-        (0..files.len()).map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
-        let mut all = work();
-        for h in handles {
-            all.extend(h.join().expect("schema parser thread panicked"));
-        }
-        for (i, r) in all {
-            results[i] = Some(r);
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.expect("every file parsed"))
-        .collect()
-}
-
 /// Compiles the `kinds` of one core OpenAPI document; the first document also
 /// provides the ObjectMeta schema used for CRD metadata.
 fn compile_built_ins(
     arena: &mut Arena,
     file: &Path,
-    doc: &Value,
+    definitions: &serde_json::Map<String, Value>,
     kinds: &[BuiltIn],
     provides_object_meta: bool,
     types: &mut Vec<ResourceType>,
@@ -285,10 +224,6 @@ fn compile_built_ins(
         file: file.to_owned(),
         reason,
     };
-    let definitions = doc
-        .pointer("/components/schemas")
-        .and_then(Value::as_object)
-        .ok_or_else(|| schema_error("no components.schemas".to_owned()))?;
     let mut roots = Vec::new();
     let object_meta;
     {

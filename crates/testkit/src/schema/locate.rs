@@ -1,4 +1,5 @@
-//! Finding the upstream schema directory.
+//! Finding the upstream schema directory, for the schema bundle's generator (the catalog itself
+//! reads only the bundle compiled into the crate).
 
 use std::path::{Path, PathBuf};
 

@@ -12,8 +12,19 @@
 //! formats, bounds, required fields and the ObjectMeta rules for names,
 //! labels and annotations.
 //!
-//! The schemas are read from the verbatim upstream files in `shared/upstream`
-//! (see its README.md), parsed once per process by [`Catalog::upstream`].
+//! The schemas come from the upstream projects' own files (kept verbatim, with their
+//! provenance, in `../shared/upstream` beside the repository), through a compact bundle derived
+//! from them and committed in `crates/testkit/schemas/` ([`bundle`]): it is compiled into this
+//! crate, so the catalog needs no file outside the repository. [`Catalog::upstream`] parses it
+//! once per process. The bundle keeps only what validation reads (no descriptions, no CEL
+//! rules, which are not evaluated); regenerate it after changing the upstream files with
+//!
+//! ```text
+//! cargo run -p kubecloud-testkit --bin kubecloud-schema-bundle
+//! ```
+//!
+//! (`.ci/run` fails if the committed bundle differs from a fresh generation, whenever
+//! `../shared/upstream` is there).
 //!
 //! ```
 //! use kubecloud_testkit::schema::{Catalog, FieldErrorKind};
@@ -32,6 +43,7 @@
 //! assert_eq!(errors[0].kind, FieldErrorKind::Unknown);
 //! ```
 
+pub mod bundle;
 mod compile;
 mod error;
 mod load;
@@ -68,28 +80,39 @@ pub struct Catalog {
 static UPSTREAM: OnceLock<Result<Catalog, CatalogError>> = OnceLock::new();
 
 impl Catalog {
-    /// Loads (once per process, then cached) every resource type kubecloud uses
-    /// from the upstream schema directory.
-    ///
-    /// The directory is `$KUBECLOUD_UPSTREAM` if that variable is set; otherwise the
-    /// first `shared/upstream` found walking up from this crate's manifest
-    /// directory, then from the current directory. If none exists the error
-    /// lists every place that was tried.
+    /// Loads (once per process, then cached) every resource type kubecloud uses, from the
+    /// schema bundle compiled into this crate ([`bundle`]): no file is read, so it works
+    /// from a lone clone of the repository.
     pub fn upstream() -> Result<&'static Catalog, CatalogError> {
         UPSTREAM
             .get_or_init(|| {
-                let dir = locate::upstream_dir()?;
-                Catalog::load_from(&dir)
+                let started = std::time::Instant::now();
+                let name = Path::new(bundle::CATALOG_FILE);
+                let value: serde_json::Value =
+                    serde_json::from_str(bundle::CATALOG).map_err(|e| CatalogError::Parse {
+                        file: name.to_owned(),
+                        reason: e.to_string(),
+                    })?;
+                let catalog = Catalog::from_types(load::from_bundle(&value, name)?)?;
+                tracing::debug!(
+                    types = catalog.types.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "loaded the schema catalog from the bundle"
+                );
+                Ok(catalog)
             })
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    /// Loads every resource type from the upstream schema directory `dir`
-    /// (the layout of `shared/upstream`), without caching.
+    /// Loads every resource type from the upstream schema directory `dir` (the layout of
+    /// `shared/upstream`), without caching: the bundle is generated from it in memory (as
+    /// [`bundle::generate`] does, without the header) and compiled.
     pub fn load_from(dir: &Path) -> Result<Catalog, CatalogError> {
         let started = std::time::Instant::now();
-        let catalog = Catalog::from_types(load::load(dir)?)?;
+        let (body, _) = bundle::catalog_body(dir, true)?;
+        let value = serde_json::Value::Object(body);
+        let catalog = Catalog::from_types(load::from_bundle(&value, dir)?)?;
         tracing::debug!(
             dir = %dir.display(),
             types = catalog.types.len(),

@@ -1,11 +1,12 @@
 //! Unit tests of the schema module: the compiler and validator on small
-//! hand-written CRD schemas, the ObjectMeta rules, and locating the upstream dir.
+//! hand-written CRD schemas, the ObjectMeta rules, locating the upstream dir (for the bundle's
+//! generator), and the bundle compiling to exactly what the upstream files compile to.
 
 use serde_json::{Value, json};
 
 use super::compile::{Arena, Compiler};
 use super::meta::{self, NameRule};
-use super::{CatalogError, FieldError, FieldErrorKind, locate, validate};
+use super::{Catalog, CatalogError, FieldError, FieldErrorKind, bundle, load, locate, validate};
 
 /// Compiles `schema` as a CRD root schema and validates `object` against it;
 /// the errors come sorted by path (map order depends on serde_json features).
@@ -451,6 +452,8 @@ fn object_meta_rules() {
     assert!(errors.is_empty(), "embedded metadata needs no name");
 }
 
+/// The bundle's generator (not the catalog, which reads only the bundle compiled in) finds the
+/// upstream dir walking up from where it runs, or names every place it tried.
 #[test]
 fn the_upstream_dir_is_found_walking_up_or_every_place_is_named() {
     let base = std::env::temp_dir().join(format!("kubecloud-schema-locate-{}", std::process::id()));
@@ -475,4 +478,36 @@ fn the_upstream_dir_is_found_walking_up_or_every_place_is_named() {
         other => panic!("expected NotFound, got {other:?}"),
     }
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Compiling the committed bundle gives node for node the schemas (and every resource type's
+/// names, scope, subresources and printer columns) that compiling the upstream files whole
+/// gives: what the bundle leaves out is nothing the validator reads. Needs the upstream dir
+/// (`../shared/upstream` or `$KUBECLOUD_UPSTREAM`); skipped without it.
+#[test]
+fn the_bundle_compiles_to_what_the_upstream_files_compile_to() {
+    let Ok(dir) = locate::upstream_dir() else {
+        eprintln!("skipped: no upstream schema directory to compare the bundle with");
+        return;
+    };
+    let (whole, _) = bundle::catalog_body(&dir, false).expect("upstream files");
+    let whole = load::from_bundle(&Value::Object(whole), &dir).expect("upstream compiles");
+    let bundled = Catalog::upstream().expect("bundle").types();
+    assert_eq!(whole.len(), bundled.len(), "as many resource types");
+    for (a, b) in whole.iter().zip(bundled) {
+        assert_eq!(
+            format!("{a:?}"),
+            format!("{b:?}"),
+            "{} {}",
+            a.api_version(),
+            a.kind
+        );
+    }
+    let (a, b) = (&whole[0].schema.arena, &bundled[0].schema.arena);
+    assert_eq!(a.object_meta, b.object_meta);
+    let (a, b) = (a.describe(), b.describe());
+    assert_eq!(a.len(), b.len(), "as many schema nodes");
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_eq!(x, y, "node {i}");
+    }
 }
