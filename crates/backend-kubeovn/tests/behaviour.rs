@@ -14,7 +14,11 @@ use serde_json::json;
 
 async fn setup() -> (TestServer, KubeOvn) {
     let server = TestServer::builder()
-        .controller(KubeOvnController::default())
+        .controller(
+            // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
+            // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
+            KubeOvnController::default().with_kubecloud_reservations(),
+        )
         .start()
         .await
         .expect("server");
@@ -609,8 +613,8 @@ async fn ipv6_subnets_count_their_addresses() {
         let subnet = backend.create_subnet(&acme, &spec).await.unwrap();
         assert_eq!(subnet.spec, spec);
         assert_eq!(
-            subnet.available, 254,
-            "256 addresses less the network and the gateway"
+            subnet.available, 253,
+            "256 addresses less the network, the last address (Kube-OVN's util.LastIP) and the gateway"
         );
         let r = backend
             .reserve_ip(&acme, &IpReservationSpec::new("r", "v6"))
@@ -618,7 +622,7 @@ async fn ipv6_subnets_count_their_addresses() {
             .unwrap();
         assert_eq!(r.ip.to_string(), "fd00:10::2");
         let s = backend.get_subnet(&acme, "v6").await.unwrap();
-        assert_eq!((s.used, s.available), (1, 253));
+        assert_eq!((s.used, s.available), (1, 252));
         backend.release_ip(&acme, "r").await.unwrap();
         backend.delete_subnet(&acme, "v6").await.unwrap();
         backend.delete_vpc(&acme, "main").await.unwrap();

@@ -13,7 +13,11 @@ use kubecloud_testkit::{KubeOvnController, TestServer, Verb};
 
 async fn setup() -> (TestServer, KubeOvn) {
     let server = TestServer::builder()
-        .controller(KubeOvnController::default())
+        .controller(
+            // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
+            // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
+            KubeOvnController::default().with_kubecloud_reservations(),
+        )
         .start()
         .await
         .expect("server");

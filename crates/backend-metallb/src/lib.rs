@@ -60,9 +60,10 @@
 //!   complaint. MetalLB says why only in a Warning `Event` with reason `AllocationFailed` on the
 //!   Service. [`LoadBalancer::watch_exposure`](kubecloud_core::LoadBalancer::watch_exposure)
 //!   watches the Service **and** its Events and reports [`ExposureState::Failed`](kubecloud_core::ExposureState)
-//!   with MetalLB's message as soon as such an Event appears (pool exhausted: `no available IPs
-//!   in pool "acme-tiny"`; requested address outside every pool: `"192.0.2.9" is not allowed in
-//!   config`; sharing conflict: `can't change sharing key for "acme/web", address also in use by
+//!   with MetalLB's message as soon as such an Event appears (MetalLB v0.16: pool exhausted:
+//!   `no available IPs in pool acme-tiny` (before v0.16: `["<nil>"] is not allowed in config`);
+//!   requested address outside every pool: `["192.0.2.9"] is not allowed in config`; sharing
+//!   conflict: `can't change sharing key for "acme/web", address also in use by
 //!   acme/api` or `port TCP/80 is already in use on "203.0.113.1"`), so
 //!   `wait::until(.., wait::exposure_assigned(), timeout)` ends at once with the cause instead of
 //!   timing out.

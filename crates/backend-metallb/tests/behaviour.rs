@@ -335,7 +335,8 @@ async fn exhaustion_a_stray_address_and_a_sharing_conflict_fail_with_metallbs_re
     .await;
     assert_eq!(
         reason,
-        "Failed to allocate IP for \"acme/second\": no available IPs in pool \"acme-tiny\""
+        // MetalLB v0.16 allocator.go getFreeIPsFromPool: `no available IPs in pool %s`.
+        "Failed to allocate IP for \"acme/second\": no available IPs in pool acme-tiny"
     );
 
     let stray = ExposureSpec {
@@ -344,7 +345,8 @@ async fn exhaustion_a_stray_address_and_a_sharing_conflict_fail_with_metallbs_re
     };
     let reason = fails_with(&lb, &stray).await;
     assert!(
-        reason.ends_with("\"198.51.100.9\" is not allowed in config"),
+        // allocator.go Assign: `%q is not allowed in config` of a []net.IP.
+        reason.ends_with("[\"198.51.100.9\"] is not allowed in config"),
         "{reason}"
     );
 

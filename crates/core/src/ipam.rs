@@ -38,12 +38,14 @@ pub struct AddressSpace {
 
 impl AddressSpace {
     /// The host addresses of a subnet, less its network, broadcast, gateway and exclusions.
+    /// An IPv6 subnet's last address is not handed out either: Kube-OVN's `util.LastIP`
+    /// (kubeovn/kube-ovn `pkg/util/net.go`) stops one short of it for both families.
     pub fn for_subnet(spec: &SubnetSpec) -> Self {
         let cidr = spec.cidr;
         let first = ip_to_u128(cidr.network()) + 1;
         let last = match broadcast(cidr) {
             Some(b) => ip_to_u128(b) - 1,
-            None => ip_to_u128(cidr.broadcast()),
+            None => ip_to_u128(cidr.broadcast()).saturating_sub(1),
         };
         let mut excluded: Vec<(u128, u128)> = spec
             .exclude

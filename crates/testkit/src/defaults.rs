@@ -2,8 +2,8 @@
 //!
 //! Only these are set: a Namespace's `spec.finalizers: [kubernetes]` and `status.phase: Active`;
 //! `status.phase: Pending` on PersistentVolumeClaims, PersistentVolumes and Pods; a Service's
-//! `type: ClusterIP`, `sessionAffinity: None`, an allocated `clusterIP`/`clusterIPs`, IPv4
-//! single-stack fields, and each port's `protocol: TCP` and `targetPort`. A PVC's
+//! `type: ClusterIP`, `sessionAffinity: None`, an allocated `clusterIP`/`clusterIPs` (from an
+//! IPv6 range when `ipFamilies` starts with `IPv6`), IPv4 single-stack fields when unset, and each port's `protocol: TCP` and `targetPort`. A PVC's
 //! `volumeMode: Filesystem`, and (in `api.rs`, as the DefaultStorageClass admission plugin does)
 //! its `storageClassName` from the default StorageClass when it names none. Everything else is
 //! stored as sent.
@@ -57,11 +57,25 @@ fn service(object: &mut Value, rng: &mut impl Rng) {
                 .and_then(Value::as_str)
                 .is_none_or(str::is_empty)
         {
-            let ip = format!(
-                "10.96.{}.{}",
-                rng.random_range(0..=255u8),
-                rng.random_range(1..=254u8)
-            );
+            // A dual-stack cluster: the first requested family's service range.
+            let v6 = spec
+                .get("ipFamilies")
+                .and_then(|f| f.get(0))
+                .and_then(Value::as_str)
+                == Some("IPv6");
+            let ip = if v6 {
+                format!(
+                    "fd00:10:96::{:x}:{:x}",
+                    rng.random_range(0..=0xffffu16),
+                    rng.random_range(1..=0xfffeu16)
+                )
+            } else {
+                format!(
+                    "10.96.{}.{}",
+                    rng.random_range(0..=255u8),
+                    rng.random_range(1..=254u8)
+                )
+            };
             spec.insert("clusterIP".into(), json!(ip));
         }
         let ip = spec["clusterIP"].clone();

@@ -200,7 +200,9 @@ impl FakeCloudBuilder {
             virt.node_manifests(),
             cluster_objects(linstor.url(), &pki)
         );
-        let ovn = KubeOvnController::default();
+        // kubecloud's reservation IPs are not named `<pod>.<ns>`, which Kube-OVN requires; the
+        // fake cloud serves kubecloud, so it takes kubecloud's model (see the controller docs).
+        let ovn = KubeOvnController::default().with_kubecloud_reservations();
         let northbound = ovn.northbound();
         let mut kube = TestServer::builder();
         if self.pvc_protection {

@@ -227,9 +227,14 @@ async fn pods_get_addresses_annotations_and_ip_objects() {
                                                 "ovn.kubernetes.io/ip_address": "10.1.0.50"}),
         ))
         .unwrap();
+    // pod.go reconcileAllocateSubnets: `stage=acquireAddress error=%v` with ipam.ErrConflict.
     let refused = first_event(&server, "acme", "thief").await;
     assert_eq!(refused["type"], "Warning");
-    assert!(refused["message"].as_str().unwrap().contains("10.1.0.50"));
+    assert_eq!(refused["reason"], "AcquireAddressFailed");
+    assert_eq!(
+        refused["message"],
+        "stage=acquireAddress error=AddressConflict"
+    );
     let thief = cluster.get("v1", "Pod", Some("acme"), "thief").unwrap();
     assert!(thief["metadata"]["annotations"]["ovn.kubernetes.io/allocated"].is_null());
     // A plain pod's IP goes with the pod.
@@ -350,55 +355,220 @@ async fn a_vm_keeps_its_address_and_mac_across_pods_until_it_is_deleted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reservations_are_allocated_refused_when_full_and_freed_on_delete() {
+async fn reservations_are_allocated_wait_when_full_and_take_a_released_address() {
     let (server, cluster) = start().await;
     subnet(&cluster, "acme-tiny", "10.3.0.0/29", json!({}));
     let ips = resource("kubeovn.io", "IP", "ips");
-    let reserve = |name: &str| {
+    // ip.go handleAddReservedIP: an `IP` made ahead of its pod is named as the pod's port,
+    // `<podName>.<namespace>` (ovs.PodNameToPortName).
+    let reserve = |pod: &str| {
         cluster
             .create(json!({"apiVersion": "kubeovn.io/v1", "kind": "IP",
-                "metadata": {"name": name, "labels": {"ovn.kubernetes.io/ip_reserved": "true"}},
-                "spec": {"subnet": "acme-tiny", "namespace": "acme"}}))
+                "metadata": {"name": format!("{pod}.acme")},
+                "spec": {"subnet": "acme-tiny", "namespace": "acme", "podName": pod}}))
             .unwrap();
     };
     let mut seen = Vec::new();
     for i in 0..5 {
-        let name = format!("r{i}");
-        reserve(&name);
-        let ip = wait(&server, &ips, None, &name, |o| {
+        let pod = format!("r{i}");
+        reserve(&pod);
+        let ip = wait(&server, &ips, None, &format!("{pod}.acme"), |o| {
             o["spec"]["v4IpAddress"].is_string()
         })
         .await;
         assert_eq!(ip["metadata"]["finalizers"], json!(["kube-ovn-controller"]));
+        assert_eq!(
+            ip["metadata"]["labels"]["ovn.kubernetes.io/ip_reserved"],
+            "true"
+        );
         seen.push(ip["spec"]["v4IpAddress"].as_str().unwrap().to_string());
     }
+    // subnet.go getV4RandomAddress: the lowest free address; .1 is the gateway.
     assert_eq!(
         seen,
         ["10.3.0.2", "10.3.0.3", "10.3.0.4", "10.3.0.5", "10.3.0.6"]
     );
-    wait(
-        &server,
-        &resource("kubeovn.io", "Subnet", "subnets"),
-        None,
-        "acme-tiny",
-        |s| s["status"]["v4availableIPs"] == 0.0 && s["status"]["v4usingIPs"] == 5.0,
-    )
+    let subnets = resource("kubeovn.io", "Subnet", "subnets");
+    let full = wait(&server, &subnets, None, "acme-tiny", |s| {
+        s["status"]["v4availableIPs"] == 0.0 && s["status"]["v4usingIPs"] == 5.0
+    })
     .await;
+    // subnet_status.go calcSubnetStatusIP / ipam.go GetSubnetIPRangeString.
+    assert_eq!(full["status"]["v4usingIPrange"], "10.3.0.2-10.3.0.6");
+    assert_eq!(full["status"]["v4availableIPrange"], "");
+    assert_eq!(full["status"]["v6availableIPs"], 0.0);
+    // A full subnet: Kube-OVN logs NoAvailableAddress and retries; the IP stays unallocated.
     reserve("late");
-    // The refusal is an event on the IP (cluster-scoped: in the default namespace).
-    let event = first_event(&server, "default", "late").await;
-    assert_eq!(event["reason"], "AcquireAddressFailed");
-    assert!(
-        cluster.get("kubeovn.io/v1", "IP", None, "late").unwrap()["spec"]["v4IpAddress"].is_null()
-    );
-    // Deleting a reservation frees its address before the finalizer goes.
-    cluster.delete("kubeovn.io/v1", "IP", None, "r2").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let late = cluster
+        .get("kubeovn.io/v1", "IP", None, "late.acme")
+        .unwrap();
+    assert!(late["spec"]["v4IpAddress"].is_null());
+    assert!(late["metadata"]["finalizers"].is_null());
+    // Deleting a reservation releases its address before the finalizer goes, and the waiting
+    // one takes it (the released list is used once no free address is left).
+    cluster
+        .delete("kubeovn.io/v1", "IP", None, "r2.acme")
+        .unwrap();
+    let late = wait(&server, &ips, None, "late.acme", |o| {
+        o["spec"]["v4IpAddress"].is_string()
+    })
+    .await;
+    assert_eq!(late["spec"]["v4IpAddress"], "10.3.0.4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_address_is_reused_only_once_no_free_one_is_left() {
+    // subnet.go releaseV4Addr puts a released address on V4Released; getV4RandomAddress takes
+    // from V4Free and turns to V4Released only when V4Free is empty.
+    let (server, cluster) = start().await;
+    subnet(&cluster, "acme-front", "10.1.0.0/29", json!({}));
+    let pods = resource("", "Pod", "pods");
+    let on_front = || json!({"ovn.kubernetes.io/logical_switch": "acme-front"});
+    let address = |p: &Value| {
+        p["metadata"]["annotations"]["ovn.kubernetes.io/ip_address"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    cluster.create(pod("a", json!({}), on_front())).unwrap();
+    let a = wait(&server, &pods, Some("acme"), "a", allocated("ovn")).await;
+    assert_eq!(address(&a), "10.1.0.2");
+    cluster.delete("v1", "Pod", Some("acme"), "a").unwrap();
     wait(
         &server,
         &resource("kubeovn.io", "Subnet", "subnets"),
         None,
-        "acme-tiny",
-        |s| s["status"]["v4usingIPs"] == 4.0,
+        "acme-front",
+        |s| s["status"]["v4usingIPs"] == 0.0,
     )
     .await;
+    let mut got = Vec::new();
+    for name in ["b", "c", "d", "e", "f"] {
+        cluster.create(pod(name, json!({}), on_front())).unwrap();
+        let p = wait(&server, &pods, Some("acme"), name, allocated("ovn")).await;
+        got.push(address(&p));
+    }
+    assert_eq!(
+        got,
+        ["10.1.0.3", "10.1.0.4", "10.1.0.5", "10.1.0.6", "10.1.0.2"],
+        "the released .2 comes back last"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_addresses_follow_kube_ovn_static_allocation() {
+    // subnet.go staticAddressFamilyForIP / allocateStaticAddress and util.ExpandExcludeIPs.
+    let (server, cluster) = start().await;
+    subnet(
+        &cluster,
+        "acme-front",
+        "10.1.0.0/24",
+        json!({"excludeIps": ["10.1.0.100..10.1.0.199"]}),
+    );
+    let pods = resource("", "Pod", "pods");
+    let fixed = |ip: &str, mac: Option<&str>| {
+        let mut a = json!({"ovn.kubernetes.io/logical_switch": "acme-front",
+                           "ovn.kubernetes.io/ip_address": ip});
+        if let Some(mac) = mac {
+            a["ovn.kubernetes.io/mac_address"] = json!(mac);
+        }
+        a
+    };
+    // An excluded address is not handed out dynamically, but is granted when fixed.
+    cluster
+        .create(pod("excluded", json!({}), fixed("10.1.0.150", None)))
+        .unwrap();
+    let p = wait(&server, &pods, Some("acme"), "excluded", allocated("ovn")).await;
+    assert_eq!(
+        p["metadata"]["annotations"]["ovn.kubernetes.io/ip_address"],
+        "10.1.0.150"
+    );
+    let s = wait(
+        &server,
+        &resource("kubeovn.io", "Subnet", "subnets"),
+        None,
+        "acme-front",
+        |s| s["status"]["v4usingIPs"].is_number() && s["status"]["v4usingIPrange"] == "",
+    )
+    .await;
+    // calculateUsingIPs: an IP inside a non-gateway excludeIps entry is not counted.
+    assert_eq!(s["status"]["v4usingIPs"], 0.0);
+    assert_eq!(s["status"]["v4availableIPs"], 254.0 - 100.0 - 1.0);
+    let refusals = [
+        ("gateway", "10.1.0.1", None, "AddressConflict"),
+        ("network", "10.1.0.0", None, "AddressOutOfRange"),
+        ("broadcast", "10.1.0.255", None, "AddressOutOfRange"),
+        ("outside", "10.9.0.5", None, "AddressOutOfRange"),
+        ("twin", "10.1.0.150", None, "AddressConflict"),
+    ];
+    for (name, ip, mac, error) in refusals {
+        cluster
+            .create(pod(name, json!({}), fixed(ip, mac)))
+            .unwrap();
+        let event = first_event(&server, "acme", name).await;
+        assert_eq!(
+            event["message"],
+            format!("stage=acquireAddress error={error}"),
+            "{name}"
+        );
+    }
+    // A MAC held by another NIC is a conflict too (GetStaticMac).
+    let mac = p["metadata"]["annotations"]["ovn.kubernetes.io/mac_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cluster
+        .create(pod("mac-thief", json!({}), fixed("10.1.0.20", Some(&mac))))
+        .unwrap();
+    let event = first_event(&server, "acme", "mac-thief").await;
+    assert_eq!(
+        event["message"],
+        "stage=acquireAddress error=AddressConflict"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ip_not_named_as_its_pods_port_is_left_alone_unless_kubecloud_reservations_are_on() {
+    // ip.go handleAddReservedIP: "port name ... is not equal to ip name": not handled.
+    let (server, cluster) = start().await;
+    subnet(&cluster, "acme-front", "10.1.0.0/24", json!({}));
+    let reservation = json!({"apiVersion": "kubeovn.io/v1", "kind": "IP",
+        "metadata": {"name": "acme-db", "labels": {"ovn.kubernetes.io/ip_reserved": "true"}},
+        "spec": {"subnet": "acme-front", "namespace": "acme", "v4IpAddress": "10.1.0.10"}});
+    cluster.create(reservation.clone()).unwrap();
+    wait(
+        &server,
+        &resource("kubeovn.io", "Subnet", "subnets"),
+        None,
+        "acme-front",
+        |s| s["status"]["v4availableIPs"].is_number(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ip = cluster.get("kubeovn.io/v1", "IP", None, "acme-db").unwrap();
+    assert!(ip["metadata"]["finalizers"].is_null(), "{ip}");
+    assert!(ip["spec"]["macAddress"].is_null());
+    drop(server);
+
+    let server = TestServer::builder()
+        .controller(KubeOvnController::default().with_kubecloud_reservations())
+        .start()
+        .await
+        .unwrap();
+    let cluster = server.cluster();
+    cluster
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "acme"}}))
+        .unwrap();
+    subnet(&cluster, "acme-front", "10.1.0.0/24", json!({}));
+    cluster.create(reservation).unwrap();
+    let ip = wait(
+        &server,
+        &resource("kubeovn.io", "IP", "ips"),
+        None,
+        "acme-db",
+        |o| o["spec"]["macAddress"].is_string(),
+    )
+    .await;
+    assert_eq!(ip["spec"]["v4IpAddress"], "10.1.0.10");
 }

@@ -513,6 +513,14 @@ pub async fn requested_ip_outside_pools_fails_fast(
         lb.capabilities().requested_ip,
         "capability load_balancer.requested_ip is missing"
     );
+    // With no pool at all MetalLB assigns nothing and says nothing (controller/service.go
+    // convergeBalancer: "pools are empty", no event); "outside every pool" needs a pool.
+    let elsewhere = params.pool_block(13);
+    let other = require!(
+        pool_spec(lb, "elsewhere", vec![cidr(elsewhere)]),
+        NO_ADVERTISEMENT
+    );
+    create_pool(lb, tenant, &other).await;
     let outside = host(params.pool_block(15), 1);
     lb.expose(tenant, &exposure("stray", 80, AddressRequest::Ip(outside)))
         .await
@@ -543,6 +551,7 @@ pub async fn requested_ip_outside_pools_fails_fast(
         "a failed exposure has no address: {got:?}"
     );
     release_gone(lb, tenant, "stray", params).await;
+    delete_pool(lb, tenant, "elsewhere").await;
     Outcome::Passed
 }
 

@@ -1,49 +1,81 @@
 //! A stand-in for kube-ovn-controller: VPC and subnet status, IPAM for `IP` objects and pods.
 //!
+//! Addresses come from `kubeovn_ipam` (beside this module), a model of Kube-OVN's own IPAM written from its
+//! source (kubeovn/kube-ovn at commit `1533681d7a6b3dbdd7e8870fa70f0dc6aa49a82a`; the files are
+//! cited there and below). Nothing here calls kubecloud code.
+//!
 //! What it does, through the API as the real controller does:
 //!
 //! - **Vpc**: `status.conditions` `Ready=True`, `standby: true`, `router`, and `subnets` (the
 //!   subnets whose `spec.vpc` names it).
 //! - **Subnet**: `Validated` and `Ready` conditions (`Validated=False`, reason
 //!   `ValidateLogicalSwitchFailed`, when its CIDR overlaps an older subnet of the same VPC), and
-//!   exact `v4availableIPs`/`v4usingIPs` (`v6…` for IPv6) counted from the live `IP` objects with
-//!   [`kubecloud_core::ipam::AddressSpace::for_subnet`] (network, broadcast, gateway and
-//!   `excludeIps` never handed out).
-//! - **IP** objects labelled `ovn.kubernetes.io/ip_reserved: "true"` (reservations made ahead of a
-//!   workload): the fixed `v4IpAddress`/`v6IpAddress` is taken, or the next free one; a missing
-//!   `macAddress` is generated. The subnet's counts are written first, then the `IP` with its
-//!   address, MAC and the `kube-ovn-controller` finalizer. A taken address, an address outside
-//!   the subnet, a taken MAC or a full subnet is refused the way Kube-OVN does: nothing is
-//!   allocated and a `Warning` event (reason `AcquireAddressFailed`) is recorded.
-//!   When an `IP` is deleted, its address is freed (counts updated) before the finalizer goes.
+//!   the eight address fields `calcSubnetStatusIP` writes (`pkg/controller/subnet_status.go`):
+//!   `v4availableIPs`, `v4usingIPs`, `v4availableIPrange`, `v4usingIPrange` and their `v6…`
+//!   twins (0 and `""` for the family the subnet does not have). The gateway is excluded as
+//!   `formatExcludeIPs` would add it (the double does not write the formatted spec back).
+//! - **IP** objects made ahead of a workload (`pkg/controller/ip.go` `handleAddReservedIP`): an
+//!   `IP` without finalizers whose name is the port name of its `podName` and `namespace`
+//!   (`<podName>.<namespace>`, `<podName>.<namespace>.<provider>` on a subnet of another
+//!   provider: `pkg/ovs/util.go` `PodNameToPortName`) gets the fixed
+//!   `v4IpAddress`/`v6IpAddress` **without a conflict check** (`acquireStaticAddress` with
+//!   `liveMigration` true: an address held by another NIC is shared, as Kube-OVN does), or the
+//!   lowest free address with a **random MAC** (a `macAddress` is ignored when no address is
+//!   fixed, as `acquireIPAddress` passes no MAC). It then carries the finalizer
+//!   `kube-ovn-controller`, the labels `ovn.kubernetes.io/subnet`, `<subnet>: ""` and
+//!   `ovn.kubernetes.io/ip_reserved: "true"`. Any other `IP` is left alone, as Kube-OVN leaves it
+//!   (no event: Kube-OVN only logs). A refused or pending `IP` is tried again when an address of
+//!   its subnet is released or the subnet appears (Kube-OVN retries with backoff). When an `IP`
+//!   is deleted its address is released (to the released list: see the IPAM) before the
+//!   finalizer goes.
 //! - **Pods** asking for a subnet with `ovn.kubernetes.io/logical_switch` (or, for a Multus
 //!   attachment, `<nad>.<ns>.ovn.kubernetes.io/logical_switch`, or just the attachment in
 //!   `k8s.v1.cni.cncf.io/networks` with a subnet of that provider): an address (fixed by
-//!   `…/ip_address`, else the next free) and MAC (fixed by `…/mac_address`, else generated), an
-//!   `IP` object `<pod>.<ns>` (`<pod>.<ns>.<provider>` for attachments) and the annotations
-//!   `…/ip_address`, `mac_address`, `cidr`, `gateway`, `logical_switch` and `allocated: "true"`.
-//!   A fixed address held by a reservation of the pod's namespace that is free or bound to the
-//!   same workload binds the reservation (`podName`, `podType`) instead of making a new `IP`.
+//!   `…/ip_address`, else the lowest free) and MAC (fixed by `…/mac_address`, else random), an
+//!   `IP` object `<pod>.<ns>` (`<pod>.<ns>.<provider>` for attachments, labelled
+//!   `ovn.kubernetes.io/ip_reserved: "false"`) and the annotations `…/ip_address`,
+//!   `mac_address`, `cidr`, `gateway`, `logical_switch` and `allocated: "true"`. A refusal is a
+//!   Warning event `AcquireAddressFailed` with Kube-OVN's message
+//!   `stage=acquireAddress error=AddressConflict` (`AddressOutOfRange`, `NoAvailableAddress`)
+//!   (`pkg/controller/pod.go` `reconcileAllocateSubnets`): a fixed address held by another NIC,
+//!   the gateway, a MAC held by another NIC, an address outside the subnet, a full subnet.
 //! - **KubeVirt VM pods** (label `vm.kubevirt.io/name`) are keyed by the VM: the `IP` is
 //!   `<vm>.<ns>` with `podType: VirtualMachine`, so the next pod of the VM (after a live
 //!   migration) gets the same address and MAC. The `IP` goes when the VirtualMachine is deleted;
-//!   a plain pod's goes with the pod.
+//!   a plain pod's goes with the pod. `IP`s labelled `ip_reserved: "true"` stay.
 //! - **OvnEip** (external access): an address from the external subnet the EIP names (the
 //!   `Subnet` of that name if there is one, else a simulated external network
 //!   [`SIMULATED_EXTERNAL_CIDR`]): the requested `v4Ip`/`v6Ip` or the next free one; status
 //!   `v4Ip`/`v6Ip`, `macAddress`, `type`, `ready: true` and `Ready=True`. A taken or outside
 //!   address is refused: `ready: false` with `Ready=False` (reason `AllocateEipFailed`) and a
-//!   `Warning` event.
+//!   `Warning` event. (Not revisited against upstream `pkg/controller/ovn_eip.go` yet, which
+//!   needs the `Subnet` and only logs a refusal.)
 //! - **OvnFip** / **OvnSnatRule**: `ready: true` with `v4Eip` (and the FIP's `v4Ip` from its
 //!   `IP`, the SNAT rule's `v4IpCidr` from its subnet, and `vpc`) while their `ovnEip` exists
 //!   and is ready; `ready: false` otherwise (re-checked when the EIP changes or goes).
+//!
+//! **Known laxity**: the double writes a subnet's counts *before* the `IP` change that causes
+//! them (allocation, release), so a client that sees the change also sees the counts. Kube-OVN
+//! updates the `IP` first and the subnet's status afterwards from a queue
+//! (`updateSubnetStatusQueue`), so a client reading counts right after seeing an `IP` change
+//! may read stale ones. kubecloud's tests read them that way; kept until they wait for the
+//! counts.
+//!
+//! **kubecloud's reservations** (opt-in, [`KubeOvnController::with_kubecloud_reservations`]):
+//! kubecloud names a reservation's `IP` `<tenant>-<name>` with no `podName` and expects a pod
+//! asking for its fixed address to bind it. Kube-OVN does neither: it ignores such an `IP`
+//! (the port-name check in `handleAddReservedIP`), and refuses the pod's address as
+//! `AddressConflict`. The opt-in allocates such `IP`s (labelled `ip_reserved: "true"`) and binds
+//! them to a pod of their namespace asking for their address, so that kubecloud's reservation
+//! tests can run until kubecloud's model is reworked; the default is Kube-OVN's behaviour.
 
 use async_trait::async_trait;
-use kubecloud_core::ipam::AddressSpace;
-use kubecloud_core::{IpRange, MacAddress, SubnetSpec};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
+use super::kubeovn_ipam::{IpamError, SubnetIpam, SubnetShape};
 use super::kubeovn_security::Northbound;
 use super::{Controller, ControllerError, Watched};
 use crate::cluster::{Cluster, ObjectEvent};
@@ -52,6 +84,7 @@ use crate::store::EventType;
 const API: &str = "kubeovn.io/v1";
 const FINALIZER: &str = "kube-ovn-controller";
 const SUBNET_LABEL: &str = "ovn.kubernetes.io/subnet";
+const NODE_LABEL: &str = "ovn.kubernetes.io/node_name";
 const RESERVED_LABEL: &str = "ovn.kubernetes.io/ip_reserved";
 const VM_LABEL: &str = "vm.kubevirt.io/name";
 const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
@@ -76,9 +109,21 @@ pub const SIMULATED_EXTERNAL_CIDR: &str = "172.31.0.0/16";
 #[derive(Clone, Debug, Default)]
 pub struct KubeOvnController {
     northbound: Northbound,
+    ipam: Arc<Mutex<BTreeMap<String, SubnetIpam>>>,
+    kubecloud_reservations: bool,
 }
 
 impl KubeOvnController {
+    /// Also allocates `IP` objects labelled `ovn.kubernetes.io/ip_reserved: "true"` whatever
+    /// their name, and binds one to a pod of its namespace asking for its fixed address (the
+    /// `IP` gets the pod's `podName`, `podType` and `nodeName`; the pod its address and MAC).
+    /// **Kube-OVN does not do this** (see the module docs); it models kubecloud's reservation
+    /// model so that kubecloud's tests of it can run.
+    pub fn with_kubecloud_reservations(mut self) -> Self {
+        self.kubecloud_reservations = true;
+        self
+    }
+
     /// The security-group state this controller keeps (ports, port groups, ACLs), for tests to
     /// ask what is in force on a port (see [`super::kubeovn_security`]). Take it before the
     /// controller is handed to the server.
@@ -131,62 +176,47 @@ fn ip_of(o: &Value) -> Option<IpAddr> {
         .find_map(|s| s.split('/').next()?.parse().ok())
 }
 
-fn mac_of(o: &Value) -> Option<MacAddress> {
-    o["spec"]["macAddress"].as_str()?.parse().ok()
-}
-
-/// A locally administered unicast MAC derived from the address (unique per address).
-fn generated_mac(ip: IpAddr) -> MacAddress {
-    let tail: [u8; 4] = match ip {
-        IpAddr::V4(v) => v.octets(),
-        IpAddr::V6(v) => {
-            let o = v.octets();
-            [o[12], o[13], o[14], o[15]]
-        }
-    };
-    MacAddress([0x0e, 0x00, tail[0], tail[1], tail[2], tail[3]])
-}
-
-/// A `Subnet` object as a core spec (name = the object's name), for address arithmetic.
-fn subnet_spec(o: &Value) -> Option<SubnetSpec> {
-    let cidr = o["spec"]["cidrBlock"]
-        .as_str()?
-        .split(',')
-        .next()?
-        .parse()
-        .ok()?;
-    let mut spec = SubnetSpec::new(
-        name_of(o),
-        o["spec"]["vpc"].as_str().unwrap_or("ovn-cluster"),
-        cidr,
-    );
-    spec.gateway = o["spec"]["gateway"]
+fn mac_of(o: &Value) -> Option<String> {
+    o["spec"]["macAddress"]
         .as_str()
-        .and_then(|g| g.split(',').next()?.parse().ok());
-    spec.exclude = o["spec"]["excludeIps"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.as_str()?.parse::<IpRange>().ok())
-        .collect();
-    Some(spec)
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
 }
 
-fn list_ips(api: &Cluster, subnet: &str) -> Result<Vec<Value>, ControllerError> {
-    Ok(api.list_where(API, "IP", None, |ip| {
-        ip["spec"]["subnet"] == subnet && !terminating(ip)
-    })?)
+/// A subnet's provider (`ovn` unless it is an attachment's).
+fn provider_of(subnet: &Value) -> &str {
+    subnet["spec"]["provider"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .unwrap_or("ovn")
 }
 
-/// The subnet's address space with every live `IP` but `except` holding its address.
-fn space(spec: &SubnetSpec, ips: &[Value], except: Option<&str>) -> AddressSpace {
-    let mut space = AddressSpace::for_subnet(spec);
-    for ip in ips.iter().filter(|ip| Some(name_of(ip)) != except) {
-        if let Some(addr) = ip_of(ip) {
-            let _ = space.reserve(addr, name_of(ip));
-        }
+/// `ovs.PodNameToPortName` (`pkg/ovs/util.go`): the port, and `IP` object, name of a pod's NIC.
+fn port_name(pod: &str, namespace: &str, provider: &str) -> String {
+    if provider == "ovn" {
+        format!("{pod}.{namespace}")
+    } else {
+        format!("{pod}.{namespace}.{provider}")
     }
-    space
+}
+
+fn has_finalizer(o: &Value) -> bool {
+    o["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
+}
+
+/// The address an `OvnEip` holds.
+fn eip_address(o: &Value) -> Option<IpAddr> {
+    ["v4Ip", "v6Ip"]
+        .iter()
+        .filter_map(|f| o["status"][f].as_str())
+        .find_map(|s| s.parse().ok())
+}
+
+/// Whether two CIDRs share an address.
+fn cidrs_overlap(a: &ipnet::IpNet, b: &ipnet::IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 fn condition(type_: &str, ok: bool, reason: &str, message: &str, now: &str) -> Value {
@@ -241,12 +271,52 @@ pub(super) fn warn(api: &Cluster, kind: &str, namespace: Option<&str>, name: &st
 }
 
 impl KubeOvnController {
-    /// Writes the subnet's conditions and counts if they changed; `space` is its address space as
-    /// it is now.
+    /// Runs `f` on the IPAM of the `Subnet` object `subnet`, loading it from the `IP`s and
+    /// `OvnEip`s that hold addresses in it when it is first seen or its spec changed (as
+    /// kube-ovn-controller's `InitIPAM` does at start: every held address assigned again without
+    /// a conflict check, nothing released).
+    fn with_ipam<R>(
+        &self,
+        api: &Cluster,
+        subnet: &Value,
+        f: impl FnOnce(&mut SubnetIpam) -> R,
+    ) -> Result<Option<R>, ControllerError> {
+        let Some(shape) = SubnetShape::of(subnet) else {
+            return Ok(None);
+        };
+        let name = name_of(subnet).to_string();
+        let mut map = self.ipam.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(&name).is_none_or(|s| s.shape != shape) {
+            let mut fresh = SubnetIpam::new(shape);
+            let mut held: Vec<(String, IpAddr, Option<String>)> = Vec::new();
+            api.for_each(API, "IP", None, |ip| {
+                if ip["spec"]["subnet"] == name.as_str()
+                    && let Some(addr) = ip_of(ip)
+                {
+                    held.push((name_of(ip).to_string(), addr, mac_of(ip)));
+                }
+            })?;
+            api.for_each(API, "OvnEip", None, |eip| {
+                if eip["spec"]["externalSubnet"] == name.as_str()
+                    && let Some(addr) = eip_address(eip)
+                {
+                    let mac = eip["status"]["macAddress"].as_str().map(str::to_string);
+                    held.push((name_of(eip).to_string(), addr, mac));
+                }
+            })?;
+            for (nic, addr, mac) in held {
+                let _ = fresh.assign(&nic, addr, mac.as_deref(), false);
+            }
+            map.insert(name.clone(), fresh);
+        }
+        Ok(map.get_mut(&name).map(f))
+    }
+
+    /// Writes the subnet's conditions and address fields if they changed.
     fn write_subnet_status(
         api: &Cluster,
         subnet: &Value,
-        space: &AddressSpace,
+        fields: Value,
     ) -> Result<(), ControllerError> {
         let name = name_of(subnet);
         let conflict = Self::overlapping(api, subnet)?;
@@ -270,17 +340,11 @@ impl KubeOvnController {
                 condition("Ready", true, "ResourceReady", "", &now),
             ]),
         };
-        let v6 = subnet["spec"]["protocol"] == "IPv6";
-        let (available, using) = if v6 {
-            ("v6availableIPs", "v6usingIPs")
-        } else {
-            ("v4availableIPs", "v4usingIPs")
-        };
         let status = &subnet["status"];
-        let same = same_conditions(&status["conditions"], &conditions)
-            && status[available].as_f64() == Some(space.available() as f64)
-            && status[using].as_f64() == Some(space.used() as f64);
-        if same {
+        let same_fields = fields
+            .as_object()
+            .is_some_and(|f| f.iter().all(|(k, v)| &status[k] == v));
+        if same_conditions(&status["conditions"], &conditions) && same_fields {
             return Ok(());
         }
         let keep = if same_conditions(&status["conditions"], &conditions) {
@@ -288,19 +352,15 @@ impl KubeOvnController {
         } else {
             conditions
         };
-        api.merge_patch_status(
-            API,
-            "Subnet",
-            None,
-            name,
-            &json!({"status": {"conditions": keep, available: space.available() as f64, using: space.used() as f64}}),
-        )?;
+        let mut patch = fields;
+        patch["conditions"] = keep;
+        api.merge_patch_status(API, "Subnet", None, name, &json!({ "status": patch }))?;
         Ok(())
     }
 
     /// The name of an older subnet of the same VPC whose CIDR overlaps this one's.
     fn overlapping(api: &Cluster, subnet: &Value) -> Result<Option<String>, ControllerError> {
-        let Some(mine) = subnet_spec(subnet) else {
+        let Some(mine) = SubnetShape::of(subnet) else {
             return Ok(None);
         };
         let created = |o: &Value| {
@@ -316,45 +376,62 @@ impl KubeOvnController {
             )
         };
         for other in api.list(API, "Subnet", None)? {
-            if name_of(&other) == mine.name
+            if name_of(&other) == name_of(subnet)
                 || terminating(&other)
                 || other["spec"]["vpc"] != subnet["spec"]["vpc"]
                 || created(&other) > created(subnet)
             {
                 continue;
             }
-            if let Some(theirs) = subnet_spec(&other)
-                && kubecloud_core::cidrs_overlap(theirs.cidr, mine.cidr)
+            if let Some(theirs) = SubnetShape::of(&other)
+                && cidrs_overlap(&theirs.cidr, &mine.cidr)
             {
-                return Ok(Some(theirs.name));
+                return Ok(Some(name_of(&other).to_string()));
             }
         }
         Ok(None)
     }
 
-    /// Recounts a subnet from its live `IP` objects.
-    fn recount(api: &Cluster, subnet: &str) -> Result<(), ControllerError> {
+    /// Writes a subnet's status from its IPAM and its `IP` objects (terminating ones included,
+    /// as Kube-OVN's lister has them) and labelled `OvnEip`s.
+    fn recount(&self, api: &Cluster, subnet: &str) -> Result<(), ControllerError> {
+        self.recount_as_if(api, subnet, None, None)
+    }
+
+    /// [`Self::recount`] as it will be once the `IP` `gone` is gone and `coming` exists: the
+    /// double writes the counts **before** the `IP` change that causes them (see the module
+    /// docs: Kube-OVN writes them after it, asynchronously).
+    fn recount_as_if(
+        &self,
+        api: &Cluster,
+        subnet: &str,
+        gone: Option<&str>,
+        coming: Option<&Value>,
+    ) -> Result<(), ControllerError> {
         let Some(object) = api.get_opt(API, "Subnet", None, subnet)? else {
             return Ok(());
         };
         if terminating(&object) {
             return Ok(());
         }
-        let Some(spec) = subnet_spec(&object) else {
+        let mut ips = api.list_where(API, "IP", None, |ip| {
+            ip["spec"]["subnet"] == subnet && Some(name_of(ip)) != gone
+        })?;
+        if let Some(coming) = coming
+            && !ips.iter().any(|ip| name_of(ip) == name_of(coming))
+        {
+            ips.push(coming.clone());
+        }
+        let eips = api
+            .list_where(API, "OvnEip", None, |e| {
+                e["metadata"]["labels"][SUBNET_LABEL] == subnet
+            })?
+            .len();
+        let refs: Vec<&Value> = ips.iter().collect();
+        let Some(fields) = self.with_ipam(api, &object, |ipam| ipam.status(&refs, eips))? else {
             return Ok(());
         };
-        // Counted on the stored IPs in place (a copy of every IP of the subnet per IP event made
-        // a subnet of N addresses quadratic).
-        let mut counted = AddressSpace::for_subnet(&spec);
-        api.for_each(API, "IP", None, |ip| {
-            if ip["spec"]["subnet"] == subnet
-                && !terminating(ip)
-                && let Some(addr) = ip_of(ip)
-            {
-                let _ = counted.reserve(addr, name_of(ip));
-            }
-        })?;
-        Self::write_subnet_status(api, &object, &counted)
+        Self::write_subnet_status(api, &object, fields)
     }
 
     fn reconcile_vpc(api: &Cluster, name: &str) -> Result<(), ControllerError> {
@@ -396,13 +473,19 @@ impl KubeOvnController {
         Ok(())
     }
 
-    fn reconcile_subnet(api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    fn reconcile_subnet(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
         let vpc = ev.object["spec"]["vpc"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        if ev.kind != EventType::Deleted {
-            Self::recount(api, &ev.name)?;
+        if ev.kind == EventType::Deleted {
+            self.ipam
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&ev.name);
+        } else {
+            self.recount(api, &ev.name)?;
+            self.retry_pending(api, &ev.name)?;
         }
         if !vpc.is_empty() {
             Self::reconcile_vpc(api, &vpc)?;
@@ -410,24 +493,48 @@ impl KubeOvnController {
         Ok(())
     }
 
-    /// An `IP` object: release on deletion, allocate a reservation.
-    fn reconcile_ip(api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    /// Tries again the `IP`s of `subnet` waiting for an address (Kube-OVN requeues a refused
+    /// one with backoff; an address released or a subnet appearing is what can change the
+    /// answer).
+    fn retry_pending(&self, api: &Cluster, subnet: &str) -> Result<(), ControllerError> {
+        let pending = api.list_where(API, "IP", None, |ip| {
+            ip["spec"]["subnet"] == subnet && !has_finalizer(ip) && !terminating(ip)
+        })?;
+        for ip in pending {
+            self.allocate_ip(api, name_of(&ip))?;
+        }
+        Ok(())
+    }
+
+    /// An `IP` object: release on deletion (`handleUpdateIP`), allocate one made ahead of a
+    /// workload (`handleAddReservedIP`).
+    fn reconcile_ip(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
         let subnet_name = ev.object["spec"]["subnet"]
             .as_str()
             .unwrap_or_default()
             .to_string();
+        let release = |this: &Self| -> Result<(), ControllerError> {
+            if let Some(subnet) = api.get_opt(API, "Subnet", None, &subnet_name)? {
+                this.with_ipam(api, &subnet, |ipam| {
+                    if ipam.held(&ev.name).is_some() {
+                        ipam.release(&ev.name);
+                    }
+                })?;
+            }
+            Ok(())
+        };
         if ev.kind == EventType::Deleted {
-            return Self::recount(api, &subnet_name);
+            release(self)?;
+            self.recount(api, &subnet_name)?;
+            return self.retry_pending(api, &subnet_name);
         }
         let Some(ip) = api.get_opt(API, "IP", None, &ev.name)? else {
             return Ok(());
         };
-        let has_finalizer = ip["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|f| f == FINALIZER));
         if terminating(&ip) {
-            if has_finalizer {
-                Self::recount(api, &subnet_name)?;
+            if has_finalizer(&ip) {
+                release(self)?;
+                self.recount_as_if(api, &subnet_name, Some(&ev.name), None)?;
                 let mut released = ip.clone();
                 if let Some(f) = released["metadata"]["finalizers"].as_array_mut() {
                     f.retain(|f| f != FINALIZER);
@@ -437,79 +544,88 @@ impl KubeOvnController {
                     Err(e) if e.is_not_found() => {}
                     Err(e) => return Err(e.into()),
                 }
+                self.recount(api, &subnet_name)?;
+                self.retry_pending(api, &subnet_name)?;
             }
             return Ok(());
         }
-        if has_finalizer && ip_of(&ip).is_some() && mac_of(&ip).is_some() {
+        if has_finalizer(&ip) {
+            // Handled already (Kube-OVN: "finalizer already added, no need to handle it again").
+            return self.recount(api, &subnet_name);
+        }
+        self.allocate_ip(api, &ev.name)
+    }
+
+    /// `handleAddReservedIP`: allocates an `IP` without finalizers named as its pod's port.
+    fn allocate_ip(&self, api: &Cluster, name: &str) -> Result<(), ControllerError> {
+        let Some(ip) = api.get_opt(API, "IP", None, name)? else {
+            return Ok(());
+        };
+        if terminating(&ip) || has_finalizer(&ip) {
             return Ok(());
         }
-        if ip["metadata"]["labels"][RESERVED_LABEL] != "true" {
+        let subnet_name = ip["spec"]["subnet"].as_str().unwrap_or_default();
+        let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name)? else {
+            tracing::debug!(ip = name, subnet = subnet_name, "failed to get subnet");
+            return Ok(());
+        };
+        let pod = ip["spec"]["podName"].as_str().unwrap_or_default();
+        let ns = ip["spec"]["namespace"].as_str().unwrap_or_default();
+        let named_as_port = port_name(pod, ns, provider_of(&subnet)) == name;
+        let kubecloud =
+            self.kubecloud_reservations && ip["metadata"]["labels"][RESERVED_LABEL] == "true";
+        if !named_as_port && !kubecloud {
+            tracing::debug!(ip = name, "port name is not the ip name: not handled");
             return Ok(());
         }
-        let Some(subnet) = api.get_opt(API, "Subnet", None, &subnet_name)? else {
-            warn(
-                api,
-                "IP",
-                None,
-                &ev.name,
-                &format!("subnet {subnet_name} not found"),
-            );
-            return Ok(());
-        };
-        let Some(spec) = subnet_spec(&subnet) else {
-            return Ok(());
-        };
-        let others = list_ips(api, &subnet_name)?;
-        let mut space = space(&spec, &others, Some(&ev.name));
-        let addr = match ip_of(&ip) {
-            Some(addr) => space.reserve(addr, &ev.name).map(|()| addr),
-            None => space.allocate(&ev.name),
-        };
-        let addr = match addr {
-            Ok(addr) => addr,
-            Err(e) => {
-                warn(api, "IP", None, &ev.name, &e.to_string());
+        let fixed = ip_of(&ip);
+        let mac = mac_of(&ip);
+        let got = self.with_ipam(api, &subnet, |ipam| match fixed {
+            // `acquireStaticAddress(..., liveMigration=true)`: no conflict check.
+            Some(addr) => ipam
+                .assign(name, addr, mac.as_deref(), false)
+                .map(|m| (addr, m)),
+            // `acquireIPAddress`: no MAC is passed, a random one is made.
+            None => ipam.allocate(name, None),
+        })?;
+        let (addr, mac) = match got {
+            Some(Ok(got)) => got,
+            Some(Err(e)) => {
+                tracing::debug!(ip = name, error = %e, "failed to acquire ip address");
                 return Ok(());
             }
+            None => return Ok(()),
         };
-        let mac = mac_of(&ip).unwrap_or_else(|| generated_mac(addr));
-        if let Some(holder) = others
-            .iter()
-            .find(|o| name_of(o) != ev.name && mac_of(o) == Some(mac))
-        {
-            warn(
-                api,
-                "IP",
-                None,
-                &ev.name,
-                &format!("mac {mac} is used by {}", name_of(holder)),
-            );
-            return Ok(());
-        }
-        Self::write_subnet_status(api, &subnet, &space)?;
         let family = if addr.is_ipv4() {
             "v4IpAddress"
         } else {
             "v6IpAddress"
         };
-        let mut finalizers: Vec<Value> = ip["metadata"]["finalizers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !has_finalizer {
-            finalizers.push(json!(FINALIZER));
-        }
+        let node = ip["spec"]["nodeName"].as_str().unwrap_or_default();
+        let reserved = if ip["metadata"]["labels"][RESERVED_LABEL] == "false" {
+            "false"
+        } else {
+            "true"
+        };
+        let mut coming = ip.clone();
+        coming["spec"][family] = json!(addr.to_string());
+        self.recount_as_if(api, subnet_name, None, Some(&coming))?;
         api.merge_patch(
             API,
             "IP",
             None,
-            &ev.name,
+            name,
             &json!({
-                "metadata": {"finalizers": finalizers, "labels": {SUBNET_LABEL: subnet_name}},
-                "spec": {family: addr.to_string(), "ipAddress": addr.to_string(), "macAddress": mac.to_string()},
+                "metadata": {
+                    "finalizers": [FINALIZER],
+                    "labels": {SUBNET_LABEL: subnet_name, NODE_LABEL: node, subnet_name: "",
+                               RESERVED_LABEL: reserved},
+                },
+                "spec": {family: addr.to_string(), "ipAddress": addr.to_string(),
+                         "macAddress": mac},
             }),
         )?;
-        Ok(())
+        self.recount(api, subnet_name)
     }
 
     /// The providers a pod asks addresses for, with the subnet named for each (if named).
@@ -552,7 +668,11 @@ impl KubeOvnController {
 
     /// Allocates for the pod of `ev` (or frees what a gone pod held); the live pod as read,
     /// when it is there and not terminating.
-    fn reconcile_pod(api: &Cluster, ev: &ObjectEvent) -> Result<Option<Value>, ControllerError> {
+    fn reconcile_pod(
+        &self,
+        api: &Cluster,
+        ev: &ObjectEvent,
+    ) -> Result<Option<Value>, ControllerError> {
         let ns = ev.namespace.clone().unwrap_or_default();
         let vm = ev.object["metadata"]["labels"][VM_LABEL]
             .as_str()
@@ -581,13 +701,14 @@ impl KubeOvnController {
         };
         let key = vm.clone().unwrap_or_else(|| ev.name.clone());
         for (provider, subnet) in Self::requests(api, &pod)? {
-            Self::allocate_for_pod(api, &pod, &ns, &key, vm.is_some(), &provider, &subnet)?;
+            self.allocate_for_pod(api, &pod, &ns, &key, vm.is_some(), &provider, &subnet)?;
         }
         Ok(Some(pod))
     }
 
     #[allow(clippy::too_many_arguments)]
     fn allocate_for_pod(
+        &self,
         api: &Cluster,
         pod: &Value,
         ns: &str,
@@ -602,125 +723,150 @@ impl KubeOvnController {
         if annotations[format!("{prefix}allocated")] == "true" {
             return Ok(());
         }
-        let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name)? else {
+        let refuse = |message: &str| {
             warn(
                 api,
                 "Pod",
                 Some(ns),
                 &pod_name,
-                &format!("subnet {subnet_name} not found"),
+                &format!("stage=acquireAddress error={message}"),
             );
+        };
+        let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name)? else {
+            refuse(&format!("subnet {subnet_name} not found"));
             return Ok(());
         };
-        let Some(spec) = subnet_spec(&subnet) else {
+        let Some(shape) = SubnetShape::of(&subnet) else {
             return Ok(());
         };
-        let ip_name = if provider == "ovn" {
-            format!("{key}.{ns}")
-        } else {
-            format!("{key}.{ns}.{provider}")
-        };
-        let ips = list_ips(api, subnet_name)?;
+        let ip_name = port_name(key, ns, provider);
         let fixed_ip: Option<IpAddr> = annotations[format!("{prefix}ip_address")]
             .as_str()
-            .and_then(|s| s.split(['/', ',']).next()?.parse().ok());
-        let fixed_mac: Option<MacAddress> = annotations[format!("{prefix}mac_address")]
+            .and_then(|s| s.split(['/', ',']).next()?.trim().parse().ok());
+        let fixed_mac: Option<String> = annotations[format!("{prefix}mac_address")]
             .as_str()
-            .and_then(|s| s.parse().ok());
+            .filter(|m| !m.is_empty())
+            .map(str::to_string);
         let pod_type = if is_vm { VM_POD_TYPE } else { "" };
-        let reserved_for = |o: &Value| {
-            o["metadata"]["labels"][RESERVED_LABEL] == "true" && o["spec"]["namespace"] == ns
-        };
-        // Kept across pods of one VM; a reservation already bound to the workload; or new.
-        let existing = ips.iter().find(|o| name_of(o) == ip_name).or_else(|| {
-            ips.iter()
-                .find(|o| reserved_for(o) && o["spec"]["podName"] == key)
-        });
-        let (addr, mac) = if let Some(held) = existing {
-            let (Some(addr), Some(mac)) = (ip_of(held), mac_of(held)) else {
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+
+        if self.kubecloud_reservations
+            && let Some(ip) = fixed_ip
+            && self.bind_kubecloud_reservation(api, &subnet, ns, key, pod_type, ip)?
+        {
+            let held = api
+                .list_where(API, "IP", None, |o| {
+                    o["spec"]["subnet"] == subnet_name && ip_of(o) == Some(ip)
+                })?
+                .into_iter()
+                .find_map(|o| mac_of(&o));
+            if let Some(mac) = held {
+                return Self::annotate(api, ns, &pod_name, &prefix, &shape, subnet_name, ip, &mac);
+            }
+        }
+
+        let got = self.with_ipam(api, &subnet, |ipam| match fixed_ip {
+            Some(ip) => ipam
+                .assign(&ip_name, ip, fixed_mac.as_deref(), true)
+                .map(|mac| (ip, mac)),
+            None => ipam.allocate(&ip_name, fixed_mac.as_deref()),
+        })?;
+        let (addr, mac) = match got {
+            Some(Ok(got)) => got,
+            Some(Err(e)) => {
+                refuse(&e.to_string());
                 return Ok(());
-            };
-            (addr, mac)
+            }
+            None => return Ok(()),
+        };
+        // `createOrUpdateIPCR`: the `IP` of the pod's port, made or brought up to date.
+        let family = if addr.is_ipv4() {
+            "v4IpAddress"
         } else {
-            let mut space = space(&spec, &ips, None);
-            let taken_by = fixed_ip.and_then(|ip| ips.iter().find(|o| ip_of(o) == Some(ip)));
-            match (fixed_ip, taken_by) {
-                (Some(ip), Some(reservation))
-                    if reserved_for(reservation)
-                        && reservation["spec"]["podName"]
-                            .as_str()
-                            .is_none_or(|p| p.is_empty() || p == key) =>
-                {
-                    let mac = mac_of(reservation).unwrap_or_else(|| generated_mac(ip));
+            "v6IpAddress"
+        };
+        let mut ip_spec = json!({
+            "podName": key, "namespace": ns, "subnet": subnet_name, "podType": pod_type,
+            "nodeName": node, "ipAddress": addr.to_string(), "macAddress": mac,
+            "attachIps": [], "attachMacs": [], "attachSubnets": [],
+        });
+        ip_spec[family] = json!(addr.to_string());
+        let coming = json!({"metadata": {"name": ip_name}, "spec": ip_spec});
+        self.recount_as_if(api, subnet_name, None, Some(&coming))?;
+        match api.get_opt(API, "IP", None, &ip_name)? {
+            None => {
+                api.create(json!({
+                    "apiVersion": API, "kind": "IP",
+                    "metadata": {"name": ip_name, "finalizers": [FINALIZER],
+                                 "labels": {SUBNET_LABEL: subnet_name, NODE_LABEL: node,
+                                            subnet_name: "", RESERVED_LABEL: "false"}},
+                    "spec": ip_spec,
+                }))?;
+            }
+            Some(existing) if !terminating(&existing) => {
+                let same = ip_spec
+                    .as_object()
+                    .is_some_and(|m| m.iter().all(|(k, v)| &existing["spec"][k] == v));
+                if !same || !has_finalizer(&existing) {
+                    let mut labels =
+                        json!({SUBNET_LABEL: subnet_name, NODE_LABEL: node, subnet_name: ""});
+                    if existing["metadata"]["labels"][RESERVED_LABEL].is_null() {
+                        labels[RESERVED_LABEL] = json!("false");
+                    }
                     api.merge_patch(
                         API,
                         "IP",
                         None,
-                        name_of(reservation),
-                        &json!({"spec": {
-                            "podName": key, "podType": pod_type,
-                            "nodeName": pod["spec"]["nodeName"].as_str().unwrap_or_default(),
-                        }}),
+                        &ip_name,
+                        &json!({"metadata": {"labels": labels, "finalizers": [FINALIZER]},
+                                "spec": ip_spec}),
                     )?;
-                    Self::annotate(api, ns, &pod_name, &prefix, &spec, subnet_name, ip, mac)?;
-                    return Ok(());
                 }
-                (Some(ip), Some(holder)) => {
-                    warn(
-                        api,
-                        "Pod",
-                        Some(ns),
-                        &pod_name,
-                        &format!("{ip} is already taken by {}", name_of(holder)),
-                    );
-                    return Ok(());
-                }
-                _ => {}
             }
-            let addr = match fixed_ip {
-                Some(ip) => space.reserve(ip, &ip_name).map(|()| ip),
-                None => space.allocate(&ip_name),
-            };
-            let addr = match addr {
-                Ok(a) => a,
-                Err(e) => {
-                    warn(api, "Pod", Some(ns), &pod_name, &e.to_string());
-                    return Ok(());
-                }
-            };
-            let mac = fixed_mac.unwrap_or_else(|| generated_mac(addr));
-            if let Some(holder) = ips.iter().find(|o| mac_of(o) == Some(mac)) {
-                warn(
-                    api,
-                    "Pod",
-                    Some(ns),
-                    &pod_name,
-                    &format!("mac {mac} is used by {}", name_of(holder)),
-                );
-                return Ok(());
-            }
-            Self::write_subnet_status(api, &subnet, &space)?;
-            let family = if addr.is_ipv4() {
-                "v4IpAddress"
-            } else {
-                "v6IpAddress"
-            };
-            let mut ip_spec = json!({
-                "podName": key, "namespace": ns, "subnet": subnet_name, "podType": pod_type,
-                "ipAddress": addr.to_string(), "macAddress": mac.to_string(),
-            });
-            ip_spec[family] = json!(addr.to_string());
-            if let Some(node) = pod["spec"]["nodeName"].as_str() {
-                ip_spec["nodeName"] = json!(node);
-            }
-            api.create(json!({
-                "apiVersion": API, "kind": "IP",
-                "metadata": {"name": ip_name, "labels": {SUBNET_LABEL: subnet_name}, "finalizers": [FINALIZER]},
-                "spec": ip_spec,
-            }))?;
-            (addr, mac)
+            Some(_) => return Ok(()),
+        }
+        Self::annotate(api, ns, &pod_name, &prefix, &shape, subnet_name, addr, &mac)
+    }
+
+    /// kubecloud's reservation model (opt-in, not Kube-OVN's): binds a reservation of the pod's
+    /// namespace holding `ip` that is unbound or bound to the same workload. Whether one was.
+    fn bind_kubecloud_reservation(
+        &self,
+        api: &Cluster,
+        subnet: &Value,
+        ns: &str,
+        key: &str,
+        pod_type: &str,
+        ip: IpAddr,
+    ) -> Result<bool, ControllerError> {
+        let subnet_name = name_of(subnet);
+        let Some(reservation) = api
+            .list_where(API, "IP", None, |o| {
+                o["spec"]["subnet"] == subnet_name
+                    && !terminating(o)
+                    && ip_of(o) == Some(ip)
+                    && o["metadata"]["labels"][RESERVED_LABEL] == "true"
+                    && o["spec"]["namespace"] == ns
+            })?
+            .into_iter()
+            .next()
+        else {
+            return Ok(false);
         };
-        Self::annotate(api, ns, &pod_name, &prefix, &spec, subnet_name, addr, mac)
+        let bound = reservation["spec"]["podName"].as_str().unwrap_or_default();
+        if !bound.is_empty() && bound != key {
+            return Ok(false);
+        }
+        if bound != key || reservation["spec"]["podType"] != pod_type {
+            api.merge_patch(
+                API,
+                "IP",
+                None,
+                name_of(&reservation),
+                &json!({"spec": {"podName": key, "podType": pod_type}}),
+            )?;
+        }
+        Ok(true)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -729,18 +875,18 @@ impl KubeOvnController {
         ns: &str,
         pod: &str,
         prefix: &str,
-        spec: &SubnetSpec,
+        shape: &SubnetShape,
         subnet: &str,
         addr: IpAddr,
-        mac: MacAddress,
+        mac: &str,
     ) -> Result<(), ControllerError> {
         let mut a = serde_json::Map::new();
         a.insert(format!("{prefix}ip_address"), json!(addr.to_string()));
-        a.insert(format!("{prefix}mac_address"), json!(mac.to_string()));
-        a.insert(format!("{prefix}cidr"), json!(spec.cidr.to_string()));
+        a.insert(format!("{prefix}mac_address"), json!(mac));
+        a.insert(format!("{prefix}cidr"), json!(shape.cidr.to_string()));
         a.insert(
             format!("{prefix}gateway"),
-            json!(spec.gateway_ip().to_string()),
+            json!(shape.gateway().to_string()),
         );
         a.insert(format!("{prefix}logical_switch"), json!(subnet));
         a.insert(format!("{prefix}allocated"), json!("true"));
@@ -780,29 +926,36 @@ impl KubeOvnController {
 
 /// External access: `OvnEip` allocation and `OvnFip`/`OvnSnatRule` readiness.
 impl KubeOvnController {
-    /// The external network an `OvnEip` takes its address from.
-    fn external_network(api: &Cluster, name: &str) -> Result<SubnetSpec, ControllerError> {
+    /// The external network an `OvnEip` takes its address from: its `Subnet`, or the simulated
+    /// one (as a `Subnet`-shaped value).
+    fn external_network(api: &Cluster, name: &str) -> Result<(Value, bool), ControllerError> {
         if let Some(subnet) = api.get_opt(API, "Subnet", None, name)?
-            && let Some(spec) = subnet_spec(&subnet)
+            && SubnetShape::of(&subnet).is_some()
         {
-            return Ok(spec);
+            return Ok((subnet, true));
         }
-        let cidr = SIMULATED_EXTERNAL_CIDR
-            .parse()
-            .unwrap_or_else(|_| unreachable!("constant CIDR"));
-        Ok(SubnetSpec::new(name, "external", cidr))
+        Ok((
+            json!({"metadata": {"name": name}, "spec": {"cidrBlock": SIMULATED_EXTERNAL_CIDR}}),
+            false,
+        ))
     }
 
-    fn eip_address(o: &Value) -> Option<IpAddr> {
-        ["v4Ip", "v6Ip"]
-            .iter()
-            .filter_map(|f| o["status"][f].as_str())
-            .find_map(|s| s.parse().ok())
-    }
-
-    fn reconcile_eip(api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
-        if ev.kind != EventType::Deleted {
-            Self::allocate_eip(api, &ev.name)?;
+    fn reconcile_eip(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+        if ev.kind == EventType::Deleted {
+            let subnet = ev.object["spec"]["externalSubnet"]
+                .as_str()
+                .unwrap_or("ovn-vpc-external-network");
+            let (network, real) = Self::external_network(api, subnet)?;
+            self.with_ipam(api, &network, |ipam| {
+                if ipam.held(&ev.name).is_some() {
+                    ipam.release(&ev.name);
+                }
+            })?;
+            if real {
+                self.recount(api, subnet)?;
+            }
+        } else {
+            self.allocate_eip(api, &ev.name)?;
         }
         for kind in ["OvnFip", "OvnSnatRule"] {
             for o in api.list(API, kind, None)? {
@@ -814,45 +967,42 @@ impl KubeOvnController {
         Ok(())
     }
 
-    fn allocate_eip(api: &Cluster, name: &str) -> Result<(), ControllerError> {
+    fn allocate_eip(&self, api: &Cluster, name: &str) -> Result<(), ControllerError> {
         let Some(eip) = api.get_opt(API, "OvnEip", None, name)? else {
             return Ok(());
         };
-        if terminating(&eip)
-            || (eip["status"]["ready"] == true && Self::eip_address(&eip).is_some())
-        {
+        if terminating(&eip) || (eip["status"]["ready"] == true && eip_address(&eip).is_some()) {
             return Ok(());
         }
         let subnet = eip["spec"]["externalSubnet"]
             .as_str()
             .unwrap_or("ovn-vpc-external-network")
             .to_string();
-        let network = Self::external_network(api, &subnet)?;
-        let mut space = AddressSpace::for_subnet(&network);
-        for other in api.list(API, "OvnEip", None)? {
-            if name_of(&other) != name
-                && !terminating(&other)
-                && other["spec"]["externalSubnet"] == subnet.as_str()
-                && let Some(addr) = Self::eip_address(&other)
-            {
-                let _ = space.reserve(addr, name_of(&other));
-            }
-        }
+        let (network, real) = Self::external_network(api, &subnet)?;
         let requested = ["v4Ip", "v6Ip"]
             .iter()
             .filter_map(|f| eip["spec"][f].as_str())
             .find_map(|s| s.parse::<IpAddr>().ok());
-        let allocated = match requested {
-            Some(addr) => space.reserve(addr, name).map(|()| addr),
-            None => space.allocate(name),
-        };
+        let allocated = self
+            .with_ipam(api, &network, |ipam| match requested {
+                Some(addr) => ipam.assign(name, addr, None, true).map(|mac| (addr, mac)),
+                None => ipam.allocate(name, None),
+            })?
+            .unwrap_or(Err(IpamError::NoAvailable));
         let now = now();
         let status = match allocated {
-            Ok(addr) => {
+            Ok((addr, mac)) => {
                 let family = if addr.is_ipv4() { "v4Ip" } else { "v6Ip" };
+                api.merge_patch(
+                    API,
+                    "OvnEip",
+                    None,
+                    name,
+                    &json!({"metadata": {"labels": {SUBNET_LABEL: subnet}}}),
+                )?;
                 json!({"status": {
                     family: addr.to_string(),
-                    "macAddress": generated_mac(addr).to_string(),
+                    "macAddress": mac,
                     "type": eip["spec"]["type"].as_str().unwrap_or("nat"),
                     "ready": true,
                     "conditions": [condition("Ready", true, "ResourceReady", "", &now)],
@@ -876,6 +1026,9 @@ impl KubeOvnController {
             }
         };
         api.merge_patch_status(API, "OvnEip", None, name, &status)?;
+        if real {
+            self.recount(api, &subnet)?;
+        }
         Ok(())
     }
 
@@ -892,7 +1045,7 @@ impl KubeOvnController {
             .get_opt(API, "OvnEip", None, eip_name)?
             .filter(|e| !terminating(e) && e["status"]["ready"] == true);
         let mut status = serde_json::Map::new();
-        let ready = match eip.as_ref().and_then(Self::eip_address) {
+        let ready = match eip.as_ref().and_then(eip_address) {
             Some(addr) => {
                 status.insert("v4Eip".into(), json!(addr.to_string()));
                 if kind == "OvnFip" {
@@ -946,15 +1099,15 @@ impl Controller for KubeOvnController {
     async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
         match ev.resource.as_str() {
             "vpcs" if ev.kind != EventType::Deleted => Self::reconcile_vpc(api, &ev.name),
-            "subnets" => Self::reconcile_subnet(api, ev),
+            "subnets" => self.reconcile_subnet(api, ev),
             "ips" => {
                 if ev.kind == EventType::Deleted {
                     self.northbound.remove_port(&ev.name);
                 }
-                Self::reconcile_ip(api, ev)
+                self.reconcile_ip(api, ev)
             }
             "pods" => {
-                if let Some(pod) = Self::reconcile_pod(api, ev)? {
+                if let Some(pod) = self.reconcile_pod(api, ev)? {
                     self.sync_pod_ports(&pod);
                 }
                 Ok(())
@@ -964,7 +1117,7 @@ impl Controller for KubeOvnController {
                 let live = current.as_ref().filter(|sg| !terminating(sg));
                 self.northbound.sync_group(api, &ev.name, live)
             }
-            "ovn-eips" => Self::reconcile_eip(api, ev),
+            "ovn-eips" => self.reconcile_eip(api, ev),
             "ovn-fips" if ev.kind != EventType::Deleted => {
                 Self::reconcile_nat(api, "OvnFip", &ev.name)
             }

@@ -1,34 +1,50 @@
 //! A stand-in for MetalLB's controller (the part that assigns addresses; speakers, which
 //! announce them, have nothing to simulate against an API server).
 //!
+//! Modelled on metallb/metallb at commit `7938d3f89b8bd808dae2e42d97d6ae7e18e9ed54` (after
+//! v0.16.1): `controller/service.go` (`convergeBalancer`, `allocateIPs`, `getDesiredLbIPs`,
+//! `SharingKey`), `internal/allocator/k8salloc/k8salloc.go` (ports, backend key) and, for the
+//! allocator itself, the files cited in [`Allocator`]'s module. Nothing here calls kubecloud code;
+//! pools' `serviceAllocation` selectors are read here, from MetalLB's semantics.
+//!
 //! On every change to a `Service`, an `IPAddressPool` (in MetalLB's namespace, `metallb-system`
 //! unless set with [`MetalLbController::in_namespace`]) or a `Namespace`, it converges all
 //! services of type `LoadBalancer` (without a `spec.loadBalancerClass`, or with `metallb`), as
-//! MetalLB's controller does:
+//! `convergeBalancer` does for each:
 //!
-//! - a service keeps the address in `status.loadBalancer.ingress` while it is still allowed;
-//! - otherwise it gets its requested address (`metallb.io/loadBalancerIPs` or
-//!   `spec.loadBalancerIP`), or one from its requested pool (`metallb.io/address-pool`), or one
-//!   from the first pool with `autoAssign` (pools with a `serviceAllocation.priority` first, lower
-//!   first), honouring `serviceAllocation` (namespaces, namespace and service selectors) and
-//!   `avoidBuggyIPs`; services with the same `metallb.io/allow-shared-ip` key (and the same
-//!   backend key: the selector under `externalTrafficPolicy: Local`) share an address when their
-//!   ports do not clash;
-//! - it writes the `metallb.io/ip-allocated-from-pool` annotation and the ingress address, and
-//!   an `IPAllocated` Event; when it cannot, a Warning Event `AllocationFailed` with MetalLB's
-//!   message (`Failed to allocate IP for "ns/name": no available IPs in pool "p"`, `... "192.0.2.9"
-//!   is not allowed in config`, `... can't change sharing key for ...`, `... port TCP/80 is already
-//!   in use on ...`), once per service and message;
+//! - without pools, or without a cluster IP, the service's address is cleared (no event);
+//! - an address it holds (`status.loadBalancer.ingress`) is assigned again (`Assign`); refused,
+//!   it is cleared with a Normal `ClearAssignment` event (`current IP for "ns/name" not allowed
+//!   by config, will attempt for new IP assignment: <why>`); it is also cleared when another
+//!   pool (`metallb.io/address-pool`) or other addresses (`metallb.io/loadBalancerIPs`,
+//!   `spec.loadBalancerIP`) are asked for; unparsable requested addresses leave it as it is with
+//!   a Warning `LoadBalancerFailed` (`invalid requested loadbalancer IPs: <why>`);
+//! - a service without an address gets its requested addresses (`Assign`), or one from its
+//!   requested pool (`AllocateFromPool`), or one from the pinned then the unpinned pools
+//!   (`Allocate`); when it cannot, a Warning `AllocationFailed` `Failed to allocate IP for
+//!   "ns/name": <why>` (once per service and message), with MetalLB's reasons: `no available IPs`,
+//!   `no available IPs in pool <pool>`, `unknown pool "<pool>"`, `["<ip>"] is not allowed in
+//!   config`, `pool <pool> not compatible for ip assignment`, `can't change sharing key for
+//!   "ns/name", address also in use by <others>`, `port TCP/80 is already in use on "<ip>"`,
+//!   `service can not have both metallb.io/loadBalancerIPs and svc.Spec.LoadBalancerIP`,
+//!   `invalid metallb.io/loadBalancerIPs: "<value>"`, `invalid spec.loadBalancerIP "<value>"`,
+//!   `requested loadBalancer IP(s) ["<ip>"] does not match the ipFamily of the service`,
+//!   `requested loadBalancer IP(s) ["<ip>"] is not compatible with requested address pool <pool>`;
+//!   an assigned address is announced with a Normal `IPAllocated` `Assigned IP ["<ip>"]`;
+//! - annotations are read under `metallb.io/` first, `metallb.universe.tf/` when absent; a
+//!   present but empty `allow-shared-ip` means no sharing;
+//! - it writes the `metallb.io/ip-allocated-from-pool` annotation and the ingress address;
 //! - it writes every pool's status (`assignedIPv4`, `availableIPv4`, `assignedIPv6`,
 //!   `availableIPv6`) **before** the services' addresses, so a client that sees an address sees
 //!   the pool's usage count it;
-//! - deleted services free their addresses, and pending services are tried again.
+//! - a configuration MetalLB would reject (overlapping CIDRs, a pool without addresses, an
+//!   invalid CIDR or selector, a duplicate namespace in `serviceAllocation`) changes nothing:
+//!   MetalLB keeps its previous configuration (the double, which keeps none, gives no address
+//!   to anyone until it is fixed: stricter).
 //!
-//! Differences from MetalLB: a configuration change that would strand assigned addresses is
-//! applied (MetalLB keeps its previous configuration and logs an error); dual-stack services get
-//! one address of their first family.
-//!
-//! The allocator itself is the pure [`Allocator`], usable on its own in property tests.
+//! Services are converged in creation order: first those holding an address, then the others.
+//! Differences from MetalLB: dual-stack services get one address of their first cluster IP's
+//! family.
 
 mod allocator;
 
@@ -36,10 +52,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use async_trait::async_trait;
-use kubecloud_core::IpRange;
 use serde_json::{Value, json};
 
-pub use allocator::{Allocator, Assignment, PoolConfig, PoolUsage, Selector, ServiceRequest};
+pub use allocator::{
+    Allocator, Assignment, PoolConfig, PoolUsage, Selector, ServiceAllocation, ServiceRequest,
+    parse_addresses,
+};
 
 use super::{Controller, ControllerError, Watched};
 use crate::cluster::{Cluster, ObjectEvent};
@@ -121,7 +139,11 @@ impl Controller for MetalLbController {
 }
 
 fn labels_of(object: &Value) -> BTreeMap<String, String> {
-    object["metadata"]["labels"]
+    labels_of_value(&object["metadata"]["labels"])
+}
+
+fn labels_of_value(value: &Value) -> BTreeMap<String, String> {
+    value
         .as_object()
         .map(|m| {
             m.iter()
@@ -131,72 +153,168 @@ fn labels_of(object: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// `valueForAnnotation`: the `metallb.io/` annotation when present (even empty), else the
+/// deprecated `metallb.universe.tf/` one.
 fn annotation<'a>(object: &'a Value, name: &str) -> Option<&'a str> {
     let annotations = &object["metadata"]["annotations"];
-    annotations[name].as_str().or_else(|| {
-        let deprecated = name.replacen("metallb.io/", DEPRECATED_PREFIX, 1);
-        annotations[deprecated.as_str()].as_str()
-    })
+    if let Some(v) = annotations.get(name) {
+        return v.as_str();
+    }
+    let deprecated = name.replacen("metallb.io/", DEPRECATED_PREFIX, 1);
+    annotations[deprecated.as_str()].as_str()
 }
 
 fn is_deleting(object: &Value) -> bool {
     object["metadata"]["deletionTimestamp"].is_string()
 }
 
-/// Parses one `spec.addresses` entry: a CIDR or an `a-b` range.
-pub fn parse_block(entry: &str) -> Option<IpRange> {
-    if let Ok(net) = entry.trim().parse::<ipnet::IpNet>() {
-        return IpRange::new(net.network(), net.broadcast()).ok();
+/// An `IPAddressPool` object as the allocator's [`PoolConfig`] (`addressPoolFromCR`), its
+/// `serviceAllocation.namespaceSelectors` resolved against `namespaces` (name and labels); why
+/// MetalLB would reject it otherwise.
+pub fn pool_config(
+    pool: &Value,
+    namespaces: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<PoolConfig, String> {
+    let name = pool["metadata"]["name"].as_str().unwrap_or_default();
+    if name.is_empty() {
+        return Err("missing pool name".into());
     }
-    let (a, b) = entry.split_once('-')?;
-    IpRange::new(a.trim().parse().ok()?, b.trim().parse().ok()?).ok()
-}
-
-/// An `IPAddressPool` object as the allocator's [`PoolConfig`].
-pub fn pool_config(pool: &Value) -> PoolConfig {
     let spec = &pool["spec"];
+    let entries: Vec<&str> = spec["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if entries.is_empty() {
+        return Err(format!(
+            "parsing address pool {name}: pool has no prefixes defined"
+        ));
+    }
+    let mut blocks = Vec::new();
+    for entry in entries {
+        blocks.extend(parse_addresses(entry).map_err(|e| {
+            format!("parsing address pool {name}: invalid CIDR {entry:?} in pool {name:?}: {e}")
+        })?);
+    }
     let alloc = &spec["serviceAllocation"];
-    let selectors = |field: &str| -> Vec<Selector> {
-        alloc[field]
-            .as_array()
-            .map(|a| a.iter().map(Selector::from_json).collect())
-            .unwrap_or_default()
+    let service_allocation = if alloc.is_object() {
+        let mut set = BTreeSet::new();
+        for ns in alloc["namespaces"].as_array().into_iter().flatten() {
+            let ns = ns.as_str().unwrap_or_default().to_string();
+            if !set.insert(ns) {
+                return Err(format!(
+                    "parsing address pool {name}: duplicate definition in namespaces field"
+                ));
+            }
+        }
+        let selectors = |field: &str| -> Result<Vec<Selector>, String> {
+            let raw: Vec<&Value> = alloc[field].as_array().into_iter().flatten().collect();
+            for (i, a) in raw.iter().enumerate() {
+                if raw[i + 1..].contains(a) {
+                    return Err(format!(
+                        "parsing address pool {name}: duplicate definition of {field}"
+                    ));
+                }
+            }
+            raw.into_iter()
+                .map(|v| {
+                    Selector::parse(v).map_err(|e| format!("parsing address pool {name}: {e}"))
+                })
+                .collect()
+        };
+        let ns_selectors = selectors("namespaceSelectors")?;
+        let mut service_selectors = selectors("serviceSelectors")?;
+        if set.is_empty() && ns_selectors.is_empty() && service_selectors.is_empty() {
+            // "If no specific namespaces or service selectors are set, match everything".
+            service_selectors.push(Selector::default());
+        }
+        for (ns, labels) in namespaces {
+            if ns_selectors.iter().any(|s| s.matches(labels)) {
+                set.insert(ns.clone());
+            }
+        }
+        Some(ServiceAllocation {
+            priority: alloc["priority"].as_i64().unwrap_or(0),
+            namespaces: set,
+            service_selectors,
+        })
+    } else {
+        None
     };
-    PoolConfig {
-        name: pool["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        blocks: spec["addresses"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().and_then(parse_block))
-                    .collect()
-            })
-            .unwrap_or_default(),
+    Ok(PoolConfig {
+        name: name.to_string(),
+        blocks,
         auto_assign: spec["autoAssign"].as_bool().unwrap_or(true),
         avoid_buggy_ips: spec["avoidBuggyIPs"].as_bool().unwrap_or(false),
-        priority: alloc["priority"].as_i64(),
-        namespaces: alloc["namespaces"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|n| n.as_str().map(String::from))
-                    .collect()
+        service_allocation,
+    })
+}
+
+/// `poolsFor`: every pool, or why MetalLB rejects the configuration (including CIDRs of two
+/// pools, or of one, overlapping).
+pub fn pools_config(
+    pools: &[Value],
+    namespaces: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Result<Vec<PoolConfig>, String> {
+    let mut out: Vec<PoolConfig> = Vec::new();
+    let mut all: Vec<ipnet::IpNet> = Vec::new();
+    for pool in pools {
+        let config = pool_config(pool, namespaces)?;
+        for cidr in &config.blocks {
+            if let Some(m) = all
+                .iter()
+                .find(|m| m.contains(&cidr.network()) || cidr.contains(&m.network()))
+            {
+                return Err(format!(
+                    "CIDR {:?} in pool {:?} overlaps with already defined CIDR {:?}",
+                    cidr.to_string(),
+                    config.name,
+                    m.to_string()
+                ));
+            }
+            all.push(*cidr);
+        }
+        out.push(config);
+    }
+    Ok(out)
+}
+
+/// The addresses a service asks for (`getDesiredLbIPs`), or why they are unusable.
+pub fn desired_ips(svc: &Value) -> Result<Vec<IpAddr>, String> {
+    let annotated = annotation(svc, LOAD_BALANCER_IPS).unwrap_or_default();
+    let spec_ip = svc["spec"]["loadBalancerIP"].as_str().unwrap_or_default();
+    match (annotated.is_empty(), spec_ip.is_empty()) {
+        (true, true) => Ok(vec![]),
+        (false, false) => Err(format!(
+            "service can not have both {LOAD_BALANCER_IPS} and svc.Spec.LoadBalancerIP"
+        )),
+        (false, true) => annotated
+            .split(',')
+            .map(|ip| {
+                ip.trim()
+                    .parse::<IpAddr>()
+                    .map_err(|_| format!("invalid {LOAD_BALANCER_IPS}: {annotated:?}"))
             })
-            .unwrap_or_default(),
-        namespace_selectors: selectors("namespaceSelectors"),
-        service_selectors: selectors("serviceSelectors"),
+            .collect(),
+        (true, false) => spec_ip
+            .parse()
+            .map(|ip| vec![ip])
+            .map_err(|_| format!("invalid spec.loadBalancerIP {spec_ip:?}")),
     }
 }
 
-/// A `Service` as the allocator's [`ServiceRequest`], or why its requested addresses are
-/// unusable.
-pub fn service_request(
-    svc: &Value,
-    namespace_labels: BTreeMap<String, String>,
-) -> Result<ServiceRequest, String> {
+fn quoted_ips(ips: &[IpAddr]) -> String {
+    let inner: Vec<String> = ips
+        .iter()
+        .map(|ip| format!("{:?}", ip.to_string()))
+        .collect();
+    format!("[{}]", inner.join(" "))
+}
+
+/// A `Service` as the allocator's [`ServiceRequest`] (requested addresses left out when they
+/// are unusable: see [`desired_ips`]).
+pub fn service_request(svc: &Value) -> ServiceRequest {
     let namespace = svc["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default()
@@ -218,15 +336,7 @@ pub fn service_request(
         })
         .unwrap_or_default();
     let backend_key = if spec["externalTrafficPolicy"] == "Local" {
-        let selector: BTreeMap<String, String> = spec["selector"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        selector
+        labels_of_value(&spec["selector"])
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
@@ -234,32 +344,13 @@ pub fn service_request(
     } else {
         String::new()
     };
-    let annotated = annotation(svc, LOAD_BALANCER_IPS);
-    let spec_ip = spec["loadBalancerIP"].as_str().filter(|s| !s.is_empty());
-    let requested = match (annotated, spec_ip) {
-        (Some(_), Some(_)) => {
-            return Err(format!(
-                "service can not have both {LOAD_BALANCER_IPS} and svc.Spec.LoadBalancerIP"
-            ));
-        }
-        (Some(list), None) => list
-            .split(',')
-            .map(|ip| {
-                ip.trim()
-                    .parse::<IpAddr>()
-                    .map_err(|_| format!("invalid {LOAD_BALANCER_IPS}: {list:?}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        (None, Some(ip)) => vec![
-            ip.parse()
-                .map_err(|_| format!("invalid spec.loadBalancerIP {ip:?}"))?,
-        ],
-        (None, None) => vec![],
-    };
-    Ok(ServiceRequest {
+    let cluster_ip = spec["clusterIPs"][0]
+        .as_str()
+        .or_else(|| spec["clusterIP"].as_str())
+        .and_then(|ip| ip.parse::<IpAddr>().ok());
+    ServiceRequest {
         key: format!("{namespace}/{name}"),
         namespace,
-        namespace_labels,
         labels: labels_of(svc),
         ports,
         sharing_key: annotation(svc, ALLOW_SHARED_IP)
@@ -269,9 +360,12 @@ pub fn service_request(
         pool: annotation(svc, ADDRESS_POOL)
             .filter(|p| !p.is_empty())
             .map(String::from),
-        requested,
-        ipv6: spec["ipFamilies"][0] == "IPv6",
-    })
+        requested: desired_ips(svc).unwrap_or_default(),
+        ipv6: match cluster_ip {
+            Some(ip) => ip.is_ipv6(),
+            None => spec["ipFamilies"][0] == "IPv6",
+        },
+    }
 }
 
 fn ingress_ip(svc: &Value) -> Option<IpAddr> {
@@ -292,6 +386,10 @@ fn is_metallbs(svc: &Value) -> bool {
 enum Outcome {
     Assigned(Assignment),
     Failed(String),
+    /// No address, no event (no pools, no cluster IP).
+    Cleared,
+    /// Left as it is (the requested addresses are unparsable: `LoadBalancerFailed`).
+    Keep,
 }
 
 /// A unique suffix for Event names, as client-go's recorder makes them (`<object>.<hex>`).
@@ -301,8 +399,42 @@ fn event_suffix() -> u64 {
     nanos.wrapping_add(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
-fn count(n: u128) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+fn has_cluster_ip(svc: &Value) -> bool {
+    let spec = &svc["spec"];
+    spec["clusterIPs"].as_array().is_some_and(|a| !a.is_empty())
+        || spec["clusterIP"].as_str().is_some_and(|c| !c.is_empty())
+}
+
+/// `allocateIPs`: an address for a service holding none.
+fn allocate_ips(
+    alloc: &mut Allocator,
+    svc: &Value,
+    req: &ServiceRequest,
+) -> Result<Assignment, String> {
+    let desired = desired_ips(svc)?;
+    if !desired.is_empty() {
+        if desired.len() != 1 || desired[0].is_ipv6() != req.ipv6 {
+            return Err(format!(
+                "requested loadBalancer IP(s) {} does not match the ipFamily of the service",
+                quoted_ips(&desired)
+            ));
+        }
+        let a = alloc.assign(req, desired[0])?;
+        if let Some(pool) = &req.pool
+            && *pool != a.pool
+        {
+            alloc.release(&req.key);
+            return Err(format!(
+                "requested loadBalancer IP(s) {} is not compatible with requested address pool {pool}",
+                quoted_ips(&desired)
+            ));
+        }
+        return Ok(a);
+    }
+    if let Some(pool) = &req.pool {
+        return alloc.allocate_from_pool(req, pool);
+    }
+    alloc.allocate(req)
 }
 
 impl MetalLbController {
@@ -325,67 +457,86 @@ impl MetalLbController {
                 )
             })
             .collect();
+        let configs = match pools_config(&pools, &namespaces) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "metallb-controller: configuration rejected, nothing changes");
+                return Ok(());
+            }
+        };
+        let no_pools = configs.is_empty();
         let mut services: Vec<Value> = api
             .list("v1", "Service", None)?
             .into_iter()
             .filter(is_metallbs)
             .collect();
-        services.sort_by(|a, b| {
-            let key = |s: &Value| {
-                (
-                    s["metadata"]["creationTimestamp"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    s["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    s["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                )
-            };
-            key(a).cmp(&key(b))
+        services.sort_by_key(|s| {
+            let meta = &s["metadata"];
+            (
+                meta["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                meta["namespace"].as_str().unwrap_or_default().to_string(),
+                meta["name"].as_str().unwrap_or_default().to_string(),
+            )
         });
-        let mut alloc = Allocator::new(pools.iter().map(pool_config).collect());
-        let mut requests = Vec::with_capacity(services.len());
-        for svc in &services {
-            let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
-            requests.push(service_request(
-                svc,
-                namespaces.get(ns).cloned().unwrap_or_default(),
-            ));
-        }
+        let mut alloc = Allocator::new(configs);
+        let requests: Vec<ServiceRequest> = services.iter().map(service_request).collect();
         let mut outcomes: Vec<Option<Outcome>> = (0..services.len()).map(|_| None).collect();
-        // First the addresses services hold and may keep, then new ones, in creation order.
+        let mut notes: Vec<(usize, &str, &str, String)> = Vec::new();
+        // First the addresses services hold (`convergeBalancer` with ingress addresses).
         for (i, (svc, req)) in services.iter().zip(&requests).enumerate() {
-            let (Some(ip), Ok(req)) = (ingress_ip(svc), req) else {
-                continue;
-            };
-            let wanted_ip_changed = !req.requested.is_empty() && !req.requested.contains(&ip);
-            if wanted_ip_changed {
+            if no_pools || !has_cluster_ip(svc) {
+                outcomes[i] = Some(Outcome::Cleared);
                 continue;
             }
-            if let Ok(a) = alloc.assign(req, ip) {
-                if req.pool.as_ref().is_some_and(|p| *p != a.pool) {
-                    alloc.release(&req.key);
+            let Some(ip) = ingress_ip(svc) else {
+                continue;
+            };
+            let a = match alloc.assign(req, ip) {
+                Ok(a) => a,
+                Err(e) => {
+                    notes.push((
+                        i,
+                        "Normal",
+                        "ClearAssignment",
+                        format!(
+                            "current IP for {:?} not allowed by config, will attempt for new IP assignment: {e}",
+                            req.key
+                        ),
+                    ));
                     continue;
                 }
-                outcomes[i] = Some(Outcome::Assigned(a));
+            };
+            if req.pool.as_ref().is_some_and(|p| *p != a.pool) {
+                alloc.release(&req.key);
+                continue;
+            }
+            match desired_ips(svc) {
+                Err(e) => {
+                    notes.push((
+                        i,
+                        "Warning",
+                        "LoadBalancerFailed",
+                        format!("invalid requested loadbalancer IPs: {e}"),
+                    ));
+                    outcomes[i] = Some(Outcome::Keep);
+                }
+                Ok(d) if !d.is_empty() && d != [ip] => {
+                    alloc.release(&req.key);
+                }
+                Ok(_) => outcomes[i] = Some(Outcome::Assigned(a)),
             }
         }
-        for (i, req) in requests.iter().enumerate() {
+        // Then the others, in creation order (`allocateIPs`).
+        for (i, (svc, req)) in services.iter().zip(&requests).enumerate() {
             if outcomes[i].is_some() {
                 continue;
             }
-            outcomes[i] = Some(match req {
-                Err(reason) => Outcome::Failed(reason.clone()),
-                Ok(req) => match alloc.allocate(req) {
-                    Ok(a) => Outcome::Assigned(a),
-                    Err(reason) => Outcome::Failed(reason),
-                },
+            outcomes[i] = Some(match allocate_ips(&mut alloc, svc, req) {
+                Ok(a) => Outcome::Assigned(a),
+                Err(reason) => Outcome::Failed(reason),
             });
         }
         // Pool usage first, so that whoever sees an address also sees it counted.
@@ -393,10 +544,10 @@ impl MetalLbController {
             let name = pool["metadata"]["name"].as_str().unwrap_or_default();
             let u = alloc.usage(name);
             let status = json!({
-                "assignedIPv4": count(u.assigned_v4),
-                "assignedIPv6": count(u.assigned_v6),
-                "availableIPv4": count(u.available_v4),
-                "availableIPv6": count(u.available_v6),
+                "assignedIPv4": u.assigned_v4,
+                "assignedIPv6": u.assigned_v6,
+                "availableIPv4": u.available_v4,
+                "availableIPv6": u.available_v6,
             });
             if pool["status"] != status {
                 api.merge_patch_status(
@@ -408,11 +559,15 @@ impl MetalLbController {
                 )?;
             }
         }
+        for (i, type_, reason, message) in notes {
+            self.event_once(api, &services[i], type_, reason, &message)?;
+        }
         for (svc, outcome) in services.iter().zip(outcomes) {
             match outcome {
                 Some(Outcome::Assigned(a)) => self.publish(api, svc, &a)?,
                 Some(Outcome::Failed(reason)) => self.fail(api, svc, &reason)?,
-                None => {}
+                Some(Outcome::Cleared) => self.clear(api, svc)?,
+                Some(Outcome::Keep) | None => {}
             }
         }
         Ok(())
@@ -444,16 +599,17 @@ impl MetalLbController {
                 svc,
                 "Normal",
                 "IPAllocated",
-                &format!("Assigned IP [{:?}]", a.ip.to_string()),
+                &format!("Assigned IP {}", quoted_ips(&[a.ip])),
             )?;
         }
         Ok(())
     }
 
-    fn fail(&self, api: &Cluster, svc: &Value, reason: &str) -> Result<(), ControllerError> {
+    /// `clearServiceState`: no address, no pool annotation.
+    fn clear(&self, api: &Cluster, svc: &Value) -> Result<(), ControllerError> {
         let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = svc["metadata"]["name"].as_str().unwrap_or_default();
-        if ingress_ip(svc).is_some() || annotation(svc, ALLOCATED_FROM_POOL).is_some() {
+        if annotation(svc, ALLOCATED_FROM_POOL).is_some() {
             api.merge_patch(
                 "v1",
                 "Service",
@@ -461,6 +617,8 @@ impl MetalLbController {
                 name,
                 &json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: null}}}),
             )?;
+        }
+        if ingress_ip(svc).is_some() {
             api.merge_patch_status(
                 "v1",
                 "Service",
@@ -469,19 +627,36 @@ impl MetalLbController {
                 &json!({"status": {"loadBalancer": {"ingress": null}}}),
             )?;
         }
+        Ok(())
+    }
+
+    fn fail(&self, api: &Cluster, svc: &Value, reason: &str) -> Result<(), ControllerError> {
+        let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = svc["metadata"]["name"].as_str().unwrap_or_default();
+        self.clear(api, svc)?;
         let message = format!(
             "Failed to allocate IP for {:?}: {reason}",
             format!("{ns}/{name}")
         );
+        self.event_once(api, svc, "Warning", ALLOCATION_FAILED, &message)
+    }
+
+    /// Records an event unless the service already has one with this reason and message.
+    fn event_once(
+        &self,
+        api: &Cluster,
+        svc: &Value,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), ControllerError> {
+        let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
         let uid = svc["metadata"]["uid"].as_str().unwrap_or_default();
-        let already: BTreeSet<String> = api
-            .list("v1", "Event", Some(ns))?
-            .iter()
-            .filter(|e| e["involvedObject"]["uid"] == uid && e["reason"] == ALLOCATION_FAILED)
-            .filter_map(|e| e["message"].as_str().map(String::from))
-            .collect();
-        if !already.contains(&message) {
-            self.event(api, svc, "Warning", ALLOCATION_FAILED, &message)?;
+        let already = api.list("v1", "Event", Some(ns))?.iter().any(|e| {
+            e["involvedObject"]["uid"] == uid && e["reason"] == reason && e["message"] == message
+        });
+        if !already {
+            self.event(api, svc, type_, reason, message)?;
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ pub mod cdi;
 pub mod crd;
 mod gc;
 pub mod kubeovn;
+pub mod kubeovn_ipam;
 pub mod kubeovn_security;
 pub mod kubevirt;
 pub mod kubevirt_snapshot;

@@ -1,25 +1,105 @@
-//! MetalLB's address allocation, without I/O: which pool a service may take an address from
-//! (`autoAssign`, `serviceAllocation` with its priority, namespaces and selectors, a requested
-//! pool or address, `avoidBuggyIPs`), and when two services may share one address (same sharing
-//! key, same backend key, no port clash). Failure reasons are worded as MetalLB words them.
+//! MetalLB's address allocation, without I/O, written from MetalLB's source (never from
+//! kubecloud's IPAM or its MetalLB backend): metallb/metallb at commit
+//! `7938d3f89b8bd808dae2e42d97d6ae7e18e9ed54` (after v0.16.1).
+//!
+//! - `internal/config/config.go` (`addressPoolFromCR`, `addressPoolServiceAllocationsFromCR`,
+//!   `poolsByNamespace`, `poolsByServiceSelector`, `ParseCIDR`, `poolsFor`): `autoAssign`
+//!   defaults to true; an `a-b` range becomes the smallest CIDRs covering it; a pool's
+//!   `serviceAllocation.namespaces` plus the namespaces its `namespaceSelectors` match **when the
+//!   configuration is read** make its namespace set; a `serviceAllocation` naming neither
+//!   namespaces nor selectors selects every service; a duplicate namespace or selector, an
+//!   invalid selector, a pool without addresses or CIDRs overlapping another's make the whole
+//!   configuration invalid.
+//! - `internal/allocator/allocator.go`:
+//!   - `Allocate`: first the *pinned* pools (`pinnedPoolsForService`: those whose namespace set
+//!     holds the service's namespace, then those with service selectors, each only if
+//!     `autoAssign` and compatible), sorted by `sortPools` (priority > 0 first, lower first;
+//!     priority 0 last); then every pool with `autoAssign` and **no** `serviceAllocation`. The
+//!     order among pools of equal priority, and among the second group, is unspecified upstream
+//!     (Go map iteration, an unstable sort with an inconsistent comparator): the double orders
+//!     them by a hash of the name, so nothing can rely on name order. Failure is always
+//!     `no available IPs`.
+//!   - `getFreeIPsFromPool` / `getIPFromCIDR`: the pool's CIDRs in order, the **lowest**
+//!     address of each (network and broadcast addresses included) that `avoidBuggyIPs` does not
+//!     skip (IPv4 addresses ending in `.0` or `.255`, `ipConfusesBuggyFirmwares`) and that
+//!     `checkSharing` allows; `no available IPs in pool <name>` when none.
+//!   - `AllocateFromPool` (the `metallb.io/address-pool` annotation): `unknown pool "<name>"`;
+//!     no `autoAssign` check; the pool must still be compatible.
+//!   - `Assign` (a requested address, or the one the service holds): `["<ip>"] is not allowed in
+//!     config` when no pool holds it (or it is a buggy IP of an `avoidBuggyIPs` pool),
+//!     `pool <name> not compatible for ip assignment`.
+//!   - `checkSharing` / `sharingOK`: an address in use may be shared only by services with the
+//!     same non-empty sharing key **and** the same backend key (the selector, for
+//!     `externalTrafficPolicy: Local`: `k8salloc.BackendKey`), else `can't change sharing key for
+//!     "<svc>", address also in use by <others>`; no port (protocol and number) of the service
+//!     may already be used on it by another service: `port TCP/80 is already in use on "<ip>"`.
+//!   - `isPoolCompatibleWithService`: the namespace set (when not empty) holds the service's
+//!     namespace, and one service selector (when there are any) matches its labels. A pool
+//!     whose namespace selectors matched no namespace has an empty set and so admits every
+//!     namespace here (though it is never pinned): MetalLB's behaviour, modelled as is.
+//!   - `poolCount`, `updatePoolStats`: a pool's capacity is the sum of its CIDR sizes, less two
+//!     addresses per /24 (or the `.0`/`.255` ends of a smaller CIDR) with `avoidBuggyIPs`, an
+//!     IPv6 CIDR of 62 or more host bits counting as `i64::MAX`; assigned = distinct addresses
+//!     in use.
+//!
+//! Not modelled: dual-stack services (one address of the service's family is given).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use kubecloud_core::IpRange;
-use kubecloud_core::ipam::AddressSpace;
+use ipnet::IpNet;
 
-/// A label selector as a `metav1.LabelSelector` (`matchLabels`, `matchExpressions`).
+use crate::controllers::kubeovn_ipam::{addr, num};
+
+/// A label selector as `metav1.LabelSelectorAsSelector` reads it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Selector {
-    /// Labels that must all be present with these values.
+    /// `matchLabels`: each must be present with this value.
     pub match_labels: BTreeMap<String, String>,
     /// `(key, operator, values)`: `In`, `NotIn`, `Exists`, `DoesNotExist`.
     pub match_expressions: Vec<(String, String, Vec<String>)>,
 }
 
 impl Selector {
-    /// Whether `labels` match.
+    /// Reads a `metav1.LabelSelector`, refusing what `LabelSelectorAsSelector` refuses: an
+    /// unknown operator, `In`/`NotIn` without values, `Exists`/`DoesNotExist` with values.
+    pub fn parse(value: &serde_json::Value) -> Result<Self, String> {
+        let mut match_labels = BTreeMap::new();
+        for (k, v) in value["matchLabels"].as_object().into_iter().flatten() {
+            let v = v
+                .as_str()
+                .ok_or_else(|| format!("matchLabels {k}: not a string"))?;
+            match_labels.insert(k.clone(), v.to_string());
+        }
+        let mut match_expressions = Vec::new();
+        for e in value["matchExpressions"].as_array().into_iter().flatten() {
+            let key = e["key"].as_str().unwrap_or_default().to_string();
+            let op = e["operator"].as_str().unwrap_or_default().to_string();
+            let values: Vec<String> = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+            match op.as_str() {
+                "In" | "NotIn" if values.is_empty() => {
+                    return Err(format!("{op} operator for {key} needs values"));
+                }
+                "Exists" | "DoesNotExist" if !values.is_empty() => {
+                    return Err(format!("{op} operator for {key} takes no values"));
+                }
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+                other => return Err(format!("{other:?} is not a valid label selector operator")),
+            }
+            match_expressions.push((key, op, values));
+        }
+        Ok(Self {
+            match_labels,
+            match_expressions,
+        })
+    }
+
+    /// Whether `labels` match (every requirement holds; an empty selector matches everything).
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.match_labels
             .iter()
@@ -30,49 +110,21 @@ impl Selector {
                     "In" => value.is_some_and(|v| values.contains(v)),
                     "NotIn" => value.is_none_or(|v| !values.contains(v)),
                     "Exists" => value.is_some(),
-                    "DoesNotExist" => value.is_none(),
-                    _ => false,
+                    _ => value.is_none(),
                 }
             })
     }
+}
 
-    /// Parses a `metav1.LabelSelector` JSON value.
-    pub fn from_json(value: &serde_json::Value) -> Self {
-        let match_labels = value["matchLabels"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let match_expressions = value["matchExpressions"]
-            .as_array()
-            .map(|exprs| {
-                exprs
-                    .iter()
-                    .map(|e| {
-                        (
-                            e["key"].as_str().unwrap_or_default().to_string(),
-                            e["operator"].as_str().unwrap_or_default().to_string(),
-                            e["values"]
-                                .as_array()
-                                .map(|vs| {
-                                    vs.iter()
-                                        .filter_map(|v| v.as_str().map(String::from))
-                                        .collect()
-                                })
-                                .unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
-            match_labels,
-            match_expressions,
-        }
-    }
+/// A pool's `serviceAllocation` as MetalLB holds it once the configuration is read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceAllocation {
+    /// `priority` (0: none; lower goes first).
+    pub priority: i64,
+    /// `namespaces` plus the namespaces `namespaceSelectors` matched.
+    pub namespaces: BTreeSet<String>,
+    /// `serviceSelectors` (one that matches everything when nothing was named).
+    pub service_selectors: Vec<Selector>,
 }
 
 /// An `IPAddressPool` as the allocator sees it.
@@ -80,37 +132,35 @@ impl Selector {
 pub struct PoolConfig {
     /// The pool's object name.
     pub name: String,
-    /// Its addresses (CIDRs and ranges as inclusive ranges).
-    pub blocks: Vec<IpRange>,
+    /// Its addresses as CIDRs, in order (ranges already summarised).
+    pub blocks: Vec<IpNet>,
     /// `spec.autoAssign` (MetalLB's default is `true`).
     pub auto_assign: bool,
     /// `spec.avoidBuggyIPs`.
     pub avoid_buggy_ips: bool,
-    /// `spec.serviceAllocation.priority`: lower goes first; pools without one come last.
-    pub priority: Option<i64>,
-    /// `spec.serviceAllocation.namespaces`.
-    pub namespaces: Vec<String>,
-    /// `spec.serviceAllocation.namespaceSelectors`.
-    pub namespace_selectors: Vec<Selector>,
-    /// `spec.serviceAllocation.serviceSelectors`.
-    pub service_selectors: Vec<Selector>,
+    /// `spec.serviceAllocation`, if any.
+    pub service_allocation: Option<ServiceAllocation>,
 }
 
 impl PoolConfig {
-    /// Whether the pool's `serviceAllocation` lets `svc` take its addresses.
-    pub fn admits(&self, svc: &ServiceRequest) -> bool {
-        let ns_ok = (self.namespaces.is_empty() && self.namespace_selectors.is_empty())
-            || self.namespaces.contains(&svc.namespace)
-            || self
-                .namespace_selectors
-                .iter()
-                .any(|s| s.matches(&svc.namespace_labels));
-        let svc_ok = self.service_selectors.is_empty()
-            || self
-                .service_selectors
-                .iter()
-                .any(|s| s.matches(&svc.labels));
-        ns_ok && svc_ok
+    /// `isPoolCompatibleWithService`.
+    pub fn compatible(&self, svc: &ServiceRequest) -> bool {
+        let Some(sa) = &self.service_allocation else {
+            return true;
+        };
+        if !sa.namespaces.is_empty() && !sa.namespaces.contains(&svc.namespace) {
+            return false;
+        }
+        sa.service_selectors.is_empty()
+            || sa.service_selectors.iter().any(|s| s.matches(&svc.labels))
+    }
+
+    fn priority(&self) -> i64 {
+        self.service_allocation.as_ref().map_or(0, |s| s.priority)
+    }
+
+    fn holds(&self, ip: IpAddr) -> bool {
+        !(self.avoid_buggy_ips && buggy(ip)) && self.blocks.iter().any(|b| b.contains(&ip))
     }
 }
 
@@ -121,61 +171,40 @@ pub struct ServiceRequest {
     pub key: String,
     /// Its namespace.
     pub namespace: String,
-    /// Its namespace's labels.
-    pub namespace_labels: BTreeMap<String, String>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
-    /// `(protocol, port)` pairs, protocol upper-case (`TCP`).
+    /// `(protocol, port)` pairs as in `spec.ports` (`k8salloc.Ports`).
     pub ports: Vec<(String, u16)>,
-    /// `metallb.io/allow-shared-ip`.
+    /// `metallb.io/allow-shared-ip` (`None` or empty: no sharing).
     pub sharing_key: Option<String>,
-    /// The backend key: the selector when `externalTrafficPolicy: Local`, else empty.
+    /// `k8salloc.BackendKey`: the selector (`k=v,…`, sorted) with `externalTrafficPolicy:
+    /// Local`, else empty.
     pub backend_key: String,
     /// `metallb.io/address-pool`.
     pub pool: Option<String>,
     /// `metallb.io/loadBalancerIPs` (or `spec.loadBalancerIP`).
     pub requested: Vec<IpAddr>,
-    /// Whether the service is IPv6 (its first IP family).
+    /// Whether the service is IPv6 (the family of its cluster IP).
     pub ipv6: bool,
+}
+
+impl ServiceRequest {
+    fn sharing(&self) -> &str {
+        self.sharing_key.as_deref().unwrap_or_default()
+    }
 }
 
 /// Address usage of one pool, as MetalLB writes it into the pool's status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolUsage {
     /// `assignedIPv4`.
-    pub assigned_v4: u128,
+    pub assigned_v4: i64,
     /// `availableIPv4`.
-    pub available_v4: u128,
+    pub available_v4: i64,
     /// `assignedIPv6`.
-    pub assigned_v6: u128,
+    pub assigned_v6: i64,
     /// `availableIPv6`.
-    pub available_v6: u128,
-}
-
-struct PoolState {
-    config: PoolConfig,
-    v4: AddressSpace,
-    v6: AddressSpace,
-}
-
-impl PoolState {
-    fn space(&mut self, ip: IpAddr) -> &mut AddressSpace {
-        if ip.is_ipv4() {
-            &mut self.v4
-        } else {
-            &mut self.v6
-        }
-    }
-}
-
-/// The services on one address.
-#[derive(Clone, Debug)]
-struct IpUse {
-    pool: String,
-    sharing_key: Option<String>,
-    backend_key: String,
-    ports: BTreeMap<(String, u16), String>,
-    services: BTreeSet<String>,
+    pub available_v6: i64,
 }
 
 /// Where one service's address came from.
@@ -187,13 +216,72 @@ pub struct Assignment {
     pub pool: String,
 }
 
-/// MetalLB's allocator: pools in priority order, addresses and who uses them.
+#[derive(Clone, Debug)]
+struct Alloc {
+    pool: String,
+    ip: IpAddr,
+    ports: Vec<(String, u16)>,
+}
+
+/// `ipConfusesBuggyFirmwares`: an IPv4 address ending in 0 or 255.
+pub fn buggy(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V4(v) if matches!(v.octets()[3], 0 | 255))
+}
+
+/// FNV-1a of a name: the order of pools MetalLB leaves unspecified.
+fn scramble(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// `sortPools`, with ties in the double's unspecified order.
+fn sort_pools(pools: &mut [&PoolConfig]) {
+    pools.sort_by_key(|p| {
+        let pr = p.priority();
+        (pr <= 0, if pr > 0 { pr } else { 0 }, scramble(&p.name))
+    });
+}
+
+/// `poolCount`: (IPv4, IPv6) capacity.
+fn pool_count(p: &PoolConfig) -> (i64, i64) {
+    let (mut v4, mut v6) = (0i64, 0i64);
+    for cidr in &p.blocks {
+        let host = u32::from(cidr.max_prefix_len() - cidr.prefix_len());
+        if host >= 62 {
+            v6 = i64::MAX;
+            continue;
+        }
+        let mut size = 1i64 << host;
+        if p.avoid_buggy_ips {
+            let prefix = u32::from(cidr.prefix_len());
+            if prefix <= 24 {
+                size -= (1i64 << (24 - prefix)) * 2;
+            } else {
+                if buggy(cidr.network()) {
+                    size -= 1;
+                }
+                if buggy(cidr.broadcast()) {
+                    size -= 1;
+                }
+            }
+        }
+        if cidr.network().is_ipv4() {
+            v4 += size;
+        } else {
+            v6 = v6.saturating_add(size);
+        }
+    }
+    (v4, v6)
+}
+
+/// MetalLB's allocator: pools, addresses and who uses them.
 ///
 /// ```
-/// use kubecloud_testkit::metallb::{Allocator, PoolConfig, ServiceRequest};
+/// use kubecloud_testkit::metallb::{Allocator, PoolConfig, ServiceRequest, parse_addresses};
 /// let pool = PoolConfig {
 ///     name: "p".into(),
-///     blocks: vec!["192.0.2.10-192.0.2.11".parse()?],
+///     blocks: parse_addresses("192.0.2.10-192.0.2.11").unwrap(),
 ///     auto_assign: true,
 ///     ..PoolConfig::default()
 /// };
@@ -203,242 +291,336 @@ pub struct Assignment {
 /// assert_eq!(alloc.allocate(&svc("a")).unwrap().ip.to_string(), "192.0.2.10");
 /// assert_eq!(alloc.allocate(&svc("b")).unwrap().ip.to_string(), "192.0.2.11");
 /// assert_eq!(alloc.allocate(&svc("c")).unwrap_err(), "no available IPs");
-/// # Ok::<(), kubecloud_core::Error>(())
 /// ```
 pub struct Allocator {
-    pools: Vec<PoolState>,
-    uses: BTreeMap<IpAddr, IpUse>,
-    assigned: BTreeMap<String, Assignment>,
+    pools: Vec<PoolConfig>,
+    allocated: BTreeMap<String, Alloc>,
+    sharing_key_for_ip: BTreeMap<IpAddr, (String, String)>,
+    ports_in_use: BTreeMap<IpAddr, BTreeMap<(String, u16), String>>,
+    services_on_ip: BTreeMap<IpAddr, BTreeSet<String>>,
+    pool_ips_in_use: BTreeMap<String, BTreeMap<IpAddr, usize>>,
 }
 
 impl Allocator {
     /// An allocator over `pools`, nothing assigned yet.
-    pub fn new(mut pools: Vec<PoolConfig>) -> Self {
-        pools.sort_by(|a, b| {
-            (a.priority.is_none(), a.priority, &a.name).cmp(&(
-                b.priority.is_none(),
-                b.priority,
-                &b.name,
-            ))
-        });
-        let pools = pools
-            .into_iter()
-            .map(|config| {
-                let (v4, v6): (Vec<IpRange>, Vec<IpRange>) =
-                    config.blocks.iter().partition(|r| r.first.is_ipv4());
-                PoolState {
-                    v4: AddressSpace::for_pool(&config.name, &v4, config.avoid_buggy_ips),
-                    v6: AddressSpace::for_pool(&config.name, &v6, config.avoid_buggy_ips),
-                    config,
-                }
-            })
-            .collect();
+    pub fn new(pools: Vec<PoolConfig>) -> Self {
         Self {
             pools,
-            uses: BTreeMap::new(),
-            assigned: BTreeMap::new(),
+            allocated: BTreeMap::new(),
+            sharing_key_for_ip: BTreeMap::new(),
+            ports_in_use: BTreeMap::new(),
+            services_on_ip: BTreeMap::new(),
+            pool_ips_in_use: BTreeMap::new(),
         }
     }
 
-    /// The pool configurations, in the order they are tried.
+    /// The pool configurations.
     pub fn pools(&self) -> impl Iterator<Item = &PoolConfig> {
-        self.pools.iter().map(|p| &p.config)
+        self.pools.iter()
     }
 
     /// The address `svc` holds, if any.
-    pub fn assignment(&self, svc: &str) -> Option<&Assignment> {
-        self.assigned.get(svc)
+    pub fn assignment(&self, svc: &str) -> Option<Assignment> {
+        self.allocated.get(svc).map(|a| Assignment {
+            ip: a.ip,
+            pool: a.pool.clone(),
+        })
     }
 
     /// Every assignment, by service key.
-    pub fn assignments(&self) -> &BTreeMap<String, Assignment> {
-        &self.assigned
+    pub fn assignments(&self) -> BTreeMap<String, Assignment> {
+        self.allocated
+            .keys()
+            .filter_map(|k| Some((k.clone(), self.assignment(k)?)))
+            .collect()
     }
 
-    /// The usage of the pool named `pool`.
+    /// The usage of the pool named `pool` (`updatePoolStats`).
     pub fn usage(&self, pool: &str) -> PoolUsage {
-        self.pools
-            .iter()
-            .find(|p| p.config.name == pool)
-            .map(|p| PoolUsage {
-                assigned_v4: p.v4.used(),
-                available_v4: p.v4.available(),
-                assigned_v6: p.v6.used(),
-                available_v6: p.v6.available(),
-            })
-            .unwrap_or_default()
+        let Some(p) = self.pools.iter().find(|p| p.name == pool) else {
+            return PoolUsage::default();
+        };
+        let (cap4, cap6) = pool_count(p);
+        let used = self.pool_ips_in_use.get(pool);
+        let n =
+            |v4: bool| used.map_or(0, |u| u.keys().filter(|ip| ip.is_ipv4() == v4).count()) as i64;
+        PoolUsage {
+            assigned_v4: n(true),
+            available_v4: cap4 - n(true),
+            assigned_v6: n(false),
+            available_v6: cap6.saturating_sub(n(false)),
+        }
     }
 
-    /// Why `svc` may not join the services already on `ip`, if it may not.
-    fn sharing_refusal(&self, svc: &ServiceRequest, ip: IpAddr, used: &IpUse) -> Option<String> {
-        let others: Vec<&str> = used
-            .services
-            .iter()
-            .filter(|s| **s != svc.key)
-            .map(String::as_str)
-            .collect();
-        if others.is_empty() {
-            return None;
-        }
-        let key_ok = matches!((&used.sharing_key, &svc.sharing_key), (Some(a), Some(b)) if a == b)
-            && used.backend_key == svc.backend_key;
-        if !key_ok {
-            return Some(format!(
-                "can't change sharing key for {:?}, address also in use by {}",
-                svc.key,
-                others.join(",")
-            ));
+    /// `poolFor`: the pool holding `ip`.
+    fn pool_for(&self, ip: IpAddr) -> Option<&PoolConfig> {
+        let mut pools: Vec<&PoolConfig> = self.pools.iter().collect();
+        pools.sort_by_key(|p| scramble(&p.name));
+        pools.into_iter().find(|p| p.holds(ip))
+    }
+
+    /// `checkSharing`.
+    fn check_sharing(&self, svc: &ServiceRequest, ip: IpAddr) -> Result<(), String> {
+        let Some((sharing, backend)) = self.sharing_key_for_ip.get(&ip) else {
+            return Ok(());
+        };
+        let ok = !sharing.is_empty()
+            && !svc.sharing().is_empty()
+            && sharing == svc.sharing()
+            && *backend == svc.backend_key;
+        if !ok {
+            let others: Vec<&str> = self
+                .services_on_ip
+                .get(&ip)
+                .into_iter()
+                .flatten()
+                .filter(|s| **s != svc.key)
+                .map(String::as_str)
+                .collect();
+            if !others.is_empty() {
+                return Err(format!(
+                    "can't change sharing key for {:?}, address also in use by {}",
+                    svc.key,
+                    others.join(",")
+                ));
+            }
         }
         for (proto, port) in &svc.ports {
-            if let Some(holder) = used.ports.get(&(proto.clone(), *port))
+            if let Some(holder) = self
+                .ports_in_use
+                .get(&ip)
+                .and_then(|m| m.get(&(proto.clone(), *port)))
                 && *holder != svc.key
             {
-                return Some(format!(
+                return Err(format!(
                     "port {proto}/{port} is already in use on {:?}",
                     ip.to_string()
                 ));
             }
         }
-        None
+        Ok(())
     }
 
-    fn record(&mut self, svc: &ServiceRequest, ip: IpAddr, pool: &str) {
-        let used = self.uses.entry(ip).or_insert_with(|| IpUse {
-            pool: pool.to_string(),
-            sharing_key: svc.sharing_key.clone(),
-            backend_key: svc.backend_key.clone(),
-            ports: BTreeMap::new(),
-            services: BTreeSet::new(),
-        });
-        for port in &svc.ports {
-            used.ports.insert(port.clone(), svc.key.clone());
-        }
-        used.services.insert(svc.key.clone());
-        self.assigned.insert(
-            svc.key.clone(),
-            Assignment {
-                ip,
-                pool: pool.to_string(),
-            },
-        );
-    }
-
-    /// Gives `svc` the address `ip` (a requested address, or the one it had): refused if no pool
-    /// admitting the service holds it, or if the services on it may not share with this one.
+    /// `Assign`: gives `svc` the address `ip` (a requested address, or the one it holds).
     pub fn assign(&mut self, svc: &ServiceRequest, ip: IpAddr) -> Result<Assignment, String> {
-        if let Some(current) = self.assigned.get(&svc.key) {
-            if current.ip == ip {
-                return Ok(current.clone());
-            }
-            self.release(&svc.key);
-        }
-        let Some(index) = self
-            .pools
-            .iter()
-            .position(|p| p.config.admits(svc) && p.space_for(ip).is_allocatable(ip))
-        else {
-            return Err(format!("{:?} is not allowed in config", ip.to_string()));
+        let Some(pool) = self.pool_for(ip) else {
+            return Err(format!("[{:?}] is not allowed in config", ip.to_string()));
         };
-        let pool = self.pools[index].config.name.clone();
-        if let Some(wanted) = &svc.pool
-            && *wanted != pool
-        {
+        if !pool.compatible(svc) {
             return Err(format!(
-                "requested loadBalancer IP(s) [{:?}] is not compatible with requested address pool {wanted}",
-                ip.to_string()
+                "pool {} not compatible for ip assignment",
+                pool.name
             ));
         }
-        if let Some(used) = self.uses.get(&ip) {
-            if let Some(reason) = self.sharing_refusal(svc, ip, used) {
-                return Err(reason);
-            }
-        } else {
-            self.pools[index]
-                .space(ip)
-                .reserve(ip, &svc.key)
-                .map_err(|e| e.to_string())?;
+        let pool = pool.name.clone();
+        self.check_sharing(svc, ip)?;
+        self.release(&svc.key);
+        let key = (svc.sharing().to_string(), svc.backend_key.clone());
+        self.sharing_key_for_ip.insert(ip, key);
+        let ports = self.ports_in_use.entry(ip).or_default();
+        for p in &svc.ports {
+            ports.insert(p.clone(), svc.key.clone());
         }
-        self.record(svc, ip, &pool);
+        self.services_on_ip
+            .entry(ip)
+            .or_default()
+            .insert(svc.key.clone());
+        *self
+            .pool_ips_in_use
+            .entry(pool.clone())
+            .or_default()
+            .entry(ip)
+            .or_default() += 1;
+        self.allocated.insert(
+            svc.key.clone(),
+            Alloc {
+                pool: pool.clone(),
+                ip,
+                ports: svc.ports.clone(),
+            },
+        );
         Ok(Assignment { ip, pool })
     }
 
-    /// Gives `svc` an address the MetalLB way: its requested address, else one from its
-    /// requested pool, else one from the first auto-assigning pool with room (in priority
-    /// order). An address already used by compatible sharers comes before a free one.
-    pub fn allocate(&mut self, svc: &ServiceRequest) -> Result<Assignment, String> {
-        if let Some(current) = self.assigned.get(&svc.key) {
-            return Ok(current.clone());
-        }
-        if let Some(ip) = svc.requested.first() {
-            return self.assign(svc, *ip);
-        }
-        if let Some(wanted) = &svc.pool {
-            let Some(index) = self.pools.iter().position(|p| p.config.name == *wanted) else {
-                return Err(format!("unknown pool {wanted:?}"));
-            };
-            if !self.pools[index].config.admits(svc) {
-                return Err(format!("pool {wanted} not compatible for ip assignment"));
-            }
-            return self
-                .allocate_from(svc, index)
-                .ok_or_else(|| format!("no available IPs in pool {wanted:?}"));
-        }
-        for index in 0..self.pools.len() {
-            let config = &self.pools[index].config;
-            if !config.auto_assign || !config.admits(svc) {
-                continue;
-            }
-            if let Some(found) = self.allocate_from(svc, index) {
-                return Ok(found);
-            }
-        }
-        Err("no available IPs".into())
-    }
-
-    fn allocate_from(&mut self, svc: &ServiceRequest, index: usize) -> Option<Assignment> {
-        let pool = self.pools[index].config.name.clone();
-        if svc.sharing_key.is_some() {
-            let shared = self
-                .uses
-                .iter()
-                .filter(|(ip, used)| used.pool == pool && ip.is_ipv6() == svc.ipv6)
-                .find(|(ip, used)| self.sharing_refusal(svc, **ip, used).is_none())
-                .map(|(ip, _)| *ip);
-            if let Some(ip) = shared {
-                self.record(svc, ip, &pool);
-                return Some(Assignment { ip, pool });
-            }
-        }
-        let state = &mut self.pools[index];
-        let space = if svc.ipv6 {
-            &mut state.v6
-        } else {
-            &mut state.v4
-        };
-        let ip = space.allocate(&svc.key).ok()?;
-        self.record(svc, ip, &pool);
-        Some(Assignment { ip, pool })
-    }
-
-    /// Frees `svc`'s address (the address itself once its last user goes).
+    /// `Unassign`: frees `svc`'s address.
     pub fn release(&mut self, svc: &str) -> Option<Assignment> {
-        let gone = self.assigned.remove(svc)?;
-        if let Some(used) = self.uses.get_mut(&gone.ip) {
-            used.services.remove(svc);
-            used.ports.retain(|_, holder| holder != svc);
-            if used.services.is_empty() {
-                self.uses.remove(&gone.ip);
-                if let Some(p) = self.pools.iter_mut().find(|p| p.config.name == gone.pool) {
-                    p.space(gone.ip).release(gone.ip);
-                }
+        let gone = self.allocated.remove(svc)?;
+        let ip = gone.ip;
+        if let Some(ports) = self.ports_in_use.get_mut(&ip) {
+            for p in &gone.ports {
+                ports.remove(p);
             }
         }
-        Some(gone)
+        if let Some(s) = self.services_on_ip.get_mut(&ip) {
+            s.remove(svc);
+            if s.is_empty() {
+                self.services_on_ip.remove(&ip);
+            }
+        }
+        if self.ports_in_use.get(&ip).is_none_or(BTreeMap::is_empty) {
+            self.ports_in_use.remove(&ip);
+            self.sharing_key_for_ip.remove(&ip);
+        }
+        if let Some(used) = self.pool_ips_in_use.get_mut(&gone.pool)
+            && let Some(n) = used.get_mut(&ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                used.remove(&ip);
+            }
+        }
+        Some(Assignment {
+            ip,
+            pool: gone.pool,
+        })
+    }
+
+    /// `getIPFromCIDR` over the pool's CIDRs, for the service's family.
+    fn free_ip(&self, pool: &PoolConfig, svc: &ServiceRequest) -> Option<IpAddr> {
+        for cidr in pool
+            .blocks
+            .iter()
+            .filter(|c| c.network().is_ipv6() == svc.ipv6)
+        {
+            let v4 = cidr.network().is_ipv4();
+            let (first, last) = (num(cidr.network()), num(cidr.broadcast()));
+            let mut n = first;
+            loop {
+                let ip = addr(n, v4);
+                if !(pool.avoid_buggy_ips && buggy(ip)) && self.check_sharing(svc, ip).is_ok() {
+                    return Some(ip);
+                }
+                if n == last {
+                    break;
+                }
+                n += 1;
+            }
+        }
+        None
+    }
+
+    /// Whether the pool has any free address of either family (`getFreeIPsFromPool` errs
+    /// only when it has none).
+    fn any_free(&self, pool: &PoolConfig, svc: &ServiceRequest) -> bool {
+        let mut other = svc.clone();
+        other.ipv6 = !svc.ipv6;
+        self.free_ip(pool, svc).is_some() || self.free_ip(pool, &other).is_some()
+    }
+
+    /// `Allocate`: the address it holds, else one from the pinned pools, else from the pools
+    /// without `serviceAllocation`.
+    pub fn allocate(&mut self, svc: &ServiceRequest) -> Result<Assignment, String> {
+        if let Some(current) = self.allocated.get(&svc.key).map(|a| a.ip) {
+            return self.assign(svc, current);
+        }
+        let mut pinned: Vec<&PoolConfig> = self
+            .pools
+            .iter()
+            .filter(|p| {
+                p.service_allocation.as_ref().is_some_and(|sa| {
+                    sa.namespaces.contains(&svc.namespace) || !sa.service_selectors.is_empty()
+                }) && p.auto_assign
+                    && p.compatible(svc)
+            })
+            .collect();
+        sort_pools(&mut pinned);
+        let mut rest: Vec<&PoolConfig> = self
+            .pools
+            .iter()
+            .filter(|p| p.auto_assign && p.service_allocation.is_none())
+            .collect();
+        rest.sort_by_key(|p| scramble(&p.name));
+        // `findBestPoolForService`: the first pool with an address of the family.
+        let found = [pinned, rest]
+            .iter()
+            .find_map(|group| group.iter().find_map(|p| self.free_ip(p, svc)));
+        match found {
+            Some(ip) => self
+                .assign(svc, ip)
+                .map_err(|_| "no available IPs".to_string()),
+            None => Err("no available IPs".into()),
+        }
+    }
+
+    /// `AllocateFromPool` (the `metallb.io/address-pool` annotation).
+    pub fn allocate_from_pool(
+        &mut self,
+        svc: &ServiceRequest,
+        pool: &str,
+    ) -> Result<Assignment, String> {
+        if let Some(current) = self.allocated.get(&svc.key).map(|a| a.ip) {
+            if current.is_ipv6() != svc.ipv6 {
+                return Err("IP for wrong family assigned".into());
+            }
+            return self.assign(svc, current);
+        }
+        let Some(config) = self.pools.iter().find(|p| p.name == pool) else {
+            return Err(format!("unknown pool {pool:?}"));
+        };
+        if !self.any_free(config, svc) {
+            return Err(format!("no available IPs in pool {pool}"));
+        }
+        match self.free_ip(config, svc) {
+            Some(ip) => self.assign(svc, ip),
+            // `selectIPsForFamilyAndPolicy` hands `Assign` a nil address.
+            None => Err("[\"<nil>\"] is not allowed in config".into()),
+        }
     }
 }
 
-impl PoolState {
-    fn space_for(&self, ip: IpAddr) -> &AddressSpace {
-        if ip.is_ipv4() { &self.v4 } else { &self.v6 }
+/// `config.ParseCIDR`: one `spec.addresses` entry as CIDRs (an `a-b` range summarised).
+pub fn parse_addresses(entry: &str) -> Result<Vec<IpNet>, String> {
+    let entry = entry.trim();
+    let Some((a, b)) = entry.split_once('-') else {
+        return entry
+            .parse::<IpNet>()
+            .map(|n| vec![n.trunc()])
+            .map_err(|_| format!("invalid CIDR {entry:?}"));
+    };
+    let start: IpAddr = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid IP range {entry:?}: invalid start IP {a:?}"))?;
+    let end: IpAddr = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid IP range {entry:?}: invalid end IP {b:?}"))?;
+    match (start, end) {
+        (IpAddr::V4(s), IpAddr::V4(e)) if s <= e => {
+            Ok(ipnet::Ipv4Subnets::new(s, e, 0).map(IpNet::V4).collect())
+        }
+        (IpAddr::V6(s), IpAddr::V6(e)) if s <= e => {
+            Ok(ipnet::Ipv6Subnets::new(s, e, 0).map(IpNet::V6).collect())
+        }
+        _ => Err(format!(
+            "invalid IP range {entry:?}: start IP {start:?} is after the end IP {end:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_become_the_smallest_covering_cidrs() {
+        let nets = parse_addresses("192.0.2.254-192.0.3.1").unwrap();
+        let shown: Vec<String> = nets.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["192.0.2.254/31", "192.0.3.0/31"]);
+    }
+
+    #[test]
+    fn capacity_follows_pool_count() {
+        let p = |cidr: &str, avoid| PoolConfig {
+            name: "p".into(),
+            blocks: parse_addresses(cidr).unwrap(),
+            auto_assign: true,
+            avoid_buggy_ips: avoid,
+            service_allocation: None,
+        };
+        assert_eq!(pool_count(&p("192.0.2.0/24", false)), (256, 0));
+        assert_eq!(pool_count(&p("192.0.2.0/23", true)), (512 - 4, 0));
+        assert_eq!(pool_count(&p("192.0.2.0/30", true)), (3, 0));
+        assert_eq!(pool_count(&p("2001:db8::/64", true)), (0, i64::MAX));
     }
 }
