@@ -372,7 +372,8 @@ impl KubeOvn {
 
     /// Frees what [`KubeOvn::orphaned_ips`] finds: deletes the `IP` objects Kube-OVN left behind
     /// for the tenant's pods and VMs that are gone, and unbinds reservations from VMs that are
-    /// gone (the reservation itself stays: the tenant asked for it). Returns what it reclaimed.
+    /// gone (the reservation itself stays: the tenant asked for it). Returns what it reclaimed,
+    /// once Kube-OVN has freed the deleted ones (their `IP` objects are gone).
     pub async fn reclaim_orphaned_ips(&self, tenant: &Tenant) -> Result<Vec<IpReservation>> {
         let ips = self.cluster(&kinds::ip());
         let kind = ResourceKind::IpReservation;
@@ -399,6 +400,18 @@ impl KubeOvn {
                 self.apply(&ips, unbound, kind, &reservation.name).await?;
             } else {
                 self.delete(&ips, &object_name, kind, &reservation.name)
+                    .await?;
+                // Kube-OVN frees the address, then drops the IP's finalizer: reclaimed means
+                // gone (waited for on the shared watch of IPs, within the deadline).
+                self.writer
+                    .wait_gone(
+                        &ips,
+                        &object_name,
+                        object["metadata"]["uid"].as_str(),
+                        kind,
+                        &reservation.name,
+                        self.ready_timeout,
+                    )
                     .await?;
             }
             tracing::info!(%tenant, ip = %reservation.ip, object = %object_name, owner = ?reservation.owner, "reclaimed an orphaned IP");
