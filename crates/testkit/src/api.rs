@@ -867,6 +867,7 @@ impl Core {
             }
             meta.remove("selfLink");
         }
+        crate::defaults::name_label(&t.rt, &mut new);
         // No new finalizers on an object being deleted.
         if is_deleting(old) {
             let before = finalizers(old);

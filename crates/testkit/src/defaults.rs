@@ -1,6 +1,7 @@
 //! The few defaults kube-apiserver fills in on create that tests and controllers rely on.
 //!
-//! Only these are set: a Namespace's `spec.finalizers: [kubernetes]` and `status.phase: Active`;
+//! Only these are set: a Namespace's `spec.finalizers: [kubernetes]` and `status.phase: Active`,
+//! and its `kubernetes.io/metadata.name` label (on every write, see [`name_label`]);
 //! `status.phase: Pending` on PersistentVolumeClaims, PersistentVolumes and Pods; a Service's
 //! `type: ClusterIP`, `sessionAffinity: None`, an allocated `clusterIP`/`clusterIPs` (from an
 //! IPv6 range when `ipFamilies` starts with `IPv6`), IPv4 single-stack fields when unset, and each port's `protocol: TCP` and `targetPort`. A PVC's
@@ -19,6 +20,7 @@ pub(crate) fn on_create(rt: &ResourceType, object: &mut Value, rng: &mut impl Rn
     }
     match rt.kind.as_str() {
         "Namespace" => {
+            name_label(rt, object);
             if object["spec"]["finalizers"].is_null() {
                 object["spec"]["finalizers"] = json!(["kubernetes"]);
             }
@@ -97,4 +99,20 @@ fn service(object: &mut Value, rng: &mut impl Rng) {
             }
         }
     }
+}
+
+/// The label kube-apiserver keeps on every Namespace, on create and on every update, whatever
+/// the request says (pkg/registry/core/namespace/strategy.go, `PrepareForCreate` and
+/// `PrepareForUpdate`): `kubernetes.io/metadata.name: <name>`. Clients select namespaces by it.
+pub(crate) fn name_label(rt: &ResourceType, object: &mut Value) {
+    if !rt.group.is_empty() || rt.kind != "Namespace" {
+        return;
+    }
+    let Some(name) = object["metadata"]["name"].as_str().map(str::to_string) else {
+        return;
+    };
+    if !object["metadata"]["labels"].is_object() {
+        object["metadata"]["labels"] = json!({});
+    }
+    object["metadata"]["labels"]["kubernetes.io/metadata.name"] = Value::String(name);
 }

@@ -741,3 +741,52 @@ async fn metadata_only_lists_gets_and_watches_carry_no_spec() {
         other => panic!("expected the added VM, got {other:?}"),
     }
 }
+
+/// kube-apiserver keeps `kubernetes.io/metadata.name: <name>` on every Namespace, set on create
+/// and put back on every update whatever the request says (pkg/registry/core/namespace/
+/// strategy.go); clients select namespaces by it.
+#[tokio::test]
+async fn namespaces_carry_their_name_label_through_every_write() {
+    let server = TestServer::start().await.unwrap();
+    let api: Api<Namespace> = Api::all(server.client());
+    let label = |ns: &Namespace| {
+        ns.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubernetes.io/metadata.name"))
+            .cloned()
+    };
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some("team-a".into());
+    let created = api.create(&PostParams::default(), &ns).await.unwrap();
+    assert_eq!(label(&created).as_deref(), Some("team-a"));
+
+    // A replace that drops every label, and one that sets another value: the label is kept.
+    let mut replaced = created.clone();
+    replaced.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+    let replaced = api
+        .replace("team-a", &PostParams::default(), &replaced)
+        .await
+        .unwrap();
+    assert_eq!(label(&replaced).as_deref(), Some("team-a"));
+    let patch = json!({"metadata": {"labels": {"kubernetes.io/metadata.name": "other"}}});
+    let patched = api
+        .patch("team-a", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(label(&patched).as_deref(), Some("team-a"));
+    assert_eq!(
+        patched
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("team"))
+            .map(String::as_str),
+        Some("a")
+    );
+    let selected = api
+        .list(&ListParams::default().labels("kubernetes.io/metadata.name=team-a"))
+        .await
+        .unwrap();
+    assert_eq!(selected.items.len(), 1);
+}
