@@ -621,18 +621,7 @@ impl TenantHandle {
             )),
         };
         check_references(spec, current, &known)?;
-        let mut urls: Vec<(String, &str)> = Vec::new();
-        for (i, v) in spec.volumes.iter().enumerate() {
-            if let VolumeSource::Import { url } = &v.source {
-                urls.push((format!("volumes[{i}].source.url"), url));
-            }
-        }
-        for (i, vm) in spec.vms.iter().enumerate() {
-            if let BootDisk::Import { url, .. } = &vm.boot_disk {
-                urls.push((format!("vms[{i}].bootDisk.url"), url));
-            }
-        }
-        crate::import::check_import_urls(&cloud.import_policy, &urls).await
+        crate::import::check_import_urls(&cloud.import_policy, &import_urls(spec)).await
     }
 }
 
@@ -649,17 +638,33 @@ pub(crate) fn check_references_within(spec: &TenantSpec) -> Result<()> {
     };
     check_references(spec, &nothing, &Known::default())?;
     let policy = kubecloud_core::ImportPolicy::default();
-    for (i, v) in spec.volumes.iter().enumerate() {
-        if let VolumeSource::Import { url } = &v.source {
-            policy.check(&format!("volumes[{i}].source.url"), url)?;
-        }
-    }
-    for (i, vm) in spec.vms.iter().enumerate() {
-        if let BootDisk::Import { url, .. } = &vm.boot_disk {
-            policy.check(&format!("vms[{i}].bootDisk.url"), url)?;
-        }
+    for (field, url) in import_urls(spec) {
+        policy.check(&field, url)?;
     }
     Ok(())
+}
+
+/// Every URL the spec imports from, with its field: volumes' sources and VMs' boot disks.
+fn import_urls(spec: &TenantSpec) -> Vec<(String, &str)> {
+    let volumes = spec
+        .volumes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| match &v.source {
+            VolumeSource::Import { url } => {
+                Some((format!("volumes[{i}].source.url"), url.as_str()))
+            }
+            _ => None,
+        });
+    let boot_disks = spec
+        .vms
+        .iter()
+        .enumerate()
+        .filter_map(|(i, vm)| match &vm.boot_disk {
+            BootDisk::Import { url, .. } => Some((format!("vms[{i}].bootDisk.url"), url.as_str())),
+            _ => None,
+        });
+    volumes.chain(boot_disks).collect()
 }
 
 /// References that are in neither the spec nor the cloud are refused, naming the field.

@@ -129,7 +129,13 @@ impl TenantSpec {
 fn parse_error(path: Option<&str>, err: &serde_saphyr::Error) -> Error {
     use serde_saphyr::Error as E;
     let field = match path {
-        Some(p) if !p.is_empty() && p != "." => prefix(p, 200),
+        // Keys in the path are the user's (a label key may be a megabyte): each part cut alone,
+        // so the structure (`vms[0].labels.<key>`) stays readable.
+        Some(p) if !p.is_empty() && p != "." => p
+            .split('.')
+            .map(kubecloud_core::shorten)
+            .collect::<Vec<_>>()
+            .join("."),
         _ => "spec".to_string(),
     };
     let what = match err {
@@ -147,7 +153,7 @@ fn parse_error(path: Option<&str>, err: &serde_saphyr::Error) -> Error {
             field, expected, ..
         } => format!(
             "unknown field {}, expected one of: {}",
-            prefix(field, 63),
+            kubecloud_core::quote(field),
             expected.join(", ")
         ),
         E::SerdeMissingField { field, .. } => format!("missing field {field:?}"),
@@ -207,14 +213,6 @@ fn scrub(message: &str) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
-}
-
-/// At most `max` characters of `text`, marked when cut (a hostile spec may hold a megabyte).
-fn prefix(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
-        None => text.to_string(),
-    }
 }
 
 #[cfg(test)]

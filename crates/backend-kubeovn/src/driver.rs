@@ -662,7 +662,6 @@ impl Network for KubeOvn {
         self.apply(&api, translate::subnet(tenant, spec), kind, &spec.name)
             .await?;
         if spec.secondary {
-            kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
             let nads = self.namespaced(&kinds::attachment(), tenant);
             let nad_name = kubecloud_kube::names::attachment(&spec.name);
             let desired = to_dynamic(translate::attachment(tenant, &spec.name), kind, &spec.name)?;

@@ -675,10 +675,11 @@ impl LoadBalancer for MetalLb {
                 "bgp",
             ));
         }
-        let current = match self.load_pools(tenant, Some(&spec.name)).await {
-            Ok(pools) => pools.into_iter().find(|p| p.spec.name == spec.name),
-            Err(e) => return Err(e),
-        };
+        let current = self
+            .load_pools(tenant, Some(&spec.name))
+            .await?
+            .into_iter()
+            .find(|p| p.spec.name == spec.name);
         let Some(current) = current else {
             if !self.load_shared(tenant, Some(&spec.name)).await?.is_empty() {
                 return Err(Error::conflict(
@@ -690,9 +691,11 @@ impl LoadBalancer for MetalLb {
             return Err(Error::not_found(ResourceKind::AddressPool, &spec.name));
         };
         spec.check_update_of(&current.spec)?;
-        // The same path as applying: each object is sent only if it changes (a rotated password
-        // rewrites one Secret; a new hold time one BGPPeer), and peers no longer wanted go.
-        self.apply_pool(tenant, spec).await
+        // What applying does after its translation (done above): each object is sent only if it
+        // changes (a rotated password rewrites one Secret; a new hold time one BGPPeer), and
+        // peers no longer wanted go.
+        self.check_pool(tenant, spec, false).await?;
+        self.write_pool(tenant, spec, true).await
     }
 
     async fn get_pool(&self, tenant: &Tenant, name: &str) -> Result<AddressPool> {
