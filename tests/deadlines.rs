@@ -42,6 +42,34 @@ async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
 }
 
 /// The stack with kube-controller-manager's PVC protection modelled.
+/// The parts of a timeout; any other error fails the test, naming it.
+struct TimedOut<'a> {
+    kind: ResourceKind,
+    name: &'a str,
+    waiting_for: &'a str,
+    after: Duration,
+    last_seen: &'a str,
+}
+
+fn timed_out(err: &Error) -> TimedOut<'_> {
+    match err {
+        Error::Timeout {
+            kind,
+            name,
+            waiting_for,
+            after,
+            last_seen,
+        } => TimedOut {
+            kind: *kind,
+            name,
+            waiting_for,
+            after: *after,
+            last_seen,
+        },
+        other => panic!("expected a timeout, got {other}"),
+    }
+}
+
 async fn protected_stack() -> Stack {
     stack_from(FakeCloud::builder().pvc_protection(true)).await
 }
@@ -93,30 +121,20 @@ async fn destroy_ends_by_its_timeout_naming_the_claim_and_the_finalizer_that_kep
         .await
         .expect_err("the claim cannot go while the pod uses it");
     let took = started.elapsed();
-    match &err {
-        Error::Timeout {
-            kind,
-            name,
-            waiting_for,
-            after,
-            last_seen,
-        } => {
-            assert_eq!(
-                (*kind, name.as_str()),
-                (ResourceKind::Volume, "web-root"),
-                "{err}"
-            );
-            assert_eq!(waiting_for, "gone", "{err}");
-            assert_eq!(*after, SHORT, "the destroy's own timeout: {err}");
-            assert!(
-                last_seen.contains("PersistentVolumeClaim acme/web-root")
-                    && last_seen.contains("deletionTimestamp set")
-                    && last_seen.contains(PVC_PROTECTION),
-                "the last state names the claim and its finalizer: {err}"
-            );
-        }
-        other => panic!("expected a timeout, got {other}"),
-    }
+    let t = timed_out(&err);
+    assert_eq!(
+        (t.kind, t.name),
+        (ResourceKind::Volume, "web-root"),
+        "{err}"
+    );
+    assert_eq!(t.waiting_for, "gone", "{err}");
+    assert_eq!(t.after, SHORT, "the destroy's own timeout: {err}");
+    assert!(
+        t.last_seen.contains("PersistentVolumeClaim acme/web-root")
+            && t.last_seen.contains("deletionTimestamp set")
+            && t.last_seen.contains(PVC_PROTECTION),
+        "the last state names the claim and its finalizer: {err}"
+    );
     // Loosely: ended by its deadline (plus the time to answer), not a backend's 5 minutes.
     assert!(
         took < SHORT * 4,
@@ -255,20 +273,10 @@ async fn a_wait_on_a_vm_ends_with_the_state_last_seen() {
         .status
         .phase
         .to_string();
-    match &err {
-        Error::Timeout {
-            kind,
-            name,
-            waiting_for,
-            after,
-            last_seen,
-        } => {
-            assert_eq!((*kind, name.as_str()), (ResourceKind::Vm, "web"));
-            assert_eq!((waiting_for.as_str(), *after), ("vm running", SHORT));
-            assert_eq!(*last_seen, now, "the state the VM is in");
-        }
-        other => panic!("expected a timeout, got {other}"),
-    }
+    let t = timed_out(&err);
+    assert_eq!((t.kind, t.name), (ResourceKind::Vm, "web"));
+    assert_eq!((t.waiting_for, t.after), ("vm running", SHORT));
+    assert_eq!(t.last_seen, now, "the state the VM is in");
 }
 
 #[tokio::test]
@@ -287,20 +295,10 @@ async fn a_wait_on_a_volume_ends_with_the_state_last_seen() {
         .await
         .unwrap_err();
     let now = acme.volumes().get("data").await.unwrap().status.phase;
-    match &err {
-        Error::Timeout {
-            kind,
-            name,
-            waiting_for,
-            last_seen,
-            ..
-        } => {
-            assert_eq!((*kind, name.as_str()), (ResourceKind::Volume, "data"));
-            assert_eq!(waiting_for, "volume ready");
-            assert_eq!(*last_seen, now.to_string(), "the state the volume is in");
-        }
-        other => panic!("expected a timeout, got {other}"),
-    }
+    let t = timed_out(&err);
+    assert_eq!((t.kind, t.name), (ResourceKind::Volume, "data"));
+    assert_eq!(t.waiting_for, "volume ready");
+    assert_eq!(t.last_seen, now.to_string(), "the state the volume is in");
 }
 
 #[tokio::test]
@@ -331,20 +329,10 @@ async fn a_wait_on_an_exposure_ends_with_the_state_last_seen() {
     let err = bounded("wait", lb.wait_assigned("web", SHORT))
         .await
         .unwrap_err();
-    match &err {
-        Error::Timeout {
-            kind,
-            name,
-            waiting_for,
-            last_seen,
-            ..
-        } => {
-            assert_eq!((*kind, name.as_str()), (ResourceKind::Exposure, "web"));
-            assert_eq!(waiting_for, "external address assigned");
-            assert_eq!(last_seen, "pending");
-        }
-        other => panic!("expected a timeout, got {other}"),
-    }
+    let t = timed_out(&err);
+    assert_eq!((t.kind, t.name), (ResourceKind::Exposure, "web"));
+    assert_eq!(t.waiting_for, "external address assigned");
+    assert_eq!(t.last_seen, "pending");
     // The state it reported is the one it is in: still no address.
     let states = lb.watch("web").await.unwrap();
     let first = states.boxed().next().await.unwrap().unwrap();
