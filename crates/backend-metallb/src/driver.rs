@@ -848,13 +848,17 @@ impl LoadBalancer for MetalLb {
                     .get_opt(&self.pools_api(), object, ResourceKind::AddressPool, object)
                     .await?
             {
-                settle = Some((object.clone(), pool_usage(&json(&pool), 0).0));
+                settle = Some((
+                    object.clone(),
+                    pool_usage(&json(&pool), 0).0,
+                    revision(&pool.metadata),
+                ));
             }
         }
         self.writer
             .delete(&self.services(tenant), name, ResourceKind::Exposure, name)
             .await?;
-        if let Some((object, before)) = settle
+        if let Some((object, before, read_at)) = settle
             && before > 0
         {
             let outcome = self
@@ -865,8 +869,12 @@ impl LoadBalancer for MetalLb {
                     ResourceKind::AddressPool,
                     &object,
                     self.release_settle,
+                    // A wait starts from the shared watch's store, which may be older than the
+                    // read above (a state before the last assignment was counted has a lower
+                    // usage too): only a state newer than that read counts.
                     |pool| match pool {
                         None => Check::Met,
+                        Some(p) if revision(&p.metadata) <= read_at => Check::Pending,
                         Some(p) if pool_usage(&json(p), 0).0 < before => Check::Met,
                         Some(_) => Check::Pending,
                     },
