@@ -346,6 +346,18 @@ async fn a_vm_keeps_its_address_and_mac_across_pods_until_it_is_deleted() {
         |s| s["status"]["v4usingIPs"] == 0.0,
     )
     .await;
+    // The double writes the counters before it removes the IP objects (a documented laxity):
+    // wait, on a watch, until each IP still listed is gone.
+    let ips: Api<DynamicObject> =
+        Api::all_with(server.client(), &resource("kubeovn.io", "IP", "ips"));
+    for ip in cluster.list("kubeovn.io/v1", "IP", None).unwrap() {
+        let name = ip["metadata"]["name"].as_str().unwrap().to_string();
+        let gone = await_condition(ips.clone(), &name, |o: Option<&DynamicObject>| o.is_none());
+        tokio::time::timeout(Duration::from_secs(10), gone)
+            .await
+            .expect("the IP goes in time")
+            .expect("watch");
+    }
     assert!(
         cluster
             .list("kubeovn.io/v1", "IP", None)
