@@ -157,11 +157,11 @@ impl Renderer {
         let volumes = self.storage.volume_renderer(&spec.volumes).await?;
         each!(spec.volumes, "volumes", |s| volumes
             .volume_manifests(tenant, s));
-        each!(spec.vms, "vms", |s| self.compute.vm_manifests(
-            tenant,
-            s,
-            &self.attachments(tenant, spec, &*volumes, s)
-        ));
+        each!(spec.vms, "vms", |s| self
+            .attachments(tenant, spec, &*volumes, s)
+            .and_then(|attached| self
+                .compute
+                .vm_manifests(tenant, s, &attached)));
         each!(spec.services, "services", |s| net
             .service_manifests(tenant, s));
         let lb = &self.load_balancer;
@@ -183,17 +183,21 @@ impl Renderer {
         spec: &TenantSpec,
         storage: &dyn VolumeManifests,
         vm: &VmSpec,
-    ) -> VmAttachments {
+    ) -> Result<VmAttachments> {
         let volumes = vm
             .volumes()
             .iter()
             .filter_map(|name| spec.volumes.iter().find(|v| &v.name == name))
             .map(|v| storage.volume_attachment(v))
             .collect();
-        VmAttachments {
-            interfaces: self.network.interface_attachments(tenant, &vm.interfaces),
+        Ok(VmAttachments {
+            interfaces: self.network.interface_attachments(
+                tenant,
+                &vm.interfaces,
+                &spec.ip_reservations,
+            )?,
             volumes,
-        }
+        })
     }
 }
 

@@ -247,7 +247,6 @@ async fn every_rendered_object_validates_against_the_upstream_schema() {
     let expected = [
         "BGPAdvertisement",
         "BGPPeer",
-        "IP",
         "IPAddressPool",
         "L2Advertisement",
         "Namespace",
@@ -257,6 +256,7 @@ async fn every_rendered_object_validates_against_the_upstream_schema() {
         "Service",
         "StorageClass",
         "Subnet",
+        "Vip",
         "VirtualMachine",
         "Vpc",
     ];

@@ -25,7 +25,7 @@ use crate::kinds::{
     self, CONTROLLER_FINALIZER, RESERVED_LABEL, SUBNET_LABEL, SUBNET_NAME_LABEL, VM_POD_LABEL,
     VPC_LABEL,
 };
-use crate::translate::{self, ip_is_vm, ip_name, ip_owner, name_taken};
+use crate::translate::{self, ip_is_vm, ip_owner, name_taken, vip_name, vip_owner};
 use crate::{BACKEND, KubeOvn};
 
 mod external;
@@ -101,11 +101,12 @@ fn subnet_view(object: &Value) -> Result<Subnet> {
     })
 }
 
-/// Allocated and taken in by kube-ovn-controller (it adds its finalizer when it holds the address).
-fn ip_allocated(object: Option<&DynamicObject>) -> Check {
+/// Allocated by kube-ovn-controller: address and MAC in the status, and its finalizer on
+/// (`createOrUpdateVipCR` writes them in one update).
+fn vip_allocated(object: Option<&DynamicObject>) -> Check {
     match object.map(to_value) {
         Some(o)
-            if translate::reservation_from(&o, "").is_some()
+            if translate::vip_allocated(&o)
                 && o["metadata"]["finalizers"]
                     .as_array()
                     .is_some_and(|f| f.iter().any(|f| f == CONTROLLER_FINALIZER)) =>
@@ -349,9 +350,10 @@ impl KubeOvn {
             .collect()
     }
 
-    /// `IP` objects in the tenant's subnets whose pod or VM is gone: the ones Kube-OVN made for a
-    /// workload of the tenant (deleted by [`KubeOvn::reclaim_orphaned_ips`]) and reservations
-    /// still bound to a VM that is gone (unbound by it). Nothing is changed.
+    /// `IP` objects Kube-OVN made for the tenant's pods and VMs that are gone (it deletes them
+    /// itself when it sees the workload go; these are the ones it missed). Reservations are
+    /// `Vip`s, which Kube-OVN unbinds itself when the pod that took one goes (`releaseVip`):
+    /// they are never reported here. Nothing is changed.
     ///
     /// ```no_run
     /// # async fn demo(network: &kubecloud_kubeovn::KubeOvn) -> kubecloud_core::Result<()> {
@@ -370,52 +372,32 @@ impl KubeOvn {
             .collect())
     }
 
-    /// Frees what [`KubeOvn::orphaned_ips`] finds: deletes the `IP` objects Kube-OVN left behind
-    /// for the tenant's pods and VMs that are gone, and unbinds reservations from VMs that are
-    /// gone (the reservation itself stays: the tenant asked for it). Returns what it reclaimed,
-    /// once Kube-OVN has freed the deleted ones (their `IP` objects are gone).
+    /// Frees what [`KubeOvn::orphaned_ips`] finds: deletes those `IP` objects. Returns what it
+    /// reclaimed, once Kube-OVN has freed them (their `IP` objects are gone).
     pub async fn reclaim_orphaned_ips(&self, tenant: &Tenant) -> Result<Vec<IpReservation>> {
         let ips = self.cluster(&kinds::ip());
         let kind = ResourceKind::IpReservation;
         let mut reclaimed = Vec::new();
-        for (reservation, object) in self.orphans(tenant).await? {
+        for (leaked, object) in self.orphans(tenant).await? {
             let object_name = object["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            if object["metadata"]["labels"][RESERVED_LABEL] == "true"
-                && serde_json::from_value(object["metadata"].clone())
-                    .is_ok_and(|meta| is_owned(&meta, tenant))
-            {
-                let spec = IpReservationSpec {
-                    name: reservation.name.clone(),
-                    subnet: reservation.subnet.clone(),
-                    ip: Some(reservation.ip),
-                    mac: Some(reservation.mac),
-                };
-                let subnet_object = object["spec"]["subnet"].as_str().unwrap_or_default();
-                let mut unbound = translate::ip(tenant, &spec, subnet_object);
-                unbound["spec"]["podName"] = Value::from("");
-                unbound["spec"]["podType"] = Value::from("");
-                self.apply(&ips, unbound, kind, &reservation.name).await?;
-            } else {
-                self.delete(&ips, &object_name, kind, &reservation.name)
-                    .await?;
-                // Kube-OVN frees the address, then drops the IP's finalizer: reclaimed means
-                // gone (waited for on the shared watch of IPs, within the deadline).
-                self.writer
-                    .wait_gone(
-                        &ips,
-                        &object_name,
-                        object["metadata"]["uid"].as_str(),
-                        kind,
-                        &reservation.name,
-                        self.ready_timeout,
-                    )
-                    .await?;
-            }
-            tracing::info!(%tenant, ip = %reservation.ip, object = %object_name, owner = ?reservation.owner, "reclaimed an orphaned IP");
-            reclaimed.push(reservation);
+            self.delete(&ips, &object_name, kind, &leaked.name).await?;
+            // Kube-OVN frees the address, then drops the IP's finalizer: reclaimed means gone
+            // (waited for on the shared watch of IPs, within the deadline).
+            self.writer
+                .wait_gone(
+                    &ips,
+                    &object_name,
+                    object["metadata"]["uid"].as_str(),
+                    kind,
+                    &leaked.name,
+                    self.ready_timeout,
+                )
+                .await?;
+            tracing::info!(%tenant, ip = %leaked.ip, object = %object_name, owner = ?leaked.owner, "reclaimed an orphaned IP");
+            reclaimed.push(leaked);
         }
         Ok(reclaimed)
     }
@@ -449,6 +431,7 @@ impl KubeOvn {
             // Only IPs of the tenant's namespace: a subnet is the tenant's, and so are they.
             if ip["spec"]["namespace"].as_str() != Some(namespace.as_str())
                 || ip_owner(&ip).is_none()
+                || ip["metadata"]["labels"][RESERVED_LABEL] == "true"
             {
                 continue;
             }
@@ -456,20 +439,68 @@ impl KubeOvn {
                 .get(ip["spec"]["subnet"].as_str().unwrap_or_default())
                 .map(|s| s.name.clone())
                 .unwrap_or_default();
-            let Some(mut reservation) = translate::reservation_from(&ip, &subnet) else {
+            let Some(leaked) = translate::pod_ip_from(&ip, &subnet) else {
                 continue;
             };
-            if ip["metadata"]["labels"][RESERVED_LABEL] != "true" {
-                reservation.name = ip["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-            }
             if !self.owner_exists(tenant, &ip).await? {
-                out.push((reservation, ip));
+                out.push((leaked, ip));
             }
         }
         Ok(out)
+    }
+
+    /// Whether the VM (or pod) `workload` of the tenant exists: a VM object or a pod of it.
+    async fn workload_exists(&self, tenant: &Tenant, workload: &str) -> Result<bool> {
+        let kind = ResourceKind::IpReservation;
+        let vms = self.namespaced(&kinds::virtual_machine(), tenant);
+        if self
+            .writer
+            .get_opt(&vms, workload, kind, workload)
+            .await?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        let pods = self.namespaced(&kinds::pod(), tenant);
+        if self
+            .writer
+            .get_opt(&pods, workload, kind, workload)
+            .await?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        let selector = format!("{VM_POD_LABEL}={workload}");
+        Ok(!self
+            .list_any(&pods, &selector, kind, workload)
+            .await?
+            .is_empty())
+    }
+
+    /// The tenant's reservations (allocated `Vip`s) of subnet `subnet` (domain name), all of
+    /// them when `None`, with their objects.
+    async fn reservations(
+        &self,
+        tenant: &Tenant,
+        subnet: Option<&str>,
+    ) -> Result<Vec<(IpReservation, Value)>> {
+        let extra = subnet.map(|s| format!("{SUBNET_NAME_LABEL}={s}"));
+        let objects = self
+            .list_owned(
+                &self.cluster(&kinds::vip()),
+                tenant,
+                extra,
+                ResourceKind::IpReservation,
+            )
+            .await?;
+        Ok(objects
+            .into_iter()
+            .filter(|o| !terminating(o))
+            .filter_map(|o| {
+                let subnet = o["metadata"]["labels"][SUBNET_NAME_LABEL].as_str()?;
+                Some((translate::reservation_from(&o, subnet)?, o))
+            })
+            .collect())
     }
 }
 
@@ -779,9 +810,9 @@ impl Network for KubeOvn {
         spec.validate()?;
         kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
         let kind = ResourceKind::IpReservation;
-        let ips = self.cluster(&kinds::ip());
-        let object = ip_name(tenant, &spec.name);
-        self.ensure_free(&ips, &object, tenant, kind, &spec.name)
+        let vips = self.cluster(&kinds::vip());
+        let object = vip_name(tenant, &spec.name);
+        self.ensure_free(&vips, &object, tenant, kind, &spec.name)
             .await?;
         let subnet_object = cluster_scoped(tenant, &spec.subnet);
         let subnet = self
@@ -794,18 +825,17 @@ impl Network for KubeOvn {
             )
             .await?;
         let subnet_spec = translate::subnet_spec_from(&subnet)?;
-        let held = self
-            .list_any(
-                &ips,
-                &format!("{SUBNET_LABEL}={subnet_object}"),
-                kind,
-                &spec.name,
-            )
+        // Everything holding an address of the subnet: pods' and VMs' `IP`s and `Vip`s (Kube-OVN
+        // labels both with the subnet).
+        let selector = format!("{SUBNET_LABEL}={subnet_object}");
+        let mut held = self
+            .list_any(&self.cluster(&kinds::ip()), &selector, kind, &spec.name)
             .await?;
+        held.extend(self.list_any(&vips, &selector, kind, &spec.name).await?);
         check_reservation(spec, &subnet_spec, &held)?;
         self.apply(
-            &ips,
-            translate::ip(tenant, spec, &subnet_object),
+            &vips,
+            translate::vip(tenant, spec, &subnet_object),
             kind,
             &spec.name,
         )
@@ -813,12 +843,12 @@ impl Network for KubeOvn {
         let allocated = self
             .writer
             .wait_for(
-                &ips,
+                &vips,
                 &object,
                 kind,
                 &spec.name,
                 self.ready_timeout,
-                ip_allocated,
+                vip_allocated,
             )
             .await;
         let allocated = match allocated {
@@ -826,7 +856,7 @@ impl Network for KubeOvn {
             Err(err) => {
                 // Never leave a half-made reservation behind.
                 tracing::warn!(%tenant, reservation = %spec.name, error = %err, "reservation not allocated; deleting it");
-                self.delete(&ips, &object, kind, &spec.name).await?;
+                self.delete(&vips, &object, kind, &spec.name).await?;
                 return Err(err);
             }
         };
@@ -840,8 +870,8 @@ impl Network for KubeOvn {
         let kind = ResourceKind::IpReservation;
         let object = self
             .owned(
-                &self.cluster(&kinds::ip()),
-                &ip_name(tenant, name),
+                &self.cluster(&kinds::vip()),
+                &vip_name(tenant, name),
                 tenant,
                 kind,
                 name,
@@ -855,34 +885,21 @@ impl Network for KubeOvn {
     }
 
     async fn list_ips(&self, tenant: &Tenant, subnet: Option<&str>) -> Result<Vec<IpReservation>> {
-        let extra = Some(match subnet {
-            Some(s) => format!("{RESERVED_LABEL}=true,{SUBNET_NAME_LABEL}={s}"),
-            None => format!("{RESERVED_LABEL}=true"),
-        });
-        let objects = self
-            .list_owned(
-                &self.cluster(&kinds::ip()),
-                tenant,
-                extra,
-                ResourceKind::IpReservation,
-            )
-            .await?;
-        Ok(objects
-            .iter()
-            .filter_map(|o| {
-                let subnet = o["metadata"]["labels"][SUBNET_NAME_LABEL].as_str()?;
-                translate::reservation_from(o, subnet)
-            })
+        Ok(self
+            .reservations(tenant, subnet)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
             .collect())
     }
 
     async fn release_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
         let kind = ResourceKind::IpReservation;
-        let api = self.cluster(&kinds::ip());
-        let object_name = ip_name(tenant, name);
+        let api = self.cluster(&kinds::vip());
+        let object_name = vip_name(tenant, name);
         let object = self.owned(&api, &object_name, tenant, kind, name).await?;
-        if let Some(owner) = ip_owner(&object)
-            && self.owner_exists(tenant, &object).await?
+        if let Some(owner) = vip_owner(&object)
+            && self.workload_exists(tenant, &owner).await?
         {
             return Err(Error::conflict(
                 kind,
@@ -898,7 +915,7 @@ impl Network for KubeOvn {
     async fn attach_interfaces(
         &self,
         tenant: &Tenant,
-        _vm: &str,
+        vm: &str,
         interfaces: &[NetworkInterface],
     ) -> Result<Vec<InterfaceAttachment>> {
         let subnets = self.cluster(&kinds::subnet());
@@ -929,11 +946,35 @@ impl Network for KubeOvn {
                 ensure_owned(&found.metadata, tenant, kind, name)?;
             }
         }
-        Ok(attach::attachments(
-            tenant,
-            interfaces,
-            self.primary_binding,
-        ))
+        // Interfaces fixing an address of one of the tenant's reservations take its `Vip`.
+        let mut reserved = Vec::new();
+        let fixing: BTreeSet<(&str, std::net::IpAddr)> = interfaces
+            .iter()
+            .filter_map(|i| Some((i.subnet()?, i.fixed_ip?)))
+            .collect();
+        let subnets: BTreeSet<&str> = fixing.iter().map(|(s, _)| *s).collect();
+        for subnet in subnets {
+            for (reservation, object) in self.reservations(tenant, Some(subnet)).await? {
+                if !fixing.contains(&(subnet, reservation.ip)) {
+                    continue;
+                }
+                if let Some(owner) = vip_owner(&object)
+                    && owner != vm
+                    && self.workload_exists(tenant, &owner).await?
+                {
+                    return Err(Error::conflict(
+                        ResourceKind::IpReservation,
+                        &reservation.name,
+                        format!(
+                            "{} is reserved by {:?}, which {owner} uses",
+                            reservation.ip, reservation.name
+                        ),
+                    ));
+                }
+                reserved.push(attach::Reserved::from(&reservation));
+            }
+        }
+        attach::attachments(tenant, interfaces, self.primary_binding, &reserved)
     }
 
     async fn create_security_group(
@@ -1202,6 +1243,25 @@ impl KubeOvn {
                 name,
             )
             .await?;
+        // The tenant's reservations hold addresses until released.
+        let reserved = self
+            .list_owned(
+                &self.cluster(&kinds::vip()),
+                tenant,
+                Some(format!("{SUBNET_NAME_LABEL}={name}")),
+                kind,
+            )
+            .await?
+            .iter()
+            .filter(|v| !terminating(v))
+            .count();
+        if reserved > 0 {
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!("{reserved} reservation(s) hold addresses in it; release them first"),
+            ));
+        }
         let (_, used_field) = usage_fields(&object);
         let used = count(&object["status"][used_field]).unwrap_or(0);
         if !ips.is_empty() || used > 0 {

@@ -3,7 +3,7 @@
 //! | domain | object (`kubeovn.io/v1`, cluster-scoped) |
 //! |---|---|
 //! | external IP `e` of tenant `t` | `OvnEip` [`names::cluster_scoped`]`(t, e)`: `externalSubnet`, `type: nat`, a requested address in `v4Ip`/`v6Ip` |
-//! | floating IP `f` (external IP `e`, reservation `r`) | `OvnFip` `cluster_scoped(t, f)`: `ovnEip: cluster_scoped(t, e)`, `ipName` = the reservation's `IP` object, `ipType: ip` |
+//! | floating IP `f` (external IP `e`, reservation `r`) | `OvnFip` `cluster_scoped(t, f)`: `ovnEip: cluster_scoped(t, e)`, `ipName` = the reservation's `Vip`, `ipType: vip` |
 //! | SNAT rule `s` (external IP `e`, subnet `n`) | `OvnSnatRule` `cluster_scoped(t, s)`: `ovnEip: cluster_scoped(t, e)`, `vpcSubnet: cluster_scoped(t, n)` |
 //!
 //! Every object carries [`ownership_labels`]; the FIP and SNAT rule also carry the domain names
@@ -20,7 +20,7 @@ use kubecloud_kube::{names, ownership_labels};
 use serde_json::{Value, json};
 
 use crate::kinds::{EXTERNAL_IP_LABEL, KUBEOVN_API, RESERVATION_LABEL, SUBNET_NAME_LABEL};
-use crate::translate::ip_name;
+use crate::translate::vip_name;
 
 /// The `type` of every `OvnEip` this backend makes: an address for NAT (FIP and SNAT).
 pub const EIP_TYPE: &str = "nat";
@@ -93,8 +93,8 @@ pub fn external_ip_from(object: &Value) -> Result<ExternalIp> {
     })
 }
 
-/// The `OvnFip` of floating IP `spec.name`: the tenant's `OvnEip` bound to the `IP` object of
-/// the reservation.
+/// The `OvnFip` of floating IP `spec.name`: the tenant's `OvnEip` bound to the reservation's
+/// `Vip` (`ipType: vip`, `pkg/controller/ovn_fip.go`).
 pub fn ovn_fip(tenant: &Tenant, spec: &FloatingIpSpec) -> Value {
     let mut labels = ownership_labels(tenant, &spec.name);
     labels.insert(EXTERNAL_IP_LABEL.to_string(), spec.external_ip.clone());
@@ -105,8 +105,8 @@ pub fn ovn_fip(tenant: &Tenant, spec: &FloatingIpSpec) -> Value {
         "metadata": {"name": names::cluster_scoped(tenant, &spec.name), "labels": labels},
         "spec": {
             "ovnEip": names::cluster_scoped(tenant, &spec.external_ip),
-            "ipName": ip_name(tenant, &spec.reservation),
-            "ipType": "ip",
+            "ipName": vip_name(tenant, &spec.reservation),
+            "ipType": "vip",
         },
     })
 }

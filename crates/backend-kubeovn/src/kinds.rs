@@ -7,13 +7,14 @@ pub const KUBEOVN_API: &str = "kubeovn.io/v1";
 /// The API version of Multus' NetworkAttachmentDefinition.
 pub const MULTUS_API: &str = "k8s.cni.cncf.io/v1";
 
-/// Label on every Kube-OVN `IP` object naming its subnet (Kube-OVN sets it on the IPs it makes).
+/// Label on every Kube-OVN `IP` and `Vip` object naming its subnet (Kube-OVN sets it).
 pub const SUBNET_LABEL: &str = "ovn.kubernetes.io/subnet";
-/// Label Kube-OVN puts on `IP` objects that reserve an address ahead of a workload.
+/// Label Kube-OVN puts on `IP` objects (`"true"` when made ahead of a workload) and on `Vip`s
+/// (the port name of the pod that took it, `""` while none has).
 pub const RESERVED_LABEL: &str = "ovn.kubernetes.io/ip_reserved";
 /// Label on a subnet naming its VPC's domain name (the object's `spec.vpc` holds the cluster name).
 pub const VPC_LABEL: &str = "kubecloud.io/vpc";
-/// Label on a reservation's `IP` naming its subnet's domain name.
+/// Label on a reservation's `Vip` naming its subnet's domain name.
 pub const SUBNET_NAME_LABEL: &str = "kubecloud.io/subnet";
 /// Annotation on a VPC listing the domain names of its peers, comma-separated.
 pub const PEERS_ANNOTATION: &str = "kubecloud.io/peers";
@@ -44,6 +45,15 @@ pub fn subnet() -> ApiResource {
 pub fn ip() -> ApiResource {
     resource("kubeovn.io", "v1", "IP", "ips")
 }
+
+/// Kube-OVN `Vip` (cluster-scoped): an address held ahead of any pod (a reservation).
+pub fn vip() -> ApiResource {
+    resource("kubeovn.io", "v1", "Vip", "vips")
+}
+
+/// The pod annotation naming the `Vip` whose address a pod takes (`util.VipAnnotation`; not
+/// per provider: Kube-OVN gives it to every Kube-OVN network of the pod).
+pub const VIP_ANNOTATION: &str = "ovn.kubernetes.io/vip";
 
 /// Kube-OVN `SecurityGroup` (cluster-scoped; hyphenated plural).
 pub fn security_group() -> ApiResource {

@@ -22,11 +22,11 @@
 //! | VPC `v` of tenant `t` | `Vpc` `t-v` (`kubeovn.io/v1`, cluster-scoped) with `namespaces: [t]`, `staticRoutes` (`policyDst`), `vpcPeerings` |
 //! | subnet `s` | `Subnet` `t-s` with `vpc`, `cidrBlock`, `gateway`, `excludeIps` (`a..b`), `protocol`, `private`, `allowSubnets`, `natOutgoing`; a primary subnet binds `namespaces: [t]` |
 //! | secondary subnet `s` | the same `Subnet` with `provider: s.t.ovn`, and a Multus `NetworkAttachmentDefinition` `s` in namespace `t` whose CNI config is `{"type": "kube-ovn", "server_socket": "/run/openvswitch/kube-ovn-daemon.sock", "provider": "s.t.ovn"}` |
-//! | reservation `r` | `IP` `t-r` with `subnet`, `namespace: t`, labelled `ovn.kubernetes.io/ip_reserved: "true"`; a fixed address in `v4IpAddress`/`v6IpAddress` and `ipAddress`, a fixed MAC in `macAddress`; kube-ovn-controller fills in what is not fixed |
+//! | reservation `r` | `Vip` `t-r` with `subnet: t-s`, `namespace: t`; a fixed address in `v4ip`/`v6ip`, a fixed MAC in `macAddress`; kube-ovn-controller fills in what is not fixed (spec and status) and labels it with the port that takes it |
 //! | security group `g` | `SecurityGroup` `t-g` with `ingressRules`/`egressRules` (`ipVersion`, `protocol`, `portRangeMin/Max`, `remoteType` address or securityGroup, `priority`, `policy` allow/drop) |
 //! | service `x` | core `Service` `x` (ClusterIP) in namespace `t`; DNS `x.t.svc.cluster.local` |
 //! | external IP `e` | `OvnEip` `t-e` with `externalSubnet`, `type: nat`, a requested address in `v4Ip`/`v6Ip` |
-//! | floating IP `f` | `OvnFip` `t-f` with `ovnEip: t-e`, `ipName` = the reservation's `IP`, `ipType: ip` |
+//! | floating IP `f` | `OvnFip` `t-f` with `ovnEip: t-e`, `ipName` = the reservation's `Vip`, `ipType: vip` |
 //! | SNAT rule `s` | `OvnSnatRule` `t-s` with `ovnEip: t-e`, `vpcSubnet: t-n` |
 //!
 //! Names come from [`kubecloud_kube::names`]. Every object carries
@@ -44,23 +44,33 @@
 //!   a full subnet (`Exhausted`), SCTP in a security-group rule (Kube-OVN cannot match it).
 //! - **Waiting** is on watches only: `create_vpc` and `create_subnet` return once Kube-OVN reports
 //!   them ready (the subnet with its address counts); `reserve_ip` once kube-ovn-controller has
-//!   written the address and MAC into the `IP`; `release_ip` once the `IP` is gone (Kube-OVN
-//!   holds it with a finalizer until the address is free). The bound is
+//!   written the address and MAC into the `Vip`'s status; `release_ip` once the `Vip` is gone
+//!   (Kube-OVN holds it with a finalizer until the address is free). The bound is
 //!   [`KubeOvnBuilder::ready_timeout`]. A reservation that times out is deleted again.
 //! - **Usage** (`available`, `used`) is the subnet's `status.v4availableIPs`/`v4usingIPs`
-//!   (`v6…` for IPv6), so it counts every address Kube-OVN handed out, pods included.
+//!   (`v6…` for IPv6), so it counts every address Kube-OVN handed out, pods and unbound
+//!   reservations included. Kube-OVN writes the counts from a queue after the address changed:
+//!   right after a reservation or a release they may still be the old ones (wait on
+//!   `watch_subnet`).
 //! - **VM interfaces** are attached by [`attach`]: the answer to `attach_interfaces` puts
 //!   `ovn.kubernetes.io/ip_address`, `mac_address` and `logical_switch` (and the
 //!   `<nad>.<ns>.ovn.kubernetes.io/…` forms for secondary attachments) on the VM's pod, with the
 //!   interface's security groups and port security, which the compute backend applies. Kube-OVN keys a VM's `IP` by the VM
-//!   (`<vm>.<ns>`), so the address and MAC survive live migration. A reservation a VM uses is
-//!   bound to it (`podName`) and its owner reads as the VM's name; releasing it is refused while
-//!   the VM exists.
+//!   (`<vm>.<ns>`), so the address and MAC survive live migration.
+//! - **Reservations are `Vip`s**, Kube-OVN's object for an address held ahead of any pod (an
+//!   `IP` object is only ever handled for the pod whose port it is named after, `<pod>.<ns>`:
+//!   `pkg/controller/ip.go`). An interface fixing a reservation's address takes its `Vip`
+//!   (`ovn.kubernetes.io/vip`, see [`attach`]); Kube-OVN labels the `Vip` with the VM's port,
+//!   so its owner reads as the VM's name, the next pod of the VM reuses it, and Kube-OVN unbinds
+//!   it when the VM goes. Kube-OVN gives a `Vip`'s address to every Kube-OVN interface of the
+//!   pod, so a VM taking a reservation must have no other interface (`InvalidInput`), and a
+//!   reservation another existing VM took is `Conflict`, both before anything is sent.
+//!   Releasing a reservation is refused while the VM that took it exists.
 //! - **Leaked IPs**: [`KubeOvn::reclaim_orphaned_ips`] deletes the `IP` objects Kube-OVN made for
-//!   the tenant's pods and VMs in the tenant's subnets whose pod or VM is gone, and unbinds
-//!   reservations from VMs that are gone. [`KubeOvn::orphaned_ips`] only lists them.
+//!   the tenant's pods and VMs in the tenant's subnets whose pod or VM is gone.
+//!   [`KubeOvn::orphaned_ips`] only lists them.
 //! - **Deletion** goes in dependency order and is refused while in use, as Kube-OVN would leave
-//!   things dangling: a VPC with subnets, a subnet with any `IP` (reservation, pod or VM), a
+//!   things dangling: a VPC with subnets, a subnet with a reservation or a pod's or VM's `IP`, a
 //!   security group named by a running pod (`ovn.kubernetes.io/security_groups`). A secondary
 //!   subnet's attachment goes before the subnet.
 //! - **Round trips**: a subnet's gateway reads back as `None` when it is the first host; a rule
@@ -80,7 +90,7 @@
 //!   (`status.v4Ip`/`v6Ip`, `ready`). A requested address outside the external subnet's CIDR
 //!   (when that `Subnet` is readable) is `InvalidInput` on `ip`, one held by any `OvnEip` is
 //!   `Conflict`, both before anything is sent. A floating IP is an `OvnFip` binding the EIP to
-//!   the reservation's `IP` object (`ipName`), one-to-one; a SNAT rule an `OvnSnatRule` with
+//!   the reservation's `Vip` (`ipName`, `ipType: vip`), one-to-one; a SNAT rule an `OvnSnatRule` with
 //!   `vpcSubnet`; both wait for `status.ready`. An external IP used by a floating IP or SNAT rule
 //!   is not deleted (`Conflict`). Anything that does not become ready in time is deleted again.
 //!

@@ -46,7 +46,7 @@ impl KubeOvn {
         Ok(out)
     }
 
-    /// The reserved `IP` of `spec` (kube-ovn-controller fills in what is not fixed).
+    /// The `Vip` of reservation `spec` (kube-ovn-controller fills in what is not fixed).
     pub fn ip_reservation_manifests(
         &self,
         tenant: &Tenant,
@@ -54,7 +54,7 @@ impl KubeOvn {
     ) -> Result<Vec<Value>> {
         spec.validate()?;
         let subnet_object = names::cluster_scoped(tenant, &spec.subnet);
-        Ok(vec![translate::ip(tenant, spec, &subnet_object)])
+        Ok(vec![translate::vip(tenant, spec, &subnet_object)])
     }
 
     /// The `SecurityGroup` of `spec` (SCTP rules refused, naming the rule).
@@ -73,16 +73,17 @@ impl KubeOvn {
         Ok(vec![translate::service(tenant, spec)])
     }
 
-    /// How `interfaces` of a VM attach (what `attach_interfaces` answers), without checking the
-    /// subnets and groups they name: for rendering a spec whose references are checked against
-    /// the spec itself.
+    /// How `interfaces` of a VM attach (what `attach_interfaces` answers), given the tenant's
+    /// declared `reservations` (an interface fixing one's address takes its `Vip`), without
+    /// checking the subnets and groups they name: for rendering a spec whose references are
+    /// checked against the spec itself.
     ///
     /// ```no_run
     /// # fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
     /// use kubecloud_core::{NetworkInterface, Tenant};
     /// let network = kubecloud_kubeovn::KubeOvn::builder(client).build();
     /// let eth0 = NetworkInterface::on_subnet("eth0", "web");
-    /// let attached = network.interface_attachments(&Tenant::new("acme")?, &[eth0]);
+    /// let attached = network.interface_attachments(&Tenant::new("acme")?, &[eth0], &[])?;
     /// assert_eq!(attached[0].interface, "eth0");
     /// # Ok(()) }
     /// ```
@@ -90,8 +91,13 @@ impl KubeOvn {
         &self,
         tenant: &Tenant,
         interfaces: &[kubecloud_core::NetworkInterface],
-    ) -> Vec<kubecloud_core::InterfaceAttachment> {
-        crate::attach::attachments(tenant, interfaces, self.primary_binding)
+        reservations: &[IpReservationSpec],
+    ) -> Result<Vec<kubecloud_core::InterfaceAttachment>> {
+        let reserved: Vec<_> = reservations
+            .iter()
+            .filter_map(crate::attach::Reserved::of_spec)
+            .collect();
+        crate::attach::attachments(tenant, interfaces, self.primary_binding, &reserved)
     }
 }
 
@@ -128,7 +134,8 @@ impl kubecloud_kube::plugin::NetworkManifests for KubeOvn {
         &self,
         tenant: &Tenant,
         interfaces: &[kubecloud_core::NetworkInterface],
-    ) -> Vec<kubecloud_core::InterfaceAttachment> {
-        KubeOvn::interface_attachments(self, tenant, interfaces)
+        reservations: &[IpReservationSpec],
+    ) -> Result<Vec<kubecloud_core::InterfaceAttachment>> {
+        KubeOvn::interface_attachments(self, tenant, interfaces, reservations)
     }
 }

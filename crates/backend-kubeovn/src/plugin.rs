@@ -24,12 +24,19 @@ const NEEDS: &[Need] = &[
         resources: &[
             "vpcs",
             "subnets",
-            "ips",
+            "vips",
             "ovn-eips",
             "ovn-fips",
             "ovn-snat-rules",
         ],
         verbs: WRITE,
+    },
+    // The `IP`s Kube-OVN makes for pods and VMs: read to see what holds an address, deleted
+    // when their owner is gone (reclaim, subnet deletion). Reservations are `Vip`s.
+    Need {
+        group: "kubeovn.io",
+        resources: &["ips"],
+        verbs: &["list", "watch", "delete"],
     },
     Need {
         group: "kubeovn.io",
@@ -63,6 +70,13 @@ const NEEDS: &[Need] = &[
 ];
 
 const NOT_EXERCISED: &[Unexercised] = &[
+    Unexercised {
+        group: "kubeovn.io",
+        resource: "ips",
+        verb: "delete",
+        why: "an IP is deleted only when Kube-OVN left it behind for a workload that is gone \
+              (reclaim, subnet deletion); the simulated controller never leaks one",
+    },
     Unexercised {
         group: "k8s.cni.cncf.io",
         resource: "network-attachment-definitions",

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | VPC `v` of tenant `t` | `Vpc` [`names::cluster_scoped`]`(t, v)`, `namespaces: [t]` |
 //! | subnet `s` | `Subnet` `cluster_scoped(t, s)`; secondary: plus `NetworkAttachmentDefinition` `s` in `t` |
-//! | reservation `r` | `IP` `cluster_scoped(t, r)` labelled `ovn.kubernetes.io/ip_reserved` |
+//! | reservation `r` | `Vip` `cluster_scoped(t, r)` in subnet `cluster_scoped(t, s)`, `namespace: t` (a VM interface takes it through the pod annotation `ovn.kubernetes.io/vip`: see [`crate::attach`]) |
 //! | security group `g` | `SecurityGroup` `cluster_scoped(t, g)` |
 //! | service `x` | `Service` `x` in namespace `t` (ClusterIP) |
 //!
@@ -23,8 +23,8 @@ use kubecloud_kube::ownership_labels;
 use serde_json::{Map, Value, json};
 
 use crate::kinds::{
-    KUBEOVN_API, MULTUS_API, PEERS_ANNOTATION, RESERVED_LABEL, SERVER_SOCKET, SUBNET_LABEL,
-    SUBNET_NAME_LABEL, VM_POD_TYPE, VPC_LABEL,
+    KUBEOVN_API, MULTUS_API, PEERS_ANNOTATION, RESERVED_LABEL, SERVER_SOCKET, SUBNET_NAME_LABEL,
+    VM_POD_TYPE, VPC_LABEL,
 };
 
 /// The `Vpc` of VPC `spec.name`.
@@ -246,45 +246,42 @@ pub fn attachment(tenant: &Tenant, subnet: &str) -> Value {
     })
 }
 
-/// The name of the `IP` object of reservation `name`.
-pub fn ip_name(tenant: &Tenant, name: &str) -> String {
+/// The name of the `Vip` object of reservation `name`.
+pub fn vip_name(tenant: &Tenant, name: &str) -> String {
     names::cluster_scoped(tenant, name)
 }
 
-/// The `IP` object of a reservation in the subnet whose object is named `subnet_object`. A fixed
-/// address and MAC are written out; otherwise kube-ovn-controller fills them in.
-pub fn ip(tenant: &Tenant, spec: &IpReservationSpec, subnet_object: &str) -> Value {
+/// The `Vip` of a reservation in the subnet whose object is named `subnet_object`: Kube-OVN's
+/// way to hold an address ahead of any pod (`pkg/controller/vip.go`). A fixed address and MAC
+/// are written out; otherwise kube-ovn-controller picks them and writes them into the spec and
+/// status. The `ovn.kubernetes.io/ip_reserved` label is Kube-OVN's (it names the port that took
+/// the address), never sent.
+pub fn vip(tenant: &Tenant, spec: &IpReservationSpec, subnet_object: &str) -> Value {
     let mut labels = ownership_labels(tenant, &spec.name);
-    labels.insert(SUBNET_LABEL.to_string(), subnet_object.to_string());
-    labels.insert(RESERVED_LABEL.to_string(), "true".to_string());
     labels.insert(SUBNET_NAME_LABEL.to_string(), spec.subnet.clone());
     let mut s = json!({
         "subnet": subnet_object,
         "namespace": kubecloud_kube::tenant_namespace(tenant),
     });
     if let Some(ip) = spec.ip {
-        let family = if ip.is_ipv4() {
-            "v4IpAddress"
-        } else {
-            "v6IpAddress"
-        };
+        let family = if ip.is_ipv4() { "v4ip" } else { "v6ip" };
         s[family] = json!(ip.to_string());
-        s["ipAddress"] = json!(ip.to_string());
     }
     if let Some(mac) = spec.mac {
         s["macAddress"] = json!(mac.to_string());
     }
     json!({
         "apiVersion": KUBEOVN_API,
-        "kind": "IP",
-        "metadata": {"name": ip_name(tenant, &spec.name), "labels": labels},
+        "kind": "Vip",
+        "metadata": {"name": vip_name(tenant, &spec.name), "labels": labels},
         "spec": s,
     })
 }
 
-/// The address an `IP` object holds, if it is allocated yet.
+/// The address an `IP` object (or a `Vip`, by the spec Kube-OVN writes back) holds, if it is
+/// allocated yet.
 pub fn ip_address(object: &Value) -> Option<IpAddr> {
-    ["v4IpAddress", "v6IpAddress", "ipAddress"]
+    ["v4IpAddress", "v6IpAddress", "ipAddress", "v4ip", "v6ip"]
         .iter()
         .filter_map(|f| object["spec"][f].as_str())
         .filter_map(|s| s.split(',').next())
@@ -304,17 +301,68 @@ pub fn ip_is_vm(object: &Value) -> bool {
     object["spec"]["podType"] == VM_POD_TYPE
 }
 
-/// The reservation an allocated `IP` object stands for, given its subnet's domain name; `None`
-/// while kube-ovn-controller has not allocated it.
+/// The workload that took a `Vip`: Kube-OVN labels it with the port name
+/// (`<pod or VM>.<namespace>[.<provider>]`, `podReuseVip`); the workload is the part before
+/// `.<namespace>`.
+///
+/// ```
+/// use serde_json::json;
+/// let vip = json!({"metadata": {"labels": {"ovn.kubernetes.io/ip_reserved": "db.acme"}},
+///                  "spec": {"namespace": "acme"}});
+/// assert_eq!(kubecloud_kubeovn::translate::vip_owner(&vip).as_deref(), Some("db"));
+/// ```
+pub fn vip_owner(object: &Value) -> Option<String> {
+    let port = object["metadata"]["labels"][RESERVED_LABEL]
+        .as_str()
+        .filter(|p| !p.is_empty())?;
+    let ns = object["spec"]["namespace"].as_str().unwrap_or_default();
+    let workload = port
+        .strip_suffix(&format!(".{ns}"))
+        .or_else(|| port.split_once(&format!(".{ns}.")).map(|(w, _)| w))
+        .unwrap_or(port);
+    Some(workload.to_string())
+}
+
+/// Whether kube-ovn-controller has given a `Vip` its address and MAC.
+pub fn vip_allocated(object: &Value) -> bool {
+    vip_address(object).is_some()
+        && object["status"]["mac"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+}
+
+fn vip_address(object: &Value) -> Option<IpAddr> {
+    ["v4ip", "v6ip"]
+        .iter()
+        .filter_map(|f| object["status"][f].as_str())
+        .find_map(|s| s.parse().ok())
+}
+
+/// The reservation a `Vip` stands for, given its subnet's domain name; `None` while
+/// kube-ovn-controller has not allocated it.
 pub fn reservation_from(object: &Value, subnet: &str) -> Option<IpReservation> {
-    let ip = ip_address(object)?;
-    let mac = object["spec"]["macAddress"].as_str()?.parse().ok()?;
+    let ip = vip_address(object)?;
+    let mac = object["status"]["mac"].as_str()?.parse().ok()?;
     let name = object["metadata"]["labels"][kubecloud_kube::NAME]
         .as_str()
         .or_else(|| object["metadata"]["name"].as_str())?
         .to_string();
     Some(IpReservation {
         name,
+        subnet: subnet.to_string(),
+        ip,
+        mac,
+        owner: vip_owner(object),
+    })
+}
+
+/// What an `IP` object Kube-OVN made for a pod or VM holds, as a reservation-shaped record named
+/// after the object (for leak reports); `None` while unallocated.
+pub fn pod_ip_from(object: &Value, subnet: &str) -> Option<IpReservation> {
+    let ip = ip_address(object)?;
+    let mac = object["spec"]["macAddress"].as_str()?.parse().ok()?;
+    Some(IpReservation {
+        name: object["metadata"]["name"].as_str()?.to_string(),
         subnet: subnet.to_string(),
         ip,
         mac,

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use kubecloud_core::{
-    Error, IpReservationSpec, MacAddress, Network, ResourceKind, Rule, SecurityGroupSpec,
-    ServicePort, ServiceSpec, SubnetSpec, Tenant, VpcSpec,
+    Error, IpReservationSpec, MacAddress, Network, NetworkInterface, ResourceKind, Rule,
+    SecurityGroupSpec, ServicePort, ServiceSpec, SubnetSpec, Tenant, VpcSpec,
 };
 use kubecloud_kubeovn::KubeOvn;
 use kubecloud_testkit::{KubeOvnController, TestServer, Verb};
@@ -17,7 +17,7 @@ async fn setup() -> (TestServer, KubeOvn) {
         .controller(
             // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
             // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
-            KubeOvnController::default().with_kubecloud_reservations(),
+            KubeOvnController::default(),
         )
         .start()
         .await
@@ -332,7 +332,7 @@ async fn one_apply_per_object_and_waits_use_watches() {
             requests.count(Verb::Apply, "network-attachment-definitions"),
             1
         );
-        assert_eq!(requests.count(Verb::Apply, "ips"), 1);
+        assert_eq!(requests.count(Verb::Apply, "vips"), 1);
         // One get per object to check the name is free (and the reservation's look-up of its
         // subnet); the waits are watches, not polls.
         assert_eq!(
@@ -342,11 +342,15 @@ async fn one_apply_per_object_and_waits_use_watches() {
             requests.summary()
         );
         assert_eq!(
-            requests.count(Verb::Get, "ips"),
+            requests.count(Verb::Get, "vips"),
             1,
             "{:?}",
             requests.summary()
         );
+        // What holds addresses of the subnet is listed once per kind (`IP`s and `Vip`s); the
+        // wait for the Vip is a watch starting with a list.
+        assert_eq!(requests.count(Verb::List, "ips"), 1);
+        assert_eq!(requests.count(Verb::List, "vips"), 2);
         // The watch starts with a list of the one object, so a fast controller needs no watch.
         assert_eq!(
             requests.count(Verb::List, "subnets"),
@@ -433,35 +437,69 @@ async fn leaked_ips_of_gone_workloads_are_listed_and_reclaimed() {
             .create_subnet(&acme, &SubnetSpec::new("front", "main", net("10.1.0.0/24")))
             .await
             .unwrap();
-        // An IP Kube-OVN made for a pod that is gone (a controller crash left it behind).
+        // An IP Kube-OVN made for a pod that is gone (a controller crash left it behind), as
+        // `createOrUpdateIPCR` makes them.
         cluster
             .create(json!({"apiVersion": "kubeovn.io/v1", "kind": "IP",
-                "metadata": {"name": "ghost.acme", "labels": {"ovn.kubernetes.io/subnet": "acme-front"}},
+                "metadata": {"name": "ghost.acme", "finalizers": ["kube-ovn-controller"],
+                             "labels": {"ovn.kubernetes.io/subnet": "acme-front",
+                                        "ovn.kubernetes.io/ip_reserved": "false"}},
                 "spec": {"podName": "ghost", "namespace": "acme", "subnet": "acme-front",
                          "v4IpAddress": "10.1.0.50", "ipAddress": "10.1.0.50", "macAddress": "0e:00:0a:01:00:32"}}))
             .unwrap();
-        // A reservation bound to a VM that is gone.
+        let orphans: Vec<String> =
+            backend.orphaned_ips(&acme).await.unwrap().into_iter().map(|r| r.name).collect();
+        assert_eq!(orphans, ["ghost.acme"]);
+        assert!(backend.orphaned_ips(&tenant("other")).await.unwrap().is_empty());
+        let reclaimed = backend.reclaim_orphaned_ips(&acme).await.unwrap();
+        assert_eq!(reclaimed.len(), 1);
+        assert!(cluster.get_opt("kubeovn.io/v1", "IP", None, "ghost.acme").unwrap().is_none());
+        assert!(backend.orphaned_ips(&acme).await.unwrap().is_empty());
+        backend.delete_subnet(&acme, "front").await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_holds_its_subnet_and_one_taken_by_a_gone_vm_can_be_released() {
+    guarded(async {
+        let (server, backend) = setup().await;
+        let acme = tenant("acme");
+        let cluster = server.cluster();
+        backend
+            .create_vpc(&acme, &VpcSpec::named("main"))
+            .await
+            .unwrap();
+        backend
+            .create_subnet(&acme, &SubnetSpec::new("front", "main", net("10.1.0.0/24")))
+            .await
+            .unwrap();
         backend
             .reserve_ip(&acme, &IpReservationSpec::new("kept", "front"))
             .await
             .unwrap();
-        cluster
-            .merge_patch("kubeovn.io/v1", "IP", None, "acme-kept",
-                &json!({"spec": {"podName": "old-vm", "podType": "VirtualMachine"}}))
-            .unwrap();
         let err = backend.delete_subnet(&acme, "front").await.unwrap_err();
-        assert!(matches!(err, Error::Conflict { .. }));
-        let mut orphans: Vec<String> =
-            backend.orphaned_ips(&acme).await.unwrap().into_iter().map(|r| r.name).collect();
-        orphans.sort();
-        assert_eq!(orphans, ["ghost.acme", "kept"]);
-        assert!(backend.orphaned_ips(&tenant("other")).await.unwrap().is_empty());
-        let reclaimed = backend.reclaim_orphaned_ips(&acme).await.unwrap();
-        assert_eq!(reclaimed.len(), 2);
-        assert!(cluster.get_opt("kubeovn.io/v1", "IP", None, "ghost.acme").unwrap().is_none());
+        assert!(
+            matches!(&err, Error::Conflict { reason, .. } if reason.contains("reservation")),
+            "{err}"
+        );
+        // Kube-OVN left the Vip labelled with the port of a VM that is gone (it missed the
+        // pod's deletion): the reservation names it, and it can be released.
+        cluster
+            .merge_patch(
+                "kubeovn.io/v1",
+                "Vip",
+                None,
+                "acme-kept",
+                &json!({"metadata": {"labels": {"ovn.kubernetes.io/ip_reserved": "old-vm.acme"}}}),
+            )
+            .unwrap();
         let kept = backend.get_ip(&acme, "kept").await.unwrap();
-        assert_eq!(kept.owner, None, "the reservation stays, unbound");
-        assert!(backend.orphaned_ips(&acme).await.unwrap().is_empty());
+        assert_eq!(kept.owner.as_deref(), Some("old-vm"));
+        assert!(
+            backend.orphaned_ips(&acme).await.unwrap().is_empty(),
+            "a Vip is no leaked IP"
+        );
         backend.release_ip(&acme, "kept").await.unwrap();
         backend.delete_subnet(&acme, "front").await.unwrap();
     })
@@ -492,31 +530,55 @@ async fn a_reservation_in_use_by_a_running_vm_is_not_released() {
         // The compute backend's VM pod asks for the reserved address (in the tenant's
         // namespace, which the network backend made on its first write).
         assert!(cluster.get("v1", "Namespace", None, "acme").is_ok());
+        // The pod carries what the backend answers for an interface fixing the reserved
+        // address: the reservation's Vip.
+        let mut eth0 = NetworkInterface::on_subnet("eth0", "front");
+        eth0.fixed_ip = Some(r.ip);
+        let attached = backend
+            .attach_interfaces(&acme, "web", &[eth0])
+            .await
+            .unwrap();
+        assert_eq!(
+            attached[0].pod_annotations["ovn.kubernetes.io/vip"],
+            "acme-web-eth0"
+        );
         cluster
             .create(json!({"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": "virt-launcher-web-1", "namespace": "acme",
                     "labels": {"vm.kubevirt.io/name": "web"},
-                    "annotations": {"ovn.kubernetes.io/logical_switch": "acme-front",
-                                    "ovn.kubernetes.io/ip_address": "10.1.0.20"}},
+                    "annotations": attached[0].pod_annotations},
                 "spec": {"containers": [{"name": "compute", "image": "virt-launcher"}]}}))
             .unwrap();
-        let bound = kubecloud_kube::wait_for(
+        kubecloud_kube::wait_for(
             kube::Api::<kube::api::DynamicObject>::all_with(
                 server.client(),
-                &kubecloud_kubeovn::kinds::ip(),
+                &kubecloud_kubeovn::kinds::vip(),
             ),
             "acme-web-eth0",
             ResourceKind::IpReservation,
             "web-eth0",
             Duration::from_secs(10),
-            |o| match o.and_then(|o| o.data["spec"]["podName"].as_str()) {
-                Some("web") => kubecloud_core::wait::Check::Met,
+            |o| match o.and_then(|o| {
+                o.metadata
+                    .labels
+                    .as_ref()?
+                    .get("ovn.kubernetes.io/ip_reserved")
+                    .cloned()
+            }) {
+                Some(port) if port == "web.acme" => kubecloud_core::wait::Check::Met,
                 _ => kubecloud_core::wait::Check::Pending,
             },
         )
         .await
         .unwrap();
-        assert_eq!(bound.data["spec"]["podType"], "VirtualMachine");
+        // Another VM fixing the same address is refused before anything is sent.
+        let mut thief = NetworkInterface::on_subnet("eth0", "front");
+        thief.fixed_ip = Some(r.ip);
+        let err = backend
+            .attach_interfaces(&acme, "thief", &[thief])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Conflict { .. }), "{err}");
         assert_eq!(
             backend
                 .get_ip(&acme, "web-eth0")

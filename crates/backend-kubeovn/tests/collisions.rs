@@ -15,7 +15,7 @@ async fn colliding_cluster_scoped_names_of_two_tenants_are_refused_before_writin
             .controller(
                 // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
                 // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
-                KubeOvnController::default().with_kubecloud_reservations(),
+                KubeOvnController::default(),
             )
             .start()
             .await

@@ -20,7 +20,7 @@ async fn network_conformance_passes() {
         .controller(
             // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
             // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
-            KubeOvnController::default().with_kubecloud_reservations(),
+            KubeOvnController::default(),
         )
         .start()
         .await
@@ -43,7 +43,7 @@ async fn network_isolation_passes() {
         .controller(
             // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
             // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
-            KubeOvnController::default().with_kubecloud_reservations(),
+            KubeOvnController::default(),
         )
         .start()
         .await

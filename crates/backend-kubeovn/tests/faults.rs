@@ -11,7 +11,7 @@ async fn setup() -> (TestServer, KubeOvn) {
         .controller(
             // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
             // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
-            KubeOvnController::default().with_kubecloud_reservations(),
+            KubeOvnController::default(),
         )
         .start()
         .await

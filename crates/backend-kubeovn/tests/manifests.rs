@@ -17,7 +17,7 @@ async fn setup() -> (TestServer, KubeOvn) {
         .controller(
             // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
             // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
-            KubeOvnController::default().with_kubecloud_reservations(),
+            KubeOvnController::default(),
         )
         .start()
         .await
@@ -83,7 +83,7 @@ async fn the_rendered_objects_are_what_creating_sends_and_nothing_is_sent() {
             "Subnet",
             "NetworkAttachmentDefinition",
             "Subnet",
-            "IP",
+            "Vip",
             "SecurityGroup",
             "Service"
         ]

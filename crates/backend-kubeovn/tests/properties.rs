@@ -77,8 +77,8 @@ proptest! {
                 continue;
             }
             let ip = allocate(&subnet, &live, &spec);
-            let mut object = translate::ip(&tenant, &spec, "acme-s");
-            object["spec"]["v4IpAddress"] = json!(ip.to_string());
+            let mut object = translate::vip(&tenant, &spec, "acme-s");
+            object["spec"]["v4ip"] = json!(ip.to_string());
             live.push(object);
             // Invariants over every live reservation.
             let addrs: Vec<IpAddr> = live.iter().filter_map(translate::ip_address).collect();

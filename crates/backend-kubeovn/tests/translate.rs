@@ -110,10 +110,13 @@ fn objects() -> Vec<(&'static str, Value)> {
         ("subnet-primary", translate::subnet(&t, &primary())),
         ("subnet-secondary", translate::subnet(&t, &secondary())),
         ("attachment", translate::attachment(&t, "storage")),
-        ("ip-fixed", translate::ip(&t, &reservation(), "acme-front")),
         (
-            "ip-dynamic",
-            translate::ip(&t, &IpReservationSpec::new("spare", "front"), "acme-front"),
+            "vip-fixed",
+            translate::vip(&t, &reservation(), "acme-front"),
+        ),
+        (
+            "vip-dynamic",
+            translate::vip(&t, &IpReservationSpec::new("spare", "front"), "acme-front"),
         ),
         (
             "security-group",
@@ -271,7 +274,7 @@ fn external_access_objects_read_back() {
     assert_eq!((ready.ip, ready.ready), (eip_spec.ip, true));
     // The FIP names the reservation's IP object, the SNAT rule the subnet's.
     let fip = external::ovn_fip(&t, &FloatingIpSpec::new("web", "web", "db-eth0"));
-    assert_eq!(fip["spec"]["ipName"], translate::ip_name(&t, "db-eth0"));
+    assert_eq!(fip["spec"]["ipName"], translate::vip_name(&t, "db-eth0"));
     let snat = external::ovn_snat_rule(&t, &SnatRuleSpec::new("out", "egress", "front"));
     assert_eq!(
         snat["spec"]["vpcSubnet"],

@@ -213,13 +213,15 @@ pub trait NetworkManifests: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<Value>>;
     /// The objects creating service `spec` would send.
     fn service_manifests(&self, tenant: &Tenant, spec: &ServiceSpec) -> Result<Vec<Value>>;
-    /// How `interfaces` attach (what `Network::attach_interfaces` answers), the references not
-    /// checked against the cluster.
+    /// How `interfaces` attach (what `Network::attach_interfaces` answers), given the tenant's
+    /// declared `reservations` (an interface may take one by fixing its address), the
+    /// references not checked against the cluster.
     fn interface_attachments(
         &self,
         tenant: &Tenant,
         interfaces: &[NetworkInterface],
-    ) -> Vec<InterfaceAttachment>;
+        reservations: &[IpReservationSpec],
+    ) -> Result<Vec<InterfaceAttachment>>;
 }
 
 /// A storage backend rendering volumes instead of creating them (GitOps).

@@ -200,9 +200,7 @@ impl FakeCloudBuilder {
             virt.node_manifests(),
             cluster_objects(linstor.url(), &pki)
         );
-        // kubecloud's reservation IPs are not named `<pod>.<ns>`, which Kube-OVN requires; the
-        // fake cloud serves kubecloud, so it takes kubecloud's model (see the controller docs).
-        let ovn = KubeOvnController::default().with_kubecloud_reservations();
+        let ovn = KubeOvnController::default();
         let northbound = ovn.northbound();
         let mut kube = TestServer::builder();
         if self.pvc_protection {

@@ -541,46 +541,292 @@ async fn fixed_addresses_follow_kube_ovn_static_allocation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ip_not_named_as_its_pods_port_is_left_alone_unless_kubecloud_reservations_are_on() {
-    // ip.go handleAddReservedIP: "port name ... is not equal to ip name": not handled.
+async fn an_ip_not_named_as_its_pods_port_is_never_allocated() {
+    // ip.go handleAddReservedIP: "port name ... is not equal to ip name": not handled, whatever
+    // its labels. The controller handles events in order, so once an `IP` created after it is
+    // allocated, the first one was seen and left alone.
     let (server, cluster) = start().await;
     subnet(&cluster, "acme-front", "10.1.0.0/24", json!({}));
-    let reservation = json!({"apiVersion": "kubeovn.io/v1", "kind": "IP",
-        "metadata": {"name": "acme-db", "labels": {"ovn.kubernetes.io/ip_reserved": "true"}},
-        "spec": {"subnet": "acme-front", "namespace": "acme", "v4IpAddress": "10.1.0.10"}});
-    cluster.create(reservation.clone()).unwrap();
-    wait(
-        &server,
-        &resource("kubeovn.io", "Subnet", "subnets"),
-        None,
-        "acme-front",
-        |s| s["status"]["v4availableIPs"].is_number(),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let ip = cluster.get("kubeovn.io/v1", "IP", None, "acme-db").unwrap();
-    assert!(ip["metadata"]["finalizers"].is_null(), "{ip}");
-    assert!(ip["spec"]["macAddress"].is_null());
-    drop(server);
-
-    let server = TestServer::builder()
-        .controller(KubeOvnController::default().with_kubecloud_reservations())
-        .start()
-        .await
-        .unwrap();
-    let cluster = server.cluster();
     cluster
-        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "acme"}}))
+        .create(json!({"apiVersion": "kubeovn.io/v1", "kind": "IP",
+            "metadata": {"name": "acme-db", "labels": {"ovn.kubernetes.io/ip_reserved": "true"}},
+            "spec": {"subnet": "acme-front", "namespace": "acme", "v4IpAddress": "10.1.0.10"}}))
         .unwrap();
-    subnet(&cluster, "acme-front", "10.1.0.0/24", json!({}));
-    cluster.create(reservation).unwrap();
-    let ip = wait(
+    cluster
+        .create(json!({"apiVersion": "kubeovn.io/v1", "kind": "IP",
+            "metadata": {"name": "db.acme"},
+            "spec": {"subnet": "acme-front", "namespace": "acme", "podName": "db"}}))
+        .unwrap();
+    wait(
         &server,
         &resource("kubeovn.io", "IP", "ips"),
         None,
-        "acme-db",
+        "db.acme",
         |o| o["spec"]["macAddress"].is_string(),
     )
     .await;
-    assert_eq!(ip["spec"]["v4IpAddress"], "10.1.0.10");
+    let ip = cluster.get("kubeovn.io/v1", "IP", None, "acme-db").unwrap();
+    assert!(ip["metadata"]["finalizers"].is_null(), "{ip}");
+    assert!(ip["spec"]["macAddress"].is_null(), "{ip}");
+}
+
+fn vip(name: &str, extra: Value) -> Value {
+    let mut spec = json!({"subnet": "acme-front", "namespace": "acme"});
+    if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+        spec.extend(extra);
+    }
+    json!({"apiVersion": "kubeovn.io/v1", "kind": "Vip", "metadata": {"name": name}, "spec": spec})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vip_holds_an_address_a_pod_takes_and_gives_back() {
+    let (server, cluster) = start().await;
+    subnet(&cluster, "acme-front", "10.1.0.0/24", json!({}));
+    let vips = resource("kubeovn.io", "Vip", "vips");
+    let subnets = resource("kubeovn.io", "Subnet", "subnets");
+    // vip.go handleAddVirtualIP + createOrUpdateVipCR: the lowest free address, a MAC, the
+    // finalizer, the labels, and spec and status written back.
+    cluster.create(vip("acme-web", json!({}))).unwrap();
+    let web = wait(&server, &vips, None, "acme-web", |v| {
+        v["status"]["mac"].is_string()
+    })
+    .await;
+    assert_eq!(web["status"]["v4ip"], "10.1.0.2");
+    assert_eq!(web["spec"]["v4ip"], "10.1.0.2");
+    assert_eq!(web["spec"]["macAddress"], web["status"]["mac"]);
+    assert_eq!(
+        web["metadata"]["finalizers"],
+        json!(["kube-ovn-controller"])
+    );
+    assert_eq!(
+        web["metadata"]["labels"]["ovn.kubernetes.io/subnet"],
+        "acme-front"
+    );
+    assert_eq!(
+        web["metadata"]["labels"]["ovn.kubernetes.io/ip_reserved"],
+        ""
+    );
+    // subnet_status.go calculateUsingIPs: an unbound Vip is a used address.
+    wait(&server, &subnets, None, "acme-front", |s| {
+        s["status"]["v4usingIPs"] == 1.0
+    })
+    .await;
+    // A fixed address is checked for conflicts (acquireStaticIPAddress): the same address twice
+    // is left unallocated (only logged), the gateway too.
+    cluster
+        .create(vip("acme-fixed", json!({"v4ip": "10.1.0.50"})))
+        .unwrap();
+    cluster
+        .create(vip("acme-twice", json!({"v4ip": "10.1.0.50"})))
+        .unwrap();
+    cluster
+        .create(vip("acme-gw", json!({"v4ip": "10.1.0.1"})))
+        .unwrap();
+    cluster.create(vip("acme-marker", json!({}))).unwrap();
+    wait(&server, &vips, None, "acme-marker", |v| {
+        v["status"]["mac"].is_string()
+    })
+    .await;
+    let fixed = cluster
+        .get("kubeovn.io/v1", "Vip", None, "acme-fixed")
+        .unwrap();
+    assert_eq!(fixed["status"]["v4ip"], "10.1.0.50");
+    for refused in ["acme-twice", "acme-gw"] {
+        let v = cluster.get("kubeovn.io/v1", "Vip", None, refused).unwrap();
+        assert!(v["status"]["mac"].is_null(), "{refused}: {v}");
+    }
+    // pod.go acquireAddress: a pod annotated with the Vip gets its address and MAC; podReuseVip
+    // labels the Vip with the pod's port.
+    cluster
+        .create(pod(
+            "web-1",
+            json!({}),
+            json!({"ovn.kubernetes.io/logical_switch": "acme-front", "ovn.kubernetes.io/vip": "acme-web"}),
+        ))
+        .unwrap();
+    let pods = resource("", "Pod", "pods");
+    let p = wait(&server, &pods, Some("acme"), "web-1", allocated("ovn")).await;
+    assert_eq!(
+        p["metadata"]["annotations"]["ovn.kubernetes.io/ip_address"],
+        "10.1.0.2"
+    );
+    assert_eq!(
+        p["metadata"]["annotations"]["ovn.kubernetes.io/mac_address"],
+        web["status"]["mac"]
+    );
+    let bound = wait(&server, &vips, None, "acme-web", |v| {
+        v["metadata"]["labels"]["ovn.kubernetes.io/ip_reserved"] == "web-1.acme"
+    })
+    .await;
+    assert_eq!(bound["status"]["v4ip"], "10.1.0.2");
+    // A second pod asking for the same Vip is refused with Kube-OVN's message.
+    cluster
+        .create(pod(
+            "web-2",
+            json!({}),
+            json!({"ovn.kubernetes.io/logical_switch": "acme-front", "ovn.kubernetes.io/vip": "acme-web"}),
+        ))
+        .unwrap();
+    let event = first_event(&server, "acme", "web-2").await;
+    assert_eq!(
+        event["message"],
+        "stage=acquireAddress error=vip 'acme-web' is in use by pod web-1.acme"
+    );
+    // A fixed address equal to the bound Vip's is a conflict: the pod's port holds it.
+    cluster
+        .create(pod(
+            "thief",
+            json!({}),
+            json!({"ovn.kubernetes.io/logical_switch": "acme-front", "ovn.kubernetes.io/ip_address": "10.1.0.2"}),
+        ))
+        .unwrap();
+    let event = first_event(&server, "acme", "thief").await;
+    assert_eq!(
+        event["message"],
+        "stage=acquireAddress error=AddressConflict"
+    );
+    // releaseVip: the pod goes, the Vip is unbound and holds its address again.
+    cluster.delete("v1", "Pod", Some("acme"), "web-1").unwrap();
+    wait(&server, &vips, None, "acme-web", |v| {
+        v["metadata"]["labels"]["ovn.kubernetes.io/ip_reserved"] == ""
+    })
+    .await;
+    cluster.delete("v1", "Pod", Some("acme"), "thief").unwrap();
+    cluster
+        .create(pod(
+            "thief-2",
+            json!({}),
+            json!({"ovn.kubernetes.io/logical_switch": "acme-front", "ovn.kubernetes.io/ip_address": "10.1.0.2"}),
+        ))
+        .unwrap();
+    let event = first_event(&server, "acme", "thief-2").await;
+    assert_eq!(
+        event["message"],
+        "stage=acquireAddress error=AddressConflict"
+    );
+    // Deleting the Vip releases its address, then the finalizer goes.
+    cluster
+        .delete("kubeovn.io/v1", "Vip", None, "acme-web")
+        .unwrap();
+    let api: Api<DynamicObject> = Api::all_with(server.client(), &vips);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        kube::runtime::wait::await_condition(
+            api,
+            "acme-web",
+            kube::runtime::conditions::is_deleted(""),
+        ),
+    )
+    .await
+    .expect("the vip goes in time")
+    .expect("watch");
+    cluster
+        .create(pod(
+            "heir",
+            json!({}),
+            json!({"ovn.kubernetes.io/logical_switch": "acme-front", "ovn.kubernetes.io/ip_address": "10.1.0.2"}),
+        ))
+        .unwrap();
+    let p = wait(&server, &pods, Some("acme"), "heir", allocated("ovn")).await;
+    assert_eq!(
+        p["metadata"]["annotations"]["ovn.kubernetes.io/ip_address"],
+        "10.1.0.2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_keeps_its_vip_across_pods_and_a_second_network_is_refused() {
+    let (server, cluster) = start().await;
+    subnet(&cluster, "acme-front", "10.1.0.0/24", json!({}));
+    subnet(
+        &cluster,
+        "acme-storage",
+        "10.2.0.0/24",
+        json!({"provider": "storage.acme.ovn"}),
+    );
+    let vips = resource("kubeovn.io", "Vip", "vips");
+    cluster
+        .create(vip("acme-db", json!({"v4ip": "10.1.0.40"})))
+        .unwrap();
+    wait(&server, &vips, None, "acme-db", |v| {
+        v["status"]["mac"].is_string()
+    })
+    .await;
+    cluster
+        .create(json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+            "metadata": {"name": "db", "namespace": "acme"},
+            "spec": {"runStrategy": "Always", "template": {"spec": {"domain": {"devices": {}, "memory": {"guest": "1Gi"}}}}}}))
+        .unwrap();
+    let annotations = json!({"ovn.kubernetes.io/logical_switch": "acme-front",
+                             "ovn.kubernetes.io/vip": "acme-db"});
+    cluster
+        .create(pod(
+            "virt-launcher-db-a",
+            json!({"vm.kubevirt.io/name": "db"}),
+            annotations.clone(),
+        ))
+        .unwrap();
+    let pods = resource("", "Pod", "pods");
+    let first = wait(
+        &server,
+        &pods,
+        Some("acme"),
+        "virt-launcher-db-a",
+        allocated("ovn"),
+    )
+    .await;
+    assert_eq!(
+        first["metadata"]["annotations"]["ovn.kubernetes.io/ip_address"],
+        "10.1.0.40"
+    );
+    // keep-vm-ip: the next pod of the VM has the same port name and reuses the Vip.
+    cluster
+        .create(pod(
+            "virt-launcher-db-b",
+            json!({"vm.kubevirt.io/name": "db"}),
+            annotations,
+        ))
+        .unwrap();
+    let second = wait(
+        &server,
+        &pods,
+        Some("acme"),
+        "virt-launcher-db-b",
+        allocated("ovn"),
+    )
+    .await;
+    assert_eq!(
+        second["metadata"]["annotations"]["ovn.kubernetes.io/ip_address"],
+        "10.1.0.40"
+    );
+    cluster
+        .delete("v1", "Pod", Some("acme"), "virt-launcher-db-a")
+        .unwrap();
+    // The Vip stays bound while the VM is there; it goes back when the VM is deleted.
+    cluster
+        .delete("kubevirt.io/v1", "VirtualMachine", Some("acme"), "db")
+        .unwrap();
+    cluster
+        .delete("v1", "Pod", Some("acme"), "virt-launcher-db-b")
+        .unwrap();
+    wait(&server, &vips, None, "acme-db", |v| {
+        v["metadata"]["labels"]["ovn.kubernetes.io/ip_reserved"] == ""
+    })
+    .await;
+    // The annotation is not per provider: a pod with a second Kube-OVN network asks the Vip for
+    // it too, under another port name, and is refused (pod.go acquireAddress, podReuseVip).
+    cluster
+        .create(pod(
+            "two-nets",
+            json!({}),
+            json!({"ovn.kubernetes.io/logical_switch": "acme-front",
+                   "k8s.v1.cni.cncf.io/networks": "acme/storage",
+                   "ovn.kubernetes.io/vip": "acme-db"}),
+        ))
+        .unwrap();
+    let event = first_event(&server, "acme", "two-nets").await;
+    assert_eq!(
+        event["message"],
+        "stage=acquireAddress error=vip 'acme-db' is in use by pod two-nets.acme"
+    );
 }

@@ -15,7 +15,7 @@ use super::{condition, to_value};
 use crate::KubeOvn;
 use crate::external::{self, eip_address, eip_claimed};
 use crate::kinds::{self, EXTERNAL_IP_LABEL, RESERVATION_LABEL, SUBNET_NAME_LABEL};
-use crate::translate::ip_name;
+use crate::translate::vip_name;
 
 /// Ready with its address, failed when Kube-OVN says it could not allocate it.
 fn eip_check(object: Option<&DynamicObject>) -> Check {
@@ -290,8 +290,8 @@ impl KubeOvn {
         )
         .await?;
         self.owned(
-            &self.cluster(&kinds::ip()),
-            &ip_name(tenant, &spec.reservation),
+            &self.cluster(&kinds::vip()),
+            &vip_name(tenant, &spec.reservation),
             tenant,
             ResourceKind::IpReservation,
             &spec.reservation,

@@ -92,6 +92,28 @@ fn assert_host_of(ip: IpAddr, spec: &SubnetSpec, what: &str) {
     );
 }
 
+/// The subnet's (used, available) once `used` addresses are in use, waited for on its states:
+/// a system may count asynchronously (Kube-OVN writes a subnet's counts from a queue after the
+/// address changed), so a count read right after a change may be the old one.
+async fn usage_once(
+    network: &dyn Network,
+    tenant: &Tenant,
+    subnet: &str,
+    used: u128,
+    params: &Params,
+) -> (u128, u128) {
+    let states = network
+        .watch_subnet(tenant, subnet)
+        .await
+        .or_fail(format_args!("watch subnet {subnet:?}"));
+    let s = crate::wait::until(states, crate::wait::subnet_in_use(used), params.timeout)
+        .await
+        .or_fail(format_args!(
+            "{used} address(es) in use in subnet {subnet:?}"
+        ));
+    (s.used, s.available)
+}
+
 async fn subnet_usage(network: &dyn Network, tenant: &Tenant, subnet: &str) -> (u128, u128) {
     let s = network
         .get_subnet(tenant, subnet)
@@ -350,7 +372,7 @@ pub async fn ip_reserve_and_release(
     assert_ne!(a.ip, b.ip, "two reservations never share an address");
     assert_ne!(a.mac, b.mac, "two reservations never share a MAC");
     assert_eq!(
-        subnet_usage(network, tenant, "front").await,
+        usage_once(network, tenant, "front", 2, params).await,
         (2, available - 2),
         "subnet usage (used, available) counts the reservations"
     );
@@ -453,7 +475,7 @@ pub async fn ip_reserve_and_release(
         "release of a missing reservation",
     );
     assert_eq!(
-        subnet_usage(network, tenant, "front").await,
+        usage_once(network, tenant, "front", 0, params).await,
         (0, available),
         "released addresses are free again"
     );
@@ -514,7 +536,7 @@ pub async fn fixed_ip_honoured_and_taken_refused(
         );
     }
     assert_eq!(
-        subnet_usage(network, tenant, "front").await.0,
+        usage_once(network, tenant, "front", 1, params).await.0,
         1,
         "refusals use no address"
     );
@@ -580,7 +602,7 @@ pub async fn subnet_exhaustion_and_reuse(
         "every reservation has its own address: {held:?}"
     );
     assert_eq!(
-        subnet_usage(network, tenant, "tiny").await,
+        usage_once(network, tenant, "tiny", capacity, params).await,
         (capacity, 0),
         "a full subnet"
     );
@@ -625,7 +647,7 @@ pub async fn subnet_exhaustion_and_reuse(
             .or_fail(format_args!("release {:?}", r.name));
     }
     assert_eq!(
-        subnet_usage(network, tenant, "tiny").await,
+        usage_once(network, tenant, "tiny", 0, params).await,
         (0, capacity),
         "all released"
     );
@@ -655,7 +677,7 @@ pub async fn subnet_in_use_not_deleted(
         Some(ResourceKind::Subnet),
         "delete of a subnet in use",
     );
-    let (used, _) = subnet_usage(network, tenant, "busy").await;
+    let (used, _) = usage_once(network, tenant, "busy", 1, params).await;
     assert_eq!(
         used, 1,
         "a subnet whose deletion was refused keeps its reservations"

@@ -61,13 +61,10 @@
 //! may read stale ones. kubecloud's tests read them that way; kept until they wait for the
 //! counts.
 //!
-//! **kubecloud's reservations** (opt-in, [`KubeOvnController::with_kubecloud_reservations`]):
-//! kubecloud names a reservation's `IP` `<tenant>-<name>` with no `podName` and expects a pod
-//! asking for its fixed address to bind it. Kube-OVN does neither: it ignores such an `IP`
-//! (the port-name check in `handleAddReservedIP`), and refuses the pod's address as
-//! `AddressConflict`. The opt-in allocates such `IP`s (labelled `ip_reserved: "true"`) and binds
-//! them to a pod of their namespace asking for their address, so that kubecloud's reservation
-//! tests can run until kubecloud's model is reworked; the default is Kube-OVN's behaviour.
+//! - **Vip** (an address reserved ahead of any pod) and pods taking one through the
+//!   `ovn.kubernetes.io/vip` annotation: see [`vip`]. An `IP` not named as its pod's port is
+//!   never allocated, whatever its labels (above): a reservation made that way would never get
+//!   an address on a real cluster.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -76,10 +73,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use super::kubeovn_ipam::{IpamError, SubnetIpam, SubnetShape};
+
+pub mod vip;
 use super::kubeovn_security::Northbound;
 use super::{Controller, ControllerError, Watched};
 use crate::cluster::{Cluster, ObjectEvent};
 use crate::store::EventType;
+pub use vip::VIP_ANNOTATION;
 
 const API: &str = "kubeovn.io/v1";
 const FINALIZER: &str = "kube-ovn-controller";
@@ -110,20 +110,9 @@ pub const SIMULATED_EXTERNAL_CIDR: &str = "172.31.0.0/16";
 pub struct KubeOvnController {
     northbound: Northbound,
     ipam: Arc<Mutex<BTreeMap<String, SubnetIpam>>>,
-    kubecloud_reservations: bool,
 }
 
 impl KubeOvnController {
-    /// Also allocates `IP` objects labelled `ovn.kubernetes.io/ip_reserved: "true"` whatever
-    /// their name, and binds one to a pod of its namespace asking for its fixed address (the
-    /// `IP` gets the pod's `podName`, `podType` and `nodeName`; the pod its address and MAC).
-    /// **Kube-OVN does not do this** (see the module docs); it models kubecloud's reservation
-    /// model so that kubecloud's tests of it can run.
-    pub fn with_kubecloud_reservations(mut self) -> Self {
-        self.kubecloud_reservations = true;
-        self
-    }
-
     /// The security-group state this controller keeps (ports, port groups, ACLs), for tests to
     /// ask what is in force on a port (see [`super::kubeovn_security`]). Take it before the
     /// controller is handed to the server.
@@ -304,6 +293,15 @@ impl KubeOvnController {
                     held.push((name_of(eip).to_string(), addr, mac));
                 }
             })?;
+            api.for_each(API, "Vip", None, |vip| {
+                if vip["spec"]["subnet"] == name.as_str()
+                    && let Some(addr) = vip::vip_address(vip)
+                {
+                    let ns = vip["spec"]["namespace"].as_str().unwrap_or_default();
+                    let mac = vip["status"]["mac"].as_str().map(str::to_string);
+                    held.push((port_name(name_of(vip), ns, provider_of(subnet)), addr, mac));
+                }
+            })?;
             for (nic, addr, mac) in held {
                 let _ = fresh.assign(&nic, addr, mac.as_deref(), false);
             }
@@ -426,7 +424,8 @@ impl KubeOvnController {
             .list_where(API, "OvnEip", None, |e| {
                 e["metadata"]["labels"][SUBNET_LABEL] == subnet
             })?
-            .len();
+            .len()
+            + Self::unbound_vips(api, subnet)?;
         let refs: Vec<&Value> = ips.iter().collect();
         let Some(fields) = self.with_ipam(api, &object, |ipam| ipam.status(&refs, eips))? else {
             return Ok(());
@@ -503,6 +502,12 @@ impl KubeOvnController {
         for ip in pending {
             self.allocate_ip(api, name_of(&ip))?;
         }
+        let pending = api.list_where(API, "Vip", None, |v| {
+            v["spec"]["subnet"] == subnet && v["status"]["mac"].as_str().is_none_or(str::is_empty)
+        })?;
+        for vip in pending {
+            self.allocate_vip(api, name_of(&vip))?;
+        }
         Ok(())
     }
 
@@ -571,10 +576,7 @@ impl KubeOvnController {
         };
         let pod = ip["spec"]["podName"].as_str().unwrap_or_default();
         let ns = ip["spec"]["namespace"].as_str().unwrap_or_default();
-        let named_as_port = port_name(pod, ns, provider_of(&subnet)) == name;
-        let kubecloud =
-            self.kubecloud_reservations && ip["metadata"]["labels"][RESERVED_LABEL] == "true";
-        if !named_as_port && !kubecloud {
+        if port_name(pod, ns, provider_of(&subnet)) != name {
             tracing::debug!(ip = name, "port name is not the ip name: not handled");
             return Ok(());
         }
@@ -682,7 +684,7 @@ impl KubeOvnController {
             _ => {
                 // Gone: a plain pod's addresses go with it; a VM's stay for its next pod.
                 if vm.is_none() {
-                    Self::delete_ips_of(api, &ns, &ev.name, false)?;
+                    self.release_workload(api, &ns, &ev.name, false)?;
                 } else if let Some(vm) = vm
                     && api
                         .get_opt("kubevirt.io/v1", "VirtualMachine", Some(&ns), &vm)
@@ -694,16 +696,24 @@ impl KubeOvnController {
                         .iter()
                         .all(terminating)
                 {
-                    Self::delete_ips_of(api, &ns, &vm, true)?;
+                    self.release_workload(api, &ns, &vm, true)?;
                 }
                 return Ok(None);
             }
         };
-        let key = vm.clone().unwrap_or_else(|| ev.name.clone());
-        for (provider, subnet) in Self::requests(api, &pod)? {
-            self.allocate_for_pod(api, &pod, &ns, &key, vm.is_some(), &provider, &subnet)?;
-        }
+        self.allocate_pod(api, &pod)?;
         Ok(Some(pod))
+    }
+
+    /// Allocates for every Kube-OVN network the live `pod` asks for.
+    fn allocate_pod(&self, api: &Cluster, pod: &Value) -> Result<(), ControllerError> {
+        let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+        let vm = pod["metadata"]["labels"][VM_LABEL].as_str();
+        let key = vm.unwrap_or(name_of(pod));
+        for (provider, subnet) in Self::requests(api, pod)? {
+            self.allocate_for_pod(api, pod, ns, key, vm.is_some(), &provider, &subnet)?;
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -750,34 +760,33 @@ impl KubeOvnController {
         let pod_type = if is_vm { VM_POD_TYPE } else { "" };
         let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
 
-        if self.kubecloud_reservations
-            && let Some(ip) = fixed_ip
-            && self.bind_kubecloud_reservation(api, &subnet, ns, key, pod_type, ip)?
-        {
-            let held = api
-                .list_where(API, "IP", None, |o| {
-                    o["spec"]["subnet"] == subnet_name && ip_of(o) == Some(ip)
-                })?
-                .into_iter()
-                .find_map(|o| mac_of(&o));
-            if let Some(mac) = held {
-                return Self::annotate(api, ns, &pod_name, &prefix, &shape, subnet_name, ip, &mac);
+        let vip = annotations[VIP_ANNOTATION]
+            .as_str()
+            .filter(|v| !v.is_empty());
+        let (addr, mac) = if let Some(vip) = vip {
+            // `acquireAddress`: the `Vip`'s address, whatever the network (see [`vip`]).
+            match self.take_vip(api, vip, &ip_name, is_vm, &subnet)? {
+                vip::Taken::Address(addr, mac) => (addr, mac),
+                vip::Taken::Refused(message) => {
+                    refuse(&message);
+                    return Ok(());
+                }
             }
-        }
-
-        let got = self.with_ipam(api, &subnet, |ipam| match fixed_ip {
-            Some(ip) => ipam
-                .assign(&ip_name, ip, fixed_mac.as_deref(), true)
-                .map(|mac| (ip, mac)),
-            None => ipam.allocate(&ip_name, fixed_mac.as_deref()),
-        })?;
-        let (addr, mac) = match got {
-            Some(Ok(got)) => got,
-            Some(Err(e)) => {
-                refuse(&e.to_string());
-                return Ok(());
+        } else {
+            let got = self.with_ipam(api, &subnet, |ipam| match fixed_ip {
+                Some(ip) => ipam
+                    .assign(&ip_name, ip, fixed_mac.as_deref(), true)
+                    .map(|mac| (ip, mac)),
+                None => ipam.allocate(&ip_name, fixed_mac.as_deref()),
+            })?;
+            match got {
+                Some(Ok(got)) => got,
+                Some(Err(e)) => {
+                    refuse(&e.to_string());
+                    return Ok(());
+                }
+                None => return Ok(()),
             }
-            None => return Ok(()),
         };
         // `createOrUpdateIPCR`: the `IP` of the pod's port, made or brought up to date.
         let family = if addr.is_ipv4() {
@@ -828,47 +837,6 @@ impl KubeOvnController {
         Self::annotate(api, ns, &pod_name, &prefix, &shape, subnet_name, addr, &mac)
     }
 
-    /// kubecloud's reservation model (opt-in, not Kube-OVN's): binds a reservation of the pod's
-    /// namespace holding `ip` that is unbound or bound to the same workload. Whether one was.
-    fn bind_kubecloud_reservation(
-        &self,
-        api: &Cluster,
-        subnet: &Value,
-        ns: &str,
-        key: &str,
-        pod_type: &str,
-        ip: IpAddr,
-    ) -> Result<bool, ControllerError> {
-        let subnet_name = name_of(subnet);
-        let Some(reservation) = api
-            .list_where(API, "IP", None, |o| {
-                o["spec"]["subnet"] == subnet_name
-                    && !terminating(o)
-                    && ip_of(o) == Some(ip)
-                    && o["metadata"]["labels"][RESERVED_LABEL] == "true"
-                    && o["spec"]["namespace"] == ns
-            })?
-            .into_iter()
-            .next()
-        else {
-            return Ok(false);
-        };
-        let bound = reservation["spec"]["podName"].as_str().unwrap_or_default();
-        if !bound.is_empty() && bound != key {
-            return Ok(false);
-        }
-        if bound != key || reservation["spec"]["podType"] != pod_type {
-            api.merge_patch(
-                API,
-                "IP",
-                None,
-                name_of(&reservation),
-                &json!({"spec": {"podName": key, "podType": pod_type}}),
-            )?;
-        }
-        Ok(true)
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn annotate(
         api: &Cluster,
@@ -901,6 +869,19 @@ impl KubeOvnController {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// `handleDeletePod` for workload `key` of `ns` whose addresses go: the `Vip`s it took are
+    /// released, then the `IP` objects Kube-OVN made for it are deleted.
+    fn release_workload(
+        &self,
+        api: &Cluster,
+        ns: &str,
+        key: &str,
+        vm: bool,
+    ) -> Result<(), ControllerError> {
+        self.release_vips_of(api, ns, key)?;
+        Self::delete_ips_of(api, ns, key, vm)
     }
 
     /// Deletes the `IP` objects Kube-OVN made for workload `key` of `ns` (never reservations).
@@ -1049,10 +1030,18 @@ impl KubeOvnController {
             Some(addr) => {
                 status.insert("v4Eip".into(), json!(addr.to_string()));
                 if kind == "OvnFip" {
+                    // `ovn_fip.go`: `ipType: vip` names a `Vip`, anything else an `IP`.
                     let ip_name = nat["spec"]["ipName"].as_str().unwrap_or_default();
-                    if let Some(ip) = api.get_opt(API, "IP", None, ip_name)?
-                        && let Some(addr) = ip_of(&ip)
-                    {
+                    let internal = if nat["spec"]["ipType"] == "vip" {
+                        api.get_opt(API, "Vip", None, ip_name)?
+                            .as_ref()
+                            .and_then(vip::vip_address)
+                    } else {
+                        api.get_opt(API, "IP", None, ip_name)?
+                            .as_ref()
+                            .and_then(ip_of)
+                    };
+                    if let Some(addr) = internal {
                         status.insert("v4Ip".into(), json!(addr.to_string()));
                     }
                 } else {
@@ -1087,6 +1076,7 @@ impl Controller for KubeOvnController {
             Watched::new("kubeovn.io", "vpcs"),
             Watched::new("kubeovn.io", "subnets"),
             Watched::new("kubeovn.io", "ips"),
+            Watched::new("kubeovn.io", "vips"),
             Watched::new("", "pods"),
             Watched::new("kubevirt.io", "virtualmachines"),
             Watched::new("kubeovn.io", "ovn-eips"),
@@ -1106,6 +1096,7 @@ impl Controller for KubeOvnController {
                 }
                 self.reconcile_ip(api, ev)
             }
+            "vips" => self.reconcile_vip(api, ev),
             "pods" => {
                 if let Some(pod) = self.reconcile_pod(api, ev)? {
                     self.sync_pod_ports(&pod);
@@ -1126,7 +1117,7 @@ impl Controller for KubeOvnController {
             }
             "virtualmachines" if ev.kind == EventType::Deleted => {
                 let ns = ev.namespace.clone().unwrap_or_default();
-                Self::delete_ips_of(api, &ns, &ev.name, true)
+                self.release_workload(api, &ns, &ev.name, true)
             }
             _ => Ok(()),
         }
