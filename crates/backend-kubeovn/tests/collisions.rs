@@ -12,11 +12,7 @@ use kubecloud_testkit::{KubeOvnController, TestServer};
 async fn colliding_cluster_scoped_names_of_two_tenants_are_refused_before_writing() {
     let test = async {
         let server = TestServer::builder()
-            .controller(
-                // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
-                // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
-                KubeOvnController::default(),
-            )
+            .controller(KubeOvnController::default())
             .start()
             .await
             .expect("server");

@@ -17,11 +17,7 @@ fn params() -> Params {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_conformance_passes() {
     let server = TestServer::builder()
-        .controller(
-            // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
-            // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
-            KubeOvnController::default(),
-        )
+        .controller(KubeOvnController::default())
         .start()
         .await
         .expect("server");
@@ -40,11 +36,7 @@ async fn network_conformance_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_isolation_passes() {
     let server = TestServer::builder()
-        .controller(
-            // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
-            // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
-            KubeOvnController::default(),
-        )
+        .controller(KubeOvnController::default())
         .start()
         .await
         .expect("server");

@@ -8,11 +8,7 @@ use kubecloud_testkit::{Fault, KubeOvnController, Latency, TestServer, Verb};
 
 async fn setup() -> (TestServer, KubeOvn) {
     let server = TestServer::builder()
-        .controller(
-            // kubecloud's reservation IPs are not named `<pod>.<ns>`: Kube-OVN would ignore
-            // them. Opt in to kubecloud's model until reservations are reworked (issue 16).
-            KubeOvnController::default(),
-        )
+        .controller(KubeOvnController::default())
         .start()
         .await
         .expect("server");
