@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kubecloud_core::{
     Error, IpReservationSpec, MacAddress, Network, NetworkInterface, ResourceKind, Rule,
-    SecurityGroupSpec, ServicePort, ServiceSpec, SubnetSpec, Tenant, VpcSpec,
+    SecurityGroupSpec, ServicePort, ServiceSpec, Subnet, SubnetSpec, Tenant, VpcSpec,
 };
 use kubecloud_kubeovn::KubeOvn;
 use kubecloud_testkit::{KubeOvnController, TestServer, Verb};
@@ -22,6 +22,19 @@ async fn setup() -> (TestServer, KubeOvn) {
         .ready_timeout(Duration::from_secs(20))
         .build();
     (server, backend)
+}
+
+/// The subnet once `used` addresses are in use: Kube-OVN writes the counts after the address
+/// changed, so they are waited for on the subnet's states.
+async fn subnet_using(backend: &KubeOvn, tenant: &Tenant, subnet: &str, used: u128) -> Subnet {
+    let states = backend.watch_subnet(tenant, subnet).await.unwrap();
+    kubecloud_core::wait::until(
+        states,
+        kubecloud_core::wait::subnet_in_use(used),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap()
 }
 
 fn tenant(name: &str) -> Tenant {
@@ -117,7 +130,7 @@ async fn a_tenant_network_is_created_inspected_and_torn_down() {
             "exclusions and the gateway are skipped"
         );
         assert_eq!(
-            net_backend.get_subnet(&acme, "storage").await.unwrap().used,
+            subnet_using(&net_backend, &acme, "storage", 1).await.used,
             1
         );
         assert_eq!(net_backend.list_ips(&acme, None).await.unwrap().len(), 2);
@@ -199,7 +212,7 @@ async fn a_tenant_network_is_created_inspected_and_torn_down() {
         net_backend.release_ip(&acme, "db-eth0").await.unwrap();
         net_backend.release_ip(&acme, "db-eth1").await.unwrap();
         assert_eq!(
-            net_backend.get_subnet(&acme, "storage").await.unwrap().used,
+            subnet_using(&net_backend, &acme, "storage", 0).await.used,
             0
         );
         net_backend.delete_subnet(&acme, "storage").await.unwrap();
@@ -679,7 +692,7 @@ async fn ipv6_subnets_count_their_addresses() {
             .await
             .unwrap();
         assert_eq!(r.ip.to_string(), "fd00:10::2");
-        let s = backend.get_subnet(&acme, "v6").await.unwrap();
+        let s = subnet_using(&backend, &acme, "v6", 1).await;
         assert_eq!((s.used, s.available), (1, 252));
         backend.release_ip(&acme, "r").await.unwrap();
         backend.delete_subnet(&acme, "v6").await.unwrap();

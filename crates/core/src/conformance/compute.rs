@@ -642,11 +642,15 @@ pub async fn runs_with_volume_and_fixed_ip(
             .is_some_and(|vms| vms.iter().any(|u| u == "web")),
         "compute lists the vm as a user of its boot volume: {users:?}"
     );
-    let subnet = network
-        .get_subnet(tenant, "front")
+    // A system may count asynchronously (Kube-OVN writes the counts after the address
+    // changed): wait on the subnet's states for the VM's address to be counted.
+    let states = network
+        .watch_subnet(tenant, "front")
         .await
-        .or_fail("get subnet \"front\"");
-    assert_eq!(subnet.used, 1, "the vm's address is used in its subnet");
+        .or_fail("watch subnet \"front\"");
+    wait::until(states, wait::subnet_in_use(1), params.timeout)
+        .await
+        .or_fail("the vm's address is used in its subnet");
     let err = network
         .reserve_ip(
             tenant,

@@ -53,18 +53,14 @@
 //! - **OvnFip** / **OvnSnatRule**: `ready: true` with `v4Eip` (and the FIP's `v4Ip` from its
 //!   `IP`, the SNAT rule's `v4IpCidr` from its subnet, and `vpc`) while their `ovnEip` exists
 //!   and is ready; `ready: false` otherwise (re-checked when the EIP changes or goes).
-//!
-//! **Known laxity**: the double writes a subnet's counts *before* the `IP` change that causes
-//! them (allocation, release), so a client that sees the change also sees the counts. Kube-OVN
-//! updates the `IP` first and the subnet's status afterwards from a queue
-//! (`updateSubnetStatusQueue`), so a client reading counts right after seeing an `IP` change
-//! may read stale ones. kubecloud's tests read them that way; kept until they wait for the
-//! counts.
-//!
 //! - **Vip** (an address reserved ahead of any pod) and pods taking one through the
 //!   `ovn.kubernetes.io/vip` annotation: see [`vip`]. An `IP` not named as its pod's port is
 //!   never allocated, whatever its labels (above): a reservation made that way would never get
 //!   an address on a real cluster.
+//!
+//! **Counts** are written *after* the `IP` (or `Vip`) change that causes them, as Kube-OVN
+//! writes them from its `updateSubnetStatusQueue`: a client reading a subnet's counts right
+//! after seeing an address change may read the old ones, and must wait for them.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -393,33 +389,13 @@ impl KubeOvnController {
     /// Writes a subnet's status from its IPAM and its `IP` objects (terminating ones included,
     /// as Kube-OVN's lister has them) and labelled `OvnEip`s.
     fn recount(&self, api: &Cluster, subnet: &str) -> Result<(), ControllerError> {
-        self.recount_as_if(api, subnet, None, None)
-    }
-
-    /// [`Self::recount`] as it will be once the `IP` `gone` is gone and `coming` exists: the
-    /// double writes the counts **before** the `IP` change that causes them (see the module
-    /// docs: Kube-OVN writes them after it, asynchronously).
-    fn recount_as_if(
-        &self,
-        api: &Cluster,
-        subnet: &str,
-        gone: Option<&str>,
-        coming: Option<&Value>,
-    ) -> Result<(), ControllerError> {
         let Some(object) = api.get_opt(API, "Subnet", None, subnet)? else {
             return Ok(());
         };
         if terminating(&object) {
             return Ok(());
         }
-        let mut ips = api.list_where(API, "IP", None, |ip| {
-            ip["spec"]["subnet"] == subnet && Some(name_of(ip)) != gone
-        })?;
-        if let Some(coming) = coming
-            && !ips.iter().any(|ip| name_of(ip) == name_of(coming))
-        {
-            ips.push(coming.clone());
-        }
+        let ips = api.list_where(API, "IP", None, |ip| ip["spec"]["subnet"] == subnet)?;
         let eips = api
             .list_where(API, "OvnEip", None, |e| {
                 e["metadata"]["labels"][SUBNET_LABEL] == subnet
@@ -539,7 +515,6 @@ impl KubeOvnController {
         if terminating(&ip) {
             if has_finalizer(&ip) {
                 release(self)?;
-                self.recount_as_if(api, &subnet_name, Some(&ev.name), None)?;
                 let mut released = ip.clone();
                 if let Some(f) = released["metadata"]["finalizers"].as_array_mut() {
                     f.retain(|f| f != FINALIZER);
@@ -609,9 +584,6 @@ impl KubeOvnController {
         } else {
             "true"
         };
-        let mut coming = ip.clone();
-        coming["spec"][family] = json!(addr.to_string());
-        self.recount_as_if(api, subnet_name, None, Some(&coming))?;
         api.merge_patch(
             API,
             "IP",
@@ -800,8 +772,6 @@ impl KubeOvnController {
             "attachIps": [], "attachMacs": [], "attachSubnets": [],
         });
         ip_spec[family] = json!(addr.to_string());
-        let coming = json!({"metadata": {"name": ip_name}, "spec": ip_spec});
-        self.recount_as_if(api, subnet_name, None, Some(&coming))?;
         match api.get_opt(API, "IP", None, &ip_name)? {
             None => {
                 api.create(json!({
