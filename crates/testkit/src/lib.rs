@@ -208,6 +208,7 @@ mod apiextensions;
 mod cluster;
 mod controllers;
 mod counters;
+pub mod csi;
 mod defaults;
 mod discovery;
 pub mod fake_cloud;
