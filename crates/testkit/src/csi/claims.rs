@@ -85,11 +85,12 @@ pub(crate) fn pods_using(
         .collect())
 }
 
+/// A node's name and labels.
+pub(crate) type NodeInfo = (String, BTreeMap<String, String>);
+
 /// Nodes and their labels, by name.
-pub(crate) fn nodes(
-    api: &Cluster,
-) -> Result<Vec<(String, BTreeMap<String, String>)>, ControllerError> {
-    let mut out: Vec<(String, BTreeMap<String, String>)> = api
+pub(crate) fn nodes(api: &Cluster) -> Result<Vec<NodeInfo>, ControllerError> {
+    let mut out: Vec<NodeInfo> = api
         .list("v1", "Node", None)?
         .iter()
         .map(|n| {

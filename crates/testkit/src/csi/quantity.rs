@@ -55,7 +55,7 @@ pub(crate) fn format(bytes: u64) -> String {
         return "0".into();
     }
     for (suffix, factor) in SUFFIXES {
-        if bytes % factor == 0 {
+        if bytes.is_multiple_of(factor) {
             return format!("{}{suffix}", bytes / factor);
         }
     }

@@ -189,7 +189,7 @@ impl Controller for Scheduler {
                 // Unscheduled pods waiting for this claim.
                 for pod in api.list("v1", "Pod", Some(ns))? {
                     if claims::pod_node(&pod).is_none()
-                        && claims::claims_of(&pod).iter().any(|c| *c == ev.name)
+                        && claims::claims_of(&pod).contains(&ev.name)
                     {
                         self.sync_pod(api, &pod)?;
                     }
