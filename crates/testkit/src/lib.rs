@@ -152,6 +152,12 @@
 //! seeded like a cluster with Piraeus, KubeVirt, CDI, Kube-OVN and MetalLB installed. The
 //! `kubecloud-fake-cloud` binary runs it as a server and writes a kubeconfig for `kubectl`.
 //!
+//! [`csi`] simulates other storage: a CSI driver (Ceph RBD, CephFS, Longhorn, Mayastor,
+//! LocalPV-LVM, democratic-csi, a generic one) with the kubernetes-csi sidecars' behaviour —
+//! provisioning and binding, `WaitForFirstConsumer`, expansion, snapshots, clones, refusals as
+//! `ProvisioningFailed` events — installed on any [`TestServer`] ([`csi::install`]) or in a
+//! fake cloud instead of LINSTOR ([`FakeCloudBuilder::csi`]).
+//!
 //! # Faults, latency, counters
 //!
 //! [`TestServer::faults`] injects errors by verb, resource and rate (500, 503, 409, 429 with
