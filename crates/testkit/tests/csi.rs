@@ -1254,3 +1254,77 @@ async fn an_injected_provisioning_failure_is_reported_then_recovered() {
     wait_bound(&server, "d").await;
     assert_eq!(driver.volumes().len(), 1);
 }
+
+/// The API server refuses growing a claim whose class does not allow expansion, and shrinking
+/// below its capacity, as kube-apiserver's admission and validation do.
+#[tokio::test]
+async fn the_api_refuses_resizes_the_class_or_the_capacity_forbid() {
+    let server = server_with_nodes().await;
+    csi::CsiInstall::new(CsiProfile::Longhorn)
+        .class(
+            json!({"metadata": {"name": "fixed"}, "allowVolumeExpansion": false,
+                      "parameters": {"numberOfReplicas": "1"}}),
+        )
+        .install(&server)
+        .unwrap();
+    create(
+        &server,
+        claim(
+            "fixed",
+            Some("fixed"),
+            "1Gi",
+            "Filesystem",
+            &["ReadWriteOnce"],
+        ),
+    )
+    .await;
+    wait_bound(&server, "fixed").await;
+    let err = claims(&server)
+        .patch(
+            "fixed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}})),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("not an API error: {err}")
+    };
+    assert_eq!(status.code, 403);
+    assert_eq!(
+        status.message,
+        "persistentvolumeclaims \"fixed\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
+    );
+
+    create(
+        &server,
+        claim(
+            "big",
+            Some("longhorn"),
+            "2Gi",
+            "Filesystem",
+            &["ReadWriteOnce"],
+        ),
+    )
+    .await;
+    wait_bound(&server, "big").await;
+    let err = claims(&server)
+        .patch(
+            "big",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "1Gi"}}}})),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("not an API error: {err}")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains(
+            "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
+        ),
+        "{}",
+        status.message
+    );
+}

@@ -56,6 +56,7 @@ mod snapshotter;
 mod state;
 
 pub use profile::{CsiProfile, Expansion};
+pub(crate) use quantity::parse as parse_quantity;
 pub use state::{ContentSource, CsiSnapshot, CsiVolume, VolumeMode};
 
 use std::sync::Arc;

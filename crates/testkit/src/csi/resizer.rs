@@ -28,9 +28,10 @@
 //!   at its next mount): capacity = allocated, conditions and status cleared, event
 //!   `FileSystemResizeSuccessful`.
 //!
-//! Not modelled: the API server's `PersistentVolumeClaimResize` admission (a class without
-//! `allowVolumeExpansion` refuses the update on a real cluster; here the resizer ignores such a
-//! claim), shrinking to recover from a failed expansion.
+//! The API double itself refuses growing a claim whose class lacks `allowVolumeExpansion`
+//! (kube-apiserver's `PersistentVolumeClaimResize` admission) and shrinking below
+//! `status.capacity`. Not modelled: shrinking back to recover from a failed expansion (the
+//! resizer's `ControllerResizeInfeasible` path).
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
