@@ -1328,3 +1328,70 @@ async fn the_api_refuses_resizes_the_class_or_the_capacity_forbid() {
         status.message
     );
 }
+
+/// The PV controller's and the provisioner's steps as events, the class's secret references
+/// on the PV, and a missing provisioner secret refused as the provisioner refuses it.
+#[tokio::test]
+async fn the_provisioner_reports_its_steps_and_needs_the_class_secret() {
+    let server = server_with_nodes().await;
+    csi::install(&server, CsiProfile::CephRbd);
+    create(
+        &server,
+        claim("a", None, "1Gi", "Filesystem", &["ReadWriteOnce"]),
+    )
+    .await;
+    let bound = wait_bound(&server, "a").await;
+    let external = wait_event(&server, "a", "ExternalProvisioning").await;
+    assert_eq!(
+        external.message.as_deref(),
+        Some(
+            "Waiting for a volume to be created either by the external provisioner 'rbd.csi.ceph.com' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered."
+        )
+    );
+    let provisioning = wait_event(&server, "a", "Provisioning").await;
+    assert_eq!(
+        provisioning.message.as_deref(),
+        Some("External provisioner is provisioning volume for claim \"default/a\"")
+    );
+    let pv = pv_of(&server, &bound).await;
+    let csi_src = pv.spec.unwrap().csi.unwrap();
+    assert_eq!(csi_src.fs_type.as_deref(), Some("ext4"));
+    let stage = csi_src.node_stage_secret_ref.unwrap();
+    assert_eq!(
+        (stage.name.as_deref(), stage.namespace.as_deref()),
+        (Some("rook-csi-rbd-node"), Some("rook-ceph"))
+    );
+    let attributes = csi_src.volume_attributes.unwrap();
+    assert_eq!(attributes["pool"], "replicapool");
+    assert_eq!(attributes["clusterID"], "rook-ceph");
+    assert!(
+        !attributes.contains_key("csi.storage.k8s.io/fstype"),
+        "prefixed keys stripped"
+    );
+    assert_eq!(
+        pv.metadata.annotations.unwrap()["volume.kubernetes.io/provisioner-deletion-secret-name"],
+        "rook-csi-rbd-provisioner"
+    );
+
+    server
+        .cluster()
+        .delete(
+            "v1",
+            "Secret",
+            Some("rook-ceph"),
+            "rook-csi-rbd-provisioner",
+        )
+        .unwrap();
+    create(
+        &server,
+        claim("b", None, "1Gi", "Filesystem", &["ReadWriteOnce"]),
+    )
+    .await;
+    let failed = wait_event(&server, "b", "ProvisioningFailed").await;
+    assert_eq!(
+        failed.message.as_deref(),
+        Some(
+            "failed to provision volume with StorageClass \"ceph-block\": error getting secret rook-csi-rbd-provisioner in namespace rook-ceph: secrets \"rook-csi-rbd-provisioner\" not found"
+        )
+    );
+}
