@@ -596,12 +596,17 @@ async fn expansion_without_node_step_finishes_in_the_controller_and_retries_erro
     assert_eq!(driver.volumes()[0].size_bytes, 2 * GI);
 }
 
-/// Mayastor expands only unused volumes: in use, `VolumeResizeFailed` as the resizer words it
-/// and the driver volume keeps its size; once the pod is gone it grows.
+/// A driver expanding only unused volumes (Longhorn before v1.4.0): in use,
+/// `VolumeResizeFailed` as the resizer words it and the driver volume keeps its size; once the
+/// pod is gone it grows.
 #[tokio::test]
 async fn offline_expansion_waits_until_no_pod_uses_the_claim() {
     let server = server_with_nodes().await;
-    let driver = csi::install(&server, CsiProfile::Mayastor);
+    let driver = csi::CsiInstall::new(CsiProfile::Longhorn)
+        .offline_expansion_only()
+        .install(&server)
+        .unwrap();
+    assert_eq!(driver.expansion(), csi::Expansion::Offline);
     create(
         &server,
         claim("m", None, "1Gi", "Block", &["ReadWriteOnce"]),
@@ -614,7 +619,7 @@ async fn offline_expansion_waits_until_no_pod_uses_the_claim() {
     assert_eq!(
         failed.message.as_deref(),
         Some(
-            "Unable to expand default/m because CSI driver io.openebs.csi-mayastor only supports offline expansion and volume is currently in-use"
+            "Unable to expand default/m because CSI driver driver.longhorn.io only supports offline expansion and volume is currently in-use"
         )
     );
     assert_eq!(driver.volumes()[0].size_bytes, GI, "not grown while in use");
@@ -624,6 +629,24 @@ async fn offline_expansion_waits_until_no_pod_uses_the_claim() {
         .unwrap();
     // Block: no node step.
     wait_claim(&server, "m", |c| storage(c) == "2Gi").await;
+    assert_eq!(driver.volumes()[0].size_bytes, 2 * GI);
+}
+
+/// Mayastor (like the others) expands a volume in use; a Block volume needs no node step.
+#[tokio::test]
+async fn online_expansion_grows_a_volume_in_use() {
+    let server = server_with_nodes().await;
+    let driver = csi::install(&server, CsiProfile::Mayastor);
+    create(
+        &server,
+        claim("m", None, "1Gi", "Block", &["ReadWriteOnce"]),
+    )
+    .await;
+    wait_bound(&server, "m").await;
+    pod(&server, "app", Some("node-1"), &["m"]).await;
+    grow(&server, "m", "2Gi").await;
+    let done = wait_claim(&server, "m", |c| storage(c) == "2Gi").await;
+    assert!(condition_types(&done).is_empty());
     assert_eq!(driver.volumes()[0].size_bytes, 2 * GI);
 }
 

@@ -125,7 +125,7 @@ impl Resizer {
         }
         let already =
             resize_status == Some("ControllerResizeInProgress") && allocated == Some(want);
-        let expansion = self.driver.profile.expansion();
+        let expansion = self.driver.expansion;
         if !already {
             events::record(
                 api,
