@@ -726,6 +726,35 @@ impl CsiProfile {
     }
 }
 
+impl std::fmt::Display for CsiProfile {
+    /// The short name ([`CsiProfile::short_name`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.short_name())
+    }
+}
+
+impl std::str::FromStr for CsiProfile {
+    type Err = String;
+
+    /// A profile by its short name ([`CsiProfile::short_name`]) or its driver name.
+    ///
+    /// ```
+    /// use kubecloud_testkit::csi::CsiProfile;
+    /// assert_eq!("longhorn".parse(), Ok(CsiProfile::Longhorn));
+    /// assert_eq!("rbd.csi.ceph.com".parse(), Ok(CsiProfile::CephRbd));
+    /// assert!("nfs".parse::<CsiProfile>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CsiProfile::ALL
+            .into_iter()
+            .find(|p| p.short_name() == s || p.driver() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = CsiProfile::ALL.iter().map(|p| p.short_name()).collect();
+                format!("unknown CSI profile {s:?} (one of {})", names.join(", "))
+            })
+    }
+}
+
 fn ceph_pool(pool: &str) -> Result<u32, RpcError> {
     CEPH_POOLS
         .iter()
