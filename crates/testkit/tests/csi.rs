@@ -1418,3 +1418,58 @@ async fn the_provisioner_reports_its_steps_and_needs_the_class_secret() {
         )
     );
 }
+
+/// Work waiting on a source goes on when the source is there: a clone asked before its source
+/// claim exists is refused, then made once the source is bound; a snapshot of a claim waiting
+/// for its first consumer is taken once the claim is bound.
+#[tokio::test]
+async fn clones_and_snapshots_wait_for_their_source() {
+    let server = server_with_nodes().await;
+    let driver = csi::install(&server, CsiProfile::Longhorn);
+    create(&server, clone_of("early", "longhorn", "1Gi", "later")).await;
+    let failed = wait_event(&server, "early", "ProvisioningFailed").await;
+    assert_eq!(
+        failed.message.as_deref(),
+        Some(
+            "failed to provision volume with StorageClass \"longhorn\": error getting handle for DataSource Type PersistentVolumeClaim by Name later: error getting PVC later (namespace \"default\") from api server: persistentvolumeclaim \"later\" not found"
+        )
+    );
+    create(
+        &server,
+        claim(
+            "later",
+            Some("longhorn"),
+            "1Gi",
+            "Filesystem",
+            &["ReadWriteOnce"],
+        ),
+    )
+    .await;
+    let early = wait_bound(&server, "early").await;
+    let handle = pv_of(&server, &early)
+        .await
+        .spec
+        .unwrap()
+        .csi
+        .unwrap()
+        .volume_handle;
+    assert!(matches!(
+        driver.volume(&handle).unwrap().source,
+        Some(ContentSource::Volume(_))
+    ));
+
+    let server = server_with_nodes().await;
+    let driver = csi::install(&server, CsiProfile::LocalPvLvm);
+    create(
+        &server,
+        claim("late", None, "1Gi", "Filesystem", &["ReadWriteOnce"]),
+    )
+    .await;
+    take_snapshot(&server, "snap", "late", None).await;
+    wait_event(&server, "late", "WaitForFirstConsumer").await;
+    assert!(driver.snapshots().is_empty());
+    pod(&server, "app", Some("node-2"), &["late"]).await;
+    let vs = wait_snapshot(&server, "snap", |v| v["status"]["readyToUse"] == true).await;
+    assert_eq!(vs.data["status"]["restoreSize"], "1Gi");
+    assert_eq!(driver.snapshots().len(), 1);
+}
