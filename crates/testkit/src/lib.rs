@@ -5,8 +5,8 @@
 //! kube-apiserver does, for every kind in the upstream [`schema::Catalog`]: the KubeVirt, CDI,
 //! Kube-OVN, MetalLB, Multus, Piraeus and volume-snapshot CRDs and the core kinds kubecloud uses
 //! (Namespace, Secret, ConfigMap, Service, PersistentVolumeClaim, PersistentVolume, Pod, Event,
-//! StorageClass, CSIDriver, Node). A plain `kube::Client` talks to it over TCP, so the code under test runs
-//! unchanged: `Api`, `Patch::Apply`, `watcher`, `await_condition`, `Discovery`, retries.
+//! StorageClass, CSIDriver, Node). A plain `kube::Client` talks to it over TCP, so the code under
+//! test runs unchanged: `Api`, `Patch::Apply`, `watcher`, `await_condition`, `Discovery`, retries.
 //!
 //! # Quick start
 //!
