@@ -22,6 +22,10 @@
 //!   writes it) in Piraeus' namespace `piraeus-datastore`, where the operator reads it. A client
 //!   discovers LINSTOR and its client certificate as it does on a real cluster.
 //!
+//! With [`FakeCloudBuilder::csi`], a simulated CSI driver ([`crate::csi`]) replaces LINSTOR:
+//! no LINSTOR double, `LinstorCluster`, Piraeus namespace or LINSTOR classes, but the driver's
+//! `CSIDriver`, classes, snapshot class and controllers ([`FakeCloud::csi`]).
+//!
 //! ```
 //! use kubecloud_testkit::FakeCloud;
 //! # #[tokio::main(flavor = "current_thread")]
@@ -40,6 +44,7 @@ use std::net::SocketAddr;
 
 use base64::Engine as _;
 
+use crate::csi::{CsiDriver, CsiInstall, CsiProfile};
 use crate::linstor::{LinstorServer, LinstorStartError, TestPki, TlsSetupError};
 use crate::{
     CdiController, GarbageCollector, KubeOvnController, KubeVirtController,
@@ -107,6 +112,15 @@ parameters:
   linstor.csi.linbit.com/resourceGroup: rg-fast
 "#;
 
+/// Cluster objects seeded besides the nodes when a CSI driver replaces LINSTOR.
+const CSI_CLUSTER: &str = r#"
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: metallb-system
+"#;
+
 /// Capacity of each pool on each node: room for thousands of 1 GiB volumes with 2 replicas.
 const POOL_KIB: u64 = 16 << 30;
 
@@ -123,6 +137,9 @@ pub enum FakeCloudError {
     /// The Kubernetes API double did not start (socket in use, seed refused, ...).
     #[error("starting the Kubernetes API double: {0}")]
     Kube(#[from] StartError),
+    /// The CSI driver's objects were refused.
+    #[error("installing the CSI driver: {0}")]
+    Csi(#[from] crate::ApiError),
 }
 
 /// Options for a [`FakeCloud`]; start with [`FakeCloud::builder`].
@@ -133,6 +150,7 @@ pub struct FakeCloudBuilder {
     seed: u64,
     bind: SocketAddr,
     pvc_protection: bool,
+    csi: Option<CsiProfile>,
 }
 
 impl Default for FakeCloudBuilder {
@@ -142,11 +160,33 @@ impl Default for FakeCloudBuilder {
             seed: 0,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             pvc_protection: false,
+            csi: None,
         }
     }
 }
 
 impl FakeCloudBuilder {
+    /// Storage from the simulated CSI driver `profile` ([`crate::csi`]) instead of
+    /// Piraeus/LINSTOR: no LINSTOR double, no `LinstorCluster`, no `piraeus-datastore`
+    /// namespace and no LINSTOR classes; the driver's `CSIDriver`, classes and snapshot class
+    /// instead (see [`crate::csi`] for their names), reachable through [`FakeCloud::csi`].
+    ///
+    /// ```
+    /// use kubecloud_testkit::FakeCloud;
+    /// use kubecloud_testkit::csi::CsiProfile;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = FakeCloud::builder().csi(CsiProfile::CephRbd).start().await?;
+    /// assert_eq!(cloud.csi().map(|d| d.driver()), Some("rbd.csi.ceph.com"));
+    /// assert!(cloud.try_linstor().is_none());
+    /// assert!(cloud.kube().cluster().list("piraeus.io/v1", "LinstorCluster", None)?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn csi(mut self, profile: CsiProfile) -> Self {
+        self.csi = Some(profile);
+        self
+    }
+
     /// Runs [`PvcProtection`] too (default off): every claim gets the
     /// `kubernetes.io/pvc-protection` finalizer, and a claim being deleted stays until no
     /// scheduled pod (a VM's launcher pod) names it in its volumes, as on a real cluster.
@@ -180,40 +220,54 @@ impl FakeCloudBuilder {
         self
     }
 
-    /// Starts the LINSTOR double, then the Kubernetes API double seeded and with its controllers.
+    /// Starts the LINSTOR double (unless a CSI driver replaces it), then the Kubernetes API
+    /// double seeded and with its controllers.
     pub async fn start(self) -> Result<FakeCloud, FakeCloudError> {
         let pki = TestPki::generate()?;
-        let mut linstor = LinstorServer::builder()
-            .nodes(FakeCloud::NODES)
-            .tls(pki.server_tls());
-        for (name, provider) in [("lvm-thin", "LVM_THIN"), ("zfs", "ZFS")] {
-            linstor = linstor.pool_on_all_nodes(name, provider, POOL_KIB);
-        }
-        let linstor = linstor
-            .resource_group("rg-fast", 2, ["lvm-thin"])
-            .resource_group("rg-bulk", 1, ["zfs"])
-            .start()
-            .await?;
+        let linstor = match self.csi {
+            Some(_) => None,
+            None => {
+                let mut linstor = LinstorServer::builder()
+                    .nodes(FakeCloud::NODES)
+                    .tls(pki.server_tls());
+                for (name, provider) in [("lvm-thin", "LVM_THIN"), ("zfs", "ZFS")] {
+                    linstor = linstor.pool_on_all_nodes(name, provider, POOL_KIB);
+                }
+                Some(
+                    linstor
+                        .resource_group("rg-fast", 2, ["lvm-thin"])
+                        .resource_group("rg-bulk", 1, ["zfs"])
+                        .start()
+                        .await?,
+                )
+            }
+        };
         let virt = KubeVirtController::new().with_nodes(&FakeCloud::NODES);
-        let seed_objects = format!(
-            "{}\n{}",
-            virt.node_manifests(),
-            cluster_objects(linstor.url(), &pki)
-        );
+        let seed_objects = match &linstor {
+            Some(linstor) => format!(
+                "{}\n{}",
+                virt.node_manifests(),
+                cluster_objects(linstor.url(), &pki)
+            ),
+            None => format!("{}\n{}", virt.node_manifests(), CSI_CLUSTER),
+        };
         let ovn = KubeOvnController::default();
         let northbound = ovn.northbound();
         let mut kube = TestServer::builder();
         if self.pvc_protection {
             kube = kube.controller(PvcProtection);
         }
-        let kube = kube
+        kube = kube
             .without_default_controllers()
             .bind(self.bind)
             .seed(self.seed)
             .latency(self.latency)
             .controller(GarbageCollector)
-            .controller(NamespaceController)
-            .controller(LinstorCsi::new(&linstor))
+            .controller(NamespaceController);
+        if let Some(linstor) = &linstor {
+            kube = kube.controller(LinstorCsi::new(linstor));
+        }
+        let kube = kube
             .controller(CdiController::new())
             .controller(virt)
             .controller(KubeVirtSnapshotController)
@@ -222,9 +276,14 @@ impl FakeCloudBuilder {
             .seed_yaml(&seed_objects)
             .start()
             .await?;
+        let csi = match self.csi {
+            Some(profile) => Some(CsiInstall::new(profile).install(&kube)?),
+            None => None,
+        };
         tracing::info!(
             kube = kube.url(),
-            linstor = linstor.url(),
+            linstor = linstor.as_ref().map(LinstorServer::url),
+            csi = csi.as_ref().map(CsiDriver::driver),
             "fake cloud started"
         );
         Ok(FakeCloud {
@@ -232,6 +291,7 @@ impl FakeCloudBuilder {
             linstor,
             pki,
             ovn: northbound,
+            csi,
         })
     }
 }
@@ -241,9 +301,10 @@ impl FakeCloudBuilder {
 #[derive(Debug)]
 pub struct FakeCloud {
     kube: TestServer,
-    linstor: LinstorServer,
+    linstor: Option<LinstorServer>,
     pki: TestPki,
     ovn: crate::kubeovn_security::Northbound,
+    csi: Option<CsiDriver>,
 }
 
 /// [`CLUSTER`] with the LINSTOR double's URL and the client certificate of `pki`.
@@ -281,8 +342,26 @@ impl FakeCloud {
     }
 
     /// The LINSTOR controller double (HTTPS, client certificate required).
+    ///
+    /// # Panics
+    ///
+    /// In a fake cloud started with [`FakeCloudBuilder::csi`], which has none (see
+    /// [`FakeCloud::try_linstor`]).
     pub fn linstor(&self) -> &LinstorServer {
-        &self.linstor
+        self.linstor
+            .as_ref()
+            .expect("this fake cloud runs a CSI driver instead of LINSTOR")
+    }
+
+    /// The LINSTOR controller double, if this fake cloud has one (not with
+    /// [`FakeCloudBuilder::csi`]).
+    pub fn try_linstor(&self) -> Option<&LinstorServer> {
+        self.linstor.as_ref()
+    }
+
+    /// The simulated CSI driver, when started with [`FakeCloudBuilder::csi`].
+    pub fn csi(&self) -> Option<&CsiDriver> {
+        self.csi.as_ref()
     }
 
     /// The certificates of the LINSTOR double: its CA, its server certificate, and the client
@@ -307,7 +386,14 @@ impl FakeCloud {
     }
 
     /// Both doubles, to keep them apart.
+    ///
+    /// # Panics
+    ///
+    /// In a fake cloud started with [`FakeCloudBuilder::csi`], which has no LINSTOR double.
     pub fn into_parts(self) -> (TestServer, LinstorServer) {
-        (self.kube, self.linstor)
+        let linstor = self
+            .linstor
+            .expect("this fake cloud runs a CSI driver instead of LINSTOR");
+        (self.kube, linstor)
     }
 }

@@ -331,7 +331,12 @@ impl TestServer {
 
     /// Starts another controller now; it first sees every existing object it watches.
     pub fn add_controller(&self, controller: impl Controller) -> ControllerHandle {
-        let (h, t) = controllers::spawn(self.cluster.clone(), Arc::new(controller));
+        self.add_controller_arc(Arc::new(controller))
+    }
+
+    /// [`TestServer::add_controller`] for a shared controller.
+    pub(crate) fn add_controller_arc(&self, controller: Arc<dyn Controller>) -> ControllerHandle {
+        let (h, t) = controllers::spawn(self.cluster.clone(), controller);
         self.controllers
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -10,6 +10,9 @@
 //! the claim carries `volume.kubernetes.io/selected-node` (the scheduler sets it on a real
 //! cluster). A claim whose class does not exist stays Pending until the class appears. When a
 //! claim is deleted, its volume is deleted (reclaim policy `Delete`) or becomes `Released`.
+//!
+//! Claims of a class whose provisioner has a `CSIDriver` object (a driver installed with its
+//! own sidecars, as [`crate::csi::install`] does) are left to that driver's stack.
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -35,6 +38,15 @@ fn storage_class(api: &Cluster, claim: &Value) -> Result<Option<Value>, Controll
     }
 }
 
+/// Whether `driver` has a `CSIDriver` object: an installed driver (e.g. [`crate::csi`]) with
+/// its own provisioner, whose claims and volumes this binder leaves alone.
+fn has_own_stack(api: &Cluster, driver: &str) -> Result<bool, ControllerError> {
+    Ok(!driver.is_empty()
+        && api
+            .get_opt("storage.k8s.io/v1", "CSIDriver", None, driver)?
+            .is_some())
+}
+
 impl PvcBinder {
     fn bind(api: &Cluster, claim: &Value) -> Result<(), ControllerError> {
         if claim["metadata"]["deletionTimestamp"].is_string() || claim["status"]["phase"] == "Bound"
@@ -55,6 +67,9 @@ impl PvcBinder {
         }
         let sc_name = sc["metadata"]["name"].as_str().unwrap_or_default();
         let provisioner = sc["provisioner"].as_str().unwrap_or("testkit.kubecloud.io");
+        if has_own_stack(api, provisioner)? {
+            return Ok(());
+        }
         let size = claim["spec"]["resources"]["requests"]["storage"].clone();
         let access_modes = claim["spec"]["accessModes"].clone();
         let pv_name = match claim["spec"]["volumeName"].as_str() {
@@ -116,6 +131,12 @@ impl PvcBinder {
             pv["spec"]["claimRef"]["uid"] == uid && !pv["metadata"]["deletionTimestamp"].is_string()
         };
         for pv in api.list_where("v1", "PersistentVolume", None, bound_to_claim)? {
+            if has_own_stack(
+                api,
+                pv["spec"]["csi"]["driver"].as_str().unwrap_or_default(),
+            )? {
+                continue;
+            }
             let name = pv["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()

@@ -145,16 +145,29 @@ pub(crate) const CORE_KINDS: &[BuiltIn] = &[
     },
 ];
 
-pub(crate) const STORAGE_KINDS: &[BuiltIn] = &[BuiltIn {
-    definition: "io.k8s.api.storage.v1.StorageClass",
-    group: "storage.k8s.io",
-    kind: "StorageClass",
-    plural: "storageclasses",
-    namespaced: false,
-    short_names: &["sc"],
-    status: false,
-    name_rule: NameRule::Subdomain,
-}];
+pub(crate) const STORAGE_KINDS: &[BuiltIn] = &[
+    BuiltIn {
+        definition: "io.k8s.api.storage.v1.StorageClass",
+        group: "storage.k8s.io",
+        kind: "StorageClass",
+        plural: "storageclasses",
+        namespaced: false,
+        short_names: &["sc"],
+        status: false,
+        name_rule: NameRule::Subdomain,
+    },
+    // What a CSI driver's installation registers (the testkit's `csi` module seeds it).
+    BuiltIn {
+        definition: "io.k8s.api.storage.v1.CSIDriver",
+        group: "storage.k8s.io",
+        kind: "CSIDriver",
+        plural: "csidrivers",
+        namespaced: false,
+        short_names: &[],
+        status: false,
+        name_rule: NameRule::Subdomain,
+    },
+];
 
 /// Compiles every resource type of the catalog bundle `bundle` (its `builtIn` definitions and
 /// its `crds`); `name` names the bundle in errors.
