@@ -94,6 +94,12 @@ pub use kubecloud_linstor as linstor;
 #[cfg(feature = "metallb")]
 pub use kubecloud_metallb as metallb;
 
+/// Typed models of every upstream kind the Kubernetes backends send and read, generated from
+/// the upstream CRDs (`kubecloud-models`); each backend re-exports its own as `models`
+/// (e.g. `kubecloud::kubevirt::models::VirtualMachine`).
+#[cfg(feature = "kubernetes")]
+pub use kubecloud_models as models;
+
 /// The README's code, compiled as a doctest so it cannot rot.
 #[cfg(all(doctest, feature = "memory"))]
 #[doc = include_str!("../README.md")]

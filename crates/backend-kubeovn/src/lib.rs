@@ -109,6 +109,18 @@ mod capabilities;
 mod driver;
 pub mod external;
 pub mod kinds;
+/// Typed models of the Kube-OVN kinds (and Multus' `NetworkAttachmentDefinition`), generated
+/// from the upstream CRDs (see `kubecloud-models`).
+///
+/// ```
+/// use kubecloud_kubeovn::models::{Vip, vip::VipSpec};
+/// let vip = Vip::new("acme-db", VipSpec { subnet: Some("acme-front".into()), ..Default::default() });
+/// assert_eq!(vip.spec.subnet.as_deref(), Some("acme-front"));
+/// ```
+pub mod models {
+    pub use kubecloud_models::kubeovn::*;
+    pub use kubecloud_models::multus::NetworkAttachmentDefinition;
+}
 mod manifests;
 pub mod plugin;
 pub mod translate;

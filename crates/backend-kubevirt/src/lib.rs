@@ -98,6 +98,17 @@ mod driver;
 mod manifests;
 mod options;
 pub mod plugin;
+/// Typed models of the KubeVirt kinds (and CDI's `DataVolume`), generated from the upstream
+/// CRDs (see `kubecloud-models`).
+///
+/// ```
+/// let vm = kubecloud_kubevirt::models::VirtualMachine::new("web", Default::default());
+/// assert_eq!(vm.metadata.name.as_deref(), Some("web"));
+/// ```
+pub mod models {
+    pub use kubecloud_models::cdi::DataVolume;
+    pub use kubecloud_models::kubevirt::*;
+}
 mod snapshots;
 mod status;
 pub mod translate;

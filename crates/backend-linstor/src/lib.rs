@@ -69,6 +69,18 @@ pub mod connect;
 mod driver;
 mod manifests;
 pub mod plugin;
+/// Typed models of Piraeus' `LinstorCluster` and the CSI snapshot kinds, generated from the
+/// upstream CRDs (see `kubecloud-models`).
+///
+/// ```
+/// use kubecloud_linstor::models::VolumeSnapshot;
+/// let kind = <VolumeSnapshot as kube::Resource>::kind(&());
+/// assert_eq!(kind, "VolumeSnapshot");
+/// ```
+pub mod models {
+    pub use kubecloud_models::piraeus::*;
+    pub use kubecloud_models::snapshot::*;
+}
 pub mod rest;
 mod status;
 pub mod translate;

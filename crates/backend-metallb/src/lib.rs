@@ -97,6 +97,17 @@ mod driver;
 mod manifests;
 pub mod objects;
 pub mod plugin;
+/// Typed models of the MetalLB kinds, generated from the upstream CRDs (see
+/// `kubecloud-models`).
+///
+/// ```
+/// use kubecloud_metallb::models::{IpAddressPool, ip_address_pool::IpAddressPoolSpec};
+/// let spec = IpAddressPoolSpec { addresses: vec!["192.0.2.0/28".into()], ..Default::default() };
+/// assert_eq!(IpAddressPool::new("public", spec).spec.addresses.len(), 1);
+/// ```
+pub mod models {
+    pub use kubecloud_models::metallb::*;
+}
 pub mod shared;
 pub mod translate;
 

@@ -1,0 +1,53 @@
+//! Typed Rust models of the kinds kubecloud's backends send and read, **generated** from the
+//! upstream CRDs (`../shared/upstream`, see its `PROVENANCE.md`) with
+//! [kopium](https://github.com/kube-rs/kopium) 0.24.1. Nothing here is written by hand except
+//! this file: every other module is the output of `crates/models/generate.sh`, and CI fails when
+//! the committed modules differ from what that command produces (whenever the upstream schemas
+//! are beside the repository). Each generated file names the upstream file, the CRD version and
+//! the upstream commit it came from.
+//!
+//! | module | system | kinds |
+//! |---|---|---|
+//! | [`kubevirt`] | KubeVirt | `VirtualMachine`, `VirtualMachineInstance`, `VirtualMachineInstanceMigration` (`kubevirt.io/v1`); `VirtualMachineSnapshot`, `VirtualMachineRestore` (`snapshot.kubevirt.io/v1beta1`) |
+//! | [`cdi`] | CDI | `DataVolume` (`cdi.kubevirt.io/v1beta1`) |
+//! | [`kubeovn`] | Kube-OVN | `Vpc`, `Subnet`, `IP`, `Vip`, `SecurityGroup`, `OvnEip`, `OvnFip`, `OvnSnatRule` (`kubeovn.io/v1`) |
+//! | [`metallb`] | MetalLB | `IPAddressPool`, `L2Advertisement`, `BGPAdvertisement`, `BFDProfile`, `Community` (`metallb.io/v1beta1`); `BGPPeer` (`metallb.io/v1beta2`) |
+//! | [`piraeus`] | Piraeus | `LinstorCluster` (`piraeus.io/v1`) |
+//! | [`snapshot`] | CSI snapshots | `VolumeSnapshot`, `VolumeSnapshotContent` (`snapshot.storage.k8s.io/v1`) |
+//! | [`multus`] | Multus | `NetworkAttachmentDefinition` (`k8s.cni.cncf.io/v1`) |
+//!
+//! Every kind is a `kube::CustomResource` (so `kube::Api<VirtualMachine>` works), with `Clone`,
+//! `Debug`, `PartialEq` and, where every field allows it, `Default`. Field names follow Rust
+//! conventions and serialize to the upstream names. Optional upstream fields are `Option`s; a
+//! required field missing from an object, or a field of the wrong type, is a decode error naming
+//! the field.
+//!
+//! Kinds kopium cannot generate are not here: `VolumeSnapshotClass` keeps its fields at the top
+//! level, without a `spec`, which kopium does not model.
+//!
+//! Why kopium and not a published crate: no maintained crate matches these upstream versions
+//! field by field (the KubeVirt, Kube-OVN and MetalLB CRDs move with every release); kopium is
+//! kube-rs' own generator and produces `kube`-native types from exactly the CRDs the tests
+//! validate against.
+//!
+//! ```
+//! use kubecloud_models::kubeovn::Vip;
+//! let vip: Vip = serde_json::from_value(serde_json::json!({
+//!     "apiVersion": "kubeovn.io/v1", "kind": "Vip",
+//!     "metadata": {"name": "acme-db"},
+//!     "spec": {"subnet": "acme-front", "namespace": "acme", "v4ip": "10.1.0.10"},
+//! }))?;
+//! assert_eq!(vip.spec.v4ip.as_deref(), Some("10.1.0.10"));
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+#![allow(missing_docs)]
+#![allow(clippy::all, clippy::pedantic)]
+
+pub mod cdi;
+pub mod kubeovn;
+pub mod kubevirt;
+pub mod metallb;
+pub mod multus;
+pub mod piraeus;
+pub mod snapshot;
