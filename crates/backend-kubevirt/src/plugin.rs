@@ -14,6 +14,7 @@ const SECRETS: &str = "cloud-init and SSH keys are Secrets; the suite's VMs have
 /// Every verb on every resource this backend sends, and those the conformance suite does not
 /// exercise.
 pub const RBAC: Rbac = Rbac {
+    backend: crate::BACKEND,
     part: Part::Compute,
     needs: NEEDS,
     not_exercised: NOT_EXERCISED,
@@ -170,6 +171,10 @@ pub struct KubeVirtConnector;
 
 #[kubecloud_core::async_trait]
 impl Connector for KubeVirtConnector {
+    fn name(&self) -> &'static str {
+        crate::BACKEND
+    }
+
     fn part(&self) -> Part {
         Part::Compute
     }

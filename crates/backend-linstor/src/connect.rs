@@ -74,20 +74,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 use kubecloud_core::{Error, Result, validate_name};
-use kubecloud_kube::connect::{Built, ConnectOptions, Connector, Installed, System};
+use kubecloud_kube::connect::{Built, ConnectOptions, Connector, Installed};
 use kubecloud_kube::plugin::Part;
 use serde::Deserialize;
 
-/// Piraeus (`piraeus.io/v1`): where LINSTOR is found.
-///
-/// ```
-/// assert_eq!(kubecloud_linstor::connect::PIRAEUS.group, "piraeus.io");
-/// ```
-pub const PIRAEUS: System = System {
-    name: "Piraeus",
-    group: "piraeus.io",
-    version: "v1",
-};
+pub use kubecloud_kube::connect::PIRAEUS;
 
 /// What the user gives instead of discovering, and what connecting accepts (see
 /// [`LinstorConnect`], which sets these on [`ConnectOptions`]).
@@ -234,6 +225,10 @@ pub struct LinstorConnector;
 
 #[kubecloud_core::async_trait]
 impl Connector for LinstorConnector {
+    fn name(&self) -> &'static str {
+        crate::rest::BACKEND
+    }
+
     fn part(&self) -> Part {
         Part::Storage
     }

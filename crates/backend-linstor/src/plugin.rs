@@ -7,6 +7,7 @@ use kubecloud_kube::plugin::{Need, Part, READ, Rbac, Unexercised, WRITE};
 /// Every verb on every resource this backend sends, and those the conformance suite does not
 /// exercise.
 pub const RBAC: Rbac = Rbac {
+    backend: crate::rest::BACKEND,
     part: Part::Storage,
     needs: NEEDS,
     not_exercised: NOT_EXERCISED,

@@ -43,6 +43,7 @@
 //!
 //! /// What the backend sends: pools it applies and watches, and Services it reads.
 //! pub const RBAC: Rbac = Rbac {
+//!     backend: "example-lb",
 //!     part: Part::LoadBalancer,
 //!     needs: &[
 //!         Need { group: "example.io", resources: &["pools"], verbs: WRITE },
@@ -168,6 +169,9 @@ pub struct Unexercised {
 /// A backend's RBAC: what it sends, for which part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rbac {
+    /// The backend's name (its `backend_name()`), so a role can be made for the backends a
+    /// cloud runs.
+    pub backend: &'static str,
     /// The part the backend is.
     pub part: Part,
     /// Everything it sends (server-side apply is a `patch`, and a `create` when it creates;
