@@ -3,9 +3,10 @@
 //! (three lists, nothing written), imports when CDI is installed, snapshots when the snapshot
 //! CRDs are.
 //!
-//! Where Piraeus is installed (its `LinstorCluster` API is served), storage is the LINSTOR
-//! backend's, which knows more about LINSTOR than a profile can: this connector then declines,
-//! unless the options choose it (`ConnectOptions::backend(Part::Storage, "csi")`).
+//! Where Piraeus runs LINSTOR (a `LinstorCluster` exists), storage is the LINSTOR backend's,
+//! which knows more about LINSTOR than a profile can: `Cloud::connect` tries LINSTOR's
+//! connector first and this one only when LINSTOR declines, unless the options choose this one
+//! (`ConnectOptions::backend(Part::Storage, "csi")`).
 //!
 //! ```
 //! use kubecloud_csi::connect::{CsiConnect, CsiSettings};
@@ -17,9 +18,7 @@
 use std::sync::Arc;
 
 use kubecloud_core::Result;
-use kubecloud_kube::connect::{
-    Built, ConnectOptions, Connector, Installed, PIRAEUS, VOLUME_SNAPSHOTS,
-};
+use kubecloud_kube::connect::{Built, ConnectOptions, Connector, Installed, VOLUME_SNAPSHOTS};
 use kubecloud_kube::plugin::Part;
 
 use crate::{BACKEND, Csi};
@@ -94,12 +93,6 @@ impl Connector for CsiConnector {
         installed: &Installed,
         options: &ConnectOptions,
     ) -> Result<std::result::Result<Built, String>> {
-        if installed.has(&PIRAEUS) && options.chosen(Part::Storage) != Some(BACKEND) {
-            return Ok(Err(format!(
-                "{} is installed, so storage is LINSTOR's (ConnectOptions::backend(Part::Storage, \"{BACKEND}\") chooses the CSI backend)",
-                PIRAEUS.name
-            )));
-        }
         let given = options
             .setting::<CsiSettings>()
             .cloned()

@@ -2,7 +2,7 @@
 //! is and the RBAC it needs, read from its driver, from `kubecloud-kube`'s shared claims layer
 //! and from what `connect` reads to find the tiers.
 
-use kubecloud_kube::plugin::{Need, Part, READ, Rbac, Unexercised, WRITE};
+use kubecloud_kube::plugin::{Need, Part, Rbac, Unexercised, WRITE};
 
 /// Every verb on every resource this backend sends, and those the conformance suite does not
 /// exercise.
@@ -23,7 +23,7 @@ const NEEDS: &[Need] = &[
     Need {
         group: "",
         resources: &["persistentvolumes"],
-        verbs: READ,
+        verbs: &["list", "watch"],
     },
     // Where no CSINode lists a driver, the nodes it may run on are the cluster's Nodes.
     Need {
@@ -56,15 +56,23 @@ const NEEDS: &[Need] = &[
         ],
         verbs: &["list"],
     },
+    // Deleting a snapshot waits (shared watch) until the snapshot controller let it go.
     Need {
         group: "snapshot.storage.k8s.io",
         resources: &["volumesnapshots"],
-        verbs: &["get", "list", "create", "patch", "delete"],
+        verbs: WRITE,
     },
     // `connect` finds each driver's VolumeSnapshotClass.
     Need {
         group: "snapshot.storage.k8s.io",
         resources: &["volumesnapshotclasses"],
+        verbs: &["list"],
+    },
+    // `Cloud::connect` asks LINSTOR's connector first (where Piraeus runs, storage is
+    // LINSTOR's), which lists the LinstorClusters to find out.
+    Need {
+        group: "piraeus.io",
+        resources: &["linstorclusters"],
         verbs: &["list"],
     },
     // Imports from http(s) URLs are CDI DataVolumes named after the volume.
@@ -75,4 +83,22 @@ const NEEDS: &[Need] = &[
     },
 ];
 
-const NOT_EXERCISED: &[Unexercised] = &[];
+const DERIVED: &str = "classes are derived only on drivers taking the replica count or RWX \
+     block as a class parameter (Longhorn, Mayastor); the whole stack of the RBAC test runs Ceph \
+     RBD, whose classes are used as they are (crates/backend-csi/tests/conformance.rs derives \
+     them on Longhorn and Mayastor)";
+
+const NOT_EXERCISED: &[Unexercised] = &[
+    Unexercised {
+        group: "storage.k8s.io",
+        resource: "storageclasses",
+        verb: "create",
+        why: DERIVED,
+    },
+    Unexercised {
+        group: "storage.k8s.io",
+        resource: "storageclasses",
+        verb: "patch",
+        why: DERIVED,
+    },
+];

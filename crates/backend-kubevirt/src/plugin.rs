@@ -5,7 +5,7 @@ use kubecloud_core::Result;
 use kubecloud_kube::connect::{
     Built, ConnectOptions, Connector, Installed, System, VOLUME_SNAPSHOTS,
 };
-use kubecloud_kube::plugin::{Need, Part, READ, Rbac, Unexercised, WRITE};
+use kubecloud_kube::plugin::{Need, Part, Rbac, Unexercised, WRITE};
 
 const INSTANCE_TYPES: &str =
     "listed only when a tenant plan names an instance type; the suite's VMs name none";
@@ -85,11 +85,11 @@ const NEEDS: &[Need] = &[
         verbs: &["get"],
     },
     // Deleting a VM waits (through one shared watch of the kind) until its import claim's
-    // PersistentVolume is gone.
+    // PersistentVolume is gone (a list, then a watch: no GET).
     Need {
         group: "",
         resources: &["persistentvolumes"],
-        verbs: READ,
+        verbs: &["list", "watch"],
     },
     // Plans check that the instance types VMs name exist (cluster-wide or namespaced kind).
     Need {

@@ -33,10 +33,11 @@ const NEEDS: &[Need] = &[
         resources: &["storageclasses"],
         verbs: &["get", "list", "create", "patch"],
     },
+    // Deleting a snapshot waits (shared watch) until the snapshot controller let it go.
     Need {
         group: "snapshot.storage.k8s.io",
         resources: &["volumesnapshots"],
-        verbs: &["get", "list", "create", "patch", "delete"],
+        verbs: WRITE,
     },
     Need {
         group: "snapshot.storage.k8s.io",
