@@ -15,7 +15,7 @@
 //! use kubecloud::{Part, rbac};
 //! let rules = rbac::rules(&[Part::Storage]);
 //! assert!(rules.allows(&rbac::Access::new("", "persistentvolumeclaims", "patch")));
-//! assert!(!rules.allows(&rbac::Access::new("", "nodes", "list")));
+//! assert!(!rules.allows(&rbac::Access::new("kubevirt.io", "virtualmachines", "list")));
 //! let yaml = rules.to_cluster_role_yaml("kubecloud");
 //! assert!(yaml.contains("kind: ClusterRole"));
 //! ```
@@ -102,7 +102,7 @@ pub fn rules(parts: &[Part]) -> Rules {
 /// use kubecloud::rbac::{self, Access};
 /// let csi = rbac::rules_for(&["csi"]);
 /// assert!(csi.allows(&Access::new("storage.k8s.io", "csistoragecapacities", "list")));
-/// assert!(!csi.allows(&Access::new("piraeus.io", "linstorclusters", "list")));
+/// assert!(!csi.allows(&Access::new("", "services", "list")), "LINSTOR's controller lookup");
 /// ```
 pub fn rules_for(backends: &[&str]) -> Rules {
     table_of(
