@@ -890,6 +890,9 @@ impl Core {
                 ));
             }
         }
+        if t.sub.is_none() && t.rt.group.is_empty() && t.rt.kind == "PersistentVolumeClaim" {
+            admit_claim_resize(txn, name, old, &new)?;
+        }
         if spec_part(&t.rt, old) != spec_part(&t.rt, &new) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = json!(g + 1);
@@ -1072,6 +1075,56 @@ impl Core {
             "items": items,
         }))
     }
+}
+
+/// A claim's storage request changing: kube-apiserver's `PersistentVolumeClaimResize`
+/// admission plugin (`plugin/pkg/admission/storage/persistentvolume/resize`: growing needs the
+/// same class, existing, with `allowVolumeExpansion: true`) and the update validation
+/// (`ValidatePersistentVolumeClaimUpdate`: with `RecoverVolumeExpansionFailure`, GA in 1.34, a
+/// request may shrink again but not below `status.capacity`).
+fn admit_claim_resize(txn: &Txn<'_>, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let size =
+        |o: &Value| crate::csi::parse_quantity(&o["spec"]["resources"]["requests"]["storage"]);
+    let (Some(before), Some(after)) = (size(old), size(new)) else {
+        return Ok(());
+    };
+    if after > before {
+        let class = new["spec"]["storageClassName"].as_str().unwrap_or_default();
+        let allowed = !class.is_empty()
+            && old["spec"]["storageClassName"] == new["spec"]["storageClassName"]
+            && txn
+                .get(&ObjKey {
+                    group: "storage.k8s.io".into(),
+                    resource: "storageclasses".into(),
+                    namespace: String::new(),
+                    name: class.to_string(),
+                })
+                .is_some_and(|sc| sc["allowVolumeExpansion"] == true);
+        if !allowed {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "persistentvolumeclaims \"{name}\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
+                ),
+            ));
+        }
+    } else if after < before
+        && crate::csi::parse_quantity(&old["status"]["capacity"]["storage"])
+            .is_some_and(|c| after < c)
+    {
+        return Err(ApiError::invalid_fields(
+            "",
+            "PersistentVolumeClaim",
+            name,
+            &[(
+                "spec.resources.requests.storage".into(),
+                "FieldValueForbidden",
+                "Forbidden: field can not be less than status.capacity".into(),
+            )],
+        ));
+    }
+    Ok(())
 }
 
 fn manager_or_default(opts: &WriteOpts) -> String {

@@ -22,6 +22,10 @@
 //!   writes it) in Piraeus' namespace `piraeus-datastore`, where the operator reads it. A client
 //!   discovers LINSTOR and its client certificate as it does on a real cluster.
 //!
+//! With [`FakeCloudBuilder::csi`], a simulated CSI driver ([`crate::csi`]) replaces LINSTOR:
+//! no LINSTOR double, `LinstorCluster`, Piraeus namespace or LINSTOR classes, but the driver's
+//! `CSIDriver`, classes, snapshot class and controllers ([`FakeCloud::csi`]).
+//!
 //! ```
 //! use kubecloud_testkit::FakeCloud;
 //! # #[tokio::main(flavor = "current_thread")]

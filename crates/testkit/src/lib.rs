@@ -5,8 +5,8 @@
 //! kube-apiserver does, for every kind in the upstream [`schema::Catalog`]: the KubeVirt, CDI,
 //! Kube-OVN, MetalLB, Multus, Piraeus and volume-snapshot CRDs and the core kinds kubecloud uses
 //! (Namespace, Secret, ConfigMap, Service, PersistentVolumeClaim, PersistentVolume, Pod, Event,
-//! StorageClass, Node). A plain `kube::Client` talks to it over TCP, so the code under test runs
-//! unchanged: `Api`, `Patch::Apply`, `watcher`, `await_condition`, `Discovery`, retries.
+//! StorageClass, CSIDriver, Node). A plain `kube::Client` talks to it over TCP, so the code under
+//! test runs unchanged: `Api`, `Patch::Apply`, `watcher`, `await_condition`, `Discovery`, retries.
 //!
 //! # Quick start
 //!
@@ -151,6 +151,12 @@
 //! [`FakeCloud`] starts the API double with every simulated controller and the LINSTOR double,
 //! seeded like a cluster with Piraeus, KubeVirt, CDI, Kube-OVN and MetalLB installed. The
 //! `kubecloud-fake-cloud` binary runs it as a server and writes a kubeconfig for `kubectl`.
+//!
+//! [`csi`] simulates other storage: a CSI driver (Ceph RBD, CephFS, Longhorn, Mayastor,
+//! LocalPV-LVM, democratic-csi, a generic one) with the kubernetes-csi sidecars' behaviour —
+//! provisioning and binding, `WaitForFirstConsumer`, expansion, snapshots, clones, refusals as
+//! `ProvisioningFailed` events — installed on any [`TestServer`] ([`csi::install`]) or in a
+//! fake cloud instead of LINSTOR ([`FakeCloudBuilder::csi`]).
 //!
 //! # Faults, latency, counters
 //!

@@ -596,12 +596,17 @@ async fn expansion_without_node_step_finishes_in_the_controller_and_retries_erro
     assert_eq!(driver.volumes()[0].size_bytes, 2 * GI);
 }
 
-/// Mayastor expands only unused volumes: in use, `VolumeResizeFailed` as the resizer words it
-/// and the driver volume keeps its size; once the pod is gone it grows.
+/// A driver expanding only unused volumes (Longhorn before v1.4.0): in use,
+/// `VolumeResizeFailed` as the resizer words it and the driver volume keeps its size; once the
+/// pod is gone it grows.
 #[tokio::test]
 async fn offline_expansion_waits_until_no_pod_uses_the_claim() {
     let server = server_with_nodes().await;
-    let driver = csi::install(&server, CsiProfile::Mayastor);
+    let driver = csi::CsiInstall::new(CsiProfile::Longhorn)
+        .offline_expansion_only()
+        .install(&server)
+        .unwrap();
+    assert_eq!(driver.expansion(), csi::Expansion::Offline);
     create(
         &server,
         claim("m", None, "1Gi", "Block", &["ReadWriteOnce"]),
@@ -614,7 +619,7 @@ async fn offline_expansion_waits_until_no_pod_uses_the_claim() {
     assert_eq!(
         failed.message.as_deref(),
         Some(
-            "Unable to expand default/m because CSI driver io.openebs.csi-mayastor only supports offline expansion and volume is currently in-use"
+            "Unable to expand default/m because CSI driver driver.longhorn.io only supports offline expansion and volume is currently in-use"
         )
     );
     assert_eq!(driver.volumes()[0].size_bytes, GI, "not grown while in use");
@@ -624,6 +629,24 @@ async fn offline_expansion_waits_until_no_pod_uses_the_claim() {
         .unwrap();
     // Block: no node step.
     wait_claim(&server, "m", |c| storage(c) == "2Gi").await;
+    assert_eq!(driver.volumes()[0].size_bytes, 2 * GI);
+}
+
+/// Mayastor (like the others) expands a volume in use; a Block volume needs no node step.
+#[tokio::test]
+async fn online_expansion_grows_a_volume_in_use() {
+    let server = server_with_nodes().await;
+    let driver = csi::install(&server, CsiProfile::Mayastor);
+    create(
+        &server,
+        claim("m", None, "1Gi", "Block", &["ReadWriteOnce"]),
+    )
+    .await;
+    wait_bound(&server, "m").await;
+    pod(&server, "app", Some("node-1"), &["m"]).await;
+    grow(&server, "m", "2Gi").await;
+    let done = wait_claim(&server, "m", |c| storage(c) == "2Gi").await;
+    assert!(condition_types(&done).is_empty());
     assert_eq!(driver.volumes()[0].size_bytes, 2 * GI);
 }
 
@@ -1253,4 +1276,200 @@ async fn an_injected_provisioning_failure_is_reported_then_recovered() {
         .unwrap();
     wait_bound(&server, "d").await;
     assert_eq!(driver.volumes().len(), 1);
+}
+
+/// The API server refuses growing a claim whose class does not allow expansion, and shrinking
+/// below its capacity, as kube-apiserver's admission and validation do.
+#[tokio::test]
+async fn the_api_refuses_resizes_the_class_or_the_capacity_forbid() {
+    let server = server_with_nodes().await;
+    csi::CsiInstall::new(CsiProfile::Longhorn)
+        .class(
+            json!({"metadata": {"name": "fixed"}, "allowVolumeExpansion": false,
+                      "parameters": {"numberOfReplicas": "1"}}),
+        )
+        .install(&server)
+        .unwrap();
+    create(
+        &server,
+        claim(
+            "fixed",
+            Some("fixed"),
+            "1Gi",
+            "Filesystem",
+            &["ReadWriteOnce"],
+        ),
+    )
+    .await;
+    wait_bound(&server, "fixed").await;
+    let err = claims(&server)
+        .patch(
+            "fixed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}})),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("not an API error: {err}")
+    };
+    assert_eq!(status.code, 403);
+    assert_eq!(
+        status.message,
+        "persistentvolumeclaims \"fixed\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
+    );
+
+    create(
+        &server,
+        claim(
+            "big",
+            Some("longhorn"),
+            "2Gi",
+            "Filesystem",
+            &["ReadWriteOnce"],
+        ),
+    )
+    .await;
+    wait_bound(&server, "big").await;
+    let err = claims(&server)
+        .patch(
+            "big",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "1Gi"}}}})),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("not an API error: {err}")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.contains(
+            "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
+        ),
+        "{}",
+        status.message
+    );
+}
+
+/// The PV controller's and the provisioner's steps as events, the class's secret references
+/// on the PV, and a missing provisioner secret refused as the provisioner refuses it.
+#[tokio::test]
+async fn the_provisioner_reports_its_steps_and_needs_the_class_secret() {
+    let server = server_with_nodes().await;
+    csi::install(&server, CsiProfile::CephRbd);
+    create(
+        &server,
+        claim("a", None, "1Gi", "Filesystem", &["ReadWriteOnce"]),
+    )
+    .await;
+    let bound = wait_bound(&server, "a").await;
+    let external = wait_event(&server, "a", "ExternalProvisioning").await;
+    assert_eq!(
+        external.message.as_deref(),
+        Some(
+            "Waiting for a volume to be created either by the external provisioner 'rbd.csi.ceph.com' or manually by the system administrator. If volume creation is delayed, please verify that the provisioner is running and correctly registered."
+        )
+    );
+    let provisioning = wait_event(&server, "a", "Provisioning").await;
+    assert_eq!(
+        provisioning.message.as_deref(),
+        Some("External provisioner is provisioning volume for claim \"default/a\"")
+    );
+    let pv = pv_of(&server, &bound).await;
+    let csi_src = pv.spec.unwrap().csi.unwrap();
+    assert_eq!(csi_src.fs_type.as_deref(), Some("ext4"));
+    let stage = csi_src.node_stage_secret_ref.unwrap();
+    assert_eq!(
+        (stage.name.as_deref(), stage.namespace.as_deref()),
+        (Some("rook-csi-rbd-node"), Some("rook-ceph"))
+    );
+    let attributes = csi_src.volume_attributes.unwrap();
+    assert_eq!(attributes["pool"], "replicapool");
+    assert_eq!(attributes["clusterID"], "rook-ceph");
+    assert!(
+        !attributes.contains_key("csi.storage.k8s.io/fstype"),
+        "prefixed keys stripped"
+    );
+    assert_eq!(
+        pv.metadata.annotations.unwrap()["volume.kubernetes.io/provisioner-deletion-secret-name"],
+        "rook-csi-rbd-provisioner"
+    );
+
+    server
+        .cluster()
+        .delete(
+            "v1",
+            "Secret",
+            Some("rook-ceph"),
+            "rook-csi-rbd-provisioner",
+        )
+        .unwrap();
+    create(
+        &server,
+        claim("b", None, "1Gi", "Filesystem", &["ReadWriteOnce"]),
+    )
+    .await;
+    let failed = wait_event(&server, "b", "ProvisioningFailed").await;
+    assert_eq!(
+        failed.message.as_deref(),
+        Some(
+            "failed to provision volume with StorageClass \"ceph-block\": error getting secret rook-csi-rbd-provisioner in namespace rook-ceph: secrets \"rook-csi-rbd-provisioner\" not found"
+        )
+    );
+}
+
+/// Work waiting on a source goes on when the source is there: a clone asked before its source
+/// claim exists is refused, then made once the source is bound; a snapshot of a claim waiting
+/// for its first consumer is taken once the claim is bound.
+#[tokio::test]
+async fn clones_and_snapshots_wait_for_their_source() {
+    let server = server_with_nodes().await;
+    let driver = csi::install(&server, CsiProfile::Longhorn);
+    create(&server, clone_of("early", "longhorn", "1Gi", "later")).await;
+    let failed = wait_event(&server, "early", "ProvisioningFailed").await;
+    assert_eq!(
+        failed.message.as_deref(),
+        Some(
+            "failed to provision volume with StorageClass \"longhorn\": error getting handle for DataSource Type PersistentVolumeClaim by Name later: error getting PVC later (namespace \"default\") from api server: persistentvolumeclaim \"later\" not found"
+        )
+    );
+    create(
+        &server,
+        claim(
+            "later",
+            Some("longhorn"),
+            "1Gi",
+            "Filesystem",
+            &["ReadWriteOnce"],
+        ),
+    )
+    .await;
+    let early = wait_bound(&server, "early").await;
+    let handle = pv_of(&server, &early)
+        .await
+        .spec
+        .unwrap()
+        .csi
+        .unwrap()
+        .volume_handle;
+    assert!(matches!(
+        driver.volume(&handle).unwrap().source,
+        Some(ContentSource::Volume(_))
+    ));
+
+    let server = server_with_nodes().await;
+    let driver = csi::install(&server, CsiProfile::LocalPvLvm);
+    create(
+        &server,
+        claim("late", None, "1Gi", "Filesystem", &["ReadWriteOnce"]),
+    )
+    .await;
+    take_snapshot(&server, "snap", "late", None).await;
+    wait_event(&server, "late", "WaitForFirstConsumer").await;
+    assert!(driver.snapshots().is_empty());
+    pod(&server, "app", Some("node-2"), &["late"]).await;
+    let vs = wait_snapshot(&server, "snap", |v| v["status"]["readyToUse"] == true).await;
+    assert_eq!(vs.data["status"]["restoreSize"], "1Gi");
+    assert_eq!(driver.snapshots().len(), 1);
 }

@@ -604,3 +604,61 @@ async fn fake_cloud_in_process_is_the_stack_with_piraeus_seeded() {
     }
     assert!(cloud.kube().url().starts_with("http://127.0.0.1:"));
 }
+
+/// `--csi <profile>`: the fake cloud with a simulated CSI driver instead of LINSTOR; the third
+/// line names the driver, and the cluster has its classes and no `LinstorCluster`.
+#[tokio::test]
+async fn the_binary_runs_a_csi_driver_instead_of_linstor() {
+    let dir = TempDir::new();
+    let kubeconfig = dir.0.join("fake.kubeconfig");
+    let mut child = binary()
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["--csi", "longhorn"])
+        .spawn()
+        .expect("spawn kubecloud-fake-cloud");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = next_line(&mut stdout).await;
+    let url = first
+        .strip_prefix("listening on ")
+        .expect("first line")
+        .to_string();
+    next_line(&mut stdout).await;
+    assert_eq!(
+        next_line(&mut stdout).await,
+        "csi driver driver.longhorn.io"
+    );
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let classes: kube::Api<k8s_openapi::api::storage::v1::StorageClass> =
+        kube::Api::all(client.clone());
+    let names: Vec<String> = classes
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    assert!(names.contains(&"longhorn-r2".to_string()), "{names:?}");
+    let gvk = kube::core::GroupVersionKind::gvk("piraeus.io", "v1", "LinstorCluster");
+    let clusters: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
+        client,
+        &kube::core::ApiResource::from_gvk_with_plural(&gvk, "linstorclusters"),
+    );
+    assert!(
+        clusters
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    let bad = binary().args(["--csi", "nfs"]).output().await.unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "clap refuses an unknown profile"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown CSI profile \"nfs\""));
+}

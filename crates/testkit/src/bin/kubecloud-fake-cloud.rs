@@ -26,13 +26,15 @@
 //!
 //! Options: `--kubeconfig <path>` (default `./fake-cloud.kubeconfig`), `--port <port>` (default
 //! 0: any free port), `--latency-ms <ms>` (added to every API request, default 0), `--seed <n>`
-//! (uids, generated names, default 0).
+//! (uids, generated names, default 0), `--csi <profile>` (a simulated CSI driver instead of
+//! LINSTOR, see `kubecloud_testkit::csi`; the third line is then `csi driver <name>`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use kubecloud_testkit::csi::CsiProfile;
 use kubecloud_testkit::{FakeCloud, Latency};
 use serde_json::json;
 
@@ -56,6 +58,10 @@ struct Args {
     /// Seed of the generated uids and names.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A simulated CSI driver instead of LINSTOR: ceph-rbd, cephfs, longhorn, mayastor,
+    /// lvm-localpv, democratic-iscsi, democratic-nfs, democratic-nvmeof or generic.
+    #[arg(long)]
+    csi: Option<CsiProfile>,
 }
 
 #[tokio::main]
@@ -86,7 +92,11 @@ async fn run(args: Args) -> Result<(), String> {
         0 => Latency::None,
         ms => Latency::Fixed(Duration::from_millis(ms)),
     };
-    let cloud = FakeCloud::builder()
+    let mut builder = FakeCloud::builder();
+    if let Some(profile) = args.csi {
+        builder = builder.csi(profile);
+    }
+    let cloud = builder
         .port(args.port)
         .latency(latency)
         .seed(args.seed)
@@ -100,7 +110,12 @@ async fn run(args: Args) -> Result<(), String> {
         })?;
     let path = std::path::absolute(&args.kubeconfig).unwrap_or(args.kubeconfig.clone());
     write_kubeconfig(&path, cloud.kube().url())?;
-    announce(cloud.kube().url(), &path, cloud.linstor().url());
+    let storage = match (cloud.try_linstor(), cloud.csi()) {
+        (Some(linstor), _) => format!("linstor controller at {}", linstor.url()),
+        (None, Some(csi)) => format!("csi driver {}", csi.driver()),
+        (None, None) => unreachable!("a fake cloud has LINSTOR or a CSI driver"),
+    };
+    announce(cloud.kube().url(), &path, &storage);
     stop.wait().await;
     tracing::info!("stopping");
     Ok(())
@@ -108,10 +123,10 @@ async fn run(args: Args) -> Result<(), String> {
 
 /// The three lines on standard output.
 #[allow(clippy::print_stdout, reason = "the binary's machine-readable output")]
-fn announce(url: &str, kubeconfig: &Path, linstor: &str) {
+fn announce(url: &str, kubeconfig: &Path, storage: &str) {
     println!("listening on {url}");
     println!("export KUBECONFIG={}", kubeconfig.display());
-    println!("linstor controller at {linstor}");
+    println!("{storage}");
 }
 
 /// The kubeconfig for `url`: one cluster, a user without credentials, one context, current.

@@ -3,7 +3,10 @@
 //! A DataVolume with an `http` (or `blank`) source gets a PersistentVolumeClaim of its name (its
 //! labels, the `storage`/`pvc` size, access modes, volume mode and class, owned by the
 //! DataVolume); the claim is bound by the [`super::PvcBinder`] (a StorageClass must exist, as on
-//! a real cluster). The DataVolume then moves, one step per reconcile: `ImportScheduled` →
+//! a real cluster). While the claim's class binds `WaitForFirstConsumer` and no consumer was
+//! scheduled (no `volume.kubernetes.io/selected-node`), the DataVolume is in CDI's phase
+//! `WaitForFirstConsumer` (the simulated KubeVirt then starts the VM, whose temporary pod is
+//! that consumer). The DataVolume then moves, one step per reconcile: `ImportScheduled` →
 //! `ImportInProgress` with `progress` `"0.00%"`, `"50.00%"`, `"100.00%"` → `Succeeded`, with
 //! CDI's `Bound`, `Running` and `Ready` conditions. An import whose URL host ends in `.invalid`,
 //! or contains a substring given to [`CdiController::failing_url`], ends `Failed` with a
@@ -131,7 +134,18 @@ impl CdiController {
             api.merge_patch_status(DV.0, DV.1, Some(ns), name, &status)
                 .map(|_| ())
         };
+        let waits_for_consumer = !bound
+            && claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"].is_null()
+            && match claim["spec"]["storageClassName"].as_str() {
+                Some(sc) => api
+                    .get_opt("storage.k8s.io/v1", "StorageClass", None, sc)?
+                    .is_some_and(|sc| sc["volumeBindingMode"] == "WaitForFirstConsumer"),
+                None => false,
+            };
         let mut status = match phase {
+            _ if waits_for_consumer => {
+                Self::status("WaitForFirstConsumer", "N/A", false, (false, "Pending", ""))
+            }
             _ if !bound => Self::status("Pending", "N/A", false, (false, "Pending", "")),
             "" | "Pending" => Self::status("ImportScheduled", "N/A", true, (false, "Pending", "")),
             "ImportScheduled" => {

@@ -2,7 +2,8 @@
 //!
 //! - **VirtualMachine**: creates the DataVolumes of `spec.dataVolumeTemplates` (owned by the VM);
 //!   when the run strategy wants the VM running (`Always`, `RerunOnFailure`, or a `Start`
-//!   state-change request under `Manual`) and every DataVolume succeeded, creates a
+//!   state-change request under `Manual`) and every DataVolume succeeded (or waits for its
+//!   first consumer, CDI's phase `WaitForFirstConsumer`), creates a
 //!   VirtualMachineInstance from the template (owned by the VM); when it does not (`Halted`, a
 //!   `Stop` request), deletes it. Status: `printableStatus` (`Provisioning`, `DataVolumeError`,
 //!   `Starting`, `Running`, `Stopping`, `Stopped`, `Migrating`, `ErrorUnschedulable`), `ready`,
@@ -10,14 +11,19 @@
 //! - **VirtualMachineInstance**, one step per reconcile: `Pending` → `Scheduling` →
 //!   `Scheduled` on a node (the cluster's Node objects if there are any, else the configured
 //!   names, default `node-1`..`node-3`; honouring `nodeSelector` on `kubernetes.io/hostname` and
-//!   node labels, and the first preferred node of the node affinity; else the least loaded) with
+//!   node labels, the required node affinity of the bound volumes it uses (a local volume's
+//!   node), and the first preferred node of the node affinity; else the least loaded) with
 //!   a virt-launcher Pod (the template's labels and annotations, `kubevirt.io: virt-launcher`,
 //!   `vm.kubevirt.io/name`, `kubevirt.io/created-by: <vmi uid>`) → `Running` with
 //!   `status.interfaces` from the pod's network annotations (`ovn.kubernetes.io/ip_address` and
 //!   `mac_address` for the pod network, `<nad>.<ns>.ovn.kubernetes.io/...` for Multus networks,
 //!   as a network controller or the template wrote them; else a deterministic `10.244.x.y`
 //!   pod address and a `52:54:00` MAC). A node nothing can run on leaves the instance
-//!   `Scheduling` with `PodScheduled=False/Unschedulable`.
+//!   `Scheduling` with `PodScheduled=False/Unschedulable`. While a DataVolume the instance uses
+//!   has not succeeded, it stays `Scheduling` with a temporary launcher pod on its node
+//!   (annotated `kubevirt.io/ephemeral-provisioning: "true"`, as virt-controller makes one for
+//!   `WaitForFirstConsumer` volumes): the consumer that gets the volumes bound; once they are
+//!   imported the temporary pod goes and the real launcher pod takes the same node.
 //! - **VirtualMachineInstanceMigration**: refused (phase `Failed`, a `Failed` condition naming
 //!   the volumes) when a volume's claim is not ReadWriteMany, as KubeVirt refuses
 //!   non-live-migratable VMIs; else `Scheduling` (a target node other than the source, matching
@@ -44,6 +50,8 @@ const DV: (&str, &str) = ("cdi.kubevirt.io/v1beta1", "DataVolume");
 type NodeInfo = (String, BTreeMap<String, String>);
 
 const HOSTNAME: &str = "kubernetes.io/hostname";
+/// The annotation of virt-controller's temporary pod for `WaitForFirstConsumer` volumes.
+const EPHEMERAL: &str = "kubevirt.io/ephemeral-provisioning";
 
 /// Knobs of a running [`KubeVirtController`], shared with it. Cheap to clone.
 #[derive(Clone, Debug, Default)]
@@ -98,6 +106,34 @@ impl Default for KubeVirtController {
         knobs.set_nodes(&["node-1", "node-2", "node-3"]);
         Self { knobs }
     }
+}
+
+/// Whether node labels satisfy one of `terms` (`NodeSelectorTerm`s with `matchExpressions`
+/// `In`, `NotIn`, `Exists`, `DoesNotExist`).
+fn node_matches_terms(labels: &BTreeMap<String, String>, terms: &[Value]) -> bool {
+    terms.iter().any(|term| {
+        term["matchExpressions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| {
+                let value = labels.get(e["key"].as_str().unwrap_or_default());
+                let listed = |v: &String| {
+                    e["values"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|x| x.as_str() == Some(v.as_str()))
+                };
+                match e["operator"].as_str() {
+                    Some("In") => value.is_some_and(listed),
+                    Some("NotIn") => !value.is_some_and(listed),
+                    Some("Exists") => value.is_some(),
+                    Some("DoesNotExist") => value.is_none(),
+                    _ => false,
+                }
+            })
+    })
 }
 
 fn hash(s: &str) -> u32 {
@@ -177,6 +213,42 @@ impl KubeVirtController {
     }
 
     /// Picks a node for `spec` (a VMI spec) other than `avoid`, honouring `extra` selectors.
+    /// The required node affinity (`nodeSelectorTerms`) of the bound volumes of the claims
+    /// `spec` (a VMI spec) names: a local volume (LocalPV-LVM) can only be used on its node, as
+    /// kube-scheduler's `VolumeBinding` filter checks for bound claims.
+    fn volume_node_terms(
+        api: &Cluster,
+        ns: &str,
+        spec: &Value,
+    ) -> Result<Vec<Vec<Value>>, ControllerError> {
+        let mut out = Vec::new();
+        for v in spec["volumes"].as_array().into_iter().flatten() {
+            let Some(claim) = v["persistentVolumeClaim"]["claimName"]
+                .as_str()
+                .or(v["dataVolume"]["name"].as_str())
+            else {
+                continue;
+            };
+            let Some(pv) = api
+                .get_opt("v1", "PersistentVolumeClaim", Some(ns), claim)?
+                .and_then(|c| c["spec"]["volumeName"].as_str().map(String::from))
+            else {
+                continue;
+            };
+            if let Some(terms) = api
+                .get_opt("v1", "PersistentVolume", None, &pv)?
+                .and_then(|pv| {
+                    pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+                        .as_array()
+                        .cloned()
+                })
+            {
+                out.push(terms);
+            }
+        }
+        Ok(out)
+    }
+
     fn pick_node(
         &self,
         api: &Cluster,
@@ -191,11 +263,17 @@ impl KubeVirtController {
                     .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
             })
         };
+        let volume_terms = Self::volume_node_terms(api, ns, spec)?;
         let candidates: Vec<String> = self
             .nodes(api)?
             .into_iter()
             .filter(|(n, l)| {
-                Some(n.as_str()) != avoid && matches(l, &spec["nodeSelector"]) && matches(l, extra)
+                Some(n.as_str()) != avoid
+                    && matches(l, &spec["nodeSelector"])
+                    && matches(l, extra)
+                    && volume_terms
+                        .iter()
+                        .all(|terms| node_matches_terms(l, terms))
             })
             .map(|(n, _)| n)
             .collect();
@@ -226,7 +304,6 @@ impl KubeVirtController {
                 *load.entry(node.to_string()).or_default() += 1;
             }
         })?;
-        let _ = ns;
         Ok(candidates
             .into_iter()
             .min_by_key(|n| load.get(n).copied().unwrap_or(0)))
@@ -284,7 +361,9 @@ impl KubeVirtController {
                 }
             };
             match dv["status"]["phase"].as_str() {
-                Some("Succeeded") => {}
+                // A DataVolume waiting for its first consumer: the VM starts, and its
+                // instance's temporary pod is that consumer (virt-controller's `vm.go`).
+                Some("Succeeded" | "WaitForFirstConsumer") => {}
                 Some("Failed") => dv_state = "Failed",
                 _ if dv_state != "Failed" => dv_state = "Pending",
                 _ => {}
@@ -495,11 +574,63 @@ impl KubeVirtController {
                     && p["metadata"]["labels"]["kubevirt.io/created-by"] == uid
                     && p["spec"]["nodeName"] == node
                     && p["metadata"]["deletionTimestamp"].is_null()
+                    && p["metadata"]["annotations"][EPHEMERAL].is_null()
             })
             .map(|(_, mut p)| {
                 p["apiVersion"] = json!("v1");
                 p
             }))
+    }
+
+    /// The instance's temporary pods (`kubevirt.io/ephemeral-provisioning`).
+    fn ephemeral_pods(api: &Cluster, vmi: &Value) -> Vec<Value> {
+        api.dependents(meta(vmi, "uid"))
+            .into_iter()
+            .filter(|(k, p)| {
+                k.group.is_empty()
+                    && k.resource == "pods"
+                    && p["metadata"]["annotations"][EPHEMERAL] == "true"
+            })
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// Whether every DataVolume the instance names has succeeded.
+    fn data_volumes_ready(&self, api: &Cluster, vmi: &Value) -> Result<bool, ControllerError> {
+        let ns = meta(vmi, "namespace");
+        for v in vmi["spec"]["volumes"].as_array().into_iter().flatten() {
+            if let Some(dv) = v["dataVolume"]["name"].as_str() {
+                let phase = api
+                    .get_opt(DV.0, DV.1, Some(ns), dv)?
+                    .and_then(|d| d["status"]["phase"].as_str().map(String::from));
+                if phase.as_deref() != Some("Succeeded") {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The node for a scheduling instance: its temporary pod's, if it has one (its volumes
+    /// were bound there), else the scheduler's pick.
+    fn scheduling_node(
+        &self,
+        api: &Cluster,
+        vmi: &Value,
+    ) -> Result<Option<String>, ControllerError> {
+        if let Some(node) = Self::ephemeral_pods(api, vmi)
+            .iter()
+            .find_map(|p| p["spec"]["nodeName"].as_str().map(String::from))
+        {
+            return Ok(Some(node));
+        }
+        self.pick_node(
+            api,
+            meta(vmi, "namespace"),
+            &vmi["spec"],
+            None,
+            &Value::Null,
+        )
     }
 
     fn reconcile_vmi(&self, api: &Cluster, vmi: &Value) -> Result<(), ControllerError> {
@@ -514,8 +645,29 @@ impl KubeVirtController {
         };
         match vmi["status"]["phase"].as_str().unwrap_or("Pending") {
             "Pending" => patch(json!({"phase": "Scheduling"})),
-            "Scheduling" => match self.pick_node(api, ns, &vmi["spec"], None, &Value::Null)? {
+            "Scheduling" => match self.scheduling_node(api, vmi)? {
+                Some(node) if !self.data_volumes_ready(api, vmi)? => {
+                    // virt-controller's temporary pod for DataVolumes waiting for their first
+                    // consumer (`kubevirt.io/ephemeral-provisioning`): it mounts the claims so
+                    // the scheduler binds them; the instance waits until they are imported.
+                    let suffix = format!(
+                        "{:05x}",
+                        hash(&format!("{}{node}/ephemeral", meta(vmi, "uid"))) & 0xfffff
+                    );
+                    let mut pod = Self::launcher_pod(vmi, &node, &suffix);
+                    pod["metadata"]["annotations"][EPHEMERAL] = json!("true");
+                    if api
+                        .get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))?
+                        .is_none()
+                    {
+                        api.create(pod)?;
+                    }
+                    Ok(())
+                }
                 Some(node) => {
+                    for temp in Self::ephemeral_pods(api, vmi) {
+                        delete_quietly(api, ("v1", "Pod"), ns, meta(&temp, "name"))?;
+                    }
                     let suffix = format!(
                         "{:05x}",
                         hash(&format!("{}{node}", meta(vmi, "uid"))) & 0xfffff
@@ -784,11 +936,17 @@ impl Controller for KubeVirtController {
                     .flatten()
                     .find(|o| o["kind"] == VM.1)
                     .and_then(|o| o["name"].as_str());
-                match owner {
-                    Some(vm) => match api.get_opt(VM.0, VM.1, ns, vm)? {
-                        Some(vm) => self.reconcile_vm(api, &vm),
-                        None => Ok(()),
-                    },
+                let Some(vm) = owner else {
+                    return Ok(());
+                };
+                // An instance waiting for its DataVolumes (temporary pod) goes on.
+                if let Some(vmi) = api.get_opt(VMI.0, VMI.1, ns, vm)?
+                    && vmi["status"]["phase"] == "Scheduling"
+                {
+                    self.reconcile_vmi(api, &vmi)?;
+                }
+                match api.get_opt(VM.0, VM.1, ns, vm)? {
+                    Some(vm) => self.reconcile_vm(api, &vm),
                     None => Ok(()),
                 }
             }

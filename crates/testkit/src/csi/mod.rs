@@ -56,6 +56,7 @@ mod snapshotter;
 mod state;
 
 pub use profile::{CsiProfile, Expansion};
+pub(crate) use quantity::parse as parse_quantity;
 pub use state::{ContentSource, CsiSnapshot, CsiVolume, VolumeMode};
 
 use std::sync::Arc;
@@ -87,6 +88,12 @@ impl CsiDriver {
     /// The CSI driver name.
     pub fn driver(&self) -> &'static str {
         self.state.profile.driver()
+    }
+
+    /// How it expands volumes (the profile's, unless installed with
+    /// [`CsiInstall::offline_expansion_only`]).
+    pub fn expansion(&self) -> Expansion {
+        self.state.expansion
     }
 
     /// The StorageClasses installed for it.
@@ -182,6 +189,7 @@ pub struct CsiInstall {
     profile: CsiProfile,
     default_classes: bool,
     classes: Vec<Value>,
+    expansion: Expansion,
 }
 
 impl CsiInstall {
@@ -191,7 +199,18 @@ impl CsiInstall {
             profile,
             default_classes: true,
             classes: Vec::new(),
+            expansion: profile.expansion(),
         }
+    }
+
+    /// The driver expands only volumes no pod uses (its plugin reports `EXPAND_VOLUME` with
+    /// `OFFLINE`), as older releases did (Longhorn before v1.4.0). No effect on a driver
+    /// without expansion.
+    pub fn offline_expansion_only(mut self) -> Self {
+        if self.expansion != Expansion::None {
+            self.expansion = Expansion::Offline;
+        }
+        self
     }
 
     /// Leaves out the profile's typical classes.
@@ -289,7 +308,7 @@ impl CsiInstall {
                 )?;
             }
         }
-        let state = DriverState::new(self.profile);
+        let state = DriverState::new(self.profile, self.expansion);
         let controllers: Vec<Arc<dyn Controller>> = vec![
             Arc::new(provisioner::Provisioner::new(state.clone())),
             Arc::new(resizer::Resizer::new(state.clone())),

@@ -14,12 +14,14 @@
 //!   default `"3"`, `staleReplicaTimeout`, `migratable`, `dataLocality`, `fsType`), the RWX
 //!   pages (`ReadWriteMany` filesystem volumes through a share-manager NFS export; a
 //!   `ReadWriteMany` *block* volume only when `migratable: "true"`, which is what KubeVirt live
-//!   migration uses), `csi/controller_server.go` in longhorn/longhorn-manager. Replicas are a
-//!   class parameter.
+//!   migration uses), `csi/controller_server.go` in longhorn/longhorn-manager, the volume
+//!   expansion page (online since v1.4.0, offline only before: see
+//!   `CsiInstall::offline_expansion_only`). Replicas are a class parameter.
 //! - OpenEBS Mayastor (replicated PV): openebs/mayastor-docs `reference/storage-class-parameters.md`
 //!   (`repl`, `protocol: nvmf`, `ioTimeout`, `thin`, `fsType`); `ReadWriteOnce` only; snapshots
 //!   and restore from a snapshot, no volume-to-volume clone; replicas are the class's `repl`
-//!   and each needs a pool on a distinct node.
+//!   and each needs a pool on a distinct node; `advanced-operations/re-resize` on openebs.io
+//!   (expansion online and offline since 2.6).
 //! - OpenEBS LocalPV-LVM: openebs/lvm-localpv `docs/storageclasses.md` (`volgroup` or
 //!   `vgpattern` required, `thinProvision`, `fsType`, `shared`; `WaitForFirstConsumer`
 //!   recommended; topology key `openebs.io/nodename`), `docs/snapshot.md` (snapshots, but no
@@ -54,7 +56,7 @@ pub enum CsiProfile {
     Longhorn,
     /// OpenEBS Mayastor (`io.openebs.csi-mayastor`): `ReadWriteOnce` only; replicas from `repl`
     /// (at most one per node); `protocol: nvmf` required; snapshots and restore, no
-    /// volume-to-volume clone; expansion only while unused (offline).
+    /// volume-to-volume clone; online expansion (since 2.6).
     Mayastor,
     /// OpenEBS LocalPV-LVM (`local.csi.openebs.io`): `ReadWriteOnce` only, one node (topology
     /// `openebs.io/nodename`), classes `WaitForFirstConsumer`; `volgroup` or `vgpattern`
@@ -249,7 +251,6 @@ impl CsiProfile {
     pub fn expansion(&self) -> Expansion {
         match self {
             CsiProfile::Generic => Expansion::None,
-            CsiProfile::Mayastor => Expansion::Offline,
             _ => Expansion::Online,
         }
     }
@@ -722,6 +723,35 @@ impl CsiProfile {
             CsiProfile::LocalPvLvm => format!("{volume}@{name}"),
             _ => format!("{volume}@{name}"),
         }
+    }
+}
+
+impl std::fmt::Display for CsiProfile {
+    /// The short name ([`CsiProfile::short_name`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.short_name())
+    }
+}
+
+impl std::str::FromStr for CsiProfile {
+    type Err = String;
+
+    /// A profile by its short name ([`CsiProfile::short_name`]) or its driver name.
+    ///
+    /// ```
+    /// use kubecloud_testkit::csi::CsiProfile;
+    /// assert_eq!("longhorn".parse(), Ok(CsiProfile::Longhorn));
+    /// assert_eq!("rbd.csi.ceph.com".parse(), Ok(CsiProfile::CephRbd));
+    /// assert!("nfs".parse::<CsiProfile>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CsiProfile::ALL
+            .into_iter()
+            .find(|p| p.short_name() == s || p.driver() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = CsiProfile::ALL.iter().map(|p| p.short_name()).collect();
+                format!("unknown CSI profile {s:?} (one of {})", names.join(", "))
+            })
     }
 }
 

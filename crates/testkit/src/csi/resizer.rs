@@ -28,9 +28,10 @@
 //!   at its next mount): capacity = allocated, conditions and status cleared, event
 //!   `FileSystemResizeSuccessful`.
 //!
-//! Not modelled: the API server's `PersistentVolumeClaimResize` admission (a class without
-//! `allowVolumeExpansion` refuses the update on a real cluster; here the resizer ignores such a
-//! claim), shrinking to recover from a failed expansion.
+//! The API double itself refuses growing a claim whose class lacks `allowVolumeExpansion`
+//! (kube-apiserver's `PersistentVolumeClaimResize` admission) and shrinking below
+//! `status.capacity`. Not modelled: shrinking back to recover from a failed expansion (the
+//! resizer's `ControllerResizeInfeasible` path).
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -124,7 +125,7 @@ impl Resizer {
         }
         let already =
             resize_status == Some("ControllerResizeInProgress") && allocated == Some(want);
-        let expansion = self.driver.profile.expansion();
+        let expansion = self.driver.expansion;
         if !already {
             events::record(
                 api,

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use super::profile::{CreateRequest, CsiProfile, RpcError};
+use super::profile::{CreateRequest, CsiProfile, Expansion, RpcError};
 
 /// How a volume is presented to pods (`spec.volumeMode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,13 +78,16 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub(crate) struct DriverState {
     pub(crate) profile: CsiProfile,
+    /// How it expands (the profile's, or an older release's).
+    pub(crate) expansion: Expansion,
     inner: Arc<Mutex<Inner>>,
 }
 
 impl DriverState {
-    pub(crate) fn new(profile: CsiProfile) -> Self {
+    pub(crate) fn new(profile: CsiProfile, expansion: Expansion) -> Self {
         DriverState {
             profile,
+            expansion,
             inner: Arc::default(),
         }
     }

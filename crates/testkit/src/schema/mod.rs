@@ -4,7 +4,7 @@
 //! KubeVirt, CDI, Kube-OVN, MetalLB, Multus, the Piraeus operator and the
 //! volume-snapshot controller install, and the handful of core Kubernetes
 //! kinds the SDK touches (Namespace, Secret, ConfigMap, Service, Pod, Event,
-//! PersistentVolumeClaim, PersistentVolume and StorageClass). Each
+//! PersistentVolumeClaim, PersistentVolume, StorageClass and CSIDriver). Each
 //! [`ResourceType`] carries what discovery needs (names, scope, verbs,
 //! subresources) and a compiled copy of the upstream schema, so
 //! [`ResourceType::validate`] can check an object the way kube-apiserver does
