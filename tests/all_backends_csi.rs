@@ -174,3 +174,67 @@ async fn on_a_driver_without_rwx_block_live_migration_is_refused_with_the_reason
     assert!(err.to_string().contains("web-root"), "{err}");
     acme.destroy(options()).await.unwrap();
 }
+
+/// A tenant on `profile`'s `tier` with its volume as asked: applied (the VM runs on it),
+/// re-planned empty, destroyed with nothing left in Kubernetes or on the driver; the VM
+/// migrates exactly when its volume is RWX block.
+async fn tenant_round_trip(profile: CsiProfile, tier: &str, replicas: u8, access: AccessMode) {
+    let (fake, cloud) = stack(profile).await;
+    let acme = cloud.tenant("acme").unwrap();
+    let spec = TenantSpec::from_yaml(include_str!("../examples/data/acme.yaml")).unwrap();
+    let spec = TenantSpec {
+        volumes: spec
+            .volumes
+            .into_iter()
+            .map(|v| {
+                v.with_tier(tier)
+                    .with_replicas(replicas)
+                    .with_access(access)
+            })
+            .collect(),
+        ..spec
+    };
+    acme.apply(&acme.plan(&spec).await.unwrap(), options())
+        .await
+        .unwrap();
+    let driver = fake.csi().expect("CSI driver");
+    let on_driver = driver.volumes();
+    assert_eq!(on_driver.len(), 1, "{on_driver:?}");
+    assert_eq!(on_driver[0].replicas, u32::from(replicas), "{on_driver:?}");
+    let again = acme.plan(&spec).await.unwrap();
+    assert!(again.is_empty(), "re-applying is a no-op:\n{again}");
+    let blockers = acme.vms().migration_blockers("web").await.unwrap();
+    assert_eq!(
+        blockers.is_empty(),
+        access == AccessMode::ReadWriteMany,
+        "{blockers:?}"
+    );
+    acme.destroy(options()).await.unwrap();
+    let left = left_behind(fake.kube(), "acme");
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(driver.volumes().is_empty(), "{:?}", driver.volumes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn longhorn_gives_a_migratable_two_replica_disk_through_a_derived_class() {
+    // Tier `longhorn` has 3 replicas and is not migratable: a class with numberOfReplicas 2 and
+    // migratable "true" is derived for the VM's RWX block disk.
+    tenant_round_trip(
+        CsiProfile::Longhorn,
+        "longhorn",
+        2,
+        AccessMode::ReadWriteMany,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_runs_on_a_local_lvm_disk_bound_on_first_use() {
+    tenant_round_trip(
+        CsiProfile::LocalPvLvm,
+        "openebs-lvmpv",
+        1,
+        AccessMode::ReadWriteOnce,
+    )
+    .await;
+}
