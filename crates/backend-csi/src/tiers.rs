@@ -195,7 +195,8 @@ fn snapshot_class_of(snapshot_classes: &[Value], driver: &str) -> Option<String>
 
 /// The tiers of `cluster`, by name: the classes of CSI drivers (a known profile, or a driver
 /// with a CSIDriver object provisioning persistent volumes), grouped by [`TIER_LABEL`] or one
-/// tier per class. A tier label grouping classes of two drivers is refused.
+/// tier per class. A tier label grouping classes of two drivers is refused; a class whose tier
+/// name is not a DNS label (a class name with dots, say) is left out with a warning.
 ///
 /// ```
 /// use k8s_openapi::api::storage::v1::StorageClass;
@@ -232,9 +233,13 @@ pub fn tiers_of(cluster: &Cluster) -> Result<Vec<Tier>> {
     }
     let mut tiers = Vec::new();
     for (name, mut classes) in by_tier {
-        validate_name("tier", &name).map_err(|e| {
-            Error::invalid("tier", format!("StorageClass {:?}: {e}", classes[0].name))
-        })?;
+        // A class named unlike a tier (dots, more than 63 characters) is no tier: users could
+        // not name it. The others still are.
+        if let Err(e) = validate_name("tier", &name) {
+            let classes: Vec<&str> = classes.iter().map(|c| c.name.as_str()).collect();
+            tracing::warn!(tier = %name, ?classes, error = %e, "StorageClasses left out: not a tier name (label them kubecloud.io/tier)");
+            continue;
+        }
         let driver = classes[0].driver.clone();
         if let Some(other) = classes.iter().find(|c| c.driver != driver) {
             return Err(Error::invalid(
@@ -318,6 +323,23 @@ mod tests {
             .map(|c| (c.replicas, c.rwx_block))
             .collect();
         assert_eq!(replicas, [(1, false), (3, true)]);
+    }
+
+    #[test]
+    fn a_class_named_unlike_a_tier_is_left_out_not_fatal() {
+        let cluster = Cluster {
+            classes: vec![
+                class("csi.rbd.fast", "rbd.csi.ceph.com", &[], &[]),
+                class("ceph", "rbd.csi.ceph.com", &[], &[]),
+            ],
+            ..Cluster::default()
+        };
+        let names: Vec<String> = tiers_of(&cluster)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["ceph"]);
     }
 
     #[test]
