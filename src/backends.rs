@@ -11,18 +11,23 @@ pub(crate) const RBAC: &[Rbac] = &[
     kubecloud_kubevirt::plugin::RBAC,
     #[cfg(feature = "linstor")]
     kubecloud_linstor::plugin::RBAC,
+    #[cfg(feature = "csi")]
+    kubecloud_csi::plugin::RBAC,
     #[cfg(feature = "kubeovn")]
     kubecloud_kubeovn::plugin::RBAC,
     #[cfg(feature = "metallb")]
     kubecloud_metallb::plugin::RBAC,
 ];
 
-/// Every backend's connector (one per part).
+/// Every backend's connector, in the order `Cloud::connect` tries those of a part (LINSTOR
+/// before CSI: where Piraeus is installed, storage is LINSTOR's).
 pub(crate) const CONNECTORS: &[&dyn Connector] = &[
     #[cfg(feature = "kubevirt")]
     &kubecloud_kubevirt::plugin::CONNECTOR,
     #[cfg(feature = "linstor")]
     &kubecloud_linstor::connect::CONNECTOR,
+    #[cfg(feature = "csi")]
+    &kubecloud_csi::connect::CONNECTOR,
     #[cfg(feature = "kubeovn")]
     &kubecloud_kubeovn::plugin::CONNECTOR,
     #[cfg(feature = "metallb")]

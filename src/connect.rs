@@ -15,6 +15,11 @@
 //!    refused unless `LinstorConnect::allow_plain_http` accepts it (see
 //!    `kubecloud::linstor::connect`).
 //!
+//! Storage is LINSTOR's where Piraeus is installed, else the CSI backend's over the cluster's
+//! StorageClasses (its default class the default tier): a part is built by the first of this
+//! build's backends of the part that finds its system, in the order of `src/backends.rs`, or by
+//! the one [`ConnectOptions::backend`] chooses.
+//!
 //! A part whose system is missing is an error naming the system, unless
 //! [`ConnectOptions::allow_missing`] allows it: the part is then an [`Absent`] backend.
 
@@ -45,6 +50,45 @@ fn missing(part: Part, reason: String, options: &ConnectOptions) -> Result<Absen
     }
     tracing::info!(part = part.name(), %reason, "connecting without this part");
     Ok(Absent::new(part.name(), &reason))
+}
+
+/// Builds `part` with the first of this build's backends of the part whose connector finds its
+/// system (or with the one the options choose); every connector's reason when none does.
+async fn build_part(
+    part: Part,
+    client: &kube::Client,
+    installed: &Installed,
+    options: &ConnectOptions,
+) -> Result<std::result::Result<Built, String>> {
+    let chosen = options.chosen(part);
+    let connectors: Vec<&&dyn Connector> = crate::backends::CONNECTORS
+        .iter()
+        .filter(|c| c.part() == part && chosen.is_none_or(|name| c.name() == name))
+        .collect();
+    if connectors.is_empty() {
+        return match chosen {
+            Some(name) => Err(Error::invalid(
+                "backend",
+                format!("this build has no {} backend named {name:?}", part.name()),
+            )),
+            None => Ok(Err(format!("this build has no {} backend", part.name()))),
+        };
+    }
+    let mut reasons = Vec::new();
+    for connector in connectors {
+        match connector.connect(client, installed, options).await? {
+            Ok(built) => {
+                tracing::debug!(
+                    part = part.name(),
+                    backend = connector.name(),
+                    "part connected"
+                );
+                return Ok(Ok(built));
+            }
+            Err(reason) => reasons.push(format!("{}: {reason}", connector.name())),
+        }
+    }
+    Ok(Err(reasons.join("; ")))
 }
 
 impl Cloud {
@@ -83,13 +127,7 @@ impl Cloud {
         let installed = Installed::discover(&client).await?;
         let mut cloud = Cloud::builder();
         for part in Part::ALL {
-            let connector = crate::backends::CONNECTORS
-                .iter()
-                .find(|c| c.part() == part);
-            let built = match connector {
-                Some(c) => c.connect(&client, &installed, &options).await?,
-                None => Err(format!("this build has no {} backend", part.name())),
-            };
+            let built = build_part(part, &client, &installed, &options).await?;
             cloud = match built {
                 Ok(Built::Compute(b)) if part == Part::Compute => cloud.compute_arc(b),
                 Ok(Built::Storage(b)) if part == Part::Storage => cloud.storage_arc(b),

@@ -81,6 +81,9 @@ pub use volumes::TenantVolumes;
 #[cfg(feature = "memory")]
 pub use kubecloud_memory::MemoryCloud;
 
+/// Block storage on any CSI driver, through Kubernetes alone (feature `csi`).
+#[cfg(feature = "csi")]
+pub use kubecloud_csi as csi;
 /// Networking on Kube-OVN + Multus (feature `kubeovn`).
 #[cfg(feature = "kubeovn")]
 pub use kubecloud_kubeovn as kubeovn;

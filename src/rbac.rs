@@ -15,7 +15,7 @@
 //! use kubecloud::{Part, rbac};
 //! let rules = rbac::rules(&[Part::Storage]);
 //! assert!(rules.allows(&rbac::Access::new("", "persistentvolumeclaims", "patch")));
-//! assert!(!rules.allows(&rbac::Access::new("", "nodes", "list")));
+//! assert!(!rules.allows(&rbac::Access::new("kubevirt.io", "virtualmachines", "list")));
 //! let yaml = rules.to_cluster_role_yaml("kubecloud");
 //! assert!(yaml.contains("kind: ClusterRole"));
 //! ```
@@ -83,10 +83,42 @@ pub struct Rules {
 
 /// The exact rules the backends of `parts` need (each backend crate's `plugin::RBAC`, which
 /// includes what [`crate::Cloud::connect_with`] reads to find and configure it), plus the
-/// tenant namespaces.
+/// tenant namespaces: every backend of this build for those parts (storage: LINSTOR's and the
+/// CSI backend's, as `connect` may pick either). [`rules_for`] gives those of the backends a
+/// cloud runs.
 pub fn rules(parts: &[Part]) -> Rules {
+    table_of(
+        !parts.is_empty(),
+        crate::backends::RBAC
+            .iter()
+            .filter(|b| parts.contains(&b.part)),
+    )
+}
+
+/// The exact rules of the backends named `backends` (their `backend_name()`, as
+/// [`crate::Cloud::backend_names`] lists them), plus the tenant namespaces.
+///
+/// ```
+/// use kubecloud::rbac::{self, Access};
+/// let csi = rbac::rules_for(&["csi"]);
+/// assert!(csi.allows(&Access::new("storage.k8s.io", "csistoragecapacities", "list")));
+/// assert!(!csi.allows(&Access::new("", "services", "list")), "LINSTOR's controller lookup");
+/// ```
+pub fn rules_for(backends: &[&str]) -> Rules {
+    table_of(
+        !backends.is_empty(),
+        crate::backends::RBAC
+            .iter()
+            .filter(|b| backends.contains(&b.backend)),
+    )
+}
+
+fn table_of<'a>(
+    any: bool,
+    backends: impl Iterator<Item = &'a kubecloud_kube::plugin::Rbac>,
+) -> Rules {
     let mut table: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
-    if !parts.is_empty() {
+    if any {
         let verbs = table
             .entry(String::new())
             .or_default()
@@ -94,11 +126,7 @@ pub fn rules(parts: &[Part]) -> Rules {
             .or_default();
         verbs.extend(NAMESPACES.iter().map(|v| v.to_string()));
     }
-    let needs = crate::backends::RBAC
-        .iter()
-        .filter(|b| parts.contains(&b.part))
-        .flat_map(|b| b.needs);
-    for need in needs {
+    for need in backends.flat_map(|b| b.needs) {
         for resource in need.resources {
             let verbs = table
                 .entry(need.group.to_string())

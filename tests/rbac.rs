@@ -78,8 +78,12 @@ async fn connected() -> (common::stack::Stack, Cloud) {
 
 /// Every request the double saw that `rules` does not allow, as `verb group/resource (path)`.
 fn denied(s: &common::stack::Stack, rules: &rbac::Rules) -> Vec<String> {
+    denied_on(&s.kube, rules)
+}
+
+fn denied_on(kube: &kubecloud_testkit::TestServer, rules: &rbac::Rules) -> Vec<String> {
     let mut out = BTreeSet::new();
-    for r in s.kube.requests().all() {
+    for r in kube.requests().all() {
         for access in needed(&r) {
             if !rules.allows(&access) {
                 out.insert(format!("{access} ({})", r.path));
@@ -104,7 +108,8 @@ async fn the_rules_allow_every_request_of_the_conformance_suite_and_nothing_more
     eprintln!("{report}");
     report.assert_nothing_skipped();
 
-    let rules = rbac::rules(&Part::ALL);
+    // The rules of the backends this cloud runs (storage: LINSTOR, as Piraeus is installed).
+    let rules = rbac::rules_for(&cloud.backend_names());
     let denied = denied(&s, &rules);
     assert!(
         denied.is_empty(),
@@ -212,3 +217,63 @@ part_rules_cover_their_group!(
     true,
     false
 );
+
+/// The same on the stack with storage on a CSI driver (Ceph RBD profile), connected without a
+/// LinstorCluster: the CSI backend's rules allow every request and are all used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_csi_stack_s_rules_allow_every_request_of_the_conformance_suite_and_nothing_more() {
+    let fake = kubecloud_testkit::FakeCloud::builder()
+        .csi(kubecloud_testkit::csi::CsiProfile::CephRbd)
+        .start()
+        .await
+        .expect("fake cloud");
+    fake.kube().requests().reset();
+    let cloud = Cloud::connect_with(fake.kube().client(), ConnectOptions::new())
+        .await
+        .expect("connect");
+    assert_eq!(cloud.backend_names()[1], "csi");
+    let ports = common::ports::OvnPorts::new(&fake.ovn_northbound(), &cloud);
+    let target = Target {
+        compute: Some(cloud.compute()),
+        storage: Some(cloud.storage()),
+        network: Some(cloud.network()),
+        load_balancer: Some(cloud.load_balancer()),
+        ports: Some(&ports),
+    };
+    let params = Params {
+        tier: Some("ceph-block".into()),
+        second_tier: Some("ceph-block-2x".into()),
+        ..params()
+    };
+    let report = conformance::run_all(&target, "rc", &params).await;
+    eprintln!("{report}");
+    let rules = rbac::rules_for(&cloud.backend_names());
+    let denied = denied_on(fake.kube(), &rules);
+    assert!(
+        denied.is_empty(),
+        "not allowed by the rules:\n{}",
+        denied.join("\n")
+    );
+    let used: BTreeSet<Access> = fake
+        .kube()
+        .requests()
+        .all()
+        .iter()
+        .flat_map(needed)
+        .collect();
+    let used_or_listed = |a: &Access| {
+        used.contains(a)
+            || (a.verb == "watch" && used.contains(&Access::new(&a.group, &a.resource, "list")))
+    };
+    let unused: Vec<String> = rules
+        .accesses()
+        .into_iter()
+        .filter(|a| !used_or_listed(a) && rbac::not_exercised_by_conformance(a).is_none())
+        .map(|a| a.to_string())
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "rules no request used:\n{}",
+        unused.join("\n")
+    );
+}

@@ -13,6 +13,7 @@ const POD_OWNER: &str =
 /// Every verb on every resource this backend sends, and those the conformance suite does not
 /// exercise.
 pub const RBAC: Rbac = Rbac {
+    backend: crate::BACKEND,
     part: Part::Network,
     needs: NEEDS,
     not_exercised: NOT_EXERCISED,
@@ -133,6 +134,10 @@ pub struct KubeOvnConnector;
 
 #[kubecloud_core::async_trait]
 impl Connector for KubeOvnConnector {
+    fn name(&self) -> &'static str {
+        crate::BACKEND
+    }
+
     fn part(&self) -> Part {
         Part::Network
     }

@@ -5,7 +5,7 @@ use kubecloud_core::Result;
 use kubecloud_kube::connect::{
     Built, ConnectOptions, Connector, Installed, System, VOLUME_SNAPSHOTS,
 };
-use kubecloud_kube::plugin::{Need, Part, READ, Rbac, Unexercised, WRITE};
+use kubecloud_kube::plugin::{Need, Part, Rbac, Unexercised, WRITE};
 
 const INSTANCE_TYPES: &str =
     "listed only when a tenant plan names an instance type; the suite's VMs name none";
@@ -14,6 +14,7 @@ const SECRETS: &str = "cloud-init and SSH keys are Secrets; the suite's VMs have
 /// Every verb on every resource this backend sends, and those the conformance suite does not
 /// exercise.
 pub const RBAC: Rbac = Rbac {
+    backend: crate::BACKEND,
     part: Part::Compute,
     needs: NEEDS,
     not_exercised: NOT_EXERCISED,
@@ -84,11 +85,11 @@ const NEEDS: &[Need] = &[
         verbs: &["get"],
     },
     // Deleting a VM waits (through one shared watch of the kind) until its import claim's
-    // PersistentVolume is gone.
+    // PersistentVolume is gone (a list, then a watch: no GET).
     Need {
         group: "",
         resources: &["persistentvolumes"],
-        verbs: READ,
+        verbs: &["list", "watch"],
     },
     // Plans check that the instance types VMs name exist (cluster-wide or namespaced kind).
     Need {
@@ -170,6 +171,10 @@ pub struct KubeVirtConnector;
 
 #[kubecloud_core::async_trait]
 impl Connector for KubeVirtConnector {
+    fn name(&self) -> &'static str {
+        crate::BACKEND
+    }
+
     fn part(&self) -> Part {
         Part::Compute
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kubecloud_core::{Error, MAX_REPLICAS, Result, validate_name};
+use kubecloud_kube::claims::ClaimStore;
 use kubecloud_kube::{RetryPolicy, Writer};
 
 use crate::rest::{BACKEND, RestClient, TlsConfig};
@@ -227,17 +228,18 @@ impl LinstorBuilder {
             Some(h) => h,
             None => RestClient::http_client(&self.tls, self.timeout, self.connect_timeout)?,
         };
+        let writer = Writer::new(BACKEND).with_retry(self.retry);
         Ok(Linstor {
             inner: Arc::new(Inner {
+                store: ClaimStore::new(self.client.clone(), writer.clone(), self.delete_timeout),
                 client: self.client,
-                writer: Writer::new(BACKEND).with_retry(self.retry),
+                writer,
                 rest: RestClient::new(http, url, self.retry),
                 tiers: self.tiers,
                 default_tier,
                 max_replicas: self.max_replicas,
                 snapshots: self.snapshots,
                 http_import: self.http_import,
-                delete_timeout: self.delete_timeout,
                 system_namespace: self.system_namespace,
             }),
         })
@@ -264,7 +266,7 @@ pub(crate) struct Inner {
     pub max_replicas: u8,
     pub snapshots: bool,
     pub http_import: bool,
-    pub delete_timeout: Duration,
+    pub store: ClaimStore,
     pub system_namespace: Option<String>,
 }
 

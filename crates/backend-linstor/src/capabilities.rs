@@ -12,7 +12,7 @@ pub const MIN_BLOCK_SIZE: ByteSize = ByteSize::kib(4);
 pub const MIN_FILESYSTEM_SIZE: ByteSize = ByteSize::mib(2);
 
 /// LINSTOR's capabilities with `max_replicas` replicas at most: snapshots, clones, resize (also
-/// online: DRBD grows under a running VM), RWX block (DRBD dual primary for live migration).
+/// online: DRBD grows under a running VM), replica placement (LINSTOR's resources), RWX block (DRBD dual primary for live migration).
 /// Imports from http(s) URLs through CDI DataVolumes into this backend's StorageClasses.
 /// No RWX filesystem (LINSTOR CSI serves RWX only for block, or through its NFS exporter which
 /// this backend does not drive). Volumes below [`MIN_BLOCK_SIZE`] (block) or
@@ -29,5 +29,7 @@ pub fn capabilities(max_replicas: u8) -> StorageCapabilities {
         max_replicas,
         min_volume_size: MIN_BLOCK_SIZE,
         min_filesystem_size: MIN_FILESYSTEM_SIZE,
+        replica_placement: true,
+        pool_capacity: true,
     }
 }

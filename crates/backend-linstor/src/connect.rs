@@ -74,20 +74,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 use kubecloud_core::{Error, Result, validate_name};
-use kubecloud_kube::connect::{Built, ConnectOptions, Connector, Installed, System};
+use kubecloud_kube::connect::{Built, ConnectOptions, Connector, Installed};
 use kubecloud_kube::plugin::Part;
 use serde::Deserialize;
 
-/// Piraeus (`piraeus.io/v1`): where LINSTOR is found.
-///
-/// ```
-/// assert_eq!(kubecloud_linstor::connect::PIRAEUS.group, "piraeus.io");
-/// ```
-pub const PIRAEUS: System = System {
-    name: "Piraeus",
-    group: "piraeus.io",
-    version: "v1",
-};
+pub use kubecloud_kube::connect::PIRAEUS;
 
 /// What the user gives instead of discovering, and what connecting accepts (see
 /// [`LinstorConnect`], which sets these on [`ConnectOptions`]).
@@ -234,6 +225,10 @@ pub struct LinstorConnector;
 
 #[kubecloud_core::async_trait]
 impl Connector for LinstorConnector {
+    fn name(&self) -> &'static str {
+        crate::rest::BACKEND
+    }
+
     fn part(&self) -> Part {
         Part::Storage
     }
@@ -255,6 +250,8 @@ impl Connector for LinstorConnector {
                 match LinstorEndpoint::discover_in(client, given.piraeus_namespace.as_deref()).await
                 {
                     Ok(found) => (found, "found through the LinstorCluster"),
+                    // No LINSTOR here: another storage backend (CSI) may serve the part.
+                    Err(e) if is_no_cluster(&e) => return Ok(Err(e.to_string())),
                     // A setting of the caller's that is wrong is theirs to fix, part required or not.
                     Err(e) if e.is_invalid_input() => return Err(e),
                     Err(e) if options.is_required(Part::Storage) => return Err(e),
@@ -509,6 +506,16 @@ impl LinstorEndpoint {
     }
 }
 
+/// Why discovery finds no LINSTOR where Piraeus' API is served but no `LinstorCluster` exists:
+/// connecting then declines (storage may be another backend's), rather than failing.
+const NO_CLUSTER: &str =
+    "Piraeus is installed but no LinstorCluster exists, so there is no LINSTOR controller";
+
+/// Whether `e` is discovery finding no `LinstorCluster`.
+fn is_no_cluster(e: &Error) -> bool {
+    matches!(e, Error::Backend { message, .. } if message == NO_CLUSTER)
+}
+
 fn not_found(message: String) -> Error {
     Error::Backend {
         backend: NAME.into(),
@@ -578,12 +585,7 @@ async fn linstor_cluster(client: &kube::Client) -> Result<Cluster> {
             names.join(", ")
         )));
     }
-    let cluster = items.pop().ok_or_else(|| {
-        not_found(
-            "Piraeus is installed but no LinstorCluster exists, so there is no LINSTOR controller"
-                .into(),
-        )
-    })?;
+    let cluster = items.pop().ok_or_else(|| not_found(NO_CLUSTER.into()))?;
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let uid = cluster
         .metadata

@@ -7,6 +7,7 @@ use kubecloud_kube::plugin::{Need, Part, READ, Rbac, Unexercised, WRITE};
 /// Every verb on every resource this backend sends, and those the conformance suite does not
 /// exercise.
 pub const RBAC: Rbac = Rbac {
+    backend: crate::rest::BACKEND,
     part: Part::Storage,
     needs: NEEDS,
     not_exercised: NOT_EXERCISED,
@@ -32,10 +33,11 @@ const NEEDS: &[Need] = &[
         resources: &["storageclasses"],
         verbs: &["get", "list", "create", "patch"],
     },
+    // Deleting a snapshot waits (shared watch) until the snapshot controller let it go.
     Need {
         group: "snapshot.storage.k8s.io",
         resources: &["volumesnapshots"],
-        verbs: &["get", "list", "create", "patch", "delete"],
+        verbs: WRITE,
     },
     Need {
         group: "snapshot.storage.k8s.io",

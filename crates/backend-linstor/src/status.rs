@@ -8,7 +8,6 @@ use kube::api::{Api, ListParams};
 use kubecloud_core::{
     Error, Replica, ReplicaState, ResourceKind, Result, Volume, VolumePhase, VolumeStatus,
 };
-use kubecloud_kube::cdi::{self, ImportState};
 
 use crate::builder::Linstor;
 use crate::rest::{Subject, model};
@@ -75,24 +74,7 @@ pub fn volume_of(pvc: &PersistentVolumeClaim, resources: &[model::Resource]) -> 
     })
 }
 
-/// Puts the state of the import (DataVolume `dv`) into `volume`'s status: `Failed` with CDI's
-/// message, `Pending` until CDI has a bound claim, `Populating` with the progress while it
-/// imports, and what the claim and LINSTOR say once it `Succeeded`.
-pub fn with_import(mut volume: Volume, dv: &serde_json::Value) -> Volume {
-    match cdi::import_state(dv) {
-        ImportState::Succeeded => {}
-        ImportState::Failed(message) => {
-            volume.status.phase = VolumePhase::Failed;
-            volume.status.message = Some(message);
-        }
-        ImportState::Pending => volume.status.phase = VolumePhase::Pending,
-        ImportState::Importing { progress, .. } => {
-            volume.status.phase = VolumePhase::Populating;
-            volume.status.progress = progress;
-        }
-    }
-    volume
-}
+pub use kubecloud_kube::claims::with_import;
 
 impl Linstor {
     /// The LINSTOR resources of the resource definitions `rds`, by definition.

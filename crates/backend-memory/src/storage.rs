@@ -555,6 +555,8 @@ impl BlockStorage for MemoryCloud {
                 .min(MAX_REPLICAS),
             min_volume_size: MIN_BLOCK_SIZE,
             min_filesystem_size: MIN_FILESYSTEM_SIZE,
+            replica_placement: true,
+            pool_capacity: true,
         }
     }
 

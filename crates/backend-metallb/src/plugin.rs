@@ -13,6 +13,7 @@ const BGP_EXTRAS: &str =
 /// Every verb on every resource this backend sends, and those the conformance suite does not
 /// exercise.
 pub const RBAC: Rbac = Rbac {
+    backend: crate::BACKEND,
     part: Part::LoadBalancer,
     needs: NEEDS,
     not_exercised: NOT_EXERCISED,
@@ -169,6 +170,10 @@ pub struct MetalLbConnector;
 
 #[kubecloud_core::async_trait]
 impl Connector for MetalLbConnector {
+    fn name(&self) -> &'static str {
+        crate::BACKEND
+    }
+
     fn part(&self) -> Part {
         Part::LoadBalancer
     }

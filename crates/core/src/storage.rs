@@ -347,6 +347,16 @@ pub struct StorageCapabilities {
     /// The smallest filesystem volume the backend creates as asked (zero: no floor).
     #[serde(default)]
     pub min_filesystem_size: ByteSize,
+    /// The backend sees where each replica of a volume is and in which state
+    /// ([`VolumeStatus::replicas`]). A storage system that keeps its copies out of sight (a CSI
+    /// driver seen through Kubernetes alone) leaves `replicas` empty.
+    #[serde(default)]
+    pub replica_placement: bool,
+    /// The backend knows its pools' capacity ([`StoragePool::capacity`] and `free`). Without
+    /// it, `list_pools` reports zero for both: unknown, not empty (a CSI driver that publishes
+    /// no `CSIStorageCapacity`).
+    #[serde(default)]
+    pub pool_capacity: bool,
 }
 
 impl StorageCapabilities {

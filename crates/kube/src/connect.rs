@@ -39,6 +39,18 @@ pub const VOLUME_SNAPSHOTS: System = System {
     version: "v1",
 };
 
+/// Piraeus (`piraeus.io/v1`): where LINSTOR is found. Its `LinstorCluster` installed means
+/// storage is LINSTOR's unless the options choose another backend.
+///
+/// ```
+/// assert_eq!(kubecloud_kube::connect::PIRAEUS.group, "piraeus.io");
+/// ```
+pub const PIRAEUS: System = System {
+    name: "Piraeus",
+    group: "piraeus.io",
+    version: "v1",
+};
+
 impl std::fmt::Display for System {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name)
@@ -197,6 +209,7 @@ fn capitalised(s: &str) -> String {
 #[must_use]
 pub struct ConnectOptions {
     optional: Vec<Part>,
+    chosen: Vec<(Part, String)>,
     settings: Settings,
     kubeconfig: Option<PathBuf>,
     context: Option<String>,
@@ -213,6 +226,7 @@ impl ConnectOptions {
     pub fn new() -> Self {
         Self {
             optional: Vec::new(),
+            chosen: Vec::new(),
             settings: Settings::default(),
             kubeconfig: None,
             context: None,
@@ -231,6 +245,31 @@ impl ConnectOptions {
     pub fn require(mut self, part: Part) -> Self {
         self.optional.retain(|p| *p != part);
         self
+    }
+
+    /// Builds `part` with the backend named `backend` only (its connector's
+    /// [`Connector::name`], e.g. `"csi"` or `"linstor"` for storage), instead of the first of
+    /// this build's backends of the part that finds its system.
+    ///
+    /// ```
+    /// use kubecloud_kube::connect::ConnectOptions;
+    /// use kubecloud_kube::plugin::Part;
+    /// let options = ConnectOptions::new().backend(Part::Storage, "csi");
+    /// assert_eq!(options.chosen(Part::Storage), Some("csi"));
+    /// assert_eq!(options.chosen(Part::Compute), None);
+    /// ```
+    pub fn backend(mut self, part: Part, backend: impl Into<String>) -> Self {
+        self.chosen.retain(|(p, _)| *p != part);
+        self.chosen.push((part, backend.into()));
+        self
+    }
+
+    /// The backend chosen for `part`, if any.
+    pub fn chosen(&self, part: Part) -> Option<&str> {
+        self.chosen
+            .iter()
+            .find(|(p, _)| *p == part)
+            .map(|(_, b)| b.as_str())
     }
 
     /// Whether `part` is required.
@@ -342,6 +381,8 @@ pub enum Built {
 /// What a backend crate implements so `Cloud::connect` can build it from what a cluster serves.
 #[kubecloud_core::async_trait]
 pub trait Connector: Send + Sync + std::fmt::Debug {
+    /// The backend's name (its `backend_name()`), which [`ConnectOptions::backend`] chooses by.
+    fn name(&self) -> &'static str;
     /// The part it builds.
     fn part(&self) -> Part;
     /// Builds the backend for the cluster behind `client`, which serves `installed`, with the

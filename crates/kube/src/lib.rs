@@ -43,6 +43,7 @@ mod retry;
 mod wait;
 
 pub mod cdi;
+pub mod claims;
 pub mod connect;
 pub mod plugin;
 

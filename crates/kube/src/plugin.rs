@@ -30,9 +30,12 @@
 //!    written from the upstream source (cited in its module docs) and acting only through the
 //!    API; the shared conformance suite (`kubecloud_core::conformance`) run against it, with a
 //!    `PortProbe` when the network enforces security groups; the whole-stack tests with it.
-//! 5. **Connecting**: `Cloud::connect` still builds the four shipped backends in the facade's
-//!    `src/connect/` (discovery of the systems, LINSTOR's endpoint and tiers); a new backend is
-//!    composed with `Cloud::builder()` until connecting becomes a plug-in too.
+//! 5. **Connecting**: a [`crate::connect::Connector`] (its `name` the backend's, its part) listed
+//!    in the facade's `src/backends.rs`. `Cloud::connect` tries the connectors of a part in that
+//!    order and takes the first that finds its system (`Ok(Err(reason))` declines, so storage is
+//!    LINSTOR's where a `LinstorCluster` exists and the CSI backend's otherwise), or the one
+//!    `ConnectOptions::backend` chooses. `Rbac::backend` names the backend, so
+//!    `rbac::rules_for` makes the role of the backends a cloud runs.
 //!
 //! A worked example: the plug-in side of a load balancer on a made-up `example.io` API.
 //!
@@ -43,6 +46,7 @@
 //!
 //! /// What the backend sends: pools it applies and watches, and Services it reads.
 //! pub const RBAC: Rbac = Rbac {
+//!     backend: "example-lb",
 //!     part: Part::LoadBalancer,
 //!     needs: &[
 //!         Need { group: "example.io", resources: &["pools"], verbs: WRITE },
@@ -168,6 +172,9 @@ pub struct Unexercised {
 /// A backend's RBAC: what it sends, for which part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rbac {
+    /// The backend's name (its `backend_name()`), so a role can be made for the backends a
+    /// cloud runs.
+    pub backend: &'static str,
     /// The part the backend is.
     pub part: Part,
     /// Everything it sends (server-side apply is a `patch`, and a `create` when it creates;

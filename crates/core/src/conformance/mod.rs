@@ -130,6 +130,9 @@ pub struct Params {
     pub failing_import_url: String,
     /// The size of the volumes the suite creates.
     pub volume_size: ByteSize,
+    /// The mode of the volumes the storage checks create (default block; filesystem for a
+    /// backend serving filesystems only, such as CephFS or NFS).
+    pub volume_mode: crate::VolumeMode,
     /// The guard of every wait: how long a state change may take at most.
     pub timeout: Duration,
     /// How many nodes the target has.
@@ -150,6 +153,7 @@ impl Default for Params {
             import_url: "https://images.example.com/cirros.qcow2".into(),
             failing_import_url: "https://images.example.invalid/missing.qcow2".into(),
             volume_size: ByteSize::gib(1),
+            volume_mode: crate::VolumeMode::Block,
             timeout: Duration::from_secs(60),
             nodes: 3,
         }

@@ -19,9 +19,9 @@ use crate::{ByteSize, Compute};
 
 const NO_STORAGE: &str = "the target has no block storage";
 
-/// A blank volume spec of the suite's size in the suite's tier.
+/// A blank volume spec of the suite's size and mode in the suite's tier.
 pub(crate) fn blank(name: &str, params: &Params) -> VolumeSpec {
-    let spec = VolumeSpec::blank(name, params.volume_size);
+    let spec = VolumeSpec::blank(name, params.volume_size).with_mode(params.volume_mode);
     match &params.tier {
         Some(tier) => spec.with_tier(tier.clone()),
         None => spec,
@@ -280,13 +280,15 @@ pub async fn invalid_spec_refused_and_nothing_created(
 }
 
 /// `list_pools` lists the tiers: at least one, names distinct, exactly one default, capacity at
-/// least free, and the tiers of [`Params`] among them.
+/// least free (and not zero, when the backend knows capacities: `pool_capacity`), and the tiers
+/// of [`Params`] among them.
 pub async fn pools_report_capacity(
     target: &Target<'_>,
     tenant: &Tenant,
     params: &Params,
 ) -> Outcome {
     let storage = require!(target.storage, NO_STORAGE);
+    let caps = storage.capabilities();
     let pools = storage
         .list_pools(tenant)
         .await
@@ -315,7 +317,7 @@ pub async fn pools_report_capacity(
             pool.capacity
         );
         assert!(
-            !pool.capacity.is_zero(),
+            !pool.capacity.is_zero() || !caps.pool_capacity,
             "pool {:?} has no capacity",
             pool.name
         );
@@ -348,6 +350,10 @@ pub async fn replicas_on_distinct_nodes(
             "needs 2 nodes and max_replicas >= 2 (nodes {}, max_replicas {})",
             params.nodes, caps.max_replicas
         )
+    );
+    require_that!(
+        caps.replica_placement,
+        "capability storage.replica_placement is missing: the backend does not see where replicas are"
     );
     let replicas = u8::try_from(n).expect("at most MAX_REPLICAS");
     let spec = blank("replicated", params).with_replicas(replicas);
