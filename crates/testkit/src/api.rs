@@ -154,8 +154,8 @@ impl Target {
         }
     }
 
-    fn lists(&self) -> Lists {
-        Lists::new(is_builtin(&self.rt))
+    fn lists(&self) -> Lists<'_> {
+        Lists::of(&self.rt)
     }
 }
 
@@ -164,9 +164,15 @@ pub(crate) fn is_builtin(rt: &ResourceType) -> bool {
     rt.group.is_empty() || rt.group.ends_with(".k8s.io") && !rt.group.starts_with("snapshot.")
 }
 
-/// The object as served at the target's version (the double stores one copy, without conversion).
+/// The object as served at the target's version (the double stores one copy, without conversion),
+/// with its schema's defaults: kube-apiserver defaults custom resources when it reads them from
+/// storage too (apiextensions-apiserver `pkg/apiserver/customresource_handler.go`: the storage
+/// codec's `unstructuredDefaulter`), so a default the schema gained later shows on old objects.
 pub(crate) fn present(rt: &ResourceType, mut object: Value) -> Value {
     object["apiVersion"] = Value::String(rt.api_version());
+    if !is_builtin(rt) {
+        rt.apply_defaults(&mut object);
+    }
     object
 }
 
@@ -390,6 +396,13 @@ impl Core {
         let name = str_at(object, &["metadata", "name"])
             .unwrap_or_default()
             .to_string();
+        // Custom resources are defaulted from their structural schema when a request body is
+        // decoded (create, update) and after a patch or apply is merged (apiextensions-apiserver
+        // `pkg/apiserver/schema/defaulting/algorithm.go`; structuredmerge.go defaults the applied
+        // result), before validation.
+        if !is_builtin(&t.rt) {
+            t.rt.apply_defaults(object);
+        }
         let errors = t.rt.validate(object).err().unwrap_or_default();
         let (unknown, invalid): (Vec<FieldError>, Vec<FieldError>) = errors
             .into_iter()

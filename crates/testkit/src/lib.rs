@@ -170,10 +170,11 @@
 //!   reads back as `v1beta2` with only `apiVersion` changed.
 //! - Lists are served at the latest revision: `continue` tokens page through the current state
 //!   (not a snapshot) and never expire; `resourceVersionMatch=Exact` for an older revision is 410.
-//! - Field management treats custom resources' lists as atomic (their `x-kubernetes-list-type`
-//!   is not read); built-in kinds use the usual merge keys (containers, volumes, ports, env,
-//!   conditions by name/port/type). With one manager per object the results are the same.
-//!   Strategic merge patch on built-in kinds knows the same merge keys and `$patch` directives.
+//! - Field management merges lists as their schema declares (`x-kubernetes-list-type` `map` by
+//!   `x-kubernetes-list-map-keys`, `set`, `atomic` or unannotated as a whole), custom resources
+//!   and built-in kinds alike; an associative item missing a key field is owned as a whole list
+//!   (the real server refuses it, or uses the key field's schema default). Strategic merge patch
+//!   on built-in kinds knows the usual merge keys and `$patch` directives.
 //! - Only a few defaults are applied (see the `defaults` module): namespace finalizer and phase,
 //!   `Pending` phases, Service `type`, `clusterIP`, IP families and port `protocol`/`targetPort`,
 //!   PVC `volumeMode`. No admission webhooks, CEL rules, RBAC, authentication or quotas.
