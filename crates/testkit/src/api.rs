@@ -17,30 +17,67 @@ use crate::ssa::{self, Lists, Managed, Scope};
 use crate::status::ApiError;
 use crate::store::{ObjKey, Store, Txn};
 
-/// How unknown fields are treated, as the `fieldValidation` query parameter says.
+/// How unknown and duplicate fields are treated, as the `fieldValidation` query parameter says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FieldValidation {
-    /// Reject the request (400 `strict decoding error: unknown field ...`). The double's default,
-    /// so that a typo in an object the SDK sends fails the test.
-    #[default]
+    /// Reject the request (400 `strict decoding error: unknown field ...`, `duplicate field ...`).
     Strict,
-    /// Drop unknown fields and answer with a `Warning` header per field (the real default).
+    /// Drop unknown fields (last duplicate wins) and answer with a `Warning` header per field:
+    /// kube-apiserver's default when a request does not say (apiserver
+    /// `pkg/endpoints/handlers/rest.go`, `fieldValidation`), and the double's.
+    #[default]
     Warn,
-    /// Drop unknown fields silently.
+    /// Drop unknown fields (last duplicate wins) silently.
     Ignore,
 }
 
 impl FieldValidation {
-    pub(crate) fn parse(s: &str) -> Result<Self, ApiError> {
+    /// Parses the query parameter; an unsupported value is 422 on the request's options kind
+    /// (`CreateOptions`, `UpdateOptions`, `PatchOptions`), as apimachinery's
+    /// `pkg/apis/meta/v1/validation/validation.go` (`ValidateFieldValidation`) answers it. The
+    /// empty value means the default.
+    pub(crate) fn parse(s: &str, options_kind: &str) -> Result<Option<Self>, ApiError> {
         match s {
-            "Strict" => Ok(FieldValidation::Strict),
-            "Warn" => Ok(FieldValidation::Warn),
-            "Ignore" => Ok(FieldValidation::Ignore),
-            other => Err(ApiError::bad_request(format!(
-                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
-            ))),
+            "" => Ok(None),
+            "Strict" => Ok(Some(FieldValidation::Strict)),
+            "Warn" => Ok(Some(FieldValidation::Warn)),
+            "Ignore" => Ok(Some(FieldValidation::Ignore)),
+            other => Err(ApiError::invalid_fields(
+                "meta.k8s.io",
+                options_kind,
+                "",
+                &[(
+                    "fieldValidation".into(),
+                    "FieldValueNotSupported",
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+                    ),
+                )],
+            )),
         }
     }
+}
+
+/// Checks a `dryRun` query value: only `All` is supported (apimachinery `ValidateDryRun`,
+/// 422 on the request's options kind).
+pub(crate) fn parse_dry_run(values: &[&str], options_kind: &str) -> Result<bool, ApiError> {
+    if values.iter().all(|v| *v == "All") {
+        return Ok(!values.is_empty());
+    }
+    let list: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    Err(ApiError::invalid_fields(
+        "meta.k8s.io",
+        options_kind,
+        "",
+        &[(
+            "dryRun".into(),
+            "FieldValueNotSupported",
+            format!(
+                "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                list.join(", ")
+            ),
+        )],
+    ))
 }
 
 /// The catalog, borrowed for the process or shared.
@@ -75,6 +112,9 @@ pub(crate) struct WriteOpts {
     pub dry_run: bool,
     pub field_validation: Option<FieldValidation>,
     pub force: bool,
+    /// Paths of keys the request body repeats (`spec.paused`), in document order; the last
+    /// value was kept.
+    pub duplicate_fields: Vec<String>,
 }
 
 /// What a delete request says.
@@ -392,6 +432,7 @@ impl Core {
         t: &Target,
         object: &mut Value,
         fv: FieldValidation,
+        dups: &[String],
     ) -> Result<Vec<String>, ApiError> {
         let name = str_at(object, &["metadata", "name"])
             .unwrap_or_default()
@@ -407,26 +448,35 @@ impl Core {
         let (unknown, invalid): (Vec<FieldError>, Vec<FieldError>) = errors
             .into_iter()
             .partition(|e| matches!(e.kind, FieldErrorKind::Unknown));
+        // Duplicates first (document order), then unknown fields sorted, as the strict decoder
+        // of apiextensions-apiserver reports them (test/integration/apiserver/
+        // field_validation_test.go).
+        let mut unknown_paths: Vec<&str> = unknown.iter().map(|e| e.path.as_str()).collect();
+        unknown_paths.sort_unstable();
+        let said: Vec<String> = dups
+            .iter()
+            .map(|d| format!("duplicate field \"{d}\""))
+            .chain(
+                unknown_paths
+                    .iter()
+                    .map(|p| format!("unknown field \"{p}\"")),
+            )
+            .collect();
         let mut warnings = Vec::new();
-        if !unknown.is_empty() {
-            match fv {
-                FieldValidation::Strict => {
-                    let list: Vec<String> = unknown
-                        .iter()
-                        .map(|e| format!("unknown field \"{}\"", e.path))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
-                    )));
+        match fv {
+            FieldValidation::Strict if !said.is_empty() => {
+                return Err(ApiError::bad_request(format!(
+                    "strict decoding error: {}",
+                    said.join(", ")
+                )));
+            }
+            FieldValidation::Strict => {}
+            FieldValidation::Warn | FieldValidation::Ignore => {
+                for e in &unknown {
+                    prune(object, &e.path);
                 }
-                FieldValidation::Warn | FieldValidation::Ignore => {
-                    for e in &unknown {
-                        prune(object, &e.path);
-                        if fv == FieldValidation::Warn {
-                            warnings.push(format!("unknown field \"{}\"", e.path));
-                        }
-                    }
+                if fv == FieldValidation::Warn {
+                    warnings = said;
                 }
             }
         }
@@ -549,7 +599,7 @@ impl Core {
             return Err(ApiError::already_exists(&t.rt.group, &t.rt.plural, &name));
         }
         let fv = opts.field_validation.unwrap_or(self.default_validation);
-        let warnings = self.validate(t, &mut object, fv)?;
+        let warnings = self.validate(t, &mut object, fv, &opts.duplicate_fields)?;
         let mut managed = Managed::default();
         managed.record_update(
             &manager_or_default(opts),
@@ -739,6 +789,7 @@ impl Core {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
         self.admit_body(t, &mut applied, Some(&name))?;
+        undeclared_fields(t, &name, &applied)?;
         let applied_rv = str_at(&applied, &["metadata", "resourceVersion"]).map(String::from);
         if let Some(m) = applied["metadata"].as_object_mut() {
             for f in [
@@ -911,7 +962,7 @@ impl Core {
             m.remove("managedFields");
         }
         let fv = opts.field_validation.unwrap_or(self.default_validation);
-        let warnings = self.validate(t, &mut new, fv)?;
+        let warnings = self.validate(t, &mut new, fv, &opts.duplicate_fields)?;
         let managed = match managed {
             Some(m) => m,
             None => {
@@ -1085,6 +1136,44 @@ impl Core {
             "items": items,
         }))
     }
+}
+
+/// Server-side apply converts the applied configuration to a typed value first, whatever
+/// `fieldValidation` says: a field the schema does not declare fails the request with a plain
+/// error, which kube-apiserver answers as 500 with no reason (apiserver
+/// `pkg/util/managedfields/internal/structuredmerge.go` `Apply`: "failed to create typed patch
+/// object"; structured-merge-diff `typed/validate.go`: "field not declared in schema").
+fn undeclared_fields(t: &Target, name: &str, applied: &Value) -> Result<(), ApiError> {
+    let mut paths: Vec<String> =
+        t.rt.validate_schema(applied)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| matches!(e.kind, FieldErrorKind::Unknown))
+            .map(|e| format!(".{}: field not declared in schema", e.path))
+            .collect();
+    if paths.is_empty() {
+        return Ok(());
+    }
+    paths.sort();
+    let errors = if paths.len() == 1 {
+        paths.remove(0)
+    } else {
+        format!("errors:\n  {}", paths.join("\n  "))
+    };
+    let ns = if t.rt.namespaced {
+        t.namespace.as_deref().unwrap_or_default()
+    } else {
+        ""
+    };
+    Err(ApiError::new(
+        500,
+        "",
+        format!(
+            "failed to create typed patch object ({ns}/{name}; {}/{}, Kind={}): {errors}",
+            t.rt.group, t.rt.version, t.rt.kind
+        ),
+    ))
 }
 
 fn manager_or_default(opts: &WriteOpts) -> String {

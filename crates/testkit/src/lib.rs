@@ -162,10 +162,17 @@
 //!
 //! # Where the double differs from kube-apiserver, on purpose
 //!
-//! - Unknown fields are rejected by default (`fieldValidation=Strict`, 400 `strict decoding
-//!   error`), so a typo fails the test; the real default is `Warn`. Pass `fieldValidation` or
-//!   set [`TestServerBuilder::field_validation`] for the real behaviour (pruning, `Warning`
-//!   headers).
+//! - Field validation is kube-apiserver's: without `fieldValidation` (or with `Warn`) unknown
+//!   fields are pruned and each unknown or duplicate field gets a `Warning` header; `Strict` is
+//!   400 `strict decoding error: duplicate field "..", unknown field ".."`; `Ignore` prunes
+//!   silently; server-side apply fails on an undeclared field whatever the mode (500 `failed to
+//!   create typed patch object ...: field not declared in schema`). Differences: the strict
+//!   error lists duplicates first and unknown fields sorted for built-in kinds too (the real
+//!   typed decoder interleaves them in document order); duplicate keys are not detected in YAML
+//!   bodies or in JSON patch operations; undeclared fields in an apply are printed with list
+//!   indexes (`[0]`) where structured-merge-diff prints keys (`[name="a"]`). Writes through
+//!   [`Cluster`] (controllers, seeds) are always `Strict`;
+//!   [`TestServerBuilder::field_validation`] changes the default of HTTP requests.
 //! - One copy per object, no conversion: an object written as `metallb.io/v1beta1` `BGPPeer`
 //!   reads back as `v1beta2` with only `apiVersion` changed.
 //! - Lists are served at the latest revision: `continue` tokens page through the current state
@@ -211,6 +218,7 @@ mod controllers;
 mod counters;
 mod defaults;
 mod discovery;
+mod duplicates;
 pub mod fake_cloud;
 mod faults;
 mod kubevirt_subresources;

@@ -78,7 +78,7 @@ impl Default for TestServerBuilder {
             seed: 0,
             history_limit: 10_000,
             latency: Latency::None,
-            field_validation: FieldValidation::Strict,
+            field_validation: FieldValidation::Warn,
             default_controllers: true,
             controllers: Vec::new(),
             bookmark_interval: Duration::from_secs(10),
@@ -121,8 +121,9 @@ impl TestServerBuilder {
         self
     }
 
-    /// How unknown fields are treated when a request does not say (`fieldValidation`).
-    /// Default [`FieldValidation::Strict`]; kube-apiserver's default is `Warn`.
+    /// How unknown and duplicate fields are treated when a request does not say
+    /// (`fieldValidation`). Default [`FieldValidation::Warn`], kube-apiserver's default; set
+    /// `Strict` to make every request without the parameter fail on a typo.
     pub fn field_validation(mut self, fv: FieldValidation) -> Self {
         self.field_validation = fv;
         self
@@ -681,14 +682,32 @@ fn write_opts(
     let from_agent = (verb != Verb::Apply)
         .then(|| inc.user_agent.split('/').next().unwrap_or("").to_string())
         .filter(|m| !m.is_empty());
+    // The options kind kube-apiserver validates (and names in a 422) for this verb.
+    let options_kind = match verb {
+        Verb::Create => "CreateOptions",
+        Verb::Update => "UpdateOptions",
+        _ => "PatchOptions",
+    };
+    let dry_run: Vec<&str> = q.get("dryRun").map(String::as_str).into_iter().collect();
+    // A JSON patch body is a list of operations, not the object: its keys are not the object's.
+    let json_body = match verb {
+        Verb::Create | Verb::Update => true,
+        Verb::Patch => !inc.content_type.starts_with("application/json-patch+json"),
+        _ => false,
+    };
     Ok(WriteOpts {
         manager: q.get("fieldManager").cloned().or(from_agent),
-        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
-        field_validation: q
-            .get("fieldValidation")
-            .map(|s| FieldValidation::parse(s))
-            .transpose()?,
+        dry_run: crate::api::parse_dry_run(&dry_run, options_kind)?,
+        field_validation: match q.get("fieldValidation") {
+            Some(s) => FieldValidation::parse(s, options_kind)?,
+            None => None,
+        },
         force: q.get("force").is_some_and(|f| f == "true"),
+        duplicate_fields: if json_body {
+            crate::duplicates::find(&inc.body)
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -728,10 +747,12 @@ fn delete_opts(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOpts, A
                 }
             })
         });
-    let dry_run = b["dryRun"]
+    let mut dry_run: Vec<&str> = b["dryRun"]
         .as_array()
-        .is_some_and(|d| d.iter().any(|x| x == "All"))
-        || q.get("dryRun").is_some_and(|d| d == "All");
+        .map(|d| d.iter().map(|x| x.as_str().unwrap_or_default()).collect())
+        .unwrap_or_default();
+    dry_run.extend(q.get("dryRun").map(String::as_str));
+    let dry_run = crate::api::parse_dry_run(&dry_run, "DeleteOptions")?;
     Ok(DeleteOpts {
         propagation,
         precondition_uid: b["preconditions"]["uid"].as_str().map(String::from),

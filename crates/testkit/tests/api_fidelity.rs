@@ -313,3 +313,225 @@ async fn crd_defaults_apply_in_list_items_and_present_parents_only() {
         "no secretRef is made up for its defaulted name"
     );
 }
+
+/// A request sent as is: status, `Warning` headers, body.
+async fn raw(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, Vec<String>, Value) {
+    use http_body_util::BodyExt;
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", content_type)
+        .body(kube::client::Body::from(body.as_bytes().to_vec()))
+        .unwrap();
+    let resp = server.client().send(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let warnings = resp
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        warnings,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+const POOLS: &str = "/apis/metallb.io/v1beta1/namespaces/default/ipaddresspools";
+
+fn pool_exists(server: &TestServer, name: &str) -> bool {
+    server
+        .cluster()
+        .get("metallb.io/v1beta1", "IPAddressPool", Some("default"), name)
+        .is_ok()
+}
+
+// Item 3. Without `fieldValidation` kube-apiserver warns (apiserver
+// pkg/endpoints/handlers/rest.go `fieldValidation`: "" is Warn): the unknown field is pruned
+// from the custom resource and named in a `Warning: 299 - "unknown field \"spec.foo\""` header;
+// `Strict` is 400 naming each field; `Ignore` prunes silently
+// (test/integration/apiserver/field_validation_test.go, testFieldValidationPostCRD).
+#[tokio::test]
+async fn unknown_fields_per_field_validation_mode() {
+    let server = TestServer::start().await.unwrap();
+    let body = |name: &str| {
+        pool(
+            name,
+            json!({"addresses": ["10.0.0.0/28"], "foo": 1, "avoidBuggyIPs": true}),
+        )
+        .to_string()
+    };
+    let (code, warnings, created) =
+        raw(&server, "POST", POOLS, "application/json", &body("warn")).await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(warnings, [r#"299 - "unknown field \"spec.foo\"""#]);
+    assert!(created["spec"].get("foo").is_none(), "pruned: {created}");
+    assert_eq!(created["spec"]["avoidBuggyIPs"], true);
+
+    let (code, _, status) = raw(
+        &server,
+        "POST",
+        &format!("{POOLS}?fieldValidation=Strict"),
+        "application/json",
+        &body("strict"),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(status["reason"], "BadRequest");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(r#"strict decoding error: unknown field "spec.foo""#),
+        "{status}"
+    );
+    assert!(!pool_exists(&server, "strict"));
+
+    let (code, warnings, created) = raw(
+        &server,
+        "POST",
+        &format!("{POOLS}?fieldValidation=Ignore"),
+        "application/json",
+        &body("ignore"),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(created["spec"].get("foo").is_none());
+}
+
+// Item 3. A key repeated in the body: 400 under Strict, the last value under Warn (with a
+// warning) and Ignore (field_validation_test.go: `duplicate field "spec.paused"`).
+#[tokio::test]
+async fn duplicate_keys_per_field_validation_mode() {
+    let server = TestServer::start().await.unwrap();
+    let body = |name: &str| {
+        format!(
+            r#"{{"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                "metadata": {{"name": "{name}"}},
+                "spec": {{"addresses": ["10.0.0.0/28"], "autoAssign": true, "autoAssign": false}}}}"#
+        )
+    };
+    let (code, _, status) = raw(
+        &server,
+        "POST",
+        &format!("{POOLS}?fieldValidation=Strict"),
+        "application/json",
+        &body("strict"),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(r#"strict decoding error: duplicate field "spec.autoAssign""#),
+        "{status}"
+    );
+    assert!(!pool_exists(&server, "strict"));
+
+    let (code, warnings, created) =
+        raw(&server, "POST", POOLS, "application/json", &body("warn")).await;
+    assert_eq!(code, 201);
+    assert_eq!(warnings, [r#"299 - "duplicate field \"spec.autoAssign\"""#]);
+    assert_eq!(created["spec"]["autoAssign"], false, "the last value wins");
+
+    let (code, warnings, created) = raw(
+        &server,
+        "POST",
+        &format!("{POOLS}?fieldValidation=Ignore"),
+        "application/json",
+        &body("ignore"),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert!(warnings.is_empty());
+    assert_eq!(created["spec"]["autoAssign"], false);
+}
+
+// Item 3. Server-side apply turns the configuration into a typed value before anything else, so
+// an undeclared field fails whatever `fieldValidation` says, as a plain error (500, no reason):
+// apiserver pkg/util/managedfields/internal/structuredmerge.go `Apply` ("failed to create typed
+// patch object"), structured-merge-diff typed/validate.go ("field not declared in schema").
+#[tokio::test]
+async fn apply_with_an_unknown_field_fails_in_every_mode() {
+    let server = TestServer::start().await.unwrap();
+    for mode in ["", "&fieldValidation=Ignore", "&fieldValidation=Warn"] {
+        let (code, _, status) = raw(
+            &server,
+            "PATCH",
+            &format!("{POOLS}/p1?fieldManager=op{mode}"),
+            "application/apply-patch+yaml",
+            &pool("p1", json!({"addresses": ["10.0.0.0/28"], "foo": 1})).to_string(),
+        )
+        .await;
+        assert_eq!(code, 500, "{mode}: {status}");
+        assert_eq!(status["reason"], "");
+        assert_eq!(
+            status["message"],
+            "failed to create typed patch object (default/p1; metallb.io/v1beta1, Kind=IPAddressPool): \
+             .spec.foo: field not declared in schema"
+        );
+        assert!(!pool_exists(&server, "p1"));
+    }
+}
+
+// Item 3. Unsupported `fieldValidation` or `dryRun` values are 422 on the options kind
+// (apimachinery pkg/apis/meta/v1/validation/validation.go: ValidateCreateOptions,
+// ValidateFieldValidation, ValidateDryRun), and nothing is stored.
+#[tokio::test]
+async fn unsupported_field_validation_or_dry_run_values_are_422() {
+    let server = TestServer::start().await.unwrap();
+    let body = pool("p1", json!({"addresses": ["10.0.0.0/28"]})).to_string();
+    let (code, _, status) = raw(
+        &server,
+        "POST",
+        &format!("{POOLS}?fieldValidation=Bogus"),
+        "application/json",
+        &body,
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        status["message"],
+        r#"CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Bogus": supported values: "", "Ignore", "Strict", "Warn""#
+    );
+    let (code, _, status) = raw(
+        &server,
+        "POST",
+        &format!("{POOLS}?dryRun=Bogus"),
+        "application/json",
+        &body,
+    )
+    .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        status["message"],
+        r#"CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Bogus"}: supported values: "All""#
+    );
+    assert!(!pool_exists(&server, "p1"));
+    let (code, _, status) = raw(
+        &server,
+        "PATCH",
+        &format!("{POOLS}/p1?fieldManager=op&fieldValidation=strict"),
+        "application/apply-patch+yaml",
+        &body,
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("PatchOptions.meta.k8s.io")
+    );
+    assert!(!pool_exists(&server, "p1"));
+}
