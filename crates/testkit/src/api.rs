@@ -276,7 +276,40 @@ fn spec_part(rt: &ResourceType, object: &Value) -> Value {
     v
 }
 
+/// Whether kube-apiserver keeps `metadata.generation` for the kind: every custom resource
+/// (apiextensions-apiserver `pkg/registry/customresource/strategy.go`) and, of the built-in kinds
+/// the double serves, Pods (`pkg/registry/core/pod/strategy.go`, `updatePodGeneration`); not
+/// ConfigMaps, Secrets, Services, claims, volumes, namespaces, nodes, events or storage classes,
+/// whose strategies never set it.
+fn has_generation(rt: &ResourceType) -> bool {
+    !is_builtin(rt) || (rt.group.is_empty() && rt.kind == "Pod")
+}
+
+/// The Go validation of built-in kinds ([`crate::builtin::validate`]) as a 422.
+fn builtin_rules(t: &Target, name: &str, new: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let causes = crate::builtin::validate(&t.rt, new, old);
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_fields(
+        &t.rt.group,
+        &t.rt.kind,
+        name,
+        &causes,
+    ))
+}
+
 impl Core {
+    /// Gives a Service the node ports its type needs, unique among the cluster's Services.
+    fn allocate_node_ports(&self, txn: &mut Txn<'_>, t: &Target, object: &mut Value) {
+        if !(t.rt.group.is_empty() && t.rt.kind == "Service") {
+            return;
+        }
+        let services = txn.list("", "services", None);
+        let mut used = crate::builtin::node_ports_in_use(services.iter().map(|(_, o)| o));
+        crate::builtin::allocate(&t.rt, object, &mut used, &mut txn.inner.rng);
+    }
+
     /// The type served at `api_version`/`kind`.
     pub fn type_by_kind(&self, api_version: &str, kind: &str) -> Result<ResourceType, ApiError> {
         self.catalog
@@ -303,12 +336,28 @@ impl Core {
     }
 
     /// LIST: a `<Kind>List` with `metadata.resourceVersion` and, when paginated, `continue`.
+    /// A `resourceVersion` newer than the store's is answered by the HTTP layer, which waits
+    /// for it first ([`wait_for_revision`]).
     pub fn list(&self, t: &Target, opts: &ListOpts) -> Result<Value, ApiError> {
         let txn = self.store.lock();
         let current = txn.current_rv();
+        let asked = opts
+            .resource_version
+            .as_deref()
+            .filter(|rv| !rv.is_empty())
+            .map(|rv| {
+                rv.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))
+            })
+            .transpose()?;
+        if let Some(rv) = asked
+            && rv > current
+        {
+            return Err(too_large(rv, current));
+        }
         if opts.resource_version_match.as_deref() == Some("Exact")
-            && let Some(rv) = &opts.resource_version
-            && rv.parse::<u64>().ok() != Some(current)
+            && let Some(rv) = asked
+            && rv != current
         {
             return Err(ApiError::expired(format!(
                 "too old resource version: {rv} ({current}); the double serves lists at the latest revision only"
@@ -320,7 +369,15 @@ impl Core {
             None
         };
         let (list_rv, after) = match &opts.continue_token {
-            Some(token) => decode_continue(token)?,
+            Some(token) => {
+                let (rv, after) = decode_continue(token)?;
+                // The etcd3 store cannot read a compacted revision (apiserver
+                // pkg/storage/etcd3/store.go, `GetList`): the token has expired.
+                if rv < txn.compacted_rv() {
+                    return Err(ApiError::expired(CONTINUE_EXPIRED));
+                }
+                (rv, after)
+            }
             None => (current, None),
         };
         // Selected before cloning: a selective list costs a scan, not a copy of the resource.
@@ -334,7 +391,10 @@ impl Core {
             });
         drop(txn);
         let mut meta = json!({"resourceVersion": list_rv.to_string()});
-        if let Some(limit) = opts.limit.filter(|l| *l > 0)
+        // `resourceVersion=0` is served from the watch cache, which ignores `limit`
+        // (apiserver pkg/storage/cacher/cacher.go, `shouldDelegateList`).
+        let limit = opts.limit.filter(|l| *l > 0 && asked != Some(0));
+        if let Some(limit) = limit
             && items.len() > limit
         {
             let remaining = items.len() - limit;
@@ -343,7 +403,20 @@ impl Core {
             meta["continue"] = Value::String(encode_continue(list_rv, &last.namespace, &last.name));
             meta["remainingItemCount"] = json!(remaining);
         }
-        let items: Vec<Value> = items.into_iter().map(|(_, o)| present(&t.rt, o)).collect();
+        let builtin = is_builtin(&t.rt);
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|(_, o)| {
+                let mut o = present(&t.rt, o);
+                // Typed lists of built-in kinds carry no kind and apiVersion per item (the Go
+                // structs are encoded without TypeMeta); custom resources' unstructured lists do.
+                if builtin && let Some(m) = o.as_object_mut() {
+                    m.remove("kind");
+                    m.remove("apiVersion");
+                }
+                o
+            })
+            .collect();
         Ok(json!({
             "apiVersion": t.rt.api_version(),
             "kind": t.rt.list_kind,
@@ -561,7 +634,11 @@ impl Core {
         meta.insert("name".into(), Value::String(name.clone()));
         meta.insert("uid".into(), Value::String(uid));
         meta.insert("creationTimestamp".into(), Value::String(meta::now()));
-        meta.insert("generation".into(), json!(1));
+        if has_generation(&t.rt) {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
         for f in [
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
@@ -594,12 +671,27 @@ impl Core {
                 object["spec"]["storageClassName"] = class["metadata"]["name"].clone();
             }
         }
+        if t.rt.group.is_empty() && t.rt.kind == "PersistentVolumeClaim" {
+            // The StorageObjectInUseProtection admission plugin
+            // (plugin/pkg/admission/storage/storageobjectinuseprotection/admission.go).
+            let fins = meta_mut(&mut object)
+                .entry("finalizers")
+                .or_insert_with(|| json!([]));
+            if let Some(list) = fins.as_array_mut()
+                && !list.iter().any(|f| f == crate::PVC_PROTECTION)
+            {
+                list.push(json!(crate::PVC_PROTECTION));
+            }
+        }
+        crate::builtin::normalize(&t.rt, &mut object);
+        self.allocate_node_ports(&mut txn, t, &mut object);
         let key = t.key(&name);
         if txn.get(&key).is_some() {
             return Err(ApiError::already_exists(&t.rt.group, &t.rt.plural, &name));
         }
         let fv = opts.field_validation.unwrap_or(self.default_validation);
         let warnings = self.validate(t, &mut object, fv, &opts.duplicate_fields)?;
+        builtin_rules(t, &name, &object, None)?;
         let mut managed = Managed::default();
         managed.record_update(
             &manager_or_default(opts),
@@ -932,6 +1024,10 @@ impl Core {
             meta.remove("selfLink");
         }
         crate::defaults::name_label(&t.rt, &mut new);
+        crate::builtin::carry_over(&t.rt, old, &mut new);
+        crate::defaults::on_update(&t.rt, &mut new, &mut txn.inner.rng);
+        crate::builtin::normalize(&t.rt, &mut new);
+        self.allocate_node_ports(txn, t, &mut new);
         // No new finalizers on an object being deleted.
         if is_deleting(old) {
             let before = finalizers(old);
@@ -954,7 +1050,7 @@ impl Core {
                 ));
             }
         }
-        if spec_part(&t.rt, old) != spec_part(&t.rt, &new) {
+        if has_generation(&t.rt) && spec_part(&t.rt, old) != spec_part(&t.rt, &new) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = json!(g + 1);
         }
@@ -963,6 +1059,7 @@ impl Core {
         }
         let fv = opts.field_validation.unwrap_or(self.default_validation);
         let warnings = self.validate(t, &mut new, fv, &opts.duplicate_fields)?;
+        builtin_rules(t, name, &new, Some(old))?;
         let managed = match managed {
             Some(m) => m,
             None => {
@@ -1214,6 +1311,48 @@ fn prune(object: &mut Value, path: &str) {
     if let (Err(f), Some(m)) = (last, cur.as_object_mut()) {
         m.remove(*f);
     }
+}
+
+/// kube-apiserver's message for a `continue` token from a compacted revision
+/// (apiserver `pkg/storage/etcd3/store.go`).
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+/// How long kube-apiserver's watch cache waits for a `resourceVersion` it has not seen yet
+/// (apiserver `pkg/storage/cacher/watch_cache.go`, `blockTimeout`).
+pub(crate) const FRESHNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// 504 for a `resourceVersion` the store has not reached (apiserver `pkg/storage/errors.go`,
+/// `NewTooLargeResourceVersionError`).
+pub(crate) fn too_large(rv: u64, current: u64) -> ApiError {
+    ApiError {
+        details: json!({
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1
+        }),
+        retry_after: Some(1),
+        ..ApiError::new(
+            504,
+            "Timeout",
+            format!("Timeout: Too large resource version: {rv}, current: {current}"),
+        )
+    }
+}
+
+/// Waits, up to [`FRESHNESS_WAIT`], until the store has reached revision `rv` (as the watch
+/// cache's `waitUntilFreshAndBlock` does); 504 `ResourceVersionTooLarge` if it has not.
+pub(crate) async fn wait_for_revision(store: &Store, rv: u64) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + FRESHNESS_WAIT;
+    let (_, mut current, mut rx) = store.snapshot_and_subscribe(|_| false);
+    while current < rv {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(e)) => current = current.max(e.rv),
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                current = store.lock().current_rv();
+            }
+            Ok(Err(_)) | Err(_) => return Err(too_large(rv, store.lock().current_rv())),
+        }
+    }
+    Ok(())
 }
 
 fn encode_continue(rv: u64, namespace: &str, name: &str) -> String {

@@ -132,7 +132,6 @@ pub struct FakeCloudBuilder {
     latency: Latency,
     seed: u64,
     bind: SocketAddr,
-    pvc_protection: bool,
 }
 
 impl Default for FakeCloudBuilder {
@@ -141,20 +140,11 @@ impl Default for FakeCloudBuilder {
             latency: Latency::None,
             seed: 0,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            pvc_protection: false,
         }
     }
 }
 
 impl FakeCloudBuilder {
-    /// Runs [`PvcProtection`] too (default off): every claim gets the
-    /// `kubernetes.io/pvc-protection` finalizer, and a claim being deleted stays until no
-    /// scheduled pod (a VM's launcher pod) names it in its volumes, as on a real cluster.
-    pub fn pvc_protection(mut self, on: bool) -> Self {
-        self.pvc_protection = on;
-        self
-    }
-
     /// Latency on every Kubernetes API request (default none).
     pub fn latency(mut self, latency: Latency) -> Self {
         self.latency = latency;
@@ -204,17 +194,14 @@ impl FakeCloudBuilder {
         // fake cloud serves kubecloud, so it takes kubecloud's model (see the controller docs).
         let ovn = KubeOvnController::default().with_kubecloud_reservations();
         let northbound = ovn.northbound();
-        let mut kube = TestServer::builder();
-        if self.pvc_protection {
-            kube = kube.controller(PvcProtection);
-        }
-        let kube = kube
+        let kube = TestServer::builder()
             .without_default_controllers()
             .bind(self.bind)
             .seed(self.seed)
             .latency(self.latency)
             .controller(GarbageCollector)
             .controller(NamespaceController)
+            .controller(PvcProtection)
             .controller(LinstorCsi::new(&linstor))
             .controller(CdiController::new())
             .controller(virt)

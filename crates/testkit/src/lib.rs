@@ -140,8 +140,9 @@
 //! log and injected faults and latency do not hit them. Built in and started by default:
 //! [`GarbageCollector`] (owner references; background, foreground and orphan propagation),
 //! [`NamespaceController`] (namespace deletion) and [`PvcBinder`] (dynamic provisioning and
-//! binding). [`PvcProtection`] (kube-controller-manager's PVC protection: a claim a pod uses keeps
-//! its `kubernetes.io/pvc-protection` finalizer until the pod is gone) is not started by default.
+//! binding), and [`PvcProtection`] (kube-controller-manager's PVC protection: a claim a pod uses
+//! keeps the `kubernetes.io/pvc-protection` finalizer, which admission gives every claim, until
+//! the pod is gone; without it, as without kube-controller-manager, claims never finish deleting).
 //! Register more with [`TestServerBuilder::controller`] or
 //! [`TestServer::add_controller`]; control one with its [`ControllerHandle`]
 //! ([`TestServer::controller`]): pause, delay, fail.
@@ -213,6 +214,7 @@
 
 mod api;
 mod apiextensions;
+mod builtin;
 mod cluster;
 mod controllers;
 mod counters;

@@ -62,6 +62,7 @@ pub struct TestServerBuilder {
     catalog: Option<CatalogRef>,
     seed: u64,
     history_limit: usize,
+    compaction_interval: Option<Duration>,
     latency: Latency,
     field_validation: FieldValidation,
     default_controllers: bool,
@@ -77,6 +78,7 @@ impl Default for TestServerBuilder {
             catalog: None,
             seed: 0,
             history_limit: 10_000,
+            compaction_interval: Some(Duration::from_secs(300)),
             latency: Latency::None,
             field_validation: FieldValidation::Warn,
             default_controllers: true,
@@ -112,6 +114,16 @@ impl TestServerBuilder {
     /// (default 10 000); older ones get 410.
     pub fn history_limit(mut self, events: usize) -> Self {
         self.history_limit = events;
+        self
+    }
+
+    /// How often the store compacts its history, as kube-apiserver compacts etcd
+    /// (`--etcd-compaction-interval`, default 5 minutes): each compaction forgets the history up
+    /// to the revision of the previous one, so a watch or a `continue` token older than one to
+    /// two intervals gets 410 Expired. `None` never compacts on a timer
+    /// ([`Cluster::compact`](crate::Cluster::compact) still does on demand).
+    pub fn compaction_interval(mut self, every: Option<Duration>) -> Self {
+        self.compaction_interval = every;
         self
     }
 
@@ -195,6 +207,23 @@ impl TestServerBuilder {
             shared.clone(),
             shutdown.subscribe(),
         ))];
+        if let Some(every) = self.compaction_interval.filter(|d| !d.is_zero()) {
+            let core = shared.core.clone();
+            tasks.push(tokio::spawn(async move {
+                // As kube-apiserver's compactor: each tick compacts to the revision seen at
+                // the previous tick (apiserver pkg/storage/etcd3/compact.go).
+                let mut previous = None;
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Some(rv) = previous {
+                        core.store.compact_to(rv);
+                    }
+                    previous = Some(core.store.lock().current_rv());
+                }
+            }));
+        }
         // Part of the API server (apiextensions), so always on.
         let mut controllers: Vec<Arc<dyn Controller>> =
             vec![Arc::new(controllers::crd::CrdController)];
@@ -202,8 +231,17 @@ impl TestServerBuilder {
             controllers.push(Arc::new(GarbageCollector));
             controllers.push(Arc::new(NamespaceController));
             controllers.push(Arc::new(PvcBinder));
+            // kube-apiserver's StorageObjectInUseProtection admission gives every claim the
+            // `kubernetes.io/pvc-protection` finalizer, so the controller that removes it is
+            // always on, as kube-controller-manager's is.
+            controllers.push(Arc::new(controllers::pvc_protection::PvcProtection));
         }
-        controllers.extend(self.controllers);
+        // One controller per name: registering a default one again adds nothing.
+        for c in self.controllers {
+            if !controllers.iter().any(|have| have.name() == c.name()) {
+                controllers.push(c);
+            }
+        }
         let mut handles = Vec::new();
         for c in controllers {
             let (h, t) = controllers::spawn(cluster.clone(), c);
@@ -711,6 +749,114 @@ fn write_opts(
     })
 }
 
+/// kube-apiserver's `ValidateListOptions` (apimachinery
+/// `pkg/apis/meta/internalversion/validation/validation.go`), for lists and watches: 422 on
+/// `ListOptions.meta.k8s.io ""` naming each rule broken.
+fn validate_list_options(q: &HashMap<String, String>, watch: bool) -> Result<(), ApiError> {
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
+    let (rv, rvm, cont) = (
+        get("resourceVersion"),
+        get("resourceVersionMatch"),
+        get("continue"),
+    );
+    let initial_events = q.contains_key("sendInitialEvents");
+    let mut errs: Vec<(String, &'static str, String)> = Vec::new();
+    let forbidden = |field: &str, m: &str| {
+        (
+            field.to_string(),
+            "FieldValueForbidden",
+            format!("Forbidden: {m}"),
+        )
+    };
+    let unsupported = |values: &str| {
+        (
+            "resourceVersionMatch".to_string(),
+            "FieldValueNotSupported",
+            format!("Unsupported value: {rvm:?}: supported values: {values}"),
+        )
+    };
+    if watch {
+        if initial_events && rvm != "NotOlderThan" {
+            errs.push(forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if !rvm.is_empty() {
+            if !initial_events {
+                errs.push(forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                ));
+            }
+            if rvm != "NotOlderThan" {
+                errs.push(unsupported("\"NotOlderThan\""));
+            }
+            if !cont.is_empty() {
+                errs.push(forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+        }
+    } else {
+        if !rvm.is_empty() {
+            if rv.is_empty() {
+                errs.push(forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            if !cont.is_empty() {
+                errs.push(forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+            if rvm != "Exact" && rvm != "NotOlderThan" {
+                errs.push(unsupported("\"Exact\", \"NotOlderThan\", \"\""));
+            }
+            if rvm == "Exact" && rv == "0" {
+                errs.push(forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+        }
+        if initial_events {
+            errs.push(forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for list",
+            ));
+        }
+    }
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_fields(
+        "meta.k8s.io",
+        "ListOptions",
+        "",
+        &errs,
+    ))
+}
+
+/// A list or watch from a revision the store has not reached waits for it, as the watch cache
+/// does, then fails with 504 `ResourceVersionTooLarge`.
+async fn wait_until_fresh(core: &Core, lo: &ListOpts) -> Result<(), ApiError> {
+    let Some(rv) = lo
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    if rv <= core.store.lock().current_rv() {
+        return Ok(());
+    }
+    crate::api::wait_for_revision(&core.store, rv).await
+}
+
 fn list_opts(q: &HashMap<String, String>, builtin: bool) -> Result<ListOpts, ApiError> {
     Ok(ListOpts {
         labels: LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?,
@@ -841,9 +987,16 @@ async fn resource_request(
     }
     match verb {
         Verb::Get => Ok(answer(core.get(&t)?)),
-        Verb::List => Ok(answer(core.list(&t, &list_opts(q, builtin)?)?)),
+        Verb::List => {
+            validate_list_options(q, false)?;
+            let lo = list_opts(q, builtin)?;
+            wait_until_fresh(core, &lo).await?;
+            Ok(answer(core.list(&t, &lo)?))
+        }
         Verb::Watch => {
+            validate_list_options(q, true)?;
             let mut lo = list_opts(q, builtin)?;
+            wait_until_fresh(core, &lo).await?;
             if let Some(name) = &t.name {
                 lo.fields = FieldSelector::parse(&format!("metadata.name={name}"), false)?;
             }

@@ -535,3 +535,295 @@ async fn unsupported_field_validation_or_dry_run_values_are_422() {
     );
     assert!(!pool_exists(&server, "p1"));
 }
+
+fn invalid_message(e: kube::Error) -> String {
+    let s = api_error(e);
+    assert_eq!(
+        (s.code, s.reason.as_str()),
+        (422, "Invalid"),
+        "{}",
+        s.message
+    );
+    s.message
+}
+
+// Item 4. A Secret's `stringData` is folded into `data` and `type` defaults to `Opaque`
+// (pkg/apis/core/v1/conversion.go Convert_v1_Secret_To_core_Secret, defaults.go
+// SetDefaults_Secret); `type` is immutable (pkg/apis/core/validation ValidateSecretUpdate).
+#[tokio::test]
+async fn secrets_fold_string_data_default_their_type_and_keep_it() {
+    use k8s_openapi::api::core::v1::Secret;
+    let server = TestServer::start().await.unwrap();
+    let secrets: Api<Secret> = Api::default_namespaced(server.client());
+    let s: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "s"},
+        "data": {"a": "b2xk", "b": "Yg=="},
+        "stringData": {"a": "new", "c": "see"}
+    }))
+    .unwrap();
+    let created = secrets.create(&Default::default(), &s).await.unwrap();
+    let v = serde_json::to_value(&created).unwrap();
+    assert_eq!(v["data"], json!({"a": "bmV3", "b": "Yg==", "c": "c2Vl"}));
+    assert!(v.get("stringData").is_none());
+    assert_eq!(v["type"], "Opaque");
+    assert!(
+        v["metadata"].get("generation").is_none(),
+        "no generation on Secrets"
+    );
+
+    let msg = invalid_message(
+        secrets
+            .patch(
+                "s",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"type": "example.com/other"})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        r#"Secret "s" is invalid: type: Invalid value: "example.com/other": field is immutable"#
+    );
+}
+
+// Item 4. Claims: access modes and a storage request are required
+// (ValidatePersistentVolumeClaimSpec), the spec is immutable but for a bound claim's requests
+// (growing only) (ValidatePersistentVolumeClaimUpdate), and admission adds
+// `kubernetes.io/pvc-protection` (plugin/pkg/admission/storage/storageobjectinuseprotection),
+// which the protection controller removes when the claim is deleted and no pod uses it.
+#[tokio::test]
+async fn claims_are_validated_protected_and_immutable_but_for_growth_when_bound() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let server = TestServer::start().await.unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::default_namespaced(server.client());
+    let claim = |name: &str, spec: Value| -> PersistentVolumeClaim {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    let msg = invalid_message(
+        claims
+            .create(
+                &Default::default(),
+                &claim("bad", json!({"storageClassName": "none"})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        "PersistentVolumeClaim \"bad\" is invalid: [spec.accessModes: Required value: at least 1 access mode is required, spec.resources[storage]: Required value]"
+    );
+
+    let spec = json!({"storageClassName": "none", "accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": "1Gi"}}});
+    let created = claims
+        .create(&Default::default(), &claim("c", spec))
+        .await
+        .unwrap();
+    assert_eq!(
+        created.metadata.finalizers.as_deref(),
+        Some(&["kubernetes.io/pvc-protection".to_string()][..])
+    );
+    assert_eq!(created.metadata.generation, None);
+
+    let grow = Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}}));
+    let msg = invalid_message(
+        claims
+            .patch("c", &PatchParams::default(), &grow)
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        msg.starts_with("PersistentVolumeClaim \"c\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"),
+        "a pending claim cannot grow: {msg}"
+    );
+    server
+        .cluster()
+        .merge_patch_status(
+            "v1",
+            "PersistentVolumeClaim",
+            Some("default"),
+            "c",
+            &json!({"status": {"phase": "Bound"}}),
+        )
+        .unwrap();
+    let grown = claims
+        .patch("c", &PatchParams::default(), &grow)
+        .await
+        .unwrap();
+    assert_eq!(
+        grown.spec.unwrap().resources.unwrap().requests.unwrap()["storage"].0,
+        "2Gi"
+    );
+    let shrink = Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "1024Mi"}}}}));
+    let msg = invalid_message(
+        claims
+            .patch("c", &PatchParams::default(), &shrink)
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        msg.ends_with(
+            "spec.resources.requests.storage: Forbidden: field can not be less than previous value"
+        ),
+        "{msg}"
+    );
+    let msg = invalid_message(
+        claims
+            .patch(
+                "c",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"accessModes": ["ReadWriteMany"]}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert!(msg.contains("spec is immutable after creation"), "{msg}");
+
+    // Deletion waits for the protection controller, which lets the unused claim go.
+    let uid = grown.metadata.uid.clone().unwrap();
+    claims.delete("c", &Default::default()).await.unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        kube::runtime::wait::await_condition(
+            claims,
+            "c",
+            kube::runtime::conditions::is_deleted(&uid),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+}
+
+// Item 4. Services (pkg/apis/core/validation ValidateService/ValidateServiceUpdate,
+// pkg/registry/core/service/storage/alloc.go, pkg/apis/core/v1/defaults.go SetDefaults_Service):
+// LoadBalancer services get `allocateLoadBalancerNodePorts: true`, `externalTrafficPolicy:
+// Cluster` and node ports from 30000-32767; ports are named when there are several and lie in
+// 1-65535; the type is one of four; `clusterIP` cannot change; no `metadata.generation`.
+#[tokio::test]
+async fn services_are_defaulted_allocated_and_validated() {
+    use k8s_openapi::api::core::v1::Service;
+    let server = TestServer::start().await.unwrap();
+    let services: Api<Service> = Api::default_namespaced(server.client());
+    let svc = |name: &str, spec: Value| -> Service {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    let lb = services
+        .create(
+            &Default::default(),
+            &svc(
+                "lb",
+                json!({"type": "LoadBalancer", "ports": [
+                {"name": "http", "port": 80}, {"name": "https", "port": 443}]}),
+            ),
+        )
+        .await
+        .unwrap();
+    let v = serde_json::to_value(&lb).unwrap();
+    assert_eq!(v["spec"]["allocateLoadBalancerNodePorts"], true);
+    assert_eq!(v["spec"]["externalTrafficPolicy"], "Cluster");
+    let node_ports: Vec<u64> = v["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["nodePort"].as_u64().unwrap())
+        .collect();
+    assert_eq!(node_ports.len(), 2);
+    assert!(
+        node_ports.iter().all(|p| (30000..=32767).contains(p)),
+        "{node_ports:?}"
+    );
+    assert_ne!(node_ports[0], node_ports[1]);
+    assert!(v["metadata"].get("generation").is_none());
+
+    // An update that omits the allocated values keeps them.
+    let mut replaced = svc(
+        "lb",
+        json!({"type": "LoadBalancer", "ports": [
+        {"name": "http", "port": 80}, {"name": "https", "port": 443}]}),
+    );
+    replaced.metadata.resource_version = lb.metadata.resource_version.clone();
+    let kept = services
+        .replace("lb", &Default::default(), &replaced)
+        .await
+        .unwrap();
+    let k = serde_json::to_value(&kept).unwrap();
+    assert_eq!(k["spec"]["clusterIP"], v["spec"]["clusterIP"]);
+    assert_eq!(k["spec"]["ports"][0]["nodePort"], json!(node_ports[0]));
+
+    let msg = invalid_message(
+        services
+            .create(
+                &Default::default(),
+                &svc(
+                    "two",
+                    json!({"ports": [{"port": 80}, {"port": 0, "name": "b"}]}),
+                ),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        "Service \"two\" is invalid: [spec.ports[0].name: Required value, spec.ports[1].port: Invalid value: 0: must be between 1 and 65535, inclusive]"
+    );
+    let msg = invalid_message(
+        services
+            .create(
+                &Default::default(),
+                &svc("odd", json!({"type": "Bogus", "ports": [{"port": 80}]})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        msg.contains(r#"spec.type: Unsupported value: "Bogus": supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort""#),
+        "{msg}"
+    );
+    let msg = invalid_message(
+        services
+            .patch(
+                "lb",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"clusterIP": "10.96.7.7"}})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        msg,
+        r#"Service "lb" is invalid: spec.clusterIPs[0]: Invalid value: []string{"10.96.7.7"}: may not change once set"#
+    );
+}
+
+// Item 4. `metadata.generation` is set by the strategies of custom resources and Pods
+// (pkg/registry/core/pod/strategy.go updatePodGeneration), not of ConfigMaps.
+#[tokio::test]
+async fn generation_only_where_kube_apiserver_keeps_one() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let server = TestServer::start().await.unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1"}})).unwrap();
+    let created = cms.create(&Default::default(), &cm).await.unwrap();
+    assert_eq!(created.metadata.generation, None);
+    let changed = cms
+        .patch(
+            "c",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "2"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.metadata.generation, None);
+    let pool = pools(&server)
+        .patch(
+            "p",
+            &PatchParams::apply("op"),
+            &Patch::Apply(pool("p", json!({"addresses": ["10.0.0.0/28"]}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pool.metadata.generation, Some(1));
+}
