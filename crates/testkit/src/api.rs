@@ -403,20 +403,7 @@ impl Core {
             meta["continue"] = Value::String(encode_continue(list_rv, &last.namespace, &last.name));
             meta["remainingItemCount"] = json!(remaining);
         }
-        let builtin = is_builtin(&t.rt);
-        let items: Vec<Value> = items
-            .into_iter()
-            .map(|(_, o)| {
-                let mut o = present(&t.rt, o);
-                // Typed lists of built-in kinds carry no kind and apiVersion per item (the Go
-                // structs are encoded without TypeMeta); custom resources' unstructured lists do.
-                if builtin && let Some(m) = o.as_object_mut() {
-                    m.remove("kind");
-                    m.remove("apiVersion");
-                }
-                o
-            })
-            .collect();
+        let items: Vec<Value> = items.into_iter().map(|(_, o)| present(&t.rt, o)).collect();
         Ok(json!({
             "apiVersion": t.rt.api_version(),
             "kind": t.rt.list_kind,

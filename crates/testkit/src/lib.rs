@@ -177,17 +177,31 @@
 //! - One copy per object, no conversion: an object written as `metallb.io/v1beta1` `BGPPeer`
 //!   reads back as `v1beta2` with only `apiVersion` changed.
 //! - Lists are served at the latest revision: `continue` tokens page through the current state
-//!   (not a snapshot) and never expire; `resourceVersionMatch=Exact` for an older revision is 410.
+//!   (not a snapshot) until their revision is compacted (then 410, without the real answer's
+//!   inconsistent-continue token); `resourceVersionMatch=Exact` for an older revision is 410.
+//!   List and watch options are validated as `ValidateListOptions` does (422); a
+//!   `resourceVersion` the store has not reached is waited for 3 s, then 504
+//!   `ResourceVersionTooLarge`; `resourceVersion=0` ignores `limit`; built-in list items carry
+//!   no `kind`/`apiVersion`. History is compacted on demand ([`Cluster::compact`]) and every
+//!   5 minutes ([`TestServerBuilder::compaction_interval`]).
 //! - Field management merges lists as their schema declares (`x-kubernetes-list-type` `map` by
 //!   `x-kubernetes-list-map-keys`, `set`, `atomic` or unannotated as a whole), custom resources
 //!   and built-in kinds alike; an associative item missing a key field is owned as a whole list
 //!   (the real server refuses it, or uses the key field's schema default). Strategic merge patch
 //!   on built-in kinds knows the usual merge keys and `$patch` directives.
-//! - Only a few defaults are applied (see the `defaults` module): namespace finalizer and phase,
-//!   `Pending` phases, Service `type`, `clusterIP`, IP families and port `protocol`/`targetPort`,
-//!   PVC `volumeMode`. No admission webhooks, CEL rules, RBAC, authentication or quotas.
-//! - Deletions always answer 200 with the object; no graceful deletion (`gracePeriodSeconds` is
-//!   ignored; pods go at once); no `/scale`, `/log`, `/exec` or other subresources besides
+//! - Custom resources get their CRD schema's defaults (on every write and on read). Built-in
+//!   kinds get only the defaults, allocations and validation of the `defaults` and `builtin`
+//!   modules (namespace finalizer and phase, `Pending` phases, Service type, `clusterIP`, IP
+//!   families, node ports, traffic policies, port protocol and target port, Secret
+//!   `stringData` and `type`, PVC `volumeMode`, the default StorageClass, the
+//!   `kubernetes.io/pvc-protection` finalizer), not the whole of kube-apiserver's Go validation:
+//!   e.g. no `PersistentVolumeClaimResize` admission (a bound claim grows whatever its class
+//!   says), no `kubernetes.io/pv-protection` on PersistentVolumes. `metadata.generation` only on
+//!   custom resources and Pods. No admission webhooks, CEL rules, RBAC, authentication or quotas.
+//! - DELETE answers 200 with the object while finalizers hold it, and when it is gone with the
+//!   object for pods, services, claims, volumes, namespaces, nodes and storage classes (their
+//!   registries' `ReturnDeletedObject`) or a `Status` `Success` for the others; no graceful
+//!   deletion (`gracePeriodSeconds` is ignored; pods go at once); no `/scale`, `/log`, `/exec` or other subresources besides
 //!   `/status`, a namespace's `/finalize` and KubeVirt's `subresources.kubevirt.io` VM
 //!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata[List]`
 //!   requests get metadata-only answers as from kube-apiserver. `as=Table` (what `kubectl get` asks for) gets a `Table` with a CRD's
@@ -196,8 +210,9 @@
 //!   406. Request bodies are JSON, or protobuf for `Namespace`, `ConfigMap` and `Secret` (what
 //!   `kubectl create namespace|configmap|secret` send); other protobuf bodies (e.g. `kubectl
 //!   create service`) are 415 — `kubectl create -f` and `kubectl apply` send JSON.
-//!   `/openapi/v3` documents have no component schemas (`kubectl explain` fails);
-//!   `/openapi/v2` is 404. `/healthz`, `/livez` and `/readyz` answer as kube-apiserver does
+//!   `/openapi/v3` documents have no component schemas (`kubectl explain` fails); `/openapi/v2`
+//!   is a Swagger 2.0 document of the same paths with a definition per kind holding only its
+//!   `x-kubernetes-group-version-kind` and type metadata, in JSON only (its protobuf form is 406). `/healthz`, `/livez` and `/readyz` answer as kube-apiserver does
 //!   (`ok`, `?verbose`, one check by name), listing only the checks the double has a meaning for.
 //! - Field selectors on built-in kinds accept any field path (the real server has a fixed list per
 //!   kind); custom resources accept `metadata.name` and `metadata.namespace` only.
@@ -227,6 +242,7 @@ mod kubevirt_subresources;
 pub mod linstor;
 mod meta;
 mod negotiation;
+mod openapi_v2;
 mod openapi_v3;
 mod partial;
 mod patch;

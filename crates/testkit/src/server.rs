@@ -673,6 +673,9 @@ async fn dispatch(
     {
         return Ok(json_response(200, &doc));
     }
+    if inc.method == "GET" && inc.path.trim_end_matches('/') == "/openapi/v2" {
+        return Ok(json_response(200, &crate::openapi_v2::document(catalog)));
+    }
     let aggregated = discovery::wants_aggregated(&inc.accept);
     let doc = match route {
         Route::Version => Some(discovery::version()),
@@ -745,6 +748,37 @@ fn write_opts(
             crate::duplicates::find(&inc.body)
         } else {
             Vec::new()
+        },
+    })
+}
+
+/// What a DELETE answers (apiserver `pkg/endpoints/handlers/delete.go`, `pkg/registry/generic/
+/// registry/store.go` `Delete` and `finalizeDelete`): the object when its deletion is deferred
+/// (finalizers, including `foregroundDeletion` and `orphan`, or a namespace's own finalizers);
+/// when it is gone at once, the object for the kinds whose registry sets `ReturnDeletedObject`
+/// (pods, services, claims, volumes, namespaces, nodes, storage classes), else a `Status` with
+/// `status: Success` and `details` naming it (`kind` is the resource, as upstream sets it).
+fn delete_answer(rt: &crate::schema::ResourceType, object: Value) -> Value {
+    let deferred = object["metadata"]["deletionTimestamp"].is_string();
+    let returns_object = rt.group.is_empty()
+        && matches!(
+            rt.kind.as_str(),
+            "Pod" | "Service" | "PersistentVolumeClaim" | "PersistentVolume" | "Namespace" | "Node"
+        )
+        || (rt.group == "storage.k8s.io" && rt.kind == "StorageClass");
+    if deferred || returns_object {
+        return object;
+    }
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {
+            "name": object["metadata"]["name"],
+            "group": rt.group,
+            "kind": rt.plural,
+            "uid": object["metadata"]["uid"],
         },
     })
 }
@@ -991,7 +1025,19 @@ async fn resource_request(
             validate_list_options(q, false)?;
             let lo = list_opts(q, builtin)?;
             wait_until_fresh(core, &lo).await?;
-            Ok(answer(core.list(&t, &lo)?))
+            let mut list = core.list(&t, &lo)?;
+            if builtin {
+                // Typed lists of built-in kinds carry no kind and apiVersion per item (the Go
+                // structs are encoded without TypeMeta); custom resources' unstructured lists
+                // do. (In-process `Cluster::list` keeps them.)
+                for item in list["items"].as_array_mut().into_iter().flatten() {
+                    if let Some(m) = item.as_object_mut() {
+                        m.remove("kind");
+                        m.remove("apiVersion");
+                    }
+                }
+            }
+            Ok(answer(list))
         }
         Verb::Watch => {
             validate_list_options(q, true)?;
@@ -1068,10 +1114,10 @@ async fn resource_request(
                 &written.warnings,
             ))
         }
-        Verb::Delete => Ok(json_response(
-            200,
-            &core.delete(&t, &delete_opts(q, &inc.body)?)?,
-        )),
+        Verb::Delete => {
+            let object = core.delete(&t, &delete_opts(q, &inc.body)?)?;
+            Ok(json_response(200, &delete_answer(&t.rt, object)))
+        }
         Verb::DeleteCollection => Ok(json_response(
             200,
             &core.delete_collection(&t, &list_opts(q, builtin)?, &delete_opts(q, &inc.body)?)?,

@@ -329,7 +329,11 @@ async fn raw(
         .header("content-type", content_type)
         .body(kube::client::Body::from(body.as_bytes().to_vec()))
         .unwrap();
-    let resp = server.client().send(req).await.unwrap();
+    // Without kube's retries: the test sees the first answer (504s are retried by default).
+    let mut config = server.kube_config();
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
+    let resp = client.send(req).await.unwrap();
     let status = resp.status().as_u16();
     let warnings = resp
         .headers()
@@ -826,4 +830,265 @@ async fn generation_only_where_kube_apiserver_keeps_one() {
         .await
         .unwrap();
     assert_eq!(pool.metadata.generation, Some(1));
+}
+
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+
+async fn seed_config_maps(server: &TestServer, n: usize) {
+    for i in 0..n {
+        server
+            .cluster()
+            .create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": format!("cm{i}"), "namespace": "default"}}))
+            .unwrap();
+    }
+}
+
+// Item 5. List and watch options are validated as apimachinery's ValidateListOptions does
+// (pkg/apis/meta/internalversion/validation/validation.go): 422 on `ListOptions.meta.k8s.io ""`.
+#[tokio::test]
+async fn list_and_watch_options_are_validated() {
+    let server = TestServer::start().await.unwrap();
+    let cases = [
+        (
+            "?resourceVersionMatch=NotOlderThan",
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ),
+        (
+            "?resourceVersion=0&resourceVersionMatch=Exact",
+            r#"resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0""#,
+        ),
+        (
+            "?sendInitialEvents=true",
+            "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for list",
+        ),
+        (
+            "?watch=true&sendInitialEvents=true",
+            "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ),
+        (
+            "?watch=true&resourceVersionMatch=NotOlderThan",
+            "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        ),
+    ];
+    for (query, detail) in cases {
+        let (code, _, status) = raw(&server, "GET", &format!("{CMS}{query}"), "", "").await;
+        assert_eq!(code, 422, "{query}: {status}");
+        assert_eq!(
+            status["message"],
+            format!(r#"ListOptions.meta.k8s.io "" is invalid: {detail}"#),
+            "{query}"
+        );
+    }
+    // What kube's streaming lists send is fine.
+    let (code, _, _) = raw(
+        &server,
+        "GET",
+        &format!("{CMS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+}
+
+// Item 5. A resourceVersion the server has not reached is waited for (the watch cache's
+// waitUntilFreshAndBlock, apiserver pkg/storage/cacher/watch_cache.go), then answered 504
+// `Timeout` with the cause `ResourceVersionTooLarge` (pkg/storage/errors.go
+// NewTooLargeResourceVersionError); one reached meanwhile is served.
+#[tokio::test]
+async fn a_future_resource_version_is_waited_for_then_too_large() {
+    let server = TestServer::start().await.unwrap();
+    let current = server.cluster().resource_version();
+    let far = current + 1000;
+
+    let (code, _, status) = raw(
+        &server,
+        "GET",
+        &format!("{CMS}?resourceVersion={far}"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 504, "{status}");
+    assert_eq!(status["reason"], "Timeout");
+    assert_eq!(
+        status["message"],
+        format!("Timeout: Too large resource version: {far}, current: {current}")
+    );
+    assert_eq!(
+        status["details"]["causes"][0]["reason"],
+        "ResourceVersionTooLarge"
+    );
+
+    // The next revision, written while the list waits: served.
+    let next = server.cluster().resource_version() + 1;
+    let list = {
+        let server = &server;
+        async move {
+            raw(
+                server,
+                "GET",
+                &format!("{CMS}?resourceVersion={next}"),
+                "",
+                "",
+            )
+            .await
+        }
+    };
+    let write = async {
+        seed_config_maps(&server, 1).await;
+    };
+    let ((code, _, listed), ()) = tokio::join!(list, write);
+    assert_eq!(code, 200, "{listed}");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+}
+
+// Item 5. `resourceVersion=0` lists come from the watch cache, which ignores `limit`
+// (apiserver pkg/storage/cacher/cacher.go); built-in list items carry no kind or apiVersion
+// (typed lists), custom resource list items do (unstructured).
+#[tokio::test]
+async fn resource_version_zero_ignores_limit_and_items_carry_no_type_meta() {
+    let server = TestServer::start().await.unwrap();
+    seed_config_maps(&server, 3).await;
+    let (_, _, any) = raw(
+        &server,
+        "GET",
+        &format!("{CMS}?resourceVersion=0&limit=1"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(any["items"].as_array().unwrap().len(), 3);
+    assert!(any["metadata"].get("continue").is_none());
+    let (_, _, paged) = raw(&server, "GET", &format!("{CMS}?limit=1"), "", "").await;
+    assert_eq!(paged["items"].as_array().unwrap().len(), 1);
+    assert!(paged["metadata"]["continue"].is_string());
+    let item = &paged["items"][0];
+    assert!(
+        item.get("kind").is_none() && item.get("apiVersion").is_none(),
+        "{item}"
+    );
+    assert_eq!(paged["kind"], "ConfigMapList");
+
+    pools(&server)
+        .patch(
+            "p",
+            &PatchParams::apply("op"),
+            &Patch::Apply(pool("p", json!({"addresses": ["10.0.0.0/28"]}))),
+        )
+        .await
+        .unwrap();
+    let (_, _, custom) = raw(&server, "GET", POOLS, "", "").await;
+    assert_eq!(custom["items"][0]["kind"], "IPAddressPool");
+}
+
+// Item 5. A continue token from a revision compacted away is 410 Expired with etcd3's message
+// (apiserver pkg/storage/etcd3/store.go); compaction runs on demand and on a timer.
+#[tokio::test]
+async fn a_continue_token_from_a_compacted_revision_expires() {
+    let server = TestServer::start().await.unwrap();
+    seed_config_maps(&server, 3).await;
+    let (_, _, first) = raw(&server, "GET", &format!("{CMS}?limit=1"), "", "").await;
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    let (code, _, second) = raw(
+        &server,
+        "GET",
+        &format!("{CMS}?limit=1&continue={token}"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{second}");
+
+    server
+        .cluster()
+        .create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "later", "namespace": "default"}}))
+        .unwrap();
+    server.cluster().compact();
+    let (code, _, status) = raw(
+        &server,
+        "GET",
+        &format!("{CMS}?limit=1&continue={token}"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 410, "{status}");
+    assert_eq!(status["reason"], "Expired");
+    assert!(
+        status["message"].as_str().unwrap().starts_with(
+            "The provided continue parameter is too old to display a consistent list result."
+        ),
+        "{status}"
+    );
+}
+
+// Item 6. DELETE answers (apiserver pkg/endpoints/handlers/delete.go, pkg/registry/generic/
+// registry/store.go Delete/finalizeDelete): the object while finalizers defer the deletion; once
+// gone, the object where the registry sets ReturnDeletedObject (Services), else a `Status` with
+// `status: Success` and details naming it (ConfigMaps, custom resources).
+#[tokio::test]
+async fn delete_answers_the_object_or_a_success_status_as_the_registry_does() {
+    let server = TestServer::start().await.unwrap();
+    seed_config_maps(&server, 1).await;
+    let (code, _, answer) = raw(&server, "DELETE", &format!("{CMS}/cm0"), "", "").await;
+    assert_eq!(code, 200);
+    assert_eq!(answer["kind"], "Status");
+    assert_eq!(answer["status"], "Success");
+    assert_eq!(answer["details"]["name"], "cm0");
+    assert_eq!(answer["details"]["kind"], "configmaps");
+    assert!(answer["details"]["uid"].is_string());
+
+    pools(&server)
+        .patch(
+            "p",
+            &PatchParams::apply("op"),
+            &Patch::Apply(pool("p", json!({"addresses": ["10.0.0.0/28"]}))),
+        )
+        .await
+        .unwrap();
+    let (_, _, answer) = raw(
+        &server,
+        "DELETE",
+        &format!("{POOLS}/p"),
+        "application/json",
+        r#"{"propagationPolicy": "Foreground"}"#,
+    )
+    .await;
+    assert_eq!(answer["kind"], "IPAddressPool", "deferred: the object");
+    assert!(answer["metadata"]["deletionTimestamp"].is_string());
+
+    server
+        .cluster()
+        .create(json!({"apiVersion": "v1", "kind": "Service",
+                       "metadata": {"name": "s", "namespace": "default"},
+                       "spec": {"ports": [{"port": 80}]}}))
+        .unwrap();
+    let (_, _, answer) = raw(
+        &server,
+        "DELETE",
+        "/api/v1/namespaces/default/services/s",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(answer["kind"], "Service", "ReturnDeletedObject");
+}
+
+// Item 6. `/openapi/v2` is a Swagger 2.0 document of the served kinds (JSON; the protobuf form
+// is 406 here, where kube-apiserver would serve it).
+#[tokio::test]
+async fn openapi_v2_is_a_swagger_document_of_the_served_kinds() {
+    let server = TestServer::start().await.unwrap();
+    let (code, _, doc) = raw(&server, "GET", "/openapi/v2", "", "").await;
+    assert_eq!(code, 200);
+    assert_eq!(doc["swagger"], "2.0");
+    assert_eq!(
+        doc["definitions"]["io.metallb.v1beta1.IPAddressPool"]["x-kubernetes-group-version-kind"]
+            [0]["kind"],
+        "IPAddressPool"
+    );
+    assert!(doc["paths"]["/api/v1/namespaces/{namespace}/configmaps"]["post"].is_object());
 }

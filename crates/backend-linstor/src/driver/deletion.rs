@@ -25,8 +25,23 @@ impl Linstor {
         owned: &Owned,
     ) -> Result<()> {
         let timeout = self.inner.delete_timeout;
-        let all = self.delete_and_wait_within(tenant, name, owned, timeout);
+        let all = self.delete_and_wait_within(tenant, name, owned, timeout, true);
         wait::within(timeout, ResourceKind::Volume, name, "gone", all).await
+    }
+
+    /// Deletes what `owned` found of the volume `name` without waiting: for a forced delete of
+    /// a claim a pod still uses, which keeps its `kubernetes.io/pvc-protection` finalizer (from
+    /// kube-apiserver's admission) until the pod is gone, however long that is. The claim and
+    /// its storage go once the VM using it is deleted.
+    pub(super) async fn delete_without_waiting(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        owned: &Owned,
+    ) -> Result<()> {
+        let timeout = self.inner.delete_timeout;
+        self.delete_and_wait_within(tenant, name, owned, timeout, false)
+            .await
     }
 
     async fn delete_and_wait_within(
@@ -35,6 +50,7 @@ impl Linstor {
         name: &str,
         owned: &Owned,
         timeout: Duration,
+        wait: bool,
     ) -> Result<()> {
         let writer = &self.inner.writer;
         let object = names::claim(name);
@@ -59,6 +75,10 @@ impl Linstor {
         let claim_uid = writer
             .delete_foreground(&claims, &object, ResourceKind::Volume, name)
             .await?;
+        if !wait {
+            tracing::debug!(%tenant, volume = name, "volume marked for deletion, in use");
+            return Ok(());
+        }
         if dv_uid.is_some() {
             writer
                 .wait_gone(
