@@ -754,9 +754,16 @@ impl BlockStorage for Linstor {
     async fn delete_volume(&self, tenant: &Tenant, name: &str, force: bool) -> Result<()> {
         let owned = self.owned_volume(tenant, name).await?;
         let pvc = owned.claim();
+        if force {
+            // Forced: the volume may be in use, and a claim a pod uses keeps kube-apiserver's
+            // `kubernetes.io/pvc-protection` finalizer until the pod is gone (which LINSTOR's
+            // DRBD state need not show yet), so waiting here could only wait for the timeout.
+            // The claim and its storage go once nothing uses them.
+            return self.delete_without_waiting(tenant, name, &owned).await;
+        }
         if owned.pvc.is_some() {
             let nodes = self.in_use_on(&pvc).await?;
-            if !nodes.is_empty() && !force {
+            if !nodes.is_empty() {
                 return Err(Error::conflict(
                     ResourceKind::Volume,
                     name,
@@ -765,12 +772,6 @@ impl BlockStorage for Linstor {
                         nodes.join(", ")
                     ),
                 ));
-            }
-            if !nodes.is_empty() {
-                // Forced while in use: the claim keeps kube-apiserver's
-                // `kubernetes.io/pvc-protection` finalizer until the pod using it is gone, so
-                // waiting here would only wait for the timeout. It goes with the VM.
-                return self.delete_without_waiting(tenant, name, &owned).await;
             }
         }
         self.delete_and_wait(tenant, name, &owned).await

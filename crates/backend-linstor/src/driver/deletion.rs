@@ -1,6 +1,8 @@
 //! Deleting a volume and waiting until it is gone: its DataVolume (for an import), its claim,
 //! and the claim's PersistentVolume, which the CSI driver deletes only after it has deleted the
-//! LINSTOR resource behind it. So when `delete_volume` returns, the storage is released.
+//! LINSTOR resource behind it. So when `delete_volume` returns, the storage is released, except
+//! after a forced delete, which returns once the volume is marked for deletion (a claim a pod
+//! uses stays until the pod is gone, as kube-controller-manager's PVC protection keeps it).
 
 use std::time::Duration;
 
@@ -29,10 +31,10 @@ impl Linstor {
         wait::within(timeout, ResourceKind::Volume, name, "gone", all).await
     }
 
-    /// Deletes what `owned` found of the volume `name` without waiting: for a forced delete of
-    /// a claim a pod still uses, which keeps its `kubernetes.io/pvc-protection` finalizer (from
-    /// kube-apiserver's admission) until the pod is gone, however long that is. The claim and
-    /// its storage go once the VM using it is deleted.
+    /// Deletes what `owned` found of the volume `name` without waiting: for a forced delete,
+    /// whose claim a pod may still use; it keeps its `kubernetes.io/pvc-protection` finalizer
+    /// (from kube-apiserver's admission) until the pod is gone, however long that is. The claim
+    /// and its storage go once the VM using it is deleted.
     pub(super) async fn delete_without_waiting(
         &self,
         tenant: &Tenant,
