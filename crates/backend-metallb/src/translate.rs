@@ -32,6 +32,33 @@ const AGGREGATION_V4_DEFAULT: u64 = 32;
 /// MetalLB's CRD default for `BGPAdvertisement.spec.aggregationLengthV6`.
 const AGGREGATION_V6_DEFAULT: u64 = 128;
 
+/// The `spec` fields MetalLB's CRDs default (`default:` in their schemas), with the value the
+/// API server fills in when an object leaves them out.
+const SPEC_DEFAULTS: [(&str, fn() -> Value); 7] = [
+    ("peerPort", || json!(BGP_PORT_DEFAULT)),
+    ("disableMP", || json!(false)),
+    ("dualStackAddressFamily", || json!(false)),
+    ("aggregationLength", || json!(AGGREGATION_V4_DEFAULT)),
+    ("aggregationLengthV6", || json!(AGGREGATION_V6_DEFAULT)),
+    ("autoAssign", || json!(true)),
+    ("avoidBuggyIPs", || json!(false)),
+];
+
+/// Whether the live `spec` is the `desired` one, once the defaults the API server filled in
+/// for fields `desired` leaves out are set aside: a field `desired` no longer sets (a dropped
+/// `bfdProfile`) is still a difference.
+pub fn same_spec(live: &Value, desired: &Value) -> bool {
+    let mut live = live.clone();
+    if let (Some(l), Some(d)) = (live.as_object_mut(), desired.as_object()) {
+        for (field, default) in SPEC_DEFAULTS {
+            if !d.contains_key(field) && l.get(field) == Some(&default()) {
+                l.remove(field);
+            }
+        }
+    }
+    live == *desired
+}
+
 /// The API version of every MetalLB kind sent, except `BGPPeer`.
 pub const METALLB_V1BETA1: &str = "metallb.io/v1beta1";
 /// The API version `BGPPeer`s are sent as (the storage version).
