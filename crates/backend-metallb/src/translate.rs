@@ -32,9 +32,12 @@ const AGGREGATION_V4_DEFAULT: u64 = 32;
 /// MetalLB's CRD default for `BGPAdvertisement.spec.aggregationLengthV6`.
 const AGGREGATION_V6_DEFAULT: u64 = 128;
 
+/// One defaulted field: its name and a maker of its default value.
+type SpecDefault = (&'static str, fn() -> Value);
+
 /// The `spec` fields MetalLB's CRDs default (`default:` in their schemas), with the value the
 /// API server fills in when an object leaves them out.
-const SPEC_DEFAULTS: [(&str, fn() -> Value); 7] = [
+const SPEC_DEFAULTS: [SpecDefault; 7] = [
     ("peerPort", || json!(BGP_PORT_DEFAULT)),
     ("disableMP", || json!(false)),
     ("dualStackAddressFamily", || json!(false)),
