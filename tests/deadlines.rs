@@ -71,7 +71,8 @@ fn timed_out(err: &Error) -> TimedOut<'_> {
 }
 
 async fn protected_stack() -> Stack {
-    stack_from(FakeCloud::builder().pvc_protection(true)).await
+    // PVC protection is always on (admission adds the finalizer to every claim).
+    stack_from(FakeCloud::builder()).await
 }
 
 /// A pod nothing in kubecloud knows about (a backup job, say) that mounts the claim `claim` of

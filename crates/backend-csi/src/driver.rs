@@ -500,6 +500,17 @@ impl BlockStorage for Csi {
                 ));
             }
         }
+        if force {
+            // Forced: the volume may be in use, and a claim a pod uses keeps kube-apiserver's
+            // `kubernetes.io/pvc-protection` finalizer until the pod is gone, so waiting here
+            // could only wait for the timeout. The claim and its storage go once nothing uses
+            // them.
+            return self
+                .inner
+                .store
+                .delete_without_waiting(tenant, name, &owned)
+                .await;
+        }
         self.inner.store.delete_and_wait(tenant, name, &owned).await
     }
 

@@ -15,7 +15,7 @@
 //! | snapshot | a VolumeSnapshot through the driver's VolumeSnapshotClass |
 //! | status | the PVC's phase and capacity; while not ready, the newest Warning event about it (`ProvisioningFailed`, `VolumeResizeFailed`) as the message |
 //! | pools | per tier: free from the driver's `CSIStorageCapacity`, used from its PersistentVolumes, nodes from `CSINode` |
-//! | delete | refused while a VolumeAttachment holds the volume (unless forced); DataVolume and PVC deleted in the foreground, then wait until the PV is gone (the driver deleted the storage) |
+//! | delete | refused while a VolumeAttachment holds the volume (unless forced); DataVolume and PVC deleted in the foreground, then wait until the PV is gone (the driver deleted the storage); a forced delete returns once they are marked for deletion (a claim a pod uses keeps `kubernetes.io/pvc-protection` until the pod is gone) |
 //!
 //! What is refused, with a typed error naming the driver and the class: a replica count no class
 //! of the tier gives where replication is a pool property (Ceph, democratic-csi) or local

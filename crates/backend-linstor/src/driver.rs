@@ -376,7 +376,18 @@ impl BlockStorage for Linstor {
     async fn delete_volume(&self, tenant: &Tenant, name: &str, force: bool) -> Result<()> {
         let owned = self.inner.store.owned_volume(tenant, name).await?;
         let pvc = owned.claim();
-        if !force && owned.pvc.is_some() {
+        if force {
+            // Forced: the volume may be in use, and a claim a pod uses keeps kube-apiserver's
+            // `kubernetes.io/pvc-protection` finalizer until the pod is gone (which LINSTOR's
+            // DRBD state need not show yet), so waiting here could only wait for the timeout.
+            // The claim and its storage go once nothing uses them.
+            return self
+                .inner
+                .store
+                .delete_without_waiting(tenant, name, &owned)
+                .await;
+        }
+        if owned.pvc.is_some() {
             let nodes = self.in_use_on(&pvc).await?;
             if !nodes.is_empty() {
                 return Err(Error::conflict(

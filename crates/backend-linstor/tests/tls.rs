@@ -10,7 +10,9 @@ use kubecloud_core::{BlockStorage, ByteSize, Error, Tenant, VolumeSpec, wait};
 use kubecloud_kube::RetryPolicy;
 use kubecloud_linstor::{Linstor, LinstorBuilder};
 use kubecloud_testkit::linstor::{LinstorServer, ServerTls, TestPki};
-use kubecloud_testkit::{GarbageCollector, LinstorCsi, NamespaceController, TestServer};
+use kubecloud_testkit::{
+    GarbageCollector, LinstorCsi, NamespaceController, PvcProtection, TestServer,
+};
 
 async fn tls_linstor(tls: ServerTls) -> LinstorServer {
     LinstorServer::builder()
@@ -28,6 +30,8 @@ async fn kube(linstor: &LinstorServer) -> TestServer {
         .without_default_controllers()
         .controller(GarbageCollector)
         .controller(NamespaceController)
+        // kube-apiserver gives every claim the pvc-protection finalizer; this removes it.
+        .controller(PvcProtection)
         .controller(LinstorCsi::new(linstor))
         .start()
         .await

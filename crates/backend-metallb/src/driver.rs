@@ -277,10 +277,11 @@ impl MetalLb {
                 }
             }
             // The backend owns the whole spec of its MetalLB objects: a field it no longer
-            // sets (a dropped `bfdProfile`) is a change too, which a subset check would miss.
-            let unchanged = current
-                .as_ref()
-                .is_some_and(|c| json(c)["spec"] == value["spec"] && holds(c, &desired));
+            // sets (a dropped `bfdProfile`) is a change too, which a subset check would miss;
+            // the CRD defaults the API server filled in are not.
+            let unchanged = current.as_ref().is_some_and(|c| {
+                translate::same_spec(&json(c)["spec"], &value["spec"]) && holds(c, &desired)
+            });
             let live = match current {
                 Some(current) if unchanged => current,
                 _ => self.writer.apply(&api, &desired, kind, name).await?,

@@ -25,6 +25,43 @@ use kubecloud_core::{
 use kubecloud_kube::{NAME, names, ownership_labels, tenant_namespace};
 use serde_json::{Value, json};
 
+/// MetalLB's CRD default for `BGPPeer.spec.peerPort`.
+const BGP_PORT_DEFAULT: u64 = 179;
+/// MetalLB's CRD default for `BGPAdvertisement.spec.aggregationLength`.
+const AGGREGATION_V4_DEFAULT: u64 = 32;
+/// MetalLB's CRD default for `BGPAdvertisement.spec.aggregationLengthV6`.
+const AGGREGATION_V6_DEFAULT: u64 = 128;
+
+/// One defaulted field: its name and a maker of its default value.
+type SpecDefault = (&'static str, fn() -> Value);
+
+/// The `spec` fields MetalLB's CRDs default (`default:` in their schemas), with the value the
+/// API server fills in when an object leaves them out.
+const SPEC_DEFAULTS: [SpecDefault; 7] = [
+    ("peerPort", || json!(BGP_PORT_DEFAULT)),
+    ("disableMP", || json!(false)),
+    ("dualStackAddressFamily", || json!(false)),
+    ("aggregationLength", || json!(AGGREGATION_V4_DEFAULT)),
+    ("aggregationLengthV6", || json!(AGGREGATION_V6_DEFAULT)),
+    ("autoAssign", || json!(true)),
+    ("avoidBuggyIPs", || json!(false)),
+];
+
+/// Whether the live `spec` is the `desired` one, once the defaults the API server filled in
+/// for fields `desired` leaves out are set aside: a field `desired` no longer sets (a dropped
+/// `bfdProfile`) is still a difference.
+pub fn same_spec(live: &Value, desired: &Value) -> bool {
+    let mut live = live.clone();
+    if let (Some(l), Some(d)) = (live.as_object_mut(), desired.as_object()) {
+        for (field, default) in SPEC_DEFAULTS {
+            if !d.contains_key(field) && l.get(field) == Some(&default()) {
+                l.remove(field);
+            }
+        }
+    }
+    live == *desired
+}
+
 /// The API version of every MetalLB kind sent, except `BGPPeer`.
 pub const METALLB_V1BETA1: &str = "metallb.io/v1beta1";
 /// The API version `BGPPeer`s are sent as (the storage version).
@@ -413,6 +450,9 @@ pub fn pool_spec(
 /// a pool without its advertisement, a BGP advertisement without some of its peers, or a peer
 /// without its password Secret. Such a pool reads as incomplete (missing parts as defaults),
 /// never as an error, so that it can be completed or deleted.
+///
+/// Values equal to the defaults MetalLB's CRDs declare (and the API server fills in) read as
+/// unset: `peerPort` 179, `aggregationLength` 32 (IPv4) and `aggregationLengthV6` 128.
 pub fn read_pool(
     tenant: &Tenant,
     pool: &Value,
@@ -449,12 +489,18 @@ pub fn read_pool(
                 complete &= peer.1;
                 domain_peers.push(peer.0);
             }
+            // The API server fills in the CRD's defaults (aggregationLength 32,
+            // aggregationLengthV6 128): the one that applies to the pool's family is read, and
+            // its default value reads as unset, which is what it means.
+            let v6_only = addresses.iter().all(|b| b.range().first.is_ipv6());
+            let (length, default) = if v6_only {
+                (&s["aggregationLengthV6"], AGGREGATION_V6_DEFAULT)
+            } else {
+                (&s["aggregationLength"], AGGREGATION_V4_DEFAULT)
+            };
             Advertisement::Bgp(BgpAdvertisement {
                 peers: domain_peers,
-                aggregation_length: s["aggregationLength"]
-                    .as_u64()
-                    .or_else(|| s["aggregationLengthV6"].as_u64())
-                    .map(|l| l as u8),
+                aggregation_length: length.as_u64().filter(|l| *l != default).map(|l| l as u8),
                 local_preference: s["localPref"].as_u64().map(|p| p as u32),
                 communities: str_list(&s["communities"])
                     .into_iter()
@@ -515,7 +561,11 @@ fn peer_from(peer: &Value, passwords: &BTreeMap<String, SecretString>) -> Result
             .as_str()
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| malformed("BGPPeer peerAddress"))?,
-        port: s["peerPort"].as_u64().map(|p| p as u16),
+        // The CRD defaults `peerPort` to 179 (BGP's port): the default reads as unset.
+        port: s["peerPort"]
+            .as_u64()
+            .filter(|p| *p != BGP_PORT_DEFAULT)
+            .map(|p| p as u16),
         hold_time_secs: secs(&s["holdTime"]),
         keepalive_time_secs: secs(&s["keepaliveTime"]),
         ebgp_multihop: s["ebgpMultiHop"].as_bool().unwrap_or(false),

@@ -20,6 +20,8 @@ fn cidr(s: &str) -> AddressBlock {
     AddressBlock::Cidr(s.parse().unwrap())
 }
 
+/// Values other than MetalLB's CRD defaults (port 179, aggregation length 32): the API server
+/// fills those in when unset, so a default reads back as unset.
 fn bgp_spec(name: &str, block: &str, password: &str) -> AddressPoolSpec {
     AddressPoolSpec {
         advertisement: Advertisement::Bgp(BgpAdvertisement {
@@ -28,14 +30,14 @@ fn bgp_spec(name: &str, block: &str, password: &str) -> AddressPoolSpec {
                 my_asn: 64512,
                 peer_asn: 64513,
                 address: "192.0.2.1".parse().unwrap(),
-                port: Some(179),
+                port: Some(1790),
                 hold_time_secs: Some(90),
                 keepalive_time_secs: Some(30),
                 ebgp_multihop: false,
                 bfd: true,
                 password: Some(SecretString::new(password)),
             }],
-            aggregation_length: Some(32),
+            aggregation_length: Some(30),
             local_preference: Some(100),
             communities: vec!["no-export".into()],
         }),

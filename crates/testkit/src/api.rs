@@ -17,30 +17,67 @@ use crate::ssa::{self, Lists, Managed, Scope};
 use crate::status::ApiError;
 use crate::store::{ObjKey, Store, Txn};
 
-/// How unknown fields are treated, as the `fieldValidation` query parameter says.
+/// How unknown and duplicate fields are treated, as the `fieldValidation` query parameter says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FieldValidation {
-    /// Reject the request (400 `strict decoding error: unknown field ...`). The double's default,
-    /// so that a typo in an object the SDK sends fails the test.
-    #[default]
+    /// Reject the request (400 `strict decoding error: unknown field ...`, `duplicate field ...`).
     Strict,
-    /// Drop unknown fields and answer with a `Warning` header per field (the real default).
+    /// Drop unknown fields (last duplicate wins) and answer with a `Warning` header per field:
+    /// kube-apiserver's default when a request does not say (apiserver
+    /// `pkg/endpoints/handlers/rest.go`, `fieldValidation`), and the double's.
+    #[default]
     Warn,
-    /// Drop unknown fields silently.
+    /// Drop unknown fields (last duplicate wins) silently.
     Ignore,
 }
 
 impl FieldValidation {
-    pub(crate) fn parse(s: &str) -> Result<Self, ApiError> {
+    /// Parses the query parameter; an unsupported value is 422 on the request's options kind
+    /// (`CreateOptions`, `UpdateOptions`, `PatchOptions`), as apimachinery's
+    /// `pkg/apis/meta/v1/validation/validation.go` (`ValidateFieldValidation`) answers it. The
+    /// empty value means the default.
+    pub(crate) fn parse(s: &str, options_kind: &str) -> Result<Option<Self>, ApiError> {
         match s {
-            "Strict" => Ok(FieldValidation::Strict),
-            "Warn" => Ok(FieldValidation::Warn),
-            "Ignore" => Ok(FieldValidation::Ignore),
-            other => Err(ApiError::bad_request(format!(
-                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
-            ))),
+            "" => Ok(None),
+            "Strict" => Ok(Some(FieldValidation::Strict)),
+            "Warn" => Ok(Some(FieldValidation::Warn)),
+            "Ignore" => Ok(Some(FieldValidation::Ignore)),
+            other => Err(ApiError::invalid_fields(
+                "meta.k8s.io",
+                options_kind,
+                "",
+                &[(
+                    "fieldValidation".into(),
+                    "FieldValueNotSupported",
+                    format!(
+                        "Unsupported value: {other:?}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+                    ),
+                )],
+            )),
         }
     }
+}
+
+/// Checks a `dryRun` query value: only `All` is supported (apimachinery `ValidateDryRun`,
+/// 422 on the request's options kind).
+pub(crate) fn parse_dry_run(values: &[&str], options_kind: &str) -> Result<bool, ApiError> {
+    if values.iter().all(|v| *v == "All") {
+        return Ok(!values.is_empty());
+    }
+    let list: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    Err(ApiError::invalid_fields(
+        "meta.k8s.io",
+        options_kind,
+        "",
+        &[(
+            "dryRun".into(),
+            "FieldValueNotSupported",
+            format!(
+                "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                list.join(", ")
+            ),
+        )],
+    ))
 }
 
 /// The catalog, borrowed for the process or shared.
@@ -75,6 +112,9 @@ pub(crate) struct WriteOpts {
     pub dry_run: bool,
     pub field_validation: Option<FieldValidation>,
     pub force: bool,
+    /// Paths of keys the request body repeats (`spec.paused`), in document order; the last
+    /// value was kept.
+    pub duplicate_fields: Vec<String>,
 }
 
 /// What a delete request says.
@@ -154,8 +194,8 @@ impl Target {
         }
     }
 
-    fn lists(&self) -> Lists {
-        Lists::new(is_builtin(&self.rt))
+    fn lists(&self) -> Lists<'_> {
+        Lists::of(&self.rt)
     }
 }
 
@@ -164,9 +204,15 @@ pub(crate) fn is_builtin(rt: &ResourceType) -> bool {
     rt.group.is_empty() || rt.group.ends_with(".k8s.io") && !rt.group.starts_with("snapshot.")
 }
 
-/// The object as served at the target's version (the double stores one copy, without conversion).
+/// The object as served at the target's version (the double stores one copy, without conversion),
+/// with its schema's defaults: kube-apiserver defaults custom resources when it reads them from
+/// storage too (apiextensions-apiserver `pkg/apiserver/customresource_handler.go`: the storage
+/// codec's `unstructuredDefaulter`), so a default the schema gained later shows on old objects.
 pub(crate) fn present(rt: &ResourceType, mut object: Value) -> Value {
     object["apiVersion"] = Value::String(rt.api_version());
+    if !is_builtin(rt) {
+        rt.apply_defaults(&mut object);
+    }
     object
 }
 
@@ -230,7 +276,40 @@ fn spec_part(rt: &ResourceType, object: &Value) -> Value {
     v
 }
 
+/// Whether kube-apiserver keeps `metadata.generation` for the kind: every custom resource
+/// (apiextensions-apiserver `pkg/registry/customresource/strategy.go`) and, of the built-in kinds
+/// the double serves, Pods (`pkg/registry/core/pod/strategy.go`, `updatePodGeneration`); not
+/// ConfigMaps, Secrets, Services, claims, volumes, namespaces, nodes, events or storage classes,
+/// whose strategies never set it.
+fn has_generation(rt: &ResourceType) -> bool {
+    !is_builtin(rt) || (rt.group.is_empty() && rt.kind == "Pod")
+}
+
+/// The Go validation of built-in kinds ([`crate::builtin::validate`]) as a 422.
+fn builtin_rules(t: &Target, name: &str, new: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let causes = crate::builtin::validate(&t.rt, new, old);
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_fields(
+        &t.rt.group,
+        &t.rt.kind,
+        name,
+        &causes,
+    ))
+}
+
 impl Core {
+    /// Gives a Service the node ports its type needs, unique among the cluster's Services.
+    fn allocate_node_ports(&self, txn: &mut Txn<'_>, t: &Target, object: &mut Value) {
+        if !(t.rt.group.is_empty() && t.rt.kind == "Service") {
+            return;
+        }
+        let services = txn.list("", "services", None);
+        let mut used = crate::builtin::node_ports_in_use(services.iter().map(|(_, o)| o));
+        crate::builtin::allocate(&t.rt, object, &mut used, &mut txn.inner.rng);
+    }
+
     /// The type served at `api_version`/`kind`.
     pub fn type_by_kind(&self, api_version: &str, kind: &str) -> Result<ResourceType, ApiError> {
         self.catalog
@@ -257,12 +336,28 @@ impl Core {
     }
 
     /// LIST: a `<Kind>List` with `metadata.resourceVersion` and, when paginated, `continue`.
+    /// A `resourceVersion` newer than the store's is answered by the HTTP layer, which waits
+    /// for it first ([`wait_for_revision`]).
     pub fn list(&self, t: &Target, opts: &ListOpts) -> Result<Value, ApiError> {
         let txn = self.store.lock();
         let current = txn.current_rv();
+        let asked = opts
+            .resource_version
+            .as_deref()
+            .filter(|rv| !rv.is_empty())
+            .map(|rv| {
+                rv.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))
+            })
+            .transpose()?;
+        if let Some(rv) = asked
+            && rv > current
+        {
+            return Err(too_large(rv, current));
+        }
         if opts.resource_version_match.as_deref() == Some("Exact")
-            && let Some(rv) = &opts.resource_version
-            && rv.parse::<u64>().ok() != Some(current)
+            && let Some(rv) = asked
+            && rv != current
         {
             return Err(ApiError::expired(format!(
                 "too old resource version: {rv} ({current}); the double serves lists at the latest revision only"
@@ -274,7 +369,15 @@ impl Core {
             None
         };
         let (list_rv, after) = match &opts.continue_token {
-            Some(token) => decode_continue(token)?,
+            Some(token) => {
+                let (rv, after) = decode_continue(token)?;
+                // The etcd3 store cannot read a compacted revision (apiserver
+                // pkg/storage/etcd3/store.go, `GetList`): the token has expired.
+                if rv < txn.compacted_rv() {
+                    return Err(ApiError::expired(CONTINUE_EXPIRED));
+                }
+                (rv, after)
+            }
             None => (current, None),
         };
         // Selected before cloning: a selective list costs a scan, not a copy of the resource.
@@ -288,7 +391,10 @@ impl Core {
             });
         drop(txn);
         let mut meta = json!({"resourceVersion": list_rv.to_string()});
-        if let Some(limit) = opts.limit.filter(|l| *l > 0)
+        // `resourceVersion=0` is served from the watch cache, which ignores `limit`
+        // (apiserver pkg/storage/cacher/cacher.go, `shouldDelegateList`).
+        let limit = opts.limit.filter(|l| *l > 0 && asked != Some(0));
+        if let Some(limit) = limit
             && items.len() > limit
         {
             let remaining = items.len() - limit;
@@ -386,34 +492,51 @@ impl Core {
         t: &Target,
         object: &mut Value,
         fv: FieldValidation,
+        dups: &[String],
     ) -> Result<Vec<String>, ApiError> {
         let name = str_at(object, &["metadata", "name"])
             .unwrap_or_default()
             .to_string();
+        // Custom resources are defaulted from their structural schema when a request body is
+        // decoded (create, update) and after a patch or apply is merged (apiextensions-apiserver
+        // `pkg/apiserver/schema/defaulting/algorithm.go`; structuredmerge.go defaults the applied
+        // result), before validation.
+        if !is_builtin(&t.rt) {
+            t.rt.apply_defaults(object);
+        }
         let errors = t.rt.validate(object).err().unwrap_or_default();
         let (unknown, invalid): (Vec<FieldError>, Vec<FieldError>) = errors
             .into_iter()
             .partition(|e| matches!(e.kind, FieldErrorKind::Unknown));
+        // Duplicates first (document order), then unknown fields sorted, as the strict decoder
+        // of apiextensions-apiserver reports them (test/integration/apiserver/
+        // field_validation_test.go).
+        let mut unknown_paths: Vec<&str> = unknown.iter().map(|e| e.path.as_str()).collect();
+        unknown_paths.sort_unstable();
+        let said: Vec<String> = dups
+            .iter()
+            .map(|d| format!("duplicate field \"{d}\""))
+            .chain(
+                unknown_paths
+                    .iter()
+                    .map(|p| format!("unknown field \"{p}\"")),
+            )
+            .collect();
         let mut warnings = Vec::new();
-        if !unknown.is_empty() {
-            match fv {
-                FieldValidation::Strict => {
-                    let list: Vec<String> = unknown
-                        .iter()
-                        .map(|e| format!("unknown field \"{}\"", e.path))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
-                    )));
+        match fv {
+            FieldValidation::Strict if !said.is_empty() => {
+                return Err(ApiError::bad_request(format!(
+                    "strict decoding error: {}",
+                    said.join(", ")
+                )));
+            }
+            FieldValidation::Strict => {}
+            FieldValidation::Warn | FieldValidation::Ignore => {
+                for e in &unknown {
+                    prune(object, &e.path);
                 }
-                FieldValidation::Warn | FieldValidation::Ignore => {
-                    for e in &unknown {
-                        prune(object, &e.path);
-                        if fv == FieldValidation::Warn {
-                            warnings.push(format!("unknown field \"{}\"", e.path));
-                        }
-                    }
+                if fv == FieldValidation::Warn {
+                    warnings = said;
                 }
             }
         }
@@ -498,7 +621,11 @@ impl Core {
         meta.insert("name".into(), Value::String(name.clone()));
         meta.insert("uid".into(), Value::String(uid));
         meta.insert("creationTimestamp".into(), Value::String(meta::now()));
-        meta.insert("generation".into(), json!(1));
+        if has_generation(&t.rt) {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
         for f in [
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
@@ -531,12 +658,27 @@ impl Core {
                 object["spec"]["storageClassName"] = class["metadata"]["name"].clone();
             }
         }
+        if t.rt.group.is_empty() && t.rt.kind == "PersistentVolumeClaim" {
+            // The StorageObjectInUseProtection admission plugin
+            // (plugin/pkg/admission/storage/storageobjectinuseprotection/admission.go).
+            let fins = meta_mut(&mut object)
+                .entry("finalizers")
+                .or_insert_with(|| json!([]));
+            if let Some(list) = fins.as_array_mut()
+                && !list.iter().any(|f| f == crate::PVC_PROTECTION)
+            {
+                list.push(json!(crate::PVC_PROTECTION));
+            }
+        }
+        crate::builtin::normalize(&t.rt, &mut object);
+        self.allocate_node_ports(&mut txn, t, &mut object);
         let key = t.key(&name);
         if txn.get(&key).is_some() {
             return Err(ApiError::already_exists(&t.rt.group, &t.rt.plural, &name));
         }
         let fv = opts.field_validation.unwrap_or(self.default_validation);
-        let warnings = self.validate(t, &mut object, fv)?;
+        let warnings = self.validate(t, &mut object, fv, &opts.duplicate_fields)?;
+        builtin_rules(t, &name, &object, None)?;
         let mut managed = Managed::default();
         managed.record_update(
             &manager_or_default(opts),
@@ -726,6 +868,7 @@ impl Core {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
         self.admit_body(t, &mut applied, Some(&name))?;
+        undeclared_fields(t, &name, &applied)?;
         let applied_rv = str_at(&applied, &["metadata", "resourceVersion"]).map(String::from);
         if let Some(m) = applied["metadata"].as_object_mut() {
             for f in [
@@ -868,6 +1011,10 @@ impl Core {
             meta.remove("selfLink");
         }
         crate::defaults::name_label(&t.rt, &mut new);
+        crate::builtin::carry_over(&t.rt, old, &mut new);
+        crate::defaults::on_update(&t.rt, &mut new, &mut txn.inner.rng);
+        crate::builtin::normalize(&t.rt, &mut new);
+        self.allocate_node_ports(txn, t, &mut new);
         // No new finalizers on an object being deleted.
         if is_deleting(old) {
             let before = finalizers(old);
@@ -893,7 +1040,7 @@ impl Core {
         if t.sub.is_none() && t.rt.group.is_empty() && t.rt.kind == "PersistentVolumeClaim" {
             admit_claim_resize(txn, name, old, &new)?;
         }
-        if spec_part(&t.rt, old) != spec_part(&t.rt, &new) {
+        if has_generation(&t.rt) && spec_part(&t.rt, old) != spec_part(&t.rt, &new) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = json!(g + 1);
         }
@@ -901,7 +1048,8 @@ impl Core {
             m.remove("managedFields");
         }
         let fv = opts.field_validation.unwrap_or(self.default_validation);
-        let warnings = self.validate(t, &mut new, fv)?;
+        let warnings = self.validate(t, &mut new, fv, &opts.duplicate_fields)?;
+        builtin_rules(t, name, &new, Some(old))?;
         let managed = match managed {
             Some(m) => m,
             None => {
@@ -1127,6 +1275,44 @@ fn admit_claim_resize(txn: &Txn<'_>, name: &str, old: &Value, new: &Value) -> Re
     Ok(())
 }
 
+/// Server-side apply converts the applied configuration to a typed value first, whatever
+/// `fieldValidation` says: a field the schema does not declare fails the request with a plain
+/// error, which kube-apiserver answers as 500 with no reason (apiserver
+/// `pkg/util/managedfields/internal/structuredmerge.go` `Apply`: "failed to create typed patch
+/// object"; structured-merge-diff `typed/validate.go`: "field not declared in schema").
+fn undeclared_fields(t: &Target, name: &str, applied: &Value) -> Result<(), ApiError> {
+    let mut paths: Vec<String> =
+        t.rt.validate_schema(applied)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| matches!(e.kind, FieldErrorKind::Unknown))
+            .map(|e| format!(".{}: field not declared in schema", e.path))
+            .collect();
+    if paths.is_empty() {
+        return Ok(());
+    }
+    paths.sort();
+    let errors = if paths.len() == 1 {
+        paths.remove(0)
+    } else {
+        format!("errors:\n  {}", paths.join("\n  "))
+    };
+    let ns = if t.rt.namespaced {
+        t.namespace.as_deref().unwrap_or_default()
+    } else {
+        ""
+    };
+    Err(ApiError::new(
+        500,
+        "",
+        format!(
+            "failed to create typed patch object ({ns}/{name}; {}/{}, Kind={}): {errors}",
+            t.rt.group, t.rt.version, t.rt.kind
+        ),
+    ))
+}
+
 fn manager_or_default(opts: &WriteOpts) -> String {
     opts.manager
         .clone()
@@ -1165,6 +1351,48 @@ fn prune(object: &mut Value, path: &str) {
     if let (Err(f), Some(m)) = (last, cur.as_object_mut()) {
         m.remove(*f);
     }
+}
+
+/// kube-apiserver's message for a `continue` token from a compacted revision
+/// (apiserver `pkg/storage/etcd3/store.go`).
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+/// How long kube-apiserver's watch cache waits for a `resourceVersion` it has not seen yet
+/// (apiserver `pkg/storage/cacher/watch_cache.go`, `blockTimeout`).
+pub(crate) const FRESHNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// 504 for a `resourceVersion` the store has not reached (apiserver `pkg/storage/errors.go`,
+/// `NewTooLargeResourceVersionError`).
+pub(crate) fn too_large(rv: u64, current: u64) -> ApiError {
+    ApiError {
+        details: json!({
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1
+        }),
+        retry_after: Some(1),
+        ..ApiError::new(
+            504,
+            "Timeout",
+            format!("Timeout: Too large resource version: {rv}, current: {current}"),
+        )
+    }
+}
+
+/// Waits, up to [`FRESHNESS_WAIT`], until the store has reached revision `rv` (as the watch
+/// cache's `waitUntilFreshAndBlock` does); 504 `ResourceVersionTooLarge` if it has not.
+pub(crate) async fn wait_for_revision(store: &Store, rv: u64) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + FRESHNESS_WAIT;
+    let (_, mut current, mut rx) = store.snapshot_and_subscribe(|_| false);
+    while current < rv {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(e)) => current = current.max(e.rv),
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                current = store.lock().current_rv();
+            }
+            Ok(Err(_)) | Err(_) => return Err(too_large(rv, store.lock().current_rv())),
+        }
+    }
+    Ok(())
 }
 
 fn encode_continue(rv: u64, namespace: &str, name: &str) -> String {

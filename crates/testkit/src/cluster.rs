@@ -93,9 +93,12 @@ impl Cluster {
         }
     }
 
+    /// In-process writes (controllers, seeded fixtures) are strict about unknown fields, so a
+    /// typo in the double's own objects fails loudly instead of being pruned.
     fn opts(&self) -> WriteOpts {
         WriteOpts {
             manager: Some(self.manager.clone()),
+            field_validation: Some(crate::api::FieldValidation::Strict),
             ..Default::default()
         }
     }

@@ -40,6 +40,15 @@ pub(crate) fn on_create(rt: &ResourceType, object: &mut Value, rng: &mut impl Rn
     }
 }
 
+/// The defaults kube-apiserver applies again on every update (`SetDefaults_Service` runs on each
+/// decode): a Service's type, session affinity, traffic policies and port protocols and target
+/// ports; its `clusterIP` is carried over from the stored object first ([`crate::builtin`]).
+pub(crate) fn on_update(rt: &ResourceType, object: &mut Value, rng: &mut impl Rng) {
+    if rt.group.is_empty() && rt.kind == "Service" {
+        service(object, rng);
+    }
+}
+
 fn service(object: &mut Value, rng: &mut impl Rng) {
     let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
         return;

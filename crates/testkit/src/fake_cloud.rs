@@ -149,7 +149,6 @@ pub struct FakeCloudBuilder {
     latency: Latency,
     seed: u64,
     bind: SocketAddr,
-    pvc_protection: bool,
     csi: Option<CsiProfile>,
 }
 
@@ -159,7 +158,6 @@ impl Default for FakeCloudBuilder {
             latency: Latency::None,
             seed: 0,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            pvc_protection: false,
             csi: None,
         }
     }
@@ -184,14 +182,6 @@ impl FakeCloudBuilder {
     /// ```
     pub fn csi(mut self, profile: CsiProfile) -> Self {
         self.csi = Some(profile);
-        self
-    }
-
-    /// Runs [`PvcProtection`] too (default off): every claim gets the
-    /// `kubernetes.io/pvc-protection` finalizer, and a claim being deleted stays until no
-    /// scheduled pod (a VM's launcher pod) names it in its volumes, as on a real cluster.
-    pub fn pvc_protection(mut self, on: bool) -> Self {
-        self.pvc_protection = on;
         self
     }
 
@@ -253,17 +243,14 @@ impl FakeCloudBuilder {
         };
         let ovn = KubeOvnController::default();
         let northbound = ovn.northbound();
-        let mut kube = TestServer::builder();
-        if self.pvc_protection {
-            kube = kube.controller(PvcProtection);
-        }
-        kube = kube
+        let mut kube = TestServer::builder()
             .without_default_controllers()
             .bind(self.bind)
             .seed(self.seed)
             .latency(self.latency)
             .controller(GarbageCollector)
-            .controller(NamespaceController);
+            .controller(NamespaceController)
+            .controller(PvcProtection);
         if let Some(linstor) = &linstor {
             kube = kube.controller(LinstorCsi::new(linstor));
         }

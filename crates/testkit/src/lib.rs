@@ -140,8 +140,9 @@
 //! log and injected faults and latency do not hit them. Built in and started by default:
 //! [`GarbageCollector`] (owner references; background, foreground and orphan propagation),
 //! [`NamespaceController`] (namespace deletion) and [`PvcBinder`] (dynamic provisioning and
-//! binding). [`PvcProtection`] (kube-controller-manager's PVC protection: a claim a pod uses keeps
-//! its `kubernetes.io/pvc-protection` finalizer until the pod is gone) is not started by default.
+//! binding), and [`PvcProtection`] (kube-controller-manager's PVC protection: a claim a pod uses
+//! keeps the `kubernetes.io/pvc-protection` finalizer, which admission gives every claim, until
+//! the pod is gone; without it, as without kube-controller-manager, claims never finish deleting).
 //! Register more with [`TestServerBuilder::controller`] or
 //! [`TestServer::add_controller`]; control one with its [`ControllerHandle`]
 //! ([`TestServer::controller`]): pause, delay, fail.
@@ -168,23 +169,45 @@
 //!
 //! # Where the double differs from kube-apiserver, on purpose
 //!
-//! - Unknown fields are rejected by default (`fieldValidation=Strict`, 400 `strict decoding
-//!   error`), so a typo fails the test; the real default is `Warn`. Pass `fieldValidation` or
-//!   set [`TestServerBuilder::field_validation`] for the real behaviour (pruning, `Warning`
-//!   headers).
+//! - Field validation is kube-apiserver's: without `fieldValidation` (or with `Warn`) unknown
+//!   fields are pruned and each unknown or duplicate field gets a `Warning` header; `Strict` is
+//!   400 `strict decoding error: duplicate field "..", unknown field ".."`; `Ignore` prunes
+//!   silently; server-side apply fails on an undeclared field whatever the mode (500 `failed to
+//!   create typed patch object ...: field not declared in schema`). Differences: the strict
+//!   error lists duplicates first and unknown fields sorted for built-in kinds too (the real
+//!   typed decoder interleaves them in document order); duplicate keys are not detected in YAML
+//!   bodies or in JSON patch operations; undeclared fields in an apply are printed with list
+//!   indexes (`[0]`) where structured-merge-diff prints keys (`[name="a"]`). Writes through
+//!   [`Cluster`] (controllers, seeds) are always `Strict`;
+//!   [`TestServerBuilder::field_validation`] changes the default of HTTP requests.
 //! - One copy per object, no conversion: an object written as `metallb.io/v1beta1` `BGPPeer`
 //!   reads back as `v1beta2` with only `apiVersion` changed.
 //! - Lists are served at the latest revision: `continue` tokens page through the current state
-//!   (not a snapshot) and never expire; `resourceVersionMatch=Exact` for an older revision is 410.
-//! - Field management treats custom resources' lists as atomic (their `x-kubernetes-list-type`
-//!   is not read); built-in kinds use the usual merge keys (containers, volumes, ports, env,
-//!   conditions by name/port/type). With one manager per object the results are the same.
-//!   Strategic merge patch on built-in kinds knows the same merge keys and `$patch` directives.
-//! - Only a few defaults are applied (see the `defaults` module): namespace finalizer and phase,
-//!   `Pending` phases, Service `type`, `clusterIP`, IP families and port `protocol`/`targetPort`,
-//!   PVC `volumeMode`. No admission webhooks, CEL rules, RBAC, authentication or quotas.
-//! - Deletions always answer 200 with the object; no graceful deletion (`gracePeriodSeconds` is
-//!   ignored; pods go at once); no `/scale`, `/log`, `/exec` or other subresources besides
+//!   (not a snapshot) until their revision is compacted (then 410, without the real answer's
+//!   inconsistent-continue token); `resourceVersionMatch=Exact` for an older revision is 410.
+//!   List and watch options are validated as `ValidateListOptions` does (422); a
+//!   `resourceVersion` the store has not reached is waited for 3 s, then 504
+//!   `ResourceVersionTooLarge`; `resourceVersion=0` ignores `limit`; built-in list items carry
+//!   no `kind`/`apiVersion`. History is compacted on demand ([`Cluster::compact`]) and every
+//!   5 minutes ([`TestServerBuilder::compaction_interval`]).
+//! - Field management merges lists as their schema declares (`x-kubernetes-list-type` `map` by
+//!   `x-kubernetes-list-map-keys`, `set`, `atomic` or unannotated as a whole), custom resources
+//!   and built-in kinds alike; an associative item missing a key field is owned as a whole list
+//!   (the real server refuses it, or uses the key field's schema default). Strategic merge patch
+//!   on built-in kinds knows the usual merge keys and `$patch` directives.
+//! - Custom resources get their CRD schema's defaults (on every write and on read). Built-in
+//!   kinds get only the defaults, allocations and validation of the `defaults` and `builtin`
+//!   modules (namespace finalizer and phase, `Pending` phases, Service type, `clusterIP`, IP
+//!   families, node ports, traffic policies, port protocol and target port, Secret
+//!   `stringData` and `type`, PVC `volumeMode`, the default StorageClass, the
+//!   `kubernetes.io/pvc-protection` finalizer), not the whole of kube-apiserver's Go validation:
+//!   e.g. no `PersistentVolumeClaimResize` admission (a bound claim grows whatever its class
+//!   says), no `kubernetes.io/pv-protection` on PersistentVolumes. `metadata.generation` only on
+//!   custom resources and Pods. No admission webhooks, CEL rules, RBAC, authentication or quotas.
+//! - DELETE answers 200 with the object while finalizers hold it, and when it is gone with the
+//!   object for pods, services, claims, volumes, namespaces, nodes and storage classes (their
+//!   registries' `ReturnDeletedObject`) or a `Status` `Success` for the others; no graceful
+//!   deletion (`gracePeriodSeconds` is ignored; pods go at once); no `/scale`, `/log`, `/exec` or other subresources besides
 //!   `/status`, a namespace's `/finalize` and KubeVirt's `subresources.kubevirt.io` VM
 //!   `start`/`stop`/`restart` (see [`KubeVirtController`]); `as=PartialObjectMetadata[List]`
 //!   requests get metadata-only answers as from kube-apiserver. `as=Table` (what `kubectl get` asks for) gets a `Table` with a CRD's
@@ -193,8 +216,9 @@
 //!   406. Request bodies are JSON, or protobuf for `Namespace`, `ConfigMap` and `Secret` (what
 //!   `kubectl create namespace|configmap|secret` send); other protobuf bodies (e.g. `kubectl
 //!   create service`) are 415 — `kubectl create -f` and `kubectl apply` send JSON.
-//!   `/openapi/v3` documents have no component schemas (`kubectl explain` fails);
-//!   `/openapi/v2` is 404. `/healthz`, `/livez` and `/readyz` answer as kube-apiserver does
+//!   `/openapi/v3` documents have no component schemas (`kubectl explain` fails); `/openapi/v2`
+//!   is a Swagger 2.0 document of the same paths with a definition per kind holding only its
+//!   `x-kubernetes-group-version-kind` and type metadata, in JSON only (its protobuf form is 406). `/healthz`, `/livez` and `/readyz` answer as kube-apiserver does
 //!   (`ok`, `?verbose`, one check by name), listing only the checks the double has a meaning for.
 //! - Field selectors on built-in kinds accept any field path (the real server has a fixed list per
 //!   kind); custom resources accept `metadata.name` and `metadata.namespace` only.
@@ -211,18 +235,21 @@
 
 mod api;
 mod apiextensions;
+mod builtin;
 mod cluster;
 mod controllers;
 mod counters;
 pub mod csi;
 mod defaults;
 mod discovery;
+mod duplicates;
 pub mod fake_cloud;
 mod faults;
 mod kubevirt_subresources;
 pub mod linstor;
 mod meta;
 mod negotiation;
+mod openapi_v2;
 mod openapi_v3;
 mod partial;
 mod patch;

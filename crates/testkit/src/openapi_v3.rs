@@ -7,7 +7,7 @@
 //! check). `PATCH` request bodies list `application/strategic-merge-patch+json` only for built-in
 //! kinds, as on a real server; because no schemas are published, kubectl computes strategic merge
 //! patches for built-in kinds from its compiled-in types, and merge patches for custom resources.
-//! `/openapi/v2` is not served (404); kubectl 1.32 does not need it when v3 is there.
+//! `/openapi/v2` is built from these documents ([`crate::openapi_v2`]).
 
 use serde_json::{Map, Value, json};
 

@@ -62,6 +62,7 @@ pub struct TestServerBuilder {
     catalog: Option<CatalogRef>,
     seed: u64,
     history_limit: usize,
+    compaction_interval: Option<Duration>,
     latency: Latency,
     field_validation: FieldValidation,
     default_controllers: bool,
@@ -77,8 +78,9 @@ impl Default for TestServerBuilder {
             catalog: None,
             seed: 0,
             history_limit: 10_000,
+            compaction_interval: Some(Duration::from_secs(300)),
             latency: Latency::None,
-            field_validation: FieldValidation::Strict,
+            field_validation: FieldValidation::Warn,
             default_controllers: true,
             controllers: Vec::new(),
             bookmark_interval: Duration::from_secs(10),
@@ -115,14 +117,25 @@ impl TestServerBuilder {
         self
     }
 
+    /// How often the store compacts its history, as kube-apiserver compacts etcd
+    /// (`--etcd-compaction-interval`, default 5 minutes): each compaction forgets the history up
+    /// to the revision of the previous one, so a watch or a `continue` token older than one to
+    /// two intervals gets 410 Expired. `None` never compacts on a timer
+    /// ([`Cluster::compact`](crate::Cluster::compact) still does on demand).
+    pub fn compaction_interval(mut self, every: Option<Duration>) -> Self {
+        self.compaction_interval = every;
+        self
+    }
+
     /// Latency added to every HTTP request (also settable later through [`TestServer::faults`]).
     pub fn latency(mut self, latency: Latency) -> Self {
         self.latency = latency;
         self
     }
 
-    /// How unknown fields are treated when a request does not say (`fieldValidation`).
-    /// Default [`FieldValidation::Strict`]; kube-apiserver's default is `Warn`.
+    /// How unknown and duplicate fields are treated when a request does not say
+    /// (`fieldValidation`). Default [`FieldValidation::Warn`], kube-apiserver's default; set
+    /// `Strict` to make every request without the parameter fail on a typo.
     pub fn field_validation(mut self, fv: FieldValidation) -> Self {
         self.field_validation = fv;
         self
@@ -194,6 +207,23 @@ impl TestServerBuilder {
             shared.clone(),
             shutdown.subscribe(),
         ))];
+        if let Some(every) = self.compaction_interval.filter(|d| !d.is_zero()) {
+            let core = shared.core.clone();
+            tasks.push(tokio::spawn(async move {
+                // As kube-apiserver's compactor: each tick compacts to the revision seen at
+                // the previous tick (apiserver pkg/storage/etcd3/compact.go).
+                let mut previous = None;
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Some(rv) = previous {
+                        core.store.compact_to(rv);
+                    }
+                    previous = Some(core.store.lock().current_rv());
+                }
+            }));
+        }
         // Part of the API server (apiextensions), so always on.
         let mut controllers: Vec<Arc<dyn Controller>> =
             vec![Arc::new(controllers::crd::CrdController)];
@@ -201,8 +231,17 @@ impl TestServerBuilder {
             controllers.push(Arc::new(GarbageCollector));
             controllers.push(Arc::new(NamespaceController));
             controllers.push(Arc::new(PvcBinder));
+            // kube-apiserver's StorageObjectInUseProtection admission gives every claim the
+            // `kubernetes.io/pvc-protection` finalizer, so the controller that removes it is
+            // always on, as kube-controller-manager's is.
+            controllers.push(Arc::new(controllers::pvc_protection::PvcProtection));
         }
-        controllers.extend(self.controllers);
+        // One controller per name: registering a default one again adds nothing.
+        for c in self.controllers {
+            if !controllers.iter().any(|have| have.name() == c.name()) {
+                controllers.push(c);
+            }
+        }
         let mut handles = Vec::new();
         for c in controllers {
             let (h, t) = controllers::spawn(cluster.clone(), c);
@@ -639,6 +678,9 @@ async fn dispatch(
     {
         return Ok(json_response(200, &doc));
     }
+    if inc.method == "GET" && inc.path.trim_end_matches('/') == "/openapi/v2" {
+        return Ok(json_response(200, &crate::openapi_v2::document(catalog)));
+    }
     let aggregated = discovery::wants_aggregated(&inc.accept);
     let doc = match route {
         Route::Version => Some(discovery::version()),
@@ -686,15 +728,172 @@ fn write_opts(
     let from_agent = (verb != Verb::Apply)
         .then(|| inc.user_agent.split('/').next().unwrap_or("").to_string())
         .filter(|m| !m.is_empty());
+    // The options kind kube-apiserver validates (and names in a 422) for this verb.
+    let options_kind = match verb {
+        Verb::Create => "CreateOptions",
+        Verb::Update => "UpdateOptions",
+        _ => "PatchOptions",
+    };
+    let dry_run: Vec<&str> = q.get("dryRun").map(String::as_str).into_iter().collect();
+    // A JSON patch body is a list of operations, not the object: its keys are not the object's.
+    let json_body = match verb {
+        Verb::Create | Verb::Update => true,
+        Verb::Patch => !inc.content_type.starts_with("application/json-patch+json"),
+        _ => false,
+    };
     Ok(WriteOpts {
         manager: q.get("fieldManager").cloned().or(from_agent),
-        dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
-        field_validation: q
-            .get("fieldValidation")
-            .map(|s| FieldValidation::parse(s))
-            .transpose()?,
+        dry_run: crate::api::parse_dry_run(&dry_run, options_kind)?,
+        field_validation: match q.get("fieldValidation") {
+            Some(s) => FieldValidation::parse(s, options_kind)?,
+            None => None,
+        },
         force: q.get("force").is_some_and(|f| f == "true"),
+        duplicate_fields: if json_body {
+            crate::duplicates::find(&inc.body)
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// What a DELETE answers (apiserver `pkg/endpoints/handlers/delete.go`, `pkg/registry/generic/
+/// registry/store.go` `Delete` and `finalizeDelete`): the object when its deletion is deferred
+/// (finalizers, including `foregroundDeletion` and `orphan`, or a namespace's own finalizers);
+/// when it is gone at once, the object for the kinds whose registry sets `ReturnDeletedObject`
+/// (pods, services, claims, volumes, namespaces, nodes, storage classes), else a `Status` with
+/// `status: Success` and `details` naming it (`kind` is the resource, as upstream sets it).
+fn delete_answer(rt: &crate::schema::ResourceType, object: Value) -> Value {
+    let deferred = object["metadata"]["deletionTimestamp"].is_string();
+    let returns_object = rt.group.is_empty()
+        && matches!(
+            rt.kind.as_str(),
+            "Pod" | "Service" | "PersistentVolumeClaim" | "PersistentVolume" | "Namespace" | "Node"
+        )
+        || (rt.group == "storage.k8s.io" && rt.kind == "StorageClass");
+    if deferred || returns_object {
+        return object;
+    }
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {
+            "name": object["metadata"]["name"],
+            "group": rt.group,
+            "kind": rt.plural,
+            "uid": object["metadata"]["uid"],
+        },
+    })
+}
+
+/// kube-apiserver's `ValidateListOptions` (apimachinery
+/// `pkg/apis/meta/internalversion/validation/validation.go`), for lists and watches: 422 on
+/// `ListOptions.meta.k8s.io ""` naming each rule broken.
+fn validate_list_options(q: &HashMap<String, String>, watch: bool) -> Result<(), ApiError> {
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
+    let (rv, rvm, cont) = (
+        get("resourceVersion"),
+        get("resourceVersionMatch"),
+        get("continue"),
+    );
+    let initial_events = q.contains_key("sendInitialEvents");
+    let mut errs: Vec<(String, &'static str, String)> = Vec::new();
+    let forbidden = |field: &str, m: &str| {
+        (
+            field.to_string(),
+            "FieldValueForbidden",
+            format!("Forbidden: {m}"),
+        )
+    };
+    let unsupported = |values: &str| {
+        (
+            "resourceVersionMatch".to_string(),
+            "FieldValueNotSupported",
+            format!("Unsupported value: {rvm:?}: supported values: {values}"),
+        )
+    };
+    if watch {
+        if initial_events && rvm != "NotOlderThan" {
+            errs.push(forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if !rvm.is_empty() {
+            if !initial_events {
+                errs.push(forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+                ));
+            }
+            if rvm != "NotOlderThan" {
+                errs.push(unsupported("\"NotOlderThan\""));
+            }
+            if !cont.is_empty() {
+                errs.push(forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+        }
+    } else {
+        if !rvm.is_empty() {
+            if rv.is_empty() {
+                errs.push(forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                ));
+            }
+            if !cont.is_empty() {
+                errs.push(forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                ));
+            }
+            if rvm != "Exact" && rvm != "NotOlderThan" {
+                errs.push(unsupported("\"Exact\", \"NotOlderThan\", \"\""));
+            }
+            if rvm == "Exact" && rv == "0" {
+                errs.push(forbidden(
+                    "resourceVersionMatch",
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                ));
+            }
+        }
+        if initial_events {
+            errs.push(forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for list",
+            ));
+        }
+    }
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_fields(
+        "meta.k8s.io",
+        "ListOptions",
+        "",
+        &errs,
+    ))
+}
+
+/// A list or watch from a revision the store has not reached waits for it, as the watch cache
+/// does, then fails with 504 `ResourceVersionTooLarge`.
+async fn wait_until_fresh(core: &Core, lo: &ListOpts) -> Result<(), ApiError> {
+    let Some(rv) = lo
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    if rv <= core.store.lock().current_rv() {
+        return Ok(());
+    }
+    crate::api::wait_for_revision(&core.store, rv).await
 }
 
 fn list_opts(q: &HashMap<String, String>, builtin: bool) -> Result<ListOpts, ApiError> {
@@ -733,10 +932,12 @@ fn delete_opts(q: &HashMap<String, String>, body: &[u8]) -> Result<DeleteOpts, A
                 }
             })
         });
-    let dry_run = b["dryRun"]
+    let mut dry_run: Vec<&str> = b["dryRun"]
         .as_array()
-        .is_some_and(|d| d.iter().any(|x| x == "All"))
-        || q.get("dryRun").is_some_and(|d| d == "All");
+        .map(|d| d.iter().map(|x| x.as_str().unwrap_or_default()).collect())
+        .unwrap_or_default();
+    dry_run.extend(q.get("dryRun").map(String::as_str));
+    let dry_run = crate::api::parse_dry_run(&dry_run, "DeleteOptions")?;
     Ok(DeleteOpts {
         propagation,
         precondition_uid: b["preconditions"]["uid"].as_str().map(String::from),
@@ -825,9 +1026,28 @@ async fn resource_request(
     }
     match verb {
         Verb::Get => Ok(answer(core.get(&t)?)),
-        Verb::List => Ok(answer(core.list(&t, &list_opts(q, builtin)?)?)),
+        Verb::List => {
+            validate_list_options(q, false)?;
+            let lo = list_opts(q, builtin)?;
+            wait_until_fresh(core, &lo).await?;
+            let mut list = core.list(&t, &lo)?;
+            if builtin {
+                // Typed lists of built-in kinds carry no kind and apiVersion per item (the Go
+                // structs are encoded without TypeMeta); custom resources' unstructured lists
+                // do. (In-process `Cluster::list` keeps them.)
+                for item in list["items"].as_array_mut().into_iter().flatten() {
+                    if let Some(m) = item.as_object_mut() {
+                        m.remove("kind");
+                        m.remove("apiVersion");
+                    }
+                }
+            }
+            Ok(answer(list))
+        }
         Verb::Watch => {
+            validate_list_options(q, true)?;
             let mut lo = list_opts(q, builtin)?;
+            wait_until_fresh(core, &lo).await?;
             if let Some(name) = &t.name {
                 lo.fields = FieldSelector::parse(&format!("metadata.name={name}"), false)?;
             }
@@ -899,10 +1119,10 @@ async fn resource_request(
                 &written.warnings,
             ))
         }
-        Verb::Delete => Ok(json_response(
-            200,
-            &core.delete(&t, &delete_opts(q, &inc.body)?)?,
-        )),
+        Verb::Delete => {
+            let object = core.delete(&t, &delete_opts(q, &inc.body)?)?;
+            Ok(json_response(200, &delete_answer(&t.rt, object)))
+        }
         Verb::DeleteCollection => Ok(json_response(
             200,
             &core.delete_collection(&t, &list_opts(q, builtin)?, &delete_opts(q, &inc.body)?)?,

@@ -159,9 +159,20 @@ impl Store {
     /// Forgets all retained history (as an etcd compaction does): watches from any earlier
     /// revision get 410.
     pub fn compact(&self) {
+        let rv = self.lock().inner.rv;
+        self.compact_to(rv);
+    }
+
+    /// Forgets the history up to `rv` (an etcd compaction at that revision): watches and
+    /// `continue` tokens from an earlier revision get 410.
+    pub fn compact_to(&self, rv: u64) {
         let mut txn = self.lock();
-        txn.inner.history.clear();
-        txn.inner.compacted_rv = txn.inner.rv;
+        let rv = rv.min(txn.inner.rv);
+        if rv <= txn.inner.compacted_rv {
+            return;
+        }
+        txn.inner.history.retain(|e| e.rv > rv);
+        txn.inner.compacted_rv = rv;
     }
 }
 
@@ -175,6 +186,11 @@ impl Txn<'_> {
     /// The current (last committed) revision.
     pub fn current_rv(&self) -> u64 {
         self.inner.rv
+    }
+
+    /// The oldest revision a watch or a `continue` token may still start from.
+    pub fn compacted_rv(&self) -> u64 {
+        self.inner.compacted_rv
     }
 
     pub fn get(&self, key: &ObjKey) -> Option<&Value> {

@@ -150,18 +150,25 @@ async fn custom_resources_are_validated_against_the_crd_schema() {
     assert!(missing.to_string().contains("spec.size"), "{missing}");
     assert!(api.get_opt("w1").await.unwrap().is_none(), "nothing stored");
 
-    // With fieldValidation=Ignore unknown fields are pruned, as kube-apiserver does.
+    // Server-side apply fails on an undeclared field even with fieldValidation=Ignore, as
+    // kube-apiserver does (the typed conversion of the applied configuration fails first).
     let mut ignore = PatchParams::apply("test");
     ignore.field_validation = Some(kube::api::ValidationDirective::Ignore);
-    let pruned = api
+    let refused = api
         .patch(
             "w1",
             &ignore,
             &Patch::Apply(widget("w1", json!({"size": 1, "colour": "red"}))),
         )
         .await
-        .unwrap();
-    assert_eq!(pruned.data["spec"], json!({"size": 1}));
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains(".spec.colour: field not declared in schema"),
+        "{refused}"
+    );
+    assert!(api.get_opt("w1").await.unwrap().is_none(), "nothing stored");
 }
 
 #[tokio::test]

@@ -146,7 +146,13 @@ async fn stale_updates_conflict() {
 
 #[tokio::test]
 async fn invalid_objects_are_rejected_naming_the_field() {
-    let server = TestServer::start().await.unwrap();
+    // Strict by default for this server (kube-apiserver's default is Warn: the typo would be
+    // pruned with a warning).
+    let server = TestServer::builder()
+        .field_validation(kubecloud_testkit::FieldValidation::Strict)
+        .start()
+        .await
+        .unwrap();
     let vms: Api<DynamicObject> = Api::namespaced_with(server.client(), "default", &vm_resource());
     let mut bad = vm("vm1");
     bad.data["spec"]["runStrategy"] = json!(12);

@@ -8,7 +8,7 @@ use kubecloud_kube::RetryPolicy;
 use kubecloud_linstor::Linstor;
 use kubecloud_testkit::linstor::LinstorServer;
 use kubecloud_testkit::{
-    CdiController, GarbageCollector, LinstorCsi, NamespaceController, TestServer,
+    CdiController, GarbageCollector, LinstorCsi, NamespaceController, PvcProtection, TestServer,
 };
 
 /// 100 GiB per node per pool, in KiB.
@@ -41,6 +41,8 @@ pub async fn env_with(linstor: LinstorServer) -> Env {
         .without_default_controllers()
         .controller(GarbageCollector)
         .controller(NamespaceController)
+        // kube-apiserver gives every claim the pvc-protection finalizer; this removes it.
+        .controller(PvcProtection)
         .controller(LinstorCsi::new(&linstor))
         .controller(CdiController::new())
         .start()

@@ -887,16 +887,18 @@ pub async fn delete_in_use_needs_force(
         .delete_volume(tenant, "disk", true)
         .await
         .or_fail("forced delete of a volume in use");
+    // On Kubernetes the claim keeps its `kubernetes.io/pvc-protection` finalizer until the VM's
+    // pod is gone: the volume goes with the VM (at once on systems without that protection).
+    compute
+        .delete_vm(tenant, "user")
+        .await
+        .or_fail("delete vm \"user\"");
     wait_gone(
         storage.watch_volume(tenant, "disk").await,
         params,
         "volume \"disk\" going away after a forced delete",
     )
     .await;
-    compute
-        .delete_vm(tenant, "user")
-        .await
-        .or_fail("delete vm \"user\"");
     wait_gone(
         compute.watch_vm(tenant, "user").await,
         params,

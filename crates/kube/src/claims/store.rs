@@ -549,8 +549,23 @@ impl ClaimStore {
     /// so.
     pub async fn delete_and_wait(&self, tenant: &Tenant, name: &str, owned: &Owned) -> Result<()> {
         let timeout = self.delete_timeout;
-        let all = self.delete_and_wait_within(tenant, name, owned, timeout);
+        let all = self.delete_and_wait_within(tenant, name, owned, timeout, true);
         wait::within(timeout, ResourceKind::Volume, name, "gone", all).await
+    }
+
+    /// Deletes what `owned` found of the volume `name` without waiting for it to go: for a
+    /// forced delete, whose claim a pod may still use. Such a claim keeps its
+    /// `kubernetes.io/pvc-protection` finalizer (from kube-apiserver's admission) until the pod
+    /// is gone, however long that is; the claim and its storage go once the VM using it is
+    /// deleted.
+    pub async fn delete_without_waiting(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        owned: &Owned,
+    ) -> Result<()> {
+        self.delete_and_wait_within(tenant, name, owned, self.delete_timeout, false)
+            .await
     }
 
     async fn delete_and_wait_within(
@@ -559,6 +574,7 @@ impl ClaimStore {
         name: &str,
         owned: &Owned,
         timeout: Duration,
+        wait: bool,
     ) -> Result<()> {
         let writer = &self.writer;
         let object = names::claim(name);
@@ -578,6 +594,10 @@ impl ClaimStore {
         let claim_uid = writer
             .delete_foreground(&claims, &object, ResourceKind::Volume, name)
             .await?;
+        if !wait {
+            tracing::debug!(%tenant, volume = name, "volume marked for deletion, maybe in use");
+            return Ok(());
+        }
         if dv_uid.is_some() {
             writer
                 .wait_gone(

@@ -11,7 +11,7 @@
 //! to 500 ms, 8 attempts), then dropped with a `tracing` warning.
 //!
 //! Built in: [`GarbageCollector`] (owner references), [`NamespaceController`] (namespace
-//! deletion) and [`PvcBinder`] (dynamic provisioning and binding); on request,
+//! deletion), [`PvcBinder`] (dynamic provisioning and binding) and
 //! [`pvc_protection::PvcProtection`] (claims a pod uses are kept until it is gone). Controllers for KubeVirt, CDI,
 //! Kube-OVN, MetalLB, LINSTOR CSI and snapshots belong here too, one module each.
 

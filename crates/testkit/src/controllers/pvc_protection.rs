@@ -3,9 +3,9 @@
 //! (kubernetes `pkg/controller/volume/pvcprotection/pvc_protection_controller.go`).
 //!
 //! - A claim that is not being deleted gets the finalizer [`PVC_PROTECTION`]
-//!   (`kubernetes.io/pvc-protection`). On a real cluster the admission plugin adds it on
-//!   creation and the controller adds it to claims that lack it (`NeedToAddFinalizer`); here the
-//!   controller adds it on the claim's first event, a moment after creation.
+//!   (`kubernetes.io/pvc-protection`): the API double's admission adds it on creation, as the
+//!   `StorageObjectInUseProtection` plugin does, and the controller adds it to claims that lack
+//!   it (`NeedToAddFinalizer`).
 //! - A claim being deleted keeps the finalizer while a pod uses it, and loses it (so the API
 //!   server removes it) once none does (`IsDeletionCandidate`, `isBeingUsed`). A pod uses a claim,
 //!   as upstream's `podUsesPVC` decides, when it is scheduled (`spec.nodeName` set) in the
@@ -16,9 +16,8 @@
 //!
 //! So a claim a VM's launcher pod mounts (the simulated KubeVirt's launcher pods carry the
 //! instance's claims as volumes) stays, marked for deletion, until the pod is gone, as on a real
-//! cluster. Not registered by default: add it with
-//! [`TestServerBuilder::controller`](crate::TestServerBuilder::controller) or
-//! [`FakeCloudBuilder::pvc_protection`](crate::FakeCloudBuilder::pvc_protection).
+//! cluster. A default controller of [`TestServer`](crate::TestServer) and of
+//! [`FakeCloud`](crate::FakeCloud).
 //!
 //! A finalizer nothing ever removes (one a third-party controller that is not running would
 //! own) is simply written on the object at creation; the API double keeps the object, marked for

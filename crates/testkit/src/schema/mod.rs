@@ -50,6 +50,7 @@ mod load;
 mod locate;
 mod meta;
 mod register;
+mod structural;
 mod subset;
 mod validate;
 mod version;
@@ -63,8 +64,10 @@ use std::sync::{Arc, OnceLock};
 
 pub use error::{CatalogError, FieldError, FieldErrorKind};
 
+pub(crate) use compile::ListType;
 use compile::{Arena, NodeId};
 use meta::NameRule;
+pub(crate) use structural::Step;
 
 /// Every resource type kubecloud uses, with its compiled upstream schema.
 ///
@@ -303,6 +306,20 @@ impl ResourceType {
         } else {
             Err(errors)
         }
+    }
+
+    /// The `x-kubernetes-list-type` the schema declares for the list at `steps` (`Atomic` when
+    /// unannotated), or `None` when the schema does not describe that path.
+    pub(crate) fn list_type_at(&self, steps: &[Step<'_>]) -> Option<ListType> {
+        structural::list_type_at(&self.schema.arena, self.schema.root, steps)
+    }
+
+    /// Fills in the schema's `default`s as kube-apiserver does for custom resources
+    /// (structural defaulting: absent fields of present objects, list items included). Built-in
+    /// kinds' schemas carry no defaults (their Go defaulters are not schemas), so this changes
+    /// nothing for them.
+    pub fn apply_defaults(&self, object: &mut serde_json::Value) {
+        structural::default(&self.schema.arena, self.schema.root, object);
     }
 
     fn schema_errors(&self, object: &serde_json::Value) -> Vec<FieldError> {

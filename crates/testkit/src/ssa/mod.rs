@@ -7,16 +7,18 @@
 //! write (create, update, patch) gives its manager the fields it changed and takes them from the
 //! others, without conflicts.
 //!
-//! Lists are atomic unless they are known to be associative: `metadata.ownerReferences` (by
-//! `uid`), `metadata.finalizers` (a set), and for built-in kinds the lists Kubernetes declares with
-//! merge keys (containers, volumes, ports, env, conditions, ...). Custom resources are treated as
-//! if every list were `x-kubernetes-list-type: atomic`, the default for CRDs without annotations.
+//! Lists merge as the kind's schema declares (see [`Lists`]): `x-kubernetes-list-type: map` lists
+//! item by item by their `x-kubernetes-list-map-keys` (field sets name them `k:{"type":"Ready"}`,
+//! conflicts `.status.conditions[type="Ready"].status`), `set` lists value by value (`v:"a"`),
+//! `atomic` or unannotated lists as a whole, for custom resources and built-in kinds alike
+//! (structured-merge-diff's `typed` merge over kube-openapi's schema conversion).
 
 pub(crate) mod fieldset;
 
 use serde_json::{Map, Value, json};
 
 use crate::meta;
+use crate::schema::{ListType, ResourceType, Step};
 use crate::status::ApiError;
 use fieldset::{Display, FieldSet, ListKind, Path, PathElem, item_key, remove_at, value_at};
 
@@ -82,15 +84,25 @@ impl Scope {
     }
 }
 
-/// How lists are merged for a kind.
+/// How lists are merged for a kind: as its schema declares them (`x-kubernetes-list-type` and
+/// `x-kubernetes-list-map-keys`, which the built-in kinds' OpenAPI carries too), atomic where the
+/// schema says nothing, as kube-openapi's `pkg/schemaconv/smd.go` (`getListElementRelationship`)
+/// converts a schema for structured-merge-diff.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Lists {
-    builtin: bool,
+pub(crate) struct Lists<'a> {
+    schema: Option<&'a ResourceType>,
 }
 
-impl Lists {
-    pub fn new(builtin: bool) -> Self {
-        Lists { builtin }
+impl<'a> Lists<'a> {
+    /// The lists of `rt`'s schema.
+    pub fn of(rt: &'a ResourceType) -> Self {
+        Lists { schema: Some(rt) }
+    }
+
+    /// No schema: every list atomic but `metadata`'s.
+    #[cfg(test)]
+    pub fn none() -> Self {
+        Lists { schema: None }
     }
 
     pub fn kind(&self, path: &[PathElem]) -> ListKind {
@@ -106,27 +118,19 @@ impl Lists {
             ["metadata", "finalizers"] => return ListKind::Set,
             _ => {}
         }
-        if !self.builtin {
+        let Some(rt) = self.schema else {
             return ListKind::Atomic;
-        }
-        let field = names.last().copied().unwrap_or("");
-        let parent = if names.len() >= 2 {
-            names[names.len() - 2]
-        } else {
-            ""
         };
-        match field {
-            "containers"
-            | "initContainers"
-            | "ephemeralContainers"
-            | "volumes"
-            | "env"
-            | "imagePullSecrets" => ListKind::Map(vec!["name".into()]),
-            "volumeMounts" => ListKind::Map(vec!["mountPath".into()]),
-            "conditions" => ListKind::Map(vec!["type".into()]),
-            "ports" if parent == "spec" => ListKind::Map(vec!["port".into(), "protocol".into()]),
-            "ports" => ListKind::Map(vec!["containerPort".into(), "protocol".into()]),
-            "finalizers" | "accessModes" => ListKind::Set,
+        let steps: Vec<Step<'_>> = path
+            .iter()
+            .map(|e| match e {
+                PathElem::Field(n) => Step::Field(n),
+                _ => Step::Item,
+            })
+            .collect();
+        match rt.list_type_at(&steps) {
+            Some(ListType::Map(keys)) if !keys.is_empty() => ListKind::Map(keys),
+            Some(ListType::Set) => ListKind::Set,
             _ => ListKind::Atomic,
         }
     }
@@ -137,13 +141,13 @@ impl Lists {
 }
 
 /// The leaves and associative-list items of `value` within `scope`.
-pub(crate) fn field_set(value: &Value, scope: Scope, lists: Lists) -> FieldSet {
+pub(crate) fn field_set(value: &Value, scope: Scope, lists: Lists<'_>) -> FieldSet {
     let mut out = FieldSet::default();
     collect(value, &mut Vec::new(), scope, lists, &mut out);
     out
 }
 
-fn collect(value: &Value, path: &mut Path, scope: Scope, lists: Lists, out: &mut FieldSet) {
+fn collect(value: &Value, path: &mut Path, scope: Scope, lists: Lists<'_>, out: &mut FieldSet) {
     if path.len() <= 2 && !scope.tracks(path) {
         return;
     }
@@ -195,7 +199,7 @@ fn collect(value: &Value, path: &mut Path, scope: Scope, lists: Lists, out: &mut
 
 /// Merges an applied configuration into the live object: maps field by field, associative lists
 /// item by item, everything else replaced. `null` in the applied configuration removes the field.
-pub(crate) fn merge(live: &mut Value, applied: &Value, path: &mut Path, lists: Lists) {
+pub(crate) fn merge(live: &mut Value, applied: &Value, path: &mut Path, lists: Lists<'_>) {
     match (live, applied) {
         (Value::Object(l), Value::Object(a)) => {
             for (k, av) in a {
@@ -386,7 +390,7 @@ impl Managed {
         api_version: &str,
         old: &Value,
         new: &Value,
-        lists: Lists,
+        lists: Lists<'_>,
     ) {
         let lf = lists.as_fn();
         let new_set = field_set(new, scope, lists);
@@ -421,7 +425,7 @@ impl Managed {
         api_version: &str,
         live: &Value,
         applied: &Value,
-        lists: Lists,
+        lists: Lists<'_>,
     ) -> Result<Value, ApiError> {
         let lf = lists.as_fn();
         let sub = scope.subresource();
@@ -439,12 +443,22 @@ impl Managed {
             }
             for p in &new_set.0 {
                 for q in e.fields.related(p) {
-                    let (before, after) = (value_at(live, &q, &lf), value_at(&merged, &q, &lf));
                     let deeper = if q.len() >= p.len() {
                         q.clone()
                     } else {
                         p.clone()
                     };
+                    // Conflicts are between leaves (structured-merge-diff compares the changed
+                    // leaves with each manager's set): an associative item both own is no
+                    // conflict while it stays; its changed fields are, one by one.
+                    let (before, after) = (
+                        value_at(live, &deeper, &lf),
+                        value_at(&merged, &deeper, &lf),
+                    );
+                    let item = matches!(deeper.last(), Some(PathElem::Key(_) | PathElem::Value(_)));
+                    if item && after.is_some() {
+                        continue;
+                    }
                     if before.is_some()
                         && before != after
                         && !conflicts
@@ -479,8 +493,13 @@ impl Managed {
                 .iter()
                 .filter(|p| !new_set.0.contains(*p))
                 .collect();
-            stale.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            // Items before their fields: an associative item goes whole; the fields that
+            // identify an item that stays (its keys) are not removed on their own.
+            stale.sort_by_key(|p| p.len());
             for p in stale {
+                if is_key_field(p) {
+                    continue;
+                }
                 if new_set.touches(p) && new_set.0.iter().any(|n| n.starts_with(p)) {
                     continue;
                 }
@@ -547,6 +566,16 @@ impl Managed {
     }
 }
 
+/// Whether `path` is one of the key fields of an associative list item (`[type="A"].type`).
+fn is_key_field(path: &[PathElem]) -> bool {
+    match path {
+        [.., PathElem::Key(k), PathElem::Field(f)] => {
+            serde_json::from_str::<Map<String, Value>>(k).is_ok_and(|m| m.contains_key(f))
+        }
+        _ => false,
+    }
+}
+
 /// After removing `removed`, drops maps left empty above it (below the top level) that no other
 /// manager owns anything in.
 fn prune_empty_parents(
@@ -590,8 +619,8 @@ mod tests {
         has_status_subresource: true,
     };
 
-    fn lists() -> Lists {
-        Lists::new(false)
+    fn lists() -> Lists<'static> {
+        Lists::none()
     }
 
     #[test]
