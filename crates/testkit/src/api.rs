@@ -1037,9 +1037,6 @@ impl Core {
                 ));
             }
         }
-        if t.sub.is_none() && t.rt.group.is_empty() && t.rt.kind == "PersistentVolumeClaim" {
-            admit_claim_resize(txn, name, old, &new)?;
-        }
         if has_generation(&t.rt) && spec_part(&t.rt, old) != spec_part(&t.rt, &new) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
             new["metadata"]["generation"] = json!(g + 1);
@@ -1050,6 +1047,11 @@ impl Core {
         let fv = opts.field_validation.unwrap_or(self.default_validation);
         let warnings = self.validate(t, &mut new, fv, &opts.duplicate_fields)?;
         builtin_rules(t, name, &new, Some(old))?;
+        // `PersistentVolumeClaimResize` is a validating admission plugin: it runs after the
+        // object's validation.
+        if t.sub.is_none() && t.rt.group.is_empty() && t.rt.kind == "PersistentVolumeClaim" {
+            admit_claim_resize(txn, name, old, &new)?;
+        }
         let managed = match managed {
             Some(m) => m,
             None => {
@@ -1225,11 +1227,10 @@ impl Core {
     }
 }
 
-/// A claim's storage request changing: kube-apiserver's `PersistentVolumeClaimResize`
-/// admission plugin (`plugin/pkg/admission/storage/persistentvolume/resize`: growing needs the
-/// same class, existing, with `allowVolumeExpansion: true`) and the update validation
-/// (`ValidatePersistentVolumeClaimUpdate`: with `RecoverVolumeExpansionFailure`, GA in 1.34, a
-/// request may shrink again but not below `status.capacity`).
+/// A claim's storage request growing: kube-apiserver's `PersistentVolumeClaimResize` validating
+/// admission plugin (`plugin/pkg/admission/storage/persistentvolume/resize`): growing needs the
+/// same class, existing, with `allowVolumeExpansion: true`. (Shrinking is the update
+/// validation's, in [`crate::builtin`].)
 fn admit_claim_resize(txn: &Txn<'_>, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
     let size =
         |o: &Value| crate::csi::parse_quantity(&o["spec"]["resources"]["requests"]["storage"]);
@@ -1257,20 +1258,6 @@ fn admit_claim_resize(txn: &Txn<'_>, name: &str, old: &Value, new: &Value) -> Re
                 ),
             ));
         }
-    } else if after < before
-        && crate::csi::parse_quantity(&old["status"]["capacity"]["storage"])
-            .is_some_and(|c| after < c)
-    {
-        return Err(ApiError::invalid_fields(
-            "",
-            "PersistentVolumeClaim",
-            name,
-            &[(
-                "spec.resources.requests.storage".into(),
-                "FieldValueForbidden",
-                "Forbidden: field can not be less than status.capacity".into(),
-            )],
-        ));
     }
     Ok(())
 }

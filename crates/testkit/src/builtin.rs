@@ -328,17 +328,21 @@ fn claim(object: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
             "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into(),
         ));
     }
-    let (before, after) = (
+    // `ValidatePersistentVolumeClaimUpdate` with `RecoverVolumeExpansionFailure` (GA in 1.34):
+    // a request may shrink again after a failed expansion, but never below `status.capacity`.
+    let (before, after, capacity) = (
         quantity(&old["spec"]["resources"]["requests"]["storage"]),
         quantity(&spec["resources"]["requests"]["storage"]),
+        quantity(&old["status"]["capacity"]["storage"]),
     );
     if let (Some(b), Some(a)) = (before, after)
         && a < b
+        && capacity.is_some_and(|c| a < c)
     {
         out.push((
             "spec.resources.requests.storage".into(),
             "FieldValueForbidden",
-            "Forbidden: field can not be less than previous value".into(),
+            "Forbidden: field can not be less than status.capacity".into(),
         ));
     }
 }

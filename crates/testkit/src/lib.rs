@@ -200,9 +200,9 @@
 //!   modules (namespace finalizer and phase, `Pending` phases, Service type, `clusterIP`, IP
 //!   families, node ports, traffic policies, port protocol and target port, Secret
 //!   `stringData` and `type`, PVC `volumeMode`, the default StorageClass, the
-//!   `kubernetes.io/pvc-protection` finalizer), not the whole of kube-apiserver's Go validation:
-//!   e.g. no `PersistentVolumeClaimResize` admission (a bound claim grows whatever its class
-//!   says), no `kubernetes.io/pv-protection` on PersistentVolumes. `metadata.generation` only on
+//!   `kubernetes.io/pvc-protection` finalizer, the `PersistentVolumeClaimResize` admission and
+//!   the claim update rules with `RecoverVolumeExpansionFailure`), not the whole of
+//!   kube-apiserver's Go validation: e.g. no `kubernetes.io/pv-protection` on PersistentVolumes. `metadata.generation` only on
 //!   custom resources and Pods. No admission webhooks, CEL rules, RBAC, authentication or quotas.
 //! - DELETE answers 200 with the object while finalizers hold it, and when it is gone with the
 //!   object for pods, services, claims, volumes, namespaces, nodes and storage classes (their

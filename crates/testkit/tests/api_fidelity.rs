@@ -618,7 +618,7 @@ async fn claims_are_validated_protected_and_immutable_but_for_growth_when_bound(
         "PersistentVolumeClaim \"bad\" is invalid: [spec.accessModes: Required value: at least 1 access mode is required, spec.resources[storage]: Required value]"
     );
 
-    let spec = json!({"storageClassName": "none", "accessModes": ["ReadWriteOnce"],
+    let spec = json!({"storageClassName": "growable", "accessModes": ["ReadWriteOnce"],
                       "resources": {"requests": {"storage": "1Gi"}}});
     let created = claims
         .create(&Default::default(), &claim("c", spec))
@@ -641,6 +641,17 @@ async fn claims_are_validated_protected_and_immutable_but_for_growth_when_bound(
         msg.starts_with("PersistentVolumeClaim \"c\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"),
         "a pending claim cannot grow: {msg}"
     );
+    // Growing a bound claim also needs its class to allow expansion (the
+    // PersistentVolumeClaimResize admission plugin, which runs after the validation above). The
+    // class appears only now, so that nothing bound the claim before.
+    server
+        .cluster()
+        .create(
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                       "metadata": {"name": "growable"}, "provisioner": "example.com/csi",
+                       "allowVolumeExpansion": true}),
+        )
+        .unwrap();
     server
         .cluster()
         .merge_patch_status(
@@ -648,7 +659,7 @@ async fn claims_are_validated_protected_and_immutable_but_for_growth_when_bound(
             "PersistentVolumeClaim",
             Some("default"),
             "c",
-            &json!({"status": {"phase": "Bound"}}),
+            &json!({"status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}}),
         )
         .unwrap();
     let grown = claims
@@ -659,7 +670,14 @@ async fn claims_are_validated_protected_and_immutable_but_for_growth_when_bound(
         grown.spec.unwrap().resources.unwrap().requests.unwrap()["storage"].0,
         "2Gi"
     );
-    let shrink = Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "1024Mi"}}}}));
+    // RecoverVolumeExpansionFailure (GA in 1.34): a request may shrink again, not below the
+    // capacity (pkg/apis/core/validation ValidatePersistentVolumeClaimUpdate).
+    let back = Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "1536Mi"}}}}));
+    claims
+        .patch("c", &PatchParams::default(), &back)
+        .await
+        .unwrap();
+    let shrink = Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "512Mi"}}}}));
     let msg = invalid_message(
         claims
             .patch("c", &PatchParams::default(), &shrink)
@@ -668,7 +686,7 @@ async fn claims_are_validated_protected_and_immutable_but_for_growth_when_bound(
     );
     assert!(
         msg.ends_with(
-            "spec.resources.requests.storage: Forbidden: field can not be less than previous value"
+            "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
         ),
         "{msg}"
     );
