@@ -9,7 +9,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::{CSINode, CSIStorageCapacity, StorageClass, VolumeAttachment};
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, ListParams};
 use kubecloud_core::{
     BlockStorage, ByteSize, Error, Labels, ResourceKind, Result, Snapshot, StorageCapabilities,
     StoragePool, Tenant, Volume, VolumeAttachment as Attachment, VolumeSource, VolumeSpec,
@@ -226,7 +226,7 @@ impl Csi {
                 if !tier.snapshots() {
                     return Err(refuse("restore from a snapshot", "snapshots"));
                 }
-                let class = vs.data["spec"]["volumeSnapshotClassName"].as_str();
+                let class = vs.spec.volume_snapshot_class_name.as_deref();
                 let same_driver = self
                     .inner
                     .tiers
@@ -325,9 +325,7 @@ impl BlockStorage for Csi {
         }
         let class = choice.class_name();
         if matches!(spec.source, VolumeSource::Import { .. }) {
-            let desired: DynamicObject =
-                serde_json::from_value(translate::data_volume(tenant, spec, &tier.name, &class))
-                    .map_err(|e| Error::backend(BACKEND, "data volume", false, e))?;
+            let desired = translate::data_volume(tenant, spec, &tier.name, &class);
             let dv = self
                 .inner
                 .writer
@@ -339,8 +337,6 @@ impl BlockStorage for Csi {
                 )
                 .await?;
             tracing::debug!(%tenant, volume = %spec.name, %class, driver = %tier.driver, "volume import asked of CDI");
-            let dv = serde_json::to_value(&dv)
-                .map_err(|e| Error::backend(BACKEND, "data volume", false, e))?;
             let claim = translate::claim_of_data_volume(&dv, None);
             return Ok(with_import(volume_of(&claim, None, false)?, &dv));
         }

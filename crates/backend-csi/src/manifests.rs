@@ -3,8 +3,7 @@
 //! DataVolume that makes it). The tiers are those read when the backend was built, so rendering
 //! reads nothing.
 
-use kube::api::DynamicObject;
-use kubecloud_core::{Error, Result, Tenant, VolumeAttachment, VolumeSource, VolumeSpec};
+use kubecloud_core::{Result, Tenant, VolumeAttachment, VolumeSource, VolumeSpec};
 use kubecloud_kube::plugin::{StorageManifests, VolumeManifests};
 use kubecloud_kube::render::{manifest, stamped};
 use serde_json::Value;
@@ -32,9 +31,7 @@ impl Csi {
         }
         let class = choice.class_name();
         if matches!(spec.source, VolumeSource::Import { .. }) {
-            let dv: DynamicObject =
-                serde_json::from_value(translate::data_volume(tenant, spec, &tier.name, &class))
-                    .map_err(|e| Error::backend(BACKEND, "data volume", false, e))?;
+            let dv = translate::data_volume(tenant, spec, &tier.name, &class);
             out.push(manifest(BACKEND, &dv)?);
         } else {
             out.push(manifest(

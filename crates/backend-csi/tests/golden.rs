@@ -253,16 +253,20 @@ fn claims_restore_and_import_on_a_ceph_class() {
     });
     check(
         "datavolume-import",
-        &translate::data_volume(&acme, &import, "longhorn", "longhorn"),
+        &serde_json::to_value(translate::data_volume(
+            &acme, &import, "longhorn", "longhorn",
+        ))
+        .expect("json"),
     );
     check(
         "volumesnapshot",
-        &translate::volume_snapshot(
+        &serde_json::to_value(translate::volume_snapshot(
             &acme,
             "root",
             "nightly",
             ByteSize::gib(20),
             "csi-rbdplugin-snapclass",
-        ),
+        ))
+        .expect("json"),
     );
 }

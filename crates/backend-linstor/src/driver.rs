@@ -226,8 +226,6 @@ impl BlockStorage for Linstor {
         let class_name = class.metadata.name.clone().unwrap_or_default();
         if import {
             let desired = translate::data_volume(tenant, spec, &tier.name, &class_name);
-            let desired: DynamicObject = serde_json::from_value(desired)
-                .map_err(|e| Error::backend(BACKEND, "data volume", false, e))?;
             let dv = self
                 .inner
                 .writer
@@ -239,8 +237,6 @@ impl BlockStorage for Linstor {
                 )
                 .await?;
             tracing::debug!(%tenant, volume = %spec.name, class = %class_name, "volume import asked of CDI");
-            let dv = serde_json::to_value(&dv)
-                .map_err(|e| Error::backend(BACKEND, "data volume", false, e))?;
             let claim = translate::claim_of_data_volume(&dv, None);
             return Ok(with_import(crate::status::volume_of(&claim, &[])?, &dv));
         }

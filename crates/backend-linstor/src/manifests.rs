@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use kube::api::DynamicObject;
 use kubecloud_core::{Error, Result, Tenant, VolumeSource, VolumeSpec};
 use kubecloud_kube::render::{manifest, stamped};
 use serde_json::Value;
@@ -72,13 +71,7 @@ impl Linstor {
         let class_name = class.metadata.name.clone().unwrap_or_default();
         let mut out = vec![manifest(BACKEND, &stamped(&class))?];
         if matches!(spec.source, VolumeSource::Import { .. }) {
-            let dv: DynamicObject = serde_json::from_value(translate::data_volume(
-                tenant,
-                spec,
-                &tier.name,
-                &class_name,
-            ))
-            .map_err(|e| Error::backend(BACKEND, "data volume", false, e))?;
+            let dv = translate::data_volume(tenant, spec, &tier.name, &class_name);
             out.push(manifest(BACKEND, &dv)?);
         } else {
             let claim = translate::claim(tenant, spec, &tier.name, &class_name);

@@ -101,6 +101,11 @@ pub fn snapshot_class() -> Value {
 
 /// The VolumeSnapshot `snapshot` of `volume` (whose size is `size`) in `tenant`'s namespace,
 /// of class [`SNAPSHOT_CLASS`].
-pub fn volume_snapshot(tenant: &Tenant, volume: &str, snapshot: &str, size: ByteSize) -> Value {
+pub fn volume_snapshot(
+    tenant: &Tenant,
+    volume: &str,
+    snapshot: &str,
+    size: ByteSize,
+) -> kubecloud_models::snapshot::VolumeSnapshot {
     claims::volume_snapshot(tenant, volume, snapshot, size, SNAPSHOT_CLASS)
 }

@@ -110,7 +110,13 @@ fn snapshots() {
     check("volumesnapshotclass", &translate::snapshot_class());
     check(
         "volumesnapshot",
-        &translate::volume_snapshot(&acme, "root", "nightly", ByteSize::gib(20)),
+        &serde_json::to_value(translate::volume_snapshot(
+            &acme,
+            "root",
+            "nightly",
+            ByteSize::gib(20),
+        ))
+        .expect("json"),
     );
 }
 
@@ -126,7 +132,10 @@ fn data_volume_of_an_import() {
     spec.labels.insert("role".into(), "boot".into());
     let class = translate::storage_class_name("fast", 2, false);
     let dv = translate::data_volume(&acme, &spec, "fast", &class);
-    check("datavolume-import", &dv);
+    check(
+        "datavolume-import",
+        &serde_json::to_value(&dv).expect("json"),
+    );
     // The way back, before and after CDI made the claim, gives the same spec.
     let claim = translate::claim_of_data_volume(&dv, None);
     assert_eq!(translate::spec_from_claim(&claim).unwrap(), spec);
@@ -141,12 +150,13 @@ fn data_volume_of_an_import() {
     assert_eq!(translate::spec_from_claim(&claim).unwrap(), spec);
     // RWX block imports use the dual-primary class.
     let rwx = spec.clone().with_access(AccessMode::ReadWriteMany);
-    let dv = translate::data_volume(
+    let dv = serde_json::to_value(translate::data_volume(
         &acme,
         &rwx,
         "fast",
         &translate::storage_class_name("fast", 2, true),
-    );
+    ))
+    .expect("json");
     assert_eq!(dv["spec"]["storage"]["accessModes"][0], "ReadWriteMany");
     assert_eq!(dv["spec"]["storage"]["volumeMode"], "Block");
     assert_eq!(

@@ -279,7 +279,7 @@ impl Writer {
     {
         self.retry
             .run("get", || async {
-                api.get_opt(object)
+                crate::decode::get_opt(api, object)
                     .await
                     .map_err(|e| from_kube(&self.backend, kind, name, e))
             })

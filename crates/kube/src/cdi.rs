@@ -3,19 +3,30 @@
 //! VM's `dataVolumeTemplates`). CDI (the Containerized Data Importer) is not one storage
 //! system's: it fills a claim of any CSI driver, so what it takes and what it reports live here.
 //!
-//! - [`data_volume_spec`]: the `spec` of a `DataVolume` (`cdi.kubevirt.io/v1beta1`) importing
-//!   over HTTP into a claim of the given size, access, volume mode and class (`spec.storage`, so
-//!   CDI fills in what the class implies).
-//! - [`import_state`]: what a `DataVolume`'s status says, as CDI writes it: `phase` (`Pending`,
-//!   `ImportScheduled`, `ImportInProgress`, `Succeeded`, `Failed`...), `progress` (`"45.5%"`,
-//!   or `"N/A"`) and the conditions' messages (the `Running` condition carries the importer's
-//!   failure).
+//! - [`http_import_spec`]: the typed `spec` of a [`DataVolume`] (`cdi.kubevirt.io/v1beta1`)
+//!   importing over HTTP into a claim of the given size, access, volume mode and class
+//!   (`spec.storage`, so CDI fills in what the class implies); [`data_volume_spec`] is the same
+//!   as JSON, for the compute backend's `dataVolumeTemplates`.
+//! - [`import_state_of`]: what a [`DataVolume`]'s status says, as CDI writes it: `phase`
+//!   (`Pending`, `ImportScheduled`, `ImportInProgress`, `Succeeded`, `Failed`...), `progress`
+//!   (`"45.5%"`, or `"N/A"`) and the conditions' messages (the `Running` condition carries the
+//!   importer's failure); [`import_state`] reads the same from a DataVolume as JSON.
+//! - [`data_volume_api`]: the typed `Api<DataVolume>` of a namespace (the storage backends read
+//!   and write through it; [`data_volumes`] is the dynamic one the compute backend still uses).
 //! - [`made_by_cdi`]: whether a claim is the one CDI made for a `DataVolume` (owned by it).
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 use kubecloud_core::{AccessMode, VolumeMode};
+pub use kubecloud_models::cdi::DataVolume;
+use kubecloud_models::cdi::data_volume::{
+    DataVolumeSource, DataVolumeSourceHttp, DataVolumeSpec, DataVolumeStorage,
+    DataVolumeStorageResources,
+};
 use serde_json::{Value, json};
 
 /// CDI (`cdi.kubevirt.io/v1beta1`): imports from http(s) URLs.
@@ -34,7 +45,13 @@ pub fn resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, "datavolumes")
 }
 
-/// The `DataVolume`s of namespace `ns`.
+/// The `DataVolume`s of namespace `ns`, typed: an object that does not decode (a required field
+/// missing, a field of the wrong type) is an error of the read, not a default.
+pub fn data_volume_api(client: &kube::Client, ns: &str) -> Api<DataVolume> {
+    Api::namespaced(client.clone(), ns)
+}
+
+/// The `DataVolume`s of namespace `ns`, as dynamic objects (see [`data_volume_api`]).
 pub fn data_volumes(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &resource())
 }
@@ -88,6 +105,56 @@ pub fn data_volume_spec(import: &HttpImport<'_>) -> Value {
     json!({"source": {"http": {"url": import.url}}, "storage": storage})
 }
 
+/// The typed `spec` of a `DataVolume` doing `import`: what [`data_volume_spec`] writes as JSON.
+///
+/// ```
+/// use kubecloud_core::{AccessMode, VolumeMode};
+/// use kubecloud_kube::cdi::{HttpImport, http_import_spec};
+/// let spec = http_import_spec(&HttpImport {
+///     url: "https://images.example.com/os.qcow2",
+///     size: "10Gi".into(),
+///     access: AccessMode::ReadWriteMany,
+///     mode: VolumeMode::Block,
+///     storage_class: Some("fast"),
+/// });
+/// let storage = spec.storage.unwrap();
+/// assert_eq!(storage.access_modes.unwrap(), ["ReadWriteMany"]);
+/// assert_eq!(storage.storage_class_name.as_deref(), Some("fast"));
+/// ```
+pub fn http_import_spec(import: &HttpImport<'_>) -> DataVolumeSpec {
+    let access = match import.access {
+        AccessMode::ReadWriteOnce => "ReadWriteOnce",
+        AccessMode::ReadWriteMany => "ReadWriteMany",
+    };
+    let mode = match import.mode {
+        VolumeMode::Block => "Block",
+        VolumeMode::Filesystem => "Filesystem",
+    };
+    DataVolumeSpec {
+        source: Some(DataVolumeSource {
+            http: Some(DataVolumeSourceHttp {
+                url: import.url.to_string(),
+                ..DataVolumeSourceHttp::default()
+            }),
+            ..DataVolumeSource::default()
+        }),
+        storage: Some(DataVolumeStorage {
+            access_modes: Some(vec![access.to_string()]),
+            volume_mode: Some(mode.to_string()),
+            resources: Some(DataVolumeStorageResources {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    IntOrString::String(import.size.clone()),
+                )])),
+                limits: None,
+            }),
+            storage_class_name: import.storage_class.map(str::to_string),
+            ..DataVolumeStorage::default()
+        }),
+        ..DataVolumeSpec::default()
+    }
+}
+
 /// Where an import is, from its `DataVolume`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImportState {
@@ -119,23 +186,67 @@ pub enum ImportState {
 /// ```
 pub fn import_state(dv: &Value) -> ImportState {
     let status = &dv["status"];
-    match status["phase"].as_str().unwrap_or_default() {
+    let conditions = status["conditions"].as_array().into_iter().flatten();
+    state_from(
+        status["phase"].as_str(),
+        status["progress"].as_str(),
+        conditions.map(|c| {
+            (
+                c["type"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default(),
+            )
+        }),
+    )
+}
+
+/// What the status of the typed `DataVolume` `dv` says (as [`import_state`]).
+///
+/// ```
+/// use kubecloud_kube::cdi::{DataVolume, ImportState, import_state_of};
+/// let dv: DataVolume = serde_json::from_value(serde_json::json!({
+///     "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+///     "metadata": {"name": "os"}, "spec": {},
+///     "status": {"phase": "ImportInProgress", "progress": "45.5%"}}))?;
+/// assert_eq!(import_state_of(&dv), ImportState::Importing { phase: "ImportInProgress".into(), progress: Some(45) });
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub fn import_state_of(dv: &DataVolume) -> ImportState {
+    let Some(status) = &dv.status else {
+        return ImportState::Pending;
+    };
+    state_from(
+        status.phase.as_deref(),
+        status.progress.as_deref(),
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| (c.type_.as_str(), c.message.as_str())),
+    )
+}
+
+/// The import state from CDI's `phase`, `progress` and conditions (`(type, message)`).
+fn state_from<'a>(
+    phase: Option<&str>,
+    progress: Option<&str>,
+    conditions: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) -> ImportState {
+    match phase.unwrap_or_default() {
         "" | "Pending" => ImportState::Pending,
         "Succeeded" => ImportState::Succeeded,
         "Failed" => {
-            let conditions = status["conditions"].as_array();
             let message = conditions
-                .into_iter()
-                .flatten()
-                .filter(|c| c["type"] == "Running")
-                .chain(conditions.into_iter().flatten())
-                .find_map(|c| c["message"].as_str().filter(|m| !m.is_empty()))
+                .clone()
+                .filter(|(type_, _)| *type_ == "Running")
+                .chain(conditions)
+                .map(|(_, message)| message)
+                .find(|m| !m.is_empty())
                 .unwrap_or("the import failed");
             ImportState::Failed(message.to_string())
         }
         phase => ImportState::Importing {
             phase: phase.to_string(),
-            progress: progress_percent(status["progress"].as_str()),
+            progress: progress_percent(progress),
         },
     }
 }
@@ -159,4 +270,53 @@ pub fn made_by_cdi(pvc: &PersistentVolumeClaim) -> bool {
         .iter()
         .flatten()
         .any(|o| o.kind == "DataVolume")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_typed_spec_is_the_json_spec() {
+        for (access, mode, class) in [
+            (AccessMode::ReadWriteMany, VolumeMode::Block, Some("fast")),
+            (AccessMode::ReadWriteOnce, VolumeMode::Filesystem, None),
+        ] {
+            let import = HttpImport {
+                url: "https://images.example.com/os.qcow2",
+                size: "10737418240".into(),
+                access,
+                mode,
+                storage_class: class,
+            };
+            let typed = serde_json::to_value(http_import_spec(&import)).unwrap();
+            assert_eq!(typed, data_volume_spec(&import));
+        }
+    }
+
+    #[test]
+    fn typed_and_json_states_agree() {
+        let statuses = [
+            json!({}),
+            json!({"phase": "Pending"}),
+            json!({"phase": "ImportInProgress", "progress": "12.5%"}),
+            json!({"phase": "Succeeded", "progress": "100.0%"}),
+            json!({"phase": "Failed", "conditions": [
+                {"type": "Ready", "status": "False", "message": "not ready", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+                {"type": "Running", "status": "False", "message": "Unable to connect", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+            json!({"phase": "Failed"}),
+        ];
+        for status in statuses {
+            let object = json!({"apiVersion": API_VERSION, "kind": "DataVolume",
+                "metadata": {"name": "os"}, "spec": {}, "status": status});
+            let dv: DataVolume = serde_json::from_value(object.clone()).unwrap();
+            assert_eq!(import_state_of(&dv), import_state(&object), "{status}");
+        }
+        assert_eq!(
+            import_state(&json!({"status": {"phase": "Failed", "conditions": [
+                {"type": "Ready", "message": "not ready"},
+                {"type": "Running", "message": "Unable to connect"}]}})),
+            ImportState::Failed("Unable to connect".into())
+        );
+    }
 }

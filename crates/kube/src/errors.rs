@@ -48,6 +48,9 @@ pub fn from_kube(backend: &str, kind: ResourceKind, name: &str, err: kube::Error
                 ),
             }
         }
+        kube::Error::SerdeError(e) => {
+            Error::backend(backend, format!("reading {kind} {name:?}: {e}"), false, err)
+        }
         kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
             Error::backend(
                 backend,

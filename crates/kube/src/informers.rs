@@ -593,14 +593,14 @@ impl Informers {
 
 fn decode<K: DeserializeOwned>(state: Option<Value>, name: &str) -> Result<Option<K>> {
     state
-        .map(serde_json::from_value::<K>)
+        .map(|s| crate::decode::value::<K>(&s))
         .transpose()
         .map_err(|e| {
             kubecloud_core::Error::backend(
                 "kubernetes",
-                format!("decoding {name:?} from a watch"),
+                format!("decoding {name:?} from a watch: {e}"),
                 false,
-                e,
+                <serde_json::Error as serde::de::Error>::custom(e),
             )
         })
 }

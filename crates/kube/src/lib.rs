@@ -30,6 +30,7 @@
 //!   errors that [`kubecloud_core::Error::is_temporary`] marks temporary.
 
 mod apply;
+mod decode;
 mod delete;
 mod errors;
 mod informers;

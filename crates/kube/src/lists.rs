@@ -248,9 +248,9 @@ where
     .map_err(kube::Error::BuildRequest)?;
     request.extensions_mut().insert("list");
     let body = body_bytes(api.clone().into_client(), request).await?;
-    serde_json::from_slice::<ObjectList<T>>(&without_managed_fields(&body))
-        .map(|list| list.items)
-        .map_err(kube::Error::SerdeError)
+    crate::decode::list_items(&without_managed_fields(&body), |b| {
+        serde_json::from_slice::<ObjectList<T>>(b).map(|list| list.items)
+    })
 }
 
 /// The body of `request`'s answer, read into one buffer of the announced length: what
@@ -258,7 +258,7 @@ where
 /// then into a `String`) and its UTF-8 check (the JSON decoder checks strings itself). A list of
 /// a thousand objects is megabytes. Errors are kube's: an API error with the server's `Status`
 /// (or one made from the text, as kube makes it).
-async fn body_bytes(
+pub(crate) async fn body_bytes(
     client: kube::Client,
     request: http::Request<Vec<u8>>,
 ) -> kube::Result<Vec<u8>> {

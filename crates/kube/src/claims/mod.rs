@@ -17,16 +17,21 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimSpec, TypedLocalObjectReference,
-    VolumeResourceRequirements,
+    TypedObjectReference, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::DynamicObject;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kubecloud_core::{
-    AccessMode, ByteSize, Labels, Result, Snapshot, Tenant, Volume, VolumeMode, VolumePhase,
+    AccessMode, ByteSize, Error, Labels, Result, Snapshot, Tenant, Volume, VolumeMode, VolumePhase,
     VolumeSource, VolumeSpec,
 };
-use serde_json::{Value, json};
+use kubecloud_models::cdi::DataVolume;
+use kubecloud_models::cdi::data_volume::DataVolumeStorage;
+use kubecloud_models::snapshot::VolumeSnapshot;
+use kubecloud_models::snapshot::volume_snapshot::{VolumeSnapshotSource, VolumeSnapshotSpec};
 
 use crate::{MANAGED_BY, NAME, TENANT, names, ownership_labels, tenant_namespace};
 
@@ -152,57 +157,115 @@ pub fn claim(tenant: &Tenant, spec: &VolumeSpec, tier: &str, class: &str) -> Per
 /// let spec = VolumeSpec::blank("root", ByteSize::gib(10))
 ///     .with_source(VolumeSource::Import { url: "https://images.example.com/os.qcow2".into() });
 /// let dv = kubecloud_kube::claims::data_volume(&Tenant::new("acme").unwrap(), &spec, "fast", "fast-r1");
-/// assert_eq!(dv["spec"]["source"]["http"]["url"], "https://images.example.com/os.qcow2");
-/// assert_eq!(dv["spec"]["storage"]["storageClassName"], "fast-r1");
+/// let source = dv.spec.source.as_ref().and_then(|s| s.http.as_ref()).unwrap();
+/// assert_eq!(source.url, "https://images.example.com/os.qcow2");
+/// let storage = dv.spec.storage.as_ref().unwrap();
+/// assert_eq!(storage.storage_class_name.as_deref(), Some("fast-r1"));
 /// ```
-pub fn data_volume(tenant: &Tenant, spec: &VolumeSpec, tier: &str, class: &str) -> Value {
+pub fn data_volume(tenant: &Tenant, spec: &VolumeSpec, tier: &str, class: &str) -> DataVolume {
     let url = match &spec.source {
         VolumeSource::Import { url } => url.as_str(),
         _ => "",
     };
-    json!({
-        "apiVersion": DATA_VOLUME_API,
-        "kind": "DataVolume",
-        "metadata": {
-            "name": names::claim(&spec.name),
-            "namespace": tenant_namespace(tenant),
-            "labels": labels_of(tenant, spec),
-            "annotations": annotations_of(spec, tier),
-        },
-        "spec": crate::cdi::data_volume_spec(&crate::cdi::HttpImport {
+    let mut dv = DataVolume::new(
+        &names::claim(&spec.name),
+        crate::cdi::http_import_spec(&crate::cdi::HttpImport {
             url,
             size: spec.size.as_u64().to_string(),
             access: spec.access,
             mode: spec.mode,
             storage_class: Some(class),
         }),
-    })
+    );
+    dv.metadata.namespace = Some(tenant_namespace(tenant));
+    dv.metadata.labels = Some(labels_of(tenant, spec));
+    dv.metadata.annotations = Some(annotations_of(spec, tier));
+    dv
+}
+
+/// The claim spec a DataVolume's `storage` describes (what CDI puts into the claim it makes,
+/// before the class fills in the rest).
+fn claim_spec_of(storage: &DataVolumeStorage) -> PersistentVolumeClaimSpec {
+    let quantities = |m: &Option<BTreeMap<String, IntOrString>>| {
+        m.as_ref().map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let q = match v {
+                        IntOrString::Int(n) => n.to_string(),
+                        IntOrString::String(s) => s.clone(),
+                    };
+                    (k.clone(), Quantity(q))
+                })
+                .collect()
+        })
+    };
+    PersistentVolumeClaimSpec {
+        access_modes: storage.access_modes.clone(),
+        data_source: storage
+            .data_source
+            .as_ref()
+            .map(|d| TypedLocalObjectReference {
+                api_group: d.api_group.clone(),
+                kind: d.kind.clone(),
+                name: d.name.clone(),
+            }),
+        data_source_ref: storage
+            .data_source_ref
+            .as_ref()
+            .map(|d| TypedObjectReference {
+                api_group: d.api_group.clone(),
+                kind: d.kind.clone(),
+                name: d.name.clone(),
+                namespace: d.namespace.clone(),
+            }),
+        resources: storage
+            .resources
+            .as_ref()
+            .map(|r| VolumeResourceRequirements {
+                limits: quantities(&r.limits),
+                requests: quantities(&r.requests),
+            }),
+        selector: storage.selector.as_ref().map(|s| LabelSelector {
+            match_expressions: s.match_expressions.as_ref().map(|e| {
+                e.iter()
+                    .map(|e| LabelSelectorRequirement {
+                        key: e.key.clone(),
+                        operator: e.operator.clone(),
+                        values: e.values.clone(),
+                    })
+                    .collect()
+            }),
+            match_labels: s.match_labels.clone(),
+        }),
+        storage_class_name: storage.storage_class_name.clone(),
+        volume_mode: storage.volume_mode.clone(),
+        volume_name: storage.volume_name.clone(),
+        ..PersistentVolumeClaimSpec::default()
+    }
 }
 
 /// The claim a volume imported by DataVolume `dv` stands for: the PVC CDI made (`pvc`, when it
 /// exists yet) or, before that, one described by the DataVolume's `storage`; with the
 /// DataVolume's labels and kubecloud annotations (CDI keeps its own on the claim).
 pub fn claim_of_data_volume(
-    dv: &Value,
+    dv: &DataVolume,
     pvc: Option<&PersistentVolumeClaim>,
 ) -> PersistentVolumeClaim {
     let mut claim = match pvc {
         Some(p) => p.clone(),
         None => {
-            let storage = &dv["spec"]["storage"];
             let mut c = PersistentVolumeClaim::default();
-            c.metadata.name = dv["metadata"]["name"].as_str().map(String::from);
-            c.metadata.namespace = dv["metadata"]["namespace"].as_str().map(String::from);
-            c.spec = serde_json::from_value(storage.clone()).ok();
+            c.metadata.name = dv.metadata.name.clone();
+            c.metadata.namespace = dv.metadata.namespace.clone();
+            c.spec = dv.spec.storage.as_ref().map(claim_spec_of);
             c
         }
     };
-    claim.metadata.labels = serde_json::from_value(dv["metadata"]["labels"].clone()).ok();
-    let ours: BTreeMap<String, String> =
-        serde_json::from_value(dv["metadata"]["annotations"].clone()).unwrap_or_default();
+    claim.metadata.labels = dv.metadata.labels.clone();
+    let ours = dv.metadata.annotations.as_ref();
     let annotations = claim.metadata.annotations.get_or_insert_with(BTreeMap::new);
     for key in [REPLICAS, TIER, SOURCE] {
-        if let Some(v) = ours.get(key) {
+        if let Some(v) = ours.and_then(|o| o.get(key)) {
             annotations.insert(key.to_string(), v.clone());
         }
     }
@@ -215,8 +278,8 @@ pub fn claim_of_data_volume(
 /// ```
 /// use kubecloud_core::{ByteSize, Tenant};
 /// let vs = kubecloud_kube::claims::volume_snapshot(&Tenant::new("acme").unwrap(), "root", "nightly", ByteSize::gib(1), "csi-rbdplugin-snapclass");
-/// assert_eq!(vs["spec"]["source"]["persistentVolumeClaimName"], "root");
-/// assert_eq!(vs["spec"]["volumeSnapshotClassName"], "csi-rbdplugin-snapclass");
+/// assert_eq!(vs.spec.source.persistent_volume_claim_name.as_deref(), Some("root"));
+/// assert_eq!(vs.spec.volume_snapshot_class_name.as_deref(), Some("csi-rbdplugin-snapclass"));
 /// ```
 pub fn volume_snapshot(
     tenant: &Tenant,
@@ -224,23 +287,26 @@ pub fn volume_snapshot(
     snapshot: &str,
     size: ByteSize,
     class: &str,
-) -> Value {
+) -> VolumeSnapshot {
     let mut labels = ownership_labels(tenant, snapshot);
     labels.insert(VOLUME.into(), volume.into());
-    json!({
-        "apiVersion": "snapshot.storage.k8s.io/v1",
-        "kind": "VolumeSnapshot",
-        "metadata": {
-            "name": snapshot,
-            "namespace": tenant_namespace(tenant),
-            "labels": labels,
-            "annotations": {SIZE: size.as_u64().to_string()},
+    let mut vs = VolumeSnapshot::new(
+        snapshot,
+        VolumeSnapshotSpec {
+            volume_snapshot_class_name: Some(class.to_string()),
+            source: VolumeSnapshotSource {
+                persistent_volume_claim_name: Some(names::claim(volume)),
+                volume_snapshot_content_name: None,
+            },
         },
-        "spec": {
-            "volumeSnapshotClassName": class,
-            "source": {"persistentVolumeClaimName": names::claim(volume)},
-        },
-    })
+    );
+    vs.metadata.namespace = Some(tenant_namespace(tenant));
+    vs.metadata.labels = Some(labels);
+    vs.metadata.annotations = Some(BTreeMap::from([(
+        SIZE.to_string(),
+        size.as_u64().to_string(),
+    )]));
+    vs
 }
 
 /// Parses a Kubernetes quantity of bytes (`1073741824`, `1Gi`, `500M`).
@@ -324,24 +390,36 @@ pub fn volume_attachment(spec: &kubecloud_core::VolumeSpec) -> kubecloud_core::V
 }
 
 /// The volume's size recorded on VolumeSnapshot `vs` when it was taken, else its
-/// `status.restoreSize`, else zero.
-pub fn snapshot_size(vs: &DynamicObject) -> ByteSize {
-    let annotated = vs
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(SIZE))
-        .and_then(|s| s.parse::<u64>().ok());
-    let restore = vs.data["status"]["restoreSize"]
-        .as_str()
-        .and_then(|s| bytes_of(s).ok())
-        .map(|b| b.as_u64());
-    ByteSize(annotated.or(restore).unwrap_or(0))
+/// `status.restoreSize`, else (neither known yet) zero. A value that is not a size is an error
+/// naming the snapshot and the field.
+pub fn snapshot_size(vs: &VolumeSnapshot) -> Result<ByteSize> {
+    let name = vs.metadata.name.as_deref().unwrap_or_default();
+    let refuse = |field: &str, value: &str, e: Error| {
+        Error::backend(
+            "kubernetes",
+            format!("VolumeSnapshot {name:?}: {field} holds {value:?}, not a size"),
+            false,
+            e,
+        )
+    };
+    let annotated = vs.metadata.annotations.as_ref().and_then(|a| a.get(SIZE));
+    let restore = vs.status.as_ref().and_then(|s| s.restore_size.as_deref());
+    match (annotated, restore) {
+        (Some(s), _) => s.parse::<u64>().map(ByteSize).map_err(|e| {
+            refuse(
+                &format!("annotation {SIZE}"),
+                s,
+                Error::invalid(SIZE, e.to_string()),
+            )
+        }),
+        (None, Some(q)) => bytes_of(q).map_err(|e| refuse("status.restoreSize", q, e)),
+        (None, None) => Ok(ByteSize(0)),
+    }
 }
 
 /// The snapshot VolumeSnapshot `vs` stands for.
-pub fn snapshot_of(vs: &DynamicObject) -> Snapshot {
-    Snapshot {
+pub fn snapshot_of(vs: &VolumeSnapshot) -> Result<Snapshot> {
+    Ok(Snapshot {
         name: vs.metadata.name.clone().unwrap_or_default(),
         volume: vs
             .metadata
@@ -350,9 +428,9 @@ pub fn snapshot_of(vs: &DynamicObject) -> Snapshot {
             .and_then(|l| l.get(VOLUME))
             .cloned()
             .unwrap_or_default(),
-        size: snapshot_size(vs),
-        ready: vs.data["status"]["readyToUse"] == true,
-    }
+        size: snapshot_size(vs)?,
+        ready: vs.status.as_ref().and_then(|s| s.ready_to_use) == Some(true),
+    })
 }
 
 /// Whether a claim or DataVolume with metadata `meta` is a volume of a storage backend (it carries
@@ -366,8 +444,8 @@ pub fn is_volume(meta: &ObjectMeta) -> bool {
 /// Puts the state of the import (DataVolume `dv`) into `volume`'s status: `Failed` with CDI's
 /// message, `Pending` until CDI has a bound claim, `Populating` with the progress while it
 /// imports, and what the claim and the storage say once it `Succeeded`.
-pub fn with_import(mut volume: Volume, dv: &serde_json::Value) -> Volume {
-    match crate::cdi::import_state(dv) {
+pub fn with_import(mut volume: Volume, dv: &DataVolume) -> Volume {
+    match crate::cdi::import_state_of(dv) {
         crate::cdi::ImportState::Succeeded => {}
         crate::cdi::ImportState::Failed(message) => {
             volume.status.phase = VolumePhase::Failed;

@@ -13,9 +13,10 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kubecloud_core::{
     Error, Labels, ResourceKind, Result, Snapshot, Tenant, VolumeSource, VolumeSpec, wait,
 };
+use kubecloud_models::cdi::DataVolume;
+use kubecloud_models::snapshot::VolumeSnapshot;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 
 use super::{SNAPSHOT_GROUP, VOLUME, is_volume, snapshot_of, snapshot_size, spec_from_claim};
 use crate::{Writer, cdi, ensure_owned, from_kube, is_owned, names, tenant_namespace};
@@ -26,9 +27,9 @@ use crate::{Writer, cdi, ensure_owned, from_kube, is_owned, names, tenant_namesp
 pub struct Owned {
     /// The claim.
     pub pvc: Option<PersistentVolumeClaim>,
-    /// The DataVolume of an import, as JSON (only its metadata when read with
-    /// [`Reading::Specs`] and the claim exists).
-    pub dv: Option<Value>,
+    /// The DataVolume of an import (only its metadata, with a default spec and no status, when
+    /// read with [`Reading::Specs`] and the claim exists).
+    pub dv: Option<DataVolume>,
 }
 
 impl Owned {
@@ -49,7 +50,7 @@ impl Owned {
     pub fn name(&self) -> &str {
         match (&self.pvc, &self.dv) {
             (Some(pvc), _) => pvc.metadata.name.as_deref().unwrap_or_default(),
-            (None, Some(dv)) => dv["metadata"]["name"].as_str().unwrap_or_default(),
+            (None, Some(dv)) => dv.metadata.name.as_deref().unwrap_or_default(),
             (None, None) => "",
         }
     }
@@ -79,10 +80,6 @@ fn or_none_without_cdi<T: Default>(listed: Result<T>) -> Result<T> {
         Err(e) if e.is_not_found() => Ok(T::default()),
         other => other,
     }
-}
-
-fn to_value(backend: &str, object: &DynamicObject) -> Result<Value> {
-    serde_json::to_value(object).map_err(|e| Error::backend(backend, "data volume", false, e))
 }
 
 /// The resource of a kind of the volume snapshot CRDs (`VolumeSnapshot`, `VolumeSnapshotClass`).
@@ -168,18 +165,14 @@ impl ClaimStore {
         Api::namespaced(self.client.clone(), &tenant_namespace(tenant))
     }
 
-    /// The DataVolumes of `tenant`'s namespace.
-    pub fn data_volumes(&self, tenant: &Tenant) -> Api<DynamicObject> {
-        cdi::data_volumes(&self.client, &tenant_namespace(tenant))
+    /// The DataVolumes of `tenant`'s namespace (typed).
+    pub fn data_volumes(&self, tenant: &Tenant) -> Api<DataVolume> {
+        cdi::data_volume_api(&self.client, &tenant_namespace(tenant))
     }
 
-    /// The VolumeSnapshots of `tenant`'s namespace.
-    pub fn snapshots(&self, tenant: &Tenant) -> Api<DynamicObject> {
-        Api::namespaced_with(
-            self.client.clone(),
-            &tenant_namespace(tenant),
-            &snapshot_resource("VolumeSnapshot", "volumesnapshots"),
-        )
+    /// The VolumeSnapshots of `tenant`'s namespace (typed).
+    pub fn snapshots(&self, tenant: &Tenant) -> Api<VolumeSnapshot> {
+        Api::namespaced(self.client.clone(), &tenant_namespace(tenant))
     }
 
     /// The tenant's volumes carrying all `labels`, by name, as their claims and imports. With
@@ -216,7 +209,7 @@ impl ClaimStore {
                     let name = dv.metadata.name.as_deref().unwrap_or_default();
                     owned.push(Owned {
                         pvc: claims.remove(name).cloned(),
-                        dv: Some(to_value(self.backend(), dv)?),
+                        dv: Some(dv.clone()),
                     });
                 }
             }
@@ -232,9 +225,13 @@ impl ClaimStore {
                     let name = dv.metadata.name.clone().unwrap_or_default();
                     let pvc = claims.remove(name.as_str()).cloned();
                     let dv = match pvc {
-                        Some(_) => json!({"metadata": dv.metadata}),
+                        Some(_) => DataVolume {
+                            metadata: dv.metadata.clone(),
+                            spec: Default::default(),
+                            status: None,
+                        },
                         None => match writer.get_opt(&data_volumes, &name, kind, &name).await? {
-                            Some(whole) => to_value(self.backend(), &whole)?,
+                            Some(whole) => whole,
                             None => continue,
                         },
                     };
@@ -285,13 +282,7 @@ impl ClaimStore {
             }
             (None, None) => return Err(Error::not_found(ResourceKind::Volume, volume)),
         }
-        Ok(Owned {
-            pvc,
-            dv: dv
-                .as_ref()
-                .map(|d| to_value(self.backend(), d))
-                .transpose()?,
-        })
+        Ok(Owned { pvc, dv })
     }
 
     /// Whether a volume named like `spec` exists already in the tenant's namespace (its claim,
@@ -338,7 +329,7 @@ impl ClaimStore {
     }
 
     /// The tenant's VolumeSnapshot `snapshot`, or `NotFound`.
-    pub async fn owned_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<DynamicObject> {
+    pub async fn owned_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<VolumeSnapshot> {
         let vs = self
             .writer
             .get_opt(
@@ -374,7 +365,7 @@ impl ClaimStore {
             }
             VolumeSource::Snapshot { snapshot } => {
                 let vs = self.owned_snapshot(tenant, snapshot).await?;
-                let size = snapshot_size(&vs);
+                let size = snapshot_size(&vs)?;
                 if spec.size < size {
                     return Err(Error::invalid(
                         "size",
@@ -444,15 +435,12 @@ impl ClaimStore {
             return Err(Error::already_exists(ResourceKind::Snapshot, snapshot));
         }
         let size = spec_from_claim(&pvc)?.size;
-        let desired: DynamicObject = serde_json::from_value(super::volume_snapshot(
-            tenant, volume, snapshot, size, class,
-        ))
-        .map_err(|e| Error::backend(self.backend(), "volume snapshot", false, e))?;
+        let desired = super::volume_snapshot(tenant, volume, snapshot, size, class);
         let vs = self
             .writer
             .apply(&api, &desired, ResourceKind::Snapshot, snapshot)
             .await?;
-        Ok(snapshot_of(&vs))
+        snapshot_of(&vs)
     }
 
     /// The tenant's snapshots (of `volume`, when given), by name.
@@ -471,12 +459,12 @@ impl ClaimStore {
             .list(&params)
             .await
             .map_err(|e| from_kube(self.backend(), ResourceKind::Snapshot, "*", e))?;
-        let mut out: Vec<Snapshot> = list
+        let mut out = list
             .items
             .iter()
             .filter(|vs| is_owned(&vs.metadata, tenant))
             .map(snapshot_of)
-            .collect();
+            .collect::<Result<Vec<Snapshot>>>()?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -639,7 +627,7 @@ impl ClaimStore {
             return self
                 .writer
                 .states(&self.claims(tenant), &object)
-                .filter_map(|s| async move { s.ok() })
+                .filter_map(|s| async move { logged(s) })
                 .take_while(move |s| {
                     let alive = s.as_ref().is_some_and(|p| is_owned(&p.metadata, &owner));
                     async move { alive }
@@ -654,25 +642,23 @@ impl ClaimStore {
         }
         enum Seen {
             Claim(Box<Option<PersistentVolumeClaim>>),
-            Import(Box<Option<DynamicObject>>),
+            Import(Box<Option<DataVolume>>),
         }
         let claims = self
             .writer
             .states(&self.claims(tenant), &object)
-            .filter_map(|s| async move { s.ok().map(|c| Seen::Claim(Box::new(c))) });
+            .filter_map(|s| async move { logged(s).map(|c| Seen::Claim(Box::new(c))) });
         let imports = self
             .writer
             .states(&self.data_volumes(tenant), &object)
-            .filter_map(|s| async move { s.ok().map(|d| Seen::Import(Box::new(d))) });
-        let backend = self.backend().to_string();
+            .filter_map(|s| async move { logged(s).map(|d| Seen::Import(Box::new(d))) });
         futures::stream::select(claims, imports)
             .scan(owned, move |state, seen| {
                 match seen {
                     Seen::Claim(c) => state.pvc = (*c).filter(|c| is_owned(&c.metadata, &owner)),
                     Seen::Import(d) => {
                         state.dv = (*d)
-                            .filter(|d| is_owned(&d.metadata, &owner) && is_volume(&d.metadata))
-                            .and_then(|d| to_value(&backend, &d).ok());
+                            .filter(|d| is_owned(&d.metadata, &owner) && is_volume(&d.metadata));
                     }
                 }
                 let next = state.exists().then(|| state.clone());
@@ -680,6 +666,14 @@ impl ClaimStore {
             })
             .boxed()
     }
+}
+
+/// A watched state, or `None` (logged) for an error: a state that does not decode is skipped,
+/// the next one is read again.
+fn logged<T>(state: Result<T>) -> Option<T> {
+    state
+        .inspect_err(|e| tracing::warn!(error = %e, "a watched volume state was not read"))
+        .ok()
 }
 
 /// The checked source of a clone or restore ([`ClaimStore::check_source`]).
@@ -690,5 +684,5 @@ pub enum Source {
     /// A clone's source claim.
     Claim(Box<PersistentVolumeClaim>),
     /// A restore's VolumeSnapshot.
-    Snapshot(Box<DynamicObject>),
+    Snapshot(Box<VolumeSnapshot>),
 }

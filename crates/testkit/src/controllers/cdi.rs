@@ -8,7 +8,9 @@
 //! `WaitForFirstConsumer` (the simulated KubeVirt then starts the VM, whose temporary pod is
 //! that consumer). The DataVolume then moves, one step per reconcile: `ImportScheduled` →
 //! `ImportInProgress` with `progress` `"0.00%"`, `"50.00%"`, `"100.00%"` → `Succeeded`, with
-//! CDI's `Bound`, `Running` and `Ready` conditions. An import whose URL host ends in `.invalid`,
+//! CDI's `Bound`, `Running` and `Ready` conditions, each with `lastHeartbeatTime` (now) and
+//! `lastTransitionTime` (kept while the condition's status stays, now when it changes), as
+//! `updateCondition` in CDI's `pkg/controller/datavolume/conditions.go` sets them. An import whose URL host ends in `.invalid`,
 //! or contains a substring given to [`CdiController::failing_url`], ends `Failed` with a
 //! `Running` condition saying why. Clone (`pvc`) and snapshot sources succeed like imports.
 
@@ -115,6 +117,23 @@ impl CdiController {
         }})
     }
 
+    /// Sets `lastHeartbeatTime` of every condition to now and `lastTransitionTime` to the one
+    /// `dv` has for that condition while its status stays, else to now.
+    fn stamp_conditions(dv: &Value, conditions: &mut Value) {
+        let now = crate::meta::now();
+        let previous = dv["status"]["conditions"].as_array();
+        for c in conditions.as_array_mut().into_iter().flatten() {
+            let kept = previous
+                .into_iter()
+                .flatten()
+                .find(|p| p["type"] == c["type"] && p["status"] == c["status"])
+                .and_then(|p| p["lastTransitionTime"].as_str())
+                .map(str::to_string);
+            c["lastTransitionTime"] = json!(kept.unwrap_or_else(|| now.clone()));
+            c["lastHeartbeatTime"] = json!(now);
+        }
+    }
+
     fn reconcile_dv(&self, api: &Cluster, dv: &Value) -> Result<(), ControllerError> {
         if dv["metadata"]["deletionTimestamp"].is_string() {
             return Ok(());
@@ -170,6 +189,7 @@ impl CdiController {
             _ => return Ok(()),
         };
         status["status"]["claimName"] = json!(name);
+        Self::stamp_conditions(dv, &mut status["status"]["conditions"]);
         set(status)?;
         Ok(())
     }
