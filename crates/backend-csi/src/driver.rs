@@ -13,9 +13,9 @@ use kube::api::{Api, ListParams};
 use kubecloud_core::{
     BlockStorage, ByteSize, Error, Labels, ResourceKind, Result, Snapshot, StorageCapabilities,
     StoragePool, Tenant, Volume, VolumeAttachment as Attachment, VolumeSource, VolumeSpec,
-    validate_name, validate_size,
+    validate_name,
 };
-use kubecloud_kube::claims::{Owned, Reading, Source, with_import};
+use kubecloud_kube::claims::{Owned, Reading, Resize, Source, with_import};
 use kubecloud_kube::ensure_namespace;
 
 use crate::BACKEND;
@@ -380,41 +380,15 @@ impl BlockStorage for Csi {
     }
 
     async fn list_volume_specs(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<VolumeSpec>> {
-        let owned = self
-            .inner
-            .store
-            .owned_volumes(tenant, labels, Reading::Specs)
-            .await?;
-        owned
-            .iter()
-            .map(|o| translate::spec_from_claim(&o.claim()))
-            .collect()
+        // The spec is the claim's (or the import's): nothing of the storage system is read.
+        self.inner.store.volume_specs(tenant, labels).await
     }
 
     async fn resize_volume(&self, tenant: &Tenant, name: &str, size: ByteSize) -> Result<Volume> {
-        validate_size("size", size)?;
-        let owned = self.inner.store.owned_volume(tenant, name).await?;
-        if owned.pvc.is_none() {
-            return Err(Error::conflict(
-                ResourceKind::Volume,
-                name,
-                "the import has no claim yet; resize it once CDI has made it",
-            ));
-        }
-        let pvc = owned.claim();
-        let mut spec = translate::spec_from_claim(&pvc)?;
-        if size < spec.size {
-            return Err(Error::invalid(
-                "size",
-                format!(
-                    "shrinking {name:?} from {} to {size} is not supported",
-                    spec.size
-                ),
-            ));
-        }
-        if size == spec.size {
-            return self.volume_owned(&owned).await;
-        }
+        let (pvc, owned, mut spec) = match self.inner.store.resize_of(tenant, name, size).await? {
+            Resize::Unchanged(owned) => return self.volume_owned(&owned).await,
+            Resize::Grow { owned, spec } => (owned.claim(), owned, spec),
+        };
         let tier = self.tier_of_claim(&pvc)?;
         let class_name = pvc
             .spec

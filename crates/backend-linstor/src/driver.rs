@@ -12,7 +12,7 @@ use kube::api::{Api, DynamicObject};
 use kubecloud_core::{
     AccessMode, BlockStorage, ByteSize, Error, Labels, MAX_REPLICAS, ResourceKind, Result,
     Snapshot, StorageCapabilities, StoragePool, Tenant, Volume, VolumeAttachment, VolumeMode,
-    VolumeSource, VolumeSpec, validate_name, validate_size,
+    VolumeSource, VolumeSpec, validate_name,
 };
 use kubecloud_kube::ensure_namespace;
 
@@ -21,7 +21,7 @@ use crate::capabilities::capabilities;
 use crate::rest::{BACKEND, Subject, model};
 use crate::status::{not_found, with_import};
 use crate::translate::{self, TierPlan};
-use kubecloud_kube::claims::{Owned, Reading};
+use kubecloud_kube::claims::{Owned, Reading, Resize};
 
 impl Linstor {
     /// What a volume spec must satisfy on this backend before anything is sent or rendered:
@@ -271,42 +271,15 @@ impl BlockStorage for Linstor {
     }
 
     async fn list_volume_specs(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<VolumeSpec>> {
-        // The spec is the claim's (or the import's): no LINSTOR resources, no VM instances.
-        let owned = self
-            .inner
-            .store
-            .owned_volumes(tenant, labels, Reading::Specs)
-            .await?;
-        owned
-            .iter()
-            .map(|o| translate::spec_from_claim(&o.claim()))
-            .collect()
+        // The spec is the claim's (or the import's): nothing of the storage system is read.
+        self.inner.store.volume_specs(tenant, labels).await
     }
 
     async fn resize_volume(&self, tenant: &Tenant, name: &str, size: ByteSize) -> Result<Volume> {
-        validate_size("size", size)?;
-        let owned = self.inner.store.owned_volume(tenant, name).await?;
-        if owned.pvc.is_none() {
-            return Err(Error::conflict(
-                ResourceKind::Volume,
-                name,
-                "the import has no claim yet; resize it once CDI has made it",
-            ));
-        }
-        let pvc = owned.claim();
-        let mut spec = translate::spec_from_claim(&pvc)?;
-        if size < spec.size {
-            return Err(Error::invalid(
-                "size",
-                format!(
-                    "shrinking {name:?} from {} to {size} is not supported",
-                    spec.size
-                ),
-            ));
-        }
-        if size == spec.size {
-            return self.volume_owned(owned).await;
-        }
+        let (pvc, owned, mut spec) = match self.inner.store.resize_of(tenant, name, size).await? {
+            Resize::Unchanged(owned) => return self.volume_owned(owned).await,
+            Resize::Grow { owned, spec } => (owned.claim(), owned, spec),
+        };
         // LINSTOR must have the extra space on every node holding a replica.
         if let Some(rd) = self.resource_definition(&pvc).await? {
             let delta = (size.as_u64() - spec.size.as_u64()).div_ceil(1024);

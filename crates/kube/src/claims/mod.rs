@@ -35,7 +35,7 @@ use kubecloud_models::snapshot::volume_snapshot::{VolumeSnapshotSource, VolumeSn
 
 use crate::{MANAGED_BY, NAME, TENANT, names, ownership_labels, tenant_namespace};
 
-pub use store::{ClaimStore, Owned, Reading, Source};
+pub use store::{ClaimStore, Owned, Reading, Resize, Source};
 
 /// Annotation: the spec's replica count.
 pub const REPLICAS: &str = "kubecloud.io/replicas";

@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::Resource;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kubecloud_core::{
-    Error, Labels, ResourceKind, Result, Snapshot, Tenant, VolumeSource, VolumeSpec, wait,
+    ByteSize, Error, Labels, ResourceKind, Result, Snapshot, Tenant, VolumeSource, VolumeSpec,
+    validate_size, wait,
 };
 use kubecloud_models::cdi::DataVolume;
 use kubecloud_models::snapshot::VolumeSnapshot;
@@ -30,6 +31,20 @@ pub struct Owned {
     /// The DataVolume of an import (only its metadata, with a default spec and no status, when
     /// read with [`Reading::Specs`] and the claim exists).
     pub dv: Option<DataVolume>,
+}
+
+/// What [`ClaimStore::resize_of`] found.
+#[derive(Debug)]
+pub enum Resize {
+    /// The volume already has the size asked for.
+    Unchanged(Owned),
+    /// The volume grows: what was found of it, and its spec as it is now.
+    Grow {
+        /// What was found of the volume (its claim is `owned.claim()`).
+        owned: Owned,
+        /// Its spec (the current size).
+        spec: VolumeSpec,
+    },
 }
 
 impl Owned {
@@ -250,6 +265,45 @@ impl ClaimStore {
         );
         owned.sort_by(|a, b| a.name().cmp(b.name()));
         Ok(owned)
+    }
+
+    /// The specs of the tenant's volumes matching `labels`, from their claims (or imports)
+    /// alone: nothing of the storage system is read.
+    pub async fn volume_specs(&self, tenant: &Tenant, labels: &Labels) -> Result<Vec<VolumeSpec>> {
+        self.owned_volumes(tenant, labels, Reading::Specs)
+            .await?
+            .iter()
+            .map(|o| spec_from_claim(&o.claim()))
+            .collect()
+    }
+
+    /// What resizing volume `name` to `size` means, checked the same way for every storage
+    /// backend: an import without its claim yet is `Conflict`, shrinking is `InvalidInput` on
+    /// `size`, the same size changes nothing.
+    pub async fn resize_of(&self, tenant: &Tenant, name: &str, size: ByteSize) -> Result<Resize> {
+        validate_size("size", size)?;
+        let owned = self.owned_volume(tenant, name).await?;
+        if owned.pvc.is_none() {
+            return Err(Error::conflict(
+                ResourceKind::Volume,
+                name,
+                "the import has no claim yet; resize it once CDI has made it",
+            ));
+        }
+        let spec = spec_from_claim(&owned.claim())?;
+        if size < spec.size {
+            return Err(Error::invalid(
+                "size",
+                format!(
+                    "shrinking {name:?} from {} to {size} is not supported",
+                    spec.size
+                ),
+            ));
+        }
+        if size == spec.size {
+            return Ok(Resize::Unchanged(owned));
+        }
+        Ok(Resize::Grow { owned, spec })
     }
 
     /// The tenant's volume `volume`: its claim, and its DataVolume when it is (or was made by) an
