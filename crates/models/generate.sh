@@ -54,7 +54,7 @@ emit() {
     local which=$file
     if [ "$name" != "-" ]; then which="$file ($name)"; fi
     echo "// Upstream: $which, version $version; $(provenance "$key")."
-    kopium -f "$input" --api-version "$version" --docs --derive PartialEq --derive Default \
+    kopium -f "$input" --api-version "$version" --docs --no-condition --derive PartialEq --derive Default \
       --smart-derive-elision | sed -e '/^\/\/ kopium command:/d'
   } > "$out/$system/$module.rs"
   modules+=("$system/$module")

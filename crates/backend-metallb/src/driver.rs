@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use k8s_openapi::api::core::v1::{Event, Namespace, Secret, Service};
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 use kubecloud_core::wait::Check;
 use kubecloud_core::{
@@ -26,6 +26,10 @@ use crate::translate::{
     self, ALLOCATED_FROM_POOL, ALLOCATION_FAILED, domain_pool, pool_object, pool_usage,
 };
 use crate::{BACKEND, MetalLb, shared};
+use kubecloud_models::metallb::{
+    BgpAdvertisement as BgpAdvertisementObject, BgpPeer as BgpPeerObject, IpAddressPool,
+    L2Advertisement as L2AdvertisementObject,
+};
 
 /// The ingress address of a Service, if MetalLB gave it one.
 fn ingress_ip(svc: &Service) -> Option<IpAddr> {
@@ -99,8 +103,16 @@ enum Seen {
 }
 
 impl MetalLb {
-    fn pools_api(&self) -> Api<DynamicObject> {
-        Kind::IpAddressPool.api(&self.client, &self.namespace)
+    fn pools_api(&self) -> Api<IpAddressPool> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// A typed MetalLB kind's API in MetalLB's namespace.
+    fn metallb_api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
     }
 
     fn services(&self, tenant: &Tenant) -> Api<Service> {
@@ -138,7 +150,7 @@ impl MetalLb {
     }
 
     /// The tenant's pool object `object` (`NotFound` naming `pool` if absent or another's).
-    async fn owned_pool(&self, tenant: &Tenant, pool: &str) -> Result<DynamicObject> {
+    async fn owned_pool(&self, tenant: &Tenant, pool: &str) -> Result<IpAddressPool> {
         let object = pool_object(tenant, pool);
         let found = self
             .writer
@@ -195,13 +207,11 @@ impl MetalLb {
                 }
                 continue;
             }
-            let blocks = json(other)["spec"]["addresses"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let overlaps = blocks
+            let overlaps = other
+                .spec
+                .addresses
                 .iter()
-                .filter_map(|b| b.as_str().and_then(translate::parse_block))
+                .filter_map(|b| translate::parse_block(b))
                 .any(|b| mine.iter().any(|m| m.overlaps(&b.range())));
             if overlaps {
                 let reason = match other.labels().get(NAME).filter(|_| owned) {
@@ -279,9 +289,12 @@ impl MetalLb {
             // The backend owns the whole spec of its MetalLB objects: a field it no longer
             // sets (a dropped `bfdProfile`) is a change too, which a subset check would miss;
             // the CRD defaults the API server filled in are not.
-            let unchanged = current.as_ref().is_some_and(|c| {
-                translate::same_spec(&json(c)["spec"], &value["spec"]) && holds(c, &desired)
-            });
+            let unchanged = match &current {
+                Some(c) => {
+                    translate::same_spec(&json(c)?["spec"], &value["spec"]) && holds(c, &desired)
+                }
+                None => false,
+            };
             let live = match current {
                 Some(current) if unchanged => current,
                 _ => self.writer.apply(&api, &desired, kind, name).await?,
@@ -295,12 +308,14 @@ impl MetalLb {
             })
             .await?;
         }
-        let pool = written
-            .into_iter()
-            .find(|((k, _), _)| k == "IpAddressPool")
-            .map(|(_, live)| json(&live))
-            .unwrap_or_default();
-        let (assigned, available) = pool_usage(&pool, translate::capacity(spec));
+        let (assigned, available) =
+            match written.into_iter().find(|((k, _), _)| k == "IpAddressPool") {
+                Some((_, live)) => {
+                    let pool: IpAddressPool = kubecloud_kube::convert(&live, BACKEND, kind, name)?;
+                    pool_usage(&pool, translate::capacity(spec))
+                }
+                None => (0, translate::capacity(spec)),
+            };
         tracing::debug!(%tenant, pool = name, "address pool written");
         Ok(AddressPool {
             spec: spec.clone(),
@@ -354,14 +369,9 @@ impl MetalLb {
         let params = || ListParams::default().labels(&selector);
         let kind = ResourceKind::AddressPool;
         let what = only.unwrap_or("*");
-        let list = |k: Kind| {
-            let api = k.api(&self.client, &self.namespace);
-            let params = params();
-            async move { self.list(&api, params, kind, what).await }
-        };
         // All pools, filtered here: the same list as `load_shared`'s, so a plan reading both
         // sends it once.
-        let pools: Vec<DynamicObject> = self
+        let pools: Vec<IpAddressPool> = self
             .list(&self.pools_api(), ListParams::default(), kind, what)
             .await?
             .into_iter()
@@ -371,45 +381,27 @@ impl MetalLb {
         if pools.is_empty() {
             return Ok(Vec::new());
         }
-        let l2s: Vec<_> = list(Kind::L2Advertisement)
-            .await?
-            .iter()
-            .map(json)
-            .collect();
-        let bgps: Vec<_> = list(Kind::BgpAdvertisement)
-            .await?
-            .iter()
-            .map(json)
-            .collect();
-        let peers: Vec<_> = list(Kind::BgpPeer).await?.iter().map(json).collect();
+        let l2s: Vec<L2AdvertisementObject> =
+            self.list(&self.metallb_api(), params(), kind, what).await?;
+        let bgps: Vec<BgpAdvertisementObject> =
+            self.list(&self.metallb_api(), params(), kind, what).await?;
+        let peers: Vec<BgpPeerObject> =
+            self.list(&self.metallb_api(), params(), kind, what).await?;
         let mut passwords = BTreeMap::new();
-        if peers
-            .iter()
-            .any(|p| p["spec"]["passwordSecret"].is_object())
-        {
+        if peers.iter().any(|p| p.spec.password_secret.is_some()) {
             for secret in self.list(&self.secrets(), params(), kind, what).await? {
                 if let Some(password) = translate::secret_password(&secret) {
                     passwords.insert(secret.name_any(), password);
                 }
             }
         }
-        let by_name = |objects: &[serde_json::Value], name: &str| {
-            objects
-                .iter()
-                .find(|o| o["metadata"]["name"] == name)
-                .cloned()
-        };
         let mut out = Vec::new();
-        for pool in pools.iter().map(json) {
-            let object = pool["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let l2 = by_name(&l2s, &object);
-            let bgp = by_name(&bgps, &object);
-            let (spec, complete) =
-                translate::read_pool(tenant, &pool, l2.as_ref(), bgp.as_ref(), &peers, &passwords)?;
-            let (assigned, available) = pool_usage(&pool, translate::capacity(&spec));
+        for pool in &pools {
+            let object = pool.metadata.name.as_deref();
+            let l2 = l2s.iter().find(|o| o.metadata.name.as_deref() == object);
+            let bgp = bgps.iter().find(|o| o.metadata.name.as_deref() == object);
+            let (spec, complete) = translate::read_pool(tenant, pool, l2, bgp, &peers, &passwords)?;
+            let (assigned, available) = pool_usage(pool, translate::capacity(&spec));
             out.push(AddressPool {
                 spec,
                 assigned,
@@ -429,21 +421,22 @@ impl MetalLb {
         let all = self
             .list(&self.pools_api(), ListParams::default(), kind, what)
             .await?;
-        let admin: Vec<serde_json::Value> = all
-            .iter()
+        let admin: Vec<IpAddressPool> = all
+            .into_iter()
             .filter(|p| p.labels().get(MANAGED_BY).map(String::as_str) != Some(MANAGER))
             .filter(|p| only.is_none_or(|n| p.name_any() == n))
-            .map(json)
             .collect();
         if admin.is_empty() {
             return Ok(Vec::new());
         }
         let namespace = tenant_namespace(tenant);
         let mut namespace_labels = BTreeMap::new();
-        if admin
-            .iter()
-            .any(|p| p["spec"]["serviceAllocation"]["namespaceSelectors"].is_array())
-        {
+        if admin.iter().any(|p| {
+            p.spec
+                .service_allocation
+                .as_ref()
+                .is_some_and(|a| a.namespace_selectors.is_some())
+        }) {
             let namespaces: Api<Namespace> = Api::all(self.client.clone());
             if let Some(ns) = self
                 .writer
@@ -467,24 +460,15 @@ impl MetalLb {
         if usable.is_empty() {
             return Ok(Vec::new());
         }
-        let list_all = |k: Kind| {
-            let api = k.api(&self.client, &self.namespace);
-            async move { self.list(&api, ListParams::default(), kind, what).await }
-        };
-        let l2s: Vec<_> = list_all(Kind::L2Advertisement)
-            .await?
-            .iter()
-            .map(json)
-            .collect();
-        let bgps: Vec<_> = list_all(Kind::BgpAdvertisement)
-            .await?
-            .iter()
-            .map(json)
-            .collect();
-        let peers: Vec<_> = if bgps.is_empty() {
+        let all = ListParams::default;
+        let l2s: Vec<L2AdvertisementObject> =
+            self.list(&self.metallb_api(), all(), kind, what).await?;
+        let bgps: Vec<BgpAdvertisementObject> =
+            self.list(&self.metallb_api(), all(), kind, what).await?;
+        let peers: Vec<BgpPeerObject> = if bgps.is_empty() {
             Vec::new()
         } else {
-            list_all(Kind::BgpPeer).await?.iter().map(json).collect()
+            self.list(&self.metallb_api(), all(), kind, what).await?
         };
         let mut out: Vec<AddressPool> = usable
             .iter()
@@ -611,12 +595,11 @@ impl MetalLb {
                 }
                 other => other?,
             };
-            let pool = json(&pool);
-            let blocks: Vec<AddressBlock> = pool["spec"]["addresses"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|b| b.as_str().and_then(translate::parse_block))
+            let blocks: Vec<AddressBlock> = pool
+                .spec
+                .addresses
+                .iter()
+                .filter_map(|b| translate::parse_block(b))
                 .collect();
             if !blocks.is_empty() && blocks.iter().all(|b| b.range().first.is_ipv6()) {
                 translate::single_stack_ipv6(&mut svc);
@@ -753,7 +736,7 @@ impl LoadBalancer for MetalLb {
             .filter(|s| s.annotations().get(ALLOCATED_FROM_POOL) == Some(&object))
             .filter_map(ingress_ip)
             .collect();
-        let (assigned, _) = pool_usage(&json(&pool), 0);
+        let (assigned, _) = pool_usage(&pool, 0);
         let assigned = assigned.max(in_use.len() as u128);
         if assigned > 0 {
             return Err(Error::conflict(
@@ -851,7 +834,7 @@ impl LoadBalancer for MetalLb {
             {
                 settle = Some((
                     object.clone(),
-                    pool_usage(&json(&pool), 0).0,
+                    pool_usage(&pool, 0).0,
                     revision(&pool.metadata),
                 ));
             }
@@ -876,7 +859,7 @@ impl LoadBalancer for MetalLb {
                     |pool| match pool {
                         None => Check::Met,
                         Some(p) if revision(&p.metadata) <= read_at => Check::Pending,
-                        Some(p) if pool_usage(&json(p), 0).0 < before => Check::Met,
+                        Some(p) if pool_usage(p, 0).0 < before => Check::Met,
                         Some(_) => Check::Pending,
                     },
                 )

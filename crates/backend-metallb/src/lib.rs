@@ -108,6 +108,7 @@ pub mod plugin;
 pub mod models {
     pub use kubecloud_models::metallb::*;
 }
+pub mod selectors;
 pub mod shared;
 pub mod translate;
 

@@ -78,7 +78,8 @@ pub fn dynamic(object: &Value) -> Result<DynamicObject> {
         .map_err(|e| Error::backend("metallb", "building an object failed", false, e))
 }
 
-/// A [`DynamicObject`] as JSON.
-pub fn json(object: &DynamicObject) -> Value {
-    serde_json::to_value(object).unwrap_or(Value::Null)
+/// A [`DynamicObject`] as JSON (an object that cannot be is an error, never `null`).
+pub fn json(object: &DynamicObject) -> Result<Value> {
+    serde_json::to_value(object)
+        .map_err(|e| Error::backend("metallb", "reading an object failed", false, e))
 }

@@ -12,165 +12,138 @@ use std::collections::BTreeMap;
 use kubecloud_core::{
     AddressPool, AddressPoolSpec, Advertisement, BgpAdvertisement, BgpPeer, L2Advertisement,
 };
-use serde_json::Value;
+use kubecloud_models::metallb::{
+    BgpAdvertisement as BgpAdvertisementObject, BgpPeer as BgpPeerObject, IpAddressPool,
+    L2Advertisement as L2AdvertisementObject,
+};
 
+use crate::selectors::{Selector, any_selects};
 use crate::translate::{self, capacity, pool_usage};
-
-/// Whether `labels` satisfy a `metav1.LabelSelector`.
-pub fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
-    let match_labels = selector["matchLabels"].as_object();
-    let labels_ok = match_labels
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str());
-    let expressions_ok = selector["matchExpressions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .all(|e| {
-            let value = e["key"].as_str().and_then(|k| labels.get(k));
-            let values: Vec<&str> = e["values"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            match e["operator"].as_str() {
-                Some("In") => value.is_some_and(|v| values.contains(&v.as_str())),
-                Some("NotIn") => value.is_none_or(|v| !values.contains(&v.as_str())),
-                Some("Exists") => value.is_some(),
-                Some("DoesNotExist") => value.is_none(),
-                _ => false,
-            }
-        });
-    labels_ok && expressions_ok
-}
-
-fn any_selects(selectors: &Value, labels: &BTreeMap<String, String>) -> bool {
-    selectors
-        .as_array()
-        .is_some_and(|s| s.iter().any(|sel| selects(sel, labels)))
-}
 
 /// Whether the administrator's pool `pool` admits Services of the tenant's namespace
 /// `namespace` (labelled `namespace_labels`) carrying `service_labels`.
 pub fn admits(
-    pool: &Value,
+    pool: &IpAddressPool,
     namespace: &str,
     namespace_labels: &BTreeMap<String, String>,
     service_labels: &BTreeMap<String, String>,
 ) -> bool {
-    let alloc = &pool["spec"]["serviceAllocation"];
-    let namespaces = alloc["namespaces"].as_array().filter(|a| !a.is_empty());
-    let selectors = alloc["namespaceSelectors"]
-        .as_array()
-        .filter(|a| !a.is_empty());
-    let ns_ok = (namespaces.is_none() && selectors.is_none())
-        || namespaces.is_some_and(|n| n.iter().any(|n| n == namespace))
-        || any_selects(&alloc["namespaceSelectors"], namespace_labels);
-    let svc_selectors = alloc["serviceSelectors"]
-        .as_array()
-        .filter(|a| !a.is_empty());
-    ns_ok && (svc_selectors.is_none() || any_selects(&alloc["serviceSelectors"], service_labels))
+    let Some(alloc) = &pool.spec.service_allocation else {
+        return true;
+    };
+    let namespaces = alloc.namespaces.as_deref().unwrap_or_default();
+    let namespace_selectors = alloc.namespace_selectors.as_deref().unwrap_or_default();
+    let ns_ok = (namespaces.is_empty() && namespace_selectors.is_empty())
+        || namespaces.iter().any(|n| n == namespace)
+        || any_selects(namespace_selectors, namespace_labels);
+    let service_selectors = alloc.service_selectors.as_deref().unwrap_or_default();
+    ns_ok && (service_selectors.is_empty() || any_selects(service_selectors, service_labels))
 }
 
-fn announces(adv: &Value, pool: &Value) -> bool {
-    let name = &pool["metadata"]["name"];
-    let named = adv["spec"]["ipAddressPools"].as_array();
-    let selectors = adv["spec"]["ipAddressPoolSelectors"].as_array();
-    match (
-        named.filter(|a| !a.is_empty()),
-        selectors.filter(|a| !a.is_empty()),
-    ) {
-        (None, None) => true,
-        (named, _) => {
-            named.is_some_and(|n| n.contains(name))
-                || any_selects(
-                    &adv["spec"]["ipAddressPoolSelectors"],
-                    &labels(&pool["metadata"]["labels"]),
-                )
-        }
+/// Whether an advertisement naming `named` pools and selecting by `selectors` announces `pool`
+/// (an advertisement naming and selecting none announces every pool).
+fn announces<S: Selector>(
+    named: Option<&[String]>,
+    selectors: Option<&[S]>,
+    pool: &IpAddressPool,
+) -> bool {
+    let named = named.unwrap_or_default();
+    let selectors = selectors.unwrap_or_default();
+    if named.is_empty() && selectors.is_empty() {
+        return true;
     }
+    let name = pool.metadata.name.as_deref().unwrap_or_default();
+    let labels = pool.metadata.labels.clone().unwrap_or_default();
+    named.iter().any(|n| n == name) || any_selects(selectors, &labels)
 }
 
-fn labels(v: &Value) -> BTreeMap<String, String> {
-    v.as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-        .collect()
+fn l2_announces(adv: &L2AdvertisementObject, pool: &IpAddressPool) -> bool {
+    announces(
+        adv.spec.ip_address_pools.as_deref(),
+        adv.spec.ip_address_pool_selectors.as_deref(),
+        pool,
+    )
 }
 
-fn secs(v: &Value) -> Option<u32> {
-    v.as_str()?.strip_suffix('s')?.parse().ok()
+fn bgp_announces(adv: &BgpAdvertisementObject, pool: &IpAddressPool) -> bool {
+    announces(
+        adv.spec.ip_address_pools.as_deref(),
+        adv.spec.ip_address_pool_selectors.as_deref(),
+        pool,
+    )
 }
 
 /// The administrator's pool as the tenant sees it, if something announces it.
-pub fn view(pool: &Value, l2s: &[Value], bgps: &[Value], peers: &[Value]) -> Option<AddressPool> {
-    let name = pool["metadata"]["name"].as_str()?.to_string();
-    let addresses = pool["spec"]["addresses"]
-        .as_array()?
+pub fn view(
+    pool: &IpAddressPool,
+    l2s: &[L2AdvertisementObject],
+    bgps: &[BgpAdvertisementObject],
+    peers: &[BgpPeerObject],
+) -> Option<AddressPool> {
+    let name = pool.metadata.name.clone()?;
+    let addresses = pool
+        .spec
+        .addresses
         .iter()
-        .filter_map(|a| a.as_str().and_then(translate::parse_block))
+        .filter_map(|a| translate::parse_block(a))
         .collect();
-    let advertisement = if let Some(l2) = l2s.iter().find(|a| announces(a, pool)) {
+    let advertisement = if let Some(l2) = l2s.iter().find(|a| l2_announces(a, pool)) {
         Advertisement::L2(L2Advertisement {
-            node_selector: labels(&l2["spec"]["nodeSelectors"][0]["matchLabels"]),
-            interfaces: l2["spec"]["interfaces"]
-                .as_array()
-                .into_iter()
+            node_selector: l2
+                .spec
+                .node_selectors
+                .iter()
                 .flatten()
-                .filter_map(|i| i.as_str().map(String::from))
-                .collect(),
+                .next()
+                .and_then(|s| s.match_labels.clone())
+                .unwrap_or_default(),
+            interfaces: l2.spec.interfaces.clone().unwrap_or_default(),
         })
     } else {
-        let bgp = bgps.iter().find(|a| announces(a, pool))?;
-        let s = &bgp["spec"];
-        let named: Vec<&str> = s["peers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let bgp = bgps.iter().find(|a| bgp_announces(a, pool))?;
+        let named = bgp.spec.peers.as_deref().unwrap_or_default();
         let peers = peers
             .iter()
             .filter(|p| {
                 named.is_empty()
-                    || named.contains(&p["metadata"]["name"].as_str().unwrap_or_default())
+                    || named
+                        .iter()
+                        .any(|n| Some(n.as_str()) == p.metadata.name.as_deref())
             })
             .filter_map(|p| {
-                let ps = &p["spec"];
+                let ps = &p.spec;
                 Some(BgpPeer {
-                    name: p["metadata"]["name"].as_str()?.to_string(),
-                    my_asn: ps["myASN"].as_u64()? as u32,
-                    peer_asn: ps["peerASN"].as_u64().unwrap_or_default() as u32,
-                    address: ps["peerAddress"].as_str()?.parse().ok()?,
-                    port: ps["peerPort"].as_u64().map(|p| p as u16),
-                    hold_time_secs: secs(&ps["holdTime"]),
-                    keepalive_time_secs: secs(&ps["keepaliveTime"]),
-                    ebgp_multihop: ps["ebgpMultiHop"].as_bool().unwrap_or(false),
-                    bfd: ps["bfdProfile"].is_string(),
+                    name: p.metadata.name.clone()?,
+                    my_asn: u32::try_from(ps.my_asn).ok()?,
+                    peer_asn: ps
+                        .peer_asn
+                        .and_then(|a| u32::try_from(a).ok())
+                        .unwrap_or_default(),
+                    address: ps.peer_address.as_deref()?.parse().ok()?,
+                    port: ps.peer_port.and_then(|p| u16::try_from(p).ok()),
+                    hold_time_secs: ps.hold_time.as_deref().and_then(translate::secs),
+                    keepalive_time_secs: ps.keepalive_time.as_deref().and_then(translate::secs),
+                    ebgp_multihop: ps.ebgp_multi_hop.unwrap_or(false),
+                    bfd: ps.bfd_profile.is_some(),
                     password: None,
                 })
             })
             .collect();
         Advertisement::Bgp(BgpAdvertisement {
             peers,
-            aggregation_length: s["aggregationLength"].as_u64().map(|l| l as u8),
-            local_preference: s["localPref"].as_u64().map(|l| l as u32),
-            communities: s["communities"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.as_str().map(String::from))
-                .collect(),
+            aggregation_length: bgp
+                .spec
+                .aggregation_length
+                .and_then(|l| u8::try_from(l).ok()),
+            local_preference: bgp.spec.local_pref.and_then(|l| u32::try_from(l).ok()),
+            communities: bgp.spec.communities.clone().unwrap_or_default(),
         })
     };
     let spec = AddressPoolSpec {
         name,
         addresses,
-        auto_assign: pool["spec"]["autoAssign"].as_bool().unwrap_or(true),
-        avoid_buggy_ips: pool["spec"]["avoidBuggyIPs"].as_bool().unwrap_or(false),
+        auto_assign: pool.spec.auto_assign.unwrap_or(true),
+        avoid_buggy_ips: pool.spec.avoid_buggy_i_ps.unwrap_or(false),
         advertisement,
     };
     let (assigned, available) = pool_usage(pool, capacity(&spec));

@@ -23,6 +23,10 @@ use kubecloud_core::{
     SecretString, ServicePort, Tenant,
 };
 use kubecloud_kube::{NAME, names, ownership_labels, tenant_namespace};
+use kubecloud_models::metallb::{
+    BgpAdvertisement as BgpAdvertisementObject, BgpPeer as BgpPeerObject, IpAddressPool,
+    L2Advertisement as L2AdvertisementObject,
+};
 use serde_json::{Value, json};
 
 /// MetalLB's CRD default for `BGPPeer.spec.peerPort`.
@@ -408,18 +412,9 @@ fn bgp_objects(
     Ok(())
 }
 
-fn str_list(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn secs(v: &Value) -> Option<u32> {
-    v.as_str()?.strip_suffix('s')?.parse().ok()
+/// Seconds from a Go duration as kubecloud writes it (`"90s"`).
+pub(crate) fn secs(v: &str) -> Option<u32> {
+    v.strip_suffix('s')?.parse().ok()
 }
 
 fn malformed(what: &str) -> Error {
@@ -436,10 +431,10 @@ fn malformed(what: &str) -> Error {
 /// their defaults; [`read_pool`] says whether any was.
 pub fn pool_spec(
     tenant: &Tenant,
-    pool: &Value,
-    l2: Option<&Value>,
-    bgp: Option<&Value>,
-    peers: &[Value],
+    pool: &IpAddressPool,
+    l2: Option<&L2AdvertisementObject>,
+    bgp: Option<&BgpAdvertisementObject>,
+    peers: &[BgpPeerObject],
     passwords: &BTreeMap<String, SecretString>,
 ) -> Result<AddressPoolSpec> {
     read_pool(tenant, pool, l2, bgp, peers, passwords).map(|(spec, _)| spec)
@@ -455,32 +450,37 @@ pub fn pool_spec(
 /// unset: `peerPort` 179, `aggregationLength` 32 (IPv4) and `aggregationLengthV6` 128.
 pub fn read_pool(
     tenant: &Tenant,
-    pool: &Value,
-    l2: Option<&Value>,
-    bgp: Option<&Value>,
-    peers: &[Value],
+    pool: &IpAddressPool,
+    l2: Option<&L2AdvertisementObject>,
+    bgp: Option<&BgpAdvertisementObject>,
+    peers: &[BgpPeerObject],
     passwords: &BTreeMap<String, SecretString>,
 ) -> Result<(AddressPoolSpec, bool)> {
     let mut complete = true;
-    let object = pool["metadata"]["name"].as_str().unwrap_or_default();
-    let name = pool["metadata"]["labels"][NAME]
-        .as_str()
-        .map(String::from)
+    let object = pool.metadata.name.as_deref().unwrap_or_default();
+    let name = pool
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(NAME))
+        .cloned()
         .or_else(|| domain_pool(tenant, object))
         .ok_or_else(|| malformed("IPAddressPool"))?;
-    let addresses = str_list(&pool["spec"]["addresses"])
+    let addresses = pool
+        .spec
+        .addresses
         .iter()
         .map(|a| parse_block(a).ok_or_else(|| malformed("IPAddressPool addresses")))
         .collect::<Result<Vec<_>>>()?;
     let advertisement = match (l2, bgp) {
         (_, Some(bgp)) => {
-            let s = &bgp["spec"];
+            let s = &bgp.spec;
             let alias_prefix = format!("{object}.");
             let mut domain_peers = Vec::new();
-            for peer_name in str_list(&s["peers"]) {
+            for peer_name in s.peers.iter().flatten() {
                 let Some(peer) = peers
                     .iter()
-                    .find(|p| p["metadata"]["name"] == peer_name.as_str())
+                    .find(|p| p.metadata.name.as_deref() == Some(peer_name.as_str()))
                 else {
                     complete = false;
                     continue;
@@ -494,38 +494,44 @@ pub fn read_pool(
             // its default value reads as unset, which is what it means.
             let v6_only = addresses.iter().all(|b| b.range().first.is_ipv6());
             let (length, default) = if v6_only {
-                (&s["aggregationLengthV6"], AGGREGATION_V6_DEFAULT)
+                (s.aggregation_length_v6, AGGREGATION_V6_DEFAULT)
             } else {
-                (&s["aggregationLength"], AGGREGATION_V4_DEFAULT)
+                (s.aggregation_length, AGGREGATION_V4_DEFAULT)
             };
             Advertisement::Bgp(BgpAdvertisement {
                 peers: domain_peers,
-                aggregation_length: length.as_u64().filter(|l| *l != default).map(|l| l as u8),
-                local_preference: s["localPref"].as_u64().map(|p| p as u32),
-                communities: str_list(&s["communities"])
-                    .into_iter()
+                aggregation_length: length
+                    .filter(|l| i64::from(*l) != default as i64)
+                    .map(|l| {
+                        u8::try_from(l).map_err(|_| malformed("BGPAdvertisement aggregationLength"))
+                    })
+                    .transpose()?,
+                local_preference: s
+                    .local_pref
+                    .map(|p| u32::try_from(p).map_err(|_| malformed("BGPAdvertisement localPref")))
+                    .transpose()?,
+                communities: s
+                    .communities
+                    .iter()
+                    .flatten()
                     .map(|c| match c.strip_prefix(&alias_prefix) {
                         Some(name) => name.to_string(),
-                        None => c,
+                        None => c.clone(),
                     })
                     .collect(),
             })
         }
-        (Some(l2), None) => {
-            let s = &l2["spec"];
-            let node_selector = s["nodeSelectors"][0]["matchLabels"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            Advertisement::L2(L2Advertisement {
-                node_selector,
-                interfaces: str_list(&s["interfaces"]),
-            })
-        }
+        (Some(l2), None) => Advertisement::L2(L2Advertisement {
+            node_selector: l2
+                .spec
+                .node_selectors
+                .iter()
+                .flatten()
+                .next()
+                .and_then(|s| s.match_labels.clone())
+                .unwrap_or_default(),
+            interfaces: l2.spec.interfaces.clone().unwrap_or_default(),
+        }),
         (None, None) => {
             complete = false;
             Advertisement::L2(L2Advertisement::default())
@@ -534,42 +540,55 @@ pub fn read_pool(
     let spec = AddressPoolSpec {
         name,
         addresses,
-        auto_assign: pool["spec"]["autoAssign"].as_bool().unwrap_or(true),
-        avoid_buggy_ips: pool["spec"]["avoidBuggyIPs"].as_bool().unwrap_or(false),
+        auto_assign: pool.spec.auto_assign.unwrap_or(true),
+        avoid_buggy_ips: pool.spec.avoid_buggy_i_ps.unwrap_or(false),
         advertisement,
     };
     Ok((spec, complete))
 }
 
 /// A peer read back, and whether its password Secret (if it names one) was there.
-fn peer_from(peer: &Value, passwords: &BTreeMap<String, SecretString>) -> Result<(BgpPeer, bool)> {
-    let s = &peer["spec"];
-    let password = s["passwordSecret"]["name"]
-        .as_str()
+fn peer_from(
+    peer: &BgpPeerObject,
+    passwords: &BTreeMap<String, SecretString>,
+) -> Result<(BgpPeer, bool)> {
+    let s = &peer.spec;
+    let password = s
+        .password_secret
+        .as_ref()
+        .and_then(|p| p.name.as_deref())
         .map(|n| passwords.get(n).cloned());
-    let name = peer["metadata"]["labels"][PEER]
-        .as_str()
-        .ok_or_else(|| malformed("BGPPeer"))?
-        .to_string();
+    let name = peer
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(PEER))
+        .cloned()
+        .ok_or_else(|| malformed("BGPPeer"))?;
+    let asn = |n: i64, what: &str| u32::try_from(n).map_err(|_| malformed(what));
     let peer = BgpPeer {
         name,
-        my_asn: s["myASN"]
-            .as_u64()
-            .ok_or_else(|| malformed("BGPPeer myASN"))? as u32,
-        peer_asn: s["peerASN"].as_u64().unwrap_or_default() as u32,
-        address: s["peerAddress"]
-            .as_str()
+        my_asn: asn(s.my_asn, "BGPPeer myASN")?,
+        peer_asn: s
+            .peer_asn
+            .map(|n| asn(n, "BGPPeer peerASN"))
+            .transpose()?
+            .unwrap_or_default(),
+        address: s
+            .peer_address
+            .as_deref()
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| malformed("BGPPeer peerAddress"))?,
         // The CRD defaults `peerPort` to 179 (BGP's port): the default reads as unset.
-        port: s["peerPort"]
-            .as_u64()
-            .filter(|p| *p != BGP_PORT_DEFAULT)
-            .map(|p| p as u16),
-        hold_time_secs: secs(&s["holdTime"]),
-        keepalive_time_secs: secs(&s["keepaliveTime"]),
-        ebgp_multihop: s["ebgpMultiHop"].as_bool().unwrap_or(false),
-        bfd: s["bfdProfile"].is_string(),
+        port: s
+            .peer_port
+            .filter(|p| *p != BGP_PORT_DEFAULT as i64)
+            .map(|p| u16::try_from(p).map_err(|_| malformed("BGPPeer peerPort")))
+            .transpose()?,
+        hold_time_secs: s.hold_time.as_deref().and_then(secs),
+        keepalive_time_secs: s.keepalive_time.as_deref().and_then(secs),
+        ebgp_multihop: s.ebgp_multi_hop.unwrap_or(false),
+        bfd: s.bfd_profile.is_some(),
         password: password.clone().flatten(),
     };
     let secret_missing = matches!(password, Some(None));
@@ -586,17 +605,17 @@ pub fn secret_password(secret: &Secret) -> Option<SecretString> {
 
 /// `(assigned, available)` from the pool's status as MetalLB writes it; before MetalLB has
 /// written it, nothing assigned and `capacity` available.
-pub fn pool_usage(pool: &Value, capacity: u128) -> (u128, u128) {
-    let status = &pool["status"];
-    let n = |f: &str| status[f].as_u64().map(u128::from);
-    match (
-        n("assignedIPv4"),
-        n("assignedIPv6"),
-        n("availableIPv4"),
-        n("availableIPv6"),
-    ) {
-        (Some(a4), Some(a6), Some(f4), Some(f6)) => (a4 + a6, f4 + f6),
-        _ => (0, capacity),
+pub fn pool_usage(pool: &IpAddressPool, capacity: u128) -> (u128, u128) {
+    match &pool.status {
+        Some(s) => {
+            // The CRD has no minimum, MetalLB never writes a negative count.
+            let n = |v: i64| u128::from(v.max(0).unsigned_abs());
+            (
+                n(s.assigned_i_pv4) + n(s.assigned_i_pv6),
+                n(s.available_i_pv4) + n(s.available_i_pv6),
+            )
+        }
+        None => (0, capacity),
     }
 }
 

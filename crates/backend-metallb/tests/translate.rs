@@ -208,12 +208,19 @@ fn pools_read_back_to_their_spec() {
                 )
             })
             .collect();
+        // What is written decodes into MetalLB's typed models, and reads back from them.
+        fn typed<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> T {
+            serde_json::from_value(v.clone()).unwrap()
+        }
+        let l2 = o.l2_advertisement.as_ref().map(typed);
+        let bgp = o.bgp_advertisement.as_ref().map(typed);
+        let peers: Vec<_> = o.peers.iter().map(typed).collect();
         let back = translate::pool_spec(
             &acme(),
-            &o.pool,
-            o.l2_advertisement.as_ref(),
-            o.bgp_advertisement.as_ref(),
-            &o.peers,
+            &typed(&o.pool),
+            l2.as_ref(),
+            bgp.as_ref(),
+            &peers,
             &passwords,
         )
         .unwrap();

@@ -221,7 +221,7 @@ pub fn import_state_of(dv: &DataVolume) -> ImportState {
             .conditions
             .iter()
             .flatten()
-            .map(|c| (c.type_.as_str(), c.message.as_str())),
+            .map(|c| (c.r#type.as_str(), c.message.as_deref().unwrap_or_default())),
     )
 }
 

@@ -49,6 +49,7 @@ pub mod connect;
 pub mod plugin;
 
 pub use apply::{APPLIED_HASH, Writer, applied_hash, holds, is_subset};
+pub use decode::convert;
 pub use errors::{from_kube, is_not_found};
 pub use informers::Informers;
 pub use lists::shared_lists;

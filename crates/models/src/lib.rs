@@ -22,6 +22,16 @@
 //! required field missing from an object, or a field of the wrong type, is a decode error naming
 //! the field.
 //!
+//! Two choices keep the models as lax as the upstream CRDs, never stricter:
+//! - **Conditions are each system's own** (`--no-condition`): kopium would otherwise map any
+//!   list of conditions to `metav1.Condition`, whose `lastTransitionTime`, `reason` and `message`
+//!   are required, while CDI, KubeVirt and Kube-OVN write conditions without them (an empty
+//!   `message` is omitted, an unset time is `null`).
+//! - **A missing `spec`**: kube-derive gives every root a required `spec`, but most CRDs do not
+//!   require one (MetalLB's `L2Advertisement` announcing every pool has none). Reading through
+//!   `kubecloud-kube` fills in an empty `spec` for such objects (`kubecloud_kube::convert` and
+//!   every typed get, list and watch); decoding one with `serde_json` directly does not.
+//!
 //! Kinds kopium cannot generate are not here: `VolumeSnapshotClass` keeps its fields at the top
 //! level, without a `spec`, which kopium does not model.
 //!

@@ -5,7 +5,6 @@
 
 #[allow(unused_imports)]
 mod prelude {
-    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     pub use kube::CustomResource;
     pub use serde::{Deserialize, Serialize};
     pub use std::collections::BTreeMap;
@@ -187,7 +186,7 @@ pub struct VpcStatus {
     pub bfd_port: Option<VpcStatusBfdPort>,
     /// Conditions represents the latest state of the object
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conditions: Option<Vec<Condition>>,
+    pub conditions: Option<Vec<VpcStatusConditions>>,
     /// Whether this is the default VPC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<bool>,
@@ -274,4 +273,44 @@ pub struct VpcStatusBfdPort {
     /// Nodes where BFD port is deployed
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes: Option<Vec<String>>,
+}
+
+/// Condition describes the state of an object at a certain point.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct VpcStatusConditions {
+    /// Last time the condition transitioned from one status to another.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "lastTransitionTime"
+    )]
+    pub last_transition_time: Option<String>,
+    /// Last time the condition was probed
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "lastUpdateTime"
+    )]
+    pub last_update_time: Option<String>,
+    /// A human readable message indicating details about the transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// ObservedGeneration represents the .metadata.generation that the condition was set based upon.
+    /// For instance, if .metadata.generation is currently 12, but the .status.conditions[x].observedGeneration is 9,
+    /// the condition is out of date with respect to the current state of the instance.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "observedGeneration"
+    )]
+    pub observed_generation: Option<i64>,
+    /// The reason for the condition's last transition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Status of the condition, one of True, False, Unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Type of condition.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub r#type: Option<String>,
 }

@@ -5,7 +5,6 @@
 
 #[allow(unused_imports)]
 mod prelude {
-    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     pub use kube::CustomResource;
     pub use serde::{Deserialize, Serialize};
@@ -76,7 +75,7 @@ pub struct VirtualMachineInstanceMigrationSendTo {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct VirtualMachineInstanceMigrationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conditions: Option<Vec<Condition>>,
+    pub conditions: Option<Vec<VirtualMachineInstanceMigrationStatusConditions>>,
     /// Represents the status of a live migration
     #[serde(
         default,
@@ -103,6 +102,29 @@ pub struct VirtualMachineInstanceMigrationStatus {
         rename = "synchronizationAddresses"
     )]
     pub synchronization_addresses: Option<Vec<String>>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct VirtualMachineInstanceMigrationStatusConditions {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "lastProbeTime"
+    )]
+    pub last_probe_time: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "lastTransitionTime"
+    )]
+    pub last_transition_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub status: String,
+    #[serde(rename = "type")]
+    pub r#type: String,
 }
 
 /// Represents the status of a live migration

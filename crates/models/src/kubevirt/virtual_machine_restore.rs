@@ -5,7 +5,6 @@
 
 #[allow(unused_imports)]
 mod prelude {
-    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     pub use kube::CustomResource;
     pub use serde::{Deserialize, Serialize};
     pub use std::collections::BTreeMap;
@@ -119,7 +118,7 @@ pub struct VirtualMachineRestoreStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conditions: Option<Vec<Condition>>,
+    pub conditions: Option<Vec<VirtualMachineRestoreStatusConditions>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -134,6 +133,31 @@ pub struct VirtualMachineRestoreStatus {
     pub restore_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restores: Option<Vec<VirtualMachineRestoreStatusRestores>>,
+}
+
+/// Condition defines conditions
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct VirtualMachineRestoreStatusConditions {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "lastProbeTime"
+    )]
+    pub last_probe_time: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "lastTransitionTime"
+    )]
+    pub last_transition_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub status: String,
+    /// ConditionType is the const type for Conditions
+    #[serde(rename = "type")]
+    pub r#type: String,
 }
 
 /// VolumeRestore contains the data needed to restore a PVC

@@ -5,7 +5,6 @@
 
 #[allow(unused_imports)]
 mod prelude {
-    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     pub use kube::CustomResource;
     pub use serde::{Deserialize, Serialize};
 }
@@ -68,7 +67,7 @@ pub struct VirtualMachineSnapshotSource {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct VirtualMachineSnapshotStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conditions: Option<Vec<Condition>>,
+    pub conditions: Option<Vec<VirtualMachineSnapshotStatusConditions>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -114,6 +113,31 @@ pub struct VirtualMachineSnapshotStatus {
         rename = "virtualMachineSnapshotContentName"
     )]
     pub virtual_machine_snapshot_content_name: Option<String>,
+}
+
+/// Condition defines conditions
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct VirtualMachineSnapshotStatusConditions {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "lastProbeTime"
+    )]
+    pub last_probe_time: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "lastTransitionTime"
+    )]
+    pub last_transition_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub status: String,
+    /// ConditionType is the const type for Conditions
+    #[serde(rename = "type")]
+    pub r#type: String,
 }
 
 /// Error is the last error encountered during the snapshot/restore
