@@ -1,20 +1,30 @@
-//! API handles for the kinds this backend reads and writes.
+//! API handles for the kinds this backend reads and writes: typed (the generated models) for
+//! every kind it reads, dynamic for the write-only migrations and the instance types it only
+//! lists by name.
 
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
+use kubecloud_models::cdi::DataVolume;
+use kubecloud_models::kubevirt::{
+    VirtualMachine, VirtualMachineInstance, VirtualMachineRestore, VirtualMachineSnapshot,
+};
 
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
 }
 
 /// `VirtualMachine`s in `ns`.
-pub fn vms(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let ar = resource("kubevirt.io", "v1", "VirtualMachine", "virtualmachines");
-    Api::namespaced_with(client.clone(), ns, &ar)
+pub fn vms(client: &kube::Client, ns: &str) -> Api<VirtualMachine> {
+    Api::namespaced(client.clone(), ns)
 }
 
 /// `VirtualMachineInstance`s in `ns`.
-pub fn vmis(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+pub fn vmis(client: &kube::Client, ns: &str) -> Api<VirtualMachineInstance> {
+    Api::namespaced(client.clone(), ns)
+}
+
+/// `VirtualMachineInstance`s in `ns`, untyped: for merge patches of their annotations.
+pub fn vmis_dynamic(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
     let ar = resource(
         "kubevirt.io",
         "v1",
@@ -36,8 +46,8 @@ pub fn migrations(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
 }
 
 /// CDI `DataVolume`s in `ns` (see [`kubecloud_kube::cdi`]).
-pub fn data_volumes(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    kubecloud_kube::cdi::data_volumes(client, ns)
+pub fn data_volumes(client: &kube::Client, ns: &str) -> Api<DataVolume> {
+    kubecloud_kube::cdi::data_volume_api(client, ns)
 }
 
 /// The path of a KubeVirt VM subresource (`start`, `stop`, `restart`).
@@ -46,25 +56,13 @@ pub fn subresource_path(ns: &str, vm: &str, action: &str) -> String {
 }
 
 /// `VirtualMachineSnapshot`s in `ns`.
-pub fn vm_snapshots(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let ar = resource(
-        "snapshot.kubevirt.io",
-        "v1beta1",
-        "VirtualMachineSnapshot",
-        "virtualmachinesnapshots",
-    );
-    Api::namespaced_with(client.clone(), ns, &ar)
+pub fn vm_snapshots(client: &kube::Client, ns: &str) -> Api<VirtualMachineSnapshot> {
+    Api::namespaced(client.clone(), ns)
 }
 
 /// `VirtualMachineRestore`s in `ns`.
-pub fn vm_restores(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let ar = resource(
-        "snapshot.kubevirt.io",
-        "v1beta1",
-        "VirtualMachineRestore",
-        "virtualmachinerestores",
-    );
-    Api::namespaced_with(client.clone(), ns, &ar)
+pub fn vm_restores(client: &kube::Client, ns: &str) -> Api<VirtualMachineRestore> {
+    Api::namespaced(client.clone(), ns)
 }
 
 /// The instance types VMs of namespace `ns` may name: `VirtualMachineClusterInstancetype`s

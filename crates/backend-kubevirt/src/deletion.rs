@@ -4,15 +4,16 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-use kube::api::{Api, DynamicObject};
+use kube::api::Api;
 use kubecloud_core::{BootDisk, ResourceKind, Result, Tenant};
 use kubecloud_kube::is_owned;
+use kubecloud_models::cdi::DataVolume;
 
 use crate::{KubeVirt, apis};
 
 /// An import DataVolume being deleted: what to wait for.
 pub(crate) struct Import {
-    api: Api<DynamicObject>,
+    api: Api<DataVolume>,
     name: String,
     uid: Option<String>,
     /// The PersistentVolume its claim was bound to, if any.

@@ -12,9 +12,12 @@ use kubecloud_core::{
     MigrationTarget, PowerAction, ResourceKind, Result, Tenant, Vm, VmAttachments, VmPhase,
     VmSnapshot, VmSpec,
 };
+use kubecloud_kube::convert;
 use kubecloud_kube::{
     ensure_namespace, ensure_owned, from_kube, is_owned, names, tenant_namespace, tenant_selector,
 };
+use kubecloud_models::cdi::DataVolume;
+use kubecloud_models::kubevirt::{VirtualMachine, VirtualMachineInstance};
 use serde_json::Value;
 
 use crate::apis;
@@ -22,14 +25,10 @@ use crate::status::{Observed, vm_status};
 use crate::translate::{self, SPEC_ANNOTATION, VM_LABEL};
 use crate::{BACKEND, KubeVirt};
 
-/// A DynamicObject as plain JSON.
-pub(crate) fn to_value(o: &DynamicObject) -> Value {
-    serde_json::to_value(o).unwrap_or(Value::Null)
-}
-
-/// The spec stored on a VM (secret material still masked), or why it cannot be read.
-pub(crate) fn stored_spec(vm: &DynamicObject, name: &str) -> Result<VmSpec> {
-    spec_of_meta(&vm.metadata, name)
+/// The spec stored on a VM (secret material still masked), from the VM's metadata, or why it
+/// cannot be read.
+pub(crate) fn stored_spec(vm: &ObjectMeta, name: &str) -> Result<VmSpec> {
+    spec_of_meta(vm, name)
 }
 
 /// The list of the tenant's VMs carrying all `selector` labels.
@@ -110,7 +109,7 @@ impl KubeVirt {
     }
 
     /// The tenant's VM object named `name`, checked for ownership.
-    pub(crate) async fn vm_object(&self, tenant: &Tenant, name: &str) -> Result<DynamicObject> {
+    pub(crate) async fn vm_object(&self, tenant: &Tenant, name: &str) -> Result<VirtualMachine> {
         let api = apis::vms(&self.client, &Self::ns(tenant));
         let vm = self
             .writer
@@ -150,7 +149,7 @@ impl KubeVirt {
         &self,
         tenant: &Tenant,
         spec: &VmSpec,
-    ) -> Result<(Option<Value>, Option<Value>)> {
+    ) -> Result<(Option<VirtualMachineInstance>, Option<DataVolume>)> {
         let ns = Self::ns(tenant);
         let vmi = self
             .writer
@@ -160,8 +159,7 @@ impl KubeVirt {
                 ResourceKind::Vm,
                 &spec.name,
             )
-            .await?
-            .map(|o| to_value(&o));
+            .await?;
         let dv = match spec.boot_disk {
             BootDisk::Import { .. } => self
                 .writer
@@ -172,8 +170,7 @@ impl KubeVirt {
                     &spec.name,
                 )
                 .await?
-                .filter(|d| is_owned(&d.metadata, tenant))
-                .map(|o| to_value(&o)),
+                .filter(|d| is_owned(&d.metadata, tenant)),
             _ => None,
         };
         Ok((vmi, dv))
@@ -183,18 +180,17 @@ impl KubeVirt {
     pub(crate) async fn read_vm(
         &self,
         tenant: &Tenant,
-        vm: &DynamicObject,
+        vm: &VirtualMachine,
         name: &str,
     ) -> Result<Vm> {
-        let mut spec = stored_spec(vm, name)?;
+        let mut spec = stored_spec(&vm.metadata, name)?;
         let secrets = self.vm_secrets(tenant, &spec).await?;
         restore_secrets(&mut spec, &secrets);
         let (vmi, dv) = self.companions(tenant, &spec).await?;
-        let vm_value = to_value(vm);
         let status = vm_status(
             &spec,
             &Observed {
-                vm: Some(&vm_value),
+                vm: Some(vm),
                 vmi: vmi.as_ref(),
                 import: dv.as_ref(),
             },
@@ -211,15 +207,15 @@ impl KubeVirt {
     async fn sync_live_annotations(
         &self,
         tenant: &Tenant,
-        vmi: &Value,
+        vmi: &VirtualMachineInstance,
         interfaces: &[kubecloud_core::InterfaceAttachment],
     ) -> Result<()> {
-        let current = &vmi["metadata"]["annotations"];
+        let current = vmi.metadata.annotations.clone().unwrap_or_default();
         let mut patch = serde_json::Map::new();
         for a in interfaces {
             for key in &a.live_annotation_keys {
                 let wanted = a.live_pod_annotations.get(key);
-                if current[key.as_str()].as_str() != wanted.map(String::as_str) {
+                if current.get(key) != wanted {
                     patch.insert(
                         key.clone(),
                         wanted.map_or(Value::Null, |v| Value::from(v.as_str())),
@@ -231,7 +227,7 @@ impl KubeVirt {
             return Ok(());
         }
         let body = serde_json::json!({"metadata": {"annotations": patch}});
-        let name = vmi["metadata"]["name"].as_str().unwrap_or_default();
+        let name = vmi.metadata.name.as_deref().unwrap_or_default();
         let ns = Self::ns(tenant);
         let params = kube::api::PatchParams {
             field_manager: Some(kubecloud_kube::FIELD_MANAGER.to_string()),
@@ -256,8 +252,8 @@ impl KubeVirt {
                     .await
             }
         };
-        patch_one(apis::vmis(&self.client, &ns), name.to_string()).await?;
-        let uid = vmi["metadata"]["uid"].as_str().unwrap_or_default();
+        patch_one(apis::vmis_dynamic(&self.client, &ns), name.to_string()).await?;
+        let uid = vmi.metadata.uid.as_deref().unwrap_or_default();
         let pods: Api<DynamicObject> = Api::namespaced_with(
             self.client.clone(),
             &ns,
@@ -289,7 +285,7 @@ impl KubeVirt {
         tenant: &Tenant,
         spec: &VmSpec,
         previous: Option<&VmSpec>,
-        vm: &DynamicObject,
+        vm: &VirtualMachine,
     ) -> Result<()> {
         let api = self.secrets_api(tenant);
         let uid = vm.metadata.uid.clone().unwrap_or_default();
@@ -358,13 +354,12 @@ impl KubeVirt {
         &self,
         tenant: &Tenant,
         vm: &Vm,
-        object: &DynamicObject,
+        object: &VirtualMachine,
     ) -> Result<Vec<MigrationBlocker>> {
         let mut blockers = Vec::new();
-        let object = to_value(object);
-        let template = &object["spec"]["template"];
         let pvcs = self.pvcs_api(tenant);
-        for (volume, claim) in translate::claims(&vm.spec, &template["spec"]) {
+        let mounted = translate::template_volumes(object);
+        for (volume, claim) in translate::claims(&vm.spec, &mounted) {
             let claim = self
                 .writer
                 .get_opt(&pvcs, &claim, ResourceKind::Volume, &volume)
@@ -387,7 +382,7 @@ impl KubeVirt {
                 blockers.push(MigrationBlocker::VolumeNotShared { volume });
             }
         }
-        for interface in translate::unmigratable_interfaces(template) {
+        for interface in translate::unmigratable_interfaces(object)? {
             blockers.push(MigrationBlocker::BridgeOnPodNetwork { interface });
         }
         if vm.status.phase != VmPhase::Running {
@@ -447,8 +442,7 @@ impl Compute for KubeVirt {
         spec.validate()?;
         attachments.check_for(spec)?;
         let vm_json = translate::virtual_machine(tenant, spec, attachments, &self.options)?;
-        let desired: DynamicObject = serde_json::from_value(vm_json)
-            .map_err(|e| Error::backend(BACKEND, "building the VirtualMachine", false, e))?;
+        let desired: VirtualMachine = convert(&vm_json, BACKEND, ResourceKind::Vm, &spec.name)?;
         ensure_namespace(&self.client, &self.writer, tenant).await?;
         let ns = Self::ns(tenant);
         let api = apis::vms(&self.client, &ns);
@@ -461,7 +455,7 @@ impl Compute for KubeVirt {
                 if !is_owned(&c.metadata, tenant) {
                     return Err(Error::already_exists(ResourceKind::Vm, &spec.name));
                 }
-                stored_spec(c, &spec.name).ok()
+                stored_spec(&c.metadata, &spec.name).ok()
             }
             None => None,
         };
@@ -487,11 +481,10 @@ impl Compute for KubeVirt {
             let interfaces = translate::attached_interfaces(spec, attachments);
             self.sync_live_annotations(tenant, vmi, &interfaces).await?;
         }
-        let vm_value = to_value(&applied);
         let status = vm_status(
             spec,
             &Observed {
-                vm: Some(&vm_value),
+                vm: Some(&applied),
                 vmi: vmi.as_ref(),
                 import: dv.as_ref(),
             },
@@ -534,34 +527,34 @@ impl Compute for KubeVirt {
         let secrets = self.secrets_by_name(tenant).await?;
         // Joined by name through maps; objects read as their `data` (spec and status), not
         // re-serialised: the status needs no metadata but an instance's deletion mark.
-        fn by_name(items: &[DynamicObject]) -> BTreeMap<&str, &DynamicObject> {
+        fn by_name<K: kube::Resource>(items: &[K]) -> BTreeMap<&str, &K> {
             items
                 .iter()
-                .filter_map(|o| o.metadata.name.as_deref().map(|n| (n, o)))
+                .filter_map(|o| o.meta().name.as_deref().map(|n| (n, o)))
                 .collect()
         }
         let (vmis, dvs) = (by_name(&vmis), by_name(&dvs));
         let mut out = Vec::with_capacity(vms.len());
         for vm in vms.iter() {
             let name = vm.metadata.name.as_deref().unwrap_or_default();
-            let Ok(mut spec) = stored_spec(vm, name) else {
+            let Ok(mut spec) = stored_spec(&vm.metadata, name) else {
                 continue;
             };
             restore_secrets(&mut spec, &secrets);
             let vmi = vmis
                 .get(name)
                 .filter(|v| v.metadata.deletion_timestamp.is_none())
-                .map(|v| &v.data);
+                .copied();
             let dv = match spec.boot_disk {
                 BootDisk::Import { .. } => dvs
                     .get(BootDisk::import_volume_name(name).as_str())
-                    .map(|d| &d.data),
+                    .copied(),
                 _ => None,
             };
             let status = vm_status(
                 &spec,
                 &Observed {
-                    vm: Some(&vm.data),
+                    vm: Some(vm),
                     vmi,
                     import: dv,
                 },
@@ -631,7 +624,11 @@ impl Compute for KubeVirt {
             .await?;
         let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for vmi in vmis.iter() {
-            let phase = vmi.data["status"]["phase"].as_str().unwrap_or_default();
+            let phase = vmi
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .unwrap_or_default();
             let name = vmi.metadata.name.as_deref().unwrap_or_default();
             let Some(spec) = specs.get(name) else {
                 continue;
@@ -639,7 +636,7 @@ impl Compute for KubeVirt {
             if matches!(phase, "Succeeded" | "Failed") {
                 continue;
             }
-            for (volume, _claim) in translate::claims(spec, &vmi.data["spec"]) {
+            for (volume, _claim) in translate::claims(spec, &translate::instance_volumes(vmi)) {
                 users.entry(volume).or_default().push(name.to_string());
             }
         }
@@ -779,7 +776,7 @@ impl Compute for KubeVirt {
             Some(vm) if is_owned(&vm.metadata, tenant) => vm,
             _ => return Err(Error::not_found(ResourceKind::Vm, name)),
         };
-        let spec = stored_spec(&object, name)?;
+        let spec = stored_spec(&object.metadata, name)?;
         let secrets = self.vm_secrets(tenant, &spec).await?;
         let states = crate::watch::vm_states(
             self.client.clone(),
@@ -829,7 +826,7 @@ impl KubeVirt {
         timeout: std::time::Duration,
     ) -> Result<()> {
         let object = self.vm_object(tenant, name).await?;
-        let spec = stored_spec(&object, name)?;
+        let spec = stored_spec(&object.metadata, name)?;
         let ns = Self::ns(tenant);
         let vms = apis::vms(&self.client, &ns);
         // Foreground: the VM stays until the garbage collector has deleted what blocks it (its

@@ -85,10 +85,12 @@
 //! storage behind it). Waiting goes through the shared watches of those kinds, never polling.
 //!
 //! ## Crates chosen, and why
-//! - `kube` (through `kubecloud-kube`): the client; KubeVirt and CDI objects are
-//!   `DynamicObject`s built with `serde_json`, because the upstream Go types have no maintained
-//!   Rust crate and kopium-generated ones are large; every object is validated against the
-//!   upstream schemas in the tests instead.
+//! - `kube` (through `kubecloud-kube`): the client. KubeVirt and CDI objects are read and sent
+//!   as the typed models of `kubecloud-models` (generated from the upstream CRDs by kopium;
+//!   `Api<VirtualMachine>`, `Api<VirtualMachineInstance>`, `Api<DataVolume>`, the snapshot
+//!   kinds): a field that does not decode is an error naming the object and the field. They are
+//!   built as JSON first (the golden-tested translation, also the GitOps output) and converted
+//!   into the model before they are sent; migrations, which are only written, stay dynamic.
 //! - `http`: the request type for the subresource calls `kube` has no typed verb for.
 
 mod apis;

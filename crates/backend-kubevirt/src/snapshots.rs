@@ -1,22 +1,21 @@
 //! Whole-VM snapshots and restore: `VirtualMachineSnapshot` and `VirtualMachineRestore`
 //! (snapshot.kubevirt.io/v1beta1), sent through `kubecloud-kube`, waited on through a watch.
 
-use kube::api::{DynamicObject, ListParams};
+use kube::api::ListParams;
 use kubecloud_core::wait::Check;
 use kubecloud_core::{Error, ResourceKind, Result, Tenant, VmPhase, VmSnapshot, validate_name};
-use kubecloud_kube::{ensure_owned, from_kube, tenant_namespace, tenant_selector};
-use serde_json::Value;
+use kubecloud_kube::{convert, ensure_owned, tenant_namespace, tenant_selector};
+use kubecloud_models::kubevirt::{VirtualMachineRestore, VirtualMachineSnapshot};
 
-use crate::driver::{stored_spec, to_value};
+use crate::driver::stored_spec;
 use crate::translate::{self, VM_LABEL, VOLUMES_ANNOTATION};
 use crate::{BACKEND, KubeVirt, apis};
 
 /// The domain view of a `VirtualMachineSnapshot`.
-pub(crate) fn vm_snapshot_of(object: &DynamicObject) -> VmSnapshot {
+pub(crate) fn vm_snapshot_of(object: &VirtualMachineSnapshot) -> VmSnapshot {
     let meta = &object.metadata;
-    let value = to_value(object);
-    let status = &value["status"];
-    let ready = status["readyToUse"] == true;
+    let status = object.status.as_ref();
+    let ready = status.and_then(|s| s.ready_to_use) == Some(true);
     let volumes = meta
         .annotations
         .as_ref()
@@ -31,18 +30,24 @@ pub(crate) fn vm_snapshot_of(object: &DynamicObject) -> VmSnapshot {
     let message = if ready {
         None
     } else {
-        let failure = status["conditions"]
-            .as_array()
+        let failure = status
+            .and_then(|s| s.conditions.as_ref())
             .into_iter()
             .flatten()
-            .find(|c| c["type"] == "Failure" && c["status"] == "True")
-            .and_then(|c| c["message"].as_str());
+            .find(|c| c.r#type == "Failure" && c.status == "True")
+            .and_then(|c| c.message.as_deref());
         Some(
-            status["error"]["message"]
-                .as_str()
+            status
+                .and_then(|s| s.error.as_ref())
+                .and_then(|e| e.message.as_deref())
                 .or(failure)
                 .map(String::from)
-                .unwrap_or_else(|| status["phase"].as_str().unwrap_or("Pending").to_lowercase()),
+                .unwrap_or_else(|| {
+                    status
+                        .and_then(|s| s.phase.as_deref())
+                        .unwrap_or("Pending")
+                        .to_lowercase()
+                }),
         )
     };
     VmSnapshot {
@@ -60,24 +65,23 @@ pub(crate) fn vm_snapshot_of(object: &DynamicObject) -> VmSnapshot {
 }
 
 /// Whether a `VirtualMachineRestore` is done (or failed for good).
-fn restore_done(restore: Option<&DynamicObject>) -> Check {
+fn restore_done(restore: Option<&VirtualMachineRestore>) -> Check {
     let Some(restore) = restore else {
         return Check::Failed("the VirtualMachineRestore was deleted".into());
     };
-    let value: Value = to_value(restore);
-    let status = &value["status"];
-    if status["complete"] == true {
+    let status = restore.status.as_ref();
+    if status.and_then(|s| s.complete) == Some(true) {
         return Check::Met;
     }
-    match status["conditions"]
-        .as_array()
+    match status
+        .and_then(|s| s.conditions.as_ref())
         .into_iter()
         .flatten()
-        .find(|c| c["type"] == "Failure" && c["status"] == "True")
+        .find(|c| c.r#type == "Failure" && c.status == "True")
     {
         Some(c) => Check::Failed(
-            c["message"]
-                .as_str()
+            c.message
+                .as_deref()
                 .unwrap_or("the restore failed")
                 .to_string(),
         ),
@@ -87,7 +91,7 @@ fn restore_done(restore: Option<&DynamicObject>) -> Check {
 
 impl KubeVirt {
     /// The tenant's `VirtualMachineSnapshot` `name`, checked for ownership.
-    async fn snapshot_object(&self, tenant: &Tenant, name: &str) -> Result<DynamicObject> {
+    async fn snapshot_object(&self, tenant: &Tenant, name: &str) -> Result<VirtualMachineSnapshot> {
         let api = apis::vm_snapshots(&self.client, &tenant_namespace(tenant));
         let found = self
             .writer
@@ -107,7 +111,7 @@ impl KubeVirt {
         validate_name("vm", vm)?;
         validate_name("snapshot", name)?;
         let object = self.vm_object(tenant, vm).await?;
-        let spec = stored_spec(&object, vm)?;
+        let spec = stored_spec(&object.metadata, vm)?;
         let api = apis::vm_snapshots(&self.client, &tenant_namespace(tenant));
         if self
             .writer
@@ -117,9 +121,12 @@ impl KubeVirt {
         {
             return Err(Error::already_exists(ResourceKind::VmSnapshot, name));
         }
-        let desired: DynamicObject =
-            serde_json::from_value(translate::vm_snapshot(tenant, vm, name, &spec.volumes()))
-                .map_err(|e| Error::backend(BACKEND, "building the snapshot", false, e))?;
+        let desired: VirtualMachineSnapshot = convert(
+            &translate::vm_snapshot(tenant, vm, name, &spec.volumes()),
+            BACKEND,
+            ResourceKind::VmSnapshot,
+            name,
+        )?;
         let applied = self
             .writer
             .apply(&api, &desired, ResourceKind::VmSnapshot, name)
@@ -142,14 +149,9 @@ impl KubeVirt {
         let params = ListParams::default().labels(&selector);
         let list = self
             .writer
-            .retry()
-            .run("list vm snapshots", || async {
-                api.list(&params)
-                    .await
-                    .map_err(|e| from_kube(BACKEND, ResourceKind::VmSnapshot, "", e))
-            })
+            .list(&api, &params, ResourceKind::VmSnapshot, "")
             .await?;
-        let mut out: Vec<VmSnapshot> = list.items.iter().map(vm_snapshot_of).collect();
+        let mut out: Vec<VmSnapshot> = list.iter().map(vm_snapshot_of).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -178,9 +180,12 @@ impl KubeVirt {
         // One restore per VM state: a retried call names the same object.
         let revision = object.metadata.resource_version.clone().unwrap_or_default();
         let restore = format!("{name}-restore-{revision}");
-        let desired: DynamicObject =
-            serde_json::from_value(translate::vm_restore(tenant, vm, name, &restore))
-                .map_err(|e| Error::backend(BACKEND, "building the restore", false, e))?;
+        let desired: VirtualMachineRestore = convert(
+            &translate::vm_restore(tenant, vm, name, &restore),
+            BACKEND,
+            ResourceKind::Vm,
+            vm,
+        )?;
         let api = apis::vm_restores(&self.client, &tenant_namespace(tenant));
         self.writer
             .apply(&api, &desired, ResourceKind::Vm, vm)

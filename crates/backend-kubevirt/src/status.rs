@@ -2,7 +2,8 @@
 //! import `DataVolume`. Pure.
 
 use kubecloud_core::{Condition, InterfaceStatus, MacAddress, VmPhase, VmSpec, VmStatus};
-use serde_json::Value;
+use kubecloud_models::cdi::DataVolume;
+use kubecloud_models::kubevirt::{VirtualMachine, VirtualMachineInstance};
 
 use crate::translate::interfaces;
 use kubecloud_kube::cdi::{self, ImportState};
@@ -11,11 +12,11 @@ use kubecloud_kube::cdi::{self, ImportState};
 #[derive(Clone, Debug, Default)]
 pub struct Observed<'a> {
     /// The VirtualMachine.
-    pub vm: Option<&'a Value>,
+    pub vm: Option<&'a VirtualMachine>,
     /// Its VirtualMachineInstance.
-    pub vmi: Option<&'a Value>,
+    pub vmi: Option<&'a VirtualMachineInstance>,
     /// Its boot-disk import DataVolume, when it imports one.
-    pub import: Option<&'a Value>,
+    pub import: Option<&'a DataVolume>,
 }
 
 /// `printableStatus` values KubeVirt uses for VMs that cannot run until someone acts.
@@ -40,21 +41,25 @@ fn cond(type_: &str, status: bool, reason: &str, message: &str) -> Condition {
 
 /// The domain status of `spec`'s VM from what was observed.
 pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
-    let null = Value::Null;
-    let vm = seen.vm.unwrap_or(&null);
-    let vmi = seen
-        .vmi
-        .filter(|v| v["metadata"]["deletionTimestamp"].is_null());
-    let printable = vm["status"]["printableStatus"].as_str().unwrap_or("");
+    let vm_status = seen.vm.and_then(|vm| vm.status.as_ref());
+    let vmi = seen.vmi.filter(|v| v.metadata.deletion_timestamp.is_none());
+    let vmi_status = vmi.and_then(|v| v.status.as_ref());
+    let printable = vm_status
+        .and_then(|s| s.printable_status.as_deref())
+        .unwrap_or("");
     let mut conditions = Vec::new();
 
     // Conditions KubeVirt reports on the VM, as they are.
-    for c in vm["status"]["conditions"].as_array().into_iter().flatten() {
+    for c in vm_status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+    {
         conditions.push(cond(
-            c["type"].as_str().unwrap_or(""),
-            c["status"] == "True",
-            c["reason"].as_str().unwrap_or(""),
-            c["message"].as_str().unwrap_or(""),
+            &c.r#type,
+            c.status == "True",
+            c.reason.as_deref().unwrap_or(""),
+            c.message.as_deref().unwrap_or(""),
         ));
     }
 
@@ -62,7 +67,7 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
     let mut import_failed = None;
     let mut importing = false;
     if let Some(dv) = seen.import {
-        match cdi::import_state(dv) {
+        match cdi::import_state_of(dv) {
             ImportState::Succeeded => {}
             ImportState::Failed(message) => {
                 conditions.push(cond("ImportFailed", true, "DataVolumeFailed", &message));
@@ -83,32 +88,32 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
                 ));
             }
         }
-    } else if vm["spec"]["dataVolumeTemplates"]
-        .as_array()
+    } else if seen
+        .vm
+        .and_then(|vm| vm.spec.data_volume_templates.as_ref())
         .is_some_and(|t| !t.is_empty())
     {
         importing = true;
     }
 
     // A migration.
-    let migration = vmi.map(|v| &v["status"]["migrationState"]);
+    let migration = vmi_status.and_then(|s| s.migration_state.as_ref());
     let migrating = migration.is_some_and(|m| {
-        m.is_object() && m["completed"] != true && m["failed"] != true && m["abortStatus"].is_null()
+        m.completed != Some(true) && m.failed != Some(true) && m.abort_status.is_none()
     });
-    if let Some(m) = migration.filter(|m| m["failed"] == true) {
-        let reason = m["failureReason"]
-            .as_str()
+    if let Some(m) = migration.filter(|m| m.failed == Some(true)) {
+        let reason = m
+            .failure_reason
+            .as_deref()
             .unwrap_or("the migration failed")
             .to_string();
         conditions.push(cond("MigrationFailed", true, "MigrationFailed", &reason));
     }
 
-    let vmi_phase = vmi
-        .and_then(|v| v["status"]["phase"].as_str())
-        .unwrap_or("");
+    let vmi_phase = vmi_status.and_then(|s| s.phase.as_deref()).unwrap_or("");
     if vmi_phase == "Failed" {
-        let reason = vmi
-            .and_then(|v| v["status"]["reason"].as_str())
+        let reason = vmi_status
+            .and_then(|s| s.reason.as_deref())
             .unwrap_or("the VM instance failed");
         conditions.push(cond(
             "InstanceFailed",
@@ -117,23 +122,21 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
             reason,
         ));
     }
-    let unschedulable = vmi.and_then(|v| {
-        v["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| {
-                c["type"] == "PodScheduled"
-                    && c["status"] == "False"
-                    && c["reason"] == "Unschedulable"
-            })
-    });
+    let unschedulable = vmi_status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            c.r#type == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        });
     if let Some(c) = unschedulable {
         conditions.push(cond(
             "Unschedulable",
             true,
             "Unschedulable",
-            c["message"].as_str().unwrap_or("no node can run the VM"),
+            c.message.as_deref().unwrap_or("no node can run the VM"),
         ));
     }
 
@@ -157,16 +160,19 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
     } else if vmi.is_some() && vmi_phase != "Succeeded" {
         VmPhase::Starting
     } else {
-        let strategy = vm["spec"]["runStrategy"].as_str().unwrap_or("Always");
+        let strategy = seen
+            .vm
+            .and_then(|vm| vm.spec.run_strategy.as_deref())
+            .unwrap_or("Always");
         let wants_running = matches!(strategy, "Always" | "RerunOnFailure")
             || (strategy == "Manual" && printable == "Starting");
-        if wants_running && vm.is_object() {
+        if wants_running && seen.vm.is_some() {
             VmPhase::Starting
         } else {
             VmPhase::Stopped
         }
     };
-    if let Some(ready) = vm["status"]["ready"].as_bool()
+    if let Some(ready) = vm_status.and_then(|s| s.ready)
         && !conditions.iter().any(|c| c.type_ == "Ready")
     {
         conditions.push(cond("Ready", ready, "", ""));
@@ -176,27 +182,26 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
         phase,
         VmPhase::Running | VmPhase::Migrating | VmPhase::Stopping
     );
-    let node = vmi
+    let node = vmi_status
         .filter(|_| running)
-        .and_then(|v| v["status"]["nodeName"].as_str())
-        .map(String::from);
-    let reported: &[Value] = vmi
-        .and_then(|v| v["status"]["interfaces"].as_array())
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+        .and_then(|s| s.node_name.clone());
+    let reported = vmi_status
+        .and_then(|s| s.interfaces.as_deref())
+        .unwrap_or_default();
     let iface_status = interfaces(spec)
         .iter()
         .map(|iface| {
-            let found = reported.iter().find(|r| r["name"] == iface.name.as_str());
+            let found = reported
+                .iter()
+                .find(|r| r.name.as_deref() == Some(iface.name.as_str()))
+                .filter(|_| running);
             InterfaceStatus {
                 name: iface.name.clone(),
                 ip: found
-                    .filter(|_| running)
-                    .and_then(|r| r["ipAddress"].as_str())
+                    .and_then(|r| r.ip_address.as_deref())
                     .and_then(|s| s.parse().ok()),
                 mac: found
-                    .filter(|_| running)
-                    .and_then(|r| r["mac"].as_str())
+                    .and_then(|r| r.mac.as_deref())
                     .and_then(|s| s.parse::<MacAddress>().ok())
                     .or(iface.mac),
             }
@@ -215,6 +220,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A model of VM `a` from its JSON.
+    fn typed<T: serde::de::DeserializeOwned>(mut v: serde_json::Value) -> T {
+        v["metadata"] = json!({"name": "a"});
+        serde_json::from_value(v).unwrap()
+    }
+
     fn spec() -> VmSpec {
         VmSpec {
             name: "a".into(),
@@ -224,9 +235,11 @@ mod tests {
 
     #[test]
     fn a_failed_import_fails_the_vm_with_the_reason() {
-        let vm = json!({"spec": {"runStrategy": "Always"}});
-        let dv = json!({"status": {"phase": "Failed", "conditions": [
-            {"type": "Running", "status": "False", "message": "404 from images.example.invalid"}]}});
+        let vm: VirtualMachine = typed(json!({"spec": {"runStrategy": "Always", "template": {}}}));
+        let dv: DataVolume = typed(
+            json!({"spec": {}, "status": {"phase": "Failed", "conditions": [
+            {"type": "Running", "status": "False", "message": "404 from images.example.invalid"}]}}),
+        );
         let s = vm_status(
             &spec(),
             &Observed {
@@ -242,9 +255,11 @@ mod tests {
 
     #[test]
     fn running_vmi_gives_node_and_addresses() {
-        let vm = json!({"spec": {"runStrategy": "Always"}, "status": {"printableStatus": "Running", "ready": true}});
-        let vmi = json!({"status": {"phase": "Running", "nodeName": "node-2",
-            "interfaces": [{"name": "default", "ipAddress": "10.0.0.5", "mac": "52:54:00:00:00:01"}]}});
+        let vm: VirtualMachine = typed(json!({"spec": {"runStrategy": "Always", "template": {}},
+            "status": {"printableStatus": "Running", "ready": true}}));
+        let vmi: VirtualMachineInstance = typed(json!({"spec": {"domain": {"devices": {}}},
+            "status": {"phase": "Running", "nodeName": "node-2",
+            "interfaces": [{"name": "default", "ipAddress": "10.0.0.5", "mac": "52:54:00:00:00:01"}]}}));
         let s = vm_status(
             &spec(),
             &Observed {
@@ -261,8 +276,8 @@ mod tests {
 
     #[test]
     fn halted_without_instance_is_stopped() {
-        let vm =
-            json!({"spec": {"runStrategy": "Halted"}, "status": {"printableStatus": "Stopped"}});
+        let vm: VirtualMachine = typed(json!({"spec": {"runStrategy": "Halted", "template": {}},
+            "status": {"printableStatus": "Stopped"}}));
         let s = vm_status(
             &spec(),
             &Observed {

@@ -9,10 +9,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kubecloud_core::{
-    AccessMode, BootDisk, InterfaceAttachment, NetworkInterface, NetworkSelection, PodBinding,
-    Result, RunStrategy, Tenant, VmAttachments, VmResources, VmSpec,
+    AccessMode, BootDisk, Error, InterfaceAttachment, NetworkInterface, NetworkSelection,
+    PodBinding, Result, RunStrategy, Tenant, VmAttachments, VmResources, VmSpec,
 };
 use kubecloud_kube::{cdi, names, ownership_labels, tenant_namespace};
+use kubecloud_models::kubevirt::{VirtualMachine, VirtualMachineInstance};
 use serde_json::{Map, Value, json};
 
 use crate::options::{InstancetypeKind, Options, SshPropagation};
@@ -131,17 +132,49 @@ fn claim_of(attachments: &VmAttachments, volume: &str) -> Result<String> {
         })
 }
 
-/// The claims a VM object's template (`spec.template.spec`) mounts, as `(tenant volume, claim)`
-/// in [`VmSpec::volumes`] order: a `persistentVolumeClaim`'s claim, or a `dataVolume`'s (CDI
-/// names the claim after the DataVolume).
-pub fn claims(spec: &VmSpec, template_spec: &Value) -> Vec<(String, String)> {
+/// The volumes a VM object's template mounts, as `(volume name, claim)`: a
+/// `persistentVolumeClaim`'s claim, or a `dataVolume`'s (CDI names the claim after the
+/// DataVolume).
+pub fn template_volumes(vm: &VirtualMachine) -> Vec<(&str, Option<&str>)> {
+    vm.spec
+        .template
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .map(|v| {
+            let claim = v
+                .persistent_volume_claim
+                .as_ref()
+                .map(|c| c.claim_name.as_str())
+                .or_else(|| v.data_volume.as_ref().map(|d| d.name.as_str()));
+            (v.name.as_str(), claim)
+        })
+        .collect()
+}
+
+/// The volumes a running instance mounts, as [`template_volumes`] reads a VM's.
+pub fn instance_volumes(vmi: &VirtualMachineInstance) -> Vec<(&str, Option<&str>)> {
+    vmi.spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| {
+            let claim = v
+                .persistent_volume_claim
+                .as_ref()
+                .map(|c| c.claim_name.as_str())
+                .or_else(|| v.data_volume.as_ref().map(|d| d.name.as_str()));
+            (v.name.as_str(), claim)
+        })
+        .collect()
+}
+
+/// The claims of `mounted` volumes (from [`template_volumes`] or [`instance_volumes`]), as
+/// `(tenant volume, claim)` in [`VmSpec::volumes`] order.
+pub fn claims(spec: &VmSpec, mounted: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for v in template_spec["volumes"].as_array().into_iter().flatten() {
-        let disk = v["name"].as_str().unwrap_or_default();
-        let claim = v["persistentVolumeClaim"]["claimName"]
-            .as_str()
-            .or_else(|| v["dataVolume"]["name"].as_str());
-        let volume = if disk == BOOT_DISK {
+    for (disk, claim) in mounted {
+        let volume = if *disk == BOOT_DISK {
             match &spec.boot_disk {
                 BootDisk::Volume { volume } => Some(volume.clone()),
                 BootDisk::Import { .. } => Some(BootDisk::import_volume_name(&spec.name)),
@@ -160,28 +193,47 @@ pub fn claims(spec: &VmSpec, template_spec: &Value) -> Vec<(String, String)> {
 }
 
 /// The interfaces of a VM object's template that KubeVirt will not live-migrate: bridge-bound
-/// on the pod network without its `allow-pod-bridge-network-live-migration` annotation.
-pub fn unmigratable_interfaces(template: &Value) -> Vec<String> {
-    if template["metadata"]["annotations"][ALLOW_POD_BRIDGE_MIGRATION] == "true" {
-        return Vec::new();
-    }
-    let networks = template["spec"]["networks"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    template["spec"]["domain"]["devices"]["interfaces"]
-        .as_array()
-        .into_iter()
+/// on the pod network without its `allow-pod-bridge-network-live-migration` annotation. The
+/// template's `metadata` is schemaless in KubeVirt's CRD; what is not object metadata is an
+/// error naming the field.
+pub fn unmigratable_interfaces(vm: &VirtualMachine) -> Result<Vec<String>> {
+    let template = &vm.spec.template;
+    let meta: ObjectMeta = match &template.metadata {
+        Some(m) => {
+            serde_json::from_value(serde_json::Value::Object(m.clone().into_iter().collect()))
+                .map_err(|e| {
+                    Error::backend(
+                        crate::BACKEND,
+                        format!(
+                            "VirtualMachine {:?}: spec.template.metadata is not object metadata",
+                            vm.metadata.name.as_deref().unwrap_or_default()
+                        ),
+                        false,
+                        e,
+                    )
+                })?
+        }
+        None => ObjectMeta::default(),
+    };
+    let allowed = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ALLOW_POD_BRIDGE_MIGRATION))
+        .is_some_and(|v| v == "true");
+    let Some(spec) = template.spec.as_ref().filter(|_| !allowed) else {
+        return Ok(Vec::new());
+    };
+    let networks = spec.networks.as_deref().unwrap_or_default();
+    Ok(spec
+        .domain
+        .devices
+        .interfaces
+        .iter()
         .flatten()
-        .filter(|i| i.get("bridge").is_some())
-        .filter_map(|i| i["name"].as_str())
-        .filter(|name| {
-            networks
-                .iter()
-                .any(|n| n["name"] == *name && n.get("pod").is_some())
-        })
-        .map(str::to_string)
-        .collect()
+        .filter(|i| i.bridge.is_some())
+        .filter(|i| networks.iter().any(|n| n.name == i.name && n.pod.is_some()))
+        .map(|i| i.name.clone())
+        .collect())
 }
 
 /// The CDI DataVolume template importing the boot disk, if the spec imports one.

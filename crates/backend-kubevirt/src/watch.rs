@@ -6,27 +6,28 @@ use std::collections::BTreeMap;
 
 use futures::stream::{self, BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::DynamicObject;
 use kubecloud_core::{BootDisk, Result, Tenant, Vm};
 use kubecloud_kube::{Writer, is_owned, tenant_namespace};
-use serde_json::Value;
+use kubecloud_models::cdi::DataVolume;
+use kubecloud_models::kubevirt::{VirtualMachine, VirtualMachineInstance};
 
 use crate::apis;
-use crate::driver::{restore_secrets, stored_spec, to_value};
+use crate::driver::{restore_secrets, stored_spec};
 use crate::status::{Observed, vm_status};
 
+/// One watch's new state of the object it follows (`None`: absent); boxed, the models are
+/// large.
 enum Source {
-    Vm,
-    Vmi,
-    Import,
+    Vm(Box<Result<Option<VirtualMachine>>>),
+    Vmi(Box<Result<Option<VirtualMachineInstance>>>),
+    Import(Box<Result<Option<DataVolume>>>),
 }
 
 #[derive(Default)]
 struct Merged {
-    vm: Option<Value>,
-    vm_object: Option<DynamicObject>,
-    vmi: Option<Value>,
-    import: Option<Value>,
+    vm: Option<VirtualMachine>,
+    vmi: Option<VirtualMachineInstance>,
+    import: Option<DataVolume>,
     seen: [bool; 3],
     last: Option<Vm>,
 }
@@ -41,48 +42,54 @@ impl Merged {
     fn absorb(
         &mut self,
         source: Source,
-        state: Result<Option<DynamicObject>>,
         tenant: &Tenant,
         name: &str,
         secrets: &BTreeMap<String, Secret>,
     ) -> Step {
-        let state = match state {
-            Ok(s) => s,
-            Err(err) => {
-                tracing::debug!(error = %err, vm = name, "watch error; the watcher resumes");
-                return Step::Skip;
+        fn state<T>(state: Result<Option<T>>, name: &str) -> Option<Option<T>> {
+            match state {
+                Ok(s) => Some(s),
+                Err(err) => {
+                    tracing::debug!(error = %err, vm = name, "watch error; the watcher resumes");
+                    None
+                }
             }
-        };
+        }
         match source {
-            Source::Vm => {
+            Source::Vm(s) => {
+                let Some(s) = state(*s, name) else {
+                    return Step::Skip;
+                };
                 self.seen[0] = true;
-                let state = state.filter(|o| is_owned(&o.metadata, tenant));
-                if state.is_none() {
+                let s = s.filter(|o| is_owned(&o.metadata, tenant));
+                if s.is_none() {
                     // Gone (or never ours): the stream ends.
                     return Step::End;
                 }
-                self.vm = state.as_ref().map(to_value);
-                self.vm_object = state;
+                self.vm = s;
             }
-            Source::Vmi => {
+            Source::Vmi(s) => {
+                let Some(s) = state(*s, name) else {
+                    return Step::Skip;
+                };
                 self.seen[1] = true;
-                self.vmi = state.as_ref().map(to_value);
+                self.vmi = s;
             }
-            Source::Import => {
+            Source::Import(s) => {
+                let Some(s) = state(*s, name) else {
+                    return Step::Skip;
+                };
                 self.seen[2] = true;
-                self.import = state
-                    .filter(|o| is_owned(&o.metadata, tenant))
-                    .as_ref()
-                    .map(to_value);
+                self.import = s.filter(|o| is_owned(&o.metadata, tenant));
             }
         }
         if !self.seen.iter().all(|s| *s) {
             return Step::Skip;
         }
-        let Some(object) = &self.vm_object else {
+        let Some(object) = &self.vm else {
             return Step::Skip;
         };
-        let Ok(mut spec) = stored_spec(object, name) else {
+        let Ok(mut spec) = stored_spec(&object.metadata, name) else {
             return Step::Skip;
         };
         restore_secrets(&mut spec, secrets);
@@ -93,7 +100,7 @@ impl Merged {
         let status = vm_status(
             &spec,
             &Observed {
-                vm: self.vm.as_ref(),
+                vm: Some(object),
                 vmi: self.vmi.as_ref(),
                 import,
             },
@@ -121,23 +128,23 @@ pub fn vm_states(
     // this backend's own writes at once.
     let vm = writer
         .states(&apis::vms(&client, &ns), &name)
-        .map(|s| (Source::Vm, s));
+        .map(|s| Source::Vm(Box::new(s)));
     let vmi = writer
         .states(&apis::vmis(&client, &ns), &name)
-        .map(|s| (Source::Vmi, s));
+        .map(|s| Source::Vmi(Box::new(s)));
     let import = writer
         .states(
             &apis::data_volumes(&client, &ns),
             &BootDisk::import_volume_name(&name),
         )
-        .map(|s| (Source::Import, s));
+        .map(|s| Source::Import(Box::new(s)));
     let merged = stream::select_all([vm.boxed(), vmi.boxed(), import.boxed()]);
     stream::unfold(
         (merged, Merged::default(), tenant, name, secrets),
         |(mut merged, mut state, tenant, name, secrets)| async move {
             loop {
-                let (source, event) = merged.next().await?;
-                match state.absorb(source, event, &tenant, &name, &secrets) {
+                let source = merged.next().await?;
+                match state.absorb(source, &tenant, &name, &secrets) {
                     Step::Emit(vm) => {
                         return Some((Ok(*vm), (merged, state, tenant, name, secrets)));
                     }

@@ -267,3 +267,70 @@ fn vm_snapshot_and_restore_objects_validate() {
         &json!({"snapshot": snapshot, "restore": restore}),
     );
 }
+
+/// What is sent is converted into the typed models first (`kubecloud_kube::convert`): every
+/// object of every golden file must survive that conversion unchanged, or a field the model does
+/// not know would be dropped silently on the way to the API server.
+#[test]
+fn every_golden_object_survives_the_typed_models_unchanged() {
+    use kubecloud_models::cdi::DataVolume;
+    use kubecloud_models::kubevirt::{
+        VirtualMachine, VirtualMachineInstanceMigration, VirtualMachineRestore,
+        VirtualMachineSnapshot,
+    };
+
+    fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(object: &Value) -> Value {
+        let typed: T = serde_json::from_value(object.clone()).unwrap();
+        serde_json::to_value(typed).unwrap()
+    }
+
+    fn check(object: &Value, seen: &mut Vec<String>) {
+        match object {
+            Value::Array(items) => items.iter().for_each(|i| check(i, seen)),
+            Value::Object(map) => {
+                // An object (not a reference to one, which has a `kind` too).
+                let kind = map
+                    .get("kind")
+                    .filter(|_| map.contains_key("metadata"))
+                    .and_then(Value::as_str);
+                let back = match kind {
+                    Some("VirtualMachine") => Some(round_trip::<VirtualMachine>(object)),
+                    Some("VirtualMachineSnapshot") => {
+                        Some(round_trip::<VirtualMachineSnapshot>(object))
+                    }
+                    Some("VirtualMachineRestore") => {
+                        Some(round_trip::<VirtualMachineRestore>(object))
+                    }
+                    Some("VirtualMachineInstanceMigration") => {
+                        Some(round_trip::<VirtualMachineInstanceMigration>(object))
+                    }
+                    Some("DataVolume") => Some(round_trip::<DataVolume>(object)),
+                    _ => None,
+                };
+                match back {
+                    Some(back) => {
+                        assert_eq!(&back, object, "a field did not survive the model");
+                        seen.push(map["kind"].as_str().unwrap_or_default().to_string());
+                    }
+                    None => map.values().for_each(|v| check(v, seen)),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        check(&serde_json::from_str(&text).unwrap(), &mut seen);
+    }
+    for kind in [
+        "VirtualMachine",
+        "VirtualMachineSnapshot",
+        "VirtualMachineRestore",
+        "VirtualMachineInstanceMigration",
+    ] {
+        assert!(seen.iter().any(|k| k == kind), "no golden {kind}: {seen:?}");
+    }
+}

@@ -10,16 +10,16 @@
 //! - [`import_state_of`]: what a [`DataVolume`]'s status says, as CDI writes it: `phase`
 //!   (`Pending`, `ImportScheduled`, `ImportInProgress`, `Succeeded`, `Failed`...), `progress`
 //!   (`"45.5%"`, or `"N/A"`) and the conditions' messages (the `Running` condition carries the
-//!   importer's failure); [`import_state`] reads the same from a DataVolume as JSON.
-//! - [`data_volume_api`]: the typed `Api<DataVolume>` of a namespace (the storage backends read
-//!   and write through it; [`data_volumes`] is the dynamic one the compute backend still uses).
+//!   importer's failure).
+//! - [`data_volume_api`]: the typed `Api<DataVolume>` of a namespace (the storage and compute
+//!   backends read through it).
 //! - [`made_by_cdi`]: whether a claim is the one CDI made for a `DataVolume` (owned by it).
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource};
 use kube::core::GroupVersionKind;
 use kubecloud_core::{AccessMode, VolumeMode};
 pub use kubecloud_models::cdi::DataVolume;
@@ -49,11 +49,6 @@ pub fn resource() -> ApiResource {
 /// missing, a field of the wrong type) is an error of the read, not a default.
 pub fn data_volume_api(client: &kube::Client, ns: &str) -> Api<DataVolume> {
     Api::namespaced(client.clone(), ns)
-}
-
-/// The `DataVolume`s of namespace `ns`, as dynamic objects (see [`data_volume_api`]).
-pub fn data_volumes(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), ns, &resource())
 }
 
 /// An import over HTTP: where from, and the claim it fills.
@@ -173,33 +168,8 @@ pub enum ImportState {
     Failed(String),
 }
 
-/// What the status of `DataVolume` `dv` says.
-///
-/// ```
-/// use kubecloud_kube::cdi::{ImportState, import_state};
-/// let dv = serde_json::json!({"status": {"phase": "ImportInProgress", "progress": "45.5%"}});
-/// assert_eq!(import_state(&dv), ImportState::Importing { phase: "ImportInProgress".into(), progress: Some(45) });
-/// let failed = serde_json::json!({"status": {"phase": "Failed", "conditions": [
-///     {"type": "Ready", "message": ""},
-///     {"type": "Running", "message": "Unable to connect to http data source"}]}});
-/// assert_eq!(import_state(&failed), ImportState::Failed("Unable to connect to http data source".into()));
-/// ```
-pub fn import_state(dv: &Value) -> ImportState {
-    let status = &dv["status"];
-    let conditions = status["conditions"].as_array().into_iter().flatten();
-    state_from(
-        status["phase"].as_str(),
-        status["progress"].as_str(),
-        conditions.map(|c| {
-            (
-                c["type"].as_str().unwrap_or_default(),
-                c["message"].as_str().unwrap_or_default(),
-            )
-        }),
-    )
-}
-
-/// What the status of the typed `DataVolume` `dv` says (as [`import_state`]).
+/// What the status of `DataVolume` `dv` says: CDI's `phase`, its `progress` and, for a failure,
+/// the message of the first condition that has one.
 ///
 /// ```
 /// use kubecloud_kube::cdi::{DataVolume, ImportState, import_state_of};
@@ -208,6 +178,13 @@ pub fn import_state(dv: &Value) -> ImportState {
 ///     "metadata": {"name": "os"}, "spec": {},
 ///     "status": {"phase": "ImportInProgress", "progress": "45.5%"}}))?;
 /// assert_eq!(import_state_of(&dv), ImportState::Importing { phase: "ImportInProgress".into(), progress: Some(45) });
+/// let failed: DataVolume = serde_json::from_value(serde_json::json!({
+///     "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+///     "metadata": {"name": "os"}, "spec": {},
+///     "status": {"phase": "Failed", "conditions": [
+///         {"type": "Ready", "status": "False"},
+///         {"type": "Running", "status": "False", "message": "Unable to connect to http data source"}]}}))?;
+/// assert_eq!(import_state_of(&failed), ImportState::Failed("Unable to connect to http data source".into()));
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 pub fn import_state_of(dv: &DataVolume) -> ImportState {
@@ -295,28 +272,33 @@ mod tests {
     }
 
     #[test]
-    fn typed_and_json_states_agree() {
-        let statuses = [
-            json!({}),
-            json!({"phase": "Pending"}),
-            json!({"phase": "ImportInProgress", "progress": "12.5%"}),
-            json!({"phase": "Succeeded", "progress": "100.0%"}),
-            json!({"phase": "Failed", "conditions": [
-                {"type": "Ready", "status": "False", "message": "not ready", "lastTransitionTime": "2026-01-01T00:00:00Z"},
-                {"type": "Running", "status": "False", "message": "Unable to connect", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
-            json!({"phase": "Failed"}),
+    fn states_follow_phase_progress_and_conditions() {
+        let cases = [
+            (json!({}), ImportState::Pending),
+            (json!({"phase": "Pending"}), ImportState::Pending),
+            (
+                json!({"phase": "ImportInProgress", "progress": "12.5%"}),
+                ImportState::Importing {
+                    phase: "ImportInProgress".into(),
+                    progress: Some(12),
+                },
+            ),
+            (
+                json!({"phase": "Succeeded", "progress": "100.0%"}),
+                ImportState::Succeeded,
+            ),
+            (
+                json!({"phase": "Failed", "conditions": [
+                    {"type": "Ready", "status": "False"},
+                    {"type": "Running", "status": "False", "message": "Unable to connect"}]}),
+                ImportState::Failed("Unable to connect".into()),
+            ),
         ];
-        for status in statuses {
+        for (status, expected) in cases {
             let object = json!({"apiVersion": API_VERSION, "kind": "DataVolume",
                 "metadata": {"name": "os"}, "spec": {}, "status": status});
-            let dv: DataVolume = serde_json::from_value(object.clone()).unwrap();
-            assert_eq!(import_state_of(&dv), import_state(&object), "{status}");
+            let dv: DataVolume = serde_json::from_value(object).unwrap();
+            assert_eq!(import_state_of(&dv), expected, "{status}");
         }
-        assert_eq!(
-            import_state(&json!({"status": {"phase": "Failed", "conditions": [
-                {"type": "Ready", "message": "not ready"},
-                {"type": "Running", "message": "Unable to connect"}]}})),
-            ImportState::Failed("Unable to connect".into())
-        );
     }
 }
