@@ -278,9 +278,9 @@ pub use controllers::{
     Controller, ControllerError, ControllerHandle, GarbageCollector, NamespaceController,
     PvcBinder, Watched,
 };
-pub use controllers::{MetalLbController, metallb};
+pub use controllers::{CiliumLbIpam, MetalLbController, cilium_lbipam, metallb};
 pub use counters::{RequestRecord, Requests};
-pub use fake_cloud::{FakeCloud, FakeCloudBuilder, FakeCloudError};
+pub use fake_cloud::{FakeCloud, FakeCloudBuilder, FakeCloudError, LoadBalancerSystem};
 pub use faults::{Fault, FaultAction, Faults, Latency};
 pub use routing::Verb;
 pub use server::{StartError, TestServer, TestServerBuilder};
