@@ -33,7 +33,11 @@ const BULK: &str = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:
                     parameters: {linstor.csi.linbit.com/resourceGroup: rg-bulk}\n";
 
 async fn stack() -> (FakeCloud, Cloud) {
-    let fake = FakeCloud::builder().cilium().start().await.expect("fake cloud");
+    let fake = FakeCloud::builder()
+        .cilium()
+        .start()
+        .await
+        .expect("fake cloud");
     fake.kube().seed_yaml(BULK).expect("bulk class");
     let options = ConnectOptions::new().backend(Part::LoadBalancer, "cilium");
     let cloud = Cloud::connect_with(fake.kube().client(), options)
@@ -50,7 +54,10 @@ async fn stack() -> (FakeCloud, Cloud) {
 /// Cilium is not offered BGP by this backend (see `kubecloud_cilium::capabilities`): the checks
 /// needing it skip, saying so; nothing else may.
 const EXPECTED_SKIPS: &[(&str, &str)] = &[
-    ("loadbalancer::bgp_pool", "capability load_balancer.bgp is missing"),
+    (
+        "loadbalancer::bgp_pool",
+        "capability load_balancer.bgp is missing",
+    ),
     (
         "loadbalancer::pool_changes_in_place",
         "capability load_balancer.bgp is missing",
@@ -91,7 +98,11 @@ group!(tenants_are_isolated_with_cilium_lb, run_isolation, "is");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_choice_metallb_is_taken_where_both_are_installed() {
-    let fake = FakeCloud::builder().cilium().start().await.expect("fake cloud");
+    let fake = FakeCloud::builder()
+        .cilium()
+        .start()
+        .await
+        .expect("fake cloud");
     let cloud = Cloud::connect_with(fake.kube().client(), ConnectOptions::new())
         .await
         .expect("connect");

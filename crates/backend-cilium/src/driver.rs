@@ -14,8 +14,7 @@ use kubecloud_core::{
     Tenant, async_trait,
 };
 use kubecloud_kube::{
-    NAME, ensure_namespace, ensure_owned, holds, is_owned, names, tenant_namespace,
-    tenant_selector,
+    NAME, ensure_namespace, ensure_owned, holds, is_owned, names, tenant_namespace, tenant_selector,
 };
 use kubecloud_models::cilium::{CiliumL2AnnouncementPolicy, CiliumLoadBalancerIpPool};
 
@@ -82,7 +81,12 @@ impl Cilium {
             .await
     }
 
-    async fn tenant_services(&self, tenant: &Tenant, kind: ResourceKind, what: &str) -> Result<Vec<Service>> {
+    async fn tenant_services(
+        &self,
+        tenant: &Tenant,
+        kind: ResourceKind,
+        what: &str,
+    ) -> Result<Vec<Service>> {
         self.writer
             .list(
                 &self.services(tenant),
@@ -112,7 +116,12 @@ impl Cilium {
     /// Refuses a pool whose name is taken or whose addresses overlap any other pool; nothing is
     /// sent. When `creating`, the tenant's own pool of that name is refused too unless it is
     /// incomplete: returns whether such a pool is there to be completed.
-    async fn check_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec, creating: bool) -> Result<bool> {
+    async fn check_pool(
+        &self,
+        tenant: &Tenant,
+        spec: &AddressPoolSpec,
+        creating: bool,
+    ) -> Result<bool> {
         let object = pool_object(tenant, &spec.name);
         let mine: Vec<_> = spec.addresses.iter().map(AddressBlock::range).collect();
         let mut resuming = false;
@@ -149,7 +158,11 @@ impl Cilium {
                              cluster administrator"
                         .to_string(),
                 };
-                return Err(Error::conflict(ResourceKind::AddressPool, &spec.name, reason));
+                return Err(Error::conflict(
+                    ResourceKind::AddressPool,
+                    &spec.name,
+                    reason,
+                ));
             }
         }
         Ok(resuming)
@@ -162,13 +175,25 @@ impl Cilium {
         let name = spec.name.as_str();
         let kind = ResourceKind::AddressPool;
         let object = pool_object(tenant, name);
-        let current_pool = self.writer.get_opt(&self.pools_api(), &object, kind, name).await?;
-        let current_l2 = self.writer.get_opt(&self.l2_api(), &object, kind, name).await?;
+        let current_pool = self
+            .writer
+            .get_opt(&self.pools_api(), &object, kind, name)
+            .await?;
+        let current_l2 = self
+            .writer
+            .get_opt(&self.l2_api(), &object, kind, name)
+            .await?;
         if let Some(c) = &current_l2 {
             names::ensure_name_free_for(c.meta(), tenant, kind, name, &object)?;
         }
         self.writer
-            .apply_if_changed(&self.pools_api(), current_pool.as_ref(), &objects.pool, kind, name)
+            .apply_if_changed(
+                &self.pools_api(),
+                current_pool.as_ref(),
+                &objects.pool,
+                kind,
+                name,
+            )
             .await?;
         self.writer
             .apply_if_changed(&self.l2_api(), current_l2.as_ref(), &objects.l2, kind, name)
@@ -271,9 +296,7 @@ impl Cilium {
                     .filter(|p| p.spec.auto_assign)
                     .collect();
                 let kept = current
-                    .filter(|c| {
-                        c.annotations().contains_key(ADDRESS_AUTO)
-                    })
+                    .filter(|c| c.annotations().contains_key(ADDRESS_AUTO))
                     .and_then(pool_label)
                     .and_then(|l| auto.iter().find(|p| p.spec.name == l));
                 if let Some(kept) = kept {
@@ -297,13 +320,23 @@ impl Cilium {
         translate::service(tenant, spec, None)?;
         let current = self
             .writer
-            .current(&self.services(tenant), &spec.name, ResourceKind::Exposure, &spec.name)
+            .current(
+                &self.services(tenant),
+                &spec.name,
+                ResourceKind::Exposure,
+                &spec.name,
+            )
             .await?;
         let pool = self.choose_pool(tenant, spec, current.as_ref()).await?;
-        let mut svc = translate::service(tenant, spec, pool.as_ref().map(|p| p.spec.name.as_str()))?;
+        let mut svc =
+            translate::service(tenant, spec, pool.as_ref().map(|p| p.spec.name.as_str()))?;
         if let Some(pool) = &pool
             && !pool.spec.addresses.is_empty()
-            && pool.spec.addresses.iter().all(|b| b.range().first.is_ipv6())
+            && pool
+                .spec
+                .addresses
+                .iter()
+                .all(|b| b.range().first.is_ipv6())
         {
             translate::single_stack_ipv6(&mut svc);
         }
@@ -333,15 +366,19 @@ impl Cilium {
     pub async fn apply_exposure(&self, tenant: &Tenant, spec: &ExposureSpec) -> Result<Exposure> {
         let (svc, current) = self.prepare_exposure(tenant, spec).await?;
         if let Some(current) = &current {
-            ensure_owned(&current.metadata, tenant, ResourceKind::Exposure, &spec.name).map_err(
-                |_| {
-                    Error::conflict(
-                        ResourceKind::Exposure,
-                        &spec.name,
-                        "a Service of that name exists and is not kubecloud's",
-                    )
-                },
-            )?;
+            ensure_owned(
+                &current.metadata,
+                tenant,
+                ResourceKind::Exposure,
+                &spec.name,
+            )
+            .map_err(|_| {
+                Error::conflict(
+                    ResourceKind::Exposure,
+                    &spec.name,
+                    "a Service of that name exists and is not kubecloud's",
+                )
+            })?;
         }
         ensure_namespace(&self.client, &self.writer, tenant).await?;
         let unchanged = current.as_ref().is_some_and(|c| service_unchanged(c, &svc));
@@ -349,7 +386,12 @@ impl Cilium {
             Some(current) if unchanged => current,
             _ => {
                 self.writer
-                    .apply(&self.services(tenant), &svc, ResourceKind::Exposure, &spec.name)
+                    .apply(
+                        &self.services(tenant),
+                        &svc,
+                        ResourceKind::Exposure,
+                        &spec.name,
+                    )
                     .await?
             }
         };
@@ -375,7 +417,11 @@ impl LoadBalancer for Cilium {
 
     async fn update_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool> {
         if matches!(spec.advertisement, Advertisement::Bgp(_)) {
-            return Err(Error::unsupported(BACKEND, "load_balancer.update_pool", "bgp"));
+            return Err(Error::unsupported(
+                BACKEND,
+                "load_balancer.update_pool",
+                "bgp",
+            ));
         }
         translate::pool_objects(tenant, spec)?;
         let current = self
@@ -418,12 +464,19 @@ impl LoadBalancer for Cilium {
             ));
         }
         let object = pool.name_any();
-        if let Some(l2) = self.writer.get_opt(&self.l2_api(), &object, kind, name).await?
+        if let Some(l2) = self
+            .writer
+            .get_opt(&self.l2_api(), &object, kind, name)
+            .await?
             && is_owned(l2.meta(), tenant)
         {
-            self.writer.delete(&self.l2_api(), &object, kind, name).await?;
+            self.writer
+                .delete(&self.l2_api(), &object, kind, name)
+                .await?;
         }
-        self.writer.delete(&self.pools_api(), &object, kind, name).await?;
+        self.writer
+            .delete(&self.pools_api(), &object, kind, name)
+            .await?;
         tracing::debug!(%tenant, pool = name, "address pool deleted");
         Ok(())
     }
@@ -435,7 +488,12 @@ impl LoadBalancer for Cilium {
         }
         ensure_namespace(&self.client, &self.writer, tenant).await?;
         self.writer
-            .apply(&self.services(tenant), &svc, ResourceKind::Exposure, &spec.name)
+            .apply(
+                &self.services(tenant),
+                &svc,
+                ResourceKind::Exposure,
+                &spec.name,
+            )
             .await?;
         tracing::debug!(%tenant, exposure = %spec.name, "exposure created");
         Ok(Exposure {

@@ -16,12 +16,22 @@ async fn load_balancer_conformance() {
     let report = run_load_balancer(&target, "cil", &Params::default()).await;
     eprintln!("{report}");
     // BGP is not offered (see `capabilities::CAPABILITIES`): the two BGP checks skip, saying so.
-    let skipped: Vec<_> = report.skipped.iter().map(|(name, why)| (*name, why.as_str())).collect();
+    let skipped: Vec<_> = report
+        .skipped
+        .iter()
+        .map(|(name, why)| (*name, why.as_str()))
+        .collect();
     assert_eq!(
         skipped,
         [
-            ("loadbalancer::bgp_pool", "capability load_balancer.bgp is missing"),
-            ("loadbalancer::pool_changes_in_place", "capability load_balancer.bgp is missing"),
+            (
+                "loadbalancer::bgp_pool",
+                "capability load_balancer.bgp is missing"
+            ),
+            (
+                "loadbalancer::pool_changes_in_place",
+                "capability load_balancer.bgp is missing"
+            ),
         ],
         "only the BGP checks skip:\n{report}"
     );

@@ -296,10 +296,7 @@ impl FakeCloudBuilder {
             LoadBalancerSystem::MetalLb => kube.controller(MetalLbController::new()),
             LoadBalancerSystem::Cilium => kube.controller(CiliumLbIpam),
         };
-        let kube = kube
-            .seed_yaml(&seed_objects)
-            .start()
-            .await?;
+        let kube = kube.seed_yaml(&seed_objects).start().await?;
         let csi = match self.csi {
             Some(profile) => Some(CsiInstall::new(profile).install(&kube)?),
             None => None,

@@ -160,7 +160,11 @@ impl Range {
     }
 
     fn text(&self) -> String {
-        format!("{} - {}", addr(self.first, self.v6), addr(self.last, self.v6))
+        format!(
+            "{} - {}",
+            addr(self.first, self.v6),
+            addr(self.last, self.v6)
+        )
     }
 
     fn overlaps(&self, other: &Range) -> bool {
@@ -261,10 +265,7 @@ impl Svc {
         labels.insert(SERVICE_NAMESPACE_LABEL.into(), namespace.clone());
         let spec = &object["spec"];
         let mut requested: Vec<IpAddr> = Vec::new();
-        if let Some(ip) = spec["loadBalancerIP"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-        {
+        if let Some(ip) = spec["loadBalancerIP"].as_str().and_then(|s| s.parse().ok()) {
             requested.push(ip);
         }
         let ips = annotation(&object, IPS, "io.cilium/lb-ipam-ips");
@@ -342,7 +343,9 @@ impl Svc {
         }
         if self.namespace != other.namespace {
             let allows = |a: &Svc, b: &Svc| {
-                a.cross_namespace.iter().any(|n| n == &b.namespace || n == "*")
+                a.cross_namespace
+                    .iter()
+                    .any(|n| n == &b.namespace || n == "*")
             };
             if !allows(self, other) || !allows(other, self) {
                 return Err("different and not permitted namespace");
@@ -359,7 +362,9 @@ impl Svc {
                 || other.selector.is_empty()
                 || self.selector != other.selector)
         {
-            return Err("compatible ExternalTrafficPolicy local but selecting different set of pods");
+            return Err(
+                "compatible ExternalTrafficPolicy local but selecting different set of pods",
+            );
         }
         Ok(())
     }
@@ -650,7 +655,9 @@ fn satisfy_specific(pools: &[Pool], ranges: &mut [Range], svcs: &mut [Svc], i: u
             let (reason, message) = if found_pool {
                 (
                     "pool_selector_mismatch",
-                    format!("The pool with the CIDR containing '{ip}', doesn't select this service"),
+                    format!(
+                        "The pool with the CIDR containing '{ip}', doesn't select this service"
+                    ),
                 )
             } else {
                 (
@@ -719,7 +726,10 @@ fn satisfy_generic(pools: &[Pool], ranges: &mut [Range], svcs: &mut [Svc], i: us
                     {
                         continue;
                     }
-                    if holders.iter().all(|&o| svcs[o].compatible(&svcs[i]).is_ok()) {
+                    if holders
+                        .iter()
+                        .all(|&o| svcs[o].compatible(&svcs[i]).is_ok())
+                    {
                         shared = Some((r, n));
                         break 'search;
                     }
@@ -868,7 +878,12 @@ fn write_service(api: &Cluster, svc: &Svc) -> Result<(), ControllerError> {
     Ok(())
 }
 
-fn write_pool(api: &Cluster, pool: &Pool, used: u128, available: u128) -> Result<(), ControllerError> {
+fn write_pool(
+    api: &Cluster,
+    pool: &Pool,
+    used: u128,
+    available: u128,
+) -> Result<(), ControllerError> {
     let status = &pool.object["status"];
     let generation = &pool.object["metadata"]["generation"];
     let mut conditions = status["conditions"].clone();
