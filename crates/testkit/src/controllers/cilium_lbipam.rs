@@ -379,7 +379,7 @@ impl Svc {
         }
         let has4 = self.allocated.iter().any(|(ip, _)| ip.is_ipv4());
         let has6 = self.allocated.iter().any(|(ip, _)| ip.is_ipv6());
-        !((self.v4 && !has4) || (self.v6 && !has6))
+        (has4 || !self.v4) && (has6 || !self.v6)
     }
 }
 
@@ -510,8 +510,8 @@ fn pools_and_ranges(api: &Cluster) -> Result<(Vec<Pool>, Vec<Range>), Controller
             }
         }
         if conflict.is_none() {
-            'outer: for q in 0..p {
-                if pools[q].conflict.is_some() {
+            'outer: for (q, older) in pools.iter().enumerate().take(p) {
+                if older.conflict.is_some() {
                     continue;
                 }
                 for &a in &own {
