@@ -346,3 +346,66 @@ async fn objects_are_sent_as_documented_and_read_back() {
         "There are no enabled CiliumLoadBalancerIPPools that match this service (no_pool)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_address_takes_the_first_auto_pool_with_room_and_keeps_it() {
+    let server = common::server().await;
+    let lb = common::backend(&server);
+    let acme = common::tenant("acme");
+    let one = kubecloud_core::IpRange::new(
+        "203.0.113.1".parse().unwrap(),
+        "203.0.113.1".parse().unwrap(),
+    )
+    .unwrap();
+    lb.create_pool(
+        &acme,
+        &AddressPoolSpec::l2("a-first", vec![AddressBlock::Range(one)]),
+    )
+    .await
+    .expect("pool");
+    lb.create_pool(
+        &acme,
+        &AddressPoolSpec::l2("b-second", vec![cidr("198.51.100.0/30")]),
+    )
+    .await
+    .expect("pool");
+    let first = assigned(&lb, &acme, &exposure("e0", 80, AddressRequest::Auto)).await;
+    assert_eq!(
+        first.to_string(),
+        "203.0.113.1",
+        "the first auto pool by name"
+    );
+    let second = assigned(&lb, &acme, &exposure("e1", 80, AddressRequest::Auto)).await;
+    assert_eq!(
+        second.to_string(),
+        "198.51.100.0",
+        "the next auto pool with a free address"
+    );
+    let e0 = lb.get_exposure(&acme, "e0").await.expect("get");
+    assert_eq!(
+        (e0.spec.address, e0.pool.as_deref()),
+        (AddressRequest::Auto, Some("a-first"))
+    );
+    // Re-applying the full pool's exposure keeps its pool and sends nothing.
+    server.requests().reset();
+    let again = lb
+        .apply_exposure(&acme, &exposure("e0", 80, AddressRequest::Auto))
+        .await
+        .expect("apply");
+    assert_eq!(again.ip, Some(first));
+    let pool = lb
+        .apply_pool(
+            &acme,
+            &AddressPoolSpec::l2("b-second", vec![cidr("198.51.100.0/30")]),
+        )
+        .await
+        .expect("apply pool");
+    assert_eq!((pool.assigned, pool.available), (1, 3));
+    let r = server.requests();
+    assert_eq!(
+        r.count_verb(kubecloud_testkit::Verb::Apply),
+        0,
+        "{:?}",
+        r.summary()
+    );
+}
