@@ -193,6 +193,18 @@ async fn first_and_last_addresses_are_reserved_when_not_allowed() {
         "already_allocated",
         "a reserved address is taken"
     );
+    // With a sharing key, `Update` hands the reserved address over (lbipam.go does no more).
+    c.create(service(
+        "acme",
+        "e",
+        80,
+        json!({"lbipam.cilium.io/ips": "203.0.113.0", "lbipam.cilium.io/sharing-key": "k"}),
+    ))
+    .unwrap();
+    assert_eq!(
+        settled(&server, "acme", "e").await,
+        (Some("203.0.113.0".into()), satisfied())
+    );
 }
 
 #[tokio::test]

@@ -692,10 +692,8 @@ fn satisfy_specific(pools: &[Pool], ranges: &mut [Range], svcs: &mut [Svc], i: u
                     ));
                     continue;
                 }
-                if holders.is_empty() {
-                    // A reserved first/last address: `Update` fails, logged only.
-                    continue;
-                }
+                // A reserved first/last address has no holders: `Update` then hands it to
+                // this service (what `satisfySpecificIPRequests` does with a sharing key).
                 ranges[r].allocs.entry(n).or_default().push(i);
             }
             None => {
