@@ -17,10 +17,12 @@ pub(crate) const RBAC: &[Rbac] = &[
     kubecloud_kubeovn::plugin::RBAC,
     #[cfg(feature = "metallb")]
     kubecloud_metallb::plugin::RBAC,
+    #[cfg(feature = "cilium")]
+    kubecloud_cilium::plugin::RBAC,
 ];
 
 /// Every backend's connector, in the order `Cloud::connect` tries those of a part (LINSTOR
-/// before CSI: where Piraeus is installed, storage is LINSTOR's).
+/// before CSI: where Piraeus is installed, storage is LINSTOR's; MetalLB before Cilium).
 pub(crate) const CONNECTORS: &[&dyn Connector] = &[
     #[cfg(feature = "kubevirt")]
     &kubecloud_kubevirt::plugin::CONNECTOR,
@@ -32,4 +34,7 @@ pub(crate) const CONNECTORS: &[&dyn Connector] = &[
     &kubecloud_kubeovn::plugin::CONNECTOR,
     #[cfg(feature = "metallb")]
     &kubecloud_metallb::plugin::CONNECTOR,
+    // After MetalLB: where both are installed, MetalLB unless the options choose Cilium.
+    #[cfg(feature = "cilium")]
+    &kubecloud_cilium::plugin::CONNECTOR,
 ];

@@ -31,6 +31,9 @@
 //! - `kubevirt`, `linstor`, `kubeovn`, `metallb` (or all four: `kubernetes`): the backends for
 //!   the real stack, re-exported as `kubecloud::kubevirt` and so on; with all four,
 //!   `kubecloud::gitops` renders a tenant as manifests for Flux or Argo CD instead of applying it.
+//! - `cilium`: load balancing on Cilium LB-IPAM instead of (or besides) MetalLB, re-exported as
+//!   `kubecloud::cilium`; `Cloud::connect` takes it where MetalLB is not installed, or when
+//!   `ConnectOptions::backend(Part::LoadBalancer, "cilium")` chooses it.
 //! - `kubernetes` also brings `Cloud::connect` (a real cluster: one discovery round, LINSTOR
 //!   found through Piraeus, each backend built with what is installed; see `kubecloud::connect`)
 //!   and `kubecloud::rbac` (the ClusterRole the chosen parts need).
@@ -81,6 +84,9 @@ pub use volumes::TenantVolumes;
 #[cfg(feature = "memory")]
 pub use kubecloud_memory::MemoryCloud;
 
+/// Load balancing on Cilium LB-IPAM (feature `cilium`).
+#[cfg(feature = "cilium")]
+pub use kubecloud_cilium as cilium;
 /// Block storage on any CSI driver, through Kubernetes alone (feature `csi`).
 #[cfg(feature = "csi")]
 pub use kubecloud_csi as csi;

@@ -277,3 +277,61 @@ async fn the_csi_stack_s_rules_allow_every_request_of_the_conformance_suite_and_
         unused.join("\n")
     );
 }
+
+/// The same on the stack with load balancing on Cilium LB-IPAM (chosen when connecting): the
+/// Cilium backend's rules allow every request and are all used.
+#[cfg(feature = "cilium")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cilium_stack_s_rules_allow_every_request_of_the_conformance_suite_and_nothing_more() {
+    let fake = kubecloud_testkit::FakeCloud::builder()
+        .cilium()
+        .start()
+        .await
+        .expect("fake cloud");
+    fake.kube().seed_yaml(BULK).unwrap();
+    fake.kube().requests().reset();
+    let options = ConnectOptions::new().backend(Part::LoadBalancer, "cilium");
+    let cloud = Cloud::connect_with(fake.kube().client(), options)
+        .await
+        .expect("connect");
+    assert_eq!(cloud.backend_names()[3], "cilium");
+    let ports = common::ports::OvnPorts::new(&fake.ovn_northbound(), &cloud);
+    let target = Target {
+        compute: Some(cloud.compute()),
+        storage: Some(cloud.storage()),
+        network: Some(cloud.network()),
+        load_balancer: Some(cloud.load_balancer()),
+        ports: Some(&ports),
+    };
+    let report = conformance::run_all(&target, "rl", &params()).await;
+    eprintln!("{report}");
+    let rules = rbac::rules_for(&cloud.backend_names());
+    let denied = denied_on(fake.kube(), &rules);
+    assert!(
+        denied.is_empty(),
+        "not allowed by the rules:\n{}",
+        denied.join("\n")
+    );
+    let used: BTreeSet<Access> = fake
+        .kube()
+        .requests()
+        .all()
+        .iter()
+        .flat_map(needed)
+        .collect();
+    let used_or_listed = |a: &Access| {
+        used.contains(a)
+            || (a.verb == "watch" && used.contains(&Access::new(&a.group, &a.resource, "list")))
+    };
+    let unused: Vec<String> = rules
+        .accesses()
+        .into_iter()
+        .filter(|a| !used_or_listed(a) && rbac::not_exercised_by_conformance(a).is_none())
+        .map(|a| a.to_string())
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "rules no request used:\n{}",
+        unused.join("\n")
+    );
+}

@@ -81,6 +81,13 @@ emit piraeus piraeus-operator linstor_cluster piraeus-operator/piraeus.io_linsto
 for k in volume_snapshot:volumesnapshots volume_snapshot_content:volumesnapshotcontents; do
   emit snapshot external-snapshotter "${k%%:*}" "external-snapshotter/snapshot.storage.k8s.io_${k#*:}.yaml" - v1
 done
+for k in load_balancer_ip_pool:v2/ciliumloadbalancerippools:v2 \
+         l2_announcement_policy:v2alpha1/ciliuml2announcementpolicies:v2alpha1 \
+         bgp_cluster_config:v2/ciliumbgpclusterconfigs:v2 bgp_peer_config:v2/ciliumbgppeerconfigs:v2 \
+         bgp_advertisement:v2/ciliumbgpadvertisements:v2; do
+  IFS=: read -r module file version <<< "$k"
+  emit cilium cilium "$module" "cilium/$file.yaml" - "$version"
+done
 emit multus multus network_attachment_definition multus/network-attachment-definitions.k8s.cni.cncf.io.yaml - v1
 
 # One mod.rs per system: every module, and its root kinds re-exported.

@@ -11,6 +11,7 @@
 //! | [`kubevirt`] | KubeVirt | `VirtualMachine`, `VirtualMachineInstance`, `VirtualMachineInstanceMigration` (`kubevirt.io/v1`); `VirtualMachineSnapshot`, `VirtualMachineRestore` (`snapshot.kubevirt.io/v1beta1`) |
 //! | [`cdi`] | CDI | `DataVolume` (`cdi.kubevirt.io/v1beta1`) |
 //! | [`kubeovn`] | Kube-OVN | `Vpc`, `Subnet`, `IP`, `Vip`, `SecurityGroup`, `OvnEip`, `OvnFip`, `OvnSnatRule` (`kubeovn.io/v1`) |
+//! | [`cilium`] | Cilium | `CiliumLoadBalancerIPPool`, `CiliumBGPClusterConfig`, `CiliumBGPPeerConfig`, `CiliumBGPAdvertisement` (`cilium.io/v2`); `CiliumL2AnnouncementPolicy` (`cilium.io/v2alpha1`) |
 //! | [`metallb`] | MetalLB | `IPAddressPool`, `L2Advertisement`, `BGPAdvertisement`, `BFDProfile`, `Community` (`metallb.io/v1beta1`); `BGPPeer` (`metallb.io/v1beta2`) |
 //! | [`piraeus`] | Piraeus | `LinstorCluster` (`piraeus.io/v1`) |
 //! | [`snapshot`] | CSI snapshots | `VolumeSnapshot`, `VolumeSnapshotContent` (`snapshot.storage.k8s.io/v1`) |
@@ -55,6 +56,7 @@
 #![allow(clippy::all, clippy::pedantic)]
 
 pub mod cdi;
+pub mod cilium;
 pub mod kubeovn;
 pub mod kubevirt;
 pub mod metallb;

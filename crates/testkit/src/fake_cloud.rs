@@ -7,7 +7,8 @@
 //! - the API double ([`TestServer`]) with the controllers [`GarbageCollector`],
 //!   [`NamespaceController`], [`LinstorCsi`] (on the LINSTOR double), [`CdiController`],
 //!   [`KubeVirtController`] (with the nodes [`FakeCloud::NODES`]), [`KubeVirtSnapshotController`],
-//!   [`KubeOvnController`] and [`MetalLbController`];
+//!   [`KubeOvnController`] and [`MetalLbController`] (or [`CiliumLbIpam`] with
+//!   [`FakeCloudBuilder::cilium`]);
 //! - the LINSTOR double ([`LinstorServer`]): the three nodes, pools `lvm-thin` (LVM_THIN) and
 //!   `zfs` (ZFS) on each, resource groups `rg-fast` (2 replicas on `lvm-thin`) and `rg-bulk`
 //!   (1 replica on `zfs`) — see [`FakeCloud::TIERS`]. It serves HTTPS only and requires a client
@@ -47,7 +48,7 @@ use base64::Engine as _;
 use crate::csi::{CsiDriver, CsiInstall, CsiProfile};
 use crate::linstor::{LinstorServer, LinstorStartError, TestPki, TlsSetupError};
 use crate::{
-    CdiController, GarbageCollector, KubeOvnController, KubeVirtController,
+    CdiController, CiliumLbIpam, GarbageCollector, KubeOvnController, KubeVirtController,
     KubeVirtSnapshotController, Latency, LinstorCsi, MetalLbController, NamespaceController,
     PvcProtection, StartError, TestServer,
 };
@@ -150,6 +151,18 @@ pub struct FakeCloudBuilder {
     seed: u64,
     bind: SocketAddr,
     csi: Option<CsiProfile>,
+    load_balancer: LoadBalancerSystem,
+}
+
+/// Which load balancer a [`FakeCloud`] runs (see [`FakeCloudBuilder::cilium`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadBalancerSystem {
+    /// MetalLB's controller ([`MetalLbController`]), the default.
+    #[default]
+    MetalLb,
+    /// Cilium's LB-IPAM ([`CiliumLbIpam`]) instead of MetalLB.
+    Cilium,
 }
 
 impl Default for FakeCloudBuilder {
@@ -159,6 +172,7 @@ impl Default for FakeCloudBuilder {
             seed: 0,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             csi: None,
+            load_balancer: LoadBalancerSystem::MetalLb,
         }
     }
 }
@@ -182,6 +196,25 @@ impl FakeCloudBuilder {
     /// ```
     pub fn csi(mut self, profile: CsiProfile) -> Self {
         self.csi = Some(profile);
+        self
+    }
+
+    /// Load balancing by Cilium's LB-IPAM ([`CiliumLbIpam`]) instead of MetalLB's controller:
+    /// `CiliumLoadBalancerIPPool`s give Services their addresses, MetalLB's objects are served
+    /// (every CRD is) but nothing acts on them. Both take Services without a
+    /// `loadBalancerClass`, so only one of them runs.
+    ///
+    /// ```
+    /// use kubecloud_testkit::FakeCloud;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = FakeCloud::builder().cilium().start().await?;
+    /// assert!(cloud.kube().controller("cilium-operator-lb-ipam").is_some());
+    /// assert!(cloud.kube().controller("metallb-controller").is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn cilium(mut self) -> Self {
+        self.load_balancer = LoadBalancerSystem::Cilium;
         self
     }
 
@@ -254,15 +287,16 @@ impl FakeCloudBuilder {
         if let Some(linstor) = &linstor {
             kube = kube.controller(LinstorCsi::new(linstor));
         }
-        let kube = kube
+        kube = kube
             .controller(CdiController::new())
             .controller(virt)
             .controller(KubeVirtSnapshotController)
-            .controller(ovn)
-            .controller(MetalLbController::new())
-            .seed_yaml(&seed_objects)
-            .start()
-            .await?;
+            .controller(ovn);
+        kube = match self.load_balancer {
+            LoadBalancerSystem::MetalLb => kube.controller(MetalLbController::new()),
+            LoadBalancerSystem::Cilium => kube.controller(CiliumLbIpam),
+        };
+        let kube = kube.seed_yaml(&seed_objects).start().await?;
         let csi = match self.csi {
             Some(profile) => Some(CsiInstall::new(profile).install(&kube)?),
             None => None,

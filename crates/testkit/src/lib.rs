@@ -274,13 +274,13 @@ pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};
 pub use controllers::kubevirt_snapshot::KubeVirtSnapshotController;
 pub use controllers::linstor_csi::LinstorCsi;
 pub use controllers::pvc_protection::{PVC_PROTECTION, PvcProtection};
+pub use controllers::{CiliumLbIpam, MetalLbController, cilium_lbipam, metallb};
 pub use controllers::{
     Controller, ControllerError, ControllerHandle, GarbageCollector, NamespaceController,
     PvcBinder, Watched,
 };
-pub use controllers::{MetalLbController, metallb};
 pub use counters::{RequestRecord, Requests};
-pub use fake_cloud::{FakeCloud, FakeCloudBuilder, FakeCloudError};
+pub use fake_cloud::{FakeCloud, FakeCloudBuilder, FakeCloudError, LoadBalancerSystem};
 pub use faults::{Fault, FaultAction, Faults, Latency};
 pub use routing::Verb;
 pub use server::{StartError, TestServer, TestServerBuilder};

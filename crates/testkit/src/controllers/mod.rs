@@ -13,9 +13,10 @@
 //! Built in: [`GarbageCollector`] (owner references), [`NamespaceController`] (namespace
 //! deletion), [`PvcBinder`] (dynamic provisioning and binding) and
 //! [`pvc_protection::PvcProtection`] (claims a pod uses are kept until it is gone). Controllers for KubeVirt, CDI,
-//! Kube-OVN, MetalLB, LINSTOR CSI and snapshots belong here too, one module each.
+//! Kube-OVN, MetalLB, Cilium LB-IPAM, LINSTOR CSI and snapshots belong here too, one module each.
 
 pub mod cdi;
+pub mod cilium_lbipam;
 pub mod crd;
 mod gc;
 pub mod kubeovn;
@@ -29,6 +30,7 @@ mod namespace;
 mod pvc_binder;
 pub mod pvc_protection;
 
+pub use cilium_lbipam::CiliumLbIpam;
 pub use gc::GarbageCollector;
 pub use metallb::MetalLbController;
 pub use namespace::NamespaceController;

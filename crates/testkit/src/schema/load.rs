@@ -22,7 +22,16 @@ pub(crate) const CRD_DIRS: &[&str] = &[
 ];
 
 /// Single CRD files, relative to the upstream dir.
-pub(crate) const CRD_FILES: &[&str] = &["kubevirt/kv-resource.yaml"];
+pub(crate) const CRD_FILES: &[&str] = &[
+    "kubevirt/kv-resource.yaml",
+    // Cilium's LB-IPAM and BGP kinds only (its network-policy CRDs are not served by the double).
+    "cilium/v2/ciliumloadbalancerippools.yaml",
+    "cilium/v2/ciliumbgpclusterconfigs.yaml",
+    "cilium/v2/ciliumbgppeerconfigs.yaml",
+    "cilium/v2/ciliumbgpadvertisements.yaml",
+    "cilium/v2/ciliumbgpnodeconfigs.yaml",
+    "cilium/v2alpha1/ciliuml2announcementpolicies.yaml",
+];
 
 pub(crate) const CORE_DOC: &str = "kubernetes/api__v1_openapi.json";
 pub(crate) const STORAGE_DOC: &str = "kubernetes/apis__storage.k8s.io__v1_openapi.json";

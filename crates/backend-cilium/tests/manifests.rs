@@ -1,0 +1,145 @@
+//! Rendering pools and exposures (GitOps output) instead of creating them: nothing is sent, the
+//! objects are those creating sends, every one validates upstream, bad input names the field.
+
+mod common;
+
+use kubecloud_core::{
+    AddressBlock, AddressPoolSpec, AddressRequest, Advertisement, ExposureSpec, LoadBalancer,
+    ServicePort,
+};
+use kubecloud_testkit::schema::Catalog;
+use serde_json::Value;
+
+use common::{backend, server, tenant};
+
+fn pools() -> Vec<AddressPoolSpec> {
+    let mut manual = AddressPoolSpec::l2(
+        "manual",
+        vec![AddressBlock::Cidr("198.51.100.0/28".parse().unwrap())],
+    );
+    manual.auto_assign = false;
+    let mut public = AddressPoolSpec::l2(
+        "public",
+        vec![AddressBlock::Cidr("203.0.113.0/28".parse().unwrap())],
+    );
+    if let Advertisement::L2(l2) = &mut public.advertisement {
+        l2.interfaces = vec!["eth1".into()];
+        l2.node_selector = [("lb".to_string(), "yes".to_string())].into();
+    }
+    vec![manual, public]
+}
+
+fn exposures() -> Vec<ExposureSpec> {
+    let web = ExposureSpec::new("web", [("app", "web")], vec![ServicePort::tcp(443)]);
+    vec![
+        ExposureSpec {
+            address: AddressRequest::Pool("manual".into()),
+            ..ExposureSpec::new("db", [("app", "db")], vec![ServicePort::tcp(5432)])
+        },
+        ExposureSpec {
+            sharing_key: Some("front".into()),
+            ..web
+        },
+        ExposureSpec {
+            address: AddressRequest::Ip("203.0.113.9".parse().unwrap()),
+            ..ExposureSpec::new("api", [("app", "api")], vec![ServicePort::tcp(8443)])
+        },
+    ]
+}
+
+#[tokio::test]
+async fn the_rendered_objects_are_what_creating_sends_and_nothing_is_sent() {
+    let server = server().await;
+    let lb = backend(&server);
+    let acme = tenant("acme");
+    let mut rendered: Vec<Value> = Vec::new();
+    for pool in pools() {
+        rendered.extend(lb.pool_manifests(&acme, &pool).expect("pool manifests"));
+    }
+    for e in exposures() {
+        rendered.extend(
+            lb.exposure_manifests(&acme, &e, &pools())
+                .expect("exposure manifests"),
+        );
+    }
+    assert_eq!(server.requests().total(), 0, "rendering sent a request");
+    let catalog = Catalog::upstream().expect("catalog");
+    let mut kinds = Vec::new();
+    for o in &rendered {
+        let (av, kind) = (
+            o["apiVersion"].as_str().unwrap(),
+            o["kind"].as_str().unwrap(),
+        );
+        kinds.push(kind.to_string());
+        catalog
+            .by_kind(av, kind)
+            .expect("kind")
+            .validate(o)
+            .unwrap_or_else(|e| panic!("{o}: {e:?}"));
+    }
+    assert_eq!(
+        kinds,
+        [
+            "CiliumLoadBalancerIPPool",
+            "CiliumL2AnnouncementPolicy",
+            "CiliumLoadBalancerIPPool",
+            "CiliumL2AnnouncementPolicy",
+            "Service",
+            "Service",
+            "Service"
+        ]
+    );
+    let pool_label =
+        |i: usize| rendered[i]["metadata"]["labels"]["kubecloud.io/address-pool"].clone();
+    assert_eq!(
+        [pool_label(4), pool_label(5), pool_label(6)],
+        ["manual", "public", "public"],
+        "the named pool; the first auto-assigning one; the one holding the address"
+    );
+
+    for pool in pools() {
+        lb.create_pool(&acme, &pool).await.expect("create pool");
+    }
+    for e in exposures() {
+        lb.expose(&acme, &e).await.expect("expose");
+    }
+    let cluster = server.cluster();
+    for object in rendered {
+        let (av, kind) = (
+            object["apiVersion"].as_str().unwrap(),
+            object["kind"].as_str().unwrap(),
+        );
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let live = cluster
+            .list(av, kind, object["metadata"]["namespace"].as_str())
+            .unwrap()
+            .into_iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"));
+        assert!(
+            kubecloud_kube::is_subset(&object, &live),
+            "{kind} {name}: rendered {object:#} live {live:#}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field() {
+    let server = server().await;
+    let lb = backend(&server);
+    let mut pool = pools().remove(1);
+    pool.addresses.clear();
+    let err = lb.pool_manifests(&tenant("acme"), &pool).unwrap_err();
+    assert_eq!(err.invalid_field(), Some("addresses"));
+    let mut pool = pools().remove(1);
+    pool.avoid_buggy_ips = true;
+    let err = lb.pool_manifests(&tenant("acme"), &pool).unwrap_err();
+    assert_eq!(err.invalid_field(), Some("avoidBuggyIps"));
+    let mut exposure = exposures().remove(1);
+    exposure.ports.clear();
+    let err = lb
+        .exposure_manifests(&tenant("acme"), &exposure, &pools())
+        .unwrap_err();
+    assert_eq!(err.invalid_field(), Some("ports"));
+    assert_eq!(server.requests().total(), 0);
+}
