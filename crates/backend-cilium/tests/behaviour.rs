@@ -349,7 +349,7 @@ async fn objects_are_sent_as_documented_and_read_back() {
             let used = p
                 .and_then(|p| p.status.as_ref())
                 .and_then(|s| s.conditions.as_ref())
-                .and_then(|c| c.iter().find(|c| c.type_ == "cilium.io/IPsUsed"))
+                .and_then(|c| c.iter().find(|c| c.r#type == "cilium.io/IPsUsed"))
                 .map(|c| c.message.clone());
             if used.as_deref() == Some("1") {
                 kubecloud_core::wait::Check::Met

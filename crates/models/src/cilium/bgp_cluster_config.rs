@@ -5,7 +5,6 @@
 
 #[allow(unused_imports)]
 mod prelude {
-    pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     pub use kube::CustomResource;
     pub use serde::{Deserialize, Serialize};
     pub use std::collections::BTreeMap;
@@ -199,5 +198,45 @@ pub enum CiliumBgpClusterConfigNodeSelectorMatchExpressionsOperator {
 pub struct CiliumBgpClusterConfigStatus {
     /// The current conditions of the CiliumBGPClusterConfig
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conditions: Option<Vec<Condition>>,
+    pub conditions: Option<Vec<CiliumBgpClusterConfigStatusConditions>>,
+}
+
+/// Condition contains details for one aspect of the current state of this API Resource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CiliumBgpClusterConfigStatusConditions {
+    /// lastTransitionTime is the last time the condition transitioned from one status to another.
+    /// This should be when the underlying condition changed.  If that is not known, then using the time when the API field changed is acceptable.
+    #[serde(rename = "lastTransitionTime")]
+    pub last_transition_time: String,
+    /// message is a human readable message indicating details about the transition.
+    /// This may be an empty string.
+    pub message: String,
+    /// observedGeneration represents the .metadata.generation that the condition was set based upon.
+    /// For instance, if .metadata.generation is currently 12, but the .status.conditions[x].observedGeneration is 9, the condition is out of date
+    /// with respect to the current state of the instance.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "observedGeneration"
+    )]
+    pub observed_generation: Option<i64>,
+    /// reason contains a programmatic identifier indicating the reason for the condition's last transition.
+    /// Producers of specific condition types may define expected values and meanings for this field,
+    /// and whether the values are considered a guaranteed API.
+    /// The value should be a CamelCase string.
+    /// This field may not be empty.
+    pub reason: String,
+    /// status of the condition, one of True, False, Unknown.
+    pub status: CiliumBgpClusterConfigStatusConditionsStatus,
+    /// type of condition in CamelCase or in foo.example.com/CamelCase.
+    #[serde(rename = "type")]
+    pub r#type: String,
+}
+
+/// Condition contains details for one aspect of the current state of this API Resource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum CiliumBgpClusterConfigStatusConditionsStatus {
+    True,
+    False,
+    Unknown,
 }
