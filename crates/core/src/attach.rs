@@ -73,6 +73,11 @@ pub struct InterfaceAttachment {
     /// Annotations the VM's pod carries for the network, set when the pod is created (placement
     /// on a subnet, a fixed address).
     pub pod_annotations: BTreeMap<String, String>,
+    /// Labels the VM's pod carries for the network, set when the pod is created: what a
+    /// network's policies select pods by (the security groups of a network that enforces them
+    /// with pod-selecting policies, such as `MultiNetworkPolicy`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
     /// Annotations the network also reads on a running pod (security groups, port security):
     /// the compute backend keeps them in step on the VM's running pod too, and removes those
     /// that are no longer wanted.
@@ -101,6 +106,7 @@ impl InterfaceAttachment {
             binding,
             mac: iface.mac,
             pod_annotations: BTreeMap::new(),
+            pod_labels: BTreeMap::new(),
             live_pod_annotations: BTreeMap::new(),
             live_annotation_keys: Vec::new(),
             guarantees: Guarantees::default(),
