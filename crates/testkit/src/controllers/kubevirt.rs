@@ -474,6 +474,11 @@ impl KubeVirtController {
             annotations = json!({});
         }
         annotations["kubevirt.io/domain"] = json!(name);
+        // virt-controller's network-selection annotation for the Multus networks
+        // (`pkg/network/multus`): `net1`, `net2`… with the interface's MAC.
+        if let Some(selection) = Self::network_selection(vmi) {
+            annotations[super::whereabouts::NETWORKS] = json!(selection);
+        }
         json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {
@@ -507,6 +512,49 @@ impl KubeVirtController {
         json!(volumes)
     }
 
+    /// The `k8s.v1.cni.cncf.io/networks` value for the VMI's Multus networks, if it has any.
+    fn network_selection(vmi: &Value) -> Option<String> {
+        let ns = meta(vmi, "namespace");
+        let ifaces = vmi["spec"]["domain"]["devices"]["interfaces"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let selection: Vec<Value> = vmi["spec"]["networks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|net| {
+                let full = net["multus"]["networkName"].as_str()?;
+                let (nad_ns, nad) = full.split_once('/').unwrap_or((ns, full));
+                let mac = ifaces
+                    .iter()
+                    .find(|f| f["name"] == net["name"])
+                    .and_then(|f| f["macAddress"].as_str());
+                Some((nad_ns.to_string(), nad.to_string(), mac.map(String::from)))
+            })
+            .enumerate()
+            .map(|(i, (nad_ns, nad, mac))| {
+                let mut e = json!({"name": nad, "namespace": nad_ns, "interface": format!("net{}", i + 1)});
+                if let Some(mac) = mac {
+                    e["mac"] = json!(mac);
+                }
+                e
+            })
+            .collect();
+        (!selection.is_empty()).then(|| serde_json::to_string(&selection).unwrap_or_default())
+    }
+
+    /// Multus' `network-status` entry of network `ns/name` on the pod: (address, MAC).
+    fn multus_status(pod: &Value, network: &str) -> Option<(Option<String>, Option<String>)> {
+        let status = pod["metadata"]["annotations"][super::whereabouts::NETWORK_STATUS].as_str()?;
+        let entries: Vec<Value> = serde_json::from_str(status).ok()?;
+        let e = entries.iter().find(|e| e["name"] == network)?;
+        Some((
+            e["ips"][0].as_str().map(String::from),
+            e["mac"].as_str().map(String::from),
+        ))
+    }
+
     /// The VMI's interfaces as the launcher pod's annotations say.
     fn interfaces(vmi: &Value, pod: &Value) -> Value {
         let ns = meta(vmi, "namespace");
@@ -533,9 +581,15 @@ impl KubeVirtController {
                     None => "ovn.".to_string(),
                 };
                 let h = hash(&format!("{uid}/{name}"));
+                let multus = net["multus"]["networkName"].as_str().and_then(|full| {
+                    let full = if full.contains('/') { full.to_string() } else { format!("{ns}/{full}") };
+                    Self::multus_status(pod, &full)
+                });
+                let (multus_ip, multus_mac) = multus.unwrap_or((None, None));
                 let ip = ann[format!("{prefix}kubernetes.io/ip_address")]
                     .as_str()
                     .map(String::from)
+                    .or(multus_ip)
                     .unwrap_or_else(|| format!("10.244.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2));
                 let spec_mac = ifaces
                     .iter()
@@ -543,6 +597,7 @@ impl KubeVirtController {
                     .and_then(|f| f["macAddress"].as_str());
                 let mac = ann[format!("{prefix}kubernetes.io/mac_address")]
                     .as_str()
+                    .or(multus_mac.as_deref())
                     .or(spec_mac)
                     .map(String::from)
                     .unwrap_or_else(|| {
@@ -704,6 +759,13 @@ impl KubeVirtController {
                 let Some(pod) = Self::current_pod(api, vmi)? else {
                     return Ok(());
                 };
+                // The pod runs once Multus added its networks (its network-status).
+                let ann = &pod["metadata"]["annotations"];
+                if ann[super::whereabouts::NETWORKS].is_string()
+                    && ann[super::whereabouts::NETWORK_STATUS].is_null()
+                {
+                    return Ok(());
+                }
                 patch(
                     json!({"phase": "Running", "interfaces": Self::interfaces(vmi, &pod),
                     "conditions": [{"type": "PodScheduled", "status": "True"},
