@@ -335,10 +335,11 @@ pub fn virtual_machine(
     if let Some(affinity) = affinity(tenant, spec) {
         template_spec["affinity"] = affinity;
     }
-    // The networks' pod labels (what their policies select the VM's pods by) join the VM's.
+    // The networks' live pod labels (what their policies select the VM's pods by) join the
+    // VM's; they are kept in step on a running VM like the live annotations.
     let mut template_labels = json!(labels);
     for a in &interfaces {
-        for (k, v) in &a.pod_labels {
+        for (k, v) in &a.live_pod_labels {
             template_labels[k] = json!(v);
         }
     }

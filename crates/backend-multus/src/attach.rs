@@ -5,8 +5,9 @@
 //!   `multus` network, bridge binding; KubeVirt passes the interface's MAC in the network
 //!   selection). One fixing a reservation's address rides the reservation's attachment (IPAM
 //!   `static`), so every pod of the VM, the migration target's included, has that address.
-//! - Security groups are pod labels `sg.kubecloud.io/<group>: "true"`, which the groups'
-//!   `MultiNetworkPolicy`s select.
+//! - Security groups are live pod labels `sg.kubecloud.io/<group>: "true"`, which the groups'
+//!   `MultiNetworkPolicy`s select; the keys are those of every group of the tenant, so the
+//!   compute backend removes the label of a group the VM left from its running pod.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -159,11 +160,16 @@ pub fn attachments(
             name: network,
         };
         attachment.mac = mac;
-        attachment.pod_labels = iface
+        attachment.live_pod_labels = iface
             .security_groups
             .iter()
             .map(|g| (kinds::group_label(g), "true".to_string()))
             .collect();
+        // Every group of the tenant's label, so leaving one removes it from a running pod.
+        attachment.live_label_keys = match known.groups {
+            Some(groups) => groups.iter().map(|g| kinds::group_label(g)).collect(),
+            None => attachment.live_pod_labels.keys().cloned().collect(),
+        };
         attachment.guarantees = Guarantees {
             addresses_kept_on_migration: kept,
             security_groups: iface.security_groups.clone(),

@@ -471,16 +471,15 @@ impl Network for Multus {
                 })
             })
             .collect::<Result<_>>()?;
-        let groups: BTreeSet<String> = if interfaces.iter().any(|i| !i.security_groups.is_empty()) {
-            let api = self.tenant_api(&kinds::multi_policy(), tenant);
-            self.list_role(&api, tenant, "security-group", None, ResourceKind::SecurityGroup)
-                .await?
-                .iter()
-                .filter_map(|g| translate::domain_name(g).ok())
-                .collect()
-        } else {
-            BTreeSet::new()
-        };
+        // Every group (not only those named): their labels are the live keys, so a VM that
+        // left a group loses its label on the running pod.
+        let api = self.tenant_api(&kinds::multi_policy(), tenant);
+        let groups: BTreeSet<String> = self
+            .list_role(&api, tenant, "security-group", None, ResourceKind::SecurityGroup)
+            .await?
+            .iter()
+            .filter_map(|g| translate::domain_name(g).ok())
+            .collect();
         attach::attachments(
             tenant,
             interfaces,
