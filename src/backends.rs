@@ -15,6 +15,8 @@ pub(crate) const RBAC: &[Rbac] = &[
     kubecloud_csi::plugin::RBAC,
     #[cfg(feature = "kubeovn")]
     kubecloud_kubeovn::plugin::RBAC,
+    #[cfg(feature = "multus")]
+    kubecloud_multus::plugin::RBAC,
     #[cfg(feature = "metallb")]
     kubecloud_metallb::plugin::RBAC,
 ];
@@ -30,6 +32,8 @@ pub(crate) const CONNECTORS: &[&dyn Connector] = &[
     &kubecloud_csi::connect::CONNECTOR,
     #[cfg(feature = "kubeovn")]
     &kubecloud_kubeovn::plugin::CONNECTOR,
+    #[cfg(feature = "multus")]
+    &kubecloud_multus::plugin::CONNECTOR,
     #[cfg(feature = "metallb")]
     &kubecloud_metallb::plugin::CONNECTOR,
 ];

@@ -34,6 +34,9 @@
 //! - `kubernetes` also brings `Cloud::connect` (a real cluster: one discovery round, LINSTOR
 //!   found through Piraeus, each backend built with what is installed; see `kubecloud::connect`)
 //!   and `kubecloud::rbac` (the ClusterRole the chosen parts need).
+//! - `multus` (with `kubernetes`): networks without Kube-OVN (`kubecloud::multus`): Multus
+//!   secondary networks, whereabouts IPAM, MultiNetworkPolicy; `Cloud::connect` picks it where
+//!   Multus and whereabouts are served and Kube-OVN is not.
 //!
 //! ## Crates
 //! `kubecloud-core` (re-exported here whole) holds the domain, the traits and the conformance
@@ -87,6 +90,10 @@ pub use kubecloud_csi as csi;
 /// Networking on Kube-OVN + Multus (feature `kubeovn`).
 #[cfg(feature = "kubeovn")]
 pub use kubecloud_kubeovn as kubeovn;
+/// Networking without Kube-OVN: Multus secondary networks, whereabouts IPAM and
+/// MultiNetworkPolicy (feature `multus`).
+#[cfg(feature = "multus")]
+pub use kubecloud_multus as multus;
 /// Compute on KubeVirt + CDI (feature `kubevirt`).
 #[cfg(feature = "kubevirt")]
 pub use kubecloud_kubevirt as kubevirt;

@@ -4,7 +4,8 @@ use kubecloud_core::NetworkCapabilities;
 
 use crate::Link;
 
-/// VPCs isolated as VLANs (bridge; not on macvtap), reservations with fixed addresses and MACs,
+/// VPCs isolated as VLANs (bridge; not on macvtap), reservations with fixed addresses and MACs
+/// (a fixed address on an interface is a reservation's: `fixed_ips_through_reservations`),
 /// security groups (`MultiNetworkPolicy`), services; no static routes, peering or external
 /// access (no router), no IPv6 (not exercised).
 ///
@@ -27,5 +28,6 @@ pub fn capabilities(link: &Link) -> NetworkCapabilities {
         services: true,
         ipv6: false,
         external_access: false,
+        fixed_ips_through_reservations: true,
     }
 }

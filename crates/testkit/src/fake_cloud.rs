@@ -150,6 +150,7 @@ pub struct FakeCloudBuilder {
     seed: u64,
     bind: SocketAddr,
     csi: Option<CsiProfile>,
+    multus: bool,
 }
 
 impl Default for FakeCloudBuilder {
@@ -159,6 +160,7 @@ impl Default for FakeCloudBuilder {
             seed: 0,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             csi: None,
+            multus: false,
         }
     }
 }
@@ -182,6 +184,23 @@ impl FakeCloudBuilder {
     /// ```
     pub fn csi(mut self, profile: CsiProfile) -> Self {
         self.csi = Some(profile);
+        self
+    }
+
+    /// Networks without Kube-OVN: the simulated Multus + whereabouts
+    /// ([`crate::whereabouts`], pools in `kube-system`) and multi-network policy controller
+    /// ([`crate::multi_networkpolicy`], reachable through [`FakeCloud::multi_policies`]) run
+    /// instead of the simulated Kube-OVN. (The Kube-OVN CRDs stay served.)
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = kubecloud_testkit::FakeCloud::builder().multus().start().await?;
+    /// assert!(cloud.multi_policies().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn multus(mut self) -> Self {
+        self.multus = true;
         self
     }
 
@@ -254,11 +273,20 @@ impl FakeCloudBuilder {
         if let Some(linstor) = &linstor {
             kube = kube.controller(LinstorCsi::new(linstor));
         }
+        let mut multi_policies = None;
         let kube = kube
             .controller(CdiController::new())
             .controller(virt)
-            .controller(KubeVirtSnapshotController)
-            .controller(ovn)
+            .controller(KubeVirtSnapshotController);
+        let kube = if self.multus {
+            let policies = crate::MultiNetworkPolicyController::default();
+            multi_policies = Some(policies.policies());
+            kube.controller(crate::WhereaboutsController::default())
+                .controller(policies)
+        } else {
+            kube.controller(ovn)
+        };
+        let kube = kube
             .controller(MetalLbController::new())
             .seed_yaml(&seed_objects)
             .start()
@@ -279,6 +307,7 @@ impl FakeCloudBuilder {
             pki,
             ovn: northbound,
             csi,
+            multi_policies,
         })
     }
 }
@@ -292,6 +321,7 @@ pub struct FakeCloud {
     pki: TestPki,
     ovn: crate::kubeovn_security::Northbound,
     csi: Option<CsiDriver>,
+    multi_policies: Option<crate::MultiPolicies>,
 }
 
 /// [`CLUSTER`] with the LINSTOR double's URL and the client certificate of `pki`.
@@ -370,6 +400,12 @@ impl FakeCloud {
     /// groups and rules apply to a port and whether a packet would pass.
     pub fn ovn_northbound(&self) -> crate::kubeovn_security::Northbound {
         self.ovn.clone()
+    }
+
+    /// What the simulated multi-network policy controller enforces, in a fake cloud started
+    /// with [`FakeCloudBuilder::multus`].
+    pub fn multi_policies(&self) -> Option<crate::MultiPolicies> {
+        self.multi_policies.clone()
     }
 
     /// Both doubles, to keep them apart.
