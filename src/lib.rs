@@ -90,10 +90,6 @@ pub use kubecloud_csi as csi;
 /// Networking on Kube-OVN + Multus (feature `kubeovn`).
 #[cfg(feature = "kubeovn")]
 pub use kubecloud_kubeovn as kubeovn;
-/// Networking without Kube-OVN: Multus secondary networks, whereabouts IPAM and
-/// MultiNetworkPolicy (feature `multus`).
-#[cfg(feature = "multus")]
-pub use kubecloud_multus as multus;
 /// Compute on KubeVirt + CDI (feature `kubevirt`).
 #[cfg(feature = "kubevirt")]
 pub use kubecloud_kubevirt as kubevirt;
@@ -103,6 +99,10 @@ pub use kubecloud_linstor as linstor;
 /// Load balancing on MetalLB (feature `metallb`).
 #[cfg(feature = "metallb")]
 pub use kubecloud_metallb as metallb;
+/// Networking without Kube-OVN: Multus secondary networks, whereabouts IPAM and
+/// MultiNetworkPolicy (feature `multus`).
+#[cfg(feature = "multus")]
+pub use kubecloud_multus as multus;
 
 /// Typed models of every upstream kind the Kubernetes backends send and read, generated from
 /// the upstream CRDs (`kubecloud-models`); each backend re-exports its own as `models`

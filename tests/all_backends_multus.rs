@@ -38,7 +38,11 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
-    let fake = FakeCloud::builder().multus().start().await.expect("fake cloud");
+    let fake = FakeCloud::builder()
+        .multus()
+        .start()
+        .await
+        .expect("fake cloud");
     let policies = fake.multi_policies().expect("multus doubles");
     let pki = fake.linstor_pki().clone();
     let (kube, linstor) = fake.into_parts();

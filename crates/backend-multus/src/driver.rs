@@ -22,6 +22,7 @@ use crate::attach::{self, Known, Reserved};
 use crate::kinds::{self, ROLE_LABEL, SUBNET_LABEL, VM_POD_LABEL, VPC_LABEL};
 use crate::translate;
 use crate::{BACKEND, Link, Multus};
+use kubecloud_models::whereabouts::IpPool;
 
 pub(crate) fn to_value(object: &DynamicObject) -> Value {
     serde_json::to_value(object).unwrap_or(Value::Null)
@@ -42,17 +43,17 @@ pub(crate) fn terminating(object: &Value) -> bool {
     object["metadata"]["deletionTimestamp"].is_string()
 }
 
-/// The whereabouts allocations of an `IPPool` as (offset, podRef, ifName).
-pub(crate) fn allocations(pool: &Value) -> Vec<(u128, String, String)> {
-    pool["spec"]["allocations"]
-        .as_object()
-        .into_iter()
-        .flatten()
+/// The whereabouts allocations of an `IPPool` as (offset, podRef, ifName); an offset that is
+/// not a number is skipped, as whereabouts skips it (`toIPReservationList`).
+pub(crate) fn allocations(pool: &IpPool) -> Vec<(u128, String, String)> {
+    pool.spec
+        .allocations
+        .iter()
         .filter_map(|(offset, a)| {
             Some((
                 offset.parse().ok()?,
-                a["podref"].as_str().unwrap_or_default().to_string(),
-                a["ifname"].as_str().unwrap_or_default().to_string(),
+                a.podref.clone().unwrap_or_default(),
+                a.ifname.clone().unwrap_or_default(),
             ))
         })
         .collect()
@@ -67,7 +68,7 @@ pub(crate) fn address_at(spec: &SubnetSpec, offset: u128) -> Option<IpAddr> {
     )
 }
 
-fn subnet_view(nad: &Value, pool: Option<&Value>) -> Result<Subnet> {
+fn subnet_view(nad: &Value, pool: Option<&IpPool>) -> Result<Subnet> {
     let spec = translate::subnet_spec_from(nad)?;
     let capacity = AddressSpace::for_subnet(&spec).capacity();
     let used = translate::reserved_of(nad).len() as u128
@@ -127,14 +128,25 @@ impl Multus {
             .ok_or_else(|| Error::not_found(kind, name))?;
         ensure_owned(&got.metadata, tenant, kind, name)?;
         let value = to_value(&got);
-        if terminating(&value) || role.is_some_and(|r| value["metadata"]["labels"][ROLE_LABEL] != r) {
+        if terminating(&value) || role.is_some_and(|r| value["metadata"]["labels"][ROLE_LABEL] != r)
+        {
             return Err(Error::not_found(kind, name));
         }
         Ok(value)
     }
 
-    async fn exists(&self, api: &Api<DynamicObject>, object: &str, kind: ResourceKind, name: &str) -> Result<bool> {
-        Ok(self.writer.get_opt(api, object, kind, name).await?.is_some())
+    async fn exists(
+        &self,
+        api: &Api<DynamicObject>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<bool> {
+        Ok(self
+            .writer
+            .get_opt(api, object, kind, name)
+            .await?
+            .is_some())
     }
 
     /// Every object the selector picks (not being deleted).
@@ -147,7 +159,11 @@ impl Multus {
     ) -> Result<Vec<Value>> {
         let params = ListParams::default().labels(selector);
         let list = self.writer.list_shared(api, &params, kind, name).await?;
-        Ok(list.iter().map(to_value).filter(|o| !terminating(o)).collect())
+        Ok(list
+            .iter()
+            .map(to_value)
+            .filter(|o| !terminating(o))
+            .collect())
     }
 
     /// The tenant's objects of `role` (`extra` narrows the selector).
@@ -166,13 +182,27 @@ impl Multus {
         self.list_any(api, &selector, kind, tenant.as_str()).await
     }
 
-    async fn apply(&self, api: &Api<DynamicObject>, object: Value, kind: ResourceKind, name: &str) -> Result<Value> {
+    async fn apply(
+        &self,
+        api: &Api<DynamicObject>,
+        object: Value,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Value> {
         let desired = to_dynamic(object, kind, name)?;
-        Ok(to_value(&self.writer.apply(api, &desired, kind, name).await?))
+        Ok(to_value(
+            &self.writer.apply(api, &desired, kind, name).await?,
+        ))
     }
 
     /// Creates (POST) the object: refused with `AlreadyExists` when its name is taken.
-    async fn create(&self, api: &Api<DynamicObject>, object: Value, kind: ResourceKind, name: &str) -> Result<Value> {
+    async fn create(
+        &self,
+        api: &Api<DynamicObject>,
+        object: Value,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Value> {
         let desired = to_dynamic(object, kind, name)?;
         let created = api
             .create(&PostParams::default(), &desired)
@@ -181,45 +211,87 @@ impl Multus {
         Ok(to_value(&created))
     }
 
-    async fn delete(&self, api: &Api<DynamicObject>, object: &str, kind: ResourceKind, name: &str) -> Result<()> {
+    async fn delete(
+        &self,
+        api: &Api<DynamicObject>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<()> {
         self.writer.delete(api, object, kind, name).await.map(drop)
     }
 
     /// The whereabouts `IPPool` of subnet `spec`, if whereabouts has made it.
-    pub(crate) async fn pool(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Option<Value>> {
-        let api = self.api(&kinds::ip_pool(), &self.whereabouts_namespace);
+    pub(crate) async fn pool(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Option<IpPool>> {
         let name = translate::pool_name(tenant, &spec.name, spec.cidr);
-        Ok(self
-            .writer
-            .get_opt(&api, &name, ResourceKind::Subnet, &spec.name)
-            .await?
-            .map(|p| to_value(&p)))
+        self.writer
+            .get_opt(&self.pools(), &name, ResourceKind::Subnet, &spec.name)
+            .await
+    }
+
+    /// whereabouts' `IPPool`s (typed), in its namespace.
+    pub(crate) fn pools(&self) -> Api<IpPool> {
+        Api::namespaced(self.client.clone(), &self.whereabouts_namespace)
     }
 
     /// The VPC's ConfigMap.
     async fn vpc_object(&self, tenant: &Tenant, name: &str) -> Result<Value> {
         let api = self.tenant_api(&kinds::config_map(), tenant);
-        self.owned(&api, &kinds::vpc_object(name), tenant, Some("vpc"), ResourceKind::Vpc, name)
-            .await
+        self.owned(
+            &api,
+            &kinds::vpc_object(name),
+            tenant,
+            Some("vpc"),
+            ResourceKind::Vpc,
+            name,
+        )
+        .await
     }
 
     /// The tenant's subnets' attachments.
-    pub(crate) async fn subnet_objects(&self, tenant: &Tenant, vpc: Option<&str>) -> Result<Vec<Value>> {
+    pub(crate) async fn subnet_objects(
+        &self,
+        tenant: &Tenant,
+        vpc: Option<&str>,
+    ) -> Result<Vec<Value>> {
         let api = self.tenant_api(&kinds::attachment(), tenant);
-        self.list_role(&api, tenant, "subnet", vpc.map(|v| format!("{VPC_LABEL}={v}")), ResourceKind::Subnet)
-            .await
+        self.list_role(
+            &api,
+            tenant,
+            "subnet",
+            vpc.map(|v| format!("{VPC_LABEL}={v}")),
+            ResourceKind::Subnet,
+        )
+        .await
     }
 
     async fn subnet_object(&self, tenant: &Tenant, name: &str) -> Result<Value> {
         let api = self.tenant_api(&kinds::attachment(), tenant);
-        self.owned(&api, &kubecloud_kube::names::attachment(name), tenant, Some("subnet"), ResourceKind::Subnet, name)
-            .await
+        self.owned(
+            &api,
+            &kubecloud_kube::names::attachment(name),
+            tenant,
+            Some("subnet"),
+            ResourceKind::Subnet,
+            name,
+        )
+        .await
     }
 
-    async fn reservation_objects(&self, tenant: &Tenant, subnet: Option<&str>) -> Result<Vec<Value>> {
+    async fn reservation_objects(
+        &self,
+        tenant: &Tenant,
+        subnet: Option<&str>,
+    ) -> Result<Vec<Value>> {
         let api = self.tenant_api(&kinds::attachment(), tenant);
-        self.list_role(&api, tenant, "reservation", subnet.map(|s| format!("{SUBNET_LABEL}={s}")), ResourceKind::IpReservation)
-            .await
+        self.list_role(
+            &api,
+            tenant,
+            "reservation",
+            subnet.map(|s| format!("{SUBNET_LABEL}={s}")),
+            ResourceKind::IpReservation,
+        )
+        .await
     }
 
     fn reservation_view(object: &Value) -> Result<IpReservation> {
@@ -236,29 +308,45 @@ impl Multus {
     /// Adds `add` to and removes `remove` from the reserved addresses of subnet `name`, with
     /// the attachment's resourceVersion as precondition (re-read and redone on a conflict), so
     /// two reservations at once never drop each other's.
-    async fn update_reserved(&self, tenant: &Tenant, name: &str, add: Option<IpAddr>, remove: Option<IpAddr>) -> Result<()> {
+    async fn update_reserved(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        add: Option<IpAddr>,
+        remove: Option<IpAddr>,
+    ) -> Result<()> {
         let kind = ResourceKind::Subnet;
         let api = self.tenant_api(&kinds::attachment(), tenant);
         let vlan = self.vpc_vlan_of_subnet(tenant, name).await?;
         for _ in 0..8 {
             let current = self.subnet_object(tenant, name).await?;
             let spec = translate::subnet_spec_from(&current)?;
-            let mut reserved: BTreeSet<IpAddr> = translate::reserved_of(&current).into_iter().collect();
+            let mut reserved: BTreeSet<IpAddr> =
+                translate::reserved_of(&current).into_iter().collect();
             if let Some(ip) = add {
                 if !reserved.insert(ip) {
-                    return Err(Error::conflict(kind, name, format!("{ip} is already reserved")));
+                    return Err(Error::conflict(
+                        kind,
+                        name,
+                        format!("{ip} is already reserved"),
+                    ));
                 }
             }
             if let Some(ip) = remove {
                 reserved.remove(&ip);
             }
             let reserved: Vec<IpAddr> = reserved.into_iter().collect();
-            let mut desired = translate::subnet_attachment(tenant, &spec, &self.link, vlan, &reserved);
+            let mut desired =
+                translate::subnet_attachment(tenant, &spec, &self.link, vlan, &reserved);
             desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
             let object = kubecloud_kube::names::attachment(name);
             let desired = to_dynamic(desired, kind, name)?;
             match api
-                .patch(&object, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&desired))
+                .patch(
+                    &object,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&desired),
+                )
                 .await
             {
                 Ok(applied) => {
@@ -271,7 +359,9 @@ impl Multus {
         }
         Err(Error::backend(
             BACKEND,
-            format!("the attachment of subnet {name:?} kept changing while its reservations were updated"),
+            format!(
+                "the attachment of subnet {name:?} kept changing while its reservations were updated"
+            ),
             true,
             std::io::Error::other("resourceVersion conflicts"),
         ))
@@ -279,7 +369,10 @@ impl Multus {
 
     async fn vpc_vlan_of_subnet(&self, tenant: &Tenant, subnet: &str) -> Result<Option<u16>> {
         let object = self.subnet_object(tenant, subnet).await?;
-        let vpc = object["metadata"]["labels"][VPC_LABEL].as_str().unwrap_or_default().to_string();
+        let vpc = object["metadata"]["labels"][VPC_LABEL]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         self.vpc_vlan(tenant, &vpc).await
     }
 
@@ -297,7 +390,12 @@ impl Multus {
     async fn ensure_system_namespace(&self) -> Result<()> {
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
         let ns = &self.system_namespace;
-        if self.writer.get_opt(&api, ns, ResourceKind::Vpc, ns).await?.is_some() {
+        if self
+            .writer
+            .get_opt(&api, ns, ResourceKind::Vpc, ns)
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
         let object = k8s_openapi::api::core::v1::Namespace {
@@ -319,7 +417,12 @@ impl Multus {
     }
 
     /// Claims the lowest free VLAN for `vpc` (a create per try: two VPCs never get one VLAN).
-    async fn claim_vlan(&self, tenant: &Tenant, vpc: &str, vlans: &std::ops::RangeInclusive<u16>) -> Result<u16> {
+    async fn claim_vlan(
+        &self,
+        tenant: &Tenant,
+        vpc: &str,
+        vlans: &std::ops::RangeInclusive<u16>,
+    ) -> Result<u16> {
         let kind = ResourceKind::Vpc;
         self.ensure_system_namespace().await?;
         let api = self.api(&kinds::config_map(), &self.system_namespace);
@@ -340,14 +443,26 @@ impl Multus {
         Err(Error::exhausted(
             kind,
             vpc,
-            format!("every VLAN of {}..={} is taken by a VPC", vlans.start(), vlans.end()),
+            format!(
+                "every VLAN of {}..={} is taken by a VPC",
+                vlans.start(),
+                vlans.end()
+            ),
         ))
     }
 
     /// Re-applies the tenant's security groups so their `policy-for` names every subnet.
     async fn refresh_groups(&self, tenant: &Tenant) -> Result<()> {
         let api = self.tenant_api(&kinds::multi_policy(), tenant);
-        let groups = self.list_role(&api, tenant, "security-group", None, ResourceKind::SecurityGroup).await?;
+        let groups = self
+            .list_role(
+                &api,
+                tenant,
+                "security-group",
+                None,
+                ResourceKind::SecurityGroup,
+            )
+            .await?;
         if groups.is_empty() {
             return Ok(());
         }
@@ -355,7 +470,8 @@ impl Multus {
         for g in groups {
             let spec = translate::security_group_spec_from(&g)?;
             let desired = translate::security_group(tenant, &spec, &networks)?;
-            self.apply(&api, desired, ResourceKind::SecurityGroup, &spec.name).await?;
+            self.apply(&api, desired, ResourceKind::SecurityGroup, &spec.name)
+                .await?;
         }
         Ok(())
     }
@@ -393,7 +509,12 @@ impl Multus {
             .collect::<Vec<_>>()
             .join(",");
         let pods = self
-            .list_any(&self.tenant_api(&kinds::pod(), tenant), &selector, ResourceKind::Service, &spec.name)
+            .list_any(
+                &self.tenant_api(&kinds::pod(), tenant),
+                &selector,
+                ResourceKind::Service,
+                &spec.name,
+            )
             .await?;
         let mut endpoints: Vec<String> = pods
             .iter()
@@ -403,7 +524,9 @@ impl Multus {
         endpoints.sort();
         endpoints.dedup();
         Ok(Service {
-            cluster_ip: object["spec"]["clusterIP"].as_str().and_then(|ip| ip.parse().ok()),
+            cluster_ip: object["spec"]["clusterIP"]
+                .as_str()
+                .and_then(|ip| ip.parse().ok()),
             dns_name: translate::service_dns(tenant, &spec.name),
             endpoints,
             spec,
@@ -439,7 +562,10 @@ impl Network for Multus {
     }
 
     fn system_namespaces(&self) -> Vec<String> {
-        vec![self.system_namespace.clone(), self.whereabouts_namespace.clone()]
+        vec![
+            self.system_namespace.clone(),
+            self.whereabouts_namespace.clone(),
+        ]
     }
 
     fn capabilities(&self) -> NetworkCapabilities {
@@ -475,7 +601,13 @@ impl Network for Multus {
         // left a group loses its label on the running pod.
         let api = self.tenant_api(&kinds::multi_policy(), tenant);
         let groups: BTreeSet<String> = self
-            .list_role(&api, tenant, "security-group", None, ResourceKind::SecurityGroup)
+            .list_role(
+                &api,
+                tenant,
+                "security-group",
+                None,
+                ResourceKind::SecurityGroup,
+            )
             .await?
             .iter()
             .filter_map(|g| translate::domain_name(g).ok())
@@ -495,26 +627,43 @@ impl Network for Multus {
     async fn create_vpc(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vpc> {
         spec.validate()?;
         if !spec.static_routes.is_empty() {
-            return Err(Self::unsupported("network.create_vpc", "static_routes (a VPC is one VLAN without a router)"));
+            return Err(Self::unsupported(
+                "network.create_vpc",
+                "static_routes (a VPC is one VLAN without a router)",
+            ));
         }
         if !spec.peers.is_empty() {
-            return Err(Self::unsupported("network.create_vpc", "vpc_peering (a VPC is one VLAN without a router)"));
+            return Err(Self::unsupported(
+                "network.create_vpc",
+                "vpc_peering (a VPC is one VLAN without a router)",
+            ));
         }
         let kind = ResourceKind::Vpc;
         kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
         let api = self.tenant_api(&kinds::config_map(), tenant);
-        if self.exists(&api, &kinds::vpc_object(&spec.name), kind, &spec.name).await? {
+        if self
+            .exists(&api, &kinds::vpc_object(&spec.name), kind, &spec.name)
+            .await?
+        {
             return Err(Error::already_exists(kind, &spec.name));
         }
         let vlan = match self.vlan().cloned() {
             Some(vlans) => Some(self.claim_vlan(tenant, &spec.name, &vlans).await?),
             None => None,
         };
-        let created = self.create(&api, translate::vpc(tenant, &spec.name, vlan), kind, &spec.name).await;
+        let created = self
+            .create(
+                &api,
+                translate::vpc(tenant, &spec.name, vlan),
+                kind,
+                &spec.name,
+            )
+            .await;
         if let Err(err) = created {
             if let Some(id) = vlan {
                 let claims = self.api(&kinds::config_map(), &self.system_namespace);
-                self.delete(&claims, &kinds::vlan_claim(id), kind, &spec.name).await?;
+                self.delete(&claims, &kinds::vlan_claim(id), kind, &spec.name)
+                    .await?;
             }
             return Err(err);
         }
@@ -532,7 +681,9 @@ impl Network for Multus {
 
     async fn list_vpcs(&self, tenant: &Tenant) -> Result<Vec<Vpc>> {
         let api = self.tenant_api(&kinds::config_map(), tenant);
-        let objects = self.list_role(&api, tenant, "vpc", None, ResourceKind::Vpc).await?;
+        let objects = self
+            .list_role(&api, tenant, "vpc", None, ResourceKind::Vpc)
+            .await?;
         let mut out = Vec::with_capacity(objects.len());
         for o in &objects {
             out.push(self.vpc_view(tenant, o).await?);
@@ -545,19 +696,37 @@ impl Network for Multus {
         let object = self.vpc_object(tenant, name).await?;
         let subnets = self.subnet_objects(tenant, Some(name)).await?;
         if !subnets.is_empty() {
-            let names: Vec<String> = subnets.iter().filter_map(|s| translate::domain_name(s).ok()).collect();
-            return Err(Error::conflict(kind, name, format!("it has subnets: {}", names.join(", "))));
+            let names: Vec<String> = subnets
+                .iter()
+                .filter_map(|s| translate::domain_name(s).ok())
+                .collect();
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!("it has subnets: {}", names.join(", ")),
+            ));
         }
         let api = self.tenant_api(&kinds::config_map(), tenant);
-        self.delete(&api, &kinds::vpc_object(name), kind, name).await?;
+        self.delete(&api, &kinds::vpc_object(name), kind, name)
+            .await?;
         if let Some(id) = translate::vpc_vlan(&object) {
             let claims = self.api(&kinds::config_map(), &self.system_namespace);
             // Only the claim this VPC holds.
-            if let Some(claim) = self.writer.get_opt(&claims, &kinds::vlan_claim(id), kind, name).await?
+            if let Some(claim) = self
+                .writer
+                .get_opt(&claims, &kinds::vlan_claim(id), kind, name)
+                .await?
                 && kubecloud_kube::is_owned(&claim.metadata, tenant)
-                && claim.metadata.labels.as_ref().and_then(|l| l.get(kubecloud_kube::NAME)).map(String::as_str) == Some(name)
+                && claim
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(kubecloud_kube::NAME))
+                    .map(String::as_str)
+                    == Some(name)
             {
-                self.delete(&claims, &kinds::vlan_claim(id), kind, name).await?;
+                self.delete(&claims, &kinds::vlan_claim(id), kind, name)
+                    .await?;
             }
         }
         Ok(())
@@ -566,10 +735,16 @@ impl Network for Multus {
     async fn create_subnet(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Subnet> {
         spec.validate()?;
         if spec.nat_outgoing {
-            return Err(Self::unsupported("network.create_subnet", "natOutgoing (a VPC is one VLAN without a router to NAT)"));
+            return Err(Self::unsupported(
+                "network.create_subnet",
+                "natOutgoing (a VPC is one VLAN without a router to NAT)",
+            ));
         }
         if !spec.allow.is_empty() {
-            return Err(Self::unsupported("network.create_subnet", "allow (a VPC is one VLAN without a router to filter)"));
+            return Err(Self::unsupported(
+                "network.create_subnet",
+                "allow (a VPC is one VLAN without a router to filter)",
+            ));
         }
         if spec.cidr.addr().is_ipv6() {
             return Err(Self::unsupported("network.create_subnet", "ipv6"));
@@ -577,7 +752,15 @@ impl Network for Multus {
         let kind = ResourceKind::Subnet;
         let vlan = self.vpc_vlan(tenant, &spec.vpc).await?;
         let api = self.tenant_api(&kinds::attachment(), tenant);
-        if self.exists(&api, &kubecloud_kube::names::attachment(&spec.name), kind, &spec.name).await? {
+        if self
+            .exists(
+                &api,
+                &kubecloud_kube::names::attachment(&spec.name),
+                kind,
+                &spec.name,
+            )
+            .await?
+        {
             return Err(Error::already_exists(kind, &spec.name));
         }
         for other in self.subnet_objects(tenant, Some(&spec.vpc)).await? {
@@ -586,12 +769,20 @@ impl Network for Multus {
                 return Err(Error::conflict(
                     kind,
                     &spec.name,
-                    format!("{} overlaps subnet {:?} ({}) of VPC {:?}", spec.cidr, other.name, other.cidr, spec.vpc),
+                    format!(
+                        "{} overlaps subnet {:?} ({}) of VPC {:?}",
+                        spec.cidr, other.name, other.cidr, spec.vpc
+                    ),
                 ));
             }
         }
         let created = self
-            .apply(&api, translate::subnet_attachment(tenant, spec, &self.link, vlan, &[]), kind, &spec.name)
+            .apply(
+                &api,
+                translate::subnet_attachment(tenant, spec, &self.link, vlan, &[]),
+                kind,
+                &spec.name,
+            )
             .await?;
         self.refresh_groups(tenant).await?;
         subnet_view(&created, None)
@@ -617,8 +808,15 @@ impl Network for Multus {
         let spec = translate::subnet_spec_from(&object)?;
         let reservations = self.reservation_objects(tenant, Some(name)).await?;
         if !reservations.is_empty() {
-            let names: Vec<String> = reservations.iter().filter_map(|r| translate::domain_name(r).ok()).collect();
-            return Err(Error::conflict(kind, name, format!("addresses are reserved: {}", names.join(", "))));
+            let names: Vec<String> = reservations
+                .iter()
+                .filter_map(|r| translate::domain_name(r).ok())
+                .collect();
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!("addresses are reserved: {}", names.join(", ")),
+            ));
         }
         // Leaked allocations (their pod is gone) do not hold the subnet.
         self.reclaim_subnet(tenant, &spec).await?;
@@ -626,53 +824,78 @@ impl Network for Multus {
             let held = allocations(&pool);
             if !held.is_empty() {
                 let pods: Vec<String> = held.into_iter().map(|(_, pod, _)| pod).collect();
-                return Err(Error::conflict(kind, name, format!("addresses are in use by pods: {}", pods.join(", "))));
+                return Err(Error::conflict(
+                    kind,
+                    name,
+                    format!("addresses are in use by pods: {}", pods.join(", ")),
+                ));
             }
-            let pools = self.api(&kinds::ip_pool(), &self.whereabouts_namespace);
             let pool_name = translate::pool_name(tenant, name, spec.cidr);
-            self.delete(&pools, &pool_name, kind, name).await?;
+            self.writer
+                .delete(&self.pools(), &pool_name, kind, name)
+                .await?;
         }
         let api = self.tenant_api(&kinds::attachment(), tenant);
-        self.delete(&api, &kubecloud_kube::names::attachment(name), kind, name).await?;
+        self.delete(&api, &kubecloud_kube::names::attachment(name), kind, name)
+            .await?;
         self.refresh_groups(tenant).await
     }
 
-    async fn watch_subnet(&self, tenant: &Tenant, name: &str) -> Result<BoxStream<'static, Result<Subnet>>> {
+    async fn watch_subnet(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<Subnet>>> {
         // The subnet's attachment (its reservations) and its whereabouts pool (the pods'
         // addresses), merged: every address taken or given back is a change of one of them.
         let object = self.subnet_object(tenant, name).await?;
         let spec = translate::subnet_spec_from(&object)?;
-        let nads = self.writer.states(&self.tenant_api(&kinds::attachment(), tenant), &kubecloud_kube::names::attachment(name));
+        let nads = self.writer.states(
+            &self.tenant_api(&kinds::attachment(), tenant),
+            &kubecloud_kube::names::attachment(name),
+        );
         let pools = self.writer.states(
-            &self.api(&kinds::ip_pool(), &self.whereabouts_namespace),
+            &self.pools(),
             &translate::pool_name(tenant, name, spec.cidr),
         );
         enum Change {
             Nad(Option<Value>),
-            Pool(Option<Value>),
+            Pool(Option<IpPool>),
         }
         let changes = stream::select(
             nads.map(|s| s.map(|o| Change::Nad(o.map(|o| to_value(&o))))),
-            pools.map(|s| s.map(|o| Change::Pool(o.map(|o| to_value(&o))))),
+            pools.map(|s| s.map(Change::Pool)),
         );
         let tenant = tenant.clone();
         let states = changes
-            .scan((Some(object), None::<Value>), move |(nad, pool), change| {
-                let out = match change {
-                    Err(e) => Some(Some(Err(e))),
-                    Ok(Change::Nad(None)) => None,
-                    Ok(Change::Nad(Some(o))) if terminating(&o) || !kubecloud_kube::is_owned(&serde_json::from_value(o["metadata"].clone()).unwrap_or_default(), &tenant) => None,
-                    Ok(Change::Nad(Some(o))) => {
-                        *nad = Some(o);
-                        Some(nad.as_ref().map(|n| subnet_view(n, pool.as_ref())))
-                    }
-                    Ok(Change::Pool(p)) => {
-                        *pool = p;
-                        Some(nad.as_ref().map(|n| subnet_view(n, pool.as_ref())))
-                    }
-                };
-                ready(out)
-            })
+            .scan(
+                (Some(object), None::<IpPool>),
+                move |(nad, pool), change| {
+                    let out = match change {
+                        Err(e) => Some(Some(Err(e))),
+                        Ok(Change::Nad(None)) => None,
+                        Ok(Change::Nad(Some(o)))
+                            if terminating(&o)
+                                || !kubecloud_kube::is_owned(
+                                    &serde_json::from_value(o["metadata"].clone())
+                                        .unwrap_or_default(),
+                                    &tenant,
+                                ) =>
+                        {
+                            None
+                        }
+                        Ok(Change::Nad(Some(o))) => {
+                            *nad = Some(o);
+                            Some(nad.as_ref().map(|n| subnet_view(n, pool.as_ref())))
+                        }
+                        Ok(Change::Pool(p)) => {
+                            *pool = p;
+                            Some(nad.as_ref().map(|n| subnet_view(n, pool.as_ref())))
+                        }
+                    };
+                    ready(out)
+                },
+            )
             .filter_map(ready);
         // The first state is the attachment's as read; later ones dedup identical views.
         let mut last: Option<Subnet> = None;
@@ -696,11 +919,22 @@ impl Network for Multus {
         let subnet_object = self.subnet_object(tenant, &spec.subnet).await?;
         let subnet = translate::subnet_spec_from(&subnet_object)?;
         let api = self.tenant_api(&kinds::attachment(), tenant);
-        if self.exists(&api, &kinds::reservation_object(&spec.name), kind, &spec.name).await? {
+        if self
+            .exists(
+                &api,
+                &kinds::reservation_object(&spec.name),
+                kind,
+                &spec.name,
+            )
+            .await?
+        {
             return Err(Error::already_exists(kind, &spec.name));
         }
         let held = self.reservation_objects(tenant, Some(&spec.subnet)).await?;
-        let held: Vec<IpReservation> = held.iter().map(Self::reservation_view).collect::<Result<_>>()?;
+        let held: Vec<IpReservation> = held
+            .iter()
+            .map(Self::reservation_view)
+            .collect::<Result<_>>()?;
         let pool = self.pool(tenant, &subnet).await?;
         let mut space = AddressSpace::for_subnet(&subnet);
         for r in &held {
@@ -743,11 +977,22 @@ impl Network for Multus {
         };
         let vpc = subnet.vpc.clone();
         let vlan = self.vpc_vlan(tenant, &vpc).await?;
-        let desired = translate::reservation_attachment(tenant, &subnet, &self.link, vlan, &spec.name, ip, mac);
+        let desired = translate::reservation_attachment(
+            tenant, &subnet, &self.link, vlan, &spec.name, ip, mac,
+        );
         self.create(&api, desired, kind, &spec.name).await?;
         // Then out of whereabouts' hands; undone when that fails.
-        if let Err(err) = self.update_reserved(tenant, &spec.subnet, Some(ip), None).await {
-            self.delete(&api, &kinds::reservation_object(&spec.name), kind, &spec.name).await?;
+        if let Err(err) = self
+            .update_reserved(tenant, &spec.subnet, Some(ip), None)
+            .await
+        {
+            self.delete(
+                &api,
+                &kinds::reservation_object(&spec.name),
+                kind,
+                &spec.name,
+            )
+            .await?;
             return Err(err);
         }
         self.refresh_groups(tenant).await?;
@@ -763,7 +1008,14 @@ impl Network for Multus {
     async fn get_ip(&self, tenant: &Tenant, name: &str) -> Result<IpReservation> {
         let api = self.tenant_api(&kinds::attachment(), tenant);
         let object = self
-            .owned(&api, &kinds::reservation_object(name), tenant, Some("reservation"), ResourceKind::IpReservation, name)
+            .owned(
+                &api,
+                &kinds::reservation_object(name),
+                tenant,
+                Some("reservation"),
+                ResourceKind::IpReservation,
+                name,
+            )
             .await?;
         Self::reservation_view(&object)
     }
@@ -780,39 +1032,69 @@ impl Network for Multus {
         let kind = ResourceKind::IpReservation;
         let reservation = self.get_ip(tenant, name).await?;
         let api = self.tenant_api(&kinds::attachment(), tenant);
-        self.delete(&api, &kinds::reservation_object(name), kind, name).await?;
-        self.update_reserved(tenant, &reservation.subnet, None, Some(reservation.ip)).await?;
+        self.delete(&api, &kinds::reservation_object(name), kind, name)
+            .await?;
+        self.update_reserved(tenant, &reservation.subnet, None, Some(reservation.ip))
+            .await?;
         self.refresh_groups(tenant).await
     }
 
-    async fn create_security_group(&self, tenant: &Tenant, spec: &SecurityGroupSpec) -> Result<SecurityGroup> {
+    async fn create_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup> {
         spec.validate()?;
         translate::check_group(spec)?;
         let kind = ResourceKind::SecurityGroup;
         kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
         let api = self.tenant_api(&kinds::multi_policy(), tenant);
-        if self.exists(&api, &kinds::group_object(&spec.name), kind, &spec.name).await? {
+        if self
+            .exists(&api, &kinds::group_object(&spec.name), kind, &spec.name)
+            .await?
+        {
             return Err(Error::already_exists(kind, &spec.name));
         }
         let networks = self.network_names(tenant).await?;
         let created = self
-            .apply(&api, translate::security_group(tenant, spec, &networks)?, kind, &spec.name)
+            .apply(
+                &api,
+                translate::security_group(tenant, spec, &networks)?,
+                kind,
+                &spec.name,
+            )
             .await?;
         Ok(SecurityGroup {
             spec: translate::security_group_spec_from(&created)?,
         })
     }
 
-    async fn update_security_group(&self, tenant: &Tenant, spec: &SecurityGroupSpec) -> Result<SecurityGroup> {
+    async fn update_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup> {
         spec.validate()?;
         translate::check_group(spec)?;
         let kind = ResourceKind::SecurityGroup;
         let api = self.tenant_api(&kinds::multi_policy(), tenant);
-        self.owned(&api, &kinds::group_object(&spec.name), tenant, Some("security-group"), kind, &spec.name)
-            .await?;
+        self.owned(
+            &api,
+            &kinds::group_object(&spec.name),
+            tenant,
+            Some("security-group"),
+            kind,
+            &spec.name,
+        )
+        .await?;
         let networks = self.network_names(tenant).await?;
         let applied = self
-            .apply(&api, translate::security_group(tenant, spec, &networks)?, kind, &spec.name)
+            .apply(
+                &api,
+                translate::security_group(tenant, spec, &networks)?,
+                kind,
+                &spec.name,
+            )
             .await?;
         Ok(SecurityGroup {
             spec: translate::security_group_spec_from(&applied)?,
@@ -822,7 +1104,14 @@ impl Network for Multus {
     async fn get_security_group(&self, tenant: &Tenant, name: &str) -> Result<SecurityGroup> {
         let api = self.tenant_api(&kinds::multi_policy(), tenant);
         let object = self
-            .owned(&api, &kinds::group_object(name), tenant, Some("security-group"), ResourceKind::SecurityGroup, name)
+            .owned(
+                &api,
+                &kinds::group_object(name),
+                tenant,
+                Some("security-group"),
+                ResourceKind::SecurityGroup,
+                name,
+            )
             .await?;
         Ok(SecurityGroup {
             spec: translate::security_group_spec_from(&object)?,
@@ -831,18 +1120,31 @@ impl Network for Multus {
 
     async fn list_security_groups(&self, tenant: &Tenant) -> Result<Vec<SecurityGroup>> {
         let api = self.tenant_api(&kinds::multi_policy(), tenant);
-        self.list_role(&api, tenant, "security-group", None, ResourceKind::SecurityGroup)
-            .await?
-            .iter()
-            .map(|o| translate::security_group_spec_from(o).map(|spec| SecurityGroup { spec }))
-            .collect()
+        self.list_role(
+            &api,
+            tenant,
+            "security-group",
+            None,
+            ResourceKind::SecurityGroup,
+        )
+        .await?
+        .iter()
+        .map(|o| translate::security_group_spec_from(o).map(|spec| SecurityGroup { spec }))
+        .collect()
     }
 
     async fn delete_security_group(&self, tenant: &Tenant, name: &str) -> Result<()> {
         let kind = ResourceKind::SecurityGroup;
         let api = self.tenant_api(&kinds::multi_policy(), tenant);
-        self.owned(&api, &kinds::group_object(name), tenant, Some("security-group"), kind, name)
-            .await?;
+        self.owned(
+            &api,
+            &kinds::group_object(name),
+            tenant,
+            Some("security-group"),
+            kind,
+            name,
+        )
+        .await?;
         let pods = self
             .list_any(
                 &self.tenant_api(&kinds::pod(), tenant),
@@ -854,14 +1156,23 @@ impl Network for Multus {
         if !pods.is_empty() {
             let mut vms: Vec<String> = pods
                 .iter()
-                .filter_map(|p| p["metadata"]["labels"][VM_POD_LABEL].as_str().or(p["metadata"]["name"].as_str()))
+                .filter_map(|p| {
+                    p["metadata"]["labels"][VM_POD_LABEL]
+                        .as_str()
+                        .or(p["metadata"]["name"].as_str())
+                })
                 .map(String::from)
                 .collect();
             vms.sort();
             vms.dedup();
-            return Err(Error::conflict(kind, name, format!("running VMs are in the group: {}", vms.join(", "))));
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!("running VMs are in the group: {}", vms.join(", ")),
+            ));
         }
-        self.delete(&api, &kinds::group_object(name), kind, name).await
+        self.delete(&api, &kinds::group_object(name), kind, name)
+            .await
     }
 
     async fn create_service(&self, tenant: &Tenant, spec: &ServiceSpec) -> Result<Service> {
@@ -872,13 +1183,17 @@ impl Network for Multus {
         if self.exists(&api, &spec.name, kind, &spec.name).await? {
             return Err(Error::already_exists(kind, &spec.name));
         }
-        let created = self.apply(&api, translate::service(tenant, spec), kind, &spec.name).await?;
+        let created = self
+            .apply(&api, translate::service(tenant, spec), kind, &spec.name)
+            .await?;
         self.service_view(tenant, &created).await
     }
 
     async fn get_service(&self, tenant: &Tenant, name: &str) -> Result<Service> {
         let api = self.tenant_api(&kinds::service(), tenant);
-        let object = self.owned(&api, name, tenant, None, ResourceKind::Service, name).await?;
+        let object = self
+            .owned(&api, name, tenant, None, ResourceKind::Service, name)
+            .await?;
         if !is_internal_service(&object) {
             return Err(Error::not_found(ResourceKind::Service, name));
         }
@@ -887,7 +1202,14 @@ impl Network for Multus {
 
     async fn list_services(&self, tenant: &Tenant) -> Result<Vec<Service>> {
         let api = self.tenant_api(&kinds::service(), tenant);
-        let objects = self.list_any(&api, &tenant_selector(tenant), ResourceKind::Service, tenant.as_str()).await?;
+        let objects = self
+            .list_any(
+                &api,
+                &tenant_selector(tenant),
+                ResourceKind::Service,
+                tenant.as_str(),
+            )
+            .await?;
         let mut out = Vec::new();
         for o in objects.iter().filter(|o| is_internal_service(o)) {
             out.push(self.service_view(tenant, o).await?);

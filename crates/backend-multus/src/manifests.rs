@@ -27,7 +27,11 @@ impl Multus {
     pub fn vpc_manifests(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vec<Value>> {
         spec.validate()?;
         if !spec.static_routes.is_empty() || !spec.peers.is_empty() {
-            return Err(Error::unsupported(BACKEND, "network.create_vpc", "static_routes / vpc_peering"));
+            return Err(Error::unsupported(
+                BACKEND,
+                "network.create_vpc",
+                "static_routes / vpc_peering",
+            ));
         }
         Ok(vec![translate::vpc(tenant, &spec.name, self.first_vlan())])
     }
@@ -35,12 +39,22 @@ impl Multus {
     /// The subnet's `NetworkAttachmentDefinition`.
     pub fn subnet_manifests(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Vec<Value>> {
         spec.validate()?;
-        Ok(vec![translate::subnet_attachment(tenant, spec, &self.link, self.first_vlan(), &[])])
+        Ok(vec![translate::subnet_attachment(
+            tenant,
+            spec,
+            &self.link,
+            self.first_vlan(),
+            &[],
+        )])
     }
 
     /// A reservation needs its subnet's spec to render (its static attachment repeats the
     /// subnet's plugin and prefix): refused naming `subnet` when not given one.
-    pub fn ip_reservation_manifests(&self, tenant: &Tenant, spec: &IpReservationSpec) -> Result<Vec<Value>> {
+    pub fn ip_reservation_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &IpReservationSpec,
+    ) -> Result<Vec<Value>> {
         spec.validate()?;
         let _ = tenant;
         Err(Error::unsupported(
@@ -51,7 +65,11 @@ impl Multus {
     }
 
     /// The group's `MultiNetworkPolicy`.
-    pub fn security_group_manifests(&self, tenant: &Tenant, spec: &SecurityGroupSpec) -> Result<Vec<Value>> {
+    pub fn security_group_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<Vec<Value>> {
         spec.validate()?;
         Ok(vec![translate::security_group(tenant, spec, &[])?])
     }
@@ -103,11 +121,19 @@ impl kubecloud_kube::plugin::NetworkManifests for Multus {
         Multus::subnet_manifests(self, tenant, spec)
     }
 
-    fn security_group_manifests(&self, tenant: &Tenant, spec: &SecurityGroupSpec) -> Result<Vec<Value>> {
+    fn security_group_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<Vec<Value>> {
         Multus::security_group_manifests(self, tenant, spec)
     }
 
-    fn ip_reservation_manifests(&self, tenant: &Tenant, spec: &IpReservationSpec) -> Result<Vec<Value>> {
+    fn ip_reservation_manifests(
+        &self,
+        tenant: &Tenant,
+        spec: &IpReservationSpec,
+    ) -> Result<Vec<Value>> {
         Multus::ip_reservation_manifests(self, tenant, spec)
     }
 

@@ -137,7 +137,9 @@ impl Connector for MultusConnector {
         options: &ConnectOptions,
     ) -> Result<std::result::Result<Built, String>> {
         if installed.has(&KUBE_OVN) && options.chosen(Part::Network) != Some(crate::BACKEND) {
-            return Ok(Err("Kube-OVN is installed: its backend is the network".into()));
+            return Ok(Err(
+                "Kube-OVN is installed: its backend is the network".into()
+            ));
         }
         for system in [&MULTUS_CNI, &WHEREABOUTS] {
             if let Some(reason) = installed.missing(system) {
@@ -147,7 +149,9 @@ impl Connector for MultusConnector {
         let mut builder = crate::Multus::builder(client.clone());
         if let Some(o) = options.setting::<MultusOptions>() {
             builder = match &o.link {
-                crate::Link::Bridge { bridge, vlans } => builder.bridge(bridge.clone(), vlans.clone()),
+                crate::Link::Bridge { bridge, vlans } => {
+                    builder.bridge(bridge.clone(), vlans.clone())
+                }
                 crate::Link::Macvtap { interface } => builder.macvtap(interface.clone()),
             };
             if let Some(ns) = &o.whereabouts_namespace {

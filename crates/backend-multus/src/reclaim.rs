@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::driver::{address_at, allocations};
 use crate::{BACKEND, Multus, kinds, translate};
+use kubecloud_models::whereabouts::IpPool;
 
 /// A whereabouts allocation whose pod is gone.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +29,11 @@ pub struct Leaked {
 impl Multus {
     /// The allocations of `spec`'s pool whose pod is gone, with the pool (for its
     /// resourceVersion) and each allocation's offset.
-    async fn leaked_in(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<(Option<Value>, Vec<(u128, Leaked)>)> {
+    async fn leaked_in(
+        &self,
+        tenant: &Tenant,
+        spec: &SubnetSpec,
+    ) -> Result<(Option<IpPool>, Vec<(u128, Leaked)>)> {
         let Some(pool) = self.pool(tenant, spec).await? else {
             return Ok((None, Vec::new()));
         };
@@ -74,7 +79,13 @@ impl Multus {
         let mut out = Vec::new();
         for nad in self.subnet_objects(tenant, None).await? {
             let spec = translate::subnet_spec_from(&nad)?;
-            out.extend(self.leaked_in(tenant, &spec).await?.1.into_iter().map(|(_, l)| l));
+            out.extend(
+                self.leaked_in(tenant, &spec)
+                    .await?
+                    .1
+                    .into_iter()
+                    .map(|(_, l)| l),
+            );
         }
         Ok(out)
     }
@@ -93,7 +104,11 @@ impl Multus {
     /// Frees the leaked allocations of one subnet: removes them from the pool (with its
     /// resourceVersion as precondition, as whereabouts updates it) and deletes their
     /// `OverlappingRangeIPReservation`s.
-    pub(crate) async fn reclaim_subnet(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Vec<Leaked>> {
+    pub(crate) async fn reclaim_subnet(
+        &self,
+        tenant: &Tenant,
+        spec: &SubnetSpec,
+    ) -> Result<Vec<Leaked>> {
         let kind = ResourceKind::Subnet;
         for _ in 0..8 {
             let (pool, leaked) = self.leaked_in(tenant, spec).await?;
@@ -108,31 +123,42 @@ impl Multus {
                 removed.insert(offset.to_string(), Value::Null);
             }
             let patch = json!({
-                "metadata": {"resourceVersion": pool["metadata"]["resourceVersion"]},
+                "metadata": {"resourceVersion": pool.metadata.resource_version},
                 "spec": {"allocations": removed},
             });
-            let pools = self.api(&kinds::ip_pool(), &self.whereabouts_namespace);
             let name = translate::pool_name(tenant, &spec.name, spec.cidr);
-            match pools.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match self
+                .pools()
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 409 => continue,
                 Err(e) => return Err(from_kube(BACKEND, kind, &spec.name, e)),
             }
-            let reservations = self.api(&kinds::overlapping_reservation(), &self.whereabouts_namespace);
+            let reservations = self.api(
+                &kinds::overlapping_reservation(),
+                &self.whereabouts_namespace,
+            );
             for (_, leak) in &leaked {
                 let orip = format!(
                     "{}-{}",
                     translate::network_name(tenant, &spec.name),
                     leak.ip.to_string().replace(':', "-")
                 );
-                self.writer.delete(&reservations, &orip, kind, &spec.name).await?;
+                self.writer
+                    .delete(&reservations, &orip, kind, &spec.name)
+                    .await?;
                 tracing::info!(subnet = %spec.name, ip = %leak.ip, pod = %leak.pod, "reclaimed a leaked address");
             }
             return Ok(leaked.into_iter().map(|(_, l)| l).collect());
         }
         Err(Error::backend(
             BACKEND,
-            format!("the whereabouts pool of subnet {:?} kept changing while leaked addresses were reclaimed", spec.name),
+            format!(
+                "the whereabouts pool of subnet {:?} kept changing while leaked addresses were reclaimed",
+                spec.name
+            ),
             true,
             std::io::Error::other("resourceVersion conflicts"),
         ))

@@ -99,7 +99,11 @@ pub fn range_cidrs(range: &IpRange) -> Vec<IpNet> {
     let mut n = kubecloud_core::ip_to_u128(range.first);
     let last = kubecloud_core::ip_to_u128(range.last);
     while n <= last {
-        let mut size = if n == 0 { bits } else { n.trailing_zeros().min(bits) };
+        let mut size = if n == 0 {
+            bits
+        } else {
+            n.trailing_zeros().min(bits)
+        };
         while size > 0 && (size >= 128 || n + ((1u128 << size) - 1) > last) {
             size -= 1;
         }
@@ -135,7 +139,9 @@ fn link_config(link: &Link, vlan: Option<u16>) -> Value {
             }
             c
         }
-        Link::Macvtap { interface } => json!({"type": "macvtap", "master": interface, "mode": "bridge"}),
+        Link::Macvtap { interface } => {
+            json!({"type": "macvtap", "master": interface, "mode": "bridge"})
+        }
     }
 }
 
@@ -320,7 +326,8 @@ fn policy_rule(rule: &Rule, peers_key: &str) -> Value {
         Remote::Any => {}
         Remote::Cidr(cidr) => out[peers_key] = json!([{"ipBlock": {"cidr": cidr.to_string()}}]),
         Remote::Group(group) => {
-            out[peers_key] = json!([{"podSelector": {"matchLabels": {kinds::group_label(group): "true"}}}])
+            out[peers_key] =
+                json!([{"podSelector": {"matchLabels": {kinds::group_label(group): "true"}}}])
         }
     }
     let protocol = match rule.protocol {
@@ -344,11 +351,19 @@ fn policy_rule(rule: &Rule, peers_key: &str) -> Value {
 
 /// The `MultiNetworkPolicy` of security group `spec`, for the tenant's subnet attachments
 /// `networks` (names in the tenant's namespace).
-pub fn security_group(tenant: &Tenant, spec: &SecurityGroupSpec, networks: &[String]) -> Result<Value> {
+pub fn security_group(
+    tenant: &Tenant,
+    spec: &SecurityGroupSpec,
+    networks: &[String],
+) -> Result<Value> {
     check_group(spec)?;
     let ns = tenant_namespace(tenant);
     let policy_for: Vec<String> = networks.iter().map(|n| format!("{ns}/{n}")).collect();
-    let ingress: Vec<Value> = spec.ingress.iter().map(|r| policy_rule(r, "from")).collect();
+    let ingress: Vec<Value> = spec
+        .ingress
+        .iter()
+        .map(|r| policy_rule(r, "from"))
+        .collect();
     let egress: Vec<Value> = spec.egress.iter().map(|r| policy_rule(r, "to")).collect();
     Ok(json!({
         "apiVersion": MULTI_POLICY_API, "kind": "MultiNetworkPolicy",

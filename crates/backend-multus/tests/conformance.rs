@@ -26,7 +26,9 @@ async fn server() -> TestServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_conformance_passes() {
     let server = server().await;
-    let backend = Multus::builder(server.client()).bridge("br1", 100..=199).build();
+    let backend = Multus::builder(server.client())
+        .bridge("br1", 100..=199)
+        .build();
     let target = Target {
         network: Some(&backend),
         ..Target::default()

@@ -34,7 +34,10 @@ impl PolicyPorts<'_> {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let attached = self.network.attach_interfaces(t, vm, &spec.interfaces).await?;
+        let attached = self
+            .network
+            .attach_interfaces(t, vm, &spec.interfaces)
+            .await?;
         let Some(a) = attached.iter().find(|a| a.interface == iface) else {
             return Ok(None);
         };
@@ -122,6 +125,7 @@ async fn security_groups_are_in_force_on_vm_interfaces() {
         ..Params::default()
     };
     let tenant = Tenant::new("sg-multus").unwrap();
-    let outcome = conformance::ports::security_groups_in_force_on_ports(&target, &tenant, &params).await;
+    let outcome =
+        conformance::ports::security_groups_in_force_on_ports(&target, &tenant, &params).await;
     assert_eq!(outcome, Outcome::Passed);
 }

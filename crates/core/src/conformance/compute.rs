@@ -73,9 +73,12 @@ pub(crate) async fn reserve_for_interface(
     }
     let mut spec = IpReservationSpec::new(format!("{vm}-eth0"), subnet).with_ip(ip);
     spec.mac = mac;
-    network.reserve_ip(tenant, &spec).await.or_fail(format_args!(
-        "reserve {ip} for vm {vm:?} (the network fixes addresses through reservations)"
-    ));
+    network
+        .reserve_ip(tenant, &spec)
+        .await
+        .or_fail(format_args!(
+            "reserve {ip} for vm {vm:?} (the network fixes addresses through reservations)"
+        ));
 }
 
 /// Releases what [`reserve_for_interface`] reserved for VM `vm`, once the VM is gone.
@@ -833,8 +836,7 @@ async fn migratable_vm(
                 0x0f,
                 u8::try_from(subnet_block).expect("small"),
             ]);
-            reserve_for_interface(network, tenant, name, "front", host(cidr, 40), Some(mac))
-                .await;
+            reserve_for_interface(network, tenant, name, "front", host(cidr, 40), Some(mac)).await;
             vec![
                 NetworkInterface::on_subnet("eth0", "front")
                     .with_fixed_ip(host(cidr, 40))

@@ -534,7 +534,8 @@ impl KubeVirtController {
             })
             .enumerate()
             .map(|(i, (nad_ns, nad, mac))| {
-                let mut e = json!({"name": nad, "namespace": nad_ns, "interface": format!("net{}", i + 1)});
+                let mut e =
+                    json!({"name": nad, "namespace": nad_ns, "interface": format!("net{}", i + 1)});
                 if let Some(mac) = mac {
                     e["mac"] = json!(mac);
                 }
@@ -582,7 +583,11 @@ impl KubeVirtController {
                 };
                 let h = hash(&format!("{uid}/{name}"));
                 let multus = net["multus"]["networkName"].as_str().and_then(|full| {
-                    let full = if full.contains('/') { full.to_string() } else { format!("{ns}/{full}") };
+                    let full = if full.contains('/') {
+                        full.to_string()
+                    } else {
+                        format!("{ns}/{full}")
+                    };
                     Self::multus_status(pod, &full)
                 });
                 let (multus_ip, multus_mac) = multus.unwrap_or((None, None));

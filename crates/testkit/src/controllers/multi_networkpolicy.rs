@@ -105,8 +105,12 @@ fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
                 .filter_map(Value::as_str)
                 .collect();
             match e["operator"].as_str() {
-                Some("In") => labels.get(key).is_some_and(|v| values.contains(&v.as_str())),
-                Some("NotIn") => labels.get(key).is_none_or(|v| !values.contains(&v.as_str())),
+                Some("In") => labels
+                    .get(key)
+                    .is_some_and(|v| values.contains(&v.as_str())),
+                Some("NotIn") => labels
+                    .get(key)
+                    .is_none_or(|v| !values.contains(&v.as_str())),
                 Some("Exists") => labels.contains_key(key),
                 Some("DoesNotExist") => !labels.contains_key(key),
                 _ => false,
@@ -181,7 +185,10 @@ impl State {
     }
 
     fn port_matches(port: &Value, packet: &PacketQuery) -> bool {
-        let protocol = port["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase();
+        let protocol = port["protocol"]
+            .as_str()
+            .unwrap_or("TCP")
+            .to_ascii_lowercase();
         if protocol != packet.protocol {
             return false;
         }
@@ -196,11 +203,19 @@ impl State {
         }
     }
 
-    fn rule_matches(&self, policy: &Value, rule: &Value, peers_key: &str, packet: &PacketQuery) -> bool {
+    fn rule_matches(
+        &self,
+        policy: &Value,
+        rule: &Value,
+        peers_key: &str,
+        packet: &PacketQuery,
+    ) -> bool {
         let peers_ok = match rule[peers_key].as_array() {
             None => true,
             Some(peers) if peers.is_empty() => true,
-            Some(peers) => peers.iter().any(|p| self.peer_matches(policy, p, packet.peer)),
+            Some(peers) => peers
+                .iter()
+                .any(|p| self.peer_matches(policy, p, packet.peer)),
         };
         let ports_ok = match rule["ports"].as_array() {
             None => true,
@@ -250,7 +265,9 @@ impl MultiPolicies {
         self.lock()
             .pods
             .iter()
-            .filter(|((pns, _), p)| pns == ns && p.labels.get(key).map(String::as_str) == Some(value))
+            .filter(|((pns, _), p)| {
+                pns == ns && p.labels.get(key).map(String::as_str) == Some(value)
+            })
             .map(|((_, name), _)| name.clone())
             .collect()
     }
@@ -314,10 +331,22 @@ impl MultiPolicies {
                 })
                 .collect();
             let key = (
-                pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
-                pod["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                pod["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                pod["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             );
-            pods.insert(key, Pod { labels: labels_of(&pod), networks });
+            pods.insert(
+                key,
+                Pod {
+                    labels: labels_of(&pod),
+                    networks,
+                },
+            );
         }
         let policies = api.list(MNP.0, MNP.1, None)?;
         *self.lock() = State { pods, policies };

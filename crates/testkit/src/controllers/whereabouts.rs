@@ -181,7 +181,10 @@ fn normalized(ip: IpAddr, network_name: &str) -> String {
 
 impl WhereaboutsController {
     fn ensure_namespace(&self, api: &Cluster) -> Result<(), ControllerError> {
-        if api.get_opt("v1", "Namespace", None, &self.namespace)?.is_none() {
+        if api
+            .get_opt("v1", "Namespace", None, &self.namespace)?
+            .is_none()
+        {
             match api.create(json!({"apiVersion": "v1", "kind": "Namespace",
                                      "metadata": {"name": self.namespace}}))
             {
@@ -276,8 +279,7 @@ impl WhereaboutsController {
                 continue;
             }
             if overlapping
-                && let Some(r) =
-                    api.get_opt(ORIP.0, ORIP.1, ns, &normalized(ip, network_name))?
+                && let Some(r) = api.get_opt(ORIP.0, ORIP.1, ns, &normalized(ip, network_name))?
                 && r["spec"]["podref"] != podref
             {
                 continue;
@@ -308,7 +310,10 @@ impl WhereaboutsController {
     /// whereabouts' `DEL` for every interface of the pod with container id `container`.
     fn release(&self, api: &Cluster, container: &str) -> Result<(), ControllerError> {
         let ns = Some(self.namespace.as_str());
-        if api.get_opt("v1", "Namespace", None, &self.namespace)?.is_none() {
+        if api
+            .get_opt("v1", "Namespace", None, &self.namespace)?
+            .is_none()
+        {
             return Ok(());
         }
         for mut pool in api.list(POOL.0, POOL.1, ns)? {
@@ -341,8 +346,7 @@ impl WhereaboutsController {
     /// Multus' `ADD` of every selected network, then the network-status annotation.
     fn add(&self, api: &Cluster, pod: &Value) -> Result<(), ControllerError> {
         let ann = &pod["metadata"]["annotations"];
-        let (Some(networks), true) = (ann[NETWORKS].as_str(), ann[NETWORK_STATUS].is_null())
-        else {
+        let (Some(networks), true) = (ann[NETWORKS].as_str(), ann[NETWORK_STATUS].is_null()) else {
             return Ok(());
         };
         if pod["spec"]["nodeName"].as_str().is_none()
