@@ -323,14 +323,14 @@ impl Multus {
             let spec = translate::subnet_spec_from(&current)?;
             let mut reserved: BTreeSet<IpAddr> =
                 translate::reserved_of(&current).into_iter().collect();
-            if let Some(ip) = add {
-                if !reserved.insert(ip) {
-                    return Err(Error::conflict(
-                        kind,
-                        name,
-                        format!("{ip} is already reserved"),
-                    ));
-                }
+            if let Some(ip) = add
+                && !reserved.insert(ip)
+            {
+                return Err(Error::conflict(
+                    kind,
+                    name,
+                    format!("{ip} is already reserved"),
+                ));
             }
             if let Some(ip) = remove {
                 reserved.remove(&ip);
@@ -860,11 +860,11 @@ impl Network for Multus {
         );
         enum Change {
             Nad(Option<Value>),
-            Pool(Option<IpPool>),
+            Pool(Option<Box<IpPool>>),
         }
         let changes = stream::select(
             nads.map(|s| s.map(|o| Change::Nad(o.map(|o| to_value(&o))))),
-            pools.map(|s| s.map(Change::Pool)),
+            pools.map(|s| s.map(|p| Change::Pool(p.map(Box::new)))),
         );
         let tenant = tenant.clone();
         let states = changes
@@ -889,7 +889,7 @@ impl Network for Multus {
                             Some(nad.as_ref().map(|n| subnet_view(n, pool.as_ref())))
                         }
                         Ok(Change::Pool(p)) => {
-                            *pool = p;
+                            *pool = p.map(|p| *p);
                             Some(nad.as_ref().map(|n| subnet_view(n, pool.as_ref())))
                         }
                     };
