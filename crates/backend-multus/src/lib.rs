@@ -69,7 +69,9 @@
 //!
 //! Not built yet (issue 19): Kubemacpool MAC allocation, NetworkPolicy for the pod network,
 //! the macvtap binding (kubecloud's `PodBinding` has none, so a macvtap subnet's interfaces are
-//! refused), IPv6 (whereabouts supports it; not exercised here, so `ipv6` reads `false`).
+//! refused), IPv6 (whereabouts supports it; not exercised here, so `ipv6` reads `false`),
+//! refusing to release a reservation a running VM uses (Kube-OVN's backend refuses it), and
+//! rendering a reservation for GitOps (it needs the live subnet).
 
 pub mod attach;
 mod capabilities;

@@ -30,6 +30,11 @@
 //!   `addedNodeSelector`) → `TargetReady` (a new launcher Pod with the same annotations, so the IP
 //!   is kept) → `Running` → `Succeeded`, moving the instance and its `migrationState`; or
 //!   `Failed` when told through [`KubeVirtKnobs::fail_next_migration`].
+//! - **Multus networks** (`multus: {networkName}`): the launcher pod carries virt-controller's
+//!   network-selection annotation `k8s.v1.cni.cncf.io/networks` (`net1`, `net2`… with the
+//!   interface's `macAddress`); the instance runs, and a migration's target is ready, only once
+//!   Multus wrote the pod's `k8s.v1.cni.cncf.io/network-status` (see [`super::whereabouts`]),
+//!   whose addresses and MACs are the interfaces'.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -887,11 +892,16 @@ impl KubeVirtController {
                     .to_string();
                 let suffix = format!("{:05x}", hash(&format!("{uid}{target}")) & 0xfffff);
                 let pod = Self::launcher_pod(&vmi, &target, &suffix);
-                if api
-                    .get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))?
-                    .is_none()
+                let pod = match api.get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))? {
+                    Some(existing) => existing,
+                    None => api.create(pod)?,
+                };
+                // The target pod is ready once Multus added its networks (its network-status).
+                let ann = &pod["metadata"]["annotations"];
+                if ann[super::whereabouts::NETWORKS].is_string()
+                    && ann[super::whereabouts::NETWORK_STATUS].is_null()
                 {
-                    api.create(pod)?;
+                    return Ok(());
                 }
                 set(json!({"phase": "TargetReady"}))
             }
@@ -1023,10 +1033,16 @@ impl Controller for KubeVirtController {
                 else {
                     return Ok(());
                 };
-                match api.get_opt(VMI.0, VMI.1, ns, vmi_name)? {
-                    Some(vmi) => self.reconcile_vmi(api, &vmi),
-                    None => Ok(()),
+                if let Some(vmi) = api.get_opt(VMI.0, VMI.1, ns, vmi_name)? {
+                    self.reconcile_vmi(api, &vmi)?;
                 }
+                // A migration waiting for its target pod's networks goes on.
+                for m in api.list(VMIM.0, VMIM.1, ns)? {
+                    if m["spec"]["vmiName"] == vmi_name && m["status"]["phase"] == "Scheduling" {
+                        self.reconcile_migration(api, &m)?;
+                    }
+                }
+                Ok(())
             }
             _ => Ok(()),
         }
