@@ -101,7 +101,7 @@ async fn security_groups_are_in_force_on_vm_interfaces() {
     let policies = MultiNetworkPolicyController::default();
     let view = policies.policies();
     let server = TestServer::builder()
-        .controller(KubeVirtController::new())
+        .controller(KubeVirtController::new().with_multus())
         .controller(WhereaboutsController::default())
         .controller(policies)
         .start()

@@ -251,7 +251,10 @@ impl FakeCloudBuilder {
                 )
             }
         };
-        let virt = KubeVirtController::new().with_nodes(&FakeCloud::NODES);
+        let mut virt = KubeVirtController::new().with_nodes(&FakeCloud::NODES);
+        if self.multus {
+            virt = virt.with_multus();
+        }
         let seed_objects = match &linstor {
             Some(linstor) => format!(
                 "{}\n{}",

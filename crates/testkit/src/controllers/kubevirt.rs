@@ -32,9 +32,10 @@
 //!   `Failed` when told through [`KubeVirtKnobs::fail_next_migration`].
 //! - **Multus networks** (`multus: {networkName}`): the launcher pod carries virt-controller's
 //!   network-selection annotation `k8s.v1.cni.cncf.io/networks` (`net1`, `net2`… with the
-//!   interface's `macAddress`); the instance runs, and a migration's target is ready, only once
-//!   Multus wrote the pod's `k8s.v1.cni.cncf.io/network-status` (see [`super::whereabouts`]),
-//!   whose addresses and MACs are the interfaces'.
+//!   interface's `macAddress`); Multus' `k8s.v1.cni.cncf.io/network-status` on the pod (see
+//!   [`super::whereabouts`]) gives the interfaces' addresses and MACs. With
+//!   [`KubeVirtController::with_multus`], the instance runs, and a migration's target is ready,
+//!   only once Multus wrote it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -103,13 +104,17 @@ impl KubeVirtKnobs {
 #[derive(Clone, Debug)]
 pub struct KubeVirtController {
     knobs: KubeVirtKnobs,
+    multus: bool,
 }
 
 impl Default for KubeVirtController {
     fn default() -> Self {
         let knobs = KubeVirtKnobs::default();
         knobs.set_nodes(&["node-1", "node-2", "node-3"]);
-        Self { knobs }
+        Self {
+            knobs,
+            multus: false,
+        }
     }
 }
 
@@ -168,6 +173,24 @@ impl KubeVirtController {
     pub fn with_nodes(self, nodes: &[&str]) -> Self {
         self.knobs.set_nodes(nodes);
         self
+    }
+
+    /// The same controller in a cluster running the simulated Multus
+    /// ([`super::whereabouts::WhereaboutsController`]): an instance with Multus networks runs,
+    /// and a migration's target is ready, only once Multus wrote the pod's network-status (as
+    /// the pod's sandbox waits for the CNI `ADD`). Off by default: without the Multus double
+    /// nothing writes it (the Kube-OVN double writes its own annotations).
+    pub fn with_multus(mut self) -> Self {
+        self.multus = true;
+        self
+    }
+
+    /// Whether `pod` still waits for Multus' `ADD` of its networks.
+    fn awaits_multus(&self, pod: &Value) -> bool {
+        let ann = &pod["metadata"]["annotations"];
+        self.multus
+            && ann[super::whereabouts::NETWORKS].is_string()
+            && ann[super::whereabouts::NETWORK_STATUS].is_null()
     }
 
     /// The knobs to change its behaviour while it runs.
@@ -770,10 +793,7 @@ impl KubeVirtController {
                     return Ok(());
                 };
                 // The pod runs once Multus added its networks (its network-status).
-                let ann = &pod["metadata"]["annotations"];
-                if ann[super::whereabouts::NETWORKS].is_string()
-                    && ann[super::whereabouts::NETWORK_STATUS].is_null()
-                {
+                if self.awaits_multus(&pod) {
                     return Ok(());
                 }
                 patch(
@@ -897,10 +917,7 @@ impl KubeVirtController {
                     None => api.create(pod)?,
                 };
                 // The target pod is ready once Multus added its networks (its network-status).
-                let ann = &pod["metadata"]["annotations"];
-                if ann[super::whereabouts::NETWORKS].is_string()
-                    && ann[super::whereabouts::NETWORK_STATUS].is_null()
-                {
+                if self.awaits_multus(&pod) {
                     return Ok(());
                 }
                 set(json!({"phase": "TargetReady"}))
