@@ -15,6 +15,8 @@ pub(crate) const RBAC: &[Rbac] = &[
     kubecloud_csi::plugin::RBAC,
     #[cfg(feature = "kubeovn")]
     kubecloud_kubeovn::plugin::RBAC,
+    #[cfg(feature = "multus")]
+    kubecloud_multus::plugin::RBAC,
     #[cfg(feature = "metallb")]
     kubecloud_metallb::plugin::RBAC,
     #[cfg(feature = "cilium")]
@@ -32,6 +34,8 @@ pub(crate) const CONNECTORS: &[&dyn Connector] = &[
     &kubecloud_csi::connect::CONNECTOR,
     #[cfg(feature = "kubeovn")]
     &kubecloud_kubeovn::plugin::CONNECTOR,
+    #[cfg(feature = "multus")]
+    &kubecloud_multus::plugin::CONNECTOR,
     #[cfg(feature = "metallb")]
     &kubecloud_metallb::plugin::CONNECTOR,
     // After MetalLB: where both are installed, MetalLB unless the options choose Cilium.

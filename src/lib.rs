@@ -37,6 +37,9 @@
 //! - `kubernetes` also brings `Cloud::connect` (a real cluster: one discovery round, LINSTOR
 //!   found through Piraeus, each backend built with what is installed; see `kubecloud::connect`)
 //!   and `kubecloud::rbac` (the ClusterRole the chosen parts need).
+//! - `multus` (with `kubernetes`): networks without Kube-OVN (`kubecloud::multus`): Multus
+//!   secondary networks, whereabouts IPAM, MultiNetworkPolicy; `Cloud::connect` picks it where
+//!   Multus and whereabouts are served and Kube-OVN is not.
 //!
 //! ## Crates
 //! `kubecloud-core` (re-exported here whole) holds the domain, the traits and the conformance
@@ -102,6 +105,10 @@ pub use kubecloud_linstor as linstor;
 /// Load balancing on MetalLB (feature `metallb`).
 #[cfg(feature = "metallb")]
 pub use kubecloud_metallb as metallb;
+/// Networking without Kube-OVN: Multus secondary networks, whereabouts IPAM and
+/// MultiNetworkPolicy (feature `multus`).
+#[cfg(feature = "multus")]
+pub use kubecloud_multus as multus;
 
 /// Typed models of every upstream kind the Kubernetes backends send and read, generated from
 /// the upstream CRDs (`kubecloud-models`); each backend re-exports its own as `models`

@@ -23,5 +23,6 @@ pub fn capabilities() -> NetworkCapabilities {
         services: true,
         ipv6: true,
         external_access: true,
+        fixed_ips_through_reservations: false,
     }
 }

@@ -223,10 +223,30 @@ impl KubeVirt {
                 }
             }
         }
-        if patch.is_empty() {
+        // Live labels likewise (what a network's pod-selecting policies read).
+        let current_labels = vmi.metadata.labels.clone().unwrap_or_default();
+        let mut label_patch = serde_json::Map::new();
+        for a in interfaces {
+            for key in &a.live_label_keys {
+                let wanted = a.live_pod_labels.get(key);
+                if current_labels.get(key) != wanted {
+                    label_patch.insert(
+                        key.clone(),
+                        wanted.map_or(Value::Null, |v| Value::from(v.as_str())),
+                    );
+                }
+            }
+        }
+        if patch.is_empty() && label_patch.is_empty() {
             return Ok(());
         }
-        let body = serde_json::json!({"metadata": {"annotations": patch}});
+        let mut body = serde_json::json!({"metadata": {}});
+        if !patch.is_empty() {
+            body["metadata"]["annotations"] = Value::Object(patch.clone());
+        }
+        if !label_patch.is_empty() {
+            body["metadata"]["labels"] = Value::Object(label_patch);
+        }
         let name = vmi.metadata.name.as_deref().unwrap_or_default();
         let ns = Self::ns(tenant);
         let params = kube::api::PatchParams {

@@ -387,7 +387,15 @@ pub fn virtual_machine(
     if let Some(affinity) = affinity(tenant, spec) {
         template_spec["affinity"] = affinity;
     }
-    let mut template_meta = json!({"labels": labels});
+    // The networks' live pod labels (what their policies select the VM's pods by) join the
+    // VM's; they are kept in step on a running VM like the live annotations.
+    let mut template_labels = json!(labels);
+    for a in &interfaces {
+        for (k, v) in &a.live_pod_labels {
+            template_labels[k] = json!(v);
+        }
+    }
+    let mut template_meta = json!({"labels": template_labels});
     if !template_annotations.is_empty() {
         template_meta["annotations"] = Value::Object(template_annotations);
     }

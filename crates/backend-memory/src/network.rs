@@ -436,6 +436,7 @@ impl Network for MemoryCloud {
             services: true,
             ipv6: true,
             external_access: true,
+            fixed_ips_through_reservations: false,
         }
     }
 

@@ -73,6 +73,17 @@ pub struct InterfaceAttachment {
     /// Annotations the VM's pod carries for the network, set when the pod is created (placement
     /// on a subnet, a fixed address).
     pub pod_annotations: BTreeMap<String, String>,
+    /// Labels the VM's pod carries for the network, which its policies select pods by (the
+    /// security groups of a network enforcing them with pod-selecting policies, such as
+    /// `MultiNetworkPolicy`): set on new pods, and kept in step on the VM's running instance and
+    /// pods by the compute backend, like [`InterfaceAttachment::live_pod_annotations`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub live_pod_labels: BTreeMap<String, String>,
+    /// Every label key [`InterfaceAttachment::live_pod_labels`] may hold for this network
+    /// (whether set now or not): the keys the compute backend removes from a running pod when
+    /// the attachment no longer sets them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live_label_keys: Vec<String>,
     /// Annotations the network also reads on a running pod (security groups, port security):
     /// the compute backend keeps them in step on the VM's running pod too, and removes those
     /// that are no longer wanted.
@@ -101,6 +112,8 @@ impl InterfaceAttachment {
             binding,
             mac: iface.mac,
             pod_annotations: BTreeMap::new(),
+            live_pod_labels: BTreeMap::new(),
+            live_label_keys: Vec::new(),
             live_pod_annotations: BTreeMap::new(),
             live_annotation_keys: Vec::new(),
             guarantees: Guarantees::default(),

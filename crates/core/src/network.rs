@@ -848,6 +848,11 @@ pub struct NetworkCapabilities {
     /// External access from inside a VPC: external IPs, floating IPs and SNAT rules.
     #[serde(default)]
     pub external_access: bool,
+    /// A fixed IP on a VM interface must be the address of a reservation of the subnet (the
+    /// network fixes interface addresses only through reservations: Multus with whereabouts,
+    /// which takes no requested address). Reserve it first; the interface then takes it.
+    #[serde(default)]
+    pub fixed_ips_through_reservations: bool,
 }
 
 /// Which way a packet crosses a VM's port.

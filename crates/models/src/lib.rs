@@ -16,6 +16,8 @@
 //! | [`piraeus`] | Piraeus | `LinstorCluster` (`piraeus.io/v1`) |
 //! | [`snapshot`] | CSI snapshots | `VolumeSnapshot`, `VolumeSnapshotContent` (`snapshot.storage.k8s.io/v1`) |
 //! | [`multus`] | Multus | `NetworkAttachmentDefinition` (`k8s.cni.cncf.io/v1`) |
+//! | [`whereabouts`] | whereabouts | `IPPool`, `OverlappingRangeIPReservation` (`whereabouts.cni.cncf.io/v1alpha1`) |
+//! | [`multi_networkpolicy`] | multi-networkpolicy | `MultiNetworkPolicy` (`k8s.cni.cncf.io/v1beta1`) |
 //!
 //! Every kind is a `kube::CustomResource` (so `kube::Api<VirtualMachine>` works), with `Clone`,
 //! `Debug`, `PartialEq` and, where every field allows it, `Default`. Field names follow Rust
@@ -60,6 +62,8 @@ pub mod cilium;
 pub mod kubeovn;
 pub mod kubevirt;
 pub mod metallb;
+pub mod multi_networkpolicy;
 pub mod multus;
 pub mod piraeus;
 pub mod snapshot;
+pub mod whereabouts;

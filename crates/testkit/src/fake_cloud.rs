@@ -152,6 +152,7 @@ pub struct FakeCloudBuilder {
     bind: SocketAddr,
     csi: Option<CsiProfile>,
     load_balancer: LoadBalancerSystem,
+    multus: bool,
 }
 
 /// Which load balancer a [`FakeCloud`] runs (see [`FakeCloudBuilder::cilium`]).
@@ -173,6 +174,7 @@ impl Default for FakeCloudBuilder {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             csi: None,
             load_balancer: LoadBalancerSystem::MetalLb,
+            multus: false,
         }
     }
 }
@@ -215,6 +217,23 @@ impl FakeCloudBuilder {
     /// ```
     pub fn cilium(mut self) -> Self {
         self.load_balancer = LoadBalancerSystem::Cilium;
+        self
+    }
+
+    /// Networks without Kube-OVN: the simulated Multus + whereabouts
+    /// ([`crate::whereabouts`], pools in `kube-system`) and multi-network policy controller
+    /// ([`crate::multi_networkpolicy`], reachable through [`FakeCloud::multi_policies`]) run
+    /// instead of the simulated Kube-OVN. (The Kube-OVN CRDs stay served.)
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = kubecloud_testkit::FakeCloud::builder().multus().start().await?;
+    /// assert!(cloud.multi_policies().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn multus(mut self) -> Self {
+        self.multus = true;
         self
     }
 
@@ -265,7 +284,10 @@ impl FakeCloudBuilder {
                 )
             }
         };
-        let virt = KubeVirtController::new().with_nodes(&FakeCloud::NODES);
+        let mut virt = KubeVirtController::new().with_nodes(&FakeCloud::NODES);
+        if self.multus {
+            virt = virt.with_multus();
+        }
         let seed_objects = match &linstor {
             Some(linstor) => format!(
                 "{}\n{}",
@@ -287,11 +309,19 @@ impl FakeCloudBuilder {
         if let Some(linstor) = &linstor {
             kube = kube.controller(LinstorCsi::new(linstor));
         }
+        let mut multi_policies = None;
         kube = kube
             .controller(CdiController::new())
             .controller(virt)
-            .controller(KubeVirtSnapshotController)
-            .controller(ovn);
+            .controller(KubeVirtSnapshotController);
+        kube = if self.multus {
+            let policies = crate::MultiNetworkPolicyController::default();
+            multi_policies = Some(policies.policies());
+            kube.controller(crate::WhereaboutsController::default())
+                .controller(policies)
+        } else {
+            kube.controller(ovn)
+        };
         kube = match self.load_balancer {
             LoadBalancerSystem::MetalLb => kube.controller(MetalLbController::new()),
             LoadBalancerSystem::Cilium => kube.controller(CiliumLbIpam),
@@ -313,6 +343,7 @@ impl FakeCloudBuilder {
             pki,
             ovn: northbound,
             csi,
+            multi_policies,
         })
     }
 }
@@ -326,6 +357,7 @@ pub struct FakeCloud {
     pki: TestPki,
     ovn: crate::kubeovn_security::Northbound,
     csi: Option<CsiDriver>,
+    multi_policies: Option<crate::MultiPolicies>,
 }
 
 /// [`CLUSTER`] with the LINSTOR double's URL and the client certificate of `pki`.
@@ -404,6 +436,12 @@ impl FakeCloud {
     /// groups and rules apply to a port and whether a packet would pass.
     pub fn ovn_northbound(&self) -> crate::kubeovn_security::Northbound {
         self.ovn.clone()
+    }
+
+    /// What the simulated multi-network policy controller enforces, in a fake cloud started
+    /// with [`FakeCloudBuilder::multus`].
+    pub fn multi_policies(&self) -> Option<crate::MultiPolicies> {
+        self.multi_policies.clone()
     }
 
     /// Both doubles, to keep them apart.

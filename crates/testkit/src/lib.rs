@@ -273,7 +273,9 @@ pub use controllers::kubeovn_security;
 pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};
 pub use controllers::kubevirt_snapshot::KubeVirtSnapshotController;
 pub use controllers::linstor_csi::LinstorCsi;
+pub use controllers::multi_networkpolicy::{self, MultiNetworkPolicyController, MultiPolicies};
 pub use controllers::pvc_protection::{PVC_PROTECTION, PvcProtection};
+pub use controllers::whereabouts::{self, WhereaboutsController, WhereaboutsKnobs};
 pub use controllers::{CiliumLbIpam, MetalLbController, cilium_lbipam, metallb};
 pub use controllers::{
     Controller, ControllerError, ControllerHandle, GarbageCollector, NamespaceController,

@@ -56,6 +56,45 @@ pub(crate) async fn drop_boot(
     }
 }
 
+/// Where `network` fixes interface addresses only through reservations
+/// (`fixed_ips_through_reservations`), reserves `ip` (and `mac`) in `subnet` for VM `vm`'s
+/// interface first, so the interface takes it: reservation `<vm>-eth0`, released by
+/// [`release_for_interface`].
+pub(crate) async fn reserve_for_interface(
+    network: &dyn crate::network::Network,
+    tenant: &Tenant,
+    vm: &str,
+    subnet: &str,
+    ip: std::net::IpAddr,
+    mac: Option<MacAddress>,
+) {
+    if !network.capabilities().fixed_ips_through_reservations {
+        return;
+    }
+    let mut spec = IpReservationSpec::new(format!("{vm}-eth0"), subnet).with_ip(ip);
+    spec.mac = mac;
+    network
+        .reserve_ip(tenant, &spec)
+        .await
+        .or_fail(format_args!(
+            "reserve {ip} for vm {vm:?} (the network fixes addresses through reservations)"
+        ));
+}
+
+/// Releases what [`reserve_for_interface`] reserved for VM `vm`, once the VM is gone.
+pub(crate) async fn release_for_interface(
+    network: &dyn crate::network::Network,
+    tenant: &Tenant,
+    vm: &str,
+) {
+    if network.capabilities().fixed_ips_through_reservations {
+        network
+            .release_ip(tenant, &format!("{vm}-eth0"))
+            .await
+            .or_fail(format_args!("release the reservation of vm {vm:?}"));
+    }
+}
+
 /// Applies `spec` through the target's compute backend, attached as the target's network and
 /// storage backends answer (what the facade does).
 pub(crate) async fn apply_vm(target: &Target<'_>, tenant: &Tenant, spec: &VmSpec) -> Result<Vm> {
@@ -597,6 +636,7 @@ pub async fn runs_with_volume_and_fixed_ip(
     );
     let cidr = params.subnet_block(7);
     vpc_and_subnet(network, tenant, "main", "front", cidr).await;
+    reserve_for_interface(network, tenant, "web", "front", host(cidr, 20), None).await;
     let access = if storage.capabilities().rwx_block {
         AccessMode::ReadWriteMany
     } else {
@@ -660,6 +700,7 @@ pub async fn runs_with_volume_and_fixed_ip(
         .refused("reservation of a running vm's fixed IP");
     assert_conflict(&err, None, "reservation of an address a vm holds");
     delete_vm_gone(compute, tenant, "web", params).await;
+    release_for_interface(network, tenant, "web").await;
     // Kube-OVN releases a deleted VM's address a moment after the VM is gone: wait on the
     // subnet's states for it.
     let states = network
@@ -787,17 +828,19 @@ async fn migratable_vm(
         Some(network) => {
             let cidr = params.subnet_block(subnet_block);
             vpc_and_subnet(network, tenant, "main", "front", cidr).await;
+            let mac = MacAddress([
+                0x52,
+                0x54,
+                0x00,
+                0x0c,
+                0x0f,
+                u8::try_from(subnet_block).expect("small"),
+            ]);
+            reserve_for_interface(network, tenant, name, "front", host(cidr, 40), Some(mac)).await;
             vec![
                 NetworkInterface::on_subnet("eth0", "front")
                     .with_fixed_ip(host(cidr, 40))
-                    .with_mac(MacAddress([
-                        0x52,
-                        0x54,
-                        0x00,
-                        0x0c,
-                        0x0f,
-                        u8::try_from(subnet_block).expect("small"),
-                    ])),
+                    .with_mac(mac),
             ]
         }
         None => vec![],
@@ -826,6 +869,7 @@ async fn drop_migratable(
         delete_gone(storage, tenant, volume, params).await;
     }
     if on_subnet && let Some(network) = target.network {
+        release_for_interface(network, tenant, &spec.name).await;
         delete_vpc_and_subnet(network, tenant, "main", "front").await;
     }
 }
@@ -1001,6 +1045,7 @@ pub async fn delete_releases_ip_and_imported_volume(
     let cidr = params.subnet_block(9);
     vpc_and_subnet(network, tenant, "main", "front", cidr).await;
     let ip = host(cidr, 30);
+    reserve_for_interface(network, tenant, "imp", "front", ip, None).await;
     let spec = VmSpec {
         name: "imp".into(),
         boot_disk: BootDisk::Import {
@@ -1039,6 +1084,7 @@ pub async fn delete_releases_ip_and_imported_volume(
         .refused("reservation of a running vm's fixed IP");
     assert_conflict(&err, None, "reservation of an address a vm holds");
     delete_vm_gone(compute, tenant, "imp", params).await;
+    release_for_interface(network, tenant, "imp").await;
     wait_gone(
         storage.watch_volume(tenant, &boot).await,
         params,

@@ -30,6 +30,12 @@
 //!   `addedNodeSelector`) → `TargetReady` (a new launcher Pod with the same annotations, so the IP
 //!   is kept) → `Running` → `Succeeded`, moving the instance and its `migrationState`; or
 //!   `Failed` when told through [`KubeVirtKnobs::fail_next_migration`].
+//! - **Multus networks** (`multus: {networkName}`): the launcher pod carries virt-controller's
+//!   network-selection annotation `k8s.v1.cni.cncf.io/networks` (`net1`, `net2`… with the
+//!   interface's `macAddress`); Multus' `k8s.v1.cni.cncf.io/network-status` on the pod (see
+//!   [`super::whereabouts`]) gives the interfaces' addresses and MACs. With
+//!   [`KubeVirtController::with_multus`], the instance runs, and a migration's target is ready,
+//!   only once Multus wrote it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -98,13 +104,17 @@ impl KubeVirtKnobs {
 #[derive(Clone, Debug)]
 pub struct KubeVirtController {
     knobs: KubeVirtKnobs,
+    multus: bool,
 }
 
 impl Default for KubeVirtController {
     fn default() -> Self {
         let knobs = KubeVirtKnobs::default();
         knobs.set_nodes(&["node-1", "node-2", "node-3"]);
-        Self { knobs }
+        Self {
+            knobs,
+            multus: false,
+        }
     }
 }
 
@@ -163,6 +173,24 @@ impl KubeVirtController {
     pub fn with_nodes(self, nodes: &[&str]) -> Self {
         self.knobs.set_nodes(nodes);
         self
+    }
+
+    /// The same controller in a cluster running the simulated Multus
+    /// ([`super::whereabouts::WhereaboutsController`]): an instance with Multus networks runs,
+    /// and a migration's target is ready, only once Multus wrote the pod's network-status (as
+    /// the pod's sandbox waits for the CNI `ADD`). Off by default: without the Multus double
+    /// nothing writes it (the Kube-OVN double writes its own annotations).
+    pub fn with_multus(mut self) -> Self {
+        self.multus = true;
+        self
+    }
+
+    /// Whether `pod` still waits for Multus' `ADD` of its networks.
+    fn awaits_multus(&self, pod: &Value) -> bool {
+        let ann = &pod["metadata"]["annotations"];
+        self.multus
+            && ann[super::whereabouts::NETWORKS].is_string()
+            && ann[super::whereabouts::NETWORK_STATUS].is_null()
     }
 
     /// The knobs to change its behaviour while it runs.
@@ -474,6 +502,11 @@ impl KubeVirtController {
             annotations = json!({});
         }
         annotations["kubevirt.io/domain"] = json!(name);
+        // virt-controller's network-selection annotation for the Multus networks
+        // (`pkg/network/multus`): `net1`, `net2`… with the interface's MAC.
+        if let Some(selection) = Self::network_selection(vmi) {
+            annotations[super::whereabouts::NETWORKS] = json!(selection);
+        }
         json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {
@@ -507,6 +540,50 @@ impl KubeVirtController {
         json!(volumes)
     }
 
+    /// The `k8s.v1.cni.cncf.io/networks` value for the VMI's Multus networks, if it has any.
+    fn network_selection(vmi: &Value) -> Option<String> {
+        let ns = meta(vmi, "namespace");
+        let ifaces = vmi["spec"]["domain"]["devices"]["interfaces"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let selection: Vec<Value> = vmi["spec"]["networks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|net| {
+                let full = net["multus"]["networkName"].as_str()?;
+                let (nad_ns, nad) = full.split_once('/').unwrap_or((ns, full));
+                let mac = ifaces
+                    .iter()
+                    .find(|f| f["name"] == net["name"])
+                    .and_then(|f| f["macAddress"].as_str());
+                Some((nad_ns.to_string(), nad.to_string(), mac.map(String::from)))
+            })
+            .enumerate()
+            .map(|(i, (nad_ns, nad, mac))| {
+                let mut e =
+                    json!({"name": nad, "namespace": nad_ns, "interface": format!("net{}", i + 1)});
+                if let Some(mac) = mac {
+                    e["mac"] = json!(mac);
+                }
+                e
+            })
+            .collect();
+        (!selection.is_empty()).then(|| serde_json::to_string(&selection).unwrap_or_default())
+    }
+
+    /// Multus' `network-status` entry of network `ns/name` on the pod: (address, MAC).
+    fn multus_status(pod: &Value, network: &str) -> Option<(Option<String>, Option<String>)> {
+        let status = pod["metadata"]["annotations"][super::whereabouts::NETWORK_STATUS].as_str()?;
+        let entries: Vec<Value> = serde_json::from_str(status).ok()?;
+        let e = entries.iter().find(|e| e["name"] == network)?;
+        Some((
+            e["ips"][0].as_str().map(String::from),
+            e["mac"].as_str().map(String::from),
+        ))
+    }
+
     /// The VMI's interfaces as the launcher pod's annotations say.
     fn interfaces(vmi: &Value, pod: &Value) -> Value {
         let ns = meta(vmi, "namespace");
@@ -533,9 +610,19 @@ impl KubeVirtController {
                     None => "ovn.".to_string(),
                 };
                 let h = hash(&format!("{uid}/{name}"));
+                let multus = net["multus"]["networkName"].as_str().and_then(|full| {
+                    let full = if full.contains('/') {
+                        full.to_string()
+                    } else {
+                        format!("{ns}/{full}")
+                    };
+                    Self::multus_status(pod, &full)
+                });
+                let (multus_ip, multus_mac) = multus.unwrap_or((None, None));
                 let ip = ann[format!("{prefix}kubernetes.io/ip_address")]
                     .as_str()
                     .map(String::from)
+                    .or(multus_ip)
                     .unwrap_or_else(|| format!("10.244.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2));
                 let spec_mac = ifaces
                     .iter()
@@ -543,6 +630,7 @@ impl KubeVirtController {
                     .and_then(|f| f["macAddress"].as_str());
                 let mac = ann[format!("{prefix}kubernetes.io/mac_address")]
                     .as_str()
+                    .or(multus_mac.as_deref())
                     .or(spec_mac)
                     .map(String::from)
                     .unwrap_or_else(|| {
@@ -704,6 +792,10 @@ impl KubeVirtController {
                 let Some(pod) = Self::current_pod(api, vmi)? else {
                     return Ok(());
                 };
+                // The pod runs once Multus added its networks (its network-status).
+                if self.awaits_multus(&pod) {
+                    return Ok(());
+                }
                 patch(
                     json!({"phase": "Running", "interfaces": Self::interfaces(vmi, &pod),
                     "conditions": [{"type": "PodScheduled", "status": "True"},
@@ -820,11 +912,13 @@ impl KubeVirtController {
                     .to_string();
                 let suffix = format!("{:05x}", hash(&format!("{uid}{target}")) & 0xfffff);
                 let pod = Self::launcher_pod(&vmi, &target, &suffix);
-                if api
-                    .get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))?
-                    .is_none()
-                {
-                    api.create(pod)?;
+                let pod = match api.get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))? {
+                    Some(existing) => existing,
+                    None => api.create(pod)?,
+                };
+                // The target pod is ready once Multus added its networks (its network-status).
+                if self.awaits_multus(&pod) {
+                    return Ok(());
                 }
                 set(json!({"phase": "TargetReady"}))
             }
@@ -956,10 +1050,16 @@ impl Controller for KubeVirtController {
                 else {
                     return Ok(());
                 };
-                match api.get_opt(VMI.0, VMI.1, ns, vmi_name)? {
-                    Some(vmi) => self.reconcile_vmi(api, &vmi),
-                    None => Ok(()),
+                if let Some(vmi) = api.get_opt(VMI.0, VMI.1, ns, vmi_name)? {
+                    self.reconcile_vmi(api, &vmi)?;
                 }
+                // A migration waiting for its target pod's networks goes on.
+                for m in api.list(VMIM.0, VMIM.1, ns)? {
+                    if m["spec"]["vmiName"] == vmi_name && m["status"]["phase"] == "Scheduling" {
+                        self.reconcile_migration(api, &m)?;
+                    }
+                }
+                Ok(())
             }
             _ => Ok(()),
         }

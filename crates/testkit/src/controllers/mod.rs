@@ -13,7 +13,8 @@
 //! Built in: [`GarbageCollector`] (owner references), [`NamespaceController`] (namespace
 //! deletion), [`PvcBinder`] (dynamic provisioning and binding) and
 //! [`pvc_protection::PvcProtection`] (claims a pod uses are kept until it is gone). Controllers for KubeVirt, CDI,
-//! Kube-OVN, MetalLB, Cilium LB-IPAM, LINSTOR CSI and snapshots belong here too, one module each.
+//! Kube-OVN, MetalLB, Cilium LB-IPAM, LINSTOR CSI, snapshots, Multus + whereabouts and
+//! multi-network policies belong here too, one module each.
 
 pub mod cdi;
 pub mod cilium_lbipam;
@@ -26,9 +27,11 @@ pub mod kubevirt;
 pub mod kubevirt_snapshot;
 pub mod linstor_csi;
 pub mod metallb;
+pub mod multi_networkpolicy;
 mod namespace;
 mod pvc_binder;
 pub mod pvc_protection;
+pub mod whereabouts;
 
 pub use cilium_lbipam::CiliumLbIpam;
 pub use gc::GarbageCollector;

@@ -17,6 +17,8 @@ pub(crate) const CRD_DIRS: &[&str] = &[
     "kube-ovn",
     "metallb",
     "multus",
+    "whereabouts",
+    "multi-networkpolicy",
     "piraeus-operator",
     "external-snapshotter",
 ];

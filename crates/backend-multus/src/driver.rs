@@ -1,0 +1,1229 @@
+//! The `Network` trait on Multus and whereabouts: thin; objects come from [`crate::translate`],
+//! attachments from [`crate::attach`], and everything goes through `kubecloud-kube`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use futures::StreamExt;
+use futures::future::ready;
+use futures::stream::{self, BoxStream};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use kubecloud_core::ipam::AddressSpace;
+use kubecloud_core::{
+    Error, InterfaceAttachment, IpReservation, IpReservationSpec, MacAddress, Network,
+    NetworkCapabilities, NetworkInterface, ResourceKind, Result, SecurityGroup, SecurityGroupSpec,
+    Service, ServiceSpec, Subnet, SubnetSpec, Tenant, Vpc, VpcSpec, async_trait, cidrs_overlap,
+};
+use kubecloud_kube::{FIELD_MANAGER, ensure_owned, from_kube, tenant_namespace, tenant_selector};
+use serde_json::Value;
+
+use crate::attach::{self, Known, Reserved};
+use crate::kinds::{self, ROLE_LABEL, SUBNET_LABEL, VM_POD_LABEL, VPC_LABEL};
+use crate::translate;
+use crate::{BACKEND, Link, Multus};
+use kubecloud_models::whereabouts::IpPool;
+
+pub(crate) fn to_value(object: &DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+fn to_dynamic(object: Value, kind: ResourceKind, name: &str) -> Result<DynamicObject> {
+    serde_json::from_value(object).map_err(|e| {
+        Error::backend(
+            BACKEND,
+            format!("could not build the object of {kind} {name:?}"),
+            false,
+            e,
+        )
+    })
+}
+
+pub(crate) fn terminating(object: &Value) -> bool {
+    object["metadata"]["deletionTimestamp"].is_string()
+}
+
+/// The whereabouts allocations of an `IPPool` as (offset, podRef, ifName); an offset that is
+/// not a number is skipped, as whereabouts skips it (`toIPReservationList`).
+pub(crate) fn allocations(pool: &IpPool) -> Vec<(u128, String, String)> {
+    pool.spec
+        .allocations
+        .iter()
+        .filter_map(|(offset, a)| {
+            Some((
+                offset.parse().ok()?,
+                a.podref.clone().unwrap_or_default(),
+                a.ifname.clone().unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+/// The address at `offset` of a pool of `spec` (whereabouts counts from the range's network
+/// address, `toIPReservationList`).
+pub(crate) fn address_at(spec: &SubnetSpec, offset: u128) -> Option<IpAddr> {
+    kubecloud_core::u128_to_ip(
+        kubecloud_core::ip_to_u128(spec.cidr.network()) + offset,
+        spec.cidr.network(),
+    )
+}
+
+fn subnet_view(nad: &Value, pool: Option<&IpPool>) -> Result<Subnet> {
+    let spec = translate::subnet_spec_from(nad)?;
+    let capacity = AddressSpace::for_subnet(&spec).capacity();
+    let used = translate::reserved_of(nad).len() as u128
+        + pool.map(|p| allocations(p).len() as u128).unwrap_or(0);
+    Ok(Subnet {
+        spec,
+        available: capacity.saturating_sub(used),
+        used,
+        ready: true,
+        incomplete: false,
+    })
+}
+
+/// A MAC for reservation `name` of `subnet`: locally administered, unicast, derived from the
+/// names (FNV-1a), so a re-run picks the same; `salt` moves it off a MAC already held.
+fn generated_mac(tenant: &Tenant, subnet: &str, name: &str, salt: u32) -> MacAddress {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("{tenant}/{subnet}/{name}/{salt}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    MacAddress([0x02, b[3], b[4], b[5], b[6], b[7]])
+}
+
+impl Multus {
+    pub(crate) fn api(&self, resource: &ApiResource, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, resource)
+    }
+
+    pub(crate) fn tenant_api(&self, resource: &ApiResource, tenant: &Tenant) -> Api<DynamicObject> {
+        self.api(resource, &tenant_namespace(tenant))
+    }
+
+    fn vlan(&self) -> Option<&std::ops::RangeInclusive<u16>> {
+        match &self.link {
+            Link::Bridge { vlans, .. } => Some(vlans),
+            Link::Macvtap { .. } => None,
+        }
+    }
+
+    /// The tenant's object, or `NotFound` when absent, being deleted, another's, or of another
+    /// role.
+    async fn owned(
+        &self,
+        api: &Api<DynamicObject>,
+        object: &str,
+        tenant: &Tenant,
+        role: Option<&str>,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Value> {
+        let got = self
+            .writer
+            .get_opt(api, object, kind, name)
+            .await?
+            .ok_or_else(|| Error::not_found(kind, name))?;
+        ensure_owned(&got.metadata, tenant, kind, name)?;
+        let value = to_value(&got);
+        if terminating(&value) || role.is_some_and(|r| value["metadata"]["labels"][ROLE_LABEL] != r)
+        {
+            return Err(Error::not_found(kind, name));
+        }
+        Ok(value)
+    }
+
+    async fn exists(
+        &self,
+        api: &Api<DynamicObject>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<bool> {
+        Ok(self
+            .writer
+            .get_opt(api, object, kind, name)
+            .await?
+            .is_some())
+    }
+
+    /// Every object the selector picks (not being deleted).
+    pub(crate) async fn list_any(
+        &self,
+        api: &Api<DynamicObject>,
+        selector: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Vec<Value>> {
+        let params = ListParams::default().labels(selector);
+        let list = self.writer.list_shared(api, &params, kind, name).await?;
+        Ok(list
+            .iter()
+            .map(to_value)
+            .filter(|o| !terminating(o))
+            .collect())
+    }
+
+    /// The tenant's objects of `role` (`extra` narrows the selector).
+    pub(crate) async fn list_role(
+        &self,
+        api: &Api<DynamicObject>,
+        tenant: &Tenant,
+        role: &str,
+        extra: Option<String>,
+        kind: ResourceKind,
+    ) -> Result<Vec<Value>> {
+        let mut selector = format!("{},{ROLE_LABEL}={role}", tenant_selector(tenant));
+        if let Some(extra) = extra {
+            selector = format!("{selector},{extra}");
+        }
+        self.list_any(api, &selector, kind, tenant.as_str()).await
+    }
+
+    async fn apply(
+        &self,
+        api: &Api<DynamicObject>,
+        object: Value,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Value> {
+        let desired = to_dynamic(object, kind, name)?;
+        Ok(to_value(
+            &self.writer.apply(api, &desired, kind, name).await?,
+        ))
+    }
+
+    /// Creates (POST) the object: refused with `AlreadyExists` when its name is taken.
+    async fn create(
+        &self,
+        api: &Api<DynamicObject>,
+        object: Value,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Value> {
+        let desired = to_dynamic(object, kind, name)?;
+        let created = api
+            .create(&PostParams::default(), &desired)
+            .await
+            .map_err(|e| from_kube(BACKEND, kind, name, e))?;
+        Ok(to_value(&created))
+    }
+
+    async fn delete(
+        &self,
+        api: &Api<DynamicObject>,
+        object: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<()> {
+        self.writer.delete(api, object, kind, name).await.map(drop)
+    }
+
+    /// The whereabouts `IPPool` of subnet `spec`, if whereabouts has made it.
+    pub(crate) async fn pool(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Option<IpPool>> {
+        let name = translate::pool_name(tenant, &spec.name, spec.cidr);
+        self.writer
+            .get_opt(&self.pools(), &name, ResourceKind::Subnet, &spec.name)
+            .await
+    }
+
+    /// whereabouts' `IPPool`s (typed), in its namespace.
+    pub(crate) fn pools(&self) -> Api<IpPool> {
+        Api::namespaced(self.client.clone(), &self.whereabouts_namespace)
+    }
+
+    /// The VPC's ConfigMap.
+    async fn vpc_object(&self, tenant: &Tenant, name: &str) -> Result<Value> {
+        let api = self.tenant_api(&kinds::config_map(), tenant);
+        self.owned(
+            &api,
+            &kinds::vpc_object(name),
+            tenant,
+            Some("vpc"),
+            ResourceKind::Vpc,
+            name,
+        )
+        .await
+    }
+
+    /// The tenant's subnets' attachments.
+    pub(crate) async fn subnet_objects(
+        &self,
+        tenant: &Tenant,
+        vpc: Option<&str>,
+    ) -> Result<Vec<Value>> {
+        let api = self.tenant_api(&kinds::attachment(), tenant);
+        self.list_role(
+            &api,
+            tenant,
+            "subnet",
+            vpc.map(|v| format!("{VPC_LABEL}={v}")),
+            ResourceKind::Subnet,
+        )
+        .await
+    }
+
+    async fn subnet_object(&self, tenant: &Tenant, name: &str) -> Result<Value> {
+        let api = self.tenant_api(&kinds::attachment(), tenant);
+        self.owned(
+            &api,
+            &kubecloud_kube::names::attachment(name),
+            tenant,
+            Some("subnet"),
+            ResourceKind::Subnet,
+            name,
+        )
+        .await
+    }
+
+    async fn reservation_objects(
+        &self,
+        tenant: &Tenant,
+        subnet: Option<&str>,
+    ) -> Result<Vec<Value>> {
+        let api = self.tenant_api(&kinds::attachment(), tenant);
+        self.list_role(
+            &api,
+            tenant,
+            "reservation",
+            subnet.map(|s| format!("{SUBNET_LABEL}={s}")),
+            ResourceKind::IpReservation,
+        )
+        .await
+    }
+
+    fn reservation_view(object: &Value) -> Result<IpReservation> {
+        let (subnet, ip, mac) = translate::reservation_of(object)?;
+        Ok(IpReservation {
+            name: translate::domain_name(object)?,
+            subnet,
+            ip,
+            mac,
+            owner: None,
+        })
+    }
+
+    /// Adds `add` to and removes `remove` from the reserved addresses of subnet `name`, with
+    /// the attachment's resourceVersion as precondition (re-read and redone on a conflict), so
+    /// two reservations at once never drop each other's.
+    async fn update_reserved(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        add: Option<IpAddr>,
+        remove: Option<IpAddr>,
+    ) -> Result<()> {
+        let kind = ResourceKind::Subnet;
+        let api = self.tenant_api(&kinds::attachment(), tenant);
+        let vlan = self.vpc_vlan_of_subnet(tenant, name).await?;
+        for _ in 0..8 {
+            let current = self.subnet_object(tenant, name).await?;
+            let spec = translate::subnet_spec_from(&current)?;
+            let mut reserved: BTreeSet<IpAddr> =
+                translate::reserved_of(&current).into_iter().collect();
+            if let Some(ip) = add
+                && !reserved.insert(ip)
+            {
+                return Err(Error::conflict(
+                    kind,
+                    name,
+                    format!("{ip} is already reserved"),
+                ));
+            }
+            if let Some(ip) = remove {
+                reserved.remove(&ip);
+            }
+            let reserved: Vec<IpAddr> = reserved.into_iter().collect();
+            let mut desired =
+                translate::subnet_attachment(tenant, &spec, &self.link, vlan, &reserved);
+            desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+            let object = kubecloud_kube::names::attachment(name);
+            let desired = to_dynamic(desired, kind, name)?;
+            match api
+                .patch(
+                    &object,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&desired),
+                )
+                .await
+            {
+                Ok(applied) => {
+                    self.writer.informers().observe(&api, &applied);
+                    return Ok(());
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(from_kube(BACKEND, kind, name, e)),
+            }
+        }
+        Err(Error::backend(
+            BACKEND,
+            format!(
+                "the attachment of subnet {name:?} kept changing while its reservations were updated"
+            ),
+            true,
+            std::io::Error::other("resourceVersion conflicts"),
+        ))
+    }
+
+    async fn vpc_vlan_of_subnet(&self, tenant: &Tenant, subnet: &str) -> Result<Option<u16>> {
+        let object = self.subnet_object(tenant, subnet).await?;
+        let vpc = object["metadata"]["labels"][VPC_LABEL]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.vpc_vlan(tenant, &vpc).await
+    }
+
+    async fn vpc_vlan(&self, tenant: &Tenant, vpc: &str) -> Result<Option<u16>> {
+        if self.vlan().is_none() {
+            return Ok(None);
+        }
+        let object = self.vpc_object(tenant, vpc).await?;
+        translate::vpc_vlan(&object)
+            .map(Some)
+            .ok_or_else(|| translate::malformed("data.vlan", "missing"))
+    }
+
+    /// Makes sure the system namespace (VLAN claims) exists.
+    async fn ensure_system_namespace(&self) -> Result<()> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let ns = &self.system_namespace;
+        if self
+            .writer
+            .get_opt(&api, ns, ResourceKind::Vpc, ns)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let object = k8s_openapi::api::core::v1::Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(ns.clone()),
+                labels: Some(BTreeMap::from([(
+                    kubecloud_kube::MANAGED_BY.to_string(),
+                    kubecloud_kube::MANAGER.to_string(),
+                )])),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(from_kube(BACKEND, ResourceKind::Vpc, ns, e)),
+        }
+    }
+
+    /// Claims the lowest free VLAN for `vpc` (a create per try: two VPCs never get one VLAN).
+    async fn claim_vlan(
+        &self,
+        tenant: &Tenant,
+        vpc: &str,
+        vlans: &std::ops::RangeInclusive<u16>,
+    ) -> Result<u16> {
+        let kind = ResourceKind::Vpc;
+        self.ensure_system_namespace().await?;
+        let api = self.api(&kinds::config_map(), &self.system_namespace);
+        let taken: BTreeSet<u16> = self
+            .list_any(&api, &format!("{ROLE_LABEL}=vlan"), kind, vpc)
+            .await?
+            .iter()
+            .filter_map(translate::vpc_vlan)
+            .collect();
+        for id in vlans.clone().filter(|id| !taken.contains(id)) {
+            let claim = translate::vlan_claim(&self.system_namespace, tenant, vpc, id);
+            match self.create(&api, claim, kind, vpc).await {
+                Ok(_) => return Ok(id),
+                Err(Error::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::exhausted(
+            kind,
+            vpc,
+            format!(
+                "every VLAN of {}..={} is taken by a VPC",
+                vlans.start(),
+                vlans.end()
+            ),
+        ))
+    }
+
+    /// Re-applies the tenant's security groups so their `policy-for` names every subnet.
+    async fn refresh_groups(&self, tenant: &Tenant) -> Result<()> {
+        let api = self.tenant_api(&kinds::multi_policy(), tenant);
+        let groups = self
+            .list_role(
+                &api,
+                tenant,
+                "security-group",
+                None,
+                ResourceKind::SecurityGroup,
+            )
+            .await?;
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let networks = self.network_names(tenant).await?;
+        for g in groups {
+            let spec = translate::security_group_spec_from(&g)?;
+            let desired = translate::security_group(tenant, &spec, &networks)?;
+            self.apply(&api, desired, ResourceKind::SecurityGroup, &spec.name)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The names of the tenant's subnet and reservation attachments (what a group applies to).
+    async fn network_names(&self, tenant: &Tenant) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .subnet_objects(tenant, None)
+            .await?
+            .into_iter()
+            .chain(self.reservation_objects(tenant, None).await?)
+            .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn subnet_with_usage(&self, tenant: &Tenant, nad: &Value) -> Result<Subnet> {
+        let spec = translate::subnet_spec_from(nad)?;
+        let pool = self.pool(tenant, &spec).await?;
+        subnet_view(nad, pool.as_ref())
+    }
+
+    fn unsupported(operation: &str, capability: &str) -> Error {
+        Error::unsupported(BACKEND, operation, capability)
+    }
+
+    /// A service as it is: its cluster IP, DNS name, and the VMs whose pods its selector picks.
+    async fn service_view(&self, tenant: &Tenant, object: &Value) -> Result<Service> {
+        let spec = translate::service_spec_from(object)?;
+        let selector = spec
+            .selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pods = self
+            .list_any(
+                &self.tenant_api(&kinds::pod(), tenant),
+                &selector,
+                ResourceKind::Service,
+                &spec.name,
+            )
+            .await?;
+        let mut endpoints: Vec<String> = pods
+            .iter()
+            .filter_map(|p| p["metadata"]["labels"][VM_POD_LABEL].as_str())
+            .map(str::to_string)
+            .collect();
+        endpoints.sort();
+        endpoints.dedup();
+        Ok(Service {
+            cluster_ip: object["spec"]["clusterIP"]
+                .as_str()
+                .and_then(|ip| ip.parse().ok()),
+            dns_name: translate::service_dns(tenant, &spec.name),
+            endpoints,
+            spec,
+        })
+    }
+
+    async fn vpc_view(&self, tenant: &Tenant, object: &Value) -> Result<Vpc> {
+        let name = translate::domain_name(object)?;
+        let mut subnets: Vec<String> = self
+            .subnet_objects(tenant, Some(&name))
+            .await?
+            .iter()
+            .filter_map(|s| translate::domain_name(s).ok())
+            .collect();
+        subnets.sort();
+        Ok(Vpc {
+            spec: VpcSpec::named(name),
+            ready: true,
+            subnets,
+        })
+    }
+}
+
+/// Whether a Service is an internal (ClusterIP) service of this backend.
+fn is_internal_service(object: &Value) -> bool {
+    matches!(object["spec"]["type"].as_str(), None | Some("ClusterIP"))
+}
+
+#[async_trait]
+impl Network for Multus {
+    fn backend_name(&self) -> &str {
+        BACKEND
+    }
+
+    fn system_namespaces(&self) -> Vec<String> {
+        vec![
+            self.system_namespace.clone(),
+            self.whereabouts_namespace.clone(),
+        ]
+    }
+
+    fn capabilities(&self) -> NetworkCapabilities {
+        crate::capabilities(&self.link)
+    }
+
+    async fn attach_interfaces(
+        &self,
+        tenant: &Tenant,
+        _vm: &str,
+        interfaces: &[NetworkInterface],
+    ) -> Result<Vec<InterfaceAttachment>> {
+        let subnets: BTreeMap<String, SubnetSpec> = self
+            .subnet_objects(tenant, None)
+            .await?
+            .iter()
+            .map(|o| translate::subnet_spec_from(o).map(|s| (s.name.clone(), s)))
+            .collect::<Result<_>>()?;
+        let reservations: Vec<Reserved> = self
+            .reservation_objects(tenant, None)
+            .await?
+            .iter()
+            .map(|o| {
+                Self::reservation_view(o).map(|r| Reserved {
+                    name: r.name,
+                    subnet: r.subnet,
+                    ip: r.ip,
+                    mac: Some(r.mac),
+                })
+            })
+            .collect::<Result<_>>()?;
+        // Every group (not only those named): their labels are the live keys, so a VM that
+        // left a group loses its label on the running pod.
+        let api = self.tenant_api(&kinds::multi_policy(), tenant);
+        let groups: BTreeSet<String> = self
+            .list_role(
+                &api,
+                tenant,
+                "security-group",
+                None,
+                ResourceKind::SecurityGroup,
+            )
+            .await?
+            .iter()
+            .filter_map(|g| translate::domain_name(g).ok())
+            .collect();
+        attach::attachments(
+            tenant,
+            interfaces,
+            &self.link,
+            &Known {
+                subnets: Some(&subnets),
+                reservations: &reservations,
+                groups: Some(&groups),
+            },
+        )
+    }
+
+    async fn create_vpc(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vpc> {
+        spec.validate()?;
+        if !spec.static_routes.is_empty() {
+            return Err(Self::unsupported(
+                "network.create_vpc",
+                "static_routes (a VPC is one VLAN without a router)",
+            ));
+        }
+        if !spec.peers.is_empty() {
+            return Err(Self::unsupported(
+                "network.create_vpc",
+                "vpc_peering (a VPC is one VLAN without a router)",
+            ));
+        }
+        let kind = ResourceKind::Vpc;
+        kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
+        let api = self.tenant_api(&kinds::config_map(), tenant);
+        if self
+            .exists(&api, &kinds::vpc_object(&spec.name), kind, &spec.name)
+            .await?
+        {
+            return Err(Error::already_exists(kind, &spec.name));
+        }
+        let vlan = match self.vlan().cloned() {
+            Some(vlans) => Some(self.claim_vlan(tenant, &spec.name, &vlans).await?),
+            None => None,
+        };
+        let created = self
+            .create(
+                &api,
+                translate::vpc(tenant, &spec.name, vlan),
+                kind,
+                &spec.name,
+            )
+            .await;
+        if let Err(err) = created {
+            if let Some(id) = vlan {
+                let claims = self.api(&kinds::config_map(), &self.system_namespace);
+                self.delete(&claims, &kinds::vlan_claim(id), kind, &spec.name)
+                    .await?;
+            }
+            return Err(err);
+        }
+        Ok(Vpc {
+            spec: spec.clone(),
+            ready: true,
+            subnets: Vec::new(),
+        })
+    }
+
+    async fn get_vpc(&self, tenant: &Tenant, name: &str) -> Result<Vpc> {
+        let object = self.vpc_object(tenant, name).await?;
+        self.vpc_view(tenant, &object).await
+    }
+
+    async fn list_vpcs(&self, tenant: &Tenant) -> Result<Vec<Vpc>> {
+        let api = self.tenant_api(&kinds::config_map(), tenant);
+        let objects = self
+            .list_role(&api, tenant, "vpc", None, ResourceKind::Vpc)
+            .await?;
+        let mut out = Vec::with_capacity(objects.len());
+        for o in &objects {
+            out.push(self.vpc_view(tenant, o).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_vpc(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::Vpc;
+        let object = self.vpc_object(tenant, name).await?;
+        let subnets = self.subnet_objects(tenant, Some(name)).await?;
+        if !subnets.is_empty() {
+            let names: Vec<String> = subnets
+                .iter()
+                .filter_map(|s| translate::domain_name(s).ok())
+                .collect();
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!("it has subnets: {}", names.join(", ")),
+            ));
+        }
+        let api = self.tenant_api(&kinds::config_map(), tenant);
+        self.delete(&api, &kinds::vpc_object(name), kind, name)
+            .await?;
+        if let Some(id) = translate::vpc_vlan(&object) {
+            let claims = self.api(&kinds::config_map(), &self.system_namespace);
+            // Only the claim this VPC holds.
+            if let Some(claim) = self
+                .writer
+                .get_opt(&claims, &kinds::vlan_claim(id), kind, name)
+                .await?
+                && kubecloud_kube::is_owned(&claim.metadata, tenant)
+                && claim
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(kubecloud_kube::NAME))
+                    .map(String::as_str)
+                    == Some(name)
+            {
+                self.delete(&claims, &kinds::vlan_claim(id), kind, name)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_subnet(&self, tenant: &Tenant, spec: &SubnetSpec) -> Result<Subnet> {
+        spec.validate()?;
+        if spec.nat_outgoing {
+            return Err(Self::unsupported(
+                "network.create_subnet",
+                "natOutgoing (a VPC is one VLAN without a router to NAT)",
+            ));
+        }
+        if !spec.allow.is_empty() {
+            return Err(Self::unsupported(
+                "network.create_subnet",
+                "allow (a VPC is one VLAN without a router to filter)",
+            ));
+        }
+        if spec.cidr.addr().is_ipv6() {
+            return Err(Self::unsupported("network.create_subnet", "ipv6"));
+        }
+        let kind = ResourceKind::Subnet;
+        let vlan = self.vpc_vlan(tenant, &spec.vpc).await?;
+        let api = self.tenant_api(&kinds::attachment(), tenant);
+        if self
+            .exists(
+                &api,
+                &kubecloud_kube::names::attachment(&spec.name),
+                kind,
+                &spec.name,
+            )
+            .await?
+        {
+            return Err(Error::already_exists(kind, &spec.name));
+        }
+        for other in self.subnet_objects(tenant, Some(&spec.vpc)).await? {
+            let other = translate::subnet_spec_from(&other)?;
+            if cidrs_overlap(other.cidr, spec.cidr) {
+                return Err(Error::conflict(
+                    kind,
+                    &spec.name,
+                    format!(
+                        "{} overlaps subnet {:?} ({}) of VPC {:?}",
+                        spec.cidr, other.name, other.cidr, spec.vpc
+                    ),
+                ));
+            }
+        }
+        let created = self
+            .apply(
+                &api,
+                translate::subnet_attachment(tenant, spec, &self.link, vlan, &[]),
+                kind,
+                &spec.name,
+            )
+            .await?;
+        self.refresh_groups(tenant).await?;
+        subnet_view(&created, None)
+    }
+
+    async fn get_subnet(&self, tenant: &Tenant, name: &str) -> Result<Subnet> {
+        let object = self.subnet_object(tenant, name).await?;
+        self.subnet_with_usage(tenant, &object).await
+    }
+
+    async fn list_subnets(&self, tenant: &Tenant) -> Result<Vec<Subnet>> {
+        let objects = self.subnet_objects(tenant, None).await?;
+        let mut out = Vec::with_capacity(objects.len());
+        for o in &objects {
+            out.push(self.subnet_with_usage(tenant, o).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_subnet(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::Subnet;
+        let object = self.subnet_object(tenant, name).await?;
+        let spec = translate::subnet_spec_from(&object)?;
+        let reservations = self.reservation_objects(tenant, Some(name)).await?;
+        if !reservations.is_empty() {
+            let names: Vec<String> = reservations
+                .iter()
+                .filter_map(|r| translate::domain_name(r).ok())
+                .collect();
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!("addresses are reserved: {}", names.join(", ")),
+            ));
+        }
+        // Leaked allocations (their pod is gone) do not hold the subnet.
+        self.reclaim_subnet(tenant, &spec).await?;
+        if let Some(pool) = self.pool(tenant, &spec).await? {
+            let held = allocations(&pool);
+            if !held.is_empty() {
+                let pods: Vec<String> = held.into_iter().map(|(_, pod, _)| pod).collect();
+                return Err(Error::conflict(
+                    kind,
+                    name,
+                    format!("addresses are in use by pods: {}", pods.join(", ")),
+                ));
+            }
+            let pool_name = translate::pool_name(tenant, name, spec.cidr);
+            self.writer
+                .delete(&self.pools(), &pool_name, kind, name)
+                .await?;
+        }
+        let api = self.tenant_api(&kinds::attachment(), tenant);
+        self.delete(&api, &kubecloud_kube::names::attachment(name), kind, name)
+            .await?;
+        self.refresh_groups(tenant).await
+    }
+
+    async fn watch_subnet(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<Subnet>>> {
+        // The subnet's attachment (its reservations) and its whereabouts pool (the pods'
+        // addresses), merged: every address taken or given back is a change of one of them.
+        let object = self.subnet_object(tenant, name).await?;
+        let spec = translate::subnet_spec_from(&object)?;
+        let nads = self.writer.states(
+            &self.tenant_api(&kinds::attachment(), tenant),
+            &kubecloud_kube::names::attachment(name),
+        );
+        let pools = self.writer.states(
+            &self.pools(),
+            &translate::pool_name(tenant, name, spec.cidr),
+        );
+        enum Change {
+            Nad(Option<Value>),
+            Pool(Option<Box<IpPool>>),
+        }
+        let changes = stream::select(
+            nads.map(|s| s.map(|o| Change::Nad(o.map(|o| to_value(&o))))),
+            pools.map(|s| s.map(|p| Change::Pool(p.map(Box::new)))),
+        );
+        let tenant = tenant.clone();
+        let states = changes
+            .scan(
+                (Some(object), None::<IpPool>),
+                move |(nad, pool), change| {
+                    let out = match change {
+                        Err(e) => Some(Some(Err(e))),
+                        Ok(Change::Nad(None)) => None,
+                        Ok(Change::Nad(Some(o)))
+                            if terminating(&o)
+                                || !kubecloud_kube::is_owned(
+                                    &serde_json::from_value(o["metadata"].clone())
+                                        .unwrap_or_default(),
+                                    &tenant,
+                                ) =>
+                        {
+                            None
+                        }
+                        Ok(Change::Nad(Some(o))) => {
+                            *nad = Some(o);
+                            Some(nad.as_ref().map(|n| subnet_view(n, pool.as_ref())))
+                        }
+                        Ok(Change::Pool(p)) => {
+                            *pool = p.map(|p| *p);
+                            Some(nad.as_ref().map(|n| subnet_view(n, pool.as_ref())))
+                        }
+                    };
+                    ready(out)
+                },
+            )
+            .filter_map(ready);
+        // The first state is the attachment's as read; later ones dedup identical views.
+        let mut last: Option<Subnet> = None;
+        Ok(states
+            .filter(move |s| {
+                let keep = match s {
+                    Ok(view) => last.as_ref() != Some(view),
+                    Err(_) => true,
+                };
+                if let Ok(view) = s {
+                    last = Some(view.clone());
+                }
+                ready(keep)
+            })
+            .boxed())
+    }
+
+    async fn reserve_ip(&self, tenant: &Tenant, spec: &IpReservationSpec) -> Result<IpReservation> {
+        spec.validate()?;
+        let kind = ResourceKind::IpReservation;
+        let subnet_object = self.subnet_object(tenant, &spec.subnet).await?;
+        let subnet = translate::subnet_spec_from(&subnet_object)?;
+        let api = self.tenant_api(&kinds::attachment(), tenant);
+        if self
+            .exists(
+                &api,
+                &kinds::reservation_object(&spec.name),
+                kind,
+                &spec.name,
+            )
+            .await?
+        {
+            return Err(Error::already_exists(kind, &spec.name));
+        }
+        let held = self.reservation_objects(tenant, Some(&spec.subnet)).await?;
+        let held: Vec<IpReservation> = held
+            .iter()
+            .map(Self::reservation_view)
+            .collect::<Result<_>>()?;
+        let pool = self.pool(tenant, &subnet).await?;
+        let mut space = AddressSpace::for_subnet(&subnet);
+        for r in &held {
+            let _ = space.reserve(r.ip, &r.name);
+        }
+        for (offset, pod, _) in pool.as_ref().map(allocations).unwrap_or_default() {
+            if let Some(ip) = address_at(&subnet, offset) {
+                let _ = space.reserve(ip, &pod);
+            }
+        }
+        let ip = match spec.ip {
+            Some(ip) => {
+                subnet.check_host_address("ip", ip)?;
+                if let Some(holder) = space.holder(ip) {
+                    return Err(Error::conflict(
+                        ResourceKind::Subnet,
+                        &spec.subnet,
+                        format!("{ip} is held by {holder}"),
+                    ));
+                }
+                ip
+            }
+            None => space.allocate(&spec.name)?,
+        };
+        let mac = match spec.mac {
+            Some(mac) => {
+                if let Some(other) = held.iter().find(|r| r.mac == mac) {
+                    return Err(Error::conflict(
+                        ResourceKind::Subnet,
+                        &spec.subnet,
+                        format!("MAC {mac} is held by reservation {:?}", other.name),
+                    ));
+                }
+                mac
+            }
+            None => (0..)
+                .map(|salt| generated_mac(tenant, &spec.subnet, &spec.name, salt))
+                .find(|m| held.iter().all(|r| r.mac != *m))
+                .unwrap_or(MacAddress([0x02, 0, 0, 0, 0, 1])),
+        };
+        let vpc = subnet.vpc.clone();
+        let vlan = self.vpc_vlan(tenant, &vpc).await?;
+        let desired = translate::reservation_attachment(
+            tenant, &subnet, &self.link, vlan, &spec.name, ip, mac,
+        );
+        self.create(&api, desired, kind, &spec.name).await?;
+        // Then out of whereabouts' hands; undone when that fails.
+        if let Err(err) = self
+            .update_reserved(tenant, &spec.subnet, Some(ip), None)
+            .await
+        {
+            self.delete(
+                &api,
+                &kinds::reservation_object(&spec.name),
+                kind,
+                &spec.name,
+            )
+            .await?;
+            return Err(err);
+        }
+        self.refresh_groups(tenant).await?;
+        Ok(IpReservation {
+            name: spec.name.clone(),
+            subnet: spec.subnet.clone(),
+            ip,
+            mac,
+            owner: None,
+        })
+    }
+
+    async fn get_ip(&self, tenant: &Tenant, name: &str) -> Result<IpReservation> {
+        let api = self.tenant_api(&kinds::attachment(), tenant);
+        let object = self
+            .owned(
+                &api,
+                &kinds::reservation_object(name),
+                tenant,
+                Some("reservation"),
+                ResourceKind::IpReservation,
+                name,
+            )
+            .await?;
+        Self::reservation_view(&object)
+    }
+
+    async fn list_ips(&self, tenant: &Tenant, subnet: Option<&str>) -> Result<Vec<IpReservation>> {
+        self.reservation_objects(tenant, subnet)
+            .await?
+            .iter()
+            .map(Self::reservation_view)
+            .collect()
+    }
+
+    async fn release_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::IpReservation;
+        let reservation = self.get_ip(tenant, name).await?;
+        let api = self.tenant_api(&kinds::attachment(), tenant);
+        self.delete(&api, &kinds::reservation_object(name), kind, name)
+            .await?;
+        self.update_reserved(tenant, &reservation.subnet, None, Some(reservation.ip))
+            .await?;
+        self.refresh_groups(tenant).await
+    }
+
+    async fn create_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup> {
+        spec.validate()?;
+        translate::check_group(spec)?;
+        let kind = ResourceKind::SecurityGroup;
+        kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
+        let api = self.tenant_api(&kinds::multi_policy(), tenant);
+        if self
+            .exists(&api, &kinds::group_object(&spec.name), kind, &spec.name)
+            .await?
+        {
+            return Err(Error::already_exists(kind, &spec.name));
+        }
+        let networks = self.network_names(tenant).await?;
+        let created = self
+            .apply(
+                &api,
+                translate::security_group(tenant, spec, &networks)?,
+                kind,
+                &spec.name,
+            )
+            .await?;
+        Ok(SecurityGroup {
+            spec: translate::security_group_spec_from(&created)?,
+        })
+    }
+
+    async fn update_security_group(
+        &self,
+        tenant: &Tenant,
+        spec: &SecurityGroupSpec,
+    ) -> Result<SecurityGroup> {
+        spec.validate()?;
+        translate::check_group(spec)?;
+        let kind = ResourceKind::SecurityGroup;
+        let api = self.tenant_api(&kinds::multi_policy(), tenant);
+        self.owned(
+            &api,
+            &kinds::group_object(&spec.name),
+            tenant,
+            Some("security-group"),
+            kind,
+            &spec.name,
+        )
+        .await?;
+        let networks = self.network_names(tenant).await?;
+        let applied = self
+            .apply(
+                &api,
+                translate::security_group(tenant, spec, &networks)?,
+                kind,
+                &spec.name,
+            )
+            .await?;
+        Ok(SecurityGroup {
+            spec: translate::security_group_spec_from(&applied)?,
+        })
+    }
+
+    async fn get_security_group(&self, tenant: &Tenant, name: &str) -> Result<SecurityGroup> {
+        let api = self.tenant_api(&kinds::multi_policy(), tenant);
+        let object = self
+            .owned(
+                &api,
+                &kinds::group_object(name),
+                tenant,
+                Some("security-group"),
+                ResourceKind::SecurityGroup,
+                name,
+            )
+            .await?;
+        Ok(SecurityGroup {
+            spec: translate::security_group_spec_from(&object)?,
+        })
+    }
+
+    async fn list_security_groups(&self, tenant: &Tenant) -> Result<Vec<SecurityGroup>> {
+        let api = self.tenant_api(&kinds::multi_policy(), tenant);
+        self.list_role(
+            &api,
+            tenant,
+            "security-group",
+            None,
+            ResourceKind::SecurityGroup,
+        )
+        .await?
+        .iter()
+        .map(|o| translate::security_group_spec_from(o).map(|spec| SecurityGroup { spec }))
+        .collect()
+    }
+
+    async fn delete_security_group(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::SecurityGroup;
+        let api = self.tenant_api(&kinds::multi_policy(), tenant);
+        self.owned(
+            &api,
+            &kinds::group_object(name),
+            tenant,
+            Some("security-group"),
+            kind,
+            name,
+        )
+        .await?;
+        let pods = self
+            .list_any(
+                &self.tenant_api(&kinds::pod(), tenant),
+                &format!("{}=true", kinds::group_label(name)),
+                kind,
+                name,
+            )
+            .await?;
+        if !pods.is_empty() {
+            let mut vms: Vec<String> = pods
+                .iter()
+                .filter_map(|p| {
+                    p["metadata"]["labels"][VM_POD_LABEL]
+                        .as_str()
+                        .or(p["metadata"]["name"].as_str())
+                })
+                .map(String::from)
+                .collect();
+            vms.sort();
+            vms.dedup();
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!("running VMs are in the group: {}", vms.join(", ")),
+            ));
+        }
+        self.delete(&api, &kinds::group_object(name), kind, name)
+            .await
+    }
+
+    async fn create_service(&self, tenant: &Tenant, spec: &ServiceSpec) -> Result<Service> {
+        spec.validate()?;
+        let kind = ResourceKind::Service;
+        kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
+        let api = self.tenant_api(&kinds::service(), tenant);
+        if self.exists(&api, &spec.name, kind, &spec.name).await? {
+            return Err(Error::already_exists(kind, &spec.name));
+        }
+        let created = self
+            .apply(&api, translate::service(tenant, spec), kind, &spec.name)
+            .await?;
+        self.service_view(tenant, &created).await
+    }
+
+    async fn get_service(&self, tenant: &Tenant, name: &str) -> Result<Service> {
+        let api = self.tenant_api(&kinds::service(), tenant);
+        let object = self
+            .owned(&api, name, tenant, None, ResourceKind::Service, name)
+            .await?;
+        if !is_internal_service(&object) {
+            return Err(Error::not_found(ResourceKind::Service, name));
+        }
+        self.service_view(tenant, &object).await
+    }
+
+    async fn list_services(&self, tenant: &Tenant) -> Result<Vec<Service>> {
+        let api = self.tenant_api(&kinds::service(), tenant);
+        let objects = self
+            .list_any(
+                &api,
+                &tenant_selector(tenant),
+                ResourceKind::Service,
+                tenant.as_str(),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for o in objects.iter().filter(|o| is_internal_service(o)) {
+            out.push(self.service_view(tenant, o).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_service(&self, tenant: &Tenant, name: &str) -> Result<()> {
+        let kind = ResourceKind::Service;
+        let api = self.tenant_api(&kinds::service(), tenant);
+        let object = self.owned(&api, name, tenant, None, kind, name).await?;
+        if !is_internal_service(&object) {
+            return Err(Error::not_found(kind, name));
+        }
+        self.delete(&api, name, kind, name).await
+    }
+}

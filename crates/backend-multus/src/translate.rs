@@ -1,0 +1,479 @@
+//! Pure translation: domain specs to the objects this backend sends, and back. Nothing here
+//! talks to the cluster.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use kubecloud_core::{
+    Error, IpRange, MacAddress, Protocol, Remote, Result, Rule, RuleAction, SecurityGroupSpec,
+    ServicePort, ServiceSpec, SubnetSpec, Tenant,
+};
+use kubecloud_kube::{names::cluster_scoped, ownership_labels, tenant_namespace};
+use serde_json::{Value, json};
+
+use crate::kinds::{
+    self, MAC_ANNOTATION, MULTI_POLICY_API, MULTUS_API, POLICY_FOR, RESERVED_ANNOTATION,
+    RESOURCE_NAME, ROLE_LABEL, SPEC_ANNOTATION, SUBNET_LABEL, VLAN_KEY, VPC_LABEL,
+};
+use crate::{BACKEND, Link};
+
+/// The CNI spec version of the attachments.
+pub const CNI_VERSION: &str = "0.3.1";
+
+fn labels(tenant: &Tenant, name: &str, role: &str) -> BTreeMap<String, String> {
+    let mut labels = ownership_labels(tenant, name);
+    labels.insert(ROLE_LABEL.into(), role.into());
+    labels
+}
+
+/// The ConfigMap claiming VLAN `id` for VPC `vpc` of `tenant` in `namespace`.
+pub fn vlan_claim(namespace: &str, tenant: &Tenant, vpc: &str, id: u16) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": kinds::vlan_claim(id), "namespace": namespace,
+            "labels": labels(tenant, vpc, "vlan"),
+        },
+        "data": {VLAN_KEY: id.to_string()},
+    })
+}
+
+/// The ConfigMap that is VPC `vpc` of `tenant`, on VLAN `vlan` (none on macvtap).
+pub fn vpc(tenant: &Tenant, vpc: &str, vlan: Option<u16>) -> Value {
+    let mut data = json!({});
+    if let Some(id) = vlan {
+        data[VLAN_KEY] = json!(id.to_string());
+    }
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": kinds::vpc_object(vpc), "namespace": tenant_namespace(tenant),
+            "labels": labels(tenant, vpc, "vpc"),
+        },
+        "data": data,
+    })
+}
+
+/// The VLAN a VPC's ConfigMap names.
+pub fn vpc_vlan(object: &Value) -> Option<u16> {
+    object["data"][VLAN_KEY].as_str()?.parse().ok()
+}
+
+/// whereabouts' `network_name` of subnet `subnet` of `tenant`: cluster-unique, so equal CIDRs
+/// of two tenants are two pools (`pkg/storage/kubernetes/ipam.go`, `IPPoolName`).
+pub fn network_name(tenant: &Tenant, subnet: &str) -> String {
+    cluster_scoped(tenant, subnet)
+}
+
+/// The whereabouts `IPPool` name of a subnet: `<network_name>-<range>` with `:` and `/` as `-`
+/// (`IPPoolName`, `normalizeRange`).
+///
+/// ```
+/// let acme = kubecloud_core::Tenant::new("acme").unwrap();
+/// let name = kubecloud_multus::translate::pool_name(&acme, "front", "10.1.0.0/24".parse().unwrap());
+/// assert_eq!(name, "acme-front-10.1.0.0-24");
+/// ```
+pub fn pool_name(tenant: &Tenant, subnet: &str, cidr: IpNet) -> String {
+    let mut range = cidr.to_string();
+    if range.ends_with(':') {
+        range.push('0');
+    }
+    format!(
+        "{}-{}",
+        network_name(tenant, subnet),
+        range.replace([':', '/'], "-")
+    )
+}
+
+/// The CIDRs covering `range` exactly (whereabouts' `exclude` takes CIDRs or addresses).
+///
+/// ```
+/// let r: kubecloud_core::IpRange = "10.0.0.1..10.0.0.6".parse().unwrap();
+/// let cidrs: Vec<String> = kubecloud_multus::translate::range_cidrs(&r).iter().map(|c| c.to_string()).collect();
+/// assert_eq!(cidrs, ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]);
+/// ```
+pub fn range_cidrs(range: &IpRange) -> Vec<IpNet> {
+    let bits: u32 = if range.first.is_ipv4() { 32 } else { 128 };
+    let mut out = Vec::new();
+    let mut n = kubecloud_core::ip_to_u128(range.first);
+    let last = kubecloud_core::ip_to_u128(range.last);
+    while n <= last {
+        let mut size = if n == 0 {
+            bits
+        } else {
+            n.trailing_zeros().min(bits)
+        };
+        while size > 0 && (size >= 128 || n + ((1u128 << size) - 1) > last) {
+            size -= 1;
+        }
+        let Some(ip) = kubecloud_core::u128_to_ip(n, range.first) else {
+            break;
+        };
+        if let Ok(net) = IpNet::new(ip, (bits - size) as u8) {
+            out.push(net);
+        }
+        let step = 1u128.checked_shl(size).unwrap_or(u128::MAX);
+        match n.checked_add(step) {
+            Some(next) => n = next,
+            None => break,
+        }
+    }
+    out
+}
+
+fn host_cidr(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(_) => format!("{ip}/32"),
+        IpAddr::V6(_) => format!("{ip}/128"),
+    }
+}
+
+/// The layer-2 part of a CNI config (`bridge` with the VPC's VLAN, or `macvtap`).
+fn link_config(link: &Link, vlan: Option<u16>) -> Value {
+    match link {
+        Link::Bridge { bridge, .. } => {
+            let mut c = json!({"type": "bridge", "bridge": bridge});
+            if let Some(id) = vlan {
+                c["vlan"] = json!(id);
+            }
+            c
+        }
+        Link::Macvtap { interface } => {
+            json!({"type": "macvtap", "master": interface, "mode": "bridge"})
+        }
+    }
+}
+
+fn attachment_object(
+    tenant: &Tenant,
+    name: &str,
+    labels: BTreeMap<String, String>,
+    mut annotations: BTreeMap<String, String>,
+    link: &Link,
+    config: Value,
+) -> Value {
+    if let Link::Macvtap { interface } = link {
+        annotations.insert(
+            RESOURCE_NAME.into(),
+            format!("macvtap.network.kubevirt.io/{interface}"),
+        );
+    }
+    json!({
+        "apiVersion": MULTUS_API, "kind": "NetworkAttachmentDefinition",
+        "metadata": {
+            "name": name, "namespace": tenant_namespace(tenant),
+            "labels": labels, "annotations": annotations,
+        },
+        "spec": {"config": config.to_string()},
+    })
+}
+
+/// The whereabouts IPAM section of subnet `spec` with `reserved` addresses excluded too.
+pub fn whereabouts_ipam(tenant: &Tenant, spec: &SubnetSpec, reserved: &[IpAddr]) -> Value {
+    let mut exclude = vec![host_cidr(spec.gateway_ip())];
+    for range in &spec.exclude {
+        exclude.extend(range_cidrs(range).iter().map(ToString::to_string));
+    }
+    exclude.extend(reserved.iter().map(|ip| host_cidr(*ip)));
+    json!({
+        "type": "whereabouts",
+        "range": spec.cidr.to_string(),
+        "gateway": spec.gateway_ip().to_string(),
+        "exclude": exclude,
+        "network_name": network_name(tenant, &spec.name),
+    })
+}
+
+/// The `NetworkAttachmentDefinition` of subnet `spec` on VLAN `vlan`, with `reserved`
+/// addresses (sorted) excluded from whereabouts' range.
+pub fn subnet_attachment(
+    tenant: &Tenant,
+    spec: &SubnetSpec,
+    link: &Link,
+    vlan: Option<u16>,
+    reserved: &[IpAddr],
+) -> Value {
+    let mut labels = labels(tenant, &spec.name, "subnet");
+    labels.insert(VPC_LABEL.into(), spec.vpc.clone());
+    let mut config = link_config(link, vlan);
+    config["cniVersion"] = json!(CNI_VERSION);
+    config["name"] = json!(network_name(tenant, &spec.name));
+    config["capabilities"] = json!({"mac": true});
+    config["ipam"] = whereabouts_ipam(tenant, spec, reserved);
+    let mut annotations = BTreeMap::from([(
+        SPEC_ANNOTATION.to_string(),
+        serde_json::to_string(spec).unwrap_or_default(),
+    )]);
+    if !reserved.is_empty() {
+        let list: Vec<String> = reserved.iter().map(ToString::to_string).collect();
+        annotations.insert(RESERVED_ANNOTATION.into(), list.join(","));
+    }
+    attachment_object(
+        tenant,
+        &kubecloud_kube::names::attachment(&spec.name),
+        labels,
+        annotations,
+        link,
+        config,
+    )
+}
+
+/// The subnet spec a subnet's attachment holds.
+pub fn subnet_spec_from(object: &Value) -> Result<SubnetSpec> {
+    let text = object["metadata"]["annotations"][SPEC_ANNOTATION]
+        .as_str()
+        .ok_or_else(|| malformed("metadata.annotations", "no kubecloud.io/spec"))?;
+    serde_json::from_str(text).map_err(|e| malformed(SPEC_ANNOTATION, &e.to_string()))
+}
+
+/// The reserved addresses a subnet's attachment lists.
+pub fn reserved_of(object: &Value) -> Vec<IpAddr> {
+    object["metadata"]["annotations"][RESERVED_ANNOTATION]
+        .as_str()
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// The attachment of reservation `name` (`ip`, `mac`) in subnet `subnet`: the subnet's plugin
+/// with IPAM `static` holding exactly that address, so a VM interface taking it keeps it on
+/// every pod (and over live migration).
+pub fn reservation_attachment(
+    tenant: &Tenant,
+    subnet: &SubnetSpec,
+    link: &Link,
+    vlan: Option<u16>,
+    name: &str,
+    ip: IpAddr,
+    mac: MacAddress,
+) -> Value {
+    let mut labels = labels(tenant, name, "reservation");
+    labels.insert(VPC_LABEL.into(), subnet.vpc.clone());
+    labels.insert(SUBNET_LABEL.into(), subnet.name.clone());
+    let mut config = link_config(link, vlan);
+    config["cniVersion"] = json!(CNI_VERSION);
+    config["name"] = json!(network_name(tenant, &subnet.name));
+    config["capabilities"] = json!({"mac": true});
+    config["ipam"] = json!({
+        "type": "static",
+        "addresses": [{
+            "address": format!("{ip}/{}", subnet.cidr.prefix_len()),
+            "gateway": subnet.gateway_ip().to_string(),
+        }],
+    });
+    let annotations = BTreeMap::from([(MAC_ANNOTATION.to_string(), mac.to_string())]);
+    attachment_object(
+        tenant,
+        &kinds::reservation_object(name),
+        labels,
+        annotations,
+        link,
+        config,
+    )
+}
+
+/// The (subnet, address, MAC) a reservation's attachment holds.
+pub fn reservation_of(object: &Value) -> Result<(String, IpAddr, MacAddress)> {
+    let subnet = object["metadata"]["labels"][SUBNET_LABEL]
+        .as_str()
+        .ok_or_else(|| malformed("metadata.labels", "no kubecloud.io/subnet"))?
+        .to_string();
+    let config: Value = object["spec"]["config"]
+        .as_str()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .ok_or_else(|| malformed("spec.config", "not JSON"))?;
+    let address = config["ipam"]["addresses"][0]["address"]
+        .as_str()
+        .ok_or_else(|| malformed("spec.config.ipam.addresses", "missing"))?;
+    let ip = address
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| malformed("spec.config.ipam.addresses", address))?;
+    let mac = object["metadata"]["annotations"][MAC_ANNOTATION]
+        .as_str()
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| malformed("metadata.annotations", "no kubecloud.io/mac"))?;
+    Ok((subnet, ip, mac))
+}
+
+/// Checks that a security group can be a `MultiNetworkPolicy`: allow rules only, no ICMP.
+pub fn check_group(spec: &SecurityGroupSpec) -> Result<()> {
+    for (dir, rules) in [("ingress", &spec.ingress), ("egress", &spec.egress)] {
+        for (i, rule) in rules.iter().enumerate() {
+            if rule.action == RuleAction::Drop {
+                return Err(Error::invalid(
+                    format!("{dir}[{i}].action"),
+                    "MultiNetworkPolicy has allow rules only; what no rule allows is dropped",
+                ));
+            }
+            if rule.protocol == Protocol::Icmp {
+                return Err(Error::invalid(
+                    format!("{dir}[{i}].protocol"),
+                    "MultiNetworkPolicy matches tcp, udp and sctp ports (or all traffic), not icmp",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn policy_rule(rule: &Rule, peers_key: &str) -> Value {
+    let mut out = json!({});
+    match &rule.remote {
+        Remote::Any => {}
+        Remote::Cidr(cidr) => out[peers_key] = json!([{"ipBlock": {"cidr": cidr.to_string()}}]),
+        Remote::Group(group) => {
+            out[peers_key] =
+                json!([{"podSelector": {"matchLabels": {kinds::group_label(group): "true"}}}])
+        }
+    }
+    let protocol = match rule.protocol {
+        Protocol::Tcp => Some("TCP"),
+        Protocol::Udp => Some("UDP"),
+        Protocol::Sctp => Some("SCTP"),
+        Protocol::Icmp | Protocol::All => None,
+    };
+    if let Some(protocol) = protocol {
+        let mut port = json!({"protocol": protocol});
+        if let Some(range) = rule.ports {
+            port["port"] = json!(range.first);
+            if range.last != range.first {
+                port["endPort"] = json!(range.last);
+            }
+        }
+        out["ports"] = json!([port]);
+    }
+    out
+}
+
+/// The `MultiNetworkPolicy` of security group `spec`, for the tenant's subnet attachments
+/// `networks` (names in the tenant's namespace).
+pub fn security_group(
+    tenant: &Tenant,
+    spec: &SecurityGroupSpec,
+    networks: &[String],
+) -> Result<Value> {
+    check_group(spec)?;
+    let ns = tenant_namespace(tenant);
+    let policy_for: Vec<String> = networks.iter().map(|n| format!("{ns}/{n}")).collect();
+    let ingress: Vec<Value> = spec
+        .ingress
+        .iter()
+        .map(|r| policy_rule(r, "from"))
+        .collect();
+    let egress: Vec<Value> = spec.egress.iter().map(|r| policy_rule(r, "to")).collect();
+    Ok(json!({
+        "apiVersion": MULTI_POLICY_API, "kind": "MultiNetworkPolicy",
+        "metadata": {
+            "name": kinds::group_object(&spec.name), "namespace": ns,
+            "labels": labels(tenant, &spec.name, "security-group"),
+            "annotations": {
+                POLICY_FOR: policy_for.join(","),
+                SPEC_ANNOTATION: serde_json::to_string(spec).unwrap_or_default(),
+            },
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {kinds::group_label(&spec.name): "true"}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": ingress,
+            "egress": egress,
+        },
+    }))
+}
+
+/// The security group a `MultiNetworkPolicy` of this backend holds.
+pub fn security_group_spec_from(object: &Value) -> Result<SecurityGroupSpec> {
+    let text = object["metadata"]["annotations"][SPEC_ANNOTATION]
+        .as_str()
+        .ok_or_else(|| malformed("metadata.annotations", "no kubecloud.io/spec"))?;
+    serde_json::from_str(text).map_err(|e| malformed(SPEC_ANNOTATION, &e.to_string()))
+}
+
+fn service_protocol(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Udp => "UDP",
+        Protocol::Sctp => "SCTP",
+        _ => "TCP",
+    }
+}
+
+/// The ClusterIP `Service` of `spec`.
+pub fn service(tenant: &Tenant, spec: &ServiceSpec) -> Value {
+    let ports: Vec<Value> = spec
+        .ports
+        .iter()
+        .map(|p| {
+            let mut port = json!({
+                "name": format!("{}-{}", service_protocol(p.protocol).to_lowercase(), p.port),
+                "port": p.port,
+                "protocol": service_protocol(p.protocol),
+            });
+            if let Some(target) = p.target_port {
+                port["targetPort"] = json!(target);
+            }
+            port
+        })
+        .collect();
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {
+            "name": spec.name, "namespace": tenant_namespace(tenant),
+            "labels": ownership_labels(tenant, &spec.name),
+        },
+        "spec": {"type": "ClusterIP", "selector": spec.selector, "ports": ports},
+    })
+}
+
+/// The service spec a `Service` says.
+pub fn service_spec_from(object: &Value) -> Result<ServiceSpec> {
+    let selector: BTreeMap<String, String> =
+        serde_json::from_value(object["spec"]["selector"].clone()).unwrap_or_default();
+    let mut ports = Vec::new();
+    for p in object["spec"]["ports"].as_array().into_iter().flatten() {
+        let port = p["port"]
+            .as_u64()
+            .and_then(|v| u16::try_from(v).ok())
+            .ok_or_else(|| malformed("ports.port", &p["port"].to_string()))?;
+        let target = p["targetPort"].as_u64().and_then(|v| u16::try_from(v).ok());
+        ports.push(ServicePort {
+            port,
+            target_port: target.filter(|t| *t != port),
+            protocol: match p["protocol"].as_str() {
+                Some("UDP") => Protocol::Udp,
+                Some("SCTP") => Protocol::Sctp,
+                _ => Protocol::Tcp,
+            },
+        });
+    }
+    Ok(ServiceSpec {
+        name: domain_name(object)?,
+        selector,
+        ports,
+    })
+}
+
+/// The DNS name of service `name` of `tenant`.
+pub fn service_dns(tenant: &Tenant, name: &str) -> String {
+    format!("{name}.{}.svc.cluster.local", tenant_namespace(tenant))
+}
+
+/// The domain name an object stands for (its `kubecloud.io/name` label).
+pub fn domain_name(object: &Value) -> Result<String> {
+    object["metadata"]["labels"][kubecloud_kube::NAME]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| malformed("metadata.labels", "no kubecloud.io/name label"))
+}
+
+/// A live object that does not say what this backend wrote: someone changed it by hand.
+pub(crate) fn malformed(field: &str, value: &str) -> Error {
+    Error::Backend {
+        backend: BACKEND.to_string(),
+        message: format!("unexpected {field} in a live object: {value:?}"),
+        temporary: false,
+        source: None,
+    }
+}
