@@ -47,7 +47,7 @@
 //! use kube::api::{Api, DynamicObject, Patch, PatchParams};
 //! use kube::core::{ApiResource, GroupVersionKind};
 //! use kube::runtime::wait::await_condition;
-//! use kubecloud_testkit::{Cluster, Controller, ControllerError, EventType, ObjectEvent, TestServer, Verb, Watched};
+//! use kubecloud_testkit::{Controller, ControllerApi, ControllerError, EventType, ObjectEvent, TestServer, Verb, Watched};
 //! use serde_json::json;
 //! use std::time::Duration;
 //!
@@ -78,10 +78,10 @@
 //! impl Controller for FakeVirtController {
 //!     fn name(&self) -> &str { "virt-controller" }
 //!     fn watches(&self) -> Vec<Watched> { vec![Watched::new("kubevirt.io", "virtualmachines")] }
-//!     async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+//!     async fn reconcile(&self, api: &ControllerApi, ev: &ObjectEvent) -> Result<(), ControllerError> {
 //!         if ev.kind != EventType::Deleted && ev.object["status"]["ready"] != true {
 //!             api.merge_patch_status("kubevirt.io/v1", "VirtualMachine", ev.namespace.as_deref(), &ev.name,
-//!                                    &json!({"status": {"ready": true, "printableStatus": "Running"}}))?;
+//!                                    &json!({"status": {"ready": true, "printableStatus": "Running"}})).await?;
 //!         }
 //!         Ok(())
 //!     }
@@ -254,10 +254,12 @@ mod openapi_v3;
 mod partial;
 mod patch;
 mod protobuf;
+pub mod remote;
 mod routing;
 pub mod schema;
 mod selectors;
 mod server;
+pub mod sim;
 mod ssa;
 mod status;
 mod store;
@@ -275,8 +277,8 @@ pub use controllers::kubevirt_snapshot::KubeVirtSnapshotController;
 pub use controllers::linstor_csi::LinstorCsi;
 pub use controllers::pvc_protection::{PVC_PROTECTION, PvcProtection};
 pub use controllers::{
-    Controller, ControllerError, ControllerHandle, GarbageCollector, NamespaceController,
-    PvcBinder, Watched,
+    Controller, ControllerApi, ControllerError, ControllerHandle, GarbageCollector,
+    NamespaceController, PvcBinder, Watched,
 };
 pub use controllers::{MetalLbController, metallb};
 pub use counters::{RequestRecord, Requests};

@@ -15,6 +15,7 @@
 //! [`pvc_protection::PvcProtection`] (claims a pod uses are kept until it is gone). Controllers for KubeVirt, CDI,
 //! Kube-OVN, MetalLB, LINSTOR CSI and snapshots belong here too, one module each.
 
+mod api;
 pub mod cdi;
 pub mod crd;
 mod gc;
@@ -29,6 +30,7 @@ mod namespace;
 mod pvc_binder;
 pub mod pvc_protection;
 
+pub use api::ControllerApi;
 pub use gc::GarbageCollector;
 pub use metallb::MetalLbController;
 pub use namespace::NamespaceController;
@@ -107,7 +109,7 @@ impl From<ApiError> for ControllerError {
 ///
 /// ```
 /// use async_trait::async_trait;
-/// use kubecloud_testkit::{Cluster, Controller, ControllerError, ObjectEvent, Watched};
+/// use kubecloud_testkit::{Controller, ControllerApi, ControllerError, ObjectEvent, Watched};
 /// use serde_json::json;
 ///
 /// /// Marks every ConfigMap it sees with a label (a toy controller).
@@ -117,10 +119,10 @@ impl From<ApiError> for ControllerError {
 /// impl Controller for Labeler {
 ///     fn name(&self) -> &str { "labeler" }
 ///     fn watches(&self) -> Vec<Watched> { vec![Watched::new("", "configmaps")] }
-///     async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+///     async fn reconcile(&self, api: &ControllerApi, ev: &ObjectEvent) -> Result<(), ControllerError> {
 ///         if ev.object["metadata"]["labels"]["seen"].is_null() && ev.kind != kubecloud_testkit::EventType::Deleted {
 ///             api.merge_patch("v1", "ConfigMap", ev.namespace.as_deref(), &ev.name,
-///                             &json!({"metadata": {"labels": {"seen": "yes"}}}))?;
+///                             &json!({"metadata": {"labels": {"seen": "yes"}}})).await?;
 ///         }
 ///         Ok(())
 ///     }
@@ -136,7 +138,11 @@ pub trait Controller: Send + Sync + 'static {
 
     /// Reacts to one event. `api` writes as field manager [`Controller::name`]. The event's
     /// object is its state at the event; read again through `api` for the latest.
-    async fn reconcile(&self, api: &Cluster, event: &ObjectEvent) -> Result<(), ControllerError>;
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        event: &ObjectEvent,
+    ) -> Result<(), ControllerError>;
 }
 
 struct Control {
@@ -164,7 +170,7 @@ impl fmt::Debug for ControllerHandle {
 }
 
 impl ControllerHandle {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         ControllerHandle {
             name: name.to_string(),
             control: Arc::new(Control {
@@ -271,6 +277,7 @@ async fn run(api: Cluster, controller: Arc<dyn Controller>, handle: ControllerHa
     let mut queue: VecDeque<ObjectEvent> = VecDeque::new();
     let mut rx = resync(&api, &wants, &mut queue);
     let mut paused = handle.control.paused.subscribe();
+    let api = ControllerApi::from(api);
     loop {
         let event = match queue.pop_front() {
             Some(e) => e,
@@ -278,47 +285,80 @@ async fn run(api: Cluster, controller: Arc<dyn Controller>, handle: ControllerHa
                 Ok(e) if wants(&e.key.group, &e.key.resource) => ObjectEvent::from_store(&e),
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    rx = resync(&api, &wants, &mut queue);
+                    if let Ok(cluster) = api.in_process() {
+                        rx = resync(cluster, &wants, &mut queue);
+                    }
                     continue;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
-        // Paused: hold the event (new ones queue in the broadcast channel).
-        while *paused.borrow_and_update() {
-            if paused.changed().await.is_err() {
-                return;
+        if !process(&api, controller.as_ref(), &handle, &mut paused, &event).await {
+            return;
+        }
+    }
+}
+
+/// Runs `controller` on a stream of events (a remote API server's watches) until it ends.
+pub(crate) async fn run_events(
+    api: ControllerApi,
+    controller: Arc<dyn Controller>,
+    handle: ControllerHandle,
+    mut events: futures::stream::BoxStream<'static, ObjectEvent>,
+) {
+    use futures::StreamExt as _;
+    let mut paused = handle.control.paused.subscribe();
+    while let Some(event) = events.next().await {
+        if !process(&api, controller.as_ref(), &handle, &mut paused, &event).await {
+            return;
+        }
+    }
+}
+
+/// Reconciles one event: waits while paused, applies the injected delay, retries failures with
+/// backoff. False when the handle is gone (the runner stops).
+async fn process(
+    api: &ControllerApi,
+    controller: &dyn Controller,
+    handle: &ControllerHandle,
+    paused: &mut watch::Receiver<bool>,
+    event: &ObjectEvent,
+) -> bool {
+    // Paused: hold the event (new ones queue up behind it).
+    while *paused.borrow_and_update() {
+        if paused.changed().await.is_err() {
+            return false;
+        }
+    }
+    let delay = handle.delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut backoff = Duration::from_millis(5);
+    for attempt in 1..=8 {
+        let result = if handle.injected_failure() {
+            Err(ControllerError::Injected)
+        } else {
+            controller.reconcile(api, event).await
+        };
+        match result {
+            Ok(()) => {
+                handle.control.reconciled.fetch_add(1, Ordering::SeqCst);
+                break;
             }
-        }
-        let delay = handle.delay();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let mut backoff = Duration::from_millis(5);
-        for attempt in 1..=8 {
-            let result = if handle.injected_failure() {
-                Err(ControllerError::Injected)
-            } else {
-                controller.reconcile(&api, &event).await
-            };
-            match result {
-                Ok(()) => {
-                    handle.control.reconciled.fetch_add(1, Ordering::SeqCst);
+            Err(e) => {
+                handle.control.failed.fetch_add(1, Ordering::SeqCst);
+                tracing::debug!(controller = controller.name(), object = %event.name, attempt, error = %e, "reconcile failed");
+                if attempt == 8 {
+                    tracing::warn!(controller = controller.name(), object = %event.name, error = %e, "giving up on event");
                     break;
                 }
-                Err(e) => {
-                    handle.control.failed.fetch_add(1, Ordering::SeqCst);
-                    tracing::debug!(controller = controller.name(), object = %event.name, attempt, error = %e, "reconcile failed");
-                    if attempt == 8 {
-                        tracing::warn!(controller = controller.name(), object = %event.name, error = %e, "giving up on event");
-                        break;
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
-                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
             }
         }
     }
+    true
 }
 
 /// Queues an `Added` event per watched object and returns a receiver for what follows.
