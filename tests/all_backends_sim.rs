@@ -27,8 +27,7 @@ use kubecloud::Cloud;
 use kubecloud_core::conformance::{self, Params, Target};
 use kubecloud_testkit::sim::{SimOptions, Simulation};
 use kubecloud_testkit::{
-    FakeCloud, GarbageCollector, KubeVirtController, NamespaceController, PvcProtection,
-    TestServer,
+    FakeCloud, GarbageCollector, KubeVirtController, NamespaceController, PvcProtection, TestServer,
 };
 
 /// The API double as a bare control plane, the simulation on it over HTTP, the backends.

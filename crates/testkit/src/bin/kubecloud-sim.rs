@@ -86,10 +86,10 @@ async fn client(args: &Args) -> Result<kube::Client, String> {
 async fn run(args: Args) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     // Listen for the signals before announcing, so a supervisor may stop it right away.
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| format!("could not listen for SIGTERM: {e}."))?;
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| format!("could not listen for SIGINT: {e}."))?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| format!("could not listen for SIGTERM: {e}."))?;
+    let mut int = signal(SignalKind::interrupt())
+        .map_err(|e| format!("could not listen for SIGINT: {e}."))?;
     let client = client(&args).await?;
     let options = SimOptions {
         components: if args.only.is_empty() {
