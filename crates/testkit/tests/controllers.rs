@@ -6,8 +6,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kubecloud_testkit::{
-    Cluster, Controller, ControllerApi, ControllerError, EventType, ObjectEvent, TestServer,
-    Watched,
+    Controller, ControllerApi, ControllerError, EventType, ObjectEvent, TestServer, Watched,
 };
 use serde_json::json;
 use std::time::Duration;
