@@ -1,10 +1,19 @@
 //! Simulated controllers: tasks that react to stored objects and write back through the API.
 //!
 //! A [`Controller`] names the resources it watches and reconciles one [`ObjectEvent`] at a time
-//! through a [`Cluster`] handle, which runs the same admission, validation, field management and
-//! watch code as HTTP requests (but is not in the request log and is not subject to injected
-//! faults). At start a controller receives an `Added` event for every existing object it watches,
-//! as an informer's initial list would give it; if it falls too far behind it gets them again.
+//! through a [`ControllerApi`]: inside the double the in-process [`Cluster`] handle, which runs
+//! the same admission, validation, field management and watch code as HTTP requests (but is not
+//! in the request log and is not subject to injected faults); on any other API server a
+//! [`RemoteApi`](crate::remote::RemoteApi) over `kube::Client`, fed by watches
+//! ([`crate::remote::spawn`]). At start a controller receives an `Added` event for every existing
+//! object it watches, as an informer's initial list would give it; if it falls too far behind (or
+//! its watch is relisted after a 410) it gets them again.
+//!
+//! The simulated KubeVirt, CDI, Kube-OVN, MetalLB, LINSTOR CSI and KubeVirt snapshot controllers
+//! run on both. The built-in garbage collector, namespace, CRD, PVC protection and PVC binder
+//! controllers and the [CSI simulation](crate::csi) run only in the double: they read the store's
+//! indexes through [`ControllerApi::in_process`], which fails on a remote server (where
+//! kube-controller-manager, kube-apiserver or a real driver does their job).
 //!
 //! Each running controller has a [`ControllerHandle`] to pause it (events queue up), delay each
 //! reconcile, or make reconciles fail. A failed reconcile is retried with backoff (5 ms doubling
