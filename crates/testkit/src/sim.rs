@@ -15,7 +15,7 @@
 //!    and API TLS has: namespace `piraeus-datastore`, the `LinstorCluster` `linstorcluster`
 //!    pointing at the double, its client Secret `linstor-client-tls`, and the StorageClasses
 //!    `linstor-default` (marked default) and `fast` (provisioner `linstor.csi.linbit.com`); for
-//!    [`Component::MetalLb`]: namespace `metallb-system`;
+//!    [`Component::Metallb`]: namespace `metallb-system`;
 //! 3. starts the controllers, each writing as its own field manager.
 //!
 //! What it does not run, because a real cluster has it: the garbage collector, namespace

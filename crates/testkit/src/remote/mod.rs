@@ -1,6 +1,6 @@
 //! The simulated controllers on any Kubernetes API server: [`RemoteApi`], the verbs of
 //! [`Cluster`](crate::Cluster) as HTTP requests through a `kube::Client`, and
-//! [`spawn`](crate::remote::spawn) — a [`Controller`](crate::Controller) fed by watches (see
+//! [`spawn`] — a [`Controller`](crate::Controller) fed by watches (see
 //! [`watch`]) instead of the double's store.
 //!
 //! This is what `kubecloud-sim` runs (see [`crate::sim`]). The requests are those a real
