@@ -362,6 +362,9 @@ impl Simulation {
 /// Applies every document of `yaml` as [`MANAGER`] (idempotent: a restarted simulation applies
 /// the same objects again).
 async fn install_objects(api: &RemoteApi, yaml: &str) -> Result<(), SimError> {
+    if yaml.trim().is_empty() {
+        return Ok(());
+    }
     let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).map_err(|e| SimError::Api {
         what: "parsing the installed objects".into(),
         source: ApiError::new(400, "BadRequest", e.to_string()),
