@@ -268,21 +268,12 @@ impl FakeCloudBuilder {
         let pki = TestPki::generate()?;
         let linstor = match self.csi {
             Some(_) => None,
-            None => {
-                let mut linstor = LinstorServer::builder()
-                    .nodes(FakeCloud::NODES)
-                    .tls(pki.server_tls());
-                for (name, provider) in [("lvm-thin", "LVM_THIN"), ("zfs", "ZFS")] {
-                    linstor = linstor.pool_on_all_nodes(name, provider, POOL_KIB);
-                }
-                Some(
-                    linstor
-                        .resource_group("rg-fast", 2, ["lvm-thin"])
-                        .resource_group("rg-bulk", 1, ["zfs"])
-                        .start()
-                        .await?,
-                )
-            }
+            None => Some(
+                linstor_double(FakeCloud::NODES)
+                    .tls(pki.server_tls())
+                    .start()
+                    .await?,
+            ),
         };
         let mut virt = KubeVirtController::new().with_nodes(&FakeCloud::NODES);
         if self.multus {
@@ -360,8 +351,22 @@ pub struct FakeCloud {
     multi_policies: Option<crate::MultiPolicies>,
 }
 
+/// The LINSTOR double's setup: satellites `nodes`, pools `lvm-thin` (LVM_THIN) and `zfs` (ZFS)
+/// on each, resource groups `rg-fast` (2 replicas on `lvm-thin`) and `rg-bulk` (1 on `zfs`).
+pub(crate) fn linstor_double<I: IntoIterator<Item = S>, S: Into<String>>(
+    nodes: I,
+) -> crate::linstor::LinstorServerBuilder {
+    let mut linstor = LinstorServer::builder().nodes(nodes);
+    for (name, provider) in [("lvm-thin", "LVM_THIN"), ("zfs", "ZFS")] {
+        linstor = linstor.pool_on_all_nodes(name, provider, POOL_KIB);
+    }
+    linstor
+        .resource_group("rg-fast", 2, ["lvm-thin"])
+        .resource_group("rg-bulk", 1, ["zfs"])
+}
+
 /// [`CLUSTER`] with the LINSTOR double's URL and the client certificate of `pki`.
-fn cluster_objects(linstor_url: &str, pki: &TestPki) -> String {
+pub(crate) fn cluster_objects(linstor_url: &str, pki: &TestPki) -> String {
     let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
     CLUSTER
         .replace("{linstor_url}", linstor_url)

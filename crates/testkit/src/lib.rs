@@ -47,7 +47,7 @@
 //! use kube::api::{Api, DynamicObject, Patch, PatchParams};
 //! use kube::core::{ApiResource, GroupVersionKind};
 //! use kube::runtime::wait::await_condition;
-//! use kubecloud_testkit::{Cluster, Controller, ControllerError, EventType, ObjectEvent, TestServer, Verb, Watched};
+//! use kubecloud_testkit::{Controller, ControllerApi, ControllerError, EventType, ObjectEvent, TestServer, Verb, Watched};
 //! use serde_json::json;
 //! use std::time::Duration;
 //!
@@ -78,10 +78,10 @@
 //! impl Controller for FakeVirtController {
 //!     fn name(&self) -> &str { "virt-controller" }
 //!     fn watches(&self) -> Vec<Watched> { vec![Watched::new("kubevirt.io", "virtualmachines")] }
-//!     async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+//!     async fn reconcile(&self, api: &ControllerApi, ev: &ObjectEvent) -> Result<(), ControllerError> {
 //!         if ev.kind != EventType::Deleted && ev.object["status"]["ready"] != true {
 //!             api.merge_patch_status("kubevirt.io/v1", "VirtualMachine", ev.namespace.as_deref(), &ev.name,
-//!                                    &json!({"status": {"ready": true, "printableStatus": "Running"}}))?;
+//!                                    &json!({"status": {"ready": true, "printableStatus": "Running"}})).await?;
 //!         }
 //!         Ok(())
 //!     }
@@ -134,8 +134,8 @@
 //!
 //! # Controllers
 //!
-//! Simulated controllers run beside the server and act through a [`Cluster`] handle, which calls
-//! the same code as the HTTP handlers (admission, validation, managed fields, resourceVersions,
+//! Simulated controllers run beside the server and act through a [`ControllerApi`]: in the double,
+//! the in-process [`Cluster`] handle, which calls the same code as the HTTP handlers (admission, validation, managed fields, resourceVersions,
 //! watch events) without the socket: their writes are real writes, but they are not in the request
 //! log and injected faults and latency do not hit them. Built in and started by default:
 //! [`GarbageCollector`] (owner references; background, foreground and orphan propagation),
@@ -158,6 +158,29 @@
 //! provisioning and binding, `WaitForFirstConsumer`, expansion, snapshots, clones, refusals as
 //! `ProvisioningFailed` events — installed on any [`TestServer`] ([`csi::install`]) or in a
 //! fake cloud instead of LINSTOR ([`FakeCloudBuilder::csi`]).
+//!
+//! # Running your operator's tests on kind or k3s with kubecloud-sim
+//!
+//! The simulated KubeVirt + CDI, Kube-OVN, MetalLB and LINSTOR CSI controllers also run against
+//! any Kubernetes API server, through `kube::Client` (watches, server-side apply with each
+//! controller's field manager, the status subresource): the `kubecloud-sim` binary, or
+//! [`sim::Simulation::start`] in a test process, installs their CRDs if asked, starts a LINSTOR
+//! double for the CSI driver and runs them, the way KWOK simulates nodes and pods.
+//!
+//! ```text
+//! $ kind create cluster --name sim && kind get kubeconfig --name sim > /tmp/sim.kubeconfig
+//! $ cargo run -p kubecloud-testkit --bin kubecloud-sim -- --kubeconfig /tmp/sim.kubeconfig --install-crds
+//! linstor controller at https://127.0.0.1:41233
+//! ready
+//! $ KUBECONFIG=/tmp/sim.kubeconfig cargo test   # your operator's tests, in another shell
+//! ```
+//!
+//! Options: `--context C`, `--linstor-listen ADDR`, `--only kubevirt,cdi,kubeovn,metallb,linstor-csi`.
+//! What a real control plane already does (garbage collection, namespace deletion, PVC
+//! protection, CRD establishment) is not run. The crate's `README.md` lists what is simulated
+//! and what differs from the real systems (nothing runs in the data plane; the launcher pods are
+//! real pods to a real kubelet; a second default StorageClass; CRDs without CEL rules); the
+//! [`sim`] and [`remote`] modules describe the machinery.
 //!
 //! # Faults, latency, counters
 //!
@@ -254,10 +277,12 @@ mod openapi_v3;
 mod partial;
 mod patch;
 mod protobuf;
+pub mod remote;
 mod routing;
 pub mod schema;
 mod selectors;
 mod server;
+pub mod sim;
 mod ssa;
 mod status;
 mod store;
@@ -278,8 +303,8 @@ pub use controllers::pvc_protection::{PVC_PROTECTION, PvcProtection};
 pub use controllers::whereabouts::{self, WhereaboutsController, WhereaboutsKnobs};
 pub use controllers::{CiliumLbIpam, MetalLbController, cilium_lbipam, metallb};
 pub use controllers::{
-    Controller, ControllerError, ControllerHandle, GarbageCollector, NamespaceController,
-    PvcBinder, Watched,
+    Controller, ControllerApi, ControllerError, ControllerHandle, GarbageCollector,
+    NamespaceController, PvcBinder, Watched,
 };
 pub use counters::{RequestRecord, Requests};
 pub use fake_cloud::{FakeCloud, FakeCloudBuilder, FakeCloudError, LoadBalancerSystem};

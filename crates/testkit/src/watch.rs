@@ -192,7 +192,10 @@ async fn run(
                 None => std::future::pending().await,
             }
         };
+        // Biased: once the watches are ended, events stored after that are not sent on this
+        // one (as after a server restart), however soon the task runs.
         tokio::select! {
+            biased;
             _ = tx.closed() => return,
             _ = ends.changed() => return,
             _ = until_deadline => return,

@@ -6,7 +6,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kubecloud_testkit::{
-    Cluster, Controller, ControllerError, EventType, ObjectEvent, TestServer, Watched,
+    Controller, ControllerApi, ControllerError, EventType, ObjectEvent, TestServer, Watched,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -272,7 +272,11 @@ impl Controller for Echo {
     fn watches(&self) -> Vec<Watched> {
         vec![Watched::new("", "configmaps")]
     }
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         if ev.kind == EventType::Deleted {
             return Ok(());
         }
@@ -284,7 +288,8 @@ impl Controller for Echo {
                 ev.namespace.as_deref(),
                 &ev.name,
                 &json!({"data": {"got": want}}),
-            )?;
+            )
+            .await?;
         }
         Ok(())
     }

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Controller, ControllerError, Watched};
-use crate::cluster::{Cluster, ObjectEvent};
+use super::{Controller, ControllerApi, ControllerError, Watched};
+use crate::cluster::ObjectEvent;
 use crate::store::EventType;
 
 const DV: (&str, &str) = ("cdi.kubevirt.io/v1beta1", "DataVolume");
@@ -134,7 +134,7 @@ impl CdiController {
         }
     }
 
-    fn reconcile_dv(&self, api: &Cluster, dv: &Value) -> Result<(), ControllerError> {
+    async fn reconcile_dv(&self, api: &ControllerApi, dv: &Value) -> Result<(), ControllerError> {
         if dv["metadata"]["deletionTimestamp"].is_string() {
             return Ok(());
         }
@@ -144,20 +144,25 @@ impl CdiController {
         if matches!(phase, "Succeeded" | "Failed") {
             return Ok(());
         }
-        let claim = match api.get_opt("v1", "PersistentVolumeClaim", Some(ns), name)? {
+        let claim = match api
+            .get_opt("v1", "PersistentVolumeClaim", Some(ns), name)
+            .await?
+        {
             Some(c) => c,
-            None => api.create(Self::claim(dv))?,
+            None => api.create(Self::claim(dv)).await?,
         };
         let bound = claim["status"]["phase"] == "Bound";
-        let set = |status: Value| {
+        let set = async |status: Value| {
             api.merge_patch_status(DV.0, DV.1, Some(ns), name, &status)
+                .await
                 .map(|_| ())
         };
         let waits_for_consumer = !bound
             && claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"].is_null()
             && match claim["spec"]["storageClassName"].as_str() {
                 Some(sc) => api
-                    .get_opt("storage.k8s.io/v1", "StorageClass", None, sc)?
+                    .get_opt("storage.k8s.io/v1", "StorageClass", None, sc)
+                    .await?
                     .is_some_and(|sc| sc["volumeBindingMode"] == "WaitForFirstConsumer"),
                 None => false,
             };
@@ -190,7 +195,7 @@ impl CdiController {
         };
         status["status"]["claimName"] = json!(name);
         Self::stamp_conditions(dv, &mut status["status"]["conditions"]);
-        set(status)?;
+        set(status).await?;
         Ok(())
     }
 }
@@ -208,14 +213,18 @@ impl Controller for CdiController {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         if ev.kind == EventType::Deleted {
             return Ok(());
         }
         let ns = ev.namespace.as_deref();
         // A claim event concerns the DataVolume of the same name, if any.
-        match api.get_opt(DV.0, DV.1, ns, &ev.name)? {
-            Some(dv) => self.reconcile_dv(api, &dv),
+        match api.get_opt(DV.0, DV.1, ns, &ev.name).await? {
+            Some(dv) => self.reconcile_dv(api, &dv).await,
             None => Ok(()),
         }
     }

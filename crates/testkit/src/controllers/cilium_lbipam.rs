@@ -69,6 +69,7 @@ use serde_json::{Value, json};
 
 use super::{Controller, ControllerError, Watched};
 use crate::cluster::{Cluster, ObjectEvent};
+use crate::controllers::ControllerApi;
 
 /// The Service condition LB-IPAM writes.
 pub const REQUEST_SATISFIED: &str = "cilium.io/IPAMRequestSatisfied";
@@ -114,8 +115,13 @@ impl Controller for CiliumLbIpam {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, _ev: &ObjectEvent) -> Result<(), ControllerError> {
-        converge(api)
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        _ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        // Runs inside the API double only (not yet in `kubecloud-sim`).
+        converge(api.in_process()?)
     }
 }
 

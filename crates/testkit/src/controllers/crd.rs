@@ -19,7 +19,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Controller, ControllerError, Watched};
+use super::{Controller, ControllerApi, ControllerError, Watched};
 use crate::apiextensions::{GROUP, PLURAL};
 use crate::cluster::{Cluster, ObjectEvent};
 use crate::store::{EventType, ObjKey};
@@ -44,7 +44,12 @@ impl Controller for CrdController {
         Vec::new()
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        let api = api.in_process()?;
         if ev.group == GROUP && ev.resource == PLURAL {
             if ev.kind == EventType::Deleted {
                 return Ok(());

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::HashSet;
 
-use super::{Controller, ControllerError, Watched};
+use super::{Controller, ControllerApi, ControllerError, Watched};
 use crate::cluster::{Cluster, ObjectEvent};
 use crate::store::{EventType, ObjKey};
 
@@ -228,7 +228,12 @@ impl Controller for GarbageCollector {
         Vec::new()
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        let api = api.in_process()?;
         let relevant = ev.kind == EventType::Deleted
             || is_deleting(&ev.object)
             || !owner_uids(&ev.object).is_empty();

@@ -72,8 +72,8 @@ use super::kubeovn_ipam::{IpamError, SubnetIpam, SubnetShape};
 
 pub mod vip;
 use super::kubeovn_security::Northbound;
-use super::{Controller, ControllerError, Watched};
-use crate::cluster::{Cluster, ObjectEvent};
+use super::{Controller, ControllerApi, ControllerError, Watched};
+use crate::cluster::ObjectEvent;
 use crate::store::EventType;
 pub use vip::VIP_ANNOTATION;
 
@@ -227,8 +227,29 @@ fn same_conditions(current: &Value, desired: &Value) -> bool {
     key(current) == key(desired)
 }
 
+/// What makes an event's name unique: the next revision in process (as before), the time in
+/// nanoseconds (hex) on a remote server, as client-go's event recorder names events.
+fn event_suffix(api: &ControllerApi) -> String {
+    match api.in_process() {
+        Ok(cluster) => (cluster.resource_version() + 1).to_string(),
+        Err(_) => format!(
+            "{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ),
+    }
+}
+
 /// Records a Warning event about an object, as the real controller's event recorder does.
-pub(super) fn warn(api: &Cluster, kind: &str, namespace: Option<&str>, name: &str, message: &str) {
+pub(super) async fn warn(
+    api: &ControllerApi,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    message: &str,
+) {
     let ns = namespace.unwrap_or("default");
     let now = now();
     let mut involved =
@@ -238,7 +259,7 @@ pub(super) fn warn(api: &Cluster, kind: &str, namespace: Option<&str>, name: &st
     }
     let event = json!({
         "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": format!("{name}.{}", api.resource_version() + 1), "namespace": ns},
+        "metadata": {"name": format!("{name}.{}", event_suffix(api)), "namespace": ns},
         "involvedObject": involved,
         "reason": "AcquireAddressFailed", "message": message, "type": "Warning",
         "source": {"component": "kube-ovn-controller"},
@@ -250,7 +271,7 @@ pub(super) fn warn(api: &Cluster, kind: &str, namespace: Option<&str>, name: &st
         message,
         "kube-ovn-controller refused an allocation"
     );
-    if let Err(e) = api.create(event) {
+    if let Err(e) = api.create(event).await {
         tracing::debug!(error = %e, "could not record the event");
     }
 }
@@ -260,9 +281,9 @@ impl KubeOvnController {
     /// `OvnEip`s that hold addresses in it when it is first seen or its spec changed (as
     /// kube-ovn-controller's `InitIPAM` does at start: every held address assigned again without
     /// a conflict check, nothing released).
-    fn with_ipam<R>(
+    async fn with_ipam<R>(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         subnet: &Value,
         f: impl FnOnce(&mut SubnetIpam) -> R,
     ) -> Result<Option<R>, ControllerError> {
@@ -270,8 +291,11 @@ impl KubeOvnController {
             return Ok(None);
         };
         let name = name_of(subnet).to_string();
-        let mut map = self.ipam.lock().unwrap_or_else(|e| e.into_inner());
-        if map.get(&name).is_none_or(|s| s.shape != shape) {
+        let lock = || self.ipam.lock().unwrap_or_else(|e| e.into_inner());
+        // Reconciles of one controller run one at a time, so nothing loads the subnet between
+        // this check and the insert below (the lock is not held across the reads).
+        let stale = lock().get(&name).is_none_or(|s| s.shape != shape);
+        if stale {
             let mut fresh = SubnetIpam::new(shape);
             let mut held: Vec<(String, IpAddr, Option<String>)> = Vec::new();
             api.for_each(API, "IP", None, |ip| {
@@ -280,7 +304,8 @@ impl KubeOvnController {
                 {
                     held.push((name_of(ip).to_string(), addr, mac_of(ip)));
                 }
-            })?;
+            })
+            .await?;
             api.for_each(API, "OvnEip", None, |eip| {
                 if eip["spec"]["externalSubnet"] == name.as_str()
                     && let Some(addr) = eip_address(eip)
@@ -288,7 +313,8 @@ impl KubeOvnController {
                     let mac = eip["status"]["macAddress"].as_str().map(str::to_string);
                     held.push((name_of(eip).to_string(), addr, mac));
                 }
-            })?;
+            })
+            .await?;
             api.for_each(API, "Vip", None, |vip| {
                 if vip["spec"]["subnet"] == name.as_str()
                     && let Some(addr) = vip::vip_address(vip)
@@ -297,23 +323,24 @@ impl KubeOvnController {
                     let mac = vip["status"]["mac"].as_str().map(str::to_string);
                     held.push((port_name(name_of(vip), ns, provider_of(subnet)), addr, mac));
                 }
-            })?;
+            })
+            .await?;
             for (nic, addr, mac) in held {
                 let _ = fresh.assign(&nic, addr, mac.as_deref(), false);
             }
-            map.insert(name.clone(), fresh);
+            lock().insert(name.clone(), fresh);
         }
-        Ok(map.get_mut(&name).map(f))
+        Ok(lock().get_mut(&name).map(f))
     }
 
     /// Writes the subnet's conditions and address fields if they changed.
-    fn write_subnet_status(
-        api: &Cluster,
+    async fn write_subnet_status(
+        api: &ControllerApi,
         subnet: &Value,
         fields: Value,
     ) -> Result<(), ControllerError> {
         let name = name_of(subnet);
-        let conflict = Self::overlapping(api, subnet)?;
+        let conflict = Self::overlapping(api, subnet).await?;
         let now = now();
         let conditions = match &conflict {
             Some(other) => json!([
@@ -348,12 +375,16 @@ impl KubeOvnController {
         };
         let mut patch = fields;
         patch["conditions"] = keep;
-        api.merge_patch_status(API, "Subnet", None, name, &json!({ "status": patch }))?;
+        api.merge_patch_status(API, "Subnet", None, name, &json!({ "status": patch }))
+            .await?;
         Ok(())
     }
 
     /// The name of an older subnet of the same VPC whose CIDR overlaps this one's.
-    fn overlapping(api: &Cluster, subnet: &Value) -> Result<Option<String>, ControllerError> {
+    async fn overlapping(
+        api: &ControllerApi,
+        subnet: &Value,
+    ) -> Result<Option<String>, ControllerError> {
         let Some(mine) = SubnetShape::of(subnet) else {
             return Ok(None);
         };
@@ -369,7 +400,7 @@ impl KubeOvnController {
                     .unwrap_or(0),
             )
         };
-        for other in api.list(API, "Subnet", None)? {
+        for other in api.list(API, "Subnet", None).await? {
             if name_of(&other) == name_of(subnet)
                 || terminating(&other)
                 || other["spec"]["vpc"] != subnet["spec"]["vpc"]
@@ -388,36 +419,43 @@ impl KubeOvnController {
 
     /// Writes a subnet's status from its IPAM and its `IP` objects (terminating ones included,
     /// as Kube-OVN's lister has them) and labelled `OvnEip`s.
-    fn recount(&self, api: &Cluster, subnet: &str) -> Result<(), ControllerError> {
-        let Some(object) = api.get_opt(API, "Subnet", None, subnet)? else {
+    async fn recount(&self, api: &ControllerApi, subnet: &str) -> Result<(), ControllerError> {
+        let Some(object) = api.get_opt(API, "Subnet", None, subnet).await? else {
             return Ok(());
         };
         if terminating(&object) {
             return Ok(());
         }
-        let ips = api.list_where(API, "IP", None, |ip| ip["spec"]["subnet"] == subnet)?;
+        let ips = api
+            .list_where(API, "IP", None, |ip| ip["spec"]["subnet"] == subnet)
+            .await?;
         let eips = api
             .list_where(API, "OvnEip", None, |e| {
                 e["metadata"]["labels"][SUBNET_LABEL] == subnet
-            })?
+            })
+            .await?
             .len()
-            + Self::unbound_vips(api, subnet)?;
+            + Self::unbound_vips(api, subnet).await?;
         let refs: Vec<&Value> = ips.iter().collect();
-        let Some(fields) = self.with_ipam(api, &object, |ipam| ipam.status(&refs, eips))? else {
+        let Some(fields) = self
+            .with_ipam(api, &object, |ipam| ipam.status(&refs, eips))
+            .await?
+        else {
             return Ok(());
         };
-        Self::write_subnet_status(api, &object, fields)
+        Self::write_subnet_status(api, &object, fields).await
     }
 
-    fn reconcile_vpc(api: &Cluster, name: &str) -> Result<(), ControllerError> {
-        let Some(vpc) = api.get_opt(API, "Vpc", None, name)? else {
+    async fn reconcile_vpc(api: &ControllerApi, name: &str) -> Result<(), ControllerError> {
+        let Some(vpc) = api.get_opt(API, "Vpc", None, name).await? else {
             return Ok(());
         };
         if terminating(&vpc) {
             return Ok(());
         }
         let mut subnets: Vec<String> = api
-            .list(API, "Subnet", None)?
+            .list(API, "Subnet", None)
+            .await?
             .iter()
             .filter(|s| s["spec"]["vpc"] == name && !terminating(s))
             .map(|s| name_of(s).to_string())
@@ -444,11 +482,16 @@ impl KubeOvnController {
             name,
             &json!({"status": {"conditions": conditions, "standby": true, "default": false,
                                "router": name, "subnets": subnets}}),
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
-    fn reconcile_subnet(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile_subnet(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         let vpc = ev.object["spec"]["vpc"]
             .as_str()
             .unwrap_or_default()
@@ -459,11 +502,11 @@ impl KubeOvnController {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&ev.name);
         } else {
-            self.recount(api, &ev.name)?;
-            self.retry_pending(api, &ev.name)?;
+            self.recount(api, &ev.name).await?;
+            self.retry_pending(api, &ev.name).await?;
         }
         if !vpc.is_empty() {
-            Self::reconcile_vpc(api, &vpc)?;
+            Self::reconcile_vpc(api, &vpc).await?;
         }
         Ok(())
     }
@@ -471,81 +514,95 @@ impl KubeOvnController {
     /// Tries again the `IP`s of `subnet` waiting for an address (Kube-OVN requeues a refused
     /// one with backoff; an address released or a subnet appearing is what can change the
     /// answer).
-    fn retry_pending(&self, api: &Cluster, subnet: &str) -> Result<(), ControllerError> {
-        let pending = api.list_where(API, "IP", None, |ip| {
-            ip["spec"]["subnet"] == subnet && !has_finalizer(ip) && !terminating(ip)
-        })?;
+    async fn retry_pending(
+        &self,
+        api: &ControllerApi,
+        subnet: &str,
+    ) -> Result<(), ControllerError> {
+        let pending = api
+            .list_where(API, "IP", None, |ip| {
+                ip["spec"]["subnet"] == subnet && !has_finalizer(ip) && !terminating(ip)
+            })
+            .await?;
         for ip in pending {
-            self.allocate_ip(api, name_of(&ip))?;
+            self.allocate_ip(api, name_of(&ip)).await?;
         }
-        let pending = api.list_where(API, "Vip", None, |v| {
-            v["spec"]["subnet"] == subnet && v["status"]["mac"].as_str().is_none_or(str::is_empty)
-        })?;
+        let pending = api
+            .list_where(API, "Vip", None, |v| {
+                v["spec"]["subnet"] == subnet
+                    && v["status"]["mac"].as_str().is_none_or(str::is_empty)
+            })
+            .await?;
         for vip in pending {
-            self.allocate_vip(api, name_of(&vip))?;
+            self.allocate_vip(api, name_of(&vip)).await?;
         }
         Ok(())
     }
 
     /// An `IP` object: release on deletion (`handleUpdateIP`), allocate one made ahead of a
     /// workload (`handleAddReservedIP`).
-    fn reconcile_ip(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile_ip(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         let subnet_name = ev.object["spec"]["subnet"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let release = |this: &Self| -> Result<(), ControllerError> {
-            if let Some(subnet) = api.get_opt(API, "Subnet", None, &subnet_name)? {
+        let release = async |this: &Self| -> Result<(), ControllerError> {
+            if let Some(subnet) = api.get_opt(API, "Subnet", None, &subnet_name).await? {
                 this.with_ipam(api, &subnet, |ipam| {
                     if ipam.held(&ev.name).is_some() {
                         ipam.release(&ev.name);
                     }
-                })?;
+                })
+                .await?;
             }
             Ok(())
         };
         if ev.kind == EventType::Deleted {
-            release(self)?;
-            self.recount(api, &subnet_name)?;
-            return self.retry_pending(api, &subnet_name);
+            release(self).await?;
+            self.recount(api, &subnet_name).await?;
+            return self.retry_pending(api, &subnet_name).await;
         }
-        let Some(ip) = api.get_opt(API, "IP", None, &ev.name)? else {
+        let Some(ip) = api.get_opt(API, "IP", None, &ev.name).await? else {
             return Ok(());
         };
         if terminating(&ip) {
             if has_finalizer(&ip) {
-                release(self)?;
+                release(self).await?;
                 let mut released = ip.clone();
                 if let Some(f) = released["metadata"]["finalizers"].as_array_mut() {
                     f.retain(|f| f != FINALIZER);
                 }
-                match api.replace(released) {
+                match api.replace(released).await {
                     Ok(_) => {}
                     Err(e) if e.is_not_found() => {}
                     Err(e) => return Err(e.into()),
                 }
-                self.recount(api, &subnet_name)?;
-                self.retry_pending(api, &subnet_name)?;
+                self.recount(api, &subnet_name).await?;
+                self.retry_pending(api, &subnet_name).await?;
             }
             return Ok(());
         }
         if has_finalizer(&ip) {
             // Handled already (Kube-OVN: "finalizer already added, no need to handle it again").
-            return self.recount(api, &subnet_name);
+            return self.recount(api, &subnet_name).await;
         }
-        self.allocate_ip(api, &ev.name)
+        self.allocate_ip(api, &ev.name).await
     }
 
     /// `handleAddReservedIP`: allocates an `IP` without finalizers named as its pod's port.
-    fn allocate_ip(&self, api: &Cluster, name: &str) -> Result<(), ControllerError> {
-        let Some(ip) = api.get_opt(API, "IP", None, name)? else {
+    async fn allocate_ip(&self, api: &ControllerApi, name: &str) -> Result<(), ControllerError> {
+        let Some(ip) = api.get_opt(API, "IP", None, name).await? else {
             return Ok(());
         };
         if terminating(&ip) || has_finalizer(&ip) {
             return Ok(());
         }
         let subnet_name = ip["spec"]["subnet"].as_str().unwrap_or_default();
-        let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name)? else {
+        let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name).await? else {
             tracing::debug!(ip = name, subnet = subnet_name, "failed to get subnet");
             return Ok(());
         };
@@ -557,14 +614,16 @@ impl KubeOvnController {
         }
         let fixed = ip_of(&ip);
         let mac = mac_of(&ip);
-        let got = self.with_ipam(api, &subnet, |ipam| match fixed {
-            // `acquireStaticAddress(..., liveMigration=true)`: no conflict check.
-            Some(addr) => ipam
-                .assign(name, addr, mac.as_deref(), false)
-                .map(|m| (addr, m)),
-            // `acquireIPAddress`: no MAC is passed, a random one is made.
-            None => ipam.allocate(name, None),
-        })?;
+        let got = self
+            .with_ipam(api, &subnet, |ipam| match fixed {
+                // `acquireStaticAddress(..., liveMigration=true)`: no conflict check.
+                Some(addr) => ipam
+                    .assign(name, addr, mac.as_deref(), false)
+                    .map(|m| (addr, m)),
+                // `acquireIPAddress`: no MAC is passed, a random one is made.
+                None => ipam.allocate(name, None),
+            })
+            .await?;
         let (addr, mac) = match got {
             Some(Ok(got)) => got,
             Some(Err(e)) => {
@@ -598,12 +657,16 @@ impl KubeOvnController {
                 "spec": {family: addr.to_string(), "ipAddress": addr.to_string(),
                          "macAddress": mac},
             }),
-        )?;
-        self.recount(api, subnet_name)
+        )
+        .await?;
+        self.recount(api, subnet_name).await
     }
 
     /// The providers a pod asks addresses for, with the subnet named for each (if named).
-    fn requests(api: &Cluster, pod: &Value) -> Result<Vec<(String, String)>, ControllerError> {
+    async fn requests(
+        api: &ControllerApi,
+        pod: &Value,
+    ) -> Result<Vec<(String, String)>, ControllerError> {
         let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
         let annotations = pod["metadata"]["annotations"]
             .as_object()
@@ -630,7 +693,8 @@ impl KubeOvnController {
                 continue;
             }
             if let Some(subnet) = api
-                .list(API, "Subnet", None)?
+                .list(API, "Subnet", None)
+                .await?
                 .iter()
                 .find(|s| s["spec"]["provider"] == provider.as_str() && !terminating(s))
             {
@@ -642,56 +706,59 @@ impl KubeOvnController {
 
     /// Allocates for the pod of `ev` (or frees what a gone pod held); the live pod as read,
     /// when it is there and not terminating.
-    fn reconcile_pod(
+    async fn reconcile_pod(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         ev: &ObjectEvent,
     ) -> Result<Option<Value>, ControllerError> {
         let ns = ev.namespace.clone().unwrap_or_default();
         let vm = ev.object["metadata"]["labels"][VM_LABEL]
             .as_str()
             .map(str::to_string);
-        let pod = match api.get_opt("v1", "Pod", Some(&ns), &ev.name)? {
+        let pod = match api.get_opt("v1", "Pod", Some(&ns), &ev.name).await? {
             Some(p) if !terminating(&p) && ev.kind != EventType::Deleted => p,
             _ => {
                 // Gone: a plain pod's addresses go with it; a VM's stay for its next pod.
                 if vm.is_none() {
-                    self.release_workload(api, &ns, &ev.name, false)?;
+                    self.release_workload(api, &ns, &ev.name, false).await?;
                 } else if let Some(vm) = vm
                     && api
                         .get_opt("kubevirt.io/v1", "VirtualMachine", Some(&ns), &vm)
+                        .await
                         .ok()
                         .flatten()
                         .is_none()
                     && api
-                        .list_selected("v1", "Pod", Some(&ns), &format!("{VM_LABEL}={vm}"))?
+                        .list_selected("v1", "Pod", Some(&ns), &format!("{VM_LABEL}={vm}"))
+                        .await?
                         .iter()
                         .all(terminating)
                 {
-                    self.release_workload(api, &ns, &vm, true)?;
+                    self.release_workload(api, &ns, &vm, true).await?;
                 }
                 return Ok(None);
             }
         };
-        self.allocate_pod(api, &pod)?;
+        self.allocate_pod(api, &pod).await?;
         Ok(Some(pod))
     }
 
     /// Allocates for every Kube-OVN network the live `pod` asks for.
-    fn allocate_pod(&self, api: &Cluster, pod: &Value) -> Result<(), ControllerError> {
+    async fn allocate_pod(&self, api: &ControllerApi, pod: &Value) -> Result<(), ControllerError> {
         let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
         let vm = pod["metadata"]["labels"][VM_LABEL].as_str();
         let key = vm.unwrap_or(name_of(pod));
-        for (provider, subnet) in Self::requests(api, pod)? {
-            self.allocate_for_pod(api, pod, ns, key, vm.is_some(), &provider, &subnet)?;
+        for (provider, subnet) in Self::requests(api, pod).await? {
+            self.allocate_for_pod(api, pod, ns, key, vm.is_some(), &provider, &subnet)
+                .await?;
         }
         Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn allocate_for_pod(
+    async fn allocate_for_pod(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         pod: &Value,
         ns: &str,
         key: &str,
@@ -705,17 +772,18 @@ impl KubeOvnController {
         if annotations[format!("{prefix}allocated")] == "true" {
             return Ok(());
         }
-        let refuse = |message: &str| {
+        let refuse = async |message: &str| {
             warn(
                 api,
                 "Pod",
                 Some(ns),
                 &pod_name,
                 &format!("stage=acquireAddress error={message}"),
-            );
+            )
+            .await;
         };
-        let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name)? else {
-            refuse(&format!("subnet {subnet_name} not found"));
+        let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name).await? else {
+            refuse(&format!("subnet {subnet_name} not found")).await;
             return Ok(());
         };
         let Some(shape) = SubnetShape::of(&subnet) else {
@@ -737,24 +805,26 @@ impl KubeOvnController {
             .filter(|v| !v.is_empty());
         let (addr, mac) = if let Some(vip) = vip {
             // `acquireAddress`: the `Vip`'s address, whatever the network (see [`vip`]).
-            match self.take_vip(api, vip, &ip_name, is_vm, &subnet)? {
+            match self.take_vip(api, vip, &ip_name, is_vm, &subnet).await? {
                 vip::Taken::Address(addr, mac) => (addr, mac),
                 vip::Taken::Refused(message) => {
-                    refuse(&message);
+                    refuse(&message).await;
                     return Ok(());
                 }
             }
         } else {
-            let got = self.with_ipam(api, &subnet, |ipam| match fixed_ip {
-                Some(ip) => ipam
-                    .assign(&ip_name, ip, fixed_mac.as_deref(), true)
-                    .map(|mac| (ip, mac)),
-                None => ipam.allocate(&ip_name, fixed_mac.as_deref()),
-            })?;
+            let got = self
+                .with_ipam(api, &subnet, |ipam| match fixed_ip {
+                    Some(ip) => ipam
+                        .assign(&ip_name, ip, fixed_mac.as_deref(), true)
+                        .map(|mac| (ip, mac)),
+                    None => ipam.allocate(&ip_name, fixed_mac.as_deref()),
+                })
+                .await?;
             match got {
                 Some(Ok(got)) => got,
                 Some(Err(e)) => {
-                    refuse(&e.to_string());
+                    refuse(&e.to_string()).await;
                     return Ok(());
                 }
                 None => return Ok(()),
@@ -772,7 +842,7 @@ impl KubeOvnController {
             "attachIps": [], "attachMacs": [], "attachSubnets": [],
         });
         ip_spec[family] = json!(addr.to_string());
-        match api.get_opt(API, "IP", None, &ip_name)? {
+        match api.get_opt(API, "IP", None, &ip_name).await? {
             None => {
                 api.create(json!({
                     "apiVersion": API, "kind": "IP",
@@ -780,7 +850,8 @@ impl KubeOvnController {
                                  "labels": {SUBNET_LABEL: subnet_name, NODE_LABEL: node,
                                             subnet_name: "", RESERVED_LABEL: "false"}},
                     "spec": ip_spec,
-                }))?;
+                }))
+                .await?;
             }
             Some(existing) if !terminating(&existing) => {
                 let same = ip_spec
@@ -799,17 +870,18 @@ impl KubeOvnController {
                         &ip_name,
                         &json!({"metadata": {"labels": labels, "finalizers": [FINALIZER]},
                                 "spec": ip_spec}),
-                    )?;
+                    )
+                    .await?;
                 }
             }
             Some(_) => return Ok(()),
         }
-        Self::annotate(api, ns, &pod_name, &prefix, &shape, subnet_name, addr, &mac)
+        Self::annotate(api, ns, &pod_name, &prefix, &shape, subnet_name, addr, &mac).await
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn annotate(
-        api: &Cluster,
+    async fn annotate(
+        api: &ControllerApi,
         ns: &str,
         pod: &str,
         prefix: &str,
@@ -828,13 +900,16 @@ impl KubeOvnController {
         );
         a.insert(format!("{prefix}logical_switch"), json!(subnet));
         a.insert(format!("{prefix}allocated"), json!("true"));
-        match api.merge_patch(
-            "v1",
-            "Pod",
-            Some(ns),
-            pod,
-            &json!({"metadata": {"annotations": a}}),
-        ) {
+        match api
+            .merge_patch(
+                "v1",
+                "Pod",
+                Some(ns),
+                pod,
+                &json!({"metadata": {"annotations": a}}),
+            )
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e.into()),
@@ -843,19 +918,24 @@ impl KubeOvnController {
 
     /// `handleDeletePod` for workload `key` of `ns` whose addresses go: the `Vip`s it took are
     /// released, then the `IP` objects Kube-OVN made for it are deleted.
-    fn release_workload(
+    async fn release_workload(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         ns: &str,
         key: &str,
         vm: bool,
     ) -> Result<(), ControllerError> {
-        self.release_vips_of(api, ns, key)?;
-        Self::delete_ips_of(api, ns, key, vm)
+        self.release_vips_of(api, ns, key).await?;
+        Self::delete_ips_of(api, ns, key, vm).await
     }
 
     /// Deletes the `IP` objects Kube-OVN made for workload `key` of `ns` (never reservations).
-    fn delete_ips_of(api: &Cluster, ns: &str, key: &str, vm: bool) -> Result<(), ControllerError> {
+    async fn delete_ips_of(
+        api: &ControllerApi,
+        ns: &str,
+        key: &str,
+        vm: bool,
+    ) -> Result<(), ControllerError> {
         let of_workload = |ip: &Value| {
             let is_vm = ip["spec"]["podType"] == VM_POD_TYPE;
             ip["spec"]["namespace"] == ns
@@ -864,8 +944,8 @@ impl KubeOvnController {
                 && ip["metadata"]["labels"][RESERVED_LABEL] != "true"
                 && !terminating(ip)
         };
-        for ip in api.list_where(API, "IP", None, of_workload)? {
-            match api.delete(API, "IP", None, name_of(&ip)) {
+        for ip in api.list_where(API, "IP", None, of_workload).await? {
+            match api.delete(API, "IP", None, name_of(&ip)).await {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
@@ -879,8 +959,11 @@ impl KubeOvnController {
 impl KubeOvnController {
     /// The external network an `OvnEip` takes its address from: its `Subnet`, or the simulated
     /// one (as a `Subnet`-shaped value).
-    fn external_network(api: &Cluster, name: &str) -> Result<(Value, bool), ControllerError> {
-        if let Some(subnet) = api.get_opt(API, "Subnet", None, name)?
+    async fn external_network(
+        api: &ControllerApi,
+        name: &str,
+    ) -> Result<(Value, bool), ControllerError> {
+        if let Some(subnet) = api.get_opt(API, "Subnet", None, name).await?
             && SubnetShape::of(&subnet).is_some()
         {
             return Ok((subnet, true));
@@ -891,35 +974,40 @@ impl KubeOvnController {
         ))
     }
 
-    fn reconcile_eip(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile_eip(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         if ev.kind == EventType::Deleted {
             let subnet = ev.object["spec"]["externalSubnet"]
                 .as_str()
                 .unwrap_or("ovn-vpc-external-network");
-            let (network, real) = Self::external_network(api, subnet)?;
+            let (network, real) = Self::external_network(api, subnet).await?;
             self.with_ipam(api, &network, |ipam| {
                 if ipam.held(&ev.name).is_some() {
                     ipam.release(&ev.name);
                 }
-            })?;
+            })
+            .await?;
             if real {
-                self.recount(api, subnet)?;
+                self.recount(api, subnet).await?;
             }
         } else {
-            self.allocate_eip(api, &ev.name)?;
+            self.allocate_eip(api, &ev.name).await?;
         }
         for kind in ["OvnFip", "OvnSnatRule"] {
-            for o in api.list(API, kind, None)? {
+            for o in api.list(API, kind, None).await? {
                 if o["spec"]["ovnEip"] == ev.name.as_str() {
-                    Self::reconcile_nat(api, kind, name_of(&o))?;
+                    Self::reconcile_nat(api, kind, name_of(&o)).await?;
                 }
             }
         }
         Ok(())
     }
 
-    fn allocate_eip(&self, api: &Cluster, name: &str) -> Result<(), ControllerError> {
-        let Some(eip) = api.get_opt(API, "OvnEip", None, name)? else {
+    async fn allocate_eip(&self, api: &ControllerApi, name: &str) -> Result<(), ControllerError> {
+        let Some(eip) = api.get_opt(API, "OvnEip", None, name).await? else {
             return Ok(());
         };
         if terminating(&eip) || (eip["status"]["ready"] == true && eip_address(&eip).is_some()) {
@@ -929,7 +1017,7 @@ impl KubeOvnController {
             .as_str()
             .unwrap_or("ovn-vpc-external-network")
             .to_string();
-        let (network, real) = Self::external_network(api, &subnet)?;
+        let (network, real) = Self::external_network(api, &subnet).await?;
         let requested = ["v4Ip", "v6Ip"]
             .iter()
             .filter_map(|f| eip["spec"][f].as_str())
@@ -938,7 +1026,8 @@ impl KubeOvnController {
             .with_ipam(api, &network, |ipam| match requested {
                 Some(addr) => ipam.assign(name, addr, None, true).map(|mac| (addr, mac)),
                 None => ipam.allocate(name, None),
-            })?
+            })
+            .await?
             .unwrap_or(Err(IpamError::NoAvailable));
         let now = now();
         let status = match allocated {
@@ -950,7 +1039,8 @@ impl KubeOvnController {
                     None,
                     name,
                     &json!({"metadata": {"labels": {SUBNET_LABEL: subnet}}}),
-                )?;
+                )
+                .await?;
                 json!({"status": {
                     family: addr.to_string(),
                     "macAddress": mac,
@@ -960,7 +1050,7 @@ impl KubeOvnController {
                 }})
             }
             Err(e) => {
-                warn(api, "OvnEip", None, name, &e.to_string());
+                warn(api, "OvnEip", None, name, &e.to_string()).await;
                 let refused = json!([condition(
                     "Ready",
                     false,
@@ -976,16 +1066,21 @@ impl KubeOvnController {
                 json!({"status": {"ready": false, "conditions": refused}})
             }
         };
-        api.merge_patch_status(API, "OvnEip", None, name, &status)?;
+        api.merge_patch_status(API, "OvnEip", None, name, &status)
+            .await?;
         if real {
-            self.recount(api, &subnet)?;
+            self.recount(api, &subnet).await?;
         }
         Ok(())
     }
 
     /// An `OvnFip` or `OvnSnatRule`: ready while its EIP is.
-    fn reconcile_nat(api: &Cluster, kind: &str, name: &str) -> Result<(), ControllerError> {
-        let Some(nat) = api.get_opt(API, kind, None, name)? else {
+    async fn reconcile_nat(
+        api: &ControllerApi,
+        kind: &str,
+        name: &str,
+    ) -> Result<(), ControllerError> {
+        let Some(nat) = api.get_opt(API, kind, None, name).await? else {
             return Ok(());
         };
         if terminating(&nat) {
@@ -993,7 +1088,8 @@ impl KubeOvnController {
         }
         let eip_name = nat["spec"]["ovnEip"].as_str().unwrap_or_default();
         let eip = api
-            .get_opt(API, "OvnEip", None, eip_name)?
+            .get_opt(API, "OvnEip", None, eip_name)
+            .await?
             .filter(|e| !terminating(e) && e["status"]["ready"] == true);
         let mut status = serde_json::Map::new();
         let ready = match eip.as_ref().and_then(eip_address) {
@@ -1003,11 +1099,13 @@ impl KubeOvnController {
                     // `ovn_fip.go`: `ipType: vip` names a `Vip`, anything else an `IP`.
                     let ip_name = nat["spec"]["ipName"].as_str().unwrap_or_default();
                     let internal = if nat["spec"]["ipType"] == "vip" {
-                        api.get_opt(API, "Vip", None, ip_name)?
+                        api.get_opt(API, "Vip", None, ip_name)
+                            .await?
                             .as_ref()
                             .and_then(vip::vip_address)
                     } else {
-                        api.get_opt(API, "IP", None, ip_name)?
+                        api.get_opt(API, "IP", None, ip_name)
+                            .await?
                             .as_ref()
                             .and_then(ip_of)
                     };
@@ -1016,7 +1114,7 @@ impl KubeOvnController {
                     }
                 } else {
                     let subnet = nat["spec"]["vpcSubnet"].as_str().unwrap_or_default();
-                    if let Some(subnet) = api.get_opt(API, "Subnet", None, subnet)? {
+                    if let Some(subnet) = api.get_opt(API, "Subnet", None, subnet).await? {
                         status.insert("v4IpCidr".into(), subnet["spec"]["cidrBlock"].clone());
                         status.insert("vpc".into(), subnet["spec"]["vpc"].clone());
                     }
@@ -1030,7 +1128,8 @@ impl KubeOvnController {
         if status.iter().all(|(k, v)| &current[k] == v) {
             return Ok(());
         }
-        api.merge_patch_status(API, kind, None, name, &json!({"status": status}))?;
+        api.merge_patch_status(API, kind, None, name, &json!({"status": status}))
+            .await?;
         Ok(())
     }
 }
@@ -1056,38 +1155,42 @@ impl Controller for KubeOvnController {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         match ev.resource.as_str() {
-            "vpcs" if ev.kind != EventType::Deleted => Self::reconcile_vpc(api, &ev.name),
-            "subnets" => self.reconcile_subnet(api, ev),
+            "vpcs" if ev.kind != EventType::Deleted => Self::reconcile_vpc(api, &ev.name).await,
+            "subnets" => self.reconcile_subnet(api, ev).await,
             "ips" => {
                 if ev.kind == EventType::Deleted {
                     self.northbound.remove_port(&ev.name);
                 }
-                self.reconcile_ip(api, ev)
+                self.reconcile_ip(api, ev).await
             }
-            "vips" => self.reconcile_vip(api, ev),
+            "vips" => self.reconcile_vip(api, ev).await,
             "pods" => {
-                if let Some(pod) = self.reconcile_pod(api, ev)? {
+                if let Some(pod) = self.reconcile_pod(api, ev).await? {
                     self.sync_pod_ports(&pod);
                 }
                 Ok(())
             }
             "security-groups" => {
-                let current = api.get_opt(API, "SecurityGroup", None, &ev.name)?;
+                let current = api.get_opt(API, "SecurityGroup", None, &ev.name).await?;
                 let live = current.as_ref().filter(|sg| !terminating(sg));
-                self.northbound.sync_group(api, &ev.name, live)
+                self.northbound.sync_group(api, &ev.name, live).await
             }
-            "ovn-eips" => self.reconcile_eip(api, ev),
+            "ovn-eips" => self.reconcile_eip(api, ev).await,
             "ovn-fips" if ev.kind != EventType::Deleted => {
-                Self::reconcile_nat(api, "OvnFip", &ev.name)
+                Self::reconcile_nat(api, "OvnFip", &ev.name).await
             }
             "ovn-snat-rules" if ev.kind != EventType::Deleted => {
-                Self::reconcile_nat(api, "OvnSnatRule", &ev.name)
+                Self::reconcile_nat(api, "OvnSnatRule", &ev.name).await
             }
             "virtualmachines" if ev.kind == EventType::Deleted => {
                 let ns = ev.namespace.clone().unwrap_or_default();
-                self.release_workload(api, &ns, &ev.name, true)
+                self.release_workload(api, &ns, &ev.name, true).await
             }
             _ => Ok(()),
         }

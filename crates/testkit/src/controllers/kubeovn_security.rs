@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ipnet::IpNet;
 use serde_json::{Value, json};
 
-use crate::cluster::Cluster;
+use crate::controllers::ControllerApi;
 
 use super::ControllerError;
 
@@ -378,9 +378,9 @@ impl Northbound {
 
     /// `handleAddOrUpdateSg` for the `SecurityGroup` object `sg`, or `handleDeleteSg` when it
     /// is gone (`None`).
-    pub(crate) fn sync_group(
+    pub(crate) async fn sync_group(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         name: &str,
         sg: Option<&Value>,
     ) -> Result<(), ControllerError> {
@@ -401,7 +401,7 @@ impl Northbound {
                 .flatten()
                 .enumerate()
             {
-                match self.rule_acl(api, rule, direction) {
+                match self.rule_acl(api, rule, direction).await {
                     Ok(acl) => acls.push(acl),
                     Err(why) => {
                         super::kubeovn::warn(
@@ -410,7 +410,8 @@ impl Northbound {
                             None,
                             name,
                             &format!("{rules}[{i}]: {why}"),
-                        );
+                        )
+                        .await;
                         return Ok(());
                     }
                 }
@@ -444,13 +445,10 @@ impl Northbound {
             "egressLastSyncSuccess": true,
         });
         if sg["status"] != status {
-            match api.merge_patch_status(
-                API,
-                "SecurityGroup",
-                None,
-                name,
-                &json!({"status": status}),
-            ) {
+            match api
+                .merge_patch_status(API, "SecurityGroup", None, name, &json!({"status": status}))
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
@@ -460,9 +458,9 @@ impl Northbound {
     }
 
     /// `validateSgRule` and `newSgRuleACL` for one rule.
-    fn rule_acl(
+    async fn rule_acl(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         rule: &Value,
         direction: AclDirection,
     ) -> Result<Acl, String> {
@@ -492,6 +490,7 @@ impl Northbound {
                 let group = rule["remoteSecurityGroup"].as_str().unwrap_or_default();
                 if api
                     .get_opt(API, "SecurityGroup", None, group)
+                    .await
                     .ok()
                     .flatten()
                     .is_none()

@@ -44,8 +44,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Controller, ControllerError, Watched};
-use crate::cluster::{Cluster, ObjectEvent};
+use super::{Controller, ControllerApi, ControllerError, Watched};
+use crate::cluster::ObjectEvent;
+use crate::status::ApiError;
 use crate::store::EventType;
 
 const VM: (&str, &str) = ("kubevirt.io/v1", "VirtualMachine");
@@ -221,8 +222,8 @@ impl KubeVirtController {
     }
 
     /// Nodes and their labels.
-    fn nodes(&self, api: &Cluster) -> Result<Vec<NodeInfo>, ControllerError> {
-        let listed = api.list("v1", "Node", None)?;
+    async fn nodes(&self, api: &ControllerApi) -> Result<Vec<NodeInfo>, ControllerError> {
+        let listed = api.list("v1", "Node", None).await?;
         if listed.is_empty() {
             return Ok(self
                 .configured_nodes()
@@ -244,8 +245,8 @@ impl KubeVirtController {
     /// The required node affinity (`nodeSelectorTerms`) of the bound volumes of the claims
     /// `spec` (a VMI spec) names: a local volume (LocalPV-LVM) can only be used on its node, as
     /// kube-scheduler's `VolumeBinding` filter checks for bound claims.
-    fn volume_node_terms(
-        api: &Cluster,
+    async fn volume_node_terms(
+        api: &ControllerApi,
         ns: &str,
         spec: &Value,
     ) -> Result<Vec<Vec<Value>>, ControllerError> {
@@ -258,13 +259,15 @@ impl KubeVirtController {
                 continue;
             };
             let Some(pv) = api
-                .get_opt("v1", "PersistentVolumeClaim", Some(ns), claim)?
+                .get_opt("v1", "PersistentVolumeClaim", Some(ns), claim)
+                .await?
                 .and_then(|c| c["spec"]["volumeName"].as_str().map(String::from))
             else {
                 continue;
             };
             if let Some(terms) = api
-                .get_opt("v1", "PersistentVolume", None, &pv)?
+                .get_opt("v1", "PersistentVolume", None, &pv)
+                .await?
                 .and_then(|pv| {
                     pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
                         .as_array()
@@ -277,9 +280,9 @@ impl KubeVirtController {
         Ok(out)
     }
 
-    fn pick_node(
+    async fn pick_node(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         ns: &str,
         spec: &Value,
         avoid: Option<&str>,
@@ -291,9 +294,10 @@ impl KubeVirtController {
                     .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
             })
         };
-        let volume_terms = Self::volume_node_terms(api, ns, spec)?;
+        let volume_terms = Self::volume_node_terms(api, ns, spec).await?;
         let candidates: Vec<String> = self
-            .nodes(api)?
+            .nodes(api)
+            .await?
             .into_iter()
             .filter(|(n, l)| {
                 Some(n.as_str()) != avoid
@@ -331,14 +335,15 @@ impl KubeVirtController {
             if let Some(node) = vmi["status"]["nodeName"].as_str() {
                 *load.entry(node.to_string()).or_default() += 1;
             }
-        })?;
+        })
+        .await?;
         Ok(candidates
             .into_iter()
             .min_by_key(|n| load.get(n).copied().unwrap_or(0)))
     }
 
-    fn set_vm_status(
-        api: &Cluster,
+    async fn set_vm_status(
+        api: &ControllerApi,
         vm: &Value,
         printable: &str,
         ready: bool,
@@ -361,11 +366,12 @@ impl KubeVirtController {
             Some(meta(vm, "namespace")),
             meta(vm, "name"),
             &status,
-        )?;
+        )
+        .await?;
         Ok(())
     }
 
-    fn reconcile_vm(&self, api: &Cluster, vm: &Value) -> Result<(), ControllerError> {
+    async fn reconcile_vm(&self, api: &ControllerApi, vm: &Value) -> Result<(), ControllerError> {
         if vm["metadata"]["deletionTimestamp"].is_string() {
             return Ok(());
         }
@@ -379,13 +385,13 @@ impl KubeVirtController {
             .flatten()
         {
             let dv_name = t["metadata"]["name"].as_str().unwrap_or_default();
-            let dv = match api.get_opt(DV.0, DV.1, Some(ns), dv_name)? {
+            let dv = match api.get_opt(DV.0, DV.1, Some(ns), dv_name).await? {
                 Some(dv) => dv,
                 None => {
                     let mut metadata = t["metadata"].clone();
                     metadata["namespace"] = json!(ns);
                     metadata["ownerReferences"] = owner(vm, VM.1);
-                    api.create(json!({"apiVersion": DV.0, "kind": DV.1, "metadata": metadata, "spec": t["spec"]}))?
+                    api.create(json!({"apiVersion": DV.0, "kind": DV.1, "metadata": metadata, "spec": t["spec"]})).await?
                 }
             };
             match dv["status"]["phase"].as_str() {
@@ -398,7 +404,7 @@ impl KubeVirtController {
             }
         }
         let strategy = vm["spec"]["runStrategy"].as_str().unwrap_or("Halted");
-        let vmi = api.get_opt(VMI.0, VMI.1, Some(ns), name)?;
+        let vmi = api.get_opt(VMI.0, VMI.1, Some(ns), name).await?;
         let vmi_live = vmi
             .as_ref()
             .filter(|v| v["metadata"]["deletionTimestamp"].is_null());
@@ -424,7 +430,7 @@ impl KubeVirtController {
                 }
             }
             if !want && let Some(v) = vmi_live {
-                delete_quietly(api, VMI, ns, meta(v, "name"))?;
+                delete_quietly(api, VMI, ns, meta(v, "name")).await?;
             }
             api.merge_patch_status(
                 VM.0,
@@ -432,23 +438,24 @@ impl KubeVirtController {
                 Some(ns),
                 name,
                 &json!({"status": {"stateChangeRequests": null}}),
-            )?;
+            )
+            .await?;
             if !want {
-                return Self::set_vm_status(api, vm, "Stopping", false);
+                return Self::set_vm_status(api, vm, "Stopping", false).await;
             }
         }
         if !want {
             if let Some(v) = vmi_live {
-                delete_quietly(api, VMI, ns, meta(v, "name"))?;
-                return Self::set_vm_status(api, vm, "Stopping", false);
+                delete_quietly(api, VMI, ns, meta(v, "name")).await?;
+                return Self::set_vm_status(api, vm, "Stopping", false).await;
             }
-            return Self::set_vm_status(api, vm, "Stopped", false);
+            return Self::set_vm_status(api, vm, "Stopped", false).await;
         }
         if dv_state == "Failed" {
-            return Self::set_vm_status(api, vm, "DataVolumeError", false);
+            return Self::set_vm_status(api, vm, "DataVolumeError", false).await;
         }
         if dv_state == "Pending" {
-            return Self::set_vm_status(api, vm, "Provisioning", false);
+            return Self::set_vm_status(api, vm, "Provisioning", false).await;
         }
         let Some(vmi) = vmi else {
             let template = &vm["spec"]["template"];
@@ -463,11 +470,12 @@ impl KubeVirtController {
             api.create(json!({
                 "apiVersion": VMI.0, "kind": VMI.1, "metadata": metadata,
                 "spec": template["spec"], "status": {"phase": "Pending"},
-            }))?;
-            return Self::set_vm_status(api, vm, "Starting", false);
+            }))
+            .await?;
+            return Self::set_vm_status(api, vm, "Starting", false).await;
         };
         if vmi["metadata"]["deletionTimestamp"].is_string() {
-            return Self::set_vm_status(api, vm, "Stopping", false);
+            return Self::set_vm_status(api, vm, "Stopping", false).await;
         }
         let unschedulable = vmi["status"]["conditions"]
             .as_array()
@@ -478,12 +486,12 @@ impl KubeVirtController {
             && vmi["status"]["migrationState"]["completed"] != true
             && vmi["status"]["migrationState"]["failed"] != true;
         match vmi["status"]["phase"].as_str() {
-            Some("Running") if migrating => Self::set_vm_status(api, vm, "Migrating", true),
-            Some("Running") => Self::set_vm_status(api, vm, "Running", true),
-            Some("Failed") => Self::set_vm_status(api, vm, "CrashLoopBackOff", false),
-            Some("Succeeded") => Self::set_vm_status(api, vm, "Stopped", false),
-            _ if unschedulable => Self::set_vm_status(api, vm, "ErrorUnschedulable", false),
-            _ => Self::set_vm_status(api, vm, "Starting", false),
+            Some("Running") if migrating => Self::set_vm_status(api, vm, "Migrating", true).await,
+            Some("Running") => Self::set_vm_status(api, vm, "Running", true).await,
+            Some("Failed") => Self::set_vm_status(api, vm, "CrashLoopBackOff", false).await,
+            Some("Succeeded") => Self::set_vm_status(api, vm, "Stopped", false).await,
+            _ if unschedulable => Self::set_vm_status(api, vm, "ErrorUnschedulable", false).await,
+            _ => Self::set_vm_status(api, vm, "Starting", false).await,
         }
     }
 
@@ -648,48 +656,50 @@ impl KubeVirtController {
     /// controls, through the store's owner-reference index, as virt-controller finds them
     /// through its pod informer's controller-ref index) rather than by a label scan of every
     /// pod of the namespace per reconcile.
-    fn current_pod(api: &Cluster, vmi: &Value) -> Result<Option<Value>, ControllerError> {
+    async fn current_pod(
+        api: &ControllerApi,
+        vmi: &Value,
+    ) -> Result<Option<Value>, ControllerError> {
         let ns = meta(vmi, "namespace");
         let uid = meta(vmi, "uid");
         let node = vmi["status"]["nodeName"].as_str().unwrap_or_default();
         Ok(api
-            .dependents(uid)
+            .owned_by("v1", "Pod", ns, uid)
+            .await?
             .into_iter()
-            .find(|(k, p)| {
-                k.group.is_empty()
-                    && k.resource == "pods"
-                    && k.namespace == ns
-                    && p["metadata"]["labels"]["kubevirt.io/created-by"] == uid
+            .find(|p| {
+                p["metadata"]["labels"]["kubevirt.io/created-by"] == uid
                     && p["spec"]["nodeName"] == node
                     && p["metadata"]["deletionTimestamp"].is_null()
                     && p["metadata"]["annotations"][EPHEMERAL].is_null()
             })
-            .map(|(_, mut p)| {
+            .map(|mut p| {
                 p["apiVersion"] = json!("v1");
                 p
             }))
     }
 
     /// The instance's temporary pods (`kubevirt.io/ephemeral-provisioning`).
-    fn ephemeral_pods(api: &Cluster, vmi: &Value) -> Vec<Value> {
-        api.dependents(meta(vmi, "uid"))
-            .into_iter()
-            .filter(|(k, p)| {
-                k.group.is_empty()
-                    && k.resource == "pods"
-                    && p["metadata"]["annotations"][EPHEMERAL] == "true"
-            })
-            .map(|(_, p)| p)
-            .collect()
+    async fn ephemeral_pods(api: &ControllerApi, vmi: &Value) -> Result<Vec<Value>, ApiError> {
+        let mut pods = api
+            .owned_by("v1", "Pod", meta(vmi, "namespace"), meta(vmi, "uid"))
+            .await?;
+        pods.retain(|p| p["metadata"]["annotations"][EPHEMERAL] == "true");
+        Ok(pods)
     }
 
     /// Whether every DataVolume the instance names has succeeded.
-    fn data_volumes_ready(&self, api: &Cluster, vmi: &Value) -> Result<bool, ControllerError> {
+    async fn data_volumes_ready(
+        &self,
+        api: &ControllerApi,
+        vmi: &Value,
+    ) -> Result<bool, ControllerError> {
         let ns = meta(vmi, "namespace");
         for v in vmi["spec"]["volumes"].as_array().into_iter().flatten() {
             if let Some(dv) = v["dataVolume"]["name"].as_str() {
                 let phase = api
-                    .get_opt(DV.0, DV.1, Some(ns), dv)?
+                    .get_opt(DV.0, DV.1, Some(ns), dv)
+                    .await?
                     .and_then(|d| d["status"]["phase"].as_str().map(String::from));
                 if phase.as_deref() != Some("Succeeded") {
                     return Ok(false);
@@ -701,12 +711,13 @@ impl KubeVirtController {
 
     /// The node for a scheduling instance: its temporary pod's, if it has one (its volumes
     /// were bound there), else the scheduler's pick.
-    fn scheduling_node(
+    async fn scheduling_node(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         vmi: &Value,
     ) -> Result<Option<String>, ControllerError> {
         if let Some(node) = Self::ephemeral_pods(api, vmi)
+            .await?
             .iter()
             .find_map(|p| p["spec"]["nodeName"].as_str().map(String::from))
         {
@@ -719,22 +730,24 @@ impl KubeVirtController {
             None,
             &Value::Null,
         )
+        .await
     }
 
-    fn reconcile_vmi(&self, api: &Cluster, vmi: &Value) -> Result<(), ControllerError> {
+    async fn reconcile_vmi(&self, api: &ControllerApi, vmi: &Value) -> Result<(), ControllerError> {
         if vmi["metadata"]["deletionTimestamp"].is_string() {
             return Ok(());
         }
         let ns = meta(vmi, "namespace");
         let name = meta(vmi, "name");
-        let patch = |status: Value| -> Result<(), ControllerError> {
-            api.merge_patch(VMI.0, VMI.1, Some(ns), name, &json!({"status": status}))?;
+        let patch = async |status: Value| -> Result<(), ControllerError> {
+            api.merge_patch(VMI.0, VMI.1, Some(ns), name, &json!({"status": status}))
+                .await?;
             Ok(())
         };
         match vmi["status"]["phase"].as_str().unwrap_or("Pending") {
-            "Pending" => patch(json!({"phase": "Scheduling"})),
-            "Scheduling" => match self.scheduling_node(api, vmi)? {
-                Some(node) if !self.data_volumes_ready(api, vmi)? => {
+            "Pending" => patch(json!({"phase": "Scheduling"})).await,
+            "Scheduling" => match self.scheduling_node(api, vmi).await? {
+                Some(node) if !self.data_volumes_ready(api, vmi).await? => {
                     // virt-controller's temporary pod for DataVolumes waiting for their first
                     // consumer (`kubevirt.io/ephemeral-provisioning`): it mounts the claims so
                     // the scheduler binds them; the instance waits until they are imported.
@@ -745,16 +758,17 @@ impl KubeVirtController {
                     let mut pod = Self::launcher_pod(vmi, &node, &suffix);
                     pod["metadata"]["annotations"][EPHEMERAL] = json!("true");
                     if api
-                        .get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))?
+                        .get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))
+                        .await?
                         .is_none()
                     {
-                        api.create(pod)?;
+                        api.create(pod).await?;
                     }
                     Ok(())
                 }
                 Some(node) => {
-                    for temp in Self::ephemeral_pods(api, vmi) {
-                        delete_quietly(api, ("v1", "Pod"), ns, meta(&temp, "name"))?;
+                    for temp in Self::ephemeral_pods(api, vmi).await? {
+                        delete_quietly(api, ("v1", "Pod"), ns, meta(&temp, "name")).await?;
                     }
                     let suffix = format!(
                         "{:05x}",
@@ -762,15 +776,17 @@ impl KubeVirtController {
                     );
                     let pod = Self::launcher_pod(vmi, &node, &suffix);
                     if api
-                        .get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))?
+                        .get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))
+                        .await?
                         .is_none()
                     {
-                        api.create(pod)?;
+                        api.create(pod).await?;
                     }
                     patch(
                         json!({"phase": "Scheduled", "nodeName": node, "conditions": [
                         {"type": "PodScheduled", "status": "True"}]}),
                     )
+                    .await
                 }
                 None => {
                     let already = vmi["status"]["conditions"]
@@ -785,11 +801,11 @@ impl KubeVirtController {
                         json!({"conditions": [{"type": "PodScheduled", "status": "False",
                         "reason": "Unschedulable",
                         "message": "0/N nodes are available: node(s) didn't match Pod's node affinity/selector"}]}),
-                    )
+                    ).await
                 }
             },
             "Scheduled" => {
-                let Some(pod) = Self::current_pod(api, vmi)? else {
+                let Some(pod) = Self::current_pod(api, vmi).await? else {
                     return Ok(());
                 };
                 // The pod runs once Multus added its networks (its network-status).
@@ -802,15 +818,16 @@ impl KubeVirtController {
                                    {"type": "Ready", "status": "True"},
                                    {"type": "LiveMigratable", "status": "True"}]}),
                 )
+                .await
             }
             "Running" => {
                 // Addresses a network controller wrote later.
-                let Some(pod) = Self::current_pod(api, vmi)? else {
+                let Some(pod) = Self::current_pod(api, vmi).await? else {
                     return Ok(());
                 };
                 let ifaces = Self::interfaces(vmi, &pod);
                 if vmi["status"]["interfaces"] != ifaces {
-                    patch(json!({"interfaces": ifaces}))?;
+                    patch(json!({"interfaces": ifaces})).await?;
                 }
                 Ok(())
             }
@@ -818,7 +835,11 @@ impl KubeVirtController {
         }
     }
 
-    fn reconcile_migration(&self, api: &Cluster, mig: &Value) -> Result<(), ControllerError> {
+    async fn reconcile_migration(
+        &self,
+        api: &ControllerApi,
+        mig: &Value,
+    ) -> Result<(), ControllerError> {
         let ns = meta(mig, "namespace");
         let name = meta(mig, "name");
         let phase = mig["status"]["phase"].as_str().unwrap_or("");
@@ -827,25 +848,28 @@ impl KubeVirtController {
         {
             return Ok(());
         }
-        let set = |status: Value| -> Result<(), ControllerError> {
-            api.merge_patch_status(VMIM.0, VMIM.1, Some(ns), name, &json!({"status": status}))?;
+        let set = async |status: Value| -> Result<(), ControllerError> {
+            api.merge_patch_status(VMIM.0, VMIM.1, Some(ns), name, &json!({"status": status}))
+                .await?;
             Ok(())
         };
-        let fail = |reason: &str, message: &str| {
+        let fail = async |reason: &str, message: &str| {
             set(json!({"phase": "Failed", "conditions": [
                 {"type": "Failed", "status": "True", "reason": reason, "message": message}]}))
+            .await
         };
         let vmi_name = mig["spec"]["vmiName"].as_str().unwrap_or_default();
-        let Some(vmi) = api.get_opt(VMI.0, VMI.1, Some(ns), vmi_name)? else {
-            return fail("VMINotFound", &format!("VMI {vmi_name} does not exist"));
+        let Some(vmi) = api.get_opt(VMI.0, VMI.1, Some(ns), vmi_name).await? else {
+            return fail("VMINotFound", &format!("VMI {vmi_name} does not exist")).await;
         };
         if vmi["status"]["phase"] != "Running" {
-            return fail("VMINotRunning", "the VMI is not running");
+            return fail("VMINotRunning", "the VMI is not running").await;
         }
-        let patch_vmi = |state: Value, extra: Value| -> Result<(), ControllerError> {
+        let patch_vmi = async |state: Value, extra: Value| -> Result<(), ControllerError> {
             let mut status = extra;
             status["migrationState"] = state;
-            api.merge_patch(VMI.0, VMI.1, Some(ns), vmi_name, &json!({"status": status}))?;
+            api.merge_patch(VMI.0, VMI.1, Some(ns), vmi_name, &json!({"status": status}))
+                .await?;
             Ok(())
         };
         let source = vmi["status"]["nodeName"]
@@ -862,7 +886,9 @@ impl KubeVirtController {
                         .as_str()
                         .or(v["dataVolume"]["name"].as_str());
                     if let Some(claim) = claim {
-                        let pvc = api.get_opt("v1", "PersistentVolumeClaim", Some(ns), claim)?;
+                        let pvc = api
+                            .get_opt("v1", "PersistentVolumeClaim", Some(ns), claim)
+                            .await?;
                         let rwx = pvc.as_ref().is_some_and(|p| {
                             p["spec"]["accessModes"]
                                 .as_array()
@@ -880,29 +906,36 @@ impl KubeVirtController {
                         "cannot migrate VMI: PVC {} is not shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode)",
                         local.join(", ")
                     );
-                    return fail("DisksNotLiveMigratable", &message);
+                    return fail("DisksNotLiveMigratable", &message).await;
                 }
-                match self.pick_node(
-                    api,
-                    ns,
-                    &vmi["spec"],
-                    Some(&source),
-                    &mig["spec"]["addedNodeSelector"],
-                )? {
+                match self
+                    .pick_node(
+                        api,
+                        ns,
+                        &vmi["spec"],
+                        Some(&source),
+                        &mig["spec"]["addedNodeSelector"],
+                    )
+                    .await?
+                {
                     Some(target) => {
                         patch_vmi(
                             json!({"migrationUid": uid, "sourceNode": source, "targetNode": target,
                                          "completed": false, "failed": false}),
                             json!({}),
-                        )?;
+                        )
+                        .await?;
                         set(
                             json!({"phase": "Scheduling", "migrationState": {"sourceNode": source, "targetNode": target, "migrationUid": uid}}),
-                        )
+                        ).await
                     }
-                    None => fail(
-                        "NoTargetNode",
-                        "no node matches the migration's node selectors",
-                    ),
+                    None => {
+                        fail(
+                            "NoTargetNode",
+                            "no node matches the migration's node selectors",
+                        )
+                        .await
+                    }
                 }
             }
             "Scheduling" => {
@@ -912,17 +945,20 @@ impl KubeVirtController {
                     .to_string();
                 let suffix = format!("{:05x}", hash(&format!("{uid}{target}")) & 0xfffff);
                 let pod = Self::launcher_pod(&vmi, &target, &suffix);
-                let pod = match api.get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))? {
+                let pod = match api
+                    .get_opt("v1", "Pod", Some(ns), meta(&pod, "name"))
+                    .await?
+                {
                     Some(existing) => existing,
-                    None => api.create(pod)?,
+                    None => api.create(pod).await?,
                 };
                 // The target pod is ready once Multus added its networks (its network-status).
                 if self.awaits_multus(&pod) {
                     return Ok(());
                 }
-                set(json!({"phase": "TargetReady"}))
+                set(json!({"phase": "TargetReady"})).await
             }
-            "TargetReady" => set(json!({"phase": "Running"})),
+            "TargetReady" => set(json!({"phase": "Running"})).await,
             "Running" => {
                 let state = vmi["status"]["migrationState"].clone();
                 let target = state["targetNode"].as_str().unwrap_or_default().to_string();
@@ -931,19 +967,20 @@ impl KubeVirtController {
                     failed["failed"] = json!(true);
                     failed["completed"] = json!(true);
                     failed["failureReason"] = json!("Live migration failed: injected failure");
-                    patch_vmi(failed, json!({}))?;
+                    patch_vmi(failed, json!({})).await?;
                     let selector = format!("kubevirt.io/created-by={}", meta(&vmi, "uid"));
-                    for p in api.list_selected("v1", "Pod", Some(ns), &selector)? {
+                    for p in api.list_selected("v1", "Pod", Some(ns), &selector).await? {
                         if p["spec"]["nodeName"] == target.as_str() {
-                            delete_quietly(api, ("v1", "Pod"), ns, meta(&p, "name"))?;
+                            delete_quietly(api, ("v1", "Pod"), ns, meta(&p, "name")).await?;
                         }
                     }
-                    return fail("MigrationFailed", "Live migration failed: injected failure");
+                    return fail("MigrationFailed", "Live migration failed: injected failure")
+                        .await;
                 }
                 let mut done = state.clone();
                 done["completed"] = json!(true);
                 let selector = format!("kubevirt.io/created-by={}", meta(&vmi, "uid"));
-                let pods = api.list_selected("v1", "Pod", Some(ns), &selector)?;
+                let pods = api.list_selected("v1", "Pod", Some(ns), &selector).await?;
                 let target_pod = pods
                     .iter()
                     .find(|p| p["spec"]["nodeName"] == target.as_str())
@@ -952,26 +989,26 @@ impl KubeVirtController {
                     .as_ref()
                     .map(|p| Self::interfaces(&vmi, p))
                     .unwrap_or_else(|| vmi["status"]["interfaces"].clone());
-                patch_vmi(done, json!({"nodeName": target, "interfaces": interfaces}))?;
+                patch_vmi(done, json!({"nodeName": target, "interfaces": interfaces})).await?;
                 for p in &pods {
                     if p["spec"]["nodeName"] != target.as_str() {
-                        delete_quietly(api, ("v1", "Pod"), ns, meta(p, "name"))?;
+                        delete_quietly(api, ("v1", "Pod"), ns, meta(p, "name")).await?;
                     }
                 }
-                set(json!({"phase": "Succeeded"}))
+                set(json!({"phase": "Succeeded"})).await
             }
             _ => Ok(()),
         }
     }
 }
 
-fn delete_quietly(
-    api: &Cluster,
+async fn delete_quietly(
+    api: &ControllerApi,
     kind: (&str, &str),
     ns: &str,
     name: &str,
 ) -> Result<(), ControllerError> {
-    match api.delete(kind.0, kind.1, Some(ns), name) {
+    match api.delete(kind.0, kind.1, Some(ns), name).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(e.into()),
@@ -994,22 +1031,26 @@ impl Controller for KubeVirtController {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         let ns = ev.namespace.as_deref();
         match ev.resource.as_str() {
-            "virtualmachines" => match api.get_opt(VM.0, VM.1, ns, &ev.name)? {
-                Some(vm) => self.reconcile_vm(api, &vm),
+            "virtualmachines" => match api.get_opt(VM.0, VM.1, ns, &ev.name).await? {
+                Some(vm) => self.reconcile_vm(api, &vm).await,
                 None => Ok(()),
             },
             "virtualmachineinstances" => {
                 if ev.kind != EventType::Deleted
-                    && let Some(vmi) = api.get_opt(VMI.0, VMI.1, ns, &ev.name)?
+                    && let Some(vmi) = api.get_opt(VMI.0, VMI.1, ns, &ev.name).await?
                 {
-                    self.reconcile_vmi(api, &vmi)?;
+                    self.reconcile_vmi(api, &vmi).await?;
                 }
                 // The VM of the same name follows its instance.
-                match api.get_opt(VM.0, VM.1, ns, &ev.name)? {
-                    Some(vm) => self.reconcile_vm(api, &vm),
+                match api.get_opt(VM.0, VM.1, ns, &ev.name).await? {
+                    Some(vm) => self.reconcile_vm(api, &vm).await,
                     None => Ok(()),
                 }
             }
@@ -1017,8 +1058,8 @@ impl Controller for KubeVirtController {
                 if ev.kind == EventType::Deleted {
                     return Ok(());
                 }
-                match api.get_opt(VMIM.0, VMIM.1, ns, &ev.name)? {
-                    Some(m) => self.reconcile_migration(api, &m),
+                match api.get_opt(VMIM.0, VMIM.1, ns, &ev.name).await? {
+                    Some(m) => self.reconcile_migration(api, &m).await,
                     None => Ok(()),
                 }
             }
@@ -1034,13 +1075,13 @@ impl Controller for KubeVirtController {
                     return Ok(());
                 };
                 // An instance waiting for its DataVolumes (temporary pod) goes on.
-                if let Some(vmi) = api.get_opt(VMI.0, VMI.1, ns, vm)?
+                if let Some(vmi) = api.get_opt(VMI.0, VMI.1, ns, vm).await?
                     && vmi["status"]["phase"] == "Scheduling"
                 {
-                    self.reconcile_vmi(api, &vmi)?;
+                    self.reconcile_vmi(api, &vmi).await?;
                 }
-                match api.get_opt(VM.0, VM.1, ns, vm)? {
-                    Some(vm) => self.reconcile_vm(api, &vm),
+                match api.get_opt(VM.0, VM.1, ns, vm).await? {
+                    Some(vm) => self.reconcile_vm(api, &vm).await,
                     None => Ok(()),
                 }
             }
@@ -1050,13 +1091,13 @@ impl Controller for KubeVirtController {
                 else {
                     return Ok(());
                 };
-                if let Some(vmi) = api.get_opt(VMI.0, VMI.1, ns, vmi_name)? {
-                    self.reconcile_vmi(api, &vmi)?;
+                if let Some(vmi) = api.get_opt(VMI.0, VMI.1, ns, vmi_name).await? {
+                    self.reconcile_vmi(api, &vmi).await?;
                 }
                 // A migration waiting for its target pod's networks goes on.
-                for m in api.list(VMIM.0, VMIM.1, ns)? {
+                for m in api.list(VMIM.0, VMIM.1, ns).await? {
                     if m["spec"]["vmiName"] == vmi_name && m["status"]["phase"] == "Scheduling" {
-                        self.reconcile_migration(api, &m)?;
+                        self.reconcile_migration(api, &m).await?;
                     }
                 }
                 Ok(())

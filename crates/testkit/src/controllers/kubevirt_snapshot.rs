@@ -17,8 +17,8 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Controller, ControllerError, Watched};
-use crate::cluster::{Cluster, ObjectEvent};
+use super::{Controller, ControllerApi, ControllerError, Watched};
+use crate::cluster::ObjectEvent;
 use crate::store::EventType;
 
 const VM: (&str, &str) = ("kubevirt.io/v1", "VirtualMachine");
@@ -67,35 +67,39 @@ fn included_volumes(vm: &Value) -> Vec<Value> {
 }
 
 impl KubeVirtSnapshotController {
-    fn reconcile_snapshot(api: &Cluster, snap: &Value) -> Result<(), ControllerError> {
+    async fn reconcile_snapshot(api: &ControllerApi, snap: &Value) -> Result<(), ControllerError> {
         if snap["metadata"]["deletionTimestamp"].is_string() {
             return Ok(());
         }
         let ns = meta(snap, "namespace");
         let name = meta(snap, "name");
-        let patch = |status: Value| -> Result<(), ControllerError> {
+        let patch = async |status: Value| -> Result<(), ControllerError> {
             api.merge_patch_status(
                 SNAPSHOT.0,
                 SNAPSHOT.1,
                 Some(ns),
                 name,
                 &json!({ "status": status }),
-            )?;
+            )
+            .await?;
             Ok(())
         };
         match snap["status"]["phase"].as_str() {
             Some("Succeeded" | "Failed") => Ok(()),
-            Some("InProgress") => patch(json!({
-                "phase": "Succeeded",
-                "readyToUse": true,
-                "conditions": [
-                    condition("Progressing", false, "Operation complete", "Operation complete"),
-                    condition("Ready", true, "Operation complete", "Operation complete"),
-                ],
-            })),
+            Some("InProgress") => {
+                patch(json!({
+                    "phase": "Succeeded",
+                    "readyToUse": true,
+                    "conditions": [
+                        condition("Progressing", false, "Operation complete", "Operation complete"),
+                        condition("Ready", true, "Operation complete", "Operation complete"),
+                    ],
+                }))
+                .await
+            }
             _ => {
                 let source = snap["spec"]["source"]["name"].as_str().unwrap_or_default();
-                let Some(vm) = api.get_opt(VM.0, VM.1, Some(ns), source)? else {
+                let Some(vm) = api.get_opt(VM.0, VM.1, Some(ns), source).await? else {
                     let message = format!("VirtualMachine {source:?} does not exist");
                     return patch(json!({
                         "phase": "Failed",
@@ -106,11 +110,13 @@ impl KubeVirtSnapshotController {
                             condition("Ready", false, "Source not found", &message),
                             condition("Failure", true, "Source not found", &message),
                         ],
-                    }));
+                    }))
+                    .await;
                 };
                 let content = format!("vmsnapshot-content-{}", meta(snap, "uid"));
                 if api
-                    .get_opt(CONTENT.0, CONTENT.1, Some(ns), &content)?
+                    .get_opt(CONTENT.0, CONTENT.1, Some(ns), &content)
+                    .await?
                     .is_none()
                 {
                     api.create(json!({
@@ -134,9 +140,10 @@ impl KubeVirtSnapshotController {
                             }},
                             "virtualMachineSnapshotName": name,
                         },
-                    }))?;
+                    }))
+                    .await?;
                 }
-                let online = api.get_opt(VMI.0, VMI.1, Some(ns), source)?.is_some();
+                let online = api.get_opt(VMI.0, VMI.1, Some(ns), source).await?.is_some();
                 let indications = if online { json!(["Online"]) } else { json!([]) };
                 patch(json!({
                     "phase": "InProgress",
@@ -149,12 +156,15 @@ impl KubeVirtSnapshotController {
                         condition("Progressing", true, "Operation in progress", "Operation in progress"),
                         condition("Ready", false, "Operation in progress", "Operation in progress"),
                     ],
-                }))
+                })).await
             }
         }
     }
 
-    fn reconcile_restore(api: &Cluster, restore: &Value) -> Result<(), ControllerError> {
+    async fn reconcile_restore(
+        api: &ControllerApi,
+        restore: &Value,
+    ) -> Result<(), ControllerError> {
         if restore["metadata"]["deletionTimestamp"].is_string()
             || restore["status"]["complete"] == true
             || restore["status"]["conditions"]
@@ -167,7 +177,7 @@ impl KubeVirtSnapshotController {
         }
         let ns = meta(restore, "namespace");
         let name = meta(restore, "name");
-        let fail = |reason: &str, message: String| -> Result<(), ControllerError> {
+        let fail = async |reason: &str, message: String| -> Result<(), ControllerError> {
             api.merge_patch_status(
                 RESTORE.0,
                 RESTORE.1,
@@ -178,24 +188,30 @@ impl KubeVirtSnapshotController {
                     condition("Ready", false, reason, &message),
                     condition("Failure", true, reason, &message),
                 ]}}),
-            )?;
+            )
+            .await?;
             Ok(())
         };
         let snapshot_name = restore["spec"]["virtualMachineSnapshotName"]
             .as_str()
             .unwrap_or_default();
-        let Some(snapshot) = api.get_opt(SNAPSHOT.0, SNAPSHOT.1, Some(ns), snapshot_name)? else {
+        let Some(snapshot) = api
+            .get_opt(SNAPSHOT.0, SNAPSHOT.1, Some(ns), snapshot_name)
+            .await?
+        else {
             return fail(
                 "SnapshotNotFound",
                 format!("VirtualMachineSnapshot {snapshot_name:?} does not exist"),
-            );
+            )
+            .await;
         };
         match snapshot["status"]["phase"].as_str() {
             Some("Failed") => {
                 return fail(
                     "SnapshotFailed",
                     format!("VirtualMachineSnapshot {snapshot_name:?} failed"),
-                );
+                )
+                .await;
             }
             _ if snapshot["status"]["readyToUse"] != true => return Ok(()),
             _ => {}
@@ -203,29 +219,36 @@ impl KubeVirtSnapshotController {
         let target = restore["spec"]["target"]["name"]
             .as_str()
             .unwrap_or_default();
-        let Some(mut vm) = api.get_opt(VM.0, VM.1, Some(ns), target)? else {
+        let Some(mut vm) = api.get_opt(VM.0, VM.1, Some(ns), target).await? else {
             return fail(
                 "TargetNotFound",
                 format!("VirtualMachine {target:?} does not exist"),
-            );
+            )
+            .await;
         };
         let running = api
-            .get_opt(VMI.0, VMI.1, Some(ns), target)?
+            .get_opt(VMI.0, VMI.1, Some(ns), target)
+            .await?
             .is_some_and(|vmi| vmi["metadata"]["deletionTimestamp"].is_null());
         if running {
             return fail(
                 "TargetNotReady",
                 format!("VirtualMachine {target:?} is running; it must be stopped to restore"),
-            );
+            )
+            .await;
         }
         let content_name = snapshot["status"]["virtualMachineSnapshotContentName"]
             .as_str()
             .unwrap_or_default();
-        let Some(content) = api.get_opt(CONTENT.0, CONTENT.1, Some(ns), content_name)? else {
+        let Some(content) = api
+            .get_opt(CONTENT.0, CONTENT.1, Some(ns), content_name)
+            .await?
+        else {
             return fail(
                 "ContentNotFound",
                 format!("VirtualMachineSnapshotContent {content_name:?} does not exist"),
-            );
+            )
+            .await;
         };
         let source = &content["spec"]["source"]["virtualMachine"];
         let mut spec = source["spec"].clone();
@@ -237,7 +260,7 @@ impl KubeVirtSnapshotController {
         vm["spec"] = spec;
         vm["metadata"]["labels"] = source["metadata"]["labels"].clone();
         vm["metadata"]["annotations"] = source["metadata"]["annotations"].clone();
-        api.replace(vm)?;
+        api.replace(vm).await?;
         api.merge_patch_status(
             RESTORE.0,
             RESTORE.1,
@@ -247,7 +270,8 @@ impl KubeVirtSnapshotController {
                 condition("Progressing", false, "Operation complete", "Operation complete"),
                 condition("Ready", true, "Operation complete", "Operation complete"),
             ]}}),
-        )?;
+        )
+        .await?;
         Ok(())
     }
 }
@@ -265,28 +289,34 @@ impl Controller for KubeVirtSnapshotController {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         if ev.kind == EventType::Deleted {
             return Ok(());
         }
         let ns = ev.namespace.as_deref();
         match ev.resource.as_str() {
             "virtualmachinesnapshots" => {
-                if let Some(snap) = api.get_opt(SNAPSHOT.0, SNAPSHOT.1, ns, &ev.name)? {
-                    Self::reconcile_snapshot(api, &snap)?;
+                if let Some(snap) = api.get_opt(SNAPSHOT.0, SNAPSHOT.1, ns, &ev.name).await? {
+                    Self::reconcile_snapshot(api, &snap).await?;
                 }
                 // Restores waiting for this snapshot go on.
-                for restore in api.list(RESTORE.0, RESTORE.1, ns)? {
+                for restore in api.list(RESTORE.0, RESTORE.1, ns).await? {
                     if restore["spec"]["virtualMachineSnapshotName"] == ev.name.as_str() {
-                        Self::reconcile_restore(api, &restore)?;
+                        Self::reconcile_restore(api, &restore).await?;
                     }
                 }
                 Ok(())
             }
-            "virtualmachinerestores" => match api.get_opt(RESTORE.0, RESTORE.1, ns, &ev.name)? {
-                Some(restore) => Self::reconcile_restore(api, &restore),
-                None => Ok(()),
-            },
+            "virtualmachinerestores" => {
+                match api.get_opt(RESTORE.0, RESTORE.1, ns, &ev.name).await? {
+                    Some(restore) => Self::reconcile_restore(api, &restore).await,
+                    None => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }

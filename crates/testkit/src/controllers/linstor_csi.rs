@@ -26,8 +26,8 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Controller, ControllerError, Watched};
-use crate::cluster::{Cluster, ObjectEvent};
+use super::{Controller, ControllerApi, ControllerError, Watched};
+use crate::cluster::ObjectEvent;
 use crate::linstor::rc;
 use crate::linstor::{LinstorHandle, LinstorServer};
 use crate::store::EventType;
@@ -175,7 +175,7 @@ impl LinstorCsi {
     /// Makes the LINSTOR side of a claim; returns its size in bytes.
     async fn provision(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         claim: &Value,
         sc: &Value,
         rd: &str,
@@ -210,12 +210,13 @@ impl LinstorCsi {
             Some("PersistentVolumeClaim") => {
                 let name = source["name"].as_str().unwrap_or_default();
                 let src = api
-                    .get_opt("v1", "PersistentVolumeClaim", Some(ns), name)?
+                    .get_opt("v1", "PersistentVolumeClaim", Some(ns), name)
+                    .await?
                     .ok_or_else(|| Stop::Refused(format!("source claim {name:?} not found")))?;
                 let Some(pv) = src["spec"]["volumeName"].as_str().filter(|v| !v.is_empty()) else {
                     return Err(Stop::Retry(other("source claim not bound yet")));
                 };
-                let pv = api.get("v1", "PersistentVolume", None, pv)?;
+                let pv = api.get("v1", "PersistentVolume", None, pv).await?;
                 let src_rd = pv["spec"]["csi"]["volumeHandle"]
                     .as_str()
                     .unwrap_or_default()
@@ -244,12 +245,15 @@ impl LinstorCsi {
             Some("VolumeSnapshot") => {
                 let name = source["name"].as_str().unwrap_or_default();
                 let vs = api
-                    .get_opt(SNAP_API, "VolumeSnapshot", Some(ns), name)?
+                    .get_opt(SNAP_API, "VolumeSnapshot", Some(ns), name)
+                    .await?
                     .ok_or_else(|| Stop::Refused(format!("source snapshot {name:?} not found")))?;
                 let Some(content) = vs["status"]["boundVolumeSnapshotContentName"].as_str() else {
                     return Err(Stop::Retry(other("snapshot not bound yet")));
                 };
-                let vsc = api.get(SNAP_API, "VolumeSnapshotContent", None, content)?;
+                let vsc = api
+                    .get(SNAP_API, "VolumeSnapshotContent", None, content)
+                    .await?;
                 let src_rd = vsc["spec"]["source"]["volumeHandle"]
                     .as_str()
                     .unwrap_or_default()
@@ -294,8 +298,8 @@ impl LinstorCsi {
         Ok(have)
     }
 
-    fn event(
-        api: &Cluster,
+    async fn event(
+        api: &ControllerApi,
         claim: &Value,
         reason: &str,
         message: &str,
@@ -311,20 +315,27 @@ impl LinstorCsi {
             "reason": reason, "message": message, "type": "Warning",
             "source": {"component": DRIVER},
         });
-        match api.get_opt("v1", "Event", Some(ns), &event_name)? {
+        match api.get_opt("v1", "Event", Some(ns), &event_name).await? {
             Some(_) => Ok(()),
-            None => api.create(event).map(|_| ()).map_err(Into::into),
+            None => api.create(event).await.map(|_| ()).map_err(Into::into),
         }
     }
 
-    async fn claim_changed(&self, api: &Cluster, claim: &Value) -> Result<(), ControllerError> {
+    async fn claim_changed(
+        &self,
+        api: &ControllerApi,
+        claim: &Value,
+    ) -> Result<(), ControllerError> {
         if claim["metadata"]["deletionTimestamp"].is_string() {
             return Ok(());
         }
         let Some(sc_name) = claim["spec"]["storageClassName"].as_str() else {
             return Ok(());
         };
-        let Some(sc) = api.get_opt("storage.k8s.io/v1", "StorageClass", None, sc_name)? else {
+        let Some(sc) = api
+            .get_opt("storage.k8s.io/v1", "StorageClass", None, sc_name)
+            .await?
+        else {
             return Ok(());
         };
         if sc["provisioner"] != DRIVER {
@@ -338,14 +349,16 @@ impl LinstorCsi {
         let size = match self.provision(api, claim, &sc, &rd).await {
             Ok(size) => size,
             Err(Stop::Retry(e)) => return Err(e),
-            Err(Stop::Refused(why)) => return Self::event(api, claim, "ProvisioningFailed", &why),
+            Err(Stop::Refused(why)) => {
+                return Self::event(api, claim, "ProvisioningFailed", &why).await;
+            }
         };
-        self.bind(api, claim, &sc, &rd, size)
+        self.bind(api, claim, &sc, &rd, size).await
     }
 
-    fn bind(
+    async fn bind(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         claim: &Value,
         sc: &Value,
         rd: &str,
@@ -356,7 +369,7 @@ impl LinstorCsi {
         let uid = claim["metadata"]["uid"].as_str().unwrap_or_default();
         let access_modes = claim["spec"]["accessModes"].clone();
         let capacity = size.to_string();
-        let pv = match api.get_opt("v1", "PersistentVolume", None, rd)? {
+        let pv = match api.get_opt("v1", "PersistentVolume", None, rd).await? {
             Some(pv) => pv,
             None => api.create(json!({
                 "apiVersion": "v1", "kind": "PersistentVolume",
@@ -375,30 +388,32 @@ impl LinstorCsi {
                     "csi": {"driver": DRIVER, "volumeHandle": rd,
                             "volumeAttributes": {"linstor.csi.linbit.com/uses-volume-context": "true"}},
                 },
-            }))?,
+            })).await?,
         };
         if pv["status"]["phase"] != "Bound" {
             let mut bound = pv.clone();
             bound["status"]["phase"] = json!("Bound");
-            api.replace_status(bound)?;
+            api.replace_status(bound).await?;
         }
-        let mut c = api.get("v1", "PersistentVolumeClaim", Some(ns), name)?;
+        let mut c = api
+            .get("v1", "PersistentVolumeClaim", Some(ns), name)
+            .await?;
         if c["spec"]["volumeName"].as_str() != Some(rd) {
             c["spec"]["volumeName"] = json!(rd);
             let a = &mut c["metadata"]["annotations"];
             a["pv.kubernetes.io/bind-completed"] = json!("yes");
             a["pv.kubernetes.io/bound-by-controller"] = json!("yes");
             a["volume.kubernetes.io/storage-provisioner"] = json!(DRIVER);
-            c = api.replace(c)?;
+            c = api.replace(c).await?;
         }
         c["status"] = json!({"phase": "Bound", "accessModes": access_modes, "capacity": {"storage": capacity}});
-        api.replace_status(c)?;
+        api.replace_status(c).await?;
         Ok(())
     }
 
     async fn maybe_expand(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         claim: &Value,
         sc: &Value,
     ) -> Result<(), ControllerError> {
@@ -410,7 +425,7 @@ impl LinstorCsi {
         let Some(pv_name) = claim["spec"]["volumeName"].as_str() else {
             return Ok(());
         };
-        let mut pv = api.get("v1", "PersistentVolume", None, pv_name)?;
+        let mut pv = api.get("v1", "PersistentVolume", None, pv_name).await?;
         let rd = pv["spec"]["csi"]["volumeHandle"]
             .as_str()
             .unwrap_or_default()
@@ -418,23 +433,32 @@ impl LinstorCsi {
         match self.resize_rd(&rd, want).await {
             Ok(()) => {}
             Err(Stop::Retry(e)) => return Err(e),
-            Err(Stop::Refused(why)) => return Self::event(api, claim, "VolumeResizeFailed", &why),
+            Err(Stop::Refused(why)) => {
+                return Self::event(api, claim, "VolumeResizeFailed", &why).await;
+            }
         }
         let size = (want.div_ceil(1024) * 1024).to_string();
         pv["spec"]["capacity"]["storage"] = json!(size);
-        api.replace(pv)?;
+        api.replace(pv).await?;
         let mut c = claim.clone();
         c["status"]["capacity"]["storage"] = json!(size);
-        api.replace_status(c)?;
+        api.replace_status(c).await?;
         Ok(())
     }
 
-    async fn claim_deleted(&self, api: &Cluster, claim: &Value) -> Result<(), ControllerError> {
+    async fn claim_deleted(
+        &self,
+        api: &ControllerApi,
+        claim: &Value,
+    ) -> Result<(), ControllerError> {
         let uid = claim["metadata"]["uid"].as_str().unwrap_or_default();
         let provisioned_for_claim = |pv: &Value| {
             pv["spec"]["claimRef"]["uid"] == uid && pv["spec"]["csi"]["driver"] == DRIVER
         };
-        for pv in api.list_where("v1", "PersistentVolume", None, provisioned_for_claim)? {
+        for pv in api
+            .list_where("v1", "PersistentVolume", None, provisioned_for_claim)
+            .await?
+        {
             let name = pv["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()
@@ -442,7 +466,7 @@ impl LinstorCsi {
             if pv["spec"]["persistentVolumeReclaimPolicy"] != "Delete" {
                 let mut released = pv.clone();
                 released["status"]["phase"] = json!("Released");
-                api.replace_status(released)?;
+                api.replace_status(released).await?;
                 continue;
             }
             let rd = pv["spec"]["csi"]["volumeHandle"]
@@ -465,8 +489,8 @@ impl LinstorCsi {
             if let Some(f) = unprotected["metadata"]["finalizers"].as_array_mut() {
                 f.retain(|x| x != "kubernetes.io/pv-protection");
             }
-            api.replace(unprotected)?;
-            match api.delete("v1", "PersistentVolume", None, &name) {
+            api.replace(unprotected).await?;
+            match api.delete("v1", "PersistentVolume", None, &name).await {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
@@ -475,7 +499,11 @@ impl LinstorCsi {
         Ok(())
     }
 
-    async fn snapshot_changed(&self, api: &Cluster, vs: &Value) -> Result<(), ControllerError> {
+    async fn snapshot_changed(
+        &self,
+        api: &ControllerApi,
+        vs: &Value,
+    ) -> Result<(), ControllerError> {
         if vs["status"]["readyToUse"] == true || vs["metadata"]["deletionTimestamp"].is_string() {
             return Ok(());
         }
@@ -485,7 +513,10 @@ impl LinstorCsi {
         let Some(claim_name) = vs["spec"]["source"]["persistentVolumeClaimName"].as_str() else {
             return Ok(());
         };
-        let Some(claim) = api.get_opt("v1", "PersistentVolumeClaim", Some(ns), claim_name)? else {
+        let Some(claim) = api
+            .get_opt("v1", "PersistentVolumeClaim", Some(ns), claim_name)
+            .await?
+        else {
             return Ok(());
         };
         let Some(pv_name) = claim["spec"]["volumeName"]
@@ -494,7 +525,7 @@ impl LinstorCsi {
         else {
             return Err(other("source claim not bound yet"));
         };
-        let pv = api.get("v1", "PersistentVolume", None, pv_name)?;
+        let pv = api.get("v1", "PersistentVolume", None, pv_name).await?;
         if pv["spec"]["csi"]["driver"] != DRIVER {
             return Ok(());
         }
@@ -525,11 +556,12 @@ impl LinstorCsi {
             .as_str()
             .unwrap_or_default();
         let policy = api
-            .get_opt(SNAP_API, "VolumeSnapshotClass", None, class)?
+            .get_opt(SNAP_API, "VolumeSnapshotClass", None, class)
+            .await?
             .and_then(|c| c["deletionPolicy"].as_str().map(String::from))
             .unwrap_or_else(|| "Delete".into());
         let content = format!("snapcontent-{uid}");
-        let vsc = match api.get_opt(SNAP_API, "VolumeSnapshotContent", None, &content)? {
+        let vsc = match api.get_opt(SNAP_API, "VolumeSnapshotContent", None, &content).await? {
             Some(v) => v,
             None => api.create(json!({
                 "apiVersion": SNAP_API, "kind": "VolumeSnapshotContent",
@@ -540,25 +572,32 @@ impl LinstorCsi {
                     "volumeSnapshotClassName": class,
                     "volumeSnapshotRef": {"apiVersion": SNAP_API, "kind": "VolumeSnapshot", "namespace": ns, "name": name, "uid": uid},
                 },
-            }))?,
+            })).await?,
         };
         let now = "2026-01-01T00:00:00Z";
         if vsc["status"]["readyToUse"] != true {
             let mut v = vsc.clone();
             v["status"] = json!({"snapshotHandle": snap, "readyToUse": true, "restoreSize": size, "creationTime": 1_767_225_600_000_000_000i64});
-            api.replace_status(v)?;
+            api.replace_status(v).await?;
         }
-        let mut s = api.get(SNAP_API, "VolumeSnapshot", Some(ns), name)?;
+        let mut s = api.get(SNAP_API, "VolumeSnapshot", Some(ns), name).await?;
         s["status"] = json!({"boundVolumeSnapshotContentName": content, "readyToUse": true,
                              "restoreSize": size.to_string(), "creationTime": now});
-        api.replace_status(s)?;
+        api.replace_status(s).await?;
         Ok(())
     }
 
-    async fn snapshot_deleted(&self, api: &Cluster, vs: &Value) -> Result<(), ControllerError> {
+    async fn snapshot_deleted(
+        &self,
+        api: &ControllerApi,
+        vs: &Value,
+    ) -> Result<(), ControllerError> {
         let uid = vs["metadata"]["uid"].as_str().unwrap_or_default();
         let content = format!("snapcontent-{uid}");
-        let Some(vsc) = api.get_opt(SNAP_API, "VolumeSnapshotContent", None, &content)? else {
+        let Some(vsc) = api
+            .get_opt(SNAP_API, "VolumeSnapshotContent", None, &content)
+            .await?
+        else {
             return Ok(());
         };
         let rd = vsc["spec"]["source"]["volumeHandle"]
@@ -583,14 +622,18 @@ impl LinstorCsi {
                 Err(Stop::Retry(e)) => return Err(e),
             }
         }
-        match api.delete(SNAP_API, "VolumeSnapshotContent", None, &content) {
+        match api
+            .delete(SNAP_API, "VolumeSnapshotContent", None, &content)
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e.into()),
         }
         // A definition whose claim went while it had snapshots goes with its last snapshot.
         let has_pv = api
-            .list("v1", "PersistentVolume", None)?
+            .list("v1", "PersistentVolume", None)
+            .await?
             .iter()
             .any(|pv| pv["spec"]["csi"]["volumeHandle"] == rd.as_str());
         if !has_pv {
@@ -624,21 +667,31 @@ impl Controller for LinstorCsi {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         let ns = ev.namespace.as_deref();
         match (ev.resource.as_str(), ev.kind) {
             ("persistentvolumeclaims", EventType::Deleted) => {
                 self.claim_deleted(api, &ev.object).await
             }
             ("persistentvolumeclaims", _) => {
-                match api.get_opt("v1", "PersistentVolumeClaim", ns, &ev.name)? {
+                match api
+                    .get_opt("v1", "PersistentVolumeClaim", ns, &ev.name)
+                    .await?
+                {
                     Some(claim) => self.claim_changed(api, &claim).await,
                     None => Ok(()),
                 }
             }
             ("volumesnapshots", EventType::Deleted) => self.snapshot_deleted(api, &ev.object).await,
             ("volumesnapshots", _) => {
-                match api.get_opt(SNAP_API, "VolumeSnapshot", ns, &ev.name)? {
+                match api
+                    .get_opt(SNAP_API, "VolumeSnapshot", ns, &ev.name)
+                    .await?
+                {
                     Some(vs) => self.snapshot_changed(api, &vs).await,
                     None => Ok(()),
                 }

@@ -59,8 +59,8 @@ pub use allocator::{
     parse_addresses,
 };
 
-use super::{Controller, ControllerError, Watched};
-use crate::cluster::{Cluster, ObjectEvent};
+use super::{Controller, ControllerApi, ControllerError, Watched};
+use crate::cluster::ObjectEvent;
 
 /// `metallb.io/address-pool`: the pool a service wants its address from.
 pub const ADDRESS_POOL: &str = "metallb.io/address-pool";
@@ -130,11 +130,15 @@ impl Controller for MetalLbController {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         if ev.resource == "ipaddresspools" && ev.namespace.as_deref() != Some(&self.namespace) {
             return Ok(());
         }
-        self.converge(api)
+        self.converge(api).await
     }
 }
 
@@ -438,14 +442,16 @@ fn allocate_ips(
 }
 
 impl MetalLbController {
-    fn converge(&self, api: &Cluster) -> Result<(), ControllerError> {
+    async fn converge(&self, api: &ControllerApi) -> Result<(), ControllerError> {
         let pools: Vec<Value> = api
-            .list(POOL_API, "IPAddressPool", Some(&self.namespace))?
+            .list(POOL_API, "IPAddressPool", Some(&self.namespace))
+            .await?
             .into_iter()
             .filter(|p| !is_deleting(p))
             .collect();
         let namespaces: BTreeMap<String, BTreeMap<String, String>> = api
-            .list("v1", "Namespace", None)?
+            .list("v1", "Namespace", None)
+            .await?
             .iter()
             .map(|n| {
                 (
@@ -466,7 +472,8 @@ impl MetalLbController {
         };
         let no_pools = configs.is_empty();
         let mut services: Vec<Value> = api
-            .list("v1", "Service", None)?
+            .list("v1", "Service", None)
+            .await?
             .into_iter()
             .filter(is_metallbs)
             .collect();
@@ -556,24 +563,31 @@ impl MetalLbController {
                     Some(&self.namespace),
                     name,
                     &json!({ "status": status }),
-                )?;
+                )
+                .await?;
             }
         }
         for (i, type_, reason, message) in notes {
-            self.event_once(api, &services[i], type_, reason, &message)?;
+            self.event_once(api, &services[i], type_, reason, &message)
+                .await?;
         }
         for (svc, outcome) in services.iter().zip(outcomes) {
             match outcome {
-                Some(Outcome::Assigned(a)) => self.publish(api, svc, &a)?,
-                Some(Outcome::Failed(reason)) => self.fail(api, svc, &reason)?,
-                Some(Outcome::Cleared) => self.clear(api, svc)?,
+                Some(Outcome::Assigned(a)) => self.publish(api, svc, &a).await?,
+                Some(Outcome::Failed(reason)) => self.fail(api, svc, &reason).await?,
+                Some(Outcome::Cleared) => self.clear(api, svc).await?,
                 Some(Outcome::Keep) | None => {}
             }
         }
         Ok(())
     }
 
-    fn publish(&self, api: &Cluster, svc: &Value, a: &Assignment) -> Result<(), ControllerError> {
+    async fn publish(
+        &self,
+        api: &ControllerApi,
+        svc: &Value,
+        a: &Assignment,
+    ) -> Result<(), ControllerError> {
         let ns = svc["metadata"]["namespace"].as_str();
         let name = svc["metadata"]["name"].as_str().unwrap_or_default();
         let had = ingress_ip(svc);
@@ -584,7 +598,8 @@ impl MetalLbController {
                 ns,
                 name,
                 &json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: a.pool}}}),
-            )?;
+            )
+            .await?;
         }
         if had != Some(a.ip) {
             api.merge_patch_status(
@@ -593,20 +608,22 @@ impl MetalLbController {
                 ns,
                 name,
                 &json!({"status": {"loadBalancer": {"ingress": [{"ip": a.ip.to_string()}]}}}),
-            )?;
+            )
+            .await?;
             self.event(
                 api,
                 svc,
                 "Normal",
                 "IPAllocated",
                 &format!("Assigned IP {}", quoted_ips(&[a.ip])),
-            )?;
+            )
+            .await?;
         }
         Ok(())
     }
 
     /// `clearServiceState`: no address, no pool annotation.
-    fn clear(&self, api: &Cluster, svc: &Value) -> Result<(), ControllerError> {
+    async fn clear(&self, api: &ControllerApi, svc: &Value) -> Result<(), ControllerError> {
         let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = svc["metadata"]["name"].as_str().unwrap_or_default();
         if annotation(svc, ALLOCATED_FROM_POOL).is_some() {
@@ -616,7 +633,8 @@ impl MetalLbController {
                 Some(ns),
                 name,
                 &json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: null}}}),
-            )?;
+            )
+            .await?;
         }
         if ingress_ip(svc).is_some() {
             api.merge_patch_status(
@@ -625,26 +643,33 @@ impl MetalLbController {
                 Some(ns),
                 name,
                 &json!({"status": {"loadBalancer": {"ingress": null}}}),
-            )?;
+            )
+            .await?;
         }
         Ok(())
     }
 
-    fn fail(&self, api: &Cluster, svc: &Value, reason: &str) -> Result<(), ControllerError> {
+    async fn fail(
+        &self,
+        api: &ControllerApi,
+        svc: &Value,
+        reason: &str,
+    ) -> Result<(), ControllerError> {
         let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = svc["metadata"]["name"].as_str().unwrap_or_default();
-        self.clear(api, svc)?;
+        self.clear(api, svc).await?;
         let message = format!(
             "Failed to allocate IP for {:?}: {reason}",
             format!("{ns}/{name}")
         );
         self.event_once(api, svc, "Warning", ALLOCATION_FAILED, &message)
+            .await
     }
 
     /// Records an event unless the service already has one with this reason and message.
-    fn event_once(
+    async fn event_once(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         svc: &Value,
         type_: &str,
         reason: &str,
@@ -652,18 +677,18 @@ impl MetalLbController {
     ) -> Result<(), ControllerError> {
         let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
         let uid = svc["metadata"]["uid"].as_str().unwrap_or_default();
-        let already = api.list("v1", "Event", Some(ns))?.iter().any(|e| {
+        let already = api.list("v1", "Event", Some(ns)).await?.iter().any(|e| {
             e["involvedObject"]["uid"] == uid && e["reason"] == reason && e["message"] == message
         });
         if !already {
-            self.event(api, svc, type_, reason, message)?;
+            self.event(api, svc, type_, reason, message).await?;
         }
         Ok(())
     }
 
-    fn event(
+    async fn event(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         svc: &Value,
         type_: &str,
         reason: &str,
@@ -694,7 +719,7 @@ impl MetalLbController {
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
-        }))?;
+        })).await?;
         Ok(())
     }
 }

@@ -1,10 +1,19 @@
 //! Simulated controllers: tasks that react to stored objects and write back through the API.
 //!
 //! A [`Controller`] names the resources it watches and reconciles one [`ObjectEvent`] at a time
-//! through a [`Cluster`] handle, which runs the same admission, validation, field management and
-//! watch code as HTTP requests (but is not in the request log and is not subject to injected
-//! faults). At start a controller receives an `Added` event for every existing object it watches,
-//! as an informer's initial list would give it; if it falls too far behind it gets them again.
+//! through a [`ControllerApi`]: inside the double the in-process [`Cluster`] handle, which runs
+//! the same admission, validation, field management and watch code as HTTP requests (but is not
+//! in the request log and is not subject to injected faults); on any other API server a
+//! [`RemoteApi`](crate::remote::RemoteApi) over `kube::Client`, fed by watches
+//! ([`crate::remote::spawn`]). At start a controller receives an `Added` event for every existing
+//! object it watches, as an informer's initial list would give it; if it falls too far behind (or
+//! its watch is relisted after a 410) it gets them again.
+//!
+//! The simulated KubeVirt, CDI, Kube-OVN, MetalLB, LINSTOR CSI and KubeVirt snapshot controllers
+//! run on both. The built-in garbage collector, namespace, CRD, PVC protection and PVC binder
+//! controllers and the [CSI simulation](crate::csi) run only in the double: they read the store's
+//! indexes through [`ControllerApi::in_process`], which fails on a remote server (where
+//! kube-controller-manager, kube-apiserver or a real driver does their job).
 //!
 //! Each running controller has a [`ControllerHandle`] to pause it (events queue up), delay each
 //! reconcile, or make reconciles fail. A failed reconcile is retried with backoff (5 ms doubling
@@ -16,6 +25,7 @@
 //! Kube-OVN, MetalLB, Cilium LB-IPAM, LINSTOR CSI, snapshots, Multus + whereabouts and
 //! multi-network policies belong here too, one module each.
 
+mod api;
 pub mod cdi;
 pub mod cilium_lbipam;
 pub mod crd;
@@ -33,6 +43,7 @@ mod pvc_binder;
 pub mod pvc_protection;
 pub mod whereabouts;
 
+pub use api::ControllerApi;
 pub use cilium_lbipam::CiliumLbIpam;
 pub use gc::GarbageCollector;
 pub use metallb::MetalLbController;
@@ -112,7 +123,7 @@ impl From<ApiError> for ControllerError {
 ///
 /// ```
 /// use async_trait::async_trait;
-/// use kubecloud_testkit::{Cluster, Controller, ControllerError, ObjectEvent, Watched};
+/// use kubecloud_testkit::{Controller, ControllerApi, ControllerError, ObjectEvent, Watched};
 /// use serde_json::json;
 ///
 /// /// Marks every ConfigMap it sees with a label (a toy controller).
@@ -122,10 +133,10 @@ impl From<ApiError> for ControllerError {
 /// impl Controller for Labeler {
 ///     fn name(&self) -> &str { "labeler" }
 ///     fn watches(&self) -> Vec<Watched> { vec![Watched::new("", "configmaps")] }
-///     async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+///     async fn reconcile(&self, api: &ControllerApi, ev: &ObjectEvent) -> Result<(), ControllerError> {
 ///         if ev.object["metadata"]["labels"]["seen"].is_null() && ev.kind != kubecloud_testkit::EventType::Deleted {
 ///             api.merge_patch("v1", "ConfigMap", ev.namespace.as_deref(), &ev.name,
-///                             &json!({"metadata": {"labels": {"seen": "yes"}}}))?;
+///                             &json!({"metadata": {"labels": {"seen": "yes"}}})).await?;
 ///         }
 ///         Ok(())
 ///     }
@@ -141,7 +152,11 @@ pub trait Controller: Send + Sync + 'static {
 
     /// Reacts to one event. `api` writes as field manager [`Controller::name`]. The event's
     /// object is its state at the event; read again through `api` for the latest.
-    async fn reconcile(&self, api: &Cluster, event: &ObjectEvent) -> Result<(), ControllerError>;
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        event: &ObjectEvent,
+    ) -> Result<(), ControllerError>;
 }
 
 struct Control {
@@ -169,7 +184,7 @@ impl fmt::Debug for ControllerHandle {
 }
 
 impl ControllerHandle {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         ControllerHandle {
             name: name.to_string(),
             control: Arc::new(Control {
@@ -276,6 +291,7 @@ async fn run(api: Cluster, controller: Arc<dyn Controller>, handle: ControllerHa
     let mut queue: VecDeque<ObjectEvent> = VecDeque::new();
     let mut rx = resync(&api, &wants, &mut queue);
     let mut paused = handle.control.paused.subscribe();
+    let api = ControllerApi::from(api);
     loop {
         let event = match queue.pop_front() {
             Some(e) => e,
@@ -283,47 +299,80 @@ async fn run(api: Cluster, controller: Arc<dyn Controller>, handle: ControllerHa
                 Ok(e) if wants(&e.key.group, &e.key.resource) => ObjectEvent::from_store(&e),
                 Ok(_) => continue,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    rx = resync(&api, &wants, &mut queue);
+                    if let Ok(cluster) = api.in_process() {
+                        rx = resync(cluster, &wants, &mut queue);
+                    }
                     continue;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
-        // Paused: hold the event (new ones queue in the broadcast channel).
-        while *paused.borrow_and_update() {
-            if paused.changed().await.is_err() {
-                return;
+        if !process(&api, controller.as_ref(), &handle, &mut paused, &event).await {
+            return;
+        }
+    }
+}
+
+/// Runs `controller` on a stream of events (a remote API server's watches) until it ends.
+pub(crate) async fn run_events(
+    api: ControllerApi,
+    controller: Arc<dyn Controller>,
+    handle: ControllerHandle,
+    mut events: futures::stream::BoxStream<'static, ObjectEvent>,
+) {
+    use futures::StreamExt as _;
+    let mut paused = handle.control.paused.subscribe();
+    while let Some(event) = events.next().await {
+        if !process(&api, controller.as_ref(), &handle, &mut paused, &event).await {
+            return;
+        }
+    }
+}
+
+/// Reconciles one event: waits while paused, applies the injected delay, retries failures with
+/// backoff. False when the handle is gone (the runner stops).
+async fn process(
+    api: &ControllerApi,
+    controller: &dyn Controller,
+    handle: &ControllerHandle,
+    paused: &mut watch::Receiver<bool>,
+    event: &ObjectEvent,
+) -> bool {
+    // Paused: hold the event (new ones queue up behind it).
+    while *paused.borrow_and_update() {
+        if paused.changed().await.is_err() {
+            return false;
+        }
+    }
+    let delay = handle.delay();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut backoff = Duration::from_millis(5);
+    for attempt in 1..=8 {
+        let result = if handle.injected_failure() {
+            Err(ControllerError::Injected)
+        } else {
+            controller.reconcile(api, event).await
+        };
+        match result {
+            Ok(()) => {
+                handle.control.reconciled.fetch_add(1, Ordering::SeqCst);
+                break;
             }
-        }
-        let delay = handle.delay();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let mut backoff = Duration::from_millis(5);
-        for attempt in 1..=8 {
-            let result = if handle.injected_failure() {
-                Err(ControllerError::Injected)
-            } else {
-                controller.reconcile(&api, &event).await
-            };
-            match result {
-                Ok(()) => {
-                    handle.control.reconciled.fetch_add(1, Ordering::SeqCst);
+            Err(e) => {
+                handle.control.failed.fetch_add(1, Ordering::SeqCst);
+                tracing::debug!(controller = controller.name(), object = %event.name, attempt, error = %e, "reconcile failed");
+                if attempt == 8 {
+                    tracing::warn!(controller = controller.name(), object = %event.name, error = %e, "giving up on event");
                     break;
                 }
-                Err(e) => {
-                    handle.control.failed.fetch_add(1, Ordering::SeqCst);
-                    tracing::debug!(controller = controller.name(), object = %event.name, attempt, error = %e, "reconcile failed");
-                    if attempt == 8 {
-                        tracing::warn!(controller = controller.name(), object = %event.name, error = %e, "giving up on event");
-                        break;
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
-                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
             }
         }
     }
+    true
 }
 
 /// Queues an `Added` event per watched object and returns a receiver for what follows.

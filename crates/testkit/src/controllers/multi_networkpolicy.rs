@@ -33,6 +33,7 @@ use super::kubeovn_security::PacketQuery;
 use super::whereabouts::NETWORK_STATUS;
 use super::{Controller, ControllerError, Watched};
 use crate::cluster::{Cluster, ObjectEvent};
+use crate::controllers::ControllerApi;
 
 const MNP: (&str, &str) = ("k8s.cni.cncf.io/v1beta1", "MultiNetworkPolicy");
 /// The annotation naming the networks a policy applies to.
@@ -387,7 +388,8 @@ impl Controller for MultiNetworkPolicyController {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, _: &ObjectEvent) -> Result<(), ControllerError> {
-        self.view.rebuild(api)
+    async fn reconcile(&self, api: &ControllerApi, _: &ObjectEvent) -> Result<(), ControllerError> {
+        // Runs inside the API double only (not yet in `kubecloud-sim`).
+        self.view.rebuild(api.in_process()?)
     }
 }

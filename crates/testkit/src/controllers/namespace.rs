@@ -8,9 +8,9 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{Controller, ControllerError, Watched};
+use super::{Controller, ControllerApi, ControllerError, Watched};
 use crate::api::Sub;
-use crate::cluster::{Cluster, ObjectEvent};
+use crate::cluster::ObjectEvent;
 use crate::store::ObjKey;
 
 /// Deletes the contents of terminating namespaces. Registered by default.
@@ -28,7 +28,12 @@ impl Controller for NamespaceController {
         Vec::new()
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        let api = api.in_process()?;
         let ns = if ev.group.is_empty() && ev.resource == "namespaces" {
             ev.name.clone()
         } else {

@@ -17,7 +17,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Controller, ControllerError, Watched};
+use super::{Controller, ControllerApi, ControllerError, Watched};
 use crate::cluster::{Cluster, ObjectEvent};
 use crate::store::EventType;
 
@@ -178,7 +178,12 @@ impl Controller for PvcBinder {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        let api = api.in_process()?;
         match (ev.resource.as_str(), ev.kind) {
             ("persistentvolumeclaims", EventType::Deleted) => Self::release(api, &ev.object),
             ("persistentvolumeclaims", _) => {

@@ -26,7 +26,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Controller, ControllerError, Watched};
+use super::{Controller, ControllerApi, ControllerError, Watched};
 use crate::cluster::{Cluster, ObjectEvent};
 use crate::store::EventType;
 
@@ -113,7 +113,12 @@ impl Controller for PvcProtection {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        let api = api.in_process()?;
         let Some(namespace) = ev.namespace.as_deref() else {
             return Ok(());
         };

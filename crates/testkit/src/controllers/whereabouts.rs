@@ -43,6 +43,7 @@ use serde_json::{Value, json};
 
 use super::{Controller, ControllerError, Watched};
 use crate::cluster::{Cluster, ObjectEvent};
+use crate::controllers::ControllerApi;
 use crate::store::EventType;
 
 /// The network-selection annotation.
@@ -433,7 +434,13 @@ impl Controller for WhereaboutsController {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        // Runs inside the API double only (not yet in `kubecloud-sim`).
+        let api = api.in_process()?;
         let ns = ev.namespace.as_deref();
         match (ev.resource.as_str(), ev.kind) {
             ("pods", EventType::Deleted) => {

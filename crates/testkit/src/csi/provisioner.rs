@@ -51,7 +51,7 @@ use super::profile::{CreateRequest, LVM_TOPOLOGY_KEY};
 use super::quantity;
 use super::state::{ContentSource, DriverState};
 use crate::cluster::{Cluster, ObjectEvent};
-use crate::controllers::{Controller, ControllerError, Watched};
+use crate::controllers::{Controller, ControllerApi, ControllerError, Watched};
 use crate::store::EventType;
 
 const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
@@ -721,7 +721,12 @@ impl Controller for Provisioner {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        let api = api.in_process()?;
         let ns = ev.namespace.as_deref();
         match (ev.resource.as_str(), ev.kind) {
             ("persistentvolumeclaims", EventType::Deleted) => self.reclaim(api, &ev.object),

@@ -42,7 +42,7 @@ use super::profile::Expansion;
 use super::quantity;
 use super::state::DriverState;
 use crate::cluster::{Cluster, ObjectEvent};
-use crate::controllers::{Controller, ControllerError, Watched};
+use crate::controllers::{Controller, ControllerApi, ControllerError, Watched};
 use crate::store::EventType;
 
 const RESIZE_CONDITIONS: [&str; 3] = [
@@ -316,7 +316,12 @@ impl Controller for Resizer {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        let api = api.in_process()?;
         let Some(ns) = ev.namespace.as_deref() else {
             return Ok(());
         };

@@ -23,7 +23,7 @@ use super::events::{self, WARNING};
 use super::profile::LVM_TOPOLOGY_KEY;
 use super::state::DriverState;
 use crate::cluster::{Cluster, ObjectEvent};
-use crate::controllers::{Controller, ControllerError, Watched};
+use crate::controllers::{Controller, ControllerApi, ControllerError, Watched};
 use crate::store::EventType;
 
 /// The volume-binding step of the scheduler for one driver's claims.
@@ -175,7 +175,12 @@ impl Controller for Scheduler {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        let api = api.in_process()?;
         let Some(ns) = ev.namespace.as_deref() else {
             return Ok(());
         };

@@ -32,7 +32,7 @@ use super::events::{self, NORMAL, WARNING};
 use super::quantity;
 use super::state::DriverState;
 use crate::cluster::{Cluster, ObjectEvent};
-use crate::controllers::{Controller, ControllerError, Watched};
+use crate::controllers::{Controller, ControllerApi, ControllerError, Watched};
 use crate::store::EventType;
 
 const AS_SOURCE: &str = "snapshot.storage.kubernetes.io/volumesnapshot-as-source-protection";
@@ -339,7 +339,12 @@ impl Controller for Snapshotter {
         ]
     }
 
-    async fn reconcile(&self, api: &Cluster, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
+        let api = api.in_process()?;
         let Some(ns) = ev.namespace.as_deref() else {
             return Ok(());
         };

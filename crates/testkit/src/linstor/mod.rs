@@ -208,6 +208,7 @@ pub struct TlsHandshakes {
 pub struct LinstorServerBuilder {
     state: State,
     tls: Option<ServerTls>,
+    bind: Option<std::net::SocketAddr>,
 }
 
 impl LinstorServerBuilder {
@@ -284,7 +285,13 @@ impl LinstorServerBuilder {
         self
     }
 
-    /// Binds 127.0.0.1 on a random port and starts serving.
+    /// The address to listen on (default `127.0.0.1:0`: loopback, any free port).
+    pub fn bind(mut self, addr: std::net::SocketAddr) -> Self {
+        self.bind = Some(addr);
+        self
+    }
+
+    /// Binds the address (default 127.0.0.1, a random port) and starts serving.
     pub async fn start(mut self) -> Result<LinstorServer, LinstorStartError> {
         let api = OpenApi::upstream().map_err(LinstorStartError::Document)?;
         if self.state.initial_disk_state.is_empty() {
@@ -294,7 +301,10 @@ impl LinstorServerBuilder {
             Some(tls) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls.config()?))),
             None => None,
         };
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let bind = self
+            .bind
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        let listener = TcpListener::bind(bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(self.state),

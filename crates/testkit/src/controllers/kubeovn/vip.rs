@@ -41,7 +41,8 @@ use super::{
     API, FINALIZER, KubeOvnController, RESERVED_LABEL, SUBNET_LABEL, has_finalizer, name_of,
     port_name, provider_of, terminating,
 };
-use crate::cluster::{Cluster, ObjectEvent};
+use crate::cluster::ObjectEvent;
+use crate::controllers::ControllerApi;
 use crate::controllers::ControllerError;
 use crate::store::EventType;
 
@@ -86,9 +87,9 @@ pub(super) enum Taken {
 
 impl KubeOvnController {
     /// A `Vip` event: allocation, release on deletion, and the subnet's counts.
-    pub(super) fn reconcile_vip(
+    pub(super) async fn reconcile_vip(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         ev: &ObjectEvent,
     ) -> Result<(), ControllerError> {
         let subnet_name = ev.object["spec"]["subnet"]
@@ -97,41 +98,46 @@ impl KubeOvnController {
             .to_string();
         if ev.kind == EventType::Deleted {
             // `handleDelVirtualIP`: the subnet's status is brought up to date.
-            self.recount(api, &subnet_name)?;
-            return self.retry_pending(api, &subnet_name);
+            self.recount(api, &subnet_name).await?;
+            return self.retry_pending(api, &subnet_name).await;
         }
-        let Some(vip) = api.get_opt(API, "Vip", None, &ev.name)? else {
+        let Some(vip) = api.get_opt(API, "Vip", None, &ev.name).await? else {
             return Ok(());
         };
         if terminating(&vip) {
             if has_finalizer(&vip) {
-                if let Some(subnet) = api.get_opt(API, "Subnet", None, &subnet_name)? {
+                if let Some(subnet) = api.get_opt(API, "Subnet", None, &subnet_name).await? {
                     let nic = vip_nic(&vip, &subnet);
-                    self.with_ipam(api, &subnet, |ipam| ipam.release(&nic))?;
+                    self.with_ipam(api, &subnet, |ipam| ipam.release(&nic))
+                        .await?;
                 }
                 let mut released = vip.clone();
                 if let Some(f) = released["metadata"]["finalizers"].as_array_mut() {
                     f.retain(|f| f != FINALIZER);
                 }
-                match api.replace(released) {
+                match api.replace(released).await {
                     Ok(_) => {}
                     Err(e) if e.is_not_found() => {}
                     Err(e) => return Err(e.into()),
                 }
-                self.recount(api, &subnet_name)?;
-                self.retry_pending(api, &subnet_name)?;
+                self.recount(api, &subnet_name).await?;
+                self.retry_pending(api, &subnet_name).await?;
             }
             return Ok(());
         }
         if vip_mac(&vip).is_some() {
-            return self.recount(api, &subnet_name);
+            return self.recount(api, &subnet_name).await;
         }
-        self.allocate_vip(api, &ev.name)
+        self.allocate_vip(api, &ev.name).await
     }
 
     /// `handleAddVirtualIP`: the `Vip`'s address and MAC, written back in one update.
-    pub(super) fn allocate_vip(&self, api: &Cluster, name: &str) -> Result<(), ControllerError> {
-        let Some(vip) = api.get_opt(API, "Vip", None, name)? else {
+    pub(super) async fn allocate_vip(
+        &self,
+        api: &ControllerApi,
+        name: &str,
+    ) -> Result<(), ControllerError> {
+        let Some(vip) = api.get_opt(API, "Vip", None, name).await? else {
             return Ok(());
         };
         if terminating(&vip) || vip_mac(&vip).is_some() {
@@ -142,7 +148,7 @@ impl KubeOvnController {
             tracing::debug!(vip = name, "failed to create vip, subnet should be set");
             return Ok(());
         }
-        let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name)? else {
+        let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name).await? else {
             tracing::debug!(vip = name, subnet = subnet_name, "failed to get subnet");
             return Ok(());
         };
@@ -155,14 +161,16 @@ impl KubeOvnController {
             .as_str()
             .filter(|m| !m.is_empty())
             .map(str::to_string);
-        let got = self.with_ipam(api, &subnet, |ipam| match (fixed, &mac) {
-            (Some(addr), _) => ipam
-                .assign(&nic, addr, mac.as_deref(), true)
-                .map(|m| (addr, m)),
-            // A MAC alone is `acquireStaticIPAddress` with no address: refused by its parse.
-            (None, Some(_)) => Err(super::IpamError::OutOfRange),
-            (None, None) => ipam.allocate(&nic, None),
-        })?;
+        let got = self
+            .with_ipam(api, &subnet, |ipam| match (fixed, &mac) {
+                (Some(addr), _) => ipam
+                    .assign(&nic, addr, mac.as_deref(), true)
+                    .map(|m| (addr, m)),
+                // A MAC alone is `acquireStaticIPAddress` with no address: refused by its parse.
+                (None, Some(_)) => Err(super::IpamError::OutOfRange),
+                (None, None) => ipam.allocate(&nic, None),
+            })
+            .await?;
         let (addr, mac) = match got {
             Some(Ok(got)) => got,
             Some(Err(e)) => {
@@ -194,29 +202,30 @@ impl KubeOvnController {
             finalizers.push(json!(FINALIZER));
         }
         meta["finalizers"] = json!(finalizers);
-        match api.replace(updated) {
+        match api.replace(updated).await {
             Ok(_) => {}
             // Changed meanwhile: its next event brings it back here.
             Err(e) if e.is_conflict() || e.is_not_found() => {
-                self.with_ipam(api, &subnet, |ipam| ipam.release(&nic))?;
+                self.with_ipam(api, &subnet, |ipam| ipam.release(&nic))
+                    .await?;
                 return Ok(());
             }
             Err(e) => return Err(e.into()),
         }
-        self.recount(api, subnet_name)?;
-        self.retry_pods_of_vip(api, &vip)
+        self.recount(api, subnet_name).await?;
+        self.retry_pods_of_vip(api, &vip).await
     }
 
     /// `podReuseVip` for the pod port `port` asking for `vip_name` on `subnet`.
-    pub(super) fn take_vip(
+    pub(super) async fn take_vip(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         vip_name: &str,
         port: &str,
         keep: bool,
         subnet: &Value,
     ) -> Result<Taken, ControllerError> {
-        let Some(vip) = api.get_opt(API, "Vip", None, vip_name)? else {
+        let Some(vip) = api.get_opt(API, "Vip", None, vip_name).await? else {
             return Ok(Taken::Refused(format!(
                 "vips.kubeovn.io \"{vip_name}\" not found"
             )));
@@ -247,13 +256,16 @@ impl KubeOvnController {
                 None,
                 vip_name,
                 &json!({"metadata": {"labels": {RESERVED_LABEL: port}}}),
-            )?;
+            )
+            .await?;
         }
         let nic = vip_nic(&vip, subnet);
-        let taken = self.with_ipam(api, subnet, |ipam| {
-            ipam.release(&nic);
-            ipam.assign(port, addr, Some(&mac), false)
-        })?;
+        let taken = self
+            .with_ipam(api, subnet, |ipam| {
+                ipam.release(&nic);
+                ipam.assign(port, addr, Some(&mac), false)
+            })
+            .await?;
         match taken {
             Some(Ok(mac)) => Ok(Taken::Address(addr, mac)),
             Some(Err(e)) => Ok(Taken::Refused(e.to_string())),
@@ -266,71 +278,87 @@ impl KubeOvnController {
 
     /// `releaseVip`: every `Vip` bound to a port of workload `key` in `ns` is unbound and holds
     /// its address again (the port's hold is dropped first).
-    pub(super) fn release_vips_of(
+    pub(super) async fn release_vips_of(
         &self,
-        api: &Cluster,
+        api: &ControllerApi,
         ns: &str,
         key: &str,
     ) -> Result<(), ControllerError> {
         let primary = format!("{key}.{ns}");
         let secondary = format!("{key}.{ns}.");
-        let bound = api.list_where(API, "Vip", None, |v| {
-            let port = bound_port(v);
-            port == primary || port.starts_with(&secondary)
-        })?;
+        let bound = api
+            .list_where(API, "Vip", None, |v| {
+                let port = bound_port(v);
+                port == primary || port.starts_with(&secondary)
+            })
+            .await?;
         for vip in bound {
             let port = bound_port(&vip).to_string();
             let subnet_name = vip["spec"]["subnet"].as_str().unwrap_or_default();
-            match api.merge_patch(
-                API,
-                "Vip",
-                None,
-                name_of(&vip),
-                &json!({"metadata": {"labels": {RESERVED_LABEL: ""}}}),
-            ) {
+            match api
+                .merge_patch(
+                    API,
+                    "Vip",
+                    None,
+                    name_of(&vip),
+                    &json!({"metadata": {"labels": {RESERVED_LABEL: ""}}}),
+                )
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e.into()),
             }
-            if let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name)?
+            if let Some(subnet) = api.get_opt(API, "Subnet", None, subnet_name).await?
                 && let (Some(addr), Some(mac)) = (vip_address(&vip), vip_mac(&vip))
             {
                 let nic = vip_nic(&vip, &subnet);
                 self.with_ipam(api, &subnet, |ipam| {
                     ipam.release(&port);
                     let _ = ipam.assign(&nic, addr, Some(&mac), false);
-                })?;
+                })
+                .await?;
             }
-            self.recount(api, subnet_name)?;
+            self.recount(api, subnet_name).await?;
         }
         Ok(())
     }
 
     /// Pods of the `Vip`'s namespace that ask for it and have no address yet are tried again
     /// (Kube-OVN requeues a refused pod with backoff).
-    fn retry_pods_of_vip(&self, api: &Cluster, vip: &Value) -> Result<(), ControllerError> {
+    async fn retry_pods_of_vip(
+        &self,
+        api: &ControllerApi,
+        vip: &Value,
+    ) -> Result<(), ControllerError> {
         let ns = vip["spec"]["namespace"].as_str().unwrap_or_default();
         if ns.is_empty() {
             return Ok(());
         }
         let name = name_of(vip);
-        let waiting = api.list_where("v1", "Pod", Some(ns), |p| {
-            p["metadata"]["annotations"][VIP_ANNOTATION] == name && !terminating(p)
-        })?;
+        let waiting = api
+            .list_where("v1", "Pod", Some(ns), |p| {
+                p["metadata"]["annotations"][VIP_ANNOTATION] == name && !terminating(p)
+            })
+            .await?;
         for pod in waiting {
-            self.allocate_pod(api, &pod)?;
+            self.allocate_pod(api, &pod).await?;
             self.sync_pod_ports(&pod);
         }
         Ok(())
     }
 
     /// The number of unbound `Vip`s of `subnet` (`calculateUsingIPs`).
-    pub(super) fn unbound_vips(api: &Cluster, subnet: &str) -> Result<usize, ControllerError> {
+    pub(super) async fn unbound_vips(
+        api: &ControllerApi,
+        subnet: &str,
+    ) -> Result<usize, ControllerError> {
         Ok(api
             .list_where(API, "Vip", None, |v| {
                 v["metadata"]["labels"][SUBNET_LABEL] == subnet
                     && v["metadata"]["labels"][RESERVED_LABEL] == ""
-            })?
+            })
+            .await?
             .len())
     }
 }
