@@ -1490,3 +1490,57 @@ impl KubeOvn {
         self.delete(&api, &object_name, kind, name).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubecloud_models::kubeovn::subnet::SubnetSpec as SubnetObjectSpec;
+
+    fn subnet(protocol: &str, available: f64, used: f64) -> SubnetObject {
+        let mut object = SubnetObject::new(
+            "acme-front",
+            SubnetObjectSpec {
+                cidr_block: Some("10.1.0.0/24".into()),
+                protocol: Some(protocol.into()),
+                ..Default::default()
+            },
+        );
+        object.status = Some(SubnetStatus {
+            v4available_i_ps: Some(available),
+            v4using_i_ps: Some(used),
+            v6available_i_ps: Some(7.0),
+            v6using_i_ps: Some(1.0),
+            ..Default::default()
+        });
+        object
+    }
+
+    #[test]
+    fn usage_is_read_for_the_subnets_family() {
+        assert_eq!(
+            usage(&subnet("IPv4", 250.0, 3.0)).unwrap(),
+            (Some(250), Some(3))
+        );
+        assert_eq!(
+            usage(&subnet("IPv6", 250.0, 3.0)).unwrap(),
+            (Some(7), Some(1))
+        );
+        let mut uncounted = subnet("IPv4", 0.0, 0.0);
+        uncounted.status = None;
+        assert_eq!(usage(&uncounted).unwrap(), (None, None));
+    }
+
+    #[test]
+    fn a_count_that_is_no_whole_number_is_an_error_naming_the_field_not_zero() {
+        for (available, used, field) in [
+            (-1.0, 0.0, "status.v4availableIPs"),
+            (2.5, 0.0, "status.v4availableIPs"),
+            (250.0, f64::NAN, "status.v4usingIPs"),
+        ] {
+            let object = subnet("IPv4", available, used);
+            let err = usage(&object).unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains("acme-front"), "{err}");
+            assert!(matches!(subnet_check(Some(&object)), Check::Failed(m) if m.contains(field)));
+        }
+    }
+}

@@ -289,3 +289,49 @@ fn external_access_objects_read_back() {
         translate::subnet(&t, &primary())["metadata"]["name"]
     );
 }
+
+#[test]
+fn addresses_and_macs_kube_ovn_wrote_are_read_or_refused_naming_the_field() {
+    use kubecloud_kubeovn::models::{Ip, Vip};
+    let ip: Ip = typed(
+        &serde_json::json!({"apiVersion": "kubeovn.io/v1", "kind": "IP",
+        "metadata": {"name": "web.acme"},
+        "spec": {"v4IpAddress": "", "v6IpAddress": "", "ipAddress": "10.1.0.5,fd00::5",
+                 "macAddress": "0e:00:0a:01:00:05", "podName": "web"}}),
+    );
+    assert_eq!(
+        translate::ip_address(&ip).unwrap(),
+        Some("10.1.0.5".parse().unwrap()),
+        "an empty family is no address; a dual-stack ipAddress gives its first"
+    );
+    let leaked = translate::pod_ip_from(&ip, "front").unwrap().unwrap();
+    assert_eq!(
+        (leaked.name.as_str(), leaked.owner.as_deref()),
+        ("web.acme", Some("web"))
+    );
+    let mut vip: Vip = typed(&translate::vip(
+        &acme(),
+        &kubecloud_core::IpReservationSpec::new("db", "front"),
+        "acme-front",
+    ));
+    assert_eq!(
+        translate::reservation_from(&vip, "front").unwrap(),
+        None,
+        "not allocated yet"
+    );
+    vip.status = Some(kubecloud_kubeovn::models::vip::VipStatus {
+        v4ip: Some("10.1.0.9".into()),
+        mac: Some("not-a-mac".into()),
+        ..Default::default()
+    });
+    let err = translate::reservation_from(&vip, "front")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("status.mac") && err.contains("Vip") && err.contains("acme-db"),
+        "{err}"
+    );
+    vip.status.as_mut().unwrap().mac = Some("0e:00:0a:01:00:09".into());
+    let r = translate::reservation_from(&vip, "front").unwrap().unwrap();
+    assert_eq!((r.name.as_str(), r.ip), ("db", "10.1.0.9".parse().unwrap()));
+}
