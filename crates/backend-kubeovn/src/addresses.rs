@@ -1,13 +1,15 @@
 //! The checks made before anything is sent: CIDR overlap inside a VPC, and whether a reservation
 //! can be had (address allocatable and free, subnet not full, MAC free). Pure.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubecloud_core::ipam::AddressSpace;
 use kubecloud_core::{
     Error, IpReservationSpec, MacAddress, ResourceKind, Result, SubnetSpec, cidrs_overlap,
 };
-use serde_json::Value;
+use kubecloud_models::kubeovn::{Ip, Vip};
+use std::net::IpAddr;
 
-use crate::translate::ip_address;
+use crate::translate::{ip_address, ip_mac, label, object_name, vip_spec_address, vip_spec_mac};
 
 /// Refuses `spec` with [`Error::Conflict`] naming the first of `others` (subnets of the same VPC)
 /// whose CIDR overlaps it.
@@ -37,21 +39,70 @@ pub fn refuse_overlap(spec: &SubnetSpec, others: &[SubnetSpec]) -> Result<()> {
 }
 
 /// Whether a live object is being deleted (reads treat it as gone).
-pub fn terminating(object: &Value) -> bool {
-    object["metadata"]["deletionTimestamp"].is_string()
+pub fn terminating(meta: &ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some()
 }
 
-/// The subnet's address space with every address the given `IP` objects hold taken, by object
-/// name. Objects being deleted and addresses outside the space are skipped.
-pub fn space(subnet: &SubnetSpec, ips: &[Value]) -> AddressSpace {
+/// An address (and MAC) held in a subnet, as Kube-OVN records it: in an `IP` (a pod's or VM's
+/// interface) or a `Vip` (a reservation).
+///
+/// ```
+/// use kubecloud_kubeovn::addresses::Held;
+/// use kubecloud_kubeovn::models::{Vip, vip::VipSpec};
+/// let vip = Vip::new("acme-db", VipSpec { v4ip: Some("10.1.0.10".into()), ..Default::default() });
+/// let held = Held::of_vip(&vip)?;
+/// assert_eq!(held.ip, Some("10.1.0.10".parse().unwrap()));
+/// assert_eq!(held.holder, "acme-db");
+/// # Ok::<(), kubecloud_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// Who holds it, for messages: the domain name of a kubecloud reservation (its
+    /// `kubecloud.io/name` label), else the object's name.
+    pub holder: String,
+    /// The object's name.
+    pub object: String,
+    /// The address, once allocated.
+    pub ip: Option<IpAddr>,
+    /// The MAC address, once allocated.
+    pub mac: Option<MacAddress>,
+}
+
+impl Held {
+    /// What an `IP` object holds (a field that is not an address or a MAC is an error naming
+    /// it).
+    pub fn of_ip(object: &Ip) -> Result<Self> {
+        Self::new(object, ip_address(object)?, ip_mac(object)?)
+    }
+
+    /// What a `Vip` holds by its spec (fixed, or written back by kube-ovn-controller).
+    pub fn of_vip(object: &Vip) -> Result<Self> {
+        Self::new(object, vip_spec_address(object)?, vip_spec_mac(object)?)
+    }
+
+    fn new<K>(object: &K, ip: Option<IpAddr>, mac: Option<MacAddress>) -> Result<Self>
+    where
+        K: kube::Resource<DynamicType = ()>,
+    {
+        let name = object_name(object)?;
+        let holder =
+            label(object.meta(), kubecloud_kube::NAME).map_or_else(|| name.clone(), str::to_string);
+        Ok(Held {
+            holder,
+            object: name,
+            ip,
+            mac,
+        })
+    }
+}
+
+/// The subnet's address space with every address in `held` taken, by holder. Addresses outside
+/// the space are skipped.
+pub fn space(subnet: &SubnetSpec, held: &[Held]) -> AddressSpace {
     let mut space = AddressSpace::for_subnet(subnet);
-    for object in ips.iter().filter(|o| !terminating(o)) {
-        if let Some(ip) = ip_address(object) {
-            let holder = object["metadata"]["labels"][kubecloud_kube::NAME]
-                .as_str()
-                .or_else(|| object["metadata"]["name"].as_str())
-                .unwrap_or("an IP");
-            let _ = space.reserve(ip, holder);
+    for h in held {
+        if let Some(ip) = h.ip {
+            let _ = space.reserve(ip, &h.holder);
         }
     }
     space
@@ -64,9 +115,9 @@ pub fn space(subnet: &SubnetSpec, ips: &[Value]) -> AddressSpace {
 pub fn check_reservation(
     spec: &IpReservationSpec,
     subnet: &SubnetSpec,
-    ips: &[Value],
+    held: &[Held],
 ) -> Result<()> {
-    let space = space(subnet, ips);
+    let space = space(subnet, held);
     match spec.ip {
         Some(ip) if !space.is_allocatable(ip) => {
             return Err(Error::invalid(
@@ -97,7 +148,7 @@ pub fn check_reservation(
         None => {}
     }
     if let Some(mac) = spec.mac
-        && let Some(holder) = mac_holder(mac, ips)
+        && let Some(holder) = held.iter().find(|h| h.mac == Some(mac)).map(|h| &h.object)
     {
         return Err(Error::conflict(
             ResourceKind::IpReservation,
@@ -106,16 +157,4 @@ pub fn check_reservation(
         ));
     }
     Ok(())
-}
-
-fn mac_holder(mac: MacAddress, ips: &[Value]) -> Option<&str> {
-    ips.iter()
-        .filter(|o| !terminating(o))
-        .find(|o| {
-            o["spec"]["macAddress"]
-                .as_str()
-                .and_then(|m| m.parse::<MacAddress>().ok())
-                == Some(mac)
-        })
-        .and_then(|o| o["metadata"]["name"].as_str())
 }

@@ -12,15 +12,16 @@
 
 use std::net::IpAddr;
 
+use kube::Resource;
 use kubecloud_core::{
-    Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, Result, SnatRule, SnatRuleSpec,
-    Tenant,
+    ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, Result, SnatRule, SnatRuleSpec, Tenant,
 };
 use kubecloud_kube::{names, ownership_labels};
+use kubecloud_models::kubeovn::{OvnEip, OvnFip, OvnSnatRule};
 use serde_json::{Value, json};
 
 use crate::kinds::{EXTERNAL_IP_LABEL, KUBEOVN_API, RESERVATION_LABEL, SUBNET_NAME_LABEL};
-use crate::translate::vip_name;
+use crate::translate::{self, domain_name, first_address, malformed, vip_name};
 
 /// The `type` of every `OvnEip` this backend makes: an address for NAT (FIP and SNAT).
 pub const EIP_TYPE: &str = "nat";
@@ -54,41 +55,56 @@ pub fn ovn_eip(tenant: &Tenant, spec: &ExternalIpSpec, external_subnet: &str) ->
     })
 }
 
-/// The address an `OvnEip` holds: its status once Kube-OVN allocated it.
-pub fn eip_address(object: &Value) -> Option<IpAddr> {
-    ["v4Ip", "v6Ip"]
-        .iter()
-        .filter_map(|f| object["status"][f].as_str())
-        .find_map(|s| s.parse().ok())
+/// The address an `OvnEip` holds: its status once Kube-OVN allocated it (an address that is
+/// not one is an error naming the field).
+pub fn eip_address(object: &OvnEip) -> Result<Option<IpAddr>> {
+    let Some(status) = &object.status else {
+        return Ok(None);
+    };
+    first_address(
+        object,
+        &[
+            ("status.v4Ip", status.v4_ip.as_ref()),
+            ("status.v6Ip", status.v6_ip.as_ref()),
+        ],
+    )
+}
+
+/// The address an `OvnEip` asks for (its spec), if it names one.
+fn eip_requested(object: &OvnEip) -> Result<Option<IpAddr>> {
+    first_address(
+        object,
+        &[
+            ("spec.v4Ip", object.spec.v4_ip.as_ref()),
+            ("spec.v6Ip", object.spec.v6_ip.as_ref()),
+        ],
+    )
 }
 
 /// The address an `OvnEip` asks for or holds (spec or status), for spotting taken addresses.
-pub fn eip_claimed(object: &Value) -> Option<IpAddr> {
-    ["v4Ip", "v6Ip"]
-        .iter()
-        .filter_map(|f| object["spec"][f].as_str())
-        .find_map(|s| s.parse().ok())
-        .or_else(|| eip_address(object))
+pub fn eip_claimed(object: &OvnEip) -> Result<Option<IpAddr>> {
+    match eip_requested(object)? {
+        Some(ip) => Ok(Some(ip)),
+        None => eip_address(object),
+    }
 }
 
-fn ready(object: &Value) -> bool {
-    object["status"]["ready"] == true
+/// Whether Kube-OVN reports an `OvnEip` ready.
+pub fn eip_ready(object: &OvnEip) -> bool {
+    object.status.as_ref().and_then(|s| s.ready) == Some(true)
 }
 
 /// The external IP an `OvnEip` stands for (ready once Kube-OVN allocated its address).
-pub fn external_ip_from(object: &Value) -> Result<ExternalIp> {
+pub fn external_ip_from(object: &OvnEip) -> Result<ExternalIp> {
     let name = domain_name(object)?;
-    let requested = ["v4Ip", "v6Ip"]
-        .iter()
-        .filter_map(|f| object["spec"][f].as_str())
-        .find_map(|s| s.parse().ok());
-    let ip = eip_address(object);
+    let requested = eip_requested(object)?;
+    let ip = eip_address(object)?;
     Ok(ExternalIp {
         spec: ExternalIpSpec {
             name,
             ip: requested,
         },
-        ready: ready(object) && ip.is_some(),
+        ready: eip_ready(object) && ip.is_some(),
         ip,
     })
 }
@@ -112,14 +128,14 @@ pub fn ovn_fip(tenant: &Tenant, spec: &FloatingIpSpec) -> Value {
 }
 
 /// The floating IP an `OvnFip` stands for.
-pub fn floating_ip_from(object: &Value) -> Result<FloatingIp> {
+pub fn floating_ip_from(object: &OvnFip) -> Result<FloatingIp> {
     Ok(FloatingIp {
         spec: FloatingIpSpec {
             name: domain_name(object)?,
             external_ip: label(object, EXTERNAL_IP_LABEL)?,
             reservation: label(object, RESERVATION_LABEL)?,
         },
-        ready: ready(object),
+        ready: object.status.as_ref().and_then(|s| s.ready) == Some(true),
     })
 }
 
@@ -140,29 +156,19 @@ pub fn ovn_snat_rule(tenant: &Tenant, spec: &SnatRuleSpec) -> Value {
 }
 
 /// The SNAT rule an `OvnSnatRule` stands for.
-pub fn snat_rule_from(object: &Value) -> Result<SnatRule> {
+pub fn snat_rule_from(object: &OvnSnatRule) -> Result<SnatRule> {
     Ok(SnatRule {
         spec: SnatRuleSpec {
             name: domain_name(object)?,
             external_ip: label(object, EXTERNAL_IP_LABEL)?,
             subnet: label(object, SUBNET_NAME_LABEL)?,
         },
-        ready: ready(object),
+        ready: object.status.as_ref().and_then(|s| s.ready) == Some(true),
     })
 }
 
-fn domain_name(object: &Value) -> Result<String> {
-    label(object, kubecloud_kube::NAME)
-}
-
-fn label(object: &Value, key: &str) -> Result<String> {
-    object["metadata"]["labels"][key]
-        .as_str()
+fn label<K: Resource<DynamicType = ()>>(object: &K, key: &str) -> Result<String> {
+    translate::label(object.meta(), key)
         .map(str::to_string)
-        .ok_or_else(|| Error::Backend {
-            backend: crate::BACKEND.to_string(),
-            message: format!("unexpected metadata.labels in a live object: no {key} label"),
-            temporary: false,
-            source: None,
-        })
+        .ok_or_else(|| malformed(object, "metadata.labels", &format!("no {key} label")))
 }

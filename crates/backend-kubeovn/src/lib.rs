@@ -95,12 +95,16 @@
 //!   is not deleted (`Conflict`). Anything that does not become ready in time is deleted again.
 //!
 //! ## Crates chosen, and why
-//! - `kube` (`DynamicObject` with explicit plurals, since Kube-OVN's are hyphenated) through
-//!   `kubecloud-kube`, the one shared Kubernetes layer: SSA, ownership checks, watch-based waits,
-//!   error mapping and retries all come from there.
-//! - `serde_json`: the objects are built as JSON in [`translate`] (pure, golden-tested) rather
-//!   than with generated types: kopium output for 25 CRDs is large, and the tests validate every
-//!   object against the upstream CRDs anyway.
+//! - `kube` through `kubecloud-kube`, the one shared Kubernetes layer: SSA, ownership checks,
+//!   watch-based waits, error mapping and retries all come from there.
+//! - [`models`] (`kubecloud-models`, generated from the upstream CRDs) and `k8s-openapi`: every
+//!   object is **read** typed (`Api<Vpc>`, `Api<Subnet>`, `Api<Service>`, …), so a field of the
+//!   wrong type is a decode error naming the kind, the object and the field, and a value the
+//!   backend cannot use (an address that is not one, a count that is not a whole number) is a
+//!   permanent error naming the field, never a default.
+//! - `serde_json`: the objects are **built** as JSON in [`translate`] and [`external`] (pure,
+//!   golden-tested; the GitOps output renders them as they are) and sent through
+//!   `DynamicObject`; the answer of each write is read back as its model.
 //! - `ipnet` and `kubecloud_core::ipam`: CIDRs and the address arithmetic Kube-OVN's IPAM does.
 
 pub mod addresses;

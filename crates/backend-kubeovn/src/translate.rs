@@ -10,16 +10,25 @@
 //!
 //! Every object carries [`ownership_labels`].
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use k8s_openapi::api::core::v1::Service as ServiceObject;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
 use kubecloud_core::{
-    Error, IpNet, IpRange, IpReservation, IpReservationSpec, PortRange, Protocol, Remote,
-    ResourceKind, Result, Rule, RuleAction, SecurityGroupSpec, ServicePort, ServiceSpec,
+    Error, IpNet, IpRange, IpReservation, IpReservationSpec, MacAddress, PortRange, Protocol,
+    Remote, ResourceKind, Result, Rule, RuleAction, SecurityGroupSpec, ServicePort, ServiceSpec,
     StaticRoute, SubnetSpec, Tenant, VpcSpec, first_host,
 };
 use kubecloud_kube::names;
 use kubecloud_kube::ownership_labels;
+use kubecloud_models::kubeovn::security_group::{
+    SecurityGroupEgressRules, SecurityGroupIngressRules,
+};
+use kubecloud_models::kubeovn::{
+    Ip, SecurityGroup as SecurityGroupObject, Subnet as SubnetObject, Vip, Vpc as VpcObject,
+};
 use serde_json::{Map, Value, json};
 
 use crate::kinds::{
@@ -89,24 +98,24 @@ pub fn peering_ip(local: &str, remote: &str) -> String {
     format!("{}/30", std::net::Ipv4Addr::from(base + host))
 }
 
-/// The VPC spec an object says, read back from its fields.
-pub fn vpc_spec_from(object: &Value) -> Result<VpcSpec> {
+/// The VPC spec a `Vpc` says, read back from its fields.
+pub fn vpc_spec_from(object: &VpcObject) -> Result<VpcSpec> {
     let name = domain_name(object)?;
     let mut static_routes = Vec::new();
-    for route in object["spec"]["staticRoutes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let destination = parse::<IpNet>(&route["cidr"], "staticRoutes.cidr")?;
-        let next_hop = parse::<IpAddr>(&route["nextHopIP"], "staticRoutes.nextHopIP")?;
+    for route in object.spec.static_routes.iter().flatten() {
+        let destination =
+            parse::<IpNet, _>(object, route.cidr.as_deref(), "spec.staticRoutes.cidr")?;
+        let next_hop = parse::<IpAddr, _>(
+            object,
+            route.next_hop_ip.as_deref(),
+            "spec.staticRoutes.nextHopIP",
+        )?;
         static_routes.push(StaticRoute {
             destination,
             next_hop,
         });
     }
-    let peers = object["metadata"]["annotations"][PEERS_ANNOTATION]
-        .as_str()
+    let peers = annotation(&object.metadata, PEERS_ANNOTATION)
         .filter(|s| !s.is_empty())
         .map(|s| s.split(',').map(str::to_string).collect())
         .unwrap_or_default();
@@ -177,36 +186,43 @@ pub fn subnet(tenant: &Tenant, spec: &SubnetSpec) -> Value {
     })
 }
 
-/// The subnet spec an object says. The gateway reads back as `None` when it is the CIDR's first
-/// host (the default), so a spec round-trips whether or not it spelled the default out.
-pub fn subnet_spec_from(object: &Value) -> Result<SubnetSpec> {
+/// The subnet spec a `Subnet` says. The gateway reads back as `None` when it is the CIDR's
+/// first host (the default), so a spec round-trips whether or not it spelled the default out.
+pub fn subnet_spec_from(object: &SubnetObject) -> Result<SubnetSpec> {
     let name = domain_name(object)?;
-    let spec = &object["spec"];
-    let vpc = object["metadata"]["labels"][VPC_LABEL]
-        .as_str()
-        .ok_or_else(|| malformed("metadata.labels", "no VPC label"))?
+    let spec = &object.spec;
+    let vpc = label(&object.metadata, VPC_LABEL)
+        .ok_or_else(|| malformed(object, "metadata.labels", "no VPC label"))?
         .to_string();
-    let cidr = parse::<IpNet>(&spec["cidrBlock"], "cidrBlock")?;
-    let gateway = match spec["gateway"].as_str() {
-        Some(g) => Some(parse::<IpAddr>(&json!(g), "gateway")?).filter(|g| *g != first_host(cidr)),
+    let cidr = parse::<IpNet, _>(object, spec.cidr_block.as_deref(), "spec.cidrBlock")?;
+    let gateway = match spec.gateway.as_deref() {
+        Some(g) => Some(parse::<IpAddr, _>(object, Some(g), "spec.gateway")?)
+            .filter(|g| *g != first_host(cidr)),
         None => None,
     };
-    let exclude = strings(&spec["excludeIps"])
-        .map(|s| s.parse::<IpRange>().map_err(|_| malformed("excludeIps", s)))
+    let exclude = spec
+        .exclude_ips
+        .iter()
+        .flatten()
+        .map(|s| parse::<IpRange, _>(object, Some(s), "spec.excludeIps"))
         .collect::<Result<Vec<_>>>()?;
-    let allow = strings(&spec["allowSubnets"])
-        .map(|s| s.parse::<IpNet>().map_err(|_| malformed("allowSubnets", s)))
+    let allow = spec
+        .allow_subnets
+        .iter()
+        .flatten()
+        .map(|s| parse::<IpNet, _>(object, Some(s), "spec.allowSubnets"))
         .collect::<Result<Vec<_>>>()?;
-    let provider = spec["provider"].as_str().unwrap_or("ovn");
+    // Kube-OVN's default provider (no `provider`) is the pod network's, `ovn`.
+    let provider = spec.provider.as_deref().unwrap_or("ovn");
     Ok(SubnetSpec {
         name,
         vpc,
         cidr,
         gateway,
         exclude,
-        private: spec["private"].as_bool().unwrap_or(false),
+        private: spec.private.unwrap_or(false),
         allow,
-        nat_outgoing: spec["natOutgoing"].as_bool().unwrap_or(false),
+        nat_outgoing: spec.nat_outgoing.unwrap_or(false),
         secondary: provider != "ovn" && provider.ends_with(".ovn"),
     })
 }
@@ -278,27 +294,94 @@ pub fn vip(tenant: &Tenant, spec: &IpReservationSpec, subnet_object: &str) -> Va
     })
 }
 
-/// The address an `IP` object (or a `Vip`, by the spec Kube-OVN writes back) holds, if it is
-/// allocated yet.
-pub fn ip_address(object: &Value) -> Option<IpAddr> {
-    ["v4IpAddress", "v6IpAddress", "ipAddress", "v4ip", "v6ip"]
-        .iter()
-        .filter_map(|f| object["spec"][f].as_str())
-        .filter_map(|s| s.split(',').next())
-        .find_map(|s| s.parse().ok())
+/// The first address of `fields` (name, value) that is set: `None` when none is (Kube-OVN
+/// writes `""` for a family an object has no address of), a malformed-object error naming the
+/// field when one is not an address. A field may list several, comma-separated (`ipAddress` of
+/// a dual-stack `IP`): the first counts.
+pub(crate) fn first_address<K>(
+    object: &K,
+    fields: &[(&str, Option<&String>)],
+) -> Result<Option<IpAddr>>
+where
+    K: Resource<DynamicType = ()>,
+{
+    for (field, value) in fields {
+        let Some(first) = value
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        else {
+            continue;
+        };
+        return first
+            .parse()
+            .map(Some)
+            .map_err(|_| malformed(object, field, first));
+    }
+    Ok(None)
+}
+
+/// A MAC address field: `None` when unset or empty, an error naming the field when it is not
+/// a MAC address.
+fn mac<K>(object: &K, value: Option<&String>, field: &str) -> Result<Option<MacAddress>>
+where
+    K: Resource<DynamicType = ()>,
+{
+    match value.map(String::as_str).filter(|m| !m.is_empty()) {
+        None => Ok(None),
+        Some(m) => m.parse().map(Some).map_err(|_| malformed(object, field, m)),
+    }
+}
+
+/// The address an `IP` object holds, if it is allocated yet (an address that is not one is an
+/// error naming the field).
+pub fn ip_address(object: &Ip) -> Result<Option<IpAddr>> {
+    let spec = &object.spec;
+    first_address(
+        object,
+        &[
+            ("spec.v4IpAddress", spec.v4_ip_address.as_ref()),
+            ("spec.v6IpAddress", spec.v6_ip_address.as_ref()),
+            ("spec.ipAddress", spec.ip_address.as_ref()),
+        ],
+    )
+}
+
+/// The address a `Vip` holds by its spec (a fixed one, or the one kube-ovn-controller wrote
+/// back), if any.
+pub fn vip_spec_address(object: &Vip) -> Result<Option<IpAddr>> {
+    first_address(
+        object,
+        &[
+            ("spec.v4ip", object.spec.v4ip.as_ref()),
+            ("spec.v6ip", object.spec.v6ip.as_ref()),
+        ],
+    )
+}
+
+/// The MAC address an `IP` object records, if any.
+pub fn ip_mac(object: &Ip) -> Result<Option<MacAddress>> {
+    mac(object, object.spec.mac_address.as_ref(), "spec.macAddress")
+}
+
+/// The MAC address a `Vip`'s spec names (fixed, or written back), if any.
+pub fn vip_spec_mac(object: &Vip) -> Result<Option<MacAddress>> {
+    mac(object, object.spec.mac_address.as_ref(), "spec.macAddress")
 }
 
 /// The workload an `IP` object is bound to (`podName`), if any.
-pub fn ip_owner(object: &Value) -> Option<String> {
-    object["spec"]["podName"]
-        .as_str()
+pub fn ip_owner(object: &Ip) -> Option<String> {
+    object
+        .spec
+        .pod_name
+        .as_deref()
         .filter(|s| !s.is_empty())
         .map(str::to_string)
 }
 
 /// Whether an `IP` belongs to a KubeVirt VM (rather than a plain pod).
-pub fn ip_is_vm(object: &Value) -> bool {
-    object["spec"]["podType"] == VM_POD_TYPE
+pub fn ip_is_vm(object: &Ip) -> bool {
+    object.spec.pod_type.as_deref() == Some(VM_POD_TYPE)
 }
 
 /// The workload that took a `Vip`: Kube-OVN labels it with the port name
@@ -306,16 +389,14 @@ pub fn ip_is_vm(object: &Value) -> bool {
 /// `.<namespace>`.
 ///
 /// ```
-/// use serde_json::json;
-/// let vip = json!({"metadata": {"labels": {"ovn.kubernetes.io/ip_reserved": "db.acme"}},
-///                  "spec": {"namespace": "acme"}});
+/// use kubecloud_kubeovn::models::{Vip, vip::VipSpec};
+/// let mut vip = Vip::new("acme-db", VipSpec { namespace: Some("acme".into()), ..Default::default() });
+/// vip.metadata.labels = Some([("ovn.kubernetes.io/ip_reserved".to_string(), "db.acme".to_string())].into());
 /// assert_eq!(kubecloud_kubeovn::translate::vip_owner(&vip).as_deref(), Some("db"));
 /// ```
-pub fn vip_owner(object: &Value) -> Option<String> {
-    let port = object["metadata"]["labels"][RESERVED_LABEL]
-        .as_str()
-        .filter(|p| !p.is_empty())?;
-    let ns = object["spec"]["namespace"].as_str().unwrap_or_default();
+pub fn vip_owner(object: &Vip) -> Option<String> {
+    let port = label(&object.metadata, RESERVED_LABEL).filter(|p| !p.is_empty())?;
+    let ns = object.spec.namespace.as_deref().unwrap_or_default();
     let workload = port
         .strip_suffix(&format!(".{ns}"))
         .or_else(|| port.split_once(&format!(".{ns}.")).map(|(w, _)| w))
@@ -323,51 +404,56 @@ pub fn vip_owner(object: &Value) -> Option<String> {
     Some(workload.to_string())
 }
 
-/// Whether kube-ovn-controller has given a `Vip` its address and MAC.
-pub fn vip_allocated(object: &Value) -> bool {
-    vip_address(object).is_some()
-        && object["status"]["mac"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty())
-}
-
-fn vip_address(object: &Value) -> Option<IpAddr> {
-    ["v4ip", "v6ip"]
-        .iter()
-        .filter_map(|f| object["status"][f].as_str())
-        .find_map(|s| s.parse().ok())
+/// Whether kube-ovn-controller has given a `Vip` its address and MAC (written into its
+/// status; whether they are an address and a MAC is [`reservation_from`]'s to say).
+pub fn vip_allocated(object: &Vip) -> bool {
+    let set = |v: Option<&String>| v.is_some_and(|v| !v.is_empty());
+    object
+        .status
+        .as_ref()
+        .is_some_and(|s| (set(s.v4ip.as_ref()) || set(s.v6ip.as_ref())) && set(s.mac.as_ref()))
 }
 
 /// The reservation a `Vip` stands for, given its subnet's domain name; `None` while
-/// kube-ovn-controller has not allocated it.
-pub fn reservation_from(object: &Value, subnet: &str) -> Option<IpReservation> {
-    let ip = vip_address(object)?;
-    let mac = object["status"]["mac"].as_str()?.parse().ok()?;
-    let name = object["metadata"]["labels"][kubecloud_kube::NAME]
-        .as_str()
-        .or_else(|| object["metadata"]["name"].as_str())?
-        .to_string();
-    Some(IpReservation {
-        name,
+/// kube-ovn-controller has not allocated it, an error naming the field when its status holds
+/// something that is not an address or a MAC.
+pub fn reservation_from(object: &Vip, subnet: &str) -> Result<Option<IpReservation>> {
+    let Some(status) = &object.status else {
+        return Ok(None);
+    };
+    let ip = first_address(
+        object,
+        &[
+            ("status.v4ip", status.v4ip.as_ref()),
+            ("status.v6ip", status.v6ip.as_ref()),
+        ],
+    )?;
+    let mac = mac(object, status.mac.as_ref(), "status.mac")?;
+    let (Some(ip), Some(mac)) = (ip, mac) else {
+        return Ok(None);
+    };
+    Ok(Some(IpReservation {
+        name: domain_name_or_object(object)?,
         subnet: subnet.to_string(),
         ip,
         mac,
         owner: vip_owner(object),
-    })
+    }))
 }
 
 /// What an `IP` object Kube-OVN made for a pod or VM holds, as a reservation-shaped record named
 /// after the object (for leak reports); `None` while unallocated.
-pub fn pod_ip_from(object: &Value, subnet: &str) -> Option<IpReservation> {
-    let ip = ip_address(object)?;
-    let mac = object["spec"]["macAddress"].as_str()?.parse().ok()?;
-    Some(IpReservation {
-        name: object["metadata"]["name"].as_str()?.to_string(),
+pub fn pod_ip_from(object: &Ip, subnet: &str) -> Result<Option<IpReservation>> {
+    let (Some(ip), Some(mac)) = (ip_address(object)?, ip_mac(object)?) else {
+        return Ok(None);
+    };
+    Ok(Some(IpReservation {
+        name: object_name(object)?,
         subnet: subnet.to_string(),
         ip,
         mac,
         owner: ip_owner(object),
-    })
+    }))
 }
 
 /// Kube-OVN's spelling of a protocol in a security-group rule; SCTP has none.
@@ -463,24 +549,68 @@ pub fn security_group(tenant: &Tenant, spec: &SecurityGroupSpec) -> Result<Value
     }))
 }
 
-fn rule_from(tenant: &Tenant, r: &Value) -> Result<Rule> {
-    let protocol = match r["protocol"].as_str().unwrap_or("all") {
+/// One Kube-OVN security-group rule as read: `ingressRules` and `egressRules` items are two
+/// generated types with the same fields.
+#[derive(Clone, Copy)]
+struct RawRule<'a> {
+    protocol: Option<&'a str>,
+    port_range_min: Option<i64>,
+    port_range_max: Option<i64>,
+    remote_type: Option<&'a str>,
+    remote_address: Option<&'a str>,
+    remote_security_group: Option<&'a str>,
+    priority: Option<i64>,
+    policy: Option<&'a str>,
+}
+
+macro_rules! raw_rule {
+    ($($t:ty),*) => {$(
+        impl<'a> From<&'a $t> for RawRule<'a> {
+            fn from(r: &'a $t) -> Self {
+                RawRule {
+                    protocol: r.protocol.as_deref(),
+                    port_range_min: r.port_range_min,
+                    port_range_max: r.port_range_max,
+                    remote_type: r.remote_type.as_deref(),
+                    remote_address: r.remote_address.as_deref(),
+                    remote_security_group: r.remote_security_group.as_deref(),
+                    priority: r.priority,
+                    policy: r.policy.as_deref(),
+                }
+            }
+        }
+    )*};
+}
+
+raw_rule!(SecurityGroupIngressRules, SecurityGroupEgressRules);
+
+fn rule_from(
+    tenant: &Tenant,
+    object: &SecurityGroupObject,
+    field: &str,
+    r: RawRule<'_>,
+) -> Result<Rule> {
+    let bad = |sub: &str, value: &str| malformed(object, &format!("{field}.{sub}"), value);
+    let protocol = match r.protocol.unwrap_or("all") {
         "tcp" => Protocol::Tcp,
         "udp" => Protocol::Udp,
         "icmp" => Protocol::Icmp,
         "all" => Protocol::All,
-        other => return Err(malformed("protocol", other)),
+        other => return Err(bad("protocol", other)),
     };
-    let ports = match (r["portRangeMin"].as_u64(), r["portRangeMax"].as_u64()) {
+    let port = |v: i64, sub: &str| u16::try_from(v).map_err(|_| bad(sub, &v.to_string()));
+    let ports = match (r.port_range_min, r.port_range_max) {
         (Some(1), Some(65535)) | (None, _) | (_, None) => None,
         (Some(a), Some(b)) => Some(PortRange {
-            first: u16::try_from(a).map_err(|_| malformed("portRangeMin", &a.to_string()))?,
-            last: u16::try_from(b).map_err(|_| malformed("portRangeMax", &b.to_string()))?,
+            first: port(a, "portRangeMin")?,
+            last: port(b, "portRangeMax")?,
         }),
     };
-    let remote = match r["remoteType"].as_str() {
+    let remote = match r.remote_type {
         Some("securityGroup") => {
-            let object = r["remoteSecurityGroup"].as_str().unwrap_or_default();
+            let object = r
+                .remote_security_group
+                .ok_or_else(|| bad("remoteSecurityGroup", "missing"))?;
             let prefix = format!("{}-", tenant.as_str());
             let domain = object
                 .strip_prefix(&prefix)
@@ -488,51 +618,76 @@ fn rule_from(tenant: &Tenant, r: &Value) -> Result<Rule> {
                 .unwrap_or(object);
             Remote::Group(domain.to_string())
         }
-        _ => match r["remoteAddress"].as_str() {
+        _ => match r.remote_address {
             None | Some("0.0.0.0/0") | Some("::/0") => Remote::Any,
-            Some(cidr) => Remote::Cidr(cidr.parse().map_err(|_| malformed("remoteAddress", cidr))?),
+            Some(cidr) => Remote::Cidr(cidr.parse().map_err(|_| bad("remoteAddress", cidr))?),
         },
     };
     Ok(Rule {
         protocol,
         ports,
         remote,
-        priority: r["priority"]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or(100),
-        action: if r["policy"] == "drop" {
-            RuleAction::Drop
-        } else {
-            RuleAction::Allow
+        priority: match r.priority {
+            // What `security_group` writes for a rule of the default priority.
+            None => 100,
+            Some(p) => port(p, "priority")?,
+        },
+        action: match r.policy {
+            Some("drop") => RuleAction::Drop,
+            Some("allow") | None => RuleAction::Allow,
+            Some(other) => return Err(bad("policy", other)),
         },
     })
 }
 
-fn rules_from(tenant: &Tenant, list: &Value) -> Result<Vec<Rule>> {
-    let raw: Vec<&Value> = list.as_array().into_iter().flatten().collect();
+fn rules_from(
+    tenant: &Tenant,
+    object: &SecurityGroupObject,
+    field: &str,
+    raw: &[RawRule<'_>],
+) -> Result<Vec<Rule>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < raw.len() {
-        let rule = rule_from(tenant, raw[i])?;
+        let rule = rule_from(tenant, object, &format!("{field}[{i}]"), raw[i])?;
         // The IPv6 half of an "anywhere" rule follows its IPv4 half.
-        let twin = raw.get(i + 1).filter(|next| {
-            raw[i]["remoteAddress"] == "0.0.0.0/0"
-                && next["remoteAddress"] == "::/0"
-                && rule_from(tenant, next).ok().as_ref() == Some(&rule)
+        let twin = raw.get(i + 1).is_some_and(|next| {
+            raw[i].remote_address == Some("0.0.0.0/0")
+                && next.remote_address == Some("::/0")
+                && matches!(
+                    rule_from(tenant, object, &format!("{field}[{}]", i + 1), *next),
+                    Ok(r) if r == rule
+                )
         });
-        i += if twin.is_some() { 2 } else { 1 };
+        i += if twin { 2 } else { 1 };
         out.push(rule);
     }
     Ok(out)
 }
 
-/// The security-group spec an object says.
-pub fn security_group_spec_from(tenant: &Tenant, object: &Value) -> Result<SecurityGroupSpec> {
+/// The security-group spec a `SecurityGroup` says.
+pub fn security_group_spec_from(
+    tenant: &Tenant,
+    object: &SecurityGroupObject,
+) -> Result<SecurityGroupSpec> {
+    let ingress: Vec<RawRule<'_>> = object
+        .spec
+        .ingress_rules
+        .iter()
+        .flatten()
+        .map(RawRule::from)
+        .collect();
+    let egress: Vec<RawRule<'_>> = object
+        .spec
+        .egress_rules
+        .iter()
+        .flatten()
+        .map(RawRule::from)
+        .collect();
     Ok(SecurityGroupSpec {
         name: domain_name(object)?,
-        ingress: rules_from(tenant, &object["spec"]["ingressRules"])?,
-        egress: rules_from(tenant, &object["spec"]["egressRules"])?,
+        ingress: rules_from(tenant, object, "spec.ingressRules", &ingress)?,
+        egress: rules_from(tenant, object, "spec.egressRules", &egress)?,
     })
 }
 
@@ -574,30 +729,44 @@ pub fn service(tenant: &Tenant, spec: &ServiceSpec) -> Value {
     })
 }
 
-/// The service spec a `Service` says.
-pub fn service_spec_from(object: &Value) -> Result<ServiceSpec> {
-    let selector: BTreeMap<String, String> =
-        serde_json::from_value(object["spec"]["selector"].clone()).unwrap_or_default();
+/// The service spec a `Service` says (a port or target port that is not a port number, or a
+/// protocol that is not TCP, UDP or SCTP, is an error naming the field).
+pub fn service_spec_from(object: &ServiceObject) -> Result<ServiceSpec> {
+    let spec = object.spec.as_ref();
     let mut ports = Vec::new();
-    for p in object["spec"]["ports"].as_array().into_iter().flatten() {
-        let port = p["port"]
-            .as_u64()
-            .and_then(|v| u16::try_from(v).ok())
-            .ok_or_else(|| malformed("ports.port", &p["port"].to_string()))?;
-        let target = p["targetPort"].as_u64().and_then(|v| u16::try_from(v).ok());
+    for (i, p) in spec
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let field = |f: &str| format!("spec.ports[{i}].{f}");
+        let port = u16::try_from(p.port)
+            .map_err(|_| malformed(object, &field("port"), &p.port.to_string()))?;
+        let target = match &p.target_port {
+            None => None,
+            Some(IntOrString::Int(t)) => Some(
+                u16::try_from(*t)
+                    .map_err(|_| malformed(object, &field("targetPort"), &t.to_string()))?,
+            ),
+            Some(IntOrString::String(t)) => {
+                return Err(malformed(object, &field("targetPort"), t));
+            }
+        };
         ports.push(ServicePort {
             port,
             target_port: target.filter(|t| *t != port),
-            protocol: match p["protocol"].as_str() {
+            protocol: match p.protocol.as_deref() {
+                None | Some("TCP") => Protocol::Tcp,
                 Some("UDP") => Protocol::Udp,
                 Some("SCTP") => Protocol::Sctp,
-                _ => Protocol::Tcp,
+                Some(other) => return Err(malformed(object, &field("protocol"), other)),
             },
         });
     }
     Ok(ServiceSpec {
         name: domain_name(object)?,
-        selector,
+        selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
         ports,
     })
 }
@@ -610,28 +779,65 @@ pub fn service_dns(tenant: &Tenant, name: &str) -> String {
     )
 }
 
+/// Label `key` of an object.
+pub(crate) fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Annotation `key` of an object.
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
 /// The domain name an object stands for (its `kubecloud.io/name` label).
-fn domain_name(object: &Value) -> Result<String> {
-    object["metadata"]["labels"][kubecloud_kube::NAME]
-        .as_str()
+pub(crate) fn domain_name<K: Resource<DynamicType = ()>>(object: &K) -> Result<String> {
+    label(object.meta(), kubecloud_kube::NAME)
         .map(str::to_string)
-        .ok_or_else(|| malformed("metadata.labels", "no kubecloud.io/name label"))
+        .ok_or_else(|| malformed(object, "metadata.labels", "no kubecloud.io/name label"))
 }
 
-fn strings(v: &Value) -> impl Iterator<Item = &str> {
-    v.as_array().into_iter().flatten().filter_map(Value::as_str)
+/// The domain name an object stands for, or its own name for one kubecloud did not label.
+fn domain_name_or_object<K: Resource<DynamicType = ()>>(object: &K) -> Result<String> {
+    match label(object.meta(), kubecloud_kube::NAME) {
+        Some(name) => Ok(name.to_string()),
+        None => object_name(object),
+    }
 }
 
-fn parse<T: std::str::FromStr>(v: &Value, field: &str) -> Result<T> {
-    let s = v.as_str().ok_or_else(|| malformed(field, "missing"))?;
-    s.parse().map_err(|_| malformed(field, s))
+/// An object's name (every object the API server answers with has one).
+pub(crate) fn object_name<K: Resource<DynamicType = ()>>(object: &K) -> Result<String> {
+    object
+        .meta()
+        .name
+        .clone()
+        .ok_or_else(|| malformed(object, "metadata.name", "missing"))
 }
 
-/// A live object that does not say what this backend wrote: someone changed it by hand.
-fn malformed(field: &str, value: &str) -> Error {
+/// Field `field` of `object` parsed as a `T`; missing or not a `T` is an error naming it.
+fn parse<T: std::str::FromStr, K: Resource<DynamicType = ()>>(
+    object: &K,
+    value: Option<&str>,
+    field: &str,
+) -> Result<T> {
+    let s = value.ok_or_else(|| malformed(object, field, "missing"))?;
+    s.parse().map_err(|_| malformed(object, field, s))
+}
+
+/// A live object that does not say what this backend wrote (someone changed it by hand, or
+/// Kube-OVN wrote something unexpected): a permanent error naming the object's kind and name,
+/// the field and what it holds.
+pub(crate) fn malformed<K: Resource<DynamicType = ()>>(
+    object: &K,
+    field: &str,
+    value: &str,
+) -> Error {
     Error::Backend {
         backend: crate::BACKEND.to_string(),
-        message: format!("unexpected {field} in a live object: {value:?}"),
+        message: format!(
+            "unexpected {field} in {} {:?}: {value:?}",
+            K::kind(&()),
+            object.meta().name.as_deref().unwrap_or_default()
+        ),
         temporary: false,
         source: None,
     }

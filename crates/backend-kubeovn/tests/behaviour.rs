@@ -515,6 +515,57 @@ async fn a_reservation_holds_its_subnet_and_one_taken_by_a_gone_vm_can_be_releas
     .await;
 }
 
+/// A reservation whose `Vip` names a VM that exists (stopped: no pod) is in use; once the VM is
+/// gone it can be released. The VM is read through KubeVirt's generated model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_of_an_existing_vm_without_a_pod_is_not_released() {
+    guarded(async {
+        let (server, backend) = setup().await;
+        let acme = tenant("acme");
+        let cluster = server.cluster();
+        backend
+            .create_vpc(&acme, &VpcSpec::named("main"))
+            .await
+            .unwrap();
+        backend
+            .create_subnet(&acme, &SubnetSpec::new("front", "main", net("10.1.0.0/24")))
+            .await
+            .unwrap();
+        backend
+            .reserve_ip(&acme, &IpReservationSpec::new("db-eth0", "front"))
+            .await
+            .unwrap();
+        cluster
+            .merge_patch(
+                "kubeovn.io/v1",
+                "Vip",
+                None,
+                "acme-db-eth0",
+                &json!({"metadata": {"labels": {"ovn.kubernetes.io/ip_reserved": "db.acme"}}}),
+            )
+            .unwrap();
+        // A stopped VM, as KubeVirt stores it.
+        cluster
+            .create(
+                json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                "metadata": {"name": "db", "namespace": "acme"},
+                "spec": {"runStrategy": "Halted",
+                         "template": {"spec": {"domain": {"devices": {}}}}}}),
+            )
+            .unwrap();
+        let err = backend.release_ip(&acme, "db-eth0").await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Conflict { reason, .. } if reason.contains("in use by db")),
+            "{err}"
+        );
+        cluster
+            .delete("kubevirt.io/v1", "VirtualMachine", Some("acme"), "db")
+            .unwrap();
+        backend.release_ip(&acme, "db-eth0").await.unwrap();
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reservation_in_use_by_a_running_vm_is_not_released() {
     guarded(async {

@@ -4,10 +4,11 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use kubecloud_core::{IpNet, IpRange, IpReservationSpec, SubnetSpec, Tenant};
-use kubecloud_kubeovn::addresses::{check_reservation, refuse_overlap, space};
+use kubecloud_kubeovn::addresses::{Held, check_reservation, refuse_overlap, space};
+use kubecloud_kubeovn::models::Vip;
 use kubecloud_kubeovn::translate;
 use proptest::prelude::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// One step against a subnet: reserve a fixed host offset, reserve the next free, or release.
 #[derive(Clone, Debug)]
@@ -27,7 +28,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// What kube-ovn-controller does with an accepted reservation: take the fixed address, or the
 /// next free one of the space as it is.
-fn allocate(subnet: &SubnetSpec, live: &[Value], spec: &IpReservationSpec) -> IpAddr {
+fn allocate(subnet: &SubnetSpec, live: &[Held], spec: &IpReservationSpec) -> IpAddr {
     let mut space = space(subnet, live);
     match spec.ip {
         Some(ip) => {
@@ -59,7 +60,7 @@ proptest! {
         let excluded = IpRange::new(IpAddr::V4(first.into()), IpAddr::V4(last.into())).unwrap();
         let mut subnet = SubnetSpec::new("s", "main", cidr);
         subnet.exclude = vec![excluded];
-        let mut live: Vec<Value> = Vec::new();
+        let mut live: Vec<Held> = Vec::new();
         for (i, op) in ops.into_iter().enumerate() {
             let name = format!("r{i}");
             let spec = match op {
@@ -79,9 +80,11 @@ proptest! {
             let ip = allocate(&subnet, &live, &spec);
             let mut object = translate::vip(&tenant, &spec, "acme-s");
             object["spec"]["v4ip"] = json!(ip.to_string());
-            live.push(object);
+            // The Vip as Kube-OVN holds it, read through the generated model.
+            let vip: Vip = serde_json::from_value(object).unwrap();
+            live.push(Held::of_vip(&vip).unwrap());
             // Invariants over every live reservation.
-            let addrs: Vec<IpAddr> = live.iter().filter_map(translate::ip_address).collect();
+            let addrs: Vec<IpAddr> = live.iter().filter_map(|h| h.ip).collect();
             let distinct: BTreeSet<&IpAddr> = addrs.iter().collect();
             prop_assert_eq!(distinct.len(), addrs.len(), "an address held twice: {:?}", addrs);
             for a in &addrs {

@@ -13,6 +13,11 @@ use kubecloud_kubeovn::{external, translate};
 use kubecloud_testkit::schema::Catalog;
 use serde_json::Value;
 
+/// An object as built, read back through its generated model (as the driver reads live ones).
+fn typed<T: serde::de::DeserializeOwned>(object: &Value) -> T {
+    serde_json::from_value(object.clone()).unwrap()
+}
+
 fn acme() -> Tenant {
     Tenant::new("acme").unwrap()
 }
@@ -225,7 +230,7 @@ fn the_attachment_cni_config_has_what_kube_ovn_needs() {
 fn specs_round_trip_through_their_objects() {
     let t = acme();
     assert_eq!(
-        translate::vpc_spec_from(&translate::vpc(&t, &vpc_spec())).unwrap(),
+        translate::vpc_spec_from(&typed(&translate::vpc(&t, &vpc_spec()))).unwrap(),
         vpc_spec()
     );
     for spec in [
@@ -234,17 +239,20 @@ fn specs_round_trip_through_their_objects() {
         SubnetSpec::new("v6", "main", "fd00:1::/120".parse().unwrap()),
     ] {
         assert_eq!(
-            translate::subnet_spec_from(&translate::subnet(&t, &spec)).unwrap(),
+            translate::subnet_spec_from(&typed(&translate::subnet(&t, &spec))).unwrap(),
             spec
         );
     }
     let sg = translate::security_group(&t, &security_group()).unwrap();
     assert_eq!(
-        translate::security_group_spec_from(&t, &sg).unwrap(),
+        translate::security_group_spec_from(&t, &typed(&sg)).unwrap(),
         security_group()
     );
     let svc = translate::service(&t, &service());
-    assert_eq!(translate::service_spec_from(&svc).unwrap(), service());
+    assert_eq!(
+        translate::service_spec_from(&typed(&svc)).unwrap(),
+        service()
+    );
 }
 
 #[test]
@@ -259,17 +267,17 @@ fn sctp_rules_are_refused_naming_the_field() {
 fn external_access_objects_read_back() {
     let t = acme();
     let fip_spec = FloatingIpSpec::new("web", "web", "db-eth0");
-    let fip = external::floating_ip_from(&external::ovn_fip(&t, &fip_spec)).unwrap();
+    let fip = external::floating_ip_from(&typed(&external::ovn_fip(&t, &fip_spec))).unwrap();
     assert_eq!((fip.spec, fip.ready), (fip_spec, false));
     let snat_spec = SnatRuleSpec::new("front-out", "egress", "front");
-    let snat = external::snat_rule_from(&external::ovn_snat_rule(&t, &snat_spec)).unwrap();
+    let snat = external::snat_rule_from(&typed(&external::ovn_snat_rule(&t, &snat_spec))).unwrap();
     assert_eq!((snat.spec, snat.ready), (snat_spec, false));
     let eip_spec = ExternalIpSpec::new("web").with_ip("172.31.0.10".parse().unwrap());
     let mut eip = external::ovn_eip(&t, &eip_spec, "ovn-vpc-external-network");
-    let pending = external::external_ip_from(&eip).unwrap();
+    let pending = external::external_ip_from(&typed(&eip)).unwrap();
     assert_eq!((pending.ip, pending.ready), (None, false));
     eip["status"] = serde_json::json!({"v4Ip": "172.31.0.10", "ready": true});
-    let ready = external::external_ip_from(&eip).unwrap();
+    let ready = external::external_ip_from(&typed(&eip)).unwrap();
     assert_eq!(ready.spec, eip_spec);
     assert_eq!((ready.ip, ready.ready), (eip_spec.ip, true));
     // The FIP names the reservation's IP object, the SNAT rule the subnet's.
@@ -280,4 +288,50 @@ fn external_access_objects_read_back() {
         snat["spec"]["vpcSubnet"],
         translate::subnet(&t, &primary())["metadata"]["name"]
     );
+}
+
+#[test]
+fn addresses_and_macs_kube_ovn_wrote_are_read_or_refused_naming_the_field() {
+    use kubecloud_kubeovn::models::{Ip, Vip};
+    let ip: Ip = typed(
+        &serde_json::json!({"apiVersion": "kubeovn.io/v1", "kind": "IP",
+        "metadata": {"name": "web.acme"},
+        "spec": {"v4IpAddress": "", "v6IpAddress": "", "ipAddress": "10.1.0.5,fd00::5",
+                 "macAddress": "0e:00:0a:01:00:05", "podName": "web"}}),
+    );
+    assert_eq!(
+        translate::ip_address(&ip).unwrap(),
+        Some("10.1.0.5".parse().unwrap()),
+        "an empty family is no address; a dual-stack ipAddress gives its first"
+    );
+    let leaked = translate::pod_ip_from(&ip, "front").unwrap().unwrap();
+    assert_eq!(
+        (leaked.name.as_str(), leaked.owner.as_deref()),
+        ("web.acme", Some("web"))
+    );
+    let mut vip: Vip = typed(&translate::vip(
+        &acme(),
+        &kubecloud_core::IpReservationSpec::new("db", "front"),
+        "acme-front",
+    ));
+    assert_eq!(
+        translate::reservation_from(&vip, "front").unwrap(),
+        None,
+        "not allocated yet"
+    );
+    vip.status = Some(kubecloud_kubeovn::models::vip::VipStatus {
+        v4ip: Some("10.1.0.9".into()),
+        mac: Some("not-a-mac".into()),
+        ..Default::default()
+    });
+    let err = translate::reservation_from(&vip, "front")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("status.mac") && err.contains("Vip") && err.contains("acme-db"),
+        "{err}"
+    );
+    vip.status.as_mut().unwrap().mac = Some("0e:00:0a:01:00:09".into());
+    let r = translate::reservation_from(&vip, "front").unwrap().unwrap();
+    assert_eq!((r.name.as_str(), r.ip), ("db", "10.1.0.9".parse().unwrap()));
 }

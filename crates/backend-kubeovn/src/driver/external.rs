@@ -2,30 +2,35 @@
 //! [`crate::external`]), with the same ownership checks and watch-based waits as the rest of the
 //! driver.
 
-use kube::api::{Api, DynamicObject};
+use kube::Resource;
 use kubecloud_core::wait::Check;
 use kubecloud_core::{
     Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, IpNet, ResourceKind, Result,
     SnatRule, SnatRuleSpec, Tenant,
 };
 use kubecloud_kube::names::cluster_scoped;
+use kubecloud_models::kubeovn::{OvnEip, OvnFip, OvnSnatRule, Subnet as SubnetObject, Vip};
 use serde_json::Value;
 
-use super::{condition, to_value};
+use super::{Object, condition};
 use crate::KubeOvn;
-use crate::external::{self, eip_address, eip_claimed};
+use crate::external::{self, eip_address, eip_claimed, eip_ready};
 use crate::kinds::{self, EXTERNAL_IP_LABEL, RESERVATION_LABEL, SUBNET_NAME_LABEL};
-use crate::translate::vip_name;
+use crate::translate::{malformed, vip_name};
 
-/// Ready with its address, failed when Kube-OVN says it could not allocate it.
-fn eip_check(object: Option<&DynamicObject>) -> Check {
-    let Some(o) = object.map(to_value) else {
+/// Ready with its address, failed when Kube-OVN says it could not allocate it (or writes an
+/// address that is not one).
+fn eip_check(object: Option<&OvnEip>) -> Check {
+    let Some(o) = object else {
         return Check::Pending;
     };
-    if o["status"]["ready"] == true && eip_address(&o).is_some() {
-        return Check::Met;
+    match eip_address(o) {
+        Ok(Some(_)) if eip_ready(o) => return Check::Met,
+        Ok(_) => {}
+        Err(err) => return Check::Failed(err.to_string()),
     }
-    match condition(&o, "Ready") {
+    let conditions = o.status.as_ref().and_then(|s| s.conditions.as_ref());
+    match condition(conditions, "Ready") {
         Some((false, message)) if !message.is_empty() => Check::Failed(format!(
             "Kube-OVN could not allocate the address: {message}"
         )),
@@ -45,38 +50,57 @@ fn in_use(kind: ResourceKind, name: &str, users: &[String]) -> Result<()> {
     ))
 }
 
-fn nat_ready(object: Option<&DynamicObject>) -> Check {
-    match object.map(to_value) {
-        Some(o) if o["status"]["ready"] == true => Check::Met,
+/// A NAT object's status, as far as readiness goes: each kind has its own generated type.
+trait NatStatus {
+    fn ready(&self) -> bool;
+}
+
+impl NatStatus for OvnFip {
+    fn ready(&self) -> bool {
+        self.status.as_ref().and_then(|s| s.ready) == Some(true)
+    }
+}
+
+impl NatStatus for OvnSnatRule {
+    fn ready(&self) -> bool {
+        self.status.as_ref().and_then(|s| s.ready) == Some(true)
+    }
+}
+
+fn nat_ready<K: NatStatus>(object: Option<&K>) -> Check {
+    match object {
+        Some(o) if o.ready() => Check::Met,
         _ => Check::Pending,
     }
 }
 
 impl KubeOvn {
-    /// Applies a NAT object and waits for `check`; a object that never gets there is deleted
-    /// again, so nothing half-made is left behind.
-    async fn apply_and_wait(
+    /// Applies a NAT object (named `object_name`, built as JSON, written through `resource`)
+    /// and waits for `check`; an object that never gets there is deleted again, so nothing
+    /// half-made is left behind.
+    async fn apply_and_wait<K>(
         &self,
-        api: &Api<DynamicObject>,
-        object: Value,
+        resource: &kube::core::ApiResource,
+        (object_name, object): (&str, Value),
         kind: ResourceKind,
         name: &str,
-        check: fn(Option<&DynamicObject>) -> Check,
-    ) -> Result<Value> {
-        let object_name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        self.apply(api, object, kind, name).await?;
+        check: fn(Option<&K>) -> Check,
+    ) -> Result<K>
+    where
+        K: Object + Resource<Scope = k8s_openapi::ClusterResourceScope>,
+    {
+        let api = self.cluster::<K>();
+        self.apply::<K>(&self.cluster_dynamic(resource), object, kind, name)
+            .await?;
         match self
             .writer
-            .wait_for(api, &object_name, kind, name, self.ready_timeout, check)
+            .wait_for(&api, object_name, kind, name, self.ready_timeout, check)
             .await
         {
-            Ok(o) => Ok(to_value(&o)),
+            Ok(o) => Ok(o),
             Err(err) => {
                 tracing::warn!(%kind, %name, error = %err, "not ready; deleting it");
-                self.delete(api, &object_name, kind, name).await?;
+                self.delete(&api, object_name, kind, name).await?;
                 Err(err)
             }
         }
@@ -87,34 +111,41 @@ impl KubeOvn {
     async fn check_requested(&self, spec: &ExternalIpSpec) -> Result<()> {
         let Some(ip) = spec.ip else { return Ok(()) };
         let kind = ResourceKind::ExternalIp;
-        let subnets = self.cluster(&kinds::subnet());
+        let subnets = self.cluster::<SubnetObject>();
         if let Some(subnet) = self
             .writer
             .get_opt(&subnets, &self.external_subnet, kind, &spec.name)
             .await?
         {
-            let subnet = to_value(&subnet);
-            let cidrs: Vec<IpNet> = subnet["spec"]["cidrBlock"]
-                .as_str()
-                .unwrap_or_default()
+            // Without a `cidrBlock` there is nothing to check against.
+            let block = subnet.spec.cidr_block.as_deref().unwrap_or_default();
+            let cidrs = block
                 .split(',')
-                .filter_map(|c| c.trim().parse().ok())
-                .collect();
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(|c| {
+                    c.parse::<IpNet>()
+                        .map_err(|_| malformed(&subnet, "spec.cidrBlock", c))
+                })
+                .collect::<Result<Vec<_>>>()?;
             if !cidrs.is_empty() && !cidrs.iter().any(|c| c.contains(&ip)) {
                 return Err(Error::invalid(
                     "ip",
                     format!(
-                        "{ip} is outside the external subnet {:?} ({})",
+                        "{ip} is outside the external subnet {:?} ({block})",
                         self.external_subnet,
-                        subnet["spec"]["cidrBlock"].as_str().unwrap_or_default()
                     ),
                 ));
             }
         }
         let eips = self
-            .list_any(&self.cluster(&kinds::ovn_eip()), "", kind, &spec.name)
+            .list_any(&self.cluster::<OvnEip>(), "", kind, &spec.name)
             .await?;
-        if eips.iter().any(|e| eip_claimed(e) == Some(ip)) {
+        let mut claimed = Vec::with_capacity(eips.len());
+        for eip in &eips {
+            claimed.push(eip_claimed(eip)?);
+        }
+        if claimed.contains(&Some(ip)) {
             return Err(Error::conflict(
                 kind,
                 &spec.name,
@@ -131,14 +162,20 @@ impl KubeOvn {
     ) -> Result<ExternalIp> {
         spec.validate()?;
         let kind = ResourceKind::ExternalIp;
-        let api = self.cluster(&kinds::ovn_eip());
+        let api = self.cluster::<OvnEip>();
         let object = cluster_scoped(tenant, &spec.name);
         self.ensure_free(&api, &object, tenant, kind, &spec.name)
             .await?;
         self.check_requested(spec).await?;
         let desired = external::ovn_eip(tenant, spec, &self.external_subnet);
         let ready = self
-            .apply_and_wait(&api, desired, kind, &spec.name, eip_check)
+            .apply_and_wait(
+                &kinds::ovn_eip(),
+                (&object, desired),
+                kind,
+                &spec.name,
+                eip_check,
+            )
             .await?;
         let eip = external::external_ip_from(&ready)?;
         tracing::debug!(%tenant, external_ip = %spec.name, ip = ?eip.ip, %object, "external ip ready");
@@ -150,7 +187,7 @@ impl KubeOvn {
         tenant: &Tenant,
         name: &str,
     ) -> Result<ExternalIp> {
-        let api = self.cluster(&kinds::ovn_eip());
+        let api = self.cluster::<OvnEip>();
         let object = self
             .owned(
                 &api,
@@ -165,7 +202,7 @@ impl KubeOvn {
 
     pub(super) async fn ext_list_external_ips(&self, tenant: &Tenant) -> Result<Vec<ExternalIp>> {
         self.list_owned(
-            &self.cluster(&kinds::ovn_eip()),
+            &self.cluster::<OvnEip>(),
             tenant,
             None,
             ResourceKind::ExternalIp,
@@ -176,24 +213,24 @@ impl KubeOvn {
         .collect()
     }
 
-    /// The tenant's NAT objects of `resource` whose `label` says they use `value`, named for an
+    /// The tenant's NAT objects of kind `K` whose `label` says they use `value`, named for an
     /// "in use by ..." message (`what` is "floating ip" or "snat rule").
-    pub(super) async fn nat_users(
+    pub(super) async fn nat_users<K>(
         &self,
         tenant: &Tenant,
-        resource: &kube::core::ApiResource,
-        (label, value): (&str, &str),
+        (key, value): (&str, &str),
         what: &str,
         kind: ResourceKind,
-    ) -> Result<Vec<String>> {
-        let selector = Some(format!("{label}={value}"));
-        Ok(self
-            .list_owned(&self.cluster(resource), tenant, selector, kind)
+    ) -> Result<Vec<String>>
+    where
+        K: Object + Resource<Scope = k8s_openapi::ClusterResourceScope>,
+    {
+        let selector = Some(format!("{key}={value}"));
+        self.list_owned(&self.cluster::<K>(), tenant, selector, kind)
             .await?
             .iter()
-            .filter_map(|o| o["metadata"]["labels"][kubecloud_kube::NAME].as_str())
-            .map(|n| format!("{what} {n}"))
-            .collect())
+            .map(|o| Ok(format!("{what} {}", crate::translate::domain_name(o)?)))
+            .collect()
     }
 
     /// Refuses releasing reservation `name` while a floating IP binds it.
@@ -202,8 +239,8 @@ impl KubeOvn {
         tenant: &Tenant,
         name: &str,
     ) -> Result<()> {
-        let user = (&kinds::ovn_fip(), "floating ip", ResourceKind::FloatingIp);
-        self.ensure_unused_by_nat(
+        let user = ("floating ip", ResourceKind::FloatingIp);
+        self.ensure_unused_by_nat::<OvnFip>(
             tenant,
             ResourceKind::IpReservation,
             name,
@@ -219,52 +256,53 @@ impl KubeOvn {
         tenant: &Tenant,
         name: &str,
     ) -> Result<()> {
-        let user = (&kinds::ovn_snat_rule(), "snat rule", ResourceKind::SnatRule);
-        self.ensure_unused_by_nat(tenant, ResourceKind::Subnet, name, SUBNET_NAME_LABEL, user)
-            .await
+        let user = ("snat rule", ResourceKind::SnatRule);
+        self.ensure_unused_by_nat::<OvnSnatRule>(
+            tenant,
+            ResourceKind::Subnet,
+            name,
+            SUBNET_NAME_LABEL,
+            user,
+        )
+        .await
     }
 
-    /// Refuses removing `kind` `name` while NAT objects of `user` (resource, noun, kind) carry
-    /// `label=name`.
-    async fn ensure_unused_by_nat(
+    /// Refuses removing `kind` `name` while NAT objects of kind `K` (`user`: noun, kind) carry
+    /// `key=name`.
+    async fn ensure_unused_by_nat<K>(
         &self,
         tenant: &Tenant,
         kind: ResourceKind,
         name: &str,
-        label: &str,
-        (resource, what, user_kind): (&kube::core::ApiResource, &str, ResourceKind),
-    ) -> Result<()> {
+        key: &str,
+        (what, user_kind): (&str, ResourceKind),
+    ) -> Result<()>
+    where
+        K: Object + Resource<Scope = k8s_openapi::ClusterResourceScope>,
+    {
         if !self.capabilities.external_access {
             // Without Kube-OVN's NAT kinds there is nothing that could use it.
             return Ok(());
         }
         let users = self
-            .nat_users(tenant, resource, (label, name), what, user_kind)
+            .nat_users::<K>(tenant, (key, name), what, user_kind)
             .await?;
         in_use(kind, name, &users)
     }
 
     pub(super) async fn ext_delete_external_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
         let kind = ResourceKind::ExternalIp;
-        let api = self.cluster(&kinds::ovn_eip());
+        let api = self.cluster::<OvnEip>();
         let object_name = cluster_scoped(tenant, name);
         self.owned(&api, &object_name, tenant, kind, name).await?;
-        let mut users: Vec<String> = Vec::new();
-        for (resource, what, user_kind) in [
-            (kinds::ovn_fip(), "floating ip", ResourceKind::FloatingIp),
-            (kinds::ovn_snat_rule(), "snat rule", ResourceKind::SnatRule),
-        ] {
-            users.extend(
-                self.nat_users(
-                    tenant,
-                    &resource,
-                    (EXTERNAL_IP_LABEL, name),
-                    what,
-                    user_kind,
-                )
+        let using = (EXTERNAL_IP_LABEL, name);
+        let mut users = self
+            .nat_users::<OvnFip>(tenant, using, "floating ip", ResourceKind::FloatingIp)
+            .await?;
+        users.extend(
+            self.nat_users::<OvnSnatRule>(tenant, using, "snat rule", ResourceKind::SnatRule)
                 .await?,
-            );
-        }
+        );
         in_use(kind, name, &users)?;
         self.delete(&api, &object_name, kind, name).await?;
         self.wait_gone(api, &object_name, kind, name).await
@@ -277,12 +315,12 @@ impl KubeOvn {
     ) -> Result<FloatingIp> {
         spec.validate()?;
         let kind = ResourceKind::FloatingIp;
-        let api = self.cluster(&kinds::ovn_fip());
+        let api = self.cluster::<OvnFip>();
         let object = cluster_scoped(tenant, &spec.name);
         self.ensure_free(&api, &object, tenant, kind, &spec.name)
             .await?;
         self.owned(
-            &self.cluster(&kinds::ovn_eip()),
+            &self.cluster::<OvnEip>(),
             &cluster_scoped(tenant, &spec.external_ip),
             tenant,
             ResourceKind::ExternalIp,
@@ -290,19 +328,19 @@ impl KubeOvn {
         )
         .await?;
         self.owned(
-            &self.cluster(&kinds::vip()),
+            &self.cluster::<Vip>(),
             &vip_name(tenant, &spec.reservation),
             tenant,
             ResourceKind::IpReservation,
             &spec.reservation,
         )
         .await?;
-        for (label, value) in [
+        for (key, value) in [
             (EXTERNAL_IP_LABEL, &spec.external_ip),
             (RESERVATION_LABEL, &spec.reservation),
         ] {
             let taken = self
-                .list_owned(&api, tenant, Some(format!("{label}={value}")), kind)
+                .list_owned(&api, tenant, Some(format!("{key}={value}")), kind)
                 .await?;
             if let Some(other) = taken.first() {
                 return Err(Error::conflict(
@@ -310,20 +348,18 @@ impl KubeOvn {
                     &spec.name,
                     format!(
                         "floating ip {} already binds {value:?} (one-to-one)",
-                        other["metadata"]["labels"][kubecloud_kube::NAME]
-                            .as_str()
-                            .unwrap_or_default()
+                        crate::translate::domain_name(other)?
                     ),
                 ));
             }
         }
         let ready = self
             .apply_and_wait(
-                &api,
-                external::ovn_fip(tenant, spec),
+                &kinds::ovn_fip(),
+                (&object, external::ovn_fip(tenant, spec)),
                 kind,
                 &spec.name,
-                nat_ready,
+                nat_ready::<OvnFip>,
             )
             .await?;
         external::floating_ip_from(&ready)
@@ -331,7 +367,7 @@ impl KubeOvn {
 
     pub(super) async fn ext_list_floating_ips(&self, tenant: &Tenant) -> Result<Vec<FloatingIp>> {
         self.list_owned(
-            &self.cluster(&kinds::ovn_fip()),
+            &self.cluster::<OvnFip>(),
             tenant,
             None,
             ResourceKind::FloatingIp,
@@ -349,12 +385,12 @@ impl KubeOvn {
     ) -> Result<SnatRule> {
         spec.validate()?;
         let kind = ResourceKind::SnatRule;
-        let api = self.cluster(&kinds::ovn_snat_rule());
+        let api = self.cluster::<OvnSnatRule>();
         let object = cluster_scoped(tenant, &spec.name);
         self.ensure_free(&api, &object, tenant, kind, &spec.name)
             .await?;
         self.owned(
-            &self.cluster(&kinds::ovn_eip()),
+            &self.cluster::<OvnEip>(),
             &cluster_scoped(tenant, &spec.external_ip),
             tenant,
             ResourceKind::ExternalIp,
@@ -362,7 +398,7 @@ impl KubeOvn {
         )
         .await?;
         self.owned(
-            &self.cluster(&kinds::subnet()),
+            &self.cluster::<SubnetObject>(),
             &cluster_scoped(tenant, &spec.subnet),
             tenant,
             ResourceKind::Subnet,
@@ -371,11 +407,11 @@ impl KubeOvn {
         .await?;
         let ready = self
             .apply_and_wait(
-                &api,
-                external::ovn_snat_rule(tenant, spec),
+                &kinds::ovn_snat_rule(),
+                (&object, external::ovn_snat_rule(tenant, spec)),
                 kind,
                 &spec.name,
-                nat_ready,
+                nat_ready::<OvnSnatRule>,
             )
             .await?;
         external::snat_rule_from(&ready)
@@ -383,7 +419,7 @@ impl KubeOvn {
 
     pub(super) async fn ext_list_snat_rules(&self, tenant: &Tenant) -> Result<Vec<SnatRule>> {
         self.list_owned(
-            &self.cluster(&kinds::ovn_snat_rule()),
+            &self.cluster::<OvnSnatRule>(),
             tenant,
             None,
             ResourceKind::SnatRule,
@@ -394,15 +430,17 @@ impl KubeOvn {
         .collect()
     }
 
-    /// Deletes the tenant's `OvnFip` or `OvnSnatRule` behind `name`.
-    pub(super) async fn ext_delete_nat(
+    /// Deletes the tenant's `OvnFip` or `OvnSnatRule` (`K`) behind `name`.
+    pub(super) async fn ext_delete_nat<K>(
         &self,
         tenant: &Tenant,
-        resource: &kube::core::ApiResource,
         kind: ResourceKind,
         name: &str,
-    ) -> Result<()> {
-        let api = self.cluster(resource);
+    ) -> Result<()>
+    where
+        K: Object + Resource<Scope = k8s_openapi::ClusterResourceScope>,
+    {
+        let api = self.cluster::<K>();
         let object_name = cluster_scoped(tenant, name);
         self.owned(&api, &object_name, tenant, kind, name).await?;
         self.delete(&api, &object_name, kind, name).await?;
