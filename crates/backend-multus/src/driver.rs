@@ -24,8 +24,10 @@ use crate::translate;
 use crate::{BACKEND, Link, Multus};
 use kubecloud_models::whereabouts::IpPool;
 
-pub(crate) fn to_value(object: &DynamicObject) -> Value {
-    serde_json::to_value(object).unwrap_or(Value::Null)
+/// An object as JSON (one that cannot be is an error, never `null`).
+pub(crate) fn to_value(object: &DynamicObject) -> Result<Value> {
+    serde_json::to_value(object)
+        .map_err(|e| Error::backend(BACKEND, "reading an object failed", false, e))
 }
 
 fn to_dynamic(object: Value, kind: ResourceKind, name: &str) -> Result<DynamicObject> {
@@ -127,7 +129,7 @@ impl Multus {
             .await?
             .ok_or_else(|| Error::not_found(kind, name))?;
         ensure_owned(&got.metadata, tenant, kind, name)?;
-        let value = to_value(&got);
+        let value = to_value(&got)?;
         if terminating(&value) || role.is_some_and(|r| value["metadata"]["labels"][ROLE_LABEL] != r)
         {
             return Err(Error::not_found(kind, name));
@@ -159,11 +161,14 @@ impl Multus {
     ) -> Result<Vec<Value>> {
         let params = ListParams::default().labels(selector);
         let list = self.writer.list_shared(api, &params, kind, name).await?;
-        Ok(list
-            .iter()
-            .map(to_value)
-            .filter(|o| !terminating(o))
-            .collect())
+        let mut out = Vec::with_capacity(list.len());
+        for object in list.iter() {
+            let value = to_value(object)?;
+            if !terminating(&value) {
+                out.push(value);
+            }
+        }
+        Ok(out)
     }
 
     /// The tenant's objects of `role` (`extra` narrows the selector).
@@ -190,9 +195,7 @@ impl Multus {
         name: &str,
     ) -> Result<Value> {
         let desired = to_dynamic(object, kind, name)?;
-        Ok(to_value(
-            &self.writer.apply(api, &desired, kind, name).await?,
-        ))
+        to_value(&self.writer.apply(api, &desired, kind, name).await?)
     }
 
     /// Creates (POST) the object: refused with `AlreadyExists` when its name is taken.
@@ -208,7 +211,7 @@ impl Multus {
             .create(&PostParams::default(), &desired)
             .await
             .map_err(|e| from_kube(BACKEND, kind, name, e))?;
-        Ok(to_value(&created))
+        to_value(&created)
     }
 
     async fn delete(
@@ -863,7 +866,10 @@ impl Network for Multus {
             Pool(Option<Box<IpPool>>),
         }
         let changes = stream::select(
-            nads.map(|s| s.map(|o| Change::Nad(o.map(|o| to_value(&o))))),
+            nads.map(|s| {
+                s.and_then(|o| o.as_ref().map(to_value).transpose())
+                    .map(Change::Nad)
+            }),
             pools.map(|s| s.map(|p| Change::Pool(p.map(Box::new)))),
         );
         let tenant = tenant.clone();

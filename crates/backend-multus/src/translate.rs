@@ -429,8 +429,11 @@ pub fn service(tenant: &Tenant, spec: &ServiceSpec) -> Value {
 
 /// The service spec a `Service` says.
 pub fn service_spec_from(object: &Value) -> Result<ServiceSpec> {
-    let selector: BTreeMap<String, String> =
-        serde_json::from_value(object["spec"]["selector"].clone()).unwrap_or_default();
+    let selector: BTreeMap<String, String> = match &object["spec"]["selector"] {
+        Value::Null => BTreeMap::new(),
+        s => serde_json::from_value(s.clone())
+            .map_err(|_| malformed("spec.selector", &s.to_string()))?,
+    };
     let mut ports = Vec::new();
     for p in object["spec"]["ports"].as_array().into_iter().flatten() {
         let port = p["port"]
@@ -441,10 +444,12 @@ pub fn service_spec_from(object: &Value) -> Result<ServiceSpec> {
         ports.push(ServicePort {
             port,
             target_port: target.filter(|t| *t != port),
+            // The API server defaults `protocol` to TCP; anything else is not a protocol.
             protocol: match p["protocol"].as_str() {
+                None | Some("TCP") => Protocol::Tcp,
                 Some("UDP") => Protocol::Udp,
                 Some("SCTP") => Protocol::Sctp,
-                _ => Protocol::Tcp,
+                Some(other) => return Err(malformed("ports.protocol", other)),
             },
         });
     }
