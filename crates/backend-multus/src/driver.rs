@@ -1,12 +1,21 @@
 //! The `Network` trait on Multus and whereabouts: thin; objects come from [`crate::translate`],
 //! attachments from [`crate::attach`], and everything goes through `kubecloud-kube`.
+//!
+//! Reads are typed (`Api<K>` of the generated models and of k8s-openapi's core kinds; pods as
+//! metadata only); writes are the JSON [`crate::translate`] builds (what GitOps renders, byte
+//! for byte), sent through `Api<DynamicObject>`, and each answer is read back as the model.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
 use std::net::IpAddr;
 
 use futures::StreamExt;
 use futures::future::ready;
 use futures::stream::{self, BoxStream};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service as ServiceObject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kubecloud_core::ipam::AddressSpace;
@@ -16,18 +25,34 @@ use kubecloud_core::{
     Service, ServiceSpec, Subnet, SubnetSpec, Tenant, Vpc, VpcSpec, async_trait, cidrs_overlap,
 };
 use kubecloud_kube::{FIELD_MANAGER, ensure_owned, from_kube, tenant_namespace, tenant_selector};
+use kubecloud_models::multi_networkpolicy::MultiNetworkPolicy;
+use kubecloud_models::multus::NetworkAttachmentDefinition as Nad;
+use kubecloud_models::whereabouts::IpPool;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::attach::{self, Known, Reserved};
 use crate::kinds::{self, ROLE_LABEL, SUBNET_LABEL, VM_POD_LABEL, VPC_LABEL};
-use crate::translate;
+use crate::translate::{self, label, malformed};
 use crate::{BACKEND, Link, Multus};
-use kubecloud_models::whereabouts::IpPool;
 
-/// An object as JSON (one that cannot be is an error, never `null`).
-pub(crate) fn to_value(object: &DynamicObject) -> Result<Value> {
-    serde_json::to_value(object)
-        .map_err(|e| Error::backend(BACKEND, "reading an object failed", false, e))
+/// A typed object this backend reads (a generated Multus model or a core kind).
+trait Object:
+    Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+
+impl<K> Object for K where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 fn to_dynamic(object: Value, kind: ResourceKind, name: &str) -> Result<DynamicObject> {
@@ -41,8 +66,9 @@ fn to_dynamic(object: Value, kind: ResourceKind, name: &str) -> Result<DynamicOb
     })
 }
 
-pub(crate) fn terminating(object: &Value) -> bool {
-    object["metadata"]["deletionTimestamp"].is_string()
+/// Whether an object is being deleted.
+fn terminating(meta: &ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some()
 }
 
 /// The whereabouts allocations of an `IPPool` as (offset, podRef, ifName); an offset that is
@@ -70,10 +96,10 @@ pub(crate) fn address_at(spec: &SubnetSpec, offset: u128) -> Option<IpAddr> {
     )
 }
 
-fn subnet_view(nad: &Value, pool: Option<&IpPool>) -> Result<Subnet> {
+fn subnet_view(nad: &Nad, pool: Option<&IpPool>) -> Result<Subnet> {
     let spec = translate::subnet_spec_from(nad)?;
     let capacity = AddressSpace::for_subnet(&spec).capacity();
-    let used = translate::reserved_of(nad).len() as u128
+    let used = translate::reserved_of(nad)?.len() as u128
         + pool.map(|p| allocations(p).len() as u128).unwrap_or(0);
     Ok(Subnet {
         spec,
@@ -96,13 +122,36 @@ fn generated_mac(tenant: &Tenant, subnet: &str, name: &str, salt: u32) -> MacAdd
     MacAddress([0x02, b[3], b[4], b[5], b[6], b[7]])
 }
 
+/// The domain names of `objects`; one without its `kubecloud.io/name` label is an error.
+fn domain_names<K: Resource<DynamicType = ()>>(objects: &[K]) -> Result<Vec<String>> {
+    objects.iter().map(translate::domain_name).collect()
+}
+
 impl Multus {
+    /// The untyped API objects are written through (built as JSON by [`crate::translate`]).
     pub(crate) fn api(&self, resource: &ApiResource, namespace: &str) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), namespace, resource)
     }
 
+    /// [`Multus::api`] in the tenant's namespace.
     pub(crate) fn tenant_api(&self, resource: &ApiResource, tenant: &Tenant) -> Api<DynamicObject> {
         self.api(resource, &tenant_namespace(tenant))
+    }
+
+    /// A namespaced kind's typed API in `namespace`.
+    fn typed_in<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// A namespaced kind's typed API in the tenant's namespace.
+    fn typed<K>(&self, tenant: &Tenant) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        self.typed_in(&tenant_namespace(tenant))
     }
 
     fn vlan(&self) -> Option<&std::ops::RangeInclusive<u16>> {
@@ -114,32 +163,31 @@ impl Multus {
 
     /// The tenant's object, or `NotFound` when absent, being deleted, another's, or of another
     /// role.
-    async fn owned(
+    async fn owned<K: Object>(
         &self,
-        api: &Api<DynamicObject>,
+        api: &Api<K>,
         object: &str,
         tenant: &Tenant,
         role: Option<&str>,
         kind: ResourceKind,
         name: &str,
-    ) -> Result<Value> {
+    ) -> Result<K> {
         let got = self
             .writer
             .get_opt(api, object, kind, name)
             .await?
             .ok_or_else(|| Error::not_found(kind, name))?;
-        ensure_owned(&got.metadata, tenant, kind, name)?;
-        let value = to_value(&got)?;
-        if terminating(&value) || role.is_some_and(|r| value["metadata"]["labels"][ROLE_LABEL] != r)
+        ensure_owned(got.meta(), tenant, kind, name)?;
+        if terminating(got.meta()) || role.is_some_and(|r| label(got.meta(), ROLE_LABEL) != Some(r))
         {
             return Err(Error::not_found(kind, name));
         }
-        Ok(value)
+        Ok(got)
     }
 
-    async fn exists(
+    async fn exists<K: Object>(
         &self,
-        api: &Api<DynamicObject>,
+        api: &Api<K>,
         object: &str,
         kind: ResourceKind,
         name: &str,
@@ -152,34 +200,52 @@ impl Multus {
     }
 
     /// Every object the selector picks (not being deleted).
-    pub(crate) async fn list_any(
+    async fn list_any<K: Object>(
         &self,
-        api: &Api<DynamicObject>,
+        api: &Api<K>,
         selector: &str,
         kind: ResourceKind,
         name: &str,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Vec<K>> {
         let params = ListParams::default().labels(selector);
         let list = self.writer.list_shared(api, &params, kind, name).await?;
-        let mut out = Vec::with_capacity(list.len());
-        for object in list.iter() {
-            let value = to_value(object)?;
-            if !terminating(&value) {
-                out.push(value);
-            }
-        }
-        Ok(out)
+        Ok(list
+            .iter()
+            .filter(|o| !terminating(o.meta()))
+            .cloned()
+            .collect())
+    }
+
+    /// The metadata of the tenant's pods the selector picks (not being deleted): which VM a
+    /// pod is (its labels and name) is all that is read of them.
+    async fn pods(
+        &self,
+        tenant: &Tenant,
+        selector: &str,
+        kind: ResourceKind,
+        name: &str,
+    ) -> Result<Vec<ObjectMeta>> {
+        let params = ListParams::default().labels(selector);
+        let list = self
+            .writer
+            .list_metadata(&self.typed::<Pod>(tenant), &params, kind, name)
+            .await?;
+        Ok(list
+            .iter()
+            .filter(|p| !terminating(&p.metadata))
+            .map(|p| p.metadata.clone())
+            .collect())
     }
 
     /// The tenant's objects of `role` (`extra` narrows the selector).
-    pub(crate) async fn list_role(
+    async fn list_role<K: Object>(
         &self,
-        api: &Api<DynamicObject>,
+        api: &Api<K>,
         tenant: &Tenant,
         role: &str,
         extra: Option<String>,
         kind: ResourceKind,
-    ) -> Result<Vec<Value>> {
+    ) -> Result<Vec<K>> {
         let mut selector = format!("{},{ROLE_LABEL}={role}", tenant_selector(tenant));
         if let Some(extra) = extra {
             selector = format!("{selector},{extra}");
@@ -187,36 +253,39 @@ impl Multus {
         self.list_any(api, &selector, kind, tenant.as_str()).await
     }
 
-    async fn apply(
+    /// Applies `object` (built as JSON) through `api` and reads the answer as the model `K`.
+    async fn apply<K: Object>(
         &self,
         api: &Api<DynamicObject>,
         object: Value,
         kind: ResourceKind,
         name: &str,
-    ) -> Result<Value> {
+    ) -> Result<K> {
         let desired = to_dynamic(object, kind, name)?;
-        to_value(&self.writer.apply(api, &desired, kind, name).await?)
+        let applied = self.writer.apply(api, &desired, kind, name).await?;
+        kubecloud_kube::convert(&applied, BACKEND, kind, name)
     }
 
-    /// Creates (POST) the object: refused with `AlreadyExists` when its name is taken.
-    async fn create(
+    /// Creates (POST) the object: refused with `AlreadyExists` when its name is taken; the
+    /// answer is read as the model `K`.
+    async fn create<K: Object>(
         &self,
         api: &Api<DynamicObject>,
         object: Value,
         kind: ResourceKind,
         name: &str,
-    ) -> Result<Value> {
+    ) -> Result<K> {
         let desired = to_dynamic(object, kind, name)?;
         let created = api
             .create(&PostParams::default(), &desired)
             .await
             .map_err(|e| from_kube(BACKEND, kind, name, e))?;
-        to_value(&created)
+        kubecloud_kube::convert(&created, BACKEND, kind, name)
     }
 
-    async fn delete(
+    async fn delete<K: Object>(
         &self,
-        api: &Api<DynamicObject>,
+        api: &Api<K>,
         object: &str,
         kind: ResourceKind,
         name: &str,
@@ -234,14 +303,13 @@ impl Multus {
 
     /// whereabouts' `IPPool`s (typed), in its namespace.
     pub(crate) fn pools(&self) -> Api<IpPool> {
-        Api::namespaced(self.client.clone(), &self.whereabouts_namespace)
+        self.typed_in(&self.whereabouts_namespace)
     }
 
     /// The VPC's ConfigMap.
-    async fn vpc_object(&self, tenant: &Tenant, name: &str) -> Result<Value> {
-        let api = self.tenant_api(&kinds::config_map(), tenant);
+    async fn vpc_object(&self, tenant: &Tenant, name: &str) -> Result<ConfigMap> {
         self.owned(
-            &api,
+            &self.typed(tenant),
             &kinds::vpc_object(name),
             tenant,
             Some("vpc"),
@@ -256,10 +324,9 @@ impl Multus {
         &self,
         tenant: &Tenant,
         vpc: Option<&str>,
-    ) -> Result<Vec<Value>> {
-        let api = self.tenant_api(&kinds::attachment(), tenant);
+    ) -> Result<Vec<Nad>> {
         self.list_role(
-            &api,
+            &self.typed(tenant),
             tenant,
             "subnet",
             vpc.map(|v| format!("{VPC_LABEL}={v}")),
@@ -268,10 +335,9 @@ impl Multus {
         .await
     }
 
-    async fn subnet_object(&self, tenant: &Tenant, name: &str) -> Result<Value> {
-        let api = self.tenant_api(&kinds::attachment(), tenant);
+    async fn subnet_object(&self, tenant: &Tenant, name: &str) -> Result<Nad> {
         self.owned(
-            &api,
+            &self.typed(tenant),
             &kubecloud_kube::names::attachment(name),
             tenant,
             Some("subnet"),
@@ -281,14 +347,9 @@ impl Multus {
         .await
     }
 
-    async fn reservation_objects(
-        &self,
-        tenant: &Tenant,
-        subnet: Option<&str>,
-    ) -> Result<Vec<Value>> {
-        let api = self.tenant_api(&kinds::attachment(), tenant);
+    async fn reservation_objects(&self, tenant: &Tenant, subnet: Option<&str>) -> Result<Vec<Nad>> {
         self.list_role(
-            &api,
+            &self.typed(tenant),
             tenant,
             "reservation",
             subnet.map(|s| format!("{SUBNET_LABEL}={s}")),
@@ -297,7 +358,7 @@ impl Multus {
         .await
     }
 
-    fn reservation_view(object: &Value) -> Result<IpReservation> {
+    fn reservation_view(object: &Nad) -> Result<IpReservation> {
         let (subnet, ip, mac) = translate::reservation_of(object)?;
         Ok(IpReservation {
             name: translate::domain_name(object)?,
@@ -325,7 +386,7 @@ impl Multus {
             let current = self.subnet_object(tenant, name).await?;
             let spec = translate::subnet_spec_from(&current)?;
             let mut reserved: BTreeSet<IpAddr> =
-                translate::reserved_of(&current).into_iter().collect();
+                translate::reserved_of(&current)?.into_iter().collect();
             if let Some(ip) = add
                 && !reserved.insert(ip)
             {
@@ -339,11 +400,13 @@ impl Multus {
                 reserved.remove(&ip);
             }
             let reserved: Vec<IpAddr> = reserved.into_iter().collect();
-            let mut desired =
-                translate::subnet_attachment(tenant, &spec, &self.link, vlan, &reserved);
-            desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
             let object = kubecloud_kube::names::attachment(name);
-            let desired = to_dynamic(desired, kind, name)?;
+            let mut desired = to_dynamic(
+                translate::subnet_attachment(tenant, &spec, &self.link, vlan, &reserved),
+                kind,
+                name,
+            )?;
+            desired.metadata.resource_version = current.metadata.resource_version.clone();
             match api
                 .patch(
                     &object,
@@ -372,11 +435,10 @@ impl Multus {
 
     async fn vpc_vlan_of_subnet(&self, tenant: &Tenant, subnet: &str) -> Result<Option<u16>> {
         let object = self.subnet_object(tenant, subnet).await?;
-        let vpc = object["metadata"]["labels"][VPC_LABEL]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        self.vpc_vlan(tenant, &vpc).await
+        let vpc = label(&object.metadata, VPC_LABEL).ok_or_else(|| {
+            malformed(&object, "metadata.labels", &format!("no {VPC_LABEL} label"))
+        })?;
+        self.vpc_vlan(tenant, vpc).await
     }
 
     async fn vpc_vlan(&self, tenant: &Tenant, vpc: &str) -> Result<Option<u16>> {
@@ -384,9 +446,7 @@ impl Multus {
             return Ok(None);
         }
         let object = self.vpc_object(tenant, vpc).await?;
-        translate::vpc_vlan(&object)
-            .map(Some)
-            .ok_or_else(|| translate::malformed("data.vlan", "missing"))
+        claimed_vlan(&object).map(Some)
     }
 
     /// Makes sure the system namespace (VLAN claims) exists.
@@ -428,16 +488,21 @@ impl Multus {
     ) -> Result<u16> {
         let kind = ResourceKind::Vpc;
         self.ensure_system_namespace().await?;
-        let api = self.api(&kinds::config_map(), &self.system_namespace);
         let taken: BTreeSet<u16> = self
-            .list_any(&api, &format!("{ROLE_LABEL}=vlan"), kind, vpc)
+            .list_any(
+                &self.typed_in::<ConfigMap>(&self.system_namespace),
+                &format!("{ROLE_LABEL}=vlan"),
+                kind,
+                vpc,
+            )
             .await?
             .iter()
-            .filter_map(translate::vpc_vlan)
-            .collect();
+            .map(claimed_vlan)
+            .collect::<Result<_>>()?;
+        let api = self.api(&kinds::config_map(), &self.system_namespace);
         for id in vlans.clone().filter(|id| !taken.contains(id)) {
             let claim = translate::vlan_claim(&self.system_namespace, tenant, vpc, id);
-            match self.create(&api, claim, kind, vpc).await {
+            match self.create::<ConfigMap>(&api, claim, kind, vpc).await {
                 Ok(_) => return Ok(id),
                 Err(Error::AlreadyExists { .. }) => continue,
                 Err(e) => return Err(e),
@@ -456,10 +521,9 @@ impl Multus {
 
     /// Re-applies the tenant's security groups so their `policy-for` names every subnet.
     async fn refresh_groups(&self, tenant: &Tenant) -> Result<()> {
-        let api = self.tenant_api(&kinds::multi_policy(), tenant);
-        let groups = self
+        let groups: Vec<MultiNetworkPolicy> = self
             .list_role(
-                &api,
+                &self.typed(tenant),
                 tenant,
                 "security-group",
                 None,
@@ -469,12 +533,18 @@ impl Multus {
         if groups.is_empty() {
             return Ok(());
         }
+        let api = self.tenant_api(&kinds::multi_policy(), tenant);
         let networks = self.network_names(tenant).await?;
         for g in groups {
             let spec = translate::security_group_spec_from(&g)?;
             let desired = translate::security_group(tenant, &spec, &networks)?;
-            self.apply(&api, desired, ResourceKind::SecurityGroup, &spec.name)
-                .await?;
+            self.apply::<MultiNetworkPolicy>(
+                &api,
+                desired,
+                ResourceKind::SecurityGroup,
+                &spec.name,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -486,13 +556,18 @@ impl Multus {
             .await?
             .into_iter()
             .chain(self.reservation_objects(tenant, None).await?)
-            .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
-            .collect();
+            .map(|o| {
+                o.metadata
+                    .name
+                    .clone()
+                    .ok_or_else(|| malformed(&o, "metadata.name", "missing"))
+            })
+            .collect::<Result<_>>()?;
         names.sort();
         Ok(names)
     }
 
-    async fn subnet_with_usage(&self, tenant: &Tenant, nad: &Value) -> Result<Subnet> {
+    async fn subnet_with_usage(&self, tenant: &Tenant, nad: &Nad) -> Result<Subnet> {
         let spec = translate::subnet_spec_from(nad)?;
         let pool = self.pool(tenant, &spec).await?;
         subnet_view(nad, pool.as_ref())
@@ -503,7 +578,7 @@ impl Multus {
     }
 
     /// A service as it is: its cluster IP, DNS name, and the VMs whose pods its selector picks.
-    async fn service_view(&self, tenant: &Tenant, object: &Value) -> Result<Service> {
+    async fn service_view(&self, tenant: &Tenant, object: &ServiceObject) -> Result<Service> {
         let spec = translate::service_spec_from(object)?;
         let selector = spec
             .selector
@@ -512,38 +587,34 @@ impl Multus {
             .collect::<Vec<_>>()
             .join(",");
         let pods = self
-            .list_any(
-                &self.tenant_api(&kinds::pod(), tenant),
-                &selector,
-                ResourceKind::Service,
-                &spec.name,
-            )
+            .pods(tenant, &selector, ResourceKind::Service, &spec.name)
             .await?;
         let mut endpoints: Vec<String> = pods
             .iter()
-            .filter_map(|p| p["metadata"]["labels"][VM_POD_LABEL].as_str())
+            .filter_map(|p| label(p, VM_POD_LABEL))
             .map(str::to_string)
             .collect();
         endpoints.sort();
         endpoints.dedup();
+        // No cluster IP yet, or a headless service's "None": none.
+        let cluster_ip = match object.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) {
+            None | Some("" | "None") => None,
+            Some(ip) => Some(
+                ip.parse()
+                    .map_err(|_| malformed(object, "spec.clusterIP", ip))?,
+            ),
+        };
         Ok(Service {
-            cluster_ip: object["spec"]["clusterIP"]
-                .as_str()
-                .and_then(|ip| ip.parse().ok()),
+            cluster_ip,
             dns_name: translate::service_dns(tenant, &spec.name),
             endpoints,
             spec,
         })
     }
 
-    async fn vpc_view(&self, tenant: &Tenant, object: &Value) -> Result<Vpc> {
+    async fn vpc_view(&self, tenant: &Tenant, object: &ConfigMap) -> Result<Vpc> {
         let name = translate::domain_name(object)?;
-        let mut subnets: Vec<String> = self
-            .subnet_objects(tenant, Some(&name))
-            .await?
-            .iter()
-            .filter_map(|s| translate::domain_name(s).ok())
-            .collect();
+        let mut subnets = domain_names(&self.subnet_objects(tenant, Some(&name)).await?)?;
         subnets.sort();
         Ok(Vpc {
             spec: VpcSpec::named(name),
@@ -553,9 +624,18 @@ impl Multus {
     }
 }
 
+/// The VLAN a VPC's ConfigMap or a VLAN claim holds (a bridge link's always do).
+fn claimed_vlan(object: &ConfigMap) -> Result<u16> {
+    translate::vpc_vlan(object)?
+        .ok_or_else(|| malformed(object, &format!("data.{}", kinds::VLAN_KEY), "missing"))
+}
+
 /// Whether a Service is an internal (ClusterIP) service of this backend.
-fn is_internal_service(object: &Value) -> bool {
-    matches!(object["spec"]["type"].as_str(), None | Some("ClusterIP"))
+fn is_internal_service(object: &ServiceObject) -> bool {
+    matches!(
+        object.spec.as_ref().and_then(|s| s.type_.as_deref()),
+        None | Some("ClusterIP")
+    )
 }
 
 #[async_trait]
@@ -602,19 +682,16 @@ impl Network for Multus {
             .collect::<Result<_>>()?;
         // Every group (not only those named): their labels are the live keys, so a VM that
         // left a group loses its label on the running pod.
-        let api = self.tenant_api(&kinds::multi_policy(), tenant);
-        let groups: BTreeSet<String> = self
+        let groups: Vec<MultiNetworkPolicy> = self
             .list_role(
-                &api,
+                &self.typed(tenant),
                 tenant,
                 "security-group",
                 None,
                 ResourceKind::SecurityGroup,
             )
-            .await?
-            .iter()
-            .filter_map(|g| translate::domain_name(g).ok())
-            .collect();
+            .await?;
+        let groups: BTreeSet<String> = domain_names(&groups)?.into_iter().collect();
         attach::attachments(
             tenant,
             interfaces,
@@ -643,9 +720,13 @@ impl Network for Multus {
         }
         let kind = ResourceKind::Vpc;
         kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
-        let api = self.tenant_api(&kinds::config_map(), tenant);
         if self
-            .exists(&api, &kinds::vpc_object(&spec.name), kind, &spec.name)
+            .exists(
+                &self.typed::<ConfigMap>(tenant),
+                &kinds::vpc_object(&spec.name),
+                kind,
+                &spec.name,
+            )
             .await?
         {
             return Err(Error::already_exists(kind, &spec.name));
@@ -655,8 +736,8 @@ impl Network for Multus {
             None => None,
         };
         let created = self
-            .create(
-                &api,
+            .create::<ConfigMap>(
+                &self.tenant_api(&kinds::config_map(), tenant),
                 translate::vpc(tenant, &spec.name, vlan),
                 kind,
                 &spec.name,
@@ -664,7 +745,7 @@ impl Network for Multus {
             .await;
         if let Err(err) = created {
             if let Some(id) = vlan {
-                let claims = self.api(&kinds::config_map(), &self.system_namespace);
+                let claims = self.typed_in::<ConfigMap>(&self.system_namespace);
                 self.delete(&claims, &kinds::vlan_claim(id), kind, &spec.name)
                     .await?;
             }
@@ -683,9 +764,8 @@ impl Network for Multus {
     }
 
     async fn list_vpcs(&self, tenant: &Tenant) -> Result<Vec<Vpc>> {
-        let api = self.tenant_api(&kinds::config_map(), tenant);
-        let objects = self
-            .list_role(&api, tenant, "vpc", None, ResourceKind::Vpc)
+        let objects: Vec<ConfigMap> = self
+            .list_role(&self.typed(tenant), tenant, "vpc", None, ResourceKind::Vpc)
             .await?;
         let mut out = Vec::with_capacity(objects.len());
         for o in &objects {
@@ -699,34 +779,29 @@ impl Network for Multus {
         let object = self.vpc_object(tenant, name).await?;
         let subnets = self.subnet_objects(tenant, Some(name)).await?;
         if !subnets.is_empty() {
-            let names: Vec<String> = subnets
-                .iter()
-                .filter_map(|s| translate::domain_name(s).ok())
-                .collect();
+            let names = domain_names(&subnets)?;
             return Err(Error::conflict(
                 kind,
                 name,
                 format!("it has subnets: {}", names.join(", ")),
             ));
         }
-        let api = self.tenant_api(&kinds::config_map(), tenant);
-        self.delete(&api, &kinds::vpc_object(name), kind, name)
-            .await?;
-        if let Some(id) = translate::vpc_vlan(&object) {
-            let claims = self.api(&kinds::config_map(), &self.system_namespace);
+        self.delete(
+            &self.typed::<ConfigMap>(tenant),
+            &kinds::vpc_object(name),
+            kind,
+            name,
+        )
+        .await?;
+        if let Some(id) = translate::vpc_vlan(&object)? {
+            let claims = self.typed_in::<ConfigMap>(&self.system_namespace);
             // Only the claim this VPC holds.
             if let Some(claim) = self
                 .writer
                 .get_opt(&claims, &kinds::vlan_claim(id), kind, name)
                 .await?
                 && kubecloud_kube::is_owned(&claim.metadata, tenant)
-                && claim
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(kubecloud_kube::NAME))
-                    .map(String::as_str)
-                    == Some(name)
+                && label(&claim.metadata, kubecloud_kube::NAME) == Some(name)
             {
                 self.delete(&claims, &kinds::vlan_claim(id), kind, name)
                     .await?;
@@ -754,10 +829,9 @@ impl Network for Multus {
         }
         let kind = ResourceKind::Subnet;
         let vlan = self.vpc_vlan(tenant, &spec.vpc).await?;
-        let api = self.tenant_api(&kinds::attachment(), tenant);
         if self
             .exists(
-                &api,
+                &self.typed::<Nad>(tenant),
                 &kubecloud_kube::names::attachment(&spec.name),
                 kind,
                 &spec.name,
@@ -779,9 +853,9 @@ impl Network for Multus {
                 ));
             }
         }
-        let created = self
+        let created: Nad = self
             .apply(
-                &api,
+                &self.tenant_api(&kinds::attachment(), tenant),
                 translate::subnet_attachment(tenant, spec, &self.link, vlan, &[]),
                 kind,
                 &spec.name,
@@ -811,10 +885,7 @@ impl Network for Multus {
         let spec = translate::subnet_spec_from(&object)?;
         let reservations = self.reservation_objects(tenant, Some(name)).await?;
         if !reservations.is_empty() {
-            let names: Vec<String> = reservations
-                .iter()
-                .filter_map(|r| translate::domain_name(r).ok())
-                .collect();
+            let names = domain_names(&reservations)?;
             return Err(Error::conflict(
                 kind,
                 name,
@@ -838,9 +909,13 @@ impl Network for Multus {
                 .delete(&self.pools(), &pool_name, kind, name)
                 .await?;
         }
-        let api = self.tenant_api(&kinds::attachment(), tenant);
-        self.delete(&api, &kubecloud_kube::names::attachment(name), kind, name)
-            .await?;
+        self.delete(
+            &self.typed::<Nad>(tenant),
+            &kubecloud_kube::names::attachment(name),
+            kind,
+            name,
+        )
+        .await?;
         self.refresh_groups(tenant).await
     }
 
@@ -854,7 +929,7 @@ impl Network for Multus {
         let object = self.subnet_object(tenant, name).await?;
         let spec = translate::subnet_spec_from(&object)?;
         let nads = self.writer.states(
-            &self.tenant_api(&kinds::attachment(), tenant),
+            &self.typed::<Nad>(tenant),
             &kubecloud_kube::names::attachment(name),
         );
         let pools = self.writer.states(
@@ -862,14 +937,11 @@ impl Network for Multus {
             &translate::pool_name(tenant, name, spec.cidr),
         );
         enum Change {
-            Nad(Option<Value>),
+            Nad(Option<Box<Nad>>),
             Pool(Option<Box<IpPool>>),
         }
         let changes = stream::select(
-            nads.map(|s| {
-                s.and_then(|o| o.as_ref().map(to_value).transpose())
-                    .map(Change::Nad)
-            }),
+            nads.map(|s| s.map(|o| Change::Nad(o.map(Box::new)))),
             pools.map(|s| s.map(|p| Change::Pool(p.map(Box::new)))),
         );
         let tenant = tenant.clone();
@@ -881,17 +953,13 @@ impl Network for Multus {
                         Err(e) => Some(Some(Err(e))),
                         Ok(Change::Nad(None)) => None,
                         Ok(Change::Nad(Some(o)))
-                            if terminating(&o)
-                                || !kubecloud_kube::is_owned(
-                                    &serde_json::from_value(o["metadata"].clone())
-                                        .unwrap_or_default(),
-                                    &tenant,
-                                ) =>
+                            if terminating(&o.metadata)
+                                || !kubecloud_kube::is_owned(&o.metadata, &tenant) =>
                         {
                             None
                         }
                         Ok(Change::Nad(Some(o))) => {
-                            *nad = Some(o);
+                            *nad = Some(*o);
                             Some(nad.as_ref().map(|n| subnet_view(n, pool.as_ref())))
                         }
                         Ok(Change::Pool(p)) => {
@@ -924,7 +992,7 @@ impl Network for Multus {
         let kind = ResourceKind::IpReservation;
         let subnet_object = self.subnet_object(tenant, &spec.subnet).await?;
         let subnet = translate::subnet_spec_from(&subnet_object)?;
-        let api = self.tenant_api(&kinds::attachment(), tenant);
+        let api = self.typed::<Nad>(tenant);
         if self
             .exists(
                 &api,
@@ -986,7 +1054,13 @@ impl Network for Multus {
         let desired = translate::reservation_attachment(
             tenant, &subnet, &self.link, vlan, &spec.name, ip, mac,
         );
-        self.create(&api, desired, kind, &spec.name).await?;
+        self.create::<Nad>(
+            &self.tenant_api(&kinds::attachment(), tenant),
+            desired,
+            kind,
+            &spec.name,
+        )
+        .await?;
         // Then out of whereabouts' hands; undone when that fails.
         if let Err(err) = self
             .update_reserved(tenant, &spec.subnet, Some(ip), None)
@@ -1012,10 +1086,9 @@ impl Network for Multus {
     }
 
     async fn get_ip(&self, tenant: &Tenant, name: &str) -> Result<IpReservation> {
-        let api = self.tenant_api(&kinds::attachment(), tenant);
-        let object = self
+        let object: Nad = self
             .owned(
-                &api,
+                &self.typed(tenant),
                 &kinds::reservation_object(name),
                 tenant,
                 Some("reservation"),
@@ -1037,9 +1110,13 @@ impl Network for Multus {
     async fn release_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
         let kind = ResourceKind::IpReservation;
         let reservation = self.get_ip(tenant, name).await?;
-        let api = self.tenant_api(&kinds::attachment(), tenant);
-        self.delete(&api, &kinds::reservation_object(name), kind, name)
-            .await?;
+        self.delete(
+            &self.typed::<Nad>(tenant),
+            &kinds::reservation_object(name),
+            kind,
+            name,
+        )
+        .await?;
         self.update_reserved(tenant, &reservation.subnet, None, Some(reservation.ip))
             .await?;
         self.refresh_groups(tenant).await
@@ -1054,17 +1131,21 @@ impl Network for Multus {
         translate::check_group(spec)?;
         let kind = ResourceKind::SecurityGroup;
         kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
-        let api = self.tenant_api(&kinds::multi_policy(), tenant);
         if self
-            .exists(&api, &kinds::group_object(&spec.name), kind, &spec.name)
+            .exists(
+                &self.typed::<MultiNetworkPolicy>(tenant),
+                &kinds::group_object(&spec.name),
+                kind,
+                &spec.name,
+            )
             .await?
         {
             return Err(Error::already_exists(kind, &spec.name));
         }
         let networks = self.network_names(tenant).await?;
-        let created = self
+        let created: MultiNetworkPolicy = self
             .apply(
-                &api,
+                &self.tenant_api(&kinds::multi_policy(), tenant),
                 translate::security_group(tenant, spec, &networks)?,
                 kind,
                 &spec.name,
@@ -1083,9 +1164,8 @@ impl Network for Multus {
         spec.validate()?;
         translate::check_group(spec)?;
         let kind = ResourceKind::SecurityGroup;
-        let api = self.tenant_api(&kinds::multi_policy(), tenant);
         self.owned(
-            &api,
+            &self.typed::<MultiNetworkPolicy>(tenant),
             &kinds::group_object(&spec.name),
             tenant,
             Some("security-group"),
@@ -1094,9 +1174,9 @@ impl Network for Multus {
         )
         .await?;
         let networks = self.network_names(tenant).await?;
-        let applied = self
+        let applied: MultiNetworkPolicy = self
             .apply(
-                &api,
+                &self.tenant_api(&kinds::multi_policy(), tenant),
                 translate::security_group(tenant, spec, &networks)?,
                 kind,
                 &spec.name,
@@ -1108,10 +1188,9 @@ impl Network for Multus {
     }
 
     async fn get_security_group(&self, tenant: &Tenant, name: &str) -> Result<SecurityGroup> {
-        let api = self.tenant_api(&kinds::multi_policy(), tenant);
-        let object = self
+        let object: MultiNetworkPolicy = self
             .owned(
-                &api,
+                &self.typed(tenant),
                 &kinds::group_object(name),
                 tenant,
                 Some("security-group"),
@@ -1125,23 +1204,24 @@ impl Network for Multus {
     }
 
     async fn list_security_groups(&self, tenant: &Tenant) -> Result<Vec<SecurityGroup>> {
-        let api = self.tenant_api(&kinds::multi_policy(), tenant);
-        self.list_role(
-            &api,
-            tenant,
-            "security-group",
-            None,
-            ResourceKind::SecurityGroup,
-        )
-        .await?
-        .iter()
-        .map(|o| translate::security_group_spec_from(o).map(|spec| SecurityGroup { spec }))
-        .collect()
+        let groups: Vec<MultiNetworkPolicy> = self
+            .list_role(
+                &self.typed(tenant),
+                tenant,
+                "security-group",
+                None,
+                ResourceKind::SecurityGroup,
+            )
+            .await?;
+        groups
+            .iter()
+            .map(|o| translate::security_group_spec_from(o).map(|spec| SecurityGroup { spec }))
+            .collect()
     }
 
     async fn delete_security_group(&self, tenant: &Tenant, name: &str) -> Result<()> {
         let kind = ResourceKind::SecurityGroup;
-        let api = self.tenant_api(&kinds::multi_policy(), tenant);
+        let api = self.typed::<MultiNetworkPolicy>(tenant);
         self.owned(
             &api,
             &kinds::group_object(name),
@@ -1152,8 +1232,8 @@ impl Network for Multus {
         )
         .await?;
         let pods = self
-            .list_any(
-                &self.tenant_api(&kinds::pod(), tenant),
+            .pods(
+                tenant,
                 &format!("{}=true", kinds::group_label(name)),
                 kind,
                 name,
@@ -1162,11 +1242,7 @@ impl Network for Multus {
         if !pods.is_empty() {
             let mut vms: Vec<String> = pods
                 .iter()
-                .filter_map(|p| {
-                    p["metadata"]["labels"][VM_POD_LABEL]
-                        .as_str()
-                        .or(p["metadata"]["name"].as_str())
-                })
+                .filter_map(|p| label(p, VM_POD_LABEL).or(p.name.as_deref()))
                 .map(String::from)
                 .collect();
             vms.sort();
@@ -1185,20 +1261,38 @@ impl Network for Multus {
         spec.validate()?;
         let kind = ResourceKind::Service;
         kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
-        let api = self.tenant_api(&kinds::service(), tenant);
-        if self.exists(&api, &spec.name, kind, &spec.name).await? {
+        if self
+            .exists(
+                &self.typed::<ServiceObject>(tenant),
+                &spec.name,
+                kind,
+                &spec.name,
+            )
+            .await?
+        {
             return Err(Error::already_exists(kind, &spec.name));
         }
-        let created = self
-            .apply(&api, translate::service(tenant, spec), kind, &spec.name)
+        let created: ServiceObject = self
+            .apply(
+                &self.tenant_api(&kinds::service(), tenant),
+                translate::service(tenant, spec),
+                kind,
+                &spec.name,
+            )
             .await?;
         self.service_view(tenant, &created).await
     }
 
     async fn get_service(&self, tenant: &Tenant, name: &str) -> Result<Service> {
-        let api = self.tenant_api(&kinds::service(), tenant);
-        let object = self
-            .owned(&api, name, tenant, None, ResourceKind::Service, name)
+        let object: ServiceObject = self
+            .owned(
+                &self.typed(tenant),
+                name,
+                tenant,
+                None,
+                ResourceKind::Service,
+                name,
+            )
             .await?;
         if !is_internal_service(&object) {
             return Err(Error::not_found(ResourceKind::Service, name));
@@ -1207,10 +1301,9 @@ impl Network for Multus {
     }
 
     async fn list_services(&self, tenant: &Tenant) -> Result<Vec<Service>> {
-        let api = self.tenant_api(&kinds::service(), tenant);
-        let objects = self
+        let objects: Vec<ServiceObject> = self
             .list_any(
-                &api,
+                &self.typed(tenant),
                 &tenant_selector(tenant),
                 ResourceKind::Service,
                 tenant.as_str(),
@@ -1225,7 +1318,7 @@ impl Network for Multus {
 
     async fn delete_service(&self, tenant: &Tenant, name: &str) -> Result<()> {
         let kind = ResourceKind::Service;
-        let api = self.tenant_api(&kinds::service(), tenant);
+        let api = self.typed::<ServiceObject>(tenant);
         let object = self.owned(&api, name, tenant, None, kind, name).await?;
         if !is_internal_service(&object) {
             return Err(Error::not_found(kind, name));

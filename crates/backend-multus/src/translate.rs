@@ -5,11 +5,18 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service as ServiceObject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
 use kubecloud_core::{
     Error, IpRange, MacAddress, Protocol, Remote, Result, Rule, RuleAction, SecurityGroupSpec,
     ServicePort, ServiceSpec, SubnetSpec, Tenant,
 };
 use kubecloud_kube::{names::cluster_scoped, ownership_labels, tenant_namespace};
+use kubecloud_models::multi_networkpolicy::MultiNetworkPolicy;
+use kubecloud_models::multus::NetworkAttachmentDefinition;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::kinds::{
@@ -55,9 +62,15 @@ pub fn vpc(tenant: &Tenant, vpc: &str, vlan: Option<u16>) -> Value {
     })
 }
 
-/// The VLAN a VPC's ConfigMap names.
-pub fn vpc_vlan(object: &Value) -> Option<u16> {
-    object["data"][VLAN_KEY].as_str()?.parse().ok()
+/// The VLAN a VPC's ConfigMap (or a VLAN claim) names: `None` when it names none (macvtap);
+/// one that is not a VLAN id is an error naming the field.
+pub fn vpc_vlan(object: &ConfigMap) -> Result<Option<u16>> {
+    let Some(text) = object.data.as_ref().and_then(|d| d.get(VLAN_KEY)) else {
+        return Ok(None);
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|_| malformed(object, &format!("data.{VLAN_KEY}"), text))
 }
 
 /// whereabouts' `network_name` of subnet `subnet` of `tenant`: cluster-unique, so equal CIDRs
@@ -220,20 +233,26 @@ pub fn subnet_attachment(
 }
 
 /// The subnet spec a subnet's attachment holds.
-pub fn subnet_spec_from(object: &Value) -> Result<SubnetSpec> {
-    let text = object["metadata"]["annotations"][SPEC_ANNOTATION]
-        .as_str()
-        .ok_or_else(|| malformed("metadata.annotations", "no kubecloud.io/spec"))?;
-    serde_json::from_str(text).map_err(|e| malformed(SPEC_ANNOTATION, &e.to_string()))
+pub fn subnet_spec_from(object: &NetworkAttachmentDefinition) -> Result<SubnetSpec> {
+    spec_annotation(object)
 }
 
-/// The reserved addresses a subnet's attachment lists.
-pub fn reserved_of(object: &Value) -> Vec<IpAddr> {
-    object["metadata"]["annotations"][RESERVED_ANNOTATION]
-        .as_str()
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|s| s.parse().ok())
+/// The reserved addresses a subnet's attachment lists (none when it has no
+/// `kubecloud.io/reserved` annotation); an entry that is not an address is an error naming it.
+pub fn reserved_of(object: &NetworkAttachmentDefinition) -> Result<Vec<IpAddr>> {
+    let Some(list) = annotation(&object.metadata, RESERVED_ANNOTATION) else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(|s| {
+            s.parse().map_err(|_| {
+                malformed(
+                    object,
+                    &format!("metadata.annotations[{RESERVED_ANNOTATION}]"),
+                    s,
+                )
+            })
+        })
         .collect()
 }
 
@@ -274,28 +293,61 @@ pub fn reservation_attachment(
     )
 }
 
+/// The part of a reservation's CNI config (the attachment's `spec.config`, a JSON string by
+/// Multus' design) that is read back: its IPAM `static` addresses (the reference plugins'
+/// `plugins/ipam/static/main.go`, `IPAMConfig.Addresses`).
+#[derive(Deserialize)]
+struct StaticConfig {
+    ipam: StaticIpam,
+}
+
+#[derive(Deserialize)]
+struct StaticIpam {
+    addresses: Vec<StaticAddress>,
+}
+
+#[derive(Deserialize)]
+struct StaticAddress {
+    address: String,
+}
+
 /// The (subnet, address, MAC) a reservation's attachment holds.
-pub fn reservation_of(object: &Value) -> Result<(String, IpAddr, MacAddress)> {
-    let subnet = object["metadata"]["labels"][SUBNET_LABEL]
-        .as_str()
-        .ok_or_else(|| malformed("metadata.labels", "no kubecloud.io/subnet"))?
+pub fn reservation_of(
+    object: &NetworkAttachmentDefinition,
+) -> Result<(String, IpAddr, MacAddress)> {
+    let subnet = label(&object.metadata, SUBNET_LABEL)
+        .ok_or_else(|| {
+            malformed(
+                object,
+                "metadata.labels",
+                &format!("no {SUBNET_LABEL} label"),
+            )
+        })?
         .to_string();
-    let config: Value = object["spec"]["config"]
-        .as_str()
-        .and_then(|c| serde_json::from_str(c).ok())
-        .ok_or_else(|| malformed("spec.config", "not JSON"))?;
-    let address = config["ipam"]["addresses"][0]["address"]
-        .as_str()
-        .ok_or_else(|| malformed("spec.config.ipam.addresses", "missing"))?;
+    let text = object
+        .spec
+        .config
+        .as_deref()
+        .ok_or_else(|| malformed(object, "spec.config", "missing"))?;
+    let config: StaticConfig =
+        serde_json::from_str(text).map_err(|e| malformed(object, "spec.config", &e.to_string()))?;
+    let address = &config
+        .ipam
+        .addresses
+        .first()
+        .ok_or_else(|| malformed(object, "spec.config.ipam.addresses", "empty"))?
+        .address;
     let ip = address
         .split('/')
         .next()
         .and_then(|a| a.parse().ok())
-        .ok_or_else(|| malformed("spec.config.ipam.addresses", address))?;
-    let mac = object["metadata"]["annotations"][MAC_ANNOTATION]
-        .as_str()
-        .and_then(|m| m.parse().ok())
-        .ok_or_else(|| malformed("metadata.annotations", "no kubecloud.io/mac"))?;
+        .ok_or_else(|| malformed(object, "spec.config.ipam.addresses[0].address", address))?;
+    let mac_field = format!("metadata.annotations[{MAC_ANNOTATION}]");
+    let mac = annotation(&object.metadata, MAC_ANNOTATION)
+        .ok_or_else(|| malformed(object, &mac_field, "missing"))?;
+    let mac = mac
+        .parse()
+        .map_err(|_| malformed(object, &mac_field, mac))?;
     Ok((subnet, ip, mac))
 }
 
@@ -385,11 +437,20 @@ pub fn security_group(
 }
 
 /// The security group a `MultiNetworkPolicy` of this backend holds.
-pub fn security_group_spec_from(object: &Value) -> Result<SecurityGroupSpec> {
-    let text = object["metadata"]["annotations"][SPEC_ANNOTATION]
-        .as_str()
-        .ok_or_else(|| malformed("metadata.annotations", "no kubecloud.io/spec"))?;
-    serde_json::from_str(text).map_err(|e| malformed(SPEC_ANNOTATION, &e.to_string()))
+pub fn security_group_spec_from(object: &MultiNetworkPolicy) -> Result<SecurityGroupSpec> {
+    spec_annotation(object)
+}
+
+/// The domain spec an object of this backend holds in its `kubecloud.io/spec` annotation.
+fn spec_annotation<K, T>(object: &K) -> Result<T>
+where
+    K: Resource<DynamicType = ()>,
+    T: serde::de::DeserializeOwned,
+{
+    let field = format!("metadata.annotations[{SPEC_ANNOTATION}]");
+    let text = annotation(object.meta(), SPEC_ANNOTATION)
+        .ok_or_else(|| malformed(object, &field, "missing"))?;
+    serde_json::from_str(text).map_err(|e| malformed(object, &field, &e.to_string()))
 }
 
 fn service_protocol(p: Protocol) -> &'static str {
@@ -427,35 +488,46 @@ pub fn service(tenant: &Tenant, spec: &ServiceSpec) -> Value {
     })
 }
 
-/// The service spec a `Service` says.
-pub fn service_spec_from(object: &Value) -> Result<ServiceSpec> {
-    let selector: BTreeMap<String, String> = match &object["spec"]["selector"] {
-        Value::Null => BTreeMap::new(),
-        s => serde_json::from_value(s.clone())
-            .map_err(|_| malformed("spec.selector", &s.to_string()))?,
-    };
+/// The service spec a `Service` says: a port or `targetPort` that is not a port number (a
+/// named `targetPort` included: this backend writes numbers) or an unknown protocol is an
+/// error naming the field.
+pub fn service_spec_from(object: &ServiceObject) -> Result<ServiceSpec> {
+    let spec = object.spec.as_ref();
     let mut ports = Vec::new();
-    for p in object["spec"]["ports"].as_array().into_iter().flatten() {
-        let port = p["port"]
-            .as_u64()
-            .and_then(|v| u16::try_from(v).ok())
-            .ok_or_else(|| malformed("ports.port", &p["port"].to_string()))?;
-        let target = p["targetPort"].as_u64().and_then(|v| u16::try_from(v).ok());
+    for (i, p) in spec
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let field = |f: &str| format!("spec.ports[{i}].{f}");
+        let port = u16::try_from(p.port)
+            .map_err(|_| malformed(object, &field("port"), &p.port.to_string()))?;
+        let target = match &p.target_port {
+            None => None,
+            Some(IntOrString::Int(t)) => Some(
+                u16::try_from(*t)
+                    .map_err(|_| malformed(object, &field("targetPort"), &t.to_string()))?,
+            ),
+            Some(IntOrString::String(t)) => {
+                return Err(malformed(object, &field("targetPort"), t));
+            }
+        };
         ports.push(ServicePort {
             port,
             target_port: target.filter(|t| *t != port),
             // The API server defaults `protocol` to TCP; anything else is not a protocol.
-            protocol: match p["protocol"].as_str() {
+            protocol: match p.protocol.as_deref() {
                 None | Some("TCP") => Protocol::Tcp,
                 Some("UDP") => Protocol::Udp,
                 Some("SCTP") => Protocol::Sctp,
-                Some(other) => return Err(malformed("ports.protocol", other)),
+                Some(other) => return Err(malformed(object, &field("protocol"), other)),
             },
         });
     }
     Ok(ServiceSpec {
         name: domain_name(object)?,
-        selector,
+        selector: spec.and_then(|s| s.selector.clone()).unwrap_or_default(),
         ports,
     })
 }
@@ -466,18 +538,42 @@ pub fn service_dns(tenant: &Tenant, name: &str) -> String {
 }
 
 /// The domain name an object stands for (its `kubecloud.io/name` label).
-pub fn domain_name(object: &Value) -> Result<String> {
-    object["metadata"]["labels"][kubecloud_kube::NAME]
-        .as_str()
+pub fn domain_name<K: Resource<DynamicType = ()>>(object: &K) -> Result<String> {
+    label(object.meta(), kubecloud_kube::NAME)
         .map(str::to_string)
-        .ok_or_else(|| malformed("metadata.labels", "no kubecloud.io/name label"))
+        .ok_or_else(|| {
+            malformed(
+                object,
+                "metadata.labels",
+                &format!("no {} label", kubecloud_kube::NAME),
+            )
+        })
 }
 
-/// A live object that does not say what this backend wrote: someone changed it by hand.
-pub(crate) fn malformed(field: &str, value: &str) -> Error {
+/// Label `key` of an object.
+pub(crate) fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+/// Annotation `key` of an object.
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// A live object that does not say what this backend wrote (someone changed it by hand): an
+/// error naming its kind, its name and the field.
+pub(crate) fn malformed<K: Resource<DynamicType = ()>>(
+    object: &K,
+    field: &str,
+    value: &str,
+) -> Error {
     Error::Backend {
         backend: BACKEND.to_string(),
-        message: format!("unexpected {field} in a live object: {value:?}"),
+        message: format!(
+            "unexpected {field} in {} {:?}: {value:?}",
+            K::kind(&()),
+            object.meta().name.as_deref().unwrap_or_default()
+        ),
         temporary: false,
         source: None,
     }
