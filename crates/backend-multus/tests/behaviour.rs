@@ -361,3 +361,67 @@ async fn leaked_addresses_are_found_and_reclaimed_as_whereabouts_does() {
     network.delete_subnet(&t, "front").await.unwrap();
     network.delete_vpc(&t, "main").await.unwrap();
 }
+
+/// A live object changed by hand into something the backend cannot use fails the read naming
+/// the object and the field: nothing is skipped or read as empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_objects_changed_by_hand_are_errors_naming_the_field() {
+    let (server, _) = server().await;
+    let network = Multus::builder(server.client())
+        .bridge("br-vm", 300..=301)
+        .build();
+    let t = Tenant::new("edited").unwrap();
+    network
+        .create_vpc(&t, &VpcSpec::named("main"))
+        .await
+        .unwrap();
+    network
+        .create_subnet(
+            &t,
+            &SubnetSpec::new("front", "main", "10.1.0.0/24".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+    let cluster = server.cluster();
+    let api = "k8s.cni.cncf.io/v1";
+    let kind = "NetworkAttachmentDefinition";
+    let mut nad = cluster.get(api, kind, Some("edited"), "front").unwrap();
+    nad["metadata"]["annotations"]["kubecloud.io/reserved"] = json!("10.1.0.7,ten");
+    cluster.replace(nad).unwrap();
+    let err = network.get_subnet(&t, "front").await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::Backend {
+                temporary: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        message.contains("metadata.annotations[kubecloud.io/reserved]")
+            && message.contains("\"front\"")
+            && message.contains("\"ten\""),
+        "{message}"
+    );
+
+    let mut vpc = cluster
+        .get("v1", "ConfigMap", Some("edited"), "kubecloud-vpc.main")
+        .unwrap();
+    vpc["data"]["vlan"] = json!("blue");
+    cluster.replace(vpc).unwrap();
+    let err = network
+        .create_subnet(
+            &t,
+            &SubnetSpec::new("back", "main", "10.2.0.0/24".parse().unwrap()),
+        )
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("data.vlan") && message.contains("kubecloud-vpc.main"),
+        "{message}"
+    );
+}
