@@ -74,7 +74,7 @@ macro_rules! group {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $test() {
             let s = stack().await;
-            let ports = PolicyPorts::new(&s.policies, &s.cloud);
+            let ports = PolicyPorts::new(&s.policies, s.cloud.compute(), s.cloud.network());
             let target = Target {
                 compute: Some(s.cloud.compute()),
                 storage: Some(s.cloud.storage()),

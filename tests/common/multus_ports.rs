@@ -1,10 +1,10 @@
 //! A conformance port probe over the simulated multi-network policy controller (the Multus
-//! whole-stack tests): a VM interface's port is the VM's launcher pod's interface on the network
-//! the backend attaches it to.
+//! whole-stack tests, and `crates/backend-multus/tests/security_groups.rs`, which includes this
+//! file): a VM interface's port is the VM's launcher pod's interface on the network the backend
+//! attaches it to.
 #![allow(dead_code, reason = "each includer uses a part")]
 
 use futures::stream::{self, BoxStream};
-use kubecloud::Cloud;
 use kubecloud_core::conformance::PortProbe;
 use kubecloud_core::{
     Compute, Direction, Network, NetworkSelection, Packet, Protocol, Result, Tenant, async_trait,
@@ -21,12 +21,12 @@ pub struct PolicyPorts<'a> {
 }
 
 impl<'a> PolicyPorts<'a> {
-    /// The probe of `view` for the VMs of `cloud`.
-    pub fn new(view: &MultiPolicies, cloud: &'a Cloud) -> Self {
+    /// The probe of `view` for the VMs of `compute` on `network`.
+    pub fn new(view: &MultiPolicies, compute: &'a dyn Compute, network: &'a dyn Network) -> Self {
         Self {
             view: view.clone(),
-            compute: cloud.compute(),
-            network: cloud.network(),
+            compute,
+            network,
         }
     }
 

@@ -13,8 +13,9 @@ use kubecloud_core::{
     ExposureSpec, ExposureState, LoadBalancer, LoadBalancerCapabilities, ResourceKind, Result,
     Tenant, async_trait,
 };
+use kubecloud_kube::exposure::{self, is_load_balancer};
 use kubecloud_kube::{
-    NAME, ensure_namespace, ensure_owned, holds, is_owned, names, tenant_namespace, tenant_selector,
+    NAME, ensure_namespace, ensure_owned, is_owned, names, tenant_namespace, tenant_selector,
 };
 use kubecloud_models::cilium::{CiliumL2AnnouncementPolicy, CiliumLoadBalancerIpPool};
 
@@ -24,26 +25,15 @@ use crate::{BACKEND, CAPABILITIES, Cilium};
 /// Whether the live Service already says all `desired` says, and nothing the backend no longer
 /// says: no dropped selector label, no dropped annotation or pool label.
 fn service_unchanged(current: &Service, desired: &Service) -> bool {
-    let ours = [
-        translate::IPS,
-        translate::SHARING_KEY,
-        translate::ADDRESS_AUTO,
-    ];
-    let picked = |s: &Service| {
-        let annotations = s.metadata.annotations.clone().unwrap_or_default();
-        ours.map(|k| annotations.get(k).cloned())
-    };
-    let selector = |s: &Service| s.spec.as_ref().and_then(|s| s.selector.clone());
-    holds(current, desired)
-        && picked(current) == picked(desired)
-        && pool_label(current) == pool_label(desired)
-        && selector(current) == selector(desired)
-}
-
-/// Whether a Service is a load-balancer exposure (the network backend's internal services are
-/// ClusterIP Services with the same ownership labels, in the same namespace).
-fn is_load_balancer(svc: &Service) -> bool {
-    svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+    exposure::service_unchanged(
+        current,
+        desired,
+        &[
+            translate::IPS,
+            translate::SHARING_KEY,
+            translate::ADDRESS_AUTO,
+        ],
+    ) && pool_label(current) == pool_label(desired)
 }
 
 /// The distinct addresses `services` hold inside `blocks`.

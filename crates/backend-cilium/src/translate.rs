@@ -11,13 +11,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use k8s_openapi::api::core::v1::{Service, ServicePort as KubePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kubecloud_core::{
     AddressBlock, AddressPoolSpec, AddressRequest, Advertisement, Error, Exposure, ExposureSpec,
     ExposureState, IpRange, L2Advertisement, Protocol, Result, ServicePort, Tenant,
 };
+use kubecloud_kube::exposure;
+pub use kubecloud_kube::exposure::{ingress_ip, ingress_ips, single_stack_ipv6};
 use kubecloud_kube::{MANAGED_BY, MANAGER, TENANT, names, ownership_labels, tenant_namespace};
 use kubecloud_models::cilium::l2_announcement_policy::{
     CiliumL2AnnouncementPolicyNodeSelector, CiliumL2AnnouncementPolicyServiceSelector,
@@ -252,22 +253,9 @@ pub fn capacity(addresses: &[AddressBlock]) -> u128 {
         .fold(0u128, u128::saturating_add)
 }
 
-fn kube_protocol(p: Protocol) -> Result<&'static str> {
-    match p {
-        Protocol::Tcp => Ok("TCP"),
-        Protocol::Udp => Ok("UDP"),
-        Protocol::Sctp => Ok("SCTP"),
-        other => Err(Error::invalid(
-            "ports",
-            format!("a load balancer forwards tcp, udp or sctp, not {other}"),
-        )),
-    }
-}
-
 /// The `Service` exposing `spec`'s VMs for `tenant`, taking its address from the tenant's pool
 /// `pool` (none: no pool selects it, and Cilium says why). Checks the spec first.
 pub fn service(tenant: &Tenant, spec: &ExposureSpec, pool: Option<&str>) -> Result<Service> {
-    spec.validate()?;
     let mut annotations = BTreeMap::new();
     match &spec.address {
         AddressRequest::Auto => {
@@ -281,61 +269,11 @@ pub fn service(tenant: &Tenant, spec: &ExposureSpec, pool: Option<&str>) -> Resu
     if let Some(key) = &spec.sharing_key {
         annotations.insert(SHARING_KEY.to_string(), key.clone());
     }
-    let ports = spec
-        .ports
-        .iter()
-        .map(|p| {
-            let protocol = kube_protocol(p.protocol)?;
-            Ok(KubePort {
-                name: Some(format!("{}-{}", protocol.to_ascii_lowercase(), p.port)),
-                port: i32::from(p.port),
-                target_port: Some(IntOrString::Int(i32::from(p.target_port.unwrap_or(p.port)))),
-                protocol: Some(protocol.to_string()),
-                ..KubePort::default()
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
     let mut labels = ownership_labels(tenant, &spec.name);
     if let Some(pool) = pool {
         labels.insert(ADDRESS_POOL.to_string(), pool.to_string());
     }
-    let mut svc = Service {
-        metadata: ObjectMeta {
-            name: Some(spec.name.clone()),
-            namespace: Some(tenant_namespace(tenant)),
-            labels: Some(labels),
-            annotations: (!annotations.is_empty()).then_some(annotations),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("LoadBalancer".into()),
-            selector: Some(spec.selector.clone()),
-            ports: Some(ports),
-            external_traffic_policy: Some(
-                if spec.local_traffic_only {
-                    "Local"
-                } else {
-                    "Cluster"
-                }
-                .into(),
-            ),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    };
-    if matches!(spec.address, AddressRequest::Ip(IpAddr::V6(_))) {
-        single_stack_ipv6(&mut svc);
-    }
-    Ok(svc)
-}
-
-/// Makes the Service single-stack IPv6, so LB-IPAM gives it an IPv6 address (for a requested
-/// IPv6 address, or a pool with IPv6 addresses only).
-pub fn single_stack_ipv6(svc: &mut Service) {
-    if let Some(spec) = svc.spec.as_mut() {
-        spec.ip_families = Some(vec!["IPv6".into()]);
-        spec.ip_family_policy = Some("SingleStack".into());
-    }
+    exposure::load_balancer_service(tenant, spec, labels, annotations)
 }
 
 /// The pool label of a Service.
@@ -345,32 +283,6 @@ pub fn pool_label(svc: &Service) -> Option<&str> {
         .as_ref()?
         .get(ADDRESS_POOL)
         .map(String::as_str)
-}
-
-/// The Service's first ingress address.
-pub fn ingress_ip(svc: &Service) -> Option<IpAddr> {
-    svc.status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?
-        .first()?
-        .ip
-        .as_deref()?
-        .parse()
-        .ok()
-}
-
-/// Every ingress address of the Service.
-pub fn ingress_ips(svc: &Service) -> Vec<IpAddr> {
-    svc.status
-        .iter()
-        .filter_map(|s| s.load_balancer.as_ref())
-        .filter_map(|lb| lb.ingress.as_ref())
-        .flatten()
-        .filter_map(|i| i.ip.as_deref().and_then(|ip| ip.parse().ok()))
-        .collect()
 }
 
 /// Why LB-IPAM cannot satisfy the Service, from its `cilium.io/IPAMRequestSatisfied` condition

@@ -14,6 +14,7 @@ use kubecloud_core::{
     ExposureSpec, LoadBalancer, LoadBalancerCapabilities, ResourceKind, Result, Tenant,
     async_trait,
 };
+use kubecloud_kube::exposure::{self, ingress_ip, is_load_balancer};
 use kubecloud_kube::{
     MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, holds, is_owned, names,
     ownership_labels, tenant_namespace, tenant_selector,
@@ -31,37 +32,18 @@ use kubecloud_models::metallb::{
     L2Advertisement as L2AdvertisementObject,
 };
 
-/// The ingress address of a Service, if MetalLB gave it one.
-fn ingress_ip(svc: &Service) -> Option<IpAddr> {
-    svc.status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?
-        .first()?
-        .ip
-        .as_deref()?
-        .parse()
-        .ok()
-}
-
 /// Whether the live Service already says all `desired` says, and nothing the backend no longer
 /// says: no dropped selector label, no dropped MetalLB annotation.
 fn service_unchanged(current: &Service, desired: &Service) -> bool {
-    let ours = [
-        translate::ADDRESS_POOL,
-        translate::LOAD_BALANCER_IPS,
-        translate::ALLOW_SHARED_IP,
-    ];
-    let picked = |s: &Service| {
-        let annotations = s.metadata.annotations.clone().unwrap_or_default();
-        ours.map(|k| annotations.get(k).cloned())
-    };
-    let selector = |s: &Service| s.spec.as_ref().and_then(|s| s.selector.clone());
-    holds(current, desired)
-        && picked(current) == picked(desired)
-        && selector(current) == selector(desired)
+    exposure::service_unchanged(
+        current,
+        desired,
+        &[
+            translate::ADDRESS_POOL,
+            translate::LOAD_BALANCER_IPS,
+            translate::ALLOW_SHARED_IP,
+        ],
+    )
 }
 
 fn revision(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> u64 {
@@ -942,10 +924,4 @@ impl LoadBalancer for MetalLb {
         );
         Ok(states.boxed())
     }
-}
-
-/// Whether a Service is a load-balancer exposure (the network backend's internal services are
-/// ClusterIP Services with the same ownership labels, in the same namespace).
-fn is_load_balancer(svc: &Service) -> bool {
-    svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Secret, Service, ServicePort as KubePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kubecloud_core::{
@@ -22,6 +22,8 @@ use kubecloud_core::{
     Exposure, ExposureSpec, ExposureState, IpRange, L2Advertisement, Protocol, Result,
     SecretString, ServicePort, Tenant,
 };
+use kubecloud_kube::exposure;
+pub use kubecloud_kube::exposure::single_stack_ipv6;
 use kubecloud_kube::{NAME, names, ownership_labels, tenant_namespace};
 use kubecloud_models::metallb::{
     BgpAdvertisement as BgpAdvertisementObject, BgpPeer as BgpPeerObject, IpAddressPool,
@@ -635,21 +637,9 @@ pub fn capacity(spec: &AddressPoolSpec) -> u128 {
         .sum()
 }
 
-fn kube_protocol(p: Protocol) -> Result<&'static str> {
-    match p {
-        Protocol::Tcp => Ok("TCP"),
-        Protocol::Udp => Ok("UDP"),
-        Protocol::Sctp => Ok("SCTP"),
-        other => Err(Error::invalid(
-            "ports",
-            format!("a load balancer forwards tcp, udp or sctp, not {other}"),
-        )),
-    }
-}
-
-/// The `Service` exposing `spec`'s VMs for `tenant`. Checks the spec first.
+/// The `Service` exposing `spec`'s VMs for `tenant`, with MetalLB's annotations. Checks the
+/// spec first.
 pub fn service(tenant: &Tenant, spec: &ExposureSpec) -> Result<Service> {
-    spec.validate()?;
     let mut annotations = BTreeMap::new();
     match &spec.address {
         AddressRequest::Auto => {}
@@ -663,57 +653,12 @@ pub fn service(tenant: &Tenant, spec: &ExposureSpec) -> Result<Service> {
     if let Some(key) = &spec.sharing_key {
         annotations.insert(ALLOW_SHARED_IP.to_string(), key.clone());
     }
-    let ports = spec
-        .ports
-        .iter()
-        .map(|p| {
-            let protocol = kube_protocol(p.protocol)?;
-            Ok(KubePort {
-                name: Some(format!("{}-{}", protocol.to_ascii_lowercase(), p.port)),
-                port: i32::from(p.port),
-                target_port: Some(IntOrString::Int(i32::from(p.target_port.unwrap_or(p.port)))),
-                protocol: Some(protocol.to_string()),
-                ..KubePort::default()
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut svc = Service {
-        metadata: ObjectMeta {
-            name: Some(spec.name.clone()),
-            namespace: Some(tenant_namespace(tenant)),
-            labels: Some(ownership_labels(tenant, &spec.name)),
-            annotations: (!annotations.is_empty()).then_some(annotations),
-            ..ObjectMeta::default()
-        },
-        spec: Some(ServiceSpec {
-            type_: Some("LoadBalancer".into()),
-            selector: Some(spec.selector.clone()),
-            ports: Some(ports),
-            external_traffic_policy: Some(
-                if spec.local_traffic_only {
-                    "Local"
-                } else {
-                    "Cluster"
-                }
-                .into(),
-            ),
-            ..ServiceSpec::default()
-        }),
-        status: None,
-    };
-    if matches!(spec.address, AddressRequest::Ip(IpAddr::V6(_))) {
-        single_stack_ipv6(&mut svc);
-    }
-    Ok(svc)
-}
-
-/// Makes the Service single-stack IPv6, so MetalLB gives it an IPv6 address (for a requested
-/// IPv6 address, or a pool with IPv6 addresses only).
-pub fn single_stack_ipv6(svc: &mut Service) {
-    if let Some(spec) = svc.spec.as_mut() {
-        spec.ip_families = Some(vec!["IPv6".into()]);
-        spec.ip_family_policy = Some("SingleStack".into());
-    }
+    exposure::load_balancer_service(
+        tenant,
+        spec,
+        ownership_labels(tenant, &spec.name),
+        annotations,
+    )
 }
 
 /// Reads an exposure back from its `Service`; `failure` is the message of MetalLB's latest

@@ -46,6 +46,7 @@ mod wait;
 pub mod cdi;
 pub mod claims;
 pub mod connect;
+pub mod exposure;
 pub mod plugin;
 
 pub use apply::{APPLIED_HASH, Writer, applied_hash, holds, is_subset};
