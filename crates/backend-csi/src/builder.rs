@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::snapshot_class::VolumeSnapshotClass;
 use k8s_openapi::api::storage::v1::{CSIDriver, CSIStorageCapacity, StorageClass};
 use kube::api::{Api, DynamicObject, ListParams};
 use kubecloud_core::{Error, ResourceKind, Result, StorageCapabilities};
 use kubecloud_kube::claims::ClaimStore;
 use kubecloud_kube::{RetryPolicy, Writer};
-use serde_json::Value;
 
 use crate::BACKEND;
 use crate::tiers::{Cluster, Tier, tiers_of};
@@ -33,9 +33,9 @@ impl CsiBuilder {
         self
     }
 
-    /// The cluster's VolumeSnapshotClasses (as JSON objects): a tier offers snapshots when one
-    /// of its driver exists.
-    pub fn snapshot_classes(mut self, classes: Vec<Value>) -> Self {
+    /// The cluster's VolumeSnapshotClasses: a tier offers snapshots when one of its driver
+    /// exists.
+    pub fn snapshot_classes(mut self, classes: Vec<VolumeSnapshotClass>) -> Self {
         self.cluster.snapshot_classes = classes;
         self
     }
@@ -237,8 +237,11 @@ impl Csi {
                 .map_err(|e| listing("volumesnapshotclasses", e))?
                 .items
                 .iter()
-                .filter_map(|c| serde_json::to_value(c).ok())
-                .collect()
+                .map(|c| {
+                    let name = c.metadata.name.as_deref().unwrap_or_default();
+                    kubecloud_kube::convert(c, BACKEND, ResourceKind::StoragePool, name)
+                })
+                .collect::<Result<_>>()?
         } else {
             Vec::new()
         };

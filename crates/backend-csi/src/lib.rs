@@ -61,6 +61,7 @@ pub mod models {
     pub use kubecloud_models::snapshot::*;
 }
 pub mod profiles;
+pub mod snapshot_class;
 pub mod status;
 pub mod tiers;
 pub mod translate;

@@ -10,11 +10,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::profiles::{Profile, Replication, RwxBlock};
+use crate::snapshot_class::VolumeSnapshotClass;
 use k8s_openapi::api::storage::v1::{CSIDriver, StorageClass};
 use kubecloud_core::{Error, Result, validate_name};
-use serde_json::Value;
-
-use crate::profiles::{Profile, Replication, RwxBlock};
 
 /// Label on a StorageClass: the tier it belongs to (default: a tier of its own, named after it).
 pub const TIER_LABEL: &str = "kubecloud.io/tier";
@@ -148,13 +147,13 @@ pub fn class_of(sc: &StorageClass) -> Class {
 }
 
 /// What the cluster says about its CSI drivers: their StorageClasses, VolumeSnapshotClasses
-/// (as JSON: `driver`, `metadata`) and CSIDriver objects.
+/// and CSIDriver objects.
 #[derive(Clone, Debug, Default)]
 pub struct Cluster {
     /// The StorageClasses.
     pub classes: Vec<StorageClass>,
     /// The VolumeSnapshotClasses.
-    pub snapshot_classes: Vec<Value>,
+    pub snapshot_classes: Vec<VolumeSnapshotClass>,
     /// The CSIDrivers.
     pub drivers: Vec<CSIDriver>,
     /// Whether the API server serves `CSIStorageCapacity` (where it does not, no driver's
@@ -173,24 +172,12 @@ fn persistent(drivers: &[CSIDriver], driver: &str) -> Option<bool> {
 }
 
 /// The snapshot class of `driver`: its default one, else the first by name.
-fn snapshot_class_of(snapshot_classes: &[Value], driver: &str) -> Option<String> {
-    let mut mine: Vec<&Value> = snapshot_classes
+fn snapshot_class_of(snapshot_classes: &[VolumeSnapshotClass], driver: &str) -> Option<String> {
+    snapshot_classes
         .iter()
-        .filter(|c| c["driver"] == driver)
-        .collect();
-    mine.sort_by_key(|c| {
-        let default = c["metadata"]["annotations"][DEFAULT_SNAPSHOT_CLASS] == "true";
-        (
-            !default,
-            c["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        )
-    });
-    mine.first()
-        .and_then(|c| c["metadata"]["name"].as_str())
-        .map(str::to_string)
+        .filter(|c| c.driver == driver)
+        .min_by_key(|c| (!c.is_default(), c.name()))
+        .map(|c| c.name().to_string())
 }
 
 /// The tiers of `cluster`, by name: the classes of CSI drivers (a known profile, or a driver
@@ -359,10 +346,13 @@ mod tests {
 
     #[test]
     fn the_default_snapshot_class_of_the_driver_is_chosen() {
+        let mut default = VolumeSnapshotClass::new("b", "rbd.csi.ceph.com");
+        default.metadata.annotations =
+            Some([(DEFAULT_SNAPSHOT_CLASS.to_string(), "true".to_string())].into());
         let vscs = vec![
-            json!({"metadata": {"name": "a"}, "driver": "rbd.csi.ceph.com"}),
-            json!({"metadata": {"name": "b", "annotations": {DEFAULT_SNAPSHOT_CLASS: "true"}}, "driver": "rbd.csi.ceph.com"}),
-            json!({"metadata": {"name": "c"}, "driver": "other"}),
+            VolumeSnapshotClass::new("a", "rbd.csi.ceph.com"),
+            default,
+            VolumeSnapshotClass::new("c", "other"),
         ];
         assert_eq!(
             snapshot_class_of(&vscs, "rbd.csi.ceph.com").as_deref(),
