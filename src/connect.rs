@@ -5,8 +5,8 @@
 //! 1. the Kubernetes client: the kubeconfig path and context of the options, else inferred as
 //!    kubectl does (`KUBECONFIG`, `~/.kube/config`, in-cluster service account);
 //! 2. one round of API discovery (`GET /apis`, aggregated discovery) tells which systems are
-//!    installed ([`Installed`]);
-//! 3. each part's backend is built by its [`Connector`] (from the backend's crate, listed in
+//!    installed ([`Installed`](kubecloud_kube::connect::Installed));
+//! 3. each part's backend is built by its [`Connector`](kubecloud_kube::connect::Connector) (from the backend's crate, listed in
 //!    `src/backends.rs`) with what the installed versions offer and the backend's settings on
 //!    the options (its crate's extension trait, e.g. `kubecloud::linstor::connect::LinstorConnect`
 //!    for the LINSTOR controller and tiers): without CDI no http(s) imports, without the snapshot

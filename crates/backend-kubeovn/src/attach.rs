@@ -23,7 +23,7 @@
 //! migration) reuses it, and Kube-OVN unbinds it when the VM goes. The annotation is not per
 //! provider: Kube-OVN hands the `Vip`'s address to *every* Kube-OVN network of the pod, so a VM
 //! taking a reservation must have no other interface, and is refused with
-//! [`Error::InvalidInput`](kubecloud_core::Error::InvalidInput) otherwise.
+//! [`Error::InvalidInput`] otherwise.
 //!
 //! Kube-OVN keys a VM's address by the VM, so addresses are kept over live migration on a
 //! subnet, and a bridge binding on the pod network migrates (KubeVirt's

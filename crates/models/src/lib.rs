@@ -56,6 +56,12 @@
 
 #![allow(missing_docs)]
 #![allow(clippy::all, clippy::pedantic)]
+// The descriptions are the CRDs' own text: brackets and angle brackets in them are not links or HTML.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
 
 pub mod cdi;
 pub mod cilium;

@@ -33,7 +33,7 @@ use crate::store::EventType;
 /// The finalizer protecting a claim in use (upstream's `volumeutil.PVCProtectionFinalizer`).
 pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
 
-/// Keeps claims that pods use from going (see the [module docs](self)).
+/// Keeps claims that pods use from going (see the module docs of `controllers::pvc_protection`).
 #[derive(Debug, Default)]
 pub struct PvcProtection;
 

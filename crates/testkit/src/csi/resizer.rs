@@ -14,9 +14,9 @@
 //! - the resizer marks it: condition `Resizing`, `status.allocatedResources.storage` = the new
 //!   size, `status.allocatedResourceStatuses.storage` = `ControllerResizeInProgress`;
 //! - a driver expanding only offline, with a scheduled pod using the claim: `VolumeResizeFailed`
-//!   "Unable to expand <ns>/<name> because CSI driver <driver> only supports offline expansion and
-//!   volume is currently in-use"; it tries again when such a pod goes;
-//! - else `Resizing` "External resizer is resizing volume <pv>" and `ControllerExpandVolume`: on
+//!   `"Unable to expand <ns>/<name> because CSI driver <driver> only supports offline expansion and
+//!   volume is currently in-use"`; it tries again when such a pod goes;
+//! - else `Resizing` `"External resizer is resizing volume <pv>"` and `ControllerExpandVolume`: on
 //!   an error `VolumeResizeFailed` `resize volume "<pv>" by resizer "<driver>" failed: <error>`
 //!   and a `ControllerResizeError` condition (retried); on success the PV's capacity grows and,
 //!   when the driver needs the node step (Filesystem volumes of most drivers), condition
