@@ -251,6 +251,46 @@ async fn an_apply_ends_by_one_deadline_whatever_the_backends_own_timeouts() {
 }
 
 #[tokio::test]
+async fn an_apply_without_waiting_sends_everything_while_kube_ovn_has_not_set_up_the_network() {
+    let s = stack_from(FakeCloud::builder()).await;
+    let acme = s.cloud.tenant("acme").unwrap();
+    // Kube-OVN never reports the VPC or the subnet ready: an apply that does not wait must not
+    // wait for it either (the test above shows the same apply waiting runs into its deadline).
+    s.kube.controller("kube-ovn-controller").unwrap().pause();
+    let spec = common::stack::tenant_spec(3, 3);
+    let plan = acme.plan(&spec).await.unwrap();
+    let options = ApplyOptions {
+        wait: false,
+        ..options(SHORT)
+    };
+    let report = bounded("apply", acme.apply_with_progress(&plan, options, &|_| {})).await;
+    assert!(
+        report.failed.is_empty() && report.not_started.is_empty(),
+        "{report:?}"
+    );
+    let objects = common::stack::objects_of(&s.kube, "acme");
+    let count = common::stack::count_by_kind(&objects);
+    assert_eq!(count.get("Vpc"), Some(&1), "{count:?}");
+    assert_eq!(count.get("Subnet"), Some(&1), "{count:?}");
+    assert_eq!(count.get("VirtualMachine"), Some(&3), "{count:?}");
+    // Sent, not ready: the network lists them as Kube-OVN left them.
+    let vpc = acme.network().get_vpc("main").await.unwrap();
+    assert!(!vpc.ready, "{vpc:?}");
+    let subnet = acme.network().get_subnet("web").await.unwrap();
+    assert!(!subnet.ready, "{subnet:?}");
+
+    // Once Kube-OVN runs it takes what was sent in that order: the subnet becomes ready.
+    s.kube.controller("kube-ovn-controller").unwrap().resume();
+    let ready = kubecloud::wait::until(
+        acme.network().watch_subnet("web").await.unwrap(),
+        kubecloud::wait::subnet_ready(),
+        HUNG,
+    )
+    .await;
+    assert!(ready.is_ok(), "{ready:?}");
+}
+
+#[tokio::test]
 async fn a_wait_on_a_vm_ends_with_the_state_last_seen() {
     let s = stack_from(FakeCloud::builder()).await;
     let acme = s.cloud.tenant("acme").unwrap();

@@ -32,7 +32,12 @@ pub struct ApplyOptions {
     /// shared watch per kind and send nothing.
     pub concurrency: usize,
     /// Wait until created resources are ready (VMs running, volumes ready, addresses assigned)
-    /// and deleted ones are gone before the steps that depend on them start.
+    /// and deleted ones are gone before the steps that depend on them start. Without it, each
+    /// step is sent and not waited on, not even inside the backends
+    /// ([`wait::send_only`](kubecloud_core::wait::send_only)): Kube-OVN's VPCs and subnets are
+    /// sent without waiting for Kube-OVN to report them ready. What still waits is what a later
+    /// step cannot be sent without: a Kube-OVN IP reservation's address and MAC (the VM using
+    /// it is pinned to them) and deletions (the next step may reuse the name or the address).
     pub wait: bool,
     /// The deadline of the whole apply, or of the whole [`TenantHandle::destroy`]: every step,
     /// and every wait inside it (the backends' own waits included, whatever their own timeouts),
@@ -199,8 +204,13 @@ impl TenantHandle {
     ) -> (ApplyReport, Option<Error>) {
         // Boxed: the futures of an apply are deep, and a test thread's stack is small.
         let steps = Box::pin(self.run_steps(plan, options, on_event));
-        let (mut report, created_but_failed, first_error) =
-            Deadline::after(options.timeout).scope(steps).await;
+        let steps = Deadline::after(options.timeout).scope(steps);
+        // Without waiting, not on the backends' controllers either (wait::send_only).
+        let (mut report, created_but_failed, first_error) = if options.wait {
+            steps.await
+        } else {
+            wait::send_only(steps).await
+        };
         if options.rollback_on_failure && !report.failed.is_empty() {
             let roll_back =
                 Box::pin(self.roll_back(&mut report, created_but_failed, options, on_event));

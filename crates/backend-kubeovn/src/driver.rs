@@ -13,7 +13,7 @@ use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::{Resource, ResourceExt};
-use kubecloud_core::wait::Check;
+use kubecloud_core::wait::{self, Check};
 use kubecloud_core::{
     Error, ExternalIp, ExternalIpSpec, FloatingIp, FloatingIpSpec, InterfaceAttachment,
     IpReservation, IpReservationSpec, Network, NetworkCapabilities, NetworkInterface, ResourceKind,
@@ -681,13 +681,19 @@ impl Network for KubeOvn {
         let object = cluster_scoped(tenant, &spec.name);
         self.ensure_free(&api, &object, tenant, kind, &spec.name)
             .await?;
-        self.apply::<VpcObject>(
-            &self.cluster_dynamic(&kinds::vpc()),
-            translate::vpc(tenant, spec),
-            kind,
-            &spec.name,
-        )
-        .await?;
+        let sent = self
+            .apply::<VpcObject>(
+                &self.cluster_dynamic(&kinds::vpc()),
+                translate::vpc(tenant, spec),
+                kind,
+                &spec.name,
+            )
+            .await?;
+        if !wait::controllers_awaited() {
+            // Sent only (an apply without waiting): nothing later needs the VPC ready, Kube-OVN
+            // takes a subnet of a VPC it has not set up yet and handles it once it has.
+            return Self::vpc_view(&sent, &BTreeMap::new());
+        }
         let ready = self
             .writer
             .wait_for(
@@ -825,13 +831,14 @@ impl Network for KubeOvn {
         // The Subnet first, its attachment definition second: interrupted in between, the
         // subnet lists as incomplete (and is completed or removed), never a definition that
         // nothing lists.
-        self.apply::<SubnetObject>(
-            &self.cluster_dynamic(&kinds::subnet()),
-            translate::subnet(tenant, spec),
-            kind,
-            &spec.name,
-        )
-        .await?;
+        let sent = self
+            .apply::<SubnetObject>(
+                &self.cluster_dynamic(&kinds::subnet()),
+                translate::subnet(tenant, spec),
+                kind,
+                &spec.name,
+            )
+            .await?;
         if spec.secondary {
             // Written as it is built (JSON), so the applied hash stays what it was.
             let nads = self.namespaced_dynamic(&kinds::attachment(), tenant);
@@ -848,6 +855,11 @@ impl Network for KubeOvn {
             self.writer
                 .apply_if_changed(&nads, current.as_ref(), &desired, kind, &spec.name)
                 .await?;
+        }
+        if !wait::controllers_awaited() {
+            // Sent only (an apply without waiting): VMs on the subnet can be sent before
+            // Kube-OVN has set it up (their pods wait for it, as they would for any subnet).
+            return subnet_view(&sent);
         }
         let ready = self
             .writer

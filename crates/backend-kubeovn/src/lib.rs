@@ -47,6 +47,11 @@
 //!   written the address and MAC into the `Vip`'s status; `release_ip` once the `Vip` is gone
 //!   (Kube-OVN holds it with a finalizer until the address is free). The bound is
 //!   [`KubeOvnBuilder::ready_timeout`]. A reservation that times out is deleted again.
+//!   Inside [`kubecloud_core::wait::send_only`] (an apply with `wait: false`) `create_vpc` and
+//!   `create_subnet` return once sent, not ready (Kube-OVN requeues a subnet whose VPC it has
+//!   not set up yet, `pkg/controller/subnet.go`, and a VM's pod waits for its subnet);
+//!   `reserve_ip` still waits, because what it returns, the address and MAC Kube-OVN chose, is
+//!   what the VM using the reservation is pinned to.
 //! - **Usage** (`available`, `used`) is the subnet's `status.v4availableIPs`/`v4usingIPs`
 //!   (`v6…` for IPv6), so it counts every address Kube-OVN handed out, pods and unbound
 //!   reservations included. Kube-OVN writes the counts from a queue after the address changed:

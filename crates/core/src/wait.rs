@@ -332,6 +332,36 @@ where
     }
 }
 
+tokio::task_local! {
+    /// Set inside [`send_only`]: the operation does not wait on the systems' controllers.
+    static SEND_ONLY: ();
+}
+
+/// Runs `operation` without waiting on the systems' controllers: calls that create something
+/// and would wait for a controller to make it ready (Kube-OVN reporting a VPC or a subnet
+/// ready, say) return once it is sent, with the resource's state as sent (not ready yet).
+/// Calls whose answer *is* what the controller decides still wait (a reservation's address and
+/// MAC, which the call returns and a VM's interface is then pinned to); each backend's docs
+/// list them. An apply with `wait: false` runs its steps inside this scope. Like
+/// [`Deadline::scope`] it holds for the futures polled inside it (a tokio task-local).
+///
+/// ```
+/// use kubecloud_core::wait;
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert!(wait::controllers_awaited());
+/// assert!(!wait::send_only(async { wait::controllers_awaited() }).await);
+/// # });
+/// ```
+pub async fn send_only<F: Future>(operation: F) -> F::Output {
+    SEND_ONLY.scope((), operation).await
+}
+
+/// Whether the running operation waits on the systems' controllers: true unless it runs inside
+/// [`send_only`]. Backends check it before a wait that only confirms a controller acted.
+pub fn controllers_awaited() -> bool {
+    SEND_ONLY.try_with(|()| ()).is_err()
+}
+
 /// Waits on `states` (current state first, then every change) until `condition` is met, fails,
 /// or `timeout` passes — or the deadline of the operation the wait is part of
 /// ([`Deadline::scope`]), if that comes first. A failure ends the wait at once with
@@ -511,6 +541,23 @@ pub fn exposure_assigned() -> impl Condition<Exposure> {
         ExposureState::Assigned if e.ip.is_some() => Check::Met,
         ExposureState::Failed { reason } => Check::Failed(reason.clone()),
         _ => Check::Pending,
+    })
+}
+
+/// The network has set the subnet up ([`Subnet::ready`]): after it was sent without waiting
+/// ([`send_only`]), say.
+///
+/// ```
+/// # async fn demo(net: &dyn kubecloud_core::Network, acme: &kubecloud_core::Tenant) -> kubecloud_core::Result<()> {
+/// use kubecloud_core::wait;
+/// use std::time::Duration;
+/// let states = net.watch_subnet(acme, "web").await?;
+/// wait::until(states, wait::subnet_ready(), Duration::from_secs(30)).await?;
+/// # Ok(()) }
+/// ```
+pub fn subnet_ready() -> impl Condition<Subnet> {
+    condition("subnet ready", |s: &Subnet| {
+        if s.ready { Check::Met } else { Check::Pending }
     })
 }
 
