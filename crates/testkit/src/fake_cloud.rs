@@ -156,6 +156,10 @@ pub struct FakeCloudBuilder {
     multus: bool,
 }
 
+/// The empty ConfigMap of kube-vip-cloud-provider the kube-vip fake cloud starts with.
+const KUBEVIP_CONFIG_MAP: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kubevip, namespace: kube-system}\n";
+
 /// Which load balancer a [`FakeCloud`] runs (see [`FakeCloudBuilder::cilium`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -308,6 +312,13 @@ impl FakeCloudBuilder {
                 cluster_objects(linstor.url(), &pki)
             ),
             None => format!("{}\n{}", virt.node_manifests(), CSI_CLUSTER),
+        };
+        // kube-vip's install makes the provider's ConfigMap (its README: `kubectl create
+        // configmap --namespace kube-system kubevip ...`); here without any range yet.
+        let seed_objects = if self.load_balancer == LoadBalancerSystem::KubeVip {
+            format!("{seed_objects}\n---\n{KUBEVIP_CONFIG_MAP}")
+        } else {
+            seed_objects
         };
         let ovn = KubeOvnController::default();
         let northbound = ovn.northbound();

@@ -1,0 +1,191 @@
+//! The kube-vip backend against the simulated kube-vip-cloud-provider: failures with the
+//! provider's own Event text, what the provider would not check refused before anything is
+//! sent, and the ConfigMap's other keys left as they are.
+
+mod common;
+
+use std::time::Duration;
+
+use kubecloud_core::{
+    AddressBlock, AddressPoolSpec, AddressRequest, Error, ExposureSpec, ExposureState, IpRange,
+    LoadBalancer, ServicePort, wait,
+};
+use serde_json::json;
+
+fn cidr(s: &str) -> AddressBlock {
+    AddressBlock::Cidr(s.parse().unwrap())
+}
+
+fn exposure(name: &str, port: u16, address: AddressRequest) -> ExposureSpec {
+    ExposureSpec {
+        address,
+        ..ExposureSpec::new(name, [("app", name)], vec![ServicePort::tcp(port)])
+    }
+}
+
+async fn failure(lb: &kubecloud_kubevip::KubeVip, tenant: &kubecloud_core::Tenant, name: &str) -> String {
+    let err = wait::until(
+        lb.watch_exposure(tenant, name).await.unwrap(),
+        wait::exposure_assigned(),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_err();
+    match err {
+        Error::Failed { reason, .. } => reason,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_range_fails_fast_with_the_provider_s_event_text() {
+    let server = common::server().await;
+    let lb = common::backend(&server);
+    let acme = common::tenant("acme");
+    let range = IpRange::new("203.0.113.1".parse().unwrap(), "203.0.113.2".parse().unwrap()).unwrap();
+    lb.create_pool(&acme, &AddressPoolSpec::l2("tiny", vec![AddressBlock::Range(range)]))
+        .await
+        .unwrap();
+    let cm = server.cluster().get("v1", "ConfigMap", Some("kube-system"), "kubevip").unwrap();
+    assert_eq!(cm["data"]["range-acme"], "203.0.113.1-203.0.113.2");
+    for name in ["a", "b"] {
+        lb.expose(&acme, &exposure(name, 80, AddressRequest::Auto)).await.unwrap();
+        let e = wait::until(
+            lb.watch_exposure(&acme, name).await.unwrap(),
+            wait::exposure_assigned(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        assert_eq!(e.pool.as_deref(), Some("tiny"));
+    }
+    lb.expose(&acme, &exposure("c", 80, AddressRequest::Auto)).await.unwrap();
+    assert_eq!(
+        failure(&lb, &acme, "c").await,
+        "Error syncing load balancer: failed to ensure load balancer: no addresses available in [acme] range [203.0.113.1-203.0.113.2]"
+    );
+    let got = lb.get_exposure(&acme, "c").await.unwrap();
+    assert!(matches!(got.state, ExposureState::Failed { .. }) && got.ip.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_any_pool_the_provider_says_so() {
+    let server = common::server().await;
+    let lb = common::backend(&server);
+    let acme = common::tenant("acme");
+    lb.expose(&acme, &exposure("lost", 80, AddressRequest::Auto)).await.unwrap();
+    assert_eq!(
+        failure(&lb, &acme, "lost").await,
+        "Error syncing load balancer: failed to ensure load balancer: no address pools could be found"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_provider_would_take_as_it_is_is_refused_before_anything_is_sent() {
+    let server = common::server().await;
+    let lb = common::backend(&server);
+    let acme = common::tenant("acme");
+    lb.create_pool(&acme, &AddressPoolSpec::l2("public", vec![cidr("203.0.113.0/28")]))
+        .await
+        .unwrap();
+    // Outside every range.
+    let outside = "198.51.100.7".parse().unwrap();
+    let err = lb
+        .expose(&acme, &exposure("stray", 80, AddressRequest::Ip(outside)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.invalid_field(), Some("address.ip"));
+    assert!(err.to_string().contains("198.51.100.7"), "{err}");
+    assert!(server.cluster().get_opt("v1", "Service", Some("acme"), "stray").unwrap().is_none());
+    // A sharing conflict: same key, same port.
+    let shared = |name: &str, address: AddressRequest| ExposureSpec {
+        sharing_key: Some("front".into()),
+        ..exposure(name, 80, address)
+    };
+    lb.expose(&acme, &shared("http", AddressRequest::Auto)).await.unwrap();
+    let http = wait::until(
+        lb.watch_exposure(&acme, "http").await.unwrap(),
+        wait::exposure_assigned(),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let ip = http.ip.unwrap();
+    let err = lb.expose(&acme, &shared("clash", AddressRequest::Ip(ip))).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { reason, .. } if reason.contains("port 80")),
+        "{err:?}"
+    );
+    assert!(server.cluster().get_opt("v1", "Service", Some("acme"), "clash").unwrap().is_none());
+    // Another tenant cannot request it either.
+    let other = common::tenant("other");
+    let err = lb.expose(&other, &exposure("grab", 8080, AddressRequest::Ip(ip))).await.unwrap_err();
+    assert_eq!(err.invalid_field(), Some("address.ip"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_tenant_s_keys_change_and_what_kube_vip_cannot_do_is_refused_naming_the_field() {
+    let server = common::server().await;
+    server
+        .cluster()
+        .seed(json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "kubevip", "namespace": "kube-system"},
+            "data": {"cidr-legacy": "10.9.0.0/24", "search-order": "desc", "range-global": "192.0.2.10-192.0.2.20"},
+        }))
+        .unwrap();
+    let lb = common::backend(&server);
+    let acme = common::tenant("acme");
+    let err = lb
+        .create_pool(&acme, &AddressPoolSpec::l2("public", vec![cidr("10.9.0.128/25")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "overlaps cidr-legacy: {err:?}");
+    let mut pinned = AddressPoolSpec::l2("public", vec![cidr("203.0.113.0/28")]);
+    if let kubecloud_core::Advertisement::L2(l2) = &mut pinned.advertisement {
+        l2.node_selector.insert("zone".into(), "a".into());
+    }
+    let err = lb.create_pool(&acme, &pinned).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { backend, capability, .. } if backend == "kubevip" && capability.contains("advertisement.l2.nodeSelector")),
+        "{err:?}"
+    );
+    let pools = lb.list_pools(&acme).await.unwrap();
+    assert_eq!(pools.len(), 1, "only the global pool: {pools:?}");
+    assert!(pools[0].shared && pools[0].spec.name == "global");
+    let pool = lb
+        .create_pool(&acme, &AddressPoolSpec::l2("public", vec![cidr("203.0.113.0/28")]))
+        .await
+        .unwrap();
+    assert_eq!((pool.assigned, pool.available), (0, 16));
+    let cm = server.cluster().get("v1", "ConfigMap", Some("kube-system"), "kubevip").unwrap();
+    assert_eq!(cm["data"]["cidr-acme"], "203.0.113.0/28");
+    assert_eq!(cm["data"]["cidr-legacy"], "10.9.0.0/24");
+    assert_eq!(cm["data"]["search-order"], "desc");
+    assert_eq!(cm["data"]["range-global"], "192.0.2.10-192.0.2.20");
+    let err = lb
+        .create_pool(&acme, &AddressPoolSpec::l2("second", vec![cidr("203.0.113.64/28")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    lb.delete_pool(&acme, "public").await.unwrap();
+    let cm = server.cluster().get("v1", "ConfigMap", Some("kube-system"), "kubevip").unwrap();
+    assert!(cm["data"].get("cidr-acme").is_none(), "{cm}");
+    assert_eq!(cm["data"]["cidr-legacy"], "10.9.0.0/24");
+    assert_eq!(cm["data"]["range-global"], "192.0.2.10-192.0.2.20");
+    // search-order: desc is the provider's, for every namespace.
+    lb.create_pool(&acme, &AddressPoolSpec::l2("public", vec![cidr("203.0.113.0/28")]))
+        .await
+        .unwrap();
+    lb.expose(&acme, &exposure("web", 443, AddressRequest::Auto)).await.unwrap();
+    let web = wait::until(
+        lb.watch_exposure(&acme, "web").await.unwrap(),
+        wait::exposure_assigned(),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(web.ip, Some("203.0.113.15".parse().unwrap()));
+    assert_eq!(web.pool.as_deref(), Some("public"));
+}
