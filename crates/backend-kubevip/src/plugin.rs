@@ -1,8 +1,11 @@
 //! What this backend tells the facade about itself (see [`kubecloud_kube::plugin`]): the part it
-//! is, the RBAC it needs, and how it is found when connecting (kube-vip-cloud-provider's
-//! Deployment or its ConfigMap in `kube-system`; it has no CRDs).
+//! is, the RBAC it needs, and how it is found when connecting: kube-vip-cloud-provider has no
+//! CRDs, so by its ConfigMap (`kubevip` in `kube-system`), which kube-vip's install creates
+//! (`kubectl create configmap --namespace kube-system kubevip ...`, the README) and the
+//! provider itself creates on its first Service. (Its Deployment is not looked for: the
+//! ConfigMap is what the backend works with, and a Deployment of another name or namespace
+//! would be missed anyway.)
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kubecloud_core::{ResourceKind, Result};
@@ -39,12 +42,6 @@ const NEEDS: &[Need] = &[
         resources: &["events"],
         verbs: &["list", "watch"],
     },
-    // Detection: the provider's Deployment.
-    Need {
-        group: "apps",
-        resources: &["deployments"],
-        verbs: &["get"],
-    },
 ];
 
 const NOT_EXERCISED: &[Unexercised] = &[Unexercised {
@@ -53,9 +50,6 @@ const NOT_EXERCISED: &[Unexercised] = &[Unexercised {
     verb: "create",
     why: "the kubevip ConfigMap exists in the suite's cluster (kube-vip's install creates it)",
 }];
-
-/// The name of kube-vip-cloud-provider's Deployment (its `manifest/kube-vip-cloud-controller.yaml`).
-pub const DEPLOYMENT: &str = "kube-vip-cloud-provider";
 
 /// Builds the kube-vip backend when connecting, with the [`Settings`] given on the
 /// [`ConnectOptions`] (`options.with(settings)`) or the defaults.
@@ -84,22 +78,13 @@ impl Connector for KubeVipConnector {
         let settings = options.setting::<Settings>().cloned().unwrap_or_default();
         let (ns, cm) = &settings.config_map;
         let writer = kubecloud_kube::Writer::new(crate::BACKEND);
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-        let deployment = writer
-            .get_opt(
-                &deployments,
-                DEPLOYMENT,
-                ResourceKind::AddressPool,
-                DEPLOYMENT,
-            )
-            .await?;
         let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
         let config = writer
             .get_opt(&config_maps, cm, ResourceKind::AddressPool, cm)
             .await?;
-        if deployment.is_none() && config.is_none() {
+        if config.is_none() {
             return Ok(Err(format!(
-                "kube-vip-cloud-provider: neither its Deployment {ns}/{DEPLOYMENT} nor its ConfigMap {ns}/{cm} exists"
+                "kube-vip-cloud-provider: its ConfigMap {ns}/{cm} does not exist"
             )));
         }
         Ok(Ok(Built::LoadBalancer(std::sync::Arc::new(
