@@ -146,7 +146,10 @@ async fn a_tenant_is_applied_re_planned_and_destroyed_with_kubevip_lb() {
         .cluster()
         .get("v1", "ConfigMap", Some("kube-system"), "kubevip")
         .unwrap();
-    assert_eq!(cm["data"]["cidr-acme"], "203.0.113.0/28", "the tenant's pool entry");
+    assert_eq!(
+        cm["data"]["cidr-acme"], "203.0.113.0/28",
+        "the tenant's pool entry"
+    );
     let again = acme.plan(&spec).await.unwrap();
     assert!(again.is_empty(), "re-applying is a no-op:\n{again}");
     acme.destroy(options).await.unwrap();
@@ -157,7 +160,15 @@ async fn a_tenant_is_applied_re_planned_and_destroyed_with_kubevip_lb() {
         .cluster()
         .get("v1", "ConfigMap", Some("kube-system"), "kubevip")
         .unwrap();
-    let keys: Vec<&String> = cm["data"].as_object().into_iter().flatten().map(|(k, _)| k).collect();
-    assert!(keys.iter().all(|k| !k.ends_with("-acme")), "the tenant's keys are gone: {cm}");
+    let keys: Vec<&String> = cm["data"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        keys.iter().all(|k| !k.ends_with("-acme")),
+        "the tenant's keys are gone: {cm}"
+    );
     assert!(acme.plan(&TenantSpec::default()).await.unwrap().is_empty());
 }
