@@ -284,7 +284,10 @@ struct FamilyPool {
     v6: bool,
 }
 
-fn parse_cidrs(pool: &str) -> Result<(Vec<(u128, u128)>, Vec<(u128, u128)>), String> {
+/// The inclusive ranges of a pool string, IPv4 and IPv6 apart.
+type ByFamily = (Vec<(u128, u128)>, Vec<(u128, u128)>);
+
+fn parse_cidrs(pool: &str) -> Result<ByFamily, String> {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for c in pool.split(',') {
         let net: ipnet::IpNet = c
@@ -297,7 +300,7 @@ fn parse_cidrs(pool: &str) -> Result<(Vec<(u128, u128)>, Vec<(u128, u128)>), Str
     Ok((v4, v6))
 }
 
-fn parse_ranges(pool: &str) -> Result<(Vec<(u128, u128)>, Vec<(u128, u128)>), String> {
+fn parse_ranges(pool: &str) -> Result<ByFamily, String> {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for r in pool.split(',') {
         let parts: Vec<&str> = r.split('-').collect();
