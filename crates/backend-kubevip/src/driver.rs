@@ -502,7 +502,23 @@ impl KubeVip {
                 self.sharing(tenant, spec, current.as_ref(), &view).await?
             }
         };
-        let svc = translate::service(tenant, spec, class, address)?;
+        let mut svc = translate::service(tenant, spec, class, address)?;
+        // The Service's IP family picks the provider's pool of that family: an exposure on a
+        // pool of IPv6 addresses only is single-stack IPv6 (the API server would default it to
+        // the cluster's first family).
+        let target: Option<Vec<kubecloud_core::IpRange>> = match &spec.address {
+            AddressRequest::Ip(_) => None,
+            _ => match &view.own {
+                Some(own) => Some(own.spec.addresses.iter().map(|b| b.range()).collect()),
+                None => view.global.clone(),
+            },
+        };
+        if let Some(ranges) = target
+            && !ranges.is_empty()
+            && ranges.iter().all(|r| r.first.is_ipv6())
+        {
+            exposure::single_stack_ipv6(&mut svc);
+        }
         Ok((svc, current))
     }
 

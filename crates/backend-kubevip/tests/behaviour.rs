@@ -473,3 +473,36 @@ async fn of_tenants_racing_for_one_block_exactly_one_gets_it() {
         "{results:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_pool_gives_single_stack_ipv6_services_their_addresses() {
+    let server = common::server().await;
+    let lb = common::backend(&server);
+    let acme = common::tenant("acme");
+    lb.create_pool(
+        &acme,
+        &AddressPoolSpec::l2("v6", vec![cidr("2001:db8::/124")]),
+    )
+    .await
+    .unwrap();
+    lb.expose(&acme, &exposure("web", 443, AddressRequest::Auto))
+        .await
+        .unwrap();
+    let web = wait::until(
+        lb.watch_exposure(&acme, "web").await.unwrap(),
+        wait::exposure_assigned(),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        web.ip,
+        Some("2001:db8::".parse().unwrap()),
+        "IPv6 has no .0 to skip"
+    );
+    let svc = server
+        .cluster()
+        .get("v1", "Service", Some("acme"), "web")
+        .unwrap();
+    assert_eq!(svc["spec"]["ipFamilies"], json!(["IPv6"]));
+}

@@ -57,6 +57,11 @@
 //!   a Normal `EnsuredLoadBalancer` `Ensured load balancer`. Each Event is recorded once per
 //!   Service, reason and message (client-go's recorder counts repeats on one Event).
 //!
+//! Differences: the provider caches each namespace's address set (`ipam.Manager`) and rebuilds
+//! it only when the pool string changes, so a changed `skip-end-ips-in-cidr` alone waits for
+//! that; the double builds it every time. Failed Services are retried on the next change to a
+//! Service or the ConfigMap (the provider retries with a rate limiter).
+//!
 //! Then kube-vip: every Service of type `LoadBalancer` of its class (none, or the configured
 //! one), not annotated `kube-vip.io/ignore: "true"`, with addresses (the annotation, else its
 //! ingress, else `spec.loadBalancerIP`) gets `kube-vip.io/vipHost: <node>` and
