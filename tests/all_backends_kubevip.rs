@@ -172,3 +172,49 @@ async fn a_tenant_is_applied_re_planned_and_destroyed_with_kubevip_lb() {
     );
     assert!(acme.plan(&TenantSpec::default()).await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubevip_settings_given_when_connecting_are_the_backend_s() {
+    let fake = FakeCloud::builder()
+        .kubevip()
+        .start()
+        .await
+        .expect("fake cloud");
+    let peer = kubecloud::BgpPeer {
+        name: "tor".into(),
+        my_asn: 64512,
+        peer_asn: 64513,
+        address: "192.0.2.1".parse().unwrap(),
+        port: None,
+        hold_time_secs: None,
+        keepalive_time_secs: None,
+        ebgp_multihop: false,
+        bfd: false,
+        password: None,
+    };
+    let settings = kubecloud::kubevip::Settings {
+        announcement: kubecloud::kubevip::Announcement::Bgp(vec![peer]),
+        ..kubecloud::kubevip::Settings::default()
+    };
+    let options = ConnectOptions::new()
+        .backend(Part::LoadBalancer, "kubevip")
+        .with(settings);
+    let cloud = Cloud::connect_with(fake.kube().client(), options)
+        .await
+        .expect("connect");
+    let caps = cloud.load_balancer().capabilities();
+    assert!(caps.bgp && !caps.l2, "{caps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubevip_chosen_where_its_config_map_is_missing_is_refused_with_the_reason() {
+    let fake = FakeCloud::builder().start().await.expect("fake cloud");
+    let options = ConnectOptions::new().backend(Part::LoadBalancer, "kubevip");
+    let err = Cloud::connect_with(fake.kube().client(), options)
+        .await
+        .expect_err("no kube-vip here");
+    assert!(
+        err.to_string().contains("kube-system/kubevip"),
+        "the reason names the ConfigMap: {err}"
+    );
+}
