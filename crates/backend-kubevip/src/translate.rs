@@ -380,23 +380,24 @@ pub fn read_pools(cm: Option<&ConfigMap>, ns: &str, settings: &Settings) -> Resu
 }
 
 /// How many addresses of `spec` can be assigned (without `.0`/`.255` with `avoidBuggyIps`).
+///
+/// ```
+/// use kubecloud_core::{AddressBlock, AddressPoolSpec};
+/// let mut spec = AddressPoolSpec::l2("p", vec![AddressBlock::Cidr("10.0.0.0/23".parse().unwrap())]);
+/// assert_eq!(kubecloud_kubevip::translate::capacity(&spec), 512);
+/// spec.avoid_buggy_ips = true;
+/// assert_eq!(kubecloud_kubevip::translate::capacity(&spec), 508);
+/// ```
 pub fn capacity(spec: &AddressPoolSpec) -> u128 {
     let mut n = spec.size();
     if spec.avoid_buggy_ips {
         for b in &spec.addresses {
             let r = b.range();
             if let (IpAddr::V4(a), IpAddr::V4(z)) = (r.first, r.last) {
-                let (a, z) = (u32::from(a), u32::from(z));
-                let mut x = a;
-                loop {
-                    if matches!(x & 0xff, 0 | 255) {
-                        n = n.saturating_sub(1);
-                    }
-                    if x == z {
-                        break;
-                    }
-                    x += 1;
-                }
+                let (a, z) = (i64::from(u32::from(a)), i64::from(u32::from(z)));
+                // How many x in a..=z have x % 256 == rest.
+                let count = |rest: i64| (z - rest).div_euclid(256) - (a - 1 - rest).div_euclid(256);
+                n = n.saturating_sub((count(0) + count(255)) as u128);
             }
         }
     }
