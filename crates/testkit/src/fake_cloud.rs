@@ -169,7 +169,7 @@ pub enum LoadBalancerSystem {
     MetalLb,
     /// Cilium's LB-IPAM ([`CiliumLbIpam`]) instead of MetalLB.
     Cilium,
-    /// kube-vip-cloud-provider and kube-vip ([`KubeVipCloudProvider`]) instead of MetalLB.
+    /// kube-vip-cloud-provider and kube-vip ([`crate::KubeVipCloudProvider`]) instead of MetalLB.
     KubeVip,
 }
 
@@ -227,7 +227,7 @@ impl FakeCloudBuilder {
         self
     }
 
-    /// Load balancing by kube-vip-cloud-provider and kube-vip ([`KubeVipCloudProvider`],
+    /// Load balancing by kube-vip-cloud-provider and kube-vip ([`crate::KubeVipCloudProvider`],
     /// ConfigMap `kubevip` in `kube-system`, Services without a class, announced from
     /// `node-1`) instead of MetalLB's controller. Both take Services without a
     /// `loadBalancerClass`, so only one of them runs.
