@@ -21,6 +21,8 @@ pub(crate) const RBAC: &[Rbac] = &[
     kubecloud_metallb::plugin::RBAC,
     #[cfg(feature = "cilium")]
     kubecloud_cilium::plugin::RBAC,
+    #[cfg(feature = "kubevip")]
+    kubecloud_kubevip::plugin::RBAC,
 ];
 
 /// Every backend's connector, in the order `Cloud::connect` tries those of a part (LINSTOR
@@ -41,4 +43,7 @@ pub(crate) const CONNECTORS: &[&dyn Connector] = &[
     // After MetalLB: where both are installed, MetalLB unless the options choose Cilium.
     #[cfg(feature = "cilium")]
     &kubecloud_cilium::plugin::CONNECTOR,
+    // After Cilium: kube-vip's ConfigMap may stay behind another load balancer.
+    #[cfg(feature = "kubevip")]
+    &kubecloud_kubevip::plugin::CONNECTOR,
 ];

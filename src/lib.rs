@@ -34,6 +34,9 @@
 //! - `cilium`: load balancing on Cilium LB-IPAM instead of (or besides) MetalLB, re-exported as
 //!   `kubecloud::cilium`; `Cloud::connect` takes it where MetalLB is not installed, or when
 //!   `ConnectOptions::backend(Part::LoadBalancer, "cilium")` chooses it.
+//! - `kubevip`: load balancing on kube-vip with kube-vip-cloud-provider, re-exported as
+//!   `kubecloud::kubevip`; `Cloud::connect` takes it where neither MetalLB nor Cilium is
+//!   installed, or when `ConnectOptions::backend(Part::LoadBalancer, "kubevip")` chooses it.
 //! - `kubernetes` also brings `Cloud::connect` (a real cluster: one discovery round, LINSTOR
 //!   found through Piraeus, each backend built with what is installed; see `kubecloud::connect`)
 //!   and `kubecloud::rbac` (the ClusterRole the chosen parts need).
@@ -96,6 +99,9 @@ pub use kubecloud_csi as csi;
 /// Networking on Kube-OVN + Multus (feature `kubeovn`).
 #[cfg(feature = "kubeovn")]
 pub use kubecloud_kubeovn as kubeovn;
+/// Load balancing on kube-vip with kube-vip-cloud-provider (feature `kubevip`).
+#[cfg(feature = "kubevip")]
+pub use kubecloud_kubevip as kubevip;
 /// Compute on KubeVirt + CDI (feature `kubevirt`).
 #[cfg(feature = "kubevirt")]
 pub use kubecloud_kubevirt as kubevirt;

@@ -282,3 +282,35 @@ async fn the_cilium_stack_s_rules_allow_every_request_of_the_conformance_suite_a
     let rules = rbac::rules_for(&cloud.backend_names());
     assert_least_privilege(fake.kube(), &rules);
 }
+
+/// The same on the stack with load balancing on kube-vip (chosen when connecting): the kube-vip
+/// backend's rules allow every request (detection, the ConfigMap, Services, Events) and are all
+/// used but the ConfigMap's creation (the fake cloud, like kube-vip's install, has it).
+#[cfg(feature = "kubevip")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubevip_stack_s_rules_allow_every_request_of_the_conformance_suite_and_nothing_more() {
+    let fake = kubecloud_testkit::FakeCloud::builder()
+        .kubevip()
+        .start()
+        .await
+        .expect("fake cloud");
+    fake.kube().seed_yaml(BULK).unwrap();
+    fake.kube().requests().reset();
+    let options = ConnectOptions::new().backend(Part::LoadBalancer, "kubevip");
+    let cloud = Cloud::connect_with(fake.kube().client(), options)
+        .await
+        .expect("connect");
+    assert_eq!(cloud.backend_names()[3], "kubevip");
+    let ports = common::ports::OvnPorts::new(&fake.ovn_northbound(), &cloud);
+    let target = Target {
+        compute: Some(cloud.compute()),
+        storage: Some(cloud.storage()),
+        network: Some(cloud.network()),
+        load_balancer: Some(cloud.load_balancer()),
+        ports: Some(&ports),
+    };
+    let report = conformance::run_all(&target, "rk", &params()).await;
+    eprintln!("{report}");
+    let rules = rbac::rules_for(&cloud.backend_names());
+    assert_least_privilege(fake.kube(), &rules);
+}

@@ -8,7 +8,8 @@
 //!   [`NamespaceController`], [`LinstorCsi`] (on the LINSTOR double), [`CdiController`],
 //!   [`KubeVirtController`] (with the nodes [`FakeCloud::NODES`]), [`KubeVirtSnapshotController`],
 //!   [`KubeOvnController`] and [`MetalLbController`] (or [`CiliumLbIpam`] with
-//!   [`FakeCloudBuilder::cilium`]);
+//!   [`FakeCloudBuilder::cilium`], or [`crate::KubeVipCloudProvider`] with
+//!   [`FakeCloudBuilder::kubevip`]);
 //! - the LINSTOR double ([`LinstorServer`]): the three nodes, pools `lvm-thin` (LVM_THIN) and
 //!   `zfs` (ZFS) on each, resource groups `rg-fast` (2 replicas on `lvm-thin`) and `rg-bulk`
 //!   (1 replica on `zfs`) — see [`FakeCloud::TIERS`]. It serves HTTPS only and requires a client
@@ -155,6 +156,10 @@ pub struct FakeCloudBuilder {
     multus: bool,
 }
 
+/// The empty ConfigMap of kube-vip-cloud-provider the kube-vip fake cloud starts with.
+const KUBEVIP_CONFIG_MAP: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kubevip, namespace: kube-system}\n";
+
 /// Which load balancer a [`FakeCloud`] runs (see [`FakeCloudBuilder::cilium`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -164,6 +169,8 @@ pub enum LoadBalancerSystem {
     MetalLb,
     /// Cilium's LB-IPAM ([`CiliumLbIpam`]) instead of MetalLB.
     Cilium,
+    /// kube-vip-cloud-provider and kube-vip ([`crate::KubeVipCloudProvider`]) instead of MetalLB.
+    KubeVip,
 }
 
 impl Default for FakeCloudBuilder {
@@ -217,6 +224,25 @@ impl FakeCloudBuilder {
     /// ```
     pub fn cilium(mut self) -> Self {
         self.load_balancer = LoadBalancerSystem::Cilium;
+        self
+    }
+
+    /// Load balancing by kube-vip-cloud-provider and kube-vip ([`crate::KubeVipCloudProvider`],
+    /// ConfigMap `kubevip` in `kube-system`, Services without a class, announced from
+    /// `node-1`) instead of MetalLB's controller. Both take Services without a
+    /// `loadBalancerClass`, so only one of them runs.
+    ///
+    /// ```
+    /// use kubecloud_testkit::FakeCloud;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = FakeCloud::builder().kubevip().start().await?;
+    /// assert!(cloud.kube().controller("kube-vip-cloud-provider").is_some());
+    /// assert!(cloud.kube().controller("metallb-controller").is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn kubevip(mut self) -> Self {
+        self.load_balancer = LoadBalancerSystem::KubeVip;
         self
     }
 
@@ -287,6 +313,13 @@ impl FakeCloudBuilder {
             ),
             None => format!("{}\n{}", virt.node_manifests(), CSI_CLUSTER),
         };
+        // kube-vip's install makes the provider's ConfigMap (its README: `kubectl create
+        // configmap --namespace kube-system kubevip ...`); here without any range yet.
+        let seed_objects = if self.load_balancer == LoadBalancerSystem::KubeVip {
+            format!("{seed_objects}\n---\n{KUBEVIP_CONFIG_MAP}")
+        } else {
+            seed_objects
+        };
         let ovn = KubeOvnController::default();
         let northbound = ovn.northbound();
         let mut kube = TestServer::builder()
@@ -316,6 +349,9 @@ impl FakeCloudBuilder {
         kube = match self.load_balancer {
             LoadBalancerSystem::MetalLb => kube.controller(MetalLbController::new()),
             LoadBalancerSystem::Cilium => kube.controller(CiliumLbIpam),
+            LoadBalancerSystem::KubeVip => {
+                kube.controller(crate::KubeVipCloudProvider::new().with_node(FakeCloud::NODES[0]))
+            }
         };
         let kube = kube.seed_yaml(&seed_objects).start().await?;
         let csi = match self.csi {

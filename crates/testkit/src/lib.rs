@@ -306,6 +306,7 @@ pub use controllers::{
     Controller, ControllerApi, ControllerError, ControllerHandle, GarbageCollector,
     NamespaceController, PvcBinder, Watched,
 };
+pub use controllers::{KubeVipCloudProvider, kubevip_cloud_provider};
 pub use counters::{RequestRecord, Requests};
 pub use fake_cloud::{FakeCloud, FakeCloudBuilder, FakeCloudError, LoadBalancerSystem};
 pub use faults::{Fault, FaultAction, Faults, Latency};

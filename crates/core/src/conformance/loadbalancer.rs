@@ -502,7 +502,8 @@ pub async fn requested_ip_honoured(
 }
 
 /// An exposure requesting an address outside every pool ends the wait with `Error::Failed` long
-/// before the timeout, its reason naming the address.
+/// before the timeout, its reason naming the address, or (where the load balancer itself would
+/// take any address) is refused at once with `InvalidInput` naming `address.ip` and the address.
 pub async fn requested_ip_outside_pools_fails_fast(
     target: &Target<'_>,
     tenant: &Tenant,
@@ -522,9 +523,30 @@ pub async fn requested_ip_outside_pools_fails_fast(
     );
     create_pool(lb, tenant, &other).await;
     let outside = host(params.pool_block(15), 1);
-    lb.expose(tenant, &exposure("stray", 80, AddressRequest::Ip(outside)))
+    // A load balancer that takes any requested address as it is (kube-vip-cloud-provider) can
+    // say nothing: its backend refuses the address before anything is sent, naming it.
+    if let Err(err) = lb
+        .expose(tenant, &exposure("stray", 80, AddressRequest::Ip(outside)))
         .await
-        .or_fail("expose on an address outside every pool (the failure comes later)");
+    {
+        assert_invalid(&err, "address.ip", "an address outside every pool");
+        assert!(
+            err.to_string().contains(&outside.to_string()),
+            "the refusal names the address {outside}: {err}"
+        );
+        let err = lb
+            .get_exposure(tenant, "stray")
+            .await
+            .refused("get of a refused exposure");
+        assert_not_found(
+            &err,
+            ResourceKind::Exposure,
+            "stray",
+            "a refused exposure must not exist",
+        );
+        delete_pool(lb, tenant, "elsewhere").await;
+        return Outcome::Passed;
+    }
     let err = wait_fails_fast(
         lb.watch_exposure(tenant, "stray").await,
         wait::exposure_assigned(),
