@@ -153,6 +153,7 @@ pub struct FakeCloudBuilder {
     csi: Option<CsiProfile>,
     load_balancer: LoadBalancerSystem,
     multus: bool,
+    kubemacpool: Option<crate::Kubemacpool>,
 }
 
 /// Which load balancer a [`FakeCloud`] runs (see [`FakeCloudBuilder::cilium`]).
@@ -175,6 +176,7 @@ impl Default for FakeCloudBuilder {
             csi: None,
             load_balancer: LoadBalancerSystem::MetalLb,
             multus: false,
+            kubemacpool: None,
         }
     }
 }
@@ -234,6 +236,31 @@ impl FakeCloudBuilder {
     /// ```
     pub fn multus(mut self) -> Self {
         self.multus = true;
+        self
+    }
+
+    /// Kubemacpool ([`crate::kubemacpool`]) with its release's default range
+    /// `02:00:00:00:00:00`–`02:ff:ff:ff:ff:ff`, opt-in: its webhook gives VMs of namespaces
+    /// labelled `mutatevirtualmachines.kubemacpool.io: allocate` their MACs. Reachable through
+    /// [`FakeCloud::kubemacpool`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = kubecloud_testkit::FakeCloud::builder().multus().kubemacpool().start().await?;
+    /// assert!(cloud.kubemacpool().is_some_and(|pool| pool.in_range("02:00:00:00:00:07")));
+    /// # Ok(()) }
+    /// ```
+    pub fn kubemacpool(self) -> Self {
+        self.kubemacpool_with(crate::Kubemacpool::new(
+            [0x02, 0, 0, 0, 0, 0],
+            [0x02, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ))
+    }
+
+    /// Kubemacpool as configured (its range, opt mode, duplicate blocking).
+    pub fn kubemacpool_with(mut self, pool: crate::Kubemacpool) -> Self {
+        self.kubemacpool = Some(pool);
         self
     }
 
@@ -313,6 +340,11 @@ impl FakeCloudBuilder {
         } else {
             kube.controller(ovn)
         };
+        if let Some(pool) = &self.kubemacpool {
+            kube = kube
+                .mutating_webhook(pool.clone())
+                .controller(pool.clone());
+        }
         kube = match self.load_balancer {
             LoadBalancerSystem::MetalLb => kube.controller(MetalLbController::new()),
             LoadBalancerSystem::Cilium => kube.controller(CiliumLbIpam),
@@ -335,6 +367,7 @@ impl FakeCloudBuilder {
             ovn: northbound,
             csi,
             multi_policies,
+            kubemacpool: self.kubemacpool,
         })
     }
 }
@@ -349,6 +382,7 @@ pub struct FakeCloud {
     ovn: crate::kubeovn_security::Northbound,
     csi: Option<CsiDriver>,
     multi_policies: Option<crate::MultiPolicies>,
+    kubemacpool: Option<crate::Kubemacpool>,
 }
 
 /// The LINSTOR double's setup: satellites `nodes`, pools `lvm-thin` (LVM_THIN) and `zfs` (ZFS)
@@ -447,6 +481,11 @@ impl FakeCloud {
     /// with [`FakeCloudBuilder::multus`].
     pub fn multi_policies(&self) -> Option<crate::MultiPolicies> {
         self.multi_policies.clone()
+    }
+
+    /// Kubemacpool's pool, in a fake cloud started with [`FakeCloudBuilder::kubemacpool`].
+    pub fn kubemacpool(&self) -> Option<crate::Kubemacpool> {
+        self.kubemacpool.clone()
     }
 
     /// Both doubles, to keep them apart.

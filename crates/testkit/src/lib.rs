@@ -256,6 +256,7 @@
 //! without one fails in `k8s-openapi`'s build script; `cargo test` and `cargo clippy --all-targets`
 //! do not.
 
+pub mod admission;
 mod api;
 mod apiextensions;
 mod builtin;
@@ -293,6 +294,7 @@ pub use api::FieldValidation;
 pub use cluster::{Cluster, ObjectEvent};
 pub use controllers::cdi::CdiController;
 pub use controllers::crd::CrdController;
+pub use controllers::kubemacpool::{self, Kubemacpool};
 pub use controllers::kubeovn::KubeOvnController;
 pub use controllers::kubeovn_security;
 pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};

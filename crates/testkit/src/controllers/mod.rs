@@ -33,6 +33,7 @@ mod gc;
 pub mod kubeovn;
 pub mod kubeovn_ipam;
 pub mod kubeovn_security;
+pub mod kubemacpool;
 pub mod kubevirt;
 pub mod kubevirt_snapshot;
 pub mod linstor_csi;
