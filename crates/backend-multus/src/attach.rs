@@ -176,5 +176,22 @@ pub fn attachments(
         };
         out.push(attachment);
     }
+    check_distinct_macs(&out)?;
     Ok(out)
+}
+
+/// Refuses two interfaces of one VM with the same MAC (a fixed one, or a reservation's):
+/// two NICs of one machine cannot share it, and Kubemacpool refuses such a VM
+/// (`checkIntraVMDuplicateMACs`).
+fn check_distinct_macs(attachments: &[InterfaceAttachment]) -> Result<()> {
+    for (i, a) in attachments.iter().enumerate() {
+        let Some(mac) = a.mac else { continue };
+        if let Some(j) = attachments[..i].iter().position(|b| b.mac == Some(mac)) {
+            return Err(Error::invalid(
+                format!("interfaces[{i}].mac"),
+                format!("{mac} is also the MAC of interfaces[{j}]; a VM's NICs need distinct MACs"),
+            ));
+        }
+    }
+    Ok(())
 }

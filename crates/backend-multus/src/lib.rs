@@ -77,6 +77,7 @@ pub mod attach;
 mod capabilities;
 mod driver;
 pub mod kinds;
+pub mod macpool;
 mod manifests;
 pub mod plugin;
 pub mod reclaim;
@@ -124,6 +125,7 @@ pub struct Multus {
     link: Link,
     whereabouts_namespace: String,
     system_namespace: String,
+    kubemacpool: bool,
 }
 
 impl std::fmt::Debug for Multus {
@@ -131,6 +133,7 @@ impl std::fmt::Debug for Multus {
         f.debug_struct("Multus")
             .field("link", &self.link)
             .field("whereabouts_namespace", &self.whereabouts_namespace)
+            .field("kubemacpool", &self.kubemacpool)
             .finish_non_exhaustive()
     }
 }
@@ -147,12 +150,18 @@ impl Multus {
             },
             whereabouts_namespace: DEFAULT_WHEREABOUTS_NAMESPACE.into(),
             system_namespace: DEFAULT_SYSTEM_NAMESPACE.into(),
+            kubemacpool: false,
         }
     }
 
     /// The layer-2 plugin subnets are built on.
     pub fn link(&self) -> &Link {
         &self.link
+    }
+
+    /// Whether VM MACs come from Kubemacpool ([`MultusBuilder::kubemacpool`]).
+    pub fn uses_kubemacpool(&self) -> bool {
+        self.kubemacpool
     }
 }
 
@@ -173,6 +182,7 @@ pub struct MultusBuilder {
     link: Link,
     whereabouts_namespace: String,
     system_namespace: String,
+    kubemacpool: bool,
 }
 
 impl std::fmt::Debug for MultusBuilder {
@@ -215,6 +225,16 @@ impl MultusBuilder {
         self
     }
 
+    /// MACs from Kubemacpool: the tenant's namespace opts in to Kubemacpool's
+    /// `VirtualMachine` webhook (label `mutatevirtualmachines.kubemacpool.io: allocate`, see
+    /// [`macpool`]), so an interface without a fixed MAC gets one from Kubemacpool's range,
+    /// unique in the cluster and kept for the VM's life (restarts and live migration).
+    /// Kubemacpool must be installed with its VM webhook in opt-in or opt-out mode.
+    pub fn kubemacpool(mut self) -> Self {
+        self.kubemacpool = true;
+        self
+    }
+
     /// The retry policy for temporary API failures.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -229,6 +249,7 @@ impl MultusBuilder {
             link: self.link,
             whereabouts_namespace: self.whereabouts_namespace,
             system_namespace: self.system_namespace,
+            kubemacpool: self.kubemacpool,
         }
     }
 }
