@@ -154,6 +154,7 @@ pub struct FakeCloudBuilder {
     load_balancer: LoadBalancerSystem,
     multus: bool,
     kubemacpool: Option<crate::Kubemacpool>,
+    without_groups: Vec<String>,
 }
 
 /// Which load balancer a [`FakeCloud`] runs (see [`FakeCloudBuilder::cilium`]).
@@ -177,6 +178,7 @@ impl Default for FakeCloudBuilder {
             load_balancer: LoadBalancerSystem::MetalLb,
             multus: false,
             kubemacpool: None,
+            without_groups: Vec::new(),
         }
     }
 }
@@ -264,6 +266,26 @@ impl FakeCloudBuilder {
         self
     }
 
+    /// Serves no API of `groups` (systems not installed, e.g. `kubeovn.io` for a cluster with
+    /// Multus and no Kube-OVN), as [`Catalog::without_groups`](crate::schema::Catalog::without_groups).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = kubecloud_testkit::FakeCloud::builder()
+    ///     .multus()
+    ///     .without_groups(&["kubeovn.io"])
+    ///     .start()
+    ///     .await?;
+    /// assert!(cloud.kube().cluster().list("kubeovn.io/v1", "Vpc", None).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn without_groups(mut self, groups: &[&str]) -> Self {
+        self.without_groups
+            .extend(groups.iter().map(|g| g.to_string()));
+        self
+    }
+
     /// Latency on every Kubernetes API request (default none).
     pub fn latency(mut self, latency: Latency) -> Self {
         self.latency = latency;
@@ -316,7 +338,15 @@ impl FakeCloudBuilder {
         };
         let ovn = KubeOvnController::default();
         let northbound = ovn.northbound();
-        let mut kube = TestServer::builder()
+        let mut kube = TestServer::builder();
+        if !self.without_groups.is_empty() {
+            let groups: Vec<&str> = self.without_groups.iter().map(String::as_str).collect();
+            let catalog = crate::schema::Catalog::upstream()
+                .and_then(|c| c.without_groups(&groups))
+                .map_err(StartError::from)?;
+            kube = kube.owned_catalog(catalog);
+        }
+        let mut kube = kube
             .without_default_controllers()
             .bind(self.bind)
             .seed(self.seed)
