@@ -244,3 +244,106 @@ async fn with_kubemacpool_a_vm_keeps_its_pool_mac_over_live_migration() {
     .await
     .expect("the MAC released");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_macvtap_a_vm_runs_and_live_migration_is_refused_naming_the_binding() {
+    let fake = FakeCloud::builder()
+        .multus()
+        .start()
+        .await
+        .expect("fake cloud");
+    let pki = fake.linstor_pki().clone();
+    let (kube, linstor) = fake.into_parts();
+    let client = kube.client();
+    let mut storage = linstor_builder(client.clone(), &linstor, &pki).max_replicas(3);
+    for (tier, resource_group, _) in FakeCloud::TIERS {
+        storage = storage.tier(tier, resource_group);
+    }
+    let cloud = Cloud::builder()
+        .compute(kubecloud::kubevirt::KubeVirt::builder(client.clone()).build())
+        .storage(storage.build().expect("LINSTOR backend"))
+        .network(
+            kubecloud::multus::Multus::builder(client.clone())
+                .macvtap("eth1")
+                .build(),
+        )
+        .load_balancer(kubecloud::metallb::MetalLb::builder(client).build())
+        .build()
+        .expect("cloud");
+    let acme = cloud.tenant("acme").unwrap();
+    let spec = TenantSpec::from_yaml(include_str!("../examples/data/acme.yaml")).unwrap();
+    // macvtap-cni runs no IPAM: the guest configures its address, so no fixed one here.
+    let spec = TenantSpec {
+        volumes: spec
+            .volumes
+            .into_iter()
+            .map(|v| v.with_tier("fast"))
+            .collect(),
+        vms: spec
+            .vms
+            .into_iter()
+            .map(|mut vm| {
+                for i in &mut vm.interfaces {
+                    i.fixed_ip = None;
+                }
+                vm
+            })
+            .collect(),
+        ..spec
+    };
+    let options = ApplyOptions {
+        timeout: Duration::from_secs(30),
+        ..ApplyOptions::default()
+    };
+    acme.apply(&acme.plan(&spec).await.unwrap(), options)
+        .await
+        .unwrap();
+    let vm = kube
+        .cluster()
+        .get("kubevirt.io/v1", "VirtualMachine", Some("acme"), "web")
+        .unwrap();
+    assert_eq!(
+        vm["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0]["binding"],
+        serde_json::json!({"name": "macvtap"})
+    );
+    let nad = kube
+        .cluster()
+        .get(
+            "k8s.cni.cncf.io/v1",
+            "NetworkAttachmentDefinition",
+            Some("acme"),
+            "web",
+        )
+        .unwrap();
+    assert_eq!(
+        nad["metadata"]["annotations"]["k8s.v1.cni.cncf.io/resourceName"],
+        "macvtap.network.kubevirt.io/eth1"
+    );
+    let blockers = acme.vms().migration_blockers("web").await.unwrap();
+    assert!(
+        blockers.contains(&kubecloud::MigrationBlocker::MacvtapBinding {
+            interface: "eth0".into()
+        }),
+        "{blockers:?}"
+    );
+    let err = acme
+        .vms()
+        .migrate("web", &kubecloud::MigrationTarget::AnyNode)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kubecloud::Error::Conflict { reason, .. } if reason.contains("macvtap")),
+        "{err:?}"
+    );
+    assert!(
+        kube.cluster()
+            .list("kubevirt.io/v1", "VirtualMachineInstanceMigration", Some("acme"))
+            .unwrap()
+            .is_empty(),
+        "nothing sent"
+    );
+    assert!(acme.plan(&spec).await.unwrap().is_empty());
+    acme.destroy(options).await.unwrap();
+    let left = left_behind(&kube, "acme");
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
