@@ -337,7 +337,11 @@ async fn on_macvtap_a_vm_runs_and_live_migration_is_refused_naming_the_binding()
     );
     assert!(
         kube.cluster()
-            .list("kubevirt.io/v1", "VirtualMachineInstanceMigration", Some("acme"))
+            .list(
+                "kubevirt.io/v1",
+                "VirtualMachineInstanceMigration",
+                Some("acme")
+            )
             .unwrap()
             .is_empty(),
         "nothing sent"

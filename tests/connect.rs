@@ -977,8 +977,14 @@ async fn connecting_where_multus_runs_without_kube_ovn_picks_it_end_to_end() {
         .unwrap();
     let config: serde_json::Value =
         serde_json::from_str(nad["spec"]["config"].as_str().unwrap()).unwrap();
-    assert_eq!((config["bridge"].as_str(), config["vlan"].as_u64()), (Some("br-vm"), Some(200)));
-    assert!(acme.plan(&spec).await.unwrap().is_empty(), "re-plan is empty");
+    assert_eq!(
+        (config["bridge"].as_str(), config["vlan"].as_u64()),
+        (Some("br-vm"), Some(200))
+    );
+    assert!(
+        acme.plan(&spec).await.unwrap().is_empty(),
+        "re-plan is empty"
+    );
     acme.destroy(options).await.unwrap();
     let left = common::stack::left_behind(&kube, "acme");
     assert!(left.is_empty(), "left behind: {left:?}");

@@ -445,7 +445,11 @@ pub fn macvtap_interfaces(vm: &VirtualMachine) -> Vec<String> {
                 .interfaces
                 .iter()
                 .flatten()
-                .filter(|i| i.binding.as_ref().is_some_and(|b| b.name == MACVTAP_BINDING))
+                .filter(|i| {
+                    i.binding
+                        .as_ref()
+                        .is_some_and(|b| b.name == MACVTAP_BINDING)
+                })
                 .map(|i| i.name.clone())
                 .collect()
         })

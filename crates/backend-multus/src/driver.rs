@@ -25,8 +25,8 @@ use kubecloud_core::{
     Service, ServiceSpec, Subnet, SubnetSpec, Tenant, Vpc, VpcSpec, async_trait, cidrs_overlap,
 };
 use kubecloud_kube::{FIELD_MANAGER, ensure_owned, from_kube, tenant_namespace, tenant_selector};
-use kubecloud_models::multi_networkpolicy::MultiNetworkPolicy;
 use kubecloud_models::kubevirt::VirtualMachine;
+use kubecloud_models::multi_networkpolicy::MultiNetworkPolicy;
 use kubecloud_models::multus::NetworkAttachmentDefinition as Nad;
 use kubecloud_models::whereabouts::IpPool;
 use serde::Serialize;

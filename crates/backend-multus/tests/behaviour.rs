@@ -279,8 +279,8 @@ async fn what_multus_cannot_do_is_refused_naming_the_backend_or_the_field() {
         .unwrap();
     assert_eq!(attached[0].binding, kubecloud_core::PodBinding::Macvtap);
     assert!(!attached[0].migratable());
-    let fixed = NetworkInterface::on_subnet("eth0", "front")
-        .with_fixed_ip("10.1.0.10".parse().unwrap());
+    let fixed =
+        NetworkInterface::on_subnet("eth0", "front").with_fixed_ip("10.1.0.10".parse().unwrap());
     let err = macvtap
         .attach_interfaces(&t, "web", &[fixed])
         .await

@@ -152,13 +152,19 @@ async fn macs_come_from_kubemacpool_and_stay_over_re_apply_and_live_migration() 
 
     // Re-applying the VM (which names no MAC) keeps Kubemacpool's.
     e.apply(&t, &web).await.unwrap();
-    assert_eq!(e.stored_mac(&t, "web", "eth0").as_deref(), Some(mac.as_str()));
+    assert_eq!(
+        e.stored_mac(&t, "web", "eth0").as_deref(),
+        Some(mac.as_str())
+    );
 
     // A second VM gets another MAC of the range.
     let db = vm("db", vec![NetworkInterface::on_subnet("eth0", "front")]);
     e.apply(&t, &db).await.unwrap();
     let db_mac = e.stored_mac(&t, "db", "eth0").unwrap();
-    assert!(e.pool.in_range(&db_mac) && db_mac != mac, "{db_mac} vs {mac}");
+    assert!(
+        e.pool.in_range(&db_mac) && db_mac != mac,
+        "{db_mac} vs {mac}"
+    );
 
     // Live migration: the target pod gets the VM's MAC.
     let node = running.status.node.clone().expect("a node");

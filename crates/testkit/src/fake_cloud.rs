@@ -371,9 +371,7 @@ impl FakeCloudBuilder {
             kube.controller(ovn)
         };
         if let Some(pool) = &self.kubemacpool {
-            kube = kube
-                .mutating_webhook(pool.clone())
-                .controller(pool.clone());
+            kube = kube.mutating_webhook(pool.clone()).controller(pool.clone());
         }
         kube = match self.load_balancer {
             LoadBalancerSystem::MetalLb => kube.controller(MetalLbController::new()),

@@ -18,10 +18,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
+use crate::admission::MutatingWebhook;
 use crate::api::{
     CatalogRef, Core, DeleteOpts, FieldValidation, ListOpts, Sub, Target, WriteOpts, is_builtin,
 };
-use crate::admission::MutatingWebhook;
 use crate::cluster::Cluster;
 use crate::controllers::{
     self, Controller, ControllerHandle, GarbageCollector, NamespaceController, PvcBinder,

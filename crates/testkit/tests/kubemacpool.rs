@@ -38,7 +38,11 @@ fn vm(ns: &str, name: &str, interfaces: &[(&str, &str, Option<&str>)]) -> Value 
     let ifaces: Vec<Value> = interfaces
         .iter()
         .map(|(n, binding, mac)| {
-            let key = if *binding == "multus" { "bridge" } else { binding };
+            let key = if *binding == "multus" {
+                "bridge"
+            } else {
+                binding
+            };
             let mut i = json!({"name": n, key: {}});
             if let Some(mac) = mac {
                 i["macAddress"] = json!(mac);
@@ -109,9 +113,7 @@ async fn only_opted_in_namespaces_get_macs_and_only_masquerade_or_multus_interfa
     );
     assert!(created["metadata"]["annotations"][TRANSACTION_TIMESTAMP].is_string());
     // A bridge binding on the pod network is left alone.
-    let bridged = c
-        .create(vm("in", "b", &[("pod", "bridge", None)]))
-        .unwrap();
+    let bridged = c.create(vm("in", "b", &[("pod", "bridge", None)])).unwrap();
     assert_eq!(macs(&bridged), [None]);
     // A namespace without the label is not Kubemacpool's (opt-in).
     let outside = c
@@ -167,7 +169,11 @@ async fn a_full_range_and_a_mac_repeated_in_a_vm_are_refused_as_the_webhook_answ
     let err = c
         .create(vm("ns", "bad", &[("a", "multus", Some("not-a-mac"))]))
         .unwrap_err();
-    assert!(err.message.contains("invalid MAC address"), "{}", err.message);
+    assert!(
+        err.message.contains("invalid MAC address"),
+        "{}",
+        err.message
+    );
     // Three MACs in the range: the fourth interface finds none, and the three taken by the
     // refused request are given back.
     let err = c
@@ -182,7 +188,11 @@ async fn a_full_range_and_a_mac_repeated_in_a_vm_are_refused_as_the_webhook_answ
             ],
         ))
         .unwrap_err();
-    assert!(err.message.ends_with("the range is full"), "{}", err.message);
+    assert!(
+        err.message.ends_with("the range is full"),
+        "{}",
+        err.message
+    );
     assert!(pool.allocations().is_empty(), "{:?}", pool.allocations());
     assert!(
         c.get_opt("kubevirt.io/v1", "VirtualMachine", Some("ns"), "big")
@@ -221,9 +231,7 @@ async fn duplicates_between_vms_are_accepted_and_reported_or_refused_by_older_re
             );
         }
         // The pool never hands out a MAC that is held.
-        let third = c
-            .create(vm("ns", "c", &[("net", "multus", None)]))
-            .unwrap();
+        let third = c.create(vm("ns", "c", &[("net", "multus", None)])).unwrap();
         assert_eq!(macs(&third), [Some("02:00:00:00:00:01".to_string())]);
     }
 }
@@ -234,9 +242,7 @@ async fn an_update_keeps_a_mac_left_out_takes_a_new_one_and_the_commit_releases_
     let s = server(&pool).await;
     let c = s.cluster();
     namespace(&c, "ns", Some("allocate"));
-    let created = c
-        .create(vm("ns", "a", &[("net", "multus", None)]))
-        .unwrap();
+    let created = c.create(vm("ns", "a", &[("net", "multus", None)])).unwrap();
     let first = macs(&created)[0].clone().unwrap();
     // A client replacing the VM without the MAC (and with a label, so it changed) keeps it.
     let mut without = vm("ns", "a", &[("net", "multus", None)]);
@@ -277,7 +283,13 @@ async fn a_dry_run_allocates_nothing_and_a_request_refused_after_the_webhook_is_
     let object: kube::api::DynamicObject =
         serde_json::from_value(vm("ns", "dry", &[("net", "multus", None)])).unwrap();
     let answer = api
-        .create(&kube::api::PostParams { dry_run: true, ..Default::default() }, &object)
+        .create(
+            &kube::api::PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &object,
+        )
         .await
         .unwrap();
     assert!(macs(&serde_json::to_value(&answer).unwrap())[0].is_some());
@@ -365,7 +377,8 @@ async fn webhooks_mutate_before_validation_on_create_and_update_and_deny_as_400_
         )
         .unwrap();
     assert_eq!(updated["data"]["seen"], "Update");
-    let err = c.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+    let err = c
+        .create(json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "y", "namespace": "default"}, "data": {"mode": "break"}}))
         .unwrap_err();
     assert_eq!(err.code, 422, "validation saw the mutated object: {err:?}");

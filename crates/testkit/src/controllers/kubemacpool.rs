@@ -199,9 +199,7 @@ fn changed(old: &Value, new: &Value) -> bool {
         Value::Object(m) if m.is_empty() => Value::Null,
         other => other.clone(),
     };
-    old["spec"] != new["spec"]
-        || labels(old) != labels(new)
-        || annotations(old) != annotations(new)
+    old["spec"] != new["spec"] || labels(old) != labels(new) || annotations(old) != annotations(new)
 }
 
 fn refuse(create: bool, message: impl std::fmt::Display) -> Denial {
@@ -454,10 +452,20 @@ impl Kubemacpool {
     }
 
     /// `AllocateVirtualMachineMac`.
-    fn allocate(&self, vm: &mut Value, instance: &str, ts: i128, dry_run: bool) -> Result<(), Denial> {
+    fn allocate(
+        &self,
+        vm: &mut Value,
+        instance: &str,
+        ts: i128,
+        dry_run: bool,
+    ) -> Result<(), Denial> {
         let snapshot = vm.clone();
         let ifaces = interfaces(vm);
-        if ifaces.is_empty() || snapshot["spec"]["template"]["spec"]["networks"].as_array().is_none_or(Vec::is_empty) {
+        if ifaces.is_empty()
+            || snapshot["spec"]["template"]["spec"]["networks"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+        {
             return Ok(());
         }
         if !dry_run {
@@ -568,18 +576,16 @@ impl Kubemacpool {
                 (Some(None), None) => continue,
                 // A new interface gets one whatever its binding (the update path does not ask
                 // `validateInterfaceSupported`).
-                (None, None) => {
-                    match pool.free_mac() {
-                        Some(mac) => {
-                            if !dry_run {
-                                pool.record(mac, instance, name, Some(ts));
-                            }
-                            out[i]["macAddress"] = json!(u64_to_mac(mac));
-                            Ok(mac)
+                (None, None) => match pool.free_mac() {
+                    Some(mac) => {
+                        if !dry_run {
+                            pool.record(mac, instance, name, Some(ts));
                         }
-                        None => Err("the range is full".to_string()),
+                        out[i]["macAddress"] = json!(u64_to_mac(mac));
+                        Ok(mac)
                     }
-                }
+                    None => Err("the range is full".to_string()),
+                },
                 (None, Some(text)) => self.requested(&mut pool, text, instance, name, ts, dry_run),
             };
             match result {
@@ -625,7 +631,10 @@ impl Kubemacpool {
         };
         for (mac, instance) in pending {
             let mut parts = instance.splitn(3, '/').skip(1);
-            let (ns, name) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+            let (ns, name) = (
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+            );
             let vm = api.get_opt(VM.0, VM.1, Some(ns), name)?;
             let mut pool = self.lock();
             match vm {
@@ -727,7 +736,11 @@ impl Controller for Kubemacpool {
         vec![Watched::new("kubevirt.io", "virtualmachines")]
     }
 
-    async fn reconcile(&self, api: &ControllerApi, ev: &ObjectEvent) -> Result<(), ControllerError> {
+    async fn reconcile(
+        &self,
+        api: &ControllerApi,
+        ev: &ObjectEvent,
+    ) -> Result<(), ControllerError> {
         let ns = ev.namespace.clone().unwrap_or_default();
         let instance = instance_name(&ns, &ev.name);
         let vm = match ev.kind {
@@ -754,8 +767,12 @@ impl Controller for Kubemacpool {
         // (`initMacMapFromCluster`): a stored MAC nobody recorded is this VM's.
         if ev.kind == EventType::Added {
             for iface in ifaces.iter().filter(|i| supported(&vm, i)) {
-                if let (Some(mac), Some(name)) = (mac_of(iface).and_then(parse_mac), iface["name"].as_str())
-                    && pool.macs.get(&mac).is_none_or(|es| es.iter().all(|e| e.instance != instance))
+                if let (Some(mac), Some(name)) =
+                    (mac_of(iface).and_then(parse_mac), iface["name"].as_str())
+                    && pool
+                        .macs
+                        .get(&mac)
+                        .is_none_or(|es| es.iter().all(|e| e.instance != instance))
                 {
                     pool.record(mac, &instance, name, None);
                 }
