@@ -910,3 +910,82 @@ async fn plain_http_allowed_explicitly_connects_and_warns_once() {
         .expect("pools over plain http");
     assert_eq!(pools.len(), 1);
 }
+
+/// Multus and whereabouts served, Kube-OVN not: `Cloud::connect` picks the Multus network
+/// with the options given, and a tenant applies, re-plans to nothing and is destroyed on it.
+#[cfg(feature = "multus")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_where_multus_runs_without_kube_ovn_picks_it_end_to_end() {
+    use kubecloud::multus::Link;
+    use kubecloud::multus::plugin::MultusOptions;
+    let fake = kubecloud_testkit::FakeCloud::builder()
+        .multus()
+        .without_groups(&["kubeovn.io"])
+        .start()
+        .await
+        .expect("fake cloud");
+    let (kube, _linstor) = fake.into_parts();
+    let options = ConnectOptions::new().with(MultusOptions {
+        link: Link::Bridge {
+            bridge: "br-vm".into(),
+            vlans: 200..=299,
+        },
+        whereabouts_namespace: None,
+        kubemacpool: false,
+    });
+    let cloud = Cloud::connect_with(kube.client(), options)
+        .await
+        .expect("connect");
+    assert_eq!(
+        cloud.backend_names(),
+        ["kubevirt", "linstor", "multus", "metallb"]
+    );
+    let caps = cloud.capabilities().network;
+    assert!(caps.fixed_ips_through_reservations && caps.vpc_isolation);
+    assert!(!caps.external_access && !caps.mac_pool);
+
+    let acme = cloud.tenant("acme").unwrap();
+    let spec = TenantSpec::from_yaml(include_str!("../examples/data/acme.yaml")).unwrap();
+    // On Multus a fixed address is a reservation's.
+    let spec = TenantSpec {
+        ip_reservations: vec![
+            kubecloud::IpReservationSpec::new("web", "web").with_ip("10.1.0.10".parse().unwrap()),
+        ],
+        ..spec
+    };
+    let options = ApplyOptions {
+        timeout: Duration::from_secs(30),
+        ..ApplyOptions::default()
+    };
+    acme.apply(&acme.plan(&spec).await.unwrap(), options)
+        .await
+        .expect("applied");
+    let web = acme.vms().get("web").await.unwrap();
+    assert_eq!(
+        web.status.interfaces[0].ip,
+        Some("10.1.0.10".parse().unwrap())
+    );
+    // The subnet is a NetworkAttachmentDefinition on the bridge and VLAN range given.
+    let nad = kube
+        .cluster()
+        .get(
+            "k8s.cni.cncf.io/v1",
+            "NetworkAttachmentDefinition",
+            Some("acme"),
+            "web",
+        )
+        .unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(nad["spec"]["config"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (config["bridge"].as_str(), config["vlan"].as_u64()),
+        (Some("br-vm"), Some(200))
+    );
+    assert!(
+        acme.plan(&spec).await.unwrap().is_empty(),
+        "re-plan is empty"
+    );
+    acme.destroy(options).await.unwrap();
+    let left = common::stack::left_behind(&kube, "acme");
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -24,5 +24,6 @@ pub fn capabilities() -> NetworkCapabilities {
         ipv6: true,
         external_access: true,
         fixed_ips_through_reservations: false,
+        mac_pool: false,
     }
 }

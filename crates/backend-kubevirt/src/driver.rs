@@ -405,6 +405,9 @@ impl KubeVirt {
         for interface in translate::unmigratable_interfaces(object)? {
             blockers.push(MigrationBlocker::BridgeOnPodNetwork { interface });
         }
+        for interface in translate::macvtap_interfaces(object) {
+            blockers.push(MigrationBlocker::MacvtapBinding { interface });
+        }
         if vm.status.phase != VmPhase::Running {
             blockers.push(MigrationBlocker::NotRunning {
                 phase: vm.status.phase,

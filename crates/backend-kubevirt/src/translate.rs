@@ -328,7 +328,13 @@ pub fn virtual_machine(
     let mut networks = Vec::new();
     for a in &interfaces {
         let mut kv = json!({"name": a.interface});
-        kv[binding_key(a.binding)] = json!({});
+        match binding_key(a.binding) {
+            Some(key) => kv[key] = json!({}),
+            // KubeVirt's network binding plugin (registered in the KubeVirt CR under
+            // `spec.configuration.network.binding.macvtap`); the core `macvtap: {}` binding
+            // was removed in v1.3.
+            None => kv["binding"] = json!({"name": MACVTAP_BINDING}),
+        }
         if let Some(mac) = a.mac {
             kv["macAddress"] = json!(mac.to_string());
         }
@@ -414,11 +420,40 @@ pub fn virtual_machine(
     }))
 }
 
-fn binding_key(b: PodBinding) -> &'static str {
+/// The core binding's key in a KubeVirt interface; `None` for a binding plugin.
+fn binding_key(b: PodBinding) -> Option<&'static str> {
     match b {
-        PodBinding::Masquerade => "masquerade",
-        PodBinding::Bridge => "bridge",
+        PodBinding::Masquerade => Some("masquerade"),
+        PodBinding::Bridge => Some("bridge"),
+        PodBinding::Macvtap => None,
     }
+}
+
+/// The name of KubeVirt's macvtap network binding plugin.
+pub const MACVTAP_BINDING: &str = "macvtap";
+
+/// The interfaces of a stored VM with the macvtap binding plugin (KubeVirt cannot live-migrate
+/// them).
+pub fn macvtap_interfaces(vm: &VirtualMachine) -> Vec<String> {
+    vm.spec
+        .template
+        .spec
+        .as_ref()
+        .map(|s| {
+            s.domain
+                .devices
+                .interfaces
+                .iter()
+                .flatten()
+                .filter(|i| {
+                    i.binding
+                        .as_ref()
+                        .is_some_and(|b| b.name == MACVTAP_BINDING)
+                })
+                .map(|i| i.name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Node affinity from preferred nodes (weights 100, 90, ...), pod anti-affinity from the spread

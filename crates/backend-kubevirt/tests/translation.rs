@@ -334,3 +334,40 @@ fn every_golden_object_survives_the_typed_models_unchanged() {
         assert!(seen.iter().any(|k| k == kind), "no golden {kind}: {seen:?}");
     }
 }
+
+#[test]
+fn a_macvtap_interface_uses_the_binding_plugin_and_blocks_live_migration() {
+    let t = tenant();
+    let spec = VmSpec {
+        name: "fast".into(),
+        interfaces: vec![NetworkInterface::on_subnet("eth0", "lan")],
+        ..VmSpec::default()
+    };
+    let attachments = VmAttachments {
+        interfaces: vec![InterfaceAttachment {
+            network: NetworkSelection::Multus {
+                namespace: "acme".into(),
+                name: "lan".into(),
+            },
+            ..InterfaceAttachment::pod(&spec.interfaces[0], PodBinding::Macvtap)
+        }],
+        volumes: Vec::new(),
+    };
+    let vm = translate::virtual_machine(&t, &spec, &attachments, &Options::default()).unwrap();
+    let iface = &vm["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0];
+    assert_eq!(iface["binding"], json!({"name": "macvtap"}));
+    assert!(
+        iface["bridge"].is_null() && iface["macvtap"].is_null(),
+        "{iface}"
+    );
+    // Not meant to migrate: no LiveMigrate eviction strategy.
+    assert!(vm["spec"]["template"]["spec"]["evictionStrategy"].is_null());
+    validate_all(&json!({"virtualMachine": vm, "secrets": []}));
+    let typed: kubecloud_models::kubevirt::VirtualMachine = serde_json::from_value(vm).unwrap();
+    assert_eq!(translate::macvtap_interfaces(&typed), ["eth0"]);
+    assert!(
+        translate::unmigratable_interfaces(&typed)
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -437,6 +437,7 @@ impl Network for MemoryCloud {
             ipv6: true,
             external_access: true,
             fixed_ips_through_reservations: false,
+            mac_pool: false,
         }
     }
 

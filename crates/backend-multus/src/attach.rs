@@ -2,8 +2,8 @@
 //! subnets, reservations and security groups as read (or as declared, for GitOps rendering).
 //!
 //! - An interface on a subnet rides the subnet's `NetworkAttachmentDefinition` (KubeVirt's
-//!   `multus` network, bridge binding; KubeVirt passes the interface's MAC in the network
-//!   selection). One fixing a reservation's address rides the reservation's attachment (IPAM
+//!   `multus` network, bridge binding, or macvtap binding on a macvtap link; KubeVirt passes
+//!   the interface's MAC in the network selection). One fixing a reservation's address rides the reservation's attachment (IPAM
 //!   `static`), so every pod of the VM, the migration target's included, has that address.
 //! - Security groups are live pod labels `sg.kubecloud.io/<group>: "true"`, which the groups'
 //!   `MultiNetworkPolicy`s select; the keys are those of every group of the tenant, so the
@@ -96,13 +96,25 @@ pub fn attachments(
             out.push(InterfaceAttachment::pod(iface, binding));
             continue;
         };
-        if let Link::Macvtap { .. } = link {
+        let macvtap = matches!(link, Link::Macvtap { .. });
+        if macvtap && iface.fixed_ip.is_some() {
+            // macvtap-cni runs no IPAM (its NetConf has none: `pkg/cni/plugin.go`), so
+            // neither whereabouts nor a reservation's static address reaches the interface.
+            return Err(Error::invalid(
+                format!("interfaces[{i}].fixedIp"),
+                "a macvtap subnet's addresses are the guest's own (macvtap-cni runs no IPAM); \
+                 configure the address in the guest",
+            ));
+        }
+        if macvtap && !iface.security_groups.is_empty() {
+            // The guest's traffic leaves through the tap device, past the pod's iptables where
+            // multi-networkpolicy enforces policies.
             return Err(Error::unsupported(
                 BACKEND,
                 "network.attach_interfaces",
                 format!(
-                    "a macvtap binding for interfaces[{i}] (kubecloud's PodBinding has none; \
-                     KubeVirt needs its macvtap binding plug-in)"
+                    "security groups on a macvtap interface (interfaces[{i}].securityGroups): \
+                     its traffic does not pass the pod's policy rules"
                 ),
             ));
         }
@@ -154,7 +166,12 @@ pub fn attachments(
             mac = mac.or(reservation.mac);
             kept = true;
         }
-        let mut attachment = InterfaceAttachment::pod(iface, PodBinding::Bridge);
+        let binding = if macvtap {
+            PodBinding::Macvtap
+        } else {
+            PodBinding::Bridge
+        };
+        let mut attachment = InterfaceAttachment::pod(iface, binding);
         attachment.network = NetworkSelection::Multus {
             namespace: ns.clone(),
             name: network,
@@ -176,5 +193,22 @@ pub fn attachments(
         };
         out.push(attachment);
     }
+    check_distinct_macs(&out)?;
     Ok(out)
+}
+
+/// Refuses two interfaces of one VM with the same MAC (a fixed one, or a reservation's):
+/// two NICs of one machine cannot share it, and Kubemacpool refuses such a VM
+/// (`checkIntraVMDuplicateMACs`).
+fn check_distinct_macs(attachments: &[InterfaceAttachment]) -> Result<()> {
+    for (i, a) in attachments.iter().enumerate() {
+        let Some(mac) = a.mac else { continue };
+        if let Some(j) = attachments[..i].iter().position(|b| b.mac == Some(mac)) {
+            return Err(Error::invalid(
+                format!("interfaces[{i}].mac"),
+                format!("{mac} is also the MAC of interfaces[{j}]; a VM's NICs need distinct MACs"),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -29,5 +29,6 @@ pub fn capabilities(link: &Link) -> NetworkCapabilities {
         ipv6: false,
         external_access: false,
         fixed_ips_through_reservations: true,
+        mac_pool: false,
     }
 }

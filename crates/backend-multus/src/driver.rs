@@ -25,6 +25,7 @@ use kubecloud_core::{
     Service, ServiceSpec, Subnet, SubnetSpec, Tenant, Vpc, VpcSpec, async_trait, cidrs_overlap,
 };
 use kubecloud_kube::{FIELD_MANAGER, ensure_owned, from_kube, tenant_namespace, tenant_selector};
+use kubecloud_models::kubevirt::VirtualMachine;
 use kubecloud_models::multi_networkpolicy::MultiNetworkPolicy;
 use kubecloud_models::multus::NetworkAttachmentDefinition as Nad;
 use kubecloud_models::whereabouts::IpPool;
@@ -573,6 +574,78 @@ impl Multus {
         subnet_view(nad, pool.as_ref())
     }
 
+    /// The tenant's VMs (by name, sorted) whose spec rides reservation `name`'s attachment, and
+    /// the VMs of pods that still do (a VM being replaced): a reservation in use is not released.
+    /// Where KubeVirt is not served there are no VMs.
+    async fn reservation_users(&self, tenant: &Tenant, name: &str) -> Result<Vec<String>> {
+        let kind = ResourceKind::IpReservation;
+        let ns = tenant_namespace(tenant);
+        let attachment = kinds::reservation_object(name);
+        let full = format!("{ns}/{attachment}");
+        let rides = |network: &str| network == full || network == attachment;
+        let vms = match self
+            .writer
+            .list_shared(
+                &self.typed::<VirtualMachine>(tenant),
+                &ListParams::default(),
+                kind,
+                name,
+            )
+            .await
+        {
+            Ok(list) => list.to_vec(),
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut users: BTreeSet<String> = vms
+            .iter()
+            .filter(|vm| {
+                vm.spec
+                    .template
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.networks.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n.multus.as_ref())
+                    .any(|m| rides(&m.network_name))
+            })
+            .filter_map(|vm| vm.metadata.name.clone())
+            .collect();
+        // A running pod's network selection (`k8s.v1.cni.cncf.io/networks`: a JSON list or a
+        // comma-separated `ns/name` list, as Multus reads it).
+        for pod in self.pods(tenant, VM_POD_LABEL, kind, name).await? {
+            let selection = pod
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(kinds::NETWORKS))
+                .map(String::as_str)
+                .unwrap_or_default();
+            let named: Vec<String> = match serde_json::from_str::<Vec<Value>>(selection) {
+                Ok(list) => list
+                    .iter()
+                    .filter_map(|e| {
+                        let n = e["name"].as_str()?;
+                        Some(match e["namespace"].as_str() {
+                            Some(ns) => format!("{ns}/{n}"),
+                            None => n.to_string(),
+                        })
+                    })
+                    .collect(),
+                Err(_) => selection
+                    .split(',')
+                    .map(|s| s.trim().split('@').next().unwrap_or_default().to_string())
+                    .collect(),
+            };
+            if named.iter().any(|n| rides(n))
+                && let Some(vm) = label(&pod, VM_POD_LABEL)
+            {
+                users.insert(vm.to_string());
+            }
+        }
+        Ok(users.into_iter().collect())
+    }
+
     fn unsupported(operation: &str, capability: &str) -> Error {
         Error::unsupported(BACKEND, operation, capability)
     }
@@ -652,7 +725,10 @@ impl Network for Multus {
     }
 
     fn capabilities(&self) -> NetworkCapabilities {
-        crate::capabilities(&self.link)
+        NetworkCapabilities {
+            mac_pool: self.kubemacpool,
+            ..crate::capabilities(&self.link)
+        }
     }
 
     async fn attach_interfaces(
@@ -661,6 +737,9 @@ impl Network for Multus {
         _vm: &str,
         interfaces: &[NetworkInterface],
     ) -> Result<Vec<InterfaceAttachment>> {
+        // Before the VM is sent: Kubemacpool's webhook gives MACs only in namespaces that
+        // opted in.
+        self.opt_in_to_kubemacpool(tenant).await?;
         let subnets: BTreeMap<String, SubnetSpec> = self
             .subnet_objects(tenant, None)
             .await?
@@ -720,6 +799,7 @@ impl Network for Multus {
         }
         let kind = ResourceKind::Vpc;
         kubecloud_kube::ensure_namespace(&self.client, &self.writer, tenant).await?;
+        self.opt_in_to_kubemacpool(tenant).await?;
         if self
             .exists(
                 &self.typed::<ConfigMap>(tenant),
@@ -1110,6 +1190,17 @@ impl Network for Multus {
     async fn release_ip(&self, tenant: &Tenant, name: &str) -> Result<()> {
         let kind = ResourceKind::IpReservation;
         let reservation = self.get_ip(tenant, name).await?;
+        let users = self.reservation_users(tenant, name).await?;
+        if !users.is_empty() {
+            return Err(Error::conflict(
+                kind,
+                name,
+                format!(
+                    "the address is in use by VM(s) {}; delete or change those VMs first",
+                    users.join(", ")
+                ),
+            ));
+        }
         self.delete(
             &self.typed::<Nad>(tenant),
             &kinds::reservation_object(name),

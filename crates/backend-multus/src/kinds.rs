@@ -32,6 +32,9 @@ pub const POLICY_FOR: &str = "k8s.v1.cni.cncf.io/policy-for";
 pub const RESOURCE_NAME: &str = "k8s.v1.cni.cncf.io/resourceName";
 /// The label prefix of security-group membership on a VM's pods: `sg.kubecloud.io/<group>`.
 pub const GROUP_LABEL_PREFIX: &str = "sg.kubecloud.io/";
+/// Multus' network-selection annotation on a pod (virt-controller writes it on a VM's
+/// launcher pod): the attachments the pod's interfaces ride.
+pub const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
 /// Label KubeVirt puts on a VM's virt-launcher pods.
 pub const VM_POD_LABEL: &str = "vm.kubevirt.io/name";
 

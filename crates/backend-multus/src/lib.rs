@@ -26,10 +26,11 @@
 //! | domain | Kubernetes |
 //! |---|---|
 //! | VPC `v` of tenant `t` | a VLAN claim `ConfigMap` `kubecloud-vlan-<id>` in the system namespace (created, never applied, so two VPCs never get one VLAN), and `ConfigMap` `kubecloud-vpc.v` in namespace `t` naming the VLAN |
-//! | subnet `s` | `NetworkAttachmentDefinition` `s` in `t`: CNI `bridge` on the configured bridge with the VPC's `vlan` (or `macvtap` on the configured host interface), `capabilities: {mac: true}`, IPAM `whereabouts` with `range`, `gateway`, `exclude` (the gateway, the excluded ranges as CIDRs, the reserved addresses) and `network_name: t-s`, so two tenants' equal CIDRs are two pools |
+//! | subnet `s` | `NetworkAttachmentDefinition` `s` in `t`: CNI `bridge` on the configured bridge with the VPC's `vlan` (or `macvtap`, with annotation `k8s.v1.cni.cncf.io/resourceName: macvtap.network.kubevirt.io/<interface>`: macvtap-cni's device plugin hands out a macvtap device on that host interface, Multus passes it as `deviceID`), `capabilities: {mac: true}`, IPAM `whereabouts` with `range`, `gateway`, `exclude` (the gateway, the excluded ranges as CIDRs, the reserved addresses) and `network_name: t-s`, so two tenants' equal CIDRs are two pools |
 //! | reservation `r` | `NetworkAttachmentDefinition` `ip.r` in `t`: the subnet's plugin with IPAM `static` (`addresses: [ip/prefix]`, the gateway); the address is added to the subnet's whereabouts `exclude`, so whereabouts never hands it out |
 //! | security group `g` | `MultiNetworkPolicy` `sg.g` in `t` (`policy-for`: every subnet of the tenant) selecting pods labelled `sg.kubecloud.io/g`, `policyTypes: [Ingress, Egress]`, one allow rule per rule |
 //! | service `x` | core `Service` `x` (ClusterIP) in `t` |
+//! | with [`MultusBuilder::kubemacpool`] | label `mutatevirtualmachines.kubemacpool.io: allocate` on namespace `t` (field manager `kubecloud-multus-kubemacpool`) |
 //!
 //! ## Behaviour a user should know
 //!
@@ -42,7 +43,24 @@
 //! - **Every subnet is a Multus network**, whether `secondary` or not: the pod network is the
 //!   cluster's CNI, which kubecloud does not configure. A VM interface on the pod network gets
 //!   the cluster's addresses (masquerade), and no security groups (refused, naming the
-//!   interface: NetworkPolicy for the pod network is not built yet).
+//!   interface: NetworkPolicy for the pod network is not built yet: the API double serves no
+//!   `networking.k8s.io`, so it could not be validated).
+//! - **MACs**: without Kubemacpool, an interface without a fixed MAC gets the one KubeVirt and
+//!   the CNI give it. With [`MultusBuilder::kubemacpool`] (capability `mac_pool`), the tenant's
+//!   namespace opts in to Kubemacpool's VM webhook, which writes a MAC of its range into every
+//!   masquerade or Multus interface of the VM when it is created or updated, unique in the
+//!   cluster, kept while the VM exists (re-applies, restarts, live migration: the target pod
+//!   gets the VM's MAC) and released when it is deleted ([`macpool`]). A fixed MAC is passed
+//!   as asked (Kubemacpool records it; since v0.51 it accepts one another VM holds and reports
+//!   the collision); two interfaces of one VM with the same MAC are refused before anything is
+//!   sent (`InvalidInput` on `interfaces[i].mac`), as Kubemacpool would refuse the VM.
+//! - **macvtap** ([`MultusBuilder::macvtap`]): subnet interfaces bind with
+//!   [`PodBinding::Macvtap`](kubecloud_core::PodBinding::Macvtap) (KubeVirt's `macvtap`
+//!   network binding plugin, which must be registered in the KubeVirt CR). KubeVirt cannot
+//!   live-migrate it: the compute backend reports the blocker and refuses `migrate` with
+//!   `Conflict`. macvtap-cni runs no IPAM, so the guest configures its address (a fixed IP on
+//!   such an interface is refused naming `interfaces[i].fixedIp`), and its traffic passes no
+//!   pod policy rules (security groups refused, `Unsupported`).
 //! - **Addresses** come from whereabouts when the VM's pod starts (in the CNI plugin, lowest
 //!   free offset first, `pkg/allocate/allocate.go`); the subnet's usage is the whereabouts
 //!   `IPPool`'s allocations plus the reservations. A VM interface's address is not kept over
@@ -65,18 +83,19 @@
 //!   their `OverlappingRangeIPReservation`), as whereabouts' `ip-control-loop` reconciler does
 //!   (`pkg/reconciler/iploop.go`).
 //! - **Deletion** is refused while in use: a VPC with subnets, a subnet with reservations or
-//!   allocations, a security group named by a running pod.
+//!   allocations, a security group named by a running pod, a reservation a VM rides (its spec
+//!   names the reservation's attachment, or a pod of it still does: `Conflict` naming the VMs).
 //!
-//! Not built yet (issue 19): Kubemacpool MAC allocation, NetworkPolicy for the pod network,
-//! the macvtap binding (kubecloud's `PodBinding` has none, so a macvtap subnet's interfaces are
-//! refused), IPv6 (whereabouts supports it; not exercised here, so `ipv6` reads `false`),
-//! refusing to release a reservation a running VM uses (Kube-OVN's backend refuses it), and
-//! rendering a reservation for GitOps (it needs the live subnet).
+//! Not built yet (issue 19): NetworkPolicy for the pod network (see above), IPv6 (whereabouts
+//! supports it; not exercised here, so `ipv6` reads `false`), rendering a reservation for
+//! GitOps (it needs the live subnet), and the opt-in label in GitOps output (the namespace is
+//! rendered without it).
 
 pub mod attach;
 mod capabilities;
 mod driver;
 pub mod kinds;
+pub mod macpool;
 mod manifests;
 pub mod plugin;
 pub mod reclaim;
@@ -124,6 +143,7 @@ pub struct Multus {
     link: Link,
     whereabouts_namespace: String,
     system_namespace: String,
+    kubemacpool: bool,
 }
 
 impl std::fmt::Debug for Multus {
@@ -131,6 +151,7 @@ impl std::fmt::Debug for Multus {
         f.debug_struct("Multus")
             .field("link", &self.link)
             .field("whereabouts_namespace", &self.whereabouts_namespace)
+            .field("kubemacpool", &self.kubemacpool)
             .finish_non_exhaustive()
     }
 }
@@ -147,12 +168,18 @@ impl Multus {
             },
             whereabouts_namespace: DEFAULT_WHEREABOUTS_NAMESPACE.into(),
             system_namespace: DEFAULT_SYSTEM_NAMESPACE.into(),
+            kubemacpool: false,
         }
     }
 
     /// The layer-2 plugin subnets are built on.
     pub fn link(&self) -> &Link {
         &self.link
+    }
+
+    /// Whether VM MACs come from Kubemacpool ([`MultusBuilder::kubemacpool`]).
+    pub fn uses_kubemacpool(&self) -> bool {
+        self.kubemacpool
     }
 }
 
@@ -173,6 +200,7 @@ pub struct MultusBuilder {
     link: Link,
     whereabouts_namespace: String,
     system_namespace: String,
+    kubemacpool: bool,
 }
 
 impl std::fmt::Debug for MultusBuilder {
@@ -215,6 +243,16 @@ impl MultusBuilder {
         self
     }
 
+    /// MACs from Kubemacpool: the tenant's namespace opts in to Kubemacpool's
+    /// `VirtualMachine` webhook (label `mutatevirtualmachines.kubemacpool.io: allocate`, see
+    /// [`macpool`]), so an interface without a fixed MAC gets one from Kubemacpool's range,
+    /// unique in the cluster and kept for the VM's life (restarts and live migration).
+    /// Kubemacpool must be installed with its VM webhook in opt-in or opt-out mode.
+    pub fn kubemacpool(mut self) -> Self {
+        self.kubemacpool = true;
+        self
+    }
+
     /// The retry policy for temporary API failures.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -229,6 +267,7 @@ impl MultusBuilder {
             link: self.link,
             whereabouts_namespace: self.whereabouts_namespace,
             system_namespace: self.system_namespace,
+            kubemacpool: self.kubemacpool,
         }
     }
 }

@@ -39,11 +39,18 @@ const NEEDS: &[Need] = &[
         resources: &["configmaps", "services"],
         verbs: WRITE,
     },
-    // The system namespace of the VLAN claims is created when missing.
+    // The system namespace of the VLAN claims is created when missing; with Kubemacpool, the
+    // tenant's namespace gets its opt-in label (an apply of the label alone).
     Need {
         group: "",
         resources: &["namespaces"],
-        verbs: &["get", "create"],
+        verbs: &["get", "create", "patch"],
+    },
+    // A reservation a VM rides is not released: the tenant's VMs are read.
+    Need {
+        group: "kubevirt.io",
+        resources: &["virtualmachines"],
+        verbs: &["list"],
     },
     // Endpoints of services, members of security groups, the pods of allocations.
     Need {
@@ -57,6 +64,13 @@ const LEAKS: &str = "only addresses whose pod is gone are touched; the simulated
                      releases every address of a pod that goes, as the CNI DEL does";
 
 const NOT_EXERCISED: &[Unexercised] = &[
+    Unexercised {
+        group: "",
+        resource: "namespaces",
+        verb: "patch",
+        why: "only with the Kubemacpool option (MultusBuilder::kubemacpool), which the \
+              conformance stacks do not set; tests/all_backends_multus.rs exercises it",
+    },
     Unexercised {
         group: "whereabouts.cni.cncf.io",
         resource: "ippools",
@@ -93,7 +107,7 @@ pub const KUBE_OVN: System = System {
 };
 
 /// The options of the Multus backend when connecting (`ConnectOptions::with`): the layer-2
-/// plugin and whereabouts' namespace.
+/// plugin, whereabouts' namespace and whether MACs come from Kubemacpool.
 ///
 /// ```
 /// use kubecloud_kube::connect::ConnectOptions;
@@ -101,6 +115,7 @@ pub const KUBE_OVN: System = System {
 /// let options = ConnectOptions::new().with(MultusOptions {
 ///     link: Link::Bridge { bridge: "br-vm".into(), vlans: 200..=299 },
 ///     whereabouts_namespace: None,
+///     kubemacpool: true,
 /// });
 /// assert!(options.setting::<MultusOptions>().is_some());
 /// ```
@@ -110,6 +125,8 @@ pub struct MultusOptions {
     pub link: crate::Link,
     /// whereabouts' namespace (default `kube-system`).
     pub whereabouts_namespace: Option<String>,
+    /// MACs from Kubemacpool ([`crate::MultusBuilder::kubemacpool`]).
+    pub kubemacpool: bool,
 }
 
 /// Builds the Multus backend when connecting: Multus and whereabouts must be served, and
@@ -156,6 +173,9 @@ impl Connector for MultusConnector {
             };
             if let Some(ns) = &o.whereabouts_namespace {
                 builder = builder.whereabouts_namespace(ns.clone());
+            }
+            if o.kubemacpool {
+                builder = builder.kubemacpool();
             }
         }
         Ok(Ok(Built::Network(std::sync::Arc::new(builder.build()))))

@@ -152,9 +152,11 @@ fn link_config(link: &Link, vlan: Option<u16>) -> Value {
             }
             c
         }
-        Link::Macvtap { interface } => {
-            json!({"type": "macvtap", "master": interface, "mode": "bridge"})
-        }
+        // kubevirt/macvtap-cni reads no lower device from the config (its `NetConf`:
+        // `deviceID`, `mtu`, `promiscMode`, `owner`, `group`): Multus passes the device its
+        // device plugin allocated from the attachment's `resourceName` (the host interface; the
+        // plugin's `lowerDevice`), and the MAC as `CNI_ARGS` `MAC`.
+        Link::Macvtap { .. } => json!({"type": "macvtap"}),
     }
 }
 

@@ -269,11 +269,27 @@ async fn what_multus_cannot_do_is_refused_naming_the_backend_or_the_field() {
         "{err}"
     );
 
-    // On macvtap, subnets are made but VM interfaces cannot bind (no macvtap binding).
+    // On macvtap, interfaces bind with macvtap (not migratable); the guest's addresses are
+    // its own (macvtap-cni runs no IPAM), and policies do not see its traffic.
     let macvtap = Multus::builder(server.client()).macvtap("eth1").build();
     assert!(!kubecloud_core::Network::capabilities(&macvtap).vpc_isolation);
-    let err = macvtap
+    let attached = macvtap
         .attach_interfaces(&t, "web", &[NetworkInterface::on_subnet("eth0", "front")])
+        .await
+        .unwrap();
+    assert_eq!(attached[0].binding, kubecloud_core::PodBinding::Macvtap);
+    assert!(!attached[0].migratable());
+    let fixed =
+        NetworkInterface::on_subnet("eth0", "front").with_fixed_ip("10.1.0.10".parse().unwrap());
+    let err = macvtap
+        .attach_interfaces(&t, "web", &[fixed])
+        .await
+        .unwrap_err();
+    assert_eq!(err.invalid_field(), Some("interfaces[0].fixedIp"), "{err}");
+    let mut grouped = NetworkInterface::on_subnet("eth0", "front");
+    grouped.security_groups = vec!["web".into()];
+    let err = macvtap
+        .attach_interfaces(&t, "web", &[grouped])
         .await
         .unwrap_err();
     assert_eq!(unsupported(&err).0, "multus");

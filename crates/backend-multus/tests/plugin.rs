@@ -24,6 +24,7 @@ async fn multus_without_kube_ovn_is_detected_with_its_options() {
             interface: "eth9".into(),
         },
         whereabouts_namespace: None,
+        kubemacpool: true,
     });
     let built = CONNECTOR
         .connect(&client, &served(&[MULTUS, WHEREABOUTS]), &options)
@@ -36,6 +37,7 @@ async fn multus_without_kube_ovn_is_detected_with_its_options() {
     assert_eq!(network.backend_name(), "multus");
     // macvtap: one layer-2 domain, so VPCs are not isolated.
     assert!(!network.capabilities().vpc_isolation);
+    assert!(network.capabilities().mac_pool, "the Kubemacpool option");
 
     let declined = CONNECTOR
         .connect(

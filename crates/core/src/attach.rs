@@ -120,8 +120,8 @@ impl InterfaceAttachment {
         }
     }
 
-    /// Whether the VM can live-migrate with this interface: anything but a bridge binding on the
-    /// pod network, which migrates only where the network keeps the address.
+    /// Whether the VM can live-migrate with this interface: not with a macvtap binding, and not
+    /// with a bridge binding on the pod network unless the network keeps the address.
     ///
     /// ```
     /// use kubecloud_core::{InterfaceAttachment, NetworkInterface, PodBinding};
@@ -130,6 +130,9 @@ impl InterfaceAttachment {
     /// assert!(!InterfaceAttachment::pod(&eth0, PodBinding::Bridge).migratable());
     /// ```
     pub fn migratable(&self) -> bool {
+        if self.binding == PodBinding::Macvtap {
+            return false;
+        }
         self.network != NetworkSelection::PodNetwork
             || self.binding != PodBinding::Bridge
             || self.guarantees.addresses_kept_on_migration

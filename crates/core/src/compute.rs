@@ -242,6 +242,12 @@ pub enum PodBinding {
     Masquerade,
     /// The VM takes the pod's address (not migratable without the backend's support).
     Bridge,
+    /// The VM's NIC is a macvtap device on a node interface: a secondary network of
+    /// `macvtap-cni` only (a network backend answers it for such a subnet; refused on the pod
+    /// network). KubeVirt binds it with its `macvtap` network binding plugin and cannot
+    /// live-migrate it (`binding: {name: macvtap}`; KubeVirt user guide, "Macvtap binding":
+    /// migration support No, primary network No).
+    Macvtap,
 }
 
 /// Cloud-init data. All of it is secret material: kept out of `Debug` and stored by backends as
@@ -378,7 +384,14 @@ impl VmSpec {
             }
             match &iface.attachment {
                 Attachment::Subnet { subnet } => validate_name(&field("subnet"), subnet)?,
-                Attachment::PodNetwork { .. } => {
+                Attachment::PodNetwork { binding } => {
+                    if *binding == PodBinding::Macvtap {
+                        return Err(Error::invalid(
+                            field("attachment.podNetwork.binding"),
+                            "macvtap binds secondary networks only (a subnet on macvtap), not \
+                             the pod network",
+                        ));
+                    }
                     if iface.fixed_ip.is_some() {
                         return Err(Error::invalid(
                             field("fixedIp"),
@@ -622,6 +635,11 @@ pub enum MigrationBlocker {
         /// The interface's name.
         interface: String,
     },
+    /// An interface has the macvtap binding, which KubeVirt cannot live-migrate.
+    MacvtapBinding {
+        /// The interface's name.
+        interface: String,
+    },
     /// The VM is not running.
     NotRunning {
         /// Its phase.
@@ -652,6 +670,10 @@ impl std::fmt::Display for MigrationBlocker {
                     "interface {interface:?} uses bridge binding on the pod network"
                 )
             }
+            Self::MacvtapBinding { interface } => write!(
+                f,
+                "interface {interface:?} uses the macvtap binding, which cannot live-migrate"
+            ),
             Self::NotRunning { phase } => write!(f, "the VM is {phase}, not running"),
             Self::NoTargetNode { reason } => write!(f, "no target node: {reason}"),
             Self::Other { reason } => f.write_str(reason),
@@ -862,6 +884,34 @@ mod tests {
             interfaces: vec![NetworkInterface::on_subnet("eth0", "front")],
             ..VmSpec::default()
         }
+    }
+
+    #[test]
+    fn macvtap_is_refused_on_the_pod_network_and_never_migrates() {
+        let mut spec = base();
+        spec.interfaces = vec![NetworkInterface {
+            attachment: Attachment::PodNetwork {
+                binding: PodBinding::Macvtap,
+            },
+            ..NetworkInterface::pod_network("eth0")
+        }];
+        let err = spec.validate().unwrap_err();
+        assert_eq!(
+            err.invalid_field(),
+            Some("interfaces[0].attachment.podNetwork.binding")
+        );
+        let on_subnet = NetworkInterface::on_subnet("eth0", "lan");
+        let mut a = crate::InterfaceAttachment::pod(&on_subnet, PodBinding::Macvtap);
+        a.network = crate::NetworkSelection::Multus {
+            namespace: "acme".into(),
+            name: "lan".into(),
+        };
+        a.guarantees.addresses_kept_on_migration = true;
+        assert!(!a.migratable());
+        let blocker = MigrationBlocker::MacvtapBinding {
+            interface: "eth0".into(),
+        };
+        assert!(blocker.to_string().contains("macvtap"));
     }
 
     #[test]

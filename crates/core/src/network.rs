@@ -853,6 +853,11 @@ pub struct NetworkCapabilities {
     /// which takes no requested address). Reserve it first; the interface then takes it.
     #[serde(default)]
     pub fixed_ips_through_reservations: bool,
+    /// The MAC of an interface without a fixed one comes from a cluster-wide MAC pool
+    /// (Kubemacpool), which hands out each MAC once and keeps it for the VM's life (restarts and
+    /// live migration included); without it the MAC is the hypervisor's or the network's.
+    #[serde(default)]
+    pub mac_pool: bool,
 }
 
 /// Which way a packet crosses a VM's port.

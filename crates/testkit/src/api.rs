@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::admission::{AdmissionRequest, MutatingWebhook, Operation};
 use crate::meta;
 use crate::patch::{self, PatchKind};
 use crate::schema::{Catalog, FieldError, FieldErrorKind, ResourceType};
@@ -115,6 +116,9 @@ pub(crate) struct WriteOpts {
     /// Paths of keys the request body repeats (`spec.paused`), in document order; the last
     /// value was kept.
     pub duplicate_fields: Vec<String>,
+    /// The dry-run flag mutating admission sees when it differs from `dry_run` (an apply that
+    /// creates runs the create as a dry run, then stores its result).
+    pub admission_dry_run: Option<bool>,
 }
 
 /// What a delete request says.
@@ -150,6 +154,8 @@ pub(crate) struct Core {
     pub catalog: crate::apiextensions::LiveCatalog,
     pub store: Store,
     pub default_validation: FieldValidation,
+    /// The registered mutating admission webhooks, in registration order.
+    pub webhooks: std::sync::RwLock<Vec<Arc<dyn MutatingWebhook>>>,
 }
 
 /// Where a request points.
@@ -546,6 +552,67 @@ impl Core {
         Ok(warnings)
     }
 
+    /// Calls the mutating webhooks whose rules and namespace selector match, in registration
+    /// order, each seeing the previous one's changes (see [`crate::admission`]).
+    #[allow(clippy::too_many_arguments)]
+    fn mutating_admission(
+        &self,
+        txn: &Txn<'_>,
+        t: &Target,
+        operation: Operation,
+        name: &str,
+        old: Option<&Value>,
+        object: &mut Value,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
+        let webhooks: Vec<Arc<dyn MutatingWebhook>> = self
+            .webhooks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|w| w.handles(&t.rt.group, &t.rt.plural, operation))
+            .cloned()
+            .collect();
+        if webhooks.is_empty() {
+            return Ok(());
+        }
+        let namespace = if t.rt.namespaced {
+            t.namespace.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let namespace_labels = (!namespace.is_empty()).then(|| {
+            txn.get(&ObjKey {
+                group: String::new(),
+                resource: "namespaces".into(),
+                namespace: String::new(),
+                name: namespace.clone(),
+            })
+            .map(crate::admission::labels_of)
+            .unwrap_or_default()
+        });
+        for webhook in webhooks {
+            if let Some(labels) = &namespace_labels
+                && !crate::admission::selects(&webhook.namespace_selector(), labels)
+            {
+                continue;
+            }
+            let request = AdmissionRequest {
+                operation,
+                group: &t.rt.group,
+                resource: &t.rt.plural,
+                namespace: &namespace,
+                name,
+                old_object: old,
+                dry_run,
+            };
+            webhook
+                .admit(&request, object)
+                .map_err(|d| crate::admission::denied(webhook.name(), d))?;
+        }
+        Ok(())
+    }
+
     fn check_namespace(&self, txn: &Txn<'_>, t: &Target, name: &str) -> Result<(), ApiError> {
         if !t.rt.namespaced {
             return Ok(());
@@ -676,6 +743,15 @@ impl Core {
         if txn.get(&key).is_some() {
             return Err(ApiError::already_exists(&t.rt.group, &t.rt.plural, &name));
         }
+        self.mutating_admission(
+            &txn,
+            t,
+            Operation::Create,
+            &name,
+            None,
+            &mut object,
+            opts.admission_dry_run.unwrap_or(opts.dry_run),
+        )?;
         let fv = opts.field_validation.unwrap_or(self.default_validation);
         let warnings = self.validate(t, &mut object, fv, &opts.duplicate_fields)?;
         builtin_rules(t, &name, &object, None)?;
@@ -957,6 +1033,7 @@ impl Core {
             object,
             &WriteOpts {
                 dry_run: true,
+                admission_dry_run: Some(opts.dry_run),
                 ..opts.clone()
             },
         )?;
@@ -1043,6 +1120,18 @@ impl Core {
         }
         if let Some(m) = new["metadata"].as_object_mut() {
             m.remove("managedFields");
+        }
+        if t.sub.is_none() {
+            let stored = present(&t.rt, old.clone());
+            self.mutating_admission(
+                txn,
+                t,
+                Operation::Update,
+                name,
+                Some(&stored),
+                &mut new,
+                opts.admission_dry_run.unwrap_or(opts.dry_run),
+            )?;
         }
         let fv = opts.field_validation.unwrap_or(self.default_validation);
         let warnings = self.validate(t, &mut new, fv, &opts.duplicate_fields)?;

@@ -154,6 +154,8 @@ pub struct FakeCloudBuilder {
     csi: Option<CsiProfile>,
     load_balancer: LoadBalancerSystem,
     multus: bool,
+    kubemacpool: Option<crate::Kubemacpool>,
+    without_groups: Vec<String>,
 }
 
 /// The empty ConfigMap of kube-vip-cloud-provider the kube-vip fake cloud starts with.
@@ -182,6 +184,8 @@ impl Default for FakeCloudBuilder {
             csi: None,
             load_balancer: LoadBalancerSystem::MetalLb,
             multus: false,
+            kubemacpool: None,
+            without_groups: Vec::new(),
         }
     }
 }
@@ -263,6 +267,51 @@ impl FakeCloudBuilder {
         self
     }
 
+    /// Kubemacpool ([`crate::kubemacpool`]) with its release's default range
+    /// `02:00:00:00:00:00`–`02:ff:ff:ff:ff:ff`, opt-in: its webhook gives VMs of namespaces
+    /// labelled `mutatevirtualmachines.kubemacpool.io: allocate` their MACs. Reachable through
+    /// [`FakeCloud::kubemacpool`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = kubecloud_testkit::FakeCloud::builder().multus().kubemacpool().start().await?;
+    /// assert!(cloud.kubemacpool().is_some_and(|pool| pool.in_range("02:00:00:00:00:07")));
+    /// # Ok(()) }
+    /// ```
+    pub fn kubemacpool(self) -> Self {
+        self.kubemacpool_with(crate::Kubemacpool::new(
+            [0x02, 0, 0, 0, 0, 0],
+            [0x02, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ))
+    }
+
+    /// Kubemacpool as configured (its range, opt mode, duplicate blocking).
+    pub fn kubemacpool_with(mut self, pool: crate::Kubemacpool) -> Self {
+        self.kubemacpool = Some(pool);
+        self
+    }
+
+    /// Serves no API of `groups` (systems not installed, e.g. `kubeovn.io` for a cluster with
+    /// Multus and no Kube-OVN), as [`Catalog::without_groups`](crate::schema::Catalog::without_groups).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cloud = kubecloud_testkit::FakeCloud::builder()
+    ///     .multus()
+    ///     .without_groups(&["kubeovn.io"])
+    ///     .start()
+    ///     .await?;
+    /// assert!(cloud.kube().cluster().list("kubeovn.io/v1", "Vpc", None).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn without_groups(mut self, groups: &[&str]) -> Self {
+        self.without_groups
+            .extend(groups.iter().map(|g| g.to_string()));
+        self
+    }
+
     /// Latency on every Kubernetes API request (default none).
     pub fn latency(mut self, latency: Latency) -> Self {
         self.latency = latency;
@@ -322,7 +371,15 @@ impl FakeCloudBuilder {
         };
         let ovn = KubeOvnController::default();
         let northbound = ovn.northbound();
-        let mut kube = TestServer::builder()
+        let mut kube = TestServer::builder();
+        if !self.without_groups.is_empty() {
+            let groups: Vec<&str> = self.without_groups.iter().map(String::as_str).collect();
+            let catalog = crate::schema::Catalog::upstream()
+                .and_then(|c| c.without_groups(&groups))
+                .map_err(StartError::from)?;
+            kube = kube.owned_catalog(catalog);
+        }
+        let mut kube = kube
             .without_default_controllers()
             .bind(self.bind)
             .seed(self.seed)
@@ -346,6 +403,9 @@ impl FakeCloudBuilder {
         } else {
             kube.controller(ovn)
         };
+        if let Some(pool) = &self.kubemacpool {
+            kube = kube.mutating_webhook(pool.clone()).controller(pool.clone());
+        }
         kube = match self.load_balancer {
             LoadBalancerSystem::MetalLb => kube.controller(MetalLbController::new()),
             LoadBalancerSystem::Cilium => kube.controller(CiliumLbIpam),
@@ -371,6 +431,7 @@ impl FakeCloudBuilder {
             ovn: northbound,
             csi,
             multi_policies,
+            kubemacpool: self.kubemacpool,
         })
     }
 }
@@ -385,6 +446,7 @@ pub struct FakeCloud {
     ovn: crate::kubeovn_security::Northbound,
     csi: Option<CsiDriver>,
     multi_policies: Option<crate::MultiPolicies>,
+    kubemacpool: Option<crate::Kubemacpool>,
 }
 
 /// The LINSTOR double's setup: satellites `nodes`, pools `lvm-thin` (LVM_THIN) and `zfs` (ZFS)
@@ -483,6 +545,11 @@ impl FakeCloud {
     /// with [`FakeCloudBuilder::multus`].
     pub fn multi_policies(&self) -> Option<crate::MultiPolicies> {
         self.multi_policies.clone()
+    }
+
+    /// Kubemacpool's pool, in a fake cloud started with [`FakeCloudBuilder::kubemacpool`].
+    pub fn kubemacpool(&self) -> Option<crate::Kubemacpool> {
+        self.kubemacpool.clone()
     }
 
     /// Both doubles, to keep them apart.

@@ -226,7 +226,9 @@
 //!   `kubernetes.io/pvc-protection` finalizer, the `PersistentVolumeClaimResize` admission and
 //!   the claim update rules with `RecoverVolumeExpansionFailure`), not the whole of
 //!   kube-apiserver's Go validation: e.g. no `kubernetes.io/pv-protection` on PersistentVolumes. `metadata.generation` only on
-//!   custom resources and Pods. No admission webhooks, CEL rules, RBAC, authentication or quotas.
+//!   custom resources and Pods. Mutating admission webhooks registered in process
+//!   ([`admission`], e.g. [`Kubemacpool`]'s), no validating ones; no CEL rules, RBAC,
+//!   authentication or quotas.
 //! - DELETE answers 200 with the object while finalizers hold it, and when it is gone with the
 //!   object for pods, services, claims, volumes, namespaces, nodes and storage classes (their
 //!   registries' `ReturnDeletedObject`) or a `Status` `Success` for the others; no graceful
@@ -256,6 +258,7 @@
 //! without one fails in `k8s-openapi`'s build script; `cargo test` and `cargo clippy --all-targets`
 //! do not.
 
+pub mod admission;
 mod api;
 mod apiextensions;
 mod builtin;
@@ -293,6 +296,7 @@ pub use api::FieldValidation;
 pub use cluster::{Cluster, ObjectEvent};
 pub use controllers::cdi::CdiController;
 pub use controllers::crd::CrdController;
+pub use controllers::kubemacpool::{self, Kubemacpool};
 pub use controllers::kubeovn::KubeOvnController;
 pub use controllers::kubeovn_security;
 pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};

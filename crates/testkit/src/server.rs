@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
+use crate::admission::MutatingWebhook;
 use crate::api::{
     CatalogRef, Core, DeleteOpts, FieldValidation, ListOpts, Sub, Target, WriteOpts, is_builtin,
 };
@@ -70,6 +71,7 @@ pub struct TestServerBuilder {
     bookmark_interval: Duration,
     seed_yaml: Vec<String>,
     bind: SocketAddr,
+    webhooks: Vec<Arc<dyn MutatingWebhook>>,
 }
 
 impl Default for TestServerBuilder {
@@ -86,6 +88,7 @@ impl Default for TestServerBuilder {
             bookmark_interval: Duration::from_secs(10),
             seed_yaml: Vec::new(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -154,6 +157,19 @@ impl TestServerBuilder {
         self
     }
 
+    /// Registers a mutating admission webhook (see [`crate::admission`]): called on the
+    /// creates and updates it handles from the start, seeded objects included.
+    pub fn mutating_webhook(mut self, webhook: impl MutatingWebhook) -> Self {
+        self.webhooks.push(Arc::new(webhook));
+        self
+    }
+
+    /// [`TestServerBuilder::mutating_webhook`] for a shared webhook.
+    pub fn mutating_webhook_arc(mut self, webhook: Arc<dyn MutatingWebhook>) -> Self {
+        self.webhooks.push(webhook);
+        self
+    }
+
     /// How often watches that allow bookmarks get one (default 10 s).
     pub fn bookmark_interval(mut self, every: Duration) -> Self {
         self.bookmark_interval = every;
@@ -182,6 +198,7 @@ impl TestServerBuilder {
             catalog: crate::apiextensions::LiveCatalog::new(catalog)?,
             store: Store::new(self.history_limit, self.seed),
             default_validation: self.field_validation,
+            webhooks: std::sync::RwLock::new(self.webhooks),
         });
         let cluster = Cluster::new(core.clone());
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -366,6 +383,17 @@ impl TestServer {
             .iter()
             .find(|h| h.name() == name)
             .cloned()
+    }
+
+    /// Registers a mutating admission webhook now (see [`crate::admission`]): it sees the
+    /// writes that follow.
+    pub fn add_mutating_webhook(&self, webhook: impl MutatingWebhook) {
+        self.shared
+            .core
+            .webhooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(webhook));
     }
 
     /// Starts another controller now; it first sees every existing object it watches.
@@ -754,6 +782,7 @@ fn write_opts(
         } else {
             Vec::new()
         },
+        admission_dry_run: None,
     })
 }
 

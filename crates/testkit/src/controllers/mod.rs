@@ -22,14 +22,16 @@
 //! Built in: [`GarbageCollector`] (owner references), [`NamespaceController`] (namespace
 //! deletion), [`PvcBinder`] (dynamic provisioning and binding) and
 //! [`pvc_protection::PvcProtection`] (claims a pod uses are kept until it is gone). Controllers for KubeVirt, CDI,
-//! Kube-OVN, MetalLB, Cilium LB-IPAM, LINSTOR CSI, snapshots, Multus + whereabouts and
-//! multi-network policies belong here too, one module each.
+//! Kube-OVN, MetalLB, Cilium LB-IPAM, LINSTOR CSI, snapshots, Multus + whereabouts,
+//! multi-network policies and Kubemacpool (also a mutating webhook, see [`crate::admission`])
+//! belong here too, one module each.
 
 mod api;
 pub mod cdi;
 pub mod cilium_lbipam;
 pub mod crd;
 mod gc;
+pub mod kubemacpool;
 pub mod kubeovn;
 pub mod kubeovn_ipam;
 pub mod kubeovn_security;
