@@ -448,6 +448,43 @@ impl Consumption {
         self.public_addresses = self.public_addresses.saturating_add(other.public_addresses);
     }
 
+    /// What this asks for beyond `before` (each amount less `before`'s, never below zero): what
+    /// an update that replaces `before` with this takes on top.
+    ///
+    /// ```
+    /// use kubecloud_core::{ByteSize, Consumption, VmResources, VmSpec};
+    /// let small = VmSpec::default();
+    /// let big = VmSpec { resources: VmResources::Custom { cpu_cores: 4, memory: ByteSize::gib(1) }, ..small.clone() };
+    /// let delta = Consumption::of_vm(&big, None).beyond(&Consumption::of_vm(&small, None));
+    /// assert_eq!((delta.vms, delta.vcpus, delta.memory), (0, 3, 0));
+    /// ```
+    pub fn beyond(&self, before: &Self) -> Self {
+        let mut tiers = BTreeMap::new();
+        for (tier, c) in &self.tiers {
+            let b = before.tiers.get(tier).copied().unwrap_or_default();
+            tiers.insert(
+                tier.clone(),
+                TierConsumption {
+                    volumes: c.volumes.saturating_sub(b.volumes),
+                    storage: c.storage.saturating_sub(b.storage),
+                },
+            );
+        }
+        Self {
+            vcpus: self.vcpus.saturating_sub(before.vcpus),
+            memory: self.memory.saturating_sub(before.memory),
+            vms: self.vms.saturating_sub(before.vms),
+            uncounted_instance_types: self
+                .uncounted_instance_types
+                .saturating_sub(before.uncounted_instance_types),
+            volumes: self.volumes.saturating_sub(before.volumes),
+            storage: self.storage.saturating_sub(before.storage),
+            tiers,
+            subnets: self.subnets.saturating_sub(before.subnets),
+            public_addresses: self.public_addresses.saturating_sub(before.public_addresses),
+        }
+    }
+
     /// The amount of `resource`.
     pub fn get(&self, resource: &QuotaResource) -> u64 {
         let tier = |t: &str| self.tiers.get(t).copied().unwrap_or_default();
