@@ -61,6 +61,7 @@ pub mod gitops;
 mod import;
 mod load_balancer;
 mod network;
+mod quota;
 /// The RBAC rules the backends need (feature `kubernetes`).
 #[cfg(feature = "kubernetes")]
 pub mod rbac;
