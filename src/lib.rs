@@ -88,6 +88,11 @@ pub use volumes::TenantVolumes;
 #[cfg(feature = "memory")]
 pub use kubecloud_memory::MemoryCloud;
 
+/// Tenant quotas kept in each tenant's `ResourceQuota` (feature `kubernetes`; `Cloud::connect`
+/// uses it).
+#[cfg(feature = "kubernetes")]
+pub use kubecloud_kube::quota::KubeQuotas;
+
 /// Load balancing on Cilium LB-IPAM (feature `cilium`).
 #[cfg(feature = "cilium")]
 pub use kubecloud_cilium as cilium;
