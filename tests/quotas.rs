@@ -129,6 +129,73 @@ async fn subnets_and_public_addresses_are_limited() {
 }
 
 #[tokio::test]
+async fn a_plan_shows_usage_after_the_change_and_refuses_one_past_the_quota() {
+    let acme = Cloud::in_memory().tenant("acme").unwrap();
+    let spec = kubecloud::TenantSpec::from_yaml(
+        r#"
+quota: { vms: 2, vcpus: 4, storage: 10Gi }
+volumes: [{ name: data, size: 4Gi }]
+vms:
+  - { name: a, resources: { custom: { cpuCores: 2, memory: 1Gi } }, bootDisk: { containerImage: { image: "quay.io/containerdisks/fedora:40" } } }
+"#,
+    )
+    .unwrap();
+    let plan = acme.plan(&spec).await.unwrap();
+    assert_eq!(plan.quota, spec.quota, "the spec's quota is set first");
+    let usage = plan.usage.clone().expect("usage after apply");
+    let line = |r: QuotaResource| usage.line(&r).unwrap().to_string();
+    assert_eq!(line(QuotaResource::Vms), "vms: 1 of 2");
+    assert_eq!(line(QuotaResource::Vcpus), "vcpus: 2 of 4");
+    assert_eq!(line(QuotaResource::Storage), "storage: 4Gi of 10Gi");
+    assert!(usage.line(&QuotaResource::Subnets).is_none(), "only limited resources");
+    let text = plan.to_string();
+    assert!(text.contains("  set quota\n"), "{text}");
+    assert!(text.contains("    vcpus: 2 of 4\n"), "{text}");
+    acme.apply(&plan, Default::default()).await.unwrap();
+    assert_eq!(acme.quota().await.unwrap(), spec.quota.clone().unwrap());
+    assert!(acme.plan(&spec).await.unwrap().is_empty(), "applied: nothing left to do");
+
+    // Two more VMs of 2 vCPUs: past both limits; the first in the quota's order is named.
+    let mut bigger = spec.clone();
+    for name in ["b", "c"] {
+        bigger.vms.push(kubecloud::VmSpec {
+            name: name.into(),
+            resources: kubecloud::VmResources::Custom {
+                cpu_cores: 2,
+                memory: ByteSize::gib(1),
+            },
+            ..kubecloud::VmSpec::default()
+        });
+    }
+    let err = acme.plan(&bigger).await.unwrap_err();
+    assert_eq!(exceeded(&err), (QuotaResource::Vcpus, 4, 2, 4));
+    // Raising the limits in the same spec lets it through.
+    bigger.quota = Some(Quota::default().with_vms(3).with_vcpus(6));
+    let plan = acme.plan(&bigger).await.unwrap();
+    assert_eq!(
+        plan.usage.unwrap().line(&QuotaResource::Vcpus).unwrap().to_string(),
+        "vcpus: 6 of 6"
+    );
+    // Lowering a limit below what is held is planned (nothing grows); creates then stop.
+    let mut lowered = spec.clone();
+    lowered.quota = Some(Quota::default().with_vms(1).with_vcpus(1));
+    let plan = acme.plan(&lowered).await.unwrap();
+    assert_eq!(
+        plan.usage.unwrap().line(&QuotaResource::Vcpus).unwrap().to_string(),
+        "vcpus: 2 of 1"
+    );
+}
+
+#[tokio::test]
+async fn a_spec_naming_a_bad_tier_in_its_quota_is_refused_naming_the_field() {
+    let err = kubecloud::TenantSpec::from_yaml("quota: { tiers: { Fast: { volumes: 1 } } }")
+        .unwrap()
+        .validate()
+        .unwrap_err();
+    assert_eq!(err.invalid_field(), Some("quota.tiers"));
+}
+
+#[tokio::test]
 async fn a_cloud_without_a_quota_store_refuses_to_set_one_and_limits_nothing() {
     let memory = kubecloud::MemoryCloud::new();
     let cloud = Cloud::builder()
