@@ -365,3 +365,47 @@ mod on_the_stack {
         assert_eq!(mine.volumes().list(&Default::default()).await.unwrap().len(), 1);
     }
 }
+
+/// The CLI's `status` shows used against limit for each limited resource.
+#[test]
+fn the_cli_status_shows_used_against_limit() {
+    let exe = std::env::current_exe().expect("test binary path");
+    let binary = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join("examples")
+        .join(format!("kubecloud{}", std::env::consts::EXE_SUFFIX));
+    let acme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/data/acme.yaml"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("acme.yaml");
+    std::fs::write(&spec, format!("{acme}\nquota: {{ vms: 3, subnets: 1 }}\n")).unwrap();
+    let out = std::process::Command::new(&binary)
+        .args(["status", "-f", spec.to_str().unwrap(), "--tenant", "acme", "-o", "json"])
+        .output()
+        .expect("the example runs (cargo test builds it)");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let quota: Vec<(String, String, String)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "quota")
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap().to_string();
+            (s("name"), s("state"), s("detail"))
+        })
+        .collect();
+    assert_eq!(
+        quota,
+        [
+            ("vms".into(), "Ok".into(), "1 of 3".into()),
+            ("subnets".into(), "Full".into(), "1 of 1".into()),
+        ],
+        "{rows}"
+    );
+}
