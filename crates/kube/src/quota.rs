@@ -257,9 +257,19 @@ impl Quotas for KubeQuotas {
         crate::ensure_namespace(&self.client, &self.writer, tenant).await?;
         let api = self.api(tenant);
         let desired = resource_quota(tenant, quota);
-        let applied = self
+        let current = self
             .writer
-            .apply(&api, &desired, ResourceKind::Tenant, tenant.as_str())
+            .get_opt(&api, QUOTA_NAME, ResourceKind::Tenant, tenant.as_str())
+            .await?;
+        let (applied, _) = self
+            .writer
+            .apply_if_changed(
+                &api,
+                current.as_ref(),
+                &desired,
+                ResourceKind::Tenant,
+                tenant.as_str(),
+            )
             .await?;
         if !counted(&applied) {
             self.writer
