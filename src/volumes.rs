@@ -163,7 +163,10 @@ impl<'a> TenantVolumes<'a> {
             "resize",
             self.backend.capabilities().resize,
         )?;
-        if !crate::quota::quota(self.cloud, self.tenant).await?.is_unlimited() {
+        if !crate::quota::quota(self.cloud, self.tenant)
+            .await?
+            .is_unlimited()
+        {
             let current = self.backend.get_volume(self.tenant, name).await?;
             let now = current.status.size.max(current.spec.size);
             if size > now {

@@ -110,11 +110,19 @@ async fn subnets_and_public_addresses_are_limited() {
         .unwrap();
     let net = acme.network();
     net.create_vpc(&VpcSpec::named("main")).await.unwrap();
-    net.create_subnet(&SubnetSpec::new("a", "main", "10.0.0.0/24".parse().unwrap()))
-        .await
-        .unwrap();
+    net.create_subnet(&SubnetSpec::new(
+        "a",
+        "main",
+        "10.0.0.0/24".parse().unwrap(),
+    ))
+    .await
+    .unwrap();
     let err = net
-        .create_subnet(&SubnetSpec::new("b", "main", "10.0.1.0/24".parse().unwrap()))
+        .create_subnet(&SubnetSpec::new(
+            "b",
+            "main",
+            "10.0.1.0/24".parse().unwrap(),
+        ))
         .await
         .unwrap_err();
     assert_eq!(exceeded(&err), (QuotaResource::Subnets, 1, 1, 1));
@@ -147,13 +155,19 @@ vms:
     assert_eq!(line(QuotaResource::Vms), "vms: 1 of 2");
     assert_eq!(line(QuotaResource::Vcpus), "vcpus: 2 of 4");
     assert_eq!(line(QuotaResource::Storage), "storage: 4Gi of 10Gi");
-    assert!(usage.line(&QuotaResource::Subnets).is_none(), "only limited resources");
+    assert!(
+        usage.line(&QuotaResource::Subnets).is_none(),
+        "only limited resources"
+    );
     let text = plan.to_string();
     assert!(text.contains("  set quota\n"), "{text}");
     assert!(text.contains("    vcpus: 2 of 4\n"), "{text}");
     acme.apply(&plan, Default::default()).await.unwrap();
     assert_eq!(acme.quota().await.unwrap(), spec.quota.clone().unwrap());
-    assert!(acme.plan(&spec).await.unwrap().is_empty(), "applied: nothing left to do");
+    assert!(
+        acme.plan(&spec).await.unwrap().is_empty(),
+        "applied: nothing left to do"
+    );
 
     // Two more VMs of 2 vCPUs: past both limits; the first in the quota's order is named.
     let mut bigger = spec.clone();
@@ -173,7 +187,11 @@ vms:
     bigger.quota = Some(Quota::default().with_vms(3).with_vcpus(6));
     let plan = acme.plan(&bigger).await.unwrap();
     assert_eq!(
-        plan.usage.unwrap().line(&QuotaResource::Vcpus).unwrap().to_string(),
+        plan.usage
+            .unwrap()
+            .line(&QuotaResource::Vcpus)
+            .unwrap()
+            .to_string(),
         "vcpus: 6 of 6"
     );
     // Lowering a limit below what is held is planned (nothing grows); creates then stop.
@@ -181,7 +199,11 @@ vms:
     lowered.quota = Some(Quota::default().with_vms(1).with_vcpus(1));
     let plan = acme.plan(&lowered).await.unwrap();
     assert_eq!(
-        plan.usage.unwrap().line(&QuotaResource::Vcpus).unwrap().to_string(),
+        plan.usage
+            .unwrap()
+            .line(&QuotaResource::Vcpus)
+            .unwrap()
+            .to_string(),
         "vcpus: 2 of 1"
     );
 }
@@ -242,14 +264,9 @@ mod on_the_stack {
     async fn a_tenant_at_its_quota_gets_quota_exceeded_and_nothing_is_sent() {
         let s = stack(Latency::None, 0).await;
         let acme = s.cloud.tenant("acme").unwrap();
-        acme.set_quota(
-            &Quota::default()
-                .with_vms(1)
-                .with_volumes(1)
-                .with_subnets(1),
-        )
-        .await
-        .unwrap();
+        acme.set_quota(&Quota::default().with_vms(1).with_volumes(1).with_subnets(1))
+            .await
+            .unwrap();
         acme.vms().apply(&super::named("one")).await.unwrap();
         acme.volumes()
             .create(&VolumeSpec::blank("data", ByteSize::gib(1)).with_tier("fast"))
@@ -257,9 +274,13 @@ mod on_the_stack {
             .unwrap();
         let net = acme.network();
         net.create_vpc(&VpcSpec::named("main")).await.unwrap();
-        net.create_subnet(&SubnetSpec::new("a", "main", "10.0.0.0/24".parse().unwrap()))
-            .await
-            .unwrap();
+        net.create_subnet(&SubnetSpec::new(
+            "a",
+            "main",
+            "10.0.0.0/24".parse().unwrap(),
+        ))
+        .await
+        .unwrap();
 
         let writes = s.kube.requests().writes().len();
         let linstor_writes = || {
@@ -286,11 +307,21 @@ mod on_the_stack {
         assert_eq!(exceeded(&err), (QuotaResource::Volumes, 1, 1, 1));
         // Subnets are cluster-scoped: kubecloud's own check holds them.
         let err = net
-            .create_subnet(&SubnetSpec::new("b", "main", "10.0.1.0/24".parse().unwrap()))
+            .create_subnet(&SubnetSpec::new(
+                "b",
+                "main",
+                "10.0.1.0/24".parse().unwrap(),
+            ))
             .await
             .unwrap_err();
         assert_eq!(exceeded(&err), (QuotaResource::Subnets, 1, 1, 1));
-        let sent: Vec<_> = s.kube.requests().writes().into_iter().skip(writes).collect();
+        let sent: Vec<_> = s
+            .kube
+            .requests()
+            .writes()
+            .into_iter()
+            .skip(writes)
+            .collect();
         assert!(sent.is_empty(), "sent past the quota: {sent:?}");
         assert_eq!(linstor_writes(), linstor, "nothing written to LINSTOR");
 
@@ -340,7 +371,9 @@ mod on_the_stack {
             other => panic!("exactly one apply must win: {other:?}"),
         };
         assert_eq!(exceeded(&lost), (QuotaResource::Vms, 1, 1, 1));
-        assert!(matches!(&lost, kubecloud::Error::QuotaExceeded { tenant, .. } if tenant == "acme"));
+        assert!(
+            matches!(&lost, kubecloud::Error::QuotaExceeded { tenant, .. } if tenant == "acme")
+        );
         let names: Vec<String> = mine
             .vms()
             .list(&Default::default())
@@ -362,7 +395,14 @@ mod on_the_stack {
             other => panic!("exactly one create must win: {other:?}"),
         };
         assert_eq!(exceeded(&lost), (QuotaResource::Volumes, 1, 1, 1));
-        assert_eq!(mine.volumes().list(&Default::default()).await.unwrap().len(), 1);
+        assert_eq!(
+            mine.volumes()
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }
 
@@ -385,7 +425,15 @@ fn the_cli_status_shows_used_against_limit() {
     let spec = dir.path().join("acme.yaml");
     std::fs::write(&spec, format!("{acme}\nquota: {{ vms: 3, subnets: 1 }}\n")).unwrap();
     let out = std::process::Command::new(&binary)
-        .args(["status", "-f", spec.to_str().unwrap(), "--tenant", "acme", "-o", "json"])
+        .args([
+            "status",
+            "-f",
+            spec.to_str().unwrap(),
+            "--tenant",
+            "acme",
+            "-o",
+            "json",
+        ])
         .output()
         .expect("the example runs (cargo test builds it)");
     assert_eq!(out.status.code(), Some(0), "{out:?}");

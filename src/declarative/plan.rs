@@ -7,10 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use kubecloud_core::{
-    Quota, Usage,
     AddressPoolSpec, AddressRequest, BootDisk, Error, ExposureSpec, IpRange, IpReservationSpec,
-    Labels, ResourceKind, Result, SecurityGroupSpec, ServiceSpec, SubnetSpec, Tenant, VmResources,
-    VmSpec, VolumeSource, VolumeSpec, VpcSpec,
+    Labels, Quota, ResourceKind, Result, SecurityGroupSpec, ServiceSpec, SubnetSpec, Tenant, Usage,
+    VmResources, VmSpec, VolumeSource, VolumeSpec, VpcSpec,
 };
 
 use super::spec::TenantSpec;

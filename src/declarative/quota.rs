@@ -70,10 +70,14 @@ pub(crate) async fn after<'a>(
         }
     }
     if after.uncounted_instance_types > 0 && (quota.vcpus.is_some() || quota.memory.is_some()) {
-        quota.check(tenant.name().as_str(), &before, &Consumption {
-            uncounted_instance_types: after.uncounted_instance_types,
-            ..Consumption::none()
-        })?;
+        quota.check(
+            tenant.name().as_str(),
+            &before,
+            &Consumption {
+                uncounted_instance_types: after.uncounted_instance_types,
+                ..Consumption::none()
+            },
+        )?;
     }
     let mut usage = quota.usage(&after);
     usage.lines.retain(|l| l.limit.is_some());

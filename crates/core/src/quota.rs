@@ -481,7 +481,9 @@ impl Consumption {
             storage: self.storage.saturating_sub(before.storage),
             tiers,
             subnets: self.subnets.saturating_sub(before.subnets),
-            public_addresses: self.public_addresses.saturating_sub(before.public_addresses),
+            public_addresses: self
+                .public_addresses
+                .saturating_sub(before.public_addresses),
         }
     }
 
@@ -579,19 +581,18 @@ mod tests {
 
     #[test]
     fn a_request_within_every_limit_passes_and_one_past_names_its_resource() {
-        let quota = Quota::default()
-            .with_vms(2)
-            .with_vcpus(4)
-            .with_tier(
-                "fast",
-                TierQuota {
-                    volumes: Some(1),
-                    storage: None,
-                },
-            );
+        let quota = Quota::default().with_vms(2).with_vcpus(4).with_tier(
+            "fast",
+            TierQuota {
+                volumes: Some(1),
+                storage: None,
+            },
+        );
         let vm = VmSpec::default();
         let used = Consumption::of_vm(&vm, None);
-        quota.check("acme", &used, &Consumption::of_vm(&vm, None)).unwrap();
+        quota
+            .check("acme", &used, &Consumption::of_vm(&vm, None))
+            .unwrap();
         let used = used.plus(&Consumption::of_vm(&vm, None));
         let err = quota
             .check("acme", &used, &Consumption::of_vm(&vm, None))
@@ -603,7 +604,10 @@ mod tests {
                 used,
                 requested,
                 ..
-            } => assert_eq!((resource, limit, used, requested), (QuotaResource::Vms, 2, 2, 1)),
+            } => assert_eq!(
+                (resource, limit, used, requested),
+                (QuotaResource::Vms, 2, 2, 1)
+            ),
             other => panic!("{other:?}"),
         }
         let fast = VolumeSpec::blank("a", ByteSize::gib(1)).with_tier("fast");

@@ -113,7 +113,9 @@ pub fn quota_of(rq: &ResourceQuota) -> Result<Quota> {
             Error::failed(
                 ResourceKind::Tenant,
                 &namespace,
-                format!("ResourceQuota {namespace}/{QUOTA_NAME} lacks its {QUOTA_ANNOTATION} annotation"),
+                format!(
+                    "ResourceQuota {namespace}/{QUOTA_NAME} lacks its {QUOTA_ANNOTATION} annotation"
+                ),
             )
         })?;
     serde_json::from_str(text).map_err(|e| {
@@ -230,7 +232,8 @@ fn counted(rq: &ResourceQuota) -> bool {
         None => true,
         Some(hard) if hard.is_empty() => true,
         Some(hard) => {
-            status_hard == Some(hard) && used.is_some_and(|u| hard.keys().all(|k| u.contains_key(k)))
+            status_hard == Some(hard)
+                && used.is_some_and(|u| hard.keys().all(|k| u.contains_key(k)))
         }
     }
 }
@@ -244,7 +247,12 @@ impl Quotas for KubeQuotas {
     async fn get_quota(&self, tenant: &Tenant) -> Result<Quota> {
         let rq = self
             .writer
-            .get_opt(&self.api(tenant), QUOTA_NAME, ResourceKind::Tenant, tenant.as_str())
+            .get_opt(
+                &self.api(tenant),
+                QUOTA_NAME,
+                ResourceKind::Tenant,
+                tenant.as_str(),
+            )
             .await?;
         match rq {
             Some(rq) => quota_of(&rq),

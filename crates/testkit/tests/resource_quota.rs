@@ -92,7 +92,10 @@ async fn a_claim_past_the_storage_quota_is_forbidden_with_kube_apiservers_messag
     let (_, used) = status(&quotas.get("kubecloud").await.unwrap());
     assert_eq!(used["requests.storage"], "1Gi");
     assert_eq!(used["persistentvolumeclaims"], "1");
-    assert_eq!(used["fast.storageclass.storage.k8s.io/requests.storage"], "1Gi");
+    assert_eq!(
+        used["fast.storageclass.storage.k8s.io/requests.storage"],
+        "1Gi"
+    );
 
     // The controller releases what a deleted claim held (its protection finalizer removed).
     claims
@@ -118,7 +121,10 @@ async fn a_dry_run_is_checked_against_the_quota_but_charges_nothing() {
         dry_run: true,
         ..PostParams::default()
     };
-    claims.create(&dry, &claim("a", "2Gi", "fast")).await.unwrap();
+    claims
+        .create(&dry, &claim("a", "2Gi", "fast"))
+        .await
+        .unwrap();
     claims
         .create(&PostParams::default(), &claim("a", "1Gi", "fast"))
         .await
@@ -156,7 +162,9 @@ async fn object_counts_of_custom_resources_and_load_balancers_are_limited() {
         }))
         .unwrap()
     };
-    vms.create(&PostParams::default(), &vm("one")).await.unwrap();
+    vms.create(&PostParams::default(), &vm("one"))
+        .await
+        .unwrap();
     let before = server.requests().count(Verb::Create, "virtualmachines");
     let err = vms
         .patch(
@@ -174,7 +182,10 @@ async fn object_counts_of_custom_resources_and_load_balancers_are_limited() {
         ),
         "{err}"
     );
-    assert_eq!(server.requests().count(Verb::Create, "virtualmachines"), before);
+    assert_eq!(
+        server.requests().count(Verb::Create, "virtualmachines"),
+        before
+    );
 
     let services: Api<Service> = Api::namespaced(server.client(), "acme");
     let svc: Service = serde_json::from_value(json!({
@@ -196,7 +207,11 @@ async fn object_counts_of_custom_resources_and_load_balancers_are_limited() {
 #[tokio::test]
 async fn a_pod_without_the_constrained_request_fails_quota() {
     let server = server().await;
-    quota(&server, json!({"requests.cpu": "1", "requests.memory": "1Gi"})).await;
+    quota(
+        &server,
+        json!({"requests.cpu": "1", "requests.memory": "1Gi"}),
+    )
+    .await;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(server.client(), "acme");
     let pod = |name: &str, resources: serde_json::Value| {
         serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(json!({

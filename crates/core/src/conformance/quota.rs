@@ -8,7 +8,7 @@
 use super::compute::{apply_vm, delete_vm_gone};
 use super::storage::{blank, create_ready, delete_gone};
 use super::{Expect, Outcome, Params, Target, assert_not_found, require, require_that};
-use crate::compute::{VmSpec};
+use crate::compute::VmSpec;
 use crate::error::{Error, ResourceKind};
 use crate::name::{Labels, Tenant};
 use crate::quota::{Quota, QuotaResource, Quotas, TierQuota};
@@ -48,7 +48,10 @@ pub async fn set_and_get_round_trip(
     tenant: &Tenant,
     _params: &Params,
 ) -> Outcome {
-    let fresh = quotas.get_quota(tenant).await.or_fail("get the quota of a new tenant");
+    let fresh = quotas
+        .get_quota(tenant)
+        .await
+        .or_fail("get the quota of a new tenant");
     assert_eq!(fresh, Quota::default(), "a new tenant has no limits");
     let quota = Quota::default()
         .with_vcpus(16)
@@ -65,17 +68,26 @@ pub async fn set_and_get_round_trip(
         )
         .with_subnets(4)
         .with_public_addresses(2);
-    quotas.set_quota(tenant, &quota).await.or_fail("set a quota");
+    quotas
+        .set_quota(tenant, &quota)
+        .await
+        .or_fail("set a quota");
     let got = quotas.get_quota(tenant).await.or_fail("get the quota set");
     assert_eq!(got, quota, "the quota read back is the quota set");
     let bad = Quota::default().with_tier("Not A Tier", TierQuota::default());
-    let err = quotas.set_quota(tenant, &bad).await.refused("a quota naming a bad tier");
+    let err = quotas
+        .set_quota(tenant, &bad)
+        .await
+        .refused("a quota naming a bad tier");
     super::assert_invalid(&err, "tiers", "a quota naming a bad tier");
     quotas
         .set_quota(tenant, &Quota::default())
         .await
         .or_fail("remove every limit");
-    let got = quotas.get_quota(tenant).await.or_fail("get the quota removed");
+    let got = quotas
+        .get_quota(tenant)
+        .await
+        .or_fail("get the quota removed");
     assert_eq!(got, Quota::default(), "the default quota limits nothing");
     Outcome::Passed
 }
@@ -101,7 +113,9 @@ pub async fn vms_past_the_quota_refused_and_nothing_created(
         name: "one".into(),
         ..VmSpec::default()
     };
-    apply_vm(target, tenant, &one).await.or_fail("apply the first VM");
+    apply_vm(target, tenant, &one)
+        .await
+        .or_fail("apply the first VM");
     let two = VmSpec {
         name: "two".into(),
         ..VmSpec::default()
@@ -119,7 +133,12 @@ pub async fn vms_past_the_quota_refused_and_nothing_created(
         .get_vm(tenant, "two")
         .await
         .refused("get the refused VM");
-    assert_not_found(&err, ResourceKind::Vm, "two", "the refused VM was not created");
+    assert_not_found(
+        &err,
+        ResourceKind::Vm,
+        "two",
+        "the refused VM was not created",
+    );
     let listed = compute
         .list_vms(tenant, &Labels::new())
         .await
@@ -180,7 +199,12 @@ pub async fn volumes_past_the_quota_refused_and_nothing_created(
         .get_volume(tenant, "b")
         .await
         .refused("get the refused volume");
-    assert_not_found(&err, ResourceKind::Volume, "b", "the refused volume was not created");
+    assert_not_found(
+        &err,
+        ResourceKind::Volume,
+        "b",
+        "the refused volume was not created",
+    );
     quotas
         .set_quota(
             tenant,

@@ -251,5 +251,8 @@ fn used_of(txn: &Txn<'_>, namespace: &str, resource: &str, totals: &ResourceList
 pub(crate) fn touches(key: &ObjKey, txn: &Txn<'_>) -> bool {
     !key.namespace.is_empty()
         && (is_quota(&key.group, &key.resource)
-            || txn.range(GROUP, PLURAL, Some(&key.namespace)).next().is_some())
+            || txn
+                .range(GROUP, PLURAL, Some(&key.namespace))
+                .next()
+                .is_some())
 }

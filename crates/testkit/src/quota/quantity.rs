@@ -166,7 +166,14 @@ impl fmt::Display for Amount {
                 }
                 return write!(f, "{v}");
             }
-            for (suffix, exp) in [("E", 18), ("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3)] {
+            for (suffix, exp) in [
+                ("E", 18),
+                ("P", 15),
+                ("T", 12),
+                ("G", 9),
+                ("M", 6),
+                ("k", 3),
+            ] {
                 let factor = 10i128.pow(exp);
                 if v % factor == 0 {
                     return write!(f, "{}{suffix}", v / factor);

@@ -62,9 +62,11 @@ impl Evaluator {
             Self::Pods => POD_RESOURCES.contains(&resource),
             Self::Claims => {
                 matches!(resource, "persistentvolumeclaims" | "requests.storage")
-                    || resource.split_once(STORAGE_CLASS_SUFFIX).is_some_and(|(_, r)| {
-                        matches!(r, "requests.storage" | "persistentvolumeclaims")
-                    })
+                    || resource
+                        .split_once(STORAGE_CLASS_SUFFIX)
+                        .is_some_and(|(_, r)| {
+                            matches!(r, "requests.storage" | "persistentvolumeclaims")
+                        })
             }
             Self::Services => matches!(
                 resource,
