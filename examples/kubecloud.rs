@@ -472,6 +472,21 @@ async fn print_status(tenant: &TenantHandle, output: Output) -> Result<(), Failu
             detail: exposure.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         });
     }
+    // Used against limit, for each resource the tenant's quota limits.
+    for line in tenant.usage().await?.lines {
+        let Some(limit) = line.limit else { continue };
+        let full = line.used >= limit;
+        rows.push(Row {
+            kind: "quota".into(),
+            name: line.resource.to_string(),
+            state: if full { "Full".into() } else { "Ok".into() },
+            detail: format!(
+                "{} of {}",
+                line.resource.amount(line.used),
+                line.resource.amount(limit)
+            ),
+        });
+    }
     if output != Output::Text {
         return emit(&rows, output);
     }

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use kubecloud_core::{
     BlockStorage, Compute, ComputeCapabilities, Error, ImportPolicy, LoadBalancer,
-    LoadBalancerCapabilities, Network, NetworkCapabilities, Result, StorageCapabilities, Tenant,
+    LoadBalancerCapabilities, Network, NetworkCapabilities, Quotas, Result, StorageCapabilities,
+    Tenant,
 };
 
 use crate::reserved::ReservedNamespaces;
@@ -29,6 +30,8 @@ pub struct Cloud {
     /// Names no tenant may take.
     pub(crate) reserved: Arc<ReservedNamespaces>,
     pub(crate) import_policy: Arc<ImportPolicy>,
+    /// Where tenant quotas are kept (none: quotas cannot be set, and nothing is limited).
+    pub(crate) quotas: Option<Arc<dyn Quotas>>,
 }
 
 /// What each of a cloud's backends can do.
@@ -70,9 +73,10 @@ impl Cloud {
             compute: shared.clone(),
             storage: shared.clone(),
             network: shared.clone(),
-            load_balancer: shared,
+            load_balancer: shared.clone(),
             reserved: Arc::new(ReservedNamespaces::default()),
             import_policy: Arc::default(),
+            quotas: Some(shared),
         }
     }
 
@@ -158,6 +162,11 @@ impl Cloud {
         &*self.load_balancer
     }
 
+    /// Whether the cloud keeps tenant quotas (see [`CloudBuilder::quotas`]).
+    pub fn has_quotas(&self) -> bool {
+        self.quotas.is_some()
+    }
+
     /// The backends' names, as `(compute, storage, network, load balancer)`.
     pub fn backend_names(&self) -> [&str; 4] {
         [
@@ -195,6 +204,7 @@ pub struct CloudBuilder {
     load_balancer: Option<Arc<dyn LoadBalancer>>,
     reserved: ReservedNamespaces,
     import_policy: ImportPolicy,
+    quotas: Option<Arc<dyn Quotas>>,
 }
 
 impl CloudBuilder {
@@ -215,6 +225,28 @@ impl CloudBuilder {
     /// ```
     pub fn import_policy(mut self, policy: ImportPolicy) -> Self {
         self.import_policy = policy;
+        self
+    }
+
+    /// Where tenant quotas are kept (the memory cloud, or `kubecloud_kube::KubeQuotas` on
+    /// Kubernetes). Without one, quotas cannot be set and nothing is limited.
+    ///
+    /// ```
+    /// use kubecloud::{Cloud, MemoryCloud};
+    /// let memory = MemoryCloud::new();
+    /// let cloud = Cloud::builder()
+    ///     .compute(memory.clone()).storage(memory.clone()).network(memory.clone())
+    ///     .load_balancer(memory.clone()).quotas(memory)
+    ///     .build()?;
+    /// assert!(cloud.has_quotas());
+    /// # Ok::<(), kubecloud::Error>(())
+    /// ```
+    pub fn quotas(self, store: impl Quotas + 'static) -> Self {
+        self.quotas_arc(Arc::new(store))
+    }
+    /// Where tenant quotas are kept, shared.
+    pub fn quotas_arc(mut self, store: Arc<dyn Quotas>) -> Self {
+        self.quotas = Some(store);
         self
     }
 
@@ -284,6 +316,7 @@ impl CloudBuilder {
             load_balancer,
             reserved: Arc::new(reserved),
             import_policy: Arc::new(self.import_policy),
+            quotas: self.quotas,
         })
     }
 

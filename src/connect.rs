@@ -125,7 +125,8 @@ impl Cloud {
     /// ```
     pub async fn connect_with(client: kube::Client, options: ConnectOptions) -> Result<Cloud> {
         let installed = Installed::discover(&client).await?;
-        let mut cloud = Cloud::builder();
+        let mut cloud =
+            Cloud::builder().quotas(kubecloud_kube::quota::KubeQuotas::new(client.clone()));
         for part in Part::ALL {
             let built = build_part(part, &client, &installed, &options).await?;
             cloud = match built {

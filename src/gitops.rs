@@ -136,6 +136,12 @@ impl Renderer {
         let mut objects = Objects::default();
         let namespace = kubecloud_kube::namespace_object(tenant);
         objects.add(manifest("kubecloud", &stamped(&namespace))?, "namespace")?;
+        if let Some(quota) = &spec.quota {
+            // What the cluster enforces of the quota; kubecloud's own check (subnets, external
+            // IPs, vCPUs, memory, tiers) needs kubecloud in the loop, which GitOps is not.
+            let rq = kubecloud_kube::quota::resource_quota(tenant, quota);
+            objects.add(manifest("kubecloud", &stamped(&rq))?, "quota")?;
+        }
 
         macro_rules! each {
             ($list:expr, $field:literal, |$item:ident| $render:expr) => {

@@ -64,6 +64,7 @@ pub mod gitops;
 mod import;
 mod load_balancer;
 mod network;
+mod quota;
 /// The RBAC rules the backends need (feature `kubernetes`).
 #[cfg(feature = "kubernetes")]
 pub mod rbac;
@@ -89,6 +90,11 @@ pub use volumes::TenantVolumes;
 
 #[cfg(feature = "memory")]
 pub use kubecloud_memory::MemoryCloud;
+
+/// Tenant quotas kept in each tenant's `ResourceQuota` (feature `kubernetes`; `Cloud::connect`
+/// uses it).
+#[cfg(feature = "kubernetes")]
+pub use kubecloud_kube::quota::KubeQuotas;
 
 /// Load balancing on Cilium LB-IPAM (feature `cilium`).
 #[cfg(feature = "cilium")]

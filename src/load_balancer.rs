@@ -28,13 +28,18 @@ use crate::tenant::{check_name, require};
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct TenantLoadBalancer<'a> {
+    cloud: &'a crate::cloud::Cloud,
     backend: &'a dyn LoadBalancer,
     tenant: &'a Tenant,
 }
 
 impl<'a> TenantLoadBalancer<'a> {
-    pub(crate) fn new(backend: &'a dyn LoadBalancer, tenant: &'a Tenant) -> Self {
-        Self { backend, tenant }
+    pub(crate) fn new(cloud: &'a crate::cloud::Cloud, tenant: &'a Tenant) -> Self {
+        Self {
+            cloud,
+            backend: &*cloud.load_balancer,
+            tenant,
+        }
     }
 
     fn require(&self, operation: &str, capability: &str, has: bool) -> Result<()> {
@@ -112,6 +117,12 @@ impl<'a> TenantLoadBalancer<'a> {
         if spec.sharing_key.is_some() {
             self.require("load_balancer.expose", "ip_sharing", caps.ip_sharing)?;
         }
+        crate::quota::check(
+            self.cloud,
+            self.tenant,
+            &kubecloud_core::Consumption::public_addresses(1),
+        )
+        .await?;
         self.backend.expose(self.tenant, spec).await
     }
 

@@ -90,6 +90,12 @@ impl<'a> TenantNetwork<'a> {
         if spec.cidr.addr().is_ipv6() {
             self.require("network.create_subnet", "ipv6", caps.ipv6)?;
         }
+        crate::quota::check(
+            self.cloud,
+            self.tenant,
+            &kubecloud_core::Consumption::subnets(1),
+        )
+        .await?;
         self.backend.create_subnet(self.tenant, spec).await
     }
 
@@ -268,6 +274,12 @@ impl<'a> TenantNetwork<'a> {
     pub async fn create_external_ip(&self, spec: &ExternalIpSpec) -> Result<ExternalIp> {
         spec.validate()?;
         self.require_external("network.create_external_ip")?;
+        crate::quota::check(
+            self.cloud,
+            self.tenant,
+            &kubecloud_core::Consumption::public_addresses(1),
+        )
+        .await?;
         self.backend.create_external_ip(self.tenant, spec).await
     }
 

@@ -1,6 +1,6 @@
 //! [`TenantHandle`]: everything a tenant does, scoped to it.
 
-use kubecloud_core::{Error, Result, Tenant, validate_name};
+use kubecloud_core::{Error, Quota, Result, Tenant, Usage, validate_name};
 
 use crate::cloud::Cloud;
 use crate::load_balancer::TenantLoadBalancer;
@@ -60,7 +60,48 @@ impl TenantHandle {
 
     /// The tenant's address pools and exposures.
     pub fn load_balancer(&self) -> TenantLoadBalancer<'_> {
-        TenantLoadBalancer::new(&*self.cloud.load_balancer, &self.tenant)
+        TenantLoadBalancer::new(&self.cloud, &self.tenant)
+    }
+
+    /// Sets the tenant's quota (replacing the previous one; [`Quota::default`] removes every
+    /// limit). Refused with [`Error::Unsupported`] on a cloud without a quota store. Lowering a
+    /// limit below what the tenant holds removes nothing; further creates are refused.
+    ///
+    /// ```
+    /// use kubecloud::{ByteSize, Cloud, Quota, QuotaResource, VolumeSpec};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> kubecloud::Result<()> {
+    /// let acme = Cloud::in_memory().tenant("acme")?;
+    /// acme.set_quota(&Quota::default().with_volumes(1)).await?;
+    /// acme.volumes().create(&VolumeSpec::blank("a", ByteSize::gib(1))).await?;
+    /// let err = acme.volumes().create(&VolumeSpec::blank("b", ByteSize::gib(1))).await.unwrap_err();
+    /// assert_eq!(err.quota_resource(), Some(&QuotaResource::Volumes));
+    /// let usage = acme.usage().await?;
+    /// assert_eq!(usage.line(&QuotaResource::Volumes).unwrap().to_string(), "volumes: 1 of 1");
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_quota(&self, quota: &Quota) -> Result<Quota> {
+        quota.validate()?;
+        let store = self
+            .cloud
+            .quotas
+            .as_ref()
+            .ok_or_else(|| crate::quota::no_store("tenant.set_quota"))?;
+        store.set_quota(&self.tenant, quota).await
+    }
+
+    /// The tenant's quota (unlimited if none was set, or the cloud keeps none).
+    pub async fn quota(&self) -> Result<Quota> {
+        crate::quota::quota(&self.cloud, &self.tenant).await
+    }
+
+    /// What the tenant holds against its quota, one line per resource.
+    pub async fn usage(&self) -> Result<Usage> {
+        let (quota, used) = futures::try_join!(
+            crate::quota::quota(&self.cloud, &self.tenant),
+            crate::quota::consumption(&self.cloud, &self.tenant),
+        )?;
+        Ok(quota.usage(&used))
     }
 }
 

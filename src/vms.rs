@@ -98,7 +98,33 @@ impl<'a> TenantVms<'a> {
             Some(&*self.cloud.storage),
         )
         .await?;
+        self.check_quota(spec).await?;
         self.backend.apply_vm(self.tenant, spec, &attachments).await
+    }
+
+    /// What applying `spec` takes on top of what its VM (if it exists) holds, checked
+    /// against the tenant's quota.
+    async fn check_quota(&self, spec: &VmSpec) -> Result<()> {
+        if crate::quota::quota(self.cloud, self.tenant)
+            .await?
+            .is_unlimited()
+        {
+            return Ok(());
+        }
+        let existing = self
+            .backend
+            .list_vm_specs(self.tenant, &kubecloud_core::Labels::new())
+            .await?
+            .into_iter()
+            .find(|v| v.name == spec.name);
+        crate::quota::check_tiered(self.cloud, self.tenant, |default| {
+            let new = kubecloud_core::Consumption::of_vm(spec, default);
+            match &existing {
+                Some(old) => new.beyond(&kubecloud_core::Consumption::of_vm(old, default)),
+                None => new,
+            }
+        })
+        .await
     }
 
     /// The VM named `name`.

@@ -97,6 +97,10 @@ impl<'a> TenantVolumes<'a> {
                 ),
             ));
         }
+        crate::quota::check_tiered(self.cloud, self.tenant, |default| {
+            kubecloud_core::Consumption::of_volume(spec, default)
+        })
+        .await?;
         self.backend.create_volume(self.tenant, spec).await
     }
 
@@ -159,6 +163,21 @@ impl<'a> TenantVolumes<'a> {
             "resize",
             self.backend.capabilities().resize,
         )?;
+        if !crate::quota::quota(self.cloud, self.tenant)
+            .await?
+            .is_unlimited()
+        {
+            let current = self.backend.get_volume(self.tenant, name).await?;
+            let now = current.status.size.max(current.spec.size);
+            if size > now {
+                let grown = size.as_u64() - now.as_u64();
+                let tier = current.spec.tier.clone();
+                crate::quota::check_tiered(self.cloud, self.tenant, |default| {
+                    kubecloud_core::Consumption::growth(tier.as_deref().or(default), grown)
+                })
+                .await?;
+            }
+        }
         self.backend.resize_volume(self.tenant, name, size).await
     }
 

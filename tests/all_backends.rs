@@ -66,6 +66,23 @@ group!(
 group!(tenants_are_isolated_across_the_stack, run_isolation, "is");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_conform_across_the_stack() {
+    let s = stack(Latency::None, 0).await;
+    let quotas = kubecloud_kube::quota::KubeQuotas::new(s.kube.client());
+    let target = Target {
+        compute: Some(s.cloud.compute()),
+        storage: Some(s.cloud.storage()),
+        network: Some(s.cloud.network()),
+        load_balancer: Some(s.cloud.load_balancer()),
+        ports: None,
+    };
+    let report = conformance::run_quotas(&target, &quotas, "qt", &params()).await;
+    eprintln!("{report}");
+    report.assert_nothing_skipped();
+    assert_eq!(report.passed.len(), 3, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_is_applied_and_destroyed_across_all_four_backends() {
     let s = stack(Latency::None, 0).await;
     let acme = s.cloud.tenant("acme").unwrap();

@@ -34,6 +34,7 @@ const BGP_SECRET: &str = "BGP-SECRET-1337";
 fn rich_spec() -> TenantSpec {
     let yaml = format!(
         r##"
+quota: {{ vms: 4, volumes: 10, storage: 100Gi, publicAddresses: 2, subnets: 4 }}
 vpcs: [{{ name: main }}]
 subnets:
   - {{ name: web, vpc: main, cidr: 10.1.0.0/24 }}
@@ -252,6 +253,7 @@ async fn every_rendered_object_validates_against_the_upstream_schema() {
         "Namespace",
         "NetworkAttachmentDefinition",
         "PersistentVolumeClaim",
+        "ResourceQuota",
         "SecurityGroup",
         "Service",
         "StorageClass",

@@ -103,10 +103,24 @@ async fn the_rules_allow_every_request_of_the_conformance_suite_and_nothing_more
     let report = conformance::run_all(&target, "rb", &params()).await;
     eprintln!("{report}");
     report.assert_nothing_skipped();
+    quotas_conform(&s.kube, &target, "rb", &params()).await;
 
     // The rules of the backends this cloud runs (storage: LINSTOR, as Piraeus is installed).
     let rules = rbac::rules_for(&cloud.backend_names());
     assert_least_privilege(&s.kube, &rules);
+}
+
+/// The quota checks, with quotas in each tenant's `ResourceQuota` (as `Cloud::connect` keeps
+/// them).
+async fn quotas_conform(
+    kube: &kubecloud_testkit::TestServer,
+    target: &Target<'_>,
+    prefix: &str,
+    params: &Params,
+) {
+    let quotas = kubecloud::KubeQuotas::new(kube.client());
+    let report = conformance::run_quotas(target, &quotas, prefix, params).await;
+    report.assert_nothing_skipped();
 }
 
 /// `rules` allow every request `kube` saw, and every rule was used by one (a `watch` counts as
@@ -248,6 +262,7 @@ async fn the_csi_stack_s_rules_allow_every_request_of_the_conformance_suite_and_
     };
     let report = conformance::run_all(&target, "rc", &params).await;
     eprintln!("{report}");
+    quotas_conform(fake.kube(), &target, "rc", &params).await;
     let rules = rbac::rules_for(&cloud.backend_names());
     assert_least_privilege(fake.kube(), &rules);
 }
@@ -279,6 +294,7 @@ async fn the_cilium_stack_s_rules_allow_every_request_of_the_conformance_suite_a
     };
     let report = conformance::run_all(&target, "rl", &params()).await;
     eprintln!("{report}");
+    quotas_conform(fake.kube(), &target, "rl", &params()).await;
     let rules = rbac::rules_for(&cloud.backend_names());
     assert_least_privilege(fake.kube(), &rules);
 }

@@ -114,6 +114,7 @@ impl TenantResourceSpec {
             services: read("services", &self.services)?,
             address_pools: read("addressPools", &self.address_pools)?,
             exposures: read("exposures", &self.exposures)?,
+            quota: None,
         };
         spec.validate()?;
         Ok(spec)

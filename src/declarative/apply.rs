@@ -202,6 +202,26 @@ impl TenantHandle {
         options: ApplyOptions,
         on_event: Sink<'_>,
     ) -> (ApplyReport, Option<Error>) {
+        if let Some(quota) = &plan.quota
+            && let Err(refused) = self.set_quota(quota).await
+        {
+            // The quota comes first: nothing else starts without it.
+            let report = ApplyReport {
+                failed: vec![(
+                    Action::Update,
+                    ResourceKind::Tenant,
+                    plan.tenant.to_string(),
+                    refused.to_string(),
+                )],
+                not_started: plan
+                    .steps
+                    .iter()
+                    .map(|s| (s.action, s.kind, s.name.clone()))
+                    .collect(),
+                ..ApplyReport::default()
+            };
+            return (report, Some(refused));
+        }
         // Boxed: the futures of an apply are deep, and a test thread's stack is small.
         let steps = Box::pin(self.run_steps(plan, options, on_event));
         let steps = Deadline::after(options.timeout).scope(steps);

@@ -8,6 +8,7 @@
 mod apply;
 mod order;
 mod plan;
+mod quota;
 mod spec;
 mod validate;
 

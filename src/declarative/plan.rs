@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use kubecloud_core::{
     AddressPoolSpec, AddressRequest, BootDisk, Error, ExposureSpec, IpRange, IpReservationSpec,
-    Labels, ResourceKind, Result, SecurityGroupSpec, ServiceSpec, SubnetSpec, Tenant, VmResources,
-    VmSpec, VolumeSource, VolumeSpec, VpcSpec,
+    Labels, Quota, ResourceKind, Result, SecurityGroupSpec, ServiceSpec, SubnetSpec, Tenant, Usage,
+    VmResources, VmSpec, VolumeSource, VolumeSpec, VpcSpec,
 };
 
 use super::spec::TenantSpec;
@@ -116,12 +116,19 @@ pub struct Plan {
     /// `--allow-delete-all`); [`crate::TenantHandle::destroy`] sets it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deletes_everything: bool,
+    /// The quota applying sets first (the spec's, when it differs from the tenant's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+    /// The tenant's usage after applying, for each resource its quota limits (none when
+    /// nothing is limited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 impl Plan {
     /// Whether applying would change nothing.
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.steps.is_empty() && self.quota.is_none()
     }
 
     /// How many steps take `action`.
@@ -132,8 +139,9 @@ impl Plan {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.steps.is_empty() {
-            return writeln!(f, "tenant {}: no changes", self.tenant);
+        if self.is_empty() {
+            writeln!(f, "tenant {}: no changes", self.tenant)?;
+            return self.fmt_usage(f);
         }
         writeln!(
             f,
@@ -164,6 +172,22 @@ impl fmt::Display for Plan {
                     "        {}: {} -> {}",
                     change.field, change.from, change.to
                 )?;
+            }
+        }
+        if self.quota.is_some() {
+            writeln!(f, "  set quota")?;
+        }
+        self.fmt_usage(f)
+    }
+}
+
+impl Plan {
+    /// The usage lines of `Display`.
+    fn fmt_usage(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(usage) = &self.usage {
+            writeln!(f, "  quota usage after apply:")?;
+            for line in &usage.lines {
+                writeln!(f, "    {line}")?;
             }
         }
         Ok(())
@@ -317,10 +341,19 @@ impl TenantHandle {
         steps.sort_by(|a, b| order(a).cmp(&order(b)).then_with(|| a.name.cmp(&b.name)));
         let deletes_everything =
             spec.is_empty() && steps.iter().any(|s| s.action == Action::Delete);
+        let (quota, usage) = super::quota::after(self, spec, &steps, |step| {
+            current
+                .by_kind
+                .get(&step.kind)
+                .and_then(|m| m.get(&step.name))
+        })
+        .await?;
         Ok(Plan {
             tenant: self.name().clone(),
             steps,
             deletes_everything,
+            quota,
+            usage,
         })
     }
 

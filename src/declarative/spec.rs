@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::Desired;
 
 use kubecloud_core::{
-    AddressPoolSpec, Error, ExposureSpec, IpReservationSpec, Result, SecurityGroupSpec,
+    AddressPoolSpec, Error, ExposureSpec, IpReservationSpec, Quota, Result, SecurityGroupSpec,
     ServiceSpec, SubnetSpec, VmSpec, VolumeSpec, VpcSpec,
 };
 
@@ -57,6 +57,16 @@ pub struct TenantSpec {
     /// Load-balancer exposures.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exposures: Vec<ExposureSpec>,
+    /// The tenant's quota, set by apply when it differs from the tenant's (absent: the quota is
+    /// left as it is). A plan taking the tenant past it is refused before anything is sent.
+    ///
+    /// ```
+    /// let spec = kubecloud::TenantSpec::from_yaml("quota: { vms: 4, storage: 100Gi, tiers: { fast: { volumes: 2 } } }")?;
+    /// assert_eq!(spec.quota.unwrap().vms, Some(4));
+    /// # Ok::<(), kubecloud::Error>(())
+    /// ```
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
 }
 
 impl TenantSpec {

@@ -55,6 +55,9 @@ impl TenantSpec {
         each!(self.services, "services");
         each!(self.address_pools, "addressPools");
         each!(self.exposures, "exposures");
+        if let Some(quota) = &self.quota {
+            quota.validate().map_err(|e| e.within("quota"))?;
+        }
 
         let subnets: HashMap<&str, _> = self.subnets.iter().map(|s| (s.name.as_str(), s)).collect();
         for (i, subnet) in self.subnets.iter().enumerate() {

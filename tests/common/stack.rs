@@ -65,7 +65,8 @@ pub fn cloud_on(kube: &TestServer, linstor: &LinstorServer, pki: &TestPki) -> Cl
         .compute(kubecloud::kubevirt::KubeVirt::builder(client.clone()).build())
         .storage(storage)
         .network(kubecloud::kubeovn::KubeOvn::builder(client.clone()).build())
-        .load_balancer(kubecloud::metallb::MetalLb::builder(client).build())
+        .load_balancer(kubecloud::metallb::MetalLb::builder(client.clone()).build())
+        .quotas(kubecloud_kube::quota::KubeQuotas::new(client))
         .build()
         .expect("cloud")
 }

@@ -476,6 +476,7 @@ impl State {
             return Ok(vm.snapshot());
         }
         // Check everything, then take addresses (undone on failure), then commit.
+        self.check_quota(tenant, &self.vm_request(tenant, spec))?;
         let boot = self.check_vm_volumes(tenant, spec)?;
         let plans = self.check_interfaces(tenant, spec)?;
         let allocs = self.allocate_interfaces(tenant, spec, &plans)?;

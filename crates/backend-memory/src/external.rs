@@ -44,6 +44,7 @@ impl State {
         {
             return Err(Error::already_exists(kind, &spec.name));
         }
+        self.check_quota(tenant, &kubecloud_core::Consumption::public_addresses(1))?;
         let owner = holder(tenant, &spec.name);
         let ip = match spec.ip {
             Some(ip) => {

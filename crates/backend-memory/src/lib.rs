@@ -52,6 +52,7 @@ mod loadbalancer;
 mod network;
 mod placement;
 mod ports;
+mod quota;
 mod state;
 mod storage;
 mod vm;

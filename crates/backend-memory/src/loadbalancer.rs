@@ -409,6 +409,7 @@ impl State {
         {
             return Err(Error::already_exists(ResourceKind::Exposure, &spec.name));
         }
+        self.check_quota(tenant, &kubecloud_core::Consumption::public_addresses(1))?;
         let decision = self.decide(tenant, spec)?;
         tracing::debug!(%tenant, exposure = %spec.name, ?decision, "exposure decided");
         let epoch = self.queue.schedule(StepKind::Exposure, tenant, &spec.name);

@@ -153,6 +153,7 @@ impl State {
             return Err(Error::already_exists(ResourceKind::Subnet, &spec.name));
         }
         let vpc = find(ts, |t| &t.vpcs, ResourceKind::Vpc, &spec.vpc)?;
+        self.check_quota(tenant, &kubecloud_core::Consumption::subnets(1))?;
         for other in &vpc.subnets {
             if let Some(other) = ts.and_then(|t| t.subnets.get(other))
                 && cidrs_overlap(other.spec.cidr, spec.cidr)

@@ -54,6 +54,8 @@ pub(crate) struct State {
     /// Address pools every tenant may use, by name.
     pub(crate) shared_pools: BTreeMap<String, LbPool>,
     pub(crate) queue: Queue,
+    /// Each tenant's quota (none: unlimited); see `quota.rs`.
+    pub(crate) quotas: HashMap<Tenant, kubecloud_core::Quota>,
 }
 
 /// One tenant's resources, each kind by name.
@@ -108,6 +110,7 @@ impl State {
             external_network: AddressSpace::for_subnet(&external),
             shared_pools,
             queue: Queue::new(config.step_delay, notify),
+            quotas: HashMap::new(),
         }
     }
 

@@ -364,12 +364,21 @@ impl State {
     fn create_volume(&mut self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Volume> {
         spec.validate()?;
         let plan = self.plan_volume(tenant, spec)?;
+        let tier = self.storage_pools.get(plan.pool).map(|p| p.name.as_str());
+        self.check_quota(tenant, &kubecloud_core::Consumption::of_volume(spec, tier))?;
         tracing::debug!(%tenant, volume = %spec.name, nodes = ?plan.nodes, "volume created");
         Ok(self.commit_volume(tenant, plan, None))
     }
 
     fn resize_volume(&mut self, tenant: &Tenant, name: &str, size: ByteSize) -> Result<Volume> {
         validate_size("size", size)?;
+        if let Some(volume) = self.tenant(tenant).and_then(|t| t.volumes.get(name))
+            && size > volume.status.size
+        {
+            let tier = self.storage_pools.get(volume.pool).map(|p| p.name.as_str());
+            let growth = size.as_u64() - volume.status.size.as_u64();
+            self.check_quota(tenant, &kubecloud_core::Consumption::growth(tier, growth))?;
+        }
         let State {
             tenants,
             storage_pools,

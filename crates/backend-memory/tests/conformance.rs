@@ -305,3 +305,11 @@ mod the_suite_catches {
         let _ = isolation::storage(&target, &tenant("a"), &tenant("b"), &Params::default()).await;
     }
 }
+
+#[tokio::test]
+async fn quotas_conform() {
+    let cloud = MemoryCloud::new();
+    let report = conformance::run_quotas(&Target::all(&cloud), &cloud, "conf", &params()).await;
+    passed("quotas", &report);
+    assert_eq!(report.passed.len(), 3, "{report}");
+}

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::quota::QuotaResource;
+
 /// Shorthand for `Result<T, kubecloud_core::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -152,6 +154,34 @@ pub enum Error {
         name: String,
         /// What ran out.
         reason: String,
+    },
+    /// The request would take the tenant past its quota ([`crate::Quota`]); nothing was sent
+    /// or changed. Amounts are in the resource's unit ([`QuotaResource::amount`]: bytes for
+    /// memory and storage, a count otherwise).
+    ///
+    /// ```
+    /// use kubecloud_core::{Error, QuotaResource};
+    /// let err = Error::QuotaExceeded { tenant: "acme".into(), resource: QuotaResource::Vms,
+    ///     limit: 2, used: 2, requested: 1 };
+    /// assert!(err.is_quota_exceeded());
+    /// assert_eq!(err.to_string(),
+    ///     "tenant \"acme\" exceeded its vms quota: requested 1, used 2, limited to 2");
+    /// ```
+    #[error(
+        "tenant \"{tenant}\" exceeded its {resource} quota: requested {}, used {}, limited to {}",
+        resource.amount(*requested), resource.amount(*used), resource.amount(*limit)
+    )]
+    QuotaExceeded {
+        /// The tenant.
+        tenant: String,
+        /// The resource past its limit.
+        resource: QuotaResource,
+        /// The limit.
+        limit: u64,
+        /// What the tenant held.
+        used: u64,
+        /// What the request asked for.
+        requested: u64,
     },
     /// A resource reached a terminal failure state (import failed, VM failed, migration failed).
     #[error("{kind} \"{name}\" failed: {reason}")]
@@ -334,6 +364,19 @@ impl Error {
     /// Whether this is [`Error::NotFound`].
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
+    }
+
+    /// Whether this is [`Error::QuotaExceeded`].
+    pub fn is_quota_exceeded(&self) -> bool {
+        matches!(self, Self::QuotaExceeded { .. })
+    }
+
+    /// The resource an [`Error::QuotaExceeded`] names, if it is one.
+    pub fn quota_resource(&self) -> Option<&QuotaResource> {
+        match self {
+            Self::QuotaExceeded { resource, .. } => Some(resource),
+            _ => None,
+        }
     }
 
     /// Whether this is [`Error::AlreadyExists`].

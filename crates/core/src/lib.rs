@@ -40,6 +40,7 @@ pub mod ipam;
 mod loadbalancer;
 mod name;
 mod network;
+mod quota;
 pub mod secret;
 mod size;
 mod storage;
@@ -77,6 +78,9 @@ pub use network::{
     RuleAction, SPECIAL_BLOCKS, SecurityGroup, SecurityGroupSpec, Service, ServicePort,
     ServiceSpec, SnatRule, SnatRuleSpec, StaticRoute, Subnet, SubnetSpec, Vpc, VpcSpec, broadcast,
     cidrs_overlap, first_host, special_block, validate_ports,
+};
+pub use quota::{
+    Consumption, Quota, QuotaResource, Quotas, TierConsumption, TierQuota, Usage, UsageLine,
 };
 pub use secret::SecretString;
 pub use size::ByteSize;

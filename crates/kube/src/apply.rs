@@ -155,6 +155,7 @@ impl Writer {
                     .map_err(|e| from_kube(&self.backend, kind, name, e))
             })
             .await
+            .map_err(|e| crate::errors::in_namespace(e, namespace_of(api.resource_url())))
             .inspect_err(|e| {
                 if matches!(e, kubecloud_core::Error::NotFound { .. })
                     && let Some(namespace) = namespace_of(api.resource_url())

@@ -16,6 +16,23 @@ pub fn from_kube(backend: &str, kind: ResourceKind, name: &str, err: kube::Error
             let reason = status.reason.clone();
             match (code, reason.as_str()) {
                 (404, _) => Error::not_found(kind, name),
+                (403, "Forbidden") => match crate::quota::exceeded(&status.message) {
+                    // The tenant is the request's namespace; the writer fills it in
+                    // (`in_namespace`), the message does not carry it.
+                    Some((resource, requested, used, limit)) => Error::QuotaExceeded {
+                        tenant: String::new(),
+                        resource,
+                        limit,
+                        used,
+                        requested,
+                    },
+                    None => Error::backend(
+                        backend,
+                        format!("API server answered {code} for {kind} {name:?}"),
+                        false,
+                        err,
+                    ),
+                },
                 (409, "AlreadyExists") => Error::already_exists(kind, name),
                 (409, _) => Error::backend(
                     backend,
@@ -65,6 +82,30 @@ pub fn from_kube(backend: &str, kind: ResourceKind, name: &str, err: kube::Error
             false,
             err,
         ),
+    }
+}
+
+/// Names the tenant of an [`Error::QuotaExceeded`] mapped by [`from_kube`] after a write into
+/// `namespace` (a tenant's namespace is named after it); other errors pass through.
+pub fn in_namespace(err: Error, namespace: Option<&str>) -> Error {
+    match (err, namespace) {
+        (
+            Error::QuotaExceeded {
+                tenant,
+                resource,
+                limit,
+                used,
+                requested,
+            },
+            Some(ns),
+        ) if tenant.is_empty() => Error::QuotaExceeded {
+            tenant: ns.to_string(),
+            resource,
+            limit,
+            used,
+            requested,
+        },
+        (err, _) => err,
     }
 }
 

@@ -48,6 +48,7 @@ pub mod claims;
 pub mod connect;
 pub mod exposure;
 pub mod plugin;
+pub mod quota;
 
 pub use apply::{APPLIED_HASH, Writer, applied_hash, holds, is_subset};
 pub use decode::convert;

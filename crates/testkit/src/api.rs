@@ -765,10 +765,29 @@ impl Core {
             t.lists(),
         );
         managed.write_to(&mut object);
+        crate::quota::admit(
+            &mut txn,
+            &crate::quota::Request {
+                group: &t.rt.group,
+                plural: &t.rt.plural,
+                namespace: &key.namespace,
+                name: &name,
+                new: &object,
+                old: None,
+                status_only: false,
+                dry_run: opts.dry_run,
+            },
+        )?;
         let stored = if opts.dry_run {
             object
         } else {
-            txn.put(key, object)
+            let stored = txn.put(key.clone(), object);
+            if crate::quota::is_quota(&key.group, &key.resource) {
+                crate::quota::sync(&mut txn, &key.namespace);
+                txn.get(&key).cloned().unwrap_or(stored)
+            } else {
+                stored
+            }
         };
         Ok(Written {
             object: present(&t.rt, stored),
@@ -1050,7 +1069,26 @@ impl Core {
             return Err(ApiError::already_exists(&t.rt.group, &t.rt.plural, &name));
         }
         self.check_namespace(&txn, t, &name)?;
-        written.object = present(&t.rt, txn.put(key, written.object));
+        crate::quota::admit(
+            &mut txn,
+            &crate::quota::Request {
+                group: &t.rt.group,
+                plural: &t.rt.plural,
+                namespace: &key.namespace,
+                name: &name,
+                new: &written.object,
+                old: None,
+                status_only: false,
+                dry_run: false,
+            },
+        )?;
+        let stored = txn.put(key.clone(), written.object);
+        written.object = if crate::quota::is_quota(&key.group, &key.resource) {
+            crate::quota::sync(&mut txn, &key.namespace);
+            present(&t.rt, txn.get(&key).cloned().unwrap_or(stored))
+        } else {
+            present(&t.rt, stored)
+        };
         Ok(written)
     }
 
@@ -1166,6 +1204,21 @@ impl Core {
                 created: false,
             });
         }
+        if !is_deleting(&new) {
+            crate::quota::admit(
+                txn,
+                &crate::quota::Request {
+                    group: &t.rt.group,
+                    plural: &t.rt.plural,
+                    namespace: &key.namespace,
+                    name,
+                    new: &new,
+                    old: Some(old),
+                    status_only: t.sub.is_some(),
+                    dry_run: opts.dry_run,
+                },
+            )?;
+        }
         if opts.dry_run {
             return Ok(Written {
                 object: present(&t.rt, new),
@@ -1183,9 +1236,18 @@ impl Core {
             // gets the object as it asked for it, at the deletion's revision.
             let gone = txn.remove(&key).unwrap_or_default();
             new["metadata"]["resourceVersion"] = gone["metadata"]["resourceVersion"].clone();
+            if crate::quota::touches(&key, txn) {
+                crate::quota::sync(txn, &key.namespace);
+            }
             new
         } else {
-            txn.put(key, new)
+            let stored = txn.put(key.clone(), new);
+            if crate::quota::is_quota(&key.group, &key.resource) {
+                crate::quota::sync(txn, &key.namespace);
+                txn.get(&key).cloned().unwrap_or(stored)
+            } else {
+                stored
+            }
         };
         Ok(Written {
             object: present(&t.rt, stored),
@@ -1261,6 +1323,9 @@ impl Core {
                 return Ok(present(&t.rt, old));
             }
             let gone = txn.remove(&key).unwrap_or_default();
+            if crate::quota::touches(&key, txn) {
+                crate::quota::sync(txn, &key.namespace);
+            }
             return Ok(present(&t.rt, gone));
         }
         if fins != finalizers(&old) {

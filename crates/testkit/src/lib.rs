@@ -280,6 +280,7 @@ mod openapi_v3;
 mod partial;
 mod patch;
 mod protobuf;
+mod quota;
 pub mod remote;
 mod routing;
 pub mod schema;

@@ -222,6 +222,21 @@ impl ApiError {
         }
     }
 
+    /// 403 Forbidden from an admission plugin (`admission.NewForbidden`):
+    /// `<resource> "<name>" is forbidden: <message>`.
+    pub(crate) fn forbidden(group: &str, plural: &str, name: &str, message: String) -> Self {
+        let resource = qualified_resource(group, plural);
+        let text = if name.is_empty() {
+            format!("{resource} is forbidden: {message}")
+        } else {
+            format!("{resource} \"{name}\" is forbidden: {message}")
+        };
+        ApiError {
+            details: json!({"name": name, "group": group, "kind": plural}),
+            ..ApiError::new(403, "Forbidden", text)
+        }
+    }
+
     /// 405 MethodNotAllowed.
     pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {
         ApiError::new(405, "MethodNotAllowed", message)

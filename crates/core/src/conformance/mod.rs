@@ -44,6 +44,7 @@ pub mod isolation;
 pub mod loadbalancer;
 pub mod network;
 pub mod ports;
+pub mod quota;
 pub mod storage;
 
 pub use ports::PortProbe;
@@ -305,6 +306,30 @@ pub async fn run_storage(target: &Target<'_>, tenant_prefix: &str, params: &Para
         storage::failing_import_fails_fast,
         storage::delete_in_use_needs_force,
     )
+}
+
+/// Runs the quota checks against `quotas`, the target's quota store (tenants `<prefix>-700`
+/// on). Not part of [`run_all`]: a target keeps quotas only if it has a store.
+pub async fn run_quotas(
+    target: &Target<'_>,
+    quotas: &dyn crate::Quotas,
+    tenant_prefix: &str,
+    params: &Params,
+) -> Report {
+    params.assert_valid();
+    let mut report = Report::default();
+    macro_rules! check {
+        ($index:expr, $check:ident) => {
+            let tenant = tenant_for(tenant_prefix, $index, "");
+            let name = concat!("quota::", stringify!($check));
+            tracing::info!(check = name, tenant = %tenant, "conformance check");
+            report.record(name, quota::$check(target, quotas, &tenant, params).await);
+        };
+    }
+    check!(700, set_and_get_round_trip);
+    check!(701, vms_past_the_quota_refused_and_nothing_created);
+    check!(702, volumes_past_the_quota_refused_and_nothing_created);
+    report
 }
 
 /// Runs the network checks (tenants `<prefix>-200` on).

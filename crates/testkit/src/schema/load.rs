@@ -125,6 +125,16 @@ pub(crate) const CORE_KINDS: &[BuiltIn] = &[
         name_rule: NameRule::Subdomain,
     },
     BuiltIn {
+        definition: "io.k8s.api.core.v1.ResourceQuota",
+        group: "",
+        kind: "ResourceQuota",
+        plural: "resourcequotas",
+        namespaced: true,
+        short_names: &["quota"],
+        status: true,
+        name_rule: NameRule::Subdomain,
+    },
+    BuiltIn {
         definition: "io.k8s.api.core.v1.Event",
         group: "",
         kind: "Event",
