@@ -33,6 +33,7 @@
 
 mod addr;
 mod attach;
+pub mod catalog;
 mod compute;
 mod error;
 mod import;
@@ -52,6 +53,9 @@ pub use addr::{IpRange, MacAddress, ip_to_u128, u128_to_ip};
 pub use attach::{
     Guarantees, InterfaceAttachment, NetworkSelection, VmAttachments, VolumeAttachment,
     ensure_volume_unused,
+};
+pub use catalog::{
+    CatalogImage, CatalogImageSpec, DEFAULT_CATALOG_NAMESPACE, ImageSource,
 };
 pub use compute::{
     Attachment, BootDisk, CloudInit, Compute, ComputeCapabilities, Condition, InterfaceStatus,
