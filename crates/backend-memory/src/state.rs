@@ -54,6 +54,10 @@ pub(crate) struct State {
     /// Address pools every tenant may use, by name.
     pub(crate) shared_pools: BTreeMap<String, LbPool>,
     pub(crate) queue: Queue,
+    /// The image catalog, by name (cluster-wide).
+    pub(crate) catalog: BTreeMap<String, crate::catalog::CatalogRecord>,
+    /// Catalog imports run so far.
+    pub(crate) catalog_imports: u64,
 }
 
 /// One tenant's resources, each kind by name.
@@ -108,6 +112,8 @@ impl State {
             external_network: AddressSpace::for_subnet(&external),
             shared_pools,
             queue: Queue::new(config.step_delay, notify),
+            catalog: BTreeMap::new(),
+            catalog_imports: 0,
         }
     }
 
