@@ -26,7 +26,9 @@
 //! multi-network policies belong here too, one module each.
 
 mod api;
+pub mod authz;
 pub mod cdi;
+pub mod cdi_catalog;
 pub mod cilium_lbipam;
 pub mod crd;
 mod gc;
