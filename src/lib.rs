@@ -51,6 +51,7 @@
 mod absent;
 #[cfg(feature = "kubernetes")]
 mod backends;
+mod image_catalog;
 mod cloud;
 /// Connecting to a real cluster (feature `kubernetes`).
 #[cfg(feature = "kubernetes")]
@@ -70,6 +71,7 @@ mod vms;
 mod volumes;
 
 pub use absent::Absent;
+pub use image_catalog::ImageCatalog;
 pub use cloud::{Capabilities, Cloud, CloudBuilder};
 #[cfg(feature = "kubernetes")]
 pub use connect::{ConnectOptions, Part};

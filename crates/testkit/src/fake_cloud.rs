@@ -275,7 +275,11 @@ impl FakeCloudBuilder {
                     .await?,
             ),
         };
-        let mut virt = KubeVirtController::new().with_nodes(&FakeCloud::NODES);
+        let rbac = crate::Rbac::default();
+        let cdi = CdiController::new();
+        let mut virt = KubeVirtController::new()
+            .with_nodes(&FakeCloud::NODES)
+            .with_rbac(rbac.clone());
         if self.multus {
             virt = virt.with_multus();
         }
@@ -302,7 +306,7 @@ impl FakeCloudBuilder {
         }
         let mut multi_policies = None;
         kube = kube
-            .controller(CdiController::new())
+            .controller(cdi.clone())
             .controller(virt)
             .controller(KubeVirtSnapshotController);
         kube = if self.multus {
@@ -335,6 +339,8 @@ impl FakeCloudBuilder {
             ovn: northbound,
             csi,
             multi_policies,
+            cdi,
+            rbac,
         })
     }
 }
@@ -349,6 +355,8 @@ pub struct FakeCloud {
     ovn: crate::kubeovn_security::Northbound,
     csi: Option<CsiDriver>,
     multi_policies: Option<crate::MultiPolicies>,
+    cdi: CdiController,
+    rbac: crate::Rbac,
 }
 
 /// The LINSTOR double's setup: satellites `nodes`, pools `lvm-thin` (LVM_THIN) and `zfs` (ZFS)
@@ -392,6 +400,18 @@ impl FakeCloud {
     /// Starts with the default options (127.0.0.1, any port, no latency, seed 0).
     pub async fn start() -> Result<FakeCloud, FakeCloudError> {
         Self::builder().start().await
+    }
+
+    /// The simulated CDI (its import count, [`CdiController::imports`]).
+    pub fn cdi(&self) -> &CdiController {
+        &self.cdi
+    }
+
+    /// The cluster RBAC the simulated controllers authorize against (none at start; the API
+    /// double serves no RBAC kinds): install the `Role`s and bindings an operator would apply,
+    /// such as kubecloud's catalog RBAC.
+    pub fn rbac(&self) -> &crate::Rbac {
+        &self.rbac
     }
 
     /// The Kubernetes API double.
