@@ -43,6 +43,7 @@ async fn stack() -> Stack {
         .start()
         .await
         .expect("fake cloud");
+    common::stack::install_catalog_rbac(fake.rbac());
     let policies = fake.multi_policies().expect("multus doubles");
     let pki = fake.linstor_pki().clone();
     let (kube, linstor) = fake.into_parts();

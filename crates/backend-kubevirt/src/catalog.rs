@@ -109,6 +109,31 @@ pub fn http_objects(
     Ok((dv, ds))
 }
 
+/// The `Role` and `RoleBinding` (named `name`) tenants need in the catalog namespace
+/// `namespace`: `get`/`list`/`watch` of `datasources` and `create` of `datavolumes/source`, for
+/// every service account (`system:serviceaccounts`). `kubecloud::rbac::catalog_manifests`
+/// gives them to operators.
+pub fn rbac_manifests(namespace: &str, name: &str) -> [serde_json::Value; 2] {
+    let labels = json!({MANAGED_BY: MANAGER});
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "rules": [
+            {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datasources"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes/source"], "verbs": ["create"]},
+        ],
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:serviceaccounts"}],
+    });
+    [role, binding]
+}
+
 impl KubeVirt {
     fn catalog_ns(&self) -> &str {
         &self.options.catalog_namespace

@@ -245,6 +245,12 @@ impl CdiController {
             None => {
                 let mut claim = Self::claim(dv);
                 if let Some(source) = &source {
+                    // No size asked for: CDI takes the source's (`renderPvcSpec`).
+                    if claim["spec"]["resources"]["requests"]["storage"].is_null() {
+                        claim["spec"]["resources"] = json!({"requests": {
+                            "storage": source["spec"]["resources"]["requests"]["storage"].clone()
+                        }});
+                    }
                     // CDI's planner: the storage's own clone within one class, else a copy.
                     let same_class = source["spec"]["storageClassName"]
                         == claim["spec"]["storageClassName"]

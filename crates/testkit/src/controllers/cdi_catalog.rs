@@ -40,7 +40,7 @@
 //!   `cdi.kubevirt.io/cloneType`: `csi-clone` when source and target share a StorageClass (CDI's
 //!   planner picks the storage's own clone then, `pkg/controller/clone/planner.go`), else `copy`
 //!   (host-assisted). A target smaller than the source fails validation (`Failed`, condition
-//!   reason `CloneValidationFailed`). Whether the creator of the DataVolume may clone across
+//!   reason `CloneValidationFailed`); a target without a size gets the source's. Whether the creator of the DataVolume may clone across
 //!   namespaces is checked before it is created: by CDI's webhook for users, and by KubeVirt for
 //!   a VM's `dataVolumeTemplates` ([`super::kubevirt`], with [`authorize_clone`]).
 
