@@ -60,7 +60,8 @@ pub(crate) async fn delete_image_gone(compute: &dyn Compute, name: &str, params:
 
 /// The catalog (capability `catalog`): a bad image spec is refused naming the field and nothing
 /// is created; an image from [`Params::import_url`] becomes ready, is listed and described (its
-/// source, size, last import); one from [`Params::failing_import_url`] fails fast and stays not
+/// source, size, last import), and so does a registry image with a schedule (`docker://` on that
+/// URL's host); one from [`Params::failing_import_url`] fails fast and stays not
 /// ready. VMs naming an unknown image, a failed one, or a clone smaller than the image are
 /// refused naming `bootDisk.image` / `bootDisk.size` before anything is created; two VMs booting
 /// from the ready image run, each on its own boot volume `<vm>-boot` (which goes with the VM).
@@ -116,6 +117,22 @@ pub async fn catalog_images_boot_vms(
         image,
         "get gives what the wait saw"
     );
+
+    // A registry image checked on a schedule (from the import URL's host, which imports).
+    let registry = CatalogImageSpec::new(
+        format!("{tenant}-reg"),
+        ImageSource::Registry {
+            url: format!(
+                "docker://{}/kubecloud/conformance:1",
+                crate::import::url_host(&params.import_url)
+            ),
+        },
+        size,
+    )
+    .with_schedule("0 3 * * *");
+    let image = ready_image(compute, &registry, params).await;
+    assert_eq!(image.spec, registry, "a ready registry image describes its spec");
+    delete_image_gone(compute, &registry.name, params).await;
 
     // A failing image fails fast and stays not ready.
     compute
