@@ -51,7 +51,6 @@
 mod absent;
 #[cfg(feature = "kubernetes")]
 mod backends;
-mod image_catalog;
 mod cloud;
 /// Connecting to a real cluster (feature `kubernetes`).
 #[cfg(feature = "kubernetes")]
@@ -59,6 +58,7 @@ pub mod connect;
 mod declarative;
 #[cfg(feature = "kubernetes")]
 pub mod gitops;
+mod image_catalog;
 mod import;
 mod load_balancer;
 mod network;
@@ -71,13 +71,13 @@ mod vms;
 mod volumes;
 
 pub use absent::Absent;
-pub use image_catalog::ImageCatalog;
 pub use cloud::{Capabilities, Cloud, CloudBuilder};
 #[cfg(feature = "kubernetes")]
 pub use connect::{ConnectOptions, Part};
 pub use declarative::{
     Action, ApplyEvent, ApplyOptions, ApplyReport, FieldChange, Plan, Progress, Step, TenantSpec,
 };
+pub use image_catalog::ImageCatalog;
 pub use kubecloud_core::*;
 pub use load_balancer::TenantLoadBalancer;
 pub use network::TenantNetwork;

@@ -255,7 +255,8 @@ mod tests {
         let granted: Vec<(String, String)> = rules
             .iter()
             .flat_map(|r| {
-                let resources: Vec<String> = serde_json::from_value(r["resources"].clone()).unwrap();
+                let resources: Vec<String> =
+                    serde_json::from_value(r["resources"].clone()).unwrap();
                 let verbs: Vec<String> = serde_json::from_value(r["verbs"].clone()).unwrap();
                 resources
                     .into_iter()

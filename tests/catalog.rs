@@ -68,7 +68,13 @@ async fn vms_booted_from_one_catalog_image_cause_one_import() {
     s.cloud.catalog().delete(IMAGE).await.unwrap();
     let err = s.cloud.catalog().get(IMAGE).await.unwrap_err();
     assert!(
-        matches!(err, kubecloud::Error::NotFound { kind: ResourceKind::CatalogImage, .. }),
+        matches!(
+            err,
+            kubecloud::Error::NotFound {
+                kind: ResourceKind::CatalogImage,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(acme.vms().get("vm-1").await.is_ok());
@@ -86,10 +92,7 @@ async fn bad_catalog_references_are_refused_naming_the_field_before_anything_is_
         ByteSize::gib(1),
     );
     catalog.apply(&broken).await.unwrap();
-    let err = catalog
-        .wait_ready("broken", TIMEOUT)
-        .await
-        .unwrap_err();
+    let err = catalog.wait_ready("broken", TIMEOUT).await.unwrap_err();
     assert!(matches!(err, kubecloud::Error::Failed { .. }), "{err:?}");
     let acme = s.cloud.tenant("acme").unwrap();
     for (image, field) in [("nope", "bootDisk.image"), ("broken", "bootDisk.image")] {

@@ -51,10 +51,13 @@ fn labels(name: &str) -> serde_json::Value {
 }
 
 fn spec_json(spec: &CatalogImageSpec) -> Result<String> {
-    serde_json::to_string(spec).map_err(|e| Error::backend(BACKEND, "serializing the spec", false, e))
+    serde_json::to_string(spec)
+        .map_err(|e| Error::backend(BACKEND, "serializing the spec", false, e))
 }
 
-fn stored(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<CatalogImageSpec> {
+fn stored(
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+) -> Option<CatalogImageSpec> {
     annotations
         .and_then(|a| a.get(SPEC_ANNOTATION))
         .and_then(|s| serde_json::from_str(s).ok())
@@ -65,7 +68,11 @@ fn ours(labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
 }
 
 /// The `DataImportCron` of a registry image.
-pub fn cron_object(ns: &str, spec: &CatalogImageSpec, storage_class: Option<&str>) -> Result<serde_json::Value> {
+pub fn cron_object(
+    ns: &str,
+    spec: &CatalogImageSpec,
+    storage_class: Option<&str>,
+) -> Result<serde_json::Value> {
     let mut storage = json!({"resources": {"requests": {"storage": spec.size.to_string()}}});
     if let Some(class) = storage_class {
         storage["storageClassName"] = json!(class);
@@ -161,7 +168,10 @@ impl KubeVirt {
             KIND,
             name,
         )?;
-        let current = self.writer.get_opt(&api, self.catalog_ns(), KIND, name).await?;
+        let current = self
+            .writer
+            .get_opt(&api, self.catalog_ns(), KIND, name)
+            .await?;
         self.writer
             .apply_if_changed(&api, current.as_ref(), &ns, KIND, name)
             .await?;
@@ -173,7 +183,12 @@ impl KubeVirt {
         let dvs = self.catalog_dvs();
         let listed = self
             .writer
-            .list(&dvs, &ListParams::default().labels(&format!("{IMAGE_LABEL}={name}")), KIND, name)
+            .list(
+                &dvs,
+                &ListParams::default().labels(&format!("{IMAGE_LABEL}={name}")),
+                KIND,
+                name,
+            )
             .await?;
         for dv in listed {
             let dv_name = dv.metadata.name.clone().unwrap_or_default();
@@ -189,42 +204,67 @@ impl KubeVirt {
         self.ensure_catalog_namespace(&spec.name).await?;
         let ns = self.catalog_ns().to_string();
         let class = self.options.storage_class.as_deref();
-        let cron = self.writer.get_opt(&self.crons(), &spec.name, KIND, &spec.name).await?;
-        let source = self.writer.get_opt(&self.sources(), &spec.name, KIND, &spec.name).await?;
-        if cron.as_ref().is_some_and(|c| !ours(c.metadata.labels.as_ref()))
+        let cron = self
+            .writer
+            .get_opt(&self.crons(), &spec.name, KIND, &spec.name)
+            .await?;
+        let source = self
+            .writer
+            .get_opt(&self.sources(), &spec.name, KIND, &spec.name)
+            .await?;
+        if cron
+            .as_ref()
+            .is_some_and(|c| !ours(c.metadata.labels.as_ref()))
             || source.as_ref().is_some_and(|s| {
                 !ours(s.metadata.labels.as_ref())
-                    && s.metadata.labels.as_ref().and_then(|l| l.get("cdi.kubevirt.io/dataImportCron"))
+                    && s.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("cdi.kubevirt.io/dataImportCron"))
                         != Some(&spec.name)
             })
         {
             return Err(Error::conflict(
                 KIND,
                 &spec.name,
-                format!("a DataSource or DataImportCron {:?} exists in {ns:?} and was not made by kubecloud", spec.name),
+                format!(
+                    "a DataSource or DataImportCron {:?} exists in {ns:?} and was not made by kubecloud",
+                    spec.name
+                ),
             ));
         }
         match &spec.source {
             ImageSource::Registry { .. } => {
                 // From http to registry: the DataSource becomes the cron's.
-                if source.as_ref().is_some_and(|s| ours(s.metadata.labels.as_ref())) {
-                    self.writer.delete(&self.sources(), &spec.name, KIND, &spec.name).await?;
+                if source
+                    .as_ref()
+                    .is_some_and(|s| ours(s.metadata.labels.as_ref()))
+                {
+                    self.writer
+                        .delete(&self.sources(), &spec.name, KIND, &spec.name)
+                        .await?;
                     self.delete_http_imports(&spec.name, None).await?;
                 }
-                let desired: DataImportCron = convert(&cron_object(&ns, spec, class)?, BACKEND, KIND, &spec.name)?;
+                let desired: DataImportCron =
+                    convert(&cron_object(&ns, spec, class)?, BACKEND, KIND, &spec.name)?;
                 self.writer
                     .apply_if_changed(&self.crons(), cron.as_ref(), &desired, KIND, &spec.name)
                     .await?;
             }
             ImageSource::Http { url } => {
                 if cron.is_some() {
-                    self.writer.delete(&self.crons(), &spec.name, KIND, &spec.name).await?;
+                    self.writer
+                        .delete(&self.crons(), &spec.name, KIND, &spec.name)
+                        .await?;
                 }
                 let (dv, ds) = http_objects(&ns, spec, class)?;
                 let dv: DataVolume = convert(&dv, BACKEND, KIND, &spec.name)?;
                 let ds: DataSource = convert(&ds, BACKEND, KIND, &spec.name)?;
                 let dv_name = http_import_name(&spec.name, url);
-                let current = self.writer.get_opt(&self.catalog_dvs(), &dv_name, KIND, &spec.name).await?;
+                let current = self
+                    .writer
+                    .get_opt(&self.catalog_dvs(), &dv_name, KIND, &spec.name)
+                    .await?;
                 self.writer
                     .apply_if_changed(&self.catalog_dvs(), current.as_ref(), &dv, KIND, &spec.name)
                     .await?;
@@ -245,11 +285,18 @@ impl KubeVirt {
             .writer
             .get_opt(&self.crons(), name, KIND, name)
             .await?
-            .filter(|c| ours(c.metadata.labels.as_ref()) && c.metadata.deletion_timestamp.is_none());
-        let source = self.writer.get_opt(&self.sources(), name, KIND, name).await?;
+            .filter(|c| {
+                ours(c.metadata.labels.as_ref()) && c.metadata.deletion_timestamp.is_none()
+            });
+        let source = self
+            .writer
+            .get_opt(&self.sources(), name, KIND, name)
+            .await?;
         let spec = match (&cron, &source) {
             (Some(c), _) => stored(c.metadata.annotations.as_ref()),
-            (None, Some(s)) if ours(s.metadata.labels.as_ref()) => stored(s.metadata.annotations.as_ref()),
+            (None, Some(s)) if ours(s.metadata.labels.as_ref()) => {
+                stored(s.metadata.annotations.as_ref())
+            }
             _ => None,
         };
         let Some(spec) = spec else {
@@ -273,10 +320,17 @@ impl KubeVirt {
             _ => None,
         };
         let import = match &import_name {
-            Some(dv) => self.writer.get_opt(&self.catalog_dvs(), dv, KIND, name).await?,
+            Some(dv) => {
+                self.writer
+                    .get_opt(&self.catalog_dvs(), dv, KIND, name)
+                    .await?
+            }
             None => None,
         };
-        let phase = import.as_ref().and_then(|d| d.status.as_ref()).and_then(|s| s.phase.clone());
+        let phase = import
+            .as_ref()
+            .and_then(|d| d.status.as_ref())
+            .and_then(|s| s.phase.clone());
         let failed = phase.as_deref() == Some("Failed");
         let dv_condition = |type_: &str| {
             import
@@ -286,14 +340,19 @@ impl KubeVirt {
                 .and_then(|c| c.iter().find(|c| c.r#type == type_).cloned())
         };
         let last_import = match &cron {
-            Some(c) => c.status.as_ref().and_then(|s| s.last_import_timestamp.clone()),
+            Some(c) => c
+                .status
+                .as_ref()
+                .and_then(|s| s.last_import_timestamp.clone()),
             None if phase.as_deref() == Some("Succeeded") => {
                 dv_condition("Ready").and_then(|c| c.last_transition_time)
             }
             None => None,
         };
         let message = if failed {
-            dv_condition("Running").and_then(|c| c.message).filter(|m| !m.is_empty())
+            dv_condition("Running")
+                .and_then(|c| c.message)
+                .filter(|m| !m.is_empty())
         } else if ready {
             None
         } else {
@@ -311,12 +370,21 @@ impl KubeVirt {
     }
 
     pub(crate) async fn images(&self) -> Result<Vec<CatalogImage>> {
-        let selector = ListParams::default().labels(&format!("{MANAGED_BY}={MANAGER},{IMAGE_LABEL}"));
+        let selector =
+            ListParams::default().labels(&format!("{MANAGED_BY}={MANAGER},{IMAGE_LABEL}"));
         let mut names = std::collections::BTreeSet::new();
-        for c in self.writer.list(&self.crons(), &selector, KIND, "catalog").await? {
+        for c in self
+            .writer
+            .list(&self.crons(), &selector, KIND, "catalog")
+            .await?
+        {
             names.extend(c.metadata.name);
         }
-        for s in self.writer.list(&self.sources(), &selector, KIND, "catalog").await? {
+        for s in self
+            .writer
+            .list(&self.sources(), &selector, KIND, "catalog")
+            .await?
+        {
             names.extend(s.metadata.name);
         }
         let mut out = Vec::with_capacity(names.len());
@@ -330,7 +398,10 @@ impl KubeVirt {
         Ok(out)
     }
 
-    pub(crate) async fn image_states(&self, name: &str) -> Result<BoxStream<'static, Result<CatalogImage>>> {
+    pub(crate) async fn image_states(
+        &self,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<CatalogImage>>> {
         let first = self.image(name).await?;
         let sources = self.writer.states(&self.sources(), name).map(|_| ());
         let crons = self.writer.states(&self.crons(), name).map(|_| ());
@@ -364,9 +435,14 @@ impl KubeVirt {
         self.image(name).await?;
         // The cron's retentionPolicy None makes CDI delete its DataSource, imports and claims.
         self.writer.delete(&self.crons(), name, KIND, name).await?;
-        let source = self.writer.get_opt(&self.sources(), name, KIND, name).await?;
+        let source = self
+            .writer
+            .get_opt(&self.sources(), name, KIND, name)
+            .await?;
         if source.is_some_and(|s| ours(s.metadata.labels.as_ref())) {
-            self.writer.delete(&self.sources(), name, KIND, name).await?;
+            self.writer
+                .delete(&self.sources(), name, KIND, name)
+                .await?;
         }
         self.delete_http_imports(name, None).await?;
         tracing::debug!(image = %name, "catalog image deleted");
@@ -384,6 +460,12 @@ impl KubeVirt {
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e),
         };
-        kubecloud_core::catalog::check_boot_image("bootDisk.image", "bootDisk.size", image, *size, found.as_ref())
+        kubecloud_core::catalog::check_boot_image(
+            "bootDisk.image",
+            "bootDisk.size",
+            image,
+            *size,
+            found.as_ref(),
+        )
     }
 }

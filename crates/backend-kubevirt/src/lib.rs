@@ -94,8 +94,8 @@
 //! - `http`: the request type for the subresource calls `kube` has no typed verb for.
 
 mod apis;
-pub mod catalog;
 mod capabilities;
+pub mod catalog;
 mod deletion;
 mod driver;
 mod manifests;

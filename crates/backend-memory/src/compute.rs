@@ -6,10 +6,11 @@ use std::net::IpAddr;
 
 use futures::stream::BoxStream;
 use kubecloud_core::{
-    AccessMode, Attachment, BootDisk, CatalogImage, CatalogImageSpec, Compute, ComputeCapabilities, Error, InterfaceStatus, Labels,
-    MacAddress, Migration, MigrationBlocker, MigrationTarget, NetworkInterface, PodBinding,
-    PowerAction, ResourceKind, Result, Tenant, Vm, VmAttachments, VmPhase, VmResources, VmSnapshot,
-    VmSpec, VmStatus, VolumeSource, VolumeSpec, async_trait, labels_match,
+    AccessMode, Attachment, BootDisk, CatalogImage, CatalogImageSpec, Compute, ComputeCapabilities,
+    Error, InterfaceStatus, Labels, MacAddress, Migration, MigrationBlocker, MigrationTarget,
+    NetworkInterface, PodBinding, PowerAction, ResourceKind, Result, Tenant, Vm, VmAttachments,
+    VmPhase, VmResources, VmSnapshot, VmSpec, VmStatus, VolumeSource, VolumeSpec, async_trait,
+    labels_match,
 };
 
 use crate::driver::StepKind;

@@ -230,7 +230,12 @@ pub fn image_ready() -> impl crate::wait::Condition<CatalogImage> {
         if image.ready {
             crate::wait::Check::Met
         } else if image.failed {
-            crate::wait::Check::Failed(image.message.clone().unwrap_or_else(|| "import failed".into()))
+            crate::wait::Check::Failed(
+                image
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "import failed".into()),
+            )
         } else {
             crate::wait::Check::Pending
         }
@@ -312,12 +317,18 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         let cases = [
-            (CatalogImageSpec::new("Os", http(), ByteSize::gib(1)), "name"),
+            (
+                CatalogImageSpec::new("Os", http(), ByteSize::gib(1)),
+                "name",
+            ),
             (
                 CatalogImageSpec::new("a".repeat(51), http(), ByteSize::gib(1)),
                 "name",
             ),
-            (CatalogImageSpec::new("4os", http(), ByteSize::gib(1)), "name"),
+            (
+                CatalogImageSpec::new("4os", http(), ByteSize::gib(1)),
+                "name",
+            ),
             (
                 CatalogImageSpec::new(
                     "os",
@@ -366,7 +377,13 @@ mod tests {
         for ok in ["0 3 * * *", "*/15 * * * 1-5", "0 0,12 1 */2 *"] {
             assert!(validate_schedule("s", ok).is_ok(), "{ok}");
         }
-        for bad in ["@daily", "* * * *", "0 24 * * *", "*/0 * * * *", "a * * * *"] {
+        for bad in [
+            "@daily",
+            "* * * *",
+            "0 24 * * *",
+            "*/0 * * * *",
+            "a * * * *",
+        ] {
             assert!(validate_schedule("s", bad).is_err(), "{bad}");
         }
     }

@@ -54,9 +54,7 @@ pub use attach::{
     Guarantees, InterfaceAttachment, NetworkSelection, VmAttachments, VolumeAttachment,
     ensure_volume_unused,
 };
-pub use catalog::{
-    CatalogImage, CatalogImageSpec, DEFAULT_CATALOG_NAMESPACE, ImageSource,
-};
+pub use catalog::{CatalogImage, CatalogImageSpec, DEFAULT_CATALOG_NAMESPACE, ImageSource};
 pub use compute::{
     Attachment, BootDisk, CloudInit, Compute, ComputeCapabilities, Condition, InterfaceStatus,
     MAX_CLOUD_INIT_SIZE, Migration, MigrationBlocker, MigrationTarget, NetworkInterface, Placement,

@@ -87,9 +87,11 @@ fn clone(name: &str, size: &str) -> Value {
 
 async fn ready_source(server: &TestServer) -> DynamicObject {
     server.cluster().create(cron("fedora", URL)).unwrap();
-    until(api(server, "images", "DataSource", "datasources"), "fedora", |d| {
-        condition(d, "Ready")["status"] == "True"
-    })
+    until(
+        api(server, "images", "DataSource", "datasources"),
+        "fedora",
+        |d| condition(d, "Ready")["status"] == "True",
+    )
     .await
 }
 
@@ -112,7 +114,10 @@ async fn a_cron_imports_once_and_clones_of_its_data_source_never_import() {
     assert!(cron.data["status"]["lastImportTimestamp"].is_string());
     assert_eq!(ds.data["spec"]["source"]["pvc"]["name"], imported.as_str());
     assert_eq!(
-        ds.metadata.labels.as_ref().and_then(|l| l.get("cdi.kubevirt.io/dataImportCron")),
+        ds.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("cdi.kubevirt.io/dataImportCron")),
         Some(&"fedora".to_string())
     );
     assert_eq!(cdi.imports(), 1);
@@ -143,7 +148,10 @@ async fn a_cron_imports_once_and_clones_of_its_data_source_never_import() {
 
     server.cluster().create(clone("small", "512Mi")).unwrap();
     let small = until(dvs, "small", |d| d.data["status"]["phase"] == "Failed").await;
-    assert_eq!(condition(&small, "Running")["reason"], "CloneValidationFailed");
+    assert_eq!(
+        condition(&small, "Running")["reason"],
+        "CloneValidationFailed"
+    );
 
     // A new version published: the scheduled cron imports it once.
     cdi.publish_image(URL);
@@ -169,7 +177,12 @@ async fn a_cron_imports_once_and_clones_of_its_data_source_never_import() {
     // Deleting the cron (retentionPolicy None) deletes its DataSource.
     server
         .cluster()
-        .delete("cdi.kubevirt.io/v1beta1", "DataImportCron", Some("images"), "fedora")
+        .delete(
+            "cdi.kubevirt.io/v1beta1",
+            "DataImportCron",
+            Some("images"),
+            "fedora",
+        )
         .unwrap();
     let sources = api(&server, "images", "DataSource", "datasources");
     tokio::time::timeout(
@@ -187,12 +200,16 @@ async fn a_data_source_without_a_source_is_not_ready_and_its_clones_wait() {
     let server = server(&cdi).await;
     server
         .cluster()
-        .create(json!({"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataSource",
-            "metadata": {"name": "fedora", "namespace": "images"}, "spec": {"source": {}}}))
+        .create(
+            json!({"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataSource",
+            "metadata": {"name": "fedora", "namespace": "images"}, "spec": {"source": {}}}),
+        )
         .unwrap();
-    let ds = until(api(&server, "images", "DataSource", "datasources"), "fedora", |d| {
-        !condition(d, "Ready").is_null()
-    })
+    let ds = until(
+        api(&server, "images", "DataSource", "datasources"),
+        "fedora",
+        |d| !condition(d, "Ready").is_null(),
+    )
     .await;
     assert_eq!(condition(&ds, "Ready")["status"], "False");
     assert_eq!(condition(&ds, "Ready")["reason"], "NoSource");
@@ -210,7 +227,12 @@ async fn a_data_source_without_a_source_is_not_ready_and_its_clones_wait() {
     assert_eq!(condition(&broken, "UpToDate")["status"], "False");
     let waiting = server
         .cluster()
-        .get("cdi.kubevirt.io/v1beta1", "DataVolume", Some("tenant"), "waits")
+        .get(
+            "cdi.kubevirt.io/v1beta1",
+            "DataVolume",
+            Some("tenant"),
+            "waits",
+        )
         .unwrap();
     assert!(
         waiting["status"]["phase"].is_null(),
@@ -248,12 +270,18 @@ async fn kubevirt_clones_across_namespaces_only_when_the_service_account_may() {
         condition(v, "Failure")["status"] == "True"
     })
     .await;
-    let message = condition(&refused, "Failure")["message"].as_str().unwrap().to_string();
+    let message = condition(&refused, "Failure")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(
         message.contains("system:serviceaccount:tenant:default has insufficient permissions in clone source namespace images"),
         "{message}"
     );
-    let events = server.cluster().list("v1", "Event", Some("tenant")).unwrap();
+    let events = server
+        .cluster()
+        .list("v1", "Event", Some("tenant"))
+        .unwrap();
     assert!(
         events
             .iter()
@@ -263,7 +291,12 @@ async fn kubevirt_clones_across_namespaces_only_when_the_service_account_may() {
     assert!(
         server
             .cluster()
-            .get_opt("cdi.kubevirt.io/v1beta1", "DataVolume", Some("tenant"), "web-boot")
+            .get_opt(
+                "cdi.kubevirt.io/v1beta1",
+                "DataVolume",
+                Some("tenant"),
+                "web-boot"
+            )
             .unwrap()
             .is_none()
     );
@@ -292,7 +325,9 @@ async fn kubevirt_clones_across_namespaces_only_when_the_service_account_may() {
         |d| d.data["status"]["phase"] == "Succeeded",
     )
     .await;
-    until(vms, "web", |v| v.data["status"]["printableStatus"] == "Running").await;
+    until(vms, "web", |v| {
+        v.data["status"]["printableStatus"] == "Running"
+    })
+    .await;
     assert_eq!(cdi.imports(), 1);
 }
-

@@ -83,7 +83,8 @@ pub async fn catalog_images_boot_vms(
     let http = |url: &str| ImageSource::Http { url: url.into() };
 
     // Bad input: refused naming the field, nothing created.
-    let bad = CatalogImageSpec::new(&good, http(&params.import_url), size).with_schedule("0 3 * * *");
+    let bad =
+        CatalogImageSpec::new(&good, http(&params.import_url), size).with_schedule("0 3 * * *");
     let err = compute
         .apply_catalog_image(&bad)
         .await
@@ -93,7 +94,12 @@ pub async fn catalog_images_boot_vms(
         .get_catalog_image(&good)
         .await
         .refused("get of a refused catalog image");
-    assert_not_found(&err, ResourceKind::CatalogImage, &good, "get of a refused image");
+    assert_not_found(
+        &err,
+        ResourceKind::CatalogImage,
+        &good,
+        "get of a refused image",
+    );
 
     // A good image: ready, listed and described.
     let spec = CatalogImageSpec::new(&good, http(&params.import_url), size);
@@ -131,7 +137,10 @@ pub async fn catalog_images_boot_vms(
     )
     .with_schedule("0 3 * * *");
     let image = ready_image(compute, &registry, params).await;
-    assert_eq!(image.spec, registry, "a ready registry image describes its spec");
+    assert_eq!(
+        image.spec, registry,
+        "a ready registry image describes its spec"
+    );
     delete_image_gone(compute, &registry.name, params).await;
 
     // A failing image fails fast and stays not ready.
@@ -151,7 +160,13 @@ pub async fn catalog_images_boot_vms(
     )
     .await;
     assert!(
-        matches!(err, crate::Error::Failed { kind: ResourceKind::CatalogImage, .. }),
+        matches!(
+            err,
+            crate::Error::Failed {
+                kind: ResourceKind::CatalogImage,
+                ..
+            }
+        ),
         "conformance: a failed import is Error::Failed of the catalog image, got {err:?}"
     );
 
@@ -180,7 +195,11 @@ pub async fn catalog_images_boot_vms(
             "bootDisk.image",
             "a vm naming a catalog image that is not ready",
         ),
-        (vm("small", small), "bootDisk.size", "a clone smaller than its image"),
+        (
+            vm("small", small),
+            "bootDisk.size",
+            "a clone smaller than its image",
+        ),
     ] {
         let err = apply_vm(target, tenant, &spec).await.refused(what);
         assert_invalid(&err, field, what);
@@ -194,7 +213,12 @@ pub async fn catalog_images_boot_vms(
                 .get_volume(tenant, &BootDisk::import_volume_name(&spec.name))
                 .await
                 .refused(format_args!("the boot volume of {what}"));
-            assert_not_found(&err, ResourceKind::Volume, &BootDisk::import_volume_name(&spec.name), what);
+            assert_not_found(
+                &err,
+                ResourceKind::Volume,
+                &BootDisk::import_volume_name(&spec.name),
+                what,
+            );
         }
     }
 

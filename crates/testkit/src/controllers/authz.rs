@@ -10,7 +10,6 @@
 
 use serde_json::Value;
 
-
 /// One access to check.
 #[derive(Clone, Debug)]
 pub struct Access<'a> {

@@ -213,7 +213,12 @@ impl CdiController {
                 return Ok(());
             };
             match api
-                .get_opt("v1", "PersistentVolumeClaim", Some(&source_ns), &source_name)
+                .get_opt(
+                    "v1",
+                    "PersistentVolumeClaim",
+                    Some(&source_ns),
+                    &source_name,
+                )
                 .await?
             {
                 Some(claim) => Some(claim),
@@ -230,8 +235,12 @@ impl CdiController {
             && want < have
         {
             let why = "The clone doesn't meet the validation requirements: target resources requests storage size is smaller than the source";
-            let mut status =
-                Self::status("Failed", "N/A", false, (false, "CloneValidationFailed", why));
+            let mut status = Self::status(
+                "Failed",
+                "N/A",
+                false,
+                (false, "CloneValidationFailed", why),
+            );
             Self::stamp_conditions(dv, &mut status["status"]["conditions"]);
             api.merge_patch_status(DV.0, DV.1, Some(ns), name, &status)
                 .await?;
@@ -276,7 +285,8 @@ impl CdiController {
                     .is_some_and(|sc| sc["volumeBindingMode"] == "WaitForFirstConsumer"),
                 None => false,
             };
-        let immediate = dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.bind.immediate.requested"] == "true";
+        let immediate = dv["metadata"]["annotations"]["cdi.kubevirt.io/storage.bind.immediate.requested"]
+            == "true";
         if waits_for_consumer && immediate {
             // Immediate binding asked for: CDI's importer pod is the first consumer, scheduled
             // on some node.
@@ -379,7 +389,10 @@ impl Controller for CdiController {
                 if ev.kind == EventType::Deleted {
                     return cdi_catalog::cleanup_cron(api, ns.unwrap_or_default(), &ev.name).await;
                 }
-                match api.get_opt(cdi_catalog::CRON.0, cdi_catalog::CRON.1, ns, &ev.name).await? {
+                match api
+                    .get_opt(cdi_catalog::CRON.0, cdi_catalog::CRON.1, ns, &ev.name)
+                    .await?
+                {
                     Some(cron) if cron["metadata"]["deletionTimestamp"].is_null() => {
                         cdi_catalog::reconcile_cron(api, &cron, version).await
                     }

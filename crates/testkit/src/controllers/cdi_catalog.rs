@@ -81,7 +81,13 @@ pub(super) fn digest(url: &str, version: u64) -> String {
 
 /// Sets condition `type_` in `conditions` as CDI's `updateConditionState` does: the heartbeat
 /// moves on any change, the transition time only when the status changes.
-fn set_condition(conditions: &mut Vec<Value>, type_: &str, status: bool, message: &str, reason: &str) {
+fn set_condition(
+    conditions: &mut Vec<Value>,
+    type_: &str,
+    status: bool,
+    message: &str,
+    reason: &str,
+) {
     let now = crate::meta::now();
     let status = if status { "True" } else { "False" };
     match conditions.iter_mut().find(|c| c["type"] == type_) {
@@ -105,7 +111,10 @@ fn set_condition(conditions: &mut Vec<Value>, type_: &str, status: bool, message
 }
 
 fn conditions_of(o: &Value) -> Vec<Value> {
-    o["status"]["conditions"].as_array().cloned().unwrap_or_default()
+    o["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Replaces `object` when `changed` differs from it (CDI's `client.Update` of the whole object).
@@ -132,15 +141,25 @@ pub(super) async fn reconcile_cron(
     let url = cron["spec"]["template"]["spec"]["source"]["registry"]["url"]
         .as_str()
         .map(str::to_string);
-    let managed = cron["spec"]["managedDataSource"].as_str().unwrap_or_default();
+    let managed = cron["spec"]["managedDataSource"]
+        .as_str()
+        .unwrap_or_default();
     let Some(url) = url else {
-        set_condition(&mut conditions, "Progressing", false, "Missing registry source", "NoSource");
+        set_condition(
+            &mut conditions,
+            "Progressing",
+            false,
+            "Missing registry source",
+            "NoSource",
+        );
         next["status"]["conditions"] = json!(conditions);
         return update_if_changed(api, cron, next).await;
     };
     // The poller Job: at creation, and on the schedule (here: when the published version moved).
     let polled = digest(&url, version(&url));
-    let scheduled = cron["spec"]["schedule"].as_str().is_some_and(|s| !s.is_empty());
+    let scheduled = cron["spec"]["schedule"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty());
     if cron["metadata"]["annotations"][DESIRED_DIGEST].is_null() || scheduled {
         if !next["metadata"]["annotations"].is_object() {
             next["metadata"]["annotations"] = json!({});
@@ -158,8 +177,13 @@ pub(super) async fn reconcile_cron(
     let current = imports.first().cloned();
     let dv = match &current {
         Some(i) => {
-            api.get_opt(DV.0, DV.1, Some(ns), i["DataVolumeName"].as_str().unwrap_or_default())
-                .await?
+            api.get_opt(
+                DV.0,
+                DV.1,
+                Some(ns),
+                i["DataVolumeName"].as_str().unwrap_or_default(),
+            )
+            .await?
         }
         None => None,
     };
@@ -167,15 +191,39 @@ pub(super) async fn reconcile_cron(
     match &dv {
         Some(dv) => match dv["status"]["phase"].as_str().unwrap_or("") {
             "Succeeded" => succeeded = true,
-            "ImportScheduled" => set_condition(&mut conditions, "Progressing", false, "Import is scheduled", "ImportScheduled"),
-            "ImportInProgress" => set_condition(&mut conditions, "Progressing", true, "Import is progressing", "ImportProgressing"),
-            phase => set_condition(&mut conditions, "Progressing", false, &format!("Import DataVolume phase {phase}"), phase),
+            "ImportScheduled" => set_condition(
+                &mut conditions,
+                "Progressing",
+                false,
+                "Import is scheduled",
+                "ImportScheduled",
+            ),
+            "ImportInProgress" => set_condition(
+                &mut conditions,
+                "Progressing",
+                true,
+                "Import is progressing",
+                "ImportProgressing",
+            ),
+            phase => set_condition(
+                &mut conditions,
+                "Progressing",
+                false,
+                &format!("Import DataVolume phase {phase}"),
+                phase,
+            ),
         },
         None => {
             if current.is_some() {
                 imports.remove(0);
             }
-            set_condition(&mut conditions, "Progressing", false, "No current import", "NoImport");
+            set_condition(
+                &mut conditions,
+                "Progressing",
+                false,
+                "No current import",
+                "NoImport",
+            );
         }
     }
     if succeeded && let Some(i) = &current {
@@ -184,22 +232,55 @@ pub(super) async fn reconcile_cron(
             next["status"]["lastImportedPVC"] = last;
             next["status"]["lastImportTimestamp"] = json!(crate::meta::now());
         }
-        set_condition(&mut conditions, "Progressing", false, "No current import", "NoImport");
+        set_condition(
+            &mut conditions,
+            "Progressing",
+            false,
+            "No current import",
+            "NoImport",
+        );
     }
-    let updated = !desired.is_empty() && imports.first().is_none_or(|i| i["Digest"] != desired.as_str());
+    let updated = !desired.is_empty()
+        && imports
+            .first()
+            .is_none_or(|i| i["Digest"] != desired.as_str());
     if updated {
-        set_condition(&mut conditions, "UpToDate", false, "Source digest updated since last import", "Outdated");
+        set_condition(
+            &mut conditions,
+            "UpToDate",
+            false,
+            "Source digest updated since last import",
+            "Outdated",
+        );
         if succeeded || imports.is_empty() {
             let dv_name = format!("{managed}-{}", &desired[7..19]);
             create_import(api, cron, &dv_name, &url, &desired).await?;
             imports = vec![json!({"DataVolumeName": dv_name, "Digest": desired})];
         }
     } else if succeeded {
-        set_condition(&mut conditions, "UpToDate", true, "Latest import is up to date", "UpToDate");
+        set_condition(
+            &mut conditions,
+            "UpToDate",
+            true,
+            "Latest import is up to date",
+            "UpToDate",
+        );
     } else if !imports.is_empty() {
-        set_condition(&mut conditions, "UpToDate", false, "Import is progressing", "ImportProgressing");
+        set_condition(
+            &mut conditions,
+            "UpToDate",
+            false,
+            "Import is progressing",
+            "ImportProgressing",
+        );
     } else {
-        set_condition(&mut conditions, "UpToDate", false, "No source digest", "NoDigest");
+        set_condition(
+            &mut conditions,
+            "UpToDate",
+            false,
+            "No source digest",
+            "NoDigest",
+        );
     }
     next["status"]["currentImports"] = json!(imports);
     next["status"]["conditions"] = json!(conditions);
@@ -229,7 +310,11 @@ async fn create_import(
     let mut spec = cron["spec"]["template"]["spec"].clone();
     // newSourceDataVolume: the registry URL pinned to the digest (the tag dropped).
     let repo = match url.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') && repo.contains("://") && repo.len() > "docker://".len() => repo,
+        Some((repo, tag))
+            if !tag.contains('/') && repo.contains("://") && repo.len() > "docker://".len() =>
+        {
+            repo
+        }
         _ => url,
     };
     spec["source"]["registry"]["url"] = json!(format!("{repo}@{digest}"));
@@ -282,7 +367,10 @@ pub(super) async fn cleanup_cron(
 ) -> Result<(), ControllerError> {
     let selector = format!("{CRON_LABEL}={name},{CLEANUP_LABEL}=true");
     for kind in [DS, DV, PVC] {
-        for o in api.list_selected(kind.0, kind.1, Some(ns), &selector).await? {
+        for o in api
+            .list_selected(kind.0, kind.1, Some(ns), &selector)
+            .await?
+        {
             match api.delete(kind.0, kind.1, Some(ns), meta(&o, "name")).await {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
@@ -308,7 +396,13 @@ pub(super) async fn reconcile_data_source(
             Some(dv) if dv["status"]["phase"] == "Succeeded" => ready = true,
             Some(dv) => {
                 let phase = dv["status"]["phase"].as_str().unwrap_or("");
-                set_condition(&mut conditions, "Ready", false, &format!("Import DataVolume phase {phase}"), phase);
+                set_condition(
+                    &mut conditions,
+                    "Ready",
+                    false,
+                    &format!("Import DataVolume phase {phase}"),
+                    phase,
+                );
             }
             None => match api.get_opt(PVC.0, PVC.1, Some(src_ns), name).await? {
                 Some(_) => ready = true,
@@ -316,10 +410,22 @@ pub(super) async fn reconcile_data_source(
             },
         }
     } else {
-        set_condition(&mut conditions, "Ready", false, "No source PVC set", "NoSource");
+        set_condition(
+            &mut conditions,
+            "Ready",
+            false,
+            "No source PVC set",
+            "NoSource",
+        );
     }
     if ready {
-        set_condition(&mut conditions, "Ready", true, "DataSource is ready to be consumed", "Ready");
+        set_condition(
+            &mut conditions,
+            "Ready",
+            true,
+            "DataSource is ready to be consumed",
+            "Ready",
+        );
     }
     let mut next = ds.clone();
     next["status"]["conditions"] = json!(conditions);

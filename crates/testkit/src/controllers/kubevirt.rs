@@ -402,7 +402,11 @@ impl KubeVirtController {
             return Ok(());
         }
         let event_name = format!("{name}.{dv}.unauthorized");
-        if api.get_opt("v1", "Event", Some(ns), &event_name).await?.is_none() {
+        if api
+            .get_opt("v1", "Event", Some(ns), &event_name)
+            .await?
+            .is_none()
+        {
             api.create(json!({
                 "apiVersion": "v1", "kind": "Event",
                 "metadata": {"name": event_name, "namespace": ns},
@@ -462,7 +466,8 @@ impl KubeVirtController {
                         .filter(|s| !s.is_empty())
                         .unwrap_or("default");
                     if let Err(reason) =
-                        super::cdi_catalog::authorize_clone(api, &self.rbac, ns, sa, &t["spec"]).await?
+                        super::cdi_catalog::authorize_clone(api, &self.rbac, ns, sa, &t["spec"])
+                            .await?
                     {
                         return Self::refuse_data_volume(api, vm, dv_name, &reason).await;
                     }
