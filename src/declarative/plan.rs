@@ -54,6 +54,10 @@ pub struct FieldChange {
 
 /// A resource spec, of any kind.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "specs are held once per object of a plan; boxing the VM variant would only move it"
+)]
 pub(crate) enum Desired {
     Vpc(VpcSpec),
     Subnet(SubnetSpec),
