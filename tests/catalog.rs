@@ -168,3 +168,83 @@ async fn a_tenant_spec_boots_its_vms_from_the_catalog() {
     assert_eq!(s.cdi.imports(), 1);
     acme.destroy(options).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_clones_from_the_catalog_only_with_the_catalog_rbac() {
+    let s = stack(Latency::None, 0).await;
+    // A cluster where the operator did not apply kubecloud::rbac::catalog_manifests.
+    s.rbac.clear();
+    let spec = CatalogImageSpec::new(
+        IMAGE,
+        ImageSource::Http {
+            url: common::catalog::URL.into(),
+        },
+        ByteSize::gib(1),
+    );
+    s.cloud.catalog().apply(&spec).await.unwrap();
+    s.cloud.catalog().wait_ready(IMAGE, TIMEOUT).await.unwrap();
+    let acme = s.cloud.tenant("acme").unwrap();
+    let vm = VmSpec {
+        name: "web".into(),
+        boot_disk: BootDisk::catalog(IMAGE),
+        ..VmSpec::default()
+    };
+    acme.vms().apply(&vm).await.unwrap();
+    // KubeVirt refuses to create the clone for the VM's service account, and says why.
+    let refused = kubecloud::wait::until(
+        acme.vms().watch("web").await.unwrap(),
+        kubecloud::wait::condition("refused", |vm: &kubecloud::Vm| {
+            if vm
+                .status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Failure" && c.status)
+            {
+                kubecloud::wait::Check::Met
+            } else {
+                kubecloud::wait::Check::Pending
+            }
+        }),
+        TIMEOUT,
+    )
+    .await
+    .unwrap();
+    let failure = refused
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Failure")
+        .unwrap();
+    assert!(
+        failure.message.contains(
+            "system:serviceaccount:acme:default has insufficient permissions in clone source namespace kubecloud-images"
+        ),
+        "{failure:?}"
+    );
+    assert!(
+        s.kube
+            .cluster()
+            .get_opt(
+                "cdi.kubevirt.io/v1beta1",
+                "DataVolume",
+                Some("acme"),
+                "web-boot"
+            )
+            .unwrap()
+            .is_none()
+    );
+    // With the catalog RBAC (and the VM reconciled again), the clone is made and the VM runs.
+    common::stack::install_catalog_rbac(&s.rbac);
+    s.kube
+        .cluster()
+        .merge_patch(
+            "kubevirt.io/v1",
+            "VirtualMachine",
+            Some("acme"),
+            "web",
+            &serde_json::json!({"metadata": {"annotations": {"test/poke": "1"}}}),
+        )
+        .unwrap();
+    acme.vms().wait_running("web", TIMEOUT).await.unwrap();
+    assert_eq!(s.cdi.imports(), 1);
+}

@@ -30,6 +30,9 @@ pub struct Stack {
     pub ovn: kubecloud_testkit::kubeovn_security::Northbound,
     /// The simulated CDI (its import count).
     pub cdi: kubecloud_testkit::CdiController,
+    /// The cluster RBAC the simulated KubeVirt authorizes clones against (the catalog's is
+    /// installed).
+    pub rbac: kubecloud_testkit::Rbac,
 }
 
 /// Starts the doubles (`latency` on every Kubernetes API request, fault draws from `seed`) and
@@ -43,6 +46,7 @@ pub async fn stack_from(builder: FakeCloudBuilder) -> Stack {
     let fake = builder.start().await.expect("fake cloud");
     install_catalog_rbac(fake.rbac());
     let cdi = fake.cdi().clone();
+    let rbac = fake.rbac().clone();
     let ovn = fake.ovn_northbound();
     let pki = fake.linstor_pki().clone();
     let (kube, linstor) = fake.into_parts();
@@ -54,6 +58,7 @@ pub async fn stack_from(builder: FakeCloudBuilder) -> Stack {
         cloud,
         ovn,
         cdi,
+        rbac,
     }
 }
 

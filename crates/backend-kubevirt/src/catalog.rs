@@ -469,3 +469,104 @@ impl KubeVirt {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubecloud_core::{BootDisk, ByteSize, Tenant, VmSpec};
+
+    fn registry() -> CatalogImageSpec {
+        CatalogImageSpec::new(
+            "fedora",
+            ImageSource::Registry {
+                url: "docker://quay.io/containerdisks/fedora:40".into(),
+            },
+            ByteSize::gib(5),
+        )
+        .with_schedule("0 3 * * *")
+    }
+
+    #[test]
+    fn a_registry_image_is_a_data_import_cron_cleaning_up_after_itself() {
+        let cron = cron_object("images", &registry(), Some("fast")).unwrap();
+        assert_eq!(cron["spec"]["managedDataSource"], "fedora");
+        assert_eq!(cron["spec"]["schedule"], "0 3 * * *");
+        assert_eq!(cron["spec"]["retentionPolicy"], "None");
+        let template = &cron["spec"]["template"]["spec"];
+        assert_eq!(
+            template["source"]["registry"]["url"],
+            "docker://quay.io/containerdisks/fedora:40"
+        );
+        assert_eq!(template["storage"]["storageClassName"], "fast");
+        assert_eq!(
+            template["storage"]["resources"]["requests"]["storage"],
+            "5Gi"
+        );
+        let stored: CatalogImageSpec = serde_json::from_str(
+            cron["metadata"]["annotations"][SPEC_ANNOTATION]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(stored, registry());
+        // It decodes as CDI's model.
+        let _: DataImportCron = serde_json::from_value(cron).unwrap();
+    }
+
+    #[test]
+    fn an_http_image_is_an_immediate_import_and_a_data_source_pointing_at_it() {
+        let spec = CatalogImageSpec::new(
+            "a".repeat(50),
+            ImageSource::Http {
+                url: "https://images.example.com/os.qcow2".into(),
+            },
+            ByteSize::gib(2),
+        );
+        let (dv, ds) = http_objects("images", &spec, None).unwrap();
+        let name = dv["metadata"]["name"].as_str().unwrap();
+        assert!(name.len() <= 63, "a DNS label: {name}");
+        assert_eq!(dv["metadata"]["annotations"][IMMEDIATE], "true");
+        assert_eq!(
+            dv["spec"]["source"]["http"]["url"],
+            "https://images.example.com/os.qcow2"
+        );
+        assert_eq!(
+            ds["spec"]["source"]["pvc"],
+            json!({"namespace": "images", "name": name})
+        );
+        let _: DataVolume = serde_json::from_value(dv).unwrap();
+        let _: DataSource = serde_json::from_value(ds).unwrap();
+    }
+
+    #[test]
+    fn a_catalog_boot_disk_is_a_clone_by_source_ref() {
+        let tenant = Tenant::new("acme").unwrap();
+        let vm = VmSpec {
+            name: "web".into(),
+            boot_disk: BootDisk::catalog("fedora"),
+            ..VmSpec::default()
+        };
+        let options = crate::Options::default();
+        let t = crate::translate::import_template(&tenant, &vm, &options).unwrap();
+        assert_eq!(t["metadata"]["name"], "web-boot");
+        assert_eq!(
+            t["spec"]["sourceRef"],
+            json!({"kind": "DataSource", "name": "fedora", "namespace": "kubecloud-images"})
+        );
+        assert!(t["spec"]["source"].is_null(), "never an import: {t}");
+        assert!(
+            t["spec"]["storage"]["resources"].is_null(),
+            "the image's size: {t}"
+        );
+    }
+
+    #[test]
+    fn the_catalog_rbac_reads_data_sources_and_clones_from_them_only() {
+        let [role, binding] = rbac_manifests("images", "reader");
+        assert_eq!(role["metadata"]["namespace"], "images");
+        assert_eq!(role["rules"].as_array().unwrap().len(), 2);
+        assert_eq!(role["rules"][1]["resources"], json!(["datavolumes/source"]));
+        assert_eq!(role["rules"][1]["verbs"], json!(["create"]));
+        assert_eq!(binding["roleRef"]["name"], "reader");
+    }
+}
