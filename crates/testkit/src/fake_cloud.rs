@@ -23,6 +23,11 @@
 //!   writes it) in Piraeus' namespace `piraeus-datastore`, where the operator reads it. A client
 //!   discovers LINSTOR and its client certificate as it does on a real cluster.
 //!
+//! The simulated CDI is shared with the fake cloud (`FakeCloud::cdi`, to count imports), and so
+//! is the cluster RBAC the simulated KubeVirt authorizes cross-namespace clones against
+//! (`FakeCloud::rbac`, empty at start: the API double serves no RBAC kinds; install the Roles and
+//! bindings an operator would apply, such as kubecloud's catalog RBAC).
+//!
 //! With [`FakeCloudBuilder::csi`], a simulated CSI driver ([`crate::csi`]) replaces LINSTOR:
 //! no LINSTOR double, `LinstorCluster`, Piraeus namespace or LINSTOR classes, but the driver's
 //! `CSIDriver`, classes, snapshot class and controllers ([`FakeCloud::csi`]).
