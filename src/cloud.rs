@@ -141,6 +141,11 @@ impl Cloud {
         }
     }
 
+    /// The image catalog shared by every tenant (an operator's, not a tenant's).
+    pub fn catalog(&self) -> crate::ImageCatalog<'_> {
+        crate::ImageCatalog::new(self)
+    }
+
     /// The compute backend (for tools that need the trait itself, such as the conformance
     /// suite; tenant-scoped calls go through [`Cloud::tenant`]).
     pub fn compute(&self) -> &dyn Compute {

@@ -61,6 +61,7 @@ pub mod connect;
 mod declarative;
 #[cfg(feature = "kubernetes")]
 pub mod gitops;
+mod image_catalog;
 mod import;
 mod load_balancer;
 mod network;
@@ -80,6 +81,7 @@ pub use connect::{ConnectOptions, Part};
 pub use declarative::{
     Action, ApplyEvent, ApplyOptions, ApplyReport, FieldChange, Plan, Progress, Step, TenantSpec,
 };
+pub use image_catalog::ImageCatalog;
 pub use kubecloud_core::*;
 pub use load_balancer::TenantLoadBalancer;
 pub use network::TenantNetwork;

@@ -235,9 +235,67 @@ impl Rules {
     }
 }
 
+/// The name of the catalog `Role` and `RoleBinding` ([`catalog_manifests`]).
+pub const CATALOG_ROLE: &str = "kubecloud-catalog-reader";
+
+/// The RBAC tenants need in the image catalog's namespace `namespace` (see
+/// `kubecloud_kubevirt::catalog`): a `Role` allowing `get`, `list` and `watch` of CDI
+/// `datasources` (reading the catalog) and `create` of `datavolumes/source` (what KubeVirt and
+/// CDI check for a clone from another namespace, CDI's `authorize_utils.go`), and nothing else
+/// of the namespace; bound to every service account (`system:serviceaccounts`), as a VM clones
+/// its boot disk under its namespace's service account. For `kubectl apply -f -` (YAML, two
+/// documents) beside the [`Rules::to_cluster_role_yaml`] of kubecloud itself.
+///
+/// ```
+/// let [role, binding] = kubecloud::rbac::catalog_manifests("kubecloud-images");
+/// assert_eq!(role["kind"], "Role");
+/// assert_eq!(role["rules"][1]["resources"][0], "datavolumes/source");
+/// assert_eq!(binding["subjects"][0]["name"], "system:serviceaccounts");
+/// ```
+pub fn catalog_manifests(namespace: &str) -> [serde_json::Value; 2] {
+    kubecloud_kubevirt::catalog::rbac_manifests(namespace, CATALOG_ROLE)
+}
+
+/// [`catalog_manifests`] as YAML documents.
+pub fn catalog_manifests_yaml(namespace: &str) -> String {
+    catalog_manifests(namespace)
+        .iter()
+        .map(|m| format!("---\n{}", serde_saphyr::to_string(m).unwrap_or_default()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_catalog_role_grants_reading_the_catalog_and_cloning_from_it_only() {
+        let [role, binding] = catalog_manifests("images");
+        let rules = role["rules"].as_array().unwrap();
+        let granted: Vec<(String, String)> = rules
+            .iter()
+            .flat_map(|r| {
+                let resources: Vec<String> =
+                    serde_json::from_value(r["resources"].clone()).unwrap();
+                let verbs: Vec<String> = serde_json::from_value(r["verbs"].clone()).unwrap();
+                resources
+                    .into_iter()
+                    .flat_map(move |res| verbs.clone().into_iter().map(move |v| (res.clone(), v)))
+            })
+            .collect();
+        assert_eq!(
+            granted,
+            [
+                ("datasources".to_string(), "get".to_string()),
+                ("datasources".into(), "list".into()),
+                ("datasources".into(), "watch".into()),
+                ("datavolumes/source".into(), "create".into()),
+            ]
+        );
+        assert_eq!(role["metadata"]["namespace"], "images");
+        assert_eq!(binding["roleRef"]["name"], CATALOG_ROLE);
+        assert!(catalog_manifests_yaml("images").contains("kind: RoleBinding"));
+    }
 
     #[test]
     fn policy_rules_group_resources_with_the_same_verbs() {

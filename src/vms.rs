@@ -79,6 +79,41 @@ impl<'a> TenantVms<'a> {
                 )
                 .await?;
             }
+            BootDisk::Catalog {
+                image, size, mode, ..
+            } => {
+                self.require(op, "catalog", caps.catalog)?;
+                if let Some(size) = size {
+                    let storage = &self.cloud.storage;
+                    storage.capabilities().check_size(
+                        "bootDisk.size",
+                        *size,
+                        *mode,
+                        storage.backend_name(),
+                    )?;
+                }
+                // Unknown, not ready or too small: refused naming the field, nothing sent. A
+                // VM whose clone exists keeps it whatever the image does now.
+                let exists = match self.backend.get_vm(self.tenant, &spec.name).await {
+                    Ok(_) => true,
+                    Err(e) if e.is_not_found() => false,
+                    Err(e) => return Err(e),
+                };
+                if !exists {
+                    let found = match self.backend.get_catalog_image(image).await {
+                        Ok(found) => Some(found),
+                        Err(e) if e.is_not_found() => None,
+                        Err(e) => return Err(e),
+                    };
+                    kubecloud_core::catalog::check_boot_image(
+                        "bootDisk.image",
+                        "bootDisk.size",
+                        image,
+                        *size,
+                        found.as_ref(),
+                    )?;
+                }
+            }
             BootDisk::Volume { .. } => {}
         }
         if spec.cloud_init.is_some() {

@@ -38,6 +38,7 @@ async fn stack() -> (FakeCloud, Cloud) {
         .start()
         .await
         .expect("fake cloud");
+    common::stack::install_catalog_rbac(fake.rbac());
     fake.kube().seed_yaml(BULK).expect("bulk class");
     let options = ConnectOptions::new().backend(Part::LoadBalancer, "cilium");
     let cloud = Cloud::connect_with(fake.kube().client(), options)
@@ -103,6 +104,7 @@ async fn without_a_choice_metallb_is_taken_where_both_are_installed() {
         .start()
         .await
         .expect("fake cloud");
+    common::stack::install_catalog_rbac(fake.rbac());
     let cloud = Cloud::connect_with(fake.kube().client(), ConnectOptions::new())
         .await
         .expect("connect");

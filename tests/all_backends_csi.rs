@@ -37,6 +37,7 @@ async fn stack(profile: CsiProfile) -> (FakeCloud, Cloud) {
         .start()
         .await
         .expect("fake cloud");
+    common::stack::install_catalog_rbac(fake.rbac());
     let cloud = Cloud::connect_with(fake.kube().client(), ConnectOptions::new())
         .await
         .expect("connect");

@@ -49,6 +49,7 @@ async fn stack_with(kubemacpool: bool) -> Stack {
         fake = fake.kubemacpool();
     }
     let fake = fake.start().await.expect("fake cloud");
+    common::stack::install_catalog_rbac(fake.rbac());
     let policies = fake.multi_policies().expect("multus doubles");
     let pool = fake.kubemacpool();
     let pki = fake.linstor_pki().clone();

@@ -54,6 +54,7 @@ async fn sim_stack() -> SimStack {
         install_crds: true,
         ..SimOptions::default()
     };
+    common::stack::install_catalog_rbac(&options.rbac);
     let sim = Simulation::start(kube.client(), options)
         .await
         .expect("simulation");

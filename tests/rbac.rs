@@ -242,6 +242,7 @@ async fn the_csi_stack_s_rules_allow_every_request_of_the_conformance_suite_and_
         .start()
         .await
         .expect("fake cloud");
+    common::stack::install_catalog_rbac(fake.rbac());
     fake.kube().requests().reset();
     let cloud = Cloud::connect_with(fake.kube().client(), ConnectOptions::new())
         .await
@@ -278,6 +279,7 @@ async fn the_cilium_stack_s_rules_allow_every_request_of_the_conformance_suite_a
         .await
         .expect("fake cloud");
     fake.kube().seed_yaml(BULK).unwrap();
+    common::stack::install_catalog_rbac(fake.rbac());
     fake.kube().requests().reset();
     let options = ConnectOptions::new().backend(Part::LoadBalancer, "cilium");
     let cloud = Cloud::connect_with(fake.kube().client(), options)

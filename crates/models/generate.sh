@@ -66,6 +66,8 @@ emit kubevirt kubevirt virtual_machine_instance_migration kubevirt/crds/virtualm
 emit kubevirt kubevirt virtual_machine_snapshot kubevirt/crds/virtualmachinesnapshots.snapshot.kubevirt.io.yaml - v1beta1
 emit kubevirt kubevirt virtual_machine_restore kubevirt/crds/virtualmachinerestores.snapshot.kubevirt.io.yaml - v1beta1
 emit cdi cdi data_volume cdi/crds_generated/datavolume.yaml - v1beta1
+emit cdi cdi data_source cdi/crds_generated/datasource.yaml - v1beta1
+emit cdi cdi data_import_cron cdi/crds_generated/dataimportcron.yaml - v1beta1
 for k in vpc:vpcs subnet:subnets ip:ips vip:vips security_group:security-groups \
          ovn_eip:ovn-eips ovn_fip:ovn-fips ovn_snat_rule:ovn-snat-rules; do
   emit kubeovn kube-ovn "${k%%:*}" kube-ovn/kube-ovn-crd.yaml "${k#*:}.kubeovn.io" v1

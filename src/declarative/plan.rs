@@ -54,6 +54,10 @@ pub struct FieldChange {
 
 /// A resource spec, of any kind.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "specs are held once per object of a plan; boxing the VM variant would only move it"
+)]
 pub(crate) enum Desired {
     Vpc(VpcSpec),
     Subnet(SubnetSpec),
@@ -313,7 +317,7 @@ impl TenantHandle {
                 .get_or_insert_with(|| {
                     spec.vms
                         .iter()
-                        .filter(|vm| matches!(vm.boot_disk, BootDisk::Import { .. }))
+                        .filter(|vm| vm.boot_disk.owns_volume())
                         .map(|vm| BootDisk::import_volume_name(&vm.name))
                         .collect()
                 })
@@ -378,7 +382,7 @@ impl TenantHandle {
         )?;
         let vm_owned_volumes: BTreeSet<String> = vms
             .iter()
-            .filter(|vm| matches!(vm.boot_disk, BootDisk::Import { .. }))
+            .filter(|vm| vm.boot_disk.owns_volume())
             .map(|vm| BootDisk::import_volume_name(&vm.name))
             .collect();
         let shared_pools: BTreeSet<String> = pools
@@ -609,6 +613,8 @@ struct Known {
     instance_types: Option<BTreeSet<String>>,
     snapshots: Option<BTreeSet<String>>,
     storage: Option<(String, kubecloud_core::StorageCapabilities)>,
+    /// The catalog images, by name (read only if a VM boots from one).
+    catalog: Option<BTreeMap<String, kubecloud_core::CatalogImage>>,
 }
 
 impl TenantHandle {
@@ -629,7 +635,18 @@ impl TenantHandle {
             .volumes
             .iter()
             .any(|v| matches!(v.source, VolumeSource::Snapshot { .. }));
-        let (instance_types, snapshots) = futures::try_join!(
+        let clones = spec
+            .vms
+            .iter()
+            .any(|vm| matches!(vm.boot_disk, BootDisk::Catalog { .. }));
+        if clones && !cloud.compute.capabilities().catalog {
+            return Err(kubecloud_core::Error::unsupported(
+                cloud.compute.backend_name(),
+                "vms.apply",
+                "catalog",
+            ));
+        }
+        let (instance_types, snapshots, catalog) = futures::try_join!(
             async {
                 match names_type {
                     true => cloud.compute.list_instance_types(tenant).await,
@@ -639,6 +656,12 @@ impl TenantHandle {
             async {
                 match restores {
                     true => cloud.storage.list_snapshots(tenant, None).await.map(Some),
+                    false => Ok(None),
+                }
+            },
+            async {
+                match clones {
+                    true => cloud.compute.list_catalog_images().await.map(Some),
                     false => Ok(None),
                 }
             },
@@ -652,6 +675,12 @@ impl TenantHandle {
                 cloud.storage.backend_name().to_string(),
                 cloud.storage.capabilities(),
             )),
+            catalog: catalog.map(|images| {
+                images
+                    .into_iter()
+                    .map(|i| (i.spec.name.clone(), i))
+                    .collect()
+            }),
         };
         check_references(spec, current, &known)?;
         crate::import::check_import_urls(&cloud.import_policy, &import_urls(spec)).await
@@ -830,6 +859,34 @@ fn check_references(spec: &TenantSpec, current: &Current, known: &Known) -> Resu
             } => {
                 check_tier(&format!("vms[{i}].bootDisk.tier"), tier.as_ref())?;
                 check_size(&format!("vms[{i}].bootDisk.size"), *size, *mode)?;
+            }
+            BootDisk::Catalog {
+                image,
+                size,
+                tier,
+                mode,
+                ..
+            } => {
+                check_tier(&format!("vms[{i}].bootDisk.tier"), tier.as_ref())?;
+                if let Some(size) = size {
+                    check_size(&format!("vms[{i}].bootDisk.size"), *size, *mode)?;
+                }
+                // A VM that exists has its clone already; a new one needs a ready image.
+                let exists = current
+                    .by_kind
+                    .get(&ResourceKind::Vm)
+                    .is_some_and(|m| m.contains_key(&vm.name));
+                if let Some(catalog) = &known.catalog
+                    && !exists
+                {
+                    kubecloud_core::catalog::check_boot_image(
+                        &format!("vms[{i}].bootDisk.image"),
+                        &format!("vms[{i}].bootDisk.size"),
+                        image,
+                        *size,
+                        catalog.get(image),
+                    )?;
+                }
             }
             _ => {}
         }

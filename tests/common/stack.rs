@@ -28,6 +28,11 @@ pub struct Stack {
     pub cloud: Cloud,
     /// What the simulated Kube-OVN enforces on pod ports.
     pub ovn: kubecloud_testkit::kubeovn_security::Northbound,
+    /// The simulated CDI (its import count).
+    pub cdi: kubecloud_testkit::CdiController,
+    /// The cluster RBAC the simulated KubeVirt authorizes clones against (the catalog's is
+    /// installed).
+    pub rbac: kubecloud_testkit::Rbac,
 }
 
 /// Starts the doubles (`latency` on every Kubernetes API request, fault draws from `seed`) and
@@ -39,6 +44,9 @@ pub async fn stack(latency: Latency, seed: u64) -> Stack {
 /// [`stack`] on a fake cloud with other options (its PVC protection controller, say).
 pub async fn stack_from(builder: FakeCloudBuilder) -> Stack {
     let fake = builder.start().await.expect("fake cloud");
+    install_catalog_rbac(fake.rbac());
+    let cdi = fake.cdi().clone();
+    let rbac = fake.rbac().clone();
     let ovn = fake.ovn_northbound();
     let pki = fake.linstor_pki().clone();
     let (kube, linstor) = fake.into_parts();
@@ -49,6 +57,16 @@ pub async fn stack_from(builder: FakeCloudBuilder) -> Stack {
         pki,
         cloud,
         ovn,
+        cdi,
+        rbac,
+    }
+}
+
+/// What an operator applies besides kubecloud's ClusterRole: the catalog's `Role` and
+/// `RoleBinding` (`kubecloud::rbac::catalog_manifests`), so tenants' VMs may clone from it.
+pub fn install_catalog_rbac(rbac: &kubecloud_testkit::Rbac) {
+    for object in kubecloud::rbac::catalog_manifests(kubecloud::DEFAULT_CATALOG_NAMESPACE) {
+        rbac.install(object);
     }
 }
 

@@ -17,5 +17,6 @@ pub fn capabilities() -> ComputeCapabilities {
         cloud_init: true,
         fixed_addresses: true,
         vm_snapshots: true,
+        catalog: true,
     }
 }

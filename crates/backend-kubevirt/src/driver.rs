@@ -161,7 +161,7 @@ impl KubeVirt {
             )
             .await?;
         let dv = match spec.boot_disk {
-            BootDisk::Import { .. } => self
+            BootDisk::Import { .. } | BootDisk::Catalog { .. } => self
                 .writer
                 .get_opt(
                     &apis::data_volumes(&self.client, &ns),
@@ -392,7 +392,9 @@ impl KubeVirt {
                     .or_else(|| c.spec.as_ref().and_then(|s| s.access_modes.clone()))
                     .unwrap_or_default(),
                 None => match &vm.spec.boot_disk {
-                    BootDisk::Import { access, .. } if *access == AccessMode::ReadWriteMany => {
+                    BootDisk::Import { access, .. } | BootDisk::Catalog { access, .. }
+                        if *access == AccessMode::ReadWriteMany =>
+                    {
                         vec!["ReadWriteMany".into()]
                     }
                     _ => Vec::new(),
@@ -456,6 +458,36 @@ impl Compute for KubeVirt {
         self.capabilities
     }
 
+    fn system_namespaces(&self) -> Vec<String> {
+        vec![self.options.catalog_namespace.clone()]
+    }
+
+    async fn apply_catalog_image(
+        &self,
+        spec: &kubecloud_core::CatalogImageSpec,
+    ) -> Result<kubecloud_core::CatalogImage> {
+        self.apply_image(spec).await
+    }
+
+    async fn get_catalog_image(&self, name: &str) -> Result<kubecloud_core::CatalogImage> {
+        self.image(name).await
+    }
+
+    async fn watch_catalog_image(
+        &self,
+        name: &str,
+    ) -> Result<futures::stream::BoxStream<'static, Result<kubecloud_core::CatalogImage>>> {
+        self.image_states(name).await
+    }
+
+    async fn list_catalog_images(&self) -> Result<Vec<kubecloud_core::CatalogImage>> {
+        self.images().await
+    }
+
+    async fn delete_catalog_image(&self, name: &str) -> Result<()> {
+        self.delete_image(name).await
+    }
+
     async fn apply_vm(
         &self,
         tenant: &Tenant,
@@ -466,6 +498,21 @@ impl Compute for KubeVirt {
         attachments.check_for(spec)?;
         let vm_json = translate::virtual_machine(tenant, spec, attachments, &self.options)?;
         let desired: VirtualMachine = convert(&vm_json, BACKEND, ResourceKind::Vm, &spec.name)?;
+        if matches!(spec.boot_disk, BootDisk::Catalog { .. }) {
+            // Made once: a VM's clone does not depend on its image afterwards.
+            let boot = self
+                .writer
+                .get_opt(
+                    &apis::data_volumes(&self.client, &Self::ns(tenant)),
+                    &BootDisk::import_volume_name(&spec.name),
+                    ResourceKind::Vm,
+                    &spec.name,
+                )
+                .await?;
+            if boot.is_none() {
+                self.check_catalog_boot(spec).await?;
+            }
+        }
         ensure_namespace(&self.client, &self.writer, tenant).await?;
         let ns = Self::ns(tenant);
         let api = apis::vms(&self.client, &ns);
@@ -569,7 +616,7 @@ impl Compute for KubeVirt {
                 .filter(|v| v.metadata.deletion_timestamp.is_none())
                 .copied();
             let dv = match spec.boot_disk {
-                BootDisk::Import { .. } => dvs
+                BootDisk::Import { .. } | BootDisk::Catalog { .. } => dvs
                     .get(BootDisk::import_volume_name(name).as_str())
                     .copied(),
                 _ => None,
@@ -868,7 +915,9 @@ impl KubeVirt {
                 .await?;
         }
         let import = match spec.boot_disk {
-            BootDisk::Import { .. } => self.delete_import(tenant, name).await?,
+            BootDisk::Import { .. } | BootDisk::Catalog { .. } => {
+                self.delete_import(tenant, name).await?
+            }
             _ => None,
         };
         let selector = format!("{},{VM_LABEL}={name}", tenant_selector(tenant));

@@ -95,6 +95,7 @@
 
 mod apis;
 mod capabilities;
+pub mod catalog;
 mod deletion;
 mod driver;
 mod manifests;
@@ -238,6 +239,20 @@ impl KubeVirtBuilder {
     /// cluster without CDI (`cdi.kubevirt.io`).
     pub fn http_import(mut self, offered: bool) -> Self {
         self.capabilities.http_import = offered;
+        self
+    }
+
+    /// Whether the image catalog is offered (default on). Turn off on a cluster without CDI
+    /// (`cdi.kubevirt.io`, whose `DataSource` and `DataImportCron` it uses).
+    pub fn catalog(mut self, offered: bool) -> Self {
+        self.capabilities.catalog = offered;
+        self
+    }
+
+    /// The namespace the image catalog lives in (default
+    /// [`kubecloud_core::DEFAULT_CATALOG_NAMESPACE`]); no tenant may be named so.
+    pub fn catalog_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.options.catalog_namespace = namespace.into();
         self
     }
 

@@ -40,6 +40,8 @@ pub struct Options {
     /// How long deleting a VM may take until it and what it owned (instance, launcher pod, import
     /// DataVolume, its claim and volume) are gone.
     pub delete_timeout: Duration,
+    /// The namespace of the image catalog (see [`crate::catalog`]).
+    pub catalog_namespace: String,
 }
 
 impl Default for Options {
@@ -50,6 +52,7 @@ impl Default for Options {
             ssh_propagation: SshPropagation::NoCloud,
             restore_timeout: Duration::from_secs(300),
             delete_timeout: Duration::from_secs(300),
+            catalog_namespace: kubecloud_core::DEFAULT_CATALOG_NAMESPACE.to_string(),
         }
     }
 }

@@ -61,6 +61,19 @@ const NEEDS: &[Need] = &[
         resources: &["datavolumes"],
         verbs: &["get", "list", "watch", "delete"],
     },
+    // The image catalog (in its own namespace): a registry image is a DataImportCron (CDI
+    // makes its DataSource), an http image an import DataVolume and a DataSource, all applied,
+    // read, watched and deleted by the backend.
+    Need {
+        group: "cdi.kubevirt.io",
+        resources: &["dataimportcrons", "datasources"],
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
+    },
+    Need {
+        group: "cdi.kubevirt.io",
+        resources: &["datavolumes"],
+        verbs: &["create", "patch"],
+    },
     Need {
         group: "snapshot.kubevirt.io",
         resources: &["virtualmachinesnapshots"],
@@ -190,6 +203,7 @@ impl Connector for KubeVirtConnector {
         }
         let backend = crate::KubeVirt::builder(client.clone())
             .http_import(installed.has(&kubecloud_kube::cdi::SYSTEM))
+            .catalog(installed.has(&kubecloud_kube::cdi::SYSTEM))
             .vm_snapshots(installed.has(&KUBEVIRT_SNAPSHOTS) && installed.has(&VOLUME_SNAPSHOTS))
             .build();
         Ok(Ok(Built::Compute(std::sync::Arc::new(backend))))

@@ -113,7 +113,9 @@ fn run_strategy(rs: RunStrategy) -> &'static str {
 /// can migrate ([`InterfaceAttachment::migratable`]). Sets `evictionStrategy: LiveMigrate`.
 pub fn meant_to_migrate(spec: &VmSpec, interfaces: &[InterfaceAttachment]) -> bool {
     let import_shared = match &spec.boot_disk {
-        BootDisk::Import { access, .. } => *access == AccessMode::ReadWriteMany,
+        BootDisk::Import { access, .. } | BootDisk::Catalog { access, .. } => {
+            *access == AccessMode::ReadWriteMany
+        }
         _ => true,
     };
     import_shared && interfaces.iter().all(InterfaceAttachment::migratable)
@@ -177,7 +179,9 @@ pub fn claims(spec: &VmSpec, mounted: &[(&str, Option<&str>)]) -> Vec<(String, S
         let volume = if *disk == BOOT_DISK {
             match &spec.boot_disk {
                 BootDisk::Volume { volume } => Some(volume.clone()),
-                BootDisk::Import { .. } => Some(BootDisk::import_volume_name(&spec.name)),
+                BootDisk::Import { .. } | BootDisk::Catalog { .. } => {
+                    Some(BootDisk::import_volume_name(&spec.name))
+                }
                 BootDisk::ContainerImage { .. } => None,
             }
         } else {
@@ -236,8 +240,55 @@ pub fn unmigratable_interfaces(vm: &VirtualMachine) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The CDI DataVolume template importing the boot disk, if the spec imports one.
+/// The CDI DataVolume template cloning catalog image `image` into the boot disk: `sourceRef` to
+/// the image's DataSource in the catalog namespace, the size if given (else CDI takes the
+/// source's), access and volume mode as asked, the tier as StorageClass.
+fn catalog_template(tenant: &Tenant, spec: &VmSpec, opts: &Options) -> Option<Value> {
+    let BootDisk::Catalog {
+        image,
+        size,
+        tier,
+        access,
+        mode,
+        ..
+    } = &spec.boot_disk
+    else {
+        return None;
+    };
+    let volume = BootDisk::import_volume_name(&spec.name);
+    let mut labels = ownership_labels(tenant, &volume);
+    labels.insert(VM_LABEL.into(), spec.name.clone());
+    let mut storage = json!({
+        "accessModes": [match access {
+            AccessMode::ReadWriteOnce => "ReadWriteOnce",
+            AccessMode::ReadWriteMany => "ReadWriteMany",
+        }],
+        "volumeMode": match mode {
+            kubecloud_core::VolumeMode::Block => "Block",
+            kubecloud_core::VolumeMode::Filesystem => "Filesystem",
+        },
+    });
+    if let Some(size) = size {
+        storage["resources"] = json!({"requests": {"storage": size.to_string()}});
+    }
+    if let Some(class) = tier.as_deref().or(opts.storage_class.as_deref()) {
+        storage["storageClassName"] = json!(class);
+    }
+    Some(json!({
+        "metadata": {"name": volume, "labels": labels},
+        "spec": {
+            "sourceRef": {"kind": "DataSource", "name": image, "namespace": opts.catalog_namespace},
+            "storage": storage,
+        },
+    }))
+}
+
+/// The CDI DataVolume template importing the boot disk, if the spec imports one, or cloning it
+/// from the catalog.
 pub fn import_template(tenant: &Tenant, spec: &VmSpec, opts: &Options) -> Option<Value> {
+    if let Some(t) = catalog_template(tenant, spec, opts) {
+        return Some(t);
+    }
     let BootDisk::Import {
         url,
         size,
@@ -288,7 +339,7 @@ pub fn virtual_machine(
         BootDisk::ContainerImage { image } => {
             json!({"name": BOOT_DISK, "containerDisk": {"image": image}})
         }
-        BootDisk::Import { .. } => {
+        BootDisk::Import { .. } | BootDisk::Catalog { .. } => {
             json!({"name": BOOT_DISK, "dataVolume": {"name": BootDisk::import_volume_name(&spec.name)}})
         }
     };

@@ -94,7 +94,7 @@ impl Merged {
         };
         restore_secrets(&mut spec, secrets);
         let import = match spec.boot_disk {
-            BootDisk::Import { .. } => self.import.as_ref(),
+            BootDisk::Import { .. } | BootDisk::Catalog { .. } => self.import.as_ref(),
             _ => None,
         };
         let status = vm_status(

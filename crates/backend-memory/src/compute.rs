@@ -6,10 +6,11 @@ use std::net::IpAddr;
 
 use futures::stream::BoxStream;
 use kubecloud_core::{
-    AccessMode, Attachment, BootDisk, Compute, ComputeCapabilities, Error, InterfaceStatus, Labels,
-    MacAddress, Migration, MigrationBlocker, MigrationTarget, NetworkInterface, PodBinding,
-    PowerAction, ResourceKind, Result, Tenant, Vm, VmAttachments, VmPhase, VmResources, VmSnapshot,
-    VmSpec, VmStatus, VolumeSource, VolumeSpec, async_trait, labels_match,
+    AccessMode, Attachment, BootDisk, CatalogImage, CatalogImageSpec, Compute, ComputeCapabilities,
+    Error, InterfaceStatus, Labels, MacAddress, Migration, MigrationBlocker, MigrationTarget,
+    NetworkInterface, PodBinding, PowerAction, ResourceKind, Result, Tenant, Vm, VmAttachments,
+    VmPhase, VmResources, VmSnapshot, VmSpec, VmStatus, VolumeSource, VolumeSpec, async_trait,
+    labels_match,
 };
 
 use crate::driver::StepKind;
@@ -71,16 +72,9 @@ impl State {
         let ts = self.tenant(tenant);
         let mut boot = None;
         let import_name = BootDisk::import_volume_name(&spec.name);
-        if let BootDisk::Import {
-            url,
-            size,
-            tier,
-            replicas,
-            access,
-            mode,
-        } = &spec.boot_disk
-        {
+        if spec.boot_disk.owns_volume() {
             match ts.and_then(|t| t.volumes.get(&import_name)) {
+                // Made once: a VM's clone or import does not depend on its source afterwards.
                 Some(v) if v.owner.as_deref() == Some(spec.name.as_str()) => {}
                 Some(_) => {
                     return Err(Error::conflict(
@@ -93,20 +87,32 @@ impl State {
                     ));
                 }
                 None => {
-                    let volume = VolumeSpec {
-                        name: import_name.clone(),
-                        size: *size,
-                        replicas: *replicas,
-                        mode: *mode,
-                        access: *access,
-                        tier: tier.clone(),
-                        source: VolumeSource::Import { url: url.clone() },
-                        labels: Labels::new(),
+                    let volume = match &spec.boot_disk {
+                        BootDisk::Import {
+                            url,
+                            size,
+                            tier,
+                            replicas,
+                            access,
+                            mode,
+                        } => Some(VolumeSpec {
+                            name: import_name.clone(),
+                            size: *size,
+                            replicas: *replicas,
+                            mode: *mode,
+                            access: *access,
+                            tier: tier.clone(),
+                            source: VolumeSource::Import { url: url.clone() },
+                            labels: Labels::new(),
+                        }),
+                        _ => self.catalog_boot_volume(spec)?,
                     };
-                    boot = Some(
-                        self.plan_volume(tenant, &volume)
-                            .map_err(|e| e.within("bootDisk"))?,
-                    );
+                    if let Some(volume) = volume {
+                        boot = Some(
+                            self.plan_volume(tenant, &volume)
+                                .map_err(|e| e.within("bootDisk"))?,
+                        );
+                    }
                 }
             }
         }
@@ -836,6 +842,7 @@ impl Compute for MemoryCloud {
             cloud_init: true,
             fixed_addresses: true,
             vm_snapshots: true,
+            catalog: true,
         }
     }
 
@@ -943,5 +950,28 @@ impl Compute for MemoryCloud {
 
     async fn delete_vm_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<()> {
         self.lock().delete_vm_snapshot(tenant, snapshot)
+    }
+
+    async fn apply_catalog_image(&self, spec: &CatalogImageSpec) -> Result<CatalogImage> {
+        self.lock().apply_catalog_image(spec)
+    }
+
+    async fn get_catalog_image(&self, name: &str) -> Result<CatalogImage> {
+        self.lock().get_catalog_image(name)
+    }
+
+    async fn watch_catalog_image(
+        &self,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<CatalogImage>>> {
+        self.lock().watch_catalog_image(name)
+    }
+
+    async fn list_catalog_images(&self) -> Result<Vec<CatalogImage>> {
+        Ok(self.lock().list_catalog_images())
+    }
+
+    async fn delete_catalog_image(&self, name: &str) -> Result<()> {
+        self.lock().delete_catalog_image(name)
     }
 }

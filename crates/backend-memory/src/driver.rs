@@ -27,6 +27,7 @@ pub(crate) enum StepKind {
     Snapshot,
     VmSnapshot,
     Exposure,
+    CatalogImage,
 }
 
 /// One scheduled step.
@@ -144,6 +145,7 @@ impl State {
                     self.advance_vm_snapshot(&step.tenant, &step.name, step.epoch)
                 }
                 StepKind::Exposure => self.advance_exposure(&step.tenant, &step.name, step.epoch),
+                StepKind::CatalogImage => self.advance_catalog_image(&step.name, step.epoch),
             }
         }
     }

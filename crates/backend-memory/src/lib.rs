@@ -45,6 +45,7 @@
 //! `placement` (nodes), `vm` (VM life cycle) and `compute`, `storage`, `network`,
 //! `loadbalancer` (one trait each), `external` (external IPs, floating IPs, SNAT rules).
 
+mod catalog;
 mod compute;
 mod driver;
 mod external;
@@ -149,6 +150,18 @@ impl MemoryCloud {
         let mut state = self.inner.lock();
         driver::ensure_running(&self.inner, &mut state);
         state
+    }
+}
+
+impl MemoryCloud {
+    /// How many catalog image imports the cloud has run (each image once, and again when its
+    /// source changes; never for a VM cloning one).
+    ///
+    /// ```
+    /// assert_eq!(kubecloud_memory::MemoryCloud::new().catalog_imports(), 0);
+    /// ```
+    pub fn catalog_imports(&self) -> u64 {
+        self.inner.lock().catalog_imports
     }
 }
 

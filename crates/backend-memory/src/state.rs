@@ -56,6 +56,10 @@ pub(crate) struct State {
     pub(crate) queue: Queue,
     /// Each tenant's quota (none: unlimited); see `quota.rs`.
     pub(crate) quotas: HashMap<Tenant, kubecloud_core::Quota>,
+    /// The image catalog, by name (cluster-wide).
+    pub(crate) catalog: BTreeMap<String, crate::catalog::CatalogRecord>,
+    /// Catalog imports run so far.
+    pub(crate) catalog_imports: u64,
 }
 
 /// One tenant's resources, each kind by name.
@@ -111,6 +115,8 @@ impl State {
             shared_pools,
             queue: Queue::new(config.step_delay, notify),
             quotas: HashMap::new(),
+            catalog: BTreeMap::new(),
+            catalog_imports: 0,
         }
     }
 

@@ -118,7 +118,7 @@ pub(crate) struct VolumePlan {
 
 /// Why an import from `url` fails, if it does: hosts under `.invalid` (the reserved TLD that
 /// never resolves) cannot be reached.
-fn import_failure(url: &str) -> Option<String> {
+pub(crate) fn import_failure(url: &str) -> Option<String> {
     let host = url_host(url).trim_end_matches('.').to_ascii_lowercase();
     (host == "invalid" || host.ends_with(".invalid"))
         .then(|| format!("import failed: could not resolve host {host:?} ({url})"))

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::addr::MacAddress;
 use crate::attach::VmAttachments;
+use crate::catalog::{CatalogImage, CatalogImageSpec};
 use crate::error::{Error, Result};
 use crate::name::{Labels, Tenant, validate_labels, validate_name, validate_user_labels};
 use crate::secret::SecretString;
@@ -124,6 +125,28 @@ pub enum BootDisk {
         #[serde(default)]
         mode: VolumeMode,
     },
+    /// A clone of a catalog image (see [`crate::catalog`]) into a new volume owned by the VM,
+    /// `<vm>-boot` like an import's: the storage's own clone or snapshot where it can, never
+    /// another download. The image must exist and be ready.
+    Catalog {
+        /// The catalog image's name.
+        image: String,
+        /// The size of the new volume: at least the image's; the image's if absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<ByteSize>,
+        /// The storage tier (pool) of the new volume; the backend's default if absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<String>,
+        /// Replicas of the new volume.
+        #[serde(default = "one")]
+        replicas: u8,
+        /// Access mode of the new volume (RWX for live migration).
+        #[serde(default)]
+        access: AccessMode,
+        /// Volume mode of the new volume.
+        #[serde(default)]
+        mode: VolumeMode,
+    },
 }
 
 fn one() -> u8 {
@@ -139,7 +162,31 @@ impl Default for BootDisk {
 }
 
 impl BootDisk {
-    /// The name of the volume kubecloud creates for an [`BootDisk::Import`] of VM `vm`.
+    /// A clone of catalog image `image` of the image's size, one replica, RWO block, in the
+    /// default tier.
+    ///
+    /// ```
+    /// use kubecloud_core::BootDisk;
+    /// assert!(matches!(BootDisk::catalog("fedora-40"), BootDisk::Catalog { size: None, .. }));
+    /// ```
+    pub fn catalog(image: impl Into<String>) -> Self {
+        Self::Catalog {
+            image: image.into(),
+            size: None,
+            tier: None,
+            replicas: 1,
+            access: AccessMode::ReadWriteOnce,
+            mode: VolumeMode::Block,
+        }
+    }
+
+    /// Whether the VM gets a boot volume of its own (`<vm>-boot`): an import or a catalog clone.
+    pub fn owns_volume(&self) -> bool {
+        matches!(self, Self::Import { .. } | Self::Catalog { .. })
+    }
+
+    /// The name of the volume kubecloud creates for an [`BootDisk::Import`] or
+    /// [`BootDisk::Catalog`] of VM `vm`.
     ///
     /// ```
     /// assert_eq!(kubecloud_core::BootDisk::import_volume_name("web-1"), "web-1-boot");
@@ -357,6 +404,23 @@ impl VmSpec {
                 }
                 validate_name("name", &BootDisk::import_volume_name(&self.name))?;
             }
+            BootDisk::Catalog {
+                image,
+                size,
+                replicas,
+                tier,
+                ..
+            } => {
+                validate_name("bootDisk.image", image)?;
+                if let Some(size) = size {
+                    crate::storage::validate_size("bootDisk.size", *size)?;
+                }
+                crate::storage::validate_replicas("bootDisk.replicas", *replicas)?;
+                if let Some(tier) = tier {
+                    validate_name("bootDisk.tier", tier)?;
+                }
+                validate_name("name", &BootDisk::import_volume_name(&self.name))?;
+            }
         }
         for (i, volume) in self.data_volumes.iter().enumerate() {
             validate_name(&format!("dataVolumes[{i}]"), volume)?;
@@ -465,7 +529,9 @@ impl VmSpec {
         let mut out = Vec::new();
         match &self.boot_disk {
             BootDisk::Volume { volume } => out.push(volume.clone()),
-            BootDisk::Import { .. } => out.push(BootDisk::import_volume_name(&self.name)),
+            BootDisk::Import { .. } | BootDisk::Catalog { .. } => {
+                out.push(BootDisk::import_volume_name(&self.name))
+            }
             BootDisk::ContainerImage { .. } => {}
         }
         out.extend(self.data_volumes.iter().cloned());
@@ -703,6 +769,10 @@ pub struct ComputeCapabilities {
     /// ([`Compute::snapshot_vm`], [`Compute::restore_vm`]).
     #[serde(default)]
     pub vm_snapshots: bool,
+    /// An image catalog shared by all tenants and boot disks cloned from it
+    /// ([`Compute::apply_catalog_image`], [`BootDisk::Catalog`]).
+    #[serde(default)]
+    pub catalog: bool,
 }
 
 /// A point-in-time snapshot of a whole VM: its spec and its volumes.
@@ -860,6 +930,62 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
             self.backend_name(),
             "vms.restore",
             "vm_snapshots",
+        ))
+    }
+
+    /// Creates or updates catalog image `spec.name` (an operator's call, not a tenant's): its
+    /// import starts at once; the image becomes [`CatalogImage::ready`] when it is done.
+    /// Bad input is refused naming the field before anything is sent. Backends without
+    /// [`ComputeCapabilities::catalog`] refuse with [`Error::Unsupported`] (the default).
+    async fn apply_catalog_image(&self, spec: &CatalogImageSpec) -> Result<CatalogImage> {
+        let _ = spec;
+        Err(Error::unsupported(
+            self.backend_name(),
+            "catalog.apply",
+            "catalog",
+        ))
+    }
+
+    /// Catalog image `name` ([`Error::NotFound`] of kind `CatalogImage` if missing).
+    async fn get_catalog_image(&self, name: &str) -> Result<CatalogImage> {
+        let _ = name;
+        Err(Error::unsupported(
+            self.backend_name(),
+            "catalog.get",
+            "catalog",
+        ))
+    }
+
+    /// Catalog image `name` now and at every change, until it is deleted (the stream then ends).
+    async fn watch_catalog_image(
+        &self,
+        name: &str,
+    ) -> Result<BoxStream<'static, Result<CatalogImage>>> {
+        let _ = name;
+        Err(Error::unsupported(
+            self.backend_name(),
+            "catalog.watch",
+            "catalog",
+        ))
+    }
+
+    /// Every catalog image, by name. Tenants may read these.
+    async fn list_catalog_images(&self) -> Result<Vec<CatalogImage>> {
+        Err(Error::unsupported(
+            self.backend_name(),
+            "catalog.list",
+            "catalog",
+        ))
+    }
+
+    /// Deletes catalog image `name` and its imports ([`Error::NotFound`] if missing). VMs cloned
+    /// from it keep their volumes.
+    async fn delete_catalog_image(&self, name: &str) -> Result<()> {
+        let _ = name;
+        Err(Error::unsupported(
+            self.backend_name(),
+            "catalog.delete",
+            "catalog",
         ))
     }
 

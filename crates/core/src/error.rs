@@ -56,6 +56,8 @@ pub enum ResourceKind {
     FloatingIp,
     /// An outbound NAT rule of a subnet behind an external address.
     SnatRule,
+    /// An image of the shared catalog.
+    CatalogImage,
 }
 
 impl fmt::Display for ResourceKind {
@@ -79,6 +81,7 @@ impl fmt::Display for ResourceKind {
             Self::ExternalIp => "external ip",
             Self::FloatingIp => "floating ip",
             Self::SnatRule => "snat rule",
+            Self::CatalogImage => "catalog image",
         })
     }
 }

@@ -33,6 +33,7 @@
 
 mod addr;
 mod attach;
+pub mod catalog;
 mod compute;
 mod error;
 mod import;
@@ -54,6 +55,7 @@ pub use attach::{
     Guarantees, InterfaceAttachment, NetworkSelection, VmAttachments, VolumeAttachment,
     ensure_volume_unused,
 };
+pub use catalog::{CatalogImage, CatalogImageSpec, DEFAULT_CATALOG_NAMESPACE, ImageSource};
 pub use compute::{
     Attachment, BootDisk, CloudInit, Compute, ComputeCapabilities, Condition, InterfaceStatus,
     MAX_CLOUD_INIT_SIZE, Migration, MigrationBlocker, MigrationTarget, NetworkInterface, Placement,

@@ -9,7 +9,7 @@
 //! | module | system | kinds |
 //! |---|---|---|
 //! | [`kubevirt`] | KubeVirt | `VirtualMachine`, `VirtualMachineInstance`, `VirtualMachineInstanceMigration` (`kubevirt.io/v1`); `VirtualMachineSnapshot`, `VirtualMachineRestore` (`snapshot.kubevirt.io/v1beta1`) |
-//! | [`cdi`] | CDI | `DataVolume` (`cdi.kubevirt.io/v1beta1`) |
+//! | [`cdi`] | CDI | `DataVolume`, `DataSource`, `DataImportCron` (`cdi.kubevirt.io/v1beta1`) |
 //! | [`kubeovn`] | Kube-OVN | `Vpc`, `Subnet`, `IP`, `Vip`, `SecurityGroup`, `OvnEip`, `OvnFip`, `OvnSnatRule` (`kubeovn.io/v1`) |
 //! | [`cilium`] | Cilium | `CiliumLoadBalancerIPPool`, `CiliumBGPClusterConfig`, `CiliumBGPPeerConfig`, `CiliumBGPAdvertisement` (`cilium.io/v2`); `CiliumL2AnnouncementPolicy` (`cilium.io/v2alpha1`) |
 //! | [`metallb`] | MetalLB | `IPAddressPool`, `L2Advertisement`, `BGPAdvertisement`, `BFDProfile`, `Community` (`metallb.io/v1beta1`); `BGPPeer` (`metallb.io/v1beta2`) |

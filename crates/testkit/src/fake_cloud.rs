@@ -24,6 +24,11 @@
 //!   writes it) in Piraeus' namespace `piraeus-datastore`, where the operator reads it. A client
 //!   discovers LINSTOR and its client certificate as it does on a real cluster.
 //!
+//! The simulated CDI is shared with the fake cloud (`FakeCloud::cdi`, to count imports), and so
+//! is the cluster RBAC the simulated KubeVirt authorizes cross-namespace clones against
+//! (`FakeCloud::rbac`, empty at start: the API double serves no RBAC kinds; install the Roles and
+//! bindings an operator would apply, such as kubecloud's catalog RBAC).
+//!
 //! With [`FakeCloudBuilder::csi`], a simulated CSI driver ([`crate::csi`]) replaces LINSTOR:
 //! no LINSTOR double, `LinstorCluster`, Piraeus namespace or LINSTOR classes, but the driver's
 //! `CSIDriver`, classes, snapshot class and controllers ([`FakeCloud::csi`]).
@@ -350,7 +355,11 @@ impl FakeCloudBuilder {
                     .await?,
             ),
         };
-        let mut virt = KubeVirtController::new().with_nodes(&FakeCloud::NODES);
+        let rbac = crate::Rbac::default();
+        let cdi = CdiController::new();
+        let mut virt = KubeVirtController::new()
+            .with_nodes(&FakeCloud::NODES)
+            .with_rbac(rbac.clone());
         if self.multus {
             virt = virt.with_multus();
         }
@@ -392,7 +401,7 @@ impl FakeCloudBuilder {
         }
         let mut multi_policies = None;
         kube = kube
-            .controller(CdiController::new())
+            .controller(cdi.clone())
             .controller(virt)
             .controller(KubeVirtSnapshotController);
         kube = if self.multus {
@@ -432,6 +441,8 @@ impl FakeCloudBuilder {
             csi,
             multi_policies,
             kubemacpool: self.kubemacpool,
+            cdi,
+            rbac,
         })
     }
 }
@@ -447,6 +458,8 @@ pub struct FakeCloud {
     csi: Option<CsiDriver>,
     multi_policies: Option<crate::MultiPolicies>,
     kubemacpool: Option<crate::Kubemacpool>,
+    cdi: CdiController,
+    rbac: crate::Rbac,
 }
 
 /// The LINSTOR double's setup: satellites `nodes`, pools `lvm-thin` (LVM_THIN) and `zfs` (ZFS)
@@ -490,6 +503,18 @@ impl FakeCloud {
     /// Starts with the default options (127.0.0.1, any port, no latency, seed 0).
     pub async fn start() -> Result<FakeCloud, FakeCloudError> {
         Self::builder().start().await
+    }
+
+    /// The simulated CDI (its import count, [`CdiController::imports`]).
+    pub fn cdi(&self) -> &CdiController {
+        &self.cdi
+    }
+
+    /// The cluster RBAC the simulated controllers authorize against (none at start; the API
+    /// double serves no RBAC kinds): install the `Role`s and bindings an operator would apply,
+    /// such as kubecloud's catalog RBAC.
+    pub fn rbac(&self) -> &crate::Rbac {
+        &self.rbac
     }
 
     /// The Kubernetes API double.

@@ -295,7 +295,9 @@ mod watch;
 
 pub use api::FieldValidation;
 pub use cluster::{Cluster, ObjectEvent};
+pub use controllers::authz::{self, Rbac};
 pub use controllers::cdi::CdiController;
+pub use controllers::cdi_catalog;
 pub use controllers::crd::CrdController;
 pub use controllers::kubemacpool::{self, Kubemacpool};
 pub use controllers::kubeovn::KubeOvnController;

@@ -100,6 +100,9 @@ pub struct SimOptions {
     pub linstor_listen: SocketAddr,
     /// How long to wait for the CRDs to be established (default 60 s).
     pub crd_timeout: Duration,
+    /// The cluster RBAC the simulated KubeVirt authorizes cross-namespace clones against
+    /// (none by default: such clones are refused).
+    pub rbac: crate::Rbac,
 }
 
 impl Default for SimOptions {
@@ -109,6 +112,7 @@ impl Default for SimOptions {
             install_crds: false,
             linstor_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             crd_timeout: Duration::from_secs(60),
+            rbac: crate::Rbac::default(),
         }
     }
 }
@@ -298,7 +302,9 @@ impl Simulation {
             controllers.push(Arc::new(CdiController::new()));
         }
         if has(Component::Kubevirt) {
-            controllers.push(Arc::new(KubeVirtController::new()));
+            controllers.push(Arc::new(
+                KubeVirtController::new().with_rbac(options.rbac.clone()),
+            ));
             controllers.push(Arc::new(KubeVirtSnapshotController));
         }
         if has(Component::Kubeovn) {

@@ -28,7 +28,15 @@ pub struct Env {
 
 /// A fresh environment.
 pub async fn env() -> Env {
-    let kubevirt = KubeVirtController::new();
+    // The catalog's RBAC, as an operator applies it: tenants' VMs may clone from the catalog.
+    let rbac = kubecloud_testkit::Rbac::default();
+    for object in kubecloud_kubevirt::catalog::rbac_manifests(
+        kubecloud_core::DEFAULT_CATALOG_NAMESPACE,
+        "kubecloud-catalog-reader",
+    ) {
+        rbac.install(object);
+    }
+    let kubevirt = KubeVirtController::new().with_rbac(rbac);
     let knobs = kubevirt.knobs();
     let server = TestServer::builder()
         .seed_yaml(&kubevirt.node_manifests())

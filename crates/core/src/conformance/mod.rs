@@ -39,6 +39,7 @@ use crate::size::ByteSize;
 use crate::wait::{self, Check, Observed};
 use crate::{BlockStorage, Compute, IpNet, LoadBalancer, Network};
 
+pub mod catalog;
 pub mod compute;
 pub mod isolation;
 pub mod loadbalancer;
@@ -365,6 +366,7 @@ pub async fn run_compute(target: &Target<'_>, tenant_prefix: &str, params: &Para
         compute::failing_import_fails_fast,
         compute::vm_snapshots_and_restore,
         ports::security_groups_in_force_on_ports,
+        catalog::catalog_images_boot_vms,
     )
 }
 

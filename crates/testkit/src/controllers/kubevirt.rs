@@ -106,6 +106,7 @@ impl KubeVirtKnobs {
 pub struct KubeVirtController {
     knobs: KubeVirtKnobs,
     multus: bool,
+    rbac: super::authz::Rbac,
 }
 
 impl Default for KubeVirtController {
@@ -115,6 +116,7 @@ impl Default for KubeVirtController {
         Self {
             knobs,
             multus: false,
+            rbac: super::authz::Rbac::default(),
         }
     }
 }
@@ -183,6 +185,14 @@ impl KubeVirtController {
     /// nothing writes it (the Kube-OVN double writes its own annotations).
     pub fn with_multus(mut self) -> Self {
         self.multus = true;
+        self
+    }
+
+    /// The cluster RBAC virt-controller's clone authorization reads (a VM's DataVolume template
+    /// cloning from another namespace needs its service account allowed there); none by
+    /// default, so such clones are refused.
+    pub fn with_rbac(mut self, rbac: super::authz::Rbac) -> Self {
+        self.rbac = rbac;
         self
     }
 
@@ -371,6 +381,65 @@ impl KubeVirtController {
         Ok(())
     }
 
+    /// A DataVolume template KubeVirt may not create: the event `UnauthorizedDataVolumeCreate`
+    /// on the VM and its `Failure` condition (reason `FailedCreate`), as virt-controller records
+    /// the sync error (`vm.go`, `processFailureCondition`).
+    async fn refuse_data_volume(
+        api: &ControllerApi,
+        vm: &Value,
+        dv: &str,
+        reason: &str,
+    ) -> Result<(), ControllerError> {
+        let ns = meta(vm, "namespace");
+        let name = meta(vm, "name");
+        let message = format!("not authorized to create DataVolume: {reason}");
+        let failure = vm["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Failure");
+        if failure.is_some_and(|c| c["message"] == message.as_str()) {
+            return Ok(());
+        }
+        let event_name = format!("{name}.{dv}.unauthorized");
+        if api
+            .get_opt("v1", "Event", Some(ns), &event_name)
+            .await?
+            .is_none()
+        {
+            api.create(json!({
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": event_name, "namespace": ns},
+                "involvedObject": {"apiVersion": VM.0, "kind": VM.1, "name": name, "namespace": ns, "uid": meta(vm, "uid")},
+                "type": "Warning",
+                "reason": "UnauthorizedDataVolumeCreate",
+                "message": format!("Not authorized to create DataVolume {dv}: {reason}"),
+                "source": {"component": "virtualmachine-controller"},
+            }))
+            .await?;
+        }
+        let mut conditions: Vec<Value> = vm["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c["type"] != "Failure")
+            .collect();
+        conditions.push(json!({
+            "type": "Failure", "status": "True", "reason": "FailedCreate",
+            "message": message, "lastTransitionTime": crate::meta::now(),
+        }));
+        api.merge_patch_status(
+            VM.0,
+            VM.1,
+            Some(ns),
+            name,
+            &json!({"status": {"conditions": conditions, "printableStatus": "Provisioning"}}),
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn reconcile_vm(&self, api: &ControllerApi, vm: &Value) -> Result<(), ControllerError> {
         if vm["metadata"]["deletionTimestamp"].is_string() {
             return Ok(());
@@ -388,6 +457,20 @@ impl KubeVirtController {
             let dv = match api.get_opt(DV.0, DV.1, Some(ns), dv_name).await? {
                 Some(dv) => dv,
                 None => {
+                    // virt-controller's authorizeDataVolume (`pkg/virt-controller/watch/vm/vm.go`):
+                    // a clone from another namespace needs the VM's service account to be
+                    // allowed there (CDI's AuthorizeSA); else an event, a `Failure` condition,
+                    // and no DataVolume.
+                    let sa = vm["spec"]["template"]["spec"]["serviceAccountName"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("default");
+                    if let Err(reason) =
+                        super::cdi_catalog::authorize_clone(api, &self.rbac, ns, sa, &t["spec"])
+                            .await?
+                    {
+                        return Self::refuse_data_volume(api, vm, dv_name, &reason).await;
+                    }
                     let mut metadata = t["metadata"].clone();
                     metadata["namespace"] = json!(ns);
                     metadata["ownerReferences"] = owner(vm, VM.1);

@@ -27,7 +27,9 @@
 //! belong here too, one module each.
 
 mod api;
+pub mod authz;
 pub mod cdi;
+pub mod cdi_catalog;
 pub mod cilium_lbipam;
 pub mod crd;
 mod gc;
