@@ -9,6 +9,25 @@ use kubecloud_core::{Consumption, Error, Quota, Result, Tenant, VmResources};
 
 use crate::cloud::Cloud;
 
+tokio::task_local! {
+    /// Set while the steps of a plan run: the plan checked the whole change against the quota.
+    static CHECKED_BY_PLAN: ();
+}
+
+/// Runs the steps of a plan without a quota check per create: the plan checked the tenant's
+/// usage after the whole change against its quota when it was made (refusing it otherwise), so
+/// reading the quota and listing everything the tenant holds again for each of its creates would
+/// only cost requests (a 1,000-VM apply would send thousands of lists). What changed between
+/// planning and applying is caught by the tenant's `ResourceQuota` on Kubernetes and by the
+/// memory cloud's own check.
+pub(crate) async fn checked_by_plan<F: std::future::Future>(steps: F) -> F::Output {
+    CHECKED_BY_PLAN.scope((), steps).await
+}
+
+fn checked_by_plan_already() -> bool {
+    CHECKED_BY_PLAN.try_with(|()| ()).is_ok()
+}
+
 /// The tenant's quota: the cloud's quota store's, or none (unlimited) without a store.
 pub(crate) async fn quota(cloud: &Cloud, tenant: &Tenant) -> Result<Quota> {
     match &cloud.quotas {
@@ -70,6 +89,9 @@ pub(crate) async fn default_tier(cloud: &Cloud, tenant: &Tenant) -> Result<Optio
 /// Refuses `request` with [`Error::QuotaExceeded`] if it takes the tenant past its quota.
 /// Reads nothing more than the quota when no limit concerns the request.
 pub(crate) async fn check(cloud: &Cloud, tenant: &Tenant, request: &Consumption) -> Result<()> {
+    if checked_by_plan_already() {
+        return Ok(());
+    }
     let quota = quota(cloud, tenant).await?;
     if !quota.concerns(request) {
         return Ok(());
@@ -85,6 +107,9 @@ pub(crate) async fn check_tiered(
     tenant: &Tenant,
     request: impl FnOnce(Option<&str>) -> Consumption,
 ) -> Result<()> {
+    if checked_by_plan_already() {
+        return Ok(());
+    }
     let quota = quota(cloud, tenant).await?;
     if quota.is_unlimited() {
         return Ok(());

@@ -65,22 +65,14 @@ impl std::fmt::Display for Access {
 const NAMESPACES: &[&str] = &["get", "create", "patch"];
 
 /// Every cloud keeps tenant quotas in a `ResourceQuota` of the tenant's namespace
-/// ([`crate::KubeQuotas`]): read, applied (created on first apply), and (until the quota
-/// controller has counted the namespace) watched.
+/// ([`crate::KubeQuotas`]): read before each create from the shared watch of the kind (list,
+/// watch; a get while it has not listed), applied (created on first apply), and watched until
+/// the quota controller has counted the namespace.
 const RESOURCE_QUOTAS: &[&str] = &["get", "create", "patch", "list", "watch"];
 
 /// Why `access` is granted although the conformance suite does not exercise it, if it is one of
 /// those documented exceptions.
 pub fn not_exercised_by_conformance(access: &Access) -> Option<&'static str> {
-    if access.group.is_empty()
-        && access.resource == "resourcequotas"
-        && matches!(access.verb.as_str(), "list" | "watch")
-    {
-        return Some(
-            "setting a quota waits on a watch until the quota controller has counted the \
-             namespace; the API double counts it in the same write",
-        );
-    }
     crate::backends::RBAC
         .iter()
         .flat_map(|b| b.not_exercised)

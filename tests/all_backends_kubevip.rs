@@ -40,6 +40,7 @@ async fn stack() -> (FakeCloud, Cloud) {
         .await
         .expect("fake cloud");
     fake.kube().seed_yaml(BULK).expect("bulk class");
+    common::stack::install_catalog_rbac(fake.rbac());
     let options = ConnectOptions::new().backend(Part::LoadBalancer, "kubevip");
     let cloud = Cloud::connect_with(fake.kube().client(), options)
         .await

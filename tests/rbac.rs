@@ -313,6 +313,7 @@ async fn the_kubevip_stack_s_rules_allow_every_request_of_the_conformance_suite_
         .await
         .expect("fake cloud");
     fake.kube().seed_yaml(BULK).unwrap();
+    common::stack::install_catalog_rbac(fake.rbac());
     fake.kube().requests().reset();
     let options = ConnectOptions::new().backend(Part::LoadBalancer, "kubevip");
     let cloud = Cloud::connect_with(fake.kube().client(), options)
@@ -329,6 +330,7 @@ async fn the_kubevip_stack_s_rules_allow_every_request_of_the_conformance_suite_
     };
     let report = conformance::run_all(&target, "rk", &params()).await;
     eprintln!("{report}");
+    quotas_conform(fake.kube(), &target, "rk", &params()).await;
     let rules = rbac::rules_for(&cloud.backend_names());
     assert_least_privilege(fake.kube(), &rules);
 }

@@ -224,7 +224,7 @@ impl TenantHandle {
         }
         // Boxed: the futures of an apply are deep, and a test thread's stack is small.
         let steps = Box::pin(self.run_steps(plan, options, on_event));
-        let steps = Deadline::after(options.timeout).scope(steps);
+        let steps = crate::quota::checked_by_plan(Deadline::after(options.timeout).scope(steps));
         // Without waiting, not on the backends' controllers either (wait::send_only).
         let (mut report, created_but_failed, first_error) = if options.wait {
             steps.await

@@ -245,9 +245,11 @@ impl Quotas for KubeQuotas {
     }
 
     async fn get_quota(&self, tenant: &Tenant) -> Result<Quota> {
+        // From the shared watch (a request only until it has listed): every create of a
+        // tenant asks, and most tenants have no quota.
         let rq = self
             .writer
-            .get_opt(
+            .current(
                 &self.api(tenant),
                 QUOTA_NAME,
                 ResourceKind::Tenant,
