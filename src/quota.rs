@@ -24,8 +24,13 @@ pub(crate) async fn checked_by_plan<F: std::future::Future>(steps: F) -> F::Outp
     CHECKED_BY_PLAN.scope((), steps).await
 }
 
-fn checked_by_plan_already() -> bool {
-    CHECKED_BY_PLAN.try_with(|()| ()).is_ok()
+/// The quota a create is checked against: none (unlimited) inside [`checked_by_plan`], where
+/// the plan checked it, else the tenant's.
+pub(crate) async fn limits(cloud: &Cloud, tenant: &Tenant) -> Result<Quota> {
+    if CHECKED_BY_PLAN.try_with(|()| ()).is_ok() {
+        return Ok(Quota::default());
+    }
+    quota(cloud, tenant).await
 }
 
 /// The tenant's quota: the cloud's quota store's, or none (unlimited) without a store.
@@ -89,10 +94,7 @@ pub(crate) async fn default_tier(cloud: &Cloud, tenant: &Tenant) -> Result<Optio
 /// Refuses `request` with [`Error::QuotaExceeded`] if it takes the tenant past its quota.
 /// Reads nothing more than the quota when no limit concerns the request.
 pub(crate) async fn check(cloud: &Cloud, tenant: &Tenant, request: &Consumption) -> Result<()> {
-    if checked_by_plan_already() {
-        return Ok(());
-    }
-    let quota = quota(cloud, tenant).await?;
+    let quota = limits(cloud, tenant).await?;
     if !quota.concerns(request) {
         return Ok(());
     }
@@ -107,10 +109,7 @@ pub(crate) async fn check_tiered(
     tenant: &Tenant,
     request: impl FnOnce(Option<&str>) -> Consumption,
 ) -> Result<()> {
-    if checked_by_plan_already() {
-        return Ok(());
-    }
-    let quota = quota(cloud, tenant).await?;
+    let quota = limits(cloud, tenant).await?;
     if quota.is_unlimited() {
         return Ok(());
     }

@@ -140,7 +140,7 @@ impl<'a> TenantVms<'a> {
     /// What applying `spec` takes on top of what its VM (if it exists) holds, checked
     /// against the tenant's quota.
     async fn check_quota(&self, spec: &VmSpec) -> Result<()> {
-        if crate::quota::quota(self.cloud, self.tenant)
+        if crate::quota::limits(self.cloud, self.tenant)
             .await?
             .is_unlimited()
         {

@@ -163,7 +163,7 @@ impl<'a> TenantVolumes<'a> {
             "resize",
             self.backend.capabilities().resize,
         )?;
-        if !crate::quota::quota(self.cloud, self.tenant)
+        if !crate::quota::limits(self.cloud, self.tenant)
             .await?
             .is_unlimited()
         {

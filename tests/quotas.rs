@@ -332,6 +332,63 @@ mod on_the_stack {
         );
     }
 
+    /// The plan checks the whole change against the quota once: its creates do not read the
+    /// quota and list what the tenant holds again each (a 1,000-VM apply would send thousands of
+    /// lists). What a quota adds to an apply's requests (the plan's reads of the quota and the
+    /// usage) is the same for 2 VMs as for 8; checked per create it grew by six requests or
+    /// more per VM.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_apply_under_a_quota_checks_it_once_per_plan_not_per_create() {
+        let s = stack(Latency::None, 0).await;
+        let requests = s.kube.requests();
+        let mut spec = super::common::stack::tenant_spec(2, 2);
+        spec.exposures.clear();
+        spec.address_pools.clear();
+        // The first tenant starts the shared watches of cluster-scoped kinds (VPCs, subnets).
+        let warm = s.cloud.tenant("warm").unwrap();
+        warm.apply(
+            &warm.plan(&spec).await.unwrap(),
+            kubecloud::ApplyOptions::default(),
+        )
+        .await
+        .unwrap();
+        let mut added = Vec::new();
+        for vms in [2, 8] {
+            let mut spec = super::common::stack::tenant_spec(vms, vms);
+            spec.exposures.clear();
+            spec.address_pools.clear();
+            let mut sent = Vec::new();
+            for quota in [None, Some(Quota::default().with_vms(50))] {
+                let name = format!("t{vms}-{}", if quota.is_some() { "q" } else { "free" });
+                let t = s.cloud.tenant(&name).unwrap();
+                if let Some(quota) = &quota {
+                    t.set_quota(quota).await.unwrap();
+                }
+                let before = requests.total();
+                let plan = t.plan(&spec).await.unwrap();
+                let report = t
+                    .apply(&plan, kubecloud::ApplyOptions::default())
+                    .await
+                    .unwrap();
+                assert_eq!(report.done.len(), spec.len(), "{report:?}");
+                sent.push(requests.total() - before);
+            }
+            added.push(sent[1] as i64 - sent[0] as i64);
+        }
+        // A request or two may differ (a shared watch answering before or after it listed).
+        assert!(
+            added[1] <= added[0] + 2,
+            "a quota added {} requests to an apply of 2 VMs and {} to one of 8",
+            added[0],
+            added[1]
+        );
+        let usage = s.cloud.tenant("t8-q").unwrap().usage().await.unwrap();
+        assert_eq!(
+            usage.line(&QuotaResource::Vms).unwrap().to_string(),
+            "vms: 8 of 50"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_applies_racing_past_the_check_leave_the_quota_respected() {
         let s = stack(Latency::None, 0).await;

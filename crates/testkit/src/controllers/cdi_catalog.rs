@@ -42,7 +42,7 @@
 //!   (host-assisted). A target smaller than the source fails validation (`Failed`, condition
 //!   reason `CloneValidationFailed`); a target without a size gets the source's. Whether the creator of the DataVolume may clone across
 //!   namespaces is checked before it is created: by CDI's webhook for users, and by KubeVirt for
-//!   a VM's `dataVolumeTemplates` ([`super::kubevirt`], with [`authorize_clone`]).
+//!   a VM's `dataVolumeTemplates` (the simulated KubeVirt, with [`authorize_clone`]).
 
 use serde_json::{Value, json};
 
@@ -515,7 +515,7 @@ pub(super) async fn cloning_from(
 /// CDI's `AuthorizeSA` for a DataVolume spec `spec` to be created in `namespace` by service
 /// account `sa` of that namespace (`authorize.go`, `authorize_utils.go`): a clone from another
 /// namespace needs `create` on `datavolumes/source` (or on `pods`) there. `Err` is CDI's reason,
-/// "User <sa> has insufficient permissions in clone source namespace <ns>".
+/// `"User <sa> has insufficient permissions in clone source namespace <ns>"`.
 pub async fn authorize_clone(
     api: &ControllerApi,
     rbac: &authz::Rbac,
