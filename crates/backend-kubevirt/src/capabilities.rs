@@ -18,5 +18,7 @@ pub fn capabilities() -> ComputeCapabilities {
         fixed_addresses: true,
         vm_snapshots: true,
         catalog: true,
+        serial_console: true,
+        vnc: true,
     }
 }

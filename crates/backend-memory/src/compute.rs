@@ -843,6 +843,8 @@ impl Compute for MemoryCloud {
             fixed_addresses: true,
             vm_snapshots: true,
             catalog: true,
+            serial_console: false,
+            vnc: false,
         }
     }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::addr::MacAddress;
 use crate::attach::VmAttachments;
 use crate::catalog::{CatalogImage, CatalogImageSpec};
+use crate::console::{ConsoleKind, ConsoleStream};
 use crate::error::{Error, Result};
 use crate::name::{Labels, Tenant, validate_labels, validate_name, validate_user_labels};
 use crate::secret::SecretString;
@@ -773,6 +774,12 @@ pub struct ComputeCapabilities {
     /// ([`Compute::apply_catalog_image`], [`BootDisk::Catalog`]).
     #[serde(default)]
     pub catalog: bool,
+    /// A running VM's serial console as a byte stream ([`Compute::console`]).
+    #[serde(default)]
+    pub serial_console: bool,
+    /// A running VM's VNC display as an RFB byte stream ([`Compute::vnc`]).
+    #[serde(default)]
+    pub vnc: bool,
 }
 
 /// A point-in-time snapshot of a whole VM: its spec and its volumes.
@@ -996,6 +1003,33 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
             self.backend_name(),
             "vms.delete_snapshot",
             "vm_snapshots",
+        ))
+    }
+
+    /// The serial console of VM `vm`, connected: what the guest prints, and what it reads as
+    /// typed (see [`ConsoleStream`]). A missing VM (or another tenant's) is
+    /// [`Error::NotFound`]; a VM that does not run is [`Error::Conflict`]. Backends without
+    /// [`ComputeCapabilities::serial_console`] refuse with [`Error::Unsupported`] (the default).
+    async fn console(&self, tenant: &Tenant, vm: &str) -> Result<ConsoleStream> {
+        let _ = (tenant, vm);
+        let kind = ConsoleKind::Serial;
+        Err(Error::unsupported(
+            self.backend_name(),
+            kind.operation(),
+            kind.capability(),
+        ))
+    }
+
+    /// The VNC display of VM `vm`, connected: RFB 3.8 from the server's `RFB 003.008\n`
+    /// greeting on (see [`ConsoleStream`]). Errors as [`Compute::console`]'s; backends without
+    /// [`ComputeCapabilities::vnc`] refuse with [`Error::Unsupported`] (the default).
+    async fn vnc(&self, tenant: &Tenant, vm: &str) -> Result<ConsoleStream> {
+        let _ = (tenant, vm);
+        let kind = ConsoleKind::Vnc;
+        Err(Error::unsupported(
+            self.backend_name(),
+            kind.operation(),
+            kind.capability(),
         ))
     }
 }

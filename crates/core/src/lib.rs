@@ -35,6 +35,7 @@ mod addr;
 mod attach;
 pub mod catalog;
 mod compute;
+mod console;
 mod error;
 mod import;
 pub mod ipam;
@@ -61,6 +62,7 @@ pub use compute::{
     MAX_CLOUD_INIT_SIZE, Migration, MigrationBlocker, MigrationTarget, NetworkInterface, Placement,
     PodBinding, PowerAction, RunStrategy, Vm, VmPhase, VmResources, VmSnapshot, VmSpec, VmStatus,
 };
+pub use console::{ConsoleKind, ConsoleStream};
 pub use error::{BoxError, Error, ResourceKind, Result};
 pub use import::{
     ImportPolicy, MAX_URL_LEN, METADATA_ADDRESSES, METADATA_HOSTS, url_host, validate_import_url,

@@ -25,7 +25,7 @@ const VMI: (&str, &str) = ("kubevirt.io/v1", "VirtualMachineInstance");
 
 /// Whether `(group, plural)` names a namespaced resource of this API (for URL parsing).
 pub(crate) fn is_namespaced(group: &str, plural: &str) -> bool {
-    group == GROUP && plural == "virtualmachines"
+    group == GROUP && (plural == "virtualmachines" || plural == "virtualmachineinstances")
 }
 
 /// Serves one request: `method` on `virtualmachines/{name}/{action}` in `namespace`.

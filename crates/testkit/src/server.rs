@@ -427,7 +427,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: signa
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(shared.clone(), req));
             let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                // KubeVirt's console and VNC subresources upgrade to websockets.
+                .with_upgrades();
             tokio::select! {
                 r = conn => if let Err(e) = r {
                     tracing::debug!(error = %e, "connection ended");
@@ -506,10 +508,21 @@ struct Incoming_ {
     accept: String,
     user_agent: String,
     body: Bytes,
+    /// The websocket handshake, for KubeVirt's console subresources.
+    handshake: crate::kubevirt_console::Handshake,
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+async fn handle(
+    shared: Arc<Shared>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Dropped> {
+    let upgrade = req
+        .headers()
+        .contains_key(hyper::header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
+    let handshake =
+        crate::kubevirt_console::Handshake::new(parts.method.as_str(), &parts.headers, upgrade);
     let header = |name: hyper::header::HeaderName| {
         parts
             .headers
@@ -530,6 +543,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         accept: header(hyper::header::ACCEPT),
         user_agent: header(hyper::header::USER_AGENT),
         body,
+        handshake,
     };
     // Protobuf bodies of the kinds `kubectl create <kind>` sends are decoded to JSON (the
     // request log keeps the type the client sent).
@@ -994,6 +1008,22 @@ async fn resource_request(
     q: &HashMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
     let core = &shared.core;
+    if rp.group == crate::kubevirt_subresources::GROUP
+        && crate::kubevirt_console::handles(&rp.plural, rp.subresource.as_deref())
+        && let (Some(ns), Some(name), Some(sub)) = (
+            rp.namespace.as_deref(),
+            rp.name.as_deref(),
+            rp.subresource.as_deref(),
+        )
+    {
+        return crate::kubevirt_console::serve(
+            &Cluster::new(core.clone()),
+            ns,
+            name,
+            sub,
+            &inc.handshake,
+        );
+    }
     if rp.group == crate::kubevirt_subresources::GROUP {
         crate::kubevirt_subresources::serve(
             &Cluster::new(core.clone()),
