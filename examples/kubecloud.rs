@@ -15,7 +15,11 @@
 //! ```text
 //! cargo run --features kubernetes --example kubecloud -- --kubeconfig ~/.kube/config apply -f examples/data/acme.yaml --tenant acme
 //! cargo run --features kubernetes --example kubecloud -- rbac > kubecloud-clusterrole.yaml
+//! cargo run --features kubernetes --example kubecloud -- --kubeconfig ~/.kube/config console web --tenant acme
 //! ```
+//!
+//! `console <vm> --tenant <t>` attaches the terminal (in raw mode) to the VM's serial console, as
+//! `virtctl console` does; Ctrl+] detaches.
 //!
 //! Logging: `RUST_LOG` (e.g. `RUST_LOG=kubecloud=debug`) selects what is logged to stderr through
 //! `tracing`; warnings are shown by default. Secrets never appear in it.
@@ -93,6 +97,18 @@ enum Command {
     Destroy(Target),
     /// Show the tenant's resources (in memory: after applying the spec).
     Status(Target),
+    /// Attach to a running VM's serial console, as `virtctl console` does: the terminal is put
+    /// in raw mode and every key goes to the guest; Ctrl+] (the escape key) detaches.
+    #[command(after_help = "Escape key: Ctrl+] (0x1d) detaches and restores the terminal. \
+        The guest prints nothing it printed before you attached: press Enter to see its login \
+        prompt again. Exit code 0 after the escape key or when the VM closes the console.")]
+    Console {
+        /// The VM's name.
+        vm: String,
+        /// The tenant's name.
+        #[arg(long, short)]
+        tenant: String,
+    },
     /// Print the ClusterRole (YAML) the backends need on a cluster, for a narrow service account.
     Rbac {
         /// The parts to cover (repeatable; default all four): compute, storage, network,
@@ -257,6 +273,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let output = cli.output;
     match cli.command {
         Command::Rbac { .. } => Ok(()),
+        Command::Console { vm, tenant } => {
+            let stream = cloud.tenant(&tenant)?.vms().console(&vm).await?;
+            console::attach(&vm, stream).await
+        }
         Command::Plan(target) => {
             let (tenant, spec) = load(&cloud, &target)?;
             print_plan(&tenant.plan(&spec).await?, output)
@@ -324,6 +344,96 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             print_status(&tenant, output).await
         }
+    }
+}
+
+/// `console`: the terminal and the VM's serial console, joined.
+mod console {
+    use super::Failure;
+    use kubecloud::ConsoleStream;
+    use std::io::{IsTerminal, Read};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The escape key, Ctrl+] (as `virtctl console`'s).
+    pub const ESCAPE: u8 = 0x1d;
+
+    /// Raw mode while alive (keys are sent as typed, nothing is echoed locally).
+    struct RawMode(bool);
+
+    impl RawMode {
+        fn enable() -> Result<Self, Failure> {
+            if !std::io::stdin().is_terminal() {
+                return Ok(Self(false));
+            }
+            crossterm::terminal::enable_raw_mode()
+                .map_err(|e| Failure::Cloud(format!("Cannot put the terminal in raw mode: {e}.")))?;
+            Ok(Self(true))
+        }
+    }
+
+    impl Drop for RawMode {
+        fn drop(&mut self) {
+            if self.0 {
+                let _ = crossterm::terminal::disable_raw_mode();
+            }
+        }
+    }
+
+    /// Copies keys to the console and the console to the terminal until the escape key or the
+    /// end of the console.
+    pub async fn attach(vm: &str, mut stream: ConsoleStream) -> Result<(), Failure> {
+        let raw = RawMode::enable()?;
+        eprint!("Successfully connected to {vm} console. The escape sequence is ^]\r\n");
+        // Standard input is read on a thread of its own (a blocking read cannot be cancelled);
+        // the process exits without waiting for it.
+        let (keys, mut typed) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 1024];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if keys.blocking_send(buf[..n].to_vec()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let mut stdout = tokio::io::stdout();
+        let mut buf = vec![0u8; 8192];
+        let lost = |e: std::io::Error| Failure::Cloud(format!("The console connection failed: {e}."));
+        loop {
+            tokio::select! {
+                read = stream.read(&mut buf) => {
+                    let n = read.map_err(lost)?;
+                    if n == 0 {
+                        break;
+                    }
+                    stdout.write_all(&buf[..n]).await.map_err(lost)?;
+                    stdout.flush().await.map_err(lost)?;
+                }
+                keys = typed.recv() => {
+                    let Some(keys) = keys else {
+                        // Standard input ended: stop sending, keep showing the console.
+                        stream.shutdown().await.map_err(lost)?;
+                        break;
+                    };
+                    match keys.iter().position(|&k| k == ESCAPE) {
+                        Some(at) => {
+                            stream.write_all(&keys[..at]).await.map_err(lost)?;
+                            stream.shutdown().await.map_err(lost)?;
+                            break;
+                        }
+                        None => stream.write_all(&keys).await.map_err(lost)?,
+                    }
+                }
+            }
+        }
+        drop(raw);
+        eprintln!();
+        Ok(())
     }
 }
 

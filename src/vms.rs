@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use kubecloud_core::wait::{self, Condition};
 use kubecloud_core::{
-    BootDisk, Compute, Labels, Migration, MigrationBlocker, MigrationTarget, PowerAction, Result,
+    BootDisk, Compute, ConsoleKind, ConsoleStream, Labels, Migration, MigrationBlocker, MigrationTarget, PowerAction, Result,
     Tenant, Vm, VmAttachments, VmResources, VmSnapshot, VmSpec, validate_labels, validate_name,
 };
 
@@ -270,6 +270,46 @@ impl<'a> TenantVms<'a> {
         check_name("snapshot", snapshot)?;
         self.require_snapshots("vms.delete_snapshot")?;
         self.backend.delete_vm_snapshot(self.tenant, snapshot).await
+    }
+
+    /// The running VM's serial console, connected: read what the guest prints, write what it
+    /// should read as typed (see [`ConsoleStream`]). Refused with [`kubecloud_core::Error::Unsupported`]
+    /// by a backend without the `serial_console` capability, before anything is sent; a VM the
+    /// tenant does not have is not found, one that does not run a conflict.
+    ///
+    /// ```no_run
+    /// # async fn demo(cloud: kubecloud::Cloud) -> kubecloud::Result<()> {
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// let mut console = cloud.tenant("acme")?.vms().console("web").await?;
+    /// console.write_all(b"\r").await?; // the guest prints its login prompt again
+    /// let mut buf = [0u8; 256];
+    /// let n = console.read(&mut buf).await?;
+    /// println!("{}", String::from_utf8_lossy(&buf[..n]));
+    /// # Ok(()) }
+    /// ```
+    pub async fn console(&self, name: &str) -> Result<ConsoleStream> {
+        self.open(name, ConsoleKind::Serial).await
+    }
+
+    /// The running VM's VNC display, connected: RFB 3.8 from the server's `RFB 003.008\n`
+    /// on, for any VNC client library. Needs the `vnc` capability; errors as
+    /// [`TenantVms::console`]'s.
+    pub async fn vnc(&self, name: &str) -> Result<ConsoleStream> {
+        self.open(name, ConsoleKind::Vnc).await
+    }
+
+    async fn open(&self, name: &str, kind: ConsoleKind) -> Result<ConsoleStream> {
+        check_name("name", name)?;
+        let caps = self.backend.capabilities();
+        let has = match kind {
+            ConsoleKind::Serial => caps.serial_console,
+            ConsoleKind::Vnc => caps.vnc,
+        };
+        self.require(kind.operation(), kind.capability(), has)?;
+        match kind {
+            ConsoleKind::Serial => self.backend.console(self.tenant, name).await,
+            ConsoleKind::Vnc => self.backend.vnc(self.tenant, name).await,
+        }
     }
 
     /// The VM's state now and at every change.

@@ -272,6 +272,111 @@ mod on_a_cluster {
         assert_eq!(left, [], "the tenant's domain objects are gone");
     }
 
+    /// A terminal's view of a child process: what it printed so far, read on a thread (a
+    /// pseudo-terminal's reads block).
+    struct Screen {
+        text: String,
+        chunks: std::sync::mpsc::Receiver<Vec<u8>>,
+    }
+
+    impl Screen {
+        fn new(mut reader: Box<dyn std::io::Read + Send>) -> Self {
+            let (tx, chunks) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            });
+            Self {
+                text: String::new(),
+                chunks,
+            }
+        }
+
+        /// Reads until the output holds `needle` (after what earlier calls consumed), then
+        /// consumes up to its end. Fails (never hangs) if the child goes quiet for a minute.
+        fn expect(&mut self, needle: &str) {
+            loop {
+                if let Some(at) = self.text.find(needle) {
+                    self.text.drain(..at + needle.len());
+                    return;
+                }
+                match self.chunks.recv_timeout(std::time::Duration::from_secs(60)) {
+                    Ok(chunk) => self.text.push_str(&String::from_utf8_lossy(&chunk)),
+                    Err(e) => panic!("{needle:?} never came ({e}); the screen: {:?}", self.text),
+                }
+            }
+        }
+    }
+
+    /// `console` in a pseudo-terminal against the whole stack: the guest's login prompt after
+    /// Enter, a typed line echoed back, Ctrl+] detaches with exit 0.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn console_attaches_a_terminal_to_the_vm_s_serial_console() {
+        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+        use std::io::Write;
+
+        let s = stack(Latency::None, 0).await;
+        let config = kubeconfig(s.kube.url());
+        let target = ["-f", "SPEC", "--tenant", "acme"];
+        let out = run_async(args(&config, &[&["apply"][..], &target].concat())).await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+        let config_path = config.path().to_path_buf();
+        let status = tokio::task::spawn_blocking(move || {
+            let pty = native_pty_system()
+                .openpty(PtySize {
+                    rows: 24,
+                    cols: 80,
+                    pixel_width: 0,
+                    pixel_height: 0,
+                })
+                .expect("a pseudo-terminal");
+            let mut cmd = CommandBuilder::new(super::binary());
+            cmd.args([
+                "--kubeconfig",
+                &config_path.display().to_string(),
+                "--context",
+                "lab",
+                "console",
+                "web",
+                "--tenant",
+                "acme",
+            ]);
+            let mut child = pty.slave.spawn_command(cmd).expect("the tool starts");
+            drop(pty.slave);
+            let mut screen = Screen::new(pty.master.try_clone_reader().expect("reader"));
+            let mut keys = pty.master.take_writer().expect("writer");
+            screen.expect("Successfully connected to web console. The escape sequence is ^]");
+            // Nothing the guest printed before is replayed: Enter brings the prompt back.
+            keys.write_all(b"\r").unwrap();
+            screen.expect("\r\nweb login: ");
+            keys.write_all(b"root\r").unwrap();
+            screen.expect("root\r\nPassword: ");
+            keys.write_all(&[0x1d]).unwrap();
+            child.wait().expect("the tool exits")
+        })
+        .await
+        .expect("the terminal session ran");
+        assert!(status.success(), "{status:?}");
+        let consoles: Vec<_> = s
+            .kube
+            .requests()
+            .all()
+            .into_iter()
+            .filter(|r| r.subresource.as_deref() == Some("console"))
+            .collect();
+        assert_eq!(consoles.len(), 1, "{consoles:?}");
+        assert_eq!(consoles[0].status, Some(101));
+        assert_eq!(
+            consoles[0].path,
+            "/apis/subresources.kubevirt.io/v1/namespaces/acme/virtualmachineinstances/web/console"
+        );
+    }
+
     /// The fake cloud server (`kubecloud-fake-cloud`, the testkit's binary), started as a user
     /// starts it; killed when dropped.
     struct FakeCloudProcess {

@@ -55,6 +55,11 @@ pub fn subresource_path(ns: &str, vm: &str, action: &str) -> String {
     format!("/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachines/{vm}/{action}")
 }
 
+/// The path of a KubeVirt VM instance subresource (`console`, `vnc`).
+pub fn instance_subresource_path(ns: &str, vmi: &str, sub: &str) -> String {
+    format!("/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{vmi}/{sub}")
+}
+
 /// `VirtualMachineSnapshot`s in `ns`.
 pub fn vm_snapshots(client: &kube::Client, ns: &str) -> Api<VirtualMachineSnapshot> {
     Api::namespaced(client.clone(), ns)

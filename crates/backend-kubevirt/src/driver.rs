@@ -883,6 +883,16 @@ impl Compute for KubeVirt {
     async fn delete_vm_snapshot(&self, tenant: &Tenant, snapshot: &str) -> Result<()> {
         self.drop_vm_snapshot(tenant, snapshot).await
     }
+
+    async fn console(&self, tenant: &Tenant, vm: &str) -> Result<kubecloud_core::ConsoleStream> {
+        self.open_console(tenant, vm, kubecloud_core::ConsoleKind::Serial)
+            .await
+    }
+
+    async fn vnc(&self, tenant: &Tenant, vm: &str) -> Result<kubecloud_core::ConsoleStream> {
+        self.open_console(tenant, vm, kubecloud_core::ConsoleKind::Vnc)
+            .await
+    }
 }
 
 impl KubeVirt {

@@ -96,6 +96,7 @@
 mod apis;
 mod capabilities;
 pub mod catalog;
+pub mod console;
 mod deletion;
 mod driver;
 mod manifests;

@@ -9,6 +9,8 @@ use kubecloud_kube::plugin::{Need, Part, Rbac, Unexercised, WRITE};
 
 const INSTANCE_TYPES: &str =
     "listed only when a tenant plan names an instance type; the suite's VMs name none";
+const CONSOLE: &str =
+    "the suite opens no console (bytes, not state); tests/rbac.rs opens both on the whole stack";
 const SECRETS: &str = "cloud-init and SSH keys are Secrets; the suite's VMs have no cloud-init";
 
 /// Every verb on every resource this backend sends, and those the conformance suite does not
@@ -53,6 +55,16 @@ const NEEDS: &[Need] = &[
             "virtualmachines/restart",
         ],
         verbs: &["update"],
+    },
+    // The serial console and VNC display are websocket GETs on virt-api's subresources, as
+    // `virtctl console|vnc` sends them.
+    Need {
+        group: "subresources.kubevirt.io",
+        resources: &[
+            "virtualmachineinstances/console",
+            "virtualmachineinstances/vnc",
+        ],
+        verbs: &["get"],
     },
     // Import DataVolumes come from the VM's dataVolumeTemplates (KubeVirt creates them); the
     // backend reads and watches them for progress and deletes them with the VM.
@@ -122,6 +134,18 @@ const NEEDS: &[Need] = &[
 ];
 
 const NOT_EXERCISED: &[Unexercised] = &[
+    Unexercised {
+        group: "subresources.kubevirt.io",
+        resource: "virtualmachineinstances/console",
+        verb: "get",
+        why: CONSOLE,
+    },
+    Unexercised {
+        group: "subresources.kubevirt.io",
+        resource: "virtualmachineinstances/vnc",
+        verb: "get",
+        why: CONSOLE,
+    },
     Unexercised {
         group: "instancetype.kubevirt.io",
         resource: "virtualmachineclusterinstancetypes",
