@@ -99,9 +99,11 @@ enum Command {
     Status(Target),
     /// Attach to a running VM's serial console, as `virtctl console` does: the terminal is put
     /// in raw mode and every key goes to the guest; Ctrl+] (the escape key) detaches.
-    #[command(after_help = "Escape key: Ctrl+] (0x1d) detaches and restores the terminal. \
+    #[command(
+        after_help = "Escape key: Ctrl+] (0x1d) detaches and restores the terminal. \
         The guest prints nothing it printed before you attached: press Enter to see its login \
-        prompt again. Exit code 0 after the escape key or when the VM closes the console.")]
+        prompt again. Exit code 0 after the escape key or when the VM closes the console."
+    )]
     Console {
         /// The VM's name.
         vm: String,
@@ -365,8 +367,9 @@ mod console {
             if !std::io::stdin().is_terminal() {
                 return Ok(Self(false));
             }
-            crossterm::terminal::enable_raw_mode()
-                .map_err(|e| Failure::Cloud(format!("Cannot put the terminal in raw mode: {e}.")))?;
+            crossterm::terminal::enable_raw_mode().map_err(|e| {
+                Failure::Cloud(format!("Cannot put the terminal in raw mode: {e}."))
+            })?;
             Ok(Self(true))
         }
     }
@@ -403,7 +406,8 @@ mod console {
         });
         let mut stdout = tokio::io::stdout();
         let mut buf = vec![0u8; 8192];
-        let lost = |e: std::io::Error| Failure::Cloud(format!("The console connection failed: {e}."));
+        let lost =
+            |e: std::io::Error| Failure::Cloud(format!("The console connection failed: {e}."));
         loop {
             tokio::select! {
                 read = stream.read(&mut buf) => {

@@ -5,8 +5,9 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use kubecloud_core::wait::{self, Condition};
 use kubecloud_core::{
-    BootDisk, Compute, ConsoleKind, ConsoleStream, Labels, Migration, MigrationBlocker, MigrationTarget, PowerAction, Result,
-    Tenant, Vm, VmAttachments, VmResources, VmSnapshot, VmSpec, validate_labels, validate_name,
+    BootDisk, Compute, ConsoleKind, ConsoleStream, Labels, Migration, MigrationBlocker,
+    MigrationTarget, PowerAction, Result, Tenant, Vm, VmAttachments, VmResources, VmSnapshot,
+    VmSpec, validate_labels, validate_name,
 };
 
 use crate::cloud::Cloud;

@@ -334,3 +334,111 @@ async fn the_kubevip_stack_s_rules_allow_every_request_of_the_conformance_suite_
     let rules = rbac::rules_for(&cloud.backend_names());
     assert_least_privilege(fake.kube(), &rules);
 }
+
+/// The serial console and VNC display on the whole stack: the console answers Enter with the
+/// guest's login prompt and echoes a typed name, VNC delivers the RFB 3.8 handshake up to
+/// `ServerInit`; another tenant's VM is not found, a stopped one a conflict; every request was
+/// allowed by the compute rules, which the console and VNC rules were used by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_and_vnc_are_streams_allowed_by_the_rules() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads until what was read ends with `tail`.
+    async fn read_until(stream: &mut kubecloud::ConsoleStream, tail: &[u8]) -> Vec<u8> {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !seen.ends_with(tail) {
+            let n = stream.read(&mut buf).await.expect("console read");
+            assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen
+    }
+
+    let (s, cloud) = connected().await;
+    let spec = kubecloud::TenantSpec::from_yaml(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/data/acme.yaml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let acme = cloud.tenant("acme").unwrap();
+    let report = acme
+        .apply(&acme.plan(&spec).await.unwrap(), Default::default())
+        .await;
+    let report = report.expect("applied");
+    assert!(report.failed.is_empty(), "{report:?}");
+    s.kube.requests().reset();
+
+    let mut console = acme.vms().console("web").await.expect("console");
+    console.write_all(b"\r").await.unwrap();
+    assert_eq!(
+        read_until(&mut console, b"web login: ").await,
+        b"\r\nweb login: "
+    );
+    console.write_all(b"root\r").await.unwrap();
+    assert_eq!(
+        read_until(&mut console, b"Password: ").await,
+        b"root\r\nPassword: "
+    );
+    console.shutdown().await.unwrap();
+
+    let mut vnc = acme.vms().vnc("web").await.expect("vnc");
+    let mut version = [0u8; 12];
+    vnc.read_exact(&mut version).await.unwrap();
+    assert_eq!(&version, b"RFB 003.008\n");
+    vnc.write_all(b"RFB 003.008\n").await.unwrap();
+    let mut types = [0u8; 2];
+    vnc.read_exact(&mut types).await.unwrap();
+    assert_eq!(types, [1, 1], "one security type: None");
+    vnc.write_all(&[1]).await.unwrap();
+    let mut result = [0u8; 4];
+    vnc.read_exact(&mut result).await.unwrap();
+    assert_eq!(result, [0, 0, 0, 0], "SecurityResult OK");
+    vnc.write_all(&[1]).await.unwrap();
+    let mut init = [0u8; 24];
+    vnc.read_exact(&mut init).await.unwrap();
+    assert_eq!(u16::from_be_bytes([init[0], init[1]]), 720);
+    let mut name = vec![0u8; u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize];
+    vnc.read_exact(&mut name).await.unwrap();
+    assert_eq!(name, b"acme_web");
+    drop(vnc);
+
+    let other = cloud.tenant("other").unwrap();
+    let err = other.vms().console("web").await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    acme.vms().stop("web").await.unwrap();
+    acme.vms()
+        .wait(
+            "web",
+            kubecloud::wait::vm_phase(kubecloud::VmPhase::Stopped),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("stopped");
+    let err = acme.vms().vnc("web").await.unwrap_err();
+    assert!(
+        matches!(err, kubecloud::Error::Conflict { .. }),
+        "a stopped VM: {err}"
+    );
+
+    let rules = rbac::rules(&[Part::Compute, Part::Storage, Part::Network]);
+    let denied = denied_on(&s.kube, &rules);
+    assert!(
+        denied.is_empty(),
+        "not allowed by the rules:\n{}",
+        denied.join("\n")
+    );
+    let used: BTreeSet<Access> = s.kube.requests().all().iter().flat_map(needed).collect();
+    for sub in ["console", "vnc"] {
+        let access = Access::new(
+            "subresources.kubevirt.io",
+            &format!("virtualmachineinstances/{sub}"),
+            "get",
+        );
+        assert!(used.contains(&access), "{access} unused");
+        assert!(rules.allows(&access));
+    }
+}

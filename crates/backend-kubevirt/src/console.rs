@@ -80,7 +80,11 @@ impl KubeVirt {
                 format!(
                     "accept key {}, subprotocol {}",
                     if accepted { "ok" } else { "wrong" },
-                    if protocol_ok { "ok" } else { "not plain.kubevirt.io" },
+                    if protocol_ok {
+                        "ok"
+                    } else {
+                        "not plain.kubevirt.io"
+                    },
                 ),
             ));
         }

@@ -154,8 +154,14 @@ pub(crate) fn serve(
     let mut response = Response::new(Full::new(Bytes::new()).boxed());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
-    headers.insert(hyper::header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(
+        hyper::header::UPGRADE,
+        HeaderValue::from_static("websocket"),
+    );
+    headers.insert(
+        hyper::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
     if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
         headers.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, accept);
     }
@@ -217,7 +223,10 @@ fn check_handshake(headers: &HeaderMap) -> Result<String, ApiError> {
             format!("websocket: the client is not using the websocket protocol: {m}"),
         )
     };
-    if !tokens(hyper::header::CONNECTION).iter().any(|t| t == "upgrade") {
+    if !tokens(hyper::header::CONNECTION)
+        .iter()
+        .any(|t| t == "upgrade")
+    {
         return Err(bad("'upgrade' token not found in 'Connection' header"));
     }
     if !tokens(hyper::header::UPGRADE)
