@@ -318,9 +318,9 @@ async fn serial(mut ws: Ws, hostname: &str) {
                     }
                 }
                 (Login::Name(name), 0x7f | 0x08) => {
-                    if name.pop().is_some() {
-                        out.extend_from_slice(b"\x08 \x08");
-                    }
+                    // Erase one character (the tty's ECHOE), if any.
+                    let erased = name.pop().is_some();
+                    out.extend_from_slice(if erased { b"\x08 \x08" } else { b"" });
                 }
                 (Login::Name(name), 0x03) => {
                     // ^C: the tty echoes it and getty starts over.
