@@ -69,8 +69,14 @@ impl fmt::Display for ConsoleKind {
 trait ConsoleIo: AsyncRead + AsyncWrite + Send {}
 impl<T: AsyncRead + AsyncWrite + Send> ConsoleIo for T {}
 
-/// A VM's serial console or VNC display, connected: read what the device sends, write what it
-/// should receive (see the [module docs](self)).
+/// A VM's serial console or VNC display, connected: read what the device sends (a serial
+/// console's output, a VNC server's RFB messages), write what it should receive (keystrokes, RFB
+/// client messages). No framing is added or removed. Shutting down the write half (or dropping
+/// the stream) closes the connection; a read of 0 bytes means the backend closed it.
+///
+/// Byte streams (tokio's `AsyncRead + AsyncWrite`) rather than a `Stream`/`Sink` of messages: a
+/// console has no message boundaries of its own (KubeVirt's websocket frames are transport), and
+/// byte streams compose with `tokio::io::copy_bidirectional` and any terminal or VNC library.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
