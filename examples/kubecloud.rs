@@ -84,6 +84,10 @@ enum Command {
         /// Delete what this apply created if it fails.
         #[arg(long)]
         rollback: bool,
+        /// Send every step without waiting for the systems' controllers to make it ready;
+        /// the steps a later one cannot be sent without still wait, and are listed first.
+        #[arg(long)]
+        no_wait: bool,
         /// Allow a spec that describes nothing to delete everything the tenant has (without
         /// it, such an apply is refused with exit 2; `destroy` is the usual way).
         #[arg(long)]
@@ -265,6 +269,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             target,
             dry_run,
             rollback,
+            no_wait,
             allow_delete_all,
         } => {
             let (tenant, spec) = load(&cloud, &target)?;
@@ -275,8 +280,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let options = ApplyOptions {
                 rollback_on_failure: rollback,
                 allow_delete_all,
+                wait: !no_wait,
                 ..ApplyOptions::default()
             };
+            let kept: Vec<_> = plan.kept_waits().collect();
+            if no_wait && output == Output::Text && !kept.is_empty() {
+                println!("without waiting, these steps still wait:");
+                for (step, wait) in kept {
+                    println!("  {} {} {} {wait}", step.action, step.kind, step.name);
+                }
+            }
             if plan.deletes_everything && !allow_delete_all {
                 print_plan(&plan, output)?;
                 return Err(Failure::Input(format!(

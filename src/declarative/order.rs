@@ -262,6 +262,7 @@ mod tests {
             name: name.into(),
             changes: Vec::new(),
             desired,
+            kept_wait: None,
         }
     }
 

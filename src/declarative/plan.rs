@@ -12,6 +12,8 @@ use kubecloud_core::{
     VmResources, VmSpec, VolumeSource, VolumeSpec, VpcSpec,
 };
 
+use kubecloud_core::wait::KeptWait;
+
 use super::spec::TenantSpec;
 use crate::TenantHandle;
 
@@ -85,6 +87,11 @@ pub struct Step {
     /// The spec to apply (none for deletions). Not serialized: it may hold secrets.
     #[serde(skip)]
     pub(crate) desired: Option<Desired>,
+    /// What the step still waits for, and why, when the plan is applied without waiting
+    /// ([`ApplyOptions::wait`](crate::ApplyOptions::wait) off): the backend's
+    /// [`KeptWait`] for this kind and action. `None` when such an apply only sends the step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_wait: Option<KeptWait>,
 }
 
 impl Step {
@@ -129,7 +136,36 @@ pub struct Plan {
     pub usage: Option<Usage>,
 }
 
+/// The wait of `kept` that holds up a step doing `action` on `kind`: a replacement's is its
+/// deletion's, if any, else its creation's.
+fn kept_wait_of(kept: &[KeptWait], action: Action, kind: ResourceKind) -> Option<KeptWait> {
+    let find = |deleting: bool| kept.iter().find(|w| w.applies_to(kind, deleting)).copied();
+    match action {
+        Action::Create | Action::Update => find(false),
+        Action::Delete => find(true),
+        Action::Replace => find(true).or_else(|| find(false)),
+    }
+}
+
 impl Plan {
+    /// The steps that still wait when the plan is applied without waiting
+    /// ([`ApplyOptions::wait`](crate::ApplyOptions::wait) off), with what they wait for and why.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let acme = kubecloud::Cloud::in_memory().tenant("acme").unwrap();
+    /// let spec = kubecloud::TenantSpec::from_yaml("vpcs: [{name: main}]").unwrap();
+    /// let plan = acme.plan(&spec).await.unwrap();
+    /// // The memory cloud acts at once: nothing of it waits.
+    /// assert_eq!(plan.kept_waits().count(), 0);
+    /// # });
+    /// ```
+    pub fn kept_waits(&self) -> impl Iterator<Item = (&Step, &KeptWait)> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.kept_wait.as_ref().map(|w| (s, w)))
+    }
+
     /// Whether applying would change nothing.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty() && self.quota.is_none()
@@ -239,6 +275,7 @@ impl TenantHandle {
                     name: name_of(&item).to_string(),
                     changes: Vec::new(),
                     desired: Some(item),
+                    kept_wait: None,
                 });
                 return Ok(());
             };
@@ -250,6 +287,7 @@ impl TenantHandle {
                     name: live_name.clone(),
                     changes: Vec::new(),
                     desired: Some(item),
+                    kept_wait: None,
                 });
                 return Ok(());
             }
@@ -267,6 +305,7 @@ impl TenantHandle {
                     name: live_name.clone(),
                     changes,
                     desired: Some(desired),
+                    kept_wait: None,
                 });
             }
             Ok(())
@@ -338,6 +377,7 @@ impl TenantHandle {
                         name: name.clone(),
                         changes: Vec::new(),
                         desired: None,
+                        kept_wait: None,
                     });
                 }
             }
@@ -352,6 +392,10 @@ impl TenantHandle {
                 .and_then(|m| m.get(&step.name))
         })
         .await?;
+        let kept = self.cloud().kept_waits();
+        for step in &mut steps {
+            step.kept_wait = kept_wait_of(&kept, step.action, step.kind);
+        }
         Ok(Plan {
             tenant: self.name().clone(),
             steps,

@@ -458,6 +458,10 @@ impl Compute for KubeVirt {
         self.capabilities
     }
 
+    fn kept_waits(&self) -> &'static [kubecloud_core::wait::KeptWait] {
+        crate::KEPT_WAITS
+    }
+
     fn system_namespaces(&self) -> Vec<String> {
         vec![self.options.catalog_namespace.clone()]
     }

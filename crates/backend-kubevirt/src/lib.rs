@@ -266,3 +266,19 @@ impl KubeVirtBuilder {
         }
     }
 }
+
+/// The waits this backend keeps inside [`kubecloud_core::wait::send_only`] (an apply with
+/// `wait: false`): each is what a later step cannot be sent without.
+///
+/// ```
+/// use kubecloud_core::ResourceKind;
+/// let kept = kubecloud_kubevirt::KEPT_WAITS;
+/// assert!(kept.iter().any(|w| w.applies_to(ResourceKind::Vm, true)));
+/// assert!(!kept.iter().any(|w| w.applies_to(ResourceKind::Vm, false)));
+/// ```
+pub const KEPT_WAITS: &[kubecloud_core::wait::KeptWait] =
+    &[kubecloud_core::wait::KeptWait::deleting(
+        kubecloud_core::ResourceKind::Vm,
+        "the VM, its instance and its imported boot disk (claim and volume) are gone",
+        "a later step may create a VM of the same name, or delete a volume the VM still holds",
+    )];

@@ -818,6 +818,13 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
     }
     /// What this backend can do.
     fn capabilities(&self) -> ComputeCapabilities;
+
+    /// The waits this backend keeps even when an apply does not wait
+    /// ([`wait::send_only`](crate::wait::send_only)), each with the reason a later step needs
+    /// it; none by default. A tenant's plan reports them on the steps they hold up.
+    fn kept_waits(&self) -> &'static [crate::wait::KeptWait] {
+        &[]
+    }
     /// Creates the VM or updates it to `spec` (idempotent: the same spec twice changes nothing),
     /// attached as `attachments` say (from the network and storage backends, see
     /// [`VmAttachments::resolve`]). Attachments that are not `spec`'s are refused before

@@ -362,6 +362,69 @@ pub fn controllers_awaited() -> bool {
     SEND_ONLY.try_with(|()| ()).is_err()
 }
 
+/// A wait an operation keeps inside [`send_only`] (an apply with `wait: false`): what the
+/// backend still waits for, and why a later step cannot be sent before it ends. Each backend
+/// declares its own ([`Network::kept_waits`](crate::Network::kept_waits) and the like), and a
+/// tenant's plan reports them on the steps they hold up.
+///
+/// ```
+/// use kubecloud_core::{ResourceKind, wait::KeptWait};
+/// const RESERVATION: KeptWait = KeptWait::creating(
+///     ResourceKind::IpReservation,
+///     "the address and MAC are allocated",
+///     "the VMs that fix the address are pinned to them",
+/// );
+/// assert!(RESERVATION.applies_to(ResourceKind::IpReservation, false));
+/// assert!(!RESERVATION.applies_to(ResourceKind::IpReservation, true));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeptWait {
+    /// The kind of resource the operation acts on.
+    #[serde(skip)]
+    pub kind: ResourceKind,
+    /// Whether the operation is the resource's deletion (else its creation or change).
+    #[serde(skip)]
+    pub deleting: bool,
+    /// What is waited for.
+    pub until: &'static str,
+    /// Why a later step needs it.
+    pub because: &'static str,
+}
+
+impl KeptWait {
+    /// A wait kept when `kind` is created or changed.
+    pub const fn creating(kind: ResourceKind, until: &'static str, because: &'static str) -> Self {
+        KeptWait {
+            kind,
+            deleting: false,
+            until,
+            because,
+        }
+    }
+
+    /// A wait kept when `kind` is deleted.
+    pub const fn deleting(kind: ResourceKind, until: &'static str, because: &'static str) -> Self {
+        KeptWait {
+            kind,
+            deleting: true,
+            until,
+            because,
+        }
+    }
+
+    /// Whether this wait holds up an operation on `kind` (a deletion when `deleting`).
+    pub fn applies_to(&self, kind: ResourceKind, deleting: bool) -> bool {
+        self.kind == kind && self.deleting == deleting
+    }
+}
+
+impl std::fmt::Display for KeptWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "waits until {}: {}", self.until, self.because)
+    }
+}
+
 /// Waits on `states` (current state first, then every change) until `condition` is met, fails,
 /// or `timeout` passes — or the deadline of the operation the wait is part of
 /// ([`Deadline::scope`]), if that comes first. A failure ends the wait at once with
