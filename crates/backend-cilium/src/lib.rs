@@ -83,6 +83,7 @@
 //!   (generated from the upstream CRDs by kopium).
 //! - `futures` for the exposure watch stream.
 
+pub mod bgp;
 pub mod capabilities;
 mod driver;
 mod manifests;
@@ -112,6 +113,7 @@ pub const BACKEND: &str = "cilium";
 pub struct Cilium {
     client: kube::Client,
     writer: Writer,
+    bgp: Option<bgp::CiliumBgp>,
 }
 
 impl std::fmt::Debug for Cilium {
@@ -135,6 +137,7 @@ impl Cilium {
         CiliumBuilder {
             client,
             retry: kubecloud_kube::RetryPolicy::default(),
+            bgp: None,
         }
     }
 }
@@ -144,6 +147,7 @@ impl Cilium {
 pub struct CiliumBuilder {
     client: kube::Client,
     retry: kubecloud_kube::RetryPolicy,
+    bgp: Option<bgp::CiliumBgp>,
 }
 
 impl std::fmt::Debug for CiliumBuilder {
@@ -159,11 +163,28 @@ impl CiliumBuilder {
         self
     }
 
+    /// The cluster's BGP speaker (an administrator's setting, see [`bgp`]): kubecloud writes
+    /// its `CiliumBGPClusterConfig` and `CiliumBGPPeerConfig`s with the first BGP pool. Without
+    /// it, BGP pools use the speaker already configured in the cluster.
+    ///
+    /// ```no_run
+    /// # fn demo(client: kube::Client) {
+    /// use kubecloud_cilium::bgp::{CiliumBgp, CiliumBgpPeer};
+    /// let bgp = CiliumBgp::new(64512).peer(CiliumBgpPeer::new("tor", "192.0.2.1".parse().unwrap(), 64513));
+    /// let lb = kubecloud_cilium::Cilium::builder(client).bgp(bgp).build();
+    /// # }
+    /// ```
+    pub fn bgp(mut self, bgp: bgp::CiliumBgp) -> Self {
+        self.bgp = Some(bgp);
+        self
+    }
+
     /// The load balancer.
     pub fn build(self) -> Cilium {
         Cilium {
             client: self.client,
             writer: Writer::new(BACKEND).with_retry(self.retry),
+            bgp: self.bgp,
         }
     }
 }

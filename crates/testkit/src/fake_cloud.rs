@@ -417,7 +417,9 @@ impl FakeCloudBuilder {
         }
         kube = match self.load_balancer {
             LoadBalancerSystem::MetalLb => kube.controller(MetalLbController::new()),
-            LoadBalancerSystem::Cilium => kube.controller(CiliumLbIpam),
+            LoadBalancerSystem::Cilium => kube
+                .controller(CiliumLbIpam)
+                .controller(crate::CiliumBgpControlPlane),
             LoadBalancerSystem::KubeVip => {
                 kube.controller(crate::KubeVipCloudProvider::new().with_node(FakeCloud::NODES[0]))
             }

@@ -309,6 +309,7 @@ pub use controllers::multi_networkpolicy::{self, MultiNetworkPolicyController, M
 pub use controllers::pvc_protection::{PVC_PROTECTION, PvcProtection};
 pub use controllers::whereabouts::{self, WhereaboutsController, WhereaboutsKnobs};
 pub use controllers::{CiliumLbIpam, MetalLbController, cilium_lbipam, metallb};
+pub use controllers::{CiliumBgpControlPlane, cilium_bgp};
 pub use controllers::{
     Controller, ControllerApi, ControllerError, ControllerHandle, GarbageCollector,
     NamespaceController, PvcBinder, Watched,
