@@ -348,7 +348,10 @@ fn selects(selector: Option<&Value>, labels: &BTreeMap<String, String>) -> bool 
 }
 
 /// The advertisement families (`ipv4`, `ipv6`) a peer config announces objects with `labels` in.
-fn families_selecting(peer_config: &CiliumBgpPeerConfig, labels: &BTreeMap<String, String>) -> (bool, bool) {
+fn families_selecting(
+    peer_config: &CiliumBgpPeerConfig,
+    labels: &BTreeMap<String, String>,
+) -> (bool, bool) {
     let mut out = (false, false);
     for family in peer_config.spec.families.iter().flatten() {
         if family.safi != CiliumBgpPeerConfigFamiliesSafi::Unicast {
@@ -387,15 +390,18 @@ pub fn check_peers(
     };
     let wants_v4 = spec.addresses.iter().any(|b| b.range().first.is_ipv4());
     let wants_v6 = spec.addresses.iter().any(|b| b.range().first.is_ipv6());
-    let cluster_peers: Vec<(&CiliumBgpClusterConfigBgpInstances, &CiliumBgpClusterConfigBgpInstancesPeers)> =
-        configs
-            .iter()
-            .flat_map(|c| c.spec.bgp_instances.iter())
-            .flat_map(|i| i.peers.iter().flatten().map(move |p| (i, p)))
-            .collect();
+    let cluster_peers: Vec<(
+        &CiliumBgpClusterConfigBgpInstances,
+        &CiliumBgpClusterConfigBgpInstancesPeers,
+    )> = configs
+        .iter()
+        .flat_map(|c| c.spec.bgp_instances.iter())
+        .flat_map(|i| i.peers.iter().flatten().map(move |p| (i, p)))
+        .collect();
     for (i, peer) in bgp.peers.iter().enumerate() {
         let field = |f: &str| format!("advertisement.bgp.peers[{i}].{f}");
-        let Some((instance, cluster_peer)) = cluster_peers.iter().find(|(_, p)| p.name == peer.name)
+        let Some((instance, cluster_peer)) =
+            cluster_peers.iter().find(|(_, p)| p.name == peer.name)
         else {
             let known: Vec<&str> = cluster_peers.iter().map(|(_, p)| p.name.as_str()).collect();
             return Err(Error::invalid(
@@ -404,11 +410,18 @@ pub fn check_peers(
                     "{:?} is not a peer of the cluster's BGP configuration (CiliumBGPClusterConfig \
                      peers: {})",
                     peer.name,
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             ));
         };
-        if cluster_peer.peer_address.as_deref().and_then(|a| a.parse::<IpAddr>().ok())
+        if cluster_peer
+            .peer_address
+            .as_deref()
+            .and_then(|a| a.parse::<IpAddr>().ok())
             != Some(peer.address)
         {
             return Err(Error::invalid(
@@ -416,7 +429,10 @@ pub fn check_peers(
                 format!(
                     "the cluster's peer {:?} is at {}, not {}",
                     peer.name,
-                    cluster_peer.peer_address.as_deref().unwrap_or("an auto-discovered address"),
+                    cluster_peer
+                        .peer_address
+                        .as_deref()
+                        .unwrap_or("an auto-discovered address"),
                     peer.address
                 ),
             ));
@@ -458,7 +474,10 @@ pub fn check_peers(
                 format!("{cilium} has no BFD (CiliumBGPPeerConfig has no such setting)"),
             ));
         }
-        let config_name = cluster_peer.peer_config_ref.as_ref().map(|r| r.name.as_str());
+        let config_name = cluster_peer
+            .peer_config_ref
+            .as_ref()
+            .map(|r| r.name.as_str());
         let Some(config) = config_name.and_then(peer_config) else {
             return Err(Error::invalid(
                 field("name"),
@@ -466,7 +485,9 @@ pub fn check_peers(
                     "the cluster's peer {:?} has no CiliumBGPPeerConfig{}: nothing is announced \
                      to it",
                     peer.name,
-                    config_name.map(|n| format!(" ({n:?} is missing)")).unwrap_or_default()
+                    config_name
+                        .map(|n| format!(" ({n:?} is missing)"))
+                        .unwrap_or_default()
                 ),
             ));
         };
@@ -624,13 +645,14 @@ pub fn advertisement_object(
         }
     }
     let some = |v: Vec<String>| (!v.is_empty()).then_some(v);
-    let communities = (!standard.is_empty() || !large.is_empty() || !well_known.is_empty()).then(
-        || CiliumBgpAdvertisementAdvertisementsAttributesCommunities {
-            large: some(large),
-            standard: some(standard),
-            well_known: some(well_known),
-        },
-    );
+    let communities =
+        (!standard.is_empty() || !large.is_empty() || !well_known.is_empty()).then(|| {
+            CiliumBgpAdvertisementAdvertisementsAttributesCommunities {
+                large: some(large),
+                standard: some(standard),
+                well_known: some(well_known),
+            }
+        });
     let attributes = (communities.is_some() || bgp.local_preference.is_some()).then(|| {
         CiliumBgpAdvertisementAdvertisementsAttributes {
             communities,
@@ -678,6 +700,10 @@ pub fn advertisement_object(
 /// The pool's BGP settings read back from its advertisement (`None` if it is not one of
 /// kubecloud's).
 pub fn read_advertisement(advertisement: &CiliumBgpAdvertisement) -> Option<BgpAdvertisement> {
-    let text = advertisement.metadata.annotations.as_ref()?.get(SPEC_ANNOTATION)?;
+    let text = advertisement
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(SPEC_ANNOTATION)?;
     serde_json::from_str(text).ok()
 }

@@ -15,7 +15,8 @@ use kubecloud_core::{
 };
 use kubecloud_kube::exposure::{self, is_load_balancer};
 use kubecloud_kube::{
-    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, is_owned, names, tenant_namespace, tenant_selector,
+    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, is_owned, names, tenant_namespace,
+    tenant_selector,
 };
 use kubecloud_models::cilium::{
     CiliumBgpAdvertisement, CiliumBgpClusterConfig, CiliumBgpPeerConfig,
@@ -87,7 +88,12 @@ impl Cilium {
         let name = spec.name.as_str();
         let live_configs = self
             .writer
-            .list(&self.cluster_configs_api(), &ListParams::default(), kind, name)
+            .list(
+                &self.cluster_configs_api(),
+                &ListParams::default(),
+                kind,
+                name,
+            )
             .await?;
         let labels = advertisement.labels().clone();
         match &self.bgp {
@@ -107,13 +113,7 @@ impl Cilium {
                         ),
                     ));
                 }
-                crate::bgp::check_peers(
-                    spec,
-                    bgp,
-                    &labels,
-                    std::slice::from_ref(&config),
-                    &peers,
-                )?;
+                crate::bgp::check_peers(spec, bgp, &labels, std::slice::from_ref(&config), &peers)?;
                 Ok(Some((config, peers)))
             }
             None => {
@@ -145,7 +145,12 @@ impl Cilium {
         }
         let current = self
             .writer
-            .get_opt(&self.cluster_configs_api(), &speaker.0.name_any(), kind, what)
+            .get_opt(
+                &self.cluster_configs_api(),
+                &speaker.0.name_any(),
+                kind,
+                what,
+            )
             .await?;
         self.writer
             .apply_if_changed(

@@ -118,6 +118,8 @@ impl Connector for CiliumConnector {
         if let Some(bgp) = options.setting::<crate::bgp::CiliumBgp>() {
             builder = builder.bgp(bgp.clone());
         }
-        Ok(Ok(Built::LoadBalancer(std::sync::Arc::new(builder.build()))))
+        Ok(Ok(Built::LoadBalancer(std::sync::Arc::new(
+            builder.build(),
+        ))))
     }
 }

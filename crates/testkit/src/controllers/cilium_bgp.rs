@@ -485,7 +485,11 @@ pub fn advertised_routes(
         else {
             continue;
         };
-        for family in peer_config["spec"]["families"].as_array().into_iter().flatten() {
+        for family in peer_config["spec"]["families"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             if family["safi"] != "unicast" {
                 continue;
             }
@@ -501,12 +505,9 @@ pub fn advertised_routes(
                     false,
                 )
             });
-            for entry in selected.flat_map(|a| {
-                a["spec"]["advertisements"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-            }) {
+            for entry in
+                selected.flat_map(|a| a["spec"]["advertisements"].as_array().into_iter().flatten())
+            {
                 if entry["advertisementType"] != "Service"
                     || entry["selector"].is_null()
                     || !strings(&entry["service"]["addresses"])
@@ -558,9 +559,9 @@ pub fn advertised_routes(
                     for ip in ingress {
                         let host = IpNet::from(ip);
                         let prefix = match aggregation {
-                            Some(len) => IpNet::new(ip, len as u8)
-                                .map(|n| n.trunc())
-                                .unwrap_or(host),
+                            Some(len) => {
+                                IpNet::new(ip, len as u8).map(|n| n.trunc()).unwrap_or(host)
+                            }
                             None => host,
                         };
                         let attributes = &entry["attributes"];
