@@ -2,8 +2,10 @@
 //!
 //! kubecloud's [`LoadBalancer`](kubecloud_core::LoadBalancer) on
 //! [Cilium LB-IPAM](https://docs.cilium.io/en/stable/network/lb-ipam/): address pools a tenant
-//! owns (`CiliumLoadBalancerIPPool`), announced over L2 (`CiliumL2AnnouncementPolicy`), and VMs
-//! exposed on external addresses through Services of type `LoadBalancer`.
+//! owns (`CiliumLoadBalancerIPPool`), announced over L2 (`CiliumL2AnnouncementPolicy`) or over
+//! BGP by Cilium's BGP control plane (`CiliumBGPAdvertisement`, to peers of the cluster's BGP
+//! speaker: see [`bgp`]), and VMs exposed on external addresses through Services of type
+//! `LoadBalancer`.
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
@@ -34,6 +36,18 @@
 //!   `loadBalancerIPs: true`, the pool's `nodeSelector` and `interfaces` (each name as an
 //!   anchored regular expression, which is how Cilium reads them), selecting the tenant's
 //!   Services labelled with the pool.
+//! - **BGP** (see [`bgp`]): a `CiliumBGPAdvertisement` (`cilium.io/v2`) of the same name,
+//!   `advertisementType: Service` with `service.addresses: [LoadBalancerIP]` (and
+//!   `aggregationLengthIPv4`/`IPv6` for `aggregationLength`), `attributes.localPreference` and
+//!   `attributes.communities` (`standard`, `wellKnown`, `large`), selecting the tenant's Services
+//!   labelled with the pool (and `io.kubernetes.service.namespace: <tenant>`), labelled
+//!   [`bgp::peer_label`]`(peer) = "true"` for each of the pool's peers, whose
+//!   `CiliumBGPPeerConfig`s select it. The pool's peers must be peers of the cluster's BGP
+//!   speaker, which is the administrator's: given as [`bgp::CiliumBgp`] (builder or connect
+//!   options; kubecloud then writes its `CiliumBGPClusterConfig` and `CiliumBGPPeerConfig`s with
+//!   the first BGP pool) or adopted as configured in the cluster. A peer unknown to the speaker,
+//!   or session settings it does not have, are refused naming the field before anything is
+//!   written.
 //! - **Exposures**: a `Service` of type `LoadBalancer` named after the exposure in the tenant's
 //!   namespace, selecting the VMs' pods, one named port per exposure port,
 //!   `externalTrafficPolicy: Local` when `local_traffic_only`, the label
@@ -70,12 +84,15 @@
 //! ## Semantics worth knowing
 //!
 //! - `delete_pool` is refused (`Conflict`) while addresses are assigned from the pool; it deletes
-//!   the announcement policy, then the pool.
+//!   the announcement policy or BGP advertisement, then the pool (the cluster's BGP speaker
+//!   stays). `update_pool` may switch a pool between L2 and BGP: the new announcement is written,
+//!   then the old one deleted.
 //! - With no pool at all in the cluster LB-IPAM is dormant and says nothing: an exposure then
 //!   stays `Pending`.
-//! - Not offered: BGP (see [`capabilities::CAPABILITIES`]), `avoidBuggyIps` (refused naming the
-//!   field: `allowFirstLastIPs` reserves a CIDR's first and last address, not `.0`/`.255`),
-//!   pools of the cluster administrator (not listed).
+//! - Not offered: BFD, and BGP session settings per pool (password, timers, port, multihop:
+//!   the speaker's; see [`bgp`]); `avoidBuggyIps` (refused naming the field:
+//!   `allowFirstLastIPs` reserves a CIDR's first and last address, not `.0`/`.255`); pools of
+//!   the cluster administrator (not listed).
 //!
 //! ## Crates chosen, and why
 //! - `kube` / `k8s-openapi` through `kubecloud-kube` (server-side apply, ownership, retries,
