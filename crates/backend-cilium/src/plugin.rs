@@ -46,28 +46,14 @@ const NEEDS: &[Need] = &[
     },
 ];
 
-const NOT_EXERCISED: &[Unexercised] = &[
-    Unexercised {
-        group: "cilium.io",
-        resource: "ciliumbgppeerconfigs",
-        verb: "list",
-        why: "peer configs are listed only to adopt a BGP speaker the administrator configured; \
-              the suite's stacks give kubecloud the speaker (CiliumBgp), whose peer configs are \
-              read by name",
-    },
-    Unexercised {
-        group: "cilium.io",
-        resource: "ciliumbgppeerconfigs",
-        verb: "patch",
-        why: "kubecloud's peer configs are written once and the suite never changes the speaker",
-    },
-    Unexercised {
-        group: "cilium.io",
-        resource: "ciliumbgpclusterconfigs",
-        verb: "patch",
-        why: "kubecloud's cluster config is written once and the suite never changes the speaker",
-    },
-];
+const NOT_EXERCISED: &[Unexercised] = &[Unexercised {
+    group: "cilium.io",
+    resource: "ciliumbgppeerconfigs",
+    verb: "list",
+    why: "peer configs are listed only to adopt a BGP speaker the administrator configured; the \
+          suite's stacks give kubecloud the speaker (CiliumBgp), whose peer configs are read by \
+          name",
+}];
 
 /// Cilium's LB-IPAM (`cilium.io/v2`, where `CiliumLoadBalancerIPPool` is served since Cilium
 /// 1.15).
