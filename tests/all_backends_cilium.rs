@@ -247,7 +247,7 @@ async fn a_tenant_s_bgp_pool_is_announced_to_its_peer_and_withdrawn_on_destroy()
     for node in FakeCloud::NODES {
         assert_eq!(
             cilium_bgp::advertised_routes(&cluster, node, "tor").unwrap(),
-            [want.clone()],
+            std::slice::from_ref(&want),
             "{node} announces the exposure to tor"
         );
     }

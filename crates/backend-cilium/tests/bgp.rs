@@ -137,7 +137,7 @@ async fn a_bgp_pool_s_addresses_are_announced_to_its_peers_with_its_attributes_a
     for node in ["node-a", "node-b"] {
         assert_eq!(
             routes(&server, node, "tor"),
-            [want.clone()],
+            std::slice::from_ref(&want),
             "{node} announces to tor"
         );
         assert!(
