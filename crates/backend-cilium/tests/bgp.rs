@@ -156,10 +156,9 @@ async fn a_bgp_pool_s_addresses_are_announced_to_its_peers_with_its_attributes_a
             "withdrawn on release"
         );
     }
-    let again = assigned(&lb, &acme, &exposure("api", "routed")).await;
+    assigned(&lb, &acme, &exposure("api", "routed")).await;
     assert_eq!(routes(&server, "node-a", "tor").len(), 1);
     lb.release(&acme, "api").await.expect("release");
-    let _ = again;
     lb.delete_pool(&acme, "routed").await.expect("delete pool");
     let cluster = server.cluster();
     assert!(
@@ -608,4 +607,69 @@ async fn tenants_see_and_touch_only_their_own_bgp_pools() {
         "acme's route stays"
     );
     assert_eq!(lb.get_pool(&acme, "routed").await.unwrap().spec, spec);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_changes_between_l2_and_bgp_and_its_attributes_in_place() {
+    let server = common::bgp_server().await;
+    let lb = common::bgp_backend(&server);
+    let acme = common::tenant("acme");
+    let l2 = AddressPoolSpec::l2("p", vec![cidr("203.0.113.0/28")]);
+    lb.create_pool(&acme, &l2).await.expect("L2 pool");
+    let ip = assigned(&lb, &acme, &exposure("web", "p")).await;
+    let cluster = server.cluster();
+    let exists = |kind: &str| {
+        let version = if kind == "CiliumL2AnnouncementPolicy" {
+            "cilium.io/v2alpha1"
+        } else {
+            "cilium.io/v2"
+        };
+        cluster
+            .get_opt(version, kind, None, "acme-p")
+            .unwrap()
+            .is_some()
+    };
+    let mut bgp = bgp_pool(
+        "p",
+        "203.0.113.0/28",
+        BgpAdvertisement {
+            peers: vec![tor()],
+            local_preference: Some(100),
+            ..Default::default()
+        },
+    );
+    let updated = lb.update_pool(&acme, &bgp).await.expect("to BGP");
+    assert_eq!(updated.assigned, 1, "the address stays");
+    speaker_ready(&server, "kubecloud").await;
+    assert!(exists("CiliumBGPAdvertisement") && !exists("CiliumL2AnnouncementPolicy"));
+    assert_eq!(lb.get_pool(&acme, "p").await.unwrap().spec, bgp);
+    let got = routes(&server, "node-a", "tor");
+    assert_eq!(
+        got.iter()
+            .map(|r| (r.prefix, r.local_preference))
+            .collect::<Vec<_>>(),
+        [(host(ip), Some(100))]
+    );
+    if let Advertisement::Bgp(b) = &mut bgp.advertisement {
+        b.local_preference = Some(250);
+        b.peers = vec![peer("spine", "192.0.2.2", 64514)];
+    }
+    lb.update_pool(&acme, &bgp)
+        .await
+        .expect("new peer and preference");
+    assert!(
+        routes(&server, "node-a", "tor").is_empty(),
+        "no longer to tor"
+    );
+    assert_eq!(
+        routes(&server, "node-a", "spine")
+            .iter()
+            .map(|r| (r.prefix, r.local_preference))
+            .collect::<Vec<_>>(),
+        [(host(ip), Some(250))]
+    );
+    lb.update_pool(&acme, &l2).await.expect("back to L2");
+    assert!(!exists("CiliumBGPAdvertisement") && exists("CiliumL2AnnouncementPolicy"));
+    assert!(routes(&server, "node-a", "spine").is_empty());
+    assert_eq!(lb.get_pool(&acme, "p").await.unwrap().spec, l2);
 }
