@@ -268,8 +268,9 @@ async fn the_csi_stack_s_rules_allow_every_request_of_the_conformance_suite_and_
     assert_least_privilege(fake.kube(), &rules);
 }
 
-/// The same on the stack with load balancing on Cilium LB-IPAM (chosen when connecting): the
-/// Cilium backend's rules allow every request and are all used.
+/// The same on the stack with load balancing on Cilium LB-IPAM (chosen when connecting, with the
+/// cluster's BGP speaker): the Cilium backend's rules allow every request and are all used but
+/// those it lists as not exercised (adopting an administrator's speaker, changing the speaker).
 #[cfg(feature = "cilium")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cilium_stack_s_rules_allow_every_request_of_the_conformance_suite_and_nothing_more() {
@@ -281,7 +282,17 @@ async fn the_cilium_stack_s_rules_allow_every_request_of_the_conformance_suite_a
     fake.kube().seed_yaml(BULK).unwrap();
     common::stack::install_catalog_rbac(fake.rbac());
     fake.kube().requests().reset();
-    let options = ConnectOptions::new().backend(Part::LoadBalancer, "cilium");
+    // The cluster's BGP speaker given when connecting (the conformance suite's router `tor`), so
+    // the BGP checks run and the BGP kinds' rules are used.
+    use kubecloud::cilium::bgp::{CiliumBgp, CiliumBgpPeer};
+    let speaker = CiliumBgp::new(64512).peer(CiliumBgpPeer::new(
+        "tor",
+        "192.0.2.1".parse().unwrap(),
+        64513,
+    ));
+    let options = ConnectOptions::new()
+        .backend(Part::LoadBalancer, "cilium")
+        .with(speaker);
     let cloud = Cloud::connect_with(fake.kube().client(), options)
         .await
         .expect("connect");

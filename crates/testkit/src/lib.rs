@@ -308,6 +308,7 @@ pub use controllers::linstor_csi::LinstorCsi;
 pub use controllers::multi_networkpolicy::{self, MultiNetworkPolicyController, MultiPolicies};
 pub use controllers::pvc_protection::{PVC_PROTECTION, PvcProtection};
 pub use controllers::whereabouts::{self, WhereaboutsController, WhereaboutsKnobs};
+pub use controllers::{CiliumBgpControlPlane, cilium_bgp};
 pub use controllers::{CiliumLbIpam, MetalLbController, cilium_lbipam, metallb};
 pub use controllers::{
     Controller, ControllerApi, ControllerError, ControllerHandle, GarbageCollector,

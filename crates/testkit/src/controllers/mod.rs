@@ -30,6 +30,7 @@ mod api;
 pub mod authz;
 pub mod cdi;
 pub mod cdi_catalog;
+pub mod cilium_bgp;
 pub mod cilium_lbipam;
 pub mod crd;
 mod gc;
@@ -49,6 +50,7 @@ pub mod pvc_protection;
 pub mod whereabouts;
 
 pub use api::ControllerApi;
+pub use cilium_bgp::CiliumBgpControlPlane;
 pub use cilium_lbipam::CiliumLbIpam;
 pub use gc::GarbageCollector;
 pub use kubevip_cloud_provider::KubeVipCloudProvider;
