@@ -62,6 +62,7 @@ mod declarative;
 #[cfg(feature = "kubernetes")]
 pub mod gitops;
 mod image_catalog;
+mod vm_hotplug;
 mod import;
 mod load_balancer;
 mod network;

@@ -390,6 +390,7 @@ impl TenantHandle {
                 kind,
                 name: name.clone(),
                 changes: Vec::new(),
+                live: None,
                 desired: None,
             };
             if self.run_step(&step, options, &|_| {}, None).await.0.is_ok() {

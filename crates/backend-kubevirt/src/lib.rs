@@ -97,6 +97,7 @@ mod apis;
 mod capabilities;
 pub mod catalog;
 mod deletion;
+mod hotplug;
 mod driver;
 mod manifests;
 mod options;
