@@ -37,10 +37,30 @@ fn quantity(q: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> Op
     }
 }
 
-/// The data volumes of `spec` the running instance `vmi` has attached and ready, in spec
-/// order: a hot-pluggable volume once its `volumeStatus` is `Ready`, another once the instance
-/// mounts it.
+/// The data volumes the running instance `vmi` has attached, in spec order (then those
+/// detaching): a hot-pluggable volume of `spec` once its `volumeStatus` is `Ready`, another
+/// once the instance mounts it, and a volume the instance still reports `Detaching` (the spec
+/// no longer has it) until it is gone.
 pub fn attached_volumes(spec: &VmSpec, vmi: &VirtualMachineInstance) -> Vec<String> {
+    let mut out = ready_volumes(spec, vmi);
+    let detaching = vmi
+        .status
+        .as_ref()
+        .and_then(|s| s.volume_status.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .filter(|s| s.phase.as_deref() == Some("Detaching"))
+        // The disk is `data-<volume>` (a name too long for that ends in a hash: not listed).
+        .filter_map(|s| s.name.strip_prefix("data-").map(String::from));
+    for volume in detaching {
+        if !out.contains(&volume) {
+            out.push(volume);
+        }
+    }
+    out
+}
+
+fn ready_volumes(spec: &VmSpec, vmi: &VirtualMachineInstance) -> Vec<String> {
     let volumes = vmi.spec.volumes.as_deref().unwrap_or_default();
     let statuses = vmi
         .status
