@@ -62,7 +62,6 @@ mod declarative;
 #[cfg(feature = "kubernetes")]
 pub mod gitops;
 mod image_catalog;
-mod vm_hotplug;
 mod import;
 mod load_balancer;
 mod network;
@@ -72,6 +71,7 @@ mod quota;
 pub mod rbac;
 pub mod reserved;
 mod tenant;
+mod vm_hotplug;
 mod vms;
 mod volumes;
 

@@ -85,7 +85,10 @@ async fn a_linstor_volume_is_attached_and_detached_live_and_a_cpu_change_beyond_
         .iter()
         .find(|st| st.kind == ResourceKind::Vm && st.name == "app")
         .expect("a step changing vm app");
-    let live = step.live.as_ref().expect("a vm change says what it does live");
+    let live = step
+        .live
+        .as_ref()
+        .expect("a vm change says what it does live");
     assert_eq!(live.attach_volumes, vec!["data".to_string()]);
     assert!(live.is_live(), "{live:?}");
     assert!(
@@ -106,7 +109,11 @@ async fn a_linstor_volume_is_attached_and_detached_live_and_a_cpu_change_beyond_
     // On the double: the instance has the hot-pluggable volume, Ready, mounted by an attachment
     // pod on its node (not by the launcher pod), and is the same instance.
     let now = vmi(&s.kube, ns, "app");
-    assert_eq!(now["metadata"]["uid"], uid.as_str(), "the VM never restarted");
+    assert_eq!(
+        now["metadata"]["uid"],
+        uid.as_str(),
+        "the VM never restarted"
+    );
     let volume = now["spec"]["volumes"]
         .as_array()
         .unwrap()
@@ -119,8 +126,14 @@ async fn a_linstor_volume_is_attached_and_detached_live_and_a_cpu_change_beyond_
     let pods = attachment_pods(&s.kube, ns);
     assert_eq!(pods.len(), 1, "one attachment pod: {pods:?}");
     assert_eq!(pods[0]["spec"]["nodeName"], now["status"]["nodeName"]);
-    assert_eq!(attached.status.interfaces[0], eth0, "eth0 keeps its address");
-    assert!(acme.plan(&spec).await.unwrap().is_empty(), "applied as planned");
+    assert_eq!(
+        attached.status.interfaces[0], eth0,
+        "eth0 keeps its address"
+    );
+    assert!(
+        acme.plan(&spec).await.unwrap().is_empty(),
+        "applied as planned"
+    );
 
     // The read-write-once volume cannot go to another VM while app has it.
     let err = acme
@@ -141,14 +154,14 @@ async fn a_linstor_volume_is_attached_and_detached_live_and_a_cpu_change_beyond_
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
 
     // Detached live through the facade: the volume, its status and its pod go.
-    let detached = acme
-        .vms()
-        .detach_volume("app", "data", WAIT)
-        .await
-        .unwrap();
+    let detached = acme.vms().detach_volume("app", "data", WAIT).await.unwrap();
     assert!(detached.status.attached_volumes.is_empty());
     let now = vmi(&s.kube, ns, "app");
-    assert_eq!(now["metadata"]["uid"], uid.as_str(), "the VM never restarted");
+    assert_eq!(
+        now["metadata"]["uid"],
+        uid.as_str(),
+        "the VM never restarted"
+    );
     assert!(volume_status(&now, "data-data").is_none(), "{now}");
     assert!(attachment_pods(&s.kube, ns).is_empty());
     // Attached again through the facade.
@@ -163,8 +176,14 @@ async fn a_linstor_volume_is_attached_and_detached_live_and_a_cpu_change_beyond_
     spec.vms[0] = vm.clone();
     let plan = acme.plan(&spec).await.unwrap();
     let live = plan.steps[0].live.clone().unwrap();
-    assert_eq!(live.restart_required, vec!["resources.cpuCores".to_string()]);
-    assert!(plan.to_string().contains("restart required for resources.cpuCores"));
+    assert_eq!(
+        live.restart_required,
+        vec!["resources.cpuCores".to_string()]
+    );
+    assert!(
+        plan.to_string()
+            .contains("restart required for resources.cpuCores")
+    );
     acme.apply(&plan, options()).await.unwrap();
     let waiting = acme
         .vms()
@@ -195,7 +214,10 @@ async fn a_linstor_volume_is_attached_and_detached_live_and_a_cpu_change_beyond_
             .any(|c| c["type"] == "RestartRequired" && c["status"] == "True"),
         "{object}"
     );
-    assert_eq!(vmi(&s.kube, ns, "app")["spec"]["domain"]["cpu"]["sockets"], 1);
+    assert_eq!(
+        vmi(&s.kube, ns, "app")["spec"]["domain"]["cpu"]["sockets"],
+        1
+    );
     assert_eq!(vmi(&s.kube, ns, "app")["metadata"]["uid"], uid.as_str());
 
     // Two cores on a VM started with one are live: after a restart (5 sockets, at most 20).
@@ -215,7 +237,11 @@ async fn a_linstor_volume_is_attached_and_detached_live_and_a_cpu_change_beyond_
         .await
         .unwrap();
     let after = vmi(&s.kube, ns, "app");
-    assert_ne!(after["metadata"]["uid"], uid.as_str(), "a restart makes a new instance");
+    assert_ne!(
+        after["metadata"]["uid"],
+        uid.as_str(),
+        "a restart makes a new instance"
+    );
     assert_eq!(after["spec"]["domain"]["cpu"]["sockets"], 5);
     assert_eq!(after["spec"]["domain"]["cpu"]["maxSockets"], 20);
     assert!(restarted.status.restart_required.is_empty());

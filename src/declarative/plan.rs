@@ -195,19 +195,38 @@ impl fmt::Display for Plan {
 }
 
 /// The lines of `Display` saying what a VM change does to the VM if it runs.
-fn fmt_live(f: &mut fmt::Formatter<'_>, live: &kubecloud_core::hotplug::LiveChanges) -> fmt::Result {
+fn fmt_live(
+    f: &mut fmt::Formatter<'_>,
+    live: &kubecloud_core::hotplug::LiveChanges,
+) -> fmt::Result {
     let list = |names: &[String]| names.join(", ");
     if !live.attach_volumes.is_empty() {
-        writeln!(f, "        if running: attach {} live", list(&live.attach_volumes))?;
+        writeln!(
+            f,
+            "        if running: attach {} live",
+            list(&live.attach_volumes)
+        )?;
     }
     if !live.detach_volumes.is_empty() {
-        writeln!(f, "        if running: detach {} live", list(&live.detach_volumes))?;
+        writeln!(
+            f,
+            "        if running: detach {} live",
+            list(&live.detach_volumes)
+        )?;
     }
     if !live.add_interfaces.is_empty() {
-        writeln!(f, "        if running: plug {} live", list(&live.add_interfaces))?;
+        writeln!(
+            f,
+            "        if running: plug {} live",
+            list(&live.add_interfaces)
+        )?;
     }
     if !live.remove_interfaces.is_empty() {
-        writeln!(f, "        if running: unplug {} live", list(&live.remove_interfaces))?;
+        writeln!(
+            f,
+            "        if running: unplug {} live",
+            list(&live.remove_interfaces)
+        )?;
     }
     if live.resize {
         writeln!(f, "        if running: CPU and memory grow live")?;

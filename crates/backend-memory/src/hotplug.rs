@@ -29,7 +29,12 @@ impl LiveVm {
         if !changes.any_live() {
             return;
         }
-        let waits = |field: &str| changes.restart_required.iter().any(|f| f.starts_with(field));
+        let waits = |field: &str| {
+            changes
+                .restart_required
+                .iter()
+                .any(|f| f.starts_with(field))
+        };
         if !waits("dataVolumes") {
             self.spec.data_volumes = wanted.data_volumes.clone();
         }
@@ -49,7 +54,11 @@ impl LiveVm {
             ) = (&self.spec.resources, &wanted.resources)
         {
             self.spec.resources = VmResources::Custom {
-                cpu_cores: if waits("resources.cpuCores") { *c0 } else { *c1 },
+                cpu_cores: if waits("resources.cpuCores") {
+                    *c0
+                } else {
+                    *c1
+                },
                 memory: if waits("resources.memory") { *m0 } else { *m1 },
             };
         }

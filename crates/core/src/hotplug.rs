@@ -312,7 +312,10 @@ mod tests {
             .interfaces
             .push(NetworkInterface::on_subnet("eth1", "back"));
         let c = live_changes(&base(), &wanted, &all(), limits.as_ref());
-        assert_eq!((c.add_interfaces.clone(), c.is_live()), (vec!["eth1".into()], true));
+        assert_eq!(
+            (c.add_interfaces.clone(), c.is_live()),
+            (vec!["eth1".into()], true)
+        );
         let c = live_changes(&wanted, &base(), &all(), limits.as_ref());
         assert_eq!(c.remove_interfaces, vec!["eth1"]);
         let mut moved = base();
@@ -335,14 +338,29 @@ mod tests {
             resources: VmResources::Custom { cpu_cores, memory },
             ..base()
         };
-        let c = live_changes(&base(), &sized(8, ByteSize::gib(8)), &all(), limits.as_ref());
+        let c = live_changes(
+            &base(),
+            &sized(8, ByteSize::gib(8)),
+            &all(),
+            limits.as_ref(),
+        );
         assert!(c.resize && c.is_live());
-        let c = live_changes(&base(), &sized(9, ByteSize::gib(9)), &all(), limits.as_ref());
+        let c = live_changes(
+            &base(),
+            &sized(9, ByteSize::gib(9)),
+            &all(),
+            limits.as_ref(),
+        );
         assert_eq!(
             c.restart_required,
             vec!["resources.cpuCores", "resources.memory"]
         );
-        let c = live_changes(&base(), &sized(1, ByteSize::gib(2)), &all(), limits.as_ref());
+        let c = live_changes(
+            &base(),
+            &sized(1, ByteSize::gib(2)),
+            &all(),
+            limits.as_ref(),
+        );
         assert_eq!(c.restart_required, vec!["resources.cpuCores"]);
         let mut boot = sized(4, ByteSize::gib(2));
         boot.boot_disk = BootDisk::ContainerImage { image: "x".into() };

@@ -2,7 +2,7 @@
 //! within its limits, and changes beyond them reported as waiting for a restart (see
 //! [`crate::hotplug`]).
 
-use super::compute::{any_boot, apply_vm, apply_running, delete_vm_gone, drop_boot};
+use super::compute::{any_boot, apply_running, apply_vm, delete_vm_gone, drop_boot};
 use super::storage::{blank, create_ready, delete_gone};
 use super::{Expect, Outcome, Params, Target, require, require_that, wait_for};
 use crate::compute::{PowerAction, Vm, VmPhase, VmResources, VmSpec};
@@ -22,13 +22,19 @@ pub async fn data_volumes_and_cpu_change_live_or_wait_for_restart(
     params: &Params,
 ) -> Outcome {
     let compute = require!(target.compute, "the target has no compute backend");
-    let storage = require!(target.storage, "needs a block-storage backend for data volumes");
+    let storage = require!(
+        target.storage,
+        "needs a block-storage backend for data volumes"
+    );
     let caps = compute.capabilities();
     require_that!(
         caps.hotplug_volumes,
         "capability compute.hotplug_volumes is missing"
     );
-    require_that!(caps.live_resize, "capability compute.live_resize is missing");
+    require_that!(
+        caps.live_resize,
+        "capability compute.live_resize is missing"
+    );
     let boot_disk = match any_boot(target, tenant, "hot", params).await {
         Ok(boot) => boot,
         Err(why) => return Outcome::Skipped(why),
@@ -82,13 +88,21 @@ pub async fn data_volumes_and_cpu_change_live_or_wait_for_restart(
         .or_fail("apply five cores to a vm started with one");
     let waiting = wait_for(
         compute.watch_vm(tenant, "hot").await,
-        wait::condition("vm reporting resources.cpuCores waiting for a restart", |vm: &Vm| {
-            if vm.status.restart_required.iter().any(|f| f == "resources.cpuCores") {
-                Check::Met
-            } else {
-                Check::Pending
-            }
-        }),
+        wait::condition(
+            "vm reporting resources.cpuCores waiting for a restart",
+            |vm: &Vm| {
+                if vm
+                    .status
+                    .restart_required
+                    .iter()
+                    .any(|f| f == "resources.cpuCores")
+                {
+                    Check::Met
+                } else {
+                    Check::Pending
+                }
+            },
+        ),
         params,
         "vm \"hot\" reporting a restart required",
     )
@@ -98,7 +112,11 @@ pub async fn data_volumes_and_cpu_change_live_or_wait_for_restart(
         vec!["resources.cpuCores".to_string()],
         "only the cores wait for a restart"
     );
-    assert_eq!(waiting.status.phase, VmPhase::Running, "the vm keeps running");
+    assert_eq!(
+        waiting.status.phase,
+        VmPhase::Running,
+        "the vm keeps running"
+    );
     spec.data_volumes.clear();
     apply_vm(target, tenant, &spec)
         .await
@@ -111,7 +129,11 @@ pub async fn data_volumes_and_cpu_change_live_or_wait_for_restart(
     )
     .await;
     assert!(
-        detached.status.restart_required.iter().any(|f| f == "resources.cpuCores"),
+        detached
+            .status
+            .restart_required
+            .iter()
+            .any(|f| f == "resources.cpuCores"),
         "a detach does not clear what waits for a restart: {:?}",
         detached.status.restart_required
     );
@@ -123,13 +145,14 @@ pub async fn data_volumes_and_cpu_change_live_or_wait_for_restart(
         .or_fail("restart vm \"hot\"");
     wait_for(
         compute.watch_vm(tenant, "hot").await,
-        wait::condition("vm running with nothing waiting for a restart", |vm: &Vm| {
-            match vm.status.phase {
+        wait::condition(
+            "vm running with nothing waiting for a restart",
+            |vm: &Vm| match vm.status.phase {
                 VmPhase::Running if vm.status.restart_required.is_empty() => Check::Met,
                 VmPhase::Failed => Check::Failed(format!("{:?}", vm.status.conditions)),
                 _ => Check::Pending,
-            }
-        }),
+            },
+        ),
         params,
         "vm \"hot\" restarted with its spec",
     )

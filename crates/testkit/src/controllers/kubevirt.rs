@@ -361,8 +361,10 @@ impl KubeVirtController {
         ready: bool,
     ) -> Result<(), ControllerError> {
         let created = printable != "Stopped" && printable != "Provisioning";
-        let mut conditions = vec![json!({"type": "Ready", "status": if ready {"True"} else {"False"},
-                            "reason": if ready {""} else {"VMINotRunning"}})];
+        let mut conditions = vec![
+            json!({"type": "Ready", "status": if ready {"True"} else {"False"},
+                            "reason": if ready {""} else {"VMINotRunning"}}),
+        ];
         // `RestartRequired` stays while the instance runs (see `kubevirt_live_update`).
         if matches!(printable, "Running" | "Migrating") {
             conditions.extend(

@@ -63,7 +63,7 @@ fn quantity(q: &Value) -> Option<u64> {
 
 /// A memory quantity in the form KubeVirt writes (`<n>Mi` when whole mebibytes, else bytes).
 fn bytes(n: u64) -> Value {
-    if n % (1 << 20) == 0 {
+    if n.is_multiple_of(1 << 20) {
         json!(format!("{}Mi", n >> 20))
     } else {
         json!(n)
@@ -252,7 +252,10 @@ pub async fn advance_volumes(
 ) -> Result<bool, ControllerError> {
     let ns = meta(vmi, "namespace");
     let node = vmi["status"]["nodeName"].as_str().unwrap_or_default();
-    let volumes = vmi["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+    let volumes = vmi["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let statuses = vmi["status"]["volumeStatus"]
         .as_array()
         .cloned()
@@ -319,7 +322,8 @@ pub async fn advance_volumes(
                     .get_opt("v1", "PersistentVolumeClaim", Some(ns), claim)
                     .await?
                     .is_some_and(|c| c["status"]["phase"] == "Bound");
-                bound.then(|| ("Bound", "PVCBound", "PVC is bound"))
+                bound
+                    .then_some(("Bound", "PVCBound", "PVC is bound"))
                     .map(|(p, r, m)| step(&out[idx.unwrap_or_default()], p, r, m))
             }
             "Bound" => Some(step(
