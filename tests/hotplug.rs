@@ -246,3 +246,67 @@ async fn a_linstor_volume_is_attached_and_detached_live_and_a_cpu_change_beyond_
     assert_eq!(after["spec"]["domain"]["cpu"]["maxSockets"], 20);
     assert!(restarted.status.restart_required.is_empty());
 }
+
+/// On the in-memory cloud (which plugs interfaces live): an interface added to a running VM
+/// keeps the addresses of the others, and goes again; the conveniences refuse what they cannot
+/// do, naming why, before anything changes.
+#[tokio::test]
+async fn on_the_memory_cloud_interfaces_plug_live_and_bad_requests_are_refused() {
+    let cloud = kubecloud::Cloud::in_memory();
+    let acme = cloud.tenant("acme").unwrap();
+    let spec = TenantSpec::from_yaml(SPEC).unwrap();
+    acme.apply(&acme.plan(&spec).await.unwrap(), options())
+        .await
+        .unwrap();
+    let vms = acme.vms();
+    let running = vms.wait_running("app", WAIT).await.unwrap();
+    let eth0 = running.status.interfaces[0].clone();
+
+    let plugged = vms
+        .add_interface("app", &NetworkInterface::on_subnet("eth1", "front"))
+        .await
+        .unwrap();
+    assert_eq!(
+        plugged.status.interfaces[0], eth0,
+        "eth0 keeps its IP and MAC"
+    );
+    assert_eq!(plugged.status.interfaces.len(), 2);
+    assert!(plugged.status.interfaces[1].ip.is_some());
+    assert!(plugged.status.restart_required.is_empty());
+    let err = vms
+        .add_interface("app", &NetworkInterface::on_subnet("eth1", "front"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    let err = vms
+        .add_interface("app", &NetworkInterface::pod_network("pod"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.invalid_field(), Some("interface.attachment"));
+    let unplugged = vms.remove_interface("app", "eth1").await.unwrap();
+    assert_eq!(unplugged.status.interfaces, vec![eth0]);
+
+    // Unknown volume, RWO volume in use, stopped VM, a volume it does not have.
+    let err = vms.attach_volume("app", "nope", WAIT).await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    vms.attach_volume("app", "data", WAIT).await.unwrap();
+    let err = vms.attach_volume("other", "data", WAIT).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    let err = vms.detach_volume("other", "data", WAIT).await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    vms.stop("other").await.unwrap();
+    vms.wait(
+        "other",
+        kubecloud::wait::vm_phase(kubecloud::VmPhase::Stopped),
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let err = vms.detach_volume("other", "data", WAIT).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict { .. }),
+        "a stopped VM: {err:?}"
+    );
+    let detached = vms.detach_volume("app", "data", WAIT).await.unwrap();
+    assert!(detached.status.attached_volumes.is_empty());
+}

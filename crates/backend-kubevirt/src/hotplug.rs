@@ -175,3 +175,74 @@ pub fn restart_required(
         fields
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(cpu_cores: u32, data: &[&str]) -> VmSpec {
+        VmSpec {
+            name: "a".into(),
+            resources: VmResources::Custom {
+                cpu_cores,
+                memory: ByteSize::gib(1),
+            },
+            data_volumes: data.iter().map(|d| d.to_string()).collect(),
+            ..VmSpec::default()
+        }
+    }
+
+    fn vmi(booted: &VmSpec, volume_status: serde_json::Value) -> VirtualMachineInstance {
+        serde_json::from_value(json!({
+            "metadata": {"name": "a", "annotations": {
+                BOOTED_SPEC_ANNOTATION: serde_json::to_string(booted).unwrap()}},
+            "spec": {"domain": {"devices": {}, "cpu": {"sockets": 1, "maxSockets": 4},
+                                "memory": {"guest": "1Gi", "maxGuest": "4Gi"}},
+                     "volumes": [{"name": "data-x", "persistentVolumeClaim":
+                                  {"claimName": "x", "hotpluggable": true}}]},
+            "status": {"phase": "Running", "volumeStatus": volume_status},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_hotplugged_volume_counts_once_ready_and_until_detached() {
+        let booted = spec(1, &[]);
+        let attaching = vmi(
+            &booted,
+            json!([{"name": "data-x", "target": "", "phase": "MountedToPod"}]),
+        );
+        assert!(attached_volumes(&spec(1, &["x"]), &attaching).is_empty());
+        let ready = vmi(
+            &booted,
+            json!([{"name": "data-x", "target": "vdb", "phase": "Ready"}]),
+        );
+        assert_eq!(attached_volumes(&spec(1, &["x"]), &ready), vec!["x"]);
+        let detaching = vmi(
+            &booted,
+            json!([{"name": "data-y", "target": "vdc", "phase": "Detaching"}]),
+        );
+        assert_eq!(attached_volumes(&spec(1, &[]), &detaching), vec!["y"]);
+    }
+
+    #[test]
+    fn restart_required_names_fields_only_under_kubevirt_s_condition() {
+        let running = vmi(&spec(1, &[]), json!([]));
+        let vm = |status: &str| -> VirtualMachine {
+            serde_json::from_value(json!({"metadata": {"name": "a"}, "spec": {"template": {}},
+                "status": {"conditions": [{"type": RESTART_REQUIRED, "status": status}]}}))
+            .unwrap()
+        };
+        assert!(restart_required(&spec(8, &["x"]), &vm("False"), &running).is_empty());
+        assert_eq!(
+            restart_required(&spec(8, &["x"]), &vm("True"), &running),
+            vec!["resources.cpuCores"]
+        );
+        // Within maxSockets nothing is named: the condition has another cause.
+        assert_eq!(
+            restart_required(&spec(2, &["x"]), &vm("True"), &running),
+            vec!["spec"]
+        );
+    }
+}
