@@ -2,6 +2,12 @@
 //! a LINSTOR-backed volume attached to and detached from a running VM live (the VM's instance
 //! keeps its UID, so the VM never restarted), by a tenant spec's plan and apply and by the
 //! facade's calls; what cannot change live waits for a restart and says so.
+#![cfg(all(
+    feature = "kubevirt",
+    feature = "linstor",
+    feature = "kubeovn",
+    feature = "metallb"
+))]
 
 mod common {
     pub mod stack;
