@@ -843,7 +843,10 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
     /// Creates the VM or updates it to `spec` (idempotent: the same spec twice changes nothing),
     /// attached as `attachments` say (from the network and storage backends, see
     /// [`VmAttachments::resolve`]). Attachments that are not `spec`'s are refused before
-    /// anything is sent ([`VmAttachments::check_for`]).
+    /// anything is sent ([`VmAttachments::check_for`]). A running VM is never restarted by it:
+    /// what the backend can change live (data volumes, interfaces, more CPU and memory, per
+    /// its capabilities) it changes live, the rest waits for a restart and is named in
+    /// [`VmStatus::restart_required`] (see [`crate::hotplug`]).
     async fn apply_vm(
         &self,
         tenant: &Tenant,
