@@ -71,6 +71,7 @@ mod quota;
 pub mod rbac;
 pub mod reserved;
 mod tenant;
+mod vm_hotplug;
 mod vms;
 mod volumes;
 

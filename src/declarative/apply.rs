@@ -392,6 +392,7 @@ impl TenantHandle {
                 kind,
                 name: name.clone(),
                 changes: Vec::new(),
+                live: None,
                 desired: None,
                 kept_wait: None,
             };

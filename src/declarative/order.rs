@@ -261,6 +261,7 @@ mod tests {
             kind,
             name: name.into(),
             changes: Vec::new(),
+            live: None,
             desired,
             kept_wait: None,
         }

@@ -84,6 +84,12 @@ pub struct Step {
     /// For updates and replacements, the fields that change.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<FieldChange>,
+    /// For a change of a VM: what it does to the VM if it runs (the live spec being the one
+    /// applied now): the data volumes attached and detached and the interfaces plugged live,
+    /// whether CPU and memory grow live, and the fields that wait for a restart (see
+    /// [`kubecloud_core::hotplug`]). Applying never restarts a VM itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<kubecloud_core::hotplug::LiveChanges>,
     /// The spec to apply (none for deletions). Not serialized: it may hold secrets.
     #[serde(skip)]
     pub(crate) desired: Option<Desired>,
@@ -213,12 +219,62 @@ impl fmt::Display for Plan {
                     change.field, change.from, change.to
                 )?;
             }
+            if let Some(live) = &step.live {
+                fmt_live(f, live)?;
+            }
         }
         if self.quota.is_some() {
             writeln!(f, "  set quota")?;
         }
         self.fmt_usage(f)
     }
+}
+
+/// The lines of `Display` saying what a VM change does to the VM if it runs.
+fn fmt_live(
+    f: &mut fmt::Formatter<'_>,
+    live: &kubecloud_core::hotplug::LiveChanges,
+) -> fmt::Result {
+    let list = |names: &[String]| names.join(", ");
+    if !live.attach_volumes.is_empty() {
+        writeln!(
+            f,
+            "        if running: attach {} live",
+            list(&live.attach_volumes)
+        )?;
+    }
+    if !live.detach_volumes.is_empty() {
+        writeln!(
+            f,
+            "        if running: detach {} live",
+            list(&live.detach_volumes)
+        )?;
+    }
+    if !live.add_interfaces.is_empty() {
+        writeln!(
+            f,
+            "        if running: plug {} live",
+            list(&live.add_interfaces)
+        )?;
+    }
+    if !live.remove_interfaces.is_empty() {
+        writeln!(
+            f,
+            "        if running: unplug {} live",
+            list(&live.remove_interfaces)
+        )?;
+    }
+    if live.resize {
+        writeln!(f, "        if running: CPU and memory grow live")?;
+    }
+    if !live.restart_required.is_empty() {
+        writeln!(
+            f,
+            "        if running: restart required for {}",
+            list(&live.restart_required)
+        )?;
+    }
+    Ok(())
 }
 
 impl Plan {
@@ -260,6 +316,7 @@ impl TenantHandle {
         let current = self.current().await?;
         self.check_references(spec, &current).await?;
         let mut steps = Vec::with_capacity(spec.len());
+        let compute_caps = self.vms().backend.capabilities();
         // The live resources the spec names (never more than the tenant has).
         let mut wanted: BTreeSet<(ResourceKind, &str)> = BTreeSet::new();
         // `at` is the item's list and index, written out only if a change is refused.
@@ -274,6 +331,7 @@ impl TenantHandle {
                     kind,
                     name: name_of(&item).to_string(),
                     changes: Vec::new(),
+                    live: None,
                     desired: Some(item),
                     kept_wait: None,
                 });
@@ -286,6 +344,7 @@ impl TenantHandle {
                     kind,
                     name: live_name.clone(),
                     changes: Vec::new(),
+                    live: None,
                     desired: Some(item),
                     kept_wait: None,
                 });
@@ -299,11 +358,23 @@ impl TenantHandle {
             if !changes.is_empty() {
                 let field = format!("{}[{}]", at.0, at.1);
                 let action = change_action(kind, &changes, &field)?;
+                let live_changes = match (&desired, live) {
+                    (Desired::Vm(want), Desired::Vm(have)) => {
+                        Some(kubecloud_core::hotplug::live_changes(
+                            have,
+                            want,
+                            &compute_caps,
+                            kubecloud_core::hotplug::LiveLimits::of(&have.resources).as_ref(),
+                        ))
+                    }
+                    _ => None,
+                };
                 steps.push(Step {
                     action,
                     kind,
                     name: live_name.clone(),
                     changes,
+                    live: live_changes,
                     desired: Some(desired),
                     kept_wait: None,
                 });
@@ -376,6 +447,7 @@ impl TenantHandle {
                         kind: *kind,
                         name: name.clone(),
                         changes: Vec::new(),
+                        live: None,
                         desired: None,
                         kept_wait: None,
                     });

@@ -22,10 +22,11 @@
 //! |---|---|
 //! | VM `m` of tenant `t` | `VirtualMachine` `m` (kubevirt.io/v1) in namespace `t`, labelled with the VM's labels, `app.kubernetes.io/{name,instance,component}` and the ownership labels; the applied spec (secret material masked) in annotation `kubecloud.io/spec` |
 //! | run strategy | `spec.runStrategy` (`Always`, `Halted`, `Manual`, `RerunOnFailure`) |
-//! | `Custom { cpu_cores, memory }` | `domain.cpu.cores`, `domain.memory.guest` |
+//! | `Custom { cpu_cores, memory }` | `domain.cpu.sockets` (`cores: 1`, `threads: 1`: KubeVirt adds CPUs live by sockets), `domain.memory.guest` |
 //! | `InstanceType { name }` | `spec.instancetype` (`VirtualMachineClusterInstancetype`, or the namespaced kind per [`KubeVirtBuilder::instancetype_kind`]) |
-//! | boot disk, data volumes | disks `boot` (bootOrder 1), `data-0`, `data-1`..., all `bus: virtio`, in that order |
-//! | `BootDisk::Volume { v }`, data volumes | `persistentVolumeClaim` of the claim storage attached ([`kubecloud_core::VolumeAttachment::claim`]) |
+//! | boot disk, data volumes | disks `boot` (bootOrder 1), `data-<volume>` ([`translate::data_disk`]) per data volume, all `bus: virtio`, in that order |
+//! | `BootDisk::Volume { v }`, data volumes | `persistentVolumeClaim` of the claim storage attached ([`kubecloud_core::VolumeAttachment::claim`]); data volumes `hotpluggable: true` (attached and detached live on a running VM, see the `hotplug` module) |
+//! | the spec a running instance booted with | template annotation `kubecloud.io/booted-spec` (secret material masked), copied onto the instance: what `restart_required` is computed against |
 //! | `BootDisk::ContainerImage` | `containerDisk` |
 //! | `BootDisk::Import` | a CDI `DataVolume` (cdi.kubevirt.io/v1beta1) `<m>-boot` in `spec.dataVolumeTemplates`: http source, `storage` with size, access mode and volume mode as asked, the tier as StorageClass (else [`KubeVirtBuilder::storage_class`], else the cluster default); labelled as the tenant's volume `<m>-boot` so the storage backend sees it |
 //! | cloud-init | `cloudInitNoCloud` with `secretRef` (and `networkDataSecretRef`) to Secret `<m>-cloudinit` (keys `userdata`, `networkdata`), never inline |
@@ -98,6 +99,7 @@ mod capabilities;
 pub mod catalog;
 mod deletion;
 mod driver;
+mod hotplug;
 mod manifests;
 mod options;
 pub mod plugin;

@@ -207,11 +207,21 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
             }
         })
         .collect();
+    let live = matches!(phase, VmPhase::Running | VmPhase::Migrating);
+    let attached_volumes = vmi
+        .filter(|_| live)
+        .map_or_else(Vec::new, |vmi| crate::hotplug::attached_volumes(spec, vmi));
+    let restart_required = match (seen.vm, vmi.filter(|_| live)) {
+        (Some(vm), Some(vmi)) => crate::hotplug::restart_required(spec, vm, vmi),
+        _ => Vec::new(),
+    };
     VmStatus {
         phase,
         node,
         interfaces: iface_status,
         conditions,
+        attached_volumes,
+        restart_required,
     }
 }
 

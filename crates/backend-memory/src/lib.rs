@@ -49,6 +49,7 @@ mod catalog;
 mod compute;
 mod driver;
 mod external;
+mod hotplug;
 mod loadbalancer;
 mod network;
 mod placement;

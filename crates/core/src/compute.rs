@@ -571,6 +571,16 @@ pub struct VmStatus {
     /// Conditions with reasons (e.g. `Ready`, `Migratable`, `ImportFailed`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The data volumes attached to the running VM and ready in it, in spec order (empty when
+    /// it does not run): a volume hot-plugged by [`Compute::apply_vm`] is listed once the guest
+    /// has it, and no longer once it is detached (see [`crate::hotplug`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached_volumes: Vec<String>,
+    /// The spec fields the running VM gets only when it restarts (`resources.cpuCores`,
+    /// `bootDisk`...; see [`crate::hotplug::live_changes`]); empty when it runs with its spec.
+    /// A restart ([`Compute::power`]) clears it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_required: Vec<String>,
 }
 
 impl VmStatus {
@@ -773,6 +783,18 @@ pub struct ComputeCapabilities {
     /// ([`Compute::apply_catalog_image`], [`BootDisk::Catalog`]).
     #[serde(default)]
     pub catalog: bool,
+    /// Data volumes added to or removed from a running VM's spec are attached and detached
+    /// live (see [`crate::hotplug`]); without it they wait for a restart.
+    #[serde(default)]
+    pub hotplug_volumes: bool,
+    /// Interfaces on a subnet added to or removed from a running VM's spec are plugged and
+    /// unplugged live; without it they wait for a restart.
+    #[serde(default)]
+    pub hotplug_interfaces: bool,
+    /// More CPU cores and memory for a running VM, up to its [`crate::hotplug::LiveLimits`],
+    /// are added live; without it they wait for a restart.
+    #[serde(default)]
+    pub live_resize: bool,
 }
 
 /// A point-in-time snapshot of a whole VM: its spec and its volumes.
@@ -828,7 +850,10 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
     /// Creates the VM or updates it to `spec` (idempotent: the same spec twice changes nothing),
     /// attached as `attachments` say (from the network and storage backends, see
     /// [`VmAttachments::resolve`]). Attachments that are not `spec`'s are refused before
-    /// anything is sent ([`VmAttachments::check_for`]).
+    /// anything is sent ([`VmAttachments::check_for`]). A running VM is never restarted by it:
+    /// what the backend can change live (data volumes, interfaces, more CPU and memory, per
+    /// its capabilities) it changes live, the rest waits for a restart and is named in
+    /// [`VmStatus::restart_required`] (see [`crate::hotplug`]).
     async fn apply_vm(
         &self,
         tenant: &Tenant,

@@ -36,6 +36,7 @@ mod attach;
 pub mod catalog;
 mod compute;
 mod error;
+pub mod hotplug;
 mod import;
 pub mod ipam;
 mod loadbalancer;

@@ -556,6 +556,39 @@ pub fn vm_phase(phase: VmPhase) -> impl Condition<Vm> {
     })
 }
 
+/// The running VM has every volume of `attached` attached and ready
+/// ([`crate::VmStatus::attached_volumes`]) and none of `detached`: a live attach or detach
+/// finished (see [`crate::hotplug`]). Fails if the VM is `Failed`, or stops running.
+///
+/// ```
+/// use kubecloud_core::{wait::{self, Condition, Check}, Vm, VmPhase, VmSpec, VmStatus};
+/// let cond = wait::vm_volumes_attached(vec!["data".into()], vec![]);
+/// let mut vm = Vm { spec: VmSpec::default(), status: VmStatus { phase: VmPhase::Running, ..VmStatus::default() } };
+/// assert_eq!(cond.check(&vm), Check::Pending);
+/// vm.status.attached_volumes.push("data".into());
+/// assert_eq!(cond.check(&vm), Check::Met);
+/// ```
+pub fn vm_volumes_attached(attached: Vec<String>, detached: Vec<String>) -> impl Condition<Vm> {
+    condition(
+        format!("vm with volumes {attached:?} attached and {detached:?} detached"),
+        move |vm: &Vm| match vm.status.phase {
+            VmPhase::Running | VmPhase::Migrating => {
+                let has = |v: &String| vm.status.attached_volumes.contains(v);
+                if attached.iter().all(has) && !detached.iter().any(has) {
+                    Check::Met
+                } else {
+                    Check::Pending
+                }
+            }
+            VmPhase::Failed => Check::Failed(failure_reason(vm)),
+            VmPhase::Stopping | VmPhase::Stopped => {
+                Check::Failed(format!("the VM is {}, not running", vm.status.phase))
+            }
+            _ => Check::Pending,
+        },
+    )
+}
+
 /// The VM runs on a node other than `node` (a live migration away from it completed).
 pub fn vm_running_elsewhere(node: String) -> impl Condition<Vm> {
     condition(

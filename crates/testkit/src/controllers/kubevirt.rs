@@ -30,6 +30,8 @@
 //!   `addedNodeSelector`) → `TargetReady` (a new launcher Pod with the same annotations, so the IP
 //!   is kept) → `Running` → `Succeeded`, moving the instance and its `migrationState`; or
 //!   `Failed` when told through [`KubeVirtKnobs::fail_next_migration`].
+//! - **Live updates** of a running VM (hot-plug volumes and their `volumeStatus`, CPU sockets
+//!   and guest memory, `RestartRequired`): see [`super::kubevirt_live_update`].
 //! - **Multus networks** (`multus: {networkName}`): the launcher pod carries virt-controller's
 //!   network-selection annotation `k8s.v1.cni.cncf.io/networks` (`net1`, `net2`… with the
 //!   interface's `macAddress`); Multus' `k8s.v1.cni.cncf.io/network-status` on the pod (see
@@ -359,12 +361,26 @@ impl KubeVirtController {
         ready: bool,
     ) -> Result<(), ControllerError> {
         let created = printable != "Stopped" && printable != "Provisioning";
+        let mut conditions = vec![
+            json!({"type": "Ready", "status": if ready {"True"} else {"False"},
+                            "reason": if ready {""} else {"VMINotRunning"}}),
+        ];
+        // `RestartRequired` stays while the instance runs (see `kubevirt_live_update`).
+        if matches!(printable, "Running" | "Migrating") {
+            conditions.extend(
+                vm["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["type"] == super::kubevirt_live_update::RESTART_REQUIRED)
+                    .cloned(),
+            );
+        }
         let status = json!({"status": {
             "printableStatus": printable,
             "ready": ready,
             "created": created,
-            "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"},
-                            "reason": if ready {""} else {"VMINotRunning"}}],
+            "conditions": conditions,
         }});
         let current = &vm["status"];
         if current["printableStatus"] == printable && current["ready"] == ready {
@@ -552,7 +568,8 @@ impl KubeVirtController {
             metadata["labels"]["kubevirt.io/vm"] = json!(name);
             api.create(json!({
                 "apiVersion": VMI.0, "kind": VMI.1, "metadata": metadata,
-                "spec": template["spec"], "status": {"phase": "Pending"},
+                "spec": super::kubevirt_live_update::instance_spec(&template["spec"]),
+                "status": {"phase": "Pending"},
             }))
             .await?;
             return Self::set_vm_status(api, vm, "Starting", false).await;
@@ -570,7 +587,10 @@ impl KubeVirtController {
             && vmi["status"]["migrationState"]["failed"] != true;
         match vmi["status"]["phase"].as_str() {
             Some("Running") if migrating => Self::set_vm_status(api, vm, "Migrating", true).await,
-            Some("Running") => Self::set_vm_status(api, vm, "Running", true).await,
+            Some("Running") => {
+                super::kubevirt_live_update::sync_running(api, vm, &vmi).await?;
+                Self::set_vm_status(api, vm, "Running", true).await
+            }
             Some("Failed") => Self::set_vm_status(api, vm, "CrashLoopBackOff", false).await,
             Some("Succeeded") => Self::set_vm_status(api, vm, "Stopped", false).await,
             _ if unschedulable => Self::set_vm_status(api, vm, "ErrorUnschedulable", false).await,
@@ -621,6 +641,8 @@ impl KubeVirtController {
             .as_array()
             .into_iter()
             .flatten()
+            // Hot-pluggable volumes are in their attachment pods, not here.
+            .filter(|v| !super::kubevirt_live_update::hotpluggable(v))
             .filter_map(|v| {
                 let claim = v["persistentVolumeClaim"]["claimName"]
                     .as_str()
@@ -912,6 +934,7 @@ impl KubeVirtController {
                 if vmi["status"]["interfaces"] != ifaces {
                     patch(json!({"interfaces": ifaces})).await?;
                 }
+                super::kubevirt_live_update::advance_volumes(api, vmi, &pod).await?;
                 Ok(())
             }
             _ => Ok(()),
