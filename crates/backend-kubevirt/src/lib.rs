@@ -98,7 +98,9 @@ mod capabilities;
 pub mod catalog;
 mod deletion;
 mod driver;
+mod guest;
 mod manifests;
+mod nodes;
 mod options;
 pub mod plugin;
 /// Typed models of the KubeVirt kinds (and CDI's `DataVolume`), generated from the upstream

@@ -207,11 +207,16 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
             }
         })
         .collect();
+    let guest = crate::guest::from_instance(vmi_status.filter(|_| running));
+    if guest.is_some() {
+        conditions.push(cond("AgentConnected", true, "", ""));
+    }
     VmStatus {
         phase,
         node,
         interfaces: iface_status,
         conditions,
+        guest,
     }
 }
 

@@ -51,6 +51,7 @@ mod driver;
 mod external;
 mod loadbalancer;
 mod network;
+mod nodes;
 mod placement;
 mod ports;
 mod quota;

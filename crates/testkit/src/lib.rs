@@ -271,6 +271,7 @@ mod discovery;
 mod duplicates;
 pub mod fake_cloud;
 mod faults;
+mod kubevirt_guest_agent;
 mod kubevirt_subresources;
 pub mod linstor;
 mod meta;

@@ -241,8 +241,12 @@ impl KubeVirtController {
                 .map(|n| (n.clone(), BTreeMap::from([(HOSTNAME.to_string(), n)])))
                 .collect());
         }
+        // kube-scheduler: a cordoned node (`spec.unschedulable`, which the node lifecycle
+        // controller turns into the `node.kubernetes.io/unschedulable:NoSchedule` taint that
+        // launcher pods do not tolerate) takes neither new pods nor migration targets.
         Ok(listed
             .iter()
+            .filter(|n| n["spec"]["unschedulable"] != true)
             .map(|n| {
                 let labels =
                     serde_json::from_value(n["metadata"]["labels"].clone()).unwrap_or_default();
@@ -688,6 +692,7 @@ impl KubeVirtController {
             .as_array()
             .cloned()
             .unwrap_or_default();
+        let agent = super::kubevirt_guest::agent_os(vmi).is_some();
         let out: Vec<Value> = nets
             .iter()
             .enumerate()
@@ -709,6 +714,7 @@ impl KubeVirtController {
                     };
                     Self::multus_status(pod, &full)
                 });
+                let from_multus = multus.is_some();
                 let (multus_ip, multus_mac) = multus.unwrap_or((None, None));
                 let ip = ann[format!("{prefix}kubernetes.io/ip_address")]
                     .as_str()
@@ -729,7 +735,8 @@ impl KubeVirtController {
                         format!("52:54:00:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3])
                     });
                 json!({"name": name, "ipAddress": ip, "ipAddresses": [ip], "mac": mac,
-                       "interfaceName": format!("eth{i}"), "infoSource": "domain, guest-agent"})
+                       "interfaceName": format!("eth{i}"),
+                       "infoSource": super::kubevirt_guest::info_source(agent, from_multus)})
             })
             .collect();
         json!(out)
@@ -895,13 +902,18 @@ impl KubeVirtController {
                 if self.awaits_multus(&pod) {
                     return Ok(());
                 }
-                patch(
-                    json!({"phase": "Running", "interfaces": Self::interfaces(vmi, &pod),
+                let mut status = json!({"phase": "Running", "interfaces": Self::interfaces(vmi, &pod),
                     "conditions": [{"type": "PodScheduled", "status": "True"},
                                    {"type": "Ready", "status": "True"},
-                                   {"type": "LiveMigratable", "status": "True"}]}),
-                )
-                .await
+                                   {"type": "LiveMigratable", "status": "True"}]});
+                // virt-handler: the guest's agent connects once the domain runs.
+                if let Some(os) = super::kubevirt_guest::agent_os(vmi) {
+                    status["guestOSInfo"] = super::kubevirt_guest::os_info(os);
+                    if let Some(c) = status["conditions"].as_array_mut() {
+                        c.push(super::kubevirt_guest::connected_condition());
+                    }
+                }
+                patch(status).await
             }
             "Running" => {
                 // Addresses a network controller wrote later.

@@ -39,6 +39,7 @@ pub mod kubeovn_ipam;
 pub mod kubeovn_security;
 pub mod kubevip_cloud_provider;
 pub mod kubevirt;
+pub mod kubevirt_guest;
 pub mod kubevirt_snapshot;
 pub mod linstor_csi;
 pub mod metallb;
