@@ -304,6 +304,7 @@ pub use controllers::kubemacpool::{self, Kubemacpool};
 pub use controllers::kubeovn::KubeOvnController;
 pub use controllers::kubeovn_security;
 pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};
+pub use controllers::kubevirt_guest::{self, GUEST_AGENT_LABEL};
 pub use controllers::kubevirt_snapshot::KubeVirtSnapshotController;
 pub use controllers::linstor_csi::LinstorCsi;
 pub use controllers::multi_networkpolicy::{self, MultiNetworkPolicyController, MultiPolicies};
