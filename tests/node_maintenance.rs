@@ -19,8 +19,8 @@ use kubecloud::{
     MigrationBlocker, NetworkInterface, Placement, SubnetSpec, TenantSpec, VmResources, VmSpec,
     VolumeSpec, VpcSpec,
 };
-use kubecloud_testkit::Latency;
 use kubecloud_testkit::GUEST_AGENT_LABEL;
+use kubecloud_testkit::Latency;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -376,10 +376,8 @@ async fn guest_info_is_covered_by_the_tenant_rules_and_node_maintenance_by_its_o
     let (s, cloud) = connected().await;
     let acme = cloud.tenant("acme").unwrap();
     let mut web = node_2_vm("web", "10.1.0.10", true);
-    web.labels.insert(
-        kubecloud_testkit::GUEST_AGENT_LABEL.into(),
-        "fedora".into(),
-    );
+    web.labels
+        .insert(kubecloud_testkit::GUEST_AGENT_LABEL.into(), "fedora".into());
     let spec = TenantSpec {
         vpcs: vec![VpcSpec::named("main")],
         subnets: vec![SubnetSpec::new(
