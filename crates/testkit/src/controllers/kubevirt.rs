@@ -12,7 +12,9 @@
 //!   `Scheduled` on a node (the cluster's Node objects if there are any, else the configured
 //!   names, default `node-1`..`node-3`; honouring `nodeSelector` on `kubernetes.io/hostname` and
 //!   node labels, the required node affinity of the bound volumes it uses (a local volume's
-//!   node), and the first preferred node of the node affinity; else the least loaded) with
+//!   node), and the first preferred node of the node affinity; else the least loaded; never a
+//!   cordoned node, `spec.unschedulable`, as kube-scheduler skips its
+//!   `node.kubernetes.io/unschedulable:NoSchedule` taint — migration targets neither) with
 //!   a virt-launcher Pod (the template's labels and annotations, `kubevirt.io: virt-launcher`,
 //!   `vm.kubevirt.io/name`, `kubevirt.io/created-by: <vmi uid>`) → `Running` with
 //!   `status.interfaces` from the pod's network annotations (`ovn.kubernetes.io/ip_address` and
@@ -24,6 +26,9 @@
 //!   (annotated `kubevirt.io/ephemeral-provisioning: "true"`, as virt-controller makes one for
 //!   `WaitForFirstConsumer` volumes): the consumer that gets the volumes bound; once they are
 //!   imported the temporary pod goes and the real launcher pod takes the same node.
+//! - **Guest agent** ([`super::kubevirt_guest`]): an instance labelled
+//!   [`super::kubevirt_guest::GUEST_AGENT_LABEL`] runs with `AgentConnected` and
+//!   `guestOSInfo`; `interfaces[].infoSource` names `guest-agent` only then.
 //! - **VirtualMachineInstanceMigration**: refused (phase `Failed`, a `Failed` condition naming
 //!   the volumes) when a volume's claim is not ReadWriteMany, as KubeVirt refuses
 //!   non-live-migratable VMIs; else `Scheduling` (a target node other than the source, matching
