@@ -164,6 +164,12 @@ impl Cloud {
         crate::ImageCatalog::new(self)
     }
 
+    /// Node maintenance: evacuating a node and returning it to service (an operator's, not a
+    /// tenant's).
+    pub fn nodes(&self) -> crate::Nodes<'_> {
+        crate::Nodes::new(self)
+    }
+
     /// The compute backend (for tools that need the trait itself, such as the conformance
     /// suite; tenant-scoped calls go through [`Cloud::tenant`]).
     pub fn compute(&self) -> &dyn Compute {

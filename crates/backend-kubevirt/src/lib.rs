@@ -100,7 +100,9 @@ pub mod catalog;
 mod deletion;
 mod driver;
 mod hotplug;
+mod guest;
 mod manifests;
+mod nodes;
 mod options;
 pub mod plugin;
 /// Typed models of the KubeVirt kinds (and CDI's `DataVolume`), generated from the upstream

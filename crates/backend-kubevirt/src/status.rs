@@ -215,6 +215,10 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
         (Some(vm), Some(vmi)) => crate::hotplug::restart_required(spec, vm, vmi),
         _ => Vec::new(),
     };
+    let guest = crate::guest::from_instance(vmi_status.filter(|_| running));
+    if guest.is_some() {
+        conditions.push(cond("AgentConnected", true, "", ""));
+    }
     VmStatus {
         phase,
         node,
@@ -222,6 +226,7 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
         conditions,
         attached_volumes,
         restart_required,
+        guest,
     }
 }
 

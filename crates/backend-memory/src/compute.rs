@@ -928,6 +928,22 @@ impl Compute for MemoryCloud {
         self.lock().delete_vm(tenant, name)
     }
 
+    async fn list_nodes(&self) -> Result<Vec<kubecloud_core::NodeInfo>> {
+        Ok(self.lock().list_nodes())
+    }
+
+    async fn set_node_schedulable(
+        &self,
+        node: &str,
+        schedulable: bool,
+    ) -> Result<kubecloud_core::NodeInfo> {
+        self.lock().set_node_schedulable(node, schedulable)
+    }
+
+    async fn vms_on_node(&self, node: &str) -> Result<Vec<kubecloud_core::VmRef>> {
+        self.lock().vms_on_node(node)
+    }
+
     async fn watch_vm(
         &self,
         tenant: &Tenant,

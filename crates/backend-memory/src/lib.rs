@@ -52,6 +52,7 @@ mod external;
 mod hotplug;
 mod loadbalancer;
 mod network;
+mod nodes;
 mod placement;
 mod ports;
 mod quota;

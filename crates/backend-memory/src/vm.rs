@@ -135,6 +135,15 @@ impl VmRecord {
             },
             "",
         )];
+        // Every memory VM has a guest agent: connected while it runs (migrating included).
+        if running || phase == VmPhase::Migrating {
+            self.status
+                .conditions
+                .push(condition("AgentConnected", true, "", ""));
+            self.status.guest = Some(crate::nodes::guest_info(&self.spec, &self.status));
+        } else {
+            self.status.guest = None;
+        }
     }
 
     /// Fails with `reason` (e.g. `ImportFailed`) and `message`.

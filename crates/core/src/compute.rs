@@ -568,7 +568,7 @@ pub struct VmStatus {
     /// Addresses per interface, in spec order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceStatus>,
-    /// Conditions with reasons (e.g. `Ready`, `Migratable`, `ImportFailed`).
+    /// Conditions with reasons (e.g. `Ready`, `Migratable`, `ImportFailed`, `AgentConnected`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The data volumes attached to the running VM and ready in it, in spec order (empty when
@@ -581,6 +581,9 @@ pub struct VmStatus {
     /// A restart ([`Compute::power`]) clears it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restart_required: Vec<String>,
+    /// What the guest agent reports, while one is connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<crate::nodes::GuestInfo>,
 }
 
 impl VmStatus {
@@ -1028,6 +1031,41 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
             self.backend_name(),
             "vms.delete_snapshot",
             "vm_snapshots",
+        ))
+    }
+
+    /// The cluster's nodes, by name (an operator's call, not a tenant's). Backends without
+    /// node maintenance refuse with [`Error::Unsupported`] (the default).
+    async fn list_nodes(&self) -> Result<Vec<crate::nodes::NodeInfo>> {
+        Err(Error::unsupported(
+            self.backend_name(),
+            "nodes.list",
+            "node_maintenance",
+        ))
+    }
+
+    /// Cordons (`schedulable: false`: no new VM and no migration lands on it) or uncordons
+    /// node `node` ([`Error::NotFound`] of kind `Node` if missing). VMs running there stay.
+    async fn set_node_schedulable(
+        &self,
+        node: &str,
+        schedulable: bool,
+    ) -> Result<crate::nodes::NodeInfo> {
+        let _ = (node, schedulable);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "nodes.cordon",
+            "node_maintenance",
+        ))
+    }
+
+    /// The VMs of every tenant running on node `node` (an operator's call), by tenant and name.
+    async fn vms_on_node(&self, node: &str) -> Result<Vec<crate::nodes::VmRef>> {
+        let _ = node;
+        Err(Error::unsupported(
+            self.backend_name(),
+            "nodes.vms",
+            "node_maintenance",
         ))
     }
 }

@@ -607,6 +607,28 @@ pub fn vm_running_elsewhere(node: String) -> impl Condition<Vm> {
     )
 }
 
+/// The VM's guest agent is connected (KubeVirt's `AgentConnected` condition); fails if the VM
+/// is `Failed` or `Stopped`.
+///
+/// ```
+/// use kubecloud_core::wait::{agent_connected, Check, Condition};
+/// use kubecloud_core::{Condition as VmCondition, Vm, VmPhase, VmSpec, VmStatus};
+/// let mut vm = Vm { spec: VmSpec::default(), status: VmStatus { phase: VmPhase::Running, ..VmStatus::default() } };
+/// assert_eq!(agent_connected().check(&vm), Check::Pending);
+/// vm.status.conditions.push(VmCondition { type_: "AgentConnected".into(), status: true, reason: String::new(), message: String::new() });
+/// assert_eq!(agent_connected().check(&vm), Check::Met);
+/// ```
+pub fn agent_connected() -> impl Condition<Vm> {
+    condition("guest agent connected", |vm: &Vm| {
+        match (vm.status.phase, vm.status.condition("AgentConnected")) {
+            (VmPhase::Running | VmPhase::Migrating, Some(c)) if c.status => Check::Met,
+            (VmPhase::Failed, _) => Check::Failed(failure_reason(vm)),
+            (VmPhase::Stopped, _) => Check::Failed("the VM is stopped".into()),
+            _ => Check::Pending,
+        }
+    })
+}
+
 fn failure_reason(vm: &Vm) -> String {
     vm.status
         .conditions

@@ -551,6 +551,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let route = routing::route(&inc.path, |g, v, p| {
         catalog.by_plural(g, v, p).is_some_and(|t| t.namespaced)
             || crate::kubevirt_subresources::is_namespaced(g, p)
+            || crate::kubevirt_guest_agent::is_namespaced(g, p)
     });
     let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let (verb, rp) = match &route {
@@ -994,6 +995,16 @@ async fn resource_request(
     q: &HashMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
     let core = &shared.core;
+    if crate::kubevirt_guest_agent::serves(&rp.group, &rp.plural, rp.subresource.as_deref()) {
+        let body = crate::kubevirt_guest_agent::serve(
+            &Cluster::new(core.clone()),
+            &inc.method,
+            rp.namespace.as_deref(),
+            rp.name.as_deref(),
+            rp.subresource.as_deref().unwrap_or_default(),
+        )?;
+        return Ok(json_response(200, &body));
+    }
     if rp.group == crate::kubevirt_subresources::GROUP {
         crate::kubevirt_subresources::serve(
             &Cluster::new(core.clone()),

@@ -12,7 +12,9 @@
 //!   `Scheduled` on a node (the cluster's Node objects if there are any, else the configured
 //!   names, default `node-1`..`node-3`; honouring `nodeSelector` on `kubernetes.io/hostname` and
 //!   node labels, the required node affinity of the bound volumes it uses (a local volume's
-//!   node), and the first preferred node of the node affinity; else the least loaded) with
+//!   node), and the first preferred node of the node affinity; else the least loaded; never a
+//!   cordoned node, `spec.unschedulable`, as kube-scheduler skips its
+//!   `node.kubernetes.io/unschedulable:NoSchedule` taint — migration targets neither) with
 //!   a virt-launcher Pod (the template's labels and annotations, `kubevirt.io: virt-launcher`,
 //!   `vm.kubevirt.io/name`, `kubevirt.io/created-by: <vmi uid>`) → `Running` with
 //!   `status.interfaces` from the pod's network annotations (`ovn.kubernetes.io/ip_address` and
@@ -24,6 +26,9 @@
 //!   (annotated `kubevirt.io/ephemeral-provisioning: "true"`, as virt-controller makes one for
 //!   `WaitForFirstConsumer` volumes): the consumer that gets the volumes bound; once they are
 //!   imported the temporary pod goes and the real launcher pod takes the same node.
+//! - **Guest agent** ([`super::kubevirt_guest`]): an instance labelled
+//!   [`super::kubevirt_guest::GUEST_AGENT_LABEL`] runs with `AgentConnected` and
+//!   `guestOSInfo`; `interfaces[].infoSource` names `guest-agent` only then.
 //! - **VirtualMachineInstanceMigration**: refused (phase `Failed`, a `Failed` condition naming
 //!   the volumes) when a volume's claim is not ReadWriteMany, as KubeVirt refuses
 //!   non-live-migratable VMIs; else `Scheduling` (a target node other than the source, matching
@@ -243,8 +248,12 @@ impl KubeVirtController {
                 .map(|n| (n.clone(), BTreeMap::from([(HOSTNAME.to_string(), n)])))
                 .collect());
         }
+        // kube-scheduler: a cordoned node (`spec.unschedulable`, which the node lifecycle
+        // controller turns into the `node.kubernetes.io/unschedulable:NoSchedule` taint that
+        // launcher pods do not tolerate) takes neither new pods nor migration targets.
         Ok(listed
             .iter()
+            .filter(|n| n["spec"]["unschedulable"] != true)
             .map(|n| {
                 let labels =
                     serde_json::from_value(n["metadata"]["labels"].clone()).unwrap_or_default();
@@ -710,6 +719,7 @@ impl KubeVirtController {
             .as_array()
             .cloned()
             .unwrap_or_default();
+        let agent = super::kubevirt_guest::agent_os(vmi).is_some();
         let out: Vec<Value> = nets
             .iter()
             .enumerate()
@@ -731,6 +741,7 @@ impl KubeVirtController {
                     };
                     Self::multus_status(pod, &full)
                 });
+                let from_multus = multus.is_some();
                 let (multus_ip, multus_mac) = multus.unwrap_or((None, None));
                 let ip = ann[format!("{prefix}kubernetes.io/ip_address")]
                     .as_str()
@@ -751,7 +762,8 @@ impl KubeVirtController {
                         format!("52:54:00:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3])
                     });
                 json!({"name": name, "ipAddress": ip, "ipAddresses": [ip], "mac": mac,
-                       "interfaceName": format!("eth{i}"), "infoSource": "domain, guest-agent"})
+                       "interfaceName": format!("eth{i}"),
+                       "infoSource": super::kubevirt_guest::info_source(agent, from_multus)})
             })
             .collect();
         json!(out)
@@ -917,13 +929,18 @@ impl KubeVirtController {
                 if self.awaits_multus(&pod) {
                     return Ok(());
                 }
-                patch(
-                    json!({"phase": "Running", "interfaces": Self::interfaces(vmi, &pod),
+                let mut status = json!({"phase": "Running", "interfaces": Self::interfaces(vmi, &pod),
                     "conditions": [{"type": "PodScheduled", "status": "True"},
                                    {"type": "Ready", "status": "True"},
-                                   {"type": "LiveMigratable", "status": "True"}]}),
-                )
-                .await
+                                   {"type": "LiveMigratable", "status": "True"}]});
+                // virt-handler: the guest's agent connects once the domain runs.
+                if let Some(os) = super::kubevirt_guest::agent_os(vmi) {
+                    status["guestOSInfo"] = super::kubevirt_guest::os_info(os);
+                    if let Some(c) = status["conditions"].as_array_mut() {
+                        c.push(super::kubevirt_guest::connected_condition());
+                    }
+                }
+                patch(status).await
             }
             "Running" => {
                 // Addresses a network controller wrote later.

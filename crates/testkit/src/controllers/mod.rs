@@ -41,6 +41,7 @@ pub mod kubeovn_security;
 pub mod kubevip_cloud_provider;
 pub mod kubevirt;
 pub mod kubevirt_live_update;
+pub mod kubevirt_guest;
 pub mod kubevirt_snapshot;
 pub mod linstor_csi;
 pub mod metallb;
