@@ -16,6 +16,9 @@
 //! cargo run --features kubernetes --example kubecloud -- --kubeconfig ~/.kube/config apply -f examples/data/acme.yaml --tenant acme
 //! cargo run --features kubernetes --example kubecloud -- rbac > kubecloud-clusterrole.yaml
 //! cargo run --features kubernetes --example kubecloud -- --kubeconfig ~/.kube/config console web --tenant acme
+//! cargo run --features kubernetes --example kubecloud -- rbac --node-maintenance > node-maintenance.yaml
+//! cargo run --features kubernetes --example kubecloud -- --kubeconfig ~/.kube/config nodes evacuate node-2
+//! cargo run --features kubernetes --example kubecloud -- --kubeconfig ~/.kube/config nodes return node-2
 //! ```
 //!
 //! `console <vm> --tenant <t>` attaches the terminal (in raw mode) to the VM's serial console, as
@@ -88,6 +91,10 @@ enum Command {
         /// Delete what this apply created if it fails.
         #[arg(long)]
         rollback: bool,
+        /// Send every step without waiting for the systems' controllers to make it ready;
+        /// the steps a later one cannot be sent without still wait, and are listed first.
+        #[arg(long)]
+        no_wait: bool,
         /// Allow a spec that describes nothing to delete everything the tenant has (without
         /// it, such an apply is refused with exit 2; `destroy` is the usual way).
         #[arg(long)]
@@ -120,6 +127,44 @@ enum Command {
         /// The ClusterRole's name.
         #[arg(long, default_value = "kubecloud")]
         name: String,
+        /// Print the operator's node-maintenance ClusterRole instead (named
+        /// `kubecloud-node-maintenance` unless `--name` says otherwise).
+        #[arg(long)]
+        node_maintenance: bool,
+    },
+    /// Node maintenance (an operator's, not a tenant's): list, evacuate, return to service.
+    Nodes {
+        #[command(subcommand)]
+        action: NodesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodesCommand {
+    /// List the nodes and whether they take new VMs.
+    List,
+    /// Report the VMs that cannot move, cordon the node, live-migrate every other VM away and
+    /// leave the node cordoned.
+    Evacuate {
+        /// The node.
+        node: String,
+        /// Also stop the VMs that cannot live-migrate.
+        #[arg(long)]
+        stop_unmovable: bool,
+        /// How many migrations run at once.
+        #[arg(long, default_value_t = 2)]
+        max_parallel: usize,
+        /// In memory: apply this tenant spec first (with `--tenant`).
+        #[arg(long, short = 'f', requires = "tenant")]
+        file: Option<PathBuf>,
+        /// The tenant of `--file`.
+        #[arg(long, short, requires = "file")]
+        tenant: Option<String>,
+    },
+    /// Uncordon the node: VMs may be placed and migrate there again.
+    Return {
+        /// The node.
+        node: String,
     },
 }
 
@@ -260,6 +305,109 @@ fn rbac(parts: &[String], name: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+#[cfg(feature = "kubernetes")]
+fn node_maintenance_rbac(name: &str) -> Result<(), Failure> {
+    let name = if name == "kubecloud" {
+        kubecloud::rbac::NODE_MAINTENANCE_ROLE
+    } else {
+        name
+    };
+    print!(
+        "{}",
+        kubecloud::rbac::node_maintenance_rules().to_cluster_role_yaml(name)
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn node_maintenance_rbac(name: &str) -> Result<(), Failure> {
+    rbac(&[], name)
+}
+
+/// `nodes list|evacuate|return`.
+async fn nodes(
+    cloud: &Cloud,
+    action: NodesCommand,
+    on_cluster: bool,
+    output: Output,
+) -> Result<(), Failure> {
+    match action {
+        NodesCommand::List => {
+            let nodes = cloud.nodes().list().await?;
+            if output != Output::Text {
+                return emit(&nodes, output);
+            }
+            for n in nodes {
+                let state = if n.schedulable { "Ready" } else { "Cordoned" };
+                println!("{} {state}", n.name);
+            }
+            Ok(())
+        }
+        NodesCommand::Evacuate {
+            node,
+            stop_unmovable,
+            max_parallel,
+            file,
+            tenant,
+        } => {
+            if let (Some(file), Some(tenant), false) = (file, tenant, on_cluster) {
+                let (tenant, spec) = load(cloud, &Target { file, tenant })?;
+                tenant
+                    .apply(&tenant.plan(&spec).await?, ApplyOptions::default())
+                    .await?;
+            }
+            let options = kubecloud::EvacuateOptions {
+                stop_unmovable,
+                max_parallel,
+                ..kubecloud::EvacuateOptions::default()
+            };
+            let text = output == Output::Text;
+            let report = cloud
+                .nodes()
+                .evacuate(&node, &options, |event| {
+                    if !text {
+                        return;
+                    }
+                    use kubecloud::EvacuationEvent as E;
+                    match event {
+                        E::Blocked { vm, blockers } => {
+                            let why: Vec<String> = blockers.iter().map(|b| b.to_string()).collect();
+                            println!("blocked   {vm}: {}", why.join("; "));
+                        }
+                        E::Cordoned { node } => println!("cordoned  {node}"),
+                        E::Migrating { vm } => println!("migrating {vm}"),
+                        E::Migrated { vm, node } => println!("migrated  {vm} -> {node}"),
+                        E::Failed { vm, reason } => println!("failed    {vm}: {reason}"),
+                        E::Stopped { vm } => println!("stopped   {vm}"),
+                    }
+                })
+                .await?;
+            if !text {
+                return emit(&report, output);
+            }
+            println!(
+                "node {node} evacuated: {} migrated, {} blocked, {} stopped, {} failed; it stays cordoned until `nodes return {node}`",
+                report.migrated.len(),
+                report.blocked.len(),
+                report.stopped.len(),
+                report.failed.len()
+            );
+            match report.failed.first() {
+                Some((vm, reason)) => Err(Failure::Cloud(format!("{vm}: {reason}"))),
+                None => Ok(()),
+            }
+        }
+        NodesCommand::Return { node } => {
+            let n = cloud.nodes().return_to_service(&node).await?;
+            if output != Output::Text {
+                return emit(&n, output);
+            }
+            println!("node {} returned to service", n.name);
+            Ok(())
+        }
+    }
+}
+
 #[cfg(not(feature = "kubernetes"))]
 fn rbac(_: &[String], _: &str) -> Result<(), Failure> {
     Err(Failure::Input(
@@ -268,7 +416,15 @@ fn rbac(_: &[String], _: &str) -> Result<(), Failure> {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    if let Command::Rbac { parts, name } = &cli.command {
+    if let Command::Rbac {
+        parts,
+        name,
+        node_maintenance,
+    } = &cli.command
+    {
+        if *node_maintenance {
+            return node_maintenance_rbac(name);
+        }
         return rbac(parts, name);
     }
     let (cloud, on_cluster) = cloud(&cli).await?;
@@ -279,6 +435,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let stream = cloud.tenant(&tenant)?.vms().console(&vm).await?;
             console::attach(&vm, stream).await
         }
+        Command::Nodes { action } => nodes(&cloud, action, on_cluster, output).await,
         Command::Plan(target) => {
             let (tenant, spec) = load(&cloud, &target)?;
             print_plan(&tenant.plan(&spec).await?, output)
@@ -287,6 +444,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             target,
             dry_run,
             rollback,
+            no_wait,
             allow_delete_all,
         } => {
             let (tenant, spec) = load(&cloud, &target)?;
@@ -297,8 +455,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let options = ApplyOptions {
                 rollback_on_failure: rollback,
                 allow_delete_all,
+                wait: !no_wait,
                 ..ApplyOptions::default()
             };
+            let kept: Vec<_> = plan.kept_waits().collect();
+            if no_wait && output == Output::Text && !kept.is_empty() {
+                println!("without waiting, these steps still wait:");
+                for (step, wait) in kept {
+                    println!("  {} {} {} {wait}", step.action, step.kind, step.name);
+                }
+            }
             if plan.deletes_everything && !allow_delete_all {
                 print_plan(&plan, output)?;
                 return Err(Failure::Input(format!(
@@ -542,11 +708,22 @@ async fn print_status(tenant: &TenantHandle, output: Output) -> Result<(), Failu
             .map(|ip| ip.to_string())
             .unwrap_or_default();
         let node = vm.status.node.clone().unwrap_or_default();
+        // What the guest agent reports, while one is connected.
+        let guest = vm
+            .status
+            .guest
+            .as_ref()
+            .map(|g| {
+                let host = g.hostname.clone().unwrap_or_default();
+                let os = g.os.as_ref().map(|o| o.name.clone()).unwrap_or_default();
+                format!("agent: {host} {os}").trim().to_string()
+            })
+            .unwrap_or_default();
         rows.push(Row {
             kind: "vm".into(),
             name: vm.spec.name,
             state: vm.status.phase.to_string(),
-            detail: format!("{node} {ip}").trim().into(),
+            detail: format!("{node} {ip} {guest}").trim().into(),
         });
     }
     for volume in tenant.volumes().list(&none).await? {

@@ -47,3 +47,10 @@ pub(crate) const CONNECTORS: &[&dyn Connector] = &[
     #[cfg(feature = "kubevip")]
     &kubecloud_kubevip::plugin::CONNECTOR,
 ];
+
+/// What node maintenance sends, per compute backend that supports it (kept apart from the
+/// tenants' rules: an operator's ClusterRole).
+pub(crate) const NODE_MAINTENANCE: &[&[kubecloud_kube::plugin::Need]] = &[
+    #[cfg(feature = "kubevirt")]
+    kubecloud_kubevirt::plugin::NODE_MAINTENANCE,
+];

@@ -141,9 +141,33 @@ impl Cloud {
         }
     }
 
+    /// The waits the backends keep even when an apply does not wait, each with its reason
+    /// ([`KeptWait`](kubecloud_core::wait::KeptWait)); a tenant's plan reports them on its
+    /// steps ([`Plan::kept_waits`](crate::Plan::kept_waits)).
+    ///
+    /// ```
+    /// // The memory cloud acts at once: it keeps none.
+    /// assert!(kubecloud::Cloud::in_memory().kept_waits().is_empty());
+    /// ```
+    pub fn kept_waits(&self) -> Vec<kubecloud_core::wait::KeptWait> {
+        [
+            self.compute.kept_waits(),
+            self.storage.kept_waits(),
+            self.network.kept_waits(),
+            self.load_balancer.kept_waits(),
+        ]
+        .concat()
+    }
+
     /// The image catalog shared by every tenant (an operator's, not a tenant's).
     pub fn catalog(&self) -> crate::ImageCatalog<'_> {
         crate::ImageCatalog::new(self)
+    }
+
+    /// Node maintenance: evacuating a node and returning it to service (an operator's, not a
+    /// tenant's).
+    pub fn nodes(&self) -> crate::Nodes<'_> {
+        crate::Nodes::new(self)
     }
 
     /// The compute backend (for tools that need the trait itself, such as the conformance

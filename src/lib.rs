@@ -65,12 +65,14 @@ mod image_catalog;
 mod import;
 mod load_balancer;
 mod network;
+mod nodes;
 mod quota;
 /// The RBAC rules the backends need (feature `kubernetes`).
 #[cfg(feature = "kubernetes")]
 pub mod rbac;
 pub mod reserved;
 mod tenant;
+mod vm_hotplug;
 mod vms;
 mod volumes;
 
@@ -85,6 +87,7 @@ pub use image_catalog::ImageCatalog;
 pub use kubecloud_core::*;
 pub use load_balancer::TenantLoadBalancer;
 pub use network::TenantNetwork;
+pub use nodes::Nodes;
 pub use reserved::ReservedNamespaces;
 pub use tenant::TenantHandle;
 pub use vms::TenantVms;

@@ -227,6 +227,36 @@ impl Rules {
     }
 }
 
+/// The name of the node-maintenance `ClusterRole` ([`node_maintenance_rules`]).
+pub const NODE_MAINTENANCE_ROLE: &str = "kubecloud-node-maintenance";
+
+/// The exact rules node maintenance needs ([`crate::Cloud::nodes`]: evacuating a node and
+/// returning it to service), for an operator's `ClusterRole` kept apart from the tenants'
+/// [`rules`] (which never patch Nodes).
+///
+/// ```
+/// use kubecloud::rbac::{self, Access};
+/// let admin = rbac::node_maintenance_rules();
+/// assert!(admin.allows(&Access::new("", "nodes", "patch")));
+/// assert!(!rbac::rules(&kubecloud::Part::ALL).allows(&Access::new("", "nodes", "patch")));
+/// let yaml = admin.to_cluster_role_yaml(rbac::NODE_MAINTENANCE_ROLE);
+/// assert!(yaml.contains("kubecloud-node-maintenance"));
+/// ```
+pub fn node_maintenance_rules() -> Rules {
+    let mut table: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for need in crate::backends::NODE_MAINTENANCE.iter().copied().flatten() {
+        for resource in need.resources {
+            table
+                .entry(need.group.to_string())
+                .or_default()
+                .entry(resource.to_string())
+                .or_default()
+                .extend(need.verbs.iter().map(|v| v.to_string()));
+        }
+    }
+    Rules { table }
+}
+
 /// The name of the catalog `Role` and `RoleBinding` ([`catalog_manifests`]).
 pub const CATALOG_ROLE: &str = "kubecloud-catalog-reader";
 

@@ -28,9 +28,9 @@ use crate::tenant::{check_name, require};
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct TenantVms<'a> {
-    backend: &'a dyn Compute,
-    cloud: &'a Cloud,
-    tenant: &'a Tenant,
+    pub(crate) backend: &'a dyn Compute,
+    pub(crate) cloud: &'a Cloud,
+    pub(crate) tenant: &'a Tenant,
 }
 
 impl<'a> TenantVms<'a> {

@@ -645,8 +645,55 @@ mod on_a_cluster {
         assert_eq!(role.metadata.name.as_deref(), Some("lb-only"));
         assert!(!stdout(&out).contains("kubevirt.io"));
 
+        let out = run(&["rbac", "--node-maintenance"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let role: k8s_openapi::api::rbac::v1::ClusterRole =
+            serde_saphyr::from_str(&stdout(&out)).expect("a ClusterRole");
+        assert_eq!(
+            role.metadata.name.as_deref(),
+            Some("kubecloud-node-maintenance")
+        );
+        assert!(role.rules.unwrap_or_default().iter().any(|r| {
+            r.resources
+                .as_deref()
+                .is_some_and(|res| res.contains(&"nodes".to_string()))
+                && r.verbs.contains(&"patch".to_string())
+        }));
+
         let out = run(&["rbac", "--part", "storagee"]);
         assert_eq!(out.status.code(), Some(2), "{out:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid part"));
     }
+}
+
+#[test]
+fn nodes_evacuate_moves_the_tenant_s_vm_reports_and_status_shows_the_guest_agent() {
+    // In memory, `-f` applies the tenant first: its VM `web` boots from an RWX volume on node-1.
+    let out = run(&[
+        "nodes", "evacuate", "node-1", "-f", "SPEC", "--tenant", "acme",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing in {text}"))
+    };
+    assert!(at("cordoned  node-1") < at("migrated  acme/web -> node-"));
+    assert!(text.contains("1 migrated, 0 blocked"), "{text}");
+
+    let out = run(&["nodes", "evacuate", "node-1", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["node"], "node-1");
+
+    let out = run(&["nodes", "evacuate", "Node_1"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+
+    let out = run(&["nodes", "return", "node-1"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("node node-1 returned to service"));
+
+    let out = run(&["status", "-f", "SPEC", "--tenant", "acme"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("agent: web"), "{}", stdout(&out));
 }

@@ -17,8 +17,9 @@ use common::stack::{Stack, stack_from};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kubecloud::{
-    AddressBlock, AddressPoolSpec, ApplyOptions, BootDisk, ByteSize, Error, ExposureSpec,
-    ResourceKind, ServicePort, SubnetSpec, TenantSpec, VmSpec, VolumeSpec, VpcSpec,
+    Action, AddressBlock, AddressPoolSpec, ApplyOptions, BootDisk, ByteSize, Cloud, Error,
+    ExposureSpec, IpReservationSpec, ResourceKind, ServicePort, SubnetSpec, TenantSpec, VmSpec,
+    VolumeSpec, VpcSpec,
 };
 use kubecloud_testkit::{FakeCloud, PVC_PROTECTION};
 use serde_json::json;
@@ -288,6 +289,65 @@ async fn an_apply_without_waiting_sends_everything_while_kube_ovn_has_not_set_up
     )
     .await;
     assert!(ready.is_ok(), "{ready:?}");
+}
+
+/// The steps of `plan` that wait even when applied without waiting, sorted.
+fn kept(plan: &kubecloud::Plan) -> Vec<(Action, ResourceKind, String)> {
+    let mut kept: Vec<_> = plan
+        .kept_waits()
+        .map(|(step, _)| (step.action, step.kind, step.name.clone()))
+        .collect();
+    kept.sort();
+    kept
+}
+
+#[tokio::test]
+async fn a_plan_reports_the_steps_that_wait_even_when_the_apply_does_not() {
+    let s = stack_from(FakeCloud::builder()).await;
+    let acme = s.cloud.tenant("acme").unwrap();
+    let mut spec = common::stack::tenant_spec(2, 2);
+    spec.ip_reservations
+        .push(IpReservationSpec::new("db", "web").with_ip("10.0.200.1".parse().unwrap()));
+    let plan = acme.plan(&spec).await.unwrap();
+    // Creating, only the reservation waits (for the address and MAC Kube-OVN allocates);
+    // the VPC, the subnet, the VMs and the exposures are only sent.
+    assert_eq!(
+        kept(&plan),
+        [(Action::Create, ResourceKind::IpReservation, "db".into())]
+    );
+    let json = serde_json::to_value(&plan).unwrap();
+    let reservation = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "ip-reservation")
+        .unwrap();
+    assert!(
+        reservation["kept_wait"]["until"]
+            .as_str()
+            .is_some_and(|u| u.contains("address and MAC")),
+        "{reservation}"
+    );
+    bounded("apply", acme.apply(&plan, options(HUNG)))
+        .await
+        .unwrap();
+
+    // Deleting, the VMs (KubeVirt waits until their disks are gone), the reservation and the
+    // subnet (Kube-OVN frees the addresses) wait; the VPC, the pool and the exposures do not.
+    let destroy = acme.plan(&TenantSpec::default()).await.unwrap();
+    assert_eq!(
+        kept(&destroy),
+        [
+            (Action::Delete, ResourceKind::Vm, "vm-0".into()),
+            (Action::Delete, ResourceKind::Vm, "vm-1".into()),
+            (Action::Delete, ResourceKind::Subnet, "web".into()),
+            (Action::Delete, ResourceKind::IpReservation, "db".into()),
+        ]
+    );
+
+    // The memory cloud keeps no wait: the same spec plans without any.
+    let memory = Cloud::in_memory().tenant("acme").unwrap();
+    assert!(kept(&memory.plan(&spec).await.unwrap()).is_empty());
 }
 
 #[tokio::test]

@@ -268,8 +268,9 @@ async fn the_csi_stack_s_rules_allow_every_request_of_the_conformance_suite_and_
     assert_least_privilege(fake.kube(), &rules);
 }
 
-/// The same on the stack with load balancing on Cilium LB-IPAM (chosen when connecting): the
-/// Cilium backend's rules allow every request and are all used.
+/// The same on the stack with load balancing on Cilium LB-IPAM (chosen when connecting, with the
+/// cluster's BGP speaker): the Cilium backend's rules allow every request and are all used but
+/// those it lists as not exercised (adopting an administrator's speaker, changing the speaker).
 #[cfg(feature = "cilium")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cilium_stack_s_rules_allow_every_request_of_the_conformance_suite_and_nothing_more() {
@@ -281,7 +282,17 @@ async fn the_cilium_stack_s_rules_allow_every_request_of_the_conformance_suite_a
     fake.kube().seed_yaml(BULK).unwrap();
     common::stack::install_catalog_rbac(fake.rbac());
     fake.kube().requests().reset();
-    let options = ConnectOptions::new().backend(Part::LoadBalancer, "cilium");
+    // The cluster's BGP speaker given when connecting (the conformance suite's router `tor`), so
+    // the BGP checks run and the BGP kinds' rules are used.
+    use kubecloud::cilium::bgp::{CiliumBgp, CiliumBgpPeer};
+    let speaker = CiliumBgp::new(64512).peer(CiliumBgpPeer::new(
+        "tor",
+        "192.0.2.1".parse().unwrap(),
+        64513,
+    ));
+    let options = ConnectOptions::new()
+        .backend(Part::LoadBalancer, "cilium")
+        .with(speaker);
     let cloud = Cloud::connect_with(fake.kube().client(), options)
         .await
         .expect("connect");
@@ -441,4 +452,133 @@ async fn console_and_vnc_are_streams_allowed_by_the_rules() {
         assert!(used.contains(&access), "{access} unused");
         assert!(rules.allows(&access));
     }
+}
+
+/// A VM preferring node-2 with a fixed IP on subnet `web`, booting from its RWX volume
+/// `<name>-root` (migratable) or an RWO import (blocked).
+fn node_2_vm(name: &str, ip: &str, movable: bool) -> kubecloud::VmSpec {
+    use kubecloud::{AccessMode, BootDisk, ByteSize, NetworkInterface, Placement, VmSpec};
+    VmSpec {
+        name: name.into(),
+        boot_disk: if movable {
+            BootDisk::Volume {
+                volume: format!("{name}-root"),
+            }
+        } else {
+            BootDisk::Import {
+                url: "https://images.example.com/fedora.qcow2".into(),
+                size: ByteSize::gib(1),
+                tier: Some("fast".into()),
+                replicas: 1,
+                access: AccessMode::ReadWriteOnce,
+                mode: Default::default(),
+            }
+        },
+        interfaces: vec![NetworkInterface {
+            fixed_ip: Some(ip.parse().unwrap()),
+            ..NetworkInterface::on_subnet("eth0", "web")
+        }],
+        placement: Placement {
+            preferred_nodes: vec!["node-2".into()],
+            ..Placement::default()
+        },
+        ..VmSpec::default()
+    }
+}
+
+/// Reading what a guest agent reports needs only the tenants' rules (its subresource
+/// included); evacuating a node and returning it to service need exactly the node-maintenance
+/// rules, every one of them, and the tenants' rules never allow patching a Node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_info_is_covered_by_the_tenant_rules_and_node_maintenance_by_its_own_exactly() {
+    use kubecloud::{AccessMode, ByteSize, SubnetSpec, TenantSpec, VolumeSpec, VpcSpec};
+    let (s, cloud) = connected().await;
+    let acme = cloud.tenant("acme").unwrap();
+    let mut web = node_2_vm("web", "10.1.0.10", true);
+    web.labels
+        .insert(kubecloud_testkit::GUEST_AGENT_LABEL.into(), "fedora".into());
+    let spec = TenantSpec {
+        vpcs: vec![VpcSpec::named("main")],
+        subnets: vec![SubnetSpec::new(
+            "web",
+            "main",
+            "10.1.0.0/24".parse().unwrap(),
+        )],
+        volumes: vec![
+            VolumeSpec::blank("web-root", ByteSize::gib(1))
+                .with_access(AccessMode::ReadWriteMany)
+                .with_tier("fast"),
+        ],
+        vms: vec![web, node_2_vm("db", "10.1.0.11", false)],
+        ..TenantSpec::default()
+    };
+    let options = kubecloud::ApplyOptions {
+        timeout: Duration::from_secs(60),
+        ..kubecloud::ApplyOptions::default()
+    };
+    acme.apply(&acme.plan(&spec).await.unwrap(), options)
+        .await
+        .unwrap();
+    for vm in ["web", "db"] {
+        let got = acme
+            .vms()
+            .wait_running(vm, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(got.status.node.as_deref(), Some("node-2"));
+    }
+
+    // Guest info: the tenants' rules.
+    s.kube.requests().reset();
+    acme.vms()
+        .wait(
+            "web",
+            kubecloud::wait::agent_connected(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let web = acme.vms().get("web").await.unwrap();
+    assert!(web.status.guest.and_then(|g| g.hostname).is_some());
+    let tenant_rules = rbac::rules_for(&cloud.backend_names());
+    let denied = denied_on(&s.kube, &tenant_rules);
+    assert!(denied.is_empty(), "not allowed:\n{}", denied.join("\n"));
+    let guestosinfo = Access::new(
+        "subresources.kubevirt.io",
+        "virtualmachineinstances/guestosinfo",
+        "get",
+    );
+    assert!(
+        s.kube
+            .requests()
+            .all()
+            .iter()
+            .flat_map(needed)
+            .any(|a| a == guestosinfo)
+    );
+
+    // Node maintenance: its own rules, exactly, from an operator's process of its own (a cloud
+    // of the four backends, nothing cached).
+    let operator = common::stack::cloud_on(&s.kube, &s.linstor, &s.pki);
+    s.kube.requests().reset();
+    let report = operator
+        .nodes()
+        .evacuate(
+            "node-2",
+            &kubecloud::EvacuateOptions {
+                stop_unmovable: true,
+                timeout_per_vm: Duration::from_secs(60),
+                ..kubecloud::EvacuateOptions::default()
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert!(report.is_empty_node(), "{report:#?}");
+    operator.nodes().return_to_service("node-2").await.unwrap();
+    assert_least_privilege(&s.kube, &rbac::node_maintenance_rules());
+    let patch_node = Access::new("", "nodes", "patch");
+    assert!(rbac::node_maintenance_rules().allows(&patch_node));
+    assert!(!tenant_rules.allows(&patch_node));
+    assert!(!rbac::rules(&Part::ALL).allows(&patch_node));
 }

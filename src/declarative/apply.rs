@@ -37,7 +37,9 @@ pub struct ApplyOptions {
     /// ([`wait::send_only`](kubecloud_core::wait::send_only)): Kube-OVN's VPCs and subnets are
     /// sent without waiting for Kube-OVN to report them ready. What still waits is what a later
     /// step cannot be sent without: a Kube-OVN IP reservation's address and MAC (the VM using
-    /// it is pinned to them) and deletions (the next step may reuse the name or the address).
+    /// it is pinned to them) and some deletions (the next step may reuse the name or the
+    /// address). Each backend declares these ([`Cloud::kept_waits`](crate::Cloud::kept_waits)),
+    /// and the plan reports them on its steps ([`Plan::kept_waits`]).
     pub wait: bool,
     /// The deadline of the whole apply, or of the whole [`TenantHandle::destroy`]: every step,
     /// and every wait inside it (the backends' own waits included, whatever their own timeouts),
@@ -390,7 +392,9 @@ impl TenantHandle {
                 kind,
                 name: name.clone(),
                 changes: Vec::new(),
+                live: None,
                 desired: None,
+                kept_wait: None,
             };
             if self.run_step(&step, options, &|_| {}, None).await.0.is_ok() {
                 on_event(ApplyEvent {

@@ -261,7 +261,9 @@ mod tests {
             kind,
             name: name.into(),
             changes: Vec::new(),
+            live: None,
             desired,
+            kept_wait: None,
         }
     }
 

@@ -12,6 +12,8 @@ use kubecloud_core::{
     VmResources, VmSpec, VolumeSource, VolumeSpec, VpcSpec,
 };
 
+use kubecloud_core::wait::KeptWait;
+
 use super::spec::TenantSpec;
 use crate::TenantHandle;
 
@@ -82,9 +84,20 @@ pub struct Step {
     /// For updates and replacements, the fields that change.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<FieldChange>,
+    /// For a change of a VM: what it does to the VM if it runs (the live spec being the one
+    /// applied now): the data volumes attached and detached and the interfaces plugged live,
+    /// whether CPU and memory grow live, and the fields that wait for a restart (see
+    /// [`kubecloud_core::hotplug`]). Applying never restarts a VM itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<kubecloud_core::hotplug::LiveChanges>,
     /// The spec to apply (none for deletions). Not serialized: it may hold secrets.
     #[serde(skip)]
     pub(crate) desired: Option<Desired>,
+    /// What the step still waits for, and why, when the plan is applied without waiting
+    /// ([`ApplyOptions::wait`](crate::ApplyOptions::wait) off): the backend's
+    /// [`KeptWait`] for this kind and action. `None` when such an apply only sends the step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_wait: Option<KeptWait>,
 }
 
 impl Step {
@@ -129,7 +142,36 @@ pub struct Plan {
     pub usage: Option<Usage>,
 }
 
+/// The wait of `kept` that holds up a step doing `action` on `kind`: a replacement's is its
+/// deletion's, if any, else its creation's.
+fn kept_wait_of(kept: &[KeptWait], action: Action, kind: ResourceKind) -> Option<KeptWait> {
+    let find = |deleting: bool| kept.iter().find(|w| w.applies_to(kind, deleting)).copied();
+    match action {
+        Action::Create | Action::Update => find(false),
+        Action::Delete => find(true),
+        Action::Replace => find(true).or_else(|| find(false)),
+    }
+}
+
 impl Plan {
+    /// The steps that still wait when the plan is applied without waiting
+    /// ([`ApplyOptions::wait`](crate::ApplyOptions::wait) off), with what they wait for and why.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let acme = kubecloud::Cloud::in_memory().tenant("acme").unwrap();
+    /// let spec = kubecloud::TenantSpec::from_yaml("vpcs: [{name: main}]").unwrap();
+    /// let plan = acme.plan(&spec).await.unwrap();
+    /// // The memory cloud acts at once: nothing of it waits.
+    /// assert_eq!(plan.kept_waits().count(), 0);
+    /// # });
+    /// ```
+    pub fn kept_waits(&self) -> impl Iterator<Item = (&Step, &KeptWait)> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.kept_wait.as_ref().map(|w| (s, w)))
+    }
+
     /// Whether applying would change nothing.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty() && self.quota.is_none()
@@ -177,12 +219,62 @@ impl fmt::Display for Plan {
                     change.field, change.from, change.to
                 )?;
             }
+            if let Some(live) = &step.live {
+                fmt_live(f, live)?;
+            }
         }
         if self.quota.is_some() {
             writeln!(f, "  set quota")?;
         }
         self.fmt_usage(f)
     }
+}
+
+/// The lines of `Display` saying what a VM change does to the VM if it runs.
+fn fmt_live(
+    f: &mut fmt::Formatter<'_>,
+    live: &kubecloud_core::hotplug::LiveChanges,
+) -> fmt::Result {
+    let list = |names: &[String]| names.join(", ");
+    if !live.attach_volumes.is_empty() {
+        writeln!(
+            f,
+            "        if running: attach {} live",
+            list(&live.attach_volumes)
+        )?;
+    }
+    if !live.detach_volumes.is_empty() {
+        writeln!(
+            f,
+            "        if running: detach {} live",
+            list(&live.detach_volumes)
+        )?;
+    }
+    if !live.add_interfaces.is_empty() {
+        writeln!(
+            f,
+            "        if running: plug {} live",
+            list(&live.add_interfaces)
+        )?;
+    }
+    if !live.remove_interfaces.is_empty() {
+        writeln!(
+            f,
+            "        if running: unplug {} live",
+            list(&live.remove_interfaces)
+        )?;
+    }
+    if live.resize {
+        writeln!(f, "        if running: CPU and memory grow live")?;
+    }
+    if !live.restart_required.is_empty() {
+        writeln!(
+            f,
+            "        if running: restart required for {}",
+            list(&live.restart_required)
+        )?;
+    }
+    Ok(())
 }
 
 impl Plan {
@@ -224,6 +316,7 @@ impl TenantHandle {
         let current = self.current().await?;
         self.check_references(spec, &current).await?;
         let mut steps = Vec::with_capacity(spec.len());
+        let compute_caps = self.vms().backend.capabilities();
         // The live resources the spec names (never more than the tenant has).
         let mut wanted: BTreeSet<(ResourceKind, &str)> = BTreeSet::new();
         // `at` is the item's list and index, written out only if a change is refused.
@@ -238,7 +331,9 @@ impl TenantHandle {
                     kind,
                     name: name_of(&item).to_string(),
                     changes: Vec::new(),
+                    live: None,
                     desired: Some(item),
+                    kept_wait: None,
                 });
                 return Ok(());
             };
@@ -249,7 +344,9 @@ impl TenantHandle {
                     kind,
                     name: live_name.clone(),
                     changes: Vec::new(),
+                    live: None,
                     desired: Some(item),
+                    kept_wait: None,
                 });
                 return Ok(());
             }
@@ -261,12 +358,25 @@ impl TenantHandle {
             if !changes.is_empty() {
                 let field = format!("{}[{}]", at.0, at.1);
                 let action = change_action(kind, &changes, &field)?;
+                let live_changes = match (&desired, live) {
+                    (Desired::Vm(want), Desired::Vm(have)) => {
+                        Some(kubecloud_core::hotplug::live_changes(
+                            have,
+                            want,
+                            &compute_caps,
+                            kubecloud_core::hotplug::LiveLimits::of(&have.resources).as_ref(),
+                        ))
+                    }
+                    _ => None,
+                };
                 steps.push(Step {
                     action,
                     kind,
                     name: live_name.clone(),
                     changes,
+                    live: live_changes,
                     desired: Some(desired),
+                    kept_wait: None,
                 });
             }
             Ok(())
@@ -337,7 +447,9 @@ impl TenantHandle {
                         kind: *kind,
                         name: name.clone(),
                         changes: Vec::new(),
+                        live: None,
                         desired: None,
+                        kept_wait: None,
                     });
                 }
             }
@@ -352,6 +464,10 @@ impl TenantHandle {
                 .and_then(|m| m.get(&step.name))
         })
         .await?;
+        let kept = self.cloud().kept_waits();
+        for step in &mut steps {
+            step.kept_wait = kept_wait_of(&kept, step.action, step.kind);
+        }
         Ok(Plan {
             tenant: self.name().clone(),
             steps,

@@ -15,9 +15,13 @@ use kubecloud_core::{
 };
 use kubecloud_kube::exposure::{self, is_load_balancer};
 use kubecloud_kube::{
-    NAME, ensure_namespace, ensure_owned, is_owned, names, tenant_namespace, tenant_selector,
+    MANAGED_BY, MANAGER, NAME, ensure_namespace, ensure_owned, is_owned, names, tenant_namespace,
+    tenant_selector,
 };
-use kubecloud_models::cilium::{CiliumL2AnnouncementPolicy, CiliumLoadBalancerIpPool};
+use kubecloud_models::cilium::{
+    CiliumBgpAdvertisement, CiliumBgpClusterConfig, CiliumBgpPeerConfig,
+    CiliumL2AnnouncementPolicy, CiliumLoadBalancerIpPool,
+};
 
 use crate::translate::{self, ADDRESS_AUTO, capacity, pool_label, pool_object};
 use crate::{BACKEND, CAPABILITIES, Cilium};
@@ -54,6 +58,110 @@ impl Cilium {
 
     fn l2_api(&self) -> Api<CiliumL2AnnouncementPolicy> {
         Api::all(self.client.clone())
+    }
+
+    fn bgp_api(&self) -> Api<CiliumBgpAdvertisement> {
+        Api::all(self.client.clone())
+    }
+
+    fn cluster_configs_api(&self) -> Api<CiliumBgpClusterConfig> {
+        Api::all(self.client.clone())
+    }
+
+    fn peer_configs_api(&self) -> Api<CiliumBgpPeerConfig> {
+        Api::all(self.client.clone())
+    }
+
+    /// For a BGP pool: checks its peers against the cluster's BGP speaker (the one given to the
+    /// builder, else the one in the cluster) and returns the speaker's objects kubecloud writes
+    /// (none when adopted). Sends nothing.
+    async fn prepare_bgp(
+        &self,
+        spec: &AddressPoolSpec,
+        objects: &translate::PoolObjects,
+    ) -> Result<Option<(CiliumBgpClusterConfig, Vec<CiliumBgpPeerConfig>)>> {
+        let (Advertisement::Bgp(bgp), Some(advertisement)) = (&spec.advertisement, &objects.bgp)
+        else {
+            return Ok(None);
+        };
+        let kind = ResourceKind::AddressPool;
+        let name = spec.name.as_str();
+        let live_configs = self
+            .writer
+            .list(
+                &self.cluster_configs_api(),
+                &ListParams::default(),
+                kind,
+                name,
+            )
+            .await?;
+        let labels = advertisement.labels().clone();
+        match &self.bgp {
+            Some(setting) => {
+                let (config, peers) = crate::bgp::cluster_objects(setting)?;
+                if let Some(other) = live_configs.iter().find(|c| {
+                    c.name_any() != setting.name
+                        || c.labels().get(MANAGED_BY).map(String::as_str) != Some(MANAGER)
+                }) {
+                    return Err(Error::conflict(
+                        kind,
+                        name,
+                        format!(
+                            "the cluster's BGP is configured by CiliumBGPClusterConfig {:?}, not                              kubecloud's {:?}: only one may select a node",
+                            other.name_any(),
+                            setting.name
+                        ),
+                    ));
+                }
+                crate::bgp::check_peers(spec, bgp, &labels, std::slice::from_ref(&config), &peers)?;
+                Ok(Some((config, peers)))
+            }
+            None => {
+                let peer_configs = self
+                    .writer
+                    .list(&self.peer_configs_api(), &ListParams::default(), kind, name)
+                    .await?;
+                crate::bgp::check_peers(spec, bgp, &labels, &live_configs, &peer_configs)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Writes the cluster's BGP speaker given to the builder (only what would change).
+    async fn write_speaker(
+        &self,
+        speaker: &(CiliumBgpClusterConfig, Vec<CiliumBgpPeerConfig>),
+        what: &str,
+    ) -> Result<()> {
+        let kind = ResourceKind::AddressPool;
+        for peer in &speaker.1 {
+            let current = self
+                .writer
+                .get_opt(&self.peer_configs_api(), &peer.name_any(), kind, what)
+                .await?;
+            self.writer
+                .apply_if_changed(&self.peer_configs_api(), current.as_ref(), peer, kind, what)
+                .await?;
+        }
+        let current = self
+            .writer
+            .get_opt(
+                &self.cluster_configs_api(),
+                &speaker.0.name_any(),
+                kind,
+                what,
+            )
+            .await?;
+        self.writer
+            .apply_if_changed(
+                &self.cluster_configs_api(),
+                current.as_ref(),
+                &speaker.0,
+                kind,
+                what,
+            )
+            .await?;
+        Ok(())
     }
 
     fn services(&self, tenant: &Tenant) -> Api<Service> {
@@ -158,13 +266,16 @@ impl Cilium {
         Ok(resuming)
     }
 
-    /// Sends the pool, then its announcement policy (each only if it would change), so that a
-    /// pool interrupted half-way reads as incomplete.
+    /// Sends the cluster's BGP speaker (a BGP pool, when given to the builder), the pool, then
+    /// its announcement policy or BGP advertisement (each only if it would change), so that a
+    /// pool interrupted half-way reads as incomplete; then deletes the announcement of the other
+    /// kind, if the pool changed from L2 to BGP or back.
     async fn write_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool> {
         let objects = translate::pool_objects(tenant, spec)?;
         let name = spec.name.as_str();
         let kind = ResourceKind::AddressPool;
         let object = pool_object(tenant, name);
+        let speaker = self.prepare_bgp(spec, &objects).await?;
         let current_pool = self
             .writer
             .get_opt(&self.pools_api(), &object, kind, name)
@@ -173,8 +284,18 @@ impl Cilium {
             .writer
             .get_opt(&self.l2_api(), &object, kind, name)
             .await?;
+        let current_bgp = self
+            .writer
+            .get_opt(&self.bgp_api(), &object, kind, name)
+            .await?;
         if let Some(c) = &current_l2 {
             names::ensure_name_free_for(c.meta(), tenant, kind, name, &object)?;
+        }
+        if let Some(c) = &current_bgp {
+            names::ensure_name_free_for(c.meta(), tenant, kind, name, &object)?;
+        }
+        if let Some(speaker) = &speaker {
+            self.write_speaker(speaker, name).await?;
         }
         self.writer
             .apply_if_changed(
@@ -185,9 +306,26 @@ impl Cilium {
                 name,
             )
             .await?;
-        self.writer
-            .apply_if_changed(&self.l2_api(), current_l2.as_ref(), &objects.l2, kind, name)
-            .await?;
+        if let Some(l2) = &objects.l2 {
+            self.writer
+                .apply_if_changed(&self.l2_api(), current_l2.as_ref(), l2, kind, name)
+                .await?;
+            if current_bgp.is_some() {
+                self.writer
+                    .delete(&self.bgp_api(), &object, kind, name)
+                    .await?;
+            }
+        }
+        if let Some(bgp) = &objects.bgp {
+            self.writer
+                .apply_if_changed(&self.bgp_api(), current_bgp.as_ref(), bgp, kind, name)
+                .await?;
+            if current_l2.is_some() {
+                self.writer
+                    .delete(&self.l2_api(), &object, kind, name)
+                    .await?;
+            }
+        }
         let services = self.tenant_services(tenant, kind, name).await?;
         let assigned = assigned_in(&services, &spec.addresses);
         tracing::debug!(%tenant, pool = name, "address pool written");
@@ -223,6 +361,15 @@ impl Cilium {
                 what,
             )
             .await?;
+        let advertisements = self
+            .writer
+            .list(
+                &self.bgp_api(),
+                &ListParams::default().labels(&tenant_selector(tenant)),
+                kind,
+                what,
+            )
+            .await?;
         let services = self.tenant_services(tenant, kind, what).await?;
         let mut out = Vec::new();
         for pool in &pools {
@@ -230,7 +377,10 @@ impl Cilium {
                 continue;
             };
             let l2 = policies.iter().find(|p| p.name_any() == pool.name_any());
-            let (spec, complete) = translate::read_pool(name, pool, l2);
+            let bgp = advertisements
+                .iter()
+                .find(|p| p.name_any() == pool.name_any());
+            let (spec, complete) = translate::read_pool(name, pool, l2, bgp);
             let assigned = assigned_in(&services, &spec.addresses);
             out.push(AddressPool {
                 available: capacity(&spec.addresses).saturating_sub(assigned),
@@ -406,13 +556,6 @@ impl LoadBalancer for Cilium {
     }
 
     async fn update_pool(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<AddressPool> {
-        if matches!(spec.advertisement, Advertisement::Bgp(_)) {
-            return Err(Error::unsupported(
-                BACKEND,
-                "load_balancer.update_pool",
-                "bgp",
-            ));
-        }
         translate::pool_objects(tenant, spec)?;
         let current = self
             .load_pools(tenant, Some(&spec.name))
@@ -462,6 +605,16 @@ impl LoadBalancer for Cilium {
         {
             self.writer
                 .delete(&self.l2_api(), &object, kind, name)
+                .await?;
+        }
+        if let Some(bgp) = self
+            .writer
+            .get_opt(&self.bgp_api(), &object, kind, name)
+            .await?
+            && is_owned(bgp.meta(), tenant)
+        {
+            self.writer
+                .delete(&self.bgp_api(), &object, kind, name)
                 .await?;
         }
         self.writer

@@ -2,8 +2,10 @@
 //!
 //! kubecloud's [`LoadBalancer`](kubecloud_core::LoadBalancer) on
 //! [Cilium LB-IPAM](https://docs.cilium.io/en/stable/network/lb-ipam/): address pools a tenant
-//! owns (`CiliumLoadBalancerIPPool`), announced over L2 (`CiliumL2AnnouncementPolicy`), and VMs
-//! exposed on external addresses through Services of type `LoadBalancer`.
+//! owns (`CiliumLoadBalancerIPPool`), announced over L2 (`CiliumL2AnnouncementPolicy`) or over
+//! BGP by Cilium's BGP control plane (`CiliumBGPAdvertisement`, to peers of the cluster's BGP
+//! speaker: see [`bgp`]), and VMs exposed on external addresses through Services of type
+//! `LoadBalancer`.
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
@@ -34,6 +36,18 @@
 //!   `loadBalancerIPs: true`, the pool's `nodeSelector` and `interfaces` (each name as an
 //!   anchored regular expression, which is how Cilium reads them), selecting the tenant's
 //!   Services labelled with the pool.
+//! - **BGP** (see [`bgp`]): a `CiliumBGPAdvertisement` (`cilium.io/v2`) of the same name,
+//!   `advertisementType: Service` with `service.addresses: [LoadBalancerIP]` (and
+//!   `aggregationLengthIPv4`/`IPv6` for `aggregationLength`), `attributes.localPreference` and
+//!   `attributes.communities` (`standard`, `wellKnown`, `large`), selecting the tenant's Services
+//!   labelled with the pool (and `io.kubernetes.service.namespace: <tenant>`), labelled
+//!   [`bgp::peer_label`]`(peer) = "true"` for each of the pool's peers, whose
+//!   `CiliumBGPPeerConfig`s select it. The pool's peers must be peers of the cluster's BGP
+//!   speaker, which is the administrator's: given as [`bgp::CiliumBgp`] (builder or connect
+//!   options; kubecloud then writes its `CiliumBGPClusterConfig` and `CiliumBGPPeerConfig`s with
+//!   the first BGP pool) or adopted as configured in the cluster. A peer unknown to the speaker,
+//!   or session settings it does not have, are refused naming the field before anything is
+//!   written.
 //! - **Exposures**: a `Service` of type `LoadBalancer` named after the exposure in the tenant's
 //!   namespace, selecting the VMs' pods, one named port per exposure port,
 //!   `externalTrafficPolicy: Local` when `local_traffic_only`, the label
@@ -70,12 +84,15 @@
 //! ## Semantics worth knowing
 //!
 //! - `delete_pool` is refused (`Conflict`) while addresses are assigned from the pool; it deletes
-//!   the announcement policy, then the pool.
+//!   the announcement policy or BGP advertisement, then the pool (the cluster's BGP speaker
+//!   stays). `update_pool` may switch a pool between L2 and BGP: the new announcement is written,
+//!   then the old one deleted.
 //! - With no pool at all in the cluster LB-IPAM is dormant and says nothing: an exposure then
 //!   stays `Pending`.
-//! - Not offered: BGP (see [`capabilities::CAPABILITIES`]), `avoidBuggyIps` (refused naming the
-//!   field: `allowFirstLastIPs` reserves a CIDR's first and last address, not `.0`/`.255`),
-//!   pools of the cluster administrator (not listed).
+//! - Not offered: BFD, and BGP session settings per pool (password, timers, port, multihop:
+//!   the speaker's; see [`bgp`]); `avoidBuggyIps` (refused naming the field:
+//!   `allowFirstLastIPs` reserves a CIDR's first and last address, not `.0`/`.255`); pools of
+//!   the cluster administrator (not listed).
 //!
 //! ## Crates chosen, and why
 //! - `kube` / `k8s-openapi` through `kubecloud-kube` (server-side apply, ownership, retries,
@@ -83,6 +100,7 @@
 //!   (generated from the upstream CRDs by kopium).
 //! - `futures` for the exposure watch stream.
 
+pub mod bgp;
 pub mod capabilities;
 mod driver;
 mod manifests;
@@ -112,6 +130,7 @@ pub const BACKEND: &str = "cilium";
 pub struct Cilium {
     client: kube::Client,
     writer: Writer,
+    bgp: Option<bgp::CiliumBgp>,
 }
 
 impl std::fmt::Debug for Cilium {
@@ -135,6 +154,7 @@ impl Cilium {
         CiliumBuilder {
             client,
             retry: kubecloud_kube::RetryPolicy::default(),
+            bgp: None,
         }
     }
 }
@@ -144,6 +164,7 @@ impl Cilium {
 pub struct CiliumBuilder {
     client: kube::Client,
     retry: kubecloud_kube::RetryPolicy,
+    bgp: Option<bgp::CiliumBgp>,
 }
 
 impl std::fmt::Debug for CiliumBuilder {
@@ -159,11 +180,28 @@ impl CiliumBuilder {
         self
     }
 
+    /// The cluster's BGP speaker (an administrator's setting, see [`bgp`]): kubecloud writes
+    /// its `CiliumBGPClusterConfig` and `CiliumBGPPeerConfig`s with the first BGP pool. Without
+    /// it, BGP pools use the speaker already configured in the cluster.
+    ///
+    /// ```no_run
+    /// # fn demo(client: kube::Client) {
+    /// use kubecloud_cilium::bgp::{CiliumBgp, CiliumBgpPeer};
+    /// let bgp = CiliumBgp::new(64512).peer(CiliumBgpPeer::new("tor", "192.0.2.1".parse().unwrap(), 64513));
+    /// let lb = kubecloud_cilium::Cilium::builder(client).bgp(bgp).build();
+    /// # }
+    /// ```
+    pub fn bgp(mut self, bgp: bgp::CiliumBgp) -> Self {
+        self.bgp = Some(bgp);
+        self
+    }
+
     /// The load balancer.
     pub fn build(self) -> Cilium {
         Cilium {
             client: self.client,
             writer: Writer::new(BACKEND).with_retry(self.retry),
+            bgp: self.bgp,
         }
     }
 }

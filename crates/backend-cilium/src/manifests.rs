@@ -11,8 +11,11 @@ use crate::{BACKEND, Cilium, translate};
 
 impl Cilium {
     /// The objects [`kubecloud_core::LoadBalancer::create_pool`] would send for `spec`, in the
-    /// order it sends them, without sending anything: the `CiliumLoadBalancerIPPool`, then its
-    /// `CiliumL2AnnouncementPolicy`.
+    /// order it sends them, without sending anything: for a BGP pool with the speaker given to
+    /// the builder, its `CiliumBGPPeerConfig`s and `CiliumBGPClusterConfig`; the
+    /// `CiliumLoadBalancerIPPool`, then its `CiliumL2AnnouncementPolicy` or
+    /// `CiliumBGPAdvertisement`. Whether a BGP pool's peers are the cluster's is not checked
+    /// here (it needs the cluster).
     ///
     /// ```no_run
     /// # fn demo(client: kube::Client) -> kubecloud_core::Result<()> {
@@ -26,10 +29,26 @@ impl Cilium {
     /// ```
     pub fn pool_manifests(&self, tenant: &Tenant, spec: &AddressPoolSpec) -> Result<Vec<Value>> {
         let objects = translate::pool_objects(tenant, spec)?;
-        Ok(vec![
-            manifest(BACKEND, &objects.pool)?,
-            manifest(BACKEND, &objects.l2)?,
-        ])
+        let mut out = vec![manifest(BACKEND, &objects.pool)?];
+        if let Some(l2) = &objects.l2 {
+            out.push(manifest(BACKEND, l2)?);
+        }
+        if let Some(bgp) = &objects.bgp {
+            out.push(manifest(BACKEND, bgp)?);
+        }
+        if let (Some(speaker), kubecloud_core::Advertisement::Bgp(_)) =
+            (&self.bgp, &spec.advertisement)
+        {
+            let (config, peers) = crate::bgp::cluster_objects(speaker)?;
+            let mut first = Vec::new();
+            for peer in &peers {
+                first.push(manifest(BACKEND, peer)?);
+            }
+            first.push(manifest(BACKEND, &config)?);
+            first.extend(out);
+            out = first;
+        }
+        Ok(out)
     }
 
     /// The `Service` [`kubecloud_core::LoadBalancer::expose`] would send for `spec`, without

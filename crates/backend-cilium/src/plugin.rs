@@ -26,6 +26,18 @@ const NEEDS: &[Need] = &[
         resources: &["ciliuml2announcementpolicies"],
         verbs: &["get", "list", "create", "patch", "delete"],
     },
+    // BGP pools: their advertisements; the cluster's BGP speaker, read (and written when given
+    // to the builder or in the connect options).
+    Need {
+        group: "cilium.io",
+        resources: &["ciliumbgpadvertisements"],
+        verbs: &["get", "list", "create", "patch", "delete"],
+    },
+    Need {
+        group: "cilium.io",
+        resources: &["ciliumbgpclusterconfigs", "ciliumbgppeerconfigs"],
+        verbs: &["get", "list", "create", "patch"],
+    },
     // LoadBalancer Services in the tenant's namespace; LB-IPAM reports in their status.
     Need {
         group: "",
@@ -34,7 +46,14 @@ const NEEDS: &[Need] = &[
     },
 ];
 
-const NOT_EXERCISED: &[Unexercised] = &[];
+const NOT_EXERCISED: &[Unexercised] = &[Unexercised {
+    group: "cilium.io",
+    resource: "ciliumbgppeerconfigs",
+    verb: "list",
+    why: "peer configs are listed only to adopt a BGP speaker the administrator configured; the \
+          suite's stacks give kubecloud the speaker (CiliumBgp), whose peer configs are read by \
+          name",
+}];
 
 /// Cilium's LB-IPAM (`cilium.io/v2`, where `CiliumLoadBalancerIPPool` is served since Cilium
 /// 1.15).
@@ -44,8 +63,10 @@ pub const CILIUM: System = System {
     version: "v2",
 };
 
-/// Builds the Cilium backend when connecting: `cilium.io/v2` (LB-IPAM pools) and
-/// `cilium.io/v2alpha1` (L2 announcement policies) must be served.
+/// Builds the Cilium backend when connecting: `cilium.io/v2` (LB-IPAM pools, the BGP control
+/// plane) and `cilium.io/v2alpha1` (L2 announcement policies) must be served. The cluster's BGP
+/// speaker is the setting [`CiliumBgp`](crate::bgp::CiliumBgp) of the options, if given
+/// (`ConnectOptions::with`).
 pub const CONNECTOR: CiliumConnector = CiliumConnector;
 
 /// The [`Connector`] of the Cilium LB-IPAM backend.
@@ -66,7 +87,7 @@ impl Connector for CiliumConnector {
         &self,
         client: &kube::Client,
         installed: &Installed,
-        _options: &ConnectOptions,
+        options: &ConnectOptions,
     ) -> Result<std::result::Result<Built, String>> {
         if let Some(reason) = installed.missing(&CILIUM) {
             return Ok(Err(reason));
@@ -79,8 +100,12 @@ impl Connector for CiliumConnector {
         if let Some(reason) = installed.missing(&l2) {
             return Ok(Err(reason));
         }
+        let mut builder = crate::Cilium::builder(client.clone());
+        if let Some(bgp) = options.setting::<crate::bgp::CiliumBgp>() {
+            builder = builder.bgp(bgp.clone());
+        }
         Ok(Ok(Built::LoadBalancer(std::sync::Arc::new(
-            crate::Cilium::builder(client.clone()).build(),
+            builder.build(),
         ))))
     }
 }

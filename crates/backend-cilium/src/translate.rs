@@ -4,6 +4,7 @@
 //! |---|---|
 //! | pool `p` of tenant `t` | `CiliumLoadBalancerIPPool` (`cilium.io/v2`, cluster-scoped) [`pool_object`]`(t, p)` selecting only Services of namespace `t` labelled [`ADDRESS_POOL`]` = p` |
 //! | its L2 announcement | `CiliumL2AnnouncementPolicy` (`cilium.io/v2alpha1`) of the same name selecting the same Services |
+//! | or its BGP announcement | `CiliumBGPAdvertisement` (`cilium.io/v2`) of the same name selecting the same Services, labelled for its peers (see [`crate::bgp`]) |
 //! | exposure `e` of tenant `t` | `Service` `e` of type `LoadBalancer` in namespace `t`, labelled with its pool |
 //!
 //! Every object carries the ownership labels (`kubecloud.io/name` = the pool or exposure).
@@ -28,7 +29,9 @@ use kubecloud_models::cilium::load_balancer_ip_pool::{
     CiliumLoadBalancerIpPoolAllowFirstLastIPs, CiliumLoadBalancerIpPoolBlocks,
     CiliumLoadBalancerIpPoolServiceSelector, CiliumLoadBalancerIpPoolSpec,
 };
-use kubecloud_models::cilium::{CiliumL2AnnouncementPolicy, CiliumLoadBalancerIpPool};
+use kubecloud_models::cilium::{
+    CiliumBgpAdvertisement, CiliumL2AnnouncementPolicy, CiliumLoadBalancerIpPool,
+};
 
 /// The Service label naming the (domain) pool an exposure takes its address from; pools and
 /// announcement policies select Services by it.
@@ -64,8 +67,21 @@ pub fn pool_object(tenant: &Tenant, pool: &str) -> String {
 pub struct PoolObjects {
     /// The pool.
     pub pool: CiliumLoadBalancerIpPool,
-    /// Its L2 announcement policy.
-    pub l2: CiliumL2AnnouncementPolicy,
+    /// Its L2 announcement policy (an L2 pool).
+    pub l2: Option<CiliumL2AnnouncementPolicy>,
+    /// Its BGP advertisement (a BGP pool; see [`crate::bgp`]).
+    pub bgp: Option<CiliumBgpAdvertisement>,
+}
+
+impl PoolObjects {
+    /// The announcement object's kind.
+    pub fn announcement_kind(&self) -> &'static str {
+        if self.bgp.is_some() {
+            "CiliumBGPAdvertisement"
+        } else {
+            "CiliumL2AnnouncementPolicy"
+        }
+    }
 }
 
 fn refuse_unsupported(spec: &AddressPoolSpec) -> Result<()> {
@@ -93,8 +109,9 @@ fn refuse_unsupported(spec: &AddressPoolSpec) -> Result<()> {
     Ok(())
 }
 
-/// The objects of pool `spec` of `tenant` (checked first). BGP pools are refused with
-/// `Unsupported`: this backend announces over L2 only.
+/// The objects of pool `spec` of `tenant` (checked first): the pool, and its L2 announcement
+/// policy or its BGP advertisement. Whether a BGP pool's peers are the cluster's is checked
+/// against the cluster (see [`crate::bgp::check_peers`]), not here.
 ///
 /// ```
 /// use kubecloud_core::{AddressBlock, AddressPoolSpec, Tenant};
@@ -106,13 +123,6 @@ fn refuse_unsupported(spec: &AddressPoolSpec) -> Result<()> {
 pub fn pool_objects(tenant: &Tenant, spec: &AddressPoolSpec) -> Result<PoolObjects> {
     spec.validate()?;
     refuse_unsupported(spec)?;
-    let Advertisement::L2(l2) = &spec.advertisement else {
-        return Err(Error::unsupported(
-            crate::BACKEND,
-            "load_balancer.create_pool",
-            "bgp",
-        ));
-    };
     let object = pool_object(tenant, &spec.name);
     let labels = ownership_labels(tenant, &spec.name);
     let blocks = spec
@@ -150,6 +160,17 @@ pub fn pool_objects(tenant: &Tenant, spec: &AddressPoolSpec) -> Result<PoolObjec
         AUTO_ASSIGN.to_string(),
         spec.auto_assign.to_string(),
     )]));
+    let l2 = match &spec.advertisement {
+        Advertisement::L2(l2) => l2,
+        Advertisement::Bgp(bgp) => {
+            let advertisement = crate::bgp::advertisement_object(tenant, &object, spec, bgp)?;
+            return Ok(PoolObjects {
+                pool,
+                l2: None,
+                bgp: Some(advertisement),
+            });
+        }
+    };
     let mut policy = CiliumL2AnnouncementPolicy::new(
         &object,
         CiliumL2AnnouncementPolicySpec {
@@ -174,7 +195,11 @@ pub fn pool_objects(tenant: &Tenant, spec: &AddressPoolSpec) -> Result<PoolObjec
         },
     );
     policy.metadata.labels = Some(labels);
-    Ok(PoolObjects { pool, l2: policy })
+    Ok(PoolObjects {
+        pool,
+        l2: Some(policy),
+        bgp: None,
+    })
 }
 
 /// Cilium matches `interfaces` as regular expressions: an interface name, anchored.
@@ -212,11 +237,12 @@ pub fn blocks(pool: &CiliumLoadBalancerIpPool) -> Vec<AddressBlock> {
 }
 
 /// The domain spec of the tenant's pool `object`, and whether it is complete (its announcement
-/// policy exists).
+/// policy or BGP advertisement exists). A pool with a BGP advertisement is a BGP pool.
 pub fn read_pool(
     name: &str,
     pool: &CiliumLoadBalancerIpPool,
     l2: Option<&CiliumL2AnnouncementPolicy>,
+    bgp: Option<&CiliumBgpAdvertisement>,
 ) -> (AddressPoolSpec, bool) {
     let auto_assign = pool
         .metadata
@@ -234,14 +260,19 @@ pub fn read_pool(
             .map(|i| i.iter().map(|r| interface_name(r)).collect())
             .unwrap_or_default(),
     };
+    let bgp = bgp.and_then(crate::bgp::read_advertisement);
+    let complete = l2.is_some() || bgp.is_some();
     let spec = AddressPoolSpec {
         name: name.to_string(),
         addresses: blocks(pool),
         auto_assign,
         avoid_buggy_ips: false,
-        advertisement: Advertisement::L2(advertisement),
+        advertisement: match bgp {
+            Some(bgp) => Advertisement::Bgp(bgp),
+            None => Advertisement::L2(advertisement),
+        },
     };
-    (spec, l2.is_some())
+    (spec, complete)
 }
 
 /// How many addresses a pool hands out (every address of every block: `allowFirstLastIPs` is

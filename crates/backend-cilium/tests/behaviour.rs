@@ -249,27 +249,6 @@ async fn bad_input_is_refused_naming_the_field_before_anything_is_sent() {
     }
     let err = lb.create_pool(&acme, &iface).await.unwrap_err();
     assert_eq!(err.invalid_field(), Some("advertisement.l2.interfaces[0]"));
-    let mut bgp = AddressPoolSpec::l2("p", vec![cidr("203.0.113.0/24")]);
-    bgp.advertisement = kubecloud_core::Advertisement::Bgp(kubecloud_core::BgpAdvertisement {
-        peers: vec![kubecloud_core::BgpPeer {
-            name: "tor".into(),
-            my_asn: 64512,
-            peer_asn: 64513,
-            address: "192.0.2.1".parse().unwrap(),
-            port: None,
-            hold_time_secs: None,
-            keepalive_time_secs: None,
-            ebgp_multihop: false,
-            bfd: false,
-            password: None,
-        }],
-        ..Default::default()
-    });
-    let err = lb.create_pool(&acme, &bgp).await.unwrap_err();
-    assert!(
-        matches!(&err, Error::Unsupported { capability, .. } if capability == "bgp"),
-        "{err:?}"
-    );
     let err = lb
         .create_pool(&acme, &AddressPoolSpec::l2("p", vec![]))
         .await

@@ -143,3 +143,95 @@ async fn bad_input_is_refused_naming_the_field() {
     assert_eq!(err.invalid_field(), Some("ports"));
     assert_eq!(server.requests().total(), 0);
 }
+
+/// A BGP pool renders the cluster's speaker given to the builder (its peer configs, then its
+/// cluster config), the pool and its `CiliumBGPAdvertisement`: each validates upstream and is
+/// what creating the pool sends.
+#[tokio::test]
+async fn a_bgp_pool_renders_the_speaker_the_pool_and_its_advertisement() {
+    let server = common::bgp_server().await;
+    let lb = common::bgp_backend(&server);
+    let acme = tenant("acme");
+    let pool = AddressPoolSpec {
+        advertisement: Advertisement::Bgp(kubecloud_core::BgpAdvertisement {
+            peers: vec![kubecloud_core::BgpPeer {
+                name: "tor".into(),
+                my_asn: 64512,
+                peer_asn: 64513,
+                address: "192.0.2.1".parse().unwrap(),
+                port: None,
+                hold_time_secs: None,
+                keepalive_time_secs: None,
+                ebgp_multihop: false,
+                bfd: false,
+                password: None,
+            }],
+            aggregation_length: Some(26),
+            local_preference: Some(150),
+            communities: vec!["65000:7".into(), "no-advertise".into()],
+        }),
+        ..AddressPoolSpec::l2(
+            "routed",
+            vec![AddressBlock::Cidr("203.0.113.0/28".parse().unwrap())],
+        )
+    };
+    let before = server.requests().total();
+    let rendered = lb.pool_manifests(&acme, &pool).expect("pool manifests");
+    assert_eq!(
+        server.requests().total(),
+        before,
+        "rendering sent a request"
+    );
+    let kinds: Vec<&str> = rendered
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "CiliumBGPPeerConfig",
+            "CiliumBGPPeerConfig",
+            "CiliumBGPClusterConfig",
+            "CiliumLoadBalancerIPPool",
+            "CiliumBGPAdvertisement"
+        ]
+    );
+    let catalog = Catalog::upstream().expect("catalog");
+    for o in &rendered {
+        catalog
+            .by_kind(
+                o["apiVersion"].as_str().unwrap(),
+                o["kind"].as_str().unwrap(),
+            )
+            .expect("kind")
+            .validate(o)
+            .unwrap_or_else(|e| panic!("{o}: {e:?}"));
+    }
+    let advertisement = &rendered[4]["spec"]["advertisements"][0];
+    assert_eq!(advertisement["service"]["aggregationLengthIPv4"], 26);
+    assert_eq!(advertisement["attributes"]["localPreference"], 150);
+    assert_eq!(
+        advertisement["attributes"]["communities"],
+        serde_json::json!({"standard": ["65000:7"], "wellKnown": ["no-advertise"]})
+    );
+    assert_eq!(
+        rendered[4]["metadata"]["labels"]["peer.bgp.kubecloud.io/tor"],
+        "true"
+    );
+    lb.create_pool(&acme, &pool).await.expect("create pool");
+    let cluster = server.cluster();
+    for object in rendered {
+        let (av, kind) = (
+            object["apiVersion"].as_str().unwrap(),
+            object["kind"].as_str().unwrap(),
+        );
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let live = cluster
+            .get(av, kind, None, name)
+            .unwrap_or_else(|e| panic!("no {kind} {name}: {e}"));
+        assert!(
+            kubecloud_kube::is_subset(&object, &live),
+            "{kind} {name}: rendered {object:#} live {live:#}"
+        );
+    }
+}

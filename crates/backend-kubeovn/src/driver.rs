@@ -670,6 +670,10 @@ impl Network for KubeOvn {
         self.capabilities
     }
 
+    fn kept_waits(&self) -> &'static [kubecloud_core::wait::KeptWait] {
+        crate::KEPT_WAITS
+    }
+
     async fn create_vpc(&self, tenant: &Tenant, spec: &VpcSpec) -> Result<Vpc> {
         spec.validate()?;
         // A tenant's first write, even of a cluster-scoped object, makes sure its namespace is

@@ -51,7 +51,8 @@
 //!   `create_subnet` return once sent, not ready (Kube-OVN requeues a subnet whose VPC it has
 //!   not set up yet, `pkg/controller/subnet.go`, and a VM's pod waits for its subnet);
 //!   `reserve_ip` still waits, because what it returns, the address and MAC Kube-OVN chose, is
-//!   what the VM using the reservation is pinned to.
+//!   what the VM using the reservation is pinned to; `release_ip` and `delete_subnet` still
+//!   wait until gone. [`KEPT_WAITS`] lists every wait kept, and a tenant's plan reports them.
 //! - **Usage** (`available`, `used`) is the subnet's `status.v4availableIPs`/`v4usingIPs`
 //!   (`v6…` for IPv6), so it counts every address Kube-OVN handed out, pods and unbound
 //!   reservations included. Kube-OVN writes the counts from a queue after the address changed:
@@ -283,3 +284,31 @@ impl KubeOvnBuilder {
         }
     }
 }
+
+/// The waits this backend keeps inside [`kubecloud_core::wait::send_only`] (an apply with
+/// `wait: false`): each is what a later step cannot be sent without.
+///
+/// ```
+/// use kubecloud_core::ResourceKind;
+/// let kept = kubecloud_kubeovn::KEPT_WAITS;
+/// assert!(kept.iter().any(|w| w.applies_to(ResourceKind::IpReservation, false)));
+/// // VPCs and subnets are sent without waiting for Kube-OVN to report them ready.
+/// assert!(!kept.iter().any(|w| w.applies_to(ResourceKind::Subnet, false)));
+/// ```
+pub const KEPT_WAITS: &[kubecloud_core::wait::KeptWait] = &[
+    kubecloud_core::wait::KeptWait::creating(
+        kubecloud_core::ResourceKind::IpReservation,
+        "Kube-OVN has written the reservation's address and MAC into its Vip",
+        "the VMs that fix the reservation's address are pinned to that address and MAC",
+    ),
+    kubecloud_core::wait::KeptWait::deleting(
+        kubecloud_core::ResourceKind::IpReservation,
+        "the reservation's Vip is gone (Kube-OVN keeps it until the address is free)",
+        "a later step may reserve or fix the same address",
+    ),
+    kubecloud_core::wait::KeptWait::deleting(
+        kubecloud_core::ResourceKind::Subnet,
+        "every address of the subnet is freed and the subnet is gone",
+        "a later step may create a subnet with the same name or CIDR, or delete its VPC",
+    ),
+];

@@ -458,6 +458,10 @@ impl Compute for KubeVirt {
         self.capabilities
     }
 
+    fn kept_waits(&self) -> &'static [kubecloud_core::wait::KeptWait] {
+        crate::KEPT_WAITS
+    }
+
     fn system_namespaces(&self) -> Vec<String> {
         vec![self.options.catalog_namespace.clone()]
     }
@@ -567,7 +571,13 @@ impl Compute for KubeVirt {
 
     async fn get_vm(&self, tenant: &Tenant, name: &str) -> Result<Vm> {
         let vm = self.vm_object(tenant, name).await?;
-        self.read_vm(tenant, &vm, name).await
+        let mut vm = self.read_vm(tenant, &vm, name).await?;
+        // What the guest agent reports beyond the instance's status (host name, users, file
+        // systems), while it is connected.
+        if let Some(guest) = vm.status.guest.as_mut() {
+            crate::guest::enrich(&self.client, &Self::ns(tenant), name, guest).await?;
+        }
+        Ok(vm)
     }
 
     async fn list_vms(&self, tenant: &Tenant, selector: &Labels) -> Result<Vec<Vm>> {
@@ -819,6 +829,22 @@ impl Compute for KubeVirt {
             source_node: source,
             target_node: node.map(String::from),
         })
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<kubecloud_core::NodeInfo>> {
+        self.nodes_list().await
+    }
+
+    async fn set_node_schedulable(
+        &self,
+        node: &str,
+        schedulable: bool,
+    ) -> Result<kubecloud_core::NodeInfo> {
+        self.node_set_schedulable(node, schedulable).await
+    }
+
+    async fn vms_on_node(&self, node: &str) -> Result<Vec<kubecloud_core::VmRef>> {
+        self.node_vms(node).await
     }
 
     async fn delete_vm(&self, tenant: &Tenant, name: &str) -> Result<()> {

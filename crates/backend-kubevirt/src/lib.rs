@@ -22,10 +22,11 @@
 //! |---|---|
 //! | VM `m` of tenant `t` | `VirtualMachine` `m` (kubevirt.io/v1) in namespace `t`, labelled with the VM's labels, `app.kubernetes.io/{name,instance,component}` and the ownership labels; the applied spec (secret material masked) in annotation `kubecloud.io/spec` |
 //! | run strategy | `spec.runStrategy` (`Always`, `Halted`, `Manual`, `RerunOnFailure`) |
-//! | `Custom { cpu_cores, memory }` | `domain.cpu.cores`, `domain.memory.guest` |
+//! | `Custom { cpu_cores, memory }` | `domain.cpu.sockets` (`cores: 1`, `threads: 1`: KubeVirt adds CPUs live by sockets), `domain.memory.guest` |
 //! | `InstanceType { name }` | `spec.instancetype` (`VirtualMachineClusterInstancetype`, or the namespaced kind per [`KubeVirtBuilder::instancetype_kind`]) |
-//! | boot disk, data volumes | disks `boot` (bootOrder 1), `data-0`, `data-1`..., all `bus: virtio`, in that order |
-//! | `BootDisk::Volume { v }`, data volumes | `persistentVolumeClaim` of the claim storage attached ([`kubecloud_core::VolumeAttachment::claim`]) |
+//! | boot disk, data volumes | disks `boot` (bootOrder 1), `data-<volume>` ([`translate::data_disk`]) per data volume, all `bus: virtio`, in that order |
+//! | `BootDisk::Volume { v }`, data volumes | `persistentVolumeClaim` of the claim storage attached ([`kubecloud_core::VolumeAttachment::claim`]); data volumes `hotpluggable: true` (attached and detached live on a running VM, see the `hotplug` module) |
+//! | the spec a running instance booted with | template annotation `kubecloud.io/booted-spec` (secret material masked), copied onto the instance: what `restart_required` is computed against |
 //! | `BootDisk::ContainerImage` | `containerDisk` |
 //! | `BootDisk::Import` | a CDI `DataVolume` (cdi.kubevirt.io/v1beta1) `<m>-boot` in `spec.dataVolumeTemplates`: http source, `storage` with size, access mode and volume mode as asked, the tier as StorageClass (else [`KubeVirtBuilder::storage_class`], else the cluster default); labelled as the tenant's volume `<m>-boot` so the storage backend sees it |
 //! | cloud-init | `cloudInitNoCloud` with `secretRef` (and `networkDataSecretRef`) to Secret `<m>-cloudinit` (keys `userdata`, `networkdata`), never inline |
@@ -99,7 +100,10 @@ pub mod catalog;
 pub mod console;
 mod deletion;
 mod driver;
+mod guest;
+mod hotplug;
 mod manifests;
+mod nodes;
 mod options;
 pub mod plugin;
 /// Typed models of the KubeVirt kinds (and CDI's `DataVolume`), generated from the upstream
@@ -267,3 +271,19 @@ impl KubeVirtBuilder {
         }
     }
 }
+
+/// The waits this backend keeps inside [`kubecloud_core::wait::send_only`] (an apply with
+/// `wait: false`): each is what a later step cannot be sent without.
+///
+/// ```
+/// use kubecloud_core::ResourceKind;
+/// let kept = kubecloud_kubevirt::KEPT_WAITS;
+/// assert!(kept.iter().any(|w| w.applies_to(ResourceKind::Vm, true)));
+/// assert!(!kept.iter().any(|w| w.applies_to(ResourceKind::Vm, false)));
+/// ```
+pub const KEPT_WAITS: &[kubecloud_core::wait::KeptWait] =
+    &[kubecloud_core::wait::KeptWait::deleting(
+        kubecloud_core::ResourceKind::Vm,
+        "the VM, its instance and its imported boot disk (claim and volume) are gone",
+        "a later step may create a VM of the same name, or delete a volume the VM still holds",
+    )];

@@ -131,6 +131,55 @@ const NEEDS: &[Need] = &[
         resources: &["nodes"],
         verbs: &["get", "list"],
     },
+    // What a connected guest agent reports beyond the instance's status (virt-api's
+    // subresource, as `virtctl guestosinfo` reads it).
+    Need {
+        group: "subresources.kubevirt.io",
+        resources: &["virtualmachineinstances/guestosinfo"],
+        verbs: &["get"],
+    },
+];
+
+/// What node maintenance (an operator's evacuation of a node, `Cloud::nodes`) sends: kept apart
+/// from the tenants' rules, for its own ClusterRole. Cordoning patches Nodes; the VMs on a node
+/// are found among the instances of every namespace; each is then checked, migrated and watched
+/// as a tenant's migration is, and a blocked one may be stopped.
+pub const NODE_MAINTENANCE: &[Need] = &[
+    Need {
+        group: "",
+        resources: &["nodes"],
+        verbs: &["get", "list", "patch"],
+    },
+    Need {
+        group: "kubevirt.io",
+        resources: &["virtualmachineinstances"],
+        verbs: &["get", "list", "watch"],
+    },
+    Need {
+        group: "kubevirt.io",
+        resources: &["virtualmachines"],
+        verbs: &["get", "list", "watch"],
+    },
+    Need {
+        group: "kubevirt.io",
+        resources: &["virtualmachineinstancemigrations"],
+        verbs: &["create", "patch"],
+    },
+    Need {
+        group: "subresources.kubevirt.io",
+        resources: &["virtualmachines/stop"],
+        verbs: &["update"],
+    },
+    Need {
+        group: "cdi.kubevirt.io",
+        resources: &["datavolumes"],
+        verbs: &["get", "list", "watch"],
+    },
+    Need {
+        group: "",
+        resources: &["persistentvolumeclaims"],
+        verbs: &["get"],
+    },
 ];
 
 const NOT_EXERCISED: &[Unexercised] = &[
@@ -145,6 +194,13 @@ const NOT_EXERCISED: &[Unexercised] = &[
         resource: "virtualmachineinstances/vnc",
         verb: "get",
         why: CONSOLE,
+    },
+    Unexercised {
+        group: "subresources.kubevirt.io",
+        resource: "virtualmachineinstances/guestosinfo",
+        verb: "get",
+        why: "read only while a guest agent is connected; the suite's VMs run none \
+              (tests/rbac.rs checks it on a VM with an agent)",
     },
     Unexercised {
         group: "instancetype.kubevirt.io",

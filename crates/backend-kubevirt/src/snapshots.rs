@@ -159,7 +159,7 @@ impl KubeVirt {
     pub(crate) async fn restore_from(&self, tenant: &Tenant, vm: &str, name: &str) -> Result<()> {
         validate_name("vm", vm)?;
         validate_name("snapshot", name)?;
-        let object = self.vm_object(tenant, vm).await?;
+        let mut object = self.vm_object(tenant, vm).await?;
         let snapshot = vm_snapshot_of(&self.snapshot_object(tenant, name).await?);
         if snapshot.vm != vm {
             return Err(Error::conflict(
@@ -168,8 +168,21 @@ impl KubeVirt {
                 format!("snapshot {name:?} is of vm {:?}", snapshot.vm),
             ));
         }
-        let current = self.read_vm(tenant, &object, vm).await?;
-        let phase = current.status.phase;
+        let mut phase = self.read_vm(tenant, &object, vm).await?.status.phase;
+        if phase == VmPhase::Stopping {
+            // On its way to Stopped (the instance is still terminating: a read right after a
+            // stop can see it): wait on the VM's watch rather than refuse.
+            use kubecloud_core::Compute;
+            let stopped = kubecloud_core::wait::until(
+                self.watch_vm(tenant, vm).await?,
+                kubecloud_core::wait::vm_phase(VmPhase::Stopped),
+                self.options.restore_timeout,
+            )
+            .await?;
+            phase = stopped.status.phase;
+            // The restore is named after the VM's revision: the one it stopped at.
+            object = self.vm_object(tenant, vm).await?;
+        }
         if phase != VmPhase::Stopped {
             return Err(Error::conflict(
                 ResourceKind::Vm,

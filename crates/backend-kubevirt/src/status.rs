@@ -207,11 +207,26 @@ pub fn vm_status(spec: &VmSpec, seen: &Observed<'_>) -> VmStatus {
             }
         })
         .collect();
+    let live = matches!(phase, VmPhase::Running | VmPhase::Migrating);
+    let attached_volumes = vmi
+        .filter(|_| live)
+        .map_or_else(Vec::new, |vmi| crate::hotplug::attached_volumes(spec, vmi));
+    let restart_required = match (seen.vm, vmi.filter(|_| live)) {
+        (Some(vm), Some(vmi)) => crate::hotplug::restart_required(spec, vm, vmi),
+        _ => Vec::new(),
+    };
+    let guest = crate::guest::from_instance(vmi_status.filter(|_| running));
+    if guest.is_some() {
+        conditions.push(cond("AgentConnected", true, "", ""));
+    }
     VmStatus {
         phase,
         node,
         interfaces: iface_status,
         conditions,
+        attached_volumes,
+        restart_required,
+        guest,
     }
 }
 

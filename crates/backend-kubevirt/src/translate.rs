@@ -62,10 +62,31 @@ pub const BOOT_DISK: &str = "boot";
 /// The name of the cloud-init disk and volume.
 pub const CLOUD_INIT_DISK: &str = "cloudinit";
 
-/// The disk/volume name of data volume number `i`.
-pub fn data_disk(i: usize) -> String {
-    format!("data-{i}")
+/// The disk/volume name of data volume `volume`: `data-<volume>`, kept while the volume stays
+/// attached whatever else is attached or detached (a disk named by position would change its
+/// volume when one before it goes, which KubeVirt can only do with a restart). Names longer than
+/// a DNS-1123 label end in a hash of the volume's name.
+///
+/// ```
+/// assert_eq!(kubecloud_kubevirt::translate::data_disk("logs"), "data-logs");
+/// assert!(kubecloud_kubevirt::translate::data_disk(&"x".repeat(63)).len() <= 63);
+/// ```
+pub fn data_disk(volume: &str) -> String {
+    let name = format!("data-{volume}");
+    if name.len() <= 63 {
+        return name;
+    }
+    let hash = volume.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("data-{}-{hash:08x}", volume[..48].trim_end_matches('-'))
 }
+
+/// The annotation on a VM's template (so on its running instance, which virt-controller makes
+/// from the template) holding the spec the instance booted with (secret material masked, as in
+/// [`SPEC_ANNOTATION`]): what the status compares the VM's spec with to say which fields wait
+/// for a restart.
+pub const BOOTED_SPEC_ANNOTATION: &str = "kubecloud.io/booted-spec";
 
 /// The spec as stored in [`SPEC_ANNOTATION`]: secret material replaced by a marker (`""`), so the
 /// annotation says which secret keys exist without holding them.
@@ -185,9 +206,10 @@ pub fn claims(spec: &VmSpec, mounted: &[(&str, Option<&str>)]) -> Vec<(String, S
                 BootDisk::ContainerImage { .. } => None,
             }
         } else {
-            disk.strip_prefix("data-")
-                .and_then(|i| i.parse::<usize>().ok())
-                .and_then(|i| spec.data_volumes.get(i).cloned())
+            spec.data_volumes
+                .iter()
+                .find(|v| data_disk(v) == *disk)
+                .cloned()
         };
         if let (Some(volume), Some(claim)) = (volume, claim) {
             out.push((volume, claim.to_string()));
@@ -345,9 +367,13 @@ pub fn virtual_machine(
     };
     disks.push(json!({"name": BOOT_DISK, "bootOrder": 1, "disk": {"bus": "virtio"}}));
     volumes.push(boot_volume);
-    for (i, volume) in spec.data_volumes.iter().enumerate() {
-        disks.push(json!({"name": data_disk(i), "disk": {"bus": "virtio"}}));
-        volumes.push(json!({"name": data_disk(i), "persistentVolumeClaim": {"claimName": claim_of(attachments, volume)?}}));
+    // Data volumes are hot-pluggable (KubeVirt's declarative hot-plug: adding one to or
+    // removing one from a running VM's template attaches or detaches it live).
+    for volume in &spec.data_volumes {
+        disks.push(json!({"name": data_disk(volume), "disk": {"bus": "virtio"}}));
+        volumes.push(json!({"name": data_disk(volume), "persistentVolumeClaim": {
+            "claimName": claim_of(attachments, volume)?, "hotpluggable": true,
+        }}));
     }
     let mut access_credentials = Vec::new();
     if let Some(ci) = &spec.cloud_init {
@@ -412,7 +438,9 @@ pub fn virtual_machine(
     let mut vm_spec = json!({"runStrategy": run_strategy(spec.run_strategy)});
     match &spec.resources {
         VmResources::Custom { cpu_cores, memory } => {
-            domain["cpu"] = json!({"cores": cpu_cores});
+            // Sockets, not cores: KubeVirt adds CPUs live by sockets (up to the running
+            // instance's `maxSockets`).
+            domain["cpu"] = json!({"sockets": cpu_cores, "cores": 1, "threads": 1});
             domain["memory"] = json!({"guest": memory.to_string()});
         }
         VmResources::InstanceType { name } => {
@@ -452,6 +480,7 @@ pub fn virtual_machine(
             template_labels[k] = json!(v);
         }
     }
+    template_annotations.insert(BOOTED_SPEC_ANNOTATION.into(), json!(stored.clone()));
     let mut template_meta = json!({"labels": template_labels});
     if !template_annotations.is_empty() {
         template_meta["annotations"] = Value::Object(template_annotations);

@@ -504,7 +504,7 @@ impl State {
                 _ => unreachable!("every interface is kept or newly allocated"),
             }
         }
-        let (status, watchers, epoch, desired, node, restart) = match old {
+        let (status, watchers, epoch, desired, node, restart, live) = match old {
             Some(old) => {
                 for (j, alloc) in old.ifaces.iter().enumerate() {
                     if !kept.contains(&j) {
@@ -547,6 +547,10 @@ impl State {
                     desired,
                     old.node,
                     old.restart,
+                    old.live.map(|mut live| {
+                        live.apply(spec, &COMPUTE_CAPABILITIES);
+                        live
+                    }),
                 )
             }
             None => (
@@ -556,6 +560,7 @@ impl State {
                 runs_on_creation(spec.run_strategy),
                 None,
                 false,
+                None,
             ),
         };
         let mut record = VmRecord {
@@ -567,6 +572,7 @@ impl State {
             restart,
             ifaces,
             watchers,
+            live,
         };
         record.status.interfaces = record
             .ifaces
@@ -826,6 +832,24 @@ impl State {
 /// `VirtualMachineClusterInstancetype`s): VMs may name these and no other.
 pub const INSTANCE_TYPES: &[&str] = &["small", "medium", "large", "xlarge"];
 
+/// What the in-memory cloud's compute can do: everything.
+pub(crate) const COMPUTE_CAPABILITIES: ComputeCapabilities = ComputeCapabilities {
+    live_migration: true,
+    migrate_to_node: true,
+    instance_types: true,
+    container_disks: true,
+    http_import: true,
+    cloud_init: true,
+    fixed_addresses: true,
+    vm_snapshots: true,
+    catalog: true,
+    serial_console: false,
+    vnc: false,
+    hotplug_volumes: true,
+    hotplug_interfaces: true,
+    live_resize: true,
+};
+
 #[async_trait]
 impl Compute for MemoryCloud {
     fn backend_name(&self) -> &str {
@@ -833,19 +857,7 @@ impl Compute for MemoryCloud {
     }
 
     fn capabilities(&self) -> ComputeCapabilities {
-        ComputeCapabilities {
-            live_migration: true,
-            migrate_to_node: true,
-            instance_types: true,
-            container_disks: true,
-            http_import: true,
-            cloud_init: true,
-            fixed_addresses: true,
-            vm_snapshots: true,
-            catalog: true,
-            serial_console: false,
-            vnc: false,
-        }
+        COMPUTE_CAPABILITIES
     }
 
     async fn apply_vm(
@@ -916,6 +928,22 @@ impl Compute for MemoryCloud {
 
     async fn delete_vm(&self, tenant: &Tenant, name: &str) -> Result<()> {
         self.lock().delete_vm(tenant, name)
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<kubecloud_core::NodeInfo>> {
+        Ok(self.lock().list_nodes())
+    }
+
+    async fn set_node_schedulable(
+        &self,
+        node: &str,
+        schedulable: bool,
+    ) -> Result<kubecloud_core::NodeInfo> {
+        self.lock().set_node_schedulable(node, schedulable)
+    }
+
+    async fn vms_on_node(&self, node: &str) -> Result<Vec<kubecloud_core::VmRef>> {
+        self.lock().vms_on_node(node)
     }
 
     async fn watch_vm(

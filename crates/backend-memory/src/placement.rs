@@ -14,6 +14,8 @@ pub(crate) struct Node {
     pub(crate) labels: Labels,
     /// VMs assigned to this node (running, starting, or arriving by migration).
     pub(crate) load: u32,
+    /// Cordoned: no VM is placed on it and none migrates to it (`spec.unschedulable`).
+    pub(crate) unschedulable: bool,
 }
 
 impl Node {
@@ -23,6 +25,7 @@ impl Node {
             name,
             labels,
             load: 0,
+            unschedulable: false,
         }
     }
 }
@@ -47,7 +50,9 @@ pub(crate) fn choose(
         .iter()
         .enumerate()
         .filter(|(i, node)| {
-            Some(*i) != exclude && labels_match(&placement.node_selector, &node.labels)
+            Some(*i) != exclude
+                && !node.unschedulable
+                && labels_match(&placement.node_selector, &node.labels)
         })
         .min_by_key(|(i, node)| {
             let same_group = group.map_or(0, |counts| counts.get(*i).copied().unwrap_or(0));
@@ -71,7 +76,9 @@ pub(crate) fn other_candidates(
         .iter()
         .enumerate()
         .filter(|(i, node)| {
-            Some(*i) != current && labels_match(&placement.node_selector, &node.labels)
+            Some(*i) != current
+                && !node.unschedulable
+                && labels_match(&placement.node_selector, &node.labels)
         })
         .count()
 }

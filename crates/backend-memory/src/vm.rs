@@ -26,6 +26,8 @@ pub(crate) struct VmRecord {
     /// Addresses held per interface, in spec order.
     pub(crate) ifaces: Vec<IfaceAlloc>,
     pub(crate) watchers: Watchers<Vm>,
+    /// What the running instance has (see [`crate::hotplug`]): `None` when it does not run.
+    pub(crate) live: Option<crate::hotplug::LiveVm>,
 }
 
 /// How an interface holds its IP.
@@ -93,16 +95,30 @@ impl VmRecord {
     pub(crate) fn snapshot(&self) -> Vm {
         Vm {
             spec: self.spec.clone(),
-            status: self.status.clone(),
+            status: self.live_status(),
         }
     }
 
     pub(crate) fn publish(&mut self) {
-        let (spec, status) = (&self.spec, &self.status);
+        let status = self.live_status();
+        let spec = &self.spec;
         self.watchers.publish(|| Vm {
             spec: spec.clone(),
             status: status.clone(),
         });
+    }
+
+    /// The status with what the running instance has: its attached volumes, and the fields
+    /// that wait for a restart.
+    fn live_status(&self) -> VmStatus {
+        let mut status = self.status.clone();
+        if let Some(live) = &self.live
+            && matches!(status.phase, VmPhase::Running | VmPhase::Migrating)
+        {
+            status.attached_volumes = live.spec.data_volumes.clone();
+            status.restart_required = live.restart_required(&self.spec);
+        }
+        status
     }
 
     /// Enters `phase` with the matching `Ready` condition.
@@ -119,6 +135,15 @@ impl VmRecord {
             },
             "",
         )];
+        // Every memory VM has a guest agent: connected while it runs (migrating included).
+        if running || phase == VmPhase::Migrating {
+            self.status
+                .conditions
+                .push(condition("AgentConnected", true, "", ""));
+            self.status.guest = Some(crate::nodes::guest_info(&self.spec, &self.status));
+        } else {
+            self.status.guest = None;
+        }
     }
 
     /// Fails with `reason` (e.g. `ImportFailed`) and `message`.
@@ -152,6 +177,7 @@ fn phase_reason(phase: VmPhase) -> &'static str {
 /// the selector) it stays `Starting`, unschedulable, as a pod would stay `Pending`.
 fn begin_start(vm: &mut VmRecord, nodes: &[Node], queue: &mut Queue, tenant: &Tenant) {
     vm.restart = false;
+    vm.live = Some(crate::hotplug::LiveVm::boot(&vm.spec));
     vm.set_phase(VmPhase::Starting);
     match vm.node {
         Some(node) => {
@@ -329,6 +355,7 @@ impl State {
             VmPhase::Stopping => {
                 vm.set_phase(VmPhase::Stopped);
                 vm.status.node = None;
+                vm.live = None;
             }
             VmPhase::Migrating => {
                 vm.set_phase(VmPhase::Running);

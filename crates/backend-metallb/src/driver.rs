@@ -791,10 +791,12 @@ impl LoadBalancer for MetalLb {
     async fn release(&self, tenant: &Tenant, name: &str) -> Result<()> {
         let svc = self.owned_service(tenant, name).await?;
         // When this is the address's last user, wait (bounded) until MetalLB has counted it free,
-        // so pool usage read after `release` is current.
+        // so pool usage read after `release` is current; not inside `wait::send_only` (an apply
+        // that does not wait), where nothing later depends on it.
         let mut settle = None;
-        if let (Some(ip), Some(object)) =
-            (ingress_ip(&svc), svc.annotations().get(ALLOCATED_FROM_POOL))
+        if kubecloud_core::wait::controllers_awaited()
+            && let (Some(ip), Some(object)) =
+                (ingress_ip(&svc), svc.annotations().get(ALLOCATED_FROM_POOL))
             && domain_pool(tenant, object).is_some()
         {
             let services = self

@@ -75,7 +75,8 @@
 //!   password Secrets, the pool last).
 //! - `release` deletes the Service; when it held the last use of its address, it waits (on a
 //!   watch, at most [`MetalLbBuilder::release_settle`], 10 s by default) until MetalLB's pool
-//!   status counts the address free, so usage read right after is current.
+//!   status counts the address free, so usage read right after is current (not inside
+//!   [`kubecloud_core::wait::send_only`], an apply with `wait: false`: it keeps no wait).
 //! - Pools the cluster administrator made (any `IPAddressPool` without kubecloud's labels) that
 //!   admit the tenant's namespace through their `serviceAllocation` and that something announces
 //!   are listed with `shared: true` under their object name ([`shared`]): the tenant may read them

@@ -569,9 +569,22 @@ pub struct VmStatus {
     /// Addresses per interface, in spec order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceStatus>,
-    /// Conditions with reasons (e.g. `Ready`, `Migratable`, `ImportFailed`).
+    /// Conditions with reasons (e.g. `Ready`, `Migratable`, `ImportFailed`, `AgentConnected`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The data volumes attached to the running VM and ready in it, in spec order (empty when
+    /// it does not run): a volume hot-plugged by [`Compute::apply_vm`] is listed once the guest
+    /// has it, and no longer once it is detached (see [`crate::hotplug`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attached_volumes: Vec<String>,
+    /// The spec fields the running VM gets only when it restarts (`resources.cpuCores`,
+    /// `bootDisk`...; see [`crate::hotplug::live_changes`]); empty when it runs with its spec.
+    /// A restart ([`Compute::power`]) clears it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_required: Vec<String>,
+    /// What the guest agent reports, while one is connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<crate::nodes::GuestInfo>,
 }
 
 impl VmStatus {
@@ -780,6 +793,18 @@ pub struct ComputeCapabilities {
     /// A running VM's VNC display as an RFB byte stream ([`Compute::vnc`]).
     #[serde(default)]
     pub vnc: bool,
+    /// Data volumes added to or removed from a running VM's spec are attached and detached
+    /// live (see [`crate::hotplug`]); without it they wait for a restart.
+    #[serde(default)]
+    pub hotplug_volumes: bool,
+    /// Interfaces on a subnet added to or removed from a running VM's spec are plugged and
+    /// unplugged live; without it they wait for a restart.
+    #[serde(default)]
+    pub hotplug_interfaces: bool,
+    /// More CPU cores and memory for a running VM, up to its [`crate::hotplug::LiveLimits`],
+    /// are added live; without it they wait for a restart.
+    #[serde(default)]
+    pub live_resize: bool,
 }
 
 /// A point-in-time snapshot of a whole VM: its spec and its volumes.
@@ -825,10 +850,20 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
     }
     /// What this backend can do.
     fn capabilities(&self) -> ComputeCapabilities;
+
+    /// The waits this backend keeps even when an apply does not wait
+    /// ([`wait::send_only`](crate::wait::send_only)), each with the reason a later step needs
+    /// it; none by default. A tenant's plan reports them on the steps they hold up.
+    fn kept_waits(&self) -> &'static [crate::wait::KeptWait] {
+        &[]
+    }
     /// Creates the VM or updates it to `spec` (idempotent: the same spec twice changes nothing),
     /// attached as `attachments` say (from the network and storage backends, see
     /// [`VmAttachments::resolve`]). Attachments that are not `spec`'s are refused before
-    /// anything is sent ([`VmAttachments::check_for`]).
+    /// anything is sent ([`VmAttachments::check_for`]). A running VM is never restarted by it:
+    /// what the backend can change live (data volumes, interfaces, more CPU and memory, per
+    /// its capabilities) it changes live, the rest waits for a restart and is named in
+    /// [`VmStatus::restart_required`] (see [`crate::hotplug`]).
     async fn apply_vm(
         &self,
         tenant: &Tenant,
@@ -1030,6 +1065,41 @@ pub trait Compute: Send + Sync + std::fmt::Debug {
             self.backend_name(),
             kind.operation(),
             kind.capability(),
+        ))
+    }
+
+    /// The cluster's nodes, by name (an operator's call, not a tenant's). Backends without
+    /// node maintenance refuse with [`Error::Unsupported`] (the default).
+    async fn list_nodes(&self) -> Result<Vec<crate::nodes::NodeInfo>> {
+        Err(Error::unsupported(
+            self.backend_name(),
+            "nodes.list",
+            "node_maintenance",
+        ))
+    }
+
+    /// Cordons (`schedulable: false`: no new VM and no migration lands on it) or uncordons
+    /// node `node` ([`Error::NotFound`] of kind `Node` if missing). VMs running there stay.
+    async fn set_node_schedulable(
+        &self,
+        node: &str,
+        schedulable: bool,
+    ) -> Result<crate::nodes::NodeInfo> {
+        let _ = (node, schedulable);
+        Err(Error::unsupported(
+            self.backend_name(),
+            "nodes.cordon",
+            "node_maintenance",
+        ))
+    }
+
+    /// The VMs of every tenant running on node `node` (an operator's call), by tenant and name.
+    async fn vms_on_node(&self, node: &str) -> Result<Vec<crate::nodes::VmRef>> {
+        let _ = node;
+        Err(Error::unsupported(
+            self.backend_name(),
+            "nodes.vms",
+            "node_maintenance",
         ))
     }
 }

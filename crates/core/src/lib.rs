@@ -37,11 +37,13 @@ pub mod catalog;
 mod compute;
 mod console;
 mod error;
+pub mod hotplug;
 mod import;
 pub mod ipam;
 mod loadbalancer;
 mod name;
 mod network;
+mod nodes;
 mod quota;
 pub mod secret;
 mod size;
@@ -82,6 +84,10 @@ pub use network::{
     RuleAction, SPECIAL_BLOCKS, SecurityGroup, SecurityGroupSpec, Service, ServicePort,
     ServiceSpec, SnatRule, SnatRuleSpec, StaticRoute, Subnet, SubnetSpec, Vpc, VpcSpec, broadcast,
     cidrs_overlap, first_host, special_block, validate_ports,
+};
+pub use nodes::{
+    EvacuateOptions, EvacuationEvent, EvacuationReport, GuestFilesystem, GuestInfo, GuestInterface,
+    GuestOs, GuestUser, NodeInfo, VmRef,
 };
 pub use quota::{
     Consumption, Quota, QuotaResource, Quotas, TierConsumption, TierQuota, Usage, UsageLine,

@@ -438,6 +438,13 @@ pub trait LoadBalancer: Send + Sync + std::fmt::Debug {
     }
     /// What this backend can do.
     fn capabilities(&self) -> LoadBalancerCapabilities;
+
+    /// The waits this backend keeps even when an apply does not wait
+    /// ([`wait::send_only`](crate::wait::send_only)), each with the reason a later step needs
+    /// it; none by default. A tenant's plan reports them on the steps they hold up.
+    fn kept_waits(&self) -> &'static [crate::wait::KeptWait] {
+        &[]
+    }
     /// Creates an address pool owned by (and only usable by) the tenant; refused if it overlaps
     /// any existing pool. An [incomplete](AddressPool::incomplete) pool of that name (an earlier
     /// create or delete interrupted half-way) is completed to match `spec`; any other existing

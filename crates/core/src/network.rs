@@ -917,6 +917,13 @@ pub trait Network: Send + Sync + std::fmt::Debug {
     }
     /// What this backend can do.
     fn capabilities(&self) -> NetworkCapabilities;
+
+    /// The waits this backend keeps even when an apply does not wait
+    /// ([`wait::send_only`](crate::wait::send_only)), each with the reason a later step needs
+    /// it; none by default. A tenant's plan reports them on the steps they hold up.
+    fn kept_waits(&self) -> &'static [crate::wait::KeptWait] {
+        &[]
+    }
     /// How each of VM `vm`'s `interfaces` is attached (one answer per interface, in order):
     /// the network selection, binding and pod annotations the compute backend applies, and what
     /// the network guarantees, security groups in force included. Refuses an interface naming

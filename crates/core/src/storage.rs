@@ -425,6 +425,13 @@ pub trait BlockStorage: Send + Sync + std::fmt::Debug {
     }
     /// What this backend can do.
     fn capabilities(&self) -> StorageCapabilities;
+
+    /// The waits this backend keeps even when an apply does not wait
+    /// ([`wait::send_only`](crate::wait::send_only)), each with the reason a later step needs
+    /// it; none by default. A tenant's plan reports them on the steps they hold up.
+    fn kept_waits(&self) -> &'static [crate::wait::KeptWait] {
+        &[]
+    }
     /// Creates a volume (blank, imported, cloned or restored, per its source).
     /// [`Error::AlreadyExists`] if the name is taken; [`Error::Exhausted`] if no pool has room.
     async fn create_volume(&self, tenant: &Tenant, spec: &VolumeSpec) -> Result<Volume>;

@@ -362,6 +362,69 @@ pub fn controllers_awaited() -> bool {
     SEND_ONLY.try_with(|()| ()).is_err()
 }
 
+/// A wait an operation keeps inside [`send_only`] (an apply with `wait: false`): what the
+/// backend still waits for, and why a later step cannot be sent before it ends. Each backend
+/// declares its own ([`Network::kept_waits`](crate::Network::kept_waits) and the like), and a
+/// tenant's plan reports them on the steps they hold up.
+///
+/// ```
+/// use kubecloud_core::{ResourceKind, wait::KeptWait};
+/// const RESERVATION: KeptWait = KeptWait::creating(
+///     ResourceKind::IpReservation,
+///     "the address and MAC are allocated",
+///     "the VMs that fix the address are pinned to them",
+/// );
+/// assert!(RESERVATION.applies_to(ResourceKind::IpReservation, false));
+/// assert!(!RESERVATION.applies_to(ResourceKind::IpReservation, true));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeptWait {
+    /// The kind of resource the operation acts on.
+    #[serde(skip)]
+    pub kind: ResourceKind,
+    /// Whether the operation is the resource's deletion (else its creation or change).
+    #[serde(skip)]
+    pub deleting: bool,
+    /// What is waited for.
+    pub until: &'static str,
+    /// Why a later step needs it.
+    pub because: &'static str,
+}
+
+impl KeptWait {
+    /// A wait kept when `kind` is created or changed.
+    pub const fn creating(kind: ResourceKind, until: &'static str, because: &'static str) -> Self {
+        KeptWait {
+            kind,
+            deleting: false,
+            until,
+            because,
+        }
+    }
+
+    /// A wait kept when `kind` is deleted.
+    pub const fn deleting(kind: ResourceKind, until: &'static str, because: &'static str) -> Self {
+        KeptWait {
+            kind,
+            deleting: true,
+            until,
+            because,
+        }
+    }
+
+    /// Whether this wait holds up an operation on `kind` (a deletion when `deleting`).
+    pub fn applies_to(&self, kind: ResourceKind, deleting: bool) -> bool {
+        self.kind == kind && self.deleting == deleting
+    }
+}
+
+impl std::fmt::Display for KeptWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "waits until {}: {}", self.until, self.because)
+    }
+}
+
 /// Waits on `states` (current state first, then every change) until `condition` is met, fails,
 /// or `timeout` passes — or the deadline of the operation the wait is part of
 /// ([`Deadline::scope`]), if that comes first. A failure ends the wait at once with
@@ -493,6 +556,39 @@ pub fn vm_phase(phase: VmPhase) -> impl Condition<Vm> {
     })
 }
 
+/// The running VM has every volume of `attached` attached and ready
+/// ([`crate::VmStatus::attached_volumes`]) and none of `detached`: a live attach or detach
+/// finished (see [`crate::hotplug`]). Fails if the VM is `Failed`, or stops running.
+///
+/// ```
+/// use kubecloud_core::{wait::{self, Condition, Check}, Vm, VmPhase, VmSpec, VmStatus};
+/// let cond = wait::vm_volumes_attached(vec!["data".into()], vec![]);
+/// let mut vm = Vm { spec: VmSpec::default(), status: VmStatus { phase: VmPhase::Running, ..VmStatus::default() } };
+/// assert_eq!(cond.check(&vm), Check::Pending);
+/// vm.status.attached_volumes.push("data".into());
+/// assert_eq!(cond.check(&vm), Check::Met);
+/// ```
+pub fn vm_volumes_attached(attached: Vec<String>, detached: Vec<String>) -> impl Condition<Vm> {
+    condition(
+        format!("vm with volumes {attached:?} attached and {detached:?} detached"),
+        move |vm: &Vm| match vm.status.phase {
+            VmPhase::Running | VmPhase::Migrating => {
+                let has = |v: &String| vm.status.attached_volumes.contains(v);
+                if attached.iter().all(has) && !detached.iter().any(has) {
+                    Check::Met
+                } else {
+                    Check::Pending
+                }
+            }
+            VmPhase::Failed => Check::Failed(failure_reason(vm)),
+            VmPhase::Stopping | VmPhase::Stopped => {
+                Check::Failed(format!("the VM is {}, not running", vm.status.phase))
+            }
+            _ => Check::Pending,
+        },
+    )
+}
+
 /// The VM runs on a node other than `node` (a live migration away from it completed).
 pub fn vm_running_elsewhere(node: String) -> impl Condition<Vm> {
     condition(
@@ -509,6 +605,28 @@ pub fn vm_running_elsewhere(node: String) -> impl Condition<Vm> {
             }
         },
     )
+}
+
+/// The VM's guest agent is connected (KubeVirt's `AgentConnected` condition); fails if the VM
+/// is `Failed` or `Stopped`.
+///
+/// ```
+/// use kubecloud_core::wait::{agent_connected, Check, Condition};
+/// use kubecloud_core::{Condition as VmCondition, Vm, VmPhase, VmSpec, VmStatus};
+/// let mut vm = Vm { spec: VmSpec::default(), status: VmStatus { phase: VmPhase::Running, ..VmStatus::default() } };
+/// assert_eq!(agent_connected().check(&vm), Check::Pending);
+/// vm.status.conditions.push(VmCondition { type_: "AgentConnected".into(), status: true, reason: String::new(), message: String::new() });
+/// assert_eq!(agent_connected().check(&vm), Check::Met);
+/// ```
+pub fn agent_connected() -> impl Condition<Vm> {
+    condition("guest agent connected", |vm: &Vm| {
+        match (vm.status.phase, vm.status.condition("AgentConnected")) {
+            (VmPhase::Running | VmPhase::Migrating, Some(c)) if c.status => Check::Met,
+            (VmPhase::Failed, _) => Check::Failed(failure_reason(vm)),
+            (VmPhase::Stopped, _) => Check::Failed("the VM is stopped".into()),
+            _ => Check::Pending,
+        }
+    })
 }
 
 fn failure_reason(vm: &Vm) -> String {

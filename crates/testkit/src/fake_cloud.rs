@@ -7,8 +7,8 @@
 //! - the API double ([`TestServer`]) with the controllers [`GarbageCollector`],
 //!   [`NamespaceController`], [`LinstorCsi`] (on the LINSTOR double), [`CdiController`],
 //!   [`KubeVirtController`] (with the nodes [`FakeCloud::NODES`]), [`KubeVirtSnapshotController`],
-//!   [`KubeOvnController`] and [`MetalLbController`] (or [`CiliumLbIpam`] with
-//!   [`FakeCloudBuilder::cilium`], or [`crate::KubeVipCloudProvider`] with
+//!   [`KubeOvnController`] and [`MetalLbController`] (or [`CiliumLbIpam`] and
+//!   [`crate::CiliumBgpControlPlane`] with [`FakeCloudBuilder::cilium`], or [`crate::KubeVipCloudProvider`] with
 //!   [`FakeCloudBuilder::kubevip`]);
 //! - the LINSTOR double ([`LinstorServer`]): the three nodes, pools `lvm-thin` (LVM_THIN) and
 //!   `zfs` (ZFS) on each, resource groups `rg-fast` (2 replicas on `lvm-thin`) and `rg-bulk`
@@ -220,7 +220,9 @@ impl FakeCloudBuilder {
     /// Load balancing by Cilium's LB-IPAM ([`CiliumLbIpam`]) instead of MetalLB's controller:
     /// `CiliumLoadBalancerIPPool`s give Services their addresses, MetalLB's objects are served
     /// (every CRD is) but nothing acts on them. Both take Services without a
-    /// `loadBalancerClass`, so only one of them runs.
+    /// `loadBalancerClass`, so only one of them runs. Cilium's BGP control plane
+    /// ([`crate::CiliumBgpControlPlane`]) runs too: it makes the `CiliumBGPNodeConfig`s, and
+    /// [`crate::cilium_bgp::advertised_routes`] says what each node announces.
     ///
     /// ```
     /// use kubecloud_testkit::FakeCloud;
@@ -228,6 +230,7 @@ impl FakeCloudBuilder {
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let cloud = FakeCloud::builder().cilium().start().await?;
     /// assert!(cloud.kube().controller("cilium-operator-lb-ipam").is_some());
+    /// assert!(cloud.kube().controller("cilium-operator-bgp").is_some());
     /// assert!(cloud.kube().controller("metallb-controller").is_none());
     /// # Ok(()) }
     /// ```
@@ -417,7 +420,9 @@ impl FakeCloudBuilder {
         }
         kube = match self.load_balancer {
             LoadBalancerSystem::MetalLb => kube.controller(MetalLbController::new()),
-            LoadBalancerSystem::Cilium => kube.controller(CiliumLbIpam),
+            LoadBalancerSystem::Cilium => kube
+                .controller(CiliumLbIpam)
+                .controller(crate::CiliumBgpControlPlane),
             LoadBalancerSystem::KubeVip => {
                 kube.controller(crate::KubeVipCloudProvider::new().with_node(FakeCloud::NODES[0]))
             }

@@ -272,6 +272,7 @@ mod duplicates;
 pub mod fake_cloud;
 mod faults;
 mod kubevirt_console;
+mod kubevirt_guest_agent;
 mod kubevirt_subresources;
 pub mod linstor;
 mod meta;
@@ -304,11 +305,13 @@ pub use controllers::kubemacpool::{self, Kubemacpool};
 pub use controllers::kubeovn::KubeOvnController;
 pub use controllers::kubeovn_security;
 pub use controllers::kubevirt::{KubeVirtController, KubeVirtKnobs};
+pub use controllers::kubevirt_guest::{self, GUEST_AGENT_LABEL};
 pub use controllers::kubevirt_snapshot::KubeVirtSnapshotController;
 pub use controllers::linstor_csi::LinstorCsi;
 pub use controllers::multi_networkpolicy::{self, MultiNetworkPolicyController, MultiPolicies};
 pub use controllers::pvc_protection::{PVC_PROTECTION, PvcProtection};
 pub use controllers::whereabouts::{self, WhereaboutsController, WhereaboutsKnobs};
+pub use controllers::{CiliumBgpControlPlane, cilium_bgp};
 pub use controllers::{CiliumLbIpam, MetalLbController, cilium_lbipam, metallb};
 pub use controllers::{
     Controller, ControllerApi, ControllerError, ControllerHandle, GarbageCollector,

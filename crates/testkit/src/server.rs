@@ -565,6 +565,7 @@ async fn handle(
     let route = routing::route(&inc.path, |g, v, p| {
         catalog.by_plural(g, v, p).is_some_and(|t| t.namespaced)
             || crate::kubevirt_subresources::is_namespaced(g, p)
+            || crate::kubevirt_guest_agent::is_namespaced(g, p)
     });
     let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let (verb, rp) = match &route {
@@ -1023,6 +1024,16 @@ async fn resource_request(
             sub,
             &inc.handshake,
         );
+    }
+    if crate::kubevirt_guest_agent::serves(&rp.group, &rp.plural, rp.subresource.as_deref()) {
+        let body = crate::kubevirt_guest_agent::serve(
+            &Cluster::new(core.clone()),
+            &inc.method,
+            rp.namespace.as_deref(),
+            rp.name.as_deref(),
+            rp.subresource.as_deref().unwrap_or_default(),
+        )?;
+        return Ok(json_response(200, &body));
     }
     if rp.group == crate::kubevirt_subresources::GROUP {
         crate::kubevirt_subresources::serve(

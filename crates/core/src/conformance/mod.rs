@@ -41,6 +41,7 @@ use crate::{BlockStorage, Compute, IpNet, LoadBalancer, Network};
 
 pub mod catalog;
 pub mod compute;
+pub mod hotplug;
 pub mod isolation;
 pub mod loadbalancer;
 pub mod network;
@@ -365,6 +366,7 @@ pub async fn run_compute(target: &Target<'_>, tenant_prefix: &str, params: &Para
         compute::delete_releases_ip_and_imported_volume,
         compute::failing_import_fails_fast,
         compute::vm_snapshots_and_restore,
+        hotplug::data_volumes_and_cpu_change_live_or_wait_for_restart,
         ports::security_groups_in_force_on_ports,
         catalog::catalog_images_boot_vms,
     )

@@ -1,8 +1,9 @@
 //! A stand-in for the LB-IPAM part of the Cilium operator: it gives Services of type
 //! `LoadBalancer` addresses from `CiliumLoadBalancerIPPool`s (`cilium.io/v2`) and says why it
-//! cannot in the Service's `cilium.io/IPAMRequestSatisfied` condition. The agents' L2 and BGP
-//! announcement has nothing to simulate against an API server: `CiliumL2AnnouncementPolicy` and
-//! the BGP kinds are only stored (and validated against their CRDs).
+//! cannot in the Service's `cilium.io/IPAMRequestSatisfied` condition. The agents' L2
+//! announcement has nothing to simulate against an API server: `CiliumL2AnnouncementPolicy` is
+//! only stored (and validated against its CRD). The BGP control plane is
+//! [`CiliumBgpControlPlane`](super::cilium_bgp::CiliumBgpControlPlane).
 //!
 //! Modelled on cilium/cilium (main at the v1.19 branch cut, `933785d62034`, and the stored
 //! files of the same code): `operator/pkg/lbipam/lbipam.go` (`handleNewPool`,

@@ -12,7 +12,9 @@
 //!   `Scheduled` on a node (the cluster's Node objects if there are any, else the configured
 //!   names, default `node-1`..`node-3`; honouring `nodeSelector` on `kubernetes.io/hostname` and
 //!   node labels, the required node affinity of the bound volumes it uses (a local volume's
-//!   node), and the first preferred node of the node affinity; else the least loaded) with
+//!   node), and the first preferred node of the node affinity; else the least loaded; never a
+//!   cordoned node, `spec.unschedulable`, as kube-scheduler skips its
+//!   `node.kubernetes.io/unschedulable:NoSchedule` taint — migration targets neither) with
 //!   a virt-launcher Pod (the template's labels and annotations, `kubevirt.io: virt-launcher`,
 //!   `vm.kubevirt.io/name`, `kubevirt.io/created-by: <vmi uid>`) → `Running` with
 //!   `status.interfaces` from the pod's network annotations (`ovn.kubernetes.io/ip_address` and
@@ -24,12 +26,17 @@
 //!   (annotated `kubevirt.io/ephemeral-provisioning: "true"`, as virt-controller makes one for
 //!   `WaitForFirstConsumer` volumes): the consumer that gets the volumes bound; once they are
 //!   imported the temporary pod goes and the real launcher pod takes the same node.
+//! - **Guest agent** ([`super::kubevirt_guest`]): an instance labelled
+//!   [`super::kubevirt_guest::GUEST_AGENT_LABEL`] runs with `AgentConnected` and
+//!   `guestOSInfo`; `interfaces[].infoSource` names `guest-agent` only then.
 //! - **VirtualMachineInstanceMigration**: refused (phase `Failed`, a `Failed` condition naming
 //!   the volumes) when a volume's claim is not ReadWriteMany, as KubeVirt refuses
 //!   non-live-migratable VMIs; else `Scheduling` (a target node other than the source, matching
 //!   `addedNodeSelector`) → `TargetReady` (a new launcher Pod with the same annotations, so the IP
 //!   is kept) → `Running` → `Succeeded`, moving the instance and its `migrationState`; or
 //!   `Failed` when told through [`KubeVirtKnobs::fail_next_migration`].
+//! - **Live updates** of a running VM (hot-plug volumes and their `volumeStatus`, CPU sockets
+//!   and guest memory, `RestartRequired`): see [`super::kubevirt_live_update`].
 //! - **Multus networks** (`multus: {networkName}`): the launcher pod carries virt-controller's
 //!   network-selection annotation `k8s.v1.cni.cncf.io/networks` (`net1`, `net2`… with the
 //!   interface's `macAddress`); Multus' `k8s.v1.cni.cncf.io/network-status` on the pod (see
@@ -241,8 +248,12 @@ impl KubeVirtController {
                 .map(|n| (n.clone(), BTreeMap::from([(HOSTNAME.to_string(), n)])))
                 .collect());
         }
+        // kube-scheduler: a cordoned node (`spec.unschedulable`, which the node lifecycle
+        // controller turns into the `node.kubernetes.io/unschedulable:NoSchedule` taint that
+        // launcher pods do not tolerate) takes neither new pods nor migration targets.
         Ok(listed
             .iter()
+            .filter(|n| n["spec"]["unschedulable"] != true)
             .map(|n| {
                 let labels =
                     serde_json::from_value(n["metadata"]["labels"].clone()).unwrap_or_default();
@@ -359,12 +370,26 @@ impl KubeVirtController {
         ready: bool,
     ) -> Result<(), ControllerError> {
         let created = printable != "Stopped" && printable != "Provisioning";
+        let mut conditions = vec![
+            json!({"type": "Ready", "status": if ready {"True"} else {"False"},
+                            "reason": if ready {""} else {"VMINotRunning"}}),
+        ];
+        // `RestartRequired` stays while the instance runs (see `kubevirt_live_update`).
+        if matches!(printable, "Running" | "Migrating") {
+            conditions.extend(
+                vm["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|c| c["type"] == super::kubevirt_live_update::RESTART_REQUIRED)
+                    .cloned(),
+            );
+        }
         let status = json!({"status": {
             "printableStatus": printable,
             "ready": ready,
             "created": created,
-            "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"},
-                            "reason": if ready {""} else {"VMINotRunning"}}],
+            "conditions": conditions,
         }});
         let current = &vm["status"];
         if current["printableStatus"] == printable && current["ready"] == ready {
@@ -552,7 +577,8 @@ impl KubeVirtController {
             metadata["labels"]["kubevirt.io/vm"] = json!(name);
             api.create(json!({
                 "apiVersion": VMI.0, "kind": VMI.1, "metadata": metadata,
-                "spec": template["spec"], "status": {"phase": "Pending"},
+                "spec": super::kubevirt_live_update::instance_spec(&template["spec"]),
+                "status": {"phase": "Pending"},
             }))
             .await?;
             return Self::set_vm_status(api, vm, "Starting", false).await;
@@ -570,7 +596,10 @@ impl KubeVirtController {
             && vmi["status"]["migrationState"]["failed"] != true;
         match vmi["status"]["phase"].as_str() {
             Some("Running") if migrating => Self::set_vm_status(api, vm, "Migrating", true).await,
-            Some("Running") => Self::set_vm_status(api, vm, "Running", true).await,
+            Some("Running") => {
+                super::kubevirt_live_update::sync_running(api, vm, &vmi).await?;
+                Self::set_vm_status(api, vm, "Running", true).await
+            }
             Some("Failed") => Self::set_vm_status(api, vm, "CrashLoopBackOff", false).await,
             Some("Succeeded") => Self::set_vm_status(api, vm, "Stopped", false).await,
             _ if unschedulable => Self::set_vm_status(api, vm, "ErrorUnschedulable", false).await,
@@ -621,6 +650,8 @@ impl KubeVirtController {
             .as_array()
             .into_iter()
             .flatten()
+            // Hot-pluggable volumes are in their attachment pods, not here.
+            .filter(|v| !super::kubevirt_live_update::hotpluggable(v))
             .filter_map(|v| {
                 let claim = v["persistentVolumeClaim"]["claimName"]
                     .as_str()
@@ -688,6 +719,7 @@ impl KubeVirtController {
             .as_array()
             .cloned()
             .unwrap_or_default();
+        let agent = super::kubevirt_guest::agent_os(vmi).is_some();
         let out: Vec<Value> = nets
             .iter()
             .enumerate()
@@ -709,6 +741,7 @@ impl KubeVirtController {
                     };
                     Self::multus_status(pod, &full)
                 });
+                let from_multus = multus.is_some();
                 let (multus_ip, multus_mac) = multus.unwrap_or((None, None));
                 let ip = ann[format!("{prefix}kubernetes.io/ip_address")]
                     .as_str()
@@ -729,7 +762,8 @@ impl KubeVirtController {
                         format!("52:54:00:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3])
                     });
                 json!({"name": name, "ipAddress": ip, "ipAddresses": [ip], "mac": mac,
-                       "interfaceName": format!("eth{i}"), "infoSource": "domain, guest-agent"})
+                       "interfaceName": format!("eth{i}"),
+                       "infoSource": super::kubevirt_guest::info_source(agent, from_multus)})
             })
             .collect();
         json!(out)
@@ -895,13 +929,18 @@ impl KubeVirtController {
                 if self.awaits_multus(&pod) {
                     return Ok(());
                 }
-                patch(
-                    json!({"phase": "Running", "interfaces": Self::interfaces(vmi, &pod),
+                let mut status = json!({"phase": "Running", "interfaces": Self::interfaces(vmi, &pod),
                     "conditions": [{"type": "PodScheduled", "status": "True"},
                                    {"type": "Ready", "status": "True"},
-                                   {"type": "LiveMigratable", "status": "True"}]}),
-                )
-                .await
+                                   {"type": "LiveMigratable", "status": "True"}]});
+                // virt-handler: the guest's agent connects once the domain runs.
+                if let Some(os) = super::kubevirt_guest::agent_os(vmi) {
+                    status["guestOSInfo"] = super::kubevirt_guest::os_info(os);
+                    if let Some(c) = status["conditions"].as_array_mut() {
+                        c.push(super::kubevirt_guest::connected_condition());
+                    }
+                }
+                patch(status).await
             }
             "Running" => {
                 // Addresses a network controller wrote later.
@@ -912,6 +951,7 @@ impl KubeVirtController {
                 if vmi["status"]["interfaces"] != ifaces {
                     patch(json!({"interfaces": ifaces})).await?;
                 }
+                super::kubevirt_live_update::advance_volumes(api, vmi, &pod).await?;
                 Ok(())
             }
             _ => Ok(()),
