@@ -279,7 +279,7 @@ impl<'a> TenantVms<'a> {
     /// tenant does not have is not found, one that does not run a conflict.
     ///
     /// ```no_run
-    /// # async fn demo(cloud: kubecloud::Cloud) -> kubecloud::Result<()> {
+    /// # async fn demo(cloud: kubecloud::Cloud) -> Result<(), Box<dyn std::error::Error>> {
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
     /// let mut console = cloud.tenant("acme")?.vms().console("web").await?;
     /// console.write_all(b"\r").await?; // the guest prints its login prompt again
